@@ -1,0 +1,265 @@
+"""The charger as a whole: its connectors, connector 0, the card reader, the safety inputs, the
+status light and buzzer, and the central system's remote operations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from firmware import charging as m
+from firmware.config_keys import KeyRegistry
+from firmware.connector import ConnectorController
+from firmware.domain import ConnectorError, ConnectorStatus, IdTagInfo, StopReason
+from firmware.ports import CentralSystemLink, TransactionHandle
+from hal.interfaces import Buzzer, CardReader, SafetyInputs, StatusIndicator
+from hal.types import (
+    BLUE,
+    CYAN,
+    GREEN,
+    OFF,
+    RED,
+    WHITE,
+    YELLOW,
+    BeepPattern,
+    Colour,
+    LightPattern,
+    SafetyEvent,
+    SafetyInput,
+)
+
+log = logging.getLogger(__name__)
+
+S = ConnectorStatus
+
+# What the light shows for each status (docs/hardware.md, "Light and sound").
+LIGHT: dict[ConnectorStatus, tuple[Colour, LightPattern]] = {
+    S.AVAILABLE: (GREEN, LightPattern.STEADY),
+    S.PREPARING: (CYAN, LightPattern.STEADY),
+    S.CHARGING: (BLUE, LightPattern.PULSE),
+    S.SUSPENDED_EV: (CYAN, LightPattern.BLINK),
+    S.SUSPENDED_EVSE: (YELLOW, LightPattern.BLINK),
+    S.FINISHING: (CYAN, LightPattern.STEADY),
+    S.RESERVED: (YELLOW, LightPattern.STEADY),
+    S.UNAVAILABLE: (OFF, LightPattern.OFF),
+    S.FAULTED: (RED, LightPattern.FAST_BLINK),
+}
+# When connectors disagree, the light shows the most urgent.
+_URGENCY = [S.FAULTED, S.CHARGING, S.SUSPENDED_EVSE, S.SUSPENDED_EV, S.PREPARING, S.FINISHING,
+            S.RESERVED, S.AVAILABLE, S.UNAVAILABLE]
+
+BEEP = {"card-read": BeepPattern.CARD_READ, "accepted": BeepPattern.ACCEPTED,
+        "rejected": BeepPattern.REJECTED, "fault": BeepPattern.FAULT}
+
+# Residual current and a pressed emergency stop are latched: no automatic re-close on a car.
+SAFETY_ERRORS = {
+    SafetyInput.RESIDUAL_CURRENT: (ConnectorError("GroundFailure", "RCD", "residual current"),
+                                   StopReason.OTHER),
+    SafetyInput.EMERGENCY_STOP: (ConnectorError("OtherError", "ESTOP", "emergency stop"),
+                                 StopReason.EMERGENCY_STOP),
+}
+
+
+class Charger:
+    def __init__(self, connectors: list[ConnectorController], link: CentralSystemLink,
+                 keys: KeyRegistry, *, indicator: StatusIndicator | None = None,
+                 buzzer: Buzzer | None = None, safety: SafetyInputs | None = None,
+                 card_reader: CardReader | None = None,
+                 on_reset: Callable[[bool], None] | None = None) -> None:
+        self.connectors = {c.id: c for c in connectors}
+        self.link = link
+        self.keys = keys
+        self.indicator = indicator
+        self.buzzer = buzzer
+        self.safety = safety
+        self.card_reader = card_reader
+        self._on_reset = on_reset or (lambda hard: None)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.operative = True
+        for c in connectors:
+            c._feedback = self._feedback
+            c._on_status = self._status_changed
+        link.on_transaction_info(self._transaction_info)
+        keys.on_change("LightIntensity", lambda _d, v: self._set_brightness(v))
+
+    # ------------------------------------------------------------ start-up
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._set_brightness(self.keys.get("LightIntensity"))
+        if self.safety is not None:
+            self.safety.set_listener(self._safety_from_any_thread)
+            for event in self.safety.active():
+                self._on_safety(event)
+        if self.card_reader is not None:
+            self.card_reader.set_listener(self._card_from_any_thread)
+        self.link.status_changed(0, S.AVAILABLE if self.operative else S.UNAVAILABLE, None, "")
+        await asyncio.gather(*(c.run() for c in self.connectors.values()))
+
+    async def shutdown(self) -> None:
+        for c in self.connectors.values():
+            await c.shutdown()
+        if self.indicator is not None:
+            self.indicator.show(OFF, LightPattern.OFF)
+
+    # ------------------------------------------------------------ inputs from other threads
+
+    def _safety_from_any_thread(self, event: SafetyEvent) -> None:
+        # The driver has already opened the contactors; this only tells the state machines.
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._on_safety, event)
+
+    def _card_from_any_thread(self, id_tag: str) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.present_card, id_tag)
+
+    def _on_safety(self, event: SafetyEvent) -> None:
+        error, reason = SAFETY_ERRORS[event.source]
+        log.warning("safety input %s %s", event.source.value,
+                    "TRIPPED" if event.active else "released")
+        for c in self.connectors.values():
+            if event.active:
+                c.post(m.FaultDetected(error, latched=True, stop_reason=reason))
+            else:
+                c.post(m.FaultCleared(error.code))
+
+    def present_card(self, id_tag: str) -> None:
+        """A card at the (charger-wide) reader: it stops its own transaction, otherwise it goes
+        to the connector a driver is most likely standing at."""
+        target = self._connector_for_card(id_tag)
+        if target is None:
+            log.info("card %s presented but no connector can use it", id_tag)
+            if self.buzzer is not None:
+                self.buzzer.play(BeepPattern.REJECTED)
+            return
+        target.post(m.IdPresented(id_tag))
+
+    def _connector_for_card(self, id_tag: str) -> ConnectorController | None:
+        folded = id_tag.casefold()
+        cs = list(self.connectors.values())
+        for c in cs:
+            tag = c.state.transaction_id_tag
+            if tag is not None and tag.casefold() == folded:
+                return c
+        for wanted in (S.PREPARING, S.FINISHING, S.AVAILABLE):
+            for c in cs:
+                if c.state.status is wanted and not c.state.authorized_id_tag:
+                    return c
+        return None
+
+    # ------------------------------------------------------------ outputs
+
+    def _feedback(self, connector_id: int, kind: str) -> None:
+        pattern = BEEP.get(kind)
+        if pattern is not None and self.buzzer is not None:
+            self.buzzer.play(pattern)
+        if kind == "rejected" and self.indicator is not None:
+            self.indicator.show(RED, LightPattern.BLINK)
+            asyncio.get_running_loop().call_later(2.0, self._refresh_light)
+        elif kind in ("accepted", "card-read") and self.indicator is not None:
+            self.indicator.show(WHITE if kind == "card-read" else GREEN, LightPattern.FAST_BLINK)
+            asyncio.get_running_loop().call_later(1.0, self._refresh_light)
+
+    def _status_changed(self, connector_id: int, status: ConnectorStatus) -> None:
+        self._refresh_light()
+
+    def _refresh_light(self) -> None:
+        if self.indicator is None:
+            return
+        statuses = {c.state.status for c in self.connectors.values()}
+        shown = next(s for s in _URGENCY if s in statuses or s is S.UNAVAILABLE)
+        colour, pattern = LIGHT[shown]
+        self.indicator.show(colour, pattern)
+
+    def _set_brightness(self, percent: object) -> None:
+        if self.indicator is not None and isinstance(percent, int):
+            self.indicator.brightness = percent / 100
+
+    def _transaction_info(self, handle: TransactionHandle, info: IdTagInfo) -> None:
+        c = self.connectors.get(handle.connector_id)
+        if c is None or info.accepted:
+            return
+        if c.transaction is not None and c.transaction.local_id == handle.local_id:
+            log.warning("connector %d: StartTransaction.conf says %s", c.id, info.status.value)
+            c.post(m.TransactionRejected())
+
+    # ------------------------------------------------------------ ChargerControl
+
+    def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
+        if connector_id is not None:
+            c = self.connectors.get(connector_id)
+            candidates = [c] if c is not None else []
+        else:
+            candidates = list(self.connectors.values())
+        for c in candidates:
+            if c.state.status in (S.AVAILABLE, S.PREPARING) and not c.state.in_transaction \
+                    and c.state.operative and not c.state.authorized_id_tag:
+                c.post(m.RemoteStart(id_tag))
+                return True
+        return False
+
+    def remote_stop(self, local_transaction_id: int) -> bool:
+        for c in self.connectors.values():
+            if c.transaction is not None and c.transaction.local_id == local_transaction_id:
+                c.post(m.StopRequested(StopReason.REMOTE))
+                return True
+        return False
+
+    async def unlock(self, connector_id: int) -> str:
+        c = self.connectors.get(connector_id)
+        if c is None:
+            return "NotSupported"
+        if c.devices.lock is None:
+            return "NotSupported"
+        if c.state.in_transaction:
+            c.post(m.StopRequested(StopReason.UNLOCK_COMMAND))
+        try:
+            await c.devices.lock.unlock()
+        except Exception as exc:  # noqa: BLE001 - any failure of the mechanism is UnlockFailed
+            log.error("connector %d: unlock failed: %s", connector_id, exc)
+            return "UnlockFailed"
+        c.post(m.Unlocked())
+        return "Unlocked"
+
+    def change_availability(self, connector_id: int, operative: bool) -> str:
+        targets = (list(self.connectors.values()) if connector_id == 0
+                   else [self.connectors[connector_id]] if connector_id in self.connectors
+                   else [])
+        if not targets:
+            return "Rejected"
+        scheduled = False
+        for c in targets:
+            c.post(m.AvailabilityChanged(operative))
+            scheduled |= c.state.in_transaction and not operative
+        if connector_id == 0:
+            self.operative = operative
+            self.link.status_changed(0, S.AVAILABLE if operative else S.UNAVAILABLE, None, "")
+        return "Scheduled" if scheduled else "Accepted"
+
+    def reset(self, hard: bool) -> bool:
+        reason = StopReason.HARD_RESET if hard else StopReason.SOFT_RESET
+        for c in self.connectors.values():
+            if c.state.in_transaction:
+                c.post(m.StopRequested(reason))
+        self._on_reset(hard)
+        return True
+
+    # ------------------------------------------------------------ status for tools
+
+    def status(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for c in self.connectors.values():
+            s = c.state
+            reading = c.last_reading
+            out[str(c.id)] = {
+                "status": s.status.value,
+                "error": s.error.code if s.error else "NoError",
+                "plugged": s.plugged,
+                "transaction": c.transaction.local_id if c.transaction else None,
+                "id_tag": s.transaction_id_tag,
+                "offered_a": c.offered_current_a,
+                "energy_wh": reading.energy_import_wh if reading else None,
+                "power_w": reading.power_w if reading else None,
+            }
+        return out

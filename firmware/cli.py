@@ -1,0 +1,126 @@
+"""``chargepoint``: the command line.
+
+Heavy modules (ocpp, pymodbus, gpiozero) are imported inside the commands that need them, so
+``chargepoint --help`` and ``chargepoint bench status`` start quickly on a Pi.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _run(args: argparse.Namespace) -> int:
+    from firmware import app
+    from firmware.settings import SettingsError, load
+
+    try:
+        settings = load(Path(args.config)).with_overrides(
+            csms_url=args.csms_url, charge_point_id=args.id,
+            state_dir=Path(args.state_dir) if args.state_dir else None,
+            hardware_kind=args.hardware)
+    except SettingsError as exc:
+        print(f"chargepoint: configuration error: {exc}", file=sys.stderr)
+        return 2
+    app.setup_logging(args.log_level or settings.log_level)
+    try:
+        return asyncio.run(app.run(settings))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _csms(args: argparse.Namespace) -> int:
+    from firmware.ocpp.csms_main import run_csms
+
+    try:
+        asyncio.run(run_csms(args.host, args.port))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from firmware.demo import run_demo
+
+    return asyncio.run(run_demo(minutes=args.minutes, verbose=args.verbose,
+                                state_dir=Path(args.state_dir) if args.state_dir else None))
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from firmware.app import bench_command
+
+    request: dict[str, Any] = {"cmd": args.bench_cmd}
+    if getattr(args, "connector", None) is not None:
+        request["connector"] = args.connector
+    if args.bench_cmd == "swipe":
+        request["tag"] = args.tag
+    if args.bench_cmd == "fault":
+        request["name"], request["state"] = args.name, args.state
+    try:
+        answer = asyncio.run(bench_command(Path(args.state_dir), request))
+    except (ConnectionError, OSError, TimeoutError) as exc:
+        print(f"chargepoint bench: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer, indent=2))
+    return 0 if answer.get("ok") else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="chargepoint",
+                                description="OCPP 1.6J charge point controller for Raspberry Pi")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the controller")
+    run.add_argument("--config", required=True, help="configuration file (TOML)")
+    run.add_argument("--csms-url", help="central system URL, without the charge point id")
+    run.add_argument("--id", help="charge point identity")
+    run.add_argument("--state-dir", help="where durable state lives")
+    run.add_argument("--hardware", choices=["simulated", "gpio"])
+    run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                     type=str.upper)
+    run.set_defaults(func=_run)
+
+    csms = sub.add_parser("csms", help="run the bundled central system (bench work)")
+    csms.add_argument("--host", default="127.0.0.1")
+    csms.add_argument("--port", type=int, default=9000)
+    csms.set_defaults(func=_csms)
+
+    demo = sub.add_parser("demo", help="one whole charging session on the simulated bench")
+    demo.add_argument("--minutes", type=float, default=5.0,
+                      help="simulated minutes of charging (default 5)")
+    demo.add_argument("--state-dir", help="keep state here instead of a temporary directory")
+    demo.add_argument("--verbose", action="store_true", help="also show the controller's log")
+    demo.set_defaults(func=_demo)
+
+    bench = sub.add_parser("bench", help="drive the simulated bench of a running controller")
+    bench.add_argument("--state-dir", required=True, help="the controller's state directory")
+    bsub = bench.add_subparsers(dest="bench_cmd", required=True)
+    for name, text in (("plug", "plug an EV in (CP state B)"),
+                       ("unplug", "unplug the EV (CP state A)"),
+                       ("ev-charge", "the EV asks for power (CP state C)"),
+                       ("ev-pause", "the EV stops asking (CP state B)")):
+        b = bsub.add_parser(name, help=text)
+        b.add_argument("-c", "--connector", type=int, default=1)
+    swipe = bsub.add_parser("swipe", help="present an RFID card")
+    swipe.add_argument("tag")
+    fault = bsub.add_parser("fault", help="inject or clear a hardware fault")
+    fault.add_argument("name", choices=["rcd", "estop", "weld", "lock", "meter", "diode"])
+    fault.add_argument("state", choices=["on", "off"])
+    fault.add_argument("-c", "--connector", type=int, default=1)
+    bsub.add_parser("status", help="connector states, outputs, lock and meter as JSON")
+    bench.set_defaults(func=_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,397 @@
+"""One connector at run time: feeds hardware and central-system events into the pure state
+machine (``firmware.charging``) and carries out the commands it returns.
+
+Everything for one connector goes through one queue consumed by one task, so events are handled
+strictly in order.  Slow actions (lock motor, Authorize) run as tasks that post their result
+back as an event; safety actions (open the contactor, stop PWM) run inside the step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from firmware import charging as m
+from firmware.config_keys import KeyRegistry
+from firmware.domain import ConnectorError, ConnectorStatus, MeterSample, StopReason
+from firmware.metering import sampled_values
+from firmware.ports import CentralSystemLink, TransactionHandle
+from hal.interfaces import ConnectorLock, Contactor, ControlPilot, EnergyMeter
+from hal.types import (
+    HardwareError,
+    MeterHealth,
+    MeterReading,
+    PilotReading,
+    PilotState,
+)
+
+log = logging.getLogger(__name__)
+
+PILOT_POLL_S = 0.2
+# A new non-safety pilot state must be seen this many polls in a row (IEC 61851: 250-500 ms).
+PILOT_DEBOUNCE_POLLS = 2
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class ConnectorDevices:
+    pilot: ControlPilot
+    contactor: Contactor
+    meter: EnergyMeter
+    lock: ConnectorLock | None  # None: tethered cable
+    max_current_a: float
+
+
+class ConnectorController:
+    def __init__(self, connector_id: int, devices: ConnectorDevices, link: CentralSystemLink,
+                 keys: KeyRegistry, *, feedback: Callable[[int, str], None] | None = None,
+                 on_status: Callable[[int, ConnectorStatus], None] | None = None,
+                 meter_poll_s: float = 1.0, installation_limit_a: float | None = None) -> None:
+        self.id = connector_id
+        self.devices = devices
+        self.link = link
+        self.keys = keys
+        self.state = m.Connector()
+        self.meter_poll_s = meter_poll_s
+        self.installation_limit_a = installation_limit_a
+        self._feedback = feedback or (lambda _cid, _kind: None)
+        self._on_status = on_status or (lambda _cid, _status: None)
+        self._events: asyncio.Queue[m.Event] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._transaction: TransactionHandle | None = None
+        self._sampler: asyncio.Task[None] | None = None
+        self._pilot: PilotReading | None = None
+        self._pilot_candidate: tuple[PilotState, int] | None = None
+        self._offered_a = 0.0
+        self._reported: tuple[ConnectorStatus, ConnectorError | None, str] | None = None
+        self.last_reading: MeterReading | None = None
+        self.transaction_data: list[MeterSample] = []
+
+    # ---------------------------------------------------------------- public API
+
+    def post(self, event: m.Event) -> None:
+        """Queue an event (from the event loop's thread)."""
+        self._events.put_nowait(event)
+
+    @property
+    def transaction(self) -> TransactionHandle | None:
+        return self._transaction
+
+    @property
+    def offered_current_a(self) -> float:
+        return self._offered_a
+
+    def policy(self) -> m.Policy:
+        k = self.keys
+        return m.Policy(
+            stop_transaction_on_ev_side_disconnect=k.get_bool("StopTransactionOnEVSideDisconnect"),
+            unlock_connector_on_ev_side_disconnect=k.get_bool("UnlockConnectorOnEVSideDisconnect"),
+            stop_transaction_on_invalid_id=k.get_bool("StopTransactionOnInvalidId"),
+            tethered_cable=self.devices.lock is None,
+        )
+
+    async def run(self) -> None:
+        """Put the connector in its safe state, report it, then serve events forever."""
+        self.devices.contactor.open()
+        await self._safe_pilot(self.devices.pilot.stop_offering())
+        self._report()
+        self._spawn(self._pilot_loop(), "pilot")
+        self._spawn(self._meter_loop(), "meter")
+        while True:
+            event = await self._events.get()
+            await self.handle(event)
+
+    async def handle(self, event: m.Event) -> None:
+        before = self.state
+        self.state, commands = m.step(self.state, event, self.policy())
+        if commands or before.status is not self.state.status:
+            log.debug("connector %d: %s: %s -> %s %s", self.id, type(event).__name__,
+                      before.status.value, self.state.status.value,
+                      [type(c).__name__ for c in commands])
+        for command in commands:
+            await self._execute(command)
+        self._report()
+
+    async def shutdown(self) -> None:
+        """Safe outputs; the caller decides what happens to an open transaction."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._sampler:
+            self._sampler.cancel()
+        self.devices.contactor.open()
+        await self._safe_pilot(self.devices.pilot.stop_offering())
+
+    # ---------------------------------------------------------------- reporting
+
+    def _report(self) -> None:
+        s = self.state
+        current = (s.status, s.error, s.info)
+        if current != self._reported:
+            self._reported = current
+            self.link.status_changed(self.id, s.status, s.error, s.info)
+            self._on_status(self.id, s.status)
+
+    # ---------------------------------------------------------------- commands
+
+    async def _execute(self, command: m.Command) -> None:
+        d = self.devices
+        match command:
+            case m.OpenContactor():
+                d.contactor.open()
+            case m.CloseContactor():
+                try:
+                    d.contactor.request_closed()
+                except HardwareError as exc:
+                    log.error("connector %d: contactor refused: %s", self.id, exc)
+                    self.post(m.FaultDetected(ConnectorError(exc.fault.value, exc.vendor_code,
+                                                             exc.detail[:50]), latched=True))
+            case m.StopPower():
+                self._offered_a = 0.0
+                await self._safe_pilot(d.pilot.stop_offering())
+            case m.OfferPower():
+                amps = self._allowed_current()
+                self._offered_a = amps
+                await self._safe_pilot(d.pilot.offer_current(amps))
+            case m.Lock():
+                self._spawn(self._lock(True), "lock")
+            case m.Unlock():
+                self._spawn(self._lock(False), "unlock")
+            case m.SendAuthorize(id_tag=tag):
+                self._spawn(self._authorize(tag), "authorize")
+            case m.BeginTransaction(id_tag=tag):
+                self._begin_transaction(tag)
+            case m.EndTransaction(reason=reason, id_tag=tag):
+                self._end_transaction(reason, tag)
+            case m.StartConnectionTimer():
+                self._cancel_timer()
+                timeout = self.keys.get_int("ConnectionTimeOut")
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(timeout, self.post, m.ConnectionTimedOut())
+            case m.CancelConnectionTimer():
+                self._cancel_timer()
+            case m.Feedback(kind=kind):
+                self._feedback(self.id, kind)
+
+    def _allowed_current(self) -> float:
+        limits = [self.devices.max_current_a]
+        if self.installation_limit_a is not None:
+            limits.append(self.installation_limit_a)
+        if self._pilot and self._pilot.cable_limit_a:
+            limits.append(self._pilot.cable_limit_a)
+        return max(6.0, min(limits))
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def _safe_pilot(self, operation: object) -> None:
+        try:
+            await operation  # type: ignore[misc]
+        except HardwareError as exc:
+            log.error("connector %d: pilot: %s", self.id, exc)
+            self.post(m.FaultDetected(ConnectorError(exc.fault.value, exc.vendor_code,
+                                                     exc.detail[:50])))
+
+    async def _lock(self, locked: bool) -> None:
+        lock = self.devices.lock
+        if lock is None:  # tethered: nothing to move
+            self.post(m.LockConfirmed() if locked else m.Unlocked())
+            return
+        try:
+            await (lock.lock() if locked else lock.unlock())
+        except HardwareError as exc:
+            log.error("connector %d: %s", self.id, exc)
+            if locked:
+                self.post(m.LockFailed(exc.vendor_code, exc.detail))
+            else:
+                self.post(m.FaultDetected(ConnectorError("ConnectorLockFailure",
+                                                         exc.vendor_code, exc.detail[:50])))
+            return
+        self.post(m.LockConfirmed() if locked else m.Unlocked())
+
+    async def _authorize(self, id_tag: str) -> None:
+        info = await self.link.authorize(id_tag)
+        self.post(m.AuthorizationResult(id_tag, info.accepted))
+
+    def _meter_wh(self) -> int:
+        reading = self.last_reading
+        if reading is None or reading.energy_import_wh is None:
+            return 0
+        return int(round(reading.energy_import_wh))
+
+    def _begin_transaction(self, id_tag: str) -> None:
+        now = utcnow()
+        self._transaction = self.link.start_transaction(self.id, id_tag, self._meter_wh(), now)
+        self.transaction_data = []
+        self._record_stop_txn_sample("Transaction.Begin", "StopTxnSampledData")
+        if self._sampler:
+            self._sampler.cancel()
+        self._sampler = asyncio.get_running_loop().create_task(self._sample_loop())
+
+    def _end_transaction(self, reason: StopReason, id_tag: str | None) -> None:
+        handle = self._transaction
+        if handle is None:
+            return
+        if self._sampler:
+            self._sampler.cancel()
+            self._sampler = None
+        self._record_stop_txn_sample("Transaction.End", "StopTxnSampledData")
+        self.link.stop_transaction(handle, self._meter_wh(), utcnow(), reason,
+                                   id_tag or handle.id_tag, self.transaction_data)
+        self._transaction = None
+        self.transaction_data = []
+
+    def _record_stop_txn_sample(self, context: str, key: str) -> None:
+        measurands = self.keys.get_list(key)
+        if not measurands:
+            return
+        values = sampled_values(self.last_reading, measurands, context, self._offered_a)
+        if values:
+            self.transaction_data.append(MeterSample(utcnow(), values))
+
+    async def _sample_loop(self) -> None:
+        """MeterValues every MeterValueSampleInterval from the start of the transaction."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        n = 0
+        while True:
+            interval = self.keys.get_int("MeterValueSampleInterval")
+            if interval <= 0:
+                await asyncio.sleep(1.0)
+                started, n = loop.time(), 0
+                continue
+            n += 1
+            await asyncio.sleep(max(0.0, started + n * interval - loop.time()))
+            handle = self._transaction
+            if handle is None:
+                return
+            values = sampled_values(self.last_reading,
+                                    self.keys.get_list("MeterValuesSampledData"),
+                                    "Sample.Periodic", self._offered_a)
+            if values:
+                self.link.meter_values(self.id, handle, [MeterSample(utcnow(), values)])
+            stop_txn = self.keys.get_list("StopTxnSampledData")
+            if stop_txn:
+                more = sampled_values(self.last_reading, stop_txn, "Sample.Periodic",
+                                      self._offered_a)
+                if more:
+                    self.transaction_data.append(MeterSample(utcnow(), more))
+
+    # ---------------------------------------------------------------- inputs
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"connector{self.id}-{name}")  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("connector %d: task %s failed", self.id, task.get_name(),
+                      exc_info=task.exception())
+
+    async def _pilot_loop(self) -> None:
+        pilot_failed = False
+        while True:
+            try:
+                reading = await self.devices.pilot.read()
+            except HardwareError as exc:
+                if not pilot_failed:
+                    log.error("connector %d: pilot unreadable: %s", self.id, exc)
+                    pilot_failed = True
+                    self.post(m.FaultDetected(ConnectorError(exc.fault.value, exc.vendor_code,
+                                                             exc.detail[:50])))
+                await asyncio.sleep(PILOT_POLL_S * 5)
+                continue
+            if pilot_failed:
+                pilot_failed = False
+                log.info("connector %d: pilot readable again", self.id)
+                self.post(m.FaultCleared("EVCommunicationError"))
+            self._on_pilot(reading)
+            self._check_contactor()
+            await asyncio.sleep(PILOT_POLL_S)
+
+    def _on_pilot(self, reading: PilotReading) -> None:
+        previous = self._pilot.state if self._pilot else PilotState.A
+        new = reading.state
+        if new is previous:
+            self._pilot = reading
+            self._pilot_candidate = None
+            return
+        # Openings act on the first sample; anything that could add power waits for debounce.
+        safety = (new is PilotState.A or (previous.wants_power and not new.wants_power))
+        if not safety:
+            count = self._pilot_candidate[1] + 1 if (
+                self._pilot_candidate and self._pilot_candidate[0] is new) else 1
+            self._pilot_candidate = (new, count)
+            if count < PILOT_DEBOUNCE_POLLS:
+                return
+        self._pilot_candidate = None
+        self._pilot = reading
+        for event in pilot_events(previous, new):
+            self.post(event)
+
+    def _check_contactor(self) -> None:
+        status = self.devices.contactor.status()
+        if status.welded or status.failed_to_close:
+            code = "PowerSwitchFailure"
+            if code not in {f.code for f in self.state.faults}:
+                what = "welded" if status.welded else "did not close"
+                log.error("connector %d: contactor %s", self.id, what)
+                self.post(m.FaultDetected(ConnectorError(code, "WELD" if status.welded else
+                                                         "NOCLOSE", f"contactor {what}"),
+                                          latched=True))
+
+    async def _meter_loop(self) -> None:
+        health = MeterHealth.OK
+        while True:
+            reading = await self.devices.meter.poll()
+            if reading.health is MeterHealth.OK:
+                # A register never goes backwards (a meter swap or a glitch must not undo energy).
+                prev = self.last_reading
+                if (prev and prev.energy_import_wh is not None
+                        and reading.energy_import_wh is not None
+                        and reading.energy_import_wh < prev.energy_import_wh):
+                    log.warning("connector %d: meter energy went backwards (%s -> %s Wh); "
+                                "ignoring the reading", self.id, prev.energy_import_wh,
+                                reading.energy_import_wh)
+                else:
+                    self.last_reading = reading
+            if reading.health is not health:
+                if reading.health is MeterHealth.UNAVAILABLE:
+                    self.post(m.FaultDetected(ConnectorError("PowerMeterFailure", "METER",
+                                                             "energy meter not answering")))
+                elif health is MeterHealth.UNAVAILABLE:
+                    self.post(m.FaultCleared("PowerMeterFailure"))
+                health = reading.health
+            await asyncio.sleep(self.meter_poll_s)
+
+
+def pilot_events(previous: PilotState, new: PilotState) -> list[m.Event]:
+    """The state-machine events one settled pilot change means (D is treated as C: we do not
+    ventilate, so an EV asking for D is refused power by the fault below)."""
+    events: list[m.Event] = []
+    if new is PilotState.E or new is PilotState.D:
+        what = "CP state E (short or no diode)" if new is PilotState.E else "CP state D"
+        events.append(m.FaultDetected(ConnectorError("EVCommunicationError",
+                                                     f"CP-{new.value}", what)))
+        return events
+    if previous in (PilotState.E, PilotState.D):
+        events.append(m.FaultCleared("EVCommunicationError"))
+    if not previous.plugged and new.plugged:
+        events.append(m.Plugged())
+    if new is PilotState.A and previous is not PilotState.A:
+        events.append(m.Unplugged())
+    elif new is PilotState.C and previous is not PilotState.C:
+        events.append(m.EvRequestsPower())
+    elif new is PilotState.B and previous.wants_power:
+        events.append(m.EvPaused())
+    return events

@@ -1,0 +1,76 @@
+"""Meter readings to OCPP sampled values (in domain types), and what a meter can serve."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from firmware.domain import SampledValue
+from hal.types import MeterReading, Quantity
+
+# Measurand -> the meter quantity it needs (None: served by the charger itself).
+_NEEDS: dict[str, Quantity | None] = {
+    "Energy.Active.Import.Register": Quantity.ENERGY_IMPORT,
+    "Energy.Active.Export.Register": Quantity.ENERGY_EXPORT,
+    "Power.Active.Import": Quantity.POWER,
+    "Current.Import": Quantity.CURRENT_PER_PHASE,
+    "Voltage": Quantity.VOLTAGE_PER_PHASE,
+    "Frequency": Quantity.FREQUENCY,
+    "Current.Offered": None,  # from the pilot, not the meter
+}
+
+
+def servable_measurands(quantities: Iterable[Quantity]) -> frozenset[str]:
+    """Measurands (with optional phase suffix, e.g. ``Current.Import.L1``) this meter can serve."""
+    have = set(quantities)
+    names: set[str] = set()
+    for measurand, needs in _NEEDS.items():
+        if needs is None or needs in have:
+            names.add(measurand)
+            if needs is Quantity.CURRENT_PER_PHASE:
+                names |= {f"{measurand}.L{n}" for n in (1, 2, 3)}
+            if needs is Quantity.VOLTAGE_PER_PHASE:
+                names |= {f"{measurand}.L{n}-N" for n in (1, 2, 3)}
+    return frozenset(names)
+
+
+def _fmt(value: float, decimals: int) -> str:
+    return f"{value:.{decimals}f}"
+
+
+def sampled_values(reading: MeterReading | None, measurands: Iterable[str], context: str,
+                   offered_a: float = 0.0) -> tuple[SampledValue, ...]:
+    """One SampledValue per configured measurand (per phase for phase-resolved quantities),
+    skipping values the meter does not have right now.  Energy in Wh, power W, current A,
+    voltage V, frequency Hz (OCPP default units)."""
+    out: list[SampledValue] = []
+    for item in measurands:
+        measurand, _, phase_filter = _split_phase(item)
+        if measurand == "Current.Offered":
+            out.append(SampledValue(_fmt(offered_a, 1), measurand, "A", context))
+            continue
+        if reading is None:
+            continue
+        if measurand == "Energy.Active.Import.Register" and reading.energy_import_wh is not None:
+            out.append(SampledValue(_fmt(reading.energy_import_wh, 0), measurand, "Wh", context))
+        elif measurand == "Energy.Active.Export.Register" and reading.energy_export_wh is not None:
+            out.append(SampledValue(_fmt(reading.energy_export_wh, 0), measurand, "Wh", context))
+        elif measurand == "Power.Active.Import" and reading.power_w is not None:
+            out.append(SampledValue(_fmt(reading.power_w, 0), measurand, "W", context))
+        elif measurand == "Frequency" and reading.frequency_hz is not None:
+            out.append(SampledValue(_fmt(reading.frequency_hz, 2), measurand, None, context))
+        elif measurand in ("Current.Import", "Voltage"):
+            values = reading.current_a if measurand == "Current.Import" else reading.voltage_v
+            unit = "A" if measurand == "Current.Import" else "V"
+            for n, value in enumerate(values, start=1):
+                phase = f"L{n}" if unit == "A" else f"L{n}-N"
+                if value is None or (phase_filter and phase_filter != phase):
+                    continue
+                out.append(SampledValue(_fmt(value, 1), measurand, unit, context, phase=phase))
+    return tuple(out)
+
+
+def _split_phase(item: str) -> tuple[str, str, str]:
+    for suffix in ("L1-N", "L2-N", "L3-N", "L1", "L2", "L3"):
+        if item.endswith("." + suffix):
+            return item[: -len(suffix) - 1], ".", suffix
+    return item, "", ""

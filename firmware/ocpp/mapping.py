@@ -1,0 +1,52 @@
+"""The one place where domain types become OCPP 1.6 payload pieces and back."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from firmware.domain import AuthorizationStatus, IdTagInfo, MeterSample
+
+
+def timestamp(dt: datetime) -> str:
+    """ISO 8601 UTC with a Z, millisecond precision (what every central system parses)."""
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def meter_value(sample: MeterSample) -> dict[str, Any]:
+    """A MeterValue in the snake_case dict form the ocpp library camel-cases on send."""
+    return {
+        "timestamp": timestamp(sample.timestamp),
+        "sampled_value": [
+            {k: v for k, v in {
+                "value": sv.value,
+                "context": sv.context,
+                "measurand": sv.measurand,
+                "phase": sv.phase,
+                "location": sv.location,
+                "unit": sv.unit,
+            }.items() if v is not None}
+            for sv in sample.values
+        ],
+    }
+
+
+def id_tag_info(raw: dict[str, Any] | None) -> IdTagInfo:
+    """IdTagInfo from a response (snake_case keys); anything unreadable counts as Invalid."""
+    if not isinstance(raw, dict):
+        return IdTagInfo(AuthorizationStatus.INVALID)
+    try:
+        status = AuthorizationStatus(raw.get("status"))
+    except ValueError:
+        status = AuthorizationStatus.INVALID
+    expiry = raw.get("expiry_date")
+    return IdTagInfo(status, raw.get("parent_id_tag"),
+                     parse_timestamp(expiry) if isinstance(expiry, str) else None)

@@ -1,0 +1,517 @@
+"""The OCPP 1.6J session: WebSocket connection, registration, heartbeat, the transaction-message
+outbox, and the central system's requests.
+
+Only ``firmware.ocpp`` imports ``ocpp`` and ``websockets``.  The charging core talks to this
+module through ``firmware.ports.CentralSystemLink`` (what the core sends) and
+``firmware.ports.ChargerControl`` (what the central system asks of the charger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import ssl
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import websockets
+from ocpp.exceptions import OCPPError
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import (
+    Action,
+    AvailabilityStatus,
+    AvailabilityType,
+    ConfigurationStatus,
+    DataTransferStatus,
+    MessageTrigger,
+    RemoteStartStopStatus,
+    ResetStatus,
+    TriggerMessageStatus,
+    UnlockStatus,
+)
+from websockets.typing import Subprotocol
+
+from firmware.config_keys import ChangeStatus, KeyRegistry
+from firmware.domain import (
+    AuthorizationStatus,
+    ConnectorError,
+    ConnectorStatus,
+    IdTagInfo,
+    MeterSample,
+    RegistrationStatus,
+    StopReason,
+)
+from firmware.ocpp import mapping
+from firmware.ports import ChargerControl, TransactionHandle
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOL = "ocpp1.6"
+
+
+@dataclass
+class Backoff:
+    """Randomized exponential backoff: the n-th consecutive failure waits a random time between
+    half and all of ``min(cap, base * 2**n)``, so a fleet that lost its backend does not return
+    in lock-step."""
+
+    base_s: float = 1.0
+    cap_s: float = 60.0
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap_s, self.base_s * (2 ** min(self.failures, 30)))
+        self.failures += 1
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+@dataclass
+class OutboxMessage:
+    """A transaction-related message waiting for delivery.  ``payload`` is snake_case; its
+    ``transaction_id`` is resolved from ``local_tx`` at send time, because an offline start only
+    gets its id from the central system later."""
+
+    action: str
+    payload: dict[str, Any]
+    local_tx: int | None = None
+    attempts: int = 0
+    seq: int = 0
+
+
+@dataclass
+class StatusReport:
+    status: ConnectorStatus
+    error: ConnectorError | None
+    info: str
+    timestamp: datetime
+
+
+class _Connection(ChargePoint):  # type: ignore[misc]
+    """The ocpp library's routing for one WebSocket connection; handlers delegate to the
+    session so that nothing outlives the connection."""
+
+    def __init__(self, session: OcppSession, ws: Any, timeout: float) -> None:
+        super().__init__(session.charge_point_id, ws, response_timeout=timeout)
+        self.session = session
+
+    @on(Action.get_configuration)
+    def on_get_configuration(self, key: list[str] | None = None) -> call_result.GetConfiguration:
+        return self.session.get_configuration(key or [])
+
+    @on(Action.change_configuration)
+    def on_change_configuration(self, key: str, value: str) -> call_result.ChangeConfiguration:
+        result = self.session.keys.change(key, value)
+        if result.reason:
+            log.info("ChangeConfiguration %s: %s (%s)", key, result.status.value, result.reason)
+        return call_result.ChangeConfiguration(status=ConfigurationStatus(result.status.value))
+
+    @on(Action.remote_start_transaction)
+    def on_remote_start(self, id_tag: str, connector_id: int | None = None,
+                        charging_profile: Any = None) -> call_result.RemoteStartTransaction:
+        ok = self.session.control.remote_start(id_tag, connector_id)
+        return call_result.RemoteStartTransaction(
+            status=RemoteStartStopStatus.accepted if ok else RemoteStartStopStatus.rejected)
+
+    @on(Action.remote_stop_transaction)
+    def on_remote_stop(self, transaction_id: int) -> call_result.RemoteStopTransaction:
+        local = self.session.local_transaction(transaction_id)
+        ok = local is not None and self.session.control.remote_stop(local)
+        return call_result.RemoteStopTransaction(
+            status=RemoteStartStopStatus.accepted if ok else RemoteStartStopStatus.rejected)
+
+    @on(Action.unlock_connector)
+    async def on_unlock(self, connector_id: int) -> call_result.UnlockConnector:
+        result = await self.session.control.unlock(connector_id)
+        return call_result.UnlockConnector(status=UnlockStatus(result))
+
+    @on(Action.change_availability)
+    def on_change_availability(self, connector_id: int, type: str
+                               ) -> call_result.ChangeAvailability:
+        result = self.session.control.change_availability(
+            connector_id, type == AvailabilityType.operative.value)
+        return call_result.ChangeAvailability(status=AvailabilityStatus(result))
+
+    @on(Action.reset)
+    def on_reset(self, type: str) -> call_result.Reset:
+        ok = self.session.control.reset(hard=(type == "Hard"))
+        return call_result.Reset(status=ResetStatus.accepted if ok else ResetStatus.rejected)
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id: str, message_id: str | None = None,
+                         data: str | None = None) -> call_result.DataTransfer:
+        return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
+
+    @on(Action.trigger_message)
+    def on_trigger_message(self, requested_message: str, connector_id: int | None = None
+                           ) -> call_result.TriggerMessage:
+        ok = self.session.trigger(requested_message, connector_id)
+        return call_result.TriggerMessage(
+            status=TriggerMessageStatus.accepted if ok else TriggerMessageStatus.rejected)
+
+
+class OcppSession:
+    """Keeps one charge point connected to its central system for as long as it runs."""
+
+    def __init__(self, *, url: str, charge_point_id: str, keys: KeyRegistry,
+                 control: ChargerControl, boot_fields: dict[str, str],
+                 ssl_context: ssl.SSLContext | None = None,
+                 backoff: Backoff | None = None) -> None:
+        self.url = url
+        self.charge_point_id = charge_point_id
+        self.keys = keys
+        self.control = control
+        self.boot_fields = boot_fields
+        self.ssl_context = ssl_context
+        self.backoff = backoff or Backoff()
+        self.registration: RegistrationStatus | None = None
+        self.outbox: deque[OutboxMessage] = deque()
+        self._seq = itertools.count(1)
+        self._local_tx = itertools.count(1)
+        self._tx_ids: dict[int, int] = {}  # local id -> central system's transactionId
+        self._tx_handles: dict[int, TransactionHandle] = {}
+        self._statuses: dict[int, StatusReport] = {}
+        self._unsent_status: dict[int, None] = {}  # ordered set of connector ids
+        self._conn: _Connection | None = None
+        self._ready = asyncio.Event()  # connected and registered (Accepted)
+        self._wake = asyncio.Event()  # a status report is waiting
+        self._outbox_wake = asyncio.Event()
+        self._tx_info_callbacks: list[Callable[[TransactionHandle, IdTagInfo], None]] = []
+        self._booted = False
+        self._last_activity = 0.0
+        self.connected_event = asyncio.Event()
+
+    # ------------------------------------------------------------ CentralSystemLink
+
+    async def authorize(self, id_tag: str) -> IdTagInfo:
+        if self._ready.is_set() and self._conn is not None:
+            try:
+                result = await self._conn.call(call.Authorize(id_tag=id_tag), suppress=False)
+                return mapping.id_tag_info(result.id_tag_info)
+            except (asyncio.TimeoutError, websockets.ConnectionClosed, OCPPError) as exc:
+                log.warning("Authorize %s failed (%s); using the offline rules", id_tag, exc)
+        return self._offline_authorization(id_tag)
+
+    def _offline_authorization(self, id_tag: str) -> IdTagInfo:
+        # No authorization cache or local list yet: only AllowOfflineTxForUnknownId can admit.
+        if self.keys.get_bool("AllowOfflineTxForUnknownId"):
+            log.info("offline: %s accepted (AllowOfflineTxForUnknownId)", id_tag)
+            return IdTagInfo(AuthorizationStatus.ACCEPTED)
+        log.info("offline: %s not authorized", id_tag)
+        return IdTagInfo(AuthorizationStatus.INVALID)
+
+    def status_changed(self, connector_id: int, status: ConnectorStatus,
+                       error: ConnectorError | None, info: str) -> None:
+        self._statuses[connector_id] = StatusReport(status, error, info, _now())
+        self._unsent_status[connector_id] = None
+        self._wake.set()
+
+    def start_transaction(self, connector_id: int, id_tag: str, meter_start_wh: int,
+                          timestamp: datetime) -> TransactionHandle:
+        handle = TransactionHandle(next(self._local_tx), connector_id, id_tag, meter_start_wh,
+                                   timestamp)
+        self._tx_handles[handle.local_id] = handle
+        self._enqueue("StartTransaction", {
+            "connector_id": connector_id, "id_tag": id_tag, "meter_start": meter_start_wh,
+            "timestamp": mapping.timestamp(timestamp)}, handle.local_id)
+        return handle
+
+    def stop_transaction(self, handle: TransactionHandle, meter_stop_wh: int,
+                         timestamp: datetime, reason: StopReason, id_tag: str | None,
+                         transaction_data: list[MeterSample]) -> None:
+        payload: dict[str, Any] = {
+            "meter_stop": max(meter_stop_wh, handle.meter_start_wh),
+            "timestamp": mapping.timestamp(timestamp),
+            "reason": reason.value,
+            "id_tag": id_tag,
+        }
+        if transaction_data:
+            payload["transaction_data"] = [mapping.meter_value(s) for s in transaction_data]
+        self._enqueue("StopTransaction", payload, handle.local_id)
+
+    def meter_values(self, connector_id: int, handle: TransactionHandle | None,
+                     samples: list[MeterSample]) -> None:
+        payload = {"connector_id": connector_id,
+                   "meter_value": [mapping.meter_value(s) for s in samples]}
+        if handle is None:
+            # Not transaction-related (clock-aligned on connector 0): best effort, now.
+            if self._ready.is_set():
+                asyncio.get_running_loop().create_task(
+                    self._send_untracked(call.MeterValues(**payload)))
+            return
+        self._enqueue("MeterValues", payload, handle.local_id)
+
+    def on_transaction_info(self, callback: Callable[[TransactionHandle, IdTagInfo], None]
+                            ) -> None:
+        self._tx_info_callbacks.append(callback)
+
+    # ------------------------------------------------------------ queries
+
+    def local_transaction(self, transaction_id: int) -> int | None:
+        for local, remote in self._tx_ids.items():
+            if remote == transaction_id:
+                return local
+        return None
+
+    def transaction_id(self, local_id: int) -> int | None:
+        return self._tx_ids.get(local_id)
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def wait_outbox_empty(self, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while self.outbox and loop.time() < end:
+            await asyncio.sleep(0.05)
+        return not self.outbox
+
+    # ------------------------------------------------------------ central system requests
+
+    def get_configuration(self, keys: list[str]) -> call_result.GetConfiguration:
+        max_keys = self.keys.get_int("GetConfigurationMaxKeys")
+        if len(keys) > max_keys:
+            # The spec leaves this open; answering only the first N silently would be a lie.
+            raise _too_many_keys(len(keys), max_keys)
+        known: list[dict[str, Any]] = []
+        unknown: list[str] = []
+        readable = {d.name.casefold(): (d, value) for d, value in self.keys.readable()}
+        if not keys:
+            known = [{"key": d.name, "readonly": d.readonly, "value": value}
+                     for d, value in readable.values()]
+        else:
+            for name in keys:
+                entry = readable.get(name.casefold())
+                if entry is None:
+                    unknown.append(name)
+                else:
+                    d, value = entry
+                    known.append({"key": d.name, "readonly": d.readonly, "value": value})
+        return call_result.GetConfiguration(configuration_key=known,
+                                            unknown_key=unknown or None)
+
+    def trigger(self, requested: str, connector_id: int | None) -> bool:
+        loop = asyncio.get_running_loop()
+        if requested == MessageTrigger.heartbeat.value:
+            loop.call_soon(lambda: loop.create_task(self._send_untracked(call.Heartbeat())))
+            return True
+        if requested == MessageTrigger.status_notification.value:
+            ids = [connector_id] if connector_id is not None else sorted(self._statuses)
+            if any(i not in self._statuses for i in ids):
+                return False
+            for i in ids:
+                self._unsent_status[i] = None
+            loop.call_soon(self._wake.set)
+            return True
+        if requested == MessageTrigger.boot_notification.value:
+            # ERRATA 3.35: after Accepted, a triggered BootNotification is refused.
+            return self.registration is not RegistrationStatus.ACCEPTED
+        return False
+
+    # ------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        """Connect, register, serve; reconnect with backoff whenever the connection ends."""
+        while True:
+            try:
+                await self._connect_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure means: back off, retry
+                log.warning("connection to %s failed: %s", self.url, _describe(exc))
+            delay = self.backoff.next_delay()
+            log.info("reconnecting in %.1f s", delay)
+            await asyncio.sleep(delay)
+
+    async def _connect_once(self) -> None:
+        ping = self.keys.get_int("WebSocketPingInterval")
+        async with websockets.connect(
+            self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], ssl=self.ssl_context,
+            open_timeout=self.keys.get_int("MessageTimeout"),
+            ping_interval=ping or None, ping_timeout=ping or None,
+            max_size=2**20,
+        ) as ws:
+            if ws.subprotocol != SUBPROTOCOL:
+                # Some servers complete the handshake without agreeing; talking OCPP to them
+                # anyway would fail later in confusing ways.
+                raise ConnectionError(f"central system did not accept subprotocol "
+                                      f"{SUBPROTOCOL} (answered {ws.subprotocol!r})")
+            log.info("connected to %s", self.url)
+            conn = _Connection(self, ws, float(self.keys.get_int("MessageTimeout")))
+            self._conn = conn
+            self.connected_event.set()
+            reader = asyncio.create_task(conn.start(), name="ocpp-reader")
+            worker = asyncio.create_task(self._serve(conn), name="ocpp-worker")
+            try:
+                done, _ = await asyncio.wait({reader, worker},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+            finally:
+                self._ready.clear()
+                self._conn = None
+                self.connected_event.clear()
+                for task in (reader, worker):
+                    task.cancel()
+                await asyncio.gather(reader, worker, return_exceptions=True)
+                log.warning("disconnected from %s", self.url)
+
+    async def _serve(self, conn: _Connection) -> None:
+        if not self._booted:
+            await self._register(conn)
+        else:
+            # OCPP-J §5.4: a reconnect without changes needs no new BootNotification.
+            self.registration = RegistrationStatus.ACCEPTED
+            for connector_id in self._statuses:
+                self._unsent_status[connector_id] = None
+        self.backoff.reset()
+        self._ready.set()
+        await asyncio.gather(self._heartbeat_loop(conn), self._status_loop(conn),
+                             self._outbox_loop(conn))
+
+    async def _register(self, conn: _Connection) -> None:
+        while True:
+            result = await conn.call(call.BootNotification(**self.boot_fields), suppress=False)
+            self.registration = RegistrationStatus(result.status)
+            interval = int(result.interval)
+            log.info("BootNotification: %s (interval %d s)", result.status, interval)
+            if self.registration is RegistrationStatus.ACCEPTED:
+                if interval > 0:
+                    self.keys.change("HeartbeatInterval", str(interval))
+                self._booted = True
+                return
+            # Pending or Rejected: no other request until the interval has passed.
+            await asyncio.sleep(interval if interval > 0 else self.backoff.next_delay())
+
+    async def _heartbeat_loop(self, conn: _Connection) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_activity = loop.time()
+        while True:
+            interval = self.keys.get_int("HeartbeatInterval")
+            wait = (self._last_activity + interval - loop.time()) if interval > 0 else 60
+            if wait > 0:
+                await asyncio.sleep(min(wait, 60))
+                continue
+            await self._call(conn, call.Heartbeat())
+
+    async def _status_loop(self, conn: _Connection) -> None:
+        while True:
+            while self._unsent_status:
+                connector_id = next(iter(self._unsent_status))
+                report = self._statuses[connector_id]
+                error = report.error
+                await self._call(conn, call.StatusNotification(
+                    connector_id=connector_id,
+                    error_code=error.code if error else "NoError",
+                    status=report.status.value,
+                    timestamp=mapping.timestamp(report.timestamp),
+                    info=report.info or (error.info if error else None) or None,
+                    vendor_error_code=(error.vendor_code or None) if error else None,
+                ))
+                # Only now: a newer status that arrived meanwhile stays queued.
+                if self._statuses[connector_id] is report:
+                    self._unsent_status.pop(connector_id, None)
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _call(self, conn: _Connection, request: Any) -> Any:
+        self._last_activity = asyncio.get_running_loop().time()
+        return await conn.call(request, suppress=False)
+
+    async def _send_untracked(self, request: Any) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            await self._call(conn, request)
+        except (asyncio.TimeoutError, OCPPError, websockets.ConnectionClosed) as exc:
+            log.warning("%s not delivered: %s", type(request).__name__, exc)
+
+    # ------------------------------------------------------------ outbox
+
+    def _enqueue(self, action: str, payload: dict[str, Any], local_tx: int | None) -> None:
+        self.outbox.append(OutboxMessage(action, payload, local_tx, seq=next(self._seq)))
+        self._outbox_wake.set()
+
+    async def _outbox_loop(self, conn: _Connection) -> None:
+        while True:
+            if not self.outbox:
+                self._outbox_wake.clear()
+                await self._outbox_wake.wait()
+                continue
+            message = self.outbox[0]
+            request = self._build(message)
+            if request is None:
+                # A message for a transaction whose start never got an id; see _build.
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                result = await self._call(conn, request)
+            except OCPPError as exc:
+                # Only a CALLERROR counts as a failed attempt (OCPP-J errata 3.2).
+                message.attempts += 1
+                limit = self.keys.get_int("TransactionMessageAttempts")
+                log.warning("%s refused (%s), attempt %d of %d", message.action, exc,
+                            message.attempts, limit)
+                if message.attempts >= limit:
+                    self.outbox.popleft()
+                    if message.action == "StartTransaction" and message.local_tx is not None:
+                        self._tx_ids[message.local_tx] = -1  # ERRATA 3.18
+                    log.error("%s dropped after %d attempts", message.action, message.attempts)
+                    continue
+                await asyncio.sleep(self.keys.get_int("TransactionMessageRetryInterval")
+                                    * message.attempts)
+                continue
+            self.outbox.popleft()
+            if message.action == "StartTransaction" and message.local_tx is not None:
+                self._tx_ids[message.local_tx] = int(result.transaction_id)
+                info = mapping.id_tag_info(result.id_tag_info)
+                handle = self._tx_handles.get(message.local_tx)
+                if handle is not None:
+                    for callback in self._tx_info_callbacks:
+                        callback(handle, info)
+
+    def _build(self, message: OutboxMessage) -> Any:
+        payload = dict(message.payload)
+        if message.action == "StartTransaction":
+            return call.StartTransaction(**payload)
+        tx = self._tx_ids.get(message.local_tx) if message.local_tx is not None else None
+        if tx is None:
+            return None
+        payload["transaction_id"] = tx
+        if message.action == "StopTransaction":
+            return call.StopTransaction(**payload)
+        return call.MeterValues(**payload)
+
+
+def _too_many_keys(asked: int, limit: int) -> OCPPError:
+    from ocpp.exceptions import OccurenceConstraintViolationError
+
+    return OccurenceConstraintViolationError(
+        description=f"{asked} keys asked, GetConfigurationMaxKeys is {limit}")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if str(exc) else text
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

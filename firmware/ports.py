@@ -1,0 +1,74 @@
+"""What the charging core needs from the central-system side.
+
+``firmware.ocpp.session.OcppSession`` implements ``CentralSystemLink``; the connector controller
+depends only on this Protocol, so the core is tested without a network and the OCPP library stays
+at the edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from firmware.domain import (
+    ConnectorError,
+    ConnectorStatus,
+    IdTagInfo,
+    MeterSample,
+    StopReason,
+)
+
+
+@dataclass(frozen=True)
+class TransactionHandle:
+    """A transaction as the charger knows it: ``local_id`` is ours, unique across restarts; the
+    central system's transactionId is filled in when StartTransaction.conf arrives."""
+
+    local_id: int
+    connector_id: int
+    id_tag: str
+    meter_start_wh: int
+    started_at: datetime
+
+
+class CentralSystemLink(Protocol):
+    async def authorize(self, id_tag: str) -> IdTagInfo:
+        """Online: Authorize.req.  Offline: the offline rules (LocalAuthorizeOffline,
+        AllowOfflineTxForUnknownId).  Never raises for a lost connection."""
+
+    def status_changed(self, connector_id: int, status: ConnectorStatus,
+                       error: ConnectorError | None, info: str) -> None:
+        """Report a connector's (or connector 0's) status; sent now or when next connected."""
+
+    def start_transaction(self, connector_id: int, id_tag: str, meter_start_wh: int,
+                          timestamp: datetime) -> TransactionHandle:
+        """Queue StartTransaction.req (transaction-related: never lost, sent in order)."""
+
+    def stop_transaction(self, handle: TransactionHandle, meter_stop_wh: int,
+                         timestamp: datetime, reason: StopReason, id_tag: str | None,
+                         transaction_data: list[MeterSample]) -> None: ...
+
+    def meter_values(self, connector_id: int, handle: TransactionHandle | None,
+                     samples: list[MeterSample]) -> None: ...
+
+    def on_transaction_info(self, callback: Callable[[TransactionHandle, IdTagInfo], None]
+                            ) -> None:
+        """``callback`` gets the idTagInfo of StartTransaction.conf for each transaction."""
+
+
+class ChargerControl(Protocol):
+    """What the central system may ask of the charger (answers are OCPP status spellings)."""
+
+    def remote_start(self, id_tag: str, connector_id: int | None) -> bool: ...
+
+    def remote_stop(self, local_transaction_id: int) -> bool: ...
+
+    async def unlock(self, connector_id: int) -> str:
+        """'Unlocked', 'UnlockFailed' or 'NotSupported'."""
+
+    def change_availability(self, connector_id: int, operative: bool) -> str:
+        """'Accepted', 'Rejected' or 'Scheduled'."""
+
+    def reset(self, hard: bool) -> bool: ...

@@ -1,0 +1,122 @@
+"""Build every driver of a charger from its ``HardwareConfig``.
+
+Used for a real Pi (gpiozero's default pin factory, the configured serial ports) and by the
+simulated bench (gpiozero's mock factory, Modbus endpoints pointing at simulated devices), so
+the bench runs exactly the drivers a Pi runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from hal.config import ConnectorHardware, HardwareConfig, ModbusEndpoint
+from hal.interfaces import (
+    Buzzer,
+    CardReader,
+    ConnectorLock,
+    Contactor,
+    ControlPilot,
+    EnergyMeter,
+    SafetyInputs,
+    StatusIndicator,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConnectorDeviceSet:
+    connector_id: int
+    pilot: ControlPilot
+    contactor: Contactor
+    meter: EnergyMeter
+    lock: ConnectorLock | None
+    max_current_a: float
+
+
+@dataclass
+class Devices:
+    connectors: list[ConnectorDeviceSet]
+    safety: SafetyInputs
+    indicator: StatusIndicator | None
+    buzzer: Buzzer | None
+    card_reader: CardReader | None
+
+    def safe_state(self) -> None:
+        """Every output to its safe state (contactors open, lock motors off, light and sound
+        off).  Synchronous and exception-proof: it runs first thing at start, on SIGTERM and
+        on a crash."""
+        for c in self.connectors:
+            _quietly(c.contactor.open)
+        if self.indicator is not None:
+            from hal.types import OFF, LightPattern
+
+            _quietly(lambda: self.indicator.show(OFF, LightPattern.OFF))  # type: ignore[union-attr]
+
+    async def close(self) -> None:
+        self.safe_state()
+        for c in self.connectors:
+            _quietly(c.contactor.close)
+            if c.lock is not None:
+                _quietly(c.lock.close)
+            try:
+                await c.pilot.stop_offering()
+            except Exception:  # noqa: BLE001 - closing: best effort
+                pass
+            await c.pilot.close()
+            await c.meter.close()
+        for device in (self.safety, self.indicator, self.buzzer, self.card_reader):
+            if device is not None:
+                _quietly(device.close)
+        from hal.modbus.bus import close_all_buses
+
+        await close_all_buses()
+
+
+def _quietly(action: Callable[[], Any]) -> None:
+    try:
+        action()
+    except Exception:  # noqa: BLE001 - safe-state paths must never raise
+        log.exception("while driving outputs safe")
+
+
+def build_devices(hw: HardwareConfig, *, pin_factory: object | None = None,
+                  endpoint_for: Callable[[str, ConnectorHardware], ModbusEndpoint] | None = None,
+                  card_reader: CardReader | None = None) -> Devices:
+    """Construct all drivers; outputs start in their safe state as each is built.
+
+    ``endpoint_for(role, connector)`` may replace the Modbus endpoint of a connector's "pilot"
+    or "meter" (the bench points them at its simulated devices)."""
+    from hal.gpio.buzzer import GpioBuzzer
+    from hal.gpio.contactor import GpioContactor
+    from hal.gpio.indicator import GpioStatusIndicator
+    from hal.gpio.lock import GpioConnectorLock
+    from hal.gpio.safety import GpioSafetyInputs
+    from hal.modbus.evse_wb import EvseWbPilot
+    from hal.modbus.meter import ModbusEnergyMeter
+
+    connectors: list[ConnectorDeviceSet] = []
+    contactors: list[GpioContactor] = []
+    for c in hw.connectors:
+        pilot_cfg, meter_cfg = c.pilot, c.meter
+        if endpoint_for is not None:
+            pilot_cfg = replace(pilot_cfg, endpoint=endpoint_for("pilot", c))
+            meter_cfg = replace(meter_cfg, endpoint=endpoint_for("meter", c))
+        contactor = GpioContactor(c.contactor, pin_factory=pin_factory)
+        contactors.append(contactor)
+        lock = GpioConnectorLock(c.lock, pin_factory=pin_factory) if c.lock else None
+        connectors.append(ConnectorDeviceSet(
+            c.connector_id, EvseWbPilot(pilot_cfg), contactor, ModbusEnergyMeter(meter_cfg),
+            lock, c.max_current_a))
+    safety = GpioSafetyInputs(hw.safety, contactors, pin_factory=pin_factory)
+    indicator = (GpioStatusIndicator(hw.indicator, pin_factory=pin_factory)
+                 if hw.indicator else None)
+    buzzer = GpioBuzzer(hw.buzzer, pin_factory=pin_factory) if hw.buzzer else None
+    if card_reader is None and hw.card_reader is not None:
+        from hal.cardreader.rdm6300 import Rdm6300Reader
+
+        card_reader = Rdm6300Reader(hw.card_reader)
+    return Devices(connectors, safety, indicator, buzzer, card_reader)

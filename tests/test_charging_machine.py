@@ -1,0 +1,195 @@
+"""The pure connector state machine: table tests of the physical sequence and a property test
+that no event sequence closes the contactor unsafely."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from firmware import charging as m
+from firmware.domain import ConnectorError, ConnectorStatus as S, StopReason
+
+POLICY = m.Policy()
+
+
+def run(events: list[m.Event], policy: m.Policy = POLICY,
+        start: m.Connector | None = None) -> tuple[m.Connector, list[m.Command]]:
+    c = start or m.Connector()
+    all_cmds: list[m.Command] = []
+    for e in events:
+        c, cmds = m.step(c, e, policy)
+        all_cmds += cmds
+    return c, all_cmds
+
+
+def kinds(cmds: list[m.Command]) -> list[str]:
+    return [type(c).__name__ for c in cmds]
+
+
+def test_plug_in_first_session_reaches_charging_and_locks_before_power() -> None:
+    c, cmds = run([m.Plugged(), m.IdPresented("TAG1"), m.AuthorizationResult("TAG1", True),
+                   m.LockConfirmed(), m.EvRequestsPower()])
+    assert c.status is S.CHARGING and c.contactor_closed and c.transaction_id_tag == "TAG1"
+    k = kinds(cmds)
+    assert k.index("Lock") < k.index("BeginTransaction") < k.index("OfferPower") \
+        < k.index("CloseContactor")
+
+
+def test_identification_first_then_plug() -> None:
+    c, cmds = run([m.IdPresented("A"), m.AuthorizationResult("A", True)])
+    assert c.status is S.PREPARING and "StartConnectionTimer" in kinds(cmds)
+    c, cmds = run([m.Plugged(), m.LockConfirmed()], start=c)
+    assert c.status is S.SUSPENDED_EV and "BeginTransaction" in kinds(cmds)
+
+
+def test_connection_timeout_after_identification_returns_to_available() -> None:
+    c, _ = run([m.IdPresented("A"), m.AuthorizationResult("A", True), m.ConnectionTimedOut()])
+    assert c.status is S.AVAILABLE and c.authorized_id_tag is None
+
+
+def test_connection_timeout_plugged_without_id_goes_finishing_until_unplug() -> None:
+    c, _ = run([m.Plugged(), m.ConnectionTimedOut()])
+    assert c.status is S.FINISHING
+    c, _ = run([m.Unplugged()], start=c)
+    assert c.status is S.AVAILABLE
+
+
+def test_rejected_card_starts_nothing() -> None:
+    c, cmds = run([m.Plugged(), m.IdPresented("BAD"), m.AuthorizationResult("BAD", False)])
+    assert c.status is S.PREPARING and not c.authorized_id_tag
+    assert "Lock" not in kinds(cmds) and m.Feedback("rejected") in cmds
+
+
+def test_ev_pause_opens_contactor_at_once_and_resume_closes() -> None:
+    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()])
+    c, cmds = m.step(c, m.EvPaused(), POLICY)
+    assert cmds == [m.OpenContactor()] and c.status is S.SUSPENDED_EV
+    c, cmds = m.step(c, m.EvRequestsPower(), POLICY)
+    assert cmds == [m.CloseContactor()] and c.status is S.CHARGING
+
+
+def test_unplug_during_charging_stops_with_ev_disconnected_and_unlocks() -> None:
+    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()])
+    c, cmds = m.step(c, m.Unplugged(), POLICY)
+    assert cmds[0] == m.OpenContactor()
+    assert m.EndTransaction(StopReason.EV_DISCONNECTED, "A") in cmds
+    assert m.Unlock() in cmds and c.status is S.FINISHING
+    c, _ = m.step(c, m.Unlocked(), POLICY)
+    assert c.status is S.AVAILABLE
+
+
+def test_unplug_keeps_lock_when_unlock_on_ev_side_disconnect_is_false() -> None:
+    policy = replace(POLICY, unlock_connector_on_ev_side_disconnect=False)
+    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()],
+               policy)
+    c, cmds = m.step(c, m.Unplugged(), policy)
+    assert m.Unlock() not in cmds and c.status is S.FINISHING and c.locked
+    c, cmds = m.step(c, m.IdPresented("anyone"), policy)
+    assert cmds == [m.Unlock()]
+
+
+def test_unplug_without_stop_on_ev_side_disconnect_suspends_transaction() -> None:
+    policy = replace(POLICY, stop_transaction_on_ev_side_disconnect=False)
+    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()],
+               policy)
+    c, cmds = m.step(c, m.Unplugged(), policy)
+    assert c.in_transaction and c.status is S.SUSPENDED_EV
+    assert c.info == "EV side disconnected" and m.OpenContactor() in cmds
+
+
+def test_same_card_stops_local_other_card_is_refused() -> None:
+    c, _ = run([m.Plugged(), m.IdPresented("abc"), m.AuthorizationResult("abc", True),
+                m.LockConfirmed(), m.EvRequestsPower()])
+    c2, cmds = m.step(c, m.IdPresented("OTHER"), POLICY)
+    assert c2.in_transaction and m.Feedback("rejected") in cmds
+    c3, cmds = m.step(c, m.IdPresented("ABC"), POLICY)  # idTags are case-insensitive
+    assert not c3.in_transaction and c3.status is S.FINISHING
+    assert m.EndTransaction(StopReason.LOCAL, "ABC") in cmds
+
+
+def test_lock_failure_faults_without_transaction() -> None:
+    c, cmds = run([m.Plugged(), m.RemoteStart("A"), m.LockFailed("LOCK", "no feedback")])
+    assert c.status is S.FAULTED and c.error and c.error.code == "ConnectorLockFailure"
+    assert "BeginTransaction" not in kinds(cmds)
+
+
+def test_residual_current_fault_is_latched_until_unplug() -> None:
+    rcd = m.FaultDetected(ConnectorError("GroundFailure", "RCD"), latched=True)
+    c, cmds = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower(),
+                   rcd])
+    assert c.status is S.FAULTED and not c.contactor_closed and "EndTransaction" in kinds(cmds)
+    c, _ = m.step(c, m.FaultCleared("GroundFailure"), POLICY)
+    assert c.status is S.FAULTED  # condition gone, but the car is still plugged
+    c, _ = m.step(c, m.Unplugged(), POLICY)
+    assert c.status is not S.FAULTED and not c.faults
+
+
+def test_non_latched_fault_clears_by_itself() -> None:
+    c, _ = run([m.FaultDetected(ConnectorError("PowerMeterFailure", "METER")),
+                m.FaultCleared("PowerMeterFailure")])
+    assert c.status is S.AVAILABLE
+
+
+def test_change_availability_is_scheduled_during_a_transaction() -> None:
+    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed()])
+    c, _ = m.step(c, m.AvailabilityChanged(False), POLICY)
+    assert c.in_transaction and c.unavailable_scheduled
+    c, _ = m.step(c, m.StopRequested(StopReason.REMOTE), POLICY)
+    c, _ = m.step(c, m.Unlocked(), POLICY)
+    c, _ = m.step(c, m.Unplugged(), POLICY)
+    assert c.status is S.UNAVAILABLE
+
+
+def test_transaction_rejected_stops_deauthorized() -> None:
+    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()])
+    c, cmds = m.step(c, m.TransactionRejected(), POLICY)
+    assert m.EndTransaction(StopReason.DE_AUTHORIZED, "A") in cmds and not c.contactor_closed
+
+
+# --------------------------------------------------------------------------------------------------
+# Property: whatever happens, power only flows when it is safe.
+
+EVENTS = st.one_of(
+    st.just(m.Plugged()), st.just(m.Unplugged()), st.just(m.EvRequestsPower()),
+    st.just(m.EvPaused()), st.sampled_from([m.IdPresented("A"), m.IdPresented("B")]),
+    st.builds(m.AuthorizationResult, st.sampled_from(["A", "B"]), st.booleans()),
+    st.just(m.RemoteStart("A")), st.just(m.LockConfirmed()), st.just(m.LockFailed("L", "x")),
+    st.just(m.Unlocked()), st.just(m.TransactionRejected()),
+    st.builds(m.StopRequested, st.sampled_from(list(StopReason))),
+    st.just(m.UnlockRequested()), st.just(m.ConnectionTimedOut()),
+    st.builds(m.FaultDetected,
+              st.sampled_from([ConnectorError("GroundFailure"), ConnectorError("PowerMeterFailure"),
+                               ConnectorError("EVCommunicationError")]), st.booleans()),
+    st.builds(m.FaultCleared, st.sampled_from(["GroundFailure", "PowerMeterFailure",
+                                              "EVCommunicationError"])),
+    st.builds(m.AvailabilityChanged, st.booleans()),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(EVENTS, max_size=40), st.booleans(), st.booleans())
+def test_no_event_sequence_closes_the_contactor_unsafely(events: list[m.Event], stop_on_ev: bool,
+                                                         unlock_on_ev: bool) -> None:
+    policy = m.Policy(stop_transaction_on_ev_side_disconnect=stop_on_ev,
+                      unlock_connector_on_ev_side_disconnect=unlock_on_ev)
+    c = m.Connector()
+    closed = False  # what the hardware would be doing, from the commands alone
+    for e in events:
+        c, cmds = m.step(c, e, policy)
+        for cmd in cmds:
+            if isinstance(cmd, m.CloseContactor):
+                assert c.in_transaction and c.locked and c.plugged and c.ev_wants_power
+                assert not c.faults and c.operative
+                closed = True
+            elif isinstance(cmd, m.OpenContactor):
+                closed = False
+        # After every step the hardware's contactor matches the machine's belief ...
+        assert closed == c.contactor_closed
+        # ... and it is never closed in a situation where it must be open.
+        if closed:
+            assert c.plugged and c.ev_wants_power and not c.faults and c.in_transaction
+            assert c.status is S.CHARGING
+        if c.status is S.FAULTED:
+            assert not closed
