@@ -1,0 +1,53 @@
+"""``chargepoint csms``: run the bundled bench central system and print the exchange."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+
+from firmware.ocpp.csms import CentralSystem, ConnectionEvent, MessageRecord, format_record
+
+# Enough for days of heartbeats and meter values on the bench without growing without bound.
+_MAX_MESSAGES = 10_000
+
+
+def _stdout_takes_arrows() -> bool:
+    # A Pi console or a journal with a C/ASCII locale cannot encode "→"; print would raise.
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "→←".encode(encoding)
+    except (LookupError, UnicodeEncodeError):
+        return False
+    return True
+
+
+async def run_csms(
+    host: str = "127.0.0.1",
+    port: int = 9000,
+    *,
+    print_fn: Callable[[str], None] = print,
+) -> None:
+    """Run a :class:`CentralSystem` until cancelled, printing one line per frame and per
+    connection change.  The first line gives the URL, including the bound port when
+    ``port`` is 0."""
+    ascii_arrows = print_fn is print and not _stdout_takes_arrows()
+
+    def on_message(record: MessageRecord) -> None:
+        print_fn(format_record(record, ascii_arrows=ascii_arrows))
+
+    def on_connection(event: ConnectionEvent) -> None:
+        local = event.time.astimezone()
+        stamp = local.strftime("%H:%M:%S.") + f"{local.microsecond // 1000:03d}"
+        what = "connected" if event.connected else "disconnected"
+        print_fn(f"{stamp}  {event.cp_id} {what} ({event.detail})")
+
+    async with CentralSystem(
+        host,
+        port,
+        on_message=on_message,
+        on_connection=on_connection,
+        max_messages=_MAX_MESSAGES,
+    ) as cs:
+        print_fn(f"OCPP 1.6J central system listening on {cs.url}/<charge point id>")
+        await asyncio.Event().wait()
