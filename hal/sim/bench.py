@@ -1,0 +1,341 @@
+"""The simulated bench: the real drivers on simulated parts.
+
+* GPIO: the same ``hal.gpio`` drivers on gpiozero's mock pin factory.  The bench plays the
+  wiring: the contactor's mirror contact follows its coil, the lock's feedback switch follows
+  the motor pulses, and the RCD and emergency-stop inputs sit at their healthy levels.
+* Modbus: the same ``hal.modbus`` meter and EVSE-board drivers, talking over TCP on 127.0.0.1
+  to a real pymodbus server that emulates an EVSE-WB board and an SDM630 (from the same
+  register map the driver reads).
+* An EV model per connector (``hal.sim.ev``) draws the offered current while the contactor is
+  closed and the pilot is in C; the simulated meter integrates the energy.  The energy register
+  is saved in the state directory, so it survives a restart like a real meter's.
+
+Faults can be injected: rcd, estop, weld, lock, meter, diode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hal.assembly import Devices, build_devices
+from hal.config import ConnectorHardware, HardwareConfig, ModbusEndpoint
+from hal.modbus.server import RegisterServer
+from hal.sim.ev import SimulatedEv
+from hal.sim.modbus_devices import SimulatedEvseBoard, SimulatedMeter
+
+log = logging.getLogger(__name__)
+
+PHYSICS_STEP_S = 0.05
+ENERGY_FILE = "bench-meter.json"
+SAVE_EVERY_S = 5.0
+
+
+def _wired_pin_class() -> type:
+    """gpiozero's mock pin plus a wire: a switch or module output that holds an input at a level
+    whatever pull resistor the driver configures (the plain mock lets the pull win, which would
+    make a closed NC emergency stop read as pressed)."""
+    from gpiozero.pins.mock import MockPWMPin
+
+    class WiredPin(MockPWMPin):  # type: ignore[misc]
+        wire: bool | None = None
+
+        def _set_pull(self, value: str) -> None:
+            super()._set_pull(value)
+            if self.wire is not None:
+                self.drive_high() if self.wire else self.drive_low()
+
+    return WiredPin
+
+
+class SimulatedCardReader:
+    """``hal.interfaces.CardReader`` whose cards come from ``swipe``."""
+
+    def __init__(self) -> None:
+        self._listener: Any = None
+
+    def set_listener(self, listener: Any) -> None:
+        self._listener = listener
+
+    def swipe(self, id_tag: str) -> None:
+        if self._listener is not None:
+            self._listener(id_tag.upper())
+
+    def close(self) -> None:
+        self._listener = None
+
+
+@dataclass
+class _SimConnector:
+    hw: ConnectorHardware
+    ev: SimulatedEv
+    board: SimulatedEvseBoard
+    meter: SimulatedMeter
+    server: RegisterServer
+    weld: bool = False
+    lock_stuck: bool = False
+    locked: bool = False
+    lock_drive_s: float = 0.0  # how long the lock motor has been driven in one direction
+
+
+class SimulatedBench:
+    def __init__(self, hardware: HardwareConfig, settings: Any, state_dir: Path) -> None:
+        self.hardware = hardware
+        self.settings = settings
+        self.state_dir = state_dir
+        self.card_reader = SimulatedCardReader()
+        self.connectors: dict[int, _SimConnector] = {}
+        self.devices: Devices | None = None
+        self.factory: Any = None
+        self.control_server: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._saved_wh: dict[int, float] = {}
+        self._since_save = 0.0
+
+    # ------------------------------------------------------------ life cycle
+
+    async def start(self) -> Devices:
+        from gpiozero.pins.mock import MockFactory  # only the bench needs the mock
+
+        energy = self._load_energy()
+        for hw in self.hardware.connectors:
+            s = self.settings
+            board = SimulatedEvseBoard(hw.pilot.unit_id)
+            meter = SimulatedMeter(s.meter_model, hw.meter.unit_id)
+            meter.energy_import_wh = energy.get(hw.connector_id, 0.0)
+            meter.voltage_v = (s.voltage_v,) * 3
+            server = RegisterServer([board, meter])
+            await server.start_tcp("127.0.0.1", 0)
+            ev = SimulatedEv(max_current_a=s.ev_max_current_a, phases=s.phases,
+                             voltage_v=s.voltage_v)
+            self.connectors[hw.connector_id] = _SimConnector(hw, ev, board, meter, server)
+        self._saved_wh = {n: c.meter.energy_import_wh or 0.0 for n, c in self.connectors.items()}
+
+        self.factory = MockFactory(pin_class=_wired_pin_class())
+        self._wire_inputs_healthy()
+        self.devices = build_devices(self.hardware, pin_factory=self.factory,
+                                     endpoint_for=self._endpoint_for,
+                                     card_reader=self.card_reader)
+        self._task = asyncio.create_task(self._physics(), name="bench-physics")
+        log.warning("simulated bench running: %d connector(s), EV up to %.0f A, time x%g",
+                    len(self.connectors), self.settings.ev_max_current_a,
+                    self.settings.time_scale)
+        return self.devices
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self._save_energy()
+        for c in self.connectors.values():
+            await c.server.stop()
+        if self.factory is not None:
+            self.factory.close()
+            self.factory = None
+
+    def _endpoint_for(self, role: str, hw: ConnectorHardware) -> ModbusEndpoint:
+        port = self.connectors[hw.connector_id].server.tcp_port
+        assert port is not None
+        return ModbusEndpoint(host="127.0.0.1", tcp_port=port, timeout_s=0.3, retries=0,
+                              quiet_gap_s=0.0)
+
+    # ------------------------------------------------------------ wiring
+
+    def _pin(self, number: int) -> Any:
+        return self.factory.pin(number)
+
+    @staticmethod
+    def _drive(pin: Any, level: bool) -> None:
+        pin.wire = level
+        if level:
+            pin.drive_high()
+        else:
+            pin.drive_low()
+
+    def _wire_inputs_healthy(self) -> None:
+        s = self.hardware.safety
+        self._drive(self._pin(s.residual_current_pin), not s.residual_current_active_high)
+        if s.emergency_stop_pin is not None:
+            # A normally-closed switch: healthy is the contact closed.
+            self._drive(self._pin(s.emergency_stop_pin), s.emergency_stop_active_high)
+        for hw in self.hardware.connectors:
+            c = hw.contactor
+            if c.mirror_pin is not None:
+                self._drive(self._pin(c.mirror_pin), not c.mirror_active_high)
+            if hw.lock is not None:
+                self._drive(self._pin(hw.lock.feedback_pin), not hw.lock.feedback_active_high)
+
+    def _output_on(self, pin: int, active_high: bool = True) -> bool:
+        state = self._pin(pin).state
+        return bool(state) == active_high
+
+    def contactor_closed(self, connector: int) -> bool:
+        cfg = self.connectors[connector].hw.contactor
+        return self._output_on(cfg.pin, cfg.active_high)
+
+    # ------------------------------------------------------------ physics
+
+    async def _physics(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(PHYSICS_STEP_S)
+            now = loop.time()
+            dt, last = now - last, now
+            for c in self.connectors.values():
+                try:
+                    self._step(c, dt)
+                except Exception:  # noqa: BLE001 - the bench must keep running
+                    log.exception("bench physics step failed")
+            self._since_save += dt
+            if self._since_save >= SAVE_EVERY_S:
+                self._since_save = 0.0
+                self._save_energy()
+
+    def _step(self, c: _SimConnector, dt: float) -> None:
+        hw = c.hw
+        closed = self._output_on(hw.contactor.pin, hw.contactor.active_high)
+        pwm = c.board.pwm_running
+        c.board.vehicle_state = c.ev.pilot_state(pwm)
+        amps = c.ev.current_a(c.board.offered_a, closed, pwm)
+        phases = (amps,) * c.ev.phases + (0.0,) * (3 - c.ev.phases)
+        c.meter.current_a = phases  # type: ignore[assignment]
+        power = c.ev.power_w(amps)
+        c.meter.power_w = power
+        c.meter.add_energy_wh(power * dt / 3600.0 * self.settings.time_scale)
+        # Mirror contact follows the coil, unless the contacts are welded shut.
+        if hw.contactor.mirror_pin is not None:
+            mirror_closed = closed or c.weld
+            self._drive(self._pin(hw.contactor.mirror_pin),
+                        mirror_closed == hw.contactor.mirror_active_high)
+        if hw.lock is not None:
+            self._step_lock(c, dt)
+
+    def _step_lock(self, c: _SimConnector, dt: float) -> None:
+        lock = c.hw.lock
+        assert lock is not None
+        locking = self._output_on(lock.lock_pin)
+        unlocking = self._output_on(lock.unlock_pin)
+        if locking != unlocking and not c.lock_stuck:
+            c.lock_drive_s += dt
+            # The motor needs a part of the pulse to travel.
+            if c.lock_drive_s >= min(0.1, lock.pulse_s / 2):
+                c.locked = locking
+        else:
+            c.lock_drive_s = 0.0
+        self._drive(self._pin(lock.feedback_pin), c.locked == lock.feedback_active_high)
+
+    # ------------------------------------------------------------ commands (bench control)
+
+    def _connector(self, n: int) -> _SimConnector:
+        if n not in self.connectors:
+            raise ValueError(f"no connector {n} (have {sorted(self.connectors)})")
+        return self.connectors[n]
+
+    def plug(self, connector: int = 1) -> None:
+        self._connector(connector).ev.plugged = True
+
+    def unplug(self, connector: int = 1) -> None:
+        ev = self._connector(connector).ev
+        ev.plugged = False
+        ev.wants_power = False
+
+    def ev_charge(self, connector: int = 1) -> None:
+        c = self._connector(connector)
+        if not c.ev.plugged:
+            raise ValueError(f"connector {connector}: plug the EV in first")
+        c.ev.wants_power = True
+
+    def ev_pause(self, connector: int = 1) -> None:
+        self._connector(connector).ev.wants_power = False
+
+    def swipe(self, id_tag: str) -> None:
+        self.card_reader.swipe(id_tag)
+
+    async def fault(self, name: str, on: bool, connector: int = 1) -> None:
+        c = self._connector(connector)
+        s = self.hardware.safety
+        if name == "rcd":
+            self._drive(self._pin(s.residual_current_pin), on == s.residual_current_active_high)
+        elif name == "estop":
+            if s.emergency_stop_pin is None:
+                raise ValueError("this bench has no emergency stop input configured")
+            healthy_level = s.emergency_stop_active_high
+            self._drive(self._pin(s.emergency_stop_pin), not healthy_level if on
+                        else healthy_level)
+        elif name == "weld":
+            c.weld = on
+        elif name == "lock":
+            c.lock_stuck = on
+        elif name == "meter":
+            c.meter.set_responding(not on)
+        elif name == "diode":
+            c.ev.diode_fault = on
+        else:
+            raise ValueError(f"unknown fault {name!r}")
+        log.warning("bench: fault %s %s on connector %d", name, "ON" if on else "off", connector)
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for n, c in self.connectors.items():
+            hw = c.hw
+            out[str(n)] = {
+                "ev": {"plugged": c.ev.plugged, "wants_power": c.ev.wants_power,
+                       "pilot": c.board.vehicle_state.value},
+                "outputs": {
+                    "contactor": self._output_on(hw.contactor.pin, hw.contactor.active_high),
+                    "pwm_offered_a": c.board.offered_a,
+                    "lock_motor": ("locking" if hw.lock and self._output_on(hw.lock.lock_pin)
+                                   else "unlocking" if hw.lock and
+                                   self._output_on(hw.lock.unlock_pin) else "off"),
+                },
+                "lock": None if hw.lock is None else ("locked" if c.locked else "unlocked"),
+                "meter": {"energy_wh": round(c.meter.energy_import_wh or 0.0, 1),
+                          "power_w": round(c.meter.power_w or 0.0, 1),
+                          "responding": c.meter.responding},
+                "faults": [name for name, active in (("weld", c.weld), ("lock", c.lock_stuck),
+                                                     ("meter", not c.meter.responding),
+                                                     ("diode", c.ev.diode_fault)) if active],
+            }
+        s = self.hardware.safety
+        out["safety"] = {"rcd_tripped": self._output_level(s.residual_current_pin)
+                         == s.residual_current_active_high}
+        return out
+
+    def _output_level(self, pin: int) -> bool:
+        return bool(self._pin(pin).state)
+
+    # ------------------------------------------------------------ meter persistence
+
+    def _energy_path(self) -> Path:
+        return self.state_dir / ENERGY_FILE
+
+    def _load_energy(self) -> dict[int, float]:
+        try:
+            data = json.loads(self._energy_path().read_text())
+            return {int(k): float(v) for k, v in data.get("energy_import_wh", {}).items()}
+        except FileNotFoundError:
+            return {}
+        except (ValueError, AttributeError, TypeError) as exc:
+            log.error("bench: %s unreadable (%s); simulated meters start at 0 Wh",
+                      self._energy_path(), exc)
+            return {}
+
+    def _save_energy(self) -> None:
+        values = {n: c.meter.energy_import_wh or 0.0 for n, c in self.connectors.items()}
+        if values == self._saved_wh:
+            return  # nothing changed: no write
+        path = self._energy_path()
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w") as fh:
+            json.dump({"energy_import_wh": {str(k): v for k, v in values.items()}}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        self._saved_wh = values
