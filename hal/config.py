@@ -118,7 +118,9 @@ class SafetyConfig:
     # The RCD module's trip output: True when a trip drives the pin high.
     residual_current_active_high: bool = True
     emergency_stop_pin: int | None = None
-    emergency_stop_active_high: bool = False  # a normally-closed mushroom switch to GND
+    # The level the pin reads while the normally-closed switch is closed (not pressed).  False:
+    # switch to GND with a pull-up, so pressed or a broken wire reads high (fail-safe).
+    emergency_stop_healthy_high: bool = False
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,10 @@ class StatusReport:
     timestamp: datetime
 
 
+class ConnectionLost(ConnectionError):
+    """The WebSocket closed while a request was outstanding."""
+
+
 class _Connection(ChargePoint):  # type: ignore[misc]
     """The ocpp library's routing for one WebSocket connection; handlers delegate to the
     session so that nothing outlives the connection."""
@@ -102,6 +106,26 @@ class _Connection(ChargePoint):  # type: ignore[misc]
     def __init__(self, session: OcppSession, ws: Any, timeout: float) -> None:
         super().__init__(session.charge_point_id, ws, response_timeout=timeout)
         self.session = session
+        # Set when the connection ends: calls waiting for an answer fail at once instead of
+        # sitting out MessageTimeout for an answer that can no longer come.
+        self.lost = asyncio.Event()
+
+    async def request(self, payload: Any) -> Any:
+        """``call`` that raises ``ConnectionLost`` as soon as the connection is gone."""
+        if self.lost.is_set():
+            raise ConnectionLost("not connected")
+        calling = asyncio.ensure_future(self.call(payload, suppress=False))
+        lost = asyncio.ensure_future(self.lost.wait())
+        try:
+            await asyncio.wait({calling, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if calling.done():
+            return calling.result()
+        calling.cancel()
+        await asyncio.gather(calling, return_exceptions=True)
+        raise ConnectionLost(f"connection lost while waiting for {type(payload).__name__}")
+
 
     @on(Action.get_configuration)
     def on_get_configuration(self, key: list[str] | None = None) -> call_result.GetConfiguration:
@@ -194,9 +218,10 @@ class OcppSession:
     async def authorize(self, id_tag: str) -> IdTagInfo:
         if self._ready.is_set() and self._conn is not None:
             try:
-                result = await self._conn.call(call.Authorize(id_tag=id_tag), suppress=False)
+                result = await self._call(self._conn, call.Authorize(id_tag=id_tag))
                 return mapping.id_tag_info(result.id_tag_info)
-            except (asyncio.TimeoutError, websockets.ConnectionClosed, OCPPError) as exc:
+            except (asyncio.TimeoutError, ConnectionError, websockets.ConnectionClosed,
+                    OCPPError) as exc:
                 log.warning("Authorize %s failed (%s); using the offline rules", id_tag, exc)
         return self._offline_authorization(id_tag)
 
@@ -365,6 +390,7 @@ class OcppSession:
                     if task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
             finally:
+                conn.lost.set()
                 self._ready.clear()
                 self._conn = None
                 self.connected_event.clear()
@@ -388,7 +414,7 @@ class OcppSession:
 
     async def _register(self, conn: _Connection) -> None:
         while True:
-            result = await conn.call(call.BootNotification(**self.boot_fields), suppress=False)
+            result = await conn.request(call.BootNotification(**self.boot_fields))
             self.registration = RegistrationStatus(result.status)
             interval = int(result.interval)
             log.info("BootNotification: %s (interval %d s)", result.status, interval)
@@ -433,7 +459,7 @@ class OcppSession:
 
     async def _call(self, conn: _Connection, request: Any) -> Any:
         self._last_activity = asyncio.get_running_loop().time()
-        return await conn.call(request, suppress=False)
+        return await conn.request(request)
 
     async def _send_untracked(self, request: Any) -> None:
         conn = self._conn
@@ -441,7 +467,8 @@ class OcppSession:
             return
         try:
             await self._call(conn, request)
-        except (asyncio.TimeoutError, OCPPError, websockets.ConnectionClosed) as exc:
+        except (asyncio.TimeoutError, OCPPError, ConnectionError,
+                websockets.ConnectionClosed) as exc:
             log.warning("%s not delivered: %s", type(request).__name__, exc)
 
     # ------------------------------------------------------------ outbox

@@ -14,12 +14,11 @@ Pin levels (``SafetyConfig``), and how each is read:
 * RCD, ``residual_current_active_high``: the level the module's trip output drives when tripped.
   True: trip = pin high, read with a pull-down.  False: trip = pin low (open-collector output),
   read with a pull-up.
-* Emergency stop, ``emergency_stop_active_high``: describes the *contact* of a normally-closed
+* Emergency stop, ``emergency_stop_healthy_high``: describes the *contact* of a normally-closed
   switch, i.e. the level the pin sees while the switch is closed (healthy, not pressed).
   False (default): NC switch between the pin and GND, read with a pull-up: healthy = low,
   pressed *or wire broken* = high.  True: NC switch to 3V3, read with a pull-down: healthy = high,
   pressed or broken = low.  Either way an open circuit counts as pressed (fail-safe).
-  Note the asymmetry with the RCD flag, which names the *tripped* level.
 """
 
 from __future__ import annotations
@@ -87,7 +86,7 @@ class GpioSafetyInputs:
             if cfg.emergency_stop_pin is not None:
                 estop = DigitalInputDevice(
                     cfg.emergency_stop_pin,
-                    pull_up=not cfg.emergency_stop_active_high,
+                    pull_up=not cfg.emergency_stop_healthy_high,
                     pin_factory=pin_factory,
                 )
                 # is_active == "NC contact closed" == healthy.

@@ -163,7 +163,7 @@ class SimulatedBench:
         self._drive(self._pin(s.residual_current_pin), not s.residual_current_active_high)
         if s.emergency_stop_pin is not None:
             # A normally-closed switch: healthy is the contact closed.
-            self._drive(self._pin(s.emergency_stop_pin), s.emergency_stop_active_high)
+            self._drive(self._pin(s.emergency_stop_pin), s.emergency_stop_healthy_high)
         for hw in self.hardware.connectors:
             c = hw.contactor
             if c.mirror_pin is not None:
@@ -266,7 +266,7 @@ class SimulatedBench:
         elif name == "estop":
             if s.emergency_stop_pin is None:
                 raise ValueError("this bench has no emergency stop input configured")
-            healthy_level = s.emergency_stop_active_high
+            healthy_level = s.emergency_stop_healthy_high
             self._drive(self._pin(s.emergency_stop_pin), not healthy_level if on
                         else healthy_level)
         elif name == "weld":

@@ -1,0 +1,134 @@
+"""Shared fixtures: a real central system on 127.0.0.1 and a controller on the simulated bench."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from firmware import app
+from firmware.ocpp.csms import CentralSystem, MessageRecord
+from firmware.settings import Settings, load
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_TOML = REPO / "config" / "bench.toml"
+
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+def bench_settings(csms_url: str, state_dir: Path, **keys: object) -> Settings:
+    """config/bench.toml pointed at ``csms_url``; fast timings for tests."""
+    s = load(BENCH_TOML)
+    ocpp_keys = {**s.ocpp_keys, "MinimumStatusDuration": 0, **keys}
+    return replace(s.with_overrides(csms_url=csms_url, state_dir=state_dir),
+                   ocpp_keys=ocpp_keys, meter_poll_interval_s=0.2,
+                   bench=replace(s.bench, time_scale=60.0))
+
+
+@dataclass
+class Rig:
+    """A central system and a controller on the bench, both in this event loop."""
+
+    cs: CentralSystem
+    running: app.Running
+    state_dir: Path
+
+    @property
+    def cp_id(self) -> str:
+        return self.running.settings.charge_point_id
+
+    @property
+    def bench(self) -> Any:
+        return self.running.bench
+
+    async def command(self, cmd: str, **extra: object) -> dict[str, Any]:
+        """Drive the bench through its control socket, as `chargepoint bench` does."""
+        answer = await app.bench_command(self.state_dir, {"cmd": cmd, **extra})
+        assert answer["ok"], answer
+        return answer
+
+    async def wait_for(self, predicate: Callable[[MessageRecord], bool], timeout: float = 10,
+                       since: int = 0) -> MessageRecord:
+        return await self.cs.wait_for(predicate, timeout=timeout, since=since)
+
+    async def wait_status(self, status: str, connector: int = 1, since: int = 0,
+                          timeout: float = 10, error_code: str | None = None) -> MessageRecord:
+        def pred(r: MessageRecord) -> bool:
+            return (r.direction == "rx" and r.message_type == "CALL"
+                    and r.action == "StatusNotification"
+                    and r.payload.get("connectorId") == connector
+                    and r.payload.get("status") == status
+                    and (error_code is None or r.payload.get("errorCode") == error_code))
+        return await self.cs.wait_for(pred, timeout=timeout, since=since)
+
+    async def wait_call(self, action: str, since: int = 0, timeout: float = 10
+                        ) -> MessageRecord:
+        return await self.cs.wait_for(
+            lambda r: r.direction == "rx" and r.message_type == "CALL" and r.action == action,
+            timeout=timeout, since=since)
+
+    async def wait_result(self, action: str, since: int = 0, timeout: float = 10
+                          ) -> MessageRecord:
+        """The central system's answer to ``action`` (its state is updated by then)."""
+        return await self.cs.wait_for(
+            lambda r: r.direction == "tx" and r.message_type == "CALLRESULT"
+            and r.action == action, timeout=timeout, since=since)
+
+    async def wait_local_status(self, status: str, connector: int = 1, timeout: float = 10
+                                ) -> None:
+        """The controller's own view (for when no StatusNotification can reach the CSMS)."""
+        for _ in range(int(timeout / 0.05)):
+            if self.running.charger.status()[str(connector)]["status"] == status:
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"connector {connector} never reached {status}: "
+                           f"{self.running.charger.status()}")
+
+    def calls(self, action: str) -> list[MessageRecord]:
+        return [r for r in self.cs.messages
+                if r.direction == "rx" and r.message_type == "CALL" and r.action == action]
+
+    async def start_session(self, tag: str = "TAG-1") -> None:
+        """Plug, present a card, let the EV ask for power: ends in Charging."""
+        mark = self.cs.mark()
+        await self.command("plug")
+        await self.wait_status("Preparing", since=mark)
+        await self.command("swipe", tag=tag)
+        await self.wait_call("StartTransaction", since=mark)
+        await self.command("ev-charge")
+        await self.wait_status("Charging", since=mark)
+
+
+async def start_fast(settings: Settings) -> app.Running:
+    """app.start with reconnect backoff shortened so reconnect tests take fractions of a second."""
+    running = await app.start(settings)
+    running.session.backoff.base_s = 0.05
+    running.session.backoff.cap_s = 0.3
+    return running
+
+
+@pytest_asyncio.fixture
+async def csms() -> AsyncIterator[CentralSystem]:
+    async with CentralSystem(host="127.0.0.1", port=0) as cs:
+        yield cs
+
+
+@pytest_asyncio.fixture
+async def rig(csms: CentralSystem, tmp_path: Path, request: pytest.FixtureRequest
+              ) -> AsyncIterator[Rig]:
+    """Marker ``@pytest.mark.keys(Name=value, ...)`` sets ocpp keys in the config file."""
+    marker = request.node.get_closest_marker("keys")
+    keys = marker.kwargs if marker else {}
+    running = await start_fast(bench_settings(csms.url, tmp_path, **keys))
+    r = Rig(csms, running, tmp_path)
+    try:
+        await r.wait_status("Available")
+        yield r
+    finally:
+        await app.shutdown(running)
