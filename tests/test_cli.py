@@ -1,0 +1,109 @@
+"""The command line as a user runs it: real processes, real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "firmware"]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO, env=ENV)
+
+
+def test_demo_plays_a_whole_session_and_exits_zero() -> None:
+    result = cli("demo", "--minutes", "2", timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for action in ("BootNotification", "StatusNotification", "Authorize", "StartTransaction",
+                   "MeterValues", "StopTransaction"):
+        assert f"CALL {action}" in out, f"{action} missing from the demo output"
+    done = re.search(r"done: transaction (\d+) for DEMO-CARD-01: (\d+) Wh, stopped "
+                     r"\(EVDisconnected\)", out)
+    assert done and int(done.group(2)) > 0, out[-2000:]
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([*CLI, *args], stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            text=True, cwd=REPO, env=ENV)
+
+
+def _wait_for(path: Path, pattern: str, timeout: float = 20) -> re.Match[str]:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = re.search(pattern, path.read_text(errors="replace"))
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{pattern!r} not in {path}:\n{path.read_text()[-3000:]}")
+
+
+def test_run_controller_and_drive_it_with_bench_commands(tmp_path: Path) -> None:
+    csms_log, cp_log, state = tmp_path / "csms.log", tmp_path / "cp.log", tmp_path / "state"
+    csms = _start(["csms", "--port", "0"], csms_log)
+    controller = None
+    try:
+        url = _wait_for(csms_log, r"listening on (ws://127\.0\.0\.1:\d+/ocpp)").group(1)
+        controller = _start(["run", "--config", "config/bench.toml", "--csms-url", url,
+                             "--state-dir", str(state), "--id", "CLI-TEST-1"], cp_log)
+        _wait_for(csms_log, r"CLI-TEST-1 → CALL StatusNotification .*\"connectorId\": 1.*"
+                            r"Available")
+        _wait_for(cp_log, r"SIMULATED BENCH")
+        assert cli("bench", "--state-dir", str(state), "plug").returncode == 0
+        _wait_for(csms_log, r"StatusNotification .*Preparing")
+        assert cli("bench", "--state-dir", str(state), "swipe", "CLI-CARD").returncode == 0
+        _wait_for(csms_log, r"CALL StartTransaction .*CLI-CARD")
+        assert cli("bench", "--state-dir", str(state), "ev-charge", "-c", "1").returncode == 0
+        _wait_for(csms_log, r"StatusNotification .*Charging")
+        status = cli("bench", "--state-dir", str(state), "status")
+        assert status.returncode == 0, status.stderr
+        answer = json.loads(status.stdout)
+        assert answer["connectors"]["1"]["status"] == "Charging"
+        assert answer["bench"]["1"]["outputs"]["contactor"] is True
+        bad = cli("bench", "--state-dir", str(state), "ev-charge", "-c", "5")
+        assert bad.returncode == 1 and "no connector 5" in bad.stdout
+        controller.send_signal(signal.SIGTERM)
+        assert controller.wait(timeout=15) == 0
+    finally:
+        for proc in (controller, csms):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=10)
+
+
+def test_bench_without_a_running_controller_says_so(tmp_path: Path) -> None:
+    result = cli("bench", "--state-dir", str(tmp_path), "status")
+    assert result.returncode == 1
+    assert "no bench control socket" in result.stderr
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[chargepoint]\nid = 'X'\n", "at least one [[connectors]] table is required"),
+    ("not toml = = =", "not valid TOML"),
+])
+def test_run_with_a_bad_config_explains_and_exits_2(tmp_path: Path, content: str,
+                                                   message: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(content)
+    result = cli("run", "--config", str(config))
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_help_lists_the_commands() -> None:
+    result = cli("--help")
+    assert result.returncode == 0
+    for command in ("run", "csms", "demo", "bench"):
+        assert command in result.stdout
