@@ -157,7 +157,8 @@ class MeterReading:
 
     Any value the meter model does not provide, or that the meter flagged invalid, is None.
     Per-phase tuples are (L1, L2, L3); voltages are phase-to-neutral.  ``timestamp`` is when the
-    values were read (UTC); on a STALE or UNAVAILABLE reading it is the time of the last good read.
+    values were read (UTC); on a STALE or UNAVAILABLE reading it is the time of the last good read
+    (or of the failed poll when there never was a good one, in which case every value is None).
     """
 
     timestamp: datetime

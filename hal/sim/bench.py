@@ -205,7 +205,7 @@ class SimulatedBench:
         c.board.vehicle_state = c.ev.pilot_state(pwm)
         amps = c.ev.current_a(c.board.offered_a, closed, pwm)
         phases = (amps,) * c.ev.phases + (0.0,) * (3 - c.ev.phases)
-        c.meter.current_a = phases  # type: ignore[assignment]
+        c.meter.current_a = phases
         power = c.ev.power_w(amps)
         c.meter.power_w = power
         c.meter.add_energy_wh(power * dt / 3600.0 * self.settings.time_scale)

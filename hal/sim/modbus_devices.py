@@ -24,7 +24,7 @@ or ``await server.start_rtu("/tmp/ttyA")`` to serve Modbus RTU on one end of a p
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from hal.config import ModbusEndpoint
 from hal.modbus.evse_wb import (
@@ -67,6 +67,9 @@ class _Keep(enum.Enum):
 
 
 _KEEP = _Keep.KEEP
+
+# A per-phase value: (L1, L2, L3), or one number for all three phases.
+PhaseInput = Sequence[float | None] | float | None
 
 
 class SimulatedMeter:
@@ -112,8 +115,8 @@ class SimulatedMeter:
     def set_values(
         self,
         *,
-        voltage_v: PhaseValues | float | None | _Keep = _KEEP,
-        current_a: PhaseValues | float | None | _Keep = _KEEP,
+        voltage_v: PhaseInput | _Keep = _KEEP,
+        current_a: PhaseInput | _Keep = _KEEP,
         power_w: float | None | _Keep = _KEEP,
         frequency_hz: float | None | _Keep = _KEEP,
         energy_import_wh: float | None | _Keep = _KEEP,
@@ -148,7 +151,7 @@ class SimulatedMeter:
         return _phases(self._values[Quantity.VOLTAGE_PER_PHASE])
 
     @voltage_v.setter
-    def voltage_v(self, value: PhaseValues | float | None) -> None:
+    def voltage_v(self, value: PhaseInput) -> None:
         self.set_values(voltage_v=value)
 
     @property
@@ -156,7 +159,7 @@ class SimulatedMeter:
         return _phases(self._values[Quantity.CURRENT_PER_PHASE])
 
     @current_a.setter
-    def current_a(self, value: PhaseValues | float | None) -> None:
+    def current_a(self, value: PhaseInput) -> None:
         self.set_values(current_a=value)
 
     @property
@@ -221,7 +224,7 @@ class SimulatedMeter:
 
 def _normalise(quantity: Quantity, value: object) -> QuantityValue:
     if quantity in (Quantity.VOLTAGE_PER_PHASE, Quantity.CURRENT_PER_PHASE):
-        if isinstance(value, tuple):
+        if isinstance(value, Sequence) and not isinstance(value, str):
             if len(value) != 3:
                 raise ValueError(f"{quantity.name} needs (L1, L2, L3)")
             return (_number(value[0]), _number(value[1]), _number(value[2]))
@@ -328,17 +331,18 @@ class SimulatedEvseBoard:
         self._holding[REG_CONFIG_BITS] = bits | (CONFIG_PRECISE_CURRENT if precise else 0)
 
     @property
-    def current_step_a(self) -> float:
-        return 0.01 if self.precise_current else 1.0
+    def counts_per_amp(self) -> int:
+        """Register counts per ampere of 1000/1001: 100 in the 0.01 A mode, else 1."""
+        return 100 if self.precise_current else 1
 
     @property
     def configured_current_a(self) -> float:
         """Register 1000 in amperes (0: no PWM)."""
-        return self._holding[REG_CONFIGURED_CURRENT] * self.current_step_a
+        return self._holding[REG_CONFIGURED_CURRENT] / self.counts_per_amp
 
     @configured_current_a.setter
     def configured_current_a(self, amps: float) -> None:
-        self._holding[REG_CONFIGURED_CURRENT] = round(amps / self.current_step_a)
+        self._holding[REG_CONFIGURED_CURRENT] = round(amps * self.counts_per_amp)
 
     @property
     def turned_off(self) -> bool:
@@ -394,7 +398,7 @@ class SimulatedEvseBoard:
             raise DeviceException(ILLEGAL_ADDRESS, f"registers {span} are not writable")
         if REG_CONFIGURED_CURRENT in span:
             raw = values[REG_CONFIGURED_CURRENT - address]
-            if raw * self.current_step_a > 80:
+            if raw / self.counts_per_amp > 80:
                 raise DeviceException(ILLEGAL_VALUE, f"{raw} is over 80 A")
         self.writes.append((address, list(values)))
         for a, value in zip(span, values, strict=True):

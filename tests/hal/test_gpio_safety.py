@@ -187,7 +187,7 @@ def test_estop_nc_to_gnd_default(factory: MockFactory) -> None:
 def test_estop_nc_to_3v3(factory: MockFactory) -> None:
     c = GpioContactor(ContactorConfig(pin=RELAY1), pin_factory=factory)
     cfg = SafetyConfig(
-        residual_current_pin=RCD, emergency_stop_pin=ESTOP, emergency_stop_active_high=True
+        residual_current_pin=RCD, emergency_stop_pin=ESTOP, emergency_stop_healthy_high=True
     )
     safety = GpioSafetyInputs(cfg, [c], pin_factory=factory)
     estop = factory.pin(ESTOP)
