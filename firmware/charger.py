@@ -76,6 +76,7 @@ class Charger:
         self.card_reader = card_reader
         self._on_reset = on_reset or (lambda hard: None)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._interlocked = False  # a safety trip engaged the contactor interlock
         self.operative = True
         for c in connectors:
             c._feedback = self._feedback
@@ -116,6 +117,8 @@ class Charger:
 
     def _on_safety(self, event: SafetyEvent) -> None:
         error, reason = SAFETY_ERRORS[event.source]
+        if event.active:
+            self._interlocked = True
         log.warning("safety input %s %s", event.source.value,
                     "TRIPPED" if event.active else "released")
         for c in self.connectors.values():
@@ -163,6 +166,19 @@ class Charger:
 
     def _status_changed(self, connector_id: int, status: ConnectorStatus) -> None:
         self._refresh_light()
+        self._release_interlock_when_cleared()
+
+    def _release_interlock_when_cleared(self) -> None:
+        """The state machines decide when a safety fault is over (condition gone and EV
+        unplugged); only then is the drivers' contactor interlock released."""
+        if not self._interlocked or self.safety is None:
+            return
+        safety_codes = {error.code for error, _ in SAFETY_ERRORS.values()}
+        if any(f.code in safety_codes for c in self.connectors.values() for f in c.state.faults):
+            return
+        if self.safety.reset():
+            self._interlocked = False
+            log.info("safety faults cleared: contactor interlock released")
 
     def _refresh_light(self) -> None:
         if self.indicator is None:

@@ -133,6 +133,19 @@ async def test_residual_current_trip_opens_contactor_in_the_callback_and_latches
     mark = rig.cs.mark()
     await rig.command("unplug")
     await rig.wait_status("Available", since=mark)
+    # Cleared by unplugging: the next driver charges normally (the interlock was released).
+    await rig.start_session("TAG-NEXT")
+    assert rig.bench.contactor_closed(1)
+
+
+async def test_emergency_stop_stops_with_reason_emergency_stop(rig: Rig) -> None:
+    await rig.start_session()
+    mark = rig.cs.mark()
+    await rig.command("fault", name="estop", state="on")
+    assert not rig.bench.contactor_closed(1)
+    stop = await rig.wait_call("StopTransaction", since=mark)
+    assert stop.payload["reason"] == "EmergencyStop"
+    await rig.wait_status("Faulted", since=mark, error_code="OtherError")
 
 
 async def test_weld_is_power_switch_failure(rig: Rig) -> None:
