@@ -9,15 +9,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from firmware.authorization import AuthorizationCache, Authorizer
 from firmware.charger import Charger
-from firmware.config_keys import KeyRegistry, default_registry
+from firmware.config_keys import (
+    MEASURAND_KEYS,
+    KeyRegistry,
+    KeyStore,
+    StoreUnusable,
+    Value,
+    build_registry,
+    measurands_validator,
+)
 from firmware.connector import ConnectorController, ConnectorDevices
+from firmware.metering import servable_measurands
+from firmware.plugins import VendorDevices, load_plugins
 from firmware.settings import Settings
 
 log = logging.getLogger("chargepoint")
@@ -37,19 +47,78 @@ class Running:
     bench: Any | None  # hal.sim.bench.SimulatedBench when simulated
     stop: asyncio.Event
     reset_requested: bool | None = None  # None, or True for hard / False for soft
+    crashed: bool = False  # an unhandled exception: outputs were driven safe, exit non-zero
 
 
-def build_keys(settings: Settings) -> KeyRegistry:
-    tethered = any(c.tethered for c in settings.hardware.connectors)
-    keys = default_registry(len(settings.hardware.connectors), tethered)
+STORE_POLL_S = 1.0
+
+
+def build_keys(settings: Settings, devices: Any | None = None, *, persistent: bool = True
+               ) -> KeyRegistry:
+    """The registry exactly as the daemon has it: standard and hardware keys, installed
+    plug-ins, the config file's overrides, then the stored values.  ``devices`` (a
+    hal.assembly.Devices) is None for the ``chargepoint config`` tool."""
+    hw = settings.hardware
+    keys = build_registry(
+        number_of_connectors=len(hw.connectors),
+        tethered=any(c.tethered for c in hw.connectors),
+        has_indicator=hw.indicator is not None, has_buzzer=hw.buzzer is not None,
+        has_display=hw.display is not None,
+        max_current_a=int(max(c.max_current_a for c in hw.connectors)))
+    servable = _servable_measurands(settings, devices)
+    for name in MEASURAND_KEYS:
+        keys.add_validator(name, measurands_validator(servable))
+    keys.add_validator("SecurityProfile", _security_profile_rule(keys))
+    vendor_devices = None
+    if devices is not None:
+        vendor_devices = VendorDevices(devices.indicator, devices.buzzer, devices.display,
+                                       tuple(devices.connectors))
+    load_plugins(keys, vendor_devices)
     keys.apply_file_overrides(settings.ocpp_keys)
+    if persistent:
+        try:
+            store = KeyStore.open(settings.state_dir)
+        except StoreUnusable as exc:
+            log.error("configuration store unusable: %s. Running on the factory and config-file "
+                      "values; changes are refused until this is resolved.", exc.reason)
+            keys.refuse_changes(f"configuration store unusable: {exc.reason}")
+        else:
+            if store.recovered_from:
+                log.error("configuration store was damaged (%s): stored values are lost, "
+                          "factory and config-file values apply", store.recovered_from)
+            keys.attach_store(store)
     return keys
+
+
+def _servable_measurands(settings: Settings, devices: Any | None) -> frozenset[str]:
+    """What every connector's meter can measure (a measurand must work on all of them)."""
+    if devices is not None:
+        sets = [servable_measurands(c.meter.quantities) for c in devices.connectors]
+    else:
+        from hal.modbus.models import meter_model
+
+        sets = [servable_measurands(meter_model(c.meter.model).quantities)
+                for c in settings.hardware.connectors]
+    return frozenset.intersection(*sets)
+
+
+def _security_profile_rule(keys: KeyRegistry) -> Any:
+    def check(value: Value) -> str | None:
+        assert isinstance(value, int)
+        current = keys.get_int("SecurityProfile")
+        if value < current:
+            return f"can only be raised (now {current})"
+        if value >= 2:
+            return "profiles 2 and 3 (TLS) are not supported by this version"
+        if value == 1 and not keys.get_str("AuthorizationKey"):
+            return "profile 1 needs an AuthorizationKey first"
+        return None
+    return check
 
 
 async def start(settings: Settings) -> Running:
     """Build everything and start the tasks; returns once the controller runs."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    keys = build_keys(settings)
     bench = None
     if settings.hardware_kind == "simulated":
         from hal.sim.bench import SimulatedBench
@@ -62,6 +131,7 @@ async def start(settings: Settings) -> Running:
 
         devices = build_devices(settings.hardware)
     devices.safe_state()
+    keys = build_keys(settings, devices)
 
     from firmware.ocpp.session import OcppSession
 
@@ -71,11 +141,14 @@ async def start(settings: Settings) -> Running:
         control=None,  # type: ignore[arg-type]  # set below: the charger needs the session too
         boot_fields=_boot_fields(settings),
     )
+    cache = AuthorizationCache(settings.state_dir)
+    authorizer = Authorizer(keys, cache, session.authorize, lambda: session.online)
     connectors = [
         ConnectorController(
             c.connector_id,
             ConnectorDevices(c.pilot, c.contactor, c.meter, c.lock, c.max_current_a),
-            session, keys, meter_poll_s=settings.meter_poll_interval_s)
+            session, keys, meter_poll_s=settings.meter_poll_interval_s,
+            authorize=authorizer.authorize)
         for c in devices.connectors
     ]
     running = Running(settings, keys, None, session, devices, bench, stop)  # type: ignore[arg-type]
@@ -87,11 +160,13 @@ async def start(settings: Settings) -> Running:
 
     charger = Charger(connectors, session, keys, indicator=devices.indicator,
                       buzzer=devices.buzzer, safety=devices.safety,
-                      card_reader=devices.card_reader, on_reset=on_reset)
+                      card_reader=devices.card_reader, display=devices.display,
+                      authorizer=authorizer, on_reset=on_reset)
     session.control = charger
     running.charger = charger
     tasks = [asyncio.create_task(session.run(), name="ocpp-session"),
-             asyncio.create_task(charger.run(), name="charger")]
+             asyncio.create_task(charger.run(), name="charger"),
+             asyncio.create_task(_follow_store(keys), name="config-store")]
     if bench is not None:
         from hal.sim.control import BenchControlServer
 
@@ -103,6 +178,15 @@ async def start(settings: Settings) -> Running:
     for task in tasks:
         task.add_done_callback(lambda t: _crashed(t, stop))
     return running
+
+
+async def _follow_store(keys: KeyRegistry) -> None:
+    """Apply values ``chargepoint config set`` stored while we run (reads only a counter)."""
+    while True:
+        await asyncio.sleep(STORE_POLL_S)
+        changed = keys.refresh_from_store()
+        if changed:
+            log.info("configuration changed on the device: %s", ", ".join(changed))
 
 
 def _crashed(task: asyncio.Task[Any], stop: asyncio.Event) -> None:
@@ -135,24 +219,110 @@ async def shutdown(running: Running) -> None:
     await running.devices.close()
     if running.bench is not None:
         await running.bench.stop()
+    if running.keys.store is not None:
+        running.keys.store.close()
+    if running.charger.authorizer is not None:
+        running.charger.authorizer.cache.close()
 
 
 async def run(settings: Settings) -> int:
-    """The daemon: runs until SIGTERM/SIGINT or a Reset; returns the exit status."""
+    """The daemon: runs until SIGTERM/SIGINT, a Reset or a crash; returns the exit status."""
+    import faulthandler
+
+    from firmware import logs
+
+    if not faulthandler.is_enabled():
+        # systemd's watchdog kills a hung daemon with SIGABRT: this prints where each thread
+        # was stuck to stderr (the journal) before the process dies.
+        faulthandler.enable()
+    lg = settings.logging
+    logs.attach_message_log(lg.ocpp_messages, lg.ocpp_log, max_bytes=lg.ocpp_log_max_bytes,
+                            backups=lg.ocpp_log_backups)
     running = await start(settings)
+    return await serve(running)
+
+
+async def serve(running: Running) -> int:
+    """Run a started controller until SIGTERM/SIGINT, a Reset or a crash, then shut down
+    (outputs safe first).  Tells systemd (when it listens) READY=1, STATUS= lines, WATCHDOG=1
+    from this event loop, STOPPING=1.  Returns 0 when stopped, 3 for a Reset (the service
+    manager restarts us), 1 after a crash (Restart=on-failure restarts us too)."""
+    from firmware import systemd
+
     loop = asyncio.get_running_loop()
+    signals = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         with suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, running.stop.set)
+            signals.append(sig)
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda lp, context: _unhandled(running, lp, context))
+    ready = status_line(running)
+    systemd.notify("READY=1", f"STATUS={ready}")
+    keepalive = asyncio.create_task(
+        systemd.keepalive(lambda: status_line(running), sent=ready), name="systemd-keepalive")
     try:
         await running.stop.wait()
     finally:
-        await shutdown(running)
+        systemd.notify("STOPPING=1", "STATUS=stopping")
+        keepalive.cancel()
+        if any(t.done() and not t.cancelled() and t.exception() is not None
+               for t in getattr(running, "_tasks", [])):
+            running.crashed = True
+        try:
+            await shutdown(running)
+        finally:
+            loop.set_exception_handler(previous_handler)
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+    if running.crashed:
+        log.critical("exiting after a crash (outputs were driven safe)")
+        return 1
     if running.reset_requested is not None:
         log.info("%s reset: exiting so that the service manager restarts us",
                  "hard" if running.reset_requested else "soft")
         return 3
     return 0
+
+
+def _unhandled(running: Running, loop: asyncio.AbstractEventLoop,
+               context: dict[str, Any]) -> None:
+    """The loop's exception handler.  A callback of ours that raised (a safety or card event
+    hopping onto the loop) may have left the state machines behind the hardware: drive the
+    outputs safe at once and exit so that systemd restarts a clean daemon.  Transport errors
+    and unretrieved task results are only logged: a network glitch must not restart a
+    charger."""
+    loop.default_exception_handler(context)
+    if (context.get("exception") is None or "handle" not in context
+            or "transport" in context or "protocol" in context):
+        return
+    log.critical("unhandled exception in an event-loop callback: outputs safe, shutting down")
+    running.devices.safe_state()
+    running.crashed = True
+    running.stop.set()
+
+
+def status_line(running: Running) -> str:
+    """One line for ``systemctl status``: the connection and each connector's status."""
+    session = running.session
+    where = _without_password(session.url)
+    line = f"connected to {where}" if session.ready else f"offline, connecting to {where}"
+    try:
+        connectors = running.charger.status()
+    except Exception:  # noqa: BLE001 - a status line must never fail the caller
+        return line
+    states = [f"{n}: {c['status']}" for n, c in connectors.items()
+              if isinstance(c, dict) and "status" in c]
+    return f"{line}; connector {', '.join(states)}" if states else line
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _boot_fields(settings: Settings) -> dict[str, str]:
@@ -164,14 +334,10 @@ def _boot_fields(settings: Settings) -> dict[str, str]:
 
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    # pymodbus dumps its frame ring buffer on every timeout; our drivers log failures once.
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    logging.getLogger("websockets").setLevel(logging.WARNING)
-    logging.getLogger("ocpp").setLevel(logging.WARNING)
+    """One line per event on stderr; journald's format under systemd (see firmware.logs)."""
+    from firmware import logs
+
+    logs.configure(level)
 
 
 async def bench_command(state_dir: Path, command: dict[str, Any]) -> dict[str, Any]:
@@ -180,5 +346,55 @@ async def bench_command(state_dir: Path, command: dict[str, Any]) -> dict[str, A
     return await send_command(state_dir / BENCH_SOCKET, command)
 
 
-__all__ = ["Running", "start", "shutdown", "run", "build_keys", "bench_command",
-           "setup_logging", "Callable"]
+# ------------------------------------------------------------------ bring-up tools
+# firmware.doctor and firmware.hwtest reach hardware only through these (this module is the one
+# that names backends).
+
+
+async def open_devices(settings: Settings, *, pin_factory: object | None = None
+                       ) -> tuple[Any, Any | None]:
+    """(hal.assembly.Devices, SimulatedBench or None) as ``start`` builds them, outputs safe,
+    without the card reader (its serial port is not ours to hold during a hardware test)."""
+    from dataclasses import replace
+
+    hardware = replace(settings.hardware, card_reader=None)
+    if settings.hardware_kind == "simulated":
+        from hal.sim.bench import SimulatedBench
+
+        bench = SimulatedBench(hardware, settings.bench, settings.state_dir)
+        devices = await bench.start()
+        devices.safe_state()
+        return devices, bench
+    from hal.assembly import build_devices
+
+    devices = build_devices(hardware, pin_factory=pin_factory)
+    devices.safe_state()
+    return devices, None
+
+
+async def close_devices(devices: Any, bench: Any | None) -> None:
+    """Outputs safe, drivers closed, bench stopped."""
+    try:
+        await devices.close()
+    finally:
+        if bench is not None:
+            await bench.stop()
+
+
+async def probe_meter(meter: Any) -> dict[Any, Any]:
+    """Read a meter (hal.config.MeterConfig) once; raises the bus error with its reason."""
+    from hal.assembly import probe_meter as probe
+
+    return await probe(meter)
+
+
+async def probe_pilot(pilot: Any) -> Any:
+    """Read a control pilot board (hal.config.PilotConfig) once; raises PilotFailure."""
+    from hal.assembly import probe_pilot as probe
+
+    return await probe(pilot)
+
+
+__all__ = ["Running", "start", "serve", "shutdown", "run", "build_keys", "bench_command",
+           "setup_logging", "status_line", "open_devices", "close_devices", "probe_meter",
+           "probe_pilot"]

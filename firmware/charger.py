@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timezone
 from collections.abc import Callable
 
 from firmware import charging as m
+from firmware.authorization import Authorizer
 from firmware.config_keys import KeyRegistry
 from firmware.connector import ConnectorController
-from firmware.domain import ConnectorError, ConnectorStatus, IdTagInfo, StopReason
+from firmware.domain import ConnectorError, ConnectorStatus, IdTagInfo, MeterSample, StopReason
+from firmware.metering import next_aligned, sampled_values
 from firmware.ports import CentralSystemLink, TransactionHandle
-from hal.interfaces import Buzzer, CardReader, SafetyInputs, StatusIndicator
+from hal.interfaces import Buzzer, CardReader, Display, SafetyInputs, StatusIndicator
 from hal.types import (
     BLUE,
     CYAN,
@@ -61,11 +64,16 @@ SAFETY_ERRORS = {
 }
 
 
+# Longest an UnlockConnector waits for a stop and the lock's retries.
+UNLOCK_WAIT_S = 20.0
+
+
 class Charger:
     def __init__(self, connectors: list[ConnectorController], link: CentralSystemLink,
                  keys: KeyRegistry, *, indicator: StatusIndicator | None = None,
                  buzzer: Buzzer | None = None, safety: SafetyInputs | None = None,
-                 card_reader: CardReader | None = None,
+                 card_reader: CardReader | None = None, display: Display | None = None,
+                 authorizer: Authorizer | None = None,
                  on_reset: Callable[[bool], None] | None = None) -> None:
         self.connectors = {c.id: c for c in connectors}
         self.link = link
@@ -74,6 +82,8 @@ class Charger:
         self.buzzer = buzzer
         self.safety = safety
         self.card_reader = card_reader
+        self.display = display
+        self.authorizer = authorizer
         self._on_reset = on_reset or (lambda hard: None)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._interlocked = False  # a safety trip engaged the contactor interlock
@@ -82,13 +92,60 @@ class Charger:
             c._feedback = self._feedback
             c._on_status = self._status_changed
         link.on_transaction_info(self._transaction_info)
-        keys.on_change("LightIntensity", lambda _d, v: self._set_brightness(v))
+        if authorizer is not None:
+            link.on_id_tag_info(authorizer.remember)
+        self._bind_keys()
 
     # ------------------------------------------------------------ start-up
 
+    # ------------------------------------------------------------ keys bound to hardware
+
+    def _bind_keys(self) -> None:
+        """Each hardware key drives its device the moment a change is accepted, and once at
+        start with the value in force (``apply_keys``)."""
+        bindings: dict[str, Callable[[object], None]] = {
+            "LightIntensity": self._set_brightness,
+            "PiCP.BuzzerEnabled": self._set_buzzer_enabled,
+            "PiCP.BuzzerVolume": self._set_buzzer_volume,
+            "PiCP.DisplayBrightness": self._set_display_brightness,
+            "PiCP.MaxInstallationCurrent": self._set_installation_limit,
+            "PiCP.PermanentCableLock": self._set_permanent_lock,
+        }
+        self._bindings = {name: apply for name, apply in bindings.items() if name in self.keys}
+        for name, apply in self._bindings.items():
+            self.keys.on_change(name, lambda _d, value, apply=apply: apply(value))
+
+    def apply_keys(self) -> None:
+        for name, apply in self._bindings.items():
+            apply(self.keys.get(name))
+
+    def _set_buzzer_enabled(self, value: object) -> None:
+        if self.buzzer is not None and isinstance(value, bool):
+            self.buzzer.enabled = value
+
+    def _set_buzzer_volume(self, value: object) -> None:
+        if self.buzzer is not None and isinstance(value, int):
+            self.buzzer.volume = value / 100
+
+    def _set_display_brightness(self, value: object) -> None:
+        if self.display is not None and isinstance(value, int):
+            self.display.brightness = value / 100
+
+    def _set_installation_limit(self, value: object) -> None:
+        if isinstance(value, int):
+            for c in self.connectors.values():
+                c.set_installation_limit(float(value))
+
+    def _set_permanent_lock(self, value: object) -> None:
+        if isinstance(value, bool):
+            for c in self.connectors.values():
+                c.set_permanent_lock(value)
+
+    # ------------------------------------------------------------ running
+
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._set_brightness(self.keys.get("LightIntensity"))
+        self.apply_keys()
         if self.safety is not None:
             self.safety.set_listener(self._safety_from_any_thread)
             for event in self.safety.active():
@@ -96,7 +153,25 @@ class Charger:
         if self.card_reader is not None:
             self.card_reader.set_listener(self._card_from_any_thread)
         self.link.status_changed(0, S.AVAILABLE if self.operative else S.UNAVAILABLE, None, "")
-        await asyncio.gather(*(c.run() for c in self.connectors.values()))
+        await asyncio.gather(self._clock_aligned_loop(),
+                             *(c.run() for c in self.connectors.values()))
+
+    async def _clock_aligned_loop(self) -> None:
+        """ClockAlignedDataInterval: samples on wall-clock boundaries from midnight UTC."""
+        while True:
+            interval = self.keys.get_int("ClockAlignedDataInterval")
+            if interval <= 0:
+                await asyncio.sleep(1.0)
+                continue
+            now = datetime.now(timezone.utc)
+            boundary = next_aligned(now, interval)
+            # Wake in short steps so a changed interval takes effect at once.
+            await asyncio.sleep(min(1.0, (boundary - now).total_seconds()))
+            if datetime.now(timezone.utc) < boundary or \
+                    self.keys.get_int("ClockAlignedDataInterval") != interval:
+                continue
+            for c in self.connectors.values():
+                c.clock_aligned_sample(boundary)
 
     async def shutdown(self) -> None:
         for c in self.connectors.values():
@@ -149,6 +224,10 @@ class Charger:
             for c in cs:
                 if c.state.status is wanted and not c.state.authorized_id_tag:
                     return c
+        for c in cs:
+            # Another card of the same group may stop a transaction (parentIdTag).
+            if c.state.in_transaction:
+                return c
         return None
 
     # ------------------------------------------------------------ outputs
@@ -203,6 +282,8 @@ class Charger:
     # ------------------------------------------------------------ ChargerControl
 
     def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
+        """Accepted when a connector can take it; with AuthorizeRemoteTxRequests the idTag is
+        then authorized like a local one before anything starts."""
         if connector_id is not None:
             c = self.connectors.get(connector_id)
             candidates = [c] if c is not None else []
@@ -211,9 +292,30 @@ class Charger:
         for c in candidates:
             if c.state.status in (S.AVAILABLE, S.PREPARING) and not c.state.in_transaction \
                     and c.state.operative and not c.state.authorized_id_tag:
-                c.post(m.RemoteStart(id_tag))
+                if self.authorizer is not None and self.keys.get_bool(
+                        "AuthorizeRemoteTxRequests"):
+                    asyncio.get_running_loop().create_task(self._authorized_remote_start(
+                        c, id_tag))
+                else:
+                    c.post(m.RemoteStart(id_tag))
                 return True
         return False
+
+    async def _authorized_remote_start(self, c: ConnectorController, id_tag: str) -> None:
+        assert self.authorizer is not None
+        info = await self.authorizer.authorize(id_tag)
+        if info.accepted:
+            c.post(m.RemoteStart(id_tag))
+        else:
+            log.info("RemoteStartTransaction for %s not started: %s", id_tag, info.status.value)
+            self._feedback(c.id, "rejected")
+
+    def clear_cache(self) -> bool:
+        if self.authorizer is None:
+            return False
+        self.authorizer.cache.clear()
+        log.info("authorization cache cleared")
+        return True
 
     def remote_stop(self, local_transaction_id: int) -> bool:
         for c in self.connectors.values():
@@ -223,13 +325,14 @@ class Charger:
         return False
 
     async def unlock(self, connector_id: int) -> str:
+        """UnlockConnector: a running transaction is stopped first (reason UnlockCommand) and
+        the state machine's own unlock is awaited; otherwise the lock is driven directly."""
         c = self.connectors.get(connector_id)
-        if c is None:
-            return "NotSupported"
-        if c.devices.lock is None:
-            return "NotSupported"
+        if c is None or c.devices.lock is None:
+            return "NotSupported"  # unknown connector, or a tethered cable (nothing to unlock)
         if c.state.in_transaction:
             c.post(m.StopRequested(StopReason.UNLOCK_COMMAND))
+            return "Unlocked" if await c.wait_unlocked(UNLOCK_WAIT_S) else "UnlockFailed"
         try:
             await c.devices.lock.unlock()
         except Exception as exc:  # noqa: BLE001 - any failure of the mechanism is UnlockFailed
@@ -260,6 +363,16 @@ class Charger:
                 c.post(m.StopRequested(reason))
         self._on_reset(hard)
         return True
+
+    def current_meter_values(self, connector_id: int | None) -> dict[int, list[MeterSample]]:
+        targets = ([self.connectors[connector_id]] if connector_id in self.connectors
+                   else list(self.connectors.values()) if connector_id is None else [])
+        out: dict[int, list[MeterSample]] = {}
+        for c in targets:
+            values = sampled_values(c.last_reading, self.keys.get_list("MeterValuesSampledData"),
+                                    "Trigger", c.offered_current_a)
+            out[c.id] = [MeterSample(datetime.now(timezone.utc), values)] if values else []
+        return out
 
     # ------------------------------------------------------------ status for tools
 

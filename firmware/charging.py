@@ -59,6 +59,7 @@ class IdPresented:
 class AuthorizationResult:
     id_tag: str
     accepted: bool
+    parent_id_tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,7 @@ class Connector:
     locking: bool = False
     pending_id_tag: str | None = None  # Authorize.req in flight
     authorized_id_tag: str | None = None
+    parent_id_tag: str | None = None  # of the authorized / transaction idTag (TC_069)
     transaction_id_tag: str | None = None  # set while a transaction is open
     contactor_closed: bool = False
     faults: tuple[ConnectorError, ...] = ()
@@ -275,7 +277,8 @@ def _power_off(c: Connector) -> tuple[Connector, list[Command]]:
 def _end_transaction(c: Connector, reason: StopReason, id_tag: str | None) -> Result:
     c, cmds = _power_off(c)
     cmds.append(EndTransaction(reason, id_tag or c.transaction_id_tag))
-    c = replace(c, transaction_id_tag=None, authorized_id_tag=None)
+    c = replace(c, transaction_id_tag=None, authorized_id_tag=None, parent_id_tag=None,
+                pending_id_tag=None)
     if c.unavailable_scheduled:
         c = replace(c, operative=False, unavailable_scheduled=False)
     return c, cmds
@@ -319,7 +322,8 @@ def _auth_result(c: Connector, e: object, p: Policy) -> Result:
     c = replace(c, pending_id_tag=None)
     if not e.accepted:
         return c, [Feedback("rejected")]
-    c = replace(c, authorized_id_tag=e.id_tag, status=S.PREPARING)
+    c = replace(c, authorized_id_tag=e.id_tag, parent_id_tag=e.parent_id_tag,
+                status=S.PREPARING)
     if c.plugged:
         c, cmds = _maybe_start(c)
         return c, [Feedback("accepted"), *cmds]
@@ -328,7 +332,8 @@ def _auth_result(c: Connector, e: object, p: Policy) -> Result:
 
 def _remote_start(c: Connector, e: object, p: Policy) -> Result:
     assert isinstance(e, RemoteStart)
-    c = replace(c, authorized_id_tag=e.id_tag, pending_id_tag=None, status=S.PREPARING)
+    c = replace(c, authorized_id_tag=e.id_tag, parent_id_tag=None, pending_id_tag=None,
+                status=S.PREPARING)
     if c.plugged:
         return _maybe_start(c)
     return c, [StartConnectionTimer()]
@@ -415,6 +420,21 @@ def _tx_replugged(c: Connector, e: object, p: Policy) -> Result:
 def _tx_id(c: Connector, e: object, p: Policy) -> Result:
     assert isinstance(e, IdPresented)
     if _same_tag(e.id_tag, c.transaction_id_tag):
+        # The same card stops without asking the central system (OCPP 1.6 §3.4).
+        c, cmds = _stop(c, StopRequested(StopReason.LOCAL, e.id_tag), p)
+        return c, [Feedback("accepted"), *cmds]
+    if c.pending_id_tag:
+        return c, []
+    # Another card may stop it if it belongs to the same group (parentIdTag, TC_069).
+    return replace(c, pending_id_tag=e.id_tag), [Feedback("card-read"), SendAuthorize(e.id_tag)]
+
+
+def _tx_auth_result(c: Connector, e: object, p: Policy) -> Result:
+    assert isinstance(e, AuthorizationResult)
+    if not _same_tag(e.id_tag, c.pending_id_tag):
+        return c, []
+    c = replace(c, pending_id_tag=None)
+    if e.accepted and e.parent_id_tag and _same_tag(e.parent_id_tag, c.parent_id_tag):
         c, cmds = _stop(c, StopRequested(StopReason.LOCAL, e.id_tag), p)
         return c, [Feedback("accepted"), *cmds]
     return c, [Feedback("rejected")]
@@ -605,6 +625,7 @@ for _state in _TX_STATES:
         (_state, Unplugged): _tx_unplugged,
         (_state, Plugged): _tx_replugged,
         (_state, IdPresented): _tx_id,
+        (_state, AuthorizationResult): _tx_auth_result,
         (_state, StopRequested): _stop,
         (_state, TransactionRejected): _tx_rejected,
         (_state, AvailabilityChanged): _availability,

@@ -50,6 +50,18 @@ def _demo(args: argparse.Namespace) -> int:
                                 state_dir=Path(args.state_dir) if args.state_dir else None))
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from firmware import doctor
+
+    return doctor.main(Path(args.config), args.csms_url, network_timeout_s=args.timeout)
+
+
+def _hw_test(args: argparse.Namespace) -> int:
+    from firmware import hwtest
+
+    return hwtest.main(Path(args.config), yes=args.yes)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from firmware.app import bench_command
 
@@ -67,6 +79,14 @@ def _bench(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(answer, indent=2))
     return 0 if answer.get("ok") else 1
+
+
+def _config(args: argparse.Namespace) -> int:
+    from firmware import config_tool
+
+    return config_tool.run(args.config_cmd, Path(args.config),
+                           Path(args.state_dir) if args.state_dir else None,
+                           getattr(args, "key", None), getattr(args, "value", None))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -96,6 +116,23 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--verbose", action="store_true", help="also show the controller's log")
     demo.set_defaults(func=_demo)
 
+    doctor = sub.add_parser("doctor", help="bring-up checks: config, pins, serial ports, "
+                                           "meter, central system (OK / FAIL / SKIP each)")
+    doctor.add_argument("--config", default="/etc/chargepoint/chargepoint.toml",
+                        help="configuration file (default %(default)s)")
+    doctor.add_argument("--csms-url", help="check this central system URL instead")
+    doctor.add_argument("--timeout", type=float, default=5.0,
+                        help="seconds per network step (default %(default)s)")
+    doctor.set_defaults(func=_doctor)
+
+    hw_test = sub.add_parser("hw-test", help="exercise each output (lock, light, buzzer, "
+                                             "contactor) with a confirmation per step")
+    hw_test.add_argument("--config", default="/etc/chargepoint/chargepoint.toml",
+                         help="configuration file (default %(default)s)")
+    hw_test.add_argument("--yes", action="store_true",
+                         help="run every step without asking (non-interactive)")
+    hw_test.set_defaults(func=_hw_test)
+
     bench = sub.add_parser("bench", help="drive the simulated bench of a running controller")
     bench.add_argument("--state-dir", required=True, help="the controller's state directory")
     bsub = bench.add_subparsers(dest="bench_cmd", required=True)
@@ -113,6 +150,20 @@ def parser() -> argparse.ArgumentParser:
     fault.add_argument("-c", "--connector", type=int, default=1)
     bsub.add_parser("status", help="connector states, outputs, lock and meter as JSON")
     bench.set_defaults(func=_bench)
+
+    config = sub.add_parser("config", help="list, get or set OCPP configuration keys on the "
+                                           "device (the running daemon follows)")
+    config.add_argument("--config", default="/etc/chargepoint/chargepoint.toml",
+                        help="configuration file (default %(default)s)")
+    config.add_argument("--state-dir", help="state directory (default: from the file)")
+    csub = config.add_subparsers(dest="config_cmd", required=True)
+    csub.add_parser("list", help="every key with access, source and value")
+    get = csub.add_parser("get", help="one key's value")
+    get.add_argument("key")
+    set_ = csub.add_parser("set", help="set a key (same validation as ChangeConfiguration)")
+    set_.add_argument("key")
+    set_.add_argument("value")
+    config.set_defaults(func=_config)
     return p
 
 

@@ -1,17 +1,27 @@
-"""OCPP configuration keys: each declared once, typed, with its default and its owner.
+"""OCPP configuration keys: each declared once, typed, persisted, and driving the charger.
 
-Value precedence (lowest first): the declaration's factory default (Monta's values from the seed
-where it sets one), then the installer's ``[ocpp_keys]`` table in the config file, then whatever
-the central system or ``chargepoint config set`` stored.  Names match case-insensitively on input
-and are always written in their canonical spelling.
+Where a value comes from, lowest precedence first:
+
+1. the declaration's factory default (Monta's value from the seed where it sets one);
+2. the installer's ``[ocpp_keys]`` table in the configuration file;
+3. a value stored by the central system (ChangeConfiguration) or by ``chargepoint config set``.
+
+Names match case-insensitively on input and are always written in their canonical spelling.
+A change is validated completely before anything is stored; setting a key to the value it
+already has is Accepted and writes nothing (operators re-apply their values at every boot).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from firmware.storage import OpenedStore, StoreUnusable, open_store
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +52,15 @@ class ChangeStatus(enum.Enum):
     NOT_SUPPORTED = "NotSupported"
 
 
+class Source(enum.Enum):
+    DEFAULT = "default"
+    CONFIG_FILE = "config-file"
+    CENTRAL_SYSTEM = "central-system"
+    LOCAL = "local"  # chargepoint config set
+
+
 Value = bool | int | str | tuple[str, ...]
+Validator = Callable[[Value], str | None]
 
 
 @dataclass(frozen=True)
@@ -60,8 +78,17 @@ class KeyDefinition:
     allowed_items: frozenset[str] | None = None  # CSL: what an item may be
     max_items: int | None = None  # CSL: the ...MaxLength
     max_length: int = 500  # CiString500 for values
-    # Extra validation beyond type/range; returns an error message or None.
-    validator: Callable[[Value], str | None] | None = None
+    min_length: int = 0
+    unit: str = ""
+    # What a change does to the running charger, for the generated key reference.
+    effect: str = ""
+    # Extra validation beyond type/range; returns an error message or None.  It must never
+    # quote the value (write-only keys).
+    validator: Validator | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.name) <= 50:
+            raise ValueError(f"key name {self.name!r} must be 1-50 characters (CiString50)")
 
     @property
     def readonly(self) -> bool:
@@ -76,25 +103,27 @@ class KeyValueError(ValueError):
     """A value does not fit its key (message says why)."""
 
 
-_TRUE_FALSE = {"true": True, "false": False}
+_BOOLEANS = {"true": True, "false": False}
+_INTEGER = re.compile(r"[+-]?[0-9]{1,10}")
 
 
 def parse_value(d: KeyDefinition, text: str) -> Value:
-    """Strictly parse the wire form of a value (a string) for ``d``; KeyValueError if invalid."""
+    """Strictly parse the wire form of a value (a string) for ``d``; KeyValueError if invalid.
+    Messages never quote the value of a write-only key."""
+    shown = "the value" if d.write_only else repr(text)
     if not isinstance(text, str):
         raise KeyValueError(f"{d.name}: value must be a string")
     if len(text) > d.max_length:
         raise KeyValueError(f"{d.name}: value longer than {d.max_length} characters")
     if d.type is KeyType.BOOLEAN:
         try:
-            return _TRUE_FALSE[text.strip().lower()]
+            return _BOOLEANS[text.strip().lower()]
         except KeyError:
-            raise KeyValueError(f"{d.name}: expected true or false, got {text!r}") from None
+            raise KeyValueError(f"{d.name}: expected true or false, got {shown}") from None
     if d.type is KeyType.INTEGER:
         t = text.strip()
-        digits = t[1:] if t[:1] in "+-" else t
-        if not digits.isascii() or not digits.isdigit() or len(digits) > 10:
-            raise KeyValueError(f"{d.name}: expected an integer, got {text!r}")
+        if not _INTEGER.fullmatch(t):
+            raise KeyValueError(f"{d.name}: expected an integer, got {shown}")
         value = int(t)
         if d.minimum is not None and value < d.minimum:
             raise KeyValueError(f"{d.name}: {value} is below the minimum {d.minimum}")
@@ -104,7 +133,9 @@ def parse_value(d: KeyDefinition, text: str) -> Value:
     if d.type is KeyType.CSL:
         items = tuple(i.strip() for i in text.split(",")) if text.strip() else ()
         if any(not i for i in items):
-            raise KeyValueError(f"{d.name}: empty item in list {text!r}")
+            raise KeyValueError(f"{d.name}: empty item in the list")
+        if len(set(items)) != len(items):
+            raise KeyValueError(f"{d.name}: an item is listed twice")
         if d.max_items is not None and len(items) > d.max_items:
             raise KeyValueError(f"{d.name}: {len(items)} items, at most {d.max_items} allowed")
         if d.allowed_items is not None:
@@ -112,10 +143,12 @@ def parse_value(d: KeyDefinition, text: str) -> Value:
             if bad:
                 raise KeyValueError(f"{d.name}: not supported: {', '.join(bad)}")
         return items
+    if len(text) < d.min_length:
+        raise KeyValueError(f"{d.name}: at least {d.min_length} characters needed")
     return text
 
 
-def format_value(d: KeyDefinition, value: Value) -> str:
+def format_value(value: Value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, tuple):
@@ -125,15 +158,15 @@ def format_value(d: KeyDefinition, value: Value) -> str:
 
 def _from_file(d: KeyDefinition, raw: object) -> Value:
     """Config-file values may be TOML-typed (true, 180, [..]) or strings."""
-    if isinstance(raw, bool) and d.type is KeyType.BOOLEAN:
-        return raw
-    if isinstance(raw, int) and not isinstance(raw, bool) and d.type is KeyType.INTEGER:
-        return parse_value(d, str(raw))
-    if isinstance(raw, list) and d.type is KeyType.CSL:
-        return parse_value(d, ",".join(str(i) for i in raw))
-    if isinstance(raw, str):
-        return parse_value(d, raw)
-    raise KeyValueError(f"{d.name}: {raw!r} is not a {d.type.value}")
+    if isinstance(raw, bool):
+        raw = "true" if raw else "false"
+    elif isinstance(raw, int):
+        raw = str(raw)
+    elif isinstance(raw, list):
+        raw = ",".join(str(i) for i in raw)
+    if not isinstance(raw, str):
+        raise KeyValueError(f"{d.name}: {raw!r} is not a {d.type.value}")
+    return parse_value(d, raw)
 
 
 @dataclass
@@ -141,8 +174,70 @@ class ChangeResult:
     status: ChangeStatus
     reason: str = ""
 
+    @property
+    def applied(self) -> bool:
+        return self.status in (ChangeStatus.ACCEPTED, ChangeStatus.REBOOT_REQUIRED)
+
 
 Listener = Callable[[KeyDefinition, Value], None]
+
+
+# --------------------------------------------------------------------------------------------------
+# Persistence
+
+CONFIG_MIGRATIONS = (
+    """
+    CREATE TABLE config_value (
+        key TEXT PRIMARY KEY,          -- canonical spelling
+        value TEXT NOT NULL,           -- the wire form, parsed again on load
+        source TEXT NOT NULL,          -- central-system | local
+        changed_at TEXT NOT NULL
+    )
+    """,
+)
+
+
+class KeyStore:
+    """The values set by the central system or an installer, in ``<state>/config.db``."""
+
+    FILE = "config.db"
+
+    def __init__(self, opened: OpenedStore) -> None:
+        self._db = opened.connection
+        self.path = opened.path
+        self.recovered_from = opened.recovered_from
+
+    @classmethod
+    def open(cls, state_dir: Path) -> KeyStore:
+        return cls(open_store(state_dir / cls.FILE, CONFIG_MIGRATIONS))
+
+    def rows(self) -> dict[str, tuple[str, Source]]:
+        return {key: (value, Source(source)) for key, value, source in
+                self._db.execute("SELECT key, value, source FROM config_value")}
+
+    def save(self, key: str, text: str, source: Source) -> None:
+        self._db.execute(
+            "INSERT INTO config_value (key, value, source, changed_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value, source=excluded.source, "
+            "changed_at=excluded.changed_at",
+            (key, text, source.value, datetime.now(timezone.utc).isoformat()))
+
+    @property
+    def writes(self) -> int:
+        """Rows this process has written so far (to prove re-applied values cost nothing)."""
+        return self._db.total_changes
+
+    def data_version(self) -> int:
+        """Changes when another connection (``chargepoint config set``) committed."""
+        version: int = self._db.execute("PRAGMA data_version").fetchone()[0]
+        return version
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry
 
 
 @dataclass
@@ -152,14 +247,40 @@ class KeyRegistry:
 
     definitions: dict[str, KeyDefinition] = field(default_factory=dict)
     values: dict[str, Value] = field(default_factory=dict)
+    sources: dict[str, Source] = field(default_factory=dict)
+    pending: dict[str, Value] = field(default_factory=dict)  # stored, effective after reboot
     listeners: dict[str, list[Listener]] = field(default_factory=dict)
+    validators: dict[str, list[Validator]] = field(default_factory=dict)
+    store: KeyStore | None = None
+    refused: str | None = None  # why changes are refused (unusable store), or None
+    _store_version: int | None = None
+
+    def refuse_changes(self, reason: str) -> None:
+        """Without a usable store an Accepted change would be lost at the next restart."""
+        self.refused = reason
+
+    # ------------------------------------------------------------ declaring
 
     def declare(self, d: KeyDefinition) -> None:
         folded = d.name.casefold()
         if folded in self.definitions:
             raise ValueError(f"configuration key {d.name} declared twice")
+        if d.validator is not None:
+            problem = d.validator(d.default)
+            if problem:
+                raise ValueError(f"{d.name}: default does not validate: {problem}")
         self.definitions[folded] = d
         self.values[folded] = d.default
+        self.sources[folded] = Source.DEFAULT
+
+    def add_validator(self, name: str, validator: Validator) -> None:
+        """Validation that depends on the hardware (e.g. measurands the meter can serve)."""
+        self.validators.setdefault(name.casefold(), []).append(validator)
+
+    def on_change(self, name: str, listener: Listener) -> None:
+        self.listeners.setdefault(name.casefold(), []).append(listener)
+
+    # ------------------------------------------------------------ reading
 
     def definition(self, name: str) -> KeyDefinition | None:
         return self.definitions.get(name.casefold())
@@ -190,20 +311,90 @@ class KeyRegistry:
         assert isinstance(value, str), name
         return value
 
-    def on_change(self, name: str, listener: Listener) -> None:
-        self.listeners.setdefault(name.casefold(), []).append(listener)
+    def source(self, name: str) -> Source:
+        return self.sources[name.casefold()]
+
+    def readable(self) -> Iterable[tuple[KeyDefinition, str]]:
+        """(definition, value as sent) for every key GetConfiguration may show."""
+        for folded, d in self.definitions.items():
+            if not d.write_only:
+                yield d, format_value(self.values[folded])
+
+    # ------------------------------------------------------------ loading
 
     def apply_file_overrides(self, overrides: dict[str, object]) -> None:
-        """The installer's ``[ocpp_keys]``: unknown keys and bad values are errors at start-up."""
+        """The installer's ``[ocpp_keys]``: unknown keys and bad values are errors at start-up,
+        because a typo there would otherwise silently leave the factory value in force."""
         for name, raw in overrides.items():
             d = self.definition(name)
             if d is None:
                 raise KeyValueError(f"[ocpp_keys] {name}: no such configuration key")
-            self.values[d.name.casefold()] = _from_file(d, raw)
+            value = _from_file(d, raw)
+            problem = self._validate(d, value)
+            if problem:
+                raise KeyValueError(f"[ocpp_keys] {problem}")
+            self.values[d.name.casefold()] = value
+            self.sources[d.name.casefold()] = Source.CONFIG_FILE
 
-    def change(self, name: str, text: str) -> ChangeResult:
-        """ChangeConfiguration semantics; nothing changes unless the result is Accepted or
-        RebootRequired."""
+    def attach_store(self, store: KeyStore) -> None:
+        """Load what the central system or an installer stored; they win over the file."""
+        self.store = store
+        self._store_version = store.data_version()
+        self._load_rows(store.rows(), notify=False)
+
+    def refresh_from_store(self) -> list[str]:
+        """Pick up values another process stored (``chargepoint config set`` while the daemon
+        runs); cheap when nothing changed.  Returns the keys that changed."""
+        if self.store is None:
+            return []
+        version = self.store.data_version()
+        if version == self._store_version:
+            return []
+        self._store_version = version
+        return self._load_rows(self.store.rows(), notify=True)
+
+    def _load_rows(self, rows: dict[str, tuple[str, Source]], notify: bool) -> list[str]:
+        changed = []
+        for key, (text, source) in rows.items():
+            d = self.definition(key)
+            if d is None:
+                log.warning("stored configuration key %s is no longer declared; ignored", key)
+                continue
+            try:
+                value = parse_value(d, text)
+                problem = self._validate(d, value)
+                if problem:
+                    raise KeyValueError(problem)
+            except KeyValueError as exc:
+                log.warning("stored value of %s no longer valid (%s); using %s", d.name, exc,
+                            self.sources[d.name.casefold()].value)
+                continue
+            folded = d.name.casefold()
+            if notify and d.reboot_required:
+                if value != self.values[folded]:
+                    self.pending[folded] = value
+                continue
+            self.sources[folded] = source
+            if self.values[folded] != value:
+                self.values[folded] = value
+                changed.append(d.name)
+                if notify:
+                    self._notify(d, value)
+        return changed
+
+    # ------------------------------------------------------------ changing
+
+    def _validate(self, d: KeyDefinition, value: Value) -> str | None:
+        checks = ([d.validator] if d.validator else []) + self.validators.get(d.name.casefold(),
+                                                                              [])
+        for check in checks:
+            problem = check(value)
+            if problem:
+                return f"{d.name}: {problem}"
+        return None
+
+    def check(self, name: str, text: str) -> tuple[KeyDefinition, Value] | ChangeResult:
+        """Validate a change without applying it."""
         d = self.definition(name)
         if d is None:
             return ChangeResult(ChangeStatus.NOT_SUPPORTED, f"unknown key {name}")
@@ -211,25 +402,53 @@ class KeyRegistry:
             return ChangeResult(ChangeStatus.REJECTED, f"{d.name} is read-only")
         try:
             value = parse_value(d, text)
-            if d.validator is not None:
-                problem = d.validator(value)
-                if problem:
-                    raise KeyValueError(f"{d.name}: {problem}")
         except KeyValueError as exc:
             return ChangeResult(ChangeStatus.REJECTED, str(exc))
+        problem = self._validate(d, value)
+        if problem:
+            return ChangeResult(ChangeStatus.REJECTED, problem)
+        return d, value
+
+    def change(self, name: str, text: str, source: Source = Source.CENTRAL_SYSTEM
+               ) -> ChangeResult:
+        """ChangeConfiguration semantics.  Nothing changes unless the result is Accepted or
+        RebootRequired; the store is written before the value takes effect, so a value in
+        force is always one that survives a restart."""
+        checked = self.check(name, text)
+        if isinstance(checked, ChangeResult):
+            return checked
+        d, value = checked
+        if self.refused:
+            return ChangeResult(ChangeStatus.REJECTED, self.refused)
         folded = d.name.casefold()
+        if value == self.pending.get(folded, self.values[folded]):
+            # Operators re-apply their values at every boot: that must cost no storage write
+            # (SD cards wear out).
+            return ChangeResult(ChangeStatus.REBOOT_REQUIRED if folded in self.pending
+                                else ChangeStatus.ACCEPTED)
+        if self.store is not None:
+            self.store.save(d.name, format_value(value), source)
+            self._store_version = self.store.data_version()
+        if d.reboot_required:
+            if value == self.values[folded]:
+                self.pending.pop(folded, None)
+            else:
+                self.pending[folded] = value
+            return ChangeResult(ChangeStatus.REBOOT_REQUIRED)
+        self.sources[folded] = source
         if self.values[folded] != value:
             self.values[folded] = value
-            for listener in self.listeners.get(folded, ()):
-                listener(d, value)
-        if d.reboot_required:
-            return ChangeResult(ChangeStatus.REBOOT_REQUIRED)
+            self._notify(d, value)
         return ChangeResult(ChangeStatus.ACCEPTED)
 
-    def readable(self) -> Iterable[tuple[KeyDefinition, str]]:
-        for folded, d in self.definitions.items():
-            if not d.write_only:
-                yield d, format_value(d, self.values[folded])
+    def _notify(self, d: KeyDefinition, value: Value) -> None:
+        shown = "(write-only)" if d.write_only else format_value(value)
+        log.info("configuration: %s = %s", d.name, shown)
+        for listener in self.listeners.get(d.name.casefold(), ()):
+            try:
+                listener(d, value)
+            except Exception:  # noqa: BLE001 - a failing action must not undo the stored value
+                log.exception("applying %s failed", d.name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -244,87 +463,231 @@ MEASURANDS = frozenset({
     "Power.Factor", "Power.Offered", "Power.Reactive.Export", "Power.Reactive.Import", "RPM", "SoC",
     "Temperature", "Voltage",
 })
+PHASES = ("L1", "L2", "L3", "N", "L1-N", "L2-N", "L3-N", "L1-L2", "L2-L3", "L3-L1")
 
 MEASURAND_LIST_MAX = 10
 _ENERGY = ("Energy.Active.Import.Register",)
+MEASURAND_KEYS = ("MeterValuesAlignedData", "MeterValuesSampledData", "StopTxnAlignedData",
+                  "StopTxnSampledData")
+FEATURE_PROFILES = frozenset({"Core", "FirmwareManagement", "LocalAuthListManagement",
+                              "Reservation", "SmartCharging", "RemoteTrigger"})
+VENDOR_PREFIX = "PiCP."
+
+
+def measurands_validator(servable: frozenset[str] | None) -> Validator:
+    """Every item must be an OCPP measurand (optionally with a phase) that the configured meter
+    can serve; ``servable`` None: any OCPP measurand."""
+    def check(value: Value) -> str | None:
+        assert isinstance(value, tuple)
+        for item in value:
+            base, phase = item, None
+            for p in sorted(PHASES, key=len, reverse=True):
+                if item.endswith("." + p):
+                    base, phase = item[: -len(p) - 1], p
+                    break
+            if base not in MEASURANDS:
+                return f"{item} is not an OCPP 1.6 measurand"
+            if servable is not None and item not in servable:
+                what = f"phase {phase} of {base}" if phase else base
+                return f"the configured meter cannot measure {what}"
+        return None
+    return check
 
 
 def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
-    B, I, L, T = KeyType.BOOLEAN, KeyType.INTEGER, KeyType.CSL, KeyType.STRING
-    seconds = dict(minimum=0, maximum=2_147_483_647)
-    measurands = dict(allowed_items=MEASURANDS, max_items=MEASURAND_LIST_MAX)
+    B, I, L = KeyType.BOOLEAN, KeyType.INTEGER, KeyType.CSL
+    seconds = dict(minimum=0, maximum=2_147_483_647, unit="s")
+    measurands = dict(max_items=MEASURAND_LIST_MAX, validator=measurands_validator(None))
     return [
         KeyDefinition("AllowOfflineTxForUnknownId", B, False,
-                      description="Offline, start a transaction for an unknown idTag."),
+                      description="Offline, start a transaction for an unknown idTag.",
+                      effect="next authorization while offline"),
         KeyDefinition("AuthorizationCacheEnabled", B, False,
-                      description="Remember idTagInfo from the central system for offline use."),
+                      description="Remember idTagInfo from the central system for offline use.",
+                      effect="next authorization"),
         KeyDefinition("AuthorizeRemoteTxRequests", B, True,
-                      description="Authorize a RemoteStartTransaction idTag like a local one."),
+                      description="Authorize a RemoteStartTransaction idTag like a local one.",
+                      effect="next RemoteStartTransaction"),
         KeyDefinition("ClockAlignedDataInterval", I, 0, **seconds,
-                      description="Seconds between clock-aligned meter values (0: none)."),
-        KeyDefinition("ConnectionTimeOut", I, 180, minimum=1, maximum=86_400,
-                      description="Seconds from Preparing until an unused authorization lapses."),
+                      description="Seconds between clock-aligned meter values (0: none).",
+                      effect="at once"),
+        KeyDefinition("ConnectionTimeOut", I, 180, minimum=1, maximum=86_400, unit="s",
+                      description="Seconds from Preparing until an unused authorization lapses.",
+                      effect="next Preparing"),
         KeyDefinition("ConnectorPhaseRotation", L,
                       tuple(f"{n}.Unknown" for n in range(number_of_connectors + 1)),
-                      description="Phase rotation of each connector relative to the grid."),
+                      max_items=number_of_connectors + 1,
+                      validator=_phase_rotation(number_of_connectors),
+                      description="Phase rotation of each connector relative to the grid.",
+                      effect="reported only"),
+        KeyDefinition("ConnectorPhaseRotationMaxLength", I, number_of_connectors + 1, Access.R,
+                      description="Most items in ConnectorPhaseRotation."),
         KeyDefinition("GetConfigurationMaxKeys", I, 100, Access.R,
                       description="Most keys one GetConfiguration may ask for."),
         KeyDefinition("HeartbeatInterval", I, 86_400, **seconds,
-                      description="Seconds of silence after which a Heartbeat is sent."),
-        KeyDefinition("LightIntensity", I, 100, minimum=0, maximum=100, owner=Owner.HARDWARE,
-                      description="Status light brightness in percent."),
+                      description="Seconds of silence after which a Heartbeat is sent.",
+                      effect="at once"),
         KeyDefinition("LocalAuthorizeOffline", B, True,
-                      description="Offline, start for idTags known locally."),
+                      description="Offline, start for idTags known locally (cache).",
+                      effect="next authorization while offline"),
         KeyDefinition("LocalPreAuthorize", B, False,
-                      description="Online, start for locally known idTags without waiting."),
+                      description="Online, start for locally known idTags without waiting.",
+                      effect="next authorization"),
         KeyDefinition("MeterValuesAlignedData", L, _ENERGY, **measurands,
-                      description="Measurands sent every ClockAlignedDataInterval."),
+                      description="Measurands sent every ClockAlignedDataInterval.",
+                      effect="next clock-aligned sample"),
         KeyDefinition("MeterValuesAlignedDataMaxLength", I, MEASURAND_LIST_MAX, Access.R,
                       description="Most items in MeterValuesAlignedData."),
         KeyDefinition("MeterValuesSampledData", L, _ENERGY, **measurands,
-                      description="Measurands sent every MeterValueSampleInterval."),
+                      description="Measurands sent every MeterValueSampleInterval.",
+                      effect="next sample"),
         KeyDefinition("MeterValuesSampledDataMaxLength", I, MEASURAND_LIST_MAX, Access.R,
                       description="Most items in MeterValuesSampledData."),
         KeyDefinition("MeterValueSampleInterval", I, 180, **seconds,
-                      description="Seconds between sampled meter values in a transaction (0: none)."),
+                      description="Seconds between sampled meter values in a transaction "
+                                  "(0: none).",
+                      effect="next sample"),
         KeyDefinition("MinimumStatusDuration", I, 0, **seconds,
-                      description="Seconds a status must hold before it is reported."),
+                      description="Seconds a status must hold before it is reported.",
+                      effect="next status change"),
         KeyDefinition("NumberOfConnectors", I, number_of_connectors, Access.R,
                       description="Physical connectors of this charger."),
         KeyDefinition("ResetRetries", I, 3, minimum=0, maximum=100,
-                      description="Times a failed reset is retried."),
+                      description="Times a failed reset is retried.", effect="next Reset"),
         KeyDefinition("StopTransactionOnEVSideDisconnect", B, True,
-                      description="Stop the transaction when the cable leaves the EV."),
+                      description="Stop the transaction when the cable leaves the EV.",
+                      effect="next unplug"),
         KeyDefinition("StopTransactionOnInvalidId", B, True,
-                      description="Stop when StartTransaction.conf says the idTag is not valid."),
+                      description="Stop when StartTransaction.conf says the idTag is not valid.",
+                      effect="next StartTransaction.conf"),
         KeyDefinition("StopTxnAlignedData", L, (), **measurands,
-                      description="Clock-aligned measurands put in StopTransaction."),
+                      description="Clock-aligned measurands put in StopTransaction.",
+                      effect="next transaction"),
         KeyDefinition("StopTxnAlignedDataMaxLength", I, MEASURAND_LIST_MAX, Access.R,
                       description="Most items in StopTxnAlignedData."),
         KeyDefinition("StopTxnSampledData", L, (), **measurands,
-                      description="Sampled measurands put in StopTransaction."),
+                      description="Sampled measurands put in StopTransaction.",
+                      effect="next transaction"),
         KeyDefinition("StopTxnSampledDataMaxLength", I, MEASURAND_LIST_MAX, Access.R,
                       description="Most items in StopTxnSampledData."),
-        KeyDefinition("SupportedFeatureProfiles", L, ("Core",), Access.R,
+        KeyDefinition("SupportedFeatureProfiles", L, ("Core", "RemoteTrigger"), Access.R,
+                      allowed_items=FEATURE_PROFILES,
                       description="Feature profiles this charger implements."),
         KeyDefinition("TransactionMessageAttempts", I, 3, minimum=1, maximum=100,
-                      description="Tries for a transaction message the central system refuses."),
+                      description="Tries for a transaction message the central system refuses.",
+                      effect="next refusal"),
         KeyDefinition("TransactionMessageRetryInterval", I, 60, minimum=1, maximum=86_400,
-                      description="Seconds before a refused transaction message is retried."),
+                      unit="s",
+                      description="Seconds before a refused transaction message is retried "
+                                  "(times the attempts so far).",
+                      effect="next refusal"),
         KeyDefinition("UnlockConnectorOnEVSideDisconnect", B, not tethered,
                       Access.R if tethered else Access.RW,
-                      description="Unlock the socket when the cable leaves the EV."),
-        KeyDefinition("WebSocketPingInterval", I, 60, minimum=0, maximum=86_400,
-                      description="Seconds between WebSocket pings (0: none)."),
-        KeyDefinition("MessageTimeout", I, 30, minimum=1, maximum=3_600,
-                      description="Seconds to wait for an answer to a request."),
+                      description="Unlock the socket when the cable leaves the EV (read-only "
+                                  "false on a tethered cable).",
+                      effect="next unplug"),
+        KeyDefinition("WebSocketPingInterval", I, 60, minimum=0, maximum=86_400, unit="s",
+                      description="Seconds between WebSocket pings (0: none).",
+                      effect="reconnects at once with the new interval"),
+        KeyDefinition("MessageTimeout", I, 30, minimum=1, maximum=3_600, unit="s",
+                      description="Seconds to wait for an answer to a request.",
+                      effect="at once"),
         KeyDefinition("StopTransactionMaxMeterValues", I, 100, Access.R,
                       description="Most meter values in one StopTransaction."),
     ]
 
 
-def default_registry(number_of_connectors: int = 1, tethered: bool = False) -> KeyRegistry:
+def _phase_rotation(number_of_connectors: int) -> Validator:
+    rotations = {"NotApplicable", "Unknown", "RST", "RTS", "SRT", "STR", "TRS", "TSR"}
+
+    def check(value: Value) -> str | None:
+        assert isinstance(value, tuple)
+        for item in value:
+            connector, _, rotation = item.partition(".")
+            if not connector.isdigit() or int(connector) > number_of_connectors:
+                return f"{item}: connector must be 0-{number_of_connectors}"
+            if rotation not in rotations:
+                return f"{item}: rotation must be one of {', '.join(sorted(rotations))}"
+        return None
+    return check
+
+
+def security_keys() -> list[KeyDefinition]:
+    """OCPP 1.6 Security Whitepaper keys this charger implements (profiles 0 and 1 for now)."""
+    return [
+        KeyDefinition("SecurityProfile", KeyType.INTEGER, 0, minimum=0, maximum=3,
+                      profile="Security",
+                      description="Security profile in use; can only be raised.",
+                      effect="reconnects with the new profile"),
+        KeyDefinition("AuthorizationKey", KeyType.STRING, "", Access.W, profile="Security",
+                      min_length=16, max_length=40,
+                      validator=lambda v: None if isinstance(v, str) and all(
+                          c in "0123456789abcdefABCDEF" for c in v) else "must be hexadecimal",
+                      description="HTTP Basic password (16-40 hex digits); write-only.",
+                      effect="reconnects with the new password"),
+        KeyDefinition("CpoName", KeyType.STRING, "", profile="Security", max_length=64,
+                      description="CPO name put in the charger certificate's O field.",
+                      effect="next certificate signing request"),
+    ]
+
+
+def hardware_keys(*, has_indicator: bool, has_buzzer: bool, has_display: bool,
+                  socket_outlet: bool, max_current_a: int) -> list[KeyDefinition]:
+    """Keys that exist because the hardware does; each changes the device at once."""
+    keys: list[KeyDefinition] = []
+    hw = dict(owner=Owner.HARDWARE, profile="Vendor")
+    if has_indicator:
+        keys.append(KeyDefinition("LightIntensity", KeyType.INTEGER, 100, minimum=0,
+                                  maximum=100, unit="%", owner=Owner.HARDWARE,
+                                  description="Status light brightness.",
+                                  effect="the light changes at once"))
+    if has_buzzer:
+        keys += [
+            KeyDefinition(f"{VENDOR_PREFIX}BuzzerEnabled", KeyType.BOOLEAN, True, **hw,
+                          description="Beep on card reads, results and faults.",
+                          effect="at once"),
+            KeyDefinition(f"{VENDOR_PREFIX}BuzzerVolume", KeyType.INTEGER, 60, minimum=0,
+                          maximum=100, unit="%", **hw, description="Beep loudness.",
+                          effect="at once"),
+        ]
+    if has_display:
+        keys.append(KeyDefinition(f"{VENDOR_PREFIX}DisplayBrightness", KeyType.INTEGER, 80,
+                                  minimum=0, maximum=100, unit="%", **hw,
+                                  description="Display backlight brightness.",
+                                  effect="at once"))
+    keys.append(KeyDefinition(f"{VENDOR_PREFIX}MaxInstallationCurrent", KeyType.INTEGER,
+                              max_current_a, minimum=6, maximum=max_current_a, unit="A", **hw,
+                              description="Current the installation allows per phase; the "
+                                          "charger offers at most this.",
+                              effect="the pilot's offer changes at once"))
+    if socket_outlet:
+        keys.append(KeyDefinition(f"{VENDOR_PREFIX}PermanentCableLock", KeyType.BOOLEAN, False,
+                                  **hw,
+                                  description="Keep the socket locked at all times (a cable "
+                                              "that lives in the socket).",
+                                  effect="locks (or releases) at once when idle"))
+    return keys
+
+
+def build_registry(*, number_of_connectors: int = 1, tethered: bool = False,
+                   has_indicator: bool = True, has_buzzer: bool = True,
+                   has_display: bool = False, max_current_a: int = 16) -> KeyRegistry:
     registry = KeyRegistry()
     for d in core_keys(number_of_connectors, tethered):
         registry.declare(d)
+    for d in security_keys():
+        registry.declare(d)
+    for d in hardware_keys(has_indicator=has_indicator, has_buzzer=has_buzzer,
+                           has_display=has_display, socket_outlet=not tethered,
+                           max_current_a=max_current_a):
+        registry.declare(d)
     return registry
+
+
+def default_registry(number_of_connectors: int = 1, tethered: bool = False) -> KeyRegistry:
+    return build_registry(number_of_connectors=number_of_connectors, tethered=tethered)
+
+
+__all__ = ["Access", "ChangeResult", "ChangeStatus", "KeyDefinition", "KeyRegistry", "KeyStore",
+           "KeyType", "KeyValueError", "Owner", "Source", "StoreUnusable", "build_registry",
+           "default_registry", "format_value", "measurands_validator", "parse_value"]

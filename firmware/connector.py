@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from firmware import charging as m
 from firmware.config_keys import KeyRegistry
-from firmware.domain import ConnectorError, ConnectorStatus, MeterSample, StopReason
-from firmware.metering import sampled_values
+from firmware.domain import (
+    AuthorizationStatus,
+    ConnectorError,
+    ConnectorStatus,
+    IdTagInfo,
+    MeterSample,
+    StopReason,
+)
+from firmware.metering import sampled_values, thin
 from firmware.ports import CentralSystemLink, TransactionHandle
 from hal.interfaces import ConnectorLock, Contactor, ControlPilot, EnergyMeter
 from hal.types import (
@@ -52,17 +59,19 @@ class ConnectorController:
     def __init__(self, connector_id: int, devices: ConnectorDevices, link: CentralSystemLink,
                  keys: KeyRegistry, *, feedback: Callable[[int, str], None] | None = None,
                  on_status: Callable[[int, ConnectorStatus], None] | None = None,
-                 meter_poll_s: float = 1.0, installation_limit_a: float | None = None) -> None:
+                 meter_poll_s: float = 1.0, installation_limit_a: float | None = None,
+                 authorize: Callable[[str], Awaitable[IdTagInfo]] | None = None) -> None:
         self.id = connector_id
         self.devices = devices
         self.link = link
         self.keys = keys
         self.state = m.Connector()
         self.meter_poll_s = meter_poll_s
+        self._authorize_tag = authorize or self._authorize_online_only
         self.installation_limit_a = installation_limit_a
         self._feedback = feedback or (lambda _cid, _kind: None)
         self._on_status = on_status or (lambda _cid, _status: None)
-        self._events: asyncio.Queue[m.Event] = asyncio.Queue()
+        self._events: asyncio.Queue[m.Event | _ReOffer] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._transaction: TransactionHandle | None = None
@@ -73,10 +82,44 @@ class ConnectorController:
         self._reported: tuple[ConnectorStatus, ConnectorError | None, str] | None = None
         self.last_reading: MeterReading | None = None
         self.transaction_data: list[MeterSample] = []
+        self.permanent_lock = False
+
+    async def wait_unlocked(self, timeout: float) -> bool:
+        """True once the transaction is over and the lock released; False when the lock
+        failed or ``timeout`` passed."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while loop.time() < end:
+            s = self.state
+            if not s.in_transaction and not s.locked and not s.locking:
+                return True
+            if any(f.code == "ConnectorLockFailure" for f in s.faults):
+                return False
+            await asyncio.sleep(0.05)
+        return False
+
+    # ---------------------------------------------------------------- hardware keys
+
+    def set_installation_limit(self, amps: float) -> None:
+        """PiCP.MaxInstallationCurrent: a running offer follows at once."""
+        self.installation_limit_a = amps
+        if self._offered_a > 0:
+            self.post(_ReOffer())
+
+    def set_permanent_lock(self, on: bool) -> None:
+        """PiCP.PermanentCableLock: the socket holds its cable at all times."""
+        changed = on != self.permanent_lock
+        self.permanent_lock = on
+        if self.devices.lock is None or not changed:
+            return
+        if on:
+            self._spawn(self._drive_lock(True), "permanent-lock")
+        elif not self.state.locked and not self.state.locking:
+            self._spawn(self._drive_lock(False), "permanent-unlock")
 
     # ---------------------------------------------------------------- public API
 
-    def post(self, event: m.Event) -> None:
+    def post(self, event: m.Event | _ReOffer) -> None:
         """Queue an event (from the event loop's thread)."""
         self._events.put_nowait(event)
 
@@ -108,7 +151,11 @@ class ConnectorController:
             event = await self._events.get()
             await self.handle(event)
 
-    async def handle(self, event: m.Event) -> None:
+    async def handle(self, event: m.Event | _ReOffer) -> None:
+        if isinstance(event, _ReOffer):
+            if self._offered_a > 0:
+                await self._execute(m.OfferPower())
+            return
         before = self.state
         self.state, commands = m.step(self.state, event, self.policy())
         if commands or before.status is not self.state.status:
@@ -200,10 +247,23 @@ class ConnectorController:
             self.post(m.FaultDetected(ConnectorError(exc.fault.value, exc.vendor_code,
                                                      exc.detail[:50])))
 
+    async def _drive_lock(self, locked: bool) -> None:
+        """Move the lock outside a session (permanent lock on/off); failures are logged."""
+        lock = self.devices.lock
+        assert lock is not None
+        try:
+            await (lock.lock() if locked else lock.unlock())
+        except HardwareError as exc:
+            log.error("connector %d: %s", self.id, exc)
+
     async def _lock(self, locked: bool) -> None:
         lock = self.devices.lock
         if lock is None:  # tethered: nothing to move
             self.post(m.LockConfirmed() if locked else m.Unlocked())
+            return
+        if not locked and self.permanent_lock:
+            # The cable lives in the socket: the session is over, the lock stays.
+            self.post(m.Unlocked())
             return
         try:
             await (lock.lock() if locked else lock.unlock())
@@ -217,9 +277,13 @@ class ConnectorController:
             return
         self.post(m.LockConfirmed() if locked else m.Unlocked())
 
-    async def _authorize(self, id_tag: str) -> None:
+    async def _authorize_online_only(self, id_tag: str) -> IdTagInfo:
         info = await self.link.authorize(id_tag)
-        self.post(m.AuthorizationResult(id_tag, info.accepted))
+        return info if info is not None else IdTagInfo(AuthorizationStatus.INVALID)
+
+    async def _authorize(self, id_tag: str) -> None:
+        info = await self._authorize_tag(id_tag)
+        self.post(m.AuthorizationResult(id_tag, info.accepted, info.parent_id_tag))
 
     def _meter_wh(self) -> int:
         reading = self.last_reading
@@ -244,18 +308,34 @@ class ConnectorController:
             self._sampler.cancel()
             self._sampler = None
         self._record_stop_txn_sample("Transaction.End", "StopTxnSampledData")
+        data = thin(self.transaction_data, self.keys.get_int("StopTransactionMaxMeterValues"))
         self.link.stop_transaction(handle, self._meter_wh(), utcnow(), reason,
-                                   id_tag or handle.id_tag, self.transaction_data)
+                                   id_tag or handle.id_tag, data)
         self._transaction = None
         self.transaction_data = []
 
-    def _record_stop_txn_sample(self, context: str, key: str) -> None:
+    def _record_stop_txn_sample(self, context: str, key: str,
+                                timestamp: datetime | None = None) -> None:
         measurands = self.keys.get_list(key)
         if not measurands:
             return
         values = sampled_values(self.last_reading, measurands, context, self._offered_a)
         if values:
-            self.transaction_data.append(MeterSample(utcnow(), values))
+            self.transaction_data.append(MeterSample(timestamp or utcnow(), values))
+            limit = self.keys.get_int("StopTransactionMaxMeterValues")
+            if len(self.transaction_data) > 2 * limit:
+                # Bounded memory on a very long session; start and end are never dropped.
+                self.transaction_data = thin(self.transaction_data, limit)
+
+    def clock_aligned_sample(self, boundary: datetime) -> None:
+        """ClockAlignedDataInterval: MeterValuesAlignedData now (with the transaction's id if
+        one runs), and StopTxnAlignedData into the transaction's data."""
+        values = sampled_values(self.last_reading, self.keys.get_list("MeterValuesAlignedData"),
+                                "Sample.Clock", self._offered_a)
+        if values:
+            self.link.meter_values(self.id, self._transaction, [MeterSample(boundary, values)])
+        if self._transaction is not None:
+            self._record_stop_txn_sample("Sample.Clock", "StopTxnAlignedData", boundary)
 
     async def _sample_loop(self) -> None:
         """MeterValues every MeterValueSampleInterval from the start of the transaction."""
@@ -373,6 +453,10 @@ class ConnectorController:
                     self.post(m.FaultCleared("PowerMeterFailure"))
                 health = reading.health
             await asyncio.sleep(self.meter_poll_s)
+
+
+class _ReOffer:
+    """Internal: the allowed current changed while power is offered."""
 
 
 def pilot_events(previous: PilotState, new: PilotState) -> list[m.Event]:

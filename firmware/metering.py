@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 from firmware.domain import SampledValue
 from hal.types import MeterReading, Quantity
+
+T = TypeVar("T")
 
 # Measurand -> the meter quantity it needs (None: served by the charger itself).
 _NEEDS: dict[str, Quantity | None] = {
@@ -74,3 +78,27 @@ def _split_phase(item: str) -> tuple[str, str, str]:
         if item.endswith("." + suffix):
             return item[: -len(suffix) - 1], ".", suffix
     return item, "", ""
+
+
+def next_aligned(now: datetime, interval_s: int) -> datetime:
+    """The next clock-aligned instant after ``now``: intervals evenly spaced from 00:00:00 UTC
+    (OCPP 1.6 §9.1.5), so a 900 s interval samples at :00, :15, :30, :45."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    elapsed = (now - midnight).total_seconds()
+    n = int(elapsed // interval_s) + 1
+    candidate = midnight + timedelta(seconds=n * interval_s)
+    next_midnight = midnight + timedelta(days=1)
+    # An interval that does not divide the day restarts at midnight.
+    return min(candidate, next_midnight)
+
+
+def thin(samples: list[T], limit: int) -> list[T]:
+    """At most ``limit`` samples, never dropping the first or the last: every second
+    intermediate one goes until it fits (OCPP 1.6 errata 3.89)."""
+    if limit < 2:
+        return samples[-1:] if limit == 1 else []
+    out = list(samples)
+    while len(out) > limit:
+        middle = out[1:-1]
+        out = [out[0], *middle[1::2], out[-1]] if len(middle) > 1 else [out[0], out[-1]]
+    return out

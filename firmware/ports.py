@@ -34,9 +34,13 @@ class TransactionHandle:
 
 
 class CentralSystemLink(Protocol):
-    async def authorize(self, id_tag: str) -> IdTagInfo:
-        """Online: Authorize.req.  Offline: the offline rules (LocalAuthorizeOffline,
-        AllowOfflineTxForUnknownId).  Never raises for a lost connection."""
+    async def authorize(self, id_tag: str) -> IdTagInfo | None:
+        """Authorize.req; None when no answer could be had (offline, timeout, connection lost).
+        The offline rules are the core's (``firmware.authorization``).  Never raises."""
+
+    @property
+    def online(self) -> bool:
+        """Connected and registered: requests can be answered now."""
 
     def status_changed(self, connector_id: int, status: ConnectorStatus,
                        error: ConnectorError | None, info: str) -> None:
@@ -57,6 +61,10 @@ class CentralSystemLink(Protocol):
                             ) -> None:
         """``callback`` gets the idTagInfo of StartTransaction.conf for each transaction."""
 
+    def on_id_tag_info(self, callback: Callable[[str, IdTagInfo], None]) -> None:
+        """``callback`` gets every idTagInfo the central system sends (Authorize, Start- and
+        StopTransaction.conf), for the authorization cache."""
+
 
 class ChargerControl(Protocol):
     """What the central system may ask of the charger (answers are OCPP status spellings)."""
@@ -72,3 +80,9 @@ class ChargerControl(Protocol):
         """'Accepted', 'Rejected' or 'Scheduled'."""
 
     def reset(self, hard: bool) -> bool: ...
+
+    def clear_cache(self) -> bool: ...
+
+    def current_meter_values(self, connector_id: int | None) -> dict[int, list[MeterSample]]:
+        """TriggerMessage(MeterValues): the latest values of MeterValuesSampledData, context
+        Trigger, per connector (all when ``connector_id`` is None)."""

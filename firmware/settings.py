@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 from hal.config import (
     BuzzerConfig,
     CardReaderConfig,
+    DisplayConfig,
     ConnectorHardware,
     ContactorConfig,
     HardwareConfig,
@@ -44,6 +45,25 @@ class BenchSettings:
 
 
 @dataclass(frozen=True)
+class LoggingSettings:
+    """``[logging]``: the OCPP message log (off by default; see docs/operations.md)."""
+
+    ocpp_messages: bool = False
+    ocpp_log: str | None = None  # None: $RUNTIME_DIRECTORY or /run/chargepoint (RAM)
+    ocpp_log_max_bytes: int = 1_048_576
+    ocpp_log_backups: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ocpp_messages, bool):
+            raise TypeError("ocpp_messages must be true or false")
+        if self.ocpp_log is not None and not isinstance(self.ocpp_log, str):
+            raise TypeError("ocpp_log must be a file path")
+        if (not isinstance(self.ocpp_log_max_bytes, int) or self.ocpp_log_max_bytes < 1024
+                or not isinstance(self.ocpp_log_backups, int) or self.ocpp_log_backups < 0):
+            raise ValueError("ocpp_log_max_bytes must be >= 1024, ocpp_log_backups >= 0")
+
+
+@dataclass(frozen=True)
 class Settings:
     charge_point_id: str
     csms_url: str
@@ -58,6 +78,7 @@ class Settings:
     meter_poll_interval_s: float = 1.0
     ocpp_keys: dict[str, object] = field(default_factory=dict)
     bench: BenchSettings = field(default_factory=BenchSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
     source: Path | None = None
 
     def with_overrides(self, *, csms_url: str | None = None, charge_point_id: str | None = None,
@@ -150,12 +171,14 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
     indicator = data.pop("indicator", None)
     buzzer = data.pop("buzzer", None)
     reader = data.pop("card_reader", None)
+    display = data.pop("display", None)
     hardware = HardwareConfig(
         connectors=connectors,
         safety=safety,
         indicator=_build(IndicatorConfig, indicator, "indicator") if indicator else None,
         buzzer=_build(BuzzerConfig, buzzer, "buzzer") if buzzer else None,
         card_reader=_build(CardReaderConfig, reader, "card_reader") if reader else None,
+        display=_build(DisplayConfig, display, "display") if display else None,
     )
     try:
         hardware.validate()
@@ -165,6 +188,7 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
     if not isinstance(ocpp_keys, dict):
         raise SettingsError("[ocpp_keys] must be a table")
     bench = _build(BenchSettings, data.pop("bench", {}), "bench")
+    logging_settings = _build(LoggingSettings, data.pop("logging", {}), "logging")
     if data:
         raise SettingsError(f"unknown section(s): {', '.join(sorted(data))}")
 
@@ -202,6 +226,7 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
         meter_poll_interval_s=take("meter_poll_interval_s", float, 1.0),
         ocpp_keys=ocpp_keys,
         bench=bench,
+        logging=logging_settings,
         source=source,
     )
     if cp:

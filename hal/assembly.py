@@ -12,17 +12,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hal.config import ConnectorHardware, HardwareConfig, ModbusEndpoint
+from hal.config import (
+    ConnectorHardware,
+    HardwareConfig,
+    MeterConfig,
+    ModbusEndpoint,
+    PilotConfig,
+)
 from hal.interfaces import (
     Buzzer,
     CardReader,
     ConnectorLock,
     Contactor,
     ControlPilot,
+    Display,
     EnergyMeter,
     SafetyInputs,
     StatusIndicator,
 )
+from hal.types import PilotReading
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +52,7 @@ class Devices:
     indicator: StatusIndicator | None
     buzzer: Buzzer | None
     card_reader: CardReader | None
+    display: Display | None = None
 
     def safe_state(self) -> None:
         """Every output to its safe state (contactors open, lock motors off, light and sound
@@ -55,6 +64,8 @@ class Devices:
             from hal.types import OFF, LightPattern
 
             _quietly(lambda: self.indicator.show(OFF, LightPattern.OFF))  # type: ignore[union-attr]
+        if self.buzzer is not None:
+            _quietly(self.buzzer.silence)
 
     async def close(self) -> None:
         self.safe_state()
@@ -68,7 +79,7 @@ class Devices:
                 pass
             await c.pilot.close()
             await c.meter.close()
-        for device in (self.safety, self.indicator, self.buzzer, self.card_reader):
+        for device in (self.safety, self.indicator, self.buzzer, self.card_reader, self.display):
             if device is not None:
                 _quietly(device.close)
         from hal.modbus.bus import close_all_buses
@@ -115,8 +126,50 @@ def build_devices(hw: HardwareConfig, *, pin_factory: object | None = None,
     indicator = (GpioStatusIndicator(hw.indicator, pin_factory=pin_factory)
                  if hw.indicator else None)
     buzzer = GpioBuzzer(hw.buzzer, pin_factory=pin_factory) if hw.buzzer else None
+    display = None
+    if hw.display is not None:
+        from hal.gpio.display import GpioBacklight
+
+        display = GpioBacklight(hw.display, pin_factory=pin_factory)
     if card_reader is None and hw.card_reader is not None:
         from hal.cardreader.rdm6300 import Rdm6300Reader
 
         card_reader = Rdm6300Reader(hw.card_reader)
-    return Devices(connectors, safety, indicator, buzzer, card_reader)
+    return Devices(connectors, safety, indicator, buzzer, card_reader, display)
+
+
+# ------------------------------------------------------------------ bring-up probes (doctor)
+
+
+async def probe_meter(cfg: MeterConfig) -> dict[Any, Any]:
+    """Read every register a meter model serves once and decode it (``Quantity`` -> value).
+
+    Unlike ``ModbusEnergyMeter.poll`` this raises the bus error (``BusError``: timeout,
+    exception answer, port missing), because a bring-up check wants the reason.  The caller
+    picks the timeout through ``cfg.endpoint``."""
+    from hal.modbus.bus import bus_for
+    from hal.modbus.models import meter_model
+
+    model = meter_model(cfg.model)
+    bus = bus_for(cfg.endpoint)
+    try:
+        registers: dict[int, int] = {}
+        for block in model.read_plan:
+            words = await bus.read_registers(model.function_code, cfg.unit_id, block.address,
+                                             block.count)
+            registers.update(zip(range(block.address, block.end), words, strict=True))
+        return model.decode(registers)
+    finally:
+        await bus.release()
+
+
+async def probe_pilot(cfg: PilotConfig) -> PilotReading:
+    """Read the control pilot board once (``PilotFailure`` with the reason if it does not
+    answer)."""
+    from hal.modbus.evse_wb import EvseWbPilot
+
+    pilot = EvseWbPilot(cfg)
+    try:
+        return await pilot.read()
+    finally:
+        await pilot.close()

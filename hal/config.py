@@ -113,6 +113,13 @@ class BuzzerConfig:
 
 
 @dataclass(frozen=True)
+class DisplayConfig:
+    backlight_pin: int  # PWM-dimmable backlight (through a transistor)
+    active_high: bool = True
+    pwm_frequency_hz: float = 500.0
+
+
+@dataclass(frozen=True)
 class SafetyConfig:
     residual_current_pin: int
     # The RCD module's trip output: True when a trip drives the pin high.
@@ -137,6 +144,7 @@ class HardwareConfig:
     indicator: IndicatorConfig | None = None
     buzzer: BuzzerConfig | None = None
     card_reader: CardReaderConfig | None = None
+    display: DisplayConfig | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     def used_pins(self) -> list[tuple[str, int]]:
@@ -160,6 +168,8 @@ class HardwareConfig:
                      ("indicator blue", self.indicator.blue_pin)]
         if self.buzzer:
             pins.append(("buzzer", self.buzzer.pin))
+        if self.display:
+            pins.append(("display backlight", self.display.backlight_pin))
         return pins
 
     def validate(self) -> None:

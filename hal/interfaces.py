@@ -117,6 +117,24 @@ class Buzzer(Protocol):
     @volume.setter
     def volume(self, value: float) -> None: ...
 
+    def silence(self) -> None:
+        """Stop a running pattern and leave the output silent (the safe state); synchronous,
+        from any thread.  ``play`` works again afterwards."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Display(Protocol):
+    """A display's backlight (the text on it is the manufacturer's business)."""
+
+    @property
+    def brightness(self) -> float:
+        """0.0-1.0."""
+
+    @brightness.setter
+    def brightness(self, value: float) -> None: ...
+
     def close(self) -> None: ...
 
 

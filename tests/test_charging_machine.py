@@ -99,14 +99,27 @@ def test_unplug_without_stop_on_ev_side_disconnect_suspends_transaction() -> Non
     assert c.info == "EV side disconnected" and m.OpenContactor() in cmds
 
 
-def test_same_card_stops_local_other_card_is_refused() -> None:
+def test_tc_068_same_card_stops_local_without_asking() -> None:
     c, _ = run([m.Plugged(), m.IdPresented("abc"), m.AuthorizationResult("abc", True),
                 m.LockConfirmed(), m.EvRequestsPower()])
-    c2, cmds = m.step(c, m.IdPresented("OTHER"), POLICY)
-    assert c2.in_transaction and m.Feedback("rejected") in cmds
     c3, cmds = m.step(c, m.IdPresented("ABC"), POLICY)  # idTags are case-insensitive
     assert not c3.in_transaction and c3.status is S.FINISHING
     assert m.EndTransaction(StopReason.LOCAL, "ABC") in cmds
+    assert not any(isinstance(cmd, m.SendAuthorize) for cmd in cmds)
+
+
+def test_tc_069_other_card_stops_only_with_the_same_parent_id_tag() -> None:
+    c, _ = run([m.Plugged(), m.IdPresented("A"), m.AuthorizationResult("A", True, "FLEET-1"),
+                m.LockConfirmed(), m.EvRequestsPower()])
+    c2, cmds = m.step(c, m.IdPresented("B"), POLICY)
+    assert m.SendAuthorize("B") in cmds and c2.in_transaction
+    other_group, cmds = m.step(c2, m.AuthorizationResult("B", True, "FLEET-2"), POLICY)
+    assert other_group.in_transaction and m.Feedback("rejected") in cmds
+    same_group, cmds = m.step(c2, m.AuthorizationResult("B", True, "fleet-1"), POLICY)
+    assert not same_group.in_transaction
+    assert m.EndTransaction(StopReason.LOCAL, "B") in cmds
+    no_parent, _ = m.step(c2, m.AuthorizationResult("B", True, None), POLICY)
+    assert no_parent.in_transaction
 
 
 def test_lock_failure_faults_without_transaction() -> None:

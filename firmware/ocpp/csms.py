@@ -575,6 +575,8 @@ class CentralSystem:
         self.default_boot = BootDecision(boot_status, boot_interval)
         self.boot_policy: BootPolicy | None = None
         self.id_tags: dict[str, str] = dict(id_tags or {})
+        # idTag -> parentIdTag handed out with its idTagInfo (groups of cards, OCTT TC_069).
+        self.parent_id_tags: dict[str, str] = {}
         self.accept_unknown = accept_unknown
         self.known_ids: set[str] | None = set(known_ids) if known_ids is not None else None
         self.require_accepted_boot = require_accepted_boot
@@ -824,7 +826,8 @@ class CentralSystem:
         return self.default_boot
 
     def _id_tag_info(self, id_tag: str) -> IdTagInfo:
-        return IdTagInfo(status=self.authorization_status(id_tag))
+        return IdTagInfo(status=self.authorization_status(id_tag),
+                         parent_id_tag=self.parent_id_tags.get(id_tag))
 
     def _next_transaction_id(self) -> int:
         self._last_transaction_id += 1

@@ -21,12 +21,13 @@ from typing import Any
 
 import websockets
 from ocpp.exceptions import OCPPError
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import (
     Action,
     AvailabilityStatus,
     AvailabilityType,
+    ClearCacheStatus,
     ConfigurationStatus,
     DataTransferStatus,
     MessageTrigger,
@@ -37,9 +38,8 @@ from ocpp.v16.enums import (
 )
 from websockets.typing import Subprotocol
 
-from firmware.config_keys import ChangeStatus, KeyRegistry
+from firmware.config_keys import KeyRegistry, Source
 from firmware.domain import (
-    AuthorizationStatus,
     ConnectorError,
     ConnectorStatus,
     IdTagInfo,
@@ -133,7 +133,7 @@ class _Connection(ChargePoint):  # type: ignore[misc]
 
     @on(Action.change_configuration)
     def on_change_configuration(self, key: str, value: str) -> call_result.ChangeConfiguration:
-        result = self.session.keys.change(key, value)
+        result = self.session.keys.change(key, value, Source.CENTRAL_SYSTEM)
         if result.reason:
             log.info("ChangeConfiguration %s: %s (%s)", key, result.status.value, result.reason)
         return call_result.ChangeConfiguration(status=ConfigurationStatus(result.status.value))
@@ -169,6 +169,12 @@ class _Connection(ChargePoint):  # type: ignore[misc]
         ok = self.session.control.reset(hard=(type == "Hard"))
         return call_result.Reset(status=ResetStatus.accepted if ok else ResetStatus.rejected)
 
+    @on(Action.clear_cache)
+    def on_clear_cache(self) -> call_result.ClearCache:
+        ok = self.session.control.clear_cache()
+        return call_result.ClearCache(status=ClearCacheStatus.accepted if ok
+                                      else ClearCacheStatus.rejected)
+
     @on(Action.data_transfer)
     def on_data_transfer(self, vendor_id: str, message_id: str | None = None,
                          data: str | None = None) -> call_result.DataTransfer:
@@ -177,9 +183,16 @@ class _Connection(ChargePoint):  # type: ignore[misc]
     @on(Action.trigger_message)
     def on_trigger_message(self, requested_message: str, connector_id: int | None = None
                            ) -> call_result.TriggerMessage:
-        ok = self.session.trigger(requested_message, connector_id)
         return call_result.TriggerMessage(
-            status=TriggerMessageStatus.accepted if ok else TriggerMessageStatus.rejected)
+            status=self.session.trigger_status(requested_message, connector_id))
+
+    @after(Action.trigger_message)
+    def after_trigger_message(self, requested_message: str, connector_id: int | None = None
+                              ) -> None:
+        # Runs after the answer went out: the triggered message must follow it (OCPP 1.6 §5.17).
+        if self.session.trigger_status(requested_message, connector_id) is \
+                TriggerMessageStatus.accepted:
+            self.session.trigger(requested_message, connector_id)
 
 
 class OcppSession:
@@ -202,6 +215,7 @@ class OcppSession:
         self._local_tx = itertools.count(1)
         self._tx_ids: dict[int, int] = {}  # local id -> central system's transactionId
         self._tx_handles: dict[int, TransactionHandle] = {}
+        self._open_tx: set[int] = set()
         self._statuses: dict[int, StatusReport] = {}
         self._unsent_status: dict[int, None] = {}  # ordered set of connector ids
         self._conn: _Connection | None = None
@@ -209,29 +223,62 @@ class OcppSession:
         self._wake = asyncio.Event()  # a status report is waiting
         self._outbox_wake = asyncio.Event()
         self._tx_info_callbacks: list[Callable[[TransactionHandle, IdTagInfo], None]] = []
+        self._id_tag_callbacks: list[Callable[[str, IdTagInfo], None]] = []
         self._booted = False
         self._last_activity = 0.0
         self.connected_event = asyncio.Event()
+        self._bind_keys()
+
+    def _bind_keys(self) -> None:
+        for name in ("WebSocketPingInterval", "SecurityProfile", "AuthorizationKey"):
+            if name in self.keys:
+                self.keys.on_change(name, lambda d, _v: self.reconnect(f"{d.name} changed"))
+        self.keys.on_change("MessageTimeout", lambda _d, v: self._set_timeout(v))
+
+    def _set_timeout(self, seconds: object) -> None:
+        if self._conn is not None and isinstance(seconds, int):
+            self._conn._response_timeout = seconds  # the library reads it per call
+
+    def reconnect(self, why: str) -> None:
+        """Close the connection after the current answer went out; the run loop reconnects
+        with the settings now in force (the outbox waits meanwhile)."""
+        conn = self._conn
+        if conn is None:
+            return
+        log.info("reconnecting: %s", why)
+
+        async def close_later() -> None:
+            await asyncio.sleep(0.5)  # let the ChangeConfiguration.conf leave first
+            await conn._connection.close(code=1000, reason="configuration changed")
+
+        asyncio.get_running_loop().create_task(close_later())
 
     # ------------------------------------------------------------ CentralSystemLink
 
-    async def authorize(self, id_tag: str) -> IdTagInfo:
-        if self._ready.is_set() and self._conn is not None:
-            try:
-                result = await self._call(self._conn, call.Authorize(id_tag=id_tag))
-                return mapping.id_tag_info(result.id_tag_info)
-            except (asyncio.TimeoutError, ConnectionError, websockets.ConnectionClosed,
-                    OCPPError) as exc:
-                log.warning("Authorize %s failed (%s); using the offline rules", id_tag, exc)
-        return self._offline_authorization(id_tag)
+    async def authorize(self, id_tag: str) -> IdTagInfo | None:
+        if not (self._ready.is_set() and self._conn is not None):
+            return None
+        try:
+            result = await self._call(self._conn, call.Authorize(id_tag=id_tag))
+        except (asyncio.TimeoutError, ConnectionError, websockets.ConnectionClosed,
+                OCPPError) as exc:
+            log.warning("Authorize %s failed (%s); the offline rules decide", id_tag, exc)
+            return None
+        info = mapping.id_tag_info(result.id_tag_info)
+        self._tell_id_tag_info(id_tag, info)
+        return info
 
-    def _offline_authorization(self, id_tag: str) -> IdTagInfo:
-        # No authorization cache or local list yet: only AllowOfflineTxForUnknownId can admit.
-        if self.keys.get_bool("AllowOfflineTxForUnknownId"):
-            log.info("offline: %s accepted (AllowOfflineTxForUnknownId)", id_tag)
-            return IdTagInfo(AuthorizationStatus.ACCEPTED)
-        log.info("offline: %s not authorized", id_tag)
-        return IdTagInfo(AuthorizationStatus.INVALID)
+    @property
+    def online(self) -> bool:
+        return self._ready.is_set()
+
+    def on_id_tag_info(self, callback: Callable[[str, IdTagInfo], None]) -> None:
+        self._id_tag_callbacks.append(callback)
+
+    def _tell_id_tag_info(self, id_tag: str | None, info: IdTagInfo) -> None:
+        if id_tag:
+            for callback in self._id_tag_callbacks:
+                callback(id_tag, info)
 
     def status_changed(self, connector_id: int, status: ConnectorStatus,
                        error: ConnectorError | None, info: str) -> None:
@@ -244,6 +291,7 @@ class OcppSession:
         handle = TransactionHandle(next(self._local_tx), connector_id, id_tag, meter_start_wh,
                                    timestamp)
         self._tx_handles[handle.local_id] = handle
+        self._open_tx.add(handle.local_id)
         self._enqueue("StartTransaction", {
             "connector_id": connector_id, "id_tag": id_tag, "meter_start": meter_start_wh,
             "timestamp": mapping.timestamp(timestamp)}, handle.local_id)
@@ -260,6 +308,7 @@ class OcppSession:
         }
         if transaction_data:
             payload["transaction_data"] = [mapping.meter_value(s) for s in transaction_data]
+        self._open_tx.discard(handle.local_id)
         self._enqueue("StopTransaction", payload, handle.local_id)
 
     def meter_values(self, connector_id: int, handle: TransactionHandle | None,
@@ -331,23 +380,42 @@ class OcppSession:
         return call_result.GetConfiguration(configuration_key=known,
                                             unknown_key=unknown or None)
 
-    def trigger(self, requested: str, connector_id: int | None) -> bool:
+    def trigger_status(self, requested: str, connector_id: int | None) -> TriggerMessageStatus:
+        if requested in (MessageTrigger.diagnostics_status_notification.value,
+                         MessageTrigger.firmware_status_notification.value):
+            return TriggerMessageStatus.not_implemented  # no FirmwareManagement profile
+        if connector_id is not None and connector_id not in self._statuses:
+            return TriggerMessageStatus.rejected
+        if requested == MessageTrigger.boot_notification.value:
+            # ERRATA 3.35: after Accepted, a triggered BootNotification is refused until the
+            # next reboot or reconnect.
+            return TriggerMessageStatus.rejected
+        if requested == MessageTrigger.meter_values.value and connector_id == 0:
+            return TriggerMessageStatus.rejected  # no main meter
+        return TriggerMessageStatus.accepted
+
+    def trigger(self, requested: str, connector_id: int | None) -> None:
         loop = asyncio.get_running_loop()
         if requested == MessageTrigger.heartbeat.value:
-            loop.call_soon(lambda: loop.create_task(self._send_untracked(call.Heartbeat())))
-            return True
-        if requested == MessageTrigger.status_notification.value:
+            loop.create_task(self._send_untracked(call.Heartbeat()))
+        elif requested == MessageTrigger.status_notification.value:
             ids = [connector_id] if connector_id is not None else sorted(self._statuses)
-            if any(i not in self._statuses for i in ids):
-                return False
             for i in ids:
                 self._unsent_status[i] = None
-            loop.call_soon(self._wake.set)
-            return True
-        if requested == MessageTrigger.boot_notification.value:
-            # ERRATA 3.35: after Accepted, a triggered BootNotification is refused.
-            return self.registration is not RegistrationStatus.ACCEPTED
-        return False
+            self._wake.set()
+        elif requested == MessageTrigger.meter_values.value:
+            for cid, samples in self.control.current_meter_values(connector_id).items():
+                if samples:
+                    loop.create_task(self._send_untracked(call.MeterValues(
+                        connector_id=cid, meter_value=[mapping.meter_value(s) for s in samples],
+                        transaction_id=self._remote_tx_of(cid))))
+
+    def _remote_tx_of(self, connector_id: int) -> int | None:
+        for local, handle in self._tx_handles.items():
+            if handle.connector_id == connector_id and local in self._open_tx:
+                tx = self._tx_ids.get(local)
+                return tx if tx is not None and tx > 0 else None
+        return None
 
     # ------------------------------------------------------------ running
 
@@ -364,10 +432,24 @@ class OcppSession:
             log.info("reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)
 
+    def _auth_headers(self) -> dict[str, str]:
+        """Security profile 1: HTTP Basic with <ChargePointId>:<AuthorizationKey>."""
+        if self.keys.get_int("SecurityProfile") < 1:
+            return {}
+        import base64
+
+        secret = f"{self.charge_point_id}:{self.keys.get_str('AuthorizationKey')}"
+        return {"Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}
+
     async def _connect_once(self) -> None:
         ping = self.keys.get_int("WebSocketPingInterval")
+        headers = self._auth_headers()
+        if headers and self.url.startswith("ws://"):
+            log.warning("security profile 1 sends the password unencrypted over ws://: use it "
+                        "on a trusted network only")
         async with websockets.connect(
             self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], ssl=self.ssl_context,
+            additional_headers=headers or None,
             open_timeout=self.keys.get_int("MessageTimeout"),
             ping_interval=ping or None, ping_timeout=ping or None,
             max_size=2**20,
@@ -437,10 +519,32 @@ class OcppSession:
                 continue
             await self._call(conn, call.Heartbeat())
 
+    def _next_status(self) -> tuple[int | None, float]:
+        """The connector whose status goes out next, or None and how long to wait: a status
+        must have held for MinimumStatusDuration (one replaced sooner is never sent); a fault is
+        never delayed."""
+        minimum = self.keys.get_int("MinimumStatusDuration")
+        now = _now()
+        waits = []
+        for cid in self._unsent_status:
+            report = self._statuses[cid]
+            held = (now - report.timestamp).total_seconds()
+            if minimum <= 0 or report.status is ConnectorStatus.FAULTED or held >= minimum:
+                return cid, 0.0
+            waits.append(minimum - held)
+        return None, min(waits, default=0.0)
+
     async def _status_loop(self, conn: _Connection) -> None:
         while True:
             while self._unsent_status:
-                connector_id = next(iter(self._unsent_status))
+                connector_id, wait = self._next_status()
+                if connector_id is None:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                    except asyncio.TimeoutError:
+                        pass
+                    continue
                 report = self._statuses[connector_id]
                 error = report.error
                 await self._call(conn, call.StatusNotification(
@@ -510,10 +614,14 @@ class OcppSession:
             if message.action == "StartTransaction" and message.local_tx is not None:
                 self._tx_ids[message.local_tx] = int(result.transaction_id)
                 info = mapping.id_tag_info(result.id_tag_info)
+                self._tell_id_tag_info(message.payload.get("id_tag"), info)
                 handle = self._tx_handles.get(message.local_tx)
                 if handle is not None:
                     for callback in self._tx_info_callbacks:
                         callback(handle, info)
+            elif message.action == "StopTransaction" and getattr(result, "id_tag_info", None):
+                self._tell_id_tag_info(message.payload.get("id_tag"),
+                                       mapping.id_tag_info(result.id_tag_info))
 
     def _build(self, message: OutboxMessage) -> Any:
         payload = dict(message.payload)

@@ -109,6 +109,14 @@ class GpioBuzzer:
         player.join(timeout)
         return not player.is_alive()
 
+    def silence(self) -> None:
+        """Stop any pattern and drive the output to 0 (the safe state); the pin stays claimed."""
+        with self._lock:
+            if self._closed:
+                return
+            self._stop_player()
+            self._out.value = 0
+
     def close(self) -> None:
         """Stop any pattern, silence the output and release the pin."""
         with self._lock:

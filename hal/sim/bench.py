@@ -306,6 +306,17 @@ class SimulatedBench:
         s = self.hardware.safety
         out["safety"] = {"rcd_tripped": self._output_level(s.residual_current_pin)
                          == s.residual_current_active_high}
+        d = self.devices
+        if d is not None and d.indicator is not None:
+            colour = getattr(d.indicator, "colour", None)
+            out["indicator"] = {
+                "brightness": d.indicator.brightness,
+                "colour": None if colour is None else [colour.red, colour.green, colour.blue],
+                "pattern": getattr(getattr(d.indicator, "pattern", None), "value", None)}
+        if d is not None and d.buzzer is not None:
+            out["buzzer"] = {"enabled": d.buzzer.enabled, "volume": d.buzzer.volume}
+        if d is not None and d.display is not None:
+            out["display"] = {"brightness": d.display.brightness}
         return out
 
     def _output_level(self, pin: int) -> bool:

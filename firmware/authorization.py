@@ -1,0 +1,179 @@
+"""Who may charge: Authorize online, the authorization cache, and the offline rules.
+
+The rules (OCPP 1.6 §3.5, §4.1, §5.4 and the keys of the same names):
+
+* online, ``LocalPreAuthorize`` true and the idTag cached as valid: accepted at once from the
+  cache, without waiting for the central system;
+* online otherwise: Authorize.req; its answer is cached;
+* no answer (offline, timeout): ``LocalAuthorizeOffline`` admits an idTag cached as valid; an
+  idTag cached as not valid is refused; ``AllowOfflineTxForUnknownId`` admits an unknown one;
+  anything else is refused.
+
+The cache (``AuthorizationCacheEnabled``) keeps the latest idTagInfo from Authorize.conf,
+StartTransaction.conf and StopTransaction.conf, persists across restarts, marks entries past
+their expiry as Expired, and when full drops not-valid entries first, then the oldest valid.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from firmware.config_keys import KeyRegistry
+from firmware.domain import AuthorizationStatus, IdTagInfo
+from firmware.storage import StoreUnusable, open_store
+
+log = logging.getLogger(__name__)
+
+CACHE_MIGRATIONS = (
+    """
+    CREATE TABLE auth_cache (
+        id_tag TEXT PRIMARY KEY,       -- case-folded (IdToken is case-insensitive)
+        status TEXT NOT NULL,
+        parent_id_tag TEXT,
+        expiry TEXT,
+        updated_at TEXT NOT NULL
+    )
+    """,
+)
+CACHE_CAPACITY = 1000
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AuthorizationCache:
+    """The idTagInfo the central system gave for each idTag, in ``<state>/auth.db``."""
+
+    FILE = "auth.db"
+
+    def __init__(self, state_dir: Path | None, capacity: int = CACHE_CAPACITY) -> None:
+        self.capacity = capacity
+        self._db = None
+        self._memory: dict[str, tuple[IdTagInfo, str]] = {}
+        if state_dir is not None:
+            try:
+                self._db = open_store(state_dir / self.FILE, CACHE_MIGRATIONS).connection
+            except StoreUnusable as exc:
+                log.error("authorization cache unusable (%s): kept in memory only", exc.reason)
+
+    def get(self, id_tag: str, now: datetime | None = None) -> IdTagInfo | None:
+        key = id_tag.casefold()
+        if self._db is not None:
+            row = self._db.execute("SELECT status, parent_id_tag, expiry FROM auth_cache "
+                                   "WHERE id_tag = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            info = IdTagInfo(AuthorizationStatus(row[0]), row[1],
+                             datetime.fromisoformat(row[2]) if row[2] else None)
+        else:
+            entry = self._memory.get(key)
+            if entry is None:
+                return None
+            info = entry[0]
+        if info.accepted and info.expiry_date and info.expiry_date <= (now or _now()):
+            return IdTagInfo(AuthorizationStatus.EXPIRED, info.parent_id_tag, info.expiry_date)
+        return info
+
+    def put(self, id_tag: str, info: IdTagInfo) -> None:
+        key = id_tag.casefold()
+        stamp = _now().isoformat()
+        if self._db is None:
+            self._memory[key] = (info, stamp)
+            self._evict_memory()
+            return
+        current = self._db.execute("SELECT status, parent_id_tag, expiry FROM auth_cache "
+                                   "WHERE id_tag = ?", (key,)).fetchone()
+        row = (info.status.value, info.parent_id_tag,
+               info.expiry_date.isoformat() if info.expiry_date else None)
+        if current is not None and tuple(current) == row:
+            return  # unchanged: no write (SD cards wear out)
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.execute(
+            "INSERT INTO auth_cache (id_tag, status, parent_id_tag, expiry, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id_tag) DO UPDATE SET status=excluded.status, "
+            "parent_id_tag=excluded.parent_id_tag, expiry=excluded.expiry, "
+            "updated_at=excluded.updated_at", (key, *row, stamp))
+        excess = self._db.execute("SELECT count(*) FROM auth_cache").fetchone()[0] - self.capacity
+        if excess > 0:
+            # Not-valid entries go first, then the oldest valid ones.
+            self._db.execute(
+                "DELETE FROM auth_cache WHERE id_tag IN (SELECT id_tag FROM auth_cache "
+                "ORDER BY status = 'Accepted', updated_at LIMIT ?)", (excess,))
+        self._db.execute("COMMIT")
+
+    def _evict_memory(self) -> None:
+        while len(self._memory) > self.capacity:
+            victim = min(self._memory, key=lambda k: (self._memory[k][0].accepted,
+                                                      self._memory[k][1]))
+            del self._memory[victim]
+
+    def clear(self) -> None:
+        self._memory.clear()
+        if self._db is not None:
+            self._db.execute("DELETE FROM auth_cache")
+
+    def __len__(self) -> int:
+        if self._db is not None:
+            return int(self._db.execute("SELECT count(*) FROM auth_cache").fetchone()[0])
+        return len(self._memory)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+OnlineAuthorize = Callable[[str], Awaitable[IdTagInfo | None]]
+
+
+class Authorizer:
+    """Decides on an idTag.  ``online`` performs Authorize.req and returns None when no answer
+    could be had (offline, timeout, connection lost)."""
+
+    def __init__(self, keys: KeyRegistry, cache: AuthorizationCache,
+                 online: OnlineAuthorize, is_online: Callable[[], bool]) -> None:
+        self.keys = keys
+        self.cache = cache
+        self._online = online
+        self._is_online = is_online
+
+    def remember(self, id_tag: str, info: IdTagInfo) -> None:
+        """Any idTagInfo the central system sent (Authorize, Start/StopTransaction.conf)."""
+        if self.keys.get_bool("AuthorizationCacheEnabled"):
+            self.cache.put(id_tag, info)
+
+    def cached(self, id_tag: str) -> IdTagInfo | None:
+        if not self.keys.get_bool("AuthorizationCacheEnabled"):
+            return None
+        return self.cache.get(id_tag)
+
+    async def authorize(self, id_tag: str) -> IdTagInfo:
+        cached = self.cached(id_tag)
+        if self._is_online():
+            if (cached is not None and cached.accepted
+                    and self.keys.get_bool("LocalPreAuthorize")):
+                log.info("%s accepted from the cache (LocalPreAuthorize)", id_tag)
+                return cached
+            info = await self._online(id_tag)
+            if info is not None:
+                self.remember(id_tag, info)
+                return info
+        return self._offline(id_tag, cached)
+
+    def _offline(self, id_tag: str, cached: IdTagInfo | None) -> IdTagInfo:
+        if cached is not None:
+            if cached.accepted and self.keys.get_bool("LocalAuthorizeOffline"):
+                log.info("offline: %s accepted from the cache (LocalAuthorizeOffline)", id_tag)
+                return cached
+            if not cached.accepted:
+                log.info("offline: %s refused: cached as %s", id_tag, cached.status.value)
+                return cached
+        elif self.keys.get_bool("AllowOfflineTxForUnknownId"):
+            log.info("offline: %s accepted (AllowOfflineTxForUnknownId)", id_tag)
+            return IdTagInfo(AuthorizationStatus.ACCEPTED)
+        log.info("offline: %s not authorized", id_tag)
+        return IdTagInfo(AuthorizationStatus.INVALID)

@@ -1,0 +1,440 @@
+"""``chargepoint doctor``: bring-up checks with one verdict each (OK / FAIL with the reason /
+SKIP), so an installer knows which layer is wrong before the daemon runs.
+
+Checks: the configuration file and its pin map, GPIO access, the serial ports, the control
+pilot board and the meter (one read each, short timeout), and the central system layer by layer:
+DNS, TCP, TLS (wss://), the WebSocket handshake with subprotocol ``ocpp1.6`` (closed at once:
+no OCPP message is sent, so the central system sees no boot), and the clock against the
+server's ``Date`` header.
+
+The handshake is spoken here with the standard library instead of the OCPP session's
+WebSocket library: a check must say *which* step failed (HTTP 404 for an unknown charge point,
+401 for a wrong password, no subprotocol), which a library hides behind one exception.
+
+Hardware is reached only through ``firmware.app`` (the one module that names backends).  Run it
+with the service stopped: a serial line has room for one owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import glob
+import hashlib
+import os
+import socket
+import ssl
+import stat
+import struct
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Literal, TextIO
+from urllib.parse import unquote, urlsplit
+
+from firmware.settings import Settings, SettingsError, load
+
+Verdict = Literal["OK", "FAIL", "SKIP"]
+SUBPROTOCOL = "ocpp1.6"
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+MODBUS_TIMEOUT_S = 1.0
+NETWORK_TIMEOUT_S = 5.0
+CLOCK_TOLERANCE_S = 60.0
+
+_HTTP_HINTS = {
+    400: "the server refused the upgrade request",
+    401: "authentication required: check SecurityProfile / AuthorizationKey (or user:password "
+         "in csms_url)",
+    403: "refused: this charge point id or password is not accepted",
+    404: "not found: check the path of csms_url and that the charge point id is registered",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    verdict: Verdict
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.verdict:<4}  {self.name}: {self.detail}"
+
+
+class Doctor:
+    """Runs the checks in order, reporting each as it completes through ``report``."""
+
+    def __init__(self, report: Callable[[Check], None] | None = None, *,
+                 network_timeout_s: float = NETWORK_TIMEOUT_S,
+                 modbus_timeout_s: float = MODBUS_TIMEOUT_S) -> None:
+        self.results: list[Check] = []
+        self._report = report
+        self.network_timeout_s = network_timeout_s
+        self.modbus_timeout_s = modbus_timeout_s
+
+    def add(self, name: str, verdict: Verdict, detail: str) -> Check:
+        check = Check(name, verdict, detail)
+        self.results.append(check)
+        if self._report is not None:
+            self._report(check)
+        return check
+
+    @property
+    def failed(self) -> bool:
+        return any(c.verdict == "FAIL" for c in self.results)
+
+    async def run(self, config: Path, csms_url: str | None = None) -> list[Check]:
+        try:
+            settings = load(config).with_overrides(csms_url=csms_url)
+        except SettingsError as exc:
+            self.add("config", "FAIL", str(exc))
+            for name in ("pin map", "gpio", "serial", "pilot", "meter", "central system"):
+                self.add(name, "SKIP", "no usable configuration")
+            return self.results
+        hw = settings.hardware
+        self.add("config", "OK", f"{config}: charge point {settings.charge_point_id}, "
+                                 f"{len(hw.connectors)} connector(s), hardware = "
+                                 f"{settings.hardware_kind}")
+        self.check_pins(settings)
+        self.check_gpio(settings)
+        self.check_serial(settings)
+        await self.check_modbus(settings)
+        await self.check_central_system(settings.url, _authorization(settings))
+        return self.results
+
+    # ------------------------------------------------------------ configuration and devices
+
+    def check_pins(self, settings: Settings) -> None:
+        hw = settings.hardware
+        try:
+            hw.validate()
+        except ValueError as exc:
+            self.add("pin map", "FAIL", str(exc))
+            return
+        safety = hw.safety
+        estop = (f"emergency stop GPIO{safety.emergency_stop_pin}"
+                 if safety.emergency_stop_pin is not None else "no emergency stop input")
+        contactors = ", ".join(f"connector {c.connector_id} contactor GPIO{c.contactor.pin}"
+                               for c in hw.connectors)
+        self.add("pin map", "OK", f"{len(hw.used_pins())} GPIOs, none used twice; residual "
+                                  f"current GPIO{safety.residual_current_pin}, {estop}; "
+                                  f"{contactors}")
+
+    def check_gpio(self, settings: Settings) -> None:
+        if settings.hardware_kind == "simulated":
+            self.add("gpio", "SKIP", "simulated bench: mock pins")
+            return
+        chips = sorted(glob.glob("/dev/gpiochip*"))
+        if not chips:
+            self.add("gpio", "FAIL", "no /dev/gpiochip*: not a Raspberry Pi, or no GPIO "
+                                     "character device in this kernel")
+            return
+        usable = [c for c in chips if os.access(c, os.R_OK | os.W_OK)]
+        if not usable:
+            self.add("gpio", "FAIL", f"no read/write access to {', '.join(chips)}: is this "
+                                     "user in group gpio?")
+            return
+        self.add("gpio", "OK", f"{', '.join(usable)} accessible")
+
+    def check_serial(self, settings: Settings) -> None:
+        if settings.hardware_kind == "simulated":
+            self.add("serial", "SKIP", "simulated bench: Modbus devices over TCP on 127.0.0.1")
+            return
+        ports = _serial_ports(settings)
+        if not ports:
+            self.add("serial", "SKIP", "no serial port in the configuration")
+            return
+        for port, users in ports.items():
+            name = f"serial {port}"
+            if not os.path.exists(port):
+                self.add(name, "FAIL", f"does not exist ({users}); see /dev/serial/by-id/")
+                continue
+            real = os.path.realpath(port)
+            if not stat.S_ISCHR(os.stat(real).st_mode):
+                self.add(name, "FAIL", f"{real} is not a character device")
+            elif not os.access(real, os.R_OK | os.W_OK):
+                self.add(name, "FAIL", f"no read/write access to {real}: is this user in group "
+                                       "dialout?")
+            else:
+                alias = f" -> {real}" if real != port else ""
+                self.add(name, "OK", f"present{alias} ({users})")
+
+    async def check_modbus(self, settings: Settings) -> None:
+        from firmware import app
+
+        if settings.hardware_kind == "simulated":
+            self.add("pilot", "SKIP", "simulated bench: the bench serves the EVSE board")
+            self.add("meter", "SKIP", "simulated bench: the bench serves the meter")
+            return
+        for c in settings.hardware.connectors:
+            n = c.connector_id
+            pilot_cfg = replace(c.pilot, endpoint=self._quick(c.pilot.endpoint))
+            where = f"{c.pilot.kind} unit {c.pilot.unit_id} on {c.pilot.endpoint.key}"
+            try:
+                reading = await app.probe_pilot(pilot_cfg)
+            except Exception as exc:  # noqa: BLE001 - any failure is this check's verdict
+                self.add(f"pilot {n}", "FAIL", f"{where}: {_reason(exc)}")
+            else:
+                ev = "EV plugged" if reading.state.plugged else "no EV"
+                self.add(f"pilot {n}", "OK", f"{where}: state {reading.state.value} ({ev}), "
+                                             f"offering {reading.offered_a:g} A")
+            meter_cfg = replace(c.meter, endpoint=self._quick(c.meter.endpoint))
+            where = f"{c.meter.model} unit {c.meter.unit_id} on {c.meter.endpoint.key}"
+            try:
+                values = await app.probe_meter(meter_cfg)
+            except Exception as exc:  # noqa: BLE001
+                self.add(f"meter {n}", "FAIL", f"{where}: {_reason(exc)}")
+            else:
+                self.add(f"meter {n}", "OK", f"{where}: {_meter_summary(values)}")
+
+    def _quick(self, endpoint: Any) -> Any:
+        # One short try: a bring-up check wants a quick answer, not the daemon's patience.
+        return replace(endpoint, timeout_s=min(endpoint.timeout_s, self.modbus_timeout_s),
+                       retries=0)
+
+    # ------------------------------------------------------------ central system
+
+    async def check_central_system(self, url: str, authorization: str | None = None) -> None:
+        parts = urlsplit(url)
+        host, secure = parts.hostname, parts.scheme == "wss"
+        if parts.scheme not in ("ws", "wss") or not host:
+            self.add("csms url", "FAIL", f"{url} is not a ws:// or wss:// URL")
+            return
+        port = parts.port or (443 if secure else 80)
+        timeout = self.network_timeout_s
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await asyncio.wait_for(
+                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+        except (OSError, TimeoutError) as exc:
+            self.add("dns", "FAIL", f"{host}: {_reason(exc)}")
+            for name in ("tcp", "tls", "websocket", "clock"):
+                self.add(name, "SKIP", "no address")
+            return
+        addresses = sorted({str(i[4][0]) for i in infos})
+        self.add("dns", "OK", f"{host} -> {', '.join(addresses)}")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        except (OSError, TimeoutError) as exc:
+            self.add("tcp", "FAIL", f"{host}:{port}: {_reason(exc)}")
+            for name in ("tls", "websocket", "clock"):
+                self.add(name, "SKIP", "no TCP connection")
+            return
+        await _close(writer)
+        self.add("tcp", "OK", f"connected to {host}:{port}")
+        context: ssl.SSLContext | None = None
+        if secure:
+            context = ssl.create_default_context()
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port, ssl=context, server_hostname=host),
+                    timeout)
+            except (OSError, TimeoutError, ssl.SSLError) as exc:
+                hint = "" if isinstance(exc, ssl.SSLError) else " (does this port speak TLS?)"
+                self.add("tls", "FAIL", f"{host}:{port}: {_reason(exc)}{hint}")
+                for name in ("websocket", "clock"):
+                    self.add(name, "SKIP", "no TLS connection")
+                return
+            self.add("tls", "OK", _tls_summary(writer))
+            await _close(writer)
+        else:
+            self.add("tls", "SKIP", "ws:// is not encrypted (use wss:// outside a test bench)")
+        auth = authorization
+        if parts.username is not None:
+            secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            auth = "Basic " + base64.b64encode(secret.encode()).decode()
+        try:
+            date = await asyncio.wait_for(
+                _websocket_handshake(host, port, parts, context, auth), timeout)
+        except HandshakeRefused as exc:
+            self.add("websocket", "FAIL", str(exc))
+            self.add("clock", "SKIP", "no handshake")
+            return
+        except (OSError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError) as exc:
+            self.add("websocket", "FAIL", _reason(exc))
+            self.add("clock", "SKIP", "no handshake")
+            return
+        path = parts.path or "/"
+        self.add("websocket", "OK", f"{path}: upgraded with subprotocol {SUBPROTOCOL}, closed "
+                                    "without sending an OCPP message")
+        self._check_clock(date)
+
+    def _check_clock(self, date: str | None) -> None:
+        if not date:
+            self.add("clock", "SKIP", "the server sent no Date header")
+            return
+        try:
+            server = parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            self.add("clock", "SKIP", f"unreadable Date header {date!r}")
+            return
+        offset = time.time() - server
+        # Date has whole seconds: up to 1 s of difference is the header's rounding.
+        if abs(offset) > CLOCK_TOLERANCE_S:
+            self.add("clock", "FAIL", f"this clock is {offset:+.0f} s off the central system's: "
+                                      "OCPP timestamps would be wrong (is NTP running? "
+                                      "timedatectl)")
+        else:
+            self.add("clock", "OK", f"within {max(abs(offset), 1.0):.0f} s of the central "
+                                    "system's")
+
+
+class HandshakeRefused(Exception):
+    """The server answered, but not with an ocpp1.6 WebSocket."""
+
+
+async def _websocket_handshake(host: str, port: int, parts: Any, context: ssl.SSLContext | None,
+                               authorization: str | None) -> str | None:
+    """Upgrade to a WebSocket with subprotocol ocpp1.6 and close at once (code 1000).  Returns
+    the server's Date header."""
+    reader, writer = await asyncio.open_connection(
+        host, port, ssl=context, server_hostname=host if context else None)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        bracketed = f"[{host}]" if ":" in host else host
+        default_port = 443 if context else 80
+        authority = bracketed if port == default_port else f"{bracketed}:{port}"
+        lines = [f"GET {target} HTTP/1.1", f"Host: {authority}", "Upgrade: websocket",
+                 "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
+                 "Sec-WebSocket-Version: 13", f"Sec-WebSocket-Protocol: {SUBPROTOCOL}",
+                 "User-Agent: chargepoint-doctor"]
+        if authorization:
+            lines.append(f"Authorization: {authorization}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        await writer.drain()
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        status_line, *header_lines = head.split("\r\n")
+        fields = status_line.split(" ", 2)
+        if len(fields) < 2 or not fields[1].isdigit():
+            raise HandshakeRefused(f"not an HTTP answer: {status_line[:80]!r}")
+        status = int(fields[1])
+        headers: dict[str, str] = {}
+        for line in header_lines:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        if status != 101:
+            reason = fields[2] if len(fields) > 2 else ""
+            hint = _HTTP_HINTS.get(status, "the server did not upgrade to a WebSocket")
+            raise HandshakeRefused(f"HTTP {status} {reason}: {hint}".replace("  ", " "))
+        expected = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
+        if headers.get("sec-websocket-accept") != expected:
+            raise HandshakeRefused("the server's Sec-WebSocket-Accept is wrong (a proxy in the "
+                                   "way?)")
+        agreed = headers.get("sec-websocket-protocol")
+        if agreed != SUBPROTOCOL:
+            raise HandshakeRefused(f"the server did not agree to subprotocol {SUBPROTOCOL} "
+                                   f"(answered {agreed or 'none'}): not an OCPP 1.6 endpoint")
+        # A masked close frame, code 1000, as RFC 6455 asks of a client.
+        mask = os.urandom(4)
+        payload = struct.pack("!H", 1000)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        writer.write(bytes([0x88, 0x80 | len(payload)]) + mask + masked)
+        await writer.drain()
+        try:
+            await asyncio.wait_for(reader.read(2), 1.0)  # the server's close frame
+        except (TimeoutError, OSError):
+            pass
+        return headers.get("date")
+    finally:
+        await _close(writer)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), 2.0)
+    except (OSError, TimeoutError, ssl.SSLError):
+        pass
+
+
+def _tls_summary(writer: asyncio.StreamWriter) -> str:
+    ssl_object = writer.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return "handshake done"
+    cert = ssl_object.getpeercert() or {}
+    subject = dict(x[0] for x in cert.get("subject", ()) if x)
+    name = subject.get("commonName", "?")
+    return (f"{ssl_object.version()}, certificate for {name} verified, valid until "
+            f"{cert.get('notAfter', '?')}")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer in time (timeout)"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _serial_ports(settings: Settings) -> dict[str, str]:
+    """Every serial port of the configuration and what uses it."""
+    ports: dict[str, list[str]] = {}
+    for c in settings.hardware.connectors:
+        for role, endpoint in (("pilot", c.pilot.endpoint), ("meter", c.meter.endpoint)):
+            if endpoint.port:
+                ports.setdefault(endpoint.port, []).append(f"connector {c.connector_id} {role}")
+    reader = settings.hardware.card_reader
+    if reader is not None:
+        ports.setdefault(reader.port, []).append("card reader")
+    return {port: ", ".join(users) for port, users in ports.items()}
+
+
+def _meter_summary(values: dict[Any, Any]) -> str:
+    from hal.types import Quantity
+
+    energy = values.get(Quantity.ENERGY_IMPORT)
+    power = values.get(Quantity.POWER)
+    parts = [f"{energy:.1f} Wh imported" if isinstance(energy, float) else "energy unreadable"]
+    if isinstance(power, float):
+        parts.append(f"{power:.0f} W")
+    return ", ".join(parts)
+
+
+def _authorization(settings: Settings) -> str | None:
+    """Security profile 1 credentials as the controller sends them (``<id>:<AuthorizationKey>``),
+    from the config file's [ocpp_keys] and the key store, read-only: doctor often runs as
+    another user than the service and must never create or migrate its files."""
+    values: dict[str, str] = {k: str(v) for k, v in settings.ocpp_keys.items()
+                              if k in ("SecurityProfile", "AuthorizationKey")}
+    db = settings.state_dir / "config.db"
+    if db.is_file():
+        import sqlite3
+
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.0) as conn:
+                rows = conn.execute("SELECT key, value FROM config_value WHERE key IN "
+                                    "('SecurityProfile', 'AuthorizationKey')").fetchall()
+            values.update({str(k): str(v) for k, v in rows})
+        except sqlite3.Error:
+            pass
+    try:
+        profile = int(values.get("SecurityProfile", "0"))
+    except ValueError:
+        profile = 0
+    key = values.get("AuthorizationKey", "")
+    if profile < 1 or not key:
+        return None
+    secret = f"{settings.charge_point_id}:{key}"
+    return "Basic " + base64.b64encode(secret.encode()).decode()
+
+
+def main(config: Path, csms_url: str | None = None, *, out: TextIO | None = None,
+         network_timeout_s: float = NETWORK_TIMEOUT_S) -> int:
+    """Print one line per check and a verdict; 1 if any check failed."""
+    stream = sys.stdout if out is None else out
+
+    def report(check: Check) -> None:
+        print(check.line(), file=stream, flush=True)
+
+    doctor = Doctor(report, network_timeout_s=network_timeout_s)
+    asyncio.run(doctor.run(config, csms_url))
+    failed = [c.name for c in doctor.results if c.verdict == "FAIL"]
+    if failed:
+        print(f"\n{len(failed)} check(s) failed: {', '.join(failed)}", file=stream)
+        return 1
+    print("\nall checks passed", file=stream)
+    return 0

@@ -1,0 +1,246 @@
+"""Logging for a daemon on an SD card: one line per event to stderr (journald under systemd),
+repeats collapsed, and an optional OCPP message log in RAM.
+
+* Under systemd (``$JOURNAL_STREAM`` names our stderr) lines carry a syslog priority prefix
+  (``<4>`` for WARNING) and no timestamp: journald parses the prefix and stamps each line itself.
+  Elsewhere (bench, a shell) lines start with a timestamp.
+* ``RepeatFilter`` lets the first of a run of similar messages through and counts the rest, so
+  a central system that is down for a day does not write a warning every minute.
+* The OCPP message log (``[logging] ocpp_messages = true``) goes to a small rotating file in
+  ``/run/chargepoint`` (tmpfs), never to the journal: frames would drown the events, and a
+  persistent journal would write them to the SD card.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, Any
+
+# The session logs every frame here: logger.info("%s %s", direction, frame).
+MESSAGE_LOGGER = "chargepoint.ocpp.messages"
+MESSAGE_LOG_NAME = "ocpp.log"
+DEFAULT_RUNTIME_DIR = Path("/run/chargepoint")
+
+PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+JOURNAL_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+# syslog priorities (sd-daemon(3)): what journald reads from a "<N>" line prefix.
+_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4),
+               (logging.INFO, 6))
+
+# Messages that end a run of repeats on their logger: once the connection is back, the next
+# failure is news and must be logged at once.  (logger name, message template)
+DEFAULT_RESETS: frozenset[tuple[str, str]] = frozenset({
+    ("firmware.ocpp.session", "connected to %s"),
+})
+REPEAT_WINDOW_S = 600.0
+
+log = logging.getLogger(__name__)
+
+
+def syslog_priority(levelno: int) -> int:
+    for level, priority in _PRIORITIES:
+        if levelno >= level:
+            return priority
+    return 7  # debug
+
+
+def journal_stream(stream: IO[Any]) -> bool:
+    """True when ``stream`` is the journald stream systemd connected us to.
+
+    systemd sets ``$JOURNAL_STREAM`` to "<device>:<inode>" of that stream; comparing it with the
+    stream we write to tells a service from a shell that merely inherited the variable."""
+    wanted = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return wanted == f"{st.st_dev}:{st.st_ino}"
+
+
+class JournalFormatter(logging.Formatter):
+    """``<priority>LEVEL logger: message``.  A traceback's lines carry the same prefix, so the
+    journal files every line of it at the record's priority, not as plain info."""
+
+    def __init__(self) -> None:
+        super().__init__(JOURNAL_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        lines = super().format(record).splitlines() or [""]
+        return "\n".join(prefix + line for line in lines)
+
+
+def _arg_key(args: Any) -> tuple[object, ...]:
+    if not isinstance(args, tuple):
+        return (repr(args),)
+    # Floats are delays and durations ("reconnecting in 3.2 s"): the same message for our purpose.
+    return tuple("#" if isinstance(a, float) else repr(a) for a in args)
+
+
+class _Run:
+    __slots__ = ("since", "suppressed")
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self.suppressed = 0
+
+
+class RepeatFilter(logging.Filter):
+    """Collapse repeats: the first record of a kind passes, the same kind again within
+    ``window_s`` is counted and dropped, and the first one after the window passes with the
+    count appended.  A "kind" is logger, level, message template and the arguments (floats
+    ignored).  CRITICAL always passes.
+
+    A record listed in ``resets`` (logger name, template) ends every run of its logger and says
+    how many repeats were dropped, so a recovery is logged with what it recovered from, and the
+    next failure is logged at once."""
+
+    MAX_KINDS = 512
+
+    def __init__(self, window_s: float = REPEAT_WINDOW_S,
+                 resets: Iterable[tuple[str, str]] = DEFAULT_RESETS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self.resets = frozenset(resets)
+        self._clock = clock
+        self._runs: dict[tuple[object, ...], _Run] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.CRITICAL:
+            return True
+        now = self._clock()
+        with self._lock:
+            if (record.name, str(record.msg)) in self.resets:
+                ended = [k for k in self._runs if k[0] == record.name]
+                dropped = sum(self._runs.pop(k).suppressed for k in ended)
+                if dropped:
+                    _append(record, f"[{dropped} repeated message(s) suppressed before this]")
+                return True
+            key = (record.name, record.levelno, str(record.msg), _arg_key(record.args),
+                   record.exc_info[0] if record.exc_info else None)
+            run = self._runs.get(key)
+            if run is not None and now - run.since < self.window_s:
+                run.suppressed += 1
+                return False
+            if run is not None and run.suppressed:
+                _append(record, f"[repeated {run.suppressed} more time(s) in the last "
+                                f"{now - run.since:.0f} s]")
+            if len(self._runs) >= self.MAX_KINDS:
+                self._forget(now)
+            self._runs[key] = _Run(now)
+            return True
+
+    def _forget(self, now: float) -> None:
+        for key in [k for k, r in self._runs.items() if now - r.since >= self.window_s]:
+            del self._runs[key]
+        while len(self._runs) >= self.MAX_KINDS:
+            del self._runs[next(iter(self._runs))]
+
+
+def _append(record: logging.LogRecord, note: str) -> None:
+    record.msg = f"{record.getMessage()} {note}"
+    record.args = ()
+
+
+def configure(level: str, stream: IO[Any] | None = None, *,
+              journal: bool | None = None) -> logging.Handler:
+    """The daemon's one log handler on the root logger (replacing one set up earlier by this
+    function).  ``journal`` None: detect journald from ``$JOURNAL_STREAM``."""
+    stream = sys.stderr if stream is None else stream
+    if journal is None:
+        journal = journal_stream(stream)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_chargepoint", False)]:
+        root.removeHandler(old)
+        old.close()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JournalFormatter() if journal else logging.Formatter(PLAIN_FORMAT))
+    handler.addFilter(RepeatFilter())
+    handler._chargepoint = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    # pymodbus dumps its frame ring buffer on every timeout; our drivers log failures once.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    logging.getLogger("ocpp").setLevel(logging.WARNING)
+    _message_logger_off()
+    return handler
+
+
+def _message_logger_off() -> None:
+    # Frames never reach the journal, and cost nothing (isEnabledFor) while the log is off.
+    messages = logging.getLogger(MESSAGE_LOGGER)
+    messages.propagate = False
+    for old in [h for h in messages.handlers if getattr(h, "_chargepoint", False)]:
+        messages.removeHandler(old)
+        old.close()
+    messages.setLevel(logging.CRITICAL + 1)
+
+
+def default_message_log() -> Path:
+    """``$RUNTIME_DIRECTORY`` (systemd's RuntimeDirectory=, tmpfs) or /run/chargepoint when
+    writable, else the user's runtime directory, else the temporary directory (bench)."""
+    candidates = [os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0],
+                  str(DEFAULT_RUNTIME_DIR), os.environ.get("XDG_RUNTIME_DIR", "")]
+    for directory in filter(None, candidates):
+        if os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK):
+            return Path(directory) / MESSAGE_LOG_NAME
+    return Path(tempfile.gettempdir()) / f"chargepoint-{MESSAGE_LOG_NAME}"
+
+
+def on_ram(path: Path) -> bool | None:
+    """Whether ``path`` lies on tmpfs/ramfs (None: cannot tell, e.g. no /proc)."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    target = str(path.resolve().parent)
+    best, kind = "", ""
+    for line in mounts:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = parts[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, parts[2]
+    return kind in ("tmpfs", "ramfs") if best else None
+
+
+def attach_message_log(enabled: bool, path: str | Path | None = None, *,
+                       max_bytes: int = 1_048_576, backups: int = 1) -> Path | None:
+    """Switch the OCPP message log on (a rotating file; None path: ``default_message_log()``)
+    or off.  Returns the file, or None when off or the file cannot be opened (logged: a
+    diagnostic aid must not stop a charger)."""
+    _message_logger_off()
+    if not enabled:
+        return None
+    target = Path(path) if path else default_message_log()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            target, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+    except OSError as exc:
+        log.error("OCPP message log %s cannot be opened (%s): not logging messages", target, exc)
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    handler._chargepoint = True  # type: ignore[attr-defined]
+    messages = logging.getLogger(MESSAGE_LOGGER)
+    messages.addHandler(handler)
+    messages.setLevel(logging.INFO)
+    if on_ram(target) is False:
+        log.warning("OCPP message log %s is not in RAM (tmpfs): it will wear the SD card", target)
+    log.info("OCPP message log: %s (rotated at %d bytes, %d old file(s) kept)",
+             target, max_bytes, backups)
+    return target

@@ -1,0 +1,128 @@
+"""Manufacturer plug-ins: configuration keys under a vendor's own prefix, without editing this
+project.
+
+A manufacturer's package declares an entry point in the group ``chargepoint.config_keys``;
+the entry point's *name* is the vendor prefix, its *object* a function taking a
+``VendorContext``::
+
+    # pyproject.toml of the manufacturer's package
+    [project.entry-points."chargepoint.config_keys"]
+    Acme = "acme_chargepoint:register"
+
+    # acme_chargepoint/__init__.py
+    from firmware.config_keys import KeyDefinition, KeyType
+    from firmware.plugins import VendorContext
+
+    def register(ctx: VendorContext) -> None:
+        ctx.declare(
+            KeyDefinition("Acme.LedBrightness", KeyType.INTEGER, 70, minimum=0, maximum=100,
+                          description="Ring LED brightness in percent."),
+            apply=lambda value: ctx.devices and ctx.devices.indicator and
+                  setattr(ctx.devices.indicator, "brightness", value / 100),
+        )
+
+Rules: every key name starts with ``<prefix>.``; standard keys cannot be redeclared; ``apply`` is
+called with the value in force once at start-up and again after every accepted change (never for
+the ``chargepoint config`` tool, where ``ctx.devices`` is None).  A plug-in that fails to import,
+raises, or breaks a rule is skipped with an error in the log: the charger runs without it.
+See docs/plugins.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from typing import Any
+
+from firmware.config_keys import KeyDefinition, KeyRegistry, Owner, Value
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "chargepoint.config_keys"
+_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{1,19}")
+
+Apply = Callable[[Value], None]
+
+
+@dataclass(frozen=True)
+class VendorDevices:
+    """What a plug-in may drive (HAL contracts only).  None when a device is not fitted."""
+
+    indicator: Any = None  # hal.interfaces.StatusIndicator
+    buzzer: Any = None  # hal.interfaces.Buzzer
+    display: Any = None  # hal.interfaces.Display
+    connectors: tuple[Any, ...] = ()  # firmware.connector.ConnectorDevices
+
+
+@dataclass
+class VendorContext:
+    prefix: str
+    registry: KeyRegistry
+    devices: VendorDevices | None
+    applies: list[tuple[str, Apply]] = field(default_factory=list)
+
+    def declare(self, definition: KeyDefinition, apply: Apply | None = None) -> None:
+        if not definition.name.startswith(self.prefix + "."):
+            raise PluginError(f"key {definition.name} must start with {self.prefix}.")
+        if definition.name in self.registry:
+            raise PluginError(f"key {definition.name} is already declared")
+        self.registry.declare(replace(definition, owner=Owner.VENDOR, profile=self.prefix))
+        if apply is not None:
+            self.applies.append((definition.name, apply))
+
+
+class PluginError(Exception):
+    """A plug-in broke a rule; the message says which."""
+
+
+@dataclass(frozen=True)
+class LoadedPlugin:
+    prefix: str
+    module: str
+    keys: tuple[str, ...]
+
+
+def load_plugins(registry: KeyRegistry, devices: VendorDevices | None,
+                 entry_points: Iterable[Any] | None = None) -> list[LoadedPlugin]:
+    """Load every installed plug-in into ``registry``; wire ``apply`` callbacks when ``devices``
+    is given.  Returns what was loaded; failures are logged and skipped."""
+    found = entry_points if entry_points is not None else metadata.entry_points(
+        group=ENTRY_POINT_GROUP)
+    loaded: list[LoadedPlugin] = []
+    for ep in sorted(found, key=lambda e: e.name):
+        prefix = ep.name
+        if not _PREFIX.fullmatch(prefix) or prefix == "PiCP":
+            log.error("plug-in %s (%s): the entry point name must be a vendor prefix of 2-20 "
+                      "letters/digits, not %r; skipped", ep.value, ENTRY_POINT_GROUP, prefix)
+            continue
+        before = set(registry.definitions)
+        ctx = VendorContext(prefix, registry, devices)
+        try:
+            register = ep.load()
+            register(ctx)
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in must not stop the charger
+            for folded in set(registry.definitions) - before:
+                _undeclare(registry, folded)
+            log.error("plug-in %s (%s) failed and is skipped: %s", prefix, ep.value, exc)
+            continue
+        added = tuple(registry.definitions[k].name for k in registry.definitions
+                      if k not in before)
+        if devices is not None:
+            for name, apply in ctx.applies:
+                registry.on_change(name, lambda _d, value, apply=apply: apply(value))
+                try:
+                    apply(registry.get(name))
+                except Exception:  # noqa: BLE001
+                    log.exception("plug-in %s: applying %s at start failed", prefix, name)
+        log.info("plug-in %s loaded from %s: %s", prefix, ep.value, ", ".join(added) or "no keys")
+        loaded.append(LoadedPlugin(prefix, ep.value, added))
+    return loaded
+
+
+def _undeclare(registry: KeyRegistry, folded: str) -> None:
+    for table in (registry.definitions, registry.values, registry.sources, registry.listeners,
+                  registry.validators):
+        table.pop(folded, None)  # type: ignore[attr-defined]

@@ -1,0 +1,114 @@
+"""Authorization rules and the cache, without a network (the online call is a plain coroutine)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from firmware.authorization import AuthorizationCache, Authorizer
+from firmware.config_keys import build_registry
+from firmware.domain import AuthorizationStatus as A
+from firmware.domain import IdTagInfo
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+
+
+class Online:
+    def __init__(self, answer: IdTagInfo | None) -> None:
+        self.answer, self.asked, self.up = answer, [], True
+
+    async def __call__(self, id_tag: str) -> IdTagInfo | None:
+        self.asked.append(id_tag)
+        return self.answer if self.up else None
+
+
+def authorizer(tmp_path: Path, answer: IdTagInfo | None = IdTagInfo(A.ACCEPTED), **keys: str
+               ) -> tuple[Authorizer, Online]:
+    registry = build_registry()
+    for name, value in {"AuthorizationCacheEnabled": "true", **keys}.items():
+        assert registry.change(name, value).applied, name
+    online = Online(answer)
+    return Authorizer(registry, AuthorizationCache(tmp_path), online, lambda: online.up), online
+
+
+@pytest.mark.asyncio
+async def test_online_answer_is_cached_and_used_offline(tmp_path: Path) -> None:
+    auth, online = authorizer(tmp_path)
+    assert (await auth.authorize("Card1")).accepted and online.asked == ["Card1"]
+    online.up = False
+    assert (await auth.authorize("CARD1")).accepted  # LocalAuthorizeOffline, case-insensitive
+    assert online.asked == ["Card1"]
+
+
+@pytest.mark.asyncio
+async def test_offline_refuses_cached_invalid_and_unknown_unless_allowed(tmp_path: Path) -> None:
+    auth, online = authorizer(tmp_path, IdTagInfo(A.BLOCKED))
+    await auth.authorize("BAD")
+    online.up = False
+    assert (await auth.authorize("BAD")).status is A.BLOCKED
+    assert (await auth.authorize("NEW")).status is A.INVALID
+    auth.keys.change("AllowOfflineTxForUnknownId", "true")
+    assert (await auth.authorize("NEW")).accepted
+    assert (await auth.authorize("BAD")).status is A.BLOCKED, "known-invalid is not unknown"
+
+
+@pytest.mark.asyncio
+async def test_local_authorize_offline_false_ignores_the_cache(tmp_path: Path) -> None:
+    auth, online = authorizer(tmp_path, LocalAuthorizeOffline="false")
+    await auth.authorize("C")
+    online.up = False
+    assert not (await auth.authorize("C")).accepted
+
+
+@pytest.mark.asyncio
+async def test_local_pre_authorize_skips_the_round_trip(tmp_path: Path) -> None:
+    auth, online = authorizer(tmp_path, LocalPreAuthorize="true")
+    await auth.authorize("C")
+    await auth.authorize("C")
+    assert online.asked == ["C"]
+    auth.keys.change("LocalPreAuthorize", "false")
+    await auth.authorize("C")
+    assert online.asked == ["C", "C"]
+
+
+@pytest.mark.asyncio
+async def test_cache_disabled_remembers_nothing(tmp_path: Path) -> None:
+    auth, online = authorizer(tmp_path, AuthorizationCacheEnabled="false")
+    await auth.authorize("C")
+    online.up = False
+    assert not (await auth.authorize("C")).accepted
+    assert len(auth.cache) == 0
+
+
+def test_expired_entries_read_as_expired_and_the_cache_persists(tmp_path: Path) -> None:
+    cache = AuthorizationCache(tmp_path)
+    cache.put("old", IdTagInfo(A.ACCEPTED, "P", NOW - timedelta(seconds=1)))
+    cache.put("fresh", IdTagInfo(A.ACCEPTED, "P", NOW + timedelta(days=1)))
+    cache.close()
+    again = AuthorizationCache(tmp_path)
+    assert again.get("OLD", now=NOW).status is A.EXPIRED  # type: ignore[union-attr]
+    assert again.get("fresh", now=NOW).accepted  # type: ignore[union-attr]
+    assert again.get("fresh", now=NOW).parent_id_tag == "P"  # type: ignore[union-attr]
+
+
+def test_full_cache_drops_not_valid_first_then_oldest(tmp_path: Path) -> None:
+    cache = AuthorizationCache(tmp_path, capacity=3)
+    cache.put("valid-1", IdTagInfo(A.ACCEPTED))
+    cache.put("blocked", IdTagInfo(A.BLOCKED))
+    cache.put("valid-2", IdTagInfo(A.ACCEPTED))
+    cache.put("valid-3", IdTagInfo(A.ACCEPTED))
+    assert cache.get("blocked") is None and len(cache) == 3
+    cache.put("valid-4", IdTagInfo(A.ACCEPTED))
+    assert cache.get("valid-1") is None and cache.get("valid-4") is not None
+
+
+def test_unchanged_entry_is_not_rewritten(tmp_path: Path) -> None:
+    cache = AuthorizationCache(tmp_path)
+    cache.put("c", IdTagInfo(A.ACCEPTED))
+    db = cache._db
+    assert db is not None
+    before = db.total_changes
+    cache.put("C", IdTagInfo(A.ACCEPTED))
+    assert db.total_changes == before
