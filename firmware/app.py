@@ -28,7 +28,9 @@ from firmware.config_keys import (
 from firmware.connector import ConnectorController, ConnectorDevices
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
+from firmware.domain import StopReason
 from firmware.settings import Settings
+from firmware.transactions import TransactionStore
 
 log = logging.getLogger("chargepoint")
 
@@ -136,8 +138,12 @@ async def start(settings: Settings) -> Running:
     from firmware.ocpp.session import OcppSession
 
     stop = asyncio.Event()
+    store = TransactionStore.open(settings.state_dir)
+    if store.recovered_from:
+        log.critical("transaction journal was damaged (%s): unsent transaction messages may "
+                     "be lost", store.recovered_from)
     session = OcppSession(
-        url=settings.url, charge_point_id=settings.charge_point_id, keys=keys,
+        url=settings.url, charge_point_id=settings.charge_point_id, keys=keys, store=store,
         control=None,  # type: ignore[arg-type]  # set below: the charger needs the session too
         boot_fields=_boot_fields(settings),
     )
@@ -161,9 +167,10 @@ async def start(settings: Settings) -> Running:
     charger = Charger(connectors, session, keys, indicator=devices.indicator,
                       buzzer=devices.buzzer, safety=devices.safety,
                       card_reader=devices.card_reader, display=devices.display,
-                      authorizer=authorizer, on_reset=on_reset)
+                      authorizer=authorizer, store=store, on_reset=on_reset)
     session.control = charger
     running.charger = charger
+    session.finish_interrupted_transactions()
     tasks = [asyncio.create_task(session.run(), name="ocpp-session"),
              asyncio.create_task(charger.run(), name="charger"),
              asyncio.create_task(_follow_store(keys), name="config-store")]
@@ -223,6 +230,7 @@ async def shutdown(running: Running) -> None:
         running.keys.store.close()
     if running.charger.authorizer is not None:
         running.charger.authorizer.cache.close()
+    running.session.store.close()
 
 
 async def run(settings: Settings) -> int:
@@ -269,6 +277,8 @@ async def serve(running: Running) -> int:
         if any(t.done() and not t.cancelled() and t.exception() is not None
                for t in getattr(running, "_tasks", [])):
             running.crashed = True
+        if not running.crashed and running.reset_requested is None:
+            await _clean_stop(running)
         try:
             await shutdown(running)
         finally:
@@ -283,6 +293,21 @@ async def serve(running: Running) -> int:
                  "hard" if running.reset_requested else "soft")
         return 3
     return 0
+
+
+# On SIGTERM: how long running transactions get to stop, and their stops to be delivered.
+STOP_TRANSACTIONS_S = 3.0
+DELIVER_ON_STOP_S = 5.0
+
+
+async def _clean_stop(running: Running) -> None:
+    """SIGTERM / systemctl stop: the contactor opens, so each running transaction is stopped
+    with reason Reboot (a locally initiated restart) and we wait a little for the outbox;
+    whatever is not delivered stays in the journal and goes out after the next start."""
+    with suppress(Exception):
+        await running.charger.stop_transactions(StopReason.REBOOT, STOP_TRANSACTIONS_S)
+        if running.session.outbox:
+            await running.session.wait_outbox_empty(DELIVER_ON_STOP_S)
 
 
 def _unhandled(running: Running, loop: asyncio.AbstractEventLoop,

@@ -16,6 +16,7 @@ from firmware.connector import ConnectorController
 from firmware.domain import ConnectorError, ConnectorStatus, IdTagInfo, MeterSample, StopReason
 from firmware.metering import next_aligned, sampled_values
 from firmware.ports import CentralSystemLink, TransactionHandle
+from firmware.transactions import TransactionStore
 from hal.interfaces import Buzzer, CardReader, Display, SafetyInputs, StatusIndicator
 from hal.types import (
     BLUE,
@@ -74,6 +75,7 @@ class Charger:
                  buzzer: Buzzer | None = None, safety: SafetyInputs | None = None,
                  card_reader: CardReader | None = None, display: Display | None = None,
                  authorizer: Authorizer | None = None,
+                 store: TransactionStore | None = None,
                  on_reset: Callable[[bool], None] | None = None) -> None:
         self.connectors = {c.id: c for c in connectors}
         self.link = link
@@ -84,6 +86,7 @@ class Charger:
         self.card_reader = card_reader
         self.display = display
         self.authorizer = authorizer
+        self.store = store
         self._on_reset = on_reset or (lambda hard: None)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._interlocked = False  # a safety trip engaged the contactor interlock
@@ -143,9 +146,31 @@ class Charger:
 
     # ------------------------------------------------------------ running
 
+    def restore_availability(self) -> None:
+        """ChangeAvailability survives a reboot (OCTT TC_034)."""
+        if self.store is None:
+            return
+        saved = self.store.availability()
+        if saved.get(0) is False:
+            self.operative = False
+        for cid, c in self.connectors.items():
+            if saved.get(cid) is False or saved.get(0) is False:
+                c.post(m.AvailabilityChanged(False))
+
+    async def stop_transactions(self, reason: StopReason, timeout: float) -> None:
+        """Stop every running transaction (clean shutdown) and wait for the stops."""
+        busy = [c for c in self.connectors.values() if c.state.in_transaction]
+        for c in busy:
+            c.post(m.StopRequested(reason))
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while any(c.transaction is not None for c in busy) and loop.time() < end:
+            await asyncio.sleep(0.05)
+
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.apply_keys()
+        self.restore_availability()
         if self.safety is not None:
             self.safety.set_listener(self._safety_from_any_thread)
             for event in self.safety.active():
@@ -351,6 +376,10 @@ class Charger:
         for c in targets:
             c.post(m.AvailabilityChanged(operative))
             scheduled |= c.state.in_transaction and not operative
+            if self.store is not None:
+                self.store.set_availability(c.id, operative)
+        if self.store is not None and connector_id == 0:
+            self.store.set_availability(0, operative)
         if connector_id == 0:
             self.operative = operative
             self.link.status_changed(0, S.AVAILABLE if operative else S.UNAVAILABLE, None, "")

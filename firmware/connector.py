@@ -38,6 +38,9 @@ from hal.types import (
 log = logging.getLogger(__name__)
 
 PILOT_POLL_S = 0.2
+# A running transaction's meter value is journaled at most this often (SD-card wear) besides
+# every sampled MeterValues; a power cut loses at most this much of the energy record.
+CHECKPOINT_S = 60.0
 # A new non-safety pilot state must be seen this many polls in a row (IEC 61851: 250-500 ms).
 PILOT_DEBOUNCE_POLLS = 2
 
@@ -83,6 +86,8 @@ class ConnectorController:
         self.last_reading: MeterReading | None = None
         self.transaction_data: list[MeterSample] = []
         self.permanent_lock = False
+        self._last_checkpoint = 0.0
+        self._checkpointed_wh: int | None = None
 
     async def wait_unlocked(self, timeout: float) -> bool:
         """True once the transaction is over and the lock released; False when the lock
@@ -294,6 +299,8 @@ class ConnectorController:
     def _begin_transaction(self, id_tag: str) -> None:
         now = utcnow()
         self._transaction = self.link.start_transaction(self.id, id_tag, self._meter_wh(), now)
+        self._last_checkpoint = asyncio.get_running_loop().time()
+        self._checkpointed_wh = self._meter_wh()
         self.transaction_data = []
         self._record_stop_txn_sample("Transaction.Begin", "StopTxnSampledData")
         if self._sampler:
@@ -430,9 +437,21 @@ class ConnectorController:
                                                          "NOCLOSE", f"contactor {what}"),
                                           latched=True))
 
+    def _maybe_checkpoint(self, loop_time: float) -> None:
+        handle = self._transaction
+        if handle is None or loop_time - self._last_checkpoint < CHECKPOINT_S:
+            return
+        wh = self._meter_wh()
+        if wh != self._checkpointed_wh:
+            self.link.checkpoint(handle, wh, utcnow())
+            self._checkpointed_wh = wh
+        self._last_checkpoint = loop_time
+
     async def _meter_loop(self) -> None:
         health = MeterHealth.OK
+        loop = asyncio.get_running_loop()
         while True:
+            self._maybe_checkpoint(loop.time())
             reading = await self.devices.meter.poll()
             if reading.health is MeterHealth.OK:
                 # A register never goes backwards (a meter swap or a glitch must not undo energy).

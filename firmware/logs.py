@@ -4,8 +4,8 @@ repeats collapsed, and an optional OCPP message log in RAM.
 * Under systemd (``$JOURNAL_STREAM`` names our stderr) lines carry a syslog priority prefix
   (``<4>`` for WARNING) and no timestamp: journald parses the prefix and stamps each line itself.
   Elsewhere (bench, a shell) lines start with a timestamp.
-* ``RepeatFilter`` lets the first of a run of similar messages through and counts the rest, so
-  a central system that is down for a day does not write a warning every minute.
+* ``RepeatFilter`` lets the first few of a run of similar messages through and counts the
+  rest, so a central system that is down for a day does not write a warning every minute.
 * The OCPP message log (``[logging] ocpp_messages = true``) goes to a small rotating file in
   ``/run/chargepoint`` (tmpfs), never to the journal: frames would drown the events, and a
   persistent journal would write them to the SD card.
@@ -42,6 +42,7 @@ DEFAULT_RESETS: frozenset[tuple[str, str]] = frozenset({
     ("firmware.ocpp.session", "connected to %s"),
 })
 REPEAT_WINDOW_S = 600.0
+REPEAT_BURST = 3
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +88,21 @@ def _arg_key(args: Any) -> tuple[object, ...]:
 
 
 class _Run:
-    __slots__ = ("since", "suppressed")
+    __slots__ = ("since", "allowed", "passed", "suppressed")
 
-    def __init__(self, since: float) -> None:
+    def __init__(self, since: float, allowed: int) -> None:
         self.since = since
+        self.allowed = allowed  # records of this kind that may pass in this window
+        self.passed = 1
         self.suppressed = 0
 
 
 class RepeatFilter(logging.Filter):
-    """Collapse repeats: the first record of a kind passes, the same kind again within
-    ``window_s`` is counted and dropped, and the first one after the window passes with the
-    count appended.  A "kind" is logger, level, message template and the arguments (floats
-    ignored).  CRITICAL always passes.
+    """Collapse repeats of WARNING and below: the first ``burst`` records of a kind within
+    ``window_s`` pass, further ones are counted and dropped, and the first one after the window
+    passes with the count appended; while a kind keeps repeating, one line per window is all
+    that passes.  A "kind" is logger, level, message template and the arguments (floats
+    ignored: delays and durations).  ERROR and CRITICAL always pass: an error is never hidden.
 
     A record listed in ``resets`` (logger name, template) ends every run of its logger and says
     how many repeats were dropped, so a recovery is logged with what it recovered from, and the
@@ -106,18 +110,19 @@ class RepeatFilter(logging.Filter):
 
     MAX_KINDS = 512
 
-    def __init__(self, window_s: float = REPEAT_WINDOW_S,
+    def __init__(self, window_s: float = REPEAT_WINDOW_S, burst: int = REPEAT_BURST,
                  resets: Iterable[tuple[str, str]] = DEFAULT_RESETS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.window_s = window_s
+        self.burst = burst
         self.resets = frozenset(resets)
         self._clock = clock
         self._runs: dict[tuple[object, ...], _Run] = {}
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.CRITICAL:
+        if record.levelno >= logging.ERROR:
             return True
         now = self._clock()
         with self._lock:
@@ -131,14 +136,19 @@ class RepeatFilter(logging.Filter):
                    record.exc_info[0] if record.exc_info else None)
             run = self._runs.get(key)
             if run is not None and now - run.since < self.window_s:
+                if run.passed < run.allowed:
+                    run.passed += 1
+                    return True
                 run.suppressed += 1
                 return False
+            allowed = self.burst
             if run is not None and run.suppressed:
                 _append(record, f"[repeated {run.suppressed} more time(s) in the last "
                                 f"{now - run.since:.0f} s]")
+                allowed = 1  # still repeating: one line per window from now on
             if len(self._runs) >= self.MAX_KINDS:
                 self._forget(now)
-            self._runs[key] = _Run(now)
+            self._runs[key] = _Run(now, allowed)
             return True
 
     def _forget(self, now: float) -> None:

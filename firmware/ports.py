@@ -57,6 +57,9 @@ class CentralSystemLink(Protocol):
     def meter_values(self, connector_id: int, handle: TransactionHandle | None,
                      samples: list[MeterSample]) -> None: ...
 
+    def checkpoint(self, handle: TransactionHandle, meter_wh: int, timestamp: datetime) -> None:
+        """Persist a running transaction's meter value (for a stop after a power loss)."""
+
     def on_transaction_info(self, callback: Callable[[TransactionHandle, IdTagInfo], None]
                             ) -> None:
         """``callback`` gets the idTagInfo of StartTransaction.conf for each transaction."""

@@ -62,9 +62,10 @@ class Clock:
 
 def test_repeats_are_collapsed_and_a_recovery_reports_them() -> None:
     clock = Clock()
-    f = logs.RepeatFilter(window_s=600, clock=clock)
+    f = logs.RepeatFilter(window_s=600, burst=3, clock=clock)
     session = "firmware.ocpp.session"
     passed = []
+    failed = "connection to ws://x failed: ConnectionRefusedError"
 
     def backend_down_once(delay: float) -> None:
         for rec in (record(session, logging.WARNING, "connection to %s failed: %s", "ws://x",
@@ -76,32 +77,35 @@ def test_repeats_are_collapsed_and_a_recovery_reports_them() -> None:
 
     for n in range(10):
         backend_down_once(1.0 + n)
-    assert passed == ["connection to ws://x failed: ConnectionRefusedError",
-                      "reconnecting in 1.0 s"]
+    # The first three of each kind, then silence.
+    assert passed == [failed, "reconnecting in 1.0 s", failed, "reconnecting in 2.0 s",
+                      failed, "reconnecting in 3.0 s"]
     clock.now += 600  # the window is over: one line with the count
     backend_down_once(60.0)
-    assert passed[2] == ("connection to ws://x failed: ConnectionRefusedError "
-                         "[repeated 9 more time(s) in the last 655 s]")
-    assert passed[3].startswith("reconnecting in 60.0 s [repeated 9 more time(s)")
-    backend_down_once(60.0)
-    assert len(passed) == 4
+    assert passed[6] == f"{failed} [repeated 7 more time(s) in the last 655 s]"
+    assert passed[7].startswith("reconnecting in 60.0 s [repeated 7 more time(s)")
+    for _ in range(5):  # still down: one line per window now, not three
+        backend_down_once(60.0)
+    assert len(passed) == 8
     back = record(session, logging.INFO, "connected to %s", "ws://x")
     assert f.filter(back)
-    assert back.getMessage() == "connected to ws://x [2 repeated message(s) suppressed before this]"
+    assert back.getMessage() == \
+        "connected to ws://x [10 repeated message(s) suppressed before this]"
     backend_down_once(1.0)  # the next failure is news again
-    assert passed[4:] == ["connection to ws://x failed: ConnectionRefusedError",
-                          "reconnecting in 1.0 s"]
+    assert passed[8:] == [failed, "reconnecting in 1.0 s"]
 
 
-def test_different_subjects_and_critical_are_never_collapsed() -> None:
-    f = logs.RepeatFilter(window_s=600, clock=Clock())
-    one = record("hal.modbus.meter", logging.ERROR, "energy meter %s unavailable", "unit 1")
-    two = record("hal.modbus.meter", logging.ERROR, "energy meter %s unavailable", "unit 2")
+def test_different_subjects_and_errors_are_never_collapsed() -> None:
+    f = logs.RepeatFilter(window_s=600, burst=1, clock=Clock())
+    one = record("firmware.charger", logging.WARNING, "safety input %s %s", "rcd", "TRIPPED")
+    two = record("firmware.charger", logging.WARNING, "safety input %s %s", "estop", "TRIPPED")
     assert f.filter(one) and f.filter(two)
-    assert not f.filter(record("hal.modbus.meter", logging.ERROR, "energy meter %s unavailable",
-                               "unit 1"))
-    for _ in range(3):
-        assert f.filter(record("chargepoint", logging.CRITICAL, "task crashed"))
+    assert not f.filter(record("firmware.charger", logging.WARNING, "safety input %s %s", "rcd",
+                               "TRIPPED"))
+    for level in (logging.ERROR, logging.CRITICAL):
+        for _ in range(3):
+            assert f.filter(record("hal.modbus.meter", level, "energy meter %s unavailable",
+                                   "unit 1"))
 
 
 def test_the_recovery_message_is_still_what_the_session_logs() -> None:
@@ -126,7 +130,7 @@ def test_configure_writes_one_line_per_event_through_the_filter() -> None:
         root.removeHandler(handler)
         root.setLevel(level)
     assert stream.getvalue() == \
-        "<4>WARNING firmware.ocpp.session: connection to ws://x failed: refused\n"
+        "<4>WARNING firmware.ocpp.session: connection to ws://x failed: refused\n" * 3
 
 
 @pytest.fixture

@@ -255,6 +255,7 @@ class Transaction:
     stop_id_tag: str | None = None
     reason: str | None = None
     meter_values: list[dict[str, Any]] = field(default_factory=list)
+    stops: int = 0  # StopTransaction.req processed (retransmissions not counted): 1 is right
 
     @property
     def active(self) -> bool:
@@ -285,6 +286,9 @@ class ChargePointState:
     # Every MeterValues.req, transaction-bound or not: {"connectorId", "transactionId", "meterValue"}.
     meter_values: list[dict[str, Any]] = field(default_factory=list)
     data_transfers: list[dict[str, Any]] = field(default_factory=list)
+    # Answers to transaction messages by message id: a retransmission gets the same answer.
+    answered: dict[str, Any] = field(default_factory=dict)
+    retransmissions: int = 0
 
     @property
     def active_transactions(self) -> list[Transaction]:
@@ -459,7 +463,15 @@ class _CsmsChargePoint(ChargePoint):
         meter_start: int,
         timestamp: str,
         reservation_id: int | None = None,
+        call_unique_id: str | None = None,
     ) -> call_result.StartTransaction:
+        self._cs._maybe_refuse("StartTransaction")
+        repeated = self._state.answered.get(call_unique_id or "")
+        if repeated is not None:
+            # A retransmission (the charge point did not see our answer): same answer, no
+            # second transaction.
+            self._state.retransmissions += 1
+            return repeated
         info = self._cs._id_tag_info(id_tag)
         # A transaction id is handed out even for a refused tag: the charge point needs it to
         # send the StopTransaction (reason DeAuthorized) that follows.
@@ -475,9 +487,12 @@ class _CsmsChargePoint(ChargePoint):
         )
         self._state.transactions[transaction.transaction_id] = transaction
         self._cs.transactions[transaction.transaction_id] = transaction
-        return call_result.StartTransaction(
+        answer = call_result.StartTransaction(
             transaction_id=transaction.transaction_id, id_tag_info=info
         )
+        if call_unique_id:
+            self._state.answered[call_unique_id] = answer
+        return answer
 
     @on(Action.stop_transaction)
     def on_stop_transaction(
@@ -488,20 +503,30 @@ class _CsmsChargePoint(ChargePoint):
         reason: str | None = None,
         id_tag: str | None = None,
         transaction_data: list[dict[str, Any]] | None = None,
+        call_unique_id: str | None = None,
     ) -> call_result.StopTransaction:
+        self._cs._maybe_refuse("StopTransaction")
+        repeated = self._state.answered.get(call_unique_id or "")
+        if repeated is not None:
+            self._state.retransmissions += 1
+            return repeated
         transaction = self._state.transactions.get(transaction_id)
         if transaction is None:
             # Errata 3.18: answer as if the id were valid; keep what we learn.
             transaction = Transaction(transaction_id=transaction_id, cp_id=self.id)
             self._state.transactions[transaction_id] = transaction
             self._cs.transactions.setdefault(transaction_id, transaction)
+        transaction.stops += 1
         transaction.meter_stop = meter_stop
         transaction.stop_timestamp = timestamp
         transaction.reason = reason
         transaction.stop_id_tag = id_tag
         transaction.meter_values.extend(_camel(transaction_data or []))
         info = self._cs._id_tag_info(id_tag) if id_tag is not None else None
-        return call_result.StopTransaction(id_tag_info=info)
+        answer = call_result.StopTransaction(id_tag_info=info)
+        if call_unique_id:
+            self._state.answered[call_unique_id] = answer
+        return answer
 
     @on(Action.meter_values)
     def on_meter_values(
@@ -509,7 +534,13 @@ class _CsmsChargePoint(ChargePoint):
         connector_id: int,
         meter_value: list[dict[str, Any]],
         transaction_id: int | None = None,
+        call_unique_id: str | None = None,
     ) -> call_result.MeterValues:
+        if call_unique_id and call_unique_id in self._state.answered:
+            self._state.retransmissions += 1
+            return call_result.MeterValues()
+        if call_unique_id and transaction_id is not None:
+            self._state.answered[call_unique_id] = call_result.MeterValues()
         values = _camel(meter_value)
         self._state.meter_values.append(
             {"connectorId": connector_id, "transactionId": transaction_id, "meterValue": values}
@@ -577,6 +608,9 @@ class CentralSystem:
         self.id_tags: dict[str, str] = dict(id_tags or {})
         # idTag -> parentIdTag handed out with its idTagInfo (groups of cards, OCTT TC_069).
         self.parent_id_tags: dict[str, str] = {}
+        # Action -> how many more of it to answer with a CALLERROR (InternalError), to test a
+        # charge point's TransactionMessageAttempts handling.
+        self.refusals: dict[str, int] = {}
         self.accept_unknown = accept_unknown
         self.known_ids: set[str] | None = set(known_ids) if known_ids is not None else None
         self.require_accepted_boot = require_accepted_boot
@@ -824,6 +858,11 @@ class CentralSystem:
                 del self._boot_queue[index]
                 return decision
         return self.default_boot
+
+    def _maybe_refuse(self, action: str) -> None:
+        if self.refusals.get(action, 0) > 0:
+            self.refusals[action] -= 1
+            raise InternalError(description=f"{action} refused on purpose (test)")
 
     def _id_tag_info(self, id_tag: str) -> IdTagInfo:
         return IdTagInfo(status=self.authorization_status(id_tag),

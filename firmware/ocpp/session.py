@@ -9,11 +9,9 @@ module through ``firmware.ports.CentralSystemLink`` (what the core sends) and
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import random
 import ssl
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -49,6 +47,7 @@ from firmware.domain import (
 )
 from firmware.ocpp import mapping
 from firmware.ports import ChargerControl, TransactionHandle
+from firmware.transactions import OpenTransaction, OutboxEntry, TransactionStore
 
 log = logging.getLogger(__name__)
 
@@ -75,19 +74,6 @@ class Backoff:
 
 
 @dataclass
-class OutboxMessage:
-    """A transaction-related message waiting for delivery.  ``payload`` is snake_case; its
-    ``transaction_id`` is resolved from ``local_tx`` at send time, because an offline start only
-    gets its id from the central system later."""
-
-    action: str
-    payload: dict[str, Any]
-    local_tx: int | None = None
-    attempts: int = 0
-    seq: int = 0
-
-
-@dataclass
 class StatusReport:
     status: ConnectorStatus
     error: ConnectorError | None
@@ -110,11 +96,11 @@ class _Connection(ChargePoint):  # type: ignore[misc]
         # sitting out MessageTimeout for an answer that can no longer come.
         self.lost = asyncio.Event()
 
-    async def request(self, payload: Any) -> Any:
+    async def request(self, payload: Any, unique_id: str | None = None) -> Any:
         """``call`` that raises ``ConnectionLost`` as soon as the connection is gone."""
         if self.lost.is_set():
             raise ConnectionLost("not connected")
-        calling = asyncio.ensure_future(self.call(payload, suppress=False))
+        calling = asyncio.ensure_future(self.call(payload, suppress=False, unique_id=unique_id))
         lost = asyncio.ensure_future(self.lost.wait())
         try:
             await asyncio.wait({calling, lost}, return_when=asyncio.FIRST_COMPLETED)
@@ -200,6 +186,7 @@ class OcppSession:
 
     def __init__(self, *, url: str, charge_point_id: str, keys: KeyRegistry,
                  control: ChargerControl, boot_fields: dict[str, str],
+                 store: TransactionStore | None = None,
                  ssl_context: ssl.SSLContext | None = None,
                  backoff: Backoff | None = None) -> None:
         self.url = url
@@ -210,10 +197,8 @@ class OcppSession:
         self.ssl_context = ssl_context
         self.backoff = backoff or Backoff()
         self.registration: RegistrationStatus | None = None
-        self.outbox: deque[OutboxMessage] = deque()
-        self._seq = itertools.count(1)
-        self._local_tx = itertools.count(1)
-        self._tx_ids: dict[int, int] = {}  # local id -> central system's transactionId
+        # The durable journal and outbox (an in-memory one only in tests of the session alone).
+        self.store = store if store is not None else TransactionStore(None)
         self._tx_handles: dict[int, TransactionHandle] = {}
         self._open_tx: set[int] = set()
         self._statuses: dict[int, StatusReport] = {}
@@ -288,14 +273,18 @@ class OcppSession:
 
     def start_transaction(self, connector_id: int, id_tag: str, meter_start_wh: int,
                           timestamp: datetime) -> TransactionHandle:
-        handle = TransactionHandle(next(self._local_tx), connector_id, id_tag, meter_start_wh,
-                                   timestamp)
-        self._tx_handles[handle.local_id] = handle
-        self._open_tx.add(handle.local_id)
-        self._enqueue("StartTransaction", {
+        stamp = mapping.timestamp(timestamp)
+        local_id = self.store.start(connector_id, id_tag, meter_start_wh, stamp, {
             "connector_id": connector_id, "id_tag": id_tag, "meter_start": meter_start_wh,
-            "timestamp": mapping.timestamp(timestamp)}, handle.local_id)
+            "timestamp": stamp})
+        handle = TransactionHandle(local_id, connector_id, id_tag, meter_start_wh, timestamp)
+        self._tx_handles[local_id] = handle
+        self._open_tx.add(local_id)
+        self._outbox_wake.set()
         return handle
+
+    def checkpoint(self, handle: TransactionHandle, meter_wh: int, timestamp: datetime) -> None:
+        self.store.checkpoint(handle.local_id, meter_wh, mapping.timestamp(timestamp))
 
     def stop_transaction(self, handle: TransactionHandle, meter_stop_wh: int,
                          timestamp: datetime, reason: StopReason, id_tag: str | None,
@@ -309,19 +298,23 @@ class OcppSession:
         if transaction_data:
             payload["transaction_data"] = [mapping.meter_value(s) for s in transaction_data]
         self._open_tx.discard(handle.local_id)
-        self._enqueue("StopTransaction", payload, handle.local_id)
+        self.store.stop(handle.local_id, reason.value, payload)
+        self._outbox_wake.set()
 
     def meter_values(self, connector_id: int, handle: TransactionHandle | None,
                      samples: list[MeterSample]) -> None:
         payload = {"connector_id": connector_id,
                    "meter_value": [mapping.meter_value(s) for s in samples]}
         if handle is None:
-            # Not transaction-related (clock-aligned on connector 0): best effort, now.
+            # Not transaction-related (clock-aligned without a transaction): best effort, now.
             if self._ready.is_set():
                 asyncio.get_running_loop().create_task(
                     self._send_untracked(call.MeterValues(**payload)))
             return
-        self._enqueue("MeterValues", payload, handle.local_id)
+        energy = _energy_register(samples)
+        self.store.meter_values(handle.local_id, payload, energy,
+                                mapping.timestamp(samples[-1].timestamp))
+        self._outbox_wake.set()
 
     def on_transaction_info(self, callback: Callable[[TransactionHandle, IdTagInfo], None]
                             ) -> None:
@@ -330,13 +323,15 @@ class OcppSession:
     # ------------------------------------------------------------ queries
 
     def local_transaction(self, transaction_id: int) -> int | None:
-        for local, remote in self._tx_ids.items():
-            if remote == transaction_id:
-                return local
-        return None
+        return self.store.local_id(transaction_id)
 
     def transaction_id(self, local_id: int) -> int | None:
-        return self._tx_ids.get(local_id)
+        return self.store.remote_id(local_id)
+
+    @property
+    def outbox(self) -> int:
+        """Messages waiting for delivery."""
+        return len(self.store)
 
     @property
     def connected(self) -> bool:
@@ -352,9 +347,9 @@ class OcppSession:
     async def wait_outbox_empty(self, timeout: float) -> bool:
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
-        while self.outbox and loop.time() < end:
+        while len(self.store) and loop.time() < end:
             await asyncio.sleep(0.05)
-        return not self.outbox
+        return not len(self.store)
 
     # ------------------------------------------------------------ central system requests
 
@@ -413,7 +408,7 @@ class OcppSession:
     def _remote_tx_of(self, connector_id: int) -> int | None:
         for local, handle in self._tx_handles.items():
             if handle.connector_id == connector_id and local in self._open_tx:
-                tx = self._tx_ids.get(local)
+                tx = self.store.remote_id(local)
                 return tx if tx is not None and tx > 0 else None
         return None
 
@@ -577,63 +572,87 @@ class OcppSession:
 
     # ------------------------------------------------------------ outbox
 
-    def _enqueue(self, action: str, payload: dict[str, Any], local_tx: int | None) -> None:
-        self.outbox.append(OutboxMessage(action, payload, local_tx, seq=next(self._seq)))
-        self._outbox_wake.set()
-
     async def _outbox_loop(self, conn: _Connection) -> None:
+        """Deliver the durable outbox in order, one message at a time.  Only a CALLERROR counts
+        as a failed attempt (OCPP-J errata 3.2); a timeout or a lost connection never burns an
+        attempt or drops a message."""
         while True:
-            if not self.outbox:
+            entry = self.store.head()
+            if entry is None:
                 self._outbox_wake.clear()
                 await self._outbox_wake.wait()
                 continue
-            message = self.outbox[0]
-            request = self._build(message)
-            if request is None:
-                # A message for a transaction whose start never got an id; see _build.
-                await asyncio.sleep(0.05)
-                continue
+            request = self._build(entry)
             try:
-                result = await self._call(conn, request)
+                self._last_activity = asyncio.get_running_loop().time()
+                # The same message id on every retransmission lets a central system recognise
+                # a message it already processed.
+                result = await conn.request(request, unique_id=entry.message_id)
             except OCPPError as exc:
-                # Only a CALLERROR counts as a failed attempt (OCPP-J errata 3.2).
-                message.attempts += 1
+                attempts = self.store.failed_attempt(entry)
                 limit = self.keys.get_int("TransactionMessageAttempts")
-                log.warning("%s refused (%s), attempt %d of %d", message.action, exc,
-                            message.attempts, limit)
-                if message.attempts >= limit:
-                    self.outbox.popleft()
-                    if message.action == "StartTransaction" and message.local_tx is not None:
-                        self._tx_ids[message.local_tx] = -1  # ERRATA 3.18
-                    log.error("%s dropped after %d attempts", message.action, message.attempts)
+                log.warning("%s refused (%s), attempt %d of %d", entry.action, exc, attempts,
+                            limit)
+                if attempts >= limit:
+                    self.store.give_up(entry)
+                    log.error("%s dropped after %d refusals", entry.action, attempts)
                     continue
                 await asyncio.sleep(self.keys.get_int("TransactionMessageRetryInterval")
-                                    * message.attempts)
+                                    * attempts)
                 continue
-            self.outbox.popleft()
-            if message.action == "StartTransaction" and message.local_tx is not None:
-                self._tx_ids[message.local_tx] = int(result.transaction_id)
-                info = mapping.id_tag_info(result.id_tag_info)
-                self._tell_id_tag_info(message.payload.get("id_tag"), info)
-                handle = self._tx_handles.get(message.local_tx)
-                if handle is not None:
-                    for callback in self._tx_info_callbacks:
-                        callback(handle, info)
-            elif message.action == "StopTransaction" and getattr(result, "id_tag_info", None):
-                self._tell_id_tag_info(message.payload.get("id_tag"),
-                                       mapping.id_tag_info(result.id_tag_info))
+            except asyncio.TimeoutError:
+                log.warning("%s not answered within MessageTimeout; resending", entry.action)
+                await asyncio.sleep(1.0)
+                continue
+            remote_id = None
+            if entry.action == "StartTransaction":
+                remote_id = int(result.transaction_id)
+            self.store.delivered(entry, remote_id)
+            self._after_delivery(entry, result)
 
-    def _build(self, message: OutboxMessage) -> Any:
-        payload = dict(message.payload)
-        if message.action == "StartTransaction":
+    def _after_delivery(self, entry: OutboxEntry, result: Any) -> None:
+        info_raw = getattr(result, "id_tag_info", None)
+        if not info_raw:
+            return
+        info = mapping.id_tag_info(info_raw)
+        self._tell_id_tag_info(entry.payload.get("id_tag"), info)
+        if entry.action == "StartTransaction" and entry.local_tx is not None:
+            handle = self._tx_handles.get(entry.local_tx)
+            if handle is not None:
+                for callback in self._tx_info_callbacks:
+                    callback(handle, info)
+
+    def _build(self, entry: OutboxEntry) -> Any:
+        payload = dict(entry.payload)
+        if entry.action == "StartTransaction":
             return call.StartTransaction(**payload)
-        tx = self._tx_ids.get(message.local_tx) if message.local_tx is not None else None
-        if tx is None:
-            return None
-        payload["transaction_id"] = tx
-        if message.action == "StopTransaction":
+        tx = self.store.remote_id(entry.local_tx) if entry.local_tx is not None else None
+        # The StartTransaction is ahead in the FIFO, so its answer is known by now; None only
+        # for a transaction whose start was skipped after refusals (errata 3.18: -1).
+        payload["transaction_id"] = tx if tx is not None else -1
+        if entry.action == "StopTransaction":
             return call.StopTransaction(**payload)
         return call.MeterValues(**payload)
+
+    # ------------------------------------------------------------ recovery
+
+    def finish_interrupted_transactions(self) -> list[OpenTransaction]:
+        """At start-up: a transaction the journal shows as running was cut off by a power loss
+        or a crash.  It is stopped with reason PowerLoss from the last persisted meter value and
+        time (OCTT TC_032_2), queued like any stop: sent once registered."""
+        interrupted = self.store.open_transactions()
+        for tx in interrupted:
+            meter_stop = max(tx.last_meter or tx.meter_start, tx.meter_start)
+            self.store.stop(tx.local_id, StopReason.POWER_LOSS.value, {
+                "meter_stop": meter_stop,
+                "timestamp": tx.last_meter_at or tx.started_at,
+                "reason": StopReason.POWER_LOSS.value,
+                "id_tag": tx.id_tag,
+            })
+            log.warning("transaction %d on connector %d (%s) was interrupted; stopping it with "
+                        "reason PowerLoss at %d Wh", tx.local_id, tx.connector_id, tx.id_tag,
+                        meter_stop)
+        return interrupted
 
 
 def _too_many_keys(asked: int, limit: int) -> OCPPError:
@@ -641,6 +660,17 @@ def _too_many_keys(asked: int, limit: int) -> OCPPError:
 
     return OccurenceConstraintViolationError(
         description=f"{asked} keys asked, GetConfigurationMaxKeys is {limit}")
+
+
+def _energy_register(samples: list[MeterSample]) -> int | None:
+    for sample in reversed(samples):
+        for value in sample.values:
+            if value.measurand == "Energy.Active.Import.Register" and value.phase is None:
+                try:
+                    return int(float(value.value))
+                except ValueError:
+                    return None
+    return None
 
 
 def _describe(exc: BaseException) -> str:

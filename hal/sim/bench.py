@@ -8,7 +8,8 @@
   register map the driver reads).
 * An EV model per connector (``hal.sim.ev``) draws the offered current while the contactor is
   closed and the pilot is in C; the simulated meter integrates the energy.  The energy register
-  is saved in the state directory, so it survives a restart like a real meter's.
+  and the EV's plug state are saved in the state directory (the register before every read the
+  controller makes), so they survive a restart, even a SIGKILL, like a real meter and car.
 
 Faults can be injected: rcd, estop, weld, lock, meter, diode.
 """
@@ -95,6 +96,7 @@ class SimulatedBench:
         self.control_server: Any = None
         self._task: asyncio.Task[None] | None = None
         self._saved_wh: dict[int, float] = {}
+        self._saved_ev: dict[int, tuple[bool, bool]] = {}
         self._since_save = 0.0
 
     # ------------------------------------------------------------ life cycle
@@ -108,11 +110,13 @@ class SimulatedBench:
             board = SimulatedEvseBoard(hw.pilot.unit_id)
             meter = SimulatedMeter(s.meter_model, hw.meter.unit_id)
             meter.energy_import_wh = energy.get(hw.connector_id, 0.0)
+            self._persist_before_reads(meter)
             meter.voltage_v = (s.voltage_v,) * 3
             server = RegisterServer([board, meter])
             await server.start_tcp("127.0.0.1", 0)
             ev = SimulatedEv(max_current_a=s.ev_max_current_a, phases=s.phases,
                              voltage_v=s.voltage_v)
+            ev.plugged, ev.wants_power = self._saved_ev.get(hw.connector_id, (False, False))
             self.connectors[hw.connector_id] = _SimConnector(hw, ev, board, meter, server)
         self._saved_wh = {n: c.meter.energy_import_wh or 0.0 for n, c in self.connectors.items()}
 
@@ -138,6 +142,19 @@ class SimulatedBench:
         if self.factory is not None:
             self.factory.close()
             self.factory = None
+
+    def _persist_before_reads(self, meter: SimulatedMeter) -> None:
+        """A real meter is separate hardware: killing the controller never loses its register.
+        The simulated one lives in the controller's process, so it saves its register before
+        answering any read: no value the controller has seen can be lost by a SIGKILL."""
+        serve = meter.read_registers
+
+        def read_registers(table: int, address: int, count: int) -> list[int]:
+            if self.connectors:
+                self._save_energy()
+            return serve(table, address, count)
+
+        meter.read_registers = read_registers  # type: ignore[method-assign]
 
     def _endpoint_for(self, role: str, hw: ConnectorHardware) -> ModbusEndpoint:
         port = self.connectors[hw.connector_id].server.tcp_port
@@ -240,20 +257,24 @@ class SimulatedBench:
 
     def plug(self, connector: int = 1) -> None:
         self._connector(connector).ev.plugged = True
+        self._save_energy(force=True)
 
     def unplug(self, connector: int = 1) -> None:
         ev = self._connector(connector).ev
         ev.plugged = False
         ev.wants_power = False
+        self._save_energy(force=True)
 
     def ev_charge(self, connector: int = 1) -> None:
         c = self._connector(connector)
         if not c.ev.plugged:
             raise ValueError(f"connector {connector}: plug the EV in first")
         c.ev.wants_power = True
+        self._save_energy(force=True)
 
     def ev_pause(self, connector: int = 1) -> None:
         self._connector(connector).ev.wants_power = False
+        self._save_energy(force=True)
 
     def swipe(self, id_tag: str) -> None:
         self.card_reader.swipe(id_tag)
@@ -330,22 +351,28 @@ class SimulatedBench:
     def _load_energy(self) -> dict[int, float]:
         try:
             data = json.loads(self._energy_path().read_text())
+            self._saved_ev = {int(k): (bool(v["plugged"]), bool(v["wants_power"]))
+                              for k, v in data.get("ev", {}).items()}
             return {int(k): float(v) for k, v in data.get("energy_import_wh", {}).items()}
         except FileNotFoundError:
             return {}
-        except (ValueError, AttributeError, TypeError) as exc:
+        except (ValueError, AttributeError, TypeError, KeyError) as exc:
             log.error("bench: %s unreadable (%s); simulated meters start at 0 Wh",
                       self._energy_path(), exc)
             return {}
 
-    def _save_energy(self) -> None:
+    def _save_energy(self, force: bool = False) -> None:
         values = {n: c.meter.energy_import_wh or 0.0 for n, c in self.connectors.items()}
-        if values == self._saved_wh:
+        if values == self._saved_wh and not force:
             return  # nothing changed: no write
         path = self._energy_path()
         tmp = path.with_suffix(".tmp")
+        # The car stays plugged in when the charger loses power: the EV's state is kept too.
+        ev = {str(n): {"plugged": c.ev.plugged, "wants_power": c.ev.wants_power}
+              for n, c in self.connectors.items()}
         with tmp.open("w") as fh:
-            json.dump({"energy_import_wh": {str(k): v for k, v in values.items()}}, fh)
+            json.dump({"energy_import_wh": {str(k): v for k, v in values.items()}, "ev": ev},
+                      fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -1,0 +1,269 @@
+"""Never lose a transaction: the journal and outbox, refusals, power loss (SIGKILL of a real
+controller process), clean stop, availability across a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ocpp.v16 import call
+
+from firmware import app
+from firmware.ocpp.csms import CentralSystem
+from firmware.transactions import TransactionStore
+from tests.conftest import REPO, Rig, bench_settings, start_fast
+
+T = "2026-11-24T10:00:00.000Z"
+
+
+# ------------------------------------------------------------------------------ the store
+
+
+def test_outbox_keeps_fifo_order_and_survives_reopening(tmp_path: Path) -> None:
+    store = TransactionStore.open(tmp_path)
+    tx = store.start(1, "TAG", 100, T, {"connector_id": 1})
+    store.meter_values(tx, {"n": 1}, 150, T)
+    store.stop(tx, "Local", {"meter_stop": 200})
+    store.close()
+    again = TransactionStore.open(tmp_path)
+    actions = []
+    while (entry := again.head()) is not None:
+        actions.append(entry.action)
+        again.delivered(entry, remote_id=42 if entry.action == "StartTransaction" else None)
+    assert actions == ["StartTransaction", "MeterValues", "StopTransaction"]
+    assert again.remote_id(tx) == 42 and again.local_id(42) == tx
+    assert again.open_transactions() == []
+
+
+def test_local_ids_are_unique_across_restarts(tmp_path: Path) -> None:
+    first = TransactionStore.open(tmp_path)
+    a = first.start(1, "A", 0, T, {})
+    first.close()
+    second = TransactionStore.open(tmp_path)
+    assert second.start(1, "B", 0, T, {}) > a
+
+
+def test_interrupted_transaction_keeps_its_last_meter_value(tmp_path: Path) -> None:
+    store = TransactionStore.open(tmp_path)
+    tx = store.start(1, "TAG", 100, T, {})
+    store.checkpoint(tx, 180, "2026-11-24T10:05:00.000Z")
+    store.checkpoint(tx, 170, "2026-11-24T10:06:00.000Z")  # never backwards
+    (open_tx,) = store.open_transactions()
+    assert open_tx.last_meter == 180 and open_tx.local_id == tx
+
+
+def test_refused_start_is_skipped_and_leaves_id_minus_one(tmp_path: Path) -> None:
+    store = TransactionStore.open(tmp_path)
+    tx = store.start(1, "TAG", 0, T, {})
+    entry = store.head()
+    assert entry is not None and store.failed_attempt(entry) == 1
+    store.give_up(entry)
+    assert store.remote_id(tx) == -1
+
+
+def test_full_outbox_drops_only_intermediate_meter_values(tmp_path: Path) -> None:
+    store = TransactionStore(tmp_path / "t.db", limit=6)
+    tx = store.start(1, "TAG", 0, T, {})
+    for n in range(10):
+        store.meter_values(tx, {"n": n}, n, T)
+    store.stop(tx, "Local", {})
+    kept = []
+    while (entry := store.head()) is not None:
+        kept.append((entry.action, entry.payload.get("n")))
+        store.delivered(entry, 1)
+    assert kept[0] == ("StartTransaction", None) and kept[-1] == ("StopTransaction", None)
+    meter = [n for action, n in kept if action == "MeterValues"]
+    assert meter[0] == 0 and meter[-1] == 9, "first and last meter values are never dropped"
+    assert len(kept) <= 7
+
+
+def test_availability_is_stored_once(tmp_path: Path) -> None:
+    store = TransactionStore.open(tmp_path)
+    store.set_availability(1, False)
+    writes = store.writes
+    store.set_availability(1, False)
+    assert store.writes == writes
+    assert TransactionStore.open(tmp_path).availability() == {1: False}
+
+
+# ------------------------------------------------------------------------------ delivery rules
+
+
+@pytest.mark.asyncio
+@pytest.mark.keys(TransactionMessageAttempts=2, TransactionMessageRetryInterval=1)
+async def test_refused_messages_are_retried_then_skipped(rig: Rig) -> None:
+    rig.cs.refusals["StartTransaction"] = 2
+    await rig.start_session("REFUSED")
+    mark = rig.cs.mark()
+    await rig.command("unplug")
+    stop = await rig.wait_call("StopTransaction", since=mark, timeout=15)
+    assert stop.payload["transactionId"] == -1, "a start never delivered leaves id -1"
+    starts = rig.calls("StartTransaction")
+    assert len(starts) == 2 and len({s.unique_id for s in starts}) == 1, \
+        "a retransmission reuses its message id"
+
+
+@pytest.mark.asyncio
+@pytest.mark.keys(TransactionMessageAttempts=3, TransactionMessageRetryInterval=1)
+async def test_a_refusal_then_success_delivers_once(rig: Rig) -> None:
+    rig.cs.refusals["StopTransaction"] = 1
+    await rig.start_session("ONCE")
+    mark = rig.cs.mark()
+    await rig.command("unplug")
+    await rig.wait_result("StopTransaction", since=mark, timeout=10)
+    (tx,) = rig.cs.state(rig.cp_id).transactions.values()
+    assert tx.stops == 1 and tx.reason == "EVDisconnected"
+
+
+# ------------------------------------------------------------------------------ real processes
+
+
+class Controller:
+    """`chargepoint run` on the bench as a separate process, killed like a power cut."""
+
+    def __init__(self, url: str, state: Path, log: Path) -> None:
+        self.args = [sys.executable, "-m", "firmware", "run", "--config",
+                     str(REPO / "config" / "bench.toml"), "--csms-url", url,
+                     "--state-dir", str(state), "--id", "DURABLE-1"]
+        self.state, self.log = state, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.args, stdout=self.log.open("ab"),
+                                     stderr=subprocess.STDOUT, cwd=REPO)
+
+    async def bench(self, cmd: str, **extra: object) -> None:
+        for _ in range(100):
+            if (self.state / app.BENCH_SOCKET).exists():
+                break
+            await asyncio.sleep(0.05)
+        answer = await app.bench_command(self.state, {"cmd": cmd, **extra})
+        assert answer["ok"], answer
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def terminate(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=20)
+
+    def stop_quietly(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+async def _charging(cs: CentralSystem, ctl: Controller, tag: str) -> None:
+    await cs.wait_for(lambda r: r.action == "StatusNotification" and r.message_type == "CALL"
+                      and r.payload.get("connectorId") == 1
+                      and r.payload.get("status") == "Available", timeout=20,
+                      since=cs.mark() - 50 if cs.mark() > 50 else 0)
+    await ctl.bench("plug")
+    await ctl.bench("swipe", tag=tag)
+    await ctl.bench("ev-charge")
+    await cs.wait_for(lambda r: r.action == "StatusNotification" and r.message_type == "CALL"
+                      and r.payload.get("status") == "Charging", timeout=20)
+
+
+@pytest.mark.asyncio
+async def test_tc_032_2_power_loss_stops_with_the_last_persisted_meter_value(
+        csms: CentralSystem, tmp_path: Path) -> None:
+    ctl = Controller(csms.url, tmp_path / "state", tmp_path / "cp.log")
+    ctl.start()
+    try:
+        await _charging(csms, ctl, "POWERCUT")
+        # A sampled meter value is journaled: wait for one (bench config: every 10 s).
+        await csms.wait_for(lambda r: r.action == "MeterValues" and r.message_type == "CALL",
+                            timeout=20)
+        last_meter = max(int(float(sv["value"])) for r in csms.messages
+                         if r.action == "MeterValues" and r.message_type == "CALL"
+                         for mv in r.payload["meterValue"] for sv in mv["sampledValue"])
+        ctl.kill()  # power cut: no chance to say anything
+        mark = csms.mark()
+        ctl.start()
+        stop = await csms.wait_for(lambda r: r.action == "StopTransaction"
+                                   and r.message_type == "CALLRESULT", since=mark, timeout=20)
+        boot = next(r for r in csms.messages if r.seq >= mark and r.action == "BootNotification")
+        assert boot.seq < stop.seq, "queued messages wait for BootNotification Accepted"
+        (tx,) = csms.state("DURABLE-1").transactions.values()
+        assert tx.reason == "PowerLoss" and tx.stops == 1
+        assert tx.id_tag == "POWERCUT" and tx.stop_id_tag == "POWERCUT"
+        assert tx.meter_stop is not None and tx.meter_stop >= last_meter >= (tx.meter_start or 0)
+        starts = [r for r in csms.messages if r.action == "StartTransaction"
+                  and r.message_type == "CALL"]
+        assert len({s.unique_id for s in starts}) == 1, "no second StartTransaction"
+        await csms.wait_for(lambda r: r.action == "StatusNotification" and r.seq > mark
+                            and r.payload.get("connectorId") == 1
+                            and r.payload.get("status") in ("Preparing", "Finishing"))
+    finally:
+        ctl.stop_quietly()
+
+
+@pytest.mark.asyncio
+async def test_kill_while_offline_then_everything_arrives_in_order(csms: CentralSystem,
+                                                                   tmp_path: Path) -> None:
+    ctl = Controller(csms.url, tmp_path / "state", tmp_path / "cp.log")
+    ctl.start()
+    try:
+        await _charging(csms, ctl, "OFFLINE-KILL")
+        csms.refuse_connections(True)
+        await csms.disconnect("DURABLE-1", abrupt=True)
+        await asyncio.sleep(0.5)
+        await ctl.bench("unplug")  # StopTransaction written to the journal while offline
+        await asyncio.sleep(0.5)
+        ctl.kill()
+        csms.refuse_connections(False)
+        ctl.start()
+        await csms.wait_for(lambda r: r.action == "StopTransaction"
+                            and r.message_type == "CALLRESULT", timeout=20)
+        (tx,) = csms.state("DURABLE-1").transactions.values()
+        assert tx.reason == "EVDisconnected" and tx.stops == 1
+    finally:
+        ctl.stop_quietly()
+
+
+@pytest.mark.asyncio
+async def test_sigterm_stops_the_transaction_with_reason_reboot(csms: CentralSystem,
+                                                                tmp_path: Path) -> None:
+    ctl = Controller(csms.url, tmp_path / "state", tmp_path / "cp.log")
+    ctl.start()
+    try:
+        await _charging(csms, ctl, "SIGTERM")
+        code = await asyncio.to_thread(ctl.terminate)
+        assert code == 0
+        (tx,) = csms.state("DURABLE-1").transactions.values()
+        assert tx.reason == "Reboot" and tx.stops == 1, (ctl.log.read_text()[-2000:])
+    finally:
+        ctl.stop_quietly()
+
+
+@pytest.mark.asyncio
+async def test_tc_034_unavailable_persists_across_a_restart(csms: CentralSystem,
+                                                            tmp_path: Path) -> None:
+    settings = bench_settings(csms.url, tmp_path)
+    running = await start_fast(settings)
+    rig = Rig(csms, running, tmp_path)
+    try:
+        await rig.wait_status("Available")
+        result = await csms.call(rig.cp_id, call.ChangeAvailability(connector_id=0,
+                                                                    type="Inoperative"))
+        assert result.status == "Accepted"
+        await rig.wait_status("Unavailable")
+    finally:
+        await app.shutdown(running)
+    mark = csms.mark()
+    running = await start_fast(settings)
+    rig = Rig(csms, running, tmp_path)
+    try:
+        await rig.wait_status("Unavailable", since=mark)
+        await rig.wait_status("Unavailable", connector=0, since=mark)
+    finally:
+        await app.shutdown(running)
