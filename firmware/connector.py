@@ -150,8 +150,12 @@ class ConnectorController:
         self.devices.contactor.open()
         await self._safe_pilot(self.devices.pilot.stop_offering())
         self._report()
-        self._spawn(self._pilot_loop(), "pilot")
-        self._spawn(self._meter_loop(), "meter")
+        # The pilot and meter loops are the connector's senses: if one dies the connector
+        # would be blind (to an unplug, say), so their failure ends run() and, through the
+        # app, the daemon (outputs safe, systemd restarts it).
+        await asyncio.gather(self._pilot_loop(), self._meter_loop(), self._serve_events())
+
+    async def _serve_events(self) -> None:
         while True:
             event = await self._events.get()
             await self.handle(event)

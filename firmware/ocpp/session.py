@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,43 @@ log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "ocpp1.6"
 
+MESSAGE_LOG = logging.getLogger("chargepoint.ocpp.messages")
+
+
+class _RedactSecrets(logging.Filter):
+    """Write-only keys (AuthorizationKey) never reach a log, not even the message log."""
+
+    _pattern = re.compile(r'("key"\s*:\s*"(?i:AuthorizationKey)"\s*,\s*"value"\s*:\s*)"[^"]*"')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(self._pattern.sub(r'\1"***"', a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True
+
+
+MESSAGE_LOG.addFilter(_RedactSecrets())
+
+
+class _LibraryLog:
+    """The ocpp library logs each frame at INFO and its troubles at WARNING and above on one
+    logger: frames go to the message log, troubles to the journal."""
+
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        MESSAGE_LOG.debug(msg, *args, **kwargs)
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        MESSAGE_LOG.info(msg, *args, **kwargs)
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        log.warning(msg, *args, **kwargs)
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        log.error(msg, *args, **kwargs)
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        log.exception(msg, *args, **kwargs)
+
 
 @dataclass
 class Backoff:
@@ -90,7 +128,10 @@ class _Connection(ChargePoint):  # type: ignore[misc]
     session so that nothing outlives the connection."""
 
     def __init__(self, session: OcppSession, ws: Any, timeout: float) -> None:
-        super().__init__(session.charge_point_id, ws, response_timeout=timeout)
+        # The library logs every frame it sends and receives on this logger; firmware.logs
+        # routes it to the optional OCPP message log (never to the journal).
+        super().__init__(session.charge_point_id, ws, response_timeout=timeout,
+                         logger=_LibraryLog())
         self.session = session
         # Set when the connection ends: calls waiting for an answer fail at once instead of
         # sitting out MessageTimeout for an answer that can no longer come.
@@ -422,7 +463,8 @@ class OcppSession:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure means: back off, retry
-                log.warning("connection to %s failed: %s", self.url, _describe(exc))
+                log.warning("connection to %s failed: %s", _without_credentials(self.url),
+                            _describe(exc))
             delay = self.backoff.next_delay()
             log.info("reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)
@@ -454,7 +496,7 @@ class OcppSession:
                 # anyway would fail later in confusing ways.
                 raise ConnectionError(f"central system did not accept subprotocol "
                                       f"{SUBPROTOCOL} (answered {ws.subprotocol!r})")
-            log.info("connected to %s", self.url)
+            log.info("connected to %s", _without_credentials(self.url))
             conn = _Connection(self, ws, float(self.keys.get_int("MessageTimeout")))
             self._conn = conn
             self.connected_event.set()
@@ -474,7 +516,7 @@ class OcppSession:
                 for task in (reader, worker):
                     task.cancel()
                 await asyncio.gather(reader, worker, return_exceptions=True)
-                log.warning("disconnected from %s", self.url)
+                log.warning("disconnected from %s", _without_credentials(self.url))
 
     async def _serve(self, conn: _Connection) -> None:
         if not self._booted:
@@ -660,6 +702,11 @@ def _too_many_keys(asked: int, limit: int) -> OCPPError:
 
     return OccurenceConstraintViolationError(
         description=f"{asked} keys asked, GetConfigurationMaxKeys is {limit}")
+
+
+def _without_credentials(url: str) -> str:
+    """ws://user:secret@host/... -> ws://host/... for logs."""
+    return re.sub(r"^(wss?://)[^/@]*@", r"\1", url)
 
 
 def _energy_register(samples: list[MeterSample]) -> int | None:
