@@ -206,3 +206,107 @@ def test_no_event_sequence_closes_the_contactor_unsafely(events: list[m.Event], 
             assert c.status is S.CHARGING
         if c.status is S.FAULTED:
             assert not closed
+
+
+# --------------------------------------------------------------------------------------------------
+# Stateful: hypothesis drives the machine like a charger's life and checks the invariants
+# after every step.
+
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
+
+
+class ConnectorLife(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = m.Connector()
+        self.closed = False  # what the contactor coil would be doing
+        self.policy = POLICY
+        self.transactions = 0
+
+    def _apply(self, event: m.Event) -> None:
+        was_in_tx = self.c.in_transaction
+        self.c, cmds = m.step(self.c, event, self.policy)
+        for cmd in cmds:
+            if isinstance(cmd, m.CloseContactor):
+                self.closed = True
+            elif isinstance(cmd, m.OpenContactor):
+                self.closed = False
+            elif isinstance(cmd, m.BeginTransaction):
+                assert not was_in_tx, "a second transaction on one connector"
+                self.transactions += 1
+            elif isinstance(cmd, m.EndTransaction):
+                assert was_in_tx, "stopping a transaction that is not running"
+
+    @rule()
+    def plug(self) -> None:
+        self._apply(m.Plugged())
+
+    @rule()
+    def unplug(self) -> None:
+        self._apply(m.Unplugged())
+
+    @rule()
+    def ev_asks(self) -> None:
+        self._apply(m.EvRequestsPower())
+
+    @rule()
+    def ev_pauses(self) -> None:
+        self._apply(m.EvPaused())
+
+    @rule(tag=st.sampled_from(["A", "B"]), accepted=st.booleans())
+    def card(self, tag: str, accepted: bool) -> None:
+        self._apply(m.IdPresented(tag))
+        self._apply(m.AuthorizationResult(tag, accepted))
+
+    @rule()
+    def lock_confirmed(self) -> None:
+        self._apply(m.LockConfirmed())
+
+    @rule()
+    def lock_fails(self) -> None:
+        self._apply(m.LockFailed("LOCK", "jammed"))
+
+    @rule()
+    def unlocked(self) -> None:
+        self._apply(m.Unlocked())
+
+    @rule(reason=st.sampled_from(list(StopReason)))
+    def stop(self, reason: StopReason) -> None:
+        self._apply(m.StopRequested(reason))
+
+    @rule(latched=st.booleans())
+    def fault(self, latched: bool) -> None:
+        self._apply(m.FaultDetected(ConnectorError("GroundFailure"), latched=latched))
+
+    @rule()
+    def fault_gone(self) -> None:
+        self._apply(m.FaultCleared("GroundFailure"))
+
+    @rule(operative=st.booleans())
+    def availability(self, operative: bool) -> None:
+        self._apply(m.AvailabilityChanged(operative))
+
+    @rule()
+    def timeout(self) -> None:
+        self._apply(m.ConnectionTimedOut())
+
+    @invariant()
+    def contactor_only_closed_when_safe(self) -> None:
+        assert self.closed == self.c.contactor_closed
+        if self.closed:
+            assert self.c.status is S.CHARGING and self.c.plugged and self.c.ev_wants_power
+            assert self.c.locked and not self.c.faults and self.c.in_transaction
+
+    @invariant()
+    def faulted_means_faults_and_no_transaction(self) -> None:
+        if self.c.status is S.FAULTED:
+            assert self.c.faults and not self.c.in_transaction
+
+    @invariant()
+    def transaction_states_are_consistent(self) -> None:
+        in_tx_status = self.c.status in (S.CHARGING, S.SUSPENDED_EV, S.SUSPENDED_EVSE)
+        assert in_tx_status == self.c.in_transaction
+
+
+TestConnectorLife = ConnectorLife.TestCase
+TestConnectorLife.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)

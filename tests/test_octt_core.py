@@ -204,3 +204,25 @@ async def test_trigger_message(rig: Rig) -> None:
     firmware = await rig.cs.call(rig.cp_id, call.TriggerMessage(
         requested_message="FirmwareStatusNotification"))
     assert firmware.status == "NotImplemented"
+
+
+@pytest.mark.parametrize("kind, reason", [("Soft", "SoftReset"), ("Hard", "HardReset")])
+async def test_tc_015_016_reset_with_a_transaction(rig: Rig, kind: str, reason: str) -> None:
+    await rig.start_session()
+    mark = rig.cs.mark()
+    result = await rig.cs.call(rig.cp_id, call.Reset(type=kind))
+    assert result.status == "Accepted"
+    stop = await rig.wait_call("StopTransaction", since=mark)
+    assert stop.payload["reason"] == reason
+    await rig.wait_result("StopTransaction", since=mark)
+    await asyncio.wait_for(rig.running.stop.wait(), timeout=15)
+    assert rig.running.reset_requested is (kind == "Hard")
+    assert not rig.bench.contactor_closed(1)
+
+
+@pytest.mark.parametrize("kind", ["Soft", "Hard"])
+async def test_tc_013_014_reset_without_a_transaction(rig: Rig, kind: str) -> None:
+    result = await rig.cs.call(rig.cp_id, call.Reset(type=kind))
+    assert result.status == "Accepted"
+    await asyncio.wait_for(rig.running.stop.wait(), timeout=15)
+    assert not rig.calls("StopTransaction")
