@@ -536,8 +536,13 @@ def _fault_cleared(c: Connector, e: object, p: Policy) -> Result:
     return _clear_faults(c, gone), []
 
 
+# Faults about the cable in the socket: removing the cable ends them (the next plug retries).
+CLEARED_BY_UNPLUG = frozenset({"ConnectorLockFailure"})
+
+
 def _faulted_unplugged(c: Connector, e: object, p: Policy) -> Result:
-    c = replace(c, plugged=False, ev_wants_power=False)
+    c = replace(c, plugged=False, ev_wants_power=False,
+                faults=tuple(f for f in c.faults if f.code not in CLEARED_BY_UNPLUG))
     c = _clear_faults(c, c.latched_faults_gone)
     cmds: list[Command] = [Unlock()] if c.locked else []
     return c, cmds

@@ -165,6 +165,11 @@ async def test_tc_024_lock_failure_is_faulted_and_no_transaction(rig: Rig) -> No
     await rig.wait_status("Faulted", since=mark, error_code="ConnectorLockFailure", timeout=10)
     assert not rig.calls("StartTransaction")
     assert not rig.bench.contactor_closed(1)
+    await rig.command("fault", name="lock", state="off")
+    mark = rig.cs.mark()
+    await rig.command("unplug")  # the cable leaves: the next plug-in tries again
+    await rig.wait_status("Available", since=mark)
+    await rig.start_session("TAG-L2")
 
 
 async def test_dead_meter_is_power_meter_failure_and_recovers(rig: Rig) -> None:

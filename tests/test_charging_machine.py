@@ -128,6 +128,19 @@ def test_lock_failure_faults_without_transaction() -> None:
     assert "BeginTransaction" not in kinds(cmds)
 
 
+def test_lock_failure_clears_when_the_cable_is_removed() -> None:
+    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockFailed("LOCK", "jammed")])
+    assert c.status is S.FAULTED
+    c, _ = m.step(c, m.Unplugged(), POLICY)
+    assert c.status is S.AVAILABLE and not c.faults
+
+
+def test_weld_stays_until_a_person_restarts_the_charger() -> None:
+    weld = m.FaultDetected(ConnectorError("PowerSwitchFailure", "WELD"), latched=True)
+    c, _ = run([m.Plugged(), weld, m.Unplugged(), m.Plugged(), m.Unplugged()])
+    assert c.status is S.FAULTED, "nothing reports a weld gone: only a restart clears it"
+
+
 def test_residual_current_fault_is_latched_until_unplug() -> None:
     rcd = m.FaultDetected(ConnectorError("GroundFailure", "RCD"), latched=True)
     c, cmds = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower(),
