@@ -70,7 +70,7 @@ def build_keys(settings: Settings, devices: Any | None = None, *, persistent: bo
     servable = _servable_measurands(settings, devices)
     for name in MEASURAND_KEYS:
         keys.add_validator(name, measurands_validator(servable))
-    keys.add_validator("SecurityProfile", _security_profile_rule(keys))
+    keys.add_validator("SecurityProfile", _never_lower(keys))
     vendor_devices = None
     if devices is not None:
         vendor_devices = VendorDevices(devices.indicator, devices.buzzer, devices.display,
@@ -89,6 +89,9 @@ def build_keys(settings: Settings, devices: Any | None = None, *, persistent: bo
                 log.error("configuration store was damaged (%s): stored values are lost, "
                           "factory and config-file values apply", store.recovered_from)
             keys.attach_store(store)
+    # After loading: a stored profile whose prerequisites went away (a ws:// URL, an expired
+    # root) stays in force, and the session refuses to connect rather than downgrade.
+    keys.add_validator("SecurityProfile", _security_profile_rule(keys, settings))
     return keys
 
 
@@ -104,16 +107,34 @@ def _servable_measurands(settings: Settings, devices: Any | None) -> frozenset[s
     return frozenset.intersection(*sets)
 
 
-def _security_profile_rule(keys: KeyRegistry) -> Any:
+def _never_lower(keys: KeyRegistry) -> Any:
+    """SecurityProfile can only be raised (A05.FR.01), also by a stored value."""
     def check(value: Value) -> str | None:
         assert isinstance(value, int)
         current = keys.get_int("SecurityProfile")
-        if value < current:
-            return f"can only be raised (now {current})"
+        return f"can only be raised (now {current})" if value < current else None
+    return check
+
+
+def _security_profile_rule(keys: KeyRegistry, settings: Settings) -> Any:
+    """Use case A05: SecurityProfile is raised only when what the new profile needs is there
+    (see docs/security.md)."""
+    def check(value: Value) -> str | None:
+        assert isinstance(value, int)
+        if value <= keys.get_int("SecurityProfile"):
+            return None
+        if value in (1, 2) and not keys.get_str("AuthorizationKey"):
+            return f"profile {value} needs an AuthorizationKey first"
         if value >= 2:
-            return "profiles 2 and 3 (TLS) are not supported by this version"
-        if value == 1 and not keys.get_str("AuthorizationKey"):
-            return "profile 1 needs an AuthorizationKey first"
+            from firmware.certificates import CertificateStore, RootKind
+
+            if not settings.url.lower().startswith("wss://"):
+                return f"profile {value} needs a wss:// central system URL"
+            store = CertificateStore.open(settings.state_dir)
+            if not store.valid_roots(RootKind.CENTRAL_SYSTEM):
+                return f"profile {value} needs a valid CentralSystemRootCertificate installed"
+            if value == 3 and not store.has_valid_client_certificate():
+                return "profile 3 needs a valid charge point certificate"
         return None
     return check
 
@@ -142,10 +163,11 @@ async def start(settings: Settings) -> Running:
     if store.recovered_from:
         log.critical("transaction journal was damaged (%s): unsent transaction messages may "
                      "be lost", store.recovered_from)
+    security = _security(settings, keys)
     session = OcppSession(
         url=settings.url, charge_point_id=settings.charge_point_id, keys=keys, store=store,
         control=None,  # type: ignore[arg-type]  # set below: the charger needs the session too
-        boot_fields=_boot_fields(settings),
+        boot_fields=_boot_fields(settings), security=security,
     )
     cache = AuthorizationCache(settings.state_dir)
     authorizer = Authorizer(keys, cache, session.authorize, lambda: session.online)
@@ -185,6 +207,28 @@ async def start(settings: Settings) -> Running:
     for task in tasks:
         task.add_done_callback(lambda t: _crashed(t, stop))
     return running
+
+
+def _security(settings: Settings, keys: KeyRegistry) -> Any:
+    """Certificates, the security log (StartupOfTheDevice recorded) and the diagnostics log
+    GetLog uploads: a firmware.ocpp.security.Security."""
+    from firmware.certificates import CertificateStore
+    from firmware.logupload import DiagnosticsBuffer
+    from firmware.ocpp.security import Security
+    from firmware.security_log import SecurityLog
+
+    security_log = SecurityLog.open(settings.state_dir)
+    if security_log.recovered_from:
+        log.error("security log was damaged (%s): unsent security events may be lost",
+                  security_log.recovered_from)
+    diagnostics = DiagnosticsBuffer()
+    logging.getLogger().addHandler(diagnostics)
+    security = Security(settings.charge_point_id, keys,
+                        certificates=CertificateStore.open(
+                            settings.state_dir, keys.get_int("CertificateStoreMaxLength")),
+                        security_log=security_log, diagnostics=diagnostics)
+    security.startup(settings.firmware_version)
+    return security
 
 
 async def _follow_store(keys: KeyRegistry) -> None:
@@ -231,6 +275,11 @@ async def shutdown(running: Running) -> None:
     if running.charger.authorizer is not None:
         running.charger.authorizer.cache.close()
     running.session.store.close()
+    security = getattr(running.session, "security", None)
+    if security is not None:
+        if security.diagnostics is not None:
+            logging.getLogger().removeHandler(security.diagnostics)
+        security.log.close()
 
 
 async def run(settings: Settings) -> int:

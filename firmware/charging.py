@@ -91,6 +91,11 @@ class TransactionRejected:
 
 
 @dataclass(frozen=True)
+class EnergyLimitReached:
+    """The energy allowed after an invalidated idTag (MaxEnergyOnInvalidId) is used up."""
+
+
+@dataclass(frozen=True)
 class StopRequested:
     reason: StopReason
     id_tag: str | None = None
@@ -127,7 +132,8 @@ class AvailabilityChanged:
 
 Event = (
     Plugged | Unplugged | EvRequestsPower | EvPaused | IdPresented | AuthorizationResult
-    | RemoteStart | LockConfirmed | LockFailed | Unlocked | TransactionRejected | StopRequested
+    | RemoteStart | LockConfirmed | LockFailed | Unlocked | TransactionRejected
+    | EnergyLimitReached | StopRequested
     | UnlockRequested | ConnectionTimedOut | FaultDetected | FaultCleared | AvailabilityChanged
 )
 
@@ -216,6 +222,7 @@ class Policy:
     stop_transaction_on_ev_side_disconnect: bool = True
     unlock_connector_on_ev_side_disconnect: bool = True
     stop_transaction_on_invalid_id: bool = True
+    max_energy_on_invalid_id_wh: int = 0
     tethered_cable: bool = False
 
 
@@ -235,6 +242,7 @@ class Connector:
     latched_faults_gone: frozenset[str] = frozenset()  # condition gone, waiting for unplug
     operative: bool = True
     unavailable_scheduled: bool = False
+    invalid_id: bool = False  # StartTransaction.conf refused the idTag; energy is limited
     info: str = ""  # StatusNotification info, e.g. "EV side disconnected"
     latched_faults: frozenset[str] = frozenset()  # never clear by themselves
 
@@ -278,7 +286,7 @@ def _end_transaction(c: Connector, reason: StopReason, id_tag: str | None) -> Re
     c, cmds = _power_off(c)
     cmds.append(EndTransaction(reason, id_tag or c.transaction_id_tag))
     c = replace(c, transaction_id_tag=None, authorized_id_tag=None, parent_id_tag=None,
-                pending_id_tag=None)
+                pending_id_tag=None, invalid_id=False)
     if c.unavailable_scheduled:
         c = replace(c, operative=False, unavailable_scheduled=False)
     return c, cmds
@@ -293,7 +301,7 @@ def _maybe_start(c: Connector) -> Result:
 
 def _energise_if_ready(c: Connector) -> Result:
     if (c.in_transaction and c.locked and c.ev_wants_power and not c.faults
-            and not c.contactor_closed):
+            and not c.contactor_closed and c.status is not S.SUSPENDED_EVSE):
         return replace(c, contactor_closed=True, status=S.CHARGING, info=""), [CloseContactor()]
     return c, []
 
@@ -451,11 +459,18 @@ def _stop(c: Connector, e: object, p: Policy) -> Result:
 
 
 def _tx_rejected(c: Connector, e: object, p: Policy) -> Result:
-    if not p.stop_transaction_on_invalid_id:
-        # Keep the transaction open but deliver no energy (C5: SuspendedEVSE).
-        c, cmds = _power_off(c)
-        return replace(c, status=S.SUSPENDED_EVSE), cmds
-    return _stop(c, StopRequested(StopReason.DE_AUTHORIZED), p)
+    if p.stop_transaction_on_invalid_id:
+        return _stop(c, StopRequested(StopReason.DE_AUTHORIZED), p)
+    c = replace(c, invalid_id=True)
+    if p.max_energy_on_invalid_id_wh > 0:
+        return c, []  # charging goes on until MaxEnergyOnInvalidId is used up
+    return _suspend_evse(c, e, p)
+
+
+def _suspend_evse(c: Connector, e: object, p: Policy) -> Result:
+    """The transaction stays open but no energy flows (C5: SuspendedEVSE)."""
+    c, cmds = _power_off(c)
+    return replace(c, status=S.SUSPENDED_EVSE), cmds
 
 
 def _cancel_authorization(c: Connector, e: object, p: Policy) -> Result:
@@ -633,6 +648,7 @@ for _state in _TX_STATES:
         (_state, AuthorizationResult): _tx_auth_result,
         (_state, StopRequested): _stop,
         (_state, TransactionRejected): _tx_rejected,
+        (_state, EnergyLimitReached): _suspend_evse,
         (_state, AvailabilityChanged): _availability,
         (_state, LockConfirmed): _lock_confirmed,
     })

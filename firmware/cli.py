@@ -89,6 +89,15 @@ def _config(args: argparse.Namespace) -> int:
                            getattr(args, "key", None), getattr(args, "value", None))
 
 
+def _certificate(args: argparse.Namespace) -> int:
+    from firmware import cert_tool
+
+    return cert_tool.run(args.certificate_cmd, Path(args.config),
+                         Path(args.state_dir) if args.state_dir else None,
+                         getattr(args, "kind", None),
+                         Path(args.file) if getattr(args, "file", None) else None)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chargepoint",
                                 description="OCPP 1.6J charge point controller for Raspberry Pi")
@@ -164,6 +173,18 @@ def parser() -> argparse.ArgumentParser:
     set_.add_argument("key")
     set_.add_argument("value")
     config.set_defaults(func=_config)
+
+    cert = sub.add_parser("certificate", help="root certificates and the charge point "
+                                              "certificate on the device (security profiles)")
+    cert.add_argument("--config", default="/etc/chargepoint/chargepoint.toml",
+                      help="configuration file (default %(default)s)")
+    cert.add_argument("--state-dir", help="state directory (default: from the file)")
+    certsub = cert.add_subparsers(dest="certificate_cmd", required=True)
+    certsub.add_parser("list", help="installed root certificates and our certificate")
+    install = certsub.add_parser("install", help="install a root certificate (PEM file)")
+    install.add_argument("kind", choices=["central-system", "manufacturer"])
+    install.add_argument("file")
+    cert.set_defaults(func=_certificate)
     return p
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from firmware.storage import OpenedStore, StoreUnusable, open_store
 
@@ -441,6 +442,23 @@ class KeyRegistry:
             self._notify(d, value)
         return ChangeResult(ChangeStatus.ACCEPTED)
 
+    def set_unchecked(self, name: str, text: str, source: Source = Source.LOCAL) -> None:
+        """Store and apply a value without the validators.  Only for the charger's own
+        corrections (the SecurityProfile fallback after a raise that could not connect), never
+        for a request from outside."""
+        d = self.definition(name)
+        if d is None:
+            raise KeyError(name)
+        value = parse_value(d, text)
+        folded = d.name.casefold()
+        if self.store is not None and not self.refused:
+            self.store.save(d.name, format_value(value), source)
+            self._store_version = self.store.data_version()
+        self.sources[folded] = source
+        if self.values[folded] != value:
+            self.values[folded] = value
+            self._notify(d, value)
+
     def _notify(self, d: KeyDefinition, value: Value) -> None:
         shown = "(write-only)" if d.write_only else format_value(value)
         log.info("configuration: %s = %s", d.name, shown)
@@ -496,8 +514,8 @@ def measurands_validator(servable: frozenset[str] | None) -> Validator:
 
 def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
     B, I, L = KeyType.BOOLEAN, KeyType.INTEGER, KeyType.CSL
-    seconds = dict(minimum=0, maximum=2_147_483_647, unit="s")
-    measurands = dict(max_items=MEASURAND_LIST_MAX, validator=measurands_validator(None))
+    seconds: dict[str, Any] = dict(minimum=0, maximum=2_147_483_647, unit="s")
+    measurands: dict[str, Any] = dict(max_items=MEASURAND_LIST_MAX, validator=measurands_validator(None))
     return [
         KeyDefinition("AllowOfflineTxForUnknownId", B, False,
                       description="Offline, start a transaction for an unknown idTag.",
@@ -589,6 +607,11 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
         KeyDefinition("WebSocketPingInterval", I, 60, minimum=0, maximum=86_400, unit="s",
                       description="Seconds between WebSocket pings (0: none).",
                       effect="reconnects at once with the new interval"),
+        KeyDefinition("MaxEnergyOnInvalidId", I, 0, minimum=0, maximum=1_000_000, unit="Wh",
+                      description="Energy still delivered after StartTransaction.conf "
+                                  "invalidates the idTag (with StopTransactionOnInvalidId "
+                                  "false).",
+                      effect="next invalidated idTag"),
         KeyDefinition("MessageTimeout", I, 30, minimum=1, maximum=3_600, unit="s",
                       description="Seconds to wait for an answer to a request.",
                       effect="at once"),
@@ -612,22 +635,45 @@ def _phase_rotation(number_of_connectors: int) -> Validator:
     return check
 
 
+def _hex_key(value: Value) -> str | None:
+    if not (isinstance(value, str) and all(c in "0123456789abcdefABCDEF" for c in value)):
+        return "must be hexadecimal"
+    if len(value) % 2:
+        return "must be an even number of hexadecimal digits (whole bytes)"
+    return None
+
+
+CERTIFICATE_STORE_MAX = 10
+CERTIFICATE_CHAIN_MAX = 10_000
+
+
 def security_keys() -> list[KeyDefinition]:
-    """OCPP 1.6 Security Whitepaper keys this charger implements (profiles 0 and 1 for now)."""
+    """OCPP 1.6 Security Whitepaper keys (profiles 0-3, certificates); see docs/security.md."""
     return [
         KeyDefinition("SecurityProfile", KeyType.INTEGER, 0, minimum=0, maximum=3,
                       profile="Security",
-                      description="Security profile in use; can only be raised.",
+                      description="Security profile in use (0 none, 1 Basic auth, 2 TLS + "
+                                  "Basic auth, 3 TLS client certificate); can only be raised, "
+                                  "falls back to the previous one if the new one cannot connect.",
                       effect="reconnects with the new profile"),
         KeyDefinition("AuthorizationKey", KeyType.STRING, "", Access.W, profile="Security",
-                      min_length=16, max_length=40,
-                      validator=lambda v: None if isinstance(v, str) and all(
-                          c in "0123456789abcdefABCDEF" for c in v) else "must be hexadecimal",
-                      description="HTTP Basic password (16-40 hex digits); write-only.",
+                      min_length=16, max_length=40, validator=_hex_key,
+                      description="HTTP Basic password as 16-40 hex digits (8-20 bytes; the "
+                                  "bytes are the password); write-only.",
                       effect="reconnects with the new password"),
         KeyDefinition("CpoName", KeyType.STRING, "", profile="Security", max_length=64,
                       description="CPO name put in the charger certificate's O field.",
                       effect="next certificate signing request"),
+        KeyDefinition("CertificateStoreMaxLength", KeyType.INTEGER, CERTIFICATE_STORE_MAX,
+                      Access.R, profile="Security",
+                      description="Most root certificates (of both kinds) installed at once."),
+        KeyDefinition("CertificateSignedMaxChainSize", KeyType.INTEGER, CERTIFICATE_CHAIN_MAX,
+                      Access.R, profile="Security",
+                      description="Most characters of a CertificateSigned certificateChain."),
+        KeyDefinition("AdditionalRootCertificateCheck", KeyType.BOOLEAN, False, Access.R,
+                      profile="Security",
+                      description="Not implemented: any valid root may be added (no "
+                                  "signed-by-the-old-root rule)."),
     ]
 
 
@@ -635,7 +681,7 @@ def hardware_keys(*, has_indicator: bool, has_buzzer: bool, has_display: bool,
                   socket_outlet: bool, max_current_a: int) -> list[KeyDefinition]:
     """Keys that exist because the hardware does; each changes the device at once."""
     keys: list[KeyDefinition] = []
-    hw = dict(owner=Owner.HARDWARE, profile="Vendor")
+    hw: dict[str, Any] = dict(owner=Owner.HARDWARE, profile="Vendor")
     if has_indicator:
         keys.append(KeyDefinition("LightIntensity", KeyType.INTEGER, 100, minimum=0,
                                   maximum=100, unit="%", owner=Owner.HARDWARE,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from firmware import charging as m
 from firmware.config_keys import KeyRegistry
@@ -88,6 +89,7 @@ class ConnectorController:
         self.permanent_lock = False
         self._last_checkpoint = 0.0
         self._checkpointed_wh: int | None = None
+        self._invalid_since_wh: int | None = None
 
     async def wait_unlocked(self, timeout: float) -> bool:
         """True once the transaction is over and the lock released; False when the lock
@@ -142,6 +144,7 @@ class ConnectorController:
             stop_transaction_on_ev_side_disconnect=k.get_bool("StopTransactionOnEVSideDisconnect"),
             unlock_connector_on_ev_side_disconnect=k.get_bool("UnlockConnectorOnEVSideDisconnect"),
             stop_transaction_on_invalid_id=k.get_bool("StopTransactionOnInvalidId"),
+            max_energy_on_invalid_id_wh=k.get_int("MaxEnergyOnInvalidId"),
             tethered_cable=self.devices.lock is None,
         )
 
@@ -378,8 +381,8 @@ class ConnectorController:
 
     # ---------------------------------------------------------------- inputs
 
-    def _spawn(self, coro: object, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=f"connector{self.id}-{name}")  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"connector{self.id}-{name}")
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -441,6 +444,17 @@ class ConnectorController:
                                                          "NOCLOSE", f"contactor {what}"),
                                           latched=True))
 
+    def _watch_invalid_id_energy(self) -> None:
+        """MaxEnergyOnInvalidId: energy since the idTag was invalidated."""
+        if not self.state.invalid_id or self.state.status is not ConnectorStatus.CHARGING:
+            self._invalid_since_wh = None
+            return
+        if self._invalid_since_wh is None:
+            self._invalid_since_wh = self._meter_wh()
+        if self._meter_wh() - self._invalid_since_wh >= self.keys.get_int(
+                "MaxEnergyOnInvalidId"):
+            self.post(m.EnergyLimitReached())
+
     def _maybe_checkpoint(self, loop_time: float) -> None:
         handle = self._transaction
         if handle is None or loop_time - self._last_checkpoint < CHECKPOINT_S:
@@ -456,6 +470,7 @@ class ConnectorController:
         loop = asyncio.get_running_loop()
         while True:
             self._maybe_checkpoint(loop.time())
+            self._watch_invalid_id_energy()
             reading = await self.devices.meter.poll()
             if reading.health is MeterHealth.OK:
                 # A register never goes backwards (a meter swap or a glitch must not undo energy).

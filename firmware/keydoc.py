@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import sys
 
-from firmware.config_keys import Access, KeyRegistry, KeyType, build_registry, format_value
+from firmware.config_keys import (
+    Access,
+    KeyDefinition,
+    KeyRegistry,
+    KeyType,
+    build_registry,
+    format_value,
+)
 
 HEADER = """\
 # Configuration keys
@@ -32,10 +39,7 @@ Access: R read-only, RW read-write, W write-only (never returned, never logged).
 """
 
 
-def _type(d: object) -> str:
-    from firmware.config_keys import KeyDefinition
-
-    assert isinstance(d, KeyDefinition)
+def _type(d: KeyDefinition) -> str:
     if d.type is KeyType.INTEGER:
         lo = "" if d.minimum is None else str(d.minimum)
         hi = "" if d.maximum is None else str(d.maximum)
@@ -50,20 +54,20 @@ def _type(d: object) -> str:
 
 def render(registry: KeyRegistry) -> str:
     lines = [HEADER]
-    groups: dict[str, list[object]] = {}
+    groups: dict[str, list[KeyDefinition]] = {}
     for d in registry.definitions.values():
         groups.setdefault(d.profile, []).append(d)
     for profile in sorted(groups, key=lambda p: (p != "Core", p)):
         lines.append(f"\n## {profile}\n")
         lines.append("| Key | Type | Access | Default | Reboot | Takes effect | Description |")
         lines.append("|---|---|---|---|---|---|---|")
-        for d in sorted(groups[profile], key=lambda d: d.name):  # type: ignore[attr-defined]
-            default = "" if d.write_only else format_value(d.default)  # type: ignore[attr-defined]
+        for d in sorted(groups[profile], key=lambda d: d.name):
+            default = "" if d.write_only else format_value(d.default)
             lines.append(
-                f"| `{d.name}` | {_type(d)} | {d.access.value} | "  # type: ignore[attr-defined]
+                f"| `{d.name}` | {_type(d)} | {d.access.value} | "
                 f"{'`' + default + '`' if default else '(empty)'} | "
-                f"{'yes' if d.reboot_required else 'no'} | "  # type: ignore[attr-defined]
-                f"{d.effect or '-'} | {d.description} |")  # type: ignore[attr-defined]
+                f"{'yes' if d.reboot_required else 'no'} | "
+                f"{d.effect or '-'} | {d.description} |")
     return "\n".join(lines) + "\n"
 
 

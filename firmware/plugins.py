@@ -112,7 +112,7 @@ def load_plugins(registry: KeyRegistry, devices: VendorDevices | None,
                       if k not in before)
         if devices is not None:
             for name, apply in ctx.applies:
-                registry.on_change(name, lambda _d, value, apply=apply: apply(value))
+                registry.on_change(name, _listener(apply))
                 try:
                     apply(registry.get(name))
                 except Exception:  # noqa: BLE001
@@ -122,7 +122,15 @@ def load_plugins(registry: KeyRegistry, devices: VendorDevices | None,
     return loaded
 
 
+def _listener(apply: Apply) -> Callable[[KeyDefinition, Value], None]:
+    def listener(_definition: KeyDefinition, value: Value) -> None:
+        apply(value)
+    return listener
+
+
 def _undeclare(registry: KeyRegistry, folded: str) -> None:
-    for table in (registry.definitions, registry.values, registry.sources, registry.listeners,
-                  registry.validators):
-        table.pop(folded, None)  # type: ignore[attr-defined]
+    tables: tuple[dict[str, Any], ...] = (registry.definitions, registry.values,
+                                          registry.sources, registry.listeners,
+                                          registry.validators)
+    for table in tables:
+        table.pop(folded, None)

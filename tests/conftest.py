@@ -90,6 +90,18 @@ class Rig:
         raise TimeoutError(f"connector {connector} never reached {status}: "
                            f"{self.running.charger.status()}")
 
+    async def wait_bench(self, predicate: Callable[[dict[str, Any]], bool],
+                         timeout: float = 2.0) -> dict[str, Any]:
+        """Until the simulated hardware shows what ``predicate`` wants (its status JSON)."""
+        for _ in range(int(timeout / 0.05)):
+            status = self.bench.status()
+            if predicate(status):
+                return status
+            await asyncio.sleep(0.05)
+        status = self.bench.status()
+        assert predicate(status), f"bench never got there: {status}"
+        return status
+
     def calls(self, action: str) -> list[MessageRecord]:
         return [r for r in self.cs.messages
                 if r.direction == "rx" and r.message_type == "CALL" and r.action == action]
@@ -113,10 +125,69 @@ async def start_fast(settings: Settings) -> app.Running:
     return running
 
 
+# Every payload the charger sent to a `csms` fixture in this run, checked at the end of the
+# session by ocpp-rpc's validator (independent of the Python ocpp package): see
+# pytest_sessionfinish below and tests/ocpp_rpc/validate.js.
+SENT_BY_CHARGER: list[dict[str, Any]] = []
+
+
+def _collect(cs: CentralSystem, where: str) -> None:
+    for r in cs.messages:
+        if r.direction != "rx" or r.action is None:
+            continue
+        if r.message_type == "CALL":
+            schema = f"{r.action}.req"
+        elif r.message_type == "CALLRESULT":
+            schema = f"{r.action}.conf"
+        else:
+            continue  # CALLERROR has no payload schema; MALFORMED is checked by the CSMS
+        SENT_BY_CHARGER.append({"schema": schema, "payload": r.payload,
+                                "where": f"{where}: {r.raw[:200]}"})
+
+
 @pytest_asyncio.fixture
-async def csms() -> AsyncIterator[CentralSystem]:
+async def csms(request: pytest.FixtureRequest) -> AsyncIterator[CentralSystem]:
     async with CentralSystem(host="127.0.0.1", port=0) as cs:
         yield cs
+        _collect(cs, request.node.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any payload the charger sent does not validate against ocpp-rpc's
+    OCPP 1.6 schemas."""
+    import json
+    import shutil
+    import subprocess
+
+    if not SENT_BY_CHARGER:
+        return
+    node = shutil.which("node")
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line("")
+            reporter.write_line(line)
+
+    if node is None:
+        say("independent schema check SKIPPED: node is not installed (scripts/test installs it)")
+        return
+    from tests.ocpp_rpc.harness import HERE, ensure_node_modules
+
+    ensure_node_modules()
+    done = subprocess.run([node, str(HERE / "validate.js")], cwd=HERE, text=True,
+                          capture_output=True, timeout=120,
+                          input="\n".join(json.dumps(item) for item in SENT_BY_CHARGER))
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    summary = lines[-1] if lines else {}
+    if done.returncode != 0 or summary.get("invalid", 1):
+        say(f"independent schema check FAILED ({summary}): {done.stderr[-2000:]}")
+        for bad in lines[:-1][:20]:
+            say(f"  {bad['schema']}: {bad['message']}  [{bad['where']}]")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        say(f"independent schema check: {summary.get('checked')} payloads the charger sent "
+            f"are valid OCPP 1.6 (ocpp-rpc, ajv)")
 
 
 @pytest_asyncio.fixture

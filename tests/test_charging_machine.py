@@ -323,3 +323,20 @@ class ConnectorLife(RuleBasedStateMachine):
 
 TestConnectorLife = ConnectorLife.TestCase
 TestConnectorLife.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+def test_max_energy_on_invalid_id_lets_charging_go_on_until_the_limit() -> None:
+    policy = replace(POLICY, stop_transaction_on_invalid_id=False,
+                     max_energy_on_invalid_id_wh=500)
+    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower(),
+                m.TransactionRejected()], policy)
+    assert c.status is S.CHARGING and c.invalid_id and c.contactor_closed
+    c, cmds = m.step(c, m.EnergyLimitReached(), policy)
+    assert c.status is S.SUSPENDED_EVSE and m.OpenContactor() in cmds and c.in_transaction
+    c, cmds = m.step(c, m.EvPaused(), policy)
+    c, cmds = m.step(c, m.EvRequestsPower(), policy)
+    assert not c.contactor_closed, "no energy after the limit"
+    zero = replace(policy, max_energy_on_invalid_id_wh=0)
+    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower(),
+                m.TransactionRejected()], zero)
+    assert c.status is S.SUSPENDED_EVSE

@@ -168,11 +168,7 @@ async def test_hardware_keys_change_the_devices_at_once(rig: Rig) -> None:
     await rig.start_session()
     assert rig.bench.status()["1"]["outputs"]["pwm_offered_a"] == 16.0
     await change("PiCP.MaxInstallationCurrent", "10")
-    for _ in range(40):
-        if rig.bench.status()["1"]["outputs"]["pwm_offered_a"] == 10.0:
-            break
-        await asyncio.sleep(0.05)
-    assert rig.bench.status()["1"]["outputs"]["pwm_offered_a"] == 10.0
+    await rig.wait_bench(lambda s: s["1"]["outputs"]["pwm_offered_a"] == 10.0)
     too_high = await rig.cs.call(rig.cp_id, call.ChangeConfiguration(
         key="PiCP.MaxInstallationCurrent", value="40"))
     assert too_high.status == "Rejected"
@@ -181,11 +177,7 @@ async def test_hardware_keys_change_the_devices_at_once(rig: Rig) -> None:
 async def test_permanent_cable_lock(rig: Rig) -> None:
     await rig.cs.call(rig.cp_id, call.ChangeConfiguration(key="PiCP.PermanentCableLock",
                                                           value="true"))
-    for _ in range(40):
-        if rig.bench.status()["1"]["lock"] == "locked":
-            break
-        await asyncio.sleep(0.05)
-    assert rig.bench.status()["1"]["lock"] == "locked"
+    await rig.wait_bench(lambda s: s["1"]["lock"] == "locked")
     await rig.start_session()
     mark = rig.cs.mark()
     await rig.command("unplug")
@@ -193,11 +185,7 @@ async def test_permanent_cable_lock(rig: Rig) -> None:
     assert rig.bench.status()["1"]["lock"] == "locked", "the cable lives in the socket"
     await rig.cs.call(rig.cp_id, call.ChangeConfiguration(key="PiCP.PermanentCableLock",
                                                           value="false"))
-    for _ in range(40):
-        if rig.bench.status()["1"]["lock"] == "unlocked":
-            break
-        await asyncio.sleep(0.05)
-    assert rig.bench.status()["1"]["lock"] == "unlocked"
+    await rig.wait_bench(lambda s: s["1"]["lock"] == "unlocked")
 
 
 async def test_vendor_plugin_key_over_ocpp(rig: Rig) -> None:

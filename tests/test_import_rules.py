@@ -19,6 +19,7 @@ OWNERS = {
     "serial": ("hal.modbus", "hal.cardreader"),
     "ocpp": ("firmware.ocpp",),
     "websockets": ("firmware.ocpp",),
+    "cryptography": ("firmware.certificates",),
 }
 # firmware modules allowed to name a HAL backend (lazily, inside functions).
 COMPOSITION_ROOTS = ("firmware.app",)

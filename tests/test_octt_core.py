@@ -140,10 +140,7 @@ async def test_tc_018_1_unlock_connector_with_a_session(rig: Rig) -> None:
 async def test_unlock_failure_is_reported(rig: Rig) -> None:
     await rig.cs.call(rig.cp_id, call.ChangeConfiguration(key="PiCP.PermanentCableLock",
                                                           value="true"))
-    for _ in range(40):
-        if rig.bench.status()["1"]["lock"] == "locked":
-            break
-        await asyncio.sleep(0.05)
+    await rig.wait_bench(lambda s: s["1"]["lock"] == "locked")
     await rig.command("fault", name="lock", state="on")  # jammed in the locked position
     result = await rig.cs.call(rig.cp_id, call.UnlockConnector(connector_id=1), timeout=15)
     assert result.status == "UnlockFailed"
@@ -226,3 +223,29 @@ async def test_tc_013_014_reset_without_a_transaction(rig: Rig, kind: str) -> No
     assert result.status == "Accepted"
     await asyncio.wait_for(rig.running.stop.wait(), timeout=15)
     assert not rig.calls("StopTransaction")
+
+
+@pytest.mark.keys(StopTransactionOnInvalidId=True, AuthorizeRemoteTxRequests=False)
+async def test_invalid_id_in_start_transaction_conf_stops_deauthorized(rig: Rig) -> None:
+    rig.cs.id_tags["INVALIDATED"] = "Invalid"
+    await rig.command("plug")
+    await rig.cs.call(rig.cp_id, call.RemoteStartTransaction(id_tag="INVALIDATED"))
+    await rig.command("ev-charge")
+    stop = await rig.wait_call("StopTransaction", timeout=10)
+    assert stop.payload["reason"] == "DeAuthorized"
+
+
+@pytest.mark.keys(StopTransactionOnInvalidId=False, MaxEnergyOnInvalidId=200,
+                  AuthorizeRemoteTxRequests=False)
+async def test_max_energy_on_invalid_id_then_suspended_evse(rig: Rig) -> None:
+    rig.cs.id_tags["INVALIDATED"] = "Invalid"
+    await rig.command("plug")
+    await rig.cs.call(rig.cp_id, call.RemoteStartTransaction(id_tag="INVALIDATED"))
+    await rig.command("ev-charge")
+    await rig.wait_status("Charging")
+    await rig.wait_status("SuspendedEVSE", timeout=15)
+    assert not rig.bench.contactor_closed(1)
+    assert not rig.calls("StopTransaction"), "the transaction stays open"
+    tx = next(iter(rig.cs.state(rig.cp_id).transactions.values()))
+    energy = rig.running.charger.status()["1"]["energy_wh"]
+    assert energy - tx.meter_start >= 200

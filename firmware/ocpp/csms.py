@@ -13,16 +13,24 @@ Typical use::
         boot = await cs.wait_for(match(action="BootNotification", direction="rx"))
         result = await cs.call("CP001", call.ChangeConfiguration(key="HeartbeatInterval", value="60"))
 
-It listens on 127.0.0.1 by default; it has no TLS or authentication and is not meant to face a
-real network.
+It listens on 127.0.0.1 by default and is not meant to face a real network.  For the security
+profiles of the OCPP 1.6 Security Whitepaper it can serve wss:// (``ssl_context``, see
+:func:`tls_server_context`; a client certificate is required when that context says so), check
+HTTP Basic credentials (``basic_auth``: charge point id -> password, 401 otherwise), and it
+answers SecurityEventNotification, SignCertificate (``on_csr`` lets a test sign the CSR and send
+CertificateSigned) and LogStatusNotification, keeping what it received per charge point.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import hmac
 import json
 import logging
+import ssl
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +63,7 @@ __all__ = [
     "Transaction",
     "format_record",
     "match",
+    "tls_server_context",
     "utc_now_iso",
 ]
 
@@ -286,6 +295,15 @@ class ChargePointState:
     # Every MeterValues.req, transaction-bound or not: {"connectorId", "transactionId", "meterValue"}.
     meter_values: list[dict[str, Any]] = field(default_factory=list)
     data_transfers: list[dict[str, Any]] = field(default_factory=list)
+    # Security Whitepaper messages as received (camelCase payloads), and the TLS client
+    # certificate's subject common name of the last connection (None: no client certificate).
+    security_events: list[dict[str, Any]] = field(default_factory=list)
+    csrs: list[str] = field(default_factory=list)
+    log_statuses: list[dict[str, Any]] = field(default_factory=list)
+    client_certificate_cn: str | None = None
+    tls_version: str | None = None  # e.g. "TLSv1.3"; None over ws://
+    basic_auth_user: str | None = None  # the user name of the last accepted Basic credentials
+    used_basic_auth: bool | None = None  # the last handshake carried an Authorization header
     # Answers to transaction messages by message id: a retransmission gets the same answer.
     answered: dict[str, Any] = field(default_factory=dict)
     retransmissions: int = 0
@@ -549,6 +567,25 @@ class _CsmsChargePoint(ChargePoint):
             self._state.transactions[transaction_id].meter_values.extend(values)
         return call_result.MeterValues()
 
+    @on(Action.security_event_notification)
+    def on_security_event_notification(self, **payload: Any
+                                       ) -> call_result.SecurityEventNotification:
+        self._state.security_events.append(_camel(payload))
+        return call_result.SecurityEventNotification()
+
+    @on(Action.sign_certificate)
+    def on_sign_certificate(self, csr: str) -> call_result.SignCertificate:
+        self._state.csrs.append(csr)
+        if self._cs.on_csr is not None:
+            # The callback schedules its CertificateSigned: it must follow this answer.
+            self._cs.on_csr(self.id, csr)
+        return call_result.SignCertificate(status=self._cs.sign_certificate_status)
+
+    @on(Action.log_status_notification)
+    def on_log_status_notification(self, **payload: Any) -> call_result.LogStatusNotification:
+        self._state.log_statuses.append(_camel(payload))
+        return call_result.LogStatusNotification()
+
     @on(Action.data_transfer)
     def on_data_transfer(self, vendor_id: str, **rest: Any) -> call_result.DataTransfer:
         self._state.data_transfers.append(_camel({"vendor_id": vendor_id, **rest}))
@@ -600,6 +637,9 @@ class CentralSystem:
         on_message: Callable[[MessageRecord], None] | None = None,
         on_connection: Callable[[ConnectionEvent], None] | None = None,
         max_messages: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        basic_auth: Mapping[str, str | bytes] | None = None,
+        on_csr: Callable[[str, str], None] | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -618,6 +658,13 @@ class CentralSystem:
         self.on_message = on_message
         self.on_connection = on_connection
         self.max_messages = max_messages
+        self.ssl_context = ssl_context
+        # charge point id -> HTTP Basic password (bytes, or text sent as UTF-8); None: no check.
+        self.basic_auth: dict[str, str | bytes] | None = (
+            dict(basic_auth) if basic_auth is not None else None)
+        self.auth_failures: list[tuple[str, str]] = []  # (charge point id, why)
+        self.on_csr = on_csr
+        self.sign_certificate_status = "Accepted"
 
         self.messages: list[MessageRecord] = []
         self.charge_points: dict[str, ChargePointState] = {}
@@ -648,6 +695,7 @@ class CentralSystem:
             process_request=self._process_request,
             # A stale connection being replaced or a silent peer must not hold up shutdown.
             close_timeout=2,
+            ssl=self.ssl_context,
         )
         self._port = self._server.sockets[0].getsockname()[1]
         LOGGER.info("central system listening on %s", self.url)
@@ -674,8 +722,12 @@ class CentralSystem:
 
     @property
     def url(self) -> str:
-        """Endpoint a charge point appends ``/<its id>`` to."""
-        return f"ws://{self.host}:{self.port}/ocpp"
+        """Endpoint a charge point appends ``/<its id>`` to; with TLS on 127.0.0.1 the host is
+        ``localhost``, the name a test server certificate carries."""
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        host = "localhost" if self.ssl_context is not None and self.host == "127.0.0.1" \
+            else self.host
+        return f"{scheme}://{host}:{self.port}/ocpp"
 
     # ---- policies
 
@@ -884,6 +936,21 @@ class CentralSystem:
             return _plain_response(connection, HTTPStatus.NOT_FOUND, "no charge point id in path\n")
         if self.known_ids is not None and cp_id not in self.known_ids:
             return _plain_response(connection, HTTPStatus.NOT_FOUND, "unknown charge point\n")
+        if self.basic_auth is not None and _peer_common_name(connection) != cp_id:
+            # Basic credentials, unless a verified client certificate names the charge point
+            # (security profile 3).
+            problem = self._check_basic_auth(cp_id, request.headers.get("Authorization"))
+            if problem:
+                self.auth_failures.append((cp_id, problem))
+                LOGGER.info("%s: refused: %s", cp_id, problem)
+                response = _plain_response(connection, HTTPStatus.UNAUTHORIZED,
+                                           "authentication required\n")
+                response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+                return response
+            self.charge_points.setdefault(cp_id, ChargePointState(cp_id)).basic_auth_user = cp_id
+        if cp_id in self.charge_points or request.headers.get("Authorization") is not None:
+            self.charge_points.setdefault(cp_id, ChargePointState(cp_id)).used_basic_auth = (
+                request.headers.get("Authorization") is not None)
         # None: carry on; the subprotocol negotiation (ocpp1.6 required) comes next.
         return None
 
@@ -906,6 +973,9 @@ class CentralSystem:
         self._sessions[cp_id] = session
         state.connected = True
         state.connect_count += 1
+        state.client_certificate_cn = _peer_common_name(ws)
+        ssl_object = ws.transport.get_extra_info("ssl_object") if ws.transport else None
+        state.tls_version = ssl_object.version() if ssl_object is not None else None
         self._connection_event(cp_id, True, f"from {_peer(ws)}")
         try:
             await cp.start()
@@ -919,6 +989,26 @@ class CentralSystem:
             self._connection_event(
                 cp_id, False, f"close code {ws.close_code} {ws.close_reason or ''}".rstrip()
             )
+
+    def _check_basic_auth(self, cp_id: str, header: str | None) -> str | None:
+        """Why the Basic credentials are refused, or None (user = the charge point id)."""
+        assert self.basic_auth is not None
+        if not header or not header.startswith("Basic "):
+            return "no Basic credentials"
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return "malformed Basic credentials"
+        user, colon, password = decoded.partition(b":")
+        if not colon or user.decode(errors="replace") != cp_id:
+            return "user name is not the charge point id"
+        expected = self.basic_auth.get(cp_id)
+        if expected is None:
+            return "no password known for this charge point"
+        wanted = expected.encode() if isinstance(expected, str) else expected
+        if not hmac.compare_digest(password, wanted):
+            return "wrong password"
+        return None
 
     def _connection_event(self, cp_id: str, connected: bool, detail: str) -> None:
         LOGGER.info("%s %s (%s)", cp_id, "connected" if connected else "disconnected", detail)
@@ -954,6 +1044,46 @@ def _plain_response(connection: ServerConnection, status: HTTPStatus, text: str)
     if status == HTTPStatus.SERVICE_UNAVAILABLE:
         response.headers["Retry-After"] = "1"
     return response
+
+
+def _peer_common_name(ws: ServerConnection) -> str | None:
+    """The subject CN of the TLS client certificate, if the peer presented one."""
+    try:
+        cert = ws.transport.get_extra_info("peercert")
+    except Exception:  # noqa: BLE001 - no transport details: no certificate
+        return None
+    for rdn in (cert or {}).get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                return str(value)
+    return None
+
+
+def tls_server_context(certfile: str, keyfile: str, client_ca: str | None = None
+                       ) -> ssl.SSLContext:
+    """TLS for ``ssl_context``: our certificate chain and key; with ``client_ca`` (a PEM file)
+    a client certificate signed by it is required (security profile 3)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(certfile, keyfile)
+    if client_ca is not None:
+        ctx.load_verify_locations(client_ca)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+class _RedactAuthorizationHeader(logging.Filter):
+    """websockets logs every handshake header at DEBUG: never the Basic credentials."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 2 and \
+                str(args[0]).casefold() in ("authorization", "proxy-authorization"):
+            record.args = (args[0], "***")
+        return True
+
+
+logging.getLogger("websockets.server").addFilter(_RedactAuthorizationHeader())
 
 
 def _peer(ws: ServerConnection) -> str:

@@ -47,6 +47,7 @@ from firmware.domain import (
     StopReason,
 )
 from firmware.ocpp import mapping
+from firmware.ocpp.security import Security
 from firmware.ports import ChargerControl, TransactionHandle
 from firmware.transactions import OpenTransaction, OutboxEntry, TransactionStore
 
@@ -55,21 +56,67 @@ log = logging.getLogger(__name__)
 SUBPROTOCOL = "ocpp1.6"
 
 MESSAGE_LOG = logging.getLogger("chargepoint.ocpp.messages")
+CLOSE_TIMEOUT_S = 2.0
 
 
 class _RedactSecrets(logging.Filter):
-    """Write-only keys (AuthorizationKey) never reach a log, not even the message log."""
+    """Write-only keys (AuthorizationKey) never reach a log, not even the message log: in any
+    object (a JSON frame or a Python repr) that names AuthorizationKey the value is replaced,
+    whatever the order of its fields, and a traceback about such a message is left out (a
+    schema error quotes the value)."""
 
-    _pattern = re.compile(r'("key"\s*:\s*"(?i:AuthorizationKey)"\s*,\s*"value"\s*:\s*)"[^"]*"')
+    _object = re.compile(r"\{[^{}]*AuthorizationKey[^{}]*\}", re.IGNORECASE)
+    # "value": "...", 'value': '...', \"value\": \"...\" (a frame quoted in a string) or a bare
+    # token.
+    _value = re.compile(r"""(\\?["']value\\?["']\s*:\s*)"""
+                        r"""(\\".*?\\"|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^,}\s\\]+)""")
+
+    @classmethod
+    def redact(cls, text: str) -> str:
+        def value(m: re.Match[str]) -> str:
+            quote = '\\"' if m.group(2).startswith("\\") else '"'
+            return f"{m.group(1)}{quote}***{quote}"
+        return cls._object.sub(lambda m: cls._value.sub(value, m.group(0)), text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.args = tuple(self._pattern.sub(r'\1"***"', a) if isinstance(a, str) else a
-                                for a in record.args)
+        mentioned = False
+        if isinstance(record.msg, str) and "authorizationkey" in record.msg.casefold():
+            record.msg, mentioned = self.redact(record.msg), True
+        if isinstance(record.args, tuple):
+            args = []
+            for arg in record.args:
+                if not isinstance(arg, (int, float)) and \
+                        "authorizationkey" in str(arg).casefold():
+                    arg, mentioned = self.redact(str(arg)), True
+                args.append(arg)
+            record.args = tuple(args)
+        if mentioned and record.exc_info:
+            error = record.exc_info[1]
+            record.exc_info = None
+            record.exc_text = (f"{type(error).__name__} (details withheld: the message "
+                               f"concerned AuthorizationKey)")
+        return True
+
+
+class _RedactWebsocketsDebug(logging.Filter):
+    """websockets logs every handshake header and every frame at DEBUG: never the Basic
+    credentials, and no data frames (the head and tail it shows of a ChangeConfiguration can
+    hold part of a key; the OCPP message log has every frame, redacted)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 2 and \
+                str(args[0]).casefold() in ("authorization", "proxy-authorization"):
+            record.args = (args[0], "***")
+        if record.msg in ("< %s", "> %s") and isinstance(args, tuple) and args and \
+                str(args[0]).startswith(("TEXT", "BINARY", "CONT")):
+            return False
         return True
 
 
 MESSAGE_LOG.addFilter(_RedactSecrets())
+log.addFilter(_RedactSecrets())  # the library's troubles (a malformed frame is quoted)
+logging.getLogger("websockets.client").addFilter(_RedactWebsocketsDebug())
 
 
 class _LibraryLog:
@@ -123,7 +170,7 @@ class ConnectionLost(ConnectionError):
     """The WebSocket closed while a request was outstanding."""
 
 
-class _Connection(ChargePoint):  # type: ignore[misc]
+class _Connection(ChargePoint):
     """The ocpp library's routing for one WebSocket connection; handlers delegate to the
     session so that nothing outlives the connection."""
 
@@ -136,6 +183,16 @@ class _Connection(ChargePoint):  # type: ignore[misc]
         # Set when the connection ends: calls waiting for an answer fail at once instead of
         # sitting out MessageTimeout for an answer that can no longer come.
         self.lost = asyncio.Event()
+
+    async def _handle_call(self, msg: Any) -> Any:
+        try:
+            return await super()._handle_call(msg)
+        except OCPPError as error:
+            # The library's CALLERROR quotes the request: never a write-only key, neither on
+            # the wire nor in the message log.
+            if "authorizationkey" in str(getattr(msg, "payload", "")).casefold():
+                error.details = {"cause": "details withheld: the request names AuthorizationKey"}
+            raise
 
     async def request(self, payload: Any, unique_id: str | None = None) -> Any:
         """``call`` that raises ``ConnectionLost`` as soon as the connection is gone."""
@@ -163,6 +220,8 @@ class _Connection(ChargePoint):  # type: ignore[misc]
         result = self.session.keys.change(key, value, Source.CENTRAL_SYSTEM)
         if result.reason:
             log.info("ChangeConfiguration %s: %s (%s)", key, result.status.value, result.reason)
+        if not result.applied:
+            self.session.security.change_refused(key, value)  # a downgrade attempt?
         return call_result.ChangeConfiguration(status=ConfigurationStatus(result.status.value))
 
     @on(Action.remote_start_transaction)
@@ -194,6 +253,8 @@ class _Connection(ChargePoint):  # type: ignore[misc]
     @on(Action.reset)
     def on_reset(self, type: str) -> call_result.Reset:
         ok = self.session.control.reset(hard=(type == "Hard"))
+        if ok:
+            self.session.security.reset_requested(hard=(type == "Hard"))
         return call_result.Reset(status=ResetStatus.accepted if ok else ResetStatus.rejected)
 
     @on(Action.clear_cache)
@@ -221,6 +282,52 @@ class _Connection(ChargePoint):  # type: ignore[misc]
                 TriggerMessageStatus.accepted:
             self.session.trigger(requested_message, connector_id)
 
+    # Security Whitepaper requests: firmware.ocpp.security decides.
+
+    @on(Action.extended_trigger_message)
+    def on_extended_trigger_message(self, requested_message: str,
+                                    connector_id: int | None = None
+                                    ) -> call_result.ExtendedTriggerMessage:
+        return call_result.ExtendedTriggerMessage(
+            status=self.session.security.trigger_status(requested_message, connector_id))
+
+    @after(Action.extended_trigger_message)
+    def after_extended_trigger_message(self, requested_message: str,
+                                       connector_id: int | None = None) -> None:
+        security = self.session.security
+        if security.trigger_status(requested_message, connector_id) is \
+                TriggerMessageStatus.accepted:
+            security.trigger(requested_message, connector_id)
+
+    @on(Action.install_certificate)
+    def on_install_certificate(self, certificate_type: str, certificate: str
+                               ) -> call_result.InstallCertificate:
+        return self.session.security.install_certificate(certificate_type, certificate)
+
+    @on(Action.delete_certificate)
+    def on_delete_certificate(self, certificate_hash_data: dict[str, Any]
+                              ) -> call_result.DeleteCertificate:
+        return self.session.security.delete_certificate(certificate_hash_data)
+
+    @on(Action.get_installed_certificate_ids)
+    def on_get_installed_certificate_ids(self, certificate_type: str
+                                         ) -> call_result.GetInstalledCertificateIds:
+        return self.session.security.installed_certificate_ids(certificate_type)
+
+    @on(Action.certificate_signed)
+    def on_certificate_signed(self, certificate_chain: str) -> call_result.CertificateSigned:
+        return self.session.security.certificate_signed(certificate_chain)
+
+    @on(Action.get_log)
+    def on_get_log(self, log: dict[str, Any], log_type: str, request_id: int,
+                   retries: int | None = None, retry_interval: int | None = None
+                   ) -> call_result.GetLog:
+        return self.session.security.get_log(log_type, request_id, log, retries, retry_interval)
+
+    @after(Action.get_log)
+    def after_get_log(self, **_: Any) -> None:
+        self.session.security.start_log_upload()  # LogStatusNotification follows the .conf
+
 
 class OcppSession:
     """Keeps one charge point connected to its central system for as long as it runs."""
@@ -229,7 +336,8 @@ class OcppSession:
                  control: ChargerControl, boot_fields: dict[str, str],
                  store: TransactionStore | None = None,
                  ssl_context: ssl.SSLContext | None = None,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None,
+                 security: Security | None = None) -> None:
         self.url = url
         self.charge_point_id = charge_point_id
         self.keys = keys
@@ -253,6 +361,9 @@ class OcppSession:
         self._booted = False
         self._last_activity = 0.0
         self.connected_event = asyncio.Event()
+        # Security profiles, certificates, security events, GetLog (in memory without one).
+        self.security = security if security is not None else Security(charge_point_id, keys)
+        self.security.attach(self)
         self._bind_keys()
 
     def _bind_keys(self) -> None:
@@ -465,30 +576,30 @@ class OcppSession:
             except Exception as exc:  # noqa: BLE001 - every failure means: back off, retry
                 log.warning("connection to %s failed: %s", _without_credentials(self.url),
                             _describe(exc))
+                # A security event, and the fallback of a raised SecurityProfile that fails.
+                self.security.connection_failed(exc)
             delay = self.backoff.next_delay()
             log.info("reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)
 
     def _auth_headers(self) -> dict[str, str]:
-        """Security profile 1: HTTP Basic with <ChargePointId>:<AuthorizationKey>."""
-        if self.keys.get_int("SecurityProfile") < 1:
-            return {}
-        import base64
-
-        secret = f"{self.charge_point_id}:{self.keys.get_str('AuthorizationKey')}"
-        return {"Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}
+        """Security profiles 1 and 2: HTTP Basic (see firmware.ocpp.security)."""
+        return self.security.auth_headers()
 
     async def _connect_once(self) -> None:
         ping = self.keys.get_int("WebSocketPingInterval")
-        headers = self._auth_headers()
+        # TLS and headers of the security profile in force (raises for ws:// at profile >= 2).
+        tls, headers = self.security.connection_settings(self.url)
         if headers and self.url.startswith("ws://"):
             log.warning("security profile 1 sends the password unencrypted over ws://: use it "
                         "on a trusted network only")
         async with websockets.connect(
-            self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], ssl=self.ssl_context,
+            self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], ssl=self.ssl_context or tls,
             additional_headers=headers or None,
             open_timeout=self.keys.get_int("MessageTimeout"),
             ping_interval=ping or None, ping_timeout=ping or None,
+            # On a half-open link the closing handshake never completes: do not wait long.
+            close_timeout=CLOSE_TIMEOUT_S,
             max_size=2**20,
         ) as ws:
             if ws.subprotocol != SUBPROTOCOL:
@@ -497,6 +608,7 @@ class OcppSession:
                 raise ConnectionError(f"central system did not accept subprotocol "
                                       f"{SUBPROTOCOL} (answered {ws.subprotocol!r})")
             log.info("connected to %s", _without_credentials(self.url))
+            self.security.connected()
             conn = _Connection(self, ws, float(self.keys.get_int("MessageTimeout")))
             self._conn = conn
             self.connected_event.set()
@@ -529,7 +641,7 @@ class OcppSession:
         self.backoff.reset()
         self._ready.set()
         await asyncio.gather(self._heartbeat_loop(conn), self._status_loop(conn),
-                             self._outbox_loop(conn))
+                             self._outbox_loop(conn), self.security.deliver(conn))
 
     async def _register(self, conn: _Connection) -> None:
         while True:
@@ -598,9 +710,9 @@ class OcppSession:
             self._wake.clear()
             await self._wake.wait()
 
-    async def _call(self, conn: _Connection, request: Any) -> Any:
+    async def _call(self, conn: _Connection, request: Any, unique_id: str | None = None) -> Any:
         self._last_activity = asyncio.get_running_loop().time()
-        return await conn.request(request)
+        return await conn.request(request, unique_id=unique_id)
 
     async def _send_untracked(self, request: Any) -> None:
         conn = self._conn

@@ -43,7 +43,7 @@ def _wired_pin_class() -> type:
     make a closed NC emergency stop read as pressed)."""
     from gpiozero.pins.mock import MockPWMPin
 
-    class WiredPin(MockPWMPin):  # type: ignore[misc]
+    class WiredPin(MockPWMPin):
         wire: bool | None = None
 
         def _set_pull(self, value: str) -> None:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from gpiozero.pins.mock import MockFactory, MockPWMPin
 import pytest_asyncio
 
 from hal.modbus.bus import close_all_buses
@@ -73,3 +74,13 @@ def modbus_pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
             proc.kill()
             proc.wait()
         proc.stderr.close()
+
+
+@pytest.fixture
+def factory() -> Iterator[MockFactory]:
+    """gpiozero's mock pin factory with PWM-capable pins, for the gpio driver tests; tests
+    assert the pins' recorded history (``pin.states``)."""
+    f = MockFactory(pin_class=MockPWMPin)
+    yield f
+    f.reset()
+    f.close()

@@ -18,12 +18,6 @@ PIN = 18
 CFG = BuzzerConfig(pin=PIN, tone_hz=2700.0)
 
 
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory(pin_class=MockPWMPin)
-    yield f
-    f.reset()
-    f.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -16,12 +15,6 @@ from hal.types import ContactorFailure, ContactorStatus, HardwareFault
 RELAY, MIRROR = 17, 27
 
 
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory(pin_class=MockPWMPin)
-    yield f
-    f.reset()
-    f.close()
 
 
 class FakeClock:

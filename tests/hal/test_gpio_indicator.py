@@ -18,12 +18,6 @@ R, G, B = 5, 6, 13
 CFG = IndicatorConfig(red_pin=R, green_pin=G, blue_pin=B, pwm_frequency_hz=250.0)
 
 
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory(pin_class=MockPWMPin)
-    yield f
-    f.reset()
-    f.close()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ output rises, after a chosen number of pulses (a lock that jams for the first N 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -82,12 +82,6 @@ class Bench:
         return [float(s.state) for s in pin.states]
 
 
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory(pin_class=MockPWMPin)
-    yield f
-    f.reset()
-    f.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ both checked on the recorded pin history.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -25,12 +24,6 @@ ESTOP_TRIP = SafetyEvent(SafetyInput.EMERGENCY_STOP, True)
 ESTOP_CLEAR = SafetyEvent(SafetyInput.EMERGENCY_STOP, False)
 
 
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory(pin_class=MockPWMPin)
-    yield f
-    f.reset()
-    f.close()
 
 
 def history(pin: MockPWMPin) -> list[float]:

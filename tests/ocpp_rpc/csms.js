@@ -137,6 +137,10 @@ server.on('client', (client) => {
         params.idTag === undefined ? {} : { idTagInfo: idTagInfo(params.idTag) }));
     client.handle('MeterValues', () => ({}));
     client.handle('DataTransfer', () => ({ status: 'UnknownVendorId' }));
+    // Security Whitepaper (ed. 2) messages a charge point sends; ocpp-rpc has their schemas.
+    client.handle('SecurityEventNotification', () => ({}));
+    client.handle('SignCertificate', () => ({ status: 'Accepted' }));
+    client.handle('LogStatusNotification', () => ({}));
     client.handle(({ method }) => {
         throw createRPCError('NotImplemented', `${method} is not implemented by this test CSMS`);
     });

@@ -218,6 +218,53 @@ async def test_answers_to_the_central_systems_requests(node_rig: NodeRig) -> Non
     assert_every_frame_valid(node)
 
 
+@pytest.mark.keys(CpoName="Test CPO")
+async def test_security_whitepaper_frames(node_rig: NodeRig) -> None:
+    """ocpp-rpc 2.2.1 has the Security Whitepaper (ed. 2) schemas: SecurityEventNotification,
+    SignCertificate and LogStatusNotification from the charger, and its answers to the
+    certificate, trigger and log requests, all pass strict validation."""
+    from tests.pki import Authority
+
+    node = node_rig.node
+    event = await node_rig.wait_call("SecurityEventNotification")
+    assert event["payload"]["type"] == "StartupOfTheDevice"
+    mark = node.mark()
+    assert result_of(await node_rig.call(
+        "ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}
+    ))["status"] == "Accepted"
+    csr = (await node_rig.wait_call("SignCertificate", since=mark))["payload"]["csr"]
+    assert csr.startswith("-----BEGIN CERTIFICATE REQUEST-----")
+    await node_rig.wait_answered("SignCertificate", since=mark)
+    root = Authority.root()
+    assert result_of(await node_rig.call("InstallCertificate", {
+        "certificateType": "CentralSystemRootCertificate", "certificate": root.pem}
+    ))["status"] == "Accepted"
+    ids = result_of(await node_rig.call("GetInstalledCertificateIds",
+                                        {"certificateType": "CentralSystemRootCertificate"}))
+    assert ids["status"] == "Accepted" and len(ids["certificateHashData"]) == 1
+    assert result_of(await node_rig.call("CertificateSigned", {
+        "certificateChain": root.sign_csr(csr)}))["status"] == "Accepted"
+    assert result_of(await node_rig.call("DeleteCertificate", {
+        "certificateHashData": ids["certificateHashData"][0]}))["status"] == "Accepted"
+    mark = node.mark()
+    assert result_of(await node_rig.call("ExtendedTriggerMessage", {
+        "requestedMessage": "LogStatusNotification"}))["status"] == "Accepted"
+    assert (await node_rig.wait_call("LogStatusNotification", since=mark)
+            )["payload"] == {"status": "Idle"}
+    # Nobody listens on port 9 of 127.0.0.1: Uploading, then UploadFailure.
+    mark = node.mark()
+    answer = result_of(await node_rig.call("GetLog", {
+        "logType": "SecurityLog", "requestId": 3, "log": {"remoteLocation": "http://127.0.0.1:9/"}}))
+    assert answer["status"] == "Accepted" and answer["filename"]
+    await node.awaited_for(lambda e: e.get("ev") == "rx" and e.get("action") ==
+                           "LogStatusNotification" and (e.get("payload") or {}).get("status")
+                           == "UploadFailure", since=mark, timeout=10)
+    events = [e["payload"]["type"] for e in node.events
+              if e.get("ev") == "rx" and e.get("action") == "SecurityEventNotification"]
+    assert "ReconfigurationOfSecurityParameters" in events
+    assert_every_frame_valid(node)
+
+
 async def test_negative_control_the_harness_reports_bad_frames(node_csms: NodeCsms) -> None:
     """A raw client sends what the charger must never send; the harness must catch each kind."""
     async with connect(f"{node_csms.url}/BAD-CP-1",

@@ -1,0 +1,45 @@
+"""``chargepoint certificate list|install``: the certificate store on the device.
+
+An installer puts the CPO's CentralSystemRootCertificate here before raising SecurityProfile to 2
+(the central system can also send it with InstallCertificate).  Run it as the service user so
+that the daemon can read what it writes: ``sudo -u chargepoint chargepoint certificate ...``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from firmware.certificates import CertificateStore, InstallStatus, RootKind, describe
+from firmware.settings import SettingsError, load
+
+KINDS = {"central-system": RootKind.CENTRAL_SYSTEM, "manufacturer": RootKind.MANUFACTURER}
+
+
+def run(action: str, config: Path, state_dir: Path | None, kind: str | None = None,
+        pem_file: Path | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr
+        ) -> int:
+    try:
+        settings = load(config).with_overrides(state_dir=state_dir)
+    except SettingsError as exc:
+        print(f"chargepoint certificate: {exc}", file=err)
+        return 2
+    store = CertificateStore.open(settings.state_dir)
+    if action == "list":
+        for root_kind, cert in store.all_roots():
+            print(f"{root_kind.value}: {describe(cert)}", file=out)
+        chain = store.client_chain()
+        if chain:
+            print(f"ChargePointCertificate: {describe(chain[0])}", file=out)
+        return 0
+    assert action == "install" and kind is not None and pem_file is not None
+    try:
+        text = pem_file.read_text()
+    except OSError as exc:
+        print(f"chargepoint certificate: {pem_file}: {exc.strerror}", file=err)
+        return 2
+    status, reason = store.install_root(KINDS[kind], text)
+    print(f"{KINDS[kind].value}: {status.value}{f' ({reason})' if reason else ''}",
+          file=out if status is InstallStatus.ACCEPTED else err)
+    return 0 if status is InstallStatus.ACCEPTED else 1
