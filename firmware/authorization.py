@@ -23,7 +23,7 @@ from pathlib import Path
 
 from firmware.config_keys import KeyRegistry
 from firmware.domain import AuthorizationStatus, IdTagInfo
-from firmware.storage import StoreUnusable, open_store
+from firmware.storage import StoreUnusable, open_store, transaction
 
 log = logging.getLogger(__name__)
 
@@ -91,19 +91,19 @@ class AuthorizationCache:
                info.expiry_date.isoformat() if info.expiry_date else None)
         if current is not None and tuple(current) == row:
             return  # unchanged: no write (SD cards wear out)
-        self._db.execute("BEGIN IMMEDIATE")
-        self._db.execute(
-            "INSERT INTO auth_cache (id_tag, status, parent_id_tag, expiry, updated_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id_tag) DO UPDATE SET status=excluded.status, "
-            "parent_id_tag=excluded.parent_id_tag, expiry=excluded.expiry, "
-            "updated_at=excluded.updated_at", (key, *row, stamp))
-        excess = self._db.execute("SELECT count(*) FROM auth_cache").fetchone()[0] - self.capacity
-        if excess > 0:
-            # Not-valid entries go first, then the oldest valid ones.
+        with transaction(self._db):
             self._db.execute(
-                "DELETE FROM auth_cache WHERE id_tag IN (SELECT id_tag FROM auth_cache "
-                "ORDER BY status = 'Accepted', updated_at LIMIT ?)", (excess,))
-        self._db.execute("COMMIT")
+                "INSERT INTO auth_cache (id_tag, status, parent_id_tag, expiry, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id_tag) DO UPDATE SET "
+                "status=excluded.status, parent_id_tag=excluded.parent_id_tag, "
+                "expiry=excluded.expiry, updated_at=excluded.updated_at", (key, *row, stamp))
+            excess = (self._db.execute("SELECT count(*) FROM auth_cache").fetchone()[0]
+                      - self.capacity)
+            if excess > 0:
+                # Not-valid entries go first, then the oldest valid ones.
+                self._db.execute(
+                    "DELETE FROM auth_cache WHERE id_tag IN (SELECT id_tag FROM auth_cache "
+                    "ORDER BY status = 'Accepted', updated_at LIMIT ?)", (excess,))
 
     def _evict_memory(self) -> None:
         while len(self._memory) > self.capacity:

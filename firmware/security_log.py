@@ -11,13 +11,12 @@ charger and never carries a key, a password or a certificate's private part.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from firmware.storage import open_store
+from firmware.storage import open_or_memory, transaction
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +92,9 @@ class SecurityLog:
 
     def __init__(self, path: Path | None) -> None:
         """``path`` None: in memory (a session without a state directory)."""
-        if path is None:
-            self._db = sqlite3.connect(":memory:", isolation_level=None)
-            for statement in MIGRATIONS[0].split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            self.recovered_from: str | None = None
-        else:
-            opened = open_store(path, MIGRATIONS)
-            self._db = opened.connection
-            self.recovered_from = opened.recovered_from
+        opened = open_or_memory(path, MIGRATIONS)
+        self._db = opened.connection
+        self.recovered_from = opened.recovered_from
 
     @classmethod
     def open(cls, state_dir: Path) -> SecurityLog:
@@ -119,17 +111,12 @@ class SecurityLog:
         info = tech_info[:TECH_INFO_MAX] if tech_info else None
         stamp = _stamp(at)
         message_id = str(uuid.uuid4())
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._db):
             cur = self._db.execute(
                 "INSERT INTO event (type, timestamp, tech_info, critical, pending, message_id) "
                 "VALUES (?, ?, ?, ?, 1, ?)", (kind[:50], stamp, info, int(critical), message_id))
             seq = int(cur.lastrowid)  # type: ignore[arg-type]
             self._roll()
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         (log.warning if critical or kind.startswith("Invalid") else log.info)(
             "security event %s%s", kind, f": {info}" if info else "")
         return SecurityEvent(seq, kind, stamp, info, critical, 0, message_id)

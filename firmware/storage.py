@@ -12,7 +12,8 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,21 +52,39 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception, so a
+    failed event leaves the file as it was (and the connection usable)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def open_or_memory(path: Path | None, migrations: Migrations) -> OpenedStore:
+    """``open_store``, or an in-memory database with the same schema when ``path`` is None
+    (components used without a state directory, e.g. in tests of the session alone)."""
+    if path is not None:
+        return open_store(path, migrations)
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(conn, Path(":memory:"), migrations)
+    return OpenedStore(conn, Path(":memory:"))
+
+
 def migrate(conn: sqlite3.Connection, path: Path, migrations: Migrations) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(migrations):
         raise StoreUnusable(path, f"written by a newer version (schema {version}, this version "
                                   f"knows up to {len(migrations)}); it is left untouched")
     for number in range(version + 1, len(migrations) + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             for statement in _statements(migrations[number - 1]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version={number}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         log.info("%s: migrated to schema %d", path.name, number)
 
 

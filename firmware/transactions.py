@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from firmware.storage import open_store
+from contextlib import AbstractContextManager
+
+from firmware.storage import open_or_memory, transaction
 
 log = logging.getLogger(__name__)
 
@@ -98,16 +99,9 @@ class TransactionStore:
     def __init__(self, path: Path | None, limit: int = OUTBOX_LIMIT) -> None:
         """``path`` None: an in-memory store (for tests of the session alone)."""
         self.limit = limit
-        if path is None:
-            self._db = sqlite3.connect(":memory:", isolation_level=None)
-            for statement in MIGRATIONS[0].split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            self.recovered_from: str | None = None
-        else:
-            opened = open_store(path, MIGRATIONS)
-            self._db = opened.connection
-            self.recovered_from = opened.recovered_from
+        opened = open_or_memory(path, MIGRATIONS)
+        self._db = opened.connection
+        self.recovered_from = opened.recovered_from
 
     @classmethod
     def open(cls, state_dir: Path) -> TransactionStore:
@@ -122,8 +116,8 @@ class TransactionStore:
 
     # ------------------------------------------------------------ writing (one tx per event)
 
-    def _tx(self) -> Any:
-        return _Transaction(self._db)
+    def _tx(self) -> AbstractContextManager[None]:
+        return transaction(self._db)
 
     def start(self, connector_id: int, id_tag: str, meter_start: int, started_at: str,
               payload: dict[str, Any]) -> int:
@@ -269,19 +263,6 @@ class TransactionStore:
                 "INSERT INTO connector (connector_id, operative) VALUES (?, ?) "
                 "ON CONFLICT(connector_id) DO UPDATE SET operative = excluded.operative",
                 (connector_id, int(operative)))
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
 def iso(dt: datetime) -> str:
