@@ -1,0 +1,63 @@
+"""GetLog to an FTP location, against a real FTP server (pyftpdlib) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ocpp.v16 import call
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import FTPServer
+
+from firmware.logupload import UploadError, upload
+from tests.conftest import Rig
+
+
+@pytest.fixture
+def ftp_root(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    root = tmp_path / "ftp"
+    (root / "logs").mkdir(parents=True)
+    authorizer = DummyAuthorizer()
+    authorizer.add_user("cpo", "s3cret", str(root), perm="elradfmw")
+    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer})
+    server = FTPServer(("127.0.0.1", 0), handler)
+    port = server.socket.getsockname()[1]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1},
+                              daemon=True)
+    thread.start()
+    try:
+        yield port, root
+    finally:
+        server.close_all()
+        thread.join(timeout=5)
+
+
+def test_upload_stores_the_file_and_reports_failures_without_credentials(
+        ftp_root: tuple[int, Path]) -> None:
+    port, root = ftp_root
+    upload(f"ftp://cpo:s3cret@127.0.0.1:{port}/logs/a.log", b"line one\n", tls=None, timeout=5)
+    assert (root / "logs" / "a.log").read_bytes() == b"line one\n"
+    with pytest.raises(UploadError) as wrong:
+        upload(f"ftp://cpo:wrong@127.0.0.1:{port}/logs/b.log", b"x", tls=None, timeout=5)
+    assert "wrong" not in str(wrong.value) and "cpo" not in str(wrong.value)
+
+
+@pytest.mark.asyncio
+async def test_get_log_over_ftp(rig: Rig, ftp_root: tuple[int, Path]) -> None:
+    port, root = ftp_root
+    answer = await rig.cs.call(rig.cp_id, call.GetLog(
+        log_type="DiagnosticsLog", request_id=21,
+        log={"remoteLocation": f"ftp://cpo:s3cret@127.0.0.1:{port}/logs/"}))
+    assert answer.status == "Accepted"
+    done = await rig.cs.wait_for(lambda r: r.action == "LogStatusNotification"
+                                 and r.message_type == "CALL"
+                                 and r.payload.get("status") in ("Uploaded", "UploadFailure"),
+                                 timeout=15)
+    assert done.payload["status"] == "Uploaded" and done.payload["requestId"] == 21
+    stored = root / "logs" / answer.filename
+    assert stored.exists() and stored.stat().st_size > 0
+    frames = " ".join(r.raw for r in rig.cs.messages if r.direction == "rx")
+    assert "s3cret" not in frames
