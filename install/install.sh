@@ -9,18 +9,9 @@
 #                                                DIR/commands-not-run.log instead
 set -euo pipefail
 
-SERVICE=chargepoint
-SERVICE_USER=chargepoint
-SERVICE_GROUPS=(gpio dialout)
-PREFIX=/opt/chargepoint
-VENV=$PREFIX/venv
-CONF_DIR=/etc/chargepoint
-CONF=$CONF_DIR/chargepoint.toml
-STATE_DIR=/var/lib/chargepoint
-UNIT_DIR=/etc/systemd/system
-UNIT=$SERVICE.service
-
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=install/common.sh
+. "$SRC/install/common.sh"
 ROOT=${DESTDIR:-}
 PYTHON=python3
 SKIP_PIP=0
@@ -53,25 +44,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-say() { echo "chargepoint: $*"; }
-
-if [ -n "$ROOT" ]; then
-    ROOT=$(realpath -m "$ROOT")
-    if [ "$ROOT" = / ]; then
-        echo "install.sh: --root / is this system: run without --root (as root) instead" >&2
-        exit 2
-    fi
-    mkdir -p "$ROOT"
-    NOT_RUN=$ROOT/commands-not-run.log
-    # Staged install: record what would change the system instead of doing it.
-    system() { echo "$*" >>"$NOT_RUN"; echo "  not run (--root): $*"; }
-else
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "install.sh: run as root (sudo $0), or stage with --root DIR" >&2
-        exit 1
-    fi
-    system() { echo "  + $*"; "$@"; }
-fi
+prepare_root install.sh
 
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
     echo "install.sh: $PYTHON is older than Python 3.11 (Raspberry Pi OS bookworm has 3.11)" >&2

@@ -7,13 +7,8 @@
 #                                                DIR/commands-not-run.log
 set -euo pipefail
 
-SERVICE=chargepoint
-SERVICE_USER=chargepoint
-PREFIX=/opt/chargepoint
-CONF_DIR=/etc/chargepoint
-STATE_DIR=/var/lib/chargepoint
-UNIT_DIR=/etc/systemd/system
-UNIT=$SERVICE.service
+# shellcheck source=install/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 ROOT=${DESTDIR:-}
 PURGE=0
@@ -39,23 +34,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-say() { echo "chargepoint: $*"; }
-
-if [ -n "$ROOT" ]; then
-    ROOT=$(realpath -m "$ROOT")
-    if [ "$ROOT" = / ]; then
-        echo "uninstall.sh: --root / is this system: run without --root (as root) instead" >&2
-        exit 2
-    fi
-    NOT_RUN=$ROOT/commands-not-run.log
-    system() { echo "$*" >>"$NOT_RUN"; echo "  not run (--root): $*"; }
-else
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "uninstall.sh: run as root (sudo $0), or use --root DIR" >&2
-        exit 1
-    fi
-    system() { echo "  + $*"; "$@"; }
-fi
+prepare_root uninstall.sh
 
 # Stopping the service drives every output safe (SIGTERM) before anything is removed.
 if [ -e "$ROOT$UNIT_DIR/$UNIT" ]; then
