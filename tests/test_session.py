@@ -61,6 +61,24 @@ async def test_tc_001_rejected_boot_waits_the_interval_then_retries(csms: Centra
         await app.shutdown(running)
 
 
+async def test_no_answer_to_the_central_system_while_rejected(csms: CentralSystem,
+                                                              tmp_path: Path) -> None:
+    csms.queue_boot_response("Rejected", 3)
+    running = await start_fast(bench_settings(csms.url, tmp_path))
+    try:
+        await csms.wait_for(lambda r: r.action == "BootNotification"
+                            and r.message_type == "CALLRESULT")
+        with pytest.raises(TimeoutError):
+            await csms.call(running.settings.charge_point_id,
+                            call.GetConfiguration(key=["HeartbeatInterval"]), timeout=1.0)
+        await Rig(csms, running, tmp_path).wait_status("Available", timeout=10)
+        conf = await csms.call(running.settings.charge_point_id,
+                               call.GetConfiguration(key=["HeartbeatInterval"]))
+        assert conf.configuration_key, "answered again once Accepted"
+    finally:
+        await app.shutdown(running)
+
+
 async def test_tc_002_configuration_works_while_pending(csms: CentralSystem,
                                                         tmp_path: Path) -> None:
     csms.queue_boot_response("Pending", 2)

@@ -185,6 +185,11 @@ class _Connection(ChargePoint):
         self.lost = asyncio.Event()
 
     async def _handle_call(self, msg: Any) -> Any:
+        if self.session.registration is RegistrationStatus.REJECTED:
+            # OCPP 1.6 §4.2.1: while Rejected the charge point does not answer the central
+            # system at all (it retries BootNotification after the interval).
+            log.info("%s from the central system ignored: registration Rejected", msg.action)
+            return None
         try:
             return await super()._handle_call(msg)
         except OCPPError as error:
