@@ -36,8 +36,23 @@ def _run(args: argparse.Namespace) -> int:
 def _csms(args: argparse.Namespace) -> int:
     from firmware.ocpp.csms_main import run_csms
 
+    basic_auth = None
+    if args.basic_auth:
+        basic_auth = {}
+        for item in args.basic_auth:
+            cp_id, sep, password = item.partition(":")
+            if not sep or not cp_id:
+                print(f"chargepoint csms: --basic-auth wants ID:PASSWORD, not {item!r}",
+                      file=sys.stderr)
+                return 2
+            basic_auth[cp_id] = password
+    if args.client_ca and not args.tls_cert:
+        print("chargepoint csms: --client-ca needs --tls-cert", file=sys.stderr)
+        return 2
     try:
-        asyncio.run(run_csms(args.host, args.port))
+        asyncio.run(run_csms(args.host, args.port, tls_cert=args.tls_cert,
+                             tls_key=args.tls_key, client_ca=args.client_ca,
+                             basic_auth=basic_auth))
     except KeyboardInterrupt:
         pass
     return 0
@@ -116,6 +131,12 @@ def parser() -> argparse.ArgumentParser:
     csms = sub.add_parser("csms", help="run the bundled central system (bench work)")
     csms.add_argument("--host", default="127.0.0.1")
     csms.add_argument("--port", type=int, default=9000)
+    csms.add_argument("--tls-cert", help="serve wss:// with this certificate chain (PEM)")
+    csms.add_argument("--tls-key", help="its private key (PEM; default: in --tls-cert)")
+    csms.add_argument("--client-ca", help="require client certificates signed by this CA "
+                                          "(security profile 3)")
+    csms.add_argument("--basic-auth", action="append", metavar="ID:PASSWORD",
+                      help="require HTTP Basic for this charge point (repeatable)")
     csms.set_defaults(func=_csms)
 
     demo = sub.add_parser("demo", help="one whole charging session on the simulated bench")

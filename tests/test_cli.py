@@ -107,3 +107,45 @@ def test_help_lists_the_commands() -> None:
     assert result.returncode == 0
     for command in ("run", "csms", "demo", "bench"):
         assert command in result.stdout
+
+
+def test_csms_serves_wss_with_basic_auth(tmp_path: Path) -> None:
+    """`chargepoint csms --tls-cert ... --basic-auth ID:PASSWORD` for security profiles on the
+    bench: a client with the password over TLS connects, one without is refused (401)."""
+    import asyncio
+    import base64
+    import ssl
+
+    import websockets
+
+    from tests.pki import Authority
+
+    ca = Authority.root()
+    cert, key = ca.server_files(tmp_path, "csms")
+    log = tmp_path / "csms.log"
+    proc = _start(["csms", "--port", "0", "--tls-cert", cert, "--tls-key", key,
+                   "--basic-auth", "SECURE-1:open sesame"], log)
+    try:
+        url = _wait_for(log, r"listening on (wss://\S+:\d+/ocpp)").group(1)
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        trust = ssl.create_default_context(cafile=ca.write_pem(tmp_path, "ca"))
+
+        async def connect(password: str | None) -> str:
+            headers = {}
+            if password is not None:
+                token = base64.b64encode(f"SECURE-1:{password}".encode()).decode()
+                headers["Authorization"] = f"Basic {token}"
+            try:
+                async with websockets.connect(
+                        f"wss://localhost:{port}/ocpp/SECURE-1", ssl=trust,
+                        subprotocols=["ocpp1.6"], additional_headers=headers) as ws:
+                    return f"connected {ws.subprotocol}"
+            except websockets.InvalidStatus as exc:
+                return f"refused {exc.response.status_code}"
+
+        assert asyncio.run(connect("open sesame")) == "connected ocpp1.6"
+        assert asyncio.run(connect("wrong")) == "refused 401"
+        assert asyncio.run(connect(None)) == "refused 401"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -6,7 +6,13 @@ import asyncio
 import sys
 from collections.abc import Callable
 
-from firmware.ocpp.csms import CentralSystem, ConnectionEvent, MessageRecord, format_record
+from firmware.ocpp.csms import (
+    CentralSystem,
+    ConnectionEvent,
+    MessageRecord,
+    format_record,
+    tls_server_context,
+)
 
 # Enough for days of heartbeats and meter values on the bench without growing without bound.
 _MAX_MESSAGES = 10_000
@@ -27,6 +33,10 @@ async def run_csms(
     port: int = 9000,
     *,
     print_fn: Callable[[str], None] = print,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    client_ca: str | None = None,
+    basic_auth: dict[str, str] | None = None,
 ) -> None:
     """Run a :class:`CentralSystem` until cancelled, printing one line per frame and per
     connection change.  The first line gives the URL, including the bound port when
@@ -42,12 +52,18 @@ async def run_csms(
         what = "connected" if event.connected else "disconnected"
         print_fn(f"{stamp}  {event.cp_id} {what} ({event.detail})")
 
+    ssl_context = None
+    if tls_cert:
+        # wss:// for security profiles 2 and 3 on the bench.
+        ssl_context = tls_server_context(tls_cert, tls_key or tls_cert, client_ca)
     async with CentralSystem(
         host,
         port,
         on_message=on_message,
         on_connection=on_connection,
         max_messages=_MAX_MESSAGES,
+        ssl_context=ssl_context,
+        basic_auth=basic_auth,
     ) as cs:
         print_fn(f"OCPP 1.6J central system listening on {cs.url}/<charge point id>")
         await asyncio.Event().wait()
