@@ -140,7 +140,9 @@ def _security_profile_rule(keys: KeyRegistry, settings: Settings) -> Any:
 
 
 async def start(settings: Settings) -> Running:
-    """Build everything and start the tasks; returns once the controller runs."""
+    """Build everything and start the tasks; returns once the controller runs.  If anything
+    fails after the drivers exist, the outputs are driven safe and the drivers closed before
+    the error propagates."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     bench = None
     if settings.hardware_kind == "simulated":
@@ -154,6 +156,17 @@ async def start(settings: Settings) -> Running:
 
         devices = build_devices(settings.hardware)
     devices.safe_state()
+    try:
+        return await _start_with(settings, devices, bench)
+    except BaseException:
+        devices.safe_state()
+        await devices.close()
+        if bench is not None:
+            await bench.stop()
+        raise
+
+
+async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     keys = build_keys(settings, devices)
 
     from firmware.ocpp.session import OcppSession

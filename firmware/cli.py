@@ -27,10 +27,21 @@ def _run(args: argparse.Namespace) -> int:
         print(f"chargepoint: configuration error: {exc}", file=sys.stderr)
         return 2
     app.setup_logging(args.log_level or settings.log_level)
+    from firmware.config_keys import KeyValueError
+    from firmware.storage import StoreUnusable
+
     try:
         return asyncio.run(app.run(settings))
     except KeyboardInterrupt:
         return 130
+    except KeyValueError as exc:
+        print(f"chargepoint: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StoreUnusable as exc:
+        # Only the transaction journal makes this fatal: starting over it would lose what a
+        # newer version queued.  (The key store falls back to defaults instead.)
+        print(f"chargepoint: cannot use {exc.path}: {exc.reason}", file=sys.stderr)
+        return 2
 
 
 def _csms(args: argparse.Namespace) -> int:

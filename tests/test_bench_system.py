@@ -238,3 +238,33 @@ async def test_simulated_meter_energy_survives_a_controller_restart(csms: Centra
         assert start.payload["meterStart"] >= first_stop
     finally:
         await app.shutdown(running)
+
+
+async def test_a_failed_start_releases_the_devices(csms: CentralSystem, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from firmware.config_keys import KeyValueError
+    from hal.assembly import Devices
+    from hal.sim.bench import SimulatedBench
+
+    released: list[str] = []
+    close, stop = Devices.close, SimulatedBench.stop
+
+    async def closing(self: Devices) -> None:
+        released.append("devices closed")
+        await close(self)
+
+    async def stopping(self: SimulatedBench) -> None:
+        released.append("bench stopped")
+        await stop(self)
+
+    monkeypatch.setattr(Devices, "close", closing)
+    monkeypatch.setattr(SimulatedBench, "stop", stopping)
+    bad = bench_settings(csms.url, tmp_path, ConnectionTimeOut=0)  # below its minimum
+    with pytest.raises(KeyValueError, match="ConnectionTimeOut"):
+        await app.start(bad)
+    assert released == ["devices closed", "bench stopped"]
+    running = await app.start(bench_settings(csms.url, tmp_path))  # nothing left in use
+    try:
+        await Rig(csms, running, tmp_path).wait_status("Available")
+    finally:
+        await app.shutdown(running)

@@ -149,3 +149,15 @@ def test_csms_serves_wss_with_basic_auth(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_bad_key_value_in_the_config_file_is_named_and_outputs_stay_safe(tmp_path: Path
+                                                                          ) -> None:
+    text = (REPO / "config" / "bench.toml").read_text().replace(
+        "MeterValueSampleInterval = 10", "MeterValueSampleInterval = -5")
+    config = tmp_path / "bad-key.toml"
+    config.write_text(text)
+    result = cli("run", "--config", str(config), "--state-dir", str(tmp_path / "state"))
+    assert result.returncode == 2
+    assert "MeterValueSampleInterval: -5 is below the minimum 0" in result.stderr
+    assert "Traceback" not in result.stderr
