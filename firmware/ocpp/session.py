@@ -9,10 +9,12 @@ module through ``firmware.ports.CentralSystemLink`` (what the core sends) and
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import re
 import ssl
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -184,6 +186,13 @@ class _Connection(ChargePoint):
         # sitting out MessageTimeout for an answer that can no longer come.
         self.lost = asyncio.Event()
 
+    async def route_message(self, raw_msg: Any) -> Any:
+        # Frames are routed in order by this reader task: noting the BootNotification answer
+        # here (not when _register resumes) makes a request that follows a Rejected answer
+        # see "Rejected", whatever the scheduling.
+        self.session._note_boot_answer(raw_msg)
+        return await super().route_message(raw_msg)
+
     async def _handle_call(self, msg: Any) -> Any:
         if self.session.registration is RegistrationStatus.REJECTED:
             # OCPP 1.6 §4.2.1: while Rejected the charge point does not answer the central
@@ -351,6 +360,7 @@ class OcppSession:
         self.ssl_context = ssl_context
         self.backoff = backoff or Backoff()
         self.registration: RegistrationStatus | None = None
+        self._boot_message_id: str | None = None
         # The durable journal and outbox (an in-memory one only in tests of the session alone).
         self.store = store if store is not None else TransactionStore(None)
         self._tx_handles: dict[int, TransactionHandle] = {}
@@ -648,9 +658,23 @@ class OcppSession:
         await asyncio.gather(self._heartbeat_loop(conn), self._status_loop(conn),
                              self._outbox_loop(conn), self.security.deliver(conn))
 
+    def _note_boot_answer(self, raw: Any) -> None:
+        if self._boot_message_id is None or not isinstance(raw, str) or \
+                self._boot_message_id not in raw:
+            return
+        try:
+            frame = json.loads(raw)
+            if frame[0] == 3 and frame[1] == self._boot_message_id:
+                self.registration = RegistrationStatus(frame[2]["status"])
+        except (ValueError, LookupError, TypeError):
+            pass  # malformed: the library answers it; _register sees the error
+
     async def _register(self, conn: _Connection) -> None:
         while True:
-            result = await conn.request(call.BootNotification(**self.boot_fields))
+            self._boot_message_id = str(uuid.uuid4())
+            result = await conn.request(call.BootNotification(**self.boot_fields),
+                                        unique_id=self._boot_message_id)
+            self._boot_message_id = None
             self.registration = RegistrationStatus(result.status)
             interval = int(result.interval)
             log.info("BootNotification: %s (interval %d s)", result.status, interval)
