@@ -188,8 +188,8 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         ConnectorController(
             c.connector_id,
             ConnectorDevices(c.pilot, c.contactor, c.meter, c.lock, c.max_current_a),
-            session, keys, meter_poll_s=settings.meter_poll_interval_s,
-            authorize=authorizer.authorize)
+            session, keys, authorizer.authorize,
+            meter_poll_s=settings.meter_poll_interval_s)
         for c in devices.connectors
     ]
     running = Running(settings, keys, None, session, devices, bench, stop)  # type: ignore[arg-type]

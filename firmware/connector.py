@@ -18,7 +18,6 @@ from typing import Any
 from firmware import charging as m
 from firmware.config_keys import KeyRegistry
 from firmware.domain import (
-    AuthorizationStatus,
     ConnectorError,
     ConnectorStatus,
     IdTagInfo,
@@ -61,17 +60,17 @@ class ConnectorDevices:
 
 class ConnectorController:
     def __init__(self, connector_id: int, devices: ConnectorDevices, link: CentralSystemLink,
-                 keys: KeyRegistry, *, feedback: Callable[[int, str], None] | None = None,
+                 keys: KeyRegistry, authorize: Callable[[str], Awaitable[IdTagInfo]], *,
+                 feedback: Callable[[int, str], None] | None = None,
                  on_status: Callable[[int, ConnectorStatus], None] | None = None,
-                 meter_poll_s: float = 1.0, installation_limit_a: float | None = None,
-                 authorize: Callable[[str], Awaitable[IdTagInfo]] | None = None) -> None:
+                 meter_poll_s: float = 1.0, installation_limit_a: float | None = None) -> None:
         self.id = connector_id
         self.devices = devices
         self.link = link
         self.keys = keys
         self.state = m.Connector()
         self.meter_poll_s = meter_poll_s
-        self._authorize_tag = authorize or self._authorize_online_only
+        self._authorize_tag = authorize
         self.installation_limit_a = installation_limit_a
         self._feedback = feedback or (lambda _cid, _kind: None)
         self._on_status = on_status or (lambda _cid, _status: None)
@@ -288,10 +287,6 @@ class ConnectorController:
                                                          exc.vendor_code, exc.detail[:50])))
             return
         self.post(m.LockConfirmed() if locked else m.Unlocked())
-
-    async def _authorize_online_only(self, id_tag: str) -> IdTagInfo:
-        info = await self.link.authorize(id_tag)
-        return info if info is not None else IdTagInfo(AuthorizationStatus.INVALID)
 
     async def _authorize(self, id_tag: str) -> None:
         info = await self._authorize_tag(id_tag)

@@ -21,7 +21,6 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -241,14 +240,6 @@ class TransactionStore:
             "last_meter_at FROM tx WHERE stop_queued = 0 ORDER BY local_id").fetchall()
         return [OpenTransaction(*row) for row in rows]
 
-    def prune(self) -> None:
-        """Forget transactions that are fully delivered (keeps the file small)."""
-        with self._tx():
-            self._db.execute(
-                "DELETE FROM tx WHERE stop_acked = 1 AND local_id NOT IN "
-                "(SELECT local_tx FROM outbox WHERE local_tx IS NOT NULL) AND local_id < "
-                "(SELECT MAX(local_id) FROM tx)")
-
     # ------------------------------------------------------------ availability
 
     def availability(self) -> dict[int, bool]:
@@ -263,7 +254,3 @@ class TransactionStore:
                 "INSERT INTO connector (connector_id, operative) VALUES (?, ?) "
                 "ON CONFLICT(connector_id) DO UPDATE SET operative = excluded.operative",
                 (connector_id, int(operative)))
-
-
-def iso(dt: datetime) -> str:
-    return dt.isoformat()

@@ -6,7 +6,7 @@ are.  Pins are BCM GPIO numbers.  Standard library only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 Parity = Literal["N", "E", "O"]
@@ -145,7 +145,6 @@ class HardwareConfig:
     buzzer: BuzzerConfig | None = None
     card_reader: CardReaderConfig | None = None
     display: DisplayConfig | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
     def used_pins(self) -> list[tuple[str, int]]:
         """Every (purpose, pin) pair, for the 'no pin used twice' check."""

@@ -7,7 +7,7 @@ hardware library.  Units are SI as written in each field name (A, V, W, Wh, Hz, 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -225,7 +225,6 @@ class HardwareError(Exception):
     fault: HardwareFault
     vendor_code: str
     detail: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return f"{self.fault.name} ({self.vendor_code}): {self.detail}"

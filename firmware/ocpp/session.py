@@ -375,7 +375,6 @@ class OcppSession:
         self._id_tag_callbacks: list[Callable[[str, IdTagInfo], None]] = []
         self._booted = False
         self._last_activity = 0.0
-        self.connected_event = asyncio.Event()
         # Security profiles, certificates, security events, GetLog (in memory without one).
         self.security = security if security is not None else Security(charge_point_id, keys)
         self.security.attach(self)
@@ -492,9 +491,6 @@ class OcppSession:
     def local_transaction(self, transaction_id: int) -> int | None:
         return self.store.local_id(transaction_id)
 
-    def transaction_id(self, local_id: int) -> int | None:
-        return self.store.remote_id(local_id)
-
     @property
     def outbox(self) -> int:
         """Messages waiting for delivery."""
@@ -507,9 +503,6 @@ class OcppSession:
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
-
-    async def wait_ready(self) -> None:
-        await self._ready.wait()
 
     async def wait_outbox_empty(self, timeout: float) -> bool:
         loop = asyncio.get_running_loop()
@@ -626,7 +619,6 @@ class OcppSession:
             self.security.connected()
             conn = _Connection(self, ws, float(self.keys.get_int("MessageTimeout")))
             self._conn = conn
-            self.connected_event.set()
             reader = asyncio.create_task(conn.start(), name="ocpp-reader")
             worker = asyncio.create_task(self._serve(conn), name="ocpp-worker")
             try:
@@ -639,7 +631,6 @@ class OcppSession:
                 conn.lost.set()
                 self._ready.clear()
                 self._conn = None
-                self.connected_event.clear()
                 for task in (reader, worker):
                     task.cancel()
                 await asyncio.gather(reader, worker, return_exceptions=True)
