@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from firmware import charging as m
 from firmware.authorization import Authorizer
-from firmware.config_keys import KeyDefinition, KeyRegistry, Value
+from firmware.config_keys import KeyRegistry
 from firmware.connector import ConnectorController
 from firmware.domain import ConnectorError, ConnectorStatus, IdTagInfo, MeterSample, StopReason
 from firmware.metering import next_aligned, sampled_values
@@ -65,12 +65,6 @@ SAFETY_ERRORS = {
 }
 
 
-def _listener(apply: Callable[[object], None]) -> Callable[[KeyDefinition, Value], None]:
-    def listener(_definition: KeyDefinition, value: Value) -> None:
-        apply(value)
-    return listener
-
-
 # Longest an UnlockConnector waits for a stop and the lock's retries.
 UNLOCK_WAIT_S = 20.0
 
@@ -122,7 +116,7 @@ class Charger:
         }
         self._bindings = {name: apply for name, apply in bindings.items() if name in self.keys}
         for name, apply in self._bindings.items():
-            self.keys.on_change(name, _listener(apply))
+            self.keys.on_value(name, apply)
 
     def apply_keys(self) -> None:
         for name, apply in self._bindings.items():

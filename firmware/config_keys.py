@@ -281,6 +281,10 @@ class KeyRegistry:
     def on_change(self, name: str, listener: Listener) -> None:
         self.listeners.setdefault(name.casefold(), []).append(listener)
 
+    def on_value(self, name: str, apply: Callable[[Value], None]) -> None:
+        """``on_change`` for an action that only needs the new value."""
+        self.on_change(name, lambda _definition, value: apply(value))
+
     # ------------------------------------------------------------ reading
 
     def definition(self, name: str) -> KeyDefinition | None:

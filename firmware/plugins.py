@@ -112,7 +112,7 @@ def load_plugins(registry: KeyRegistry, devices: VendorDevices | None,
                       if k not in before)
         if devices is not None:
             for name, apply in ctx.applies:
-                registry.on_change(name, _listener(apply))
+                registry.on_value(name, apply)
                 try:
                     apply(registry.get(name))
                 except Exception:  # noqa: BLE001
@@ -120,12 +120,6 @@ def load_plugins(registry: KeyRegistry, devices: VendorDevices | None,
         log.info("plug-in %s loaded from %s: %s", prefix, ep.value, ", ".join(added) or "no keys")
         loaded.append(LoadedPlugin(prefix, ep.value, added))
     return loaded
-
-
-def _listener(apply: Apply) -> Callable[[KeyDefinition, Value], None]:
-    def listener(_definition: KeyDefinition, value: Value) -> None:
-        apply(value)
-    return listener
 
 
 def _undeclare(registry: KeyRegistry, folded: str) -> None:
