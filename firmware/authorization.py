@@ -23,7 +23,7 @@ from pathlib import Path
 
 from firmware.config_keys import KeyRegistry
 from firmware.domain import AuthorizationStatus, IdTagInfo
-from firmware.storage import StoreUnusable, open_store, transaction
+from firmware.storage import StoreUnusable, open_or_memory, transaction
 
 log = logging.getLogger(__name__)
 
@@ -51,40 +51,28 @@ class AuthorizationCache:
     FILE = "auth.db"
 
     def __init__(self, state_dir: Path | None, capacity: int = CACHE_CAPACITY) -> None:
+        """``state_dir`` None, or a file that cannot be used: the same cache in memory."""
         self.capacity = capacity
-        self._db = None
-        self._memory: dict[str, tuple[IdTagInfo, str]] = {}
-        if state_dir is not None:
-            try:
-                self._db = open_store(state_dir / self.FILE, CACHE_MIGRATIONS).connection
-            except StoreUnusable as exc:
-                log.error("authorization cache unusable (%s): kept in memory only", exc.reason)
+        path = state_dir / self.FILE if state_dir is not None else None
+        try:
+            self._db = open_or_memory(path, CACHE_MIGRATIONS).connection
+        except StoreUnusable as exc:
+            log.error("authorization cache unusable (%s): kept in memory only", exc.reason)
+            self._db = open_or_memory(None, CACHE_MIGRATIONS).connection
 
     def get(self, id_tag: str, now: datetime | None = None) -> IdTagInfo | None:
-        key = id_tag.casefold()
-        if self._db is not None:
-            row = self._db.execute("SELECT status, parent_id_tag, expiry FROM auth_cache "
-                                   "WHERE id_tag = ?", (key,)).fetchone()
-            if row is None:
-                return None
-            info = IdTagInfo(AuthorizationStatus(row[0]), row[1],
-                             datetime.fromisoformat(row[2]) if row[2] else None)
-        else:
-            entry = self._memory.get(key)
-            if entry is None:
-                return None
-            info = entry[0]
+        row = self._db.execute("SELECT status, parent_id_tag, expiry FROM auth_cache "
+                               "WHERE id_tag = ?", (id_tag.casefold(),)).fetchone()
+        if row is None:
+            return None
+        info = IdTagInfo(AuthorizationStatus(row[0]), row[1],
+                         datetime.fromisoformat(row[2]) if row[2] else None)
         if info.accepted and info.expiry_date and info.expiry_date <= (now or _now()):
             return IdTagInfo(AuthorizationStatus.EXPIRED, info.parent_id_tag, info.expiry_date)
         return info
 
     def put(self, id_tag: str, info: IdTagInfo) -> None:
         key = id_tag.casefold()
-        stamp = _now().isoformat()
-        if self._db is None:
-            self._memory[key] = (info, stamp)
-            self._evict_memory()
-            return
         current = self._db.execute("SELECT status, parent_id_tag, expiry FROM auth_cache "
                                    "WHERE id_tag = ?", (key,)).fetchone()
         row = (info.status.value, info.parent_id_tag,
@@ -96,7 +84,8 @@ class AuthorizationCache:
                 "INSERT INTO auth_cache (id_tag, status, parent_id_tag, expiry, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id_tag) DO UPDATE SET "
                 "status=excluded.status, parent_id_tag=excluded.parent_id_tag, "
-                "expiry=excluded.expiry, updated_at=excluded.updated_at", (key, *row, stamp))
+                "expiry=excluded.expiry, updated_at=excluded.updated_at",
+                (key, *row, _now().isoformat()))
             excess = (self._db.execute("SELECT count(*) FROM auth_cache").fetchone()[0]
                       - self.capacity)
             if excess > 0:
@@ -105,26 +94,14 @@ class AuthorizationCache:
                     "DELETE FROM auth_cache WHERE id_tag IN (SELECT id_tag FROM auth_cache "
                     "ORDER BY status = 'Accepted', updated_at LIMIT ?)", (excess,))
 
-    def _evict_memory(self) -> None:
-        while len(self._memory) > self.capacity:
-            victim = min(self._memory, key=lambda k: (self._memory[k][0].accepted,
-                                                      self._memory[k][1]))
-            del self._memory[victim]
-
     def clear(self) -> None:
-        self._memory.clear()
-        if self._db is not None:
-            self._db.execute("DELETE FROM auth_cache")
+        self._db.execute("DELETE FROM auth_cache")
 
     def __len__(self) -> int:
-        if self._db is not None:
-            return int(self._db.execute("SELECT count(*) FROM auth_cache").fetchone()[0])
-        return len(self._memory)
+        return int(self._db.execute("SELECT count(*) FROM auth_cache").fetchone()[0])
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        self._db.close()
 
 
 OnlineAuthorize = Callable[[str], Awaitable[IdTagInfo | None]]

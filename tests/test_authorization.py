@@ -93,8 +93,9 @@ def test_expired_entries_read_as_expired_and_the_cache_persists(tmp_path: Path) 
     assert again.get("fresh", now=NOW).parent_id_tag == "P"  # type: ignore[union-attr]
 
 
-def test_full_cache_drops_not_valid_first_then_oldest(tmp_path: Path) -> None:
-    cache = AuthorizationCache(tmp_path, capacity=3)
+@pytest.mark.parametrize("on_disk", [True, False])
+def test_full_cache_drops_not_valid_first_then_oldest(tmp_path: Path, on_disk: bool) -> None:
+    cache = AuthorizationCache(tmp_path if on_disk else None, capacity=3)
     cache.put("valid-1", IdTagInfo(A.ACCEPTED))
     cache.put("blocked", IdTagInfo(A.BLOCKED))
     cache.put("valid-2", IdTagInfo(A.ACCEPTED))
