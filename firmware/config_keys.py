@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from firmware.metering import split_phase
 from firmware.storage import OpenedStore, StoreUnusable, open_store
 
 log = logging.getLogger(__name__)
@@ -485,7 +486,6 @@ MEASURANDS = frozenset({
     "Power.Factor", "Power.Offered", "Power.Reactive.Export", "Power.Reactive.Import", "RPM", "SoC",
     "Temperature", "Voltage",
 })
-PHASES = ("L1", "L2", "L3", "N", "L1-N", "L2-N", "L3-N", "L1-L2", "L2-L3", "L3-L1")
 
 MEASURAND_LIST_MAX = 10
 _ENERGY = ("Energy.Active.Import.Register",)
@@ -502,11 +502,7 @@ def measurands_validator(servable: frozenset[str] | None) -> Validator:
     def check(value: Value) -> str | None:
         assert isinstance(value, tuple)
         for item in value:
-            base, phase = item, None
-            for p in sorted(PHASES, key=len, reverse=True):
-                if item.endswith("." + p):
-                    base, phase = item[: -len(p) - 1], p
-                    break
+            base, phase = split_phase(item)
             if base not in MEASURANDS:
                 return f"{item} is not an OCPP 1.6 measurand"
             if servable is not None and item not in servable:

@@ -11,6 +11,10 @@ from hal.types import MeterReading, Quantity
 
 T = TypeVar("T")
 
+# OCPP 1.6 Phase values (a measurand in a key may carry one as a suffix).
+PHASES = ("L1", "L2", "L3", "N", "L1-N", "L2-N", "L3-N", "L1-L2", "L2-L3", "L3-L1")
+_PHASES_LONGEST_FIRST = sorted(PHASES, key=len, reverse=True)
+
 # Measurand -> the meter quantity it needs (None: served by the charger itself).
 _NEEDS: dict[str, Quantity | None] = {
     "Energy.Active.Import.Register": Quantity.ENERGY_IMPORT,
@@ -48,7 +52,7 @@ def sampled_values(reading: MeterReading | None, measurands: Iterable[str], cont
     voltage V, frequency Hz (OCPP default units)."""
     out: list[SampledValue] = []
     for item in measurands:
-        measurand, _, phase_filter = _split_phase(item)
+        measurand, phase_filter = split_phase(item)
         if measurand == "Current.Offered":
             out.append(SampledValue(_fmt(offered_a, 1), measurand, "A", context))
             continue
@@ -73,11 +77,12 @@ def sampled_values(reading: MeterReading | None, measurands: Iterable[str], cont
     return tuple(out)
 
 
-def _split_phase(item: str) -> tuple[str, str, str]:
-    for suffix in ("L1-N", "L2-N", "L3-N", "L1", "L2", "L3"):
-        if item.endswith("." + suffix):
-            return item[: -len(suffix) - 1], ".", suffix
-    return item, "", ""
+def split_phase(item: str) -> tuple[str, str | None]:
+    """``Voltage.L1-N`` -> (``Voltage``, ``L1-N``); ``Frequency`` -> (``Frequency``, None)."""
+    for phase in _PHASES_LONGEST_FIRST:
+        if item.endswith("." + phase):
+            return item[: -len(phase) - 1], phase
+    return item, None
 
 
 def next_aligned(now: datetime, interval_s: int) -> datetime:
