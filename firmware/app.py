@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ class Running:
     stop: asyncio.Event
     reset_requested: bool | None = None  # None, or True for hard / False for soft
     crashed: bool = False  # an unhandled exception: outputs were driven safe, exit non-zero
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
 STORE_POLL_S = 1.0
@@ -216,7 +217,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
                                     status=charger.status)
         await server.start()
         bench.control_server = server
-    running._tasks = tasks  # type: ignore[attr-defined]
+    running.tasks = tasks
     for task in tasks:
         task.add_done_callback(lambda t: _crashed(t, stop))
     return running
@@ -273,9 +274,9 @@ async def shutdown(running: Running) -> None:
     running.devices.safe_state()
     with suppress(Exception):
         await running.charger.shutdown()
-    for task in getattr(running, "_tasks", []):
+    for task in running.tasks:
         task.cancel()
-    await asyncio.gather(*getattr(running, "_tasks", []), return_exceptions=True)
+    await asyncio.gather(*running.tasks, return_exceptions=True)
     if running.bench is not None:
         server = getattr(running.bench, "control_server", None)
         if server is not None:
@@ -337,7 +338,7 @@ async def serve(running: Running) -> int:
         systemd.notify("STOPPING=1", "STATUS=stopping")
         keepalive.cancel()
         if any(t.done() and not t.cancelled() and t.exception() is not None
-               for t in getattr(running, "_tasks", [])):
+               for t in running.tasks):
             running.crashed = True
         if not running.crashed and running.reset_requested is None:
             await _clean_stop(running)
