@@ -26,9 +26,10 @@ from firmware.config_keys import (
     measurands_validator,
 )
 from firmware.connector import ConnectorController, ConnectorDevices
+from firmware.domain import StopReason
+from firmware.logs import without_credentials
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
-from firmware.domain import StopReason
 from firmware.settings import Settings
 from firmware.transactions import TransactionStore
 
@@ -393,7 +394,7 @@ def _unhandled(running: Running, loop: asyncio.AbstractEventLoop,
 def status_line(running: Running) -> str:
     """One line for ``systemctl status``: the connection and each connector's status."""
     session = running.session
-    where = _without_password(session.url)
+    where = without_credentials(session.url)
     line = f"connected to {where}" if session.ready else f"offline, connecting to {where}"
     try:
         connectors = running.charger.status()
@@ -402,15 +403,6 @@ def status_line(running: Running) -> str:
     states = [f"{n}: {c['status']}" for n, c in connectors.items()
               if isinstance(c, dict) and "status" in c]
     return f"{line}; connector {', '.join(states)}" if states else line
-
-
-def _without_password(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _boot_fields(settings: Settings) -> dict[str, str]:

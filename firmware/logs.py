@@ -254,3 +254,14 @@ def attach_message_log(enabled: bool, path: str | Path | None = None, *,
     log.info("OCPP message log: %s (rotated at %d bytes, %d old file(s) kept)",
              target, max_bytes, backups)
     return target
+
+
+def without_credentials(url: str) -> str:
+    """scheme://user:password@host/... -> scheme://host/... : what a URL may look like in a
+    log line, a status or an error."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))

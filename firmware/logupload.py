@@ -17,9 +17,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from firmware.certificates import PRIVATE_KEY_PEM
+from firmware.logs import without_credentials
 
 DIAGNOSTICS_LINES = 5000
 SCHEMES = ("http", "https", "ftp", "ftps")
@@ -71,14 +72,6 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = re.sub(re.escape(secret), "***", text, flags=re.IGNORECASE)
     return text
-
-
-def without_credentials(url: str) -> str:
-    """scheme://user:password@host/... -> scheme://host/... for logs and errors."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def target(remote_location: str, filename: str) -> str:

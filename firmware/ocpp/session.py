@@ -48,6 +48,7 @@ from firmware.domain import (
     RegistrationStatus,
     StopReason,
 )
+from firmware.logs import without_credentials
 from firmware.ocpp import mapping
 from firmware.ocpp.security import Security
 from firmware.ports import ChargerControl, TransactionHandle
@@ -582,7 +583,7 @@ class OcppSession:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure means: back off, retry
-                log.warning("connection to %s failed: %s", _without_credentials(self.url),
+                log.warning("connection to %s failed: %s", without_credentials(self.url),
                             _describe(exc))
                 # A security event, and the fallback of a raised SecurityProfile that fails.
                 self.security.connection_failed(exc)
@@ -615,7 +616,7 @@ class OcppSession:
                 # anyway would fail later in confusing ways.
                 raise ConnectionError(f"central system did not accept subprotocol "
                                       f"{SUBPROTOCOL} (answered {ws.subprotocol!r})")
-            log.info("connected to %s", _without_credentials(self.url))
+            log.info("connected to %s", without_credentials(self.url))
             self.security.connected()
             conn = _Connection(self, ws, float(self.keys.get_int("MessageTimeout")))
             self._conn = conn
@@ -634,7 +635,7 @@ class OcppSession:
                 for task in (reader, worker):
                     task.cancel()
                 await asyncio.gather(reader, worker, return_exceptions=True)
-                log.warning("disconnected from %s", _without_credentials(self.url))
+                log.warning("disconnected from %s", without_credentials(self.url))
 
     async def _serve(self, conn: _Connection) -> None:
         if not self._booted:
@@ -834,11 +835,6 @@ def _too_many_keys(asked: int, limit: int) -> OCPPError:
 
     return OccurenceConstraintViolationError(
         description=f"{asked} keys asked, GetConfigurationMaxKeys is {limit}")
-
-
-def _without_credentials(url: str) -> str:
-    """ws://user:secret@host/... -> ws://host/... for logs."""
-    return re.sub(r"^(wss?://)[^/@]*@", r"\1", url)
 
 
 def _energy_register(samples: list[MeterSample]) -> int | None:
