@@ -265,3 +265,25 @@ def without_credentials(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+class HideWebsocketsSecrets(logging.Filter):
+    """websockets logs every handshake header at DEBUG: never the Basic credentials.  With
+    ``drop_data_frames`` its frame dumps go too (the head and tail it shows of a
+    ChangeConfiguration can hold part of a key; the OCPP message log has every frame,
+    redacted)."""
+
+    def __init__(self, drop_data_frames: bool = False) -> None:
+        super().__init__()
+        self.drop_data_frames = drop_data_frames
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 2 and \
+                str(args[0]).casefold() in ("authorization", "proxy-authorization"):
+            record.args = (args[0], "***")
+        if self.drop_data_frames and record.msg in ("< %s", "> %s") and \
+                isinstance(args, tuple) and args and \
+                str(args[0]).startswith(("TEXT", "BINARY", "CONT")):
+            return False
+        return True

@@ -50,6 +50,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from firmware.logs import HideWebsocketsSecrets
+
 __all__ = [
     "BootDecision",
     "BootPolicy",
@@ -1072,18 +1074,7 @@ def tls_server_context(certfile: str, keyfile: str, client_ca: str | None = None
     return ctx
 
 
-class _RedactAuthorizationHeader(logging.Filter):
-    """websockets logs every handshake header at DEBUG: never the Basic credentials."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 2 and \
-                str(args[0]).casefold() in ("authorization", "proxy-authorization"):
-            record.args = (args[0], "***")
-        return True
-
-
-logging.getLogger("websockets.server").addFilter(_RedactAuthorizationHeader())
+logging.getLogger("websockets.server").addFilter(HideWebsocketsSecrets())
 
 
 def _peer(ws: ServerConnection) -> str:

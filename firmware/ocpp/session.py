@@ -48,7 +48,7 @@ from firmware.domain import (
     RegistrationStatus,
     StopReason,
 )
-from firmware.logs import without_credentials
+from firmware.logs import HideWebsocketsSecrets, without_credentials
 from firmware.ocpp import mapping
 from firmware.ocpp.security import Security
 from firmware.ports import ChargerControl, TransactionHandle
@@ -101,25 +101,10 @@ class _RedactSecrets(logging.Filter):
         return True
 
 
-class _RedactWebsocketsDebug(logging.Filter):
-    """websockets logs every handshake header and every frame at DEBUG: never the Basic
-    credentials, and no data frames (the head and tail it shows of a ChangeConfiguration can
-    hold part of a key; the OCPP message log has every frame, redacted)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 2 and \
-                str(args[0]).casefold() in ("authorization", "proxy-authorization"):
-            record.args = (args[0], "***")
-        if record.msg in ("< %s", "> %s") and isinstance(args, tuple) and args and \
-                str(args[0]).startswith(("TEXT", "BINARY", "CONT")):
-            return False
-        return True
-
-
 MESSAGE_LOG.addFilter(_RedactSecrets())
 log.addFilter(_RedactSecrets())  # the library's troubles (a malformed frame is quoted)
-logging.getLogger("websockets.client").addFilter(_RedactWebsocketsDebug())
+logging.getLogger("websockets.client").addFilter(
+    HideWebsocketsSecrets(drop_data_frames=True))
 
 
 class _LibraryLog:
