@@ -154,9 +154,7 @@ async def start(settings: Settings) -> Running:
         bench = SimulatedBench(settings.hardware, settings.bench, settings.state_dir)
         devices = await bench.start()
     else:
-        from hal.assembly import build_devices
-
-        devices = build_devices(settings.hardware)
+        devices = _build_devices(settings.hardware)
     devices.safe_state()
     try:
         return await _start_with(settings, devices, bench)
@@ -166,6 +164,34 @@ async def start(settings: Settings) -> Running:
         if bench is not None:
             await bench.stop()
         raise
+
+
+class HardwareUnavailable(Exception):
+    """The configured hardware cannot be opened at start (no GPIO on this machine, no access to
+    it, pins held by another process, a serial port missing): a startup error, exit 2."""
+
+
+def _build_devices(hardware: Any, pin_factory: object | None = None) -> Any:
+    import warnings
+
+    from hal.assembly import build_devices
+
+    # gpiozero warns once per pin library it could not load; they explain a failure, so they
+    # go into its one line instead of onto stderr.
+    with warnings.catch_warnings(record=True) as tried:
+        warnings.simplefilter("always")
+        try:
+            return build_devices(hardware, pin_factory=pin_factory)
+        except Exception as exc:  # noqa: BLE001 - whatever the driver library raises, one line
+            reasons = "; ".join(str(w.message) for w in tried)
+            raise HardwareUnavailable(
+                f"cannot open the hardware ({type(exc).__name__}: {exc}"
+                f"{f' {reasons}' if reasons else ''}); is this a Raspberry Pi, is this user in "
+                "groups gpio and dialout, and is no other process (the service) holding the "
+                "pins?") from exc
+        finally:
+            for w in tried:
+                log.debug("while opening the hardware: %s", w.message)
 
 
 async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
@@ -214,8 +240,10 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     if bench is not None:
         from hal.sim.control import BenchControlServer
 
+        from firmware.connector import PILOT_DEBOUNCE_POLLS
+
         server = BenchControlServer(settings.state_dir / BENCH_SOCKET, bench,
-                                    status=charger.status)
+                                    status=charger.status, pilot_reads=PILOT_DEBOUNCE_POLLS)
         await server.start()
         bench.control_server = server
     running.tasks = tasks
@@ -445,9 +473,7 @@ async def open_devices(settings: Settings, *, pin_factory: object | None = None
         devices = await bench.start()
         devices.safe_state()
         return devices, bench
-    from hal.assembly import build_devices
-
-    devices = build_devices(hardware, pin_factory=pin_factory)
+    devices = _build_devices(hardware, pin_factory)
     devices.safe_state()
     return devices, None
 

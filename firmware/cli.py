@@ -37,6 +37,9 @@ def _run(args: argparse.Namespace) -> int:
     except KeyValueError as exc:
         print(f"chargepoint: configuration error: {exc}", file=sys.stderr)
         return 2
+    except app.HardwareUnavailable as exc:
+        print(f"chargepoint: {exc}", file=sys.stderr)
+        return 2
     except StoreUnusable as exc:
         # Only the transaction journal makes this fatal: starting over it would lose what a
         # newer version queued.  (The key store falls back to defaults instead.)
