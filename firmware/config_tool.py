@@ -22,7 +22,10 @@ def _registry(config: Path, state_dir: Path | None, err: TextIO) -> KeyRegistry 
     try:
         settings = load(config).with_overrides(state_dir=state_dir)
         return app.build_keys(settings)
-    except (SettingsError, KeyValueError) as exc:
+    except SettingsError as exc:
+        print(exc.lines("chargepoint config: "), file=err)
+        return None
+    except KeyValueError as exc:
         print(f"chargepoint config: {exc}", file=err)
         return None
 
@@ -37,6 +40,14 @@ def run(action: str, config: Path, state_dir: Path | None, key: str | None = Non
     finally:
         if keys.store is not None:
             keys.store.close()
+
+
+def example(name: str, out: TextIO = sys.stdout) -> int:
+    """``chargepoint config example pi|bench``: print a shipped, commented example file."""
+    from firmware.settings import example_path
+
+    out.write(example_path(name).read_text(encoding="utf-8"))
+    return 0
 
 
 def _shown(keys: KeyRegistry, name: str) -> str:

@@ -89,7 +89,8 @@ class Doctor:
         try:
             settings = load(config).with_overrides(csms_url=csms_url)
         except SettingsError as exc:
-            self.add("config", "FAIL", str(exc))
+            for problem in exc.problems:
+                self.add("config", "FAIL", problem)
             for name in ("pin map", "gpio", "serial", "pilot", "meter", "central system"):
                 self.add(name, "SKIP", "no usable configuration")
             return self.results

@@ -57,6 +57,10 @@ class SettingsError(ValueError):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("\n".join(self.problems))
 
+    def lines(self, prefix: str) -> str:
+        """The problems, each on its own line behind ``prefix`` (the command's name)."""
+        return "\n".join(prefix + problem for problem in self.problems)
+
 
 @dataclass(frozen=True)
 class CsmsUrl:
