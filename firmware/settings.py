@@ -21,7 +21,7 @@ import json
 import math
 import tomllib
 import types
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
@@ -316,7 +316,7 @@ def _modbus_device(cls: type[T], table: object, where: str) -> T:
                         {k: v for k, v in table.items() if k not in _ENDPOINT_KEYS}, where,
                         {"endpoint": endpoint}, _ENDPOINT_KEYS)
     found.raise_any()
-    return device  # type: ignore[no-any-return]
+    return device
 
 
 _CONNECTOR_TABLES = ("contactor", "lock", "pilot", "meter")
@@ -351,7 +351,7 @@ def _connector(n: int, table: object) -> ConnectorHardware:
                           {"connector_id": n, "contactor": contactor, "pilot": pilot,
                            "meter": meter, "lock": lock}, ("cable", *_CONNECTOR_TABLES))
     found.raise_any()
-    return hardware  # type: ignore[no-any-return]
+    return hardware
 
 
 # Optional device tables at the top level and what each becomes.

@@ -106,8 +106,8 @@ def test_a_directory_as_configuration_file(tmp_path: Path) -> None:
 def test_a_configuration_file_the_user_may_not_read(tmp_path: Path) -> None:
     """The service user and a root-owned 0600 file: one line, exit 2 (run, in a process of an
     unprivileged user: root reads every file)."""
-    from firmware import cli as cli_module
     from firmware import app  # noqa: F401 - imported before the privileges are dropped
+    from firmware import cli as cli_module
 
     path = tmp_path / "chargepoint.toml"
     path.write_text(BENCH)

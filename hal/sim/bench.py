@@ -26,9 +26,9 @@ from typing import Any
 
 from hal.assembly import Devices, build_devices
 from hal.config import ConnectorHardware, HardwareConfig, ModbusEndpoint
+from hal.modbus.evse_wb import REG_VEHICLE_STATE
 from hal.modbus.server import RegisterServer
 from hal.sim.ev import SimulatedEv
-from hal.modbus.evse_wb import REG_VEHICLE_STATE
 from hal.sim.modbus_devices import SimulatedEvseBoard, SimulatedMeter
 
 log = logging.getLogger(__name__)
