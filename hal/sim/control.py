@@ -5,9 +5,10 @@ Protocol: one JSON object per line each way.  Request ``{"cmd": "plug", "connect
 answer ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.  The socket is created with
 mode 0600: only the controller's own user may plug cars in.
 
-The answer shows the state *after* the command took effect: the bench waits until the physics
-applied the change, until the controller read a changed pilot often enough to act on it (its
-debounce), and then until the controller's and the bench's state stayed the same for
+The answer shows the state *after* the command took effect (unless the request says
+``"settle": false``, for a caller that waits for its own evidence): the bench waits until the
+physics applied the change, until the controller read a changed pilot often enough to act on it
+(its debounce), and then until the controller's and the bench's state stayed the same for
 ``SETTLE_QUIET_S`` with no lock motor running (an Authorize, a lock pulse, a StartTransaction
 happen in that time), at most ``SETTLE_MAX_S``.
 """
@@ -125,7 +126,7 @@ class BenchControlServer:
             pass
         else:
             raise ValueError(f"unknown command {cmd!r}")
-        if cmd != "status":
+        if cmd != "status" and r.get("settle", True) is not False:
             await self._settle(connector if cmd in PILOT_COMMANDS or cmd == "fault" else None)
         return self._state()
 
