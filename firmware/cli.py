@@ -35,6 +35,12 @@ def _run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(exc.lines("chargepoint: configuration error: "), file=sys.stderr)
         return 2
+    from firmware.config_tool import ocpp_keys_problem
+
+    problem = ocpp_keys_problem(settings)
+    if problem:
+        print(f"chargepoint: configuration error: {problem}", file=sys.stderr)
+        return 2
     app.setup_logging(args.log_level or settings.log_level)
     from firmware.config_keys import KeyValueError
     from firmware.storage import StoreUnusable

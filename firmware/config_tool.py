@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from firmware.config_keys import ChangeStatus, KeyRegistry, KeyValueError, Source, format_value
-from firmware.settings import SettingsError, load
+from firmware.settings import Settings, SettingsError, load
 
 HIDDEN = "(write-only: not shown)"
 
@@ -40,6 +40,20 @@ def run(action: str, config: Path, state_dir: Path | None, key: str | None = Non
     finally:
         if keys.store is not None:
             keys.store.close()
+
+
+def ocpp_keys_problem(settings: Settings) -> str | None:
+    """What the daemon would refuse in the file's ``[ocpp_keys]`` (an unknown key, a bad value),
+    as one line naming the table, or None.  Reads no state (the declarations, the installed
+    plug-ins and the file only), so ``run`` and ``doctor`` check it before any hardware."""
+    from firmware import app
+
+    try:
+        app.build_keys(settings, persistent=False)
+    except KeyValueError as exc:
+        text = str(exc)
+        return text if text.startswith("[ocpp_keys]") else f"[ocpp_keys] {text}"
+    return None
 
 
 def example(name: str, out: TextIO = sys.stdout) -> int:

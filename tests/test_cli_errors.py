@@ -235,3 +235,14 @@ def test_run_on_the_simulated_bench_needs_no_config_file(tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_doctor_refuses_the_ocpp_keys_run_refuses(tmp_path: Path) -> None:
+    path = str(config(tmp_path, "MeterValueSampleInterval = 10", "MeterValueSampleInterval = -5"))
+    line = "[ocpp_keys] MeterValueSampleInterval: -5 is below the minimum 0"
+    run = cli("run", "--config", path, "--state-dir", str(tmp_path / "state"))
+    assert (run.returncode, one_line(run)) == (2, f"chargepoint: configuration error: {line}")
+    doctor = cli("doctor", "--config", path, "--csms-url", "ws://127.0.0.1:1/ocpp",
+                 "--timeout", "1")
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stderr
+    assert doctor.stdout.splitlines()[0] == f"FAIL  config: {line}"
