@@ -33,7 +33,9 @@ def _run(args: argparse.Namespace) -> int:
             state_dir=Path(args.state_dir) if args.state_dir else None,
             hardware_kind=args.hardware)
     except SettingsError as exc:
-        print(exc.lines("chargepoint: configuration error: "), file=sys.stderr)
+        hint = ("" if args.config or Path(config).exists() else
+                " (give --config FILE, or --hardware simulated for the bench example)")
+        print(exc.lines("chargepoint: configuration error: ") + hint, file=sys.stderr)
         return 2
     from firmware.config_tool import ocpp_keys_problem
 

@@ -246,3 +246,13 @@ def test_doctor_refuses_the_ocpp_keys_run_refuses(tmp_path: Path) -> None:
                  "--timeout", "1")
     assert doctor.returncode == 1 and "Traceback" not in doctor.stderr
     assert doctor.stdout.splitlines()[0] == f"FAIL  config: {line}"
+
+
+@pytest.mark.skipif(os.path.exists("/etc/chargepoint/chargepoint.toml"),
+                    reason="this machine has an installed configuration")
+def test_run_without_any_configuration_says_what_to_give(tmp_path: Path) -> None:
+    result = cli("run", cwd=tmp_path)
+    assert (result.returncode, one_line(result)) == (
+        2, "chargepoint: configuration error: configuration file "
+           "/etc/chargepoint/chargepoint.toml does not exist (give --config FILE, or --hardware "
+           "simulated for the bench example)")
