@@ -286,6 +286,23 @@ class KeyRegistry:
         """``on_change`` for an action that only needs the new value."""
         self.on_change(name, lambda _definition, value: apply(value))
 
+    def watch(self, names: Iterable[str], changed: Callable[[], None]) -> Callable[[], None]:
+        """Call ``changed()`` after any of ``names`` took a new value (from the central system,
+        ``chargepoint config set`` or the charger itself), until the returned function is
+        called.  For waits that must end when their period or timeout changes
+        (``firmware.clock.sleep_until``)."""
+        def listener(_d: KeyDefinition, _v: Value) -> None:
+            changed()
+        lists = [self.listeners.setdefault(name.casefold(), []) for name in names]
+        for listeners in lists:
+            listeners.append(listener)
+
+        def stop() -> None:
+            for listeners in lists:
+                if listener in listeners:
+                    listeners.remove(listener)
+        return stop
+
     # ------------------------------------------------------------ reading
 
     def definition(self, name: str) -> KeyDefinition | None:
@@ -467,7 +484,8 @@ class KeyRegistry:
     def _notify(self, d: KeyDefinition, value: Value) -> None:
         shown = "(write-only)" if d.write_only else format_value(value)
         log.info("configuration: %s = %s", d.name, shown)
-        for listener in self.listeners.get(d.name.casefold(), ()):
+        # A copy: a listener may stop watching while the others are told.
+        for listener in tuple(self.listeners.get(d.name.casefold(), ())):
             try:
                 listener(d, value)
             except Exception:  # noqa: BLE001 - a failing action must not undo the stored value
