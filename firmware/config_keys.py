@@ -549,7 +549,7 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
                       effect="at once"),
         KeyDefinition("ConnectionTimeOut", I, 180, minimum=1, maximum=86_400, unit="s",
                       description="Seconds from Preparing until an unused authorization lapses.",
-                      effect="next Preparing"),
+                      effect="at once: a running timer counts the new value from Preparing"),
         KeyDefinition("ConnectorPhaseRotation", L,
                       tuple(f"{n}.Unknown" for n in range(number_of_connectors + 1)),
                       max_items=number_of_connectors + 1,
@@ -562,7 +562,7 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
                       description="Most keys one GetConfiguration may ask for."),
         KeyDefinition("HeartbeatInterval", I, 86_400, **seconds,
                       description="Seconds of silence after which a Heartbeat is sent.",
-                      effect="at once"),
+                      effect="at once: counted from the charger's last message"),
         KeyDefinition("LocalAuthorizeOffline", B, True,
                       description="Offline, start for idTags known locally (cache).",
                       effect="next authorization while offline"),
@@ -582,10 +582,10 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
         KeyDefinition("MeterValueSampleInterval", I, 180, **seconds,
                       description="Seconds between sampled meter values in a transaction "
                                   "(0: none).",
-                      effect="next sample"),
+                      effect="at once: the schedule re-aligns to the new interval"),
         KeyDefinition("MinimumStatusDuration", I, 0, **seconds,
                       description="Seconds a status must hold before it is reported.",
-                      effect="next status change"),
+                      effect="at once: a held status is decided again"),
         KeyDefinition("NumberOfConnectors", I, number_of_connectors, Access.R,
                       description="Physical connectors of this charger."),
         KeyDefinition("ResetRetries", I, 3, minimum=0, maximum=100,
@@ -619,15 +619,16 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
                       unit="s",
                       description="Seconds before a refused transaction message is retried "
                                   "(times the attempts so far).",
-                      effect="next refusal"),
+                      effect="at once: a waiting retry counts the new value from its refusal"),
         KeyDefinition("UnlockConnectorOnEVSideDisconnect", B, not tethered,
                       Access.R if tethered else Access.RW,
                       description="Unlock the socket when the cable leaves the EV (read-only "
                                   "false on a tethered cable).",
                       effect="next unplug"),
         KeyDefinition("WebSocketPingInterval", I, 60, minimum=0, maximum=86_400, unit="s",
-                      description="Seconds between WebSocket pings (0: none).",
-                      effect="reconnects at once with the new interval"),
+                      description="Seconds between WebSocket pings (0: none); no Pong within "
+                                  "the interval ends the connection.",
+                      effect="at once, on the open connection"),
         KeyDefinition("MaxEnergyOnInvalidId", I, 0, minimum=0, maximum=1_000_000, unit="Wh",
                       description="Energy still delivered after StartTransaction.conf "
                                   "invalidates the idTag (with StopTransactionOnInvalidId "
@@ -635,7 +636,7 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
                       effect="next invalidated idTag"),
         KeyDefinition("MessageTimeout", I, 30, minimum=1, maximum=3_600, unit="s",
                       description="Seconds to wait for an answer to a request.",
-                      effect="at once"),
+                      effect="next request (one already waiting keeps its timeout)"),
         KeyDefinition("StopTransactionMaxMeterValues", I, 100, Access.R,
                       description="Most meter values in one StopTransaction."),
     ]
