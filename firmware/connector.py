@@ -182,6 +182,7 @@ class ConnectorController:
         """Safe outputs; the caller decides what happens to an open transaction."""
         for task in list(self._tasks):
             task.cancel()
+        self._cancel_timer()
         if self._sampler:
             self._sampler.cancel()
         self.devices.contactor.open()

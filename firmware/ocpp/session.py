@@ -683,12 +683,17 @@ class OcppSession:
                 pong = await ws.ping()
             except websockets.ConnectionClosed:
                 return  # the reader reports the closed connection
-            try:
-                await asyncio.wait_for(asyncio.shield(pong), timeout=interval)
-            except asyncio.TimeoutError:
-                raise ConnectionError(f"no WebSocket Pong within {interval} s") from None
-            except websockets.ConnectionClosed:
-                return
+            answered = asyncio.Event()
+            pong.add_done_callback(lambda _pong: answered.set())
+            # The Pong is due within the interval in force (a change re-arms this wait too).
+            while not answered.is_set():
+                interval = self.keys.get_int("WebSocketPingInterval")
+                if interval <= 0:
+                    break  # pings turned off: nothing to judge the link by
+                if await clock.sleep_until(last + interval, self.keys,
+                                           ("WebSocketPingInterval",), wake=answered) \
+                        and not answered.is_set():
+                    raise ConnectionError(f"no WebSocket Pong within {interval} s")
 
     async def _heartbeat_loop(self, conn: _Connection) -> None:
         """A Heartbeat after HeartbeatInterval seconds without a message from us (0: none).  A
