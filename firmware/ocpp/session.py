@@ -684,7 +684,7 @@ class OcppSession:
             except websockets.ConnectionClosed:
                 return  # the reader reports the closed connection
             answered = asyncio.Event()
-            pong.add_done_callback(lambda _pong: answered.set())
+            pong.add_done_callback(lambda _pong, answered=answered: answered.set())
             # The Pong is due within the interval in force (a change re-arms this wait too).
             while not answered.is_set():
                 interval = self.keys.get_int("WebSocketPingInterval")
