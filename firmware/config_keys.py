@@ -590,8 +590,9 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
                       description="Physical connectors of this charger."),
         KeyDefinition("ResetRetries", I, 3, minimum=0, maximum=100,
                       description="Times a failed reset is retried. A reset here is a restart "
-                                  "of the daemon by systemd, which has no failed attempt to "
-                                  "retry: the value is kept for the central system only.",
+                                  "of the daemon (by systemd, or in place without a service "
+                                  "manager), which has no failed attempt to retry: the value "
+                                  "is kept for the central system only.",
                       effect="none (stored)"),
         KeyDefinition("StopTransactionOnEVSideDisconnect", B, True,
                       description="Stop the transaction when the cable leaves the EV.",
