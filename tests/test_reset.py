@@ -29,8 +29,13 @@ def _env() -> dict[str, str]:
 
 
 def _run_args(cs: CentralSystem, state: Path) -> list[str]:
-    return ["-m", "firmware", "run", "--config", str(BENCH_TOML), "--csms-url", cs.url,
-            "--state-dir", str(state), "--id", CP_ID]
+    return ["run", "--config", str(BENCH_TOML), "--csms-url", cs.url, "--state-dir", str(state),
+            "--id", CP_ID]
+
+
+# How a user starts it: the installed console script, or the module.
+LAUNCHERS = {"console-script": [str(Path(sys.executable).parent / "chargepoint")],
+             "python-m": [sys.executable, "-m", "firmware"]}
 
 
 def _calls(cs: CentralSystem, action: str) -> list[MessageRecord]:
@@ -69,15 +74,17 @@ async def _charging_session(cs: CentralSystem, state: Path, tag: str) -> int:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("launcher", LAUNCHERS)
 async def test_soft_and_hard_reset_restart_the_same_process_and_stop_the_transaction(
-        csms: CentralSystem, tmp_path: Path) -> None:
+        csms: CentralSystem, tmp_path: Path, launcher: str) -> None:
     state, log = tmp_path / "state", tmp_path / "cp.log"
     with log.open("w") as out:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, *_run_args(csms, state), stdout=out, stderr=out, cwd=REPO,
+            *LAUNCHERS[launcher], *_run_args(csms, state), stdout=out, stderr=out, cwd=REPO,
             env=_env())
     try:
         await _wait_boots(csms, 1)
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
         for n, (kind, reason) in enumerate((("Soft", "SoftReset"), ("Hard", "HardReset")),
                                            start=2):
             tx = await _charging_session(csms, state, f"TAG-{kind}")
@@ -93,6 +100,7 @@ async def test_soft_and_hard_reset_restart_the_same_process_and_stop_the_transac
             assert csms.transactions[tx].active is False
             # The same process: exec keeps the PID (a child would leave this one exited).
             assert proc.returncode is None
+            assert Path(f"/proc/{proc.pid}/cmdline").read_bytes() == cmdline
             assert csms.state(CP_ID).connect_count == n
         text = log.read_text()
         assert text.count("reset: restarting in place") == 2, text[-3000:]
@@ -116,7 +124,7 @@ async def test_under_systemd_a_reset_exits_3_for_the_service_manager(
     with log.open("w") as out:
         proc = await asyncio.create_subprocess_exec(
             str(shim), "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))",
-            sys.executable, *_run_args(csms, state), stdout=out, stderr=out, cwd=REPO,
+            *LAUNCHERS["python-m"], *_run_args(csms, state), stdout=out, stderr=out, cwd=REPO,
             env={**_env(), "INVOCATION_ID": "0123456789abcdef0123456789abcdef"})
     try:
         await _wait_boots(csms, 1)
