@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,7 +201,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     def on_reset(hard: bool) -> None:
         running.reset_requested = hard
         # Give the StopTransactions a moment to leave before the process restarts.
-        asyncio.get_running_loop().create_task(_stop_after_outbox(running))
+        asyncio.get_running_loop().create_task(_stop_after_outbox(running, hard))
 
     charger = Charger(connectors, session, keys, indicator=devices.indicator,
                       buzzer=devices.buzzer, safety=devices.safety,
@@ -264,10 +266,49 @@ def _crashed(task: asyncio.Task[Any], stop: asyncio.Event) -> None:
         stop.set()
 
 
-async def _stop_after_outbox(running: Running) -> None:
+async def _stop_after_outbox(running: Running, hard: bool) -> None:
+    """Reset (OCPP 1.6 §5.14): the Reset.conf leaves first, every transaction is stopped
+    (reason HardReset / SoftReset) and its StopTransaction delivered if the central system
+    answers within a few seconds (else it stays queued and goes out after the restart)."""
     await asyncio.sleep(0.5)
+    with suppress(Exception):
+        await running.charger.stop_transactions(
+            StopReason.HARD_RESET if hard else StopReason.SOFT_RESET, STOP_TRANSACTIONS_S)
     await running.session.wait_outbox_empty(timeout=10)
     running.stop.set()
+
+
+RESET_EXIT = 3
+
+
+def exit_or_restart(status: int) -> int:
+    """What ``chargepoint run`` does once ``run`` has returned ``status`` (the event loop is
+    closed by then: outputs safe, stores and WebSocket closed, drivers released).
+
+    After a Reset (``RESET_EXIT``) under systemd (``firmware.systemd.supervised``) the process
+    exits with it and the service manager starts a new one.  Without a service manager (a
+    terminal, a test harness, a container) nobody would: the controller executes itself again
+    in place (``os.execv`` of the same interpreter and command line: same PID, same
+    environment and working directory), and the new image starts from scratch
+    (BootNotification).  File descriptors Python opens are close-on-exec, so every lock and
+    socket of the old image is released and the new one takes them again.  Returns the exit
+    status, or does not return."""
+    from firmware import systemd
+
+    if status != RESET_EXIT or systemd.supervised():
+        return status
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    log.info("reset: restarting in place (no service manager supervises this process)")
+    logging.shutdown()  # flush every handler before the image is replaced
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(Exception):
+            stream.flush()
+    try:
+        os.execv(sys.executable, argv)
+    except OSError as exc:
+        print(f"chargepoint: cannot restart after the reset ({exc}); start it again",
+              file=sys.stderr)
+    return status
 
 
 async def shutdown(running: Running) -> None:
@@ -353,9 +394,9 @@ async def serve(running: Running) -> int:
         log.critical("exiting after a crash (outputs were driven safe)")
         return 1
     if running.reset_requested is not None:
-        log.info("%s reset: exiting so that the service manager restarts us",
+        log.info("%s reset: controller stopped for the restart",
                  "hard" if running.reset_requested else "soft")
-        return 3
+        return RESET_EXIT
     return 0
 
 

@@ -31,7 +31,8 @@ def _run(args: argparse.Namespace) -> int:
     from firmware.storage import StoreUnusable
 
     try:
-        return asyncio.run(app.run(settings))
+        # A Reset restarts the controller (exit for systemd, else os.execv in place).
+        return app.exit_or_restart(asyncio.run(app.run(settings)))
     except KeyboardInterrupt:
         return 130
     except KeyValueError as exc:
