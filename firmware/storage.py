@@ -77,7 +77,9 @@ class _Damaged(Exception):
     """SQLite proved the file damaged (internal: leads to salvage, never leaves this module)."""
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, migrations: Migrations | None = None) -> sqlite3.Connection:
+    """``migrations`` given: a file of a newer schema is refused before anything is written
+    to it (switching to WAL mode rewrites the header)."""
     fresh = not path.exists()
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
     try:
@@ -85,6 +87,8 @@ def _connect(path: Path) -> sqlite3.Connection:
             # It may hold secrets (AuthorizationKey): readable by the service user only.
             os.chmod(path, 0o600)
             _give_to_directory_owner(path)
+        if migrations is not None:
+            _refuse_newer(conn, path, migrations)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -131,16 +135,23 @@ def open_or_memory(path: Path | None, migrations: Migrations) -> OpenedStore:
 def migrate(conn: sqlite3.Connection, path: Path, migrations: Migrations) -> None:
     """Apply the migrations the file lacks, each in its own transaction.  Raises
     ``StoreUnusable`` for a file of a newer schema than ``migrations`` knows."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(migrations):
-        raise StoreUnusable(path, f"written by a newer version (schema {version}, this version "
-                                  f"knows up to {len(migrations)}); it is left untouched")
+    version = _refuse_newer(conn, path, migrations)
     for number in range(version + 1, len(migrations) + 1):
         with transaction(conn):
             for statement in _statements(migrations[number - 1]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version={number}")
         log.info("%s: migrated to schema %d", path.name, number)
+
+
+def _refuse_newer(conn: sqlite3.Connection, path: Path, migrations: Migrations) -> int:
+    """The file's schema version; ``StoreUnusable`` if newer than ``migrations`` knows
+    (overwriting it would lose what the newer version stored)."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(migrations):
+        raise StoreUnusable(path, f"written by a newer version (schema {version}, this version "
+                                  f"knows up to {len(migrations)}); it is left untouched")
+    return version
 
 
 def _statements(script: str) -> list[str]:
@@ -160,7 +171,7 @@ def open_store(path: Path, migrations: Migrations) -> OpenedStore:
     (``OpenedStore.salvaged``, ``recovered_from``)."""
     _check_access(path)
     try:
-        conn = _connect(path)
+        conn = _connect(path, migrations)
         try:
             problem = conn.execute("PRAGMA quick_check").fetchone()[0]
             if problem != "ok":
@@ -207,10 +218,14 @@ def _check_access(path: Path) -> None:
                                       f"created: {_os_words(directory, exc)}") from None
     if not os.access(directory, os.W_OK | os.X_OK):
         # WAL mode creates -wal and -shm files next to the database.
-        raise StoreUnusable(path, _not_writable(directory, "its directory"))
+        raise StoreUnusable(path, _not_writable(directory, f"its directory {directory}"))
     for file in _siblings(path):
         if file.exists() and not os.access(file, os.R_OK | os.W_OK):
-            raise StoreUnusable(path, _not_writable(file, "" if file == path else file.name))
+            raise StoreUnusable(path, _not_writable(file, _naming(path, file)))
+
+
+def _naming(path: Path, file: Path) -> str:
+    return "the file" if file == path else f"its {file.name[len(path.name):]} file {file}"
 
 
 def _who() -> str:
@@ -244,7 +259,8 @@ def _disk_full(path: Path) -> bool:
 
 
 def _not_writable(path: Path, what: str) -> str:
-    name = f"{what} {path}" if what else str(path)
+    """``what``: how the reason names ``path`` ("the file", "its directory ...")."""
+    name = what
     if _read_only_fs(path):
         return f"{name} is on a read-only file system"
     st = path.stat()
@@ -252,6 +268,18 @@ def _not_writable(path: Path, what: str) -> str:
     return (f"{name} is not {'writable' if kind == 'directory' else 'readable and writable'} "
             f"by {_who()}: the {kind} belongs to {_user_name(st.st_uid)} (uid {st.st_uid}), "
             f"mode {st.st_mode & 0o7777:04o}")
+
+
+def _nearest_parent(path: Path) -> str:
+    """Who owns the directory a new one would go in (what the installer has to change)."""
+    for parent in path.parents:
+        try:
+            st = parent.stat()
+        except OSError:
+            continue
+        return (f" ({parent} belongs to {_user_name(st.st_uid)}, mode "
+                f"{st.st_mode & 0o7777:04o}; this is {_who()})")
+    return ""
 
 
 def _os_words(path: Path, exc: OSError) -> str:
@@ -275,7 +303,7 @@ def _reason(path: Path, exc: BaseException) -> str:
                 f"({getattr(exc, 'sqlite_errorname', '')})")
     for file in _siblings(path):
         if file.exists() and not os.access(file, os.R_OK | os.W_OK):
-            return _not_writable(file, "")
+            return _not_writable(file, _naming(path, file))
     if isinstance(exc, OSError):
         return _os_words(path, exc)
     name = getattr(exc, "sqlite_errorname", None)
@@ -453,7 +481,8 @@ def lock_state_dir(state_dir: Path) -> StateDirLock:
         state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreUnusable(state_dir, f"the state directory does not exist and cannot be "
-                                       f"created: {_os_words(state_dir, exc)}") from None
+                                       f"created: {_os_words(state_dir, exc)}"
+                                       f"{_nearest_parent(state_dir)}") from None
     if not os.access(state_dir, os.W_OK | os.X_OK):
         raise StoreUnusable(state_dir, _not_writable(state_dir, "the state directory"))
     path = state_dir / LOCK_FILE
