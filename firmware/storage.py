@@ -517,7 +517,8 @@ def _write_holder(fd: int) -> None:
 
     note = {"pid": os.getpid(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "command": shlex.join(without_credentials(arg) for arg in sys.argv)}
+            # As the installer would type it (argv[0] is a path, or __main__.py under -m).
+            "command": shlex.join(["chargepoint", *map(without_credentials, sys.argv[1:])])}
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(note) + "\n").encode(), 0)
