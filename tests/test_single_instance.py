@@ -22,7 +22,7 @@ from tests.test_stores import _damage_page
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "firmware", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, check=False, text=True, timeout=timeout)
 
 
 async def _registered(cs: CentralSystem, since: int = 0) -> None:
