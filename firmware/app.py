@@ -30,7 +30,7 @@ from firmware.logs import without_credentials
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.settings import Settings
-from firmware.storage import StateDirLock, lock_state_dir
+from firmware.storage import StateDirLock, check_tree, lock_state_dir
 from firmware.transactions import TransactionStore
 
 log = logging.getLogger("chargepoint")
@@ -228,12 +228,14 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
 def _security(settings: Settings, keys: KeyRegistry) -> Any:
     """Certificates, the security log (StartupOfTheDevice recorded) and the diagnostics log
     GetLog uploads: a firmware.ocpp.security.Security."""
+    from firmware.certificates import DIRECTORY as CERTIFICATES
     from firmware.certificates import CertificateStore
     from firmware.logupload import DiagnosticsBuffer
     from firmware.ocpp.security import Security
     from firmware.security_log import SecurityLog
 
     security_log = SecurityLog.open(settings.state_dir)
+    check_tree(settings.state_dir / CERTIFICATES)
     diagnostics = DiagnosticsBuffer()
     logging.getLogger().addHandler(diagnostics)
     security = Security(settings.charge_point_id, keys,

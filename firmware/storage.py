@@ -310,6 +310,31 @@ def _reason(path: Path, exc: BaseException) -> str:
     return f"{exc}" + (f" ({name})" if name else "")
 
 
+def check_tree(directory: Path) -> None:
+    """Every directory under ``directory`` (itself included, if it exists) readable, writable
+    and searchable, every file readable and writable by this process, or ``StoreUnusable``
+    naming the first that is not: for state kept as plain files (``certs/``), which would
+    otherwise fail only when the central system installs a certificate, or look absent."""
+    if not directory.exists():
+        return
+    for root, dirs, files in os.walk(directory, onerror=_raise):
+        here = Path(root)
+        if not os.access(here, os.R_OK | os.W_OK | os.X_OK):
+            raise StoreUnusable(here, _not_writable(here, "the directory"))
+        for name in files:
+            file = here / name
+            if not os.access(file, os.R_OK | os.W_OK):
+                raise StoreUnusable(file, _not_writable(file, "the file"))
+        dirs.sort()
+
+
+def _raise(exc: OSError) -> None:
+    where = Path(exc.filename) if exc.filename else Path(".")
+    if isinstance(exc, PermissionError) and where.exists():
+        raise StoreUnusable(where, _not_writable(where, "the directory")) from None
+    raise StoreUnusable(where, _os_words(where, exc)) from None
+
+
 # ------------------------------------------------------------------ damage and salvage
 
 

@@ -484,3 +484,41 @@ def test_a_full_disk_is_one_line_and_exit_2(shared_dir: Path) -> None:
     outcome = run_controller(state, prefix=prefix)
     line = _refused(outcome, "the disk is full")
     assert "damaged" not in line
+
+
+def test_a_root_owned_wal_file_is_named_and_left_alone(shared_dir: Path) -> None:
+    """Root's controller was killed with the journal's last transactions still in -wal."""
+    nobody = _nobody()
+    state = shared_dir / "state"
+    state.mkdir()
+    _fill_journal(state)
+    db = state / TransactionStore.FILE
+    _flush(db)
+    for p in (state, db):
+        os.chown(p, nobody.pw_uid, nobody.pw_gid)
+    holder = sqlite3.connect(db)  # keeps the -wal from being merged and removed
+    try:
+        holder.execute("PRAGMA journal_mode=WAL")
+        holder.execute("UPDATE tx SET last_meter = 1700")
+        wal = Path(f"{db}-wal")
+        os.chown(wal, 0, 0)
+        wal.chmod(0o600)
+        journal = {k: v for k, v in _snapshot(state).items() if k.startswith(db.name)}
+        _refused(run_controller(state, user=NOBODY), str(db), f"its -wal file {wal}",
+                 "belongs to root")
+        assert {k: v for k, v in _snapshot(state).items() if k.startswith(db.name)} == journal
+    finally:
+        holder.close()
+
+
+def test_a_root_owned_certificate_directory_is_one_line_and_exit_2(shared_dir: Path) -> None:
+    """State kept as plain files (certs/) is checked like the databases, instead of looking
+    absent (no root certificate: a security profile 2 charger would not connect) or failing
+    only when the central system installs a certificate."""
+    nobody = _nobody()
+    state = shared_dir / "state"
+    (state / "certs" / "roots").mkdir(parents=True)
+    os.chown(state, nobody.pw_uid, nobody.pw_gid)
+    (state / "certs").chmod(0o700)  # root's
+    _refused(run_controller(state, user=NOBODY), str(state / "certs"), "user nobody",
+             "belongs to root", "0700")
