@@ -294,7 +294,8 @@ def _reason(path: Path, exc: BaseException) -> str:
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
     directory = path.parent
-    if primary == SQLITE_FULL or _disk_full(directory):
+    if primary == SQLITE_FULL or (primary in (SQLITE_IOERR, SQLITE_CANTOPEN, None)
+                                  and _disk_full(directory)):
         return f"the disk is full (no space left on the file system of {directory})"
     if primary in (SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_PERM) and _read_only_fs(directory):
         return f"{directory} is on a read-only file system"
