@@ -342,6 +342,13 @@ def _raise(exc: OSError) -> None:
 def _set_aside(path: Path, migrations: Migrations, problem: str) -> OpenedStore:
     """Move the damaged file (with its -wal and -shm: committed rows may still be there) aside,
     start a new one holding every row that could be read, then migrate it."""
+    holder = _running_controller(path.parent)
+    if holder is not None:
+        # A tool (chargepoint config) must not swap the file under a running daemon, which
+        # would go on writing to the one moved aside.
+        raise StoreUnusable(path, f"damaged ({problem}); the controller running on this "
+                                  f"directory (PID {holder.get('pid', 'unknown')}) has it open: "
+                                  f"stop it, and its next start repairs the file")
     aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         for src, dst in zip(_siblings(path), _siblings(aside)):
@@ -495,6 +502,30 @@ class StateDirLock:
         if self.fd is not None:
             os.close(self.fd)  # closing the descriptor drops the flock
             self.fd = None
+            _HELD.discard(self.path.parent.resolve())
+
+
+# The state directories this process holds the lock of (a controller repairs its own files).
+_HELD: set[Path] = set()
+
+
+def _running_controller(state_dir: Path) -> dict[str, object] | None:
+    """What another process holding ``state_dir``'s lock wrote about itself, or None."""
+    if state_dir.resolve() in _HELD:
+        return None
+    try:
+        fd = os.open(state_dir / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_holder(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None
 
 
 def lock_state_dir(state_dir: Path) -> StateDirLock:
@@ -535,6 +566,7 @@ def lock_state_dir(state_dir: Path) -> StateDirLock:
         os.close(fd)
         raise StoreUnusable(path, f"cannot be locked: {_os_words(path, exc)}") from None
     _write_holder(fd)
+    _HELD.add(state_dir.resolve())
     return StateDirLock(path, fd)
 
 

@@ -8,6 +8,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,21 @@ async def test_a_second_controller_on_the_same_state_directory_exits_2_naming_th
             _cli, "config", "--config", str(REPO / "config" / "bench.toml"), "--state-dir",
             str(state), "get", "HeartbeatInterval")
         assert config.returncode == 0 and config.stdout.strip().isdigit(), config.stderr
+        # A tool that finds a store damaged leaves it to the daemon that has it open.
+        keys = state / "config.db"
+        with closing(sqlite3.connect(keys)) as db:  # nothing left in -wal to read page 1 from
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with keys.open("r+b") as f:
+            f.write(b"not a database any more" * 10)
+        config = await asyncio.to_thread(
+            _cli, "config", "--config", str(REPO / "config" / "bench.toml"), "--state-dir",
+            str(state), "get", "HeartbeatInterval")
+        assert config.returncode == 2 and "Traceback" not in config.stderr, config.stderr
+        (line,) = config.stderr.splitlines()
+        assert line.startswith(f"chargepoint config: cannot use {keys}: damaged (file is not a "
+                               f"database); the controller running on this directory (PID "
+                               f"{first.proc.pid}) has it open"), line
+        assert not list(state.glob("config.db.damaged-*"))
     finally:
         first.stop_quietly()
 
@@ -106,7 +122,7 @@ async def test_a_damaged_journal_still_delivers_the_stop_of_its_open_transaction
         log = ctl.log.read_text()
         assert "is damaged" in log and "salvaged" in log, log[-3000:]
         assert list(state.glob("transactions.db.damaged-*"))
-        with sqlite3.connect(journal) as db:
+        with closing(sqlite3.connect(journal)) as db:
             assert db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
     finally:
         ctl.stop_quietly()
