@@ -522,3 +522,19 @@ def test_a_root_owned_certificate_directory_is_one_line_and_exit_2(shared_dir: P
     (state / "certs").chmod(0o700)  # root's
     _refused(run_controller(state, user=NOBODY), str(state / "certs"), "user nobody",
              "belongs to root", "0700")
+
+
+def test_a_store_root_creates_in_the_service_users_directory_is_the_service_users(
+        shared_dir: Path) -> None:
+    """`sudo chargepoint config set` on a fresh state directory must not lock the daemon out."""
+    nobody = _nobody()
+    state = shared_dir / "state"
+    state.mkdir()
+    os.chown(state, nobody.pw_uid, nobody.pw_gid)
+    _fill_keys(state)  # as root
+    db = state / KeyStore.FILE
+    assert (db.stat().st_uid, db.stat().st_gid) == (nobody.pw_uid, nobody.pw_gid)
+    outcome = run_controller(state, user=NOBODY, args=(
+        "config", "--config", str(BENCH), "--state-dir", str(state), "get",
+        "HeartbeatInterval"))
+    assert (outcome.code, outcome.stderr) == (0, "")
