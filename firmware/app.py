@@ -137,8 +137,9 @@ def _security_profile_rule(keys: KeyRegistry, settings: Settings) -> Any:
 async def start(settings: Settings) -> Running:
     """Build everything and start the tasks; returns once the controller runs.  If anything
     fails after the drivers exist, the outputs are driven safe and the drivers closed before
-    the error propagates.  Raises ``StoreUnusable`` (``StateDirInUse`` when another controller
-    runs on the state directory) before any output is touched."""
+    the error propagates.  Raises ``StateDirInUse`` (another controller runs on the state
+    directory) or ``StoreUnusable`` for the directory itself before any output is touched, and
+    ``StoreUnusable`` when a state file cannot be used (firmware.storage)."""
     lock = lock_state_dir(settings.state_dir)
     try:
         running = await _start_locked(settings)
