@@ -22,7 +22,6 @@ from firmware.config_keys import (
     MEASURAND_KEYS,
     KeyRegistry,
     KeyStore,
-    StoreUnusable,
     Value,
     build_registry,
     measurands_validator,
@@ -33,6 +32,7 @@ from firmware.logs import without_credentials
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.settings import Settings
+from firmware.storage import StateDirLock, check_tree, lock_state_dir
 from firmware.transactions import TransactionStore
 
 log = logging.getLogger("chargepoint")
@@ -54,6 +54,7 @@ class Running:
     reset_requested: bool | None = None  # None, or True for hard / False for soft
     crashed: bool = False  # an unhandled exception: outputs were driven safe, exit non-zero
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    lock: StateDirLock | None = None  # one controller per state directory, until shutdown
 
 
 STORE_POLL_S = 1.0
@@ -82,17 +83,9 @@ def build_keys(settings: Settings, devices: Any | None = None, *, persistent: bo
     load_plugins(keys, vendor_devices)
     keys.apply_file_overrides(settings.ocpp_keys)
     if persistent:
-        try:
-            store = KeyStore.open(settings.state_dir)
-        except StoreUnusable as exc:
-            log.error("configuration store unusable: %s. Running on the factory and config-file "
-                      "values; changes are refused until this is resolved.", exc.reason)
-            keys.refuse_changes(f"configuration store unusable: {exc.reason}")
-        else:
-            if store.recovered_from:
-                log.error("configuration store was damaged (%s): stored values are lost, "
-                          "factory and config-file values apply", store.recovered_from)
-            keys.attach_store(store)
+        # A key store that cannot be used stops the start (StoreUnusable): running on factory
+        # values could mean a lower SecurityProfile or another central system.
+        keys.attach_store(KeyStore.open(settings.state_dir))
     # After loading: a stored profile whose prerequisites went away (a ws:// URL, an expired
     # root) stays in force, and the session refuses to connect rather than downgrade.
     keys.add_validator("SecurityProfile", _security_profile_rule(keys, settings))
@@ -146,8 +139,20 @@ def _security_profile_rule(keys: KeyRegistry, settings: Settings) -> Any:
 async def start(settings: Settings) -> Running:
     """Build everything and start the tasks; returns once the controller runs.  If anything
     fails after the drivers exist, the outputs are driven safe and the drivers closed before
-    the error propagates."""
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    the error propagates.  Raises ``StateDirInUse`` (another controller runs on the state
+    directory) or ``StoreUnusable`` for the directory itself before any output is touched, and
+    ``StoreUnusable`` when a state file cannot be used (firmware.storage)."""
+    lock = lock_state_dir(settings.state_dir)
+    try:
+        running = await _start_locked(settings)
+    except BaseException:
+        lock.release()
+        raise
+    running.lock = lock
+    return running
+
+
+async def _start_locked(settings: Settings) -> Running:
     bench = None
     if settings.hardware_kind == "simulated":
         from hal.sim.bench import SimulatedBench
@@ -177,9 +182,6 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
 
     stop = asyncio.Event()
     store = TransactionStore.open(settings.state_dir)
-    if store.recovered_from:
-        log.critical("transaction journal was damaged (%s): unsent transaction messages may "
-                     "be lost", store.recovered_from)
     security = _security(settings, keys)
     session = OcppSession(
         url=settings.url, charge_point_id=settings.charge_point_id, keys=keys, store=store,
@@ -229,15 +231,14 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
 def _security(settings: Settings, keys: KeyRegistry) -> Any:
     """Certificates, the security log (StartupOfTheDevice recorded) and the diagnostics log
     GetLog uploads: a firmware.ocpp.security.Security."""
+    from firmware.certificates import DIRECTORY as CERTIFICATES
     from firmware.certificates import CertificateStore
     from firmware.logupload import DiagnosticsBuffer
     from firmware.ocpp.security import Security
     from firmware.security_log import SecurityLog
 
     security_log = SecurityLog.open(settings.state_dir)
-    if security_log.recovered_from:
-        log.error("security log was damaged (%s): unsent security events may be lost",
-                  security_log.recovered_from)
+    check_tree(settings.state_dir / CERTIFICATES)
     diagnostics = DiagnosticsBuffer()
     logging.getLogger().addHandler(diagnostics)
     security = Security(settings.charge_point_id, keys,
@@ -336,6 +337,8 @@ async def shutdown(running: Running) -> None:
         if security.diagnostics is not None:
             logging.getLogger().removeHandler(security.diagnostics)
         security.log.close()
+    if running.lock is not None:
+        running.lock.release()
 
 
 async def run(settings: Settings) -> int:

@@ -211,6 +211,8 @@ class KeyStore:
 
     @classmethod
     def open(cls, state_dir: Path) -> KeyStore:
+        """Raises ``StoreUnusable`` (the file untouched) when ``config.db`` cannot be opened; a
+        damaged file is replaced by one holding every value that could be read."""
         return cls(open_store(state_dir / cls.FILE, CONFIG_MIGRATIONS))
 
     def rows(self) -> dict[str, tuple[str, Source]]:
@@ -254,12 +256,7 @@ class KeyRegistry:
     listeners: dict[str, list[Listener]] = field(default_factory=dict)
     validators: dict[str, list[Validator]] = field(default_factory=dict)
     store: KeyStore | None = None
-    refused: str | None = None  # why changes are refused (unusable store), or None
     _store_version: int | None = None
-
-    def refuse_changes(self, reason: str) -> None:
-        """Without a usable store an Accepted change would be lost at the next restart."""
-        self.refused = reason
 
     # ------------------------------------------------------------ declaring
 
@@ -441,8 +438,6 @@ class KeyRegistry:
         if isinstance(checked, ChangeResult):
             return checked
         d, value = checked
-        if self.refused:
-            return ChangeResult(ChangeStatus.REJECTED, self.refused)
         folded = d.name.casefold()
         if value == self.pending.get(folded, self.values[folded]):
             # Operators re-apply their values at every boot: that must cost no storage write
@@ -473,7 +468,7 @@ class KeyRegistry:
             raise KeyError(name)
         value = parse_value(d, text)
         folded = d.name.casefold()
-        if self.store is not None and not self.refused:
+        if self.store is not None:
             self.store.save(d.name, format_value(value), source)
             self._store_version = self.store.data_version()
         self.sources[folded] = source

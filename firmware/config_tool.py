@@ -12,6 +12,7 @@ from typing import TextIO
 
 from firmware.config_keys import ChangeStatus, KeyRegistry, KeyValueError, Source, format_value
 from firmware.settings import SettingsError, load
+from firmware.storage import StoreUnusable
 
 HIDDEN = "(write-only: not shown)"
 
@@ -24,6 +25,9 @@ def _registry(config: Path, state_dir: Path | None, err: TextIO) -> KeyRegistry 
         return app.build_keys(settings)
     except (SettingsError, KeyValueError) as exc:
         print(f"chargepoint config: {exc}", file=err)
+        return None
+    except StoreUnusable as exc:
+        print(f"chargepoint config: cannot use {exc.path}: {exc.reason}", file=err)
         return None
 
 
