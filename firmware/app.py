@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,6 @@ from firmware.config_keys import (
     MEASURAND_KEYS,
     KeyRegistry,
     KeyStore,
-    StoreUnusable,
     Value,
     build_registry,
     measurands_validator,
@@ -31,6 +32,7 @@ from firmware.logs import without_credentials
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.settings import Settings
+from firmware.storage import StateDirLock, check_tree, lock_state_dir
 from firmware.transactions import TransactionStore
 
 log = logging.getLogger("chargepoint")
@@ -52,6 +54,7 @@ class Running:
     reset_requested: bool | None = None  # None, or True for hard / False for soft
     crashed: bool = False  # an unhandled exception: outputs were driven safe, exit non-zero
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    lock: StateDirLock | None = None  # one controller per state directory, until shutdown
 
 
 STORE_POLL_S = 1.0
@@ -80,17 +83,9 @@ def build_keys(settings: Settings, devices: Any | None = None, *, persistent: bo
     load_plugins(keys, vendor_devices)
     keys.apply_file_overrides(settings.ocpp_keys)
     if persistent:
-        try:
-            store = KeyStore.open(settings.state_dir)
-        except StoreUnusable as exc:
-            log.error("configuration store unusable: %s. Running on the factory and config-file "
-                      "values; changes are refused until this is resolved.", exc.reason)
-            keys.refuse_changes(f"configuration store unusable: {exc.reason}")
-        else:
-            if store.recovered_from:
-                log.error("configuration store was damaged (%s): stored values are lost, "
-                          "factory and config-file values apply", store.recovered_from)
-            keys.attach_store(store)
+        # A key store that cannot be used stops the start (StoreUnusable): running on factory
+        # values could mean a lower SecurityProfile or another central system.
+        keys.attach_store(KeyStore.open(settings.state_dir))
     # After loading: a stored profile whose prerequisites went away (a ws:// URL, an expired
     # root) stays in force, and the session refuses to connect rather than downgrade.
     keys.add_validator("SecurityProfile", _security_profile_rule(keys, settings))
@@ -144,8 +139,21 @@ def _security_profile_rule(keys: KeyRegistry, settings: Settings) -> Any:
 async def start(settings: Settings) -> Running:
     """Build everything and start the tasks; returns once the controller runs.  If anything
     fails after the drivers exist, the outputs are driven safe and the drivers closed before
-    the error propagates."""
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    the error propagates.  Raises ``StateDirInUse`` (another controller runs on the state
+    directory) or ``StoreUnusable`` for the directory itself before any output is touched, and
+    ``StoreUnusable`` when a state file cannot be used (firmware.storage), and
+    ``HardwareUnavailable`` when the drivers cannot be built (no GPIO on this machine)."""
+    lock = lock_state_dir(settings.state_dir)
+    try:
+        running = await _start_locked(settings)
+    except BaseException:
+        lock.release()
+        raise
+    running.lock = lock
+    return running
+
+
+async def _start_locked(settings: Settings) -> Running:
     bench = None
     if settings.hardware_kind == "simulated":
         from hal.sim.bench import SimulatedBench
@@ -201,9 +209,6 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
 
     stop = asyncio.Event()
     store = TransactionStore.open(settings.state_dir)
-    if store.recovered_from:
-        log.critical("transaction journal was damaged (%s): unsent transaction messages may "
-                     "be lost", store.recovered_from)
     security = _security(settings, keys)
     session = OcppSession(
         url=settings.url, charge_point_id=settings.charge_point_id, keys=keys, store=store,
@@ -225,7 +230,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     def on_reset(hard: bool) -> None:
         running.reset_requested = hard
         # Give the StopTransactions a moment to leave before the process restarts.
-        asyncio.get_running_loop().create_task(_stop_after_outbox(running))
+        asyncio.get_running_loop().create_task(_stop_after_outbox(running, hard))
 
     charger = Charger(connectors, session, keys, indicator=devices.indicator,
                       buzzer=devices.buzzer, safety=devices.safety,
@@ -254,15 +259,14 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
 def _security(settings: Settings, keys: KeyRegistry) -> Any:
     """Certificates, the security log (StartupOfTheDevice recorded) and the diagnostics log
     GetLog uploads: a firmware.ocpp.security.Security."""
+    from firmware.certificates import DIRECTORY as CERTIFICATES
     from firmware.certificates import CertificateStore
     from firmware.logupload import DiagnosticsBuffer
     from firmware.ocpp.security import Security
     from firmware.security_log import SecurityLog
 
     security_log = SecurityLog.open(settings.state_dir)
-    if security_log.recovered_from:
-        log.error("security log was damaged (%s): unsent security events may be lost",
-                  security_log.recovered_from)
+    check_tree(settings.state_dir / CERTIFICATES)
     diagnostics = DiagnosticsBuffer()
     logging.getLogger().addHandler(diagnostics)
     security = Security(settings.charge_point_id, keys,
@@ -291,10 +295,49 @@ def _crashed(task: asyncio.Task[Any], stop: asyncio.Event) -> None:
         stop.set()
 
 
-async def _stop_after_outbox(running: Running) -> None:
+async def _stop_after_outbox(running: Running, hard: bool) -> None:
+    """Reset (OCPP 1.6 §5.14): the Reset.conf leaves first, every transaction is stopped
+    (reason HardReset / SoftReset) and its StopTransaction delivered if the central system
+    answers within a few seconds (else it stays queued and goes out after the restart)."""
     await asyncio.sleep(0.5)
+    with suppress(Exception):
+        await running.charger.stop_transactions(
+            StopReason.HARD_RESET if hard else StopReason.SOFT_RESET, STOP_TRANSACTIONS_S)
     await running.session.wait_outbox_empty(timeout=10)
     running.stop.set()
+
+
+RESET_EXIT = 3
+
+
+def exit_or_restart(status: int) -> int:
+    """What ``chargepoint run`` does once ``run`` has returned ``status`` (the event loop is
+    closed by then: outputs safe, stores and WebSocket closed, drivers released).
+
+    After a Reset (``RESET_EXIT``) under systemd (``firmware.systemd.supervised``) the process
+    exits with it and the service manager starts a new one.  Without a service manager (a
+    terminal, a test harness, a container) nobody would: the controller executes itself again
+    in place (``os.execv`` of the same interpreter and command line: same PID, same
+    environment and working directory), and the new image starts from scratch
+    (BootNotification).  File descriptors Python opens are close-on-exec, so every lock and
+    socket of the old image is released and the new one takes them again.  Returns the exit
+    status, or does not return."""
+    from firmware import systemd
+
+    if status != RESET_EXIT or systemd.supervised():
+        return status
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    log.info("reset: restarting in place (no service manager supervises this process)")
+    logging.shutdown()  # flush every handler before the image is replaced
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(Exception):
+            stream.flush()
+    try:
+        os.execv(sys.executable, argv)
+    except OSError as exc:
+        print(f"chargepoint: cannot restart after the reset ({exc}); start it again",
+              file=sys.stderr)
+    return status
 
 
 async def shutdown(running: Running) -> None:
@@ -322,6 +365,8 @@ async def shutdown(running: Running) -> None:
         if security.diagnostics is not None:
             logging.getLogger().removeHandler(security.diagnostics)
         security.log.close()
+    if running.lock is not None:
+        running.lock.release()
 
 
 async def run(settings: Settings) -> int:
@@ -380,9 +425,9 @@ async def serve(running: Running) -> int:
         log.critical("exiting after a crash (outputs were driven safe)")
         return 1
     if running.reset_requested is not None:
-        log.info("%s reset: exiting so that the service manager restarts us",
+        log.info("%s reset: controller stopped for the restart",
                  "hard" if running.reset_requested else "soft")
-        return 3
+        return RESET_EXIT
     return 0
 
 

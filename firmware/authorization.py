@@ -23,7 +23,7 @@ from pathlib import Path
 
 from firmware.config_keys import KeyRegistry
 from firmware.domain import AuthorizationStatus, IdTagInfo
-from firmware.storage import StoreUnusable, open_or_memory, transaction
+from firmware.storage import open_or_memory, transaction
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,12 @@ class AuthorizationCache:
     FILE = "auth.db"
 
     def __init__(self, state_dir: Path | None, capacity: int = CACHE_CAPACITY) -> None:
-        """``state_dir`` None, or a file that cannot be used: the same cache in memory."""
+        """``state_dir`` None: the same cache in memory.  Raises ``StoreUnusable`` when the
+        file cannot be opened (a cache silently kept in memory would forget every card at the
+        next restart, and with it LocalAuthorizeOffline)."""
         self.capacity = capacity
         path = state_dir / self.FILE if state_dir is not None else None
-        try:
-            self._db = open_or_memory(path, CACHE_MIGRATIONS).connection
-        except StoreUnusable as exc:
-            log.error("authorization cache unusable (%s): kept in memory only", exc.reason)
-            self._db = open_or_memory(None, CACHE_MIGRATIONS).connection
+        self._db = open_or_memory(path, CACHE_MIGRATIONS).connection
 
     def get(self, id_tag: str, now: datetime | None = None) -> IdTagInfo | None:
         row = self._db.execute("SELECT status, parent_id_tag, expiry FROM auth_cache "

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from collections.abc import Callable
 
 from firmware import charging as m
+from firmware import clock
 from firmware.authorization import Authorizer
 from firmware.config_keys import KeyRegistry
 from firmware.connector import ConnectorController
@@ -67,6 +68,8 @@ SAFETY_ERRORS = {
 
 # Longest an UnlockConnector waits for a stop and the lock's retries.
 UNLOCK_WAIT_S = 20.0
+# How often the clock-aligned schedule looks at the wall clock again (NTP may step it).
+WALL_CLOCK_CHECK_S = 60.0
 
 
 class Charger:
@@ -182,19 +185,25 @@ class Charger:
                              *(c.run() for c in self.connectors.values()))
 
     async def _clock_aligned_loop(self) -> None:
-        """ClockAlignedDataInterval: samples on wall-clock boundaries from midnight UTC."""
+        """ClockAlignedDataInterval: samples on wall-clock boundaries from midnight UTC (OCPP
+        1.6 §9.1.5; 0: none).  A changed interval takes effect at once: the wait ends and the
+        next boundary of the new interval is due."""
         while True:
             interval = self.keys.get_int("ClockAlignedDataInterval")
             if interval <= 0:
-                await asyncio.sleep(1.0)
+                await clock.sleep_until(None, self.keys, ("ClockAlignedDataInterval",))
                 continue
             now = datetime.now(timezone.utc)
             boundary = next_aligned(now, interval)
-            # Wake in short steps so a changed interval takes effect at once.
-            await asyncio.sleep(min(1.0, (boundary - now).total_seconds()))
-            if datetime.now(timezone.utc) < boundary or \
-                    self.keys.get_int("ClockAlignedDataInterval") != interval:
+            # The boundary is on the wall clock, which NTP may step (a Pi has no RTC): look at
+            # it again at least every WALL_CLOCK_CHECK_S.
+            wait = min((boundary - now).total_seconds(), WALL_CLOCK_CHECK_S)
+            if not await clock.sleep_until(clock.now() + wait, self.keys,
+                                           ("ClockAlignedDataInterval",)):
                 continue
+            late = (datetime.now(timezone.utc) - boundary).total_seconds()
+            if late < 0 or late > WALL_CLOCK_CHECK_S:
+                continue  # not there yet, or the wall clock was stepped past it
             for c in self.connectors.values():
                 c.clock_aligned_sample(boundary)
 

@@ -48,7 +48,8 @@ def _run(args: argparse.Namespace) -> int:
     from firmware.storage import StoreUnusable
 
     try:
-        return asyncio.run(app.run(settings))
+        # A Reset restarts the controller (exit for systemd, else os.execv in place).
+        return app.exit_or_restart(asyncio.run(app.run(settings)))
     except KeyboardInterrupt:
         return 130
     except KeyValueError as exc:
@@ -58,8 +59,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"chargepoint: {exc}", file=sys.stderr)
         return 2
     except StoreUnusable as exc:
-        # Only the transaction journal makes this fatal: starting over it would lose what a
-        # newer version queued.  (The key store falls back to defaults instead.)
+        # A store or the state directory cannot be used, or another controller holds it: the
+        # files are left as they were (starting over them would lose transactions or keys).
         print(f"chargepoint: cannot use {exc.path}: {exc.reason}", file=sys.stderr)
         return 2
 

@@ -211,6 +211,8 @@ class KeyStore:
 
     @classmethod
     def open(cls, state_dir: Path) -> KeyStore:
+        """Raises ``StoreUnusable`` (the file untouched) when ``config.db`` cannot be opened; a
+        damaged file is replaced by one holding every value that could be read."""
         return cls(open_store(state_dir / cls.FILE, CONFIG_MIGRATIONS))
 
     def rows(self) -> dict[str, tuple[str, Source]]:
@@ -254,12 +256,7 @@ class KeyRegistry:
     listeners: dict[str, list[Listener]] = field(default_factory=dict)
     validators: dict[str, list[Validator]] = field(default_factory=dict)
     store: KeyStore | None = None
-    refused: str | None = None  # why changes are refused (unusable store), or None
     _store_version: int | None = None
-
-    def refuse_changes(self, reason: str) -> None:
-        """Without a usable store an Accepted change would be lost at the next restart."""
-        self.refused = reason
 
     # ------------------------------------------------------------ declaring
 
@@ -285,6 +282,23 @@ class KeyRegistry:
     def on_value(self, name: str, apply: Callable[[Value], None]) -> None:
         """``on_change`` for an action that only needs the new value."""
         self.on_change(name, lambda _definition, value: apply(value))
+
+    def watch(self, names: Iterable[str], changed: Callable[[], None]) -> Callable[[], None]:
+        """Call ``changed()`` after any of ``names`` took a new value (from the central system,
+        ``chargepoint config set`` or the charger itself), until the returned function is
+        called.  For waits that must end when their period or timeout changes
+        (``firmware.clock.sleep_until``)."""
+        def listener(_d: KeyDefinition, _v: Value) -> None:
+            changed()
+        lists = [self.listeners.setdefault(name.casefold(), []) for name in names]
+        for listeners in lists:
+            listeners.append(listener)
+
+        def stop() -> None:
+            for listeners in lists:
+                if listener in listeners:
+                    listeners.remove(listener)
+        return stop
 
     # ------------------------------------------------------------ reading
 
@@ -424,8 +438,6 @@ class KeyRegistry:
         if isinstance(checked, ChangeResult):
             return checked
         d, value = checked
-        if self.refused:
-            return ChangeResult(ChangeStatus.REJECTED, self.refused)
         folded = d.name.casefold()
         if value == self.pending.get(folded, self.values[folded]):
             # Operators re-apply their values at every boot: that must cost no storage write
@@ -456,7 +468,7 @@ class KeyRegistry:
             raise KeyError(name)
         value = parse_value(d, text)
         folded = d.name.casefold()
-        if self.store is not None and not self.refused:
+        if self.store is not None:
             self.store.save(d.name, format_value(value), source)
             self._store_version = self.store.data_version()
         self.sources[folded] = source
@@ -467,7 +479,8 @@ class KeyRegistry:
     def _notify(self, d: KeyDefinition, value: Value) -> None:
         shown = "(write-only)" if d.write_only else format_value(value)
         log.info("configuration: %s = %s", d.name, shown)
-        for listener in self.listeners.get(d.name.casefold(), ()):
+        # A copy: a listener may stop watching while the others are told.
+        for listener in tuple(self.listeners.get(d.name.casefold(), ())):
             try:
                 listener(d, value)
             except Exception:  # noqa: BLE001 - a failing action must not undo the stored value
@@ -531,7 +544,7 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
                       effect="at once"),
         KeyDefinition("ConnectionTimeOut", I, 180, minimum=1, maximum=86_400, unit="s",
                       description="Seconds from Preparing until an unused authorization lapses.",
-                      effect="next Preparing"),
+                      effect="at once: a running timer counts the new value from Preparing"),
         KeyDefinition("ConnectorPhaseRotation", L,
                       tuple(f"{n}.Unknown" for n in range(number_of_connectors + 1)),
                       max_items=number_of_connectors + 1,
@@ -544,7 +557,7 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
                       description="Most keys one GetConfiguration may ask for."),
         KeyDefinition("HeartbeatInterval", I, 86_400, **seconds,
                       description="Seconds of silence after which a Heartbeat is sent.",
-                      effect="at once"),
+                      effect="at once: counted from the charger's last message"),
         KeyDefinition("LocalAuthorizeOffline", B, True,
                       description="Offline, start for idTags known locally (cache).",
                       effect="next authorization while offline"),
@@ -564,16 +577,17 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
         KeyDefinition("MeterValueSampleInterval", I, 180, **seconds,
                       description="Seconds between sampled meter values in a transaction "
                                   "(0: none).",
-                      effect="next sample"),
+                      effect="at once: the schedule re-aligns to the new interval"),
         KeyDefinition("MinimumStatusDuration", I, 0, **seconds,
                       description="Seconds a status must hold before it is reported.",
-                      effect="next status change"),
+                      effect="at once: a held status is decided again"),
         KeyDefinition("NumberOfConnectors", I, number_of_connectors, Access.R,
                       description="Physical connectors of this charger."),
         KeyDefinition("ResetRetries", I, 3, minimum=0, maximum=100,
                       description="Times a failed reset is retried. A reset here is a restart "
-                                  "of the daemon by systemd, which has no failed attempt to "
-                                  "retry: the value is kept for the central system only.",
+                                  "of the daemon (by systemd, or in place without a service "
+                                  "manager), which has no failed attempt to retry: the value "
+                                  "is kept for the central system only.",
                       effect="none (stored)"),
         KeyDefinition("StopTransactionOnEVSideDisconnect", B, True,
                       description="Stop the transaction when the cable leaves the EV.",
@@ -601,15 +615,16 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
                       unit="s",
                       description="Seconds before a refused transaction message is retried "
                                   "(times the attempts so far).",
-                      effect="next refusal"),
+                      effect="at once: a waiting retry counts the new value from its refusal"),
         KeyDefinition("UnlockConnectorOnEVSideDisconnect", B, not tethered,
                       Access.R if tethered else Access.RW,
                       description="Unlock the socket when the cable leaves the EV (read-only "
                                   "false on a tethered cable).",
                       effect="next unplug"),
         KeyDefinition("WebSocketPingInterval", I, 60, minimum=0, maximum=86_400, unit="s",
-                      description="Seconds between WebSocket pings (0: none).",
-                      effect="reconnects at once with the new interval"),
+                      description="Seconds between WebSocket pings (0: none); no Pong within "
+                                  "the interval ends the connection.",
+                      effect="at once, on the open connection"),
         KeyDefinition("MaxEnergyOnInvalidId", I, 0, minimum=0, maximum=1_000_000, unit="Wh",
                       description="Energy still delivered after StartTransaction.conf "
                                   "invalidates the idTag (with StopTransactionOnInvalidId "
@@ -617,7 +632,7 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
                       effect="next invalidated idTag"),
         KeyDefinition("MessageTimeout", I, 30, minimum=1, maximum=3_600, unit="s",
                       description="Seconds to wait for an answer to a request.",
-                      effect="at once"),
+                      effect="next request (one already waiting keeps its timeout)"),
         KeyDefinition("StopTransactionMaxMeterValues", I, 100, Access.R,
                       description="Most meter values in one StopTransaction."),
     ]

@@ -12,6 +12,7 @@ from typing import TextIO
 
 from firmware.config_keys import ChangeStatus, KeyRegistry, KeyValueError, Source, format_value
 from firmware.settings import Settings, SettingsError, load
+from firmware.storage import StoreUnusable
 
 HIDDEN = "(write-only: not shown)"
 
@@ -27,6 +28,9 @@ def _registry(config: Path, state_dir: Path | None, err: TextIO) -> KeyRegistry 
         return None
     except KeyValueError as exc:
         print(f"chargepoint config: {exc}", file=err)
+        return None
+    except StoreUnusable as exc:
+        print(f"chargepoint config: cannot use {exc.path}: {exc.reason}", file=err)
         return None
 
 

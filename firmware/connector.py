@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from firmware import charging as m
+from firmware import clock
 from firmware.config_keys import KeyRegistry
 from firmware.domain import (
     ConnectorError,
@@ -76,7 +77,7 @@ class ConnectorController:
         self._on_status = on_status or (lambda _cid, _status: None)
         self._events: asyncio.Queue[m.Event | _ReOffer] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Task[None] | None = None  # ConnectionTimeOut
         self._transaction: TransactionHandle | None = None
         self._sampler: asyncio.Task[None] | None = None
         self._pilot: PilotReading | None = None
@@ -181,6 +182,7 @@ class ConnectorController:
         """Safe outputs; the caller decides what happens to an open transaction."""
         for task in list(self._tasks):
             task.cancel()
+        self._cancel_timer()
         if self._sampler:
             self._sampler.cancel()
         self.devices.contactor.open()
@@ -229,9 +231,8 @@ class ConnectorController:
                 self._end_transaction(reason, tag)
             case m.StartConnectionTimer():
                 self._cancel_timer()
-                timeout = self.keys.get_int("ConnectionTimeOut")
-                loop = asyncio.get_running_loop()
-                self._timer = loop.call_later(timeout, self.post, m.ConnectionTimedOut())
+                self._timer = asyncio.get_running_loop().create_task(
+                    self._connection_timer(clock.now()), name=f"connector{self.id}-timeout")
             case m.CancelConnectionTimer():
                 self._cancel_timer()
             case m.Feedback(kind=kind):
@@ -249,6 +250,16 @@ class ConnectorController:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    async def _connection_timer(self, started: float) -> None:
+        """ConnectionTimeOut seconds from ``started`` (Preparing began); a changed value
+        re-arms the running timer from that same start (a new value already past fires at
+        once)."""
+        while not await clock.sleep_until(started + self.keys.get_int("ConnectionTimeOut"),
+                                          self.keys, ("ConnectionTimeOut",)):
+            pass
+        self._timer = None
+        self.post(m.ConnectionTimedOut())
 
     async def _safe_pilot(self, operation: object) -> None:
         try:
@@ -347,18 +358,19 @@ class ConnectorController:
             self._record_stop_txn_sample("Sample.Clock", "StopTxnAlignedData", boundary)
 
     async def _sample_loop(self) -> None:
-        """MeterValues every MeterValueSampleInterval from the start of the transaction."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        n = 0
+        """MeterValues every MeterValueSampleInterval from the start of the transaction (OCPP
+        1.6 §9.1.19; 0: none).  A changed interval re-aligns the schedule at once: the next
+        sample is due at the first multiple of the new interval from the start that lies after
+        the last sample (at once if that is past), so it comes at most one new interval after
+        the change."""
+        started = last = clock.now()
         while True:
             interval = self.keys.get_int("MeterValueSampleInterval")
-            if interval <= 0:
-                await asyncio.sleep(1.0)
-                started, n = loop.time(), 0
+            due = (started + ((last - started) // interval + 1) * interval if interval > 0
+                   else None)
+            if not await clock.sleep_until(due, self.keys, ("MeterValueSampleInterval",)):
                 continue
-            n += 1
-            await asyncio.sleep(max(0.0, started + n * interval - loop.time()))
+            last = clock.now()
             handle = self._transaction
             if handle is None:
                 return

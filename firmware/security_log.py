@@ -91,7 +91,8 @@ class SecurityLog:
     FILE = "security.db"
 
     def __init__(self, path: Path | None) -> None:
-        """``path`` None: in memory (a session without a state directory)."""
+        """``path`` None: in memory (a session without a state directory).  Raises
+        ``StoreUnusable`` when the file cannot be opened (firmware.storage)."""
         opened = open_or_memory(path, MIGRATIONS)
         self._db = opened.connection
         self.recovered_from = opened.recovered_from

@@ -52,6 +52,27 @@ def notify(*lines: str, env: Mapping[str, str] | None = None) -> bool:
     return True
 
 
+def supervised(env: Mapping[str, str] | None = None, parent: str | None = None) -> bool:
+    """True when systemd runs this process as a service, so that an exit is followed by a
+    restart (our unit: ``Restart=on-failure``).
+
+    The rule: ``$INVOCATION_ID`` is set (systemd sets it for every run of a unit) AND the parent
+    process is systemd (``/proc/<ppid>/comm`` is ``systemd``: PID 1, or a user's service
+    manager).  Neither alone is enough: a desktop terminal started as a unit passes
+    ``$INVOCATION_ID`` on to its shells, and ``$NOTIFY_SOCKET`` is set by tests and helpers
+    too.  ``parent`` (the parent's process name) is read from /proc when None."""
+    env = os.environ if env is None else env
+    if not env.get("INVOCATION_ID"):
+        return False
+    if parent is None:
+        try:
+            with open(f"/proc/{os.getppid()}/comm", encoding="utf-8") as f:
+                parent = f.read().strip()
+        except OSError:
+            return False  # no /proc: not a systemd machine
+    return parent == "systemd"
+
+
 def watchdog_period(env: Mapping[str, str] | None = None) -> float | None:
     """The watchdog timeout in seconds from ``$WATCHDOG_USEC`` (None: no watchdog).
 

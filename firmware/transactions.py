@@ -96,7 +96,10 @@ class TransactionStore:
     FILE = "transactions.db"
 
     def __init__(self, path: Path | None, limit: int = OUTBOX_LIMIT) -> None:
-        """``path`` None: an in-memory store (for tests of the session alone)."""
+        """``path`` None: an in-memory store (for tests of the session alone).  Raises
+        ``StoreUnusable`` when the file cannot be opened; a damaged file is replaced by one
+        holding every transaction, outbox message and availability that could be read
+        (firmware.storage)."""
         self.limit = limit
         opened = open_or_memory(path, MIGRATIONS)
         self._db = opened.connection

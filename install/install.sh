@@ -89,7 +89,9 @@ fi
 install -d -m 0755 "$ROOT$PREFIX" "$ROOT$PREFIX/share" "$ROOT$UNIT_DIR"
 install -d -m 0750 "$ROOT$CONF_DIR" "$ROOT$STATE_DIR"
 system chown "root:$SERVICE_USER" "$CONF_DIR"
-system chown "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR"
+# -R: a state file root touched (a "sudo chargepoint config set") is the service's again after
+# an upgrade; the daemon refuses files it cannot open rather than set them aside.
+system chown -R "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR"
 
 # --- the venv (recreated when its interpreter is gone, e.g. after a Python upgrade)
 if [ -e "$ROOT$VENV" ] && ! "$ROOT$VENV/bin/python" -c '' 2>/dev/null; then

@@ -86,7 +86,7 @@ def test_install_puts_every_file_in_place_with_its_mode(root: Path, env: dict[st
     assert ("useradd --system --user-group --home-dir /var/lib/chargepoint --no-create-home "
             "--shell /usr/sbin/nologin --groups gpio,dialout chargepoint") in commands
     assert "chown root:chargepoint /etc/chargepoint/chargepoint.toml" in commands
-    assert "chown chargepoint:chargepoint /var/lib/chargepoint" in commands
+    assert "chown -R chargepoint:chargepoint /var/lib/chargepoint" in commands
     assert commands[-2:] == ["systemctl daemon-reload", "systemctl enable chargepoint.service"]
 
 

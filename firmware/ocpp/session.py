@@ -39,6 +39,7 @@ from ocpp.v16.enums import (
 )
 from websockets.typing import Subprotocol
 
+from firmware import clock
 from firmware.config_keys import KeyRegistry, Source
 from firmware.domain import (
     ConnectorError,
@@ -151,7 +152,8 @@ class StatusReport:
     status: ConnectorStatus
     error: ConnectorError | None
     info: str
-    timestamp: datetime
+    timestamp: datetime  # wall clock, for the StatusNotification
+    since: float  # clock.now(): how long it has held (MinimumStatusDuration)
 
 
 class ConnectionLost(ConnectionError):
@@ -367,7 +369,8 @@ class OcppSession:
         self._bind_keys()
 
     def _bind_keys(self) -> None:
-        for name in ("WebSocketPingInterval", "SecurityProfile", "AuthorizationKey"):
+        # WebSocketPingInterval needs no reconnect: _ping_loop applies it to the live link.
+        for name in ("SecurityProfile", "AuthorizationKey"):
             if name in self.keys:
                 self.keys.on_change(name, lambda d, _v: self.reconnect(f"{d.name} changed"))
         self.keys.on_change("MessageTimeout", lambda _d, v: self._set_timeout(v))
@@ -419,7 +422,7 @@ class OcppSession:
 
     def status_changed(self, connector_id: int, status: ConnectorStatus,
                        error: ConnectorError | None, info: str) -> None:
-        self._statuses[connector_id] = StatusReport(status, error, info, _now())
+        self._statuses[connector_id] = StatusReport(status, error, info, _now(), clock.now())
         self._unsent_status[connector_id] = None
         self._wake.set()
 
@@ -581,7 +584,6 @@ class OcppSession:
         return self.security.auth_headers()
 
     async def _connect_once(self) -> None:
-        ping = self.keys.get_int("WebSocketPingInterval")
         # TLS and headers of the security profile in force (raises for ws:// at profile >= 2).
         tls, headers = self.security.connection_settings(self.url)
         if headers and self.url.startswith("ws://"):
@@ -591,7 +593,8 @@ class OcppSession:
             self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], ssl=self.ssl_context or tls,
             additional_headers=headers or None,
             open_timeout=self.keys.get_int("MessageTimeout"),
-            ping_interval=ping or None, ping_timeout=ping or None,
+            # Pings are ours (_ping_loop), so that a changed interval applies to this link.
+            ping_interval=None,
             # On a half-open link the closing handshake never completes: do not wait long.
             close_timeout=CLOSE_TIMEOUT_S,
             max_size=2**20,
@@ -607,8 +610,9 @@ class OcppSession:
             self._conn = conn
             reader = asyncio.create_task(conn.start(), name="ocpp-reader")
             worker = asyncio.create_task(self._serve(conn), name="ocpp-worker")
+            pinger = asyncio.create_task(self._ping_loop(ws), name="ocpp-ping")
             try:
-                done, _ = await asyncio.wait({reader, worker},
+                done, _ = await asyncio.wait({reader, worker, pinger},
                                              return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     if task.exception() is not None:
@@ -617,9 +621,9 @@ class OcppSession:
                 conn.lost.set()
                 self._ready.clear()
                 self._conn = None
-                for task in (reader, worker):
+                for task in (reader, worker, pinger):
                     task.cancel()
-                await asyncio.gather(reader, worker, return_exceptions=True)
+                await asyncio.gather(reader, worker, pinger, return_exceptions=True)
                 log.warning("disconnected from %s", without_credentials(self.url))
 
     async def _serve(self, conn: _Connection) -> None:
@@ -663,27 +667,57 @@ class OcppSession:
             # Pending or Rejected: no other request until the interval has passed.
             await asyncio.sleep(interval if interval > 0 else self.backoff.next_delay())
 
+    async def _ping_loop(self, ws: Any) -> None:
+        """WebSocketPingInterval on the live connection: a Ping every interval (0: none); a
+        Pong that does not come within the interval means a half-open link, and the connection
+        is given up (OCPP-J §5.3).  A changed interval counts from the last Ping, at once and
+        without a reconnect."""
+        last = clock.now()
+        while True:
+            interval = self.keys.get_int("WebSocketPingInterval")
+            if not await clock.sleep_until(last + interval if interval > 0 else None, self.keys,
+                                           ("WebSocketPingInterval",)):
+                continue
+            last = clock.now()
+            try:
+                pong = await ws.ping()
+            except websockets.ConnectionClosed:
+                return  # the reader reports the closed connection
+            answered = asyncio.Event()
+            pong.add_done_callback(lambda _pong, answered=answered: answered.set())
+            # The Pong is due within the interval in force (a change re-arms this wait too).
+            while not answered.is_set():
+                interval = self.keys.get_int("WebSocketPingInterval")
+                if interval <= 0:
+                    break  # pings turned off: nothing to judge the link by
+                if await clock.sleep_until(last + interval, self.keys,
+                                           ("WebSocketPingInterval",), wake=answered) \
+                        and not answered.is_set():
+                    raise ConnectionError(f"no WebSocket Pong within {interval} s")
+
     async def _heartbeat_loop(self, conn: _Connection) -> None:
-        loop = asyncio.get_running_loop()
-        self._last_activity = loop.time()
+        """A Heartbeat after HeartbeatInterval seconds without a message from us (0: none).  A
+        changed interval counts from the last message, so the next Heartbeat comes at most one
+        new interval after the change, at once if that much silence has passed already."""
+        self._last_activity = clock.now()
         while True:
             interval = self.keys.get_int("HeartbeatInterval")
-            wait = (self._last_activity + interval - loop.time()) if interval > 0 else 60
-            if wait > 0:
-                await asyncio.sleep(min(wait, 60))
+            due = self._last_activity + interval if interval > 0 else None
+            if due is not None and due <= clock.now():
+                await self._call(conn, call.Heartbeat())
                 continue
-            await self._call(conn, call.Heartbeat())
+            await clock.sleep_until(due, self.keys, ("HeartbeatInterval",))
 
     def _next_status(self) -> tuple[int | None, float]:
         """The connector whose status goes out next, or None and how long to wait: a status
         must have held for MinimumStatusDuration (one replaced sooner is never sent); a fault is
         never delayed."""
         minimum = self.keys.get_int("MinimumStatusDuration")
-        now = _now()
+        now = clock.now()
         waits = []
         for cid in self._unsent_status:
             report = self._statuses[cid]
-            held = (now - report.timestamp).total_seconds()
+            held = now - report.since
             if minimum <= 0 or report.status is ConnectorStatus.FAULTED or held >= minimum:
                 return cid, 0.0
             waits.append(minimum - held)
@@ -695,10 +729,9 @@ class OcppSession:
                 connector_id, wait = self._next_status()
                 if connector_id is None:
                     self._wake.clear()
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), timeout=wait)
-                    except asyncio.TimeoutError:
-                        pass
+                    # A new status, or a changed MinimumStatusDuration, decides again.
+                    await clock.sleep_until(clock.now() + wait, self.keys,
+                                            ("MinimumStatusDuration",), wake=self._wake)
                     continue
                 report = self._statuses[connector_id]
                 error = report.error
@@ -717,7 +750,7 @@ class OcppSession:
             await self._wake.wait()
 
     async def _call(self, conn: _Connection, request: Any, unique_id: str | None = None) -> Any:
-        self._last_activity = asyncio.get_running_loop().time()
+        self._last_activity = clock.now()
         return await conn.request(request, unique_id=unique_id)
 
     async def _send_untracked(self, request: Any) -> None:
@@ -744,7 +777,7 @@ class OcppSession:
                 continue
             request = self._build(entry)
             try:
-                self._last_activity = asyncio.get_running_loop().time()
+                self._last_activity = clock.now()
                 # The same message id on every retransmission lets a central system recognise
                 # a message it already processed.
                 result = await conn.request(request, unique_id=entry.message_id)
@@ -757,8 +790,11 @@ class OcppSession:
                     self.store.give_up(entry)
                     log.error("%s dropped after %d refusals", entry.action, attempts)
                     continue
-                await asyncio.sleep(self.keys.get_int("TransactionMessageRetryInterval")
-                                    * attempts)
+                refused_at = clock.now()
+                while not await clock.sleep_until(
+                        refused_at + self.keys.get_int("TransactionMessageRetryInterval")
+                        * attempts, self.keys, ("TransactionMessageRetryInterval",)):
+                    pass  # a changed interval counts from the refusal
                 continue
             except asyncio.TimeoutError:
                 log.warning("%s not answered within MessageTimeout; resending", entry.action)
