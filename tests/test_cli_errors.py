@@ -24,7 +24,7 @@ ENV = {k: v for k, v in os.environ.items() if not k.startswith("GPIOZERO_")}
 
 def cli(*args: str, cwd: Path = REPO, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd, env={**ENV, "PYTHONPATH": str(REPO)})
+                          cwd=cwd, env={**ENV, "PYTHONPATH": str(REPO)}, check=False)
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -48,8 +48,8 @@ MISTAKES = [
     ("pin = 17", 'pin = "17"',
      '[connectors.1.contactor] pin must be a whole number, not the string "17"'),
     ('\nmodel = "SDM630"', '\nmodel = "SDM999"',
-     '[connectors.1.meter] model "SDM999" is not a known meter model; '
-     "accepted: SDM630, SDM120, SDM72DM2, B23, B24, EM340, EM24, WE516, WE517"),
+     ('[connectors.1.meter] model "SDM999" is not a known meter model; '
+     "accepted: SDM630, SDM120, SDM72DM2, B23, B24, EM340, EM24, WE516, WE517")),
     ('csms_url = "ws://127.0.0.1:9000/ocpp"', 'csms_url = "ws:///ocpp"',
      "[chargepoint] csms_url has no host name: ws:///ocpp"),
     ("[safety]", "[safty]", "unknown table [safty]; did you mean [safety]?"),
@@ -90,17 +90,17 @@ def test_every_mistake_of_the_file_is_its_own_line(tmp_path: Path) -> None:
     result = cli("run", "--config", str(path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [
-        'chargepoint: configuration error: [connectors.1.contactor] pin must be a whole number, '
-        'not the string "17"',
-        'chargepoint: configuration error: [connectors.1] max_current_a must be a number, not '
-        'the string "16"']
+        ('chargepoint: configuration error: [connectors.1.contactor] pin must be a whole number, '
+        'not the string "17"'),
+        ('chargepoint: configuration error: [connectors.1] max_current_a must be a number, not '
+        'the string "16"')]
 
 
 def test_a_directory_as_configuration_file(tmp_path: Path) -> None:
     result = cli("run", "--config", str(tmp_path))
     assert (result.returncode, one_line(result)) == (
-        2, f"chargepoint: configuration error: configuration file {tmp_path} is a directory, "
-           "not a file")
+        2, (f"chargepoint: configuration error: configuration file {tmp_path} is a directory, "
+           "not a file"))
 
 
 def test_a_configuration_file_the_user_may_not_read(tmp_path: Path) -> None:
@@ -137,8 +137,8 @@ def test_a_configuration_file_the_user_may_not_read(tmp_path: Path) -> None:
     code, _, stderr = output.partition("\n")
     assert "Traceback" not in stderr
     assert (code, stderr.strip().splitlines()) == ("2", [
-        f"chargepoint: configuration error: configuration file {path} is not readable by this "
-        "user (check its owner and mode)"])
+        (f"chargepoint: configuration error: configuration file {path} is not readable by this "
+        "user (check its owner and mode)")])
 
 
 @pytest.mark.skipif(os.path.exists("/dev/gpiochip0"), reason="this machine has GPIO")
@@ -165,22 +165,22 @@ def test_a_second_csms_on_a_busy_port(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         result = cli("csms", "--port", str(port))
     assert (result.returncode, one_line(result)) == (
-        2, f"chargepoint csms: cannot listen on 127.0.0.1:{port}: address already in use (is "
-           "another chargepoint csms running? choose another --port)")
+        2, (f"chargepoint csms: cannot listen on 127.0.0.1:{port}: address already in use (is "
+           "another chargepoint csms running? choose another --port)"))
 
 
 def test_bench_with_no_controller(tmp_path: Path) -> None:
     missing = cli("bench", "--state-dir", str(tmp_path), "status")
     assert (missing.returncode, one_line(missing)) == (
-        1, f"chargepoint bench: no bench control socket at {tmp_path / 'bench.sock'}: is a "
-           "controller running with hardware = \"simulated\" and this --state-dir?")
+        1, (f"chargepoint bench: no bench control socket at {tmp_path / 'bench.sock'}: is a "
+           "controller running with hardware = \"simulated\" and this --state-dir?"))
     # A socket left behind by a controller that was killed: nobody listens on it.
     with socket.socket(socket.AF_UNIX) as stale:
         stale.bind(str(tmp_path / "bench.sock"))
     refused = cli("bench", "--state-dir", str(tmp_path), "plug")
     assert (refused.returncode, one_line(refused)) == (
-        1, f"chargepoint bench: no controller answers on {tmp_path / 'bench.sock'} (left over "
-           "from a stopped controller?)")
+        1, (f"chargepoint bench: no controller answers on {tmp_path / 'bench.sock'} (left over "
+           "from a stopped controller?)"))
 
 
 def test_doctor_into_a_closed_pipe(tmp_path: Path) -> None:
@@ -253,6 +253,6 @@ def test_doctor_refuses_the_ocpp_keys_run_refuses(tmp_path: Path) -> None:
 def test_run_without_any_configuration_says_what_to_give(tmp_path: Path) -> None:
     result = cli("run", cwd=tmp_path)
     assert (result.returncode, one_line(result)) == (
-        2, "chargepoint: configuration error: configuration file "
+        2, ("chargepoint: configuration error: configuration file "
            "/etc/chargepoint/chargepoint.toml does not exist (give --config FILE, or --hardware "
-           "simulated for the bench example)")
+           "simulated for the bench example)"))

@@ -29,7 +29,7 @@ def _run(args: list[str | Path], cwd: Path, timeout: float = 180
            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PIP_FIND_LINKS", "PIP_INDEX_URL")}
     env["PIP_NO_INDEX"] = "1"  # offline, whatever the caller's pip configuration says
     result = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout, env=env)
+                            timeout=timeout, env=env, check=False)
     assert result.returncode == 0, f"{args}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -75,8 +75,8 @@ def test_config_example_prints_the_shipped_file(installed: Path, tmp_path: Path,
     assert result.stdout == (REPO / "firmware" / "examples" / f"{name}.toml").read_text()
     # and it is a configuration the installed controller accepts as it is
     (tmp_path / "c.toml").write_text(result.stdout)
-    check = _run([installed / "python", "-c", "from pathlib import Path; "
-                  "from firmware.settings import load; load(Path('c.toml'))"], cwd=tmp_path)
+    check = _run([installed / "python", "-c", ("from pathlib import Path; "
+                  "from firmware.settings import load; load(Path('c.toml'))")], cwd=tmp_path)
     assert check.stderr == ""
 
 

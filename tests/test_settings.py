@@ -125,19 +125,19 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
     ("chargepoint.meter_poll_interval_s", 0,
      "[chargepoint] meter_poll_interval_s must be between 0.1 and 3600, not 0"),
     ("chargepoint.log_level", "verbose",
-     '[chargepoint] log_level must be one of "DEBUG", "INFO", "WARNING", "ERROR", not the string '
-     '"VERBOSE"'),
+     ('[chargepoint] log_level must be one of "DEBUG", "INFO", "WARNING", "ERROR", not the string '
+     '"VERBOSE"')),
     ("chargepoint.serial_number", "S" * 26,
      "[chargepoint] serial_number must be at most 25 characters, not 26"),
     # choices listed exactly as the file takes them
     ("connectors.0.pilot.kind", "evse",
      '[connectors.1.pilot] kind must be "evse-wb", not the string "evse"'),
     ("connectors.0.meter.model", "SDM 630X",
-     '[connectors.1.meter] model "SDM 630X" is not a known meter model (did you mean SDM630?); '
-     "accepted: SDM630, SDM120, SDM72DM2, B23, B24, EM340, EM24, WE516, WE517"),
+     ('[connectors.1.meter] model "SDM 630X" is not a known meter model (did you mean SDM630?); '
+     "accepted: SDM630, SDM120, SDM72DM2, B23, B24, EM340, EM24, WE516, WE517")),
     ("bench.meter_model", "Shelly",
-     '[bench] meter_model "Shelly" is not a known meter model; accepted: SDM630, SDM120, '
-     "SDM72DM2, B23, B24, EM340, EM24, WE516, WE517"),
+     ('[bench] meter_model "Shelly" is not a known meter model; accepted: SDM630, SDM120, '
+     "SDM72DM2, B23, B24, EM340, EM24, WE516, WE517")),
     ("card_reader", {"kind": "pn532", "port": "/dev/serial0"},
      '[card_reader] kind must be "rdm6300", not the string "pn532"'),
     # the bench: nonsense is a configuration error, not an error line every 50 ms
@@ -161,8 +161,8 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
     ("stray", 1, "unknown key stray outside any table"),
     # one bus, one setting
     ("connectors.0.meter.baudrate", 19200,
-     "[connectors.1.pilot] and [connectors.1.meter] share the bus rtu:/dev/ttyUSB0 but set "
-     "baudrate differently"),
+     ("[connectors.1.pilot] and [connectors.1.meter] share the bus rtu:/dev/ttyUSB0 but set "
+     "baudrate differently")),
 ])
 def test_every_value_is_checked_with_its_table_and_key(path: str, value: Any,
                                                        message: str) -> None:
