@@ -85,8 +85,12 @@ def _csms(args: argparse.Namespace) -> int:
         asyncio.run(run_csms(args.host, args.port, tls_cert=args.tls_cert,
                              tls_key=args.tls_key, client_ca=args.client_ca,
                              basic_auth=basic_auth))
+        # run_csms only returns when nobody reads its output (`chargepoint csms | head`)
+        raise BrokenPipeError
     except KeyboardInterrupt:
         pass
+    except BrokenPipeError:
+        raise  # main() ends quietly
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             hint = (" (is another chargepoint csms running? choose another --port)"

@@ -256,3 +256,31 @@ def test_run_without_any_configuration_says_what_to_give(tmp_path: Path) -> None
         2, ("chargepoint: configuration error: configuration file "
            "/etc/chargepoint/chargepoint.toml does not exist (give --config FILE, or --hardware "
            "simulated for the bench example)"))
+
+
+def test_csms_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`chargepoint csms | head -1`: after the reader left, the next line (a charge point
+    connecting) ends the central system instead of a traceback per frame."""
+    import asyncio
+
+    import websockets
+
+    proc = subprocess.Popen([*CLI, "csms", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO, env=ENV)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    assert first.startswith("OCPP 1.6J central system listening on ws://127.0.0.1:")
+    url = first.split(" on ", 1)[1].split("/<", 1)[0]
+    proc.stdout.close()
+
+    async def connect() -> None:
+        try:
+            async with websockets.connect(f"{url}/PIPE-1", subprotocols=["ocpp1.6"]) as ws:
+                await ws.send('[2,"1","Heartbeat",{}]')
+                await ws.recv()
+        except (OSError, websockets.ConnectionClosed):
+            pass  # the central system may already be gone
+
+    asyncio.run(connect())
+    code = proc.wait(timeout=30)
+    assert (code, proc.stderr.read()) == (141, "")
