@@ -32,16 +32,23 @@ class Range:
         if low_ok and high_ok:
             return None
         if self.above:
-            limits = f"more than {self.low:g}" + (
-                f" and at most {self.high:g}" if self.high is not None else "")
+            limits = f"more than {_number(self.low)}" + (
+                f" and at most {_number(self.high)}" if self.high is not None else "")
         elif self.low is not None and self.high is not None:
-            limits = f"between {self.low:g} and {self.high:g}"
+            limits = f"between {_number(self.low)} and {_number(self.high)}"
         elif self.low is not None:
-            limits = f"at least {self.low:g}"
+            limits = f"at least {_number(self.low)}"
         else:
-            limits = f"at most {self.high:g}"
+            limits = f"at most {_number(self.high)}"
         what = f" ({self.what})" if self.what else ""
-        return f"must be {limits}{what}, not {value:g}"
+        return f"must be {limits}{what}, not {_number(value)}"
+
+
+def _number(value: float | None) -> str:
+    """As an installer writes it: 921600, 0.5, 60 (not 9.216e+05 or 60.0)."""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:g}"
+    return str(int(value)) if value is not None and abs(value) < 1e15 else str(value)
 
 
 @dataclass(frozen=True)
