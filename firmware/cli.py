@@ -176,7 +176,9 @@ def _certificate(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chargepoint",
                                 description="OCPP 1.6J charge point controller for Raspberry Pi")
-    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    from firmware.settings import package_version
+
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the controller")
@@ -272,17 +274,6 @@ def parser() -> argparse.ArgumentParser:
     install.add_argument("file")
     cert.set_defaults(func=_certificate)
     return p
-
-
-def version() -> str:
-    """The installed package's version (``chargepoint --version``)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
-
-    try:
-        return installed("pi-chargepoint")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:

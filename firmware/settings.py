@@ -134,7 +134,8 @@ class Settings:
     vendor: str = "PiChargepoint"
     model: str = "PiCharger"
     serial_number: str | None = None
-    firmware_version: str = "0.1.0"
+    # BootNotification firmwareVersion: the installed package's version (pyproject.toml).
+    firmware_version: str = field(default_factory=lambda: package_version())
     log_level: str = "INFO"
     meter_poll_interval_s: float = 1.0
     ocpp_keys: dict[str, object] = field(default_factory=dict)
@@ -460,6 +461,16 @@ def load(path: Path) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
     return parse(data, source=path)
+
+
+def package_version() -> str:
+    """The installed package's version (``chargepoint --version``, BootNotification)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pi-chargepoint")
+    except PackageNotFoundError:
+        return "0+unknown"  # running from a source tree that was never installed
 
 
 def example_path(name: str) -> Path:
