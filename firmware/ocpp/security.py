@@ -52,7 +52,8 @@ from firmware.config_keys import KeyDefinition, KeyRegistry, Source, Value
 from firmware.security_log import SecurityLog
 
 if TYPE_CHECKING:
-    from firmware.ocpp.session import OcppSession, _Connection
+    from firmware.ocpp.connection import _Connection
+    from firmware.ocpp.session import OcppSession
 
 log = logging.getLogger(__name__)
 
