@@ -9,7 +9,6 @@ module through ``firmware.ports.CentralSystemLink`` (what the core sends) and
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import ssl
@@ -39,7 +38,7 @@ from firmware.domain import (
 )
 from firmware.logs import without_credentials
 from firmware.ocpp import mapping
-from firmware.ocpp.connection import _Connection
+from firmware.ocpp.connection import Troubles, UnusableAnswer, _Connection
 from firmware.ocpp.security import Security
 from firmware.ports import ChargerControl, TransactionHandle
 from firmware.transactions import OpenTransaction, OutboxEntry, TransactionStore
@@ -49,6 +48,10 @@ log = logging.getLogger(__name__)
 SUBPROTOCOL = "ocpp1.6"
 
 CLOSE_TIMEOUT_S = 2.0
+#: A connection that stayed up this long was a success: the reconnect backoff starts again from
+#: its base.  A shorter one counts as one more failure (no reconnect storm against a central
+#: system that accepts and then drops every connection).
+STABLE_CONNECTION_S = 30.0
 
 
 @dataclass
@@ -109,7 +112,11 @@ class OcppSession:
         self._tx_info_callbacks: list[Callable[[TransactionHandle, IdTagInfo], None]] = []
         self._id_tag_callbacks: list[Callable[[str, IdTagInfo], None]] = []
         self._booted = False
+        self._boot_now = asyncio.Event()  # a triggered BootNotification while Pending
+        self._connected_at: float | None = None
         self._last_activity = 0.0
+        # CALLERRORs and unusable answers, logged once per kind.
+        self.troubles = Troubles()
         # Security profiles, certificates, security events, GetLog (in memory without one).
         self.security = security if security is not None else Security(charge_point_id, keys)
         self.security.attach(self)
@@ -147,7 +154,7 @@ class OcppSession:
         try:
             result = await self._call(self._conn, call.Authorize(id_tag=id_tag))
         except (asyncio.TimeoutError, ConnectionError, websockets.ConnectionClosed,
-                OCPPError) as exc:
+                OCPPError, UnusableAnswer) as exc:
             log.warning("Authorize %s failed (%s); the offline rules decide", id_tag, exc)
             return None
         info = mapping.id_tag_info(result.id_tag_info)
@@ -277,19 +284,30 @@ class OcppSession:
         if connector_id is not None and connector_id not in self._statuses:
             return TriggerMessageStatus.rejected
         if requested == MessageTrigger.boot_notification.value:
-            # ERRATA 3.35: after Accepted, a triggered BootNotification is refused until the
-            # next reboot or reconnect.
-            return TriggerMessageStatus.rejected
+            # OCPP 1.6 §4.2.1: while Pending the central system may finish the registration
+            # with a triggered BootNotification.  ERRATA 3.35: after Accepted, it is refused
+            # until the next reboot or reconnect.
+            return TriggerMessageStatus.accepted if self.registration is \
+                RegistrationStatus.PENDING else TriggerMessageStatus.rejected
         if requested == MessageTrigger.meter_values.value and connector_id == 0:
             return TriggerMessageStatus.rejected  # no main meter
         return TriggerMessageStatus.accepted
 
     def trigger(self, requested: str, connector_id: int | None) -> None:
+        """Send what an Accepted TriggerMessage promised (called after its CALLRESULT went
+        out, OCPP 1.6 §5.17); while Pending, triggered messages are the only ones sent."""
         loop = asyncio.get_running_loop()
-        if requested == MessageTrigger.heartbeat.value:
+        if requested == MessageTrigger.boot_notification.value:
+            self._boot_now.set()  # _register sends it now instead of waiting out the interval
+        elif requested == MessageTrigger.heartbeat.value:
             loop.create_task(self._send_untracked(call.Heartbeat()))
         elif requested == MessageTrigger.status_notification.value:
             ids = [connector_id] if connector_id is not None else sorted(self._statuses)
+            if not self._ready.is_set():
+                # Pending: the status loop does not run yet; these go on their own.
+                for i in ids:
+                    loop.create_task(self._send_untracked(self._status_request(i)))
+                return
             for i in ids:
                 self._unsent_status[i] = None
             self._wake.set()
@@ -310,7 +328,11 @@ class OcppSession:
     # ------------------------------------------------------------ running
 
     async def run(self) -> None:
-        """Connect, register, serve; reconnect with backoff whenever the connection ends."""
+        """Connect, register, serve; reconnect with backoff whenever the connection ends.
+        The backoff starts again from its base only after a connection that stayed up for
+        STABLE_CONNECTION_S, so a central system that accepts and then drops every connection
+        sees the waits grow."""
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 await self._connect_once()
@@ -321,6 +343,10 @@ class OcppSession:
                             _describe(exc))
                 # A security event, and the fallback of a raised SecurityProfile that fails.
                 self.security.connection_failed(exc)
+            if self._connected_at is not None and \
+                    loop.time() - self._connected_at >= STABLE_CONNECTION_S:
+                self.backoff.reset()
+            self._connected_at = None
             delay = self.backoff.next_delay()
             log.info("reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)
@@ -351,6 +377,7 @@ class OcppSession:
                 raise ConnectionError(f"central system did not accept subprotocol "
                                       f"{SUBPROTOCOL} (answered {ws.subprotocol!r})")
             log.info("connected to %s", without_credentials(self.url))
+            self._connected_at = asyncio.get_running_loop().time()
             self.security.connected()
             conn = _Connection(self, ws, float(self.keys.get_int("MessageTimeout")))
             self._conn = conn
@@ -362,6 +389,12 @@ class OcppSession:
                 for task in done:
                     if task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
+            except asyncio.CancelledError:
+                # A clean stop (SIGTERM, Reset): 1001 Going Away, not the 1011 websockets
+                # sends for an exception leaving the block.
+                conn.lost.set()
+                await ws.close(code=1001, reason="charge point stopping")
+                raise
             finally:
                 conn.lost.set()
                 self._ready.clear()
@@ -379,28 +412,35 @@ class OcppSession:
             self.registration = RegistrationStatus.ACCEPTED
             for connector_id in self._statuses:
                 self._unsent_status[connector_id] = None
-        self.backoff.reset()
         self._ready.set()
         await asyncio.gather(self._heartbeat_loop(conn), self._status_loop(conn),
                              self._outbox_loop(conn), self.security.deliver(conn))
 
-    def _note_boot_answer(self, raw: Any) -> None:
-        if self._boot_message_id is None or not isinstance(raw, str) or \
-                self._boot_message_id not in raw:
+    def _note_boot_answer(self, frame: list[Any]) -> None:
+        """Called by the connection's reader for every answer frame, in order."""
+        if self._boot_message_id is None or frame[1] != self._boot_message_id:
             return
         try:
-            frame = json.loads(raw)
-            if frame[0] == 3 and frame[1] == self._boot_message_id:
+            if frame[0] == 3:
                 self.registration = RegistrationStatus(frame[2]["status"])
         except (ValueError, LookupError, TypeError):
-            pass  # malformed: the library answers it; _register sees the error
+            pass  # unusable: _register sees the error
 
     async def _register(self, conn: _Connection) -> None:
         while True:
             self._boot_message_id = str(uuid.uuid4())
-            result = await conn.request(call.BootNotification(**self.boot_fields),
-                                        unique_id=self._boot_message_id)
-            self._boot_message_id = None
+            self._boot_now.clear()
+            try:
+                result = await conn.request(call.BootNotification(**self.boot_fields),
+                                            unique_id=self._boot_message_id)
+            except (OCPPError, UnusableAnswer) as exc:
+                # A refusal is no reason to drop the link: ask again later, on this connection.
+                self.troubles.note("BootNotification", _kind(exc), str(exc))
+                await self._wait_boot_retry(self.backoff.next_delay())
+                continue
+            finally:
+                self._boot_message_id = None
+            self.troubles.clear("BootNotification")
             self.registration = RegistrationStatus(result.status)
             interval = int(result.interval)
             log.info("BootNotification: %s (interval %d s)", result.status, interval)
@@ -409,8 +449,15 @@ class OcppSession:
                     self.keys.change("HeartbeatInterval", str(interval))
                 self._booted = True
                 return
-            # Pending or Rejected: no other request until the interval has passed.
-            await asyncio.sleep(interval if interval > 0 else self.backoff.next_delay())
+            # Pending or Rejected: no other request until the interval has passed, unless the
+            # central system triggers the BootNotification (Pending only, OCPP 1.6 §4.2.1).
+            await self._wait_boot_retry(interval if interval > 0 else self.backoff.next_delay())
+
+    async def _wait_boot_retry(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._boot_now.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
 
     async def _heartbeat_loop(self, conn: _Connection) -> None:
         loop = asyncio.get_running_loop()
@@ -421,7 +468,7 @@ class OcppSession:
             if wait > 0:
                 await asyncio.sleep(min(wait, 60))
                 continue
-            await self._call(conn, call.Heartbeat())
+            await self._notify(conn, call.Heartbeat())
 
     def _next_status(self) -> tuple[int | None, float]:
         """The connector whose status goes out next, or None and how long to wait: a status
@@ -450,24 +497,40 @@ class OcppSession:
                         pass
                     continue
                 report = self._statuses[connector_id]
-                error = report.error
-                await self._call(conn, call.StatusNotification(
-                    connector_id=connector_id,
-                    error_code=error.code if error else "NoError",
-                    status=report.status.value,
-                    timestamp=mapping.timestamp(report.timestamp),
-                    info=report.info or (error.info if error else None) or None,
-                    vendor_error_code=(error.vendor_code or None) if error else None,
-                ))
+                await self._notify(conn, self._status_request(connector_id))
                 # Only now: a newer status that arrived meanwhile stays queued.
                 if self._statuses[connector_id] is report:
                     self._unsent_status.pop(connector_id, None)
             self._wake.clear()
             await self._wake.wait()
 
+    def _status_request(self, connector_id: int) -> call.StatusNotification:
+        report = self._statuses[connector_id]
+        error = report.error
+        return call.StatusNotification(
+            connector_id=connector_id,
+            error_code=error.code if error else "NoError",
+            status=report.status.value,
+            timestamp=mapping.timestamp(report.timestamp),
+            info=report.info or (error.info if error else None) or None,
+            vendor_error_code=(error.vendor_code or None) if error else None,
+        )
+
     async def _call(self, conn: _Connection, request: Any, unique_id: str | None = None) -> Any:
         self._last_activity = asyncio.get_running_loop().time()
         return await conn.request(request, unique_id=unique_id)
+
+    async def _notify(self, conn: _Connection, request: Any) -> Any:
+        """A non-transaction message: a CALLERROR or an unusable answer is logged once per
+        kind (and once when it is over) and the session goes on; returns the answer or None."""
+        action = type(request).__name__
+        try:
+            result = await self._call(conn, request)
+        except (OCPPError, UnusableAnswer) as exc:
+            self.troubles.note(action, _kind(exc), str(exc))
+            return None
+        self.troubles.clear(action)
+        return result
 
     async def _send_untracked(self, request: Any) -> None:
         conn = self._conn
@@ -475,7 +538,7 @@ class OcppSession:
             return
         try:
             await self._call(conn, request)
-        except (asyncio.TimeoutError, OCPPError, ConnectionError,
+        except (asyncio.TimeoutError, OCPPError, UnusableAnswer, ConnectionError,
                 websockets.ConnectionClosed) as exc:
             log.warning("%s not delivered: %s", type(request).__name__, exc)
 
@@ -513,6 +576,13 @@ class OcppSession:
                 log.warning("%s not answered within MessageTimeout; resending", entry.action)
                 await asyncio.sleep(1.0)
                 continue
+            except UnusableAnswer as exc:
+                # Not a CALLERROR: no attempt is burnt and nothing is dropped; the same message
+                # goes again after the retry interval (docs/transactions.md).
+                self.troubles.note(entry.action, "unusable answer", str(exc))
+                await asyncio.sleep(self.keys.get_int("TransactionMessageRetryInterval"))
+                continue
+            self.troubles.clear(entry.action)
             remote_id = None
             if entry.action == "StartTransaction":
                 remote_id = int(result.transaction_id)
@@ -580,6 +650,14 @@ def _energy_register(samples: list[MeterSample]) -> int | None:
                 except ValueError:
                     return None
     return None
+
+
+def _kind(exc: BaseException) -> str:
+    """What a refusal is, for logging once per kind: the CALLERROR's code or 'unusable
+    answer'."""
+    if isinstance(exc, OCPPError):
+        return f"CALLERROR {getattr(exc, 'code', type(exc).__name__)}"
+    return "unusable answer"
 
 
 def _describe(exc: BaseException) -> str:
