@@ -552,6 +552,8 @@ class _Connection(ChargePoint):
         if deviation is not None:
             self.session.troubles.note(action, "answer does not follow the OCPP 1.6 schema",
                                        deviation)
+        else:
+            self.session.troubles.clear(action)
         return result
 
     def _pending(self, action: str) -> bool:

@@ -440,7 +440,6 @@ class OcppSession:
                 continue
             finally:
                 self._boot_message_id = None
-            self.troubles.clear("BootNotification")
             self.registration = RegistrationStatus(result.status)
             interval = int(result.interval)
             log.info("BootNotification: %s (interval %d s)", result.status, interval)
@@ -529,7 +528,6 @@ class OcppSession:
         except (OCPPError, UnusableAnswer) as exc:
             self.troubles.note(action, _kind(exc), str(exc))
             return None
-        self.troubles.clear(action)
         return result
 
     async def _send_untracked(self, request: Any) -> None:
@@ -582,7 +580,6 @@ class OcppSession:
                 self.troubles.note(entry.action, "unusable answer", str(exc))
                 await asyncio.sleep(self.keys.get_int("TransactionMessageRetryInterval"))
                 continue
-            self.troubles.clear(entry.action)
             remote_id = None
             if entry.action == "StartTransaction":
                 remote_id = int(result.transaction_id)
