@@ -24,7 +24,7 @@ import websockets
 from websockets.typing import Subprotocol
 
 from firmware import app
-from firmware.ocpp.connection import ERROR_CODES
+from firmware.ocpp.connection import ERROR_CODES, UnusableAnswer, read_answer
 from tests.conftest import bench_settings, start_fast
 
 pytestmark = pytest.mark.asyncio
@@ -203,6 +203,54 @@ async def test_a_bad_answer_to_a_non_transaction_message_keeps_the_connection(
         assert len(journal_lines(caplog, f"{action}: ")) == 1, "logged once per kind"
     finally:
         await app.shutdown(charger.running)
+
+
+async def test_a_refused_boot_notification_is_asked_again_on_the_same_connection(
+        scripted: ScriptedCsms, tmp_path: Path) -> None:
+    boots = iter([error("InternalError"), result({"status": "Accepted"})])  # 2nd: no interval
+    scripted.answers["BootNotification"] = lambda mid, p: next(
+        boots, DEFAULT_ANSWERS["BootNotification"])(mid, p)
+    charger = await start(scripted, tmp_path)
+    try:
+        await registered(charger)
+        assert len(scripted.calls("BootNotification")) == 3, "refused, unusable, accepted"
+        assert scripted.connections == 1
+    finally:
+        await app.shutdown(charger.running)
+
+
+@pytest.mark.parametrize("action, payload, read", [
+    ("StartTransaction", {"transactionId": 77, "idTagInfo": {"status": "Accepted"},
+                          "status": "Accepted"}, {"transaction_id": 77}),
+    ("BootNotification", {"status": "Accepted", "interval": "300", "currentTime": "yesterday",
+                          "extra": 1}, {"status": "Accepted", "interval": 300}),
+    ("Authorize", {"idTagInfo": {"status": "Accepted", "colour": "blue"}, "extra": True},
+     {"id_tag_info": {"status": "Accepted"}}),
+    ("StopTransaction", {"idTagInfo": {"status": "Blocked"}, "extra": []},
+     {"id_tag_info": {"status": "Blocked"}}),
+    ("DataTransfer", {"status": "Accepted", "data": "x", "extra": 1}, {"status": "Accepted"}),
+    ("SignCertificate", {"status": "Accepted", "extra": 1}, {"status": "Accepted"}),
+    ("MeterValues", {"extra": 1}, {}),
+    ("Heartbeat", {}, {}),
+    ("SecurityEventNotification", {"extra": 1}, {}),
+])
+async def test_an_answer_with_what_the_charger_needs_is_used_whatever_else_it_holds(
+        action: str, payload: dict[str, Any], read: dict[str, Any]) -> None:
+    answer, deviation = read_answer(action, payload)
+    assert deviation is not None
+    assert {name: getattr(answer, name) for name in read} == read
+
+
+@pytest.mark.parametrize("action, payload", [
+    ("StartTransaction", {"idTagInfo": {"status": "Accepted"}}),
+    ("StartTransaction", {"transactionId": "seventy", "idTagInfo": {"status": "Accepted"}}),
+    ("BootNotification", {"status": "Fine", "interval": 300}),
+    ("Authorize", {"idTagInfo": {}}),
+])
+async def test_an_answer_without_what_the_charger_needs_is_unusable(
+        action: str, payload: dict[str, Any]) -> None:
+    with pytest.raises(UnusableAnswer):
+        read_answer(action, payload)
 
 
 @pytest.mark.parametrize("drop_after", ["accept", "StatusNotification"])
