@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ Answer = Callable[[str, dict[str, Any]], Any]
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def result(payload: dict[str, Any]) -> Answer:
@@ -122,7 +122,7 @@ class ScriptedCsms:
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), 0.2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def answer_to(self, message_id: str, timeout: float = 10) -> list[Any]:
@@ -366,6 +366,12 @@ FRAMES: list[tuple[str, str | bytes, bool, list[Any] | None]] = [
      refusal("b4", "FormationViolation", "payload-not-object")),
     ("invalid UTF-8", b'[2,"b5","DataTransfer",{"vendorId":"\xff\xfe"}]', True,
      refusal("b5", "FormationViolation", "invalid-utf8")),
+    ("nested, parses", '[2,"b7","DataTransfer",{"vendorId":"v","data":' + "[" * 400 + "]" * 400
+     + "}]", True, refusal("b7", "TypeConstraintViolation",  # the cause cut at 120 characters
+                           ("DataTransfer data: " + "[" * 400)[:120] + "...")),
+    ("nested too deeply to parse", '[2,"b8","DataTransfer",{"vendorId":"v","data":'
+     + "[" * 5000 + "]" * 5000 + "}]", True, None),
+    ("numeric message id", '[2,5,"Heartbeat",{}]', True, None),
     ("not JSON", "hello", True, None),
     ("JSON, not an array", '{"id":"b6"}', True, None),
     ("binary garbage", b"\x00\x01\xff", False, None),

@@ -244,9 +244,8 @@ def read_frame(data: str | bytes) -> Frame:
             return Frame(parts, message_id, "action-not-string")
         if not isinstance(parts[3], dict):
             return Frame(parts, message_id, "payload-not-object")
-    elif kind == 3 and len(parts) != 3:
-        return Frame(parts, message_id, "malformed-answer")
-    elif kind == 4 and (len(parts) not in (4, 5) or not isinstance(parts[2], str)):
+    elif (kind == 3 and len(parts) != 3) or \
+            (kind == 4 and (len(parts) not in (4, 5) or not isinstance(parts[2], str))):
         return Frame(parts, message_id, "malformed-answer")
     return Frame(parts, message_id, None)
 
@@ -285,7 +284,7 @@ class UnusableAnswer(Exception):
 
 def _integer(value: Any) -> int:
     if isinstance(value, bool):
-        raise ValueError("a boolean is not a number")
+        raise TypeError("a boolean is not a number")
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, (int, str)):
@@ -303,7 +302,7 @@ def _one_of(*values: str) -> Callable[[Any], str]:
 
 def _text(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a string")
+        raise TypeError(f"{value!r} is not a string")
     return value
 
 
@@ -312,7 +311,7 @@ _AUTHORIZATION = _one_of("Accepted", "Blocked", "Expired", "Invalid", "Concurren
 
 def _id_tag_info(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ValueError(f"{value!r} is not an object")
+        raise TypeError(f"{value!r} is not an object")
     info: dict[str, Any] = {"status": _AUTHORIZATION(value.get("status"))}
     for name, key in (("expiry_date", "expiryDate"), ("parent_id_tag", "parentIdTag")):
         if isinstance(value.get(key), str):
@@ -432,28 +431,27 @@ class _Connection(ChargePoint):
     async def route_message(self, raw_msg: Any) -> None:
         frame = read_frame(raw_msg)
         if frame.fault is None and frame.parts is not None and frame.parts[0] != 2:
+            # Frames are routed in order by this reader task: noting the BootNotification
+            # answer here (not when _register resumes) makes a request that follows a Rejected
+            # answer see "Rejected", whatever the scheduling.
             self.session._note_boot_answer(frame.parts)
-            self._answer_arrived(frame)
+            self._answer_arrived(frame, raw_msg)
             return
         if frame.fault is not None:
             outstanding = self._outstanding
             if frame.fault == "malformed-answer" and outstanding is not None and \
                     outstanding[0] == frame.message_id:
-                self._answer_arrived(frame)
+                self._answer_arrived(frame, raw_msg)
                 return
             await self._refuse(frame.message_id, FRAME_FAULTS[frame.fault], frame.fault, raw_msg)
             return
         assert frame.parts is not None and frame.message_id is not None
-        # Frames are routed in order by this reader task: noting the BootNotification answer
-        # here (not when _register resumes) makes a request that follows a Rejected answer
-        # see "Rejected", whatever the scheduling.
         await self._handle_call(Call(frame.message_id, frame.parts[2], frame.parts[3]))
 
-    def _answer_arrived(self, frame: Frame) -> None:
+    def _answer_arrived(self, frame: Frame, raw: Any) -> None:
         outstanding = self._outstanding
         if outstanding is None or outstanding[0] != frame.message_id or outstanding[1].done():
-            log.warning("answer %s for no outstanding request ignored",
-                        _excerpt(json.dumps(frame.parts)))
+            log.warning("answer %s for no outstanding request ignored", _excerpt(raw))
             return
         assert frame.parts is not None
         outstanding[1].set_result(frame.parts)
@@ -464,6 +462,10 @@ class _Connection(ChargePoint):
             # A schema message quotes the value: not of a write-only key.
             cause = cause.split(":")[0] + " (details withheld: the request names " \
                 "AuthorizationKey)"
+        if len(cause) > _EXCERPT:
+            cause = cause[:_EXCERPT] + "..."  # a schema message quotes the whole value
+        if self.session.registration is RegistrationStatus.REJECTED:
+            code = None  # OCPP 1.6 §4.2.1: no answer at all while Rejected
         log.warning("bad frame from the central system (%s): %s; %s", cause, _excerpt(raw),
                     f"answered {code}" if code and message_id else "not answered")
         if code and message_id:
@@ -538,16 +540,16 @@ class _Connection(ChargePoint):
             if not answer.done():
                 if self.lost.is_set():
                     raise ConnectionLost(f"connection lost while waiting for {action}")
-                raise asyncio.TimeoutError(f"{action} not answered within "
+                raise TimeoutError(f"{action} not answered within "
                                            f"{self._response_timeout} s")
         parts = answer.result()
         if parts[0] == 4:
             if len(parts) < 4 or not isinstance(parts[2], str):
-                raise UnusableAnswer(action, f"malformed CALLERROR {_excerpt(json.dumps(parts))}")
+                raise UnusableAnswer(action, f"malformed CALLERROR {_excerpt(_dumps(parts))}")
             raise _error_of(parts[2], parts[3] if isinstance(parts[3], str) else "",
                             parts[4] if len(parts) > 4 and isinstance(parts[4], dict) else {})
         if len(parts) != 3:
-            raise UnusableAnswer(action, f"malformed CALLRESULT {_excerpt(json.dumps(parts))}")
+            raise UnusableAnswer(action, f"malformed CALLRESULT {_excerpt(_dumps(parts))}")
         result, deviation = read_answer(action, parts[2])
         if deviation is not None:
             self.session.troubles.note(action, "answer does not follow the OCPP 1.6 schema",
@@ -712,6 +714,13 @@ def _as_16_error(message: str) -> str:
         parts[3] = ERROR_CODES[parts[2]]
         parts[4] = {"cause": "details withheld: the request names AuthorizationKey"}
     return json.dumps(parts, separators=(",", ":"))
+
+
+def _dumps(parts: Any) -> str:
+    try:
+        return json.dumps(parts)
+    except (RecursionError, ValueError):
+        return "<nested too deeply>"
 
 
 def _excerpt(raw: Any) -> str:

@@ -455,7 +455,7 @@ class OcppSession:
     async def _wait_boot_retry(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._boot_now.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     async def _heartbeat_loop(self, conn: _Connection) -> None:
