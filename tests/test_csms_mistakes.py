@@ -520,13 +520,24 @@ async def test_pending_registration_is_finished_by_a_triggered_boot_notification
         await app.shutdown(charger.running)
 
 
-async def test_a_cable_still_plugged_after_a_restart_is_reported_first_as_it_is(
-        scripted: ScriptedCsms, tmp_path: Path) -> None:
+@pytest.mark.parametrize("before, status", [
+    ([["plug"]], "Preparing"),  # a cable still plugged in
+    ([["ca", "Inoperative"]], "Unavailable"),  # ChangeAvailability survives the restart
+    ([["plug"], ["ca", "Inoperative"]], "Unavailable"),
+])
+async def test_after_a_restart_the_first_status_is_the_state_as_read(
+        scripted: ScriptedCsms, tmp_path: Path, before: list[list[str]], status: str) -> None:
     charger = await start(scripted, tmp_path)
     try:
         await registered(charger)
-        await charger.bench("plug")
-        await scripted.wait_for(status_of(1, "Preparing"))
+        for step in before:
+            if step[0] == "ca":
+                await scripted.send(json.dumps([2, "ca", "ChangeAvailability",
+                                                {"connectorId": 1, "type": step[1]}]))
+                await scripted.answer_to("ca")
+            else:
+                await charger.bench(step[0])
+        await scripted.wait_for(status_of(1, status))
     finally:
         await app.shutdown(charger.running)
     mark = len(scripted.received)
@@ -534,11 +545,11 @@ async def test_a_cable_still_plugged_after_a_restart_is_reported_first_as_it_is(
     try:
         first = await scripted.wait_for(lambda r: is_call("StatusNotification")(r)
                                         and r.parts[3]["connectorId"] == 1, since=mark)
-        assert scripted.received[first].parts[3]["status"] == "Preparing"
+        assert scripted.received[first].parts[3]["status"] == status
         await asyncio.sleep(0.8)  # two pilot debounce periods: nothing else comes
         assert [r.parts[3]["status"] for r in scripted.received[mark:]
                 if is_call("StatusNotification")(r) and r.parts[3]["connectorId"] == 1] == \
-            ["Preparing"]
+            [status]
     finally:
         await app.shutdown(running)
 
@@ -559,3 +570,24 @@ async def test_a_clean_stop_closes_with_going_away(scripted: ScriptedCsms, tmp_p
     assert scripted.close_codes and scripted.close_codes[0] in (1000, 1001)
     startup = journal_lines(caplog, "security event StartupOfTheDevice")
     assert startup and all(r.levelno == logging.INFO for r in startup)
+
+
+async def test_sigterm_closes_the_websocket_with_going_away(scripted: ScriptedCsms,
+                                                            tmp_path: Path) -> None:
+    from tests.test_durability import Controller
+
+    url = await scripted.start()
+    ctl = Controller(url, tmp_path / "state", tmp_path / "cp.log")
+    ctl.start()
+    try:
+        await scripted.wait_for(status_of(1, "Available"), timeout=20)
+        assert await asyncio.to_thread(ctl.terminate) == 0
+        for _ in range(100):
+            if scripted.close_codes:
+                break
+            await asyncio.sleep(0.05)
+        assert scripted.close_codes == [1001], ctl.log.read_text()[-2000:]
+        assert "WARNING firmware.security_log" not in ctl.log.read_text(), \
+            "StartupOfTheDevice is routine"
+    finally:
+        ctl.stop_quietly()

@@ -503,6 +503,10 @@ class _Connection(ChargePoint):
             if not self._handling:
                 self._handled.set()
 
+    async def answers_sent(self) -> None:
+        """Until no central-system request is being handled: its answer is on the wire."""
+        await self._handled.wait()
+
     # ------------------------------------------------------------ frames out
 
     async def _send(self, message: str) -> None:
@@ -523,7 +527,7 @@ class _Connection(ChargePoint):
         loop = asyncio.get_running_loop()
         async with self._call_lock:
             # Whatever a central-system request makes us send follows its answer.
-            await self._handled.wait()
+            await self.answers_sent()
             if self.lost.is_set():
                 raise ConnectionLost("not connected")
             answer: asyncio.Future[list[Any]] = loop.create_future()

@@ -141,7 +141,8 @@ class OcppSession:
         log.info("reconnecting: %s", why)
 
         async def close_later() -> None:
-            await asyncio.sleep(0.5)  # let the ChangeConfiguration.conf leave first
+            await conn.answers_sent()  # the ChangeConfiguration.conf leaves first,
+            await asyncio.sleep(0.5)  # and the central system has a moment to read it
             await conn._connection.close(code=1000, reason="configuration changed")
 
         asyncio.get_running_loop().create_task(close_later())
