@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 MESSAGE_LOG = logging.getLogger("chargepoint.ocpp.messages")
 
+
 class _RedactSecrets(logging.Filter):
     """Write-only keys (AuthorizationKey) never reach a log, not even the message log: in any
     object (a JSON frame or a Python repr) that names AuthorizationKey the value is replaced,
@@ -101,6 +102,7 @@ log.addFilter(_RedactSecrets())  # the library's troubles (a malformed frame is 
 logging.getLogger("firmware.ocpp.session").addFilter(_RedactSecrets())
 logging.getLogger("websockets.client").addFilter(
     HideWebsocketsSecrets(drop_data_frames=True))
+
 
 class _LibraryLog:
     """The ocpp library logs each frame at INFO and its troubles at WARNING and above on one
@@ -544,8 +546,7 @@ class _Connection(ChargePoint):
             if not answer.done():
                 if self.lost.is_set():
                     raise ConnectionLost(f"connection lost while waiting for {action}")
-                raise TimeoutError(f"{action} not answered within "
-                                           f"{self._response_timeout} s")
+                raise TimeoutError(f"{action} not answered within {self._response_timeout} s")
         parts = answer.result()
         if parts[0] == 4:
             if len(parts) < 4 or not isinstance(parts[2], str):
