@@ -152,18 +152,36 @@ class ConnectorController:
         """Put the connector in its safe state, report it, then serve events forever."""
         self.devices.contactor.open()
         await self._safe_pilot(self.devices.pilot.stop_offering())
+        await self._settle()
         self._report()
         # The pilot and meter loops are the connector's senses: if one dies the connector
         # would be blind (to an unplug, say), so their failure ends run() and, through the
         # app, the daemon (outputs safe, systemd restarts it).
         await asyncio.gather(self._pilot_loop(), self._meter_loop(), self._serve_events())
 
+    async def _settle(self) -> None:
+        """Before the first StatusNotification: the events queued before start (availability
+        restored, safety inputs) and the pilot as read now, so that a cable still plugged in
+        after a restart is reported Preparing at once, never Available first."""
+        pending: list[m.Event | _ReOffer] = []
+        while not self._events.empty():
+            pending.append(self._events.get_nowait())
+        try:
+            reading = await self.devices.pilot.read()
+        except HardwareError:
+            reading = None  # the pilot loop reports the fault
+        if reading is not None:
+            self._pilot = reading
+            pending.extend(pilot_events(PilotState.A, reading.state))
+        for event in pending:
+            await self.handle(event, report=False)
+
     async def _serve_events(self) -> None:
         while True:
             event = await self._events.get()
             await self.handle(event)
 
-    async def handle(self, event: m.Event | _ReOffer) -> None:
+    async def handle(self, event: m.Event | _ReOffer, *, report: bool = True) -> None:
         if isinstance(event, _ReOffer):
             if self._offered_a > 0:
                 await self._execute(m.OfferPower())
@@ -176,7 +194,8 @@ class ConnectorController:
                       [type(c).__name__ for c in commands])
         for command in commands:
             await self._execute(command)
-        self._report()
+        if report:
+            self._report()
 
     async def shutdown(self) -> None:
         """Safe outputs; the caller decides what happens to an open transaction."""

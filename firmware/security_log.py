@@ -41,6 +41,16 @@ EVENTS: dict[str, bool] = {
     "InvalidTLSVersion": False,
     "InvalidTLSCipherSuite": False,
 }
+# The events that say something is wrong, logged at WARNING; the others (a normal start, a
+# reset, a new certificate) are routine and logged at INFO.  Critical (above) is about delivery,
+# not about alarm: StartupOfTheDevice is critical and routine.
+ALARMING = frozenset({
+    "FailedToAuthenticateAtCentralSystem", "CentralSystemFailedToAuthenticate",
+    "MemoryExhaustion", "InvalidMessages", "AttemptedReplayAttacks",
+    "TamperDetectionActivated", "InvalidFirmwareSignature", "InvalidFirmwareSigningCertificate",
+    "InvalidCentralSystemCertificate", "InvalidChargePointCertificate", "InvalidTLSVersion",
+    "InvalidTLSCipherSuite", "SecurityProfileDowngradeRejected",
+})
 # This charger's own events (the whitepaper's list is open: the type is a string of 50).
 CHARGER_EVENTS: dict[str, bool] = {
     # A central system (or `chargepoint config set`) tried to lower SecurityProfile.
@@ -118,7 +128,7 @@ class SecurityLog:
                 "VALUES (?, ?, ?, ?, 1, ?)", (kind[:50], stamp, info, int(critical), message_id))
             seq = int(cur.lastrowid)  # type: ignore[arg-type]
             self._roll()
-        (log.warning if critical or kind.startswith("Invalid") else log.info)(
+        (log.warning if kind in ALARMING else log.info)(
             "security event %s%s", kind, f": {info}" if info else "")
         return SecurityEvent(seq, kind, stamp, info, critical, 0, message_id)
 

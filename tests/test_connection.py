@@ -73,11 +73,14 @@ async def test_half_open_connection_is_detected_by_ping_and_reconnected(
         proxy.freeze()
         # The pong does not come: after ping interval + pong timeout + close timeout (about 4 s
         # here) the charger gives up on this connection by itself.
+        # Given up when the session is disconnected, or already connected again (a new
+        # connection is forwarded: the poll can miss the short gap between the two).
         for _ in range(200):
-            if not running.session.connected:
+            if not running.session.connected or proxy.connections >= 2:
                 break
             await asyncio.sleep(0.05)
-        assert not running.session.connected, "a half-open connection must be detected"
+        assert not running.session.connected or proxy.connections >= 2, \
+            "a half-open connection must be detected"
         proxy.thaw()
         for _ in range(100):
             if running.session.ready and proxy.connections >= 2:

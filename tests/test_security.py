@@ -599,6 +599,12 @@ async def test_tc_079_get_security_log_and_the_diagnostics_log(rig: Rig, ca: Aut
         certificate_type="CentralSystemRootCertificate", certificate=ca.pem))).status == \
         "Accepted"
     logging.getLogger("firmware.test").warning("a careless line with %s in it", KEY)
+    # Routine security events log at INFO (log_level = "INFO" on a charger).
+    logging.getLogger("firmware.security_log").setLevel(logging.INFO)
+    try:
+        rig.running.session.security.record("SettingSystemTime", "test")
+    finally:
+        logging.getLogger("firmware.security_log").setLevel(logging.NOTSET)
     https = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     https.load_cert_chain(*ca.server_files(tmp_path, "logs"))
     with upload_server(https) as (port, received):
@@ -609,7 +615,7 @@ async def test_tc_079_get_security_log_and_the_diagnostics_log(rig: Rig, ca: Aut
         assert await log_statuses(rig, 8, "Uploaded") == ["Uploading", "Uploaded"]
         body = received[0]["body"]
         assert "a careless line with *** in it" in body and KEY not in body
-        assert "security event StartupOfTheDevice" in body
+        assert "INFO firmware.security_log: security event SettingSystemTime: test" in body
     # Nobody listens: retried, then UploadFailure.
     answer = await rig.cs.call(CP_ID, call.GetLog(
         log_type="SecurityLog", request_id=9, retries=1, retry_interval=0,

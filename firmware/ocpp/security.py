@@ -49,10 +49,12 @@ from firmware.certificates import (
     load_certificates,
 )
 from firmware.config_keys import KeyDefinition, KeyRegistry, Source, Value
+from firmware.ocpp.connection import UnusableAnswer
 from firmware.security_log import SecurityLog
 
 if TYPE_CHECKING:
-    from firmware.ocpp.session import OcppSession, _Connection
+    from firmware.ocpp.connection import _Connection
+    from firmware.ocpp.session import OcppSession
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +335,11 @@ class Security:
                 else:
                     await asyncio.sleep(1.0 * attempts)
                 continue
-            except asyncio.TimeoutError:
+            except (asyncio.TimeoutError, UnusableAnswer) as exc:
+                # No usable answer is not a refusal: the event is sent again, never dropped.
+                if isinstance(exc, UnusableAnswer):
+                    self.session.troubles.note("SecurityEventNotification", "unusable answer",
+                                               str(exc))
                 await asyncio.sleep(1.0)
                 continue
             self.log.delivered(event)
@@ -422,7 +428,7 @@ class Security:
                                       self._key_str("CpoName"))
         try:
             result = await session._call(conn, call.SignCertificate(csr=csr))
-        except (OCPPError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (OCPPError, UnusableAnswer, asyncio.TimeoutError, ConnectionError) as exc:
             log.warning("SignCertificate not delivered: %s", exc)
             return
         (log.info if result.status == GenericStatus.accepted else log.warning)(

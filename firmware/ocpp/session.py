@@ -9,10 +9,8 @@ module through ``firmware.ports.CentralSystemLink`` (what the core sends) and
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
-import re
 import ssl
 import uuid
 from collections.abc import Callable
@@ -22,25 +20,15 @@ from typing import Any
 
 import websockets
 from ocpp.exceptions import OCPPError
-from ocpp.routing import after, on
-from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16 import call, call_result
 from ocpp.v16.enums import (
-    Action,
-    AvailabilityStatus,
-    AvailabilityType,
-    ClearCacheStatus,
-    ConfigurationStatus,
-    DataTransferStatus,
     MessageTrigger,
-    RemoteStartStopStatus,
-    ResetStatus,
     TriggerMessageStatus,
-    UnlockStatus,
 )
 from websockets.typing import Subprotocol
 
 from firmware import clock
-from firmware.config_keys import KeyRegistry, Source
+from firmware.config_keys import KeyRegistry
 from firmware.domain import (
     ConnectorError,
     ConnectorStatus,
@@ -49,8 +37,9 @@ from firmware.domain import (
     RegistrationStatus,
     StopReason,
 )
-from firmware.logs import HideWebsocketsSecrets, without_credentials
+from firmware.logs import without_credentials
 from firmware.ocpp import mapping
+from firmware.ocpp.connection import Troubles, UnusableAnswer, _Connection
 from firmware.ocpp.security import Security
 from firmware.ports import ChargerControl, TransactionHandle
 from firmware.transactions import OpenTransaction, OutboxEntry, TransactionStore
@@ -59,73 +48,11 @@ log = logging.getLogger(__name__)
 
 SUBPROTOCOL = "ocpp1.6"
 
-MESSAGE_LOG = logging.getLogger("chargepoint.ocpp.messages")
 CLOSE_TIMEOUT_S = 2.0
-
-
-class _RedactSecrets(logging.Filter):
-    """Write-only keys (AuthorizationKey) never reach a log, not even the message log: in any
-    object (a JSON frame or a Python repr) that names AuthorizationKey the value is replaced,
-    whatever the order of its fields, and a traceback about such a message is left out (a
-    schema error quotes the value)."""
-
-    _object = re.compile(r"\{[^{}]*AuthorizationKey[^{}]*\}", re.IGNORECASE)
-    # "value": "...", 'value': '...', \"value\": \"...\" (a frame quoted in a string) or a bare
-    # token.
-    _value = re.compile(r"""(\\?["']value\\?["']\s*:\s*)"""
-                        r"""(\\".*?\\"|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^,}\s\\]+)""")
-
-    @classmethod
-    def redact(cls, text: str) -> str:
-        def value(m: re.Match[str]) -> str:
-            quote = '\\"' if m.group(2).startswith("\\") else '"'
-            return f"{m.group(1)}{quote}***{quote}"
-        return cls._object.sub(lambda m: cls._value.sub(value, m.group(0)), text)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        mentioned = False
-        if isinstance(record.msg, str) and "authorizationkey" in record.msg.casefold():
-            record.msg, mentioned = self.redact(record.msg), True
-        if isinstance(record.args, tuple):
-            args = []
-            for arg in record.args:
-                if not isinstance(arg, (int, float)) and \
-                        "authorizationkey" in str(arg).casefold():
-                    arg, mentioned = self.redact(str(arg)), True
-                args.append(arg)
-            record.args = tuple(args)
-        if mentioned and record.exc_info:
-            error = record.exc_info[1]
-            record.exc_info = None
-            record.exc_text = (f"{type(error).__name__} (details withheld: the message "
-                               f"concerned AuthorizationKey)")
-        return True
-
-
-MESSAGE_LOG.addFilter(_RedactSecrets())
-log.addFilter(_RedactSecrets())  # the library's troubles (a malformed frame is quoted)
-logging.getLogger("websockets.client").addFilter(
-    HideWebsocketsSecrets(drop_data_frames=True))
-
-
-class _LibraryLog:
-    """The ocpp library logs each frame at INFO and its troubles at WARNING and above on one
-    logger: frames go to the message log, troubles to the journal."""
-
-    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        MESSAGE_LOG.debug(msg, *args, **kwargs)
-
-    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        MESSAGE_LOG.info(msg, *args, **kwargs)
-
-    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        log.warning(msg, *args, **kwargs)
-
-    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        log.error(msg, *args, **kwargs)
-
-    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        log.exception(msg, *args, **kwargs)
+#: A connection that stayed up this long was a success: the reconnect backoff starts again from
+#: its base.  A shorter one counts as one more failure (no reconnect storm against a central
+#: system that accepts and then drops every connection).
+STABLE_CONNECTION_S = 30.0
 
 
 @dataclass
@@ -154,181 +81,6 @@ class StatusReport:
     info: str
     timestamp: datetime  # wall clock, for the StatusNotification
     since: float  # clock.now(): how long it has held (MinimumStatusDuration)
-
-
-class ConnectionLost(ConnectionError):
-    """The WebSocket closed while a request was outstanding."""
-
-
-class _Connection(ChargePoint):
-    """The ocpp library's routing for one WebSocket connection; handlers delegate to the
-    session so that nothing outlives the connection."""
-
-    def __init__(self, session: OcppSession, ws: Any, timeout: float) -> None:
-        # The library logs every frame it sends and receives on this logger; firmware.logs
-        # routes it to the optional OCPP message log (never to the journal).
-        super().__init__(session.charge_point_id, ws, response_timeout=timeout,
-                         logger=_LibraryLog())
-        self.session = session
-        # Set when the connection ends: calls waiting for an answer fail at once instead of
-        # sitting out MessageTimeout for an answer that can no longer come.
-        self.lost = asyncio.Event()
-
-    async def route_message(self, raw_msg: Any) -> Any:
-        # Frames are routed in order by this reader task: noting the BootNotification answer
-        # here (not when _register resumes) makes a request that follows a Rejected answer
-        # see "Rejected", whatever the scheduling.
-        self.session._note_boot_answer(raw_msg)
-        return await super().route_message(raw_msg)
-
-    async def _handle_call(self, msg: Any) -> Any:
-        if self.session.registration is RegistrationStatus.REJECTED:
-            # OCPP 1.6 §4.2.1: while Rejected the charge point does not answer the central
-            # system at all (it retries BootNotification after the interval).
-            log.info("%s from the central system ignored: registration Rejected", msg.action)
-            return None
-        try:
-            return await super()._handle_call(msg)
-        except OCPPError as error:
-            # The library's CALLERROR quotes the request: never a write-only key, neither on
-            # the wire nor in the message log.
-            if "authorizationkey" in str(getattr(msg, "payload", "")).casefold():
-                error.details = {"cause": "details withheld: the request names AuthorizationKey"}
-            raise
-
-    async def request(self, payload: Any, unique_id: str | None = None) -> Any:
-        """``call`` that raises ``ConnectionLost`` as soon as the connection is gone."""
-        if self.lost.is_set():
-            raise ConnectionLost("not connected")
-        calling = asyncio.ensure_future(self.call(payload, suppress=False, unique_id=unique_id))
-        lost = asyncio.ensure_future(self.lost.wait())
-        try:
-            await asyncio.wait({calling, lost}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            lost.cancel()
-        if calling.done():
-            return calling.result()
-        calling.cancel()
-        await asyncio.gather(calling, return_exceptions=True)
-        raise ConnectionLost(f"connection lost while waiting for {type(payload).__name__}")
-
-
-    @on(Action.get_configuration)
-    def on_get_configuration(self, key: list[str] | None = None) -> call_result.GetConfiguration:
-        return self.session.get_configuration(key or [])
-
-    @on(Action.change_configuration)
-    def on_change_configuration(self, key: str, value: str) -> call_result.ChangeConfiguration:
-        result = self.session.keys.change(key, value, Source.CENTRAL_SYSTEM)
-        if result.reason:
-            log.info("ChangeConfiguration %s: %s (%s)", key, result.status.value, result.reason)
-        if not result.applied:
-            self.session.security.change_refused(key, value)  # a downgrade attempt?
-        return call_result.ChangeConfiguration(status=ConfigurationStatus(result.status.value))
-
-    @on(Action.remote_start_transaction)
-    def on_remote_start(self, id_tag: str, connector_id: int | None = None,
-                        charging_profile: Any = None) -> call_result.RemoteStartTransaction:
-        ok = self.session.control.remote_start(id_tag, connector_id)
-        return call_result.RemoteStartTransaction(
-            status=RemoteStartStopStatus.accepted if ok else RemoteStartStopStatus.rejected)
-
-    @on(Action.remote_stop_transaction)
-    def on_remote_stop(self, transaction_id: int) -> call_result.RemoteStopTransaction:
-        local = self.session.local_transaction(transaction_id)
-        ok = local is not None and self.session.control.remote_stop(local)
-        return call_result.RemoteStopTransaction(
-            status=RemoteStartStopStatus.accepted if ok else RemoteStartStopStatus.rejected)
-
-    @on(Action.unlock_connector)
-    async def on_unlock(self, connector_id: int) -> call_result.UnlockConnector:
-        result = await self.session.control.unlock(connector_id)
-        return call_result.UnlockConnector(status=UnlockStatus(result))
-
-    @on(Action.change_availability)
-    def on_change_availability(self, connector_id: int, type: str
-                               ) -> call_result.ChangeAvailability:
-        result = self.session.control.change_availability(
-            connector_id, type == AvailabilityType.operative.value)
-        return call_result.ChangeAvailability(status=AvailabilityStatus(result))
-
-    @on(Action.reset)
-    def on_reset(self, type: str) -> call_result.Reset:
-        ok = self.session.control.reset(hard=(type == "Hard"))
-        if ok:
-            self.session.security.reset_requested(hard=(type == "Hard"))
-        return call_result.Reset(status=ResetStatus.accepted if ok else ResetStatus.rejected)
-
-    @on(Action.clear_cache)
-    def on_clear_cache(self) -> call_result.ClearCache:
-        ok = self.session.control.clear_cache()
-        return call_result.ClearCache(status=ClearCacheStatus.accepted if ok
-                                      else ClearCacheStatus.rejected)
-
-    @on(Action.data_transfer)
-    def on_data_transfer(self, vendor_id: str, message_id: str | None = None,
-                         data: str | None = None) -> call_result.DataTransfer:
-        return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
-
-    @on(Action.trigger_message)
-    def on_trigger_message(self, requested_message: str, connector_id: int | None = None
-                           ) -> call_result.TriggerMessage:
-        return call_result.TriggerMessage(
-            status=self.session.trigger_status(requested_message, connector_id))
-
-    @after(Action.trigger_message)
-    def after_trigger_message(self, requested_message: str, connector_id: int | None = None
-                              ) -> None:
-        # Runs after the answer went out: the triggered message must follow it (OCPP 1.6 §5.17).
-        if self.session.trigger_status(requested_message, connector_id) is \
-                TriggerMessageStatus.accepted:
-            self.session.trigger(requested_message, connector_id)
-
-    # Security Whitepaper requests: firmware.ocpp.security decides.
-
-    @on(Action.extended_trigger_message)
-    def on_extended_trigger_message(self, requested_message: str,
-                                    connector_id: int | None = None
-                                    ) -> call_result.ExtendedTriggerMessage:
-        return call_result.ExtendedTriggerMessage(
-            status=self.session.security.trigger_status(requested_message, connector_id))
-
-    @after(Action.extended_trigger_message)
-    def after_extended_trigger_message(self, requested_message: str,
-                                       connector_id: int | None = None) -> None:
-        security = self.session.security
-        if security.trigger_status(requested_message, connector_id) is \
-                TriggerMessageStatus.accepted:
-            security.trigger(requested_message, connector_id)
-
-    @on(Action.install_certificate)
-    def on_install_certificate(self, certificate_type: str, certificate: str
-                               ) -> call_result.InstallCertificate:
-        return self.session.security.install_certificate(certificate_type, certificate)
-
-    @on(Action.delete_certificate)
-    def on_delete_certificate(self, certificate_hash_data: dict[str, Any]
-                              ) -> call_result.DeleteCertificate:
-        return self.session.security.delete_certificate(certificate_hash_data)
-
-    @on(Action.get_installed_certificate_ids)
-    def on_get_installed_certificate_ids(self, certificate_type: str
-                                         ) -> call_result.GetInstalledCertificateIds:
-        return self.session.security.installed_certificate_ids(certificate_type)
-
-    @on(Action.certificate_signed)
-    def on_certificate_signed(self, certificate_chain: str) -> call_result.CertificateSigned:
-        return self.session.security.certificate_signed(certificate_chain)
-
-    @on(Action.get_log)
-    def on_get_log(self, log: dict[str, Any], log_type: str, request_id: int,
-                   retries: int | None = None, retry_interval: int | None = None
-                   ) -> call_result.GetLog:
-        return self.session.security.get_log(log_type, request_id, log, retries, retry_interval)
-
-    @after(Action.get_log)
-    def after_get_log(self, **_: Any) -> None:
-        self.session.security.start_log_upload()  # LogStatusNotification follows the .conf
 
 
 class OcppSession:
@@ -362,7 +114,11 @@ class OcppSession:
         self._tx_info_callbacks: list[Callable[[TransactionHandle, IdTagInfo], None]] = []
         self._id_tag_callbacks: list[Callable[[str, IdTagInfo], None]] = []
         self._booted = False
+        self._boot_now = asyncio.Event()  # a triggered BootNotification while Pending
+        self._connected_at: float | None = None
         self._last_activity = 0.0
+        # CALLERRORs and unusable answers, logged once per kind.
+        self.troubles = Troubles()
         # Security profiles, certificates, security events, GetLog (in memory without one).
         self.security = security if security is not None else Security(charge_point_id, keys)
         self.security.attach(self)
@@ -388,7 +144,8 @@ class OcppSession:
         log.info("reconnecting: %s", why)
 
         async def close_later() -> None:
-            await asyncio.sleep(0.5)  # let the ChangeConfiguration.conf leave first
+            await conn.answers_sent()  # the ChangeConfiguration.conf leaves first,
+            await asyncio.sleep(0.5)  # and the central system has a moment to read it
             await conn._connection.close(code=1000, reason="configuration changed")
 
         asyncio.get_running_loop().create_task(close_later())
@@ -401,7 +158,7 @@ class OcppSession:
         try:
             result = await self._call(self._conn, call.Authorize(id_tag=id_tag))
         except (asyncio.TimeoutError, ConnectionError, websockets.ConnectionClosed,
-                OCPPError) as exc:
+                OCPPError, UnusableAnswer) as exc:
             log.warning("Authorize %s failed (%s); the offline rules decide", id_tag, exc)
             return None
         info = mapping.id_tag_info(result.id_tag_info)
@@ -531,19 +288,30 @@ class OcppSession:
         if connector_id is not None and connector_id not in self._statuses:
             return TriggerMessageStatus.rejected
         if requested == MessageTrigger.boot_notification.value:
-            # ERRATA 3.35: after Accepted, a triggered BootNotification is refused until the
-            # next reboot or reconnect.
-            return TriggerMessageStatus.rejected
+            # OCPP 1.6 §4.2.1: while Pending the central system may finish the registration
+            # with a triggered BootNotification.  ERRATA 3.35: after Accepted, it is refused
+            # until the next reboot or reconnect.
+            return TriggerMessageStatus.accepted if self.registration is \
+                RegistrationStatus.PENDING else TriggerMessageStatus.rejected
         if requested == MessageTrigger.meter_values.value and connector_id == 0:
             return TriggerMessageStatus.rejected  # no main meter
         return TriggerMessageStatus.accepted
 
     def trigger(self, requested: str, connector_id: int | None) -> None:
+        """Send what an Accepted TriggerMessage promised (called after its CALLRESULT went
+        out, OCPP 1.6 §5.17); while Pending, triggered messages are the only ones sent."""
         loop = asyncio.get_running_loop()
-        if requested == MessageTrigger.heartbeat.value:
+        if requested == MessageTrigger.boot_notification.value:
+            self._boot_now.set()  # _register sends it now instead of waiting out the interval
+        elif requested == MessageTrigger.heartbeat.value:
             loop.create_task(self._send_untracked(call.Heartbeat()))
         elif requested == MessageTrigger.status_notification.value:
             ids = [connector_id] if connector_id is not None else sorted(self._statuses)
+            if not self._ready.is_set():
+                # Pending: the status loop does not run yet; these go on their own.
+                for i in ids:
+                    loop.create_task(self._send_untracked(self._status_request(i)))
+                return
             for i in ids:
                 self._unsent_status[i] = None
             self._wake.set()
@@ -564,7 +332,11 @@ class OcppSession:
     # ------------------------------------------------------------ running
 
     async def run(self) -> None:
-        """Connect, register, serve; reconnect with backoff whenever the connection ends."""
+        """Connect, register, serve; reconnect with backoff whenever the connection ends.
+        The backoff starts again from its base only after a connection that stayed up for
+        STABLE_CONNECTION_S, so a central system that accepts and then drops every connection
+        sees the waits grow."""
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 await self._connect_once()
@@ -575,6 +347,10 @@ class OcppSession:
                             _describe(exc))
                 # A security event, and the fallback of a raised SecurityProfile that fails.
                 self.security.connection_failed(exc)
+            if self._connected_at is not None and \
+                    loop.time() - self._connected_at >= STABLE_CONNECTION_S:
+                self.backoff.reset()
+            self._connected_at = None
             delay = self.backoff.next_delay()
             log.info("reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)
@@ -605,6 +381,7 @@ class OcppSession:
                 raise ConnectionError(f"central system did not accept subprotocol "
                                       f"{SUBPROTOCOL} (answered {ws.subprotocol!r})")
             log.info("connected to %s", without_credentials(self.url))
+            self._connected_at = asyncio.get_running_loop().time()
             self.security.connected()
             conn = _Connection(self, ws, float(self.keys.get_int("MessageTimeout")))
             self._conn = conn
@@ -617,6 +394,12 @@ class OcppSession:
                 for task in done:
                     if task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
+            except asyncio.CancelledError:
+                # A clean stop (SIGTERM, Reset): 1001 Going Away, not the 1011 websockets
+                # sends for an exception leaving the block.
+                conn.lost.set()
+                await ws.close(code=1001, reason="charge point stopping")
+                raise
             finally:
                 conn.lost.set()
                 self._ready.clear()
@@ -634,28 +417,34 @@ class OcppSession:
             self.registration = RegistrationStatus.ACCEPTED
             for connector_id in self._statuses:
                 self._unsent_status[connector_id] = None
-        self.backoff.reset()
         self._ready.set()
         await asyncio.gather(self._heartbeat_loop(conn), self._status_loop(conn),
                              self._outbox_loop(conn), self.security.deliver(conn))
 
-    def _note_boot_answer(self, raw: Any) -> None:
-        if self._boot_message_id is None or not isinstance(raw, str) or \
-                self._boot_message_id not in raw:
+    def _note_boot_answer(self, frame: list[Any]) -> None:
+        """Called by the connection's reader for every answer frame, in order."""
+        if self._boot_message_id is None or frame[1] != self._boot_message_id:
             return
         try:
-            frame = json.loads(raw)
-            if frame[0] == 3 and frame[1] == self._boot_message_id:
+            if frame[0] == 3:
                 self.registration = RegistrationStatus(frame[2]["status"])
         except (ValueError, LookupError, TypeError):
-            pass  # malformed: the library answers it; _register sees the error
+            pass  # unusable: _register sees the error
 
     async def _register(self, conn: _Connection) -> None:
         while True:
             self._boot_message_id = str(uuid.uuid4())
-            result = await conn.request(call.BootNotification(**self.boot_fields),
-                                        unique_id=self._boot_message_id)
-            self._boot_message_id = None
+            self._boot_now.clear()
+            try:
+                result = await conn.request(call.BootNotification(**self.boot_fields),
+                                            unique_id=self._boot_message_id)
+            except (OCPPError, UnusableAnswer) as exc:
+                # A refusal is no reason to drop the link: ask again later, on this connection.
+                self.troubles.note("BootNotification", _kind(exc), str(exc))
+                await self._wait_boot_retry(self.backoff.next_delay())
+                continue
+            finally:
+                self._boot_message_id = None
             self.registration = RegistrationStatus(result.status)
             interval = int(result.interval)
             log.info("BootNotification: %s (interval %d s)", result.status, interval)
@@ -664,8 +453,15 @@ class OcppSession:
                     self.keys.change("HeartbeatInterval", str(interval))
                 self._booted = True
                 return
-            # Pending or Rejected: no other request until the interval has passed.
-            await asyncio.sleep(interval if interval > 0 else self.backoff.next_delay())
+            # Pending or Rejected: no other request until the interval has passed, unless the
+            # central system triggers the BootNotification (Pending only, OCPP 1.6 §4.2.1).
+            await self._wait_boot_retry(interval if interval > 0 else self.backoff.next_delay())
+
+    async def _wait_boot_retry(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._boot_now.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
 
     async def _ping_loop(self, ws: Any) -> None:
         """WebSocketPingInterval on the live connection: a Ping every interval (0: none); a
@@ -704,7 +500,7 @@ class OcppSession:
             interval = self.keys.get_int("HeartbeatInterval")
             due = self._last_activity + interval if interval > 0 else None
             if due is not None and due <= clock.now():
-                await self._call(conn, call.Heartbeat())
+                await self._notify(conn, call.Heartbeat())
                 continue
             await clock.sleep_until(due, self.keys, ("HeartbeatInterval",))
 
@@ -734,24 +530,39 @@ class OcppSession:
                                             ("MinimumStatusDuration",), wake=self._wake)
                     continue
                 report = self._statuses[connector_id]
-                error = report.error
-                await self._call(conn, call.StatusNotification(
-                    connector_id=connector_id,
-                    error_code=error.code if error else "NoError",
-                    status=report.status.value,
-                    timestamp=mapping.timestamp(report.timestamp),
-                    info=report.info or (error.info if error else None) or None,
-                    vendor_error_code=(error.vendor_code or None) if error else None,
-                ))
+                await self._notify(conn, self._status_request(connector_id))
                 # Only now: a newer status that arrived meanwhile stays queued.
                 if self._statuses[connector_id] is report:
                     self._unsent_status.pop(connector_id, None)
             self._wake.clear()
             await self._wake.wait()
 
+    def _status_request(self, connector_id: int) -> call.StatusNotification:
+        report = self._statuses[connector_id]
+        error = report.error
+        return call.StatusNotification(
+            connector_id=connector_id,
+            error_code=error.code if error else "NoError",
+            status=report.status.value,
+            timestamp=mapping.timestamp(report.timestamp),
+            info=report.info or (error.info if error else None) or None,
+            vendor_error_code=(error.vendor_code or None) if error else None,
+        )
+
     async def _call(self, conn: _Connection, request: Any, unique_id: str | None = None) -> Any:
         self._last_activity = clock.now()
         return await conn.request(request, unique_id=unique_id)
+
+    async def _notify(self, conn: _Connection, request: Any) -> Any:
+        """A non-transaction message: a CALLERROR or an unusable answer is logged once per
+        kind (and once when it is over) and the session goes on; returns the answer or None."""
+        action = type(request).__name__
+        try:
+            result = await self._call(conn, request)
+        except (OCPPError, UnusableAnswer) as exc:
+            self.troubles.note(action, _kind(exc), str(exc))
+            return None
+        return result
 
     async def _send_untracked(self, request: Any) -> None:
         conn = self._conn
@@ -759,7 +570,7 @@ class OcppSession:
             return
         try:
             await self._call(conn, request)
-        except (asyncio.TimeoutError, OCPPError, ConnectionError,
+        except (asyncio.TimeoutError, OCPPError, UnusableAnswer, ConnectionError,
                 websockets.ConnectionClosed) as exc:
             log.warning("%s not delivered: %s", type(request).__name__, exc)
 
@@ -799,6 +610,12 @@ class OcppSession:
             except asyncio.TimeoutError:
                 log.warning("%s not answered within MessageTimeout; resending", entry.action)
                 await asyncio.sleep(1.0)
+                continue
+            except UnusableAnswer as exc:
+                # Not a CALLERROR: no attempt is burnt and nothing is dropped; the same message
+                # goes again after the retry interval (docs/transactions.md).
+                self.troubles.note(entry.action, "unusable answer", str(exc))
+                await asyncio.sleep(self.keys.get_int("TransactionMessageRetryInterval"))
                 continue
             remote_id = None
             if entry.action == "StartTransaction":
@@ -867,6 +684,14 @@ def _energy_register(samples: list[MeterSample]) -> int | None:
                 except ValueError:
                     return None
     return None
+
+
+def _kind(exc: BaseException) -> str:
+    """What a refusal is, for logging once per kind: the CALLERROR's code or 'unusable
+    answer'."""
+    if isinstance(exc, OCPPError):
+        return f"CALLERROR {getattr(exc, 'code', type(exc).__name__)}"
+    return "unusable answer"
 
 
 def _describe(exc: BaseException) -> str:

@@ -130,6 +130,10 @@ class SimulatedBench:
         self.devices = build_devices(self.hardware, pin_factory=self.factory,
                                      endpoint_for=self._endpoint_for,
                                      card_reader=self.card_reader)
+        # The board shows the EV as it is from the first read on (a car left plugged in is
+        # plugged in when the controller starts), not after the first physics step.
+        for c in self.connectors.values():
+            self._step(c, 0.0)
         self._task = asyncio.create_task(self._physics(), name="bench-physics")
         log.warning("simulated bench running: %d connector(s), EV up to %.0f A, time x%g",
                     len(self.connectors), self.settings.ev_max_current_a,
