@@ -32,23 +32,25 @@ class Range:
         if low_ok and high_ok:
             return None
         if self.above:
-            limits = f"more than {_number(self.low)}" + (
-                f" and at most {_number(self.high)}" if self.high is not None else "")
+            limits = f"more than {format_number(self.low)}" + (
+                f" and at most {format_number(self.high)}" if self.high is not None else "")
         elif self.low is not None and self.high is not None:
-            limits = f"between {_number(self.low)} and {_number(self.high)}"
+            limits = f"between {format_number(self.low)} and {format_number(self.high)}"
         elif self.low is not None:
-            limits = f"at least {_number(self.low)}"
+            limits = f"at least {format_number(self.low)}"
         else:
-            limits = f"at most {_number(self.high)}"
+            limits = f"at most {format_number(self.high)}"
         what = f" ({self.what})" if self.what else ""
-        return f"must be {limits}{what}, not {_number(value)}"
+        return f"must be {limits}{what}, not {format_number(value)}"
 
 
-def _number(value: float | None) -> str:
-    """As an installer writes it: 921600, 0.5, 60 (not 9.216e+05 or 60.0)."""
+def format_number(value: float | None) -> str:
+    """As an installer writes it: 921600, 0.5, 60 (not 9.216e+05 or 60.0); "" for None."""
+    if value is None:
+        return ""
     if isinstance(value, float) and not value.is_integer():
         return f"{value:g}"
-    return str(int(value)) if value is not None and abs(value) < 1e15 else str(value)
+    return str(int(value)) if abs(value) < 1e15 else f"{value:g}"
 
 
 @dataclass(frozen=True)

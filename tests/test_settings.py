@@ -311,3 +311,10 @@ def test_an_unreadable_file_is_one_line(tmp_path: Path, make: Any, message: str)
     with pytest.raises(SettingsError) as err:
         load(path)
     assert len(err.value.problems) == 1 and message in err.value.problems[0]
+
+
+def test_the_file_reference_is_generated_from_the_dataclasses() -> None:
+    from firmware import filedoc
+
+    actual = (REPO / "docs" / "configuration-file.md").read_text()
+    assert actual == filedoc.render(), "run: python -m firmware.filedoc > docs/configuration-file.md"
