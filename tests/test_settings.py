@@ -145,7 +145,8 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
     # the bench: nonsense is a configuration error, not an error line every 50 ms
     ("bench.time_scale", 0, "[bench] time_scale must be more than 0 and at most 3600, not 0"),
     ("bench.time_scale", -60, "[bench] time_scale must be more than 0 and at most 3600, not -60"),
-    ("bench.time_scale", 1e9, "[bench] time_scale must be more than 0 and at most 3600, not 1000000000"),
+    ("bench.time_scale", 1e9,
+     "[bench] time_scale must be more than 0 and at most 3600, not 1000000000"),
     ("bench.time_scale", "fast", '[bench] time_scale must be a number, not the string "fast"'),
     ("bench.phases", 4, "[bench] phases must be between 1 and 3, not 4"),
     ("bench.voltage_v", -230, "[bench] voltage_v must be between 50 and 500, not -230"),
@@ -317,4 +318,5 @@ def test_the_file_reference_is_generated_from_the_dataclasses() -> None:
     from firmware import filedoc
 
     actual = (REPO / "docs" / "configuration-file.md").read_text()
-    assert actual == filedoc.render(), "run: python -m firmware.filedoc > docs/configuration-file.md"
+    assert actual == filedoc.render(), \
+        "run: python -m firmware.filedoc > docs/configuration-file.md"
