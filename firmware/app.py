@@ -141,7 +141,8 @@ async def start(settings: Settings) -> Running:
     fails after the drivers exist, the outputs are driven safe and the drivers closed before
     the error propagates.  Raises ``StateDirInUse`` (another controller runs on the state
     directory) or ``StoreUnusable`` for the directory itself before any output is touched, and
-    ``StoreUnusable`` when a state file cannot be used (firmware.storage)."""
+    ``StoreUnusable`` when a state file cannot be used (firmware.storage), and
+    ``HardwareUnavailable`` when the drivers cannot be built (no GPIO on this machine)."""
     lock = lock_state_dir(settings.state_dir)
     try:
         running = await _start_locked(settings)
@@ -161,9 +162,7 @@ async def _start_locked(settings: Settings) -> Running:
         bench = SimulatedBench(settings.hardware, settings.bench, settings.state_dir)
         devices = await bench.start()
     else:
-        from hal.assembly import build_devices
-
-        devices = build_devices(settings.hardware)
+        devices = _build_devices(settings.hardware)
     devices.safe_state()
     try:
         return await _start_with(settings, devices, bench)
@@ -173,6 +172,34 @@ async def _start_locked(settings: Settings) -> Running:
         if bench is not None:
             await bench.stop()
         raise
+
+
+class HardwareUnavailable(Exception):
+    """The configured hardware cannot be opened at start (no GPIO on this machine, no access to
+    it, pins held by another process, a serial port missing): a startup error, exit 2."""
+
+
+def _build_devices(hardware: Any, pin_factory: object | None = None) -> Any:
+    import warnings
+
+    from hal.assembly import build_devices
+
+    # gpiozero warns once per pin library it could not load; they explain a failure, so they
+    # go into its one line instead of onto stderr.
+    with warnings.catch_warnings(record=True) as tried:
+        warnings.simplefilter("always")
+        try:
+            return build_devices(hardware, pin_factory=pin_factory)
+        except Exception as exc:  # noqa: BLE001 - whatever the driver library raises, one line
+            reasons = "; ".join(str(w.message) for w in tried)
+            raise HardwareUnavailable(
+                f"cannot open the hardware ({type(exc).__name__}: {exc}"
+                f"{f' {reasons}' if reasons else ''}); is this a Raspberry Pi, is this user in "
+                "groups gpio and dialout, and is no other process (the service) holding the "
+                "pins?") from exc
+        finally:
+            for w in tried:
+                log.debug("while opening the hardware: %s", w.message)
 
 
 async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
@@ -216,10 +243,11 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
              asyncio.create_task(charger.run(), name="charger"),
              asyncio.create_task(_follow_store(keys), name="config-store")]
     if bench is not None:
+        from firmware.connector import PILOT_DEBOUNCE_POLLS
         from hal.sim.control import BenchControlServer
 
         server = BenchControlServer(settings.state_dir / BENCH_SOCKET, bench,
-                                    status=charger.status)
+                                    status=charger.status, pilot_reads=PILOT_DEBOUNCE_POLLS)
         await server.start()
         bench.control_server = server
     running.tasks = tasks
@@ -489,9 +517,7 @@ async def open_devices(settings: Settings, *, pin_factory: object | None = None
         devices = await bench.start()
         devices.safe_state()
         return devices, bench
-    from hal.assembly import build_devices
-
-    devices = build_devices(hardware, pin_factory=pin_factory)
+    devices = _build_devices(hardware, pin_factory)
     devices.safe_state()
     return devices, None
 

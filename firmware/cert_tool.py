@@ -23,7 +23,7 @@ def run(action: str, config: Path, state_dir: Path | None, kind: str | None = No
     try:
         settings = load(config).with_overrides(state_dir=state_dir)
     except SettingsError as exc:
-        print(f"chargepoint certificate: {exc}", file=err)
+        print(exc.lines("chargepoint certificate: "), file=err)
         return 2
     store = CertificateStore.open(settings.state_dir)
     if action == "list":

@@ -8,23 +8,40 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+DEFAULT_CONFIG = "/etc/chargepoint/chargepoint.toml"
+
 
 def _run(args: argparse.Namespace) -> int:
     from firmware import app
-    from firmware.settings import SettingsError, load
+    from firmware.settings import SettingsError, example_path, load
 
+    # Without --config: the shipped bench example for the simulated bench, else the installed
+    # file (where install/install.sh puts it).
+    config = args.config or (example_path("bench") if args.hardware == "simulated"
+                             else DEFAULT_CONFIG)
     try:
-        settings = load(Path(args.config)).with_overrides(
+        settings = load(Path(config)).with_overrides(
             csms_url=args.csms_url, charge_point_id=args.id,
             state_dir=Path(args.state_dir) if args.state_dir else None,
             hardware_kind=args.hardware)
     except SettingsError as exc:
-        print(f"chargepoint: configuration error: {exc}", file=sys.stderr)
+        hint = ("" if args.config or Path(config).exists() else
+                " (give --config FILE, or --hardware simulated for the bench example)")
+        print(exc.lines("chargepoint: configuration error: ") + hint, file=sys.stderr)
+        return 2
+    from firmware.config_tool import ocpp_keys_problem
+
+    problem = ocpp_keys_problem(settings)
+    if problem:
+        print(f"chargepoint: configuration error: {problem}", file=sys.stderr)
         return 2
     app.setup_logging(args.log_level or settings.log_level)
     from firmware.config_keys import KeyValueError
@@ -37,6 +54,9 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     except KeyValueError as exc:
         print(f"chargepoint: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except app.HardwareUnavailable as exc:
+        print(f"chargepoint: {exc}", file=sys.stderr)
         return 2
     except StoreUnusable as exc:
         # A store or the state directory cannot be used, or another controller holds it: the
@@ -65,8 +85,21 @@ def _csms(args: argparse.Namespace) -> int:
         asyncio.run(run_csms(args.host, args.port, tls_cert=args.tls_cert,
                              tls_key=args.tls_key, client_ca=args.client_ca,
                              basic_auth=basic_auth))
+        # run_csms only returns when nobody reads its output (`chargepoint csms | head`)
+        raise BrokenPipeError
     except KeyboardInterrupt:
         pass
+    except BrokenPipeError:
+        raise  # main() ends quietly
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            hint = (" (is another chargepoint csms running? choose another --port)"
+                    if exc.errno == errno.EADDRINUSE else "")
+            print(f"chargepoint csms: cannot listen on {args.host}:{args.port}: "
+                  f"{os.strerror(exc.errno).lower()}{hint}", file=sys.stderr)
+        else:  # a certificate or key file that cannot be read or used
+            print(f"chargepoint csms: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -90,7 +123,7 @@ def _hw_test(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from firmware.app import bench_command
+    from firmware.app import BENCH_SOCKET, bench_command
 
     request: dict[str, Any] = {"cmd": args.bench_cmd}
     if getattr(args, "connector", None) is not None:
@@ -99,9 +132,22 @@ def _bench(args: argparse.Namespace) -> int:
         request["tag"] = args.tag
     if args.bench_cmd == "fault":
         request["name"], request["state"] = args.name, args.state
+    socket = Path(args.state_dir) / BENCH_SOCKET
     try:
         answer = asyncio.run(bench_command(Path(args.state_dir), request))
-    except (ConnectionError, OSError, TimeoutError) as exc:
+    except TimeoutError:
+        print(f"chargepoint bench: the controller did not answer on {socket} in time",
+              file=sys.stderr)
+        return 1
+    except ConnectionRefusedError:
+        print(f"chargepoint bench: no controller answers on {socket} (left over from a "
+              f"stopped controller?)", file=sys.stderr)
+        return 1
+    except PermissionError:
+        print(f"chargepoint bench: no permission to use {socket}: run as the controller's "
+              "user", file=sys.stderr)
+        return 1
+    except (ConnectionError, OSError, ValueError) as exc:
         print(f"chargepoint bench: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(answer, indent=2))
@@ -111,6 +157,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> int:
     from firmware import config_tool
 
+    if args.config_cmd == "example":
+        return config_tool.example(args.name)
     return config_tool.run(args.config_cmd, Path(args.config),
                            Path(args.state_dir) if args.state_dir else None,
                            getattr(args, "key", None), getattr(args, "value", None))
@@ -128,10 +176,14 @@ def _certificate(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chargepoint",
                                 description="OCPP 1.6J charge point controller for Raspberry Pi")
+    from firmware.settings import package_version
+
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the controller")
-    run.add_argument("--config", required=True, help="configuration file (TOML)")
+    run.add_argument("--config", help=f"configuration file (TOML; default {DEFAULT_CONFIG}, or "
+                                      "with --hardware simulated the bench example)")
     run.add_argument("--csms-url", help="central system URL, without the charge point id")
     run.add_argument("--id", help="charge point identity")
     run.add_argument("--state-dir", help="where durable state lives")
@@ -160,7 +212,7 @@ def parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="bring-up checks: config, pins, serial ports, "
                                            "meter, central system (OK / FAIL / SKIP each)")
-    doctor.add_argument("--config", default="/etc/chargepoint/chargepoint.toml",
+    doctor.add_argument("--config", default=DEFAULT_CONFIG,
                         help="configuration file (default %(default)s)")
     doctor.add_argument("--csms-url", help="check this central system URL instead")
     doctor.add_argument("--timeout", type=float, default=5.0,
@@ -169,7 +221,7 @@ def parser() -> argparse.ArgumentParser:
 
     hw_test = sub.add_parser("hw-test", help="exercise each output (lock, light, buzzer, "
                                              "contactor) with a confirmation per step")
-    hw_test.add_argument("--config", default="/etc/chargepoint/chargepoint.toml",
+    hw_test.add_argument("--config", default=DEFAULT_CONFIG,
                          help="configuration file (default %(default)s)")
     hw_test.add_argument("--yes", action="store_true",
                          help="run every step without asking (non-interactive)")
@@ -195,11 +247,14 @@ def parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="list, get or set OCPP configuration keys on the "
                                            "device (the running daemon follows)")
-    config.add_argument("--config", default="/etc/chargepoint/chargepoint.toml",
+    config.add_argument("--config", default=DEFAULT_CONFIG,
                         help="configuration file (default %(default)s)")
     config.add_argument("--state-dir", help="state directory (default: from the file)")
     csub = config.add_subparsers(dest="config_cmd", required=True)
     csub.add_parser("list", help="every key with access, source and value")
+    example = csub.add_parser("example", help="print a commented example configuration file "
+                                              "(pi: a real Pi, bench: the simulated bench)")
+    example.add_argument("name", choices=["pi", "bench"])
     get = csub.add_parser("get", help="one key's value")
     get.add_argument("key")
     set_ = csub.add_parser("set", help="set a key (same validation as ChangeConfiguration)")
@@ -209,7 +264,7 @@ def parser() -> argparse.ArgumentParser:
 
     cert = sub.add_parser("certificate", help="root certificates and the charge point "
                                               "certificate on the device (security profiles)")
-    cert.add_argument("--config", default="/etc/chargepoint/chargepoint.toml",
+    cert.add_argument("--config", default=DEFAULT_CONFIG,
                       help="configuration file (default %(default)s)")
     cert.add_argument("--state-dir", help="state directory (default: from the file)")
     certsub = cert.add_subparsers(dest="certificate_cmd", required=True)
@@ -223,7 +278,15 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `chargepoint doctor | head`: the reader is gone, so is anyone to tell.  Point stdout
+        # at /dev/null so that the interpreter's last flush does not complain either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     return result
 
 

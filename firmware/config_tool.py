@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from firmware.config_keys import ChangeStatus, KeyRegistry, KeyValueError, Source, format_value
-from firmware.settings import SettingsError, load
+from firmware.settings import Settings, SettingsError, load
 from firmware.storage import StoreUnusable
 
 HIDDEN = "(write-only: not shown)"
@@ -23,7 +23,10 @@ def _registry(config: Path, state_dir: Path | None, err: TextIO) -> KeyRegistry 
     try:
         settings = load(config).with_overrides(state_dir=state_dir)
         return app.build_keys(settings)
-    except (SettingsError, KeyValueError) as exc:
+    except SettingsError as exc:
+        print(exc.lines("chargepoint config: "), file=err)
+        return None
+    except KeyValueError as exc:
         print(f"chargepoint config: {exc}", file=err)
         return None
     except StoreUnusable as exc:
@@ -41,6 +44,28 @@ def run(action: str, config: Path, state_dir: Path | None, key: str | None = Non
     finally:
         if keys.store is not None:
             keys.store.close()
+
+
+def ocpp_keys_problem(settings: Settings) -> str | None:
+    """What the daemon would refuse in the file's ``[ocpp_keys]`` (an unknown key, a bad value),
+    as one line naming the table, or None.  Reads no state (the declarations, the installed
+    plug-ins and the file only), so ``run`` and ``doctor`` check it before any hardware."""
+    from firmware import app
+
+    try:
+        app.build_keys(settings, persistent=False)
+    except KeyValueError as exc:
+        text = str(exc)
+        return text if text.startswith("[ocpp_keys]") else f"[ocpp_keys] {text}"
+    return None
+
+
+def example(name: str, out: TextIO = sys.stdout) -> int:
+    """``chargepoint config example pi|bench``: print a shipped, commented example file."""
+    from firmware.settings import example_path
+
+    out.write(example_path(name).read_text(encoding="utf-8"))
+    return 0
 
 
 def _shown(keys: KeyRegistry, name: str) -> str:

@@ -18,10 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from firmware import app
-from firmware.settings import Settings, load
+from firmware.settings import Settings, example_path, load
 
 CARD = "DEMO-CARD-01"
-BENCH_CONFIG = Path(__file__).resolve().parent.parent / "config" / "bench.toml"
 TIME_SCALE = 30.0  # simulated seconds per real second
 
 
@@ -30,7 +29,7 @@ def _say(text: str) -> None:
 
 
 def demo_settings(csms_url: str, state_dir: Path) -> Settings:
-    settings = load(BENCH_CONFIG)
+    settings = load(example_path("bench"))  # shipped with the package
     keys = dict(settings.ocpp_keys)
     keys["MeterValueSampleInterval"] = 2  # real seconds: a meter value per simulated minute
     return replace(settings.with_overrides(csms_url=csms_url, state_dir=state_dir),

@@ -89,14 +89,22 @@ class Doctor:
         try:
             settings = load(config).with_overrides(csms_url=csms_url)
         except SettingsError as exc:
-            self.add("config", "FAIL", str(exc))
+            for problem in exc.problems:
+                self.add("config", "FAIL", problem)
             for name in ("pin map", "gpio", "serial", "pilot", "meter", "central system"):
                 self.add(name, "SKIP", "no usable configuration")
             return self.results
         hw = settings.hardware
-        self.add("config", "OK", f"{config}: charge point {settings.charge_point_id}, "
-                                 f"{len(hw.connectors)} connector(s), hardware = "
-                                 f"{settings.hardware_kind}")
+        from firmware.config_tool import ocpp_keys_problem
+
+        keys_problem = ocpp_keys_problem(settings)
+        if keys_problem:
+            # The daemon refuses to start on it (exit 2): the same check as `run`.
+            self.add("config", "FAIL", keys_problem)
+        else:
+            self.add("config", "OK", f"{config}: charge point {settings.charge_point_id}, "
+                                     f"{len(hw.connectors)} connector(s), hardware = "
+                                     f"{settings.hardware_kind}")
         self.check_pins(settings)
         self.check_gpio(settings)
         self.check_serial(settings)

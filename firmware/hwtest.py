@@ -210,11 +210,13 @@ async def run(settings: Settings, *, confirm: Confirm = always_yes,
 
 
 def main(config: Path, *, yes: bool = False, out: TextIO | None = None) -> int:
+    from firmware.app import HardwareUnavailable
+
     stream = sys.stdout if out is None else out
     try:
         settings = load(config)
     except SettingsError as exc:
-        print(f"chargepoint hw-test: configuration error: {exc}", file=sys.stderr)
+        print(exc.lines("chargepoint hw-test: configuration error: "), file=sys.stderr)
         return 2
     if settings.hardware_kind == "simulated":
         print("hardware = \"simulated\": exercising the simulated bench's mock pins", file=stream)
@@ -231,8 +233,11 @@ def main(config: Path, *, yes: bool = False, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: outputs are safe", file=stream)
         return 130
-    except Exception as exc:  # noqa: BLE001 - e.g. GPIO busy because the service runs
-        print(f"chargepoint hw-test: cannot open the hardware: {type(exc).__name__}: {exc}\n"
+    except HardwareUnavailable as exc:
+        print(f"chargepoint hw-test: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - e.g. a Modbus bus that cannot be opened
+        print(f"chargepoint hw-test: cannot open the hardware: {type(exc).__name__}: {exc} "
               "(is the service running? systemctl stop chargepoint)", file=sys.stderr)
         return 1
     failed = [c.name for c in results if c.verdict == "FAIL"]

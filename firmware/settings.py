@@ -1,47 +1,117 @@
 """The installer's configuration file (TOML) turned into typed settings.
 
-Every mistake is reported with the section and field it is in, before any hardware is touched.
-See ``config/pi.toml`` (a real Pi) and ``config/bench.toml`` (the simulated bench).
+Every value is checked when the file is loaded, against the type and limits its field declares
+(``hal.config`` for the hardware, the dataclasses below for the rest): ``int``, ``float`` (an
+integer is accepted), ``bool`` (never as a number), ``str``, ``Literal`` choices, optional and
+nested tables, and the ``Annotated`` constraints (:class:`hal.config.Range`,
+:class:`hal.config.Length`, meter model names, the central system URL).  Every mistake is one line
+naming the table and the key, e.g. ``[connectors.1] max_current_a must be a number, not the
+string "16"``; all mistakes of a file are reported together, before any hardware is touched.
+``run``, ``doctor``, ``hw-test``, ``config`` and ``certificate`` all go through :func:`load`.
+
+The examples ``firmware/examples/pi.toml`` (a real Pi) and ``firmware/examples/bench.toml`` (the
+simulated bench) ship with the package: :func:`example`.
 """
 
 from __future__ import annotations
 
+import datetime
+import difflib
+import json
+import math
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+import types
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 from hal.config import (
     BuzzerConfig,
     CardReaderConfig,
-    DisplayConfig,
     ConnectorHardware,
     ContactorConfig,
+    DisplayConfig,
     HardwareConfig,
     IndicatorConfig,
+    Length,
     LockConfig,
     MeterConfig,
+    MeterModelName,
     ModbusEndpoint,
     PilotConfig,
+    Range,
     SafetyConfig,
 )
 
 HardwareKind = Literal["gpio", "simulated"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+EXAMPLES = ("pi", "bench")
 
 
 class SettingsError(ValueError):
-    """The configuration file is wrong; the message names the place."""
+    """The configuration is wrong.  ``problems``: one line per mistake, each naming its place
+    (``[table] key ...``); ``str()`` is those lines joined by newlines."""
+
+    def __init__(self, problems: str | list[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+    def lines(self, prefix: str) -> str:
+        """The problems, each on its own line behind ``prefix`` (the command's name)."""
+        return "\n".join(prefix + problem for problem in self.problems)
+
+
+@dataclass(frozen=True)
+class CsmsUrl:
+    """A central system endpoint the charge point id is appended to (OCPP-J 1.6 §3.1):
+    ``ws://`` or ``wss://``, a host, an optional port, a path; no query or fragment."""
+
+    def problem(self, value: str) -> str | None:
+        if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+            return f"must not contain spaces or control characters: {value!r}"
+        parts = urlsplit(value)
+        if parts.scheme not in ("ws", "wss"):
+            return f"must start with ws:// or wss://: {value}"
+        try:
+            port = parts.port
+        except ValueError:
+            return f"has a port that is not a number from 1 to 65535: {value}"
+        if not parts.hostname:
+            return f"has no host name: {value}"
+        if port == 0:
+            return f"has port 0: {value}"
+        if parts.query or parts.fragment or "?" in value or "#" in value:
+            return (f"must not have a query (?...) or fragment (#...), the charge point id is "
+                    f"appended to its path: {value}")
+        return None
+
+
+@dataclass(frozen=True)
+class ChargepointTable:
+    """``[chargepoint]``: identity, central system, where state lives, which hardware."""
+
+    id: Annotated[str, Length(1, 48)]  # OCPP-J identity; CiString48 in the BootNotification
+    csms_url: Annotated[str, CsmsUrl()]
+    state_dir: Annotated[str, Length(1)] = "/var/lib/chargepoint"
+    hardware: HardwareKind = "gpio"
+    vendor: Annotated[str, Length(1, 20)] = "PiChargepoint"  # CiString20 (BootNotification)
+    model: Annotated[str, Length(1, 20)] = "PiCharger"  # CiString20
+    serial_number: Annotated[str, Length(1, 25)] | None = None  # CiString25
+    log_level: LogLevel = "INFO"  # any case in the file
+    meter_poll_interval_s: Annotated[float, Range(0.1, 3600)] = 1.0
 
 
 @dataclass(frozen=True)
 class BenchSettings:
-    """The simulated bench (used only with ``hardware = "simulated"``)."""
+    """``[bench]``: the simulated bench (used only with ``hardware = "simulated"``)."""
 
-    time_scale: float = 1.0  # simulated seconds per real second for the EV's energy
-    ev_max_current_a: float = 32.0
-    phases: int = 3
-    voltage_v: float = 230.0
-    meter_model: str = "SDM630"
+    # Simulated seconds per real second for the EV's energy.
+    time_scale: Annotated[float, Range(0, 3600, above=True)] = 1.0
+    ev_max_current_a: Annotated[float, Range(0, 80, above=True)] = 32.0
+    phases: Annotated[int, Range(1, 3)] = 3
+    voltage_v: Annotated[float, Range(50, 500)] = 230.0  # phase to neutral
+    meter_model: Annotated[str, MeterModelName()] = "SDM630"
 
 
 @dataclass(frozen=True)
@@ -49,18 +119,9 @@ class LoggingSettings:
     """``[logging]``: the OCPP message log (off by default; see docs/operations.md)."""
 
     ocpp_messages: bool = False
-    ocpp_log: str | None = None  # None: $RUNTIME_DIRECTORY or /run/chargepoint (RAM)
-    ocpp_log_max_bytes: int = 1_048_576
-    ocpp_log_backups: int = 1
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.ocpp_messages, bool):
-            raise TypeError("ocpp_messages must be true or false")
-        if self.ocpp_log is not None and not isinstance(self.ocpp_log, str):
-            raise TypeError("ocpp_log must be a file path")
-        if (not isinstance(self.ocpp_log_max_bytes, int) or self.ocpp_log_max_bytes < 1024
-                or not isinstance(self.ocpp_log_backups, int) or self.ocpp_log_backups < 0):
-            raise ValueError("ocpp_log_max_bytes must be >= 1024, ocpp_log_backups >= 0")
+    ocpp_log: Annotated[str, Length(1)] | None = None  # None: $RUNTIME_DIRECTORY or /run/...
+    ocpp_log_max_bytes: Annotated[int, Range(1024)] = 1_048_576
+    ocpp_log_backups: Annotated[int, Range(0, 100)] = 1
 
 
 @dataclass(frozen=True)
@@ -73,7 +134,8 @@ class Settings:
     vendor: str = "PiChargepoint"
     model: str = "PiCharger"
     serial_number: str | None = None
-    firmware_version: str = "0.1.0"
+    # BootNotification firmwareVersion: the installed package's version (pyproject.toml).
+    firmware_version: str = field(default_factory=lambda: package_version())
     log_level: str = "INFO"
     meter_poll_interval_s: float = 1.0
     ocpp_keys: dict[str, object] = field(default_factory=dict)
@@ -84,15 +146,19 @@ class Settings:
     def with_overrides(self, *, csms_url: str | None = None, charge_point_id: str | None = None,
                        state_dir: Path | None = None,
                        hardware_kind: HardwareKind | None = None) -> Settings:
+        """These settings with command-line values in place of the file's, each checked as the
+        file's value is (SettingsError naming the option)."""
+        hints = get_type_hints(ChargepointTable, include_extras=True)
         changes: dict[str, Any] = {}
         if csms_url:
-            changes["csms_url"] = csms_url
+            changes["csms_url"] = _check_value(hints["csms_url"], csms_url, "--csms-url")
         if charge_point_id:
-            changes["charge_point_id"] = charge_point_id
+            changes["charge_point_id"] = _check_value(hints["id"], charge_point_id, "--id")
         if state_dir:
             changes["state_dir"] = state_dir
         if hardware_kind:
-            changes["hardware_kind"] = hardware_kind
+            changes["hardware_kind"] = _check_value(hints["hardware"], hardware_kind,
+                                                    "--hardware")
         return replace(self, **changes) if changes else self
 
     @property
@@ -103,29 +169,158 @@ class Settings:
         return f"{self.csms_url.rstrip('/')}/{quote(self.charge_point_id, safe='')}"
 
 
+# ------------------------------------------------------------------ the typed checker
+# A small checker over dataclasses.fields and typing.get_type_hints rather than a validation
+# library: the messages must name the TOML table and key in the file's own terms, a bool must
+# not pass as a number (isinstance(True, int) holds), the limits live in the annotations of
+# hal.config, and the connector tables merge two dataclasses (the endpoint and the device).
+
 T = TypeVar("T")
 
 
-def _build(cls: type[T], table: object, where: str, **extra: Any) -> T:
+def _toml(value: object) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _describe(value: object) -> str:
+    """``value`` as the file wrote it, for "must be X, not <this>"."""
+    if isinstance(value, bool):
+        return _toml(value)
+    if isinstance(value, str):
+        return f"the string {_toml(value)}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, (datetime.date, datetime.time)):
+        return f"the date/time {value.isoformat()}"
+    return type(value).__name__
+
+
+_KINDS: dict[object, str] = {bool: "true or false", int: "a whole number", float: "a number",
+                             str: "a string"}
+
+
+def _check_value(hint: Any, value: object, place: str) -> Any:
+    """``value`` checked against the annotation ``hint`` (ints become floats where a float is
+    declared); SettingsError "<place> must be ..., not ..." otherwise."""
+    origin = get_origin(hint)
+    if origin is Annotated:
+        base, *marks = get_args(hint)
+        value = _check_value(base, value, place)
+        for mark in marks:
+            problem = mark.problem(value)
+            if problem:
+                raise SettingsError(f"{place} {problem}")
+        return value
+    if origin is Union or origin is types.UnionType:
+        # TOML has no null: an optional value is either given or left out.
+        arms = [a for a in get_args(hint) if a is not type(None)]
+        if len(arms) != 1:
+            raise TypeError(f"no check for {hint}")
+        return _check_value(arms[0], value, place)
+    if origin is Literal:
+        choices = get_args(hint)
+        # type() too: True == 1 and 1.0 == 1 must not pass as a choice.
+        if any(type(value) is type(c) and value == c for c in choices):
+            return value
+        listed = (_toml(choices[0]) if len(choices) == 1
+                  else "one of " + ", ".join(_toml(c) for c in choices))
+        raise SettingsError(f"{place} must be {listed}, not {_describe(value)}")
+    if origin is dict or hint is dict:
+        if isinstance(value, dict):
+            return value
+        raise SettingsError(f"{place} must be a table, not {_describe(value)}")
+    if hint not in _KINDS:
+        raise TypeError(f"no check for {hint}")
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not hint:
+        raise SettingsError(f"{place} must be {_KINDS[hint]}, not {_describe(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SettingsError(f"{place} must be a finite number, not {value}")
+    return value
+
+
+def _unknown(kind: str, name: str, known: list[str], show: str = "{}") -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {show.format(close[0])}?" if close else ""
+    return f"unknown {kind} {show.format(name)}{hint}"
+
+
+def _check_table(cls: type[T], table: object, where: str, given: dict[str, Any] | None = None,
+                 also_known: tuple[str, ...] = ()) -> T:
+    """A ``cls`` from the TOML table at ``[where]``; the fields in ``given`` are supplied by the
+    caller (sub-tables it checked).  SettingsError with every problem found."""
     if not isinstance(table, dict):
-        raise SettingsError(f"[{where}] must be a table")
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = set(table) - names
-    if unknown:
-        raise SettingsError(f"[{where}] unknown field(s): {', '.join(sorted(unknown))}")
+        raise SettingsError(f"[{where}] must be a table, not {_describe(table)}")
+    given = given or {}
+    hints = get_type_hints(cls, include_extras=True)
+    own = [f for f in fields(cls) if f.name not in given]  # type: ignore[arg-type]
+    names = [f.name for f in own]
+    problems = [f"[{where}] " + _unknown("key", key, names + list(also_known))
+                for key in table if key not in names]
+    values = dict(given)
+    for f in own:
+        if f.name not in table:
+            if f.default is MISSING and f.default_factory is MISSING:
+                problems.append(f"[{where}] {f.name} is required")
+            continue
+        try:
+            values[f.name] = _check_value(hints[f.name], table[f.name], f"[{where}] {f.name}")
+        except SettingsError as exc:
+            problems += exc.problems
+    if problems:
+        raise SettingsError(problems)
     try:
-        return cls(**table, **extra)
-    except TypeError as exc:
-        raise SettingsError(f"[{where}] {exc}") from None
-    except ValueError as exc:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
         raise SettingsError(f"[{where}] {exc}") from None
 
 
-def _endpoint(table: dict[str, Any], where: str) -> tuple[ModbusEndpoint, dict[str, Any]]:
-    endpoint_fields = {f.name for f in fields(ModbusEndpoint)}
-    ep = {k: v for k, v in table.items() if k in endpoint_fields}
-    rest = {k: v for k, v in table.items() if k not in endpoint_fields}
-    return _build(ModbusEndpoint, ep, where), rest
+class _Problems:
+    """Collects the problems of independent parts so that one run reports them all."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def take(self, build: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return build(*args, **kwargs)
+        except SettingsError as exc:
+            self.lines += exc.problems
+            return None
+
+    def raise_any(self) -> None:
+        if self.lines:
+            raise SettingsError(self.lines)
+
+
+_ENDPOINT_KEYS = tuple(f.name for f in fields(ModbusEndpoint))
+
+
+def _modbus_device(cls: type[T], table: object, where: str) -> T:
+    """``[connectors.N.pilot]`` / ``.meter``: the device's keys and its bus's in one table."""
+    if not isinstance(table, dict):
+        raise SettingsError(f"[{where}] must be a table, not {_describe(table)}"
+                            if table is not None else f"[{where}] table is missing")
+    found = _Problems()
+    endpoint = found.take(_check_table, ModbusEndpoint,
+                          {k: v for k, v in table.items() if k in _ENDPOINT_KEYS}, where)
+    device = found.take(_check_table, cls,
+                        {k: v for k, v in table.items() if k not in _ENDPOINT_KEYS}, where,
+                        {"endpoint": endpoint}, _ENDPOINT_KEYS)
+    found.raise_any()
+    return device
+
+
+_CONNECTOR_TABLES = ("contactor", "lock", "pilot", "meter")
 
 
 def _connector(n: int, table: object) -> ConnectorHardware:
@@ -133,115 +328,153 @@ def _connector(n: int, table: object) -> ConnectorHardware:
     if not isinstance(table, dict):
         raise SettingsError(f"[[connectors]] number {n} must be a table")
     table = dict(table)
-    cable = table.pop("cable", "socket")
-    if cable not in ("socket", "tethered"):
-        raise SettingsError(f"[{where}] cable must be 'socket' or 'tethered', not {cable!r}")
-    contactor = _build(ContactorConfig, table.pop("contactor", None), f"{where}.contactor")
-    lock_table = table.pop("lock", None)
-    if cable == "socket" and lock_table is None:
-        raise SettingsError(f"[{where}] a socket outlet needs a [lock] table")
-    if cable == "tethered" and lock_table is not None:
-        raise SettingsError(f"[{where}] a tethered cable has no lock: remove [lock]")
-    lock = _build(LockConfig, lock_table, f"{where}.lock") if lock_table is not None else None
-    pilot_table = table.pop("pilot", None)
-    if not isinstance(pilot_table, dict):
-        raise SettingsError(f"[{where}.pilot] is missing")
-    endpoint, rest = _endpoint(pilot_table, f"{where}.pilot")
-    pilot = _build(PilotConfig, rest, f"{where}.pilot", endpoint=endpoint)
-    meter_table = table.pop("meter", None)
-    if not isinstance(meter_table, dict):
-        raise SettingsError(f"[{where}.meter] is missing")
-    endpoint, rest = _endpoint(meter_table, f"{where}.meter")
-    meter = _build(MeterConfig, rest, f"{where}.meter", endpoint=endpoint)
-    return _build(ConnectorHardware, table, where, connector_id=n, contactor=contactor,
-                  pilot=pilot, meter=meter, lock=lock)
+    found = _Problems()
+    cable = found.take(_check_value, Literal["socket", "tethered"], table.pop("cable", "socket"),
+                       f"[{where}] cable")
+    subtables = {name: table.pop(name, None) for name in _CONNECTOR_TABLES}
+    contactor = None
+    if subtables["contactor"] is None:
+        found.lines.append(f"[{where}.contactor] table is missing")
+    else:
+        contactor = found.take(_check_table, ContactorConfig, subtables["contactor"],
+                               f"{where}.contactor")
+    lock = None
+    if cable == "socket" and subtables["lock"] is None:
+        found.lines.append(f"[{where}] a socket outlet needs a [lock] table "
+                           "(or cable = \"tethered\")")
+    elif cable == "tethered" and subtables["lock"] is not None:
+        found.lines.append(f"[{where}] a tethered cable has no lock: remove [lock]")
+    elif subtables["lock"] is not None:
+        lock = found.take(_check_table, LockConfig, subtables["lock"], f"{where}.lock")
+    pilot = found.take(_modbus_device, PilotConfig, subtables["pilot"], f"{where}.pilot")
+    meter = found.take(_modbus_device, MeterConfig, subtables["meter"], f"{where}.meter")
+    hardware = found.take(_check_table, ConnectorHardware, table, where,
+                          {"connector_id": n, "contactor": contactor, "pilot": pilot,
+                           "meter": meter, "lock": lock}, ("cable", *_CONNECTOR_TABLES))
+    found.raise_any()
+    return hardware
+
+
+# Optional device tables at the top level and what each becomes.
+_OPTIONAL_DEVICES: dict[str, type[Any]] = {"indicator": IndicatorConfig, "buzzer": BuzzerConfig,
+                                           "card_reader": CardReaderConfig,
+                                           "display": DisplayConfig}
+TABLES = ("chargepoint", "connectors", "safety", *_OPTIONAL_DEVICES, "ocpp_keys", "bench",
+          "logging")
 
 
 def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
-    data = dict(data)
-    cp = data.pop("chargepoint", None)
-    if not isinstance(cp, dict):
-        raise SettingsError("[chargepoint] table is missing")
-    cp = dict(cp)
-    connectors_raw = data.pop("connectors", None)
-    if not isinstance(connectors_raw, list) or not connectors_raw:
-        raise SettingsError("at least one [[connectors]] table is required")
-    connectors = tuple(_connector(n, t) for n, t in enumerate(connectors_raw, start=1))
-    safety = _build(SafetyConfig, data.pop("safety", None), "safety")
-    indicator = data.pop("indicator", None)
-    buzzer = data.pop("buzzer", None)
-    reader = data.pop("card_reader", None)
-    display = data.pop("display", None)
-    hardware = HardwareConfig(
-        connectors=connectors,
-        safety=safety,
-        indicator=_build(IndicatorConfig, indicator, "indicator") if indicator else None,
-        buzzer=_build(BuzzerConfig, buzzer, "buzzer") if buzzer else None,
-        card_reader=_build(CardReaderConfig, reader, "card_reader") if reader else None,
-        display=_build(DisplayConfig, display, "display") if display else None,
-    )
+    """Settings from a parsed TOML document; SettingsError listing every mistake."""
+    found = _Problems()
+    suggested: set[str] = set()
+    for name, value in data.items():
+        if name in TABLES:
+            continue
+        if not isinstance(value, (dict, list)):
+            found.lines.append(_unknown("key", name, []) + " outside any table (a key belongs "
+                               "below its [table] header)")
+            continue
+        close = difflib.get_close_matches(name, TABLES, n=1, cutoff=0.6)
+        suggested.update(close)
+        found.lines.append(_unknown("table", name, list(TABLES), "[{}]"))
+
+    def required(name: str) -> Any:
+        if name not in data and name not in suggested:
+            found.lines.append(f"[{name}] table is missing")
+        return data.get(name)
+
+    cp_table = required("chargepoint")
+    cp: ChargepointTable | None = None
+    if cp_table is not None:
+        if isinstance(cp_table, dict) and isinstance(cp_table.get("log_level"), str):
+            cp_table = {**cp_table, "log_level": cp_table["log_level"].upper()}
+        cp = found.take(_check_table, ChargepointTable, cp_table, "chargepoint")
+
+    connectors_raw = data.get("connectors")
+    connectors: list[ConnectorHardware | None] = []
+    if connectors_raw is None:
+        if "connectors" not in suggested:
+            found.lines.append("at least one [[connectors]] table is required")
+    elif isinstance(connectors_raw, dict):
+        found.lines.append("[connectors] must be written [[connectors]] (an array of tables, "
+                           "one per connector)")
+    elif not isinstance(connectors_raw, list) or not connectors_raw:
+        found.lines.append("at least one [[connectors]] table is required")
+    else:
+        connectors = [found.take(_connector, n, t) for n, t in enumerate(connectors_raw, 1)]
+
+    safety_table = required("safety")
+    safety = (found.take(_check_table, SafetyConfig, safety_table, "safety")
+              if safety_table is not None else None)
+    devices = {name: found.take(_check_table, cls, data[name], name)
+               for name, cls in _OPTIONAL_DEVICES.items() if name in data}
+    ocpp_keys = data.get("ocpp_keys", {})
+    if not isinstance(ocpp_keys, dict):
+        found.lines.append(f"[ocpp_keys] must be a table, not {_describe(ocpp_keys)}")
+    bench = found.take(_check_table, BenchSettings, data.get("bench", {}), "bench")
+    logging_settings = found.take(_check_table, LoggingSettings, data.get("logging", {}),
+                                  "logging")
+    found.raise_any()
+    assert cp is not None and safety is not None
+    hardware = HardwareConfig(connectors=tuple(c for c in connectors if c is not None),
+                              safety=safety, **devices)
     try:
         hardware.validate()
     except ValueError as exc:
-        raise SettingsError(f"pin map: {exc}") from None
-    ocpp_keys = data.pop("ocpp_keys", {})
-    if not isinstance(ocpp_keys, dict):
-        raise SettingsError("[ocpp_keys] must be a table")
-    bench = _build(BenchSettings, data.pop("bench", {}), "bench")
-    logging_settings = _build(LoggingSettings, data.pop("logging", {}), "logging")
-    if data:
-        raise SettingsError(f"unknown section(s): {', '.join(sorted(data))}")
-
-    def take(name: str, kind: type, default: Any = None, required: bool = False) -> Any:
-        if name not in cp:
-            if required:
-                raise SettingsError(f"[chargepoint] {name} is required")
-            return default
-        value = cp.pop(name)
-        if kind is float and isinstance(value, int):
-            value = float(value)
-        if not isinstance(value, kind):
-            raise SettingsError(f"[chargepoint] {name} must be a {kind.__name__}")
-        return value
-
-    charge_point_id = take("id", str, required=True)
-    if not charge_point_id or len(charge_point_id) > 48:
-        raise SettingsError("[chargepoint] id must be 1-48 characters")
-    csms_url = take("csms_url", str, required=True)
-    if not csms_url.startswith(("ws://", "wss://")):
-        raise SettingsError(f"[chargepoint] csms_url must start with ws:// or wss://: {csms_url}")
-    kind = take("hardware", str, "gpio")
-    if kind not in ("gpio", "simulated"):
-        raise SettingsError(f"[chargepoint] hardware must be 'gpio' or 'simulated', not {kind!r}")
-    settings = Settings(
-        charge_point_id=charge_point_id,
-        csms_url=csms_url,
-        state_dir=Path(take("state_dir", str, "/var/lib/chargepoint")),
-        hardware_kind=kind,
+        raise SettingsError(str(exc)) from None
+    return Settings(
+        charge_point_id=cp.id,
+        csms_url=cp.csms_url,
+        state_dir=Path(cp.state_dir),
+        hardware_kind=cp.hardware,
         hardware=hardware,
-        vendor=take("vendor", str, "PiChargepoint"),
-        model=take("model", str, "PiCharger"),
-        serial_number=take("serial_number", str, None),
-        log_level=take("log_level", str, "INFO").upper(),
-        meter_poll_interval_s=take("meter_poll_interval_s", float, 1.0),
+        vendor=cp.vendor,
+        model=cp.model,
+        serial_number=cp.serial_number,
+        log_level=cp.log_level,
+        meter_poll_interval_s=cp.meter_poll_interval_s,
         ocpp_keys=ocpp_keys,
         bench=bench,
         logging=logging_settings,
         source=source,
     )
-    if cp:
-        raise SettingsError(f"[chargepoint] unknown field(s): {', '.join(sorted(cp))}")
-    if len(settings.vendor) > 20 or len(settings.model) > 20:
-        raise SettingsError("[chargepoint] vendor and model are at most 20 characters (OCPP)")
-    return settings
 
 
 def load(path: Path) -> Settings:
+    """Read and check the configuration file; SettingsError (one line per mistake) for a file
+    that is missing, unreadable, not TOML or wrong."""
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise SettingsError(f"configuration file {path} does not exist") from None
+    except IsADirectoryError:
+        raise SettingsError(f"configuration file {path} is a directory, not a file") from None
+    except PermissionError:
+        raise SettingsError(f"configuration file {path} is not readable by this user "
+                            "(check its owner and mode)") from None
+    except OSError as exc:
+        raise SettingsError(f"cannot read configuration file {path}: "
+                            f"{exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
     return parse(data, source=path)
+
+
+def package_version() -> str:
+    """The installed package's version (``chargepoint --version``, BootNotification)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pi-chargepoint")
+    except PackageNotFoundError:
+        return "0+unknown"  # running from a source tree that was never installed
+
+
+def example_path(name: str) -> Path:
+    """The shipped example configuration ``name`` (one of EXAMPLES), a commented TOML file."""
+    if name not in EXAMPLES:
+        raise ValueError(f"no example {name!r}; there are {', '.join(EXAMPLES)}")
+    return Path(__file__).resolve().parent / "examples" / f"{name}.toml"

@@ -2,14 +2,123 @@
 
 ``firmware.settings`` parses the installer's TOML file into these; the drivers take them as they
 are.  Pins are BCM GPIO numbers.  Standard library only.
+
+Each field's annotation is also its check: ``firmware.settings`` verifies every value of the
+file against the type (``int``, ``float``, ``bool``, ``str``, ``Literal`` choices, optional and
+nested tables) and against the constraints carried in ``Annotated`` (:class:`Range`,
+:class:`Length`, :class:`MeterModelName`), so a field and its limits are declared once, here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import difflib
+from dataclasses import dataclass, fields
+from typing import Annotated, Literal
+
+
+@dataclass(frozen=True)
+class Range:
+    """A number's limits, inclusive unless ``above`` (the lower limit excluded: "> 0")."""
+
+    low: float | None = None
+    high: float | None = None
+    above: bool = False
+    what: str = ""  # what the number is, for the message ("a BCM GPIO of the Pi header")
+
+    def problem(self, value: float) -> str | None:
+        """None when ``value`` is inside, else "must be ..., not <value>"."""
+        low_ok = self.low is None or (value > self.low if self.above else value >= self.low)
+        high_ok = self.high is None or value <= self.high
+        if low_ok and high_ok:
+            return None
+        if self.above:
+            limits = f"more than {format_number(self.low)}" + (
+                f" and at most {format_number(self.high)}" if self.high is not None else "")
+        elif self.low is not None and self.high is not None:
+            limits = f"between {format_number(self.low)} and {format_number(self.high)}"
+        elif self.low is not None:
+            limits = f"at least {format_number(self.low)}"
+        else:
+            limits = f"at most {format_number(self.high)}"
+        what = f" ({self.what})" if self.what else ""
+        return f"must be {limits}{what}, not {format_number(value)}"
+
+
+def format_number(value: float | None) -> str:
+    """As an installer writes it: 921600, 0.5, 60 (not 9.216e+05 or 60.0); "" for None."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:g}"
+    return str(int(value)) if abs(value) < 1e15 else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Length:
+    """A string's length in characters (OCPP's CiStringN fields have a maximum)."""
+
+    low: int = 1
+    high: int | None = None
+
+    def problem(self, value: str) -> str | None:
+        if len(value) < self.low:
+            return "must not be empty" if self.low == 1 else \
+                f"must have at least {self.low} characters"
+        if self.high is not None and len(value) > self.high:
+            return f"must be at most {self.high} characters, not {len(value)}"
+        return None
+
+
+# Energy meter models by the name a configuration file gives them: the register maps are in
+# hal.modbus.models.METER_MODELS (a test keeps both lists equal).  Kept here as data so that the
+# settings can check a name without loading a backend.
+METER_MODEL_NAMES: tuple[str, ...] = (
+    "SDM630", "SDM120", "SDM72DM2", "B23", "B24", "EM340", "EM24", "WE516", "WE517")
+# Other spellings in use (manufacturer prefix, version suffix), after normalise_model_name.
+METER_MODEL_ALIASES: dict[str, str] = {
+    "ABBB23": "B23",
+    "ABBB24": "B24",
+    "ORNOWE516": "WE516",
+    "ORNOWE517": "WE517",
+    "SDM72DMV2": "SDM72DM2",
+    "SDM72V2": "SDM72DM2",
+}
+
+
+def normalise_model_name(name: str) -> str:
+    """Upper case, letters and digits only: "we-516", "We 516" and "WE516" are one name."""
+    return "".join(ch for ch in name.upper() if ch.isalnum())
+
+
+def canonical_meter_model(name: str) -> str | None:
+    """The METER_MODEL_NAMES entry ``name`` means (case, spaces, '-', '_', '.' ignored; the
+    aliases accepted), or None."""
+    key = normalise_model_name(name)
+    for known in METER_MODEL_NAMES:
+        if normalise_model_name(known) == key:
+            return known
+    return METER_MODEL_ALIASES.get(key)
+
+
+@dataclass(frozen=True)
+class MeterModelName:
+    """The string names a supported meter model."""
+
+    def problem(self, value: str) -> str | None:
+        if canonical_meter_model(value) is not None:
+            return None
+        close = difflib.get_close_matches(value.upper(), METER_MODEL_NAMES, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return (f'"{value}" is not a known meter model{hint}; accepted: '
+                f"{', '.join(METER_MODEL_NAMES)}")
+
 
 Parity = Literal["N", "E", "O"]
+Pin = Annotated[int, Range(0, 27, what="a BCM GPIO of the Pi header")]
+UnitId = Annotated[int, Range(1, 247, what="a Modbus unit address")]
+BaudRate = Annotated[int, Range(300, 921_600)]
+DevicePath = Annotated[str, Length(1)]  # a serial device, e.g. /dev/serial0
+Frequency = Annotated[float, Range(0, 100_000, above=True)]
 
 
 @dataclass(frozen=True)
@@ -18,15 +127,15 @@ class ModbusEndpoint:
 
     Every device on the same endpoint shares one bus owner (one lock, one quiet gap)."""
 
-    port: str | None = None
-    baudrate: int = 9600
+    port: DevicePath | None = None
+    baudrate: BaudRate = 9600
     parity: Parity = "N"
-    stopbits: int = 1
-    host: str | None = None
-    tcp_port: int = 502
-    timeout_s: float = 0.5
-    retries: int = 1
-    quiet_gap_s: float = 0.1
+    stopbits: Literal[1, 2] = 1
+    host: Annotated[str, Length(1)] | None = None
+    tcp_port: Annotated[int, Range(1, 65535)] = 502
+    timeout_s: Annotated[float, Range(0, 60, above=True)] = 0.5
+    retries: Annotated[int, Range(0, 10)] = 1
+    quiet_gap_s: Annotated[float, Range(0, 5)] = 0.1
 
     def __post_init__(self) -> None:
         if (self.port is None) == (self.host is None):
@@ -44,28 +153,28 @@ class ModbusEndpoint:
 
 @dataclass(frozen=True)
 class MeterConfig:
-    model: str  # a name from hal.modbus.models.METER_MODELS, e.g. "SDM630"
+    model: Annotated[str, MeterModelName()]  # one of METER_MODEL_NAMES, e.g. "SDM630"
     endpoint: ModbusEndpoint
-    unit_id: int = 1
+    unit_id: UnitId = 1
     # Failed polls in a row before the meter is UNAVAILABLE (it is STALE after the first).
-    unavailable_after: int = 3
+    unavailable_after: Annotated[int, Range(1, 100)] = 3
 
 
 @dataclass(frozen=True)
 class PilotConfig:
     kind: Literal["evse-wb"]
     endpoint: ModbusEndpoint
-    unit_id: int = 1
+    unit_id: UnitId = 1
 
 
 @dataclass(frozen=True)
 class ContactorConfig:
-    pin: int
+    pin: Pin
     active_high: bool = True
-    mirror_pin: int | None = None  # auxiliary contact, closed when the contactor is closed
+    mirror_pin: Pin | None = None  # auxiliary contact, closed when the contactor is closed
     mirror_active_high: bool = True
     # Time the mirror may lag the command before it counts as a weld / failure to close.
-    settle_s: float = 0.25
+    settle_s: Annotated[float, Range(0, 10)] = 0.25
 
 
 @dataclass(frozen=True)
@@ -73,14 +182,14 @@ class LockConfig:
     """A socket-outlet lock motor on an H-bridge (``lock_pin`` drives towards locked,
     ``unlock_pin`` towards unlocked) with a feedback switch closed when locked."""
 
-    lock_pin: int
-    unlock_pin: int
-    feedback_pin: int
+    lock_pin: Pin
+    unlock_pin: Pin
+    feedback_pin: Pin
     feedback_active_high: bool = True
-    pulse_s: float = 0.5
-    settle_s: float = 0.1  # wait after the pulse before reading the feedback
-    attempts: int = 3
-    retry_delay_s: float = 1.0
+    pulse_s: Annotated[float, Range(0, 10, above=True)] = 0.5
+    settle_s: Annotated[float, Range(0, 10)] = 0.1  # wait after the pulse before reading
+    attempts: Annotated[int, Range(1, 20)] = 3
+    retry_delay_s: Annotated[float, Range(0, 600)] = 1.0
 
 
 @dataclass(frozen=True)
@@ -90,7 +199,8 @@ class ConnectorHardware:
     pilot: PilotConfig
     meter: MeterConfig
     lock: LockConfig | None = None  # None: tethered cable, nothing to lock
-    max_current_a: float = 16.0  # rating of this outlet / cable
+    # Rating of this outlet / cable; IEC 61851-1 pilot PWM offers 6 A to 80 A.
+    max_current_a: Annotated[float, Range(6, 80)] = 16.0
 
     @property
     def tethered(self) -> bool:
@@ -99,32 +209,32 @@ class ConnectorHardware:
 
 @dataclass(frozen=True)
 class IndicatorConfig:
-    red_pin: int
-    green_pin: int
-    blue_pin: int
+    red_pin: Pin
+    green_pin: Pin
+    blue_pin: Pin
     active_high: bool = True
-    pwm_frequency_hz: float = 200.0
+    pwm_frequency_hz: Frequency = 200.0
 
 
 @dataclass(frozen=True)
 class BuzzerConfig:
-    pin: int
-    tone_hz: float = 2700.0  # resonance of a common passive piezo
+    pin: Pin
+    tone_hz: Annotated[float, Range(20, 20_000)] = 2700.0  # resonance of a common passive piezo
 
 
 @dataclass(frozen=True)
 class DisplayConfig:
-    backlight_pin: int  # PWM-dimmable backlight (through a transistor)
+    backlight_pin: Pin  # PWM-dimmable backlight (through a transistor)
     active_high: bool = True
-    pwm_frequency_hz: float = 500.0
+    pwm_frequency_hz: Frequency = 500.0
 
 
 @dataclass(frozen=True)
 class SafetyConfig:
-    residual_current_pin: int
+    residual_current_pin: Pin
     # The RCD module's trip output: True when a trip drives the pin high.
     residual_current_active_high: bool = True
-    emergency_stop_pin: int | None = None
+    emergency_stop_pin: Pin | None = None
     # The level the pin reads while the normally-closed switch is closed (not pressed).  False:
     # switch to GND with a pull-up, so pressed or a broken wire reads high (fail-safe).
     emergency_stop_healthy_high: bool = False
@@ -133,8 +243,8 @@ class SafetyConfig:
 @dataclass(frozen=True)
 class CardReaderConfig:
     kind: Literal["rdm6300"]
-    port: str
-    baudrate: int = 9600
+    port: DevicePath
+    baudrate: BaudRate = 9600
 
 
 @dataclass(frozen=True)
@@ -179,6 +289,18 @@ class HardwareConfig:
             if pin in seen:
                 raise ValueError(f"GPIO{pin} is used twice: {seen[pin]} and {purpose}")
             seen[pin] = purpose
+        # One bus owner per serial line / TCP endpoint: its devices must agree on its settings.
+        buses: dict[str, tuple[str, ModbusEndpoint]] = {}
+        for c in self.connectors:
+            for role, endpoint in (("pilot", c.pilot.endpoint), ("meter", c.meter.endpoint)):
+                place = f"[connectors.{c.connector_id}.{role}]"
+                first = buses.setdefault(endpoint.key, (place, endpoint))
+                differ = [f.name for f in fields(endpoint)
+                          if getattr(endpoint, f.name) != getattr(first[1], f.name)]
+                if differ:
+                    raise ValueError(
+                        f"{first[0]} and {place} share the bus {endpoint.key} but set "
+                        f"{', '.join(differ)} differently: one bus has one setting")
         ids = [c.connector_id for c in self.connectors]
         if sorted(ids) != list(range(1, len(ids) + 1)):
             raise ValueError(f"connector ids must be 1..N without gaps, got {ids}")

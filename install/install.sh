@@ -72,7 +72,8 @@ if [ -n "$ROOT" ]; then
 else
     for group in "${SERVICE_GROUPS[@]}"; do
         # Raspberry Pi OS has both; elsewhere gpio may be missing (then a udev rule must give
-        # /dev/gpiochip* to it, see docs/install.md).
+        # /dev/gpiochip* to it: docs/install.md, "GPIO access on a system other than Raspberry
+        # Pi OS").
         getent group "$group" >/dev/null || system groupadd --system "$group"
     done
     if id "$SERVICE_USER" >/dev/null 2>&1; then

@@ -48,8 +48,9 @@ class Rig:
         return self.running.bench
 
     async def command(self, cmd: str, **extra: object) -> dict[str, Any]:
-        """Drive the bench through its control socket, as `chargepoint bench` does."""
-        answer = await app.bench_command(self.state_dir, {"cmd": cmd, **extra})
+        """Drive the bench through its control socket, as `chargepoint bench` does, but
+        answered at once (``settle`` false): the tests wait for what they expect themselves."""
+        answer = await app.bench_command(self.state_dir, {"cmd": cmd, "settle": False, **extra})
         assert answer["ok"], answer
         return answer
 

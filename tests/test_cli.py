@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,11 +62,27 @@ def test_run_controller_and_drive_it_with_bench_commands(tmp_path: Path) -> None
         _wait_for(csms_log, r"CLI-TEST-1 → CALL StatusNotification .*\"connectorId\": 1.*"
                             r"Available")
         _wait_for(cp_log, r"SIMULATED BENCH")
-        assert cli("bench", "--state-dir", str(state), "plug").returncode == 0
+
+        def bench(*args: str) -> dict[str, Any]:
+            """A bench command's answer: the state after the command took effect."""
+            result = cli("bench", "--state-dir", str(state), *args)
+            assert result.returncode == 0, result.stdout + result.stderr
+            answer: dict[str, Any] = json.loads(result.stdout)
+            return answer
+
+        plugged = bench("plug")
+        assert plugged["bench"]["1"]["ev"]["pilot"] == "B"
+        assert plugged["connectors"]["1"]["status"] == "Preparing"
+        assert plugged["connectors"]["1"]["plugged"] is True
         _wait_for(csms_log, r"StatusNotification .*Preparing")
-        assert cli("bench", "--state-dir", str(state), "swipe", "CLI-CARD").returncode == 0
+        swiped = bench("swipe", "CLI-CARD")
+        assert swiped["connectors"]["1"]["id_tag"] == "CLI-CARD"
+        assert swiped["connectors"]["1"]["transaction"] is not None
+        assert swiped["bench"]["1"]["lock"] == "locked"
         _wait_for(csms_log, r"CALL StartTransaction .*CLI-CARD")
-        assert cli("bench", "--state-dir", str(state), "ev-charge", "-c", "1").returncode == 0
+        charging = bench("ev-charge", "-c", "1")
+        assert charging["connectors"]["1"]["status"] == "Charging"
+        assert charging["bench"]["1"]["outputs"]["contactor"] is True
         _wait_for(csms_log, r"StatusNotification .*Charging")
         status = cli("bench", "--state-dir", str(state), "status")
         assert status.returncode == 0, status.stderr
@@ -74,6 +91,13 @@ def test_run_controller_and_drive_it_with_bench_commands(tmp_path: Path) -> None
         assert answer["bench"]["1"]["outputs"]["contactor"] is True
         bad = cli("bench", "--state-dir", str(state), "ev-charge", "-c", "5")
         assert bad.returncode == 1 and "no connector 5" in bad.stdout
+        paused = bench("ev-pause")
+        assert paused["connectors"]["1"]["status"] == "SuspendedEV"
+        assert paused["bench"]["1"]["outputs"]["contactor"] is False
+        unplugged = bench("unplug")
+        assert unplugged["connectors"]["1"]["status"] in ("Finishing", "Available")
+        assert unplugged["connectors"]["1"]["transaction"] is None
+        assert unplugged["bench"]["1"]["lock"] == "unlocked"
         controller.send_signal(signal.SIGTERM)
         assert controller.wait(timeout=15) == 0
     finally:

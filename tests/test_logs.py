@@ -199,9 +199,11 @@ def test_logging_table_is_optional_and_parsed() -> None:
 
 
 @pytest.mark.parametrize("table, message", [
-    ({"ocpp_mesages": True}, "[logging] unknown field(s): ocpp_mesages"),
-    ({"ocpp_messages": "yes"}, "ocpp_messages must be true or false"),
-    ({"ocpp_log_max_bytes": 10}, "ocpp_log_max_bytes must be >= 1024"),
+    ({"ocpp_mesages": True},
+     "[logging] unknown key ocpp_mesages; did you mean ocpp_messages?"),
+    ({"ocpp_messages": "yes"},
+     '[logging] ocpp_messages must be true or false, not the string "yes"'),
+    ({"ocpp_log_max_bytes": 10}, "[logging] ocpp_log_max_bytes must be at least 1024, not 10"),
 ])
 def test_logging_table_mistakes_are_named(table: dict[str, object], message: str) -> None:
     data = bench_data()

@@ -40,17 +40,28 @@ async def run_csms(
 ) -> None:
     """Run a :class:`CentralSystem` until cancelled, printing one line per frame and per
     connection change.  The first line gives the URL, including the bound port when
-    ``port`` is 0."""
+    ``port`` is 0.  Returns when nobody reads the lines any more (``chargepoint csms | head``:
+    BrokenPipeError from ``print_fn``)."""
     ascii_arrows = print_fn is print and not _stdout_takes_arrows()
+    reader_gone = asyncio.Event()
+
+    def emit(line: str) -> None:
+        try:
+            print_fn(line)
+            if print_fn is print:
+                sys.stdout.flush()  # a line as it happens, also into a pipe (| grep, | tee)
+        except BrokenPipeError:
+            # Raised here it would only reach the WebSocket handler's log, once per frame.
+            reader_gone.set()
 
     def on_message(record: MessageRecord) -> None:
-        print_fn(format_record(record, ascii_arrows=ascii_arrows))
+        emit(format_record(record, ascii_arrows=ascii_arrows))
 
     def on_connection(event: ConnectionEvent) -> None:
         local = event.time.astimezone()
         stamp = local.strftime("%H:%M:%S.") + f"{local.microsecond // 1000:03d}"
         what = "connected" if event.connected else "disconnected"
-        print_fn(f"{stamp}  {event.cp_id} {what} ({event.detail})")
+        emit(f"{stamp}  {event.cp_id} {what} ({event.detail})")
 
     ssl_context = None
     if tls_cert:
@@ -65,5 +76,5 @@ async def run_csms(
         ssl_context=ssl_context,
         basic_auth=basic_auth,
     ) as cs:
-        print_fn(f"OCPP 1.6J central system listening on {cs.url}/<charge point id>")
-        await asyncio.Event().wait()
+        emit(f"OCPP 1.6J central system listening on {cs.url}/<charge point id>")
+        await reader_gone.wait()

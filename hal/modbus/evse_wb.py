@@ -2,8 +2,8 @@
 
 The board generates and samples the control pilot itself; this driver only asks for a current and
 reads back what the board does.  Register map (holding registers, FC3 read / FC16 write, 0-based
-addresses; sources: openWB ``evse.py``, evcc ``simpleevse.go``, the EVSE-WB manual via openWB_lite
-``docs/infos.md``):
+addresses; sources: openWB ``evse.py``, evcc ``simpleevse.go``, the EVSE-WB manual as quoted in
+https://github.com/hhoefling/openWB_lite/blob/master/docs/infos.md, not a page of this project):
 
 ====  =====================================================================
 1000  configured current, A (0 = no PWM: stop offering)              R/W

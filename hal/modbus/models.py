@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
 
+from hal.config import canonical_meter_model
 from hal.types import ConfigurationError, Quantity
 
 # Modbus allows at most 125 registers in one read (FC3/FC4).
@@ -508,31 +509,17 @@ METER_MODELS: dict[str, MeterModel] = {
         _orno("WE517"),
     )
 }
-"""Every supported model by upper-case name (see ``meter_model`` for the accepted spellings)."""
-
-
-def _normalise(name: str) -> str:
-    return "".join(ch for ch in name.upper() if ch.isalnum())
-
-
-_ALIASES: dict[str, str] = {
-    **{_normalise(key): key for key in METER_MODELS},
-    "ABBB23": "B23",
-    "ABBB24": "B24",
-    "ORNOWE516": "WE516",
-    "ORNOWE517": "WE517",
-    "SDM72DMV2": "SDM72DM2",
-    "SDM72V2": "SDM72DM2",
-}
+"""Every supported model by upper-case name (see ``meter_model`` for the accepted spellings).
+The names are also data in ``hal.config.METER_MODEL_NAMES``, which the settings check."""
 
 
 def meter_model(name: str) -> MeterModel:
     """The model called ``name`` (case, spaces, '-', '_' and '.' ignored: "we-516" is WE516).
 
     ConfigurationError listing the known models when the name is unknown."""
-    key = _ALIASES.get(_normalise(name))
-    if key is None:
+    key = canonical_meter_model(name)
+    if key is None or key not in METER_MODELS:
         raise ConfigurationError(
-            f"unknown meter model {name!r}; known models: {', '.join(sorted(METER_MODELS))}"
+            f"unknown meter model {name!r}; known models: {', '.join(METER_MODELS)}"
         )
     return METER_MODELS[key]

@@ -26,6 +26,7 @@ from typing import Any
 
 from hal.assembly import Devices, build_devices
 from hal.config import ConnectorHardware, HardwareConfig, ModbusEndpoint
+from hal.modbus.evse_wb import REG_VEHICLE_STATE
 from hal.modbus.server import RegisterServer
 from hal.sim.ev import SimulatedEv
 from hal.sim.modbus_devices import SimulatedEvseBoard, SimulatedMeter
@@ -98,6 +99,9 @@ class SimulatedBench:
         self._saved_wh: dict[int, float] = {}
         self._saved_ev: dict[int, tuple[bool, bool]] = {}
         self._since_save = 0.0
+        self.steps = 0  # physics steps done
+        self._vehicle_reads: dict[int, int] = {}  # reads of each board's vehicle-state register
+        self._step_error: str | None = None
 
     # ------------------------------------------------------------ life cycle
 
@@ -108,6 +112,7 @@ class SimulatedBench:
         for hw in self.hardware.connectors:
             s = self.settings
             board = SimulatedEvseBoard(hw.pilot.unit_id)
+            self._count_vehicle_reads(board, hw.connector_id)
             meter = SimulatedMeter(s.meter_model, hw.meter.unit_id)
             meter.energy_import_wh = energy.get(hw.connector_id, 0.0)
             self._persist_before_reads(meter)
@@ -160,6 +165,33 @@ class SimulatedBench:
 
         meter.read_registers = read_registers  # type: ignore[method-assign]
 
+    def _count_vehicle_reads(self, board: SimulatedEvseBoard, connector: int) -> None:
+        """Count the controller's reads of the vehicle state, so that bench control can tell
+        when the controller has seen (and debounced) a change the bench made."""
+        serve = board.read_registers
+        self._vehicle_reads[connector] = 0
+
+        def read_registers(table: int, address: int, count: int) -> list[int]:
+            words = serve(table, address, count)
+            if address <= REG_VEHICLE_STATE < address + count:
+                self._vehicle_reads[connector] += 1
+            return words
+
+        board.read_registers = read_registers  # type: ignore[method-assign]
+
+    async def wait_steps(self, n: int = 1) -> None:
+        """Until the physics has run ``n`` more steps (a command's change is on the wires)."""
+        target = self.steps + n
+        while self.steps < target:
+            await asyncio.sleep(PHYSICS_STEP_S / 2)
+
+    async def wait_vehicle_reads(self, connector: int, n: int) -> None:
+        """Until the controller has read connector ``connector``'s pilot ``n`` more times."""
+        self._connector(connector)
+        target = self._vehicle_reads[connector] + n
+        while self._vehicle_reads[connector] < target:
+            await asyncio.sleep(PHYSICS_STEP_S / 2)
+
     def _endpoint_for(self, role: str, hw: ConnectorHardware) -> ModbusEndpoint:
         port = self.connectors[hw.connector_id].server.tcp_port
         assert port is not None
@@ -209,11 +241,20 @@ class SimulatedBench:
             await asyncio.sleep(PHYSICS_STEP_S)
             now = loop.time()
             dt, last = now - last, now
+            failure = None
             for c in self.connectors.values():
                 try:
                     self._step(c, dt)
-                except Exception:  # noqa: BLE001 - the bench must keep running
-                    log.exception("bench physics step failed")
+                except Exception as exc:  # noqa: BLE001 - the bench must keep running
+                    failure = f"{type(exc).__name__}: {exc}"
+            # Logged when it starts, changes and ends: not every step (20 lines a second).
+            if failure != self._step_error:
+                if failure is not None:
+                    log.error("bench physics step failed: %s", failure)
+                else:
+                    log.info("bench physics steps work again")
+                self._step_error = failure
+            self.steps += 1
             self._since_save += dt
             if self._since_save >= SAVE_EVERY_S:
                 self._since_save = 0.0

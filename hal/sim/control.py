@@ -4,6 +4,13 @@ drives a running controller's simulated bench.
 Protocol: one JSON object per line each way.  Request ``{"cmd": "plug", "connector": 1}``;
 answer ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.  The socket is created with
 mode 0600: only the controller's own user may plug cars in.
+
+The answer shows the state *after* the command took effect (unless the request says
+``"settle": false``, for a caller that waits for its own evidence): the bench waits until the
+physics applied the change, until the controller read a changed pilot often enough to act on it
+(its debounce), and then until the controller's and the bench's state stayed the same for
+``SETTLE_QUIET_S`` with no lock motor running (an Authorize, a lock pulse, a StartTransaction
+happen in that time), at most ``SETTLE_MAX_S``.
 """
 
 from __future__ import annotations
@@ -19,6 +26,13 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 FAULTS = ("rcd", "estop", "weld", "lock", "meter", "diode")
+# Commands that change what the pilot reads.
+PILOT_COMMANDS = ("plug", "unplug", "ev-charge", "ev-pause")
+SETTLE_QUIET_S = 0.2
+SETTLE_MAX_S = 5.0
+_SETTLE_POLL_S = 0.05
+# Fields that move by themselves (energy, power, light patterns) are no sign of unfinished work.
+_MOVING = ("meter", "indicator", "buzzer", "display", "energy_wh", "power_w")
 
 
 class Bench(Protocol):
@@ -29,14 +43,21 @@ class Bench(Protocol):
     def swipe(self, id_tag: str) -> None: ...
     async def fault(self, name: str, on: bool, connector: int) -> None: ...
     def status(self) -> dict[str, Any]: ...
+    async def wait_steps(self, n: int = 1) -> None: ...
+    async def wait_vehicle_reads(self, connector: int, n: int) -> None: ...
 
 
 class BenchControlServer:
+    """``status``: the controller's connector states (answers carry them); ``pilot_reads``:
+    how many equal pilot readings the controller needs before it acts on a change."""
+
     def __init__(self, path: Path, bench: Bench,
-                 status: Callable[[], dict[str, Any]] | None = None) -> None:
+                 status: Callable[[], dict[str, Any]] | None = None,
+                 pilot_reads: int = 2) -> None:
         self.path = path
         self.bench = bench
         self.status = status
+        self.pilot_reads = pilot_reads
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -105,10 +126,49 @@ class BenchControlServer:
             pass
         else:
             raise ValueError(f"unknown command {cmd!r}")
-        out: dict[str, Any] = {"bench": b.status()}
+        if cmd != "status" and r.get("settle", True) is not False:
+            await self._settle(connector if cmd in PILOT_COMMANDS or cmd == "fault" else None)
+        return self._state()
+
+    def _state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"bench": self.bench.status()}
         if self.status is not None:
             out["connectors"] = self.status()
         return out
+
+    async def _settle(self, pilot_of: int | None) -> None:
+        """Wait until a command took effect (see the module docstring); never longer than
+        SETTLE_MAX_S (a stuck controller still gets an answer)."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(SETTLE_MAX_S):
+                await self.bench.wait_steps(1)
+                if pilot_of is not None:
+                    # One read more than the debounce: the controller has acted on the last.
+                    await self.bench.wait_vehicle_reads(pilot_of, self.pilot_reads + 1)
+                last, since = _settled_view(self._state()), loop.time()
+                while True:
+                    await asyncio.sleep(_SETTLE_POLL_S)
+                    view = _settled_view(self._state())
+                    if view != last:
+                        last, since = view, loop.time()
+                    elif loop.time() - since >= SETTLE_QUIET_S and not _lock_moving(view):
+                        return
+        except TimeoutError:
+            log.warning("bench: the state did not settle within %g s; answering anyway",
+                        SETTLE_MAX_S)
+
+
+def _settled_view(state: Any) -> Any:
+    """``state`` without the values that change by themselves."""
+    if isinstance(state, dict):
+        return {k: _settled_view(v) for k, v in state.items() if k not in _MOVING}
+    return state
+
+
+def _lock_moving(view: dict[str, Any]) -> bool:
+    return any(isinstance(c, dict) and c.get("outputs", {}).get("lock_motor", "off") != "off"
+               for c in view.get("bench", {}).values())
 
 
 async def send_command(path: Path, request: dict[str, Any], timeout: float = 10.0
