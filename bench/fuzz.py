@@ -664,6 +664,7 @@ class KindStats:
     sent: int = 0
     wrong: int = 0
     unanswered: int = 0
+    crashes: int = 0  # drops the replay pinned on a frame of this kind
 
 
 @dataclass
@@ -678,6 +679,7 @@ class FuzzReport:
     wrong_codes: int = 0
     crashes: int = 0  # process died or the charger dropped the connection
     process_deaths: int = 0
+    crashes_unpinned: int = 0  # no frame of the batch repeats the drop (an odd answer?)
     liveness_failures: int = 0
     tracebacks: int = 0
     utf8_close: str = "not tried"
@@ -704,6 +706,7 @@ class FuzzReport:
                 ("wrong codes", self.wrong_codes),
                 ("crashes (died or dropped the link)", self.crashes),
                 ("  of which the process died", self.process_deaths),
+                ("  not repeated by any one frame", self.crashes_unpinned),
                 ("liveness checks failed", self.liveness_failures),
                 ("tracebacks in the controller log", self.tracebacks),
                 ("invalid UTF-8 text frame", self.utf8_close),
@@ -713,12 +716,13 @@ class FuzzReport:
         width = max(len(name) for name, _ in rows)
         out = [f"{name:<{width}}  {value}" for name, value in rows]
         out.append("")
-        out.append(f"{'kind':<20} {'sent':>6} {'wrong':>6} {'unanswered':>10}  expected")
+        out.append(f"{'kind':<20} {'sent':>6} {'wrong':>6} {'unanswered':>10} {'crashes':>7}"
+                   f"  expected")
         for kind, codes in EXPECTED.items():
             s = self.per_kind.get(kind)
             if s is not None:
-                out.append(f"{kind:<20} {s.sent:>6} {s.wrong:>6} {s.unanswered:>10}  "
-                           f"{_codes(codes)}")
+                out.append(f"{kind:<20} {s.sent:>6} {s.wrong:>6} {s.unanswered:>10} "
+                           f"{s.crashes:>7}  {_codes(codes)}")
         return "\n".join(out)
 
     def details(self, limit: int = 3) -> str:
@@ -1143,7 +1147,11 @@ class HostileCentralSystem:
         report.crashes += 1
         report.process_deaths += died
         culprit = await self._recover_and_replay(batch)
-        where = f"frame {culprit}" if culprit else (
+        if culprit is not None:
+            report.per_kind[culprit[0]].crashes += 1
+        else:
+            report.crashes_unpinned += 1
+        where = f"frame {culprit[1]}" if culprit else (
             f"no single frame of the batch repeats it; the last odd answers before the drop: "
             f"{recent}")
         report.crash_frames.append(f"batch {report.batches}: {detail}; {where}")
@@ -1153,7 +1161,8 @@ class HostileCentralSystem:
             self._start_controller()
         return await self.wait_for(lambda: self.ws is not None, 60)
 
-    async def _recover_and_replay(self, batch: list[Probe]) -> str | None:
+    async def _recover_and_replay(self, batch: list[Probe]) -> tuple[str, str] | None:
+        """(kind, frame) of the first frame of ``batch`` that drops the charger again."""
         if not await self._recover():
             self.report.problems.append("the charger did not come back within 60 s")
             return None
@@ -1168,7 +1177,7 @@ class HostileCentralSystem:
                 if self.dropped.is_set() or not self.alive():
                     detail = "process died" if not self.alive() else self.drop_detail
                     await self._recover()
-                    return f"{probe.kind}: {probe.short(message_id)} ({detail})"
+                    return probe.kind, f"{probe.kind}: {probe.short(message_id)} ({detail})"
             return None
         finally:
             self.odd = odd
