@@ -66,6 +66,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import random
 import re
 import signal
@@ -760,8 +761,9 @@ ODD_ANSWERS = ("normal",) * 5 + ("callerror", "empty", "extra-property", "twice"
 
 class HostileCentralSystem:
     def __init__(self, report: FuzzReport, workdir: Path, *, odd_answers: bool = True,
-                 answer_timeout: float = 10.0) -> None:
+                 answer_timeout: float = 10.0, controller_tree: Path = REPO) -> None:
         self.report = report
+        self.controller_tree = controller_tree
         self.work = workdir
         self.state = workdir / "state"
         self.log_path = workdir / "controller.log"
@@ -803,8 +805,13 @@ class HostileCentralSystem:
         (self.state / app.BENCH_SOCKET).unlink(missing_ok=True)
         args = [sys.executable, "-m", "firmware", "run", "--config", str(_config(self.work)),
                 "--csms-url", self.url, "--state-dir", str(self.state), "--id", CP_ID]
+        env = None
+        if self.controller_tree != REPO:
+            # Another checkout's code (a branch to check before a merge) ahead of this one's.
+            env = {**os.environ, "PYTHONPATH": str(self.controller_tree)}
         self.proc = subprocess.Popen(args, stdout=self.log_path.open("ab"),
-                                     stderr=subprocess.STDOUT, cwd=REPO)
+                                     stderr=subprocess.STDOUT, cwd=self.controller_tree,
+                                     env=env)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -928,7 +935,7 @@ class HostileCentralSystem:
             frames = [proper, proper]
         elif how == "wrong-id-first":
             frames = [[3, str(uuid.uuid4()), proper[2]], proper]
-        delay = self.rng.uniform(0.2, 1.5) if how == "late" else 0.0
+        delay = self.rng.uniform(0.1, 0.6) if how == "late" else 0.0
         asyncio.get_running_loop().create_task(self._send_later(frames, delay))
 
     async def _send_later(self, frames: list[Any], delay: float) -> None:
@@ -1238,7 +1245,8 @@ def _count_tracebacks(log_path: Path) -> int:
 
 def run_fuzz(seed_value: int, frames: int, *, batch: int = 25, odd_answers: bool = True,
              answer_timeout: float = 10.0, workdir: Path | None = None,
-             kinds: list[str] | None = None, progress: bool = False) -> FuzzReport:
+             kinds: list[str] | None = None, controller_tree: Path = REPO,
+             progress: bool = False) -> FuzzReport:
     """Fuzz a controller process on the bench with ``frames`` hostile frames (hypothesis,
     seeded with ``seed_value``), ``batch`` frames between checks.  Blocks; returns the report.
 
@@ -1258,7 +1266,8 @@ def run_fuzz(seed_value: int, frames: int, *, batch: int = 25, odd_answers: bool
 
         async def make() -> HostileCentralSystem:
             cs = HostileCentralSystem(report, work, odd_answers=odd_answers,
-                                      answer_timeout=answer_timeout)
+                                      answer_timeout=answer_timeout,
+                                      controller_tree=controller_tree)
             await cs.start()
             return cs
 
@@ -1320,13 +1329,17 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help="keep state and controller log here")
     parser.add_argument("--kinds", help="only these kinds of frame, comma-separated "
                         f"(of: {', '.join(WEIGHTS)})")
+    parser.add_argument("--controller-tree", type=Path, default=REPO,
+                        help="run the controller from this checkout (e.g. a branch exported "
+                        "with git archive), the fuzzer from this one")
     parser.add_argument("--details", type=int, default=3,
                         help="example frames shown per kind and wrong code")
     args = parser.parse_args()
     report = run_fuzz(args.seed, args.frames, batch=args.batch,
                       odd_answers=not args.no_odd_answers, answer_timeout=args.answer_timeout,
                       workdir=args.workdir, progress=True,
-                      kinds=args.kinds.split(",") if args.kinds else None)
+                      kinds=args.kinds.split(",") if args.kinds else None,
+                      controller_tree=args.controller_tree.resolve())
     print(report.table())
     details = report.details(args.details)
     if details:
