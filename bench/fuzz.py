@@ -100,6 +100,7 @@ CP_ID = "FUZZ-1"
 TX_ID = 4242  # the transactionId this central system gives the bench's transaction
 ID_TAG = "FUZZ-TAG"
 ID = "@@ID@@"  # placeholder for the message id in a frame template
+UNREACHABLE_URL = "http://127.0.0.1:9/fuzz"  # the discard port: nothing listens
 QUOTED_ID = json.dumps(ID)
 FV, PE = "FormationViolation", "ProtocolError"
 TCV, PCV, OCV = ("TypeConstraintViolation", "PropertyConstraintViolation",
@@ -245,8 +246,10 @@ def _valid(node: dict[str, Any], root: dict[str, Any]) -> st.SearchStrategy[Any]
         return st.sampled_from(node["enum"])
     kind = _type(node)
     if kind == "object":
-        return st.fixed_dictionaries({k: _valid(v, root)
-                                      for k, v in node.get("properties", {}).items()})
+        return st.fixed_dictionaries({
+            # Where a request names a place to upload to or fetch from: nowhere reachable.
+            k: st.just(UNREACHABLE_URL) if k in ("location", "remoteLocation") else _valid(v, root)
+            for k, v in node.get("properties", {}).items()})
     if kind == "array":
         return st.lists(_valid(node["items"], root), min_size=1, max_size=1)
     if kind == "integer":
@@ -258,7 +261,7 @@ def _valid(node: dict[str, Any], root: dict[str, Any]) -> st.SearchStrategy[Any]
     if node.get("format") == "date-time":
         return st.sampled_from(["2026-11-29T09:00:00Z", "2026-11-29T10:00:00.123+01:00"])
     if node.get("format") == "uri":
-        return st.just("http://127.0.0.1:9/fuzz")
+        return st.just(UNREACHABLE_URL)
     return _SAFE_TEXT.map(lambda s: s[: node.get("maxLength", 50)])
 
 
