@@ -15,13 +15,13 @@ payloads, binary frames, invalid UTF-8, CALLs with a fifth element, stray CALLRE
 CALLERRORs.  Meanwhile it answers the charger's own CALLs, non-transaction ones sometimes oddly
 (a CALLERROR, ``{}``, an extra property, twice, late); transaction messages always correctly.
 
-After each batch: a GetConfiguration and a TriggerMessage(Heartbeat) round trip must succeed,
-the journal must still hold the open transaction with the central system's transactionId, and
-nothing the outbox held may have been given up.  At the end the car is unplugged and the
-StopTransaction must arrive with that transactionId, the journal must record it acknowledged,
-the outbox must be empty and every MeterValues the journal queued must have arrived.  Once per
-run a text frame of invalid UTF-8 is sent: RFC 6455 §8.1 makes the charger fail the connection
-(close code 1007), so that one drop is expected, and the charger must come back.
+After each batch: a GetConfiguration and a TriggerMessage(Heartbeat) round trip must succeed
+and the journal must still hold the open transaction with the central system's transactionId.
+At the end the car is unplugged and the StopTransaction must arrive with that transactionId,
+the journal must record it acknowledged, the outbox must be empty and every MeterValues the
+journal queued must have arrived (none given up).  Once per run a text frame of invalid UTF-8
+is sent: RFC 6455 §8.1 lets the charger fail the connection (close code 1007), so a close there
+is no crash, but the charger must answer afterwards.
 
 Expected answers (``EXPECTED``, one row per kind of frame; OCPP-J 1.6 §4.2.3 table 7 with the
 errata spelling ``FormationViolation`` and ``OccurenceConstraintViolation``; the OCPP 2.0.1 name
@@ -38,7 +38,12 @@ errata spelling ``FormationViolation`` and ``OccurenceConstraintViolation``; the
   feature profile not in its SupportedFeatureProfiles (read from the charger at the start), or
   one only a charge point sends (BootNotification sent *to* the charger).
 - A malformed frame (no payload, a fifth element, an action that is not a string, an unknown
-  message type id, an over-long message id) -> ``FormationViolation`` or ``ProtocolError``.
+  message type id, a message id over the 36 characters of OCPP-J §4.1.3)
+  -> ``FormationViolation`` or ``ProtocolError``.  Text that is not JSON (NaN and Infinity are
+  not), JSON that is not an array, and binary frames (OCPP-J speaks text) may go unanswered;
+  if answered, with one of those two codes (or, for NaN in a field, the field's code; a binary
+  frame holding a valid CALL may also be served).  A stray CALLRESULT or CALLERROR is never
+  answered.
 - A payload that is not a JSON object -> ``FormationViolation``, ``ProtocolError`` or
   ``TypeConstraintViolation``.
 - A required property missing -> ``ProtocolError`` ("payload incomplete") or
@@ -55,6 +60,8 @@ errata spelling ``FormationViolation`` and ``OccurenceConstraintViolation``; the
 - A schema-valid but senseless integer (connector 99, -1, 2**63, 10**30) -> a CALLRESULT
   (Rejected ...) or ``PropertyConstraintViolation`` / ``TypeConstraintViolation`` (OCPP
   integers are 32-bit); never ``InternalError``.
+- More keys in a GetConfiguration than GetConfigurationMaxKeys: answered, or
+  ``OccurenceConstraintViolation`` / ``PropertyConstraintViolation`` (1.6 leaves it open).
 - A mutated payload of an action the charger does not take may get ``NotSupported`` instead of
   the payload's code (the receiver need not validate what it will not process).
 
