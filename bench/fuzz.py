@@ -348,9 +348,10 @@ def _json_values() -> st.SearchStrategy[Any]:
     leaves = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40),
                        st.floats(allow_nan=False, allow_infinity=False), _SAFE_TEXT,
                        st.sampled_from(["\ud800", "\udfff", "é", "\u0000", "🔌", "\\", '"']))
-    return st.recursive(leaves, lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(_SAFE_TEXT, inner, max_size=4)),
-        max_leaves=8)
+    def containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return st.lists(inner, max_size=4) | st.dictionaries(_SAFE_TEXT, inner, max_size=4)
+
+    return st.recursive(leaves, containers, max_leaves=8)
 
 
 def _huge_text() -> st.SearchStrategy[str]:

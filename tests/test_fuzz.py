@@ -55,7 +55,8 @@ def test_the_generator_draws_every_kind_of_frame() -> None:
 
 @pytest.mark.timeout(600)
 def test_hostile_frames_crash_nothing_lose_nothing_and_get_the_1_6_codes() -> None:
-    report = run_fuzz(SEED, frames=400, batch=25, answer_timeout=3.0)
+    # The answer timeout only matters when a frame goes unanswered: generous, never a race.
+    report = run_fuzz(SEED, frames=400, batch=25, answer_timeout=10.0)
     summary = report.table() + "\n" + report.details(limit=2)
     print(summary)
     assert report.frames == 400, summary
