@@ -108,6 +108,7 @@ TX_ID = 4242  # the transactionId this central system gives the bench's transact
 ID_TAG = "FUZZ-TAG"
 ID = "@@ID@@"  # placeholder for the message id in a frame template
 UNREACHABLE_URL = "http://127.0.0.1:9/fuzz"  # the discard port: nothing listens
+EXAMPLES_PER_RUN = 20  # rounds (of about 90 frames) per hypothesis run
 QUOTED_ID = json.dumps(ID)
 FV, PE = "FormationViolation", "ProtocolError"
 TCV, PCV, OCV = ("TypeConstraintViolation", "PropertyConstraintViolation",
@@ -1054,7 +1055,7 @@ class HostileCentralSystem:
     async def run_batch(self, probes: list[Probe]) -> None:
         report = self.report
         report.batches += 1
-        mark = len(self.unsolicited)
+        self.unsolicited.clear()  # what came before this batch was judged after the last one
         sent: list[tuple[Probe, str, asyncio.Future[tuple[str, Any]] | None]] = []
         for probe in probes:
             message_id = probe.fixed_id or self.next_id() + probe.id_pad
@@ -1103,7 +1104,7 @@ class HostileCentralSystem:
             outcome = future.result()[0]
             if outcome not in probe.expected:
                 self._wrong(probe, probe.short(message_id), outcome)
-        for what, outcome in self.unsolicited[mark:]:
+        for what, outcome in self.unsolicited:
             if isinstance(what, Probe):
                 if outcome not in what.expected:
                     self._wrong(what, what.short(), outcome)
@@ -1292,7 +1293,8 @@ def run_fuzz(seed_value: int, frames: int, *, batch: int = 25, odd_answers: bool
             last_print = started
             sync(cs.run_batch(generator.issue_probes()))
             rounds = 0
-            while report.frames < frames and rounds < 100:
+            while report.frames < frames:
+                before = report.frames
                 remaining = frames - report.frames
 
                 def one(probes: tuple[Probe, ...]) -> None:
@@ -1308,11 +1310,18 @@ def run_fuzz(seed_value: int, frames: int, *, batch: int = 25, odd_answers: bool
                               f"{report.wrong_codes}, unanswered {report.unanswered}, "
                               f"crashes {report.crashes}", file=sys.stderr, flush=True)
 
-                test = settings(max_examples=math.ceil(remaining / per_round), database=None,
+                # A fresh hypothesis run every EXAMPLES_PER_RUN rounds: one run remembers
+                # every choice it made, which grows without bound over 100,000 frames.
+                test = settings(max_examples=min(EXAMPLES_PER_RUN,
+                                                 math.ceil(remaining / per_round)),
+                                database=None,
                                 deadline=None, phases=[Phase.generate],
                                 suppress_health_check=list(HealthCheck))(given(strategy)(one))
                 seed(seed_value * 1000 + rounds)(test)()
                 rounds += 1
+                if report.frames == before:
+                    report.problems.append("hypothesis drew no more frames")
+                    break
             report.seconds = time.monotonic() - started
             sync(cs.finish(), 180)
         finally:
