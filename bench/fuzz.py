@@ -1355,6 +1355,9 @@ def main() -> int:
     parser.add_argument("--details", type=int, default=3,
                         help="example frames shown per kind and wrong code")
     args = parser.parse_args()
+    unknown = set(args.kinds.split(",")) - set(WEIGHTS) if args.kinds else set()
+    if unknown:
+        parser.error(f"unknown kind(s) {', '.join(sorted(unknown))}; known: {', '.join(WEIGHTS)}")
     report = run_fuzz(args.seed, args.frames, batch=args.batch,
                       odd_answers=not args.no_odd_answers, answer_timeout=args.answer_timeout,
                       workdir=args.workdir, progress=True,
