@@ -38,8 +38,9 @@ errata spelling ``FormationViolation`` and ``OccurenceConstraintViolation``; the
   feature profile not in its SupportedFeatureProfiles (read from the charger at the start), or
   one only a charge point sends (BootNotification sent *to* the charger).
 - A malformed frame (no payload, a fifth element, an action that is not a string, an unknown
-  message type id, a message id over the 36 characters of OCPP-J §4.1.3)
-  -> ``FormationViolation`` or ``ProtocolError``.  Text that is not JSON (NaN and Infinity are
+  message type id) -> ``FormationViolation`` or ``ProtocolError``.  A message id over the 36
+  characters of OCPP-J §4.1.3 is served (the charger is liberal in what it accepts: the
+  answer echoes the id).  Text that is not JSON (NaN and Infinity are
   not), JSON that is not an array, and binary frames (OCPP-J speaks text) may go unanswered;
   if answered, with one of those two codes (or, for NaN in a field, the field's code; a binary
   frame holding a valid CALL may also be served).  A stray CALLRESULT or CALLERROR is never
@@ -136,7 +137,7 @@ EXPECTED: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
     "short-frame": {FV, PE},
     "action-not-string": {FV, PE},
     "bad-message-type": {FV, PE},
-    "long-message-id": {FV, PE},
+    "long-message-id": {RESULT},
     "unreadable-id": {SILENCE, FV, PE},
     "not-json": {SILENCE, FV, PE},
     "not-an-array": {SILENCE, FV, PE},

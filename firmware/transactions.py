@@ -67,6 +67,9 @@ MIGRATIONS = (
 # transaction never are.
 OUTBOX_LIMIT = 20_000
 
+# SQLite's INTEGER is a signed 64-bit number; a Python int beyond it raises OverflowError.
+_SQLITE_MIN, _SQLITE_MAX = -(2**63), 2**63 - 1
+
 
 @dataclass(frozen=True)
 class OutboxEntry:
@@ -201,6 +204,11 @@ class TransactionStore:
         return None if row is None else row[0]
 
     def local_id(self, remote_id: int) -> int | None:
+        """Our transaction with the central system's ``remote_id``, or None.  An id outside
+        SQLite's 64-bit integers (a schema-valid RemoteStopTransaction may carry 2**63) names
+        no transaction: it could never have been stored."""
+        if not _SQLITE_MIN <= remote_id <= _SQLITE_MAX:
+            return None
         row = self._db.execute("SELECT local_id FROM tx WHERE remote_id = ? ORDER BY local_id "
                                "DESC LIMIT 1", (remote_id,)).fetchone()
         return None if row is None else int(row[0])

@@ -371,6 +371,26 @@ FRAMES: list[tuple[str, str | bytes, bool, list[Any] | None]] = [
                            ("DataTransfer data: " + "[" * 400)[:120] + "...")),
     ("nested too deeply to parse", '[2,"b8","DataTransfer",{"vendorId":"v","data":'
      + "[" * 5000 + "]" * 5000 + "}]", True, None),
+    # Found by bench.fuzz: NaN reached the schema check (a TypeError that dropped the link).
+    ("NaN", '[2,"c1","RemoteStartTransaction",{"idTag":"T","chargingProfile":{'
+     '"chargingProfileId":1,"stackLevel":0,"chargingProfilePurpose":"TxProfile",'
+     '"chargingProfileKind":"Absolute","chargingSchedule":{"chargingRateUnit":"A",'
+     '"chargingSchedulePeriod":[{"startPeriod":0,"limit":NaN}]}}}]', True,
+     refusal("c1", "FormationViolation", "invalid-number")),
+    ("Infinity", '[2,"c2","ChangeAvailability",{"connectorId":Infinity,"type":"Operative"}]',
+     True, refusal("c2", "FormationViolation", "invalid-number")),
+    # Found by bench.fuzz: date-times were never checked (no format checker).
+    ("date without time", '[2,"c3","GetLog",{"logType":"DiagnosticsLog","requestId":1,'
+     '"log":{"remoteLocation":"ftp://127.0.0.1:9/x","latestTimestamp":"2026-11-29"}}]', True,
+     refusal("c3", "PropertyConstraintViolation",
+             "GetLog log/latestTimestamp: '2026-11-29' is not a 'date-time'")),
+    ("offset out of range", '[2,"c4","RemoteStartTransaction",{"idTag":"T","chargingProfile":{'
+     '"chargingProfileId":1,"stackLevel":0,"chargingProfilePurpose":"TxProfile",'
+     '"chargingProfileKind":"Absolute","validFrom":"2026-11-29T10:00:00+25:00",'
+     '"chargingSchedule":{"chargingRateUnit":"A","chargingSchedulePeriod":[{"startPeriod":0,'
+     '"limit":6}]}}}]', True,
+     refusal("c4", "PropertyConstraintViolation", "RemoteStartTransaction chargingProfile/"
+             "validFrom: '2026-11-29T10:00:00+25:00' is not a 'date-time'")),
     ("numeric message id", '[2,5,"Heartbeat",{}]', True, None),
     ("not JSON", "hello", True, None),
     ("JSON, not an array", '{"id":"b6"}', True, None),
@@ -403,6 +423,34 @@ async def test_every_frame_with_a_message_id_gets_its_16_answer(
             assert len([r for r in new if r.name.startswith("firmware")]) == 1, \
                 f"{name}: one WARNING line, got {[r.getMessage() for r in new]}"
         assert scripted.connections == 1, "no frame may cost the connection"
+        bad = [r for r in caplog.records if r.name.startswith("firmware")
+               and (r.levelno >= logging.ERROR or r.exc_info)]
+        assert bad == [], [r.getMessage() for r in bad]
+    finally:
+        await app.shutdown(charger.running)
+
+
+async def test_odd_but_well_formed_requests_are_served(
+        scripted: ScriptedCsms, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by bench.fuzz: a transactionId past SQLite's 64-bit integers was an InternalError
+    with a traceback; it names no transaction.  A message id over OCPP-J's 36 characters is
+    served (liberal: the answer echoes it)."""
+    caplog.set_level(logging.INFO)
+    charger = await start(scripted, tmp_path)
+    try:
+        await registered(charger)
+        for transaction_id in (2**63, -(2**63) - 1, 10**30):
+            mid = f"d{transaction_id}"
+            await scripted.send(json.dumps([2, mid, "RemoteStopTransaction",
+                                            {"transactionId": transaction_id}]))
+            assert await scripted.answer_to(mid) == [3, mid, {"status": "Rejected"}]
+        long_id = "e-" + "i" * 100
+        await scripted.send(json.dumps([2, long_id, "GetConfiguration",
+                                        {"key": ["HeartbeatInterval"]}]))
+        answer = await scripted.answer_to(long_id)
+        assert answer[:2] == [3, long_id]
+        assert answer[2]["configurationKey"][0]["key"] == "HeartbeatInterval"
+        assert scripted.connections == 1
         bad = [r for r in caplog.records if r.name.startswith("firmware")
                and (r.levelno >= logging.ERROR or r.exc_info)]
         assert bad == [], [r.getMessage() for r in bad]

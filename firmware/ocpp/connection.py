@@ -7,6 +7,7 @@ Only ``firmware.ocpp`` imports ``ocpp`` and ``websockets``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -17,6 +18,7 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from jsonschema import FormatChecker
 from ocpp.charge_point import (
     camel_to_snake_case,
     remove_nones,
@@ -166,6 +168,7 @@ FRAME_FAULTS: dict[str, str | None] = {
     "not-array": None,                # JSON, but not an array
     "no-message-id": None,            # an array without a string message id at index 1
     "invalid-utf8": "FormationViolation",  # answered when the message id can still be read
+    "invalid-number": "FormationViolation",  # NaN or Infinity: not JSON (RFC 8259 §6)
     "message-type": "FormationViolation",  # MessageTypeId not 2, 3 or 4 (or not a number)
     "call-length": "FormationViolation",   # a CALL without exactly 4 elements
     "action-not-string": "FormationViolation",
@@ -225,8 +228,11 @@ def read_frame(data: str | bytes) -> Frame:
             text, invalid_utf8 = data.decode("utf-8", "replace"), True
     else:
         text = data
+    not_numbers: list[str] = []
     try:
-        parts = json.loads(text)
+        # Python's json reads NaN and Infinity; JSON has no such numbers.  They are noted (and
+        # the frame refused below) rather than let into a schema check that cannot judge them.
+        parts = json.loads(text, parse_constant=lambda name: not_numbers.append(name))
     except (ValueError, RecursionError):
         return Frame(None, None, "not-json")
     if not isinstance(parts, list):
@@ -236,6 +242,8 @@ def read_frame(data: str | bytes) -> Frame:
         return Frame(parts, None, "no-message-id")
     if invalid_utf8:
         return Frame(parts, message_id, "invalid-utf8")
+    if not_numbers:
+        return Frame(parts, message_id, "invalid-number")
     kind = parts[0]
     if type(kind) is not int or kind not in (2, 3, 4):
         return Frame(parts, message_id, "message-type")
@@ -257,11 +265,10 @@ def schema_fault(action: str, payload: dict[str, Any]) -> tuple[str, str] | None
     ``action`` (SCHEMA_FAULTS); None when it conforms.  May take milliseconds on a big
     payload: run it off the event loop."""
     decimal = action in _DECIMAL_ACTIONS
-    validator = get_validator(MessageType.Call, action, "1.6",
-                              parse_float=Decimal if decimal else float)
-    if decimal:
-        payload = json.loads(json.dumps(payload), parse_float=Decimal)
+    validator = _call_validator(action, decimal)
     try:
+        if decimal:
+            payload = json.loads(json.dumps(payload), parse_float=Decimal)
         validator.validate(payload)
     except SchemaValidationError as error:
         keyword = str(error.validator)
@@ -269,7 +276,22 @@ def schema_fault(action: str, payload: dict[str, Any]) -> tuple[str, str] | None
         return SCHEMA_FAULTS.get(keyword, "FormationViolation"), f"{where}: {error.message}"
     except RecursionError:
         return "FormationViolation", "payload nested too deeply"
+    except (TypeError, ValueError, ArithmeticError) as error:
+        # A value the schema checker cannot even compare: refused, never a dropped link.
+        return "FormationViolation", f"payload cannot be checked ({type(error).__name__})"
     return None
+
+
+_DATE_TIME = FormatChecker(formats=("date-time",))
+
+
+@functools.cache
+def _call_validator(action: str, decimal: bool) -> Any:
+    """The library's schema validator of a CALL, with the RFC 3339 date-time check (the
+    library builds it without a format checker, so a date-time would never be checked)."""
+    return get_validator(MessageType.Call, action, "1.6",
+                         parse_float=Decimal if decimal else float).evolve(
+        format_checker=_DATE_TIME)
 
 
 # ---------------------------------------------------------------- answers to our CALLs
