@@ -98,7 +98,9 @@ class ScriptedCsms:
                     continue
                 answer = self.answers.get(parts[2]) or DEFAULT_ANSWERS.get(parts[2]) or \
                     result({})
-                await ws.send(json.dumps(answer(parts[1], parts[3])))
+                frame = answer(parts[1], parts[3])
+                if frame is not None:  # None: this central system never answers it
+                    await ws.send(json.dumps(frame))
                 if self.drop_after == parts[2]:
                     await ws.close()
         finally:
@@ -205,6 +207,43 @@ async def test_a_bad_answer_to_a_non_transaction_message_keeps_the_connection(
         await app.shutdown(charger.running)
 
 
+def never(_mid: str, _p: dict[str, Any]) -> None:
+    return None
+
+
+def wrong_id(mid: str, _p: dict[str, Any]) -> list[Any]:
+    return [3, f"not-{mid}", {}]
+
+
+@pytest.mark.parametrize("action, answer", [
+    ("StatusNotification", never), ("StatusNotification", wrong_id), ("Heartbeat", never),
+], ids=["StatusNotification-never", "StatusNotification-wrong-id", "Heartbeat-never"])
+async def test_a_missing_answer_to_a_non_transaction_message_keeps_the_connection(
+        scripted: ScriptedCsms, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        action: str, answer: Answer) -> None:
+    """Found by trying it: a central system that never answers one action (or answers it
+    with another message id) had the charger drop the link (1011) every MessageTimeout, and a
+    card swiped meanwhile was judged offline."""
+    caplog.set_level(logging.INFO)
+    scripted.answers[action] = answer
+    scripted.answers["BootNotification"] = result({"status": "Accepted", "currentTime": now(),
+                                                   "interval": 1})
+    charger = await start(scripted, tmp_path, MessageTimeout=1)
+    try:
+        since = await scripted.wait_for(is_call(action)) + 1
+        for _ in range(3):  # heartbeats over several MessageTimeouts: a dropped link would
+            since = await scripted.wait_for(is_call("Heartbeat"), since=since) + 1  # reconnect
+        await charger.bench("plug")
+        await charger.bench("swipe", tag="TAG-WAIT")
+        await scripted.wait_for(is_call("Authorize"))
+        start_tx = await scripted.wait_for(is_call("StartTransaction"))
+        assert scripted.received[start_tx].parts[3]["idTag"] == "TAG-WAIT"
+        assert scripted.connections == 1, "a missing answer must not drop the link"
+        assert len(journal_lines(caplog, f"{action}: no answer")) == 1, "logged once per kind"
+    finally:
+        await app.shutdown(charger.running)
+
+
 async def test_a_refused_boot_notification_is_asked_again_on_the_same_connection(
         scripted: ScriptedCsms, tmp_path: Path) -> None:
     boots = iter([error("InternalError"), result({"status": "Accepted"})])  # 2nd: no interval
@@ -243,6 +282,9 @@ async def test_an_answer_with_what_the_charger_needs_is_used_whatever_else_it_ho
 
 @pytest.mark.parametrize("action, payload", [
     ("StartTransaction", {"idTagInfo": {"status": "Accepted"}}),
+    # Found by trying it: 2**63 cannot be journaled (OverflowError dropped the link).
+    ("StartTransaction", {"transactionId": 2**63, "idTagInfo": {"status": "Accepted"}}),
+    ("BootNotification", {"status": "Accepted", "interval": -(2**63) - 1}),
     ("StartTransaction", {"transactionId": "seventy", "idTagInfo": {"status": "Accepted"}}),
     ("BootNotification", {"status": "Fine", "interval": 300}),
     ("Authorize", {"idTagInfo": {}}),

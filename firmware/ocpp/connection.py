@@ -306,14 +306,23 @@ class UnusableAnswer(Exception):
         self.cause = cause
 
 
+#: OCPP's integer fields are stored (the journal, SQLite): a 64-bit signed range.
+INTEGER_RANGE = range(-(2**63), 2**63)
+
+
 def _integer(value: Any) -> int:
     if isinstance(value, bool):
         raise TypeError("a boolean is not a number")
     if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, (int, str)):
-        return int(value)
-    raise ValueError(f"{value!r} is not an integer")
+        number = int(value)
+    elif isinstance(value, (int, str)):
+        number = int(value)
+    else:
+        raise ValueError(f"{value!r} is not an integer")
+    if number not in INTEGER_RANGE:
+        # A transactionId of 2**63 cannot be journaled: unusable, so resent, never a crash.
+        raise ValueError(f"{number} is outside the 64-bit integers")
+    return number
 
 
 def _one_of(*values: str) -> Callable[[Any], str]:

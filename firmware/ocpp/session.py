@@ -554,12 +554,16 @@ class OcppSession:
         return await conn.request(request, unique_id=unique_id)
 
     async def _notify(self, conn: _Connection, request: Any) -> Any:
-        """A non-transaction message: a CALLERROR or an unusable answer is logged once per
-        kind (and once when it is over) and the session goes on; returns the answer or None."""
+        """A non-transaction message: a CALLERROR, an unusable answer or no answer within
+        MessageTimeout is logged once per kind (and once when it is over) and the session goes
+        on; returns the answer or None.  A missing answer does not end the connection: whether
+        the link is alive is WebSocketPingInterval's judgement (a Pong is due), so a central
+        system that ignores one action (or answers it with a wrong message id) cannot make the
+        charger reconnect every MessageTimeout."""
         action = type(request).__name__
         try:
             result = await self._call(conn, request)
-        except (OCPPError, UnusableAnswer) as exc:
+        except (OCPPError, UnusableAnswer, TimeoutError) as exc:
             self.troubles.note(action, _kind(exc), str(exc))
             return None
         return result
@@ -691,6 +695,8 @@ def _kind(exc: BaseException) -> str:
     answer'."""
     if isinstance(exc, OCPPError):
         return f"CALLERROR {getattr(exc, 'code', type(exc).__name__)}"
+    if isinstance(exc, TimeoutError):
+        return "no answer"
     return "unusable answer"
 
 
