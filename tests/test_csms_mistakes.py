@@ -411,8 +411,11 @@ FRAMES: list[tuple[str, str | bytes, bool, list[Any] | None]] = [
     ("nested, parses", '[2,"b7","DataTransfer",{"vendorId":"v","data":' + "[" * 400 + "]" * 400
      + "}]", True, refusal("b7", "TypeConstraintViolation",  # the cause cut at 120 characters
                            ("DataTransfer data: " + "[" * 400)[:120] + "...")),
+    # Found by trying it: a CALL too deep to parse has a readable message id all the same.
     ("nested too deeply to parse", '[2,"b8","DataTransfer",{"vendorId":"v","data":'
-     + "[" * 5000 + "]" * 5000 + "}]", True, None),
+     + "[" * 5000 + "]" * 5000 + "}]", True, refusal("b8", "FormationViolation", "not-json")),
+    ("cut off", '[2, "b9", "Heartbeat", {', True,
+     refusal("b9", "FormationViolation", "not-json")),
     # Found by bench.fuzz: NaN reached the schema check (a TypeError that dropped the link).
     ("NaN", '[2,"c1","RemoteStartTransaction",{"idTag":"T","chargingProfile":{'
      '"chargingProfileId":1,"stackLevel":0,"chargingProfilePurpose":"TxProfile",'

@@ -164,7 +164,7 @@ _CODE_16 = {"FormatViolation": "FormationViolation",
 #: id can be read or because the frame is an answer (a CALLRESULT or CALLERROR is never
 #: answered).  Every answered fault is also one WARNING line; the connection stays.
 FRAME_FAULTS: dict[str, str | None] = {
-    "not-json": None,                 # text (or a binary frame) that is not JSON
+    "not-json": "FormationViolation",  # not JSON: answered when it opens like a CALL
     "not-array": None,                # JSON, but not an array
     "no-message-id": None,            # an array without a string message id at index 1
     "invalid-utf8": "FormationViolation",  # answered when the message id can still be read
@@ -207,6 +207,11 @@ def _code_16(code: str) -> str:
     return code if code in ERROR_CODES else "GenericError"
 
 
+# The opening of a CALL: [2,"<message id>", as far as a frame that does not parse can be read.
+_CALL_START = re.compile(r'\s*\[\s*2\s*,\s*'
+                         r'("(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")')
+
+
 @dataclass(frozen=True)
 class Frame:
     """What one received WebSocket message holds: the parsed array (when it is one), the
@@ -234,7 +239,11 @@ def read_frame(data: str | bytes) -> Frame:
         # the frame refused below) rather than let into a schema check that cannot judge them.
         parts = json.loads(text, parse_constant=lambda name: not_numbers.append(name))
     except (ValueError, RecursionError):
-        return Frame(None, None, "not-json")
+        # Still a CALL when it starts like one (nested past what the parser takes, cut off):
+        # its message id is readable, so it gets an answer.
+        start = _CALL_START.match(text)
+        message_id = json.loads(start.group(1)) if start else None
+        return Frame(None, message_id, "not-json")
     if not isinstance(parts, list):
         return Frame(None, None, "not-array")
     message_id = parts[1] if len(parts) > 1 and isinstance(parts[1], str) else None
