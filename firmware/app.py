@@ -32,7 +32,7 @@ from firmware.logs import without_credentials
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.settings import Settings
-from firmware.storage import StateDirLock, check_tree, lock_state_dir
+from firmware.storage import StateDirLock, lock_state_dir, unusable
 from firmware.transactions import TransactionStore
 
 log = logging.getLogger("chargepoint")
@@ -160,7 +160,13 @@ async def _start_locked(settings: Settings) -> Running:
 
         log.warning("SIMULATED BENCH: no real hardware is driven (hardware = \"simulated\")")
         bench = SimulatedBench(settings.hardware, settings.bench, settings.state_dir)
-        devices = await bench.start()
+        try:
+            devices = await bench.start()
+        except OSError as exc:  # the bench's own state file (bench-meter.json) is unusable
+            # No bench.stop(): it would save the simulated meters over the file it could not
+            # read.  The process is exiting (exit 2).
+            raise unusable(exc, "the file" if exc.filename and
+                           Path(exc.filename).is_file() else "the directory") from None
     else:
         devices = _build_devices(settings.hardware)
     devices.safe_state()
@@ -259,14 +265,12 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
 def _security(settings: Settings, keys: KeyRegistry) -> Any:
     """Certificates, the security log (StartupOfTheDevice recorded) and the diagnostics log
     GetLog uploads: a firmware.ocpp.security.Security."""
-    from firmware.certificates import DIRECTORY as CERTIFICATES
     from firmware.certificates import CertificateStore
     from firmware.logupload import DiagnosticsBuffer
     from firmware.ocpp.security import Security
     from firmware.security_log import SecurityLog
 
     security_log = SecurityLog.open(settings.state_dir)
-    check_tree(settings.state_dir / CERTIFICATES)
     diagnostics = DiagnosticsBuffer()
     logging.getLogger().addHandler(diagnostics)
     security = Security(settings.charge_point_id, keys,

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from firmware.certificates import CertificateStore, InstallStatus, RootKind, describe
 from firmware.settings import SettingsError, load
+from firmware.storage import StoreUnusable
 
 KINDS = {"central-system": RootKind.CENTRAL_SYSTEM, "manufacturer": RootKind.MANUFACTURER}
 
@@ -25,7 +26,11 @@ def run(action: str, config: Path, state_dir: Path | None, kind: str | None = No
     except SettingsError as exc:
         print(exc.lines("chargepoint certificate: "), file=err)
         return 2
-    store = CertificateStore.open(settings.state_dir)
+    try:
+        store = CertificateStore.open(settings.state_dir)
+    except StoreUnusable as exc:  # the same line as `chargepoint run`'s
+        print(f"chargepoint certificate: cannot use {exc.path}: {exc.reason}", file=err)
+        return 2
     if action == "list":
         for root_kind, cert in store.all_roots():
             print(f"{root_kind.value}: {describe(cert)}", file=out)

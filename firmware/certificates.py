@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.ocsp import OCSPRequestBuilder
 from cryptography.x509.oid import NameOID
 
+from firmware.storage import check_tree
+
 log = logging.getLogger(__name__)
 
 DIRECTORY = "certs"
@@ -161,6 +163,11 @@ class CertificateStore:
 
     @classmethod
     def open(cls, state_dir: Path, max_roots: int = 10) -> CertificateStore:
+        """The store under ``state_dir``; raises ``StoreUnusable`` when a directory or file in
+        it cannot be read and written by this user (root-owned after a ``sudo``): unchecked,
+        the certificates would look absent and a security profile 2 or 3 charger would not
+        connect."""
+        check_tree(state_dir / DIRECTORY)
         return cls(state_dir / DIRECTORY, max_roots)
 
     # ------------------------------------------------------------ files

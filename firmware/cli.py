@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import errno
 import json
+import math
 import os
 import signal
 import sys
@@ -105,9 +106,14 @@ def _csms(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from firmware.demo import run_demo
+    from firmware.storage import StoreUnusable
 
-    return asyncio.run(run_demo(minutes=args.minutes, verbose=args.verbose,
-                                state_dir=Path(args.state_dir) if args.state_dir else None))
+    try:
+        return asyncio.run(run_demo(minutes=args.minutes, verbose=args.verbose,
+                                    state_dir=Path(args.state_dir) if args.state_dir else None))
+    except StoreUnusable as exc:  # the same line as `chargepoint run`'s
+        print(f"chargepoint demo: cannot use {exc.path}: {exc.reason}", file=sys.stderr)
+        return 2
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -173,6 +179,43 @@ def _certificate(args: argparse.Namespace) -> int:
                          Path(args.file) if getattr(args, "file", None) else None)
 
 
+def _positive_seconds(text: str) -> float:
+    """A duration in s: a finite number above 0 (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+    return value
+
+
+def _tcp_port(text: str) -> int:
+    """A TCP port, 1-65535 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 65535, not {value}")
+    return value
+
+
+def _directory(text: str) -> str:
+    """A directory path, not empty (argparse type): an empty --state-dir is a mistake, not
+    'use the default'."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _text(text: str) -> str:
+    """A value that must not be empty (argparse type)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chargepoint",
                                 description="OCPP 1.6J charge point controller for Raspberry Pi")
@@ -184,9 +227,10 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the controller")
     run.add_argument("--config", help=f"configuration file (TOML; default {DEFAULT_CONFIG}, or "
                                       "with --hardware simulated the bench example)")
-    run.add_argument("--csms-url", help="central system URL, without the charge point id")
-    run.add_argument("--id", help="charge point identity")
-    run.add_argument("--state-dir", help="where durable state lives")
+    run.add_argument("--csms-url", type=_text,
+                     help="central system URL, without the charge point id")
+    run.add_argument("--id", type=_text, help="charge point identity")
+    run.add_argument("--state-dir", type=_directory, help="where durable state lives")
     run.add_argument("--hardware", choices=["simulated", "gpio"])
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                      type=str.upper)
@@ -194,7 +238,7 @@ def parser() -> argparse.ArgumentParser:
 
     csms = sub.add_parser("csms", help="run the bundled central system (bench work)")
     csms.add_argument("--host", default="127.0.0.1")
-    csms.add_argument("--port", type=int, default=9000)
+    csms.add_argument("--port", type=_tcp_port, default=9000)
     csms.add_argument("--tls-cert", help="serve wss:// with this certificate chain (PEM)")
     csms.add_argument("--tls-key", help="its private key (PEM; default: in --tls-cert)")
     csms.add_argument("--client-ca", help="require client certificates signed by this CA "
@@ -204,9 +248,9 @@ def parser() -> argparse.ArgumentParser:
     csms.set_defaults(func=_csms)
 
     demo = sub.add_parser("demo", help="one whole charging session on the simulated bench")
-    demo.add_argument("--minutes", type=float, default=5.0,
+    demo.add_argument("--minutes", type=_positive_seconds, default=5.0,
                       help="simulated minutes of charging (default 5)")
-    demo.add_argument("--state-dir", help="keep state here instead of a temporary directory")
+    demo.add_argument("--state-dir", type=_directory, help="keep state here instead of a temporary directory")
     demo.add_argument("--verbose", action="store_true", help="also show the controller's log")
     demo.set_defaults(func=_demo)
 
@@ -214,8 +258,8 @@ def parser() -> argparse.ArgumentParser:
                                            "meter, central system (OK / FAIL / SKIP each)")
     doctor.add_argument("--config", default=DEFAULT_CONFIG,
                         help="configuration file (default %(default)s)")
-    doctor.add_argument("--csms-url", help="check this central system URL instead")
-    doctor.add_argument("--timeout", type=float, default=5.0,
+    doctor.add_argument("--csms-url", type=_text, help="check this central system URL instead")
+    doctor.add_argument("--timeout", type=_positive_seconds, default=5.0,
                         help="seconds per network step (default %(default)s)")
     doctor.set_defaults(func=_doctor)
 
@@ -228,7 +272,7 @@ def parser() -> argparse.ArgumentParser:
     hw_test.set_defaults(func=_hw_test)
 
     bench = sub.add_parser("bench", help="drive the simulated bench of a running controller")
-    bench.add_argument("--state-dir", required=True, help="the controller's state directory")
+    bench.add_argument("--state-dir", type=_directory, required=True, help="the controller's state directory")
     bsub = bench.add_subparsers(dest="bench_cmd", required=True)
     for name, text in (("plug", "plug an EV in (CP state B)"),
                        ("unplug", "unplug the EV (CP state A)"),
@@ -249,7 +293,7 @@ def parser() -> argparse.ArgumentParser:
                                            "device (the running daemon follows)")
     config.add_argument("--config", default=DEFAULT_CONFIG,
                         help="configuration file (default %(default)s)")
-    config.add_argument("--state-dir", help="state directory (default: from the file)")
+    config.add_argument("--state-dir", type=_directory, help="state directory (default: from the file)")
     csub = config.add_subparsers(dest="config_cmd", required=True)
     csub.add_parser("list", help="every key with access, source and value")
     example = csub.add_parser("example", help="print a commented example configuration file "
@@ -266,7 +310,7 @@ def parser() -> argparse.ArgumentParser:
                                               "certificate on the device (security profiles)")
     cert.add_argument("--config", default=DEFAULT_CONFIG,
                       help="configuration file (default %(default)s)")
-    cert.add_argument("--state-dir", help="state directory (default: from the file)")
+    cert.add_argument("--state-dir", type=_directory, help="state directory (default: from the file)")
     certsub = cert.add_subparsers(dest="certificate_cmd", required=True)
     certsub.add_parser("list", help="installed root certificates and our certificate")
     install = certsub.add_parser("install", help="install a root certificate (PEM file)")

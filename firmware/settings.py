@@ -19,6 +19,7 @@ import datetime
 import difflib
 import json
 import math
+import re
 import tomllib
 import types
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -70,14 +71,20 @@ class CsmsUrl:
     def problem(self, value: str) -> str | None:
         if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
             return f"must not contain spaces or control characters: {value!r}"
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+            hostname = parts.hostname
+        except ValueError as exc:  # "Invalid IPv6 URL", a bracketed host that is no address
+            return f"has a host that cannot be read ({exc}): {value}"
         if parts.scheme not in ("ws", "wss"):
             return f"must start with ws:// or wss://: {value}"
+        if "]" in parts.netloc and not re.fullmatch(r"(:\d*)?", parts.netloc.rsplit("]", 1)[1]):
+            return f"has text after its [IPv6 address] that is not a :port: {value}"
         try:
             port = parts.port
         except ValueError:
             return f"has a port that is not a number from 1 to 65535: {value}"
-        if not parts.hostname:
+        if not hostname:
             return f"has no host name: {value}"
         if port == 0:
             return f"has port 0: {value}"
@@ -88,10 +95,21 @@ class CsmsUrl:
 
 
 @dataclass(frozen=True)
+class Identity:
+    """The charge point identity (OCPP-J 1.6 §3.1: the last path segment of the URL, percent-
+    encoded): printable, without control characters, which a URL or a log line would mangle."""
+
+    def problem(self, value: str) -> str | None:
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+            return f"must not contain control characters: {value!r}"
+        return None
+
+
+@dataclass(frozen=True)
 class ChargepointTable:
     """``[chargepoint]``: identity, central system, where state lives, which hardware."""
 
-    id: Annotated[str, Length(1, 48)]  # OCPP-J identity; CiString48 in the BootNotification
+    id: Annotated[str, Length(1, 48), Identity()]  # OCPP-J identity; CiString48
     csms_url: Annotated[str, CsmsUrl()]
     state_dir: Annotated[str, Length(1)] = "/var/lib/chargepoint"
     hardware: HardwareKind = "gpio"
@@ -150,9 +168,9 @@ class Settings:
         file's value is (SettingsError naming the option)."""
         hints = get_type_hints(ChargepointTable, include_extras=True)
         changes: dict[str, Any] = {}
-        if csms_url:
+        if csms_url is not None:
             changes["csms_url"] = _check_value(hints["csms_url"], csms_url, "--csms-url")
-        if charge_point_id:
+        if charge_point_id is not None:
             changes["charge_point_id"] = _check_value(hints["id"], charge_point_id, "--id")
         if state_dir:
             changes["state_dir"] = state_dir

@@ -170,6 +170,12 @@ def open_store(path: Path, migrations: Migrations) -> OpenedStore:
     to ``<name>.damaged-<time>`` after every row still readable was copied into the new file
     (``OpenedStore.salvaged``, ``recovered_from``)."""
     _check_access(path)
+    # SQLite takes a 0-byte file for a new database without a word; a journal that held
+    # transactions must not vanish silently (a file system repair or a copy can leave one).
+    empty = [p for p in _siblings(path)[:2] if p.exists()]
+    if empty and all(p.stat().st_size == 0 for p in empty) and path in empty:
+        log.warning("%s is an empty file (0 bytes): starting a new one; whatever it held "
+                    "before it was emptied is gone", path)
     try:
         conn = _connect(path, migrations)
         try:
@@ -329,11 +335,17 @@ def check_tree(directory: Path) -> None:
         dirs.sort()
 
 
-def _raise(exc: OSError) -> None:
+def unusable(exc: OSError, what: str = "the directory") -> StoreUnusable:
+    """The ``StoreUnusable`` for an OSError on a file or directory of the state directory,
+    in the words the stores use (who owns it, its mode, who we are; a full disk ...)."""
     where = Path(exc.filename) if exc.filename else Path(".")
     if isinstance(exc, PermissionError) and where.exists():
-        raise StoreUnusable(where, _not_writable(where, "the directory")) from None
-    raise StoreUnusable(where, _os_words(where, exc)) from None
+        return StoreUnusable(where, _not_writable(where, what))
+    return StoreUnusable(where, _os_words(where, exc))
+
+
+def _raise(exc: OSError) -> None:
+    raise unusable(exc) from None
 
 
 # ------------------------------------------------------------------ damage and salvage

@@ -55,6 +55,17 @@ MISTAKES = [
     ("[safety]", "[safty]", "unknown table [safty]; did you mean [safety]?"),
     ("time_scale = 60.0", "time_scale = -60",
      "[bench] time_scale must be more than 0 and at most 3600, not -60"),
+    # Found by trying it: urllib raises for these, which was a traceback in every command.
+    ('csms_url = "ws://127.0.0.1:9000/ocpp"', 'csms_url = "ws://[::1/ocpp"',
+     "[chargepoint] csms_url has a host that cannot be read (Invalid IPv6 URL): ws://[::1/ocpp"),
+    ('csms_url = "ws://127.0.0.1:9000/ocpp"', 'csms_url = "ws://[zz]/ocpp"',
+     "[chargepoint] csms_url has a host that cannot be read ('zz' does not appear to be an "
+     "IPv4 or IPv6 address): ws://[zz]/ocpp"),
+    ('csms_url = "ws://127.0.0.1:9000/ocpp"', 'csms_url = "ws://[::1]x/ocpp"',
+     "[chargepoint] csms_url has text after its [IPv6 address] that is not a :port: "
+     "ws://[::1]x/ocpp"),
+    ('id = "BENCH-001"', 'id = "A\\u0001B"',
+     "[chargepoint] id must not contain control characters: 'A\\x01B'"),
 ]
 
 
@@ -284,3 +295,36 @@ def test_csms_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     asyncio.run(connect())
     code = proc.wait(timeout=30)
     assert (code, proc.stderr.read()) == (141, "")
+
+
+@pytest.mark.parametrize("args, line", [
+    (("run", "--hardware", "simulated", "--id", ""),
+     "chargepoint run: error: argument --id: must not be empty"),
+    (("run", "--hardware", "simulated", "--state-dir", ""),
+     "chargepoint run: error: argument --state-dir: must not be empty"),
+    (("csms", "--port", "99999"),
+     "chargepoint csms: error: argument --port: must be from 1 to 65535, not 99999"),
+    (("doctor", "--timeout", "nan"),
+     "chargepoint doctor: error: argument --timeout: must be a number above 0, not nan"),
+    (("doctor", "--timeout", "0"),
+     "chargepoint doctor: error: argument --timeout: must be a number above 0, not 0"),
+    (("demo", "--minutes", "-1"),
+     "chargepoint demo: error: argument --minutes: must be a number above 0, not -1"),
+])
+def test_a_nonsense_option_is_a_usage_error(args: tuple[str, ...], line: str) -> None:
+    """Found by trying it: an empty --id or --state-dir was silently ignored, --port 99999 was
+    a traceback, --timeout nan and --minutes -1 were taken (the demo ran forever)."""
+    result = cli(*args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == line
+
+
+def test_demo_on_an_unusable_state_directory_is_one_line(tmp_path: Path) -> None:
+    """Found by trying it: `demo --state-dir` gave a StoreUnusable traceback (a path that is a
+    file, a directory in use, one it may not write)."""
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    result = cli("demo", "--minutes", "1", "--state-dir", str(not_a_dir))
+    assert result.returncode == 2
+    assert one_line(result).startswith(f"chargepoint demo: cannot use {not_a_dir}"), \
+        result.stderr

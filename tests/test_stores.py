@@ -524,6 +524,49 @@ def test_a_root_owned_certificate_directory_is_one_line_and_exit_2(shared_dir: P
              "belongs to root", "0700")
 
 
+def test_the_certificate_tool_names_a_root_owned_certificate_directory(
+        shared_dir: Path) -> None:
+    """Found by trying it: `chargepoint certificate list` as the service user was a
+    PermissionError traceback where `run` gave the line."""
+    nobody = _nobody()
+    state = shared_dir / "state"
+    (state / "certs" / "roots" / "CentralSystemRootCertificate").mkdir(parents=True)
+    os.chown(state, nobody.pw_uid, nobody.pw_gid)
+    (state / "certs").chmod(0o700)  # root's
+    line = _refused(run_controller(state, user=NOBODY, args=(
+        "certificate", "--config", str(BENCH), "--state-dir", str(state), "list")),
+        str(state / "certs"), "user nobody", "belongs to root")
+    assert line.startswith("chargepoint certificate: cannot use "), line
+
+
+def test_a_root_owned_bench_file_is_one_line_and_exit_2(shared_dir: Path) -> None:
+    """Found by trying it: the simulated bench's own state file (bench-meter.json) owned by
+    root was a traceback and exit 1; it is named like the stores, and left as it was."""
+    nobody = _nobody()
+    state = shared_dir / "state"
+    state.mkdir()
+    meter = state / "bench-meter.json"
+    meter.write_text('{"energy_import_wh": {"1": 781.0}, "ev": {}}')
+    meter.chmod(0o600)
+    os.chown(state, nobody.pw_uid, nobody.pw_gid)
+    before = meter.read_bytes()
+    _refused(run_controller(state, user=NOBODY), str(meter), "user nobody", "belongs to root")
+    assert meter.read_bytes() == before
+
+
+def test_an_emptied_journal_is_said_not_silently_started_over(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by trying it: a 0-byte transactions.db was taken for a new journal without a
+    word (SQLite's rule); open transactions it held would vanish unseen."""
+    (tmp_path / TransactionStore.FILE).write_bytes(b"")
+    with caplog.at_level(logging.WARNING, logger="firmware.storage"):
+        store = TransactionStore.open(tmp_path)
+    store.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / TransactionStore.FILE} is an empty file (0 bytes): starting a new one; "
+        "whatever it held before it was emptied is gone"]
+
+
 def test_a_store_root_creates_in_the_service_users_directory_is_the_service_users(
         shared_dir: Path) -> None:
     """`sudo chargepoint config set` on a fresh state directory must not lock the daemon out."""
