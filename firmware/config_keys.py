@@ -167,7 +167,9 @@ def _from_file(d: KeyDefinition, raw: object) -> Value:
     elif isinstance(raw, list):
         raw = ",".join(str(i) for i in raw)
     if not isinstance(raw, str):
-        raise KeyValueError(f"{d.name}: {raw!r} is not a {d.type.value}")
+        kind = d.type.value
+        raise KeyValueError(f"{d.name}: {raw!r} is not {'an' if kind[0] in 'aeiou' else 'a'} "
+                            f"{kind}")
     return parse_value(d, raw)
 
 

@@ -315,3 +315,15 @@ def test_generated_key_reference_is_up_to_date() -> None:
     expected = keydoc.render(keydoc.reference_registry())
     actual = (REPO / "docs" / "configuration-keys.md").read_text()
     assert actual == expected, "run: python -m firmware.keydoc > docs/configuration-keys.md"
+
+
+@pytest.mark.parametrize("raw, line", [
+    (10.5, "HeartbeatInterval: 10.5 is not an integer"),
+    ({"a": 1}, "HeartbeatInterval: {'a': 1} is not an integer"),
+])
+def test_a_file_value_of_the_wrong_toml_type_is_named(raw: object, line: str) -> None:
+    """Found by trying it: the line read "is not a integer"."""
+    keys = build_registry()
+    with pytest.raises(KeyValueError) as caught:
+        keys.apply_file_overrides({"HeartbeatInterval": raw})
+    assert str(caught.value) == line

@@ -663,6 +663,9 @@ async def test_a_clean_stop_closes_with_going_away(scripted: ScriptedCsms, tmp_p
     assert scripted.close_codes and scripted.close_codes[0] in (1000, 1001)
     startup = journal_lines(caplog, "security event StartupOfTheDevice")
     assert startup and all(r.levelno == logging.INFO for r in startup)
+    # A stop we asked for is not a lost connection: no warning (found by trying it).
+    gone = journal_lines(caplog, "disconnected from")
+    assert gone and all(r.levelno == logging.INFO for r in gone)
 
 
 async def test_sigterm_closes_the_websocket_with_going_away(scripted: ScriptedCsms,

@@ -385,6 +385,7 @@ class OcppSession:
             self.security.connected()
             conn = _Connection(self, ws, float(self.keys.get_int("MessageTimeout")))
             self._conn = conn
+            stopping = False
             reader = asyncio.create_task(conn.start(), name="ocpp-reader")
             worker = asyncio.create_task(self._serve(conn), name="ocpp-worker")
             pinger = asyncio.create_task(self._ping_loop(ws), name="ocpp-ping")
@@ -398,6 +399,7 @@ class OcppSession:
                 # A clean stop (SIGTERM, Reset): 1001 Going Away, not the 1011 websockets
                 # sends for an exception leaving the block.
                 conn.lost.set()
+                stopping = True
                 await ws.close(code=1001, reason="charge point stopping")
                 raise
             finally:
@@ -407,7 +409,9 @@ class OcppSession:
                 for task in (reader, worker, pinger):
                     task.cancel()
                 await asyncio.gather(reader, worker, pinger, return_exceptions=True)
-                log.warning("disconnected from %s", without_credentials(self.url))
+                # A stop we asked for is no trouble: only a lost connection is a warning.
+                log.log(logging.INFO if stopping else logging.WARNING, "disconnected from %s",
+                        without_credentials(self.url))
 
     async def _serve(self, conn: _Connection) -> None:
         if not self._booted:
