@@ -153,6 +153,25 @@ async def csms(request: pytest.FixtureRequest) -> AsyncIterator[CentralSystem]:
         _collect(cs, request.node.nodeid)
 
 
+# The fast lane (`scripts/test -m "not slow"`, seconds) leaves out the modules whose tests start
+# the whole controller, a central system, a server or a process; the whole suite runs them all.
+SLOW_MODULES = frozenset({
+    "test_two_connectors", "test_frames", "test_systemd", "test_modbus_meter",
+    "test_log_upload_ftp", "test_signals", "test_gpio_buzzer", "test_stores", "test_bringup",
+    "test_connection", "test_single_instance", "test_cli_errors", "test_safe_outputs",
+    "test_security", "test_package", "test_config_system", "test_session", "test_cli",
+    "test_meter_values", "test_fuzz", "test_reset", "test_durability",
+    "test_schema_conformance", "test_chaos", "test_octt_core", "test_csms_mistakes",
+    "test_bench_system", "test_intervals",
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.stem in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if any payload the charger sent does not validate against ocpp-rpc's
     OCPP 1.6 schemas."""
