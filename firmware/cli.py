@@ -191,13 +191,14 @@ def _positive_seconds(text: str) -> float:
 
 
 def _tcp_port(text: str) -> int:
-    """A TCP port, 1-65535 (argparse type)."""
+    """A TCP port to listen on, 0-65535 (0: any free port, which the server prints)
+    (argparse type)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be from 1 to 65535, not {value}")
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 (any free port) to 65535, not {value}")
     return value
 
 

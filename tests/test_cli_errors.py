@@ -303,7 +303,8 @@ def test_csms_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     (("run", "--hardware", "simulated", "--state-dir", ""),
      "chargepoint run: error: argument --state-dir: must not be empty"),
     (("csms", "--port", "99999"),
-     "chargepoint csms: error: argument --port: must be from 1 to 65535, not 99999"),
+     "chargepoint csms: error: argument --port: must be from 0 (any free port) to 65535, "
+     "not 99999"),
     (("doctor", "--timeout", "nan"),
      "chargepoint doctor: error: argument --timeout: must be a number above 0, not nan"),
     (("doctor", "--timeout", "0"),

@@ -393,6 +393,16 @@ def read_answer(action: str, payload: Any) -> tuple[Any, str | None]:
         except RecursionError:
             deviation = "nested too deeply"
     if deviation is None:
+        # Schema-valid is not yet usable: a transactionId of 2**63 fits the schema but not the
+        # journal.  The readers of the fields the charger needs judge those too.
+        for key, (_required, reader) in ANSWER_FIELDS.get(action, {}).items():
+            try:
+                if key in payload:
+                    reader(payload[key])
+            except (ValueError, TypeError) as error:
+                deviation = f"{key}: {error}"
+                break
+    if deviation is None:
         try:
             return cls(**camel_to_snake_case(payload)), None
         except TypeError as error:  # the schema and the library's classes disagree
