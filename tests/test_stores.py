@@ -9,6 +9,8 @@ file-system cases (read-only, full) run it in a private mount namespace on a sma
 
 from __future__ import annotations
 
+import atexit
+import functools
 import logging
 import os
 import pwd
@@ -266,27 +268,64 @@ def shared_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _python_for(user: str) -> list[str]:
-    """A Python 3 of this version that ``user`` can run with this checkout's packages: this
-    interpreter when the user can reach it, else the system one of the same version with our
-    site-packages added (a venv under /root is out of reach for other users)."""
+@functools.cache
+def _python_for(user: str) -> tuple[list[str], dict[str, Any]]:
+    """How to run this checkout's CLI as ``user``: the command prefix and the subprocess
+    arguments that switch to that user.  This interpreter when the user can reach it, else the
+    system one of the same version with our site-packages added (a venv under /root is out of
+    reach for other users).  When the checkout itself lies under a directory the user cannot
+    enter (a clone in ``mktemp -d``, mode 0700), the command runs in a private mount namespace
+    where that directory is a world-enterable tmpfs holding the checkout at the same path: the
+    paths in the test stay the same, nothing outside the test changes, and the mount dies with
+    the process."""
     site = sysconfig.get_paths()["purelib"]
     launcher = ("import site, sys; site.addsitedir(sys.argv.pop(1)); "
                 "from firmware.cli import main; sys.exit(main())")
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     account = pwd.getpwnam(user)
-    candidates = [sys.executable, shutil.which(version), f"/usr/bin/{version}",
-                  f"/usr/local/bin/{version}"]
-    for python in dict.fromkeys(c for c in candidates if c):
+    switch = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    candidates = [c for c in dict.fromkeys([sys.executable, shutil.which(version),
+                                            f"/usr/bin/{version}", f"/usr/local/bin/{version}"])
+                  if c]
+
+    def works(prefix: list[str], kwargs: dict[str, Any]) -> bool:
         try:
-            probe = subprocess.run([python, "-c", launcher, site, "--help"], cwd=REPO,
-                                   capture_output=True, check=False, user=account.pw_uid,
-                                   group=account.pw_gid, extra_groups=[], timeout=60)
+            probe = subprocess.run([*prefix, "--help"], cwd=REPO, capture_output=True,
+                                   check=False, timeout=60, **kwargs)
         except OSError:
-            continue  # not executable by that user
-        if probe.returncode == 0:
-            return [python, "-c", launcher, site]
-    pytest.skip(f"no {version} that user {user} can run")
+            return False  # not executable by that user
+        return probe.returncode == 0
+
+    for python in candidates:
+        if works([python, "-c", launcher, site], switch):
+            return [python, "-c", launcher, site], switch
+    barrier = _barrier(REPO, account)
+    if barrier is not None and shutil.which("unshare") and shutil.which("setpriv"):
+        # The checkout is bound to a spare directory, the barrier covered by a tmpfs, the
+        # checkout's path made again on it and the checkout bound back there; then the user.
+        spare = Path(tempfile.mkdtemp(prefix="checkout-", dir="/tmp"))
+        atexit.register(spare.rmdir)  # an empty mount point (the mount lives in the namespace)
+        script = ('mount --bind "$1" "$2" && mount -t tmpfs -o mode=755 tmpfs "$3" && '
+                  'mkdir -p "$1" && mount --bind "$2" "$1" && shift 3 && '
+                  f'exec setpriv --reuid={account.pw_uid} --regid={account.pw_gid} '
+                  '--clear-groups "$@"')
+        for python in candidates:
+            prefix = ["unshare", "-m", "sh", "-c", script, "sh", str(REPO), str(spare),
+                      str(barrier), python, "-c", launcher, site]
+            if works(prefix, {}):
+                return prefix, {}
+    pytest.skip(f"no {version} that user {user} can run with this checkout")
+
+
+def _barrier(path: Path, account: pwd.struct_passwd) -> Path | None:
+    """The highest directory above ``path`` that ``account`` may not enter (execute), if any;
+    only others' and the owner's bits are judged (group membership is not needed here)."""
+    for directory in reversed(path.parents):
+        st = directory.stat()
+        mine = st.st_uid == account.pw_uid
+        if not (st.st_mode & 0o001 or (mine and st.st_mode & 0o100)):
+            return directory
+    return None
 
 
 @dataclass
@@ -309,9 +348,7 @@ def run_controller(state: Path, *, user: str | None = None, prefix: tuple[str, .
     if user is None:
         python = [sys.executable, "-m", "firmware"]
     else:
-        python = _python_for(user)
-        account = pwd.getpwnam(user)
-        extra = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+        python, extra = _python_for(user)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent",
            "LANG": "C.UTF-8"}
     done = subprocess.run([*prefix, *python, *command], cwd=REPO, capture_output=True,
