@@ -304,9 +304,12 @@ async def _stop_after_outbox(running: Running, hard: bool) -> None:
     (reason HardReset / SoftReset) and its StopTransaction delivered if the central system
     answers within a few seconds (else it stays queued and goes out after the restart)."""
     await asyncio.sleep(0.5)
-    with suppress(Exception):
+    try:
         await running.charger.stop_transactions(
             StopReason.HARD_RESET if hard else StopReason.SOFT_RESET, STOP_TRANSACTIONS_S)
+    except Exception:  # noqa: BLE001 - the restart must happen all the same
+        # Not silent: the journal still holds them, and the next start stops them (PowerLoss).
+        log.exception("reset: stopping the running transactions failed")
     await running.session.wait_outbox_empty(timeout=10)
     running.stop.set()
 
