@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -285,7 +286,15 @@ async def _follow_store(keys: KeyRegistry) -> None:
     """Apply values ``chargepoint config set`` stored while we run (reads only a counter)."""
     while True:
         await asyncio.sleep(STORE_POLL_S)
-        changed = keys.refresh_from_store()
+        try:
+            changed = keys.refresh_from_store()
+        except sqlite3.Error as exc:
+            # Damaged under a running daemon (a failing card): the values in force stay, and
+            # the charger goes on charging; the next start sets the file aside after salvage.
+            log.error("configuration store cannot be read any more (%s): the values in force "
+                      "stay; changes made with chargepoint config are not followed until a "
+                      "restart repairs the file", exc)
+            return
         if changed:
             log.info("configuration changed on the device: %s", ", ".join(changed))
 
