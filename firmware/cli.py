@@ -202,17 +202,10 @@ def _tcp_port(text: str) -> int:
     return value
 
 
-def _directory(text: str) -> str:
-    """A directory path, not empty (argparse type): an empty --state-dir is a mistake, not
-    'use the default'."""
+def _not_empty(text: str) -> str:
+    """A value that is not empty or blank (argparse type): an empty --state-dir or --id is a
+    mistake, not 'use the file's value'."""
     if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    return text
-
-
-def _text(text: str) -> str:
-    """A value that must not be empty (argparse type)."""
-    if not text:
         raise argparse.ArgumentTypeError("must not be empty")
     return text
 
@@ -228,10 +221,10 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the controller")
     run.add_argument("--config", help=f"configuration file (TOML; default {DEFAULT_CONFIG}, or "
                                       "with --hardware simulated the bench example)")
-    run.add_argument("--csms-url", type=_text,
+    run.add_argument("--csms-url", type=_not_empty,
                      help="central system URL, without the charge point id")
-    run.add_argument("--id", type=_text, help="charge point identity")
-    run.add_argument("--state-dir", type=_directory, help="where durable state lives")
+    run.add_argument("--id", type=_not_empty, help="charge point identity")
+    run.add_argument("--state-dir", type=_not_empty, help="where durable state lives")
     run.add_argument("--hardware", choices=["simulated", "gpio"])
     run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                      type=str.upper)
@@ -251,7 +244,8 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="one whole charging session on the simulated bench")
     demo.add_argument("--minutes", type=_positive_seconds, default=5.0,
                       help="simulated minutes of charging (default 5)")
-    demo.add_argument("--state-dir", type=_directory, help="keep state here instead of a temporary directory")
+    demo.add_argument("--state-dir", type=_not_empty,
+                      help="keep state here instead of a temporary directory")
     demo.add_argument("--verbose", action="store_true", help="also show the controller's log")
     demo.set_defaults(func=_demo)
 
@@ -259,7 +253,7 @@ def parser() -> argparse.ArgumentParser:
                                            "meter, central system (OK / FAIL / SKIP each)")
     doctor.add_argument("--config", default=DEFAULT_CONFIG,
                         help="configuration file (default %(default)s)")
-    doctor.add_argument("--csms-url", type=_text, help="check this central system URL instead")
+    doctor.add_argument("--csms-url", type=_not_empty, help="check this central system URL instead")
     doctor.add_argument("--timeout", type=_positive_seconds, default=5.0,
                         help="seconds per network step (default %(default)s)")
     doctor.set_defaults(func=_doctor)
@@ -273,7 +267,8 @@ def parser() -> argparse.ArgumentParser:
     hw_test.set_defaults(func=_hw_test)
 
     bench = sub.add_parser("bench", help="drive the simulated bench of a running controller")
-    bench.add_argument("--state-dir", type=_directory, required=True, help="the controller's state directory")
+    bench.add_argument("--state-dir", type=_not_empty, required=True,
+                       help="the controller's state directory")
     bsub = bench.add_subparsers(dest="bench_cmd", required=True)
     for name, text in (("plug", "plug an EV in (CP state B)"),
                        ("unplug", "unplug the EV (CP state A)"),
@@ -294,7 +289,8 @@ def parser() -> argparse.ArgumentParser:
                                            "device (the running daemon follows)")
     config.add_argument("--config", default=DEFAULT_CONFIG,
                         help="configuration file (default %(default)s)")
-    config.add_argument("--state-dir", type=_directory, help="state directory (default: from the file)")
+    config.add_argument("--state-dir", type=_not_empty,
+                        help="state directory (default: from the file)")
     csub = config.add_subparsers(dest="config_cmd", required=True)
     csub.add_parser("list", help="every key with access, source and value")
     example = csub.add_parser("example", help="print a commented example configuration file "
@@ -311,7 +307,8 @@ def parser() -> argparse.ArgumentParser:
                                               "certificate on the device (security profiles)")
     cert.add_argument("--config", default=DEFAULT_CONFIG,
                       help="configuration file (default %(default)s)")
-    cert.add_argument("--state-dir", type=_directory, help="state directory (default: from the file)")
+    cert.add_argument("--state-dir", type=_not_empty,
+                      help="state directory (default: from the file)")
     certsub = cert.add_subparsers(dest="certificate_cmd", required=True)
     certsub.add_parser("list", help="installed root certificates and our certificate")
     install = certsub.add_parser("install", help="install a root certificate (PEM file)")

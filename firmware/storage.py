@@ -563,9 +563,9 @@ def lock_state_dir(state_dir: Path) -> StateDirLock:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
-            raise StoreUnusable(path, _os_words(path, exc)) from None
+            raise unusable(exc, "the file") from None
     except OSError as exc:
-        raise StoreUnusable(path, _os_words(path, exc)) from None
+        raise unusable(exc, "the file") from None
     if fresh:
         _give_to_directory_owner(path)
     try:

@@ -561,6 +561,19 @@ def test_a_root_owned_certificate_directory_is_one_line_and_exit_2(shared_dir: P
              "belongs to root", "0700")
 
 
+def test_a_root_owned_lock_file_is_named_like_the_stores(shared_dir: Path) -> None:
+    """Found by trying it: an unopenable controller.lock said only "Permission denied"."""
+    nobody = _nobody()
+    state = shared_dir / "state"
+    state.mkdir()
+    lock = state / "controller.lock"
+    lock.write_text("")
+    lock.chmod(0o000)
+    os.chown(state, nobody.pw_uid, nobody.pw_gid)
+    _refused(run_controller(state, user=NOBODY), str(lock), "user nobody", "belongs to root",
+             "mode 0000")
+
+
 def test_the_certificate_tool_names_a_root_owned_certificate_directory(
         shared_dir: Path) -> None:
     """Found by trying it: `chargepoint certificate list` as the service user was a
