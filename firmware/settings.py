@@ -63,13 +63,17 @@ class SettingsError(ValueError):
         return "\n".join(prefix + problem for problem in self.problems)
 
 
+def _has_control_characters(value: str) -> bool:
+    return any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value)
+
+
 @dataclass(frozen=True)
 class CsmsUrl:
     """A central system endpoint the charge point id is appended to (OCPP-J 1.6 §3.1):
     ``ws://`` or ``wss://``, a host, an optional port, a path; no query or fragment."""
 
     def problem(self, value: str) -> str | None:
-        if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        if any(ch.isspace() for ch in value) or _has_control_characters(value):
             return f"must not contain spaces or control characters: {value!r}"
         try:
             parts = urlsplit(value)
@@ -100,7 +104,7 @@ class Identity:
     encoded): printable, without control characters, which a URL or a log line would mangle."""
 
     def problem(self, value: str) -> str | None:
-        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        if _has_control_characters(value):
             return f"must not contain control characters: {value!r}"
         return None
 
