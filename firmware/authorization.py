@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
+from firmware.clock import utcnow
 from firmware.config_keys import KeyRegistry
 from firmware.domain import AuthorizationStatus, IdTagInfo
 from firmware.storage import open_or_memory, transaction
@@ -41,8 +42,6 @@ CACHE_MIGRATIONS = (
 CACHE_CAPACITY = 1000
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class AuthorizationCache:
@@ -65,7 +64,7 @@ class AuthorizationCache:
             return None
         info = IdTagInfo(AuthorizationStatus(row[0]), row[1],
                          datetime.fromisoformat(row[2]) if row[2] else None)
-        if info.accepted and info.expiry_date and info.expiry_date <= (now or _now()):
+        if info.accepted and info.expiry_date and info.expiry_date <= (now or utcnow()):
             return IdTagInfo(AuthorizationStatus.EXPIRED, info.parent_id_tag, info.expiry_date)
         return info
 
@@ -83,7 +82,7 @@ class AuthorizationCache:
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id_tag) DO UPDATE SET "
                 "status=excluded.status, parent_id_tag=excluded.parent_id_tag, "
                 "expiry=excluded.expiry, updated_at=excluded.updated_at",
-                (key, *row, _now().isoformat()))
+                (key, *row, utcnow().isoformat()))
             excess = (self._db.execute("SELECT count(*) FROM auth_cache").fetchone()[0]
                       - self.capacity)
             if excess > 0:

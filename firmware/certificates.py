@@ -23,7 +23,7 @@ import os
 import re
 import ssl
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.ocsp import OCSPRequestBuilder
 from cryptography.x509.oid import NameOID
 
+from firmware.clock import utcnow
 from firmware.storage import check_tree
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,6 @@ class NoValidRoot(CertificateError):
     """No valid CentralSystemRootCertificate to check the central system's certificate with."""
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -107,7 +106,7 @@ def to_pem(cert: x509.Certificate) -> str:
 
 
 def valid_at(cert: x509.Certificate, now: datetime | None = None) -> bool:
-    now = now or _now()
+    now = now or utcnow()
     return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
 
 
@@ -329,7 +328,7 @@ class CertificateStore:
         key in use), name this charge point, be valid now (or from a future "not before": then
         it is kept and taken into use once that has passed), and lead, certificate by
         certificate, to an installed CentralSystemRootCertificate."""
-        now = now or _now()
+        now = now or utcnow()
         try:
             chain = load_certificates(pem_chain)
         except CertificateError as exc:
@@ -390,7 +389,7 @@ class CertificateStore:
             log.info("the new charge point certificate is valid now and in use")
 
     def client_chain(self, now: datetime | None = None) -> list[x509.Certificate]:
-        now = now or _now()
+        now = now or utcnow()
         if self._path("cp-cert.next.pem").exists():
             self._promote_next(now)
         if not (self._path("cp-cert.pem").exists() and self._path("cp-key.pem").exists()):
@@ -444,7 +443,7 @@ class CertificateStore:
 
     def expiring_within(self, days: int) -> bool:
         expires = self.client_certificate_expires()
-        return expires is not None and expires - _now() < timedelta(days=days)
+        return expires is not None and expires - utcnow() < timedelta(days=days)
 
 
 def describe(cert: x509.Certificate) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
 from collections.abc import Callable
 
 from firmware import charging as m
@@ -165,9 +164,8 @@ class Charger:
         busy = [c for c in self.connectors.values() if c.state.in_transaction]
         for c in busy:
             c.post(m.StopRequested(reason))
-        loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
-        while any(c.transaction is not None for c in busy) and loop.time() < end:
+        end = clock.now() + timeout
+        while any(c.transaction is not None for c in busy) and clock.now() < end:
             await asyncio.sleep(0.05)
 
     async def run(self) -> None:
@@ -193,7 +191,7 @@ class Charger:
             if interval <= 0:
                 await clock.sleep_until(None, self.keys, ("ClockAlignedDataInterval",))
                 continue
-            now = datetime.now(timezone.utc)
+            now = clock.utcnow()
             boundary = next_aligned(now, interval)
             # The boundary is on the wall clock, which NTP may step (a Pi has no RTC): look at
             # it again at least every WALL_CLOCK_CHECK_S.
@@ -201,7 +199,7 @@ class Charger:
             if not await clock.sleep_until(clock.now() + wait, self.keys,
                                            ("ClockAlignedDataInterval",)):
                 continue
-            late = (datetime.now(timezone.utc) - boundary).total_seconds()
+            late = (clock.utcnow() - boundary).total_seconds()
             if late < 0 or late > WALL_CLOCK_CHECK_S:
                 continue  # not there yet, or the wall clock was stepped past it
             for c in self.connectors.values():
@@ -409,7 +407,7 @@ class Charger:
         for c in targets:
             values = sampled_values(c.last_reading, self.keys.get_list("MeterValuesSampledData"),
                                     "Trigger", c.offered_current_a)
-            out[c.id] = [MeterSample(datetime.now(timezone.utc), values)] if values else []
+            out[c.id] = [MeterSample(clock.utcnow(), values)] if values else []
         return out
 
     # ------------------------------------------------------------ status for tools

@@ -16,9 +16,16 @@ after the old period ran out.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from typing import Protocol
 
-from firmware.config_keys import KeyRegistry
+
+class Watched(Protocol):
+    """What ``sleep_until`` needs of the key registry (``config_keys.KeyRegistry.watch``): kept
+    as a Protocol so that the clock, which every module uses, imports none of them."""
+
+    def watch(self, names: Iterable[str], changed: Callable[[], None]) -> Callable[[], None]: ...
 
 
 def now() -> float:
@@ -26,7 +33,50 @@ def now() -> float:
     return asyncio.get_running_loop().time()
 
 
-async def sleep_until(deadline: float | None, keys: KeyRegistry, names: Iterable[str], *,
+def _system_wall_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+_wall_clock: Callable[[], datetime] = _system_wall_clock
+
+
+def utcnow() -> datetime:
+    """Wall-clock time, timezone-aware UTC: for OCPP timestamps, certificate validity, cache
+    expiry and the clock-aligned meter values only (use ``now()`` to measure durations)."""
+    return _wall_clock()
+
+
+def set_wall_clock(source: Callable[[], datetime] | None) -> None:
+    """Make ``utcnow()`` read ``source`` (a test's simulated calendar); None restores the
+    system clock.  ``source`` must return timezone-aware datetimes."""
+    global _wall_clock
+    _wall_clock = source or _system_wall_clock
+
+
+def to_ocpp(dt: datetime | None = None) -> str:
+    """An OCPP dateTime: RFC 3339 in UTC with a Z and millisecond precision
+    (``2026-11-29T11:30:00.000Z``), the form every central system parses (OCPP-J 1.6 §4.1.4
+    leaves the precision open).  ``dt`` defaults to ``utcnow()``; a naive ``dt`` is read as UTC."""
+    dt = dt or utcnow()
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def from_ocpp(text: object) -> datetime | None:
+    """The datetime an OCPP dateTime string names, timezone-aware (a string without an offset
+    is read as UTC, as OCPP 1.6 §2.1 asks for UTC everywhere); None for anything that is not
+    a date-time string (None, '', a number, ``2026-13-01``)."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+async def sleep_until(deadline: float | None, keys: Watched, names: Iterable[str], *,
                       wake: asyncio.Event | None = None) -> bool:
     """Sleep until ``deadline`` (a ``now()`` value; None: no deadline) or until one of the
     configuration keys ``names`` takes a new value or ``wake`` is set, whichever comes first.

@@ -18,10 +18,10 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from firmware.clock import to_ocpp
 from firmware.metering import split_phase
 from firmware.storage import OpenedStore, StoreUnusable, open_store
 
@@ -226,7 +226,7 @@ class KeyStore:
             "INSERT INTO config_value (key, value, source, changed_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value=excluded.value, source=excluded.source, "
             "changed_at=excluded.changed_at",
-            (key, text, source.value, datetime.now(timezone.utc).isoformat()))
+            (key, text, source.value, to_ocpp()))
 
     @property
     def writes(self) -> int:

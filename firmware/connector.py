@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from firmware import charging as m
@@ -46,8 +46,6 @@ CHECKPOINT_S = 60.0
 PILOT_DEBOUNCE_POLLS = 2
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -94,9 +92,8 @@ class ConnectorController:
     async def wait_unlocked(self, timeout: float) -> bool:
         """True once the transaction is over and the lock released; False when the lock
         failed or ``timeout`` passed."""
-        loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
-        while loop.time() < end:
+        end = clock.now() + timeout
+        while clock.now() < end:
             s = self.state
             if not s.in_transaction and not s.locked and not s.locking:
                 return True
@@ -329,7 +326,7 @@ class ConnectorController:
         return int(round(reading.energy_import_wh))
 
     def _begin_transaction(self, id_tag: str) -> None:
-        now = utcnow()
+        now = clock.utcnow()
         self._transaction = self.link.start_transaction(self.id, id_tag, self._meter_wh(), now)
         self._last_checkpoint = asyncio.get_running_loop().time()
         self._checkpointed_wh = self._meter_wh()
@@ -348,7 +345,7 @@ class ConnectorController:
             self._sampler = None
         self._record_stop_txn_sample("Transaction.End", "StopTxnSampledData")
         data = thin(self.transaction_data, self.keys.get_int("StopTransactionMaxMeterValues"))
-        self.link.stop_transaction(handle, self._meter_wh(), utcnow(), reason,
+        self.link.stop_transaction(handle, self._meter_wh(), clock.utcnow(), reason,
                                    id_tag or handle.id_tag, data)
         self._transaction = None
         self.transaction_data = []
@@ -360,7 +357,7 @@ class ConnectorController:
             return
         values = sampled_values(self.last_reading, measurands, context, self._offered_a)
         if values:
-            self.transaction_data.append(MeterSample(timestamp or utcnow(), values))
+            self.transaction_data.append(MeterSample(timestamp or clock.utcnow(), values))
             limit = self.keys.get_int("StopTransactionMaxMeterValues")
             if len(self.transaction_data) > 2 * limit:
                 # Bounded memory on a very long session; start and end are never dropped.
@@ -397,13 +394,13 @@ class ConnectorController:
                                     self.keys.get_list("MeterValuesSampledData"),
                                     "Sample.Periodic", self._offered_a)
             if values:
-                self.link.meter_values(self.id, handle, [MeterSample(utcnow(), values)])
+                self.link.meter_values(self.id, handle, [MeterSample(clock.utcnow(), values)])
             stop_txn = self.keys.get_list("StopTxnSampledData")
             if stop_txn:
                 more = sampled_values(self.last_reading, stop_txn, "Sample.Periodic",
                                       self._offered_a)
                 if more:
-                    self.transaction_data.append(MeterSample(utcnow(), more))
+                    self.transaction_data.append(MeterSample(clock.utcnow(), more))
 
     # ---------------------------------------------------------------- inputs
 
@@ -487,15 +484,14 @@ class ConnectorController:
             return
         wh = self._meter_wh()
         if wh != self._checkpointed_wh:
-            self.link.checkpoint(handle, wh, utcnow())
+            self.link.checkpoint(handle, wh, clock.utcnow())
             self._checkpointed_wh = wh
         self._last_checkpoint = loop_time
 
     async def _meter_loop(self) -> None:
         health = MeterHealth.OK
-        loop = asyncio.get_running_loop()
         while True:
-            self._maybe_checkpoint(loop.time())
+            self._maybe_checkpoint(clock.now())
             self._watch_invalid_id_energy()
             reading = await self.devices.meter.poll()
             if reading.health is MeterHealth.OK:

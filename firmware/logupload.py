@@ -16,9 +16,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from urllib.parse import unquote, urlsplit
 
+from firmware.clock import utcnow
 from firmware.certificates import PRIVATE_KEY_PEM
 from firmware.logs import without_credentials
 
@@ -150,7 +151,7 @@ def _ftp_store(url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float
 
 
 def filename(charge_point_id: str, log_type: str, now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or utcnow()
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", charge_point_id)
     return f"{safe}-{log_type}-{now:%Y%m%dT%H%M%SZ}.log"
 

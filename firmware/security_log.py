@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
+from firmware.clock import from_ocpp, to_ocpp
 from firmware.storage import open_or_memory, transaction
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,6 @@ class SecurityEvent:
     message_id: str
 
 
-def _stamp(dt: datetime | None = None) -> str:
-    dt = dt or datetime.now(timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
 class SecurityLog:
@@ -120,7 +118,7 @@ class SecurityLog:
                at: datetime | None = None) -> SecurityEvent:
         critical = EVENTS.get(kind, CHARGER_EVENTS.get(kind, False))
         info = tech_info[:TECH_INFO_MAX] if tech_info else None
-        stamp = _stamp(at)
+        stamp = to_ocpp(at)
         message_id = str(uuid.uuid4())
         with transaction(self._db):
             cur = self._db.execute(
@@ -168,9 +166,9 @@ class SecurityLog:
             "SELECT seq, type, timestamp, tech_info, critical, attempts, message_id FROM event "
             "ORDER BY seq").fetchall()
         out = [SecurityEvent(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows]
-        lo, hi = _parse(oldest), _parse(latest)
-        return [e for e in out if (lo is None or _parse(e.timestamp) >= lo)  # type: ignore[operator]
-                and (hi is None or _parse(e.timestamp) <= hi)]  # type: ignore[operator]
+        lo, hi = from_ocpp(oldest), from_ocpp(latest)
+        return [e for e in out if (lo is None or from_ocpp(e.timestamp) >= lo)  # type: ignore[operator]
+                and (hi is None or from_ocpp(e.timestamp) <= hi)]  # type: ignore[operator]
 
     def text(self, oldest: str | None = None, latest: str | None = None) -> str:
         """The log as uploaded by GetLog(SecurityLog): one line per event."""
@@ -192,14 +190,6 @@ class SecurityLog:
                              "DO UPDATE SET value = excluded.value", (key, value))
 
 
-def _parse(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 __all__ = ["CHARGER_EVENTS", "EVENTS", "SecurityEvent", "SecurityLog"]

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
+from firmware.clock import from_ocpp, to_ocpp
 from firmware.domain import AuthorizationStatus, IdTagInfo, MeterSample
 
 
-def timestamp(dt: datetime) -> str:
-    """ISO 8601 UTC with a Z, millisecond precision (what every central system parses)."""
-    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_timestamp(text: str) -> datetime | None:
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def meter_value(sample: MeterSample) -> dict[str, Any]:
     """A MeterValue in the snake_case dict form the ocpp library camel-cases on send."""
     return {
-        "timestamp": timestamp(sample.timestamp),
+        "timestamp": to_ocpp(sample.timestamp),
         "sampled_value": [
             {k: v for k, v in {
                 "value": sv.value,
@@ -49,4 +38,4 @@ def id_tag_info(raw: dict[str, Any] | None) -> IdTagInfo:
         status = AuthorizationStatus.INVALID
     expiry = raw.get("expiry_date")
     return IdTagInfo(status, raw.get("parent_id_tag"),
-                     parse_timestamp(expiry) if isinstance(expiry, str) else None)
+                     from_ocpp(expiry))

@@ -19,7 +19,6 @@ import asyncio
 import base64
 import logging
 import ssl
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import websockets
@@ -37,6 +36,7 @@ from ocpp.v16.enums import (
     UploadLogStatus,
 )
 
+from firmware.clock import from_ocpp
 from firmware import logupload
 from firmware.certificates import (
     CertificateError,
@@ -134,13 +134,6 @@ def _camel_hash(data: dict[str, Any]) -> dict[str, str]:
     return {names.get(k, k): str(v) for k, v in data.items()}
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 class Security:
@@ -509,7 +502,7 @@ class Security:
         if log_type == "SecurityLog":
             text = self.log.text(oldest, latest)
         else:
-            text = (self.diagnostics.text(_parse_time(oldest), _parse_time(latest))
+            text = (self.diagnostics.text(from_ocpp(oldest), from_ocpp(latest))
                     if self.diagnostics is not None else "")
         header = f"# {self.charge_point_id} {log_type}\n"
         return logupload.scrub(header + text, self.secrets())

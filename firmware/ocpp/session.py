@@ -15,7 +15,7 @@ import ssl
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import websockets
@@ -179,13 +179,13 @@ class OcppSession:
 
     def status_changed(self, connector_id: int, status: ConnectorStatus,
                        error: ConnectorError | None, info: str) -> None:
-        self._statuses[connector_id] = StatusReport(status, error, info, _now(), clock.now())
+        self._statuses[connector_id] = StatusReport(status, error, info, clock.utcnow(), clock.now())
         self._unsent_status[connector_id] = None
         self._wake.set()
 
     def start_transaction(self, connector_id: int, id_tag: str, meter_start_wh: int,
                           timestamp: datetime) -> TransactionHandle:
-        stamp = mapping.timestamp(timestamp)
+        stamp = clock.to_ocpp(timestamp)
         local_id = self.store.start(connector_id, id_tag, meter_start_wh, stamp, {
             "connector_id": connector_id, "id_tag": id_tag, "meter_start": meter_start_wh,
             "timestamp": stamp})
@@ -196,14 +196,14 @@ class OcppSession:
         return handle
 
     def checkpoint(self, handle: TransactionHandle, meter_wh: int, timestamp: datetime) -> None:
-        self.store.checkpoint(handle.local_id, meter_wh, mapping.timestamp(timestamp))
+        self.store.checkpoint(handle.local_id, meter_wh, clock.to_ocpp(timestamp))
 
     def stop_transaction(self, handle: TransactionHandle, meter_stop_wh: int,
                          timestamp: datetime, reason: StopReason, id_tag: str | None,
                          transaction_data: list[MeterSample]) -> None:
         payload: dict[str, Any] = {
             "meter_stop": max(meter_stop_wh, handle.meter_start_wh),
-            "timestamp": mapping.timestamp(timestamp),
+            "timestamp": clock.to_ocpp(timestamp),
             "reason": reason.value,
             "id_tag": id_tag,
         }
@@ -225,7 +225,7 @@ class OcppSession:
             return
         energy = _energy_register(samples)
         self.store.meter_values(handle.local_id, payload, energy,
-                                mapping.timestamp(samples[-1].timestamp))
+                                clock.to_ocpp(samples[-1].timestamp))
         self._outbox_wake.set()
 
     def on_transaction_info(self, callback: Callable[[TransactionHandle, IdTagInfo], None]
@@ -251,9 +251,8 @@ class OcppSession:
         return self._ready.is_set()
 
     async def wait_outbox_empty(self, timeout: float) -> bool:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
-        while len(self.store) and loop.time() < end:
+        end = clock.now() + timeout
+        while len(self.store) and clock.now() < end:
             await asyncio.sleep(0.05)
         return not len(self.store)
 
@@ -336,7 +335,6 @@ class OcppSession:
         The backoff starts again from its base only after a connection that stayed up for
         STABLE_CONNECTION_S, so a central system that accepts and then drops every connection
         sees the waits grow."""
-        loop = asyncio.get_running_loop()
         while True:
             try:
                 await self._connect_once()
@@ -348,7 +346,7 @@ class OcppSession:
                 # A security event, and the fallback of a raised SecurityProfile that fails.
                 self.security.connection_failed(exc)
             if self._connected_at is not None and \
-                    loop.time() - self._connected_at >= STABLE_CONNECTION_S:
+                    clock.now() - self._connected_at >= STABLE_CONNECTION_S:
                 self.backoff.reset()
             self._connected_at = None
             delay = self.backoff.next_delay()
@@ -548,7 +546,7 @@ class OcppSession:
             connector_id=connector_id,
             error_code=error.code if error else "NoError",
             status=report.status.value,
-            timestamp=mapping.timestamp(report.timestamp),
+            timestamp=clock.to_ocpp(report.timestamp),
             info=report.info or (error.info if error else None) or None,
             vendor_error_code=(error.vendor_code or None) if error else None,
         )
@@ -709,5 +707,3 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if str(exc) else text
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
