@@ -20,6 +20,7 @@ from typing import Any
 from firmware.authorization import AuthorizationCache, Authorizer
 from firmware.charger import Charger
 from firmware.config_keys import (
+    K,
     MEASURAND_KEYS,
     KeyRegistry,
     KeyStore,
@@ -76,7 +77,7 @@ def build_keys(settings: Settings, devices: Any | None = None, *, persistent: bo
     servable = _servable_measurands(settings, devices)
     for name in MEASURAND_KEYS:
         keys.add_validator(name, measurands_validator(servable))
-    keys.add_validator("SecurityProfile", _never_lower(keys))
+    keys.add_validator(K.SecurityProfile, _never_lower(keys))
     vendor_devices = None
     if devices is not None:
         vendor_devices = VendorDevices(devices.indicator, devices.buzzer, devices.display,
@@ -89,7 +90,7 @@ def build_keys(settings: Settings, devices: Any | None = None, *, persistent: bo
         keys.attach_store(KeyStore.open(settings.state_dir))
     # After loading: a stored profile whose prerequisites went away (a ws:// URL, an expired
     # root) stays in force, and the session refuses to connect rather than downgrade.
-    keys.add_validator("SecurityProfile", _security_profile_rule(keys, settings))
+    keys.add_validator(K.SecurityProfile, _security_profile_rule(keys, settings))
     return keys
 
 
@@ -109,7 +110,7 @@ def _never_lower(keys: KeyRegistry) -> Any:
     """SecurityProfile can only be raised (A05.FR.01), also by a stored value."""
     def check(value: Value) -> str | None:
         assert isinstance(value, int)
-        current = keys.get_int("SecurityProfile")
+        current = keys[K.SecurityProfile]
         return f"can only be raised (now {current})" if value < current else None
     return check
 
@@ -119,9 +120,9 @@ def _security_profile_rule(keys: KeyRegistry, settings: Settings) -> Any:
     (see docs/security.md)."""
     def check(value: Value) -> str | None:
         assert isinstance(value, int)
-        if value <= keys.get_int("SecurityProfile"):
+        if value <= keys[K.SecurityProfile]:
             return None
-        if value in (1, 2) and not keys.get_str("AuthorizationKey"):
+        if value in (1, 2) and not keys[K.AuthorizationKey]:
             return f"profile {value} needs an AuthorizationKey first"
         if value >= 2:
             from firmware.certificates import CertificateStore, RootKind
@@ -276,7 +277,7 @@ def _security(settings: Settings, keys: KeyRegistry) -> Any:
     logging.getLogger().addHandler(diagnostics)
     security = Security(settings.charge_point_id, keys,
                         certificates=CertificateStore.open(
-                            settings.state_dir, keys.get_int("CertificateStoreMaxLength")),
+                            settings.state_dir, keys[K.CertificateStoreMaxLength]),
                         security_log=security_log, diagnostics=diagnostics)
     security.startup(settings.firmware_version)
     return security

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from firmware.clock import utcnow
-from firmware.config_keys import KeyRegistry
+from firmware.config_keys import K, KeyRegistry
 from firmware.domain import AuthorizationStatus, IdTagInfo
 from firmware.storage import open_or_memory, transaction
 
@@ -117,11 +117,11 @@ class Authorizer:
 
     def remember(self, id_tag: str, info: IdTagInfo) -> None:
         """Any idTagInfo the central system sent (Authorize, Start/StopTransaction.conf)."""
-        if self.keys.get_bool("AuthorizationCacheEnabled"):
+        if self.keys[K.AuthorizationCacheEnabled]:
             self.cache.put(id_tag, info)
 
     def cached(self, id_tag: str) -> IdTagInfo | None:
-        if not self.keys.get_bool("AuthorizationCacheEnabled"):
+        if not self.keys[K.AuthorizationCacheEnabled]:
             return None
         return self.cache.get(id_tag)
 
@@ -129,7 +129,7 @@ class Authorizer:
         cached = self.cached(id_tag)
         if self._is_online():
             if (cached is not None and cached.accepted
-                    and self.keys.get_bool("LocalPreAuthorize")):
+                    and self.keys[K.LocalPreAuthorize]):
                 log.info("%s accepted from the cache (LocalPreAuthorize)", id_tag)
                 return cached
             info = await self._online(id_tag)
@@ -140,13 +140,13 @@ class Authorizer:
 
     def _offline(self, id_tag: str, cached: IdTagInfo | None) -> IdTagInfo:
         if cached is not None:
-            if cached.accepted and self.keys.get_bool("LocalAuthorizeOffline"):
+            if cached.accepted and self.keys[K.LocalAuthorizeOffline]:
                 log.info("offline: %s accepted from the cache (LocalAuthorizeOffline)", id_tag)
                 return cached
             if not cached.accepted:
                 log.info("offline: %s refused: cached as %s", id_tag, cached.status.value)
                 return cached
-        elif self.keys.get_bool("AllowOfflineTxForUnknownId"):
+        elif self.keys[K.AllowOfflineTxForUnknownId]:
             log.info("offline: %s accepted (AllowOfflineTxForUnknownId)", id_tag)
             return IdTagInfo(AuthorizationStatus.ACCEPTED)
         log.info("offline: %s not authorized", id_tag)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from firmware import charging as m
 from firmware import clock
 from firmware.authorization import Authorizer
-from firmware.config_keys import KeyRegistry
+from firmware.config_keys import K, KeyRegistry
 from firmware.connector import ConnectorController
 from firmware.domain import ConnectorError, ConnectorStatus, IdTagInfo, MeterSample, StopReason
 from firmware.metering import next_aligned, sampled_values
@@ -109,12 +109,12 @@ class Charger:
         """Each hardware key drives its device the moment a change is accepted, and once at
         start with the value in force (``apply_keys``)."""
         bindings: dict[str, Callable[[object], None]] = {
-            "LightIntensity": self._set_brightness,
-            "PiCP.BuzzerEnabled": self._set_buzzer_enabled,
-            "PiCP.BuzzerVolume": self._set_buzzer_volume,
-            "PiCP.DisplayBrightness": self._set_display_brightness,
-            "PiCP.MaxInstallationCurrent": self._set_installation_limit,
-            "PiCP.PermanentCableLock": self._set_permanent_lock,
+            K.LightIntensity: self._set_brightness,
+            K.BuzzerEnabled: self._set_buzzer_enabled,
+            K.BuzzerVolume: self._set_buzzer_volume,
+            K.DisplayBrightness: self._set_display_brightness,
+            K.MaxInstallationCurrent: self._set_installation_limit,
+            K.PermanentCableLock: self._set_permanent_lock,
         }
         self._bindings = {name: apply for name, apply in bindings.items() if name in self.keys}
         for name, apply in self._bindings.items():
@@ -187,9 +187,9 @@ class Charger:
         1.6 §9.1.5; 0: none).  A changed interval takes effect at once: the wait ends and the
         next boundary of the new interval is due."""
         while True:
-            interval = self.keys.get_int("ClockAlignedDataInterval")
+            interval = self.keys[K.ClockAlignedDataInterval]
             if interval <= 0:
-                await clock.sleep_until(None, self.keys, ("ClockAlignedDataInterval",))
+                await clock.sleep_until(None, self.keys, (K.ClockAlignedDataInterval,))
                 continue
             now = clock.utcnow()
             boundary = next_aligned(now, interval)
@@ -197,7 +197,7 @@ class Charger:
             # it again at least every WALL_CLOCK_CHECK_S.
             wait = min((boundary - now).total_seconds(), WALL_CLOCK_CHECK_S)
             if not await clock.sleep_until(clock.now() + wait, self.keys,
-                                           ("ClockAlignedDataInterval",)):
+                                           (K.ClockAlignedDataInterval,)):
                 continue
             late = (clock.utcnow() - boundary).total_seconds()
             if late < 0 or late > WALL_CLOCK_CHECK_S:
@@ -324,8 +324,7 @@ class Charger:
         for c in candidates:
             if c.state.status in (S.AVAILABLE, S.PREPARING) and not c.state.in_transaction \
                     and c.state.operative and not c.state.authorized_id_tag:
-                if self.authorizer is not None and self.keys.get_bool(
-                        "AuthorizeRemoteTxRequests"):
+                if self.authorizer is not None and self.keys[K.AuthorizeRemoteTxRequests]:
                     asyncio.get_running_loop().create_task(self._authorized_remote_start(
                         c, id_tag))
                 else:
@@ -405,7 +404,7 @@ class Charger:
                    else list(self.connectors.values()) if connector_id is None else [])
         out: dict[int, list[MeterSample]] = {}
         for c in targets:
-            values = sampled_values(c.last_reading, self.keys.get_list("MeterValuesSampledData"),
+            values = sampled_values(c.last_reading, self.keys[K.MeterValuesSampledData],
                                     "Trigger", c.offered_current_a)
             out[c.id] = [MeterSample(clock.utcnow(), values)] if values else []
         return out

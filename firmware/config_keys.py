@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from firmware.clock import to_ocpp
 from firmware.metering import split_phase
@@ -62,6 +62,101 @@ class Source(enum.Enum):
 
 
 Value = bool | int | str | tuple[str, ...]
+V = TypeVar("V", bool, int, str, tuple[str, ...])
+
+
+class Key(str, Generic[V]):
+    """A typed handle on a configuration key (MicroOcpp's idea): it IS the key's canonical name
+    (a ``str``, so it goes wherever a name does: ``on_change``, ``watch``, ``sleep_until``) and
+    it carries the key's type, so ``keys[K.HeartbeatInterval]`` reads as an ``int`` for mypy and
+    at run time.  Declared once, in ``K`` below; ``tests/test_config_keys.py`` checks that every
+    handle's type is its definition's."""
+
+    type: KeyType
+
+    @classmethod
+    def of(cls, name: str, type: KeyType) -> Key[V]:
+        handle = cls(name)
+        handle.type = type
+        return handle
+
+
+def _bool(name: str) -> Key[bool]:
+    return Key[bool].of(name, KeyType.BOOLEAN)
+
+
+def _int(name: str) -> Key[int]:
+    return Key[int].of(name, KeyType.INTEGER)
+
+
+def _str(name: str) -> Key[str]:
+    return Key[str].of(name, KeyType.STRING)
+
+
+def _csl(name: str) -> Key[tuple[str, ...]]:
+    return Key[tuple[str, ...]].of(name, KeyType.CSL)
+
+
+VENDOR_PREFIX = "PiCP."
+
+
+class K:
+    """The handles code reads keys through, named as OCPP 1.6 §9 (and the Security Whitepaper)
+    names the keys; the vendor keys carry the ``PiCP.`` prefix in their OCPP name only."""
+
+    # OCPP 1.6 §9.1 Core profile
+    AllowOfflineTxForUnknownId = _bool("AllowOfflineTxForUnknownId")
+    AuthorizationCacheEnabled = _bool("AuthorizationCacheEnabled")
+    AuthorizeRemoteTxRequests = _bool("AuthorizeRemoteTxRequests")
+    ClockAlignedDataInterval = _int("ClockAlignedDataInterval")
+    ConnectionTimeOut = _int("ConnectionTimeOut")
+    ConnectorPhaseRotation = _csl("ConnectorPhaseRotation")
+    ConnectorPhaseRotationMaxLength = _int("ConnectorPhaseRotationMaxLength")
+    GetConfigurationMaxKeys = _int("GetConfigurationMaxKeys")
+    HeartbeatInterval = _int("HeartbeatInterval")
+    LocalAuthorizeOffline = _bool("LocalAuthorizeOffline")
+    LocalPreAuthorize = _bool("LocalPreAuthorize")
+    MaxEnergyOnInvalidId = _int("MaxEnergyOnInvalidId")
+    MeterValuesAlignedData = _csl("MeterValuesAlignedData")
+    MeterValuesAlignedDataMaxLength = _int("MeterValuesAlignedDataMaxLength")
+    MeterValuesSampledData = _csl("MeterValuesSampledData")
+    MeterValuesSampledDataMaxLength = _int("MeterValuesSampledDataMaxLength")
+    MeterValueSampleInterval = _int("MeterValueSampleInterval")
+    MinimumStatusDuration = _int("MinimumStatusDuration")
+    NumberOfConnectors = _int("NumberOfConnectors")
+    ResetRetries = _int("ResetRetries")
+    StopTransactionOnEVSideDisconnect = _bool("StopTransactionOnEVSideDisconnect")
+    StopTransactionOnInvalidId = _bool("StopTransactionOnInvalidId")
+    StopTxnAlignedData = _csl("StopTxnAlignedData")
+    StopTxnAlignedDataMaxLength = _int("StopTxnAlignedDataMaxLength")
+    StopTxnSampledData = _csl("StopTxnSampledData")
+    StopTxnSampledDataMaxLength = _int("StopTxnSampledDataMaxLength")
+    SupportedFeatureProfiles = _csl("SupportedFeatureProfiles")
+    TransactionMessageAttempts = _int("TransactionMessageAttempts")
+    TransactionMessageRetryInterval = _int("TransactionMessageRetryInterval")
+    UnlockConnectorOnEVSideDisconnect = _bool("UnlockConnectorOnEVSideDisconnect")
+    WebSocketPingInterval = _int("WebSocketPingInterval")
+    # OCPP 1.6 errata / de-facto keys this charger declares
+    MessageTimeout = _int("MessageTimeout")
+    StopTransactionMaxMeterValues = _int("StopTransactionMaxMeterValues")
+    # Security Whitepaper ed. 2 §4
+    SecurityProfile = _int("SecurityProfile")
+    AuthorizationKey = _str("AuthorizationKey")
+    CpoName = _str("CpoName")
+    CertificateStoreMaxLength = _int("CertificateStoreMaxLength")
+    CertificateSignedMaxChainSize = _int("CertificateSignedMaxChainSize")
+    AdditionalRootCertificateCheck = _bool("AdditionalRootCertificateCheck")
+    # Hardware keys (declared only when the device is fitted)
+    LightIntensity = _int("LightIntensity")
+    BuzzerEnabled = _bool(f"{VENDOR_PREFIX}BuzzerEnabled")
+    BuzzerVolume = _int(f"{VENDOR_PREFIX}BuzzerVolume")
+    DisplayBrightness = _int(f"{VENDOR_PREFIX}DisplayBrightness")
+    MaxInstallationCurrent = _int(f"{VENDOR_PREFIX}MaxInstallationCurrent")
+    PermanentCableLock = _bool(f"{VENDOR_PREFIX}PermanentCableLock")
+
+    @classmethod
+    def all(cls) -> list[Key[Any]]:
+        return [v for v in vars(cls).values() if isinstance(v, Key)]
 Validator = Callable[[Value], str | None]
 
 
@@ -313,25 +408,15 @@ class KeyRegistry:
     def get(self, name: str) -> Value:
         return self.values[name.casefold()]
 
-    def get_bool(self, name: str) -> bool:
-        value = self.get(name)
-        assert isinstance(value, bool), name
-        return value
-
-    def get_int(self, name: str) -> int:
-        value = self.get(name)
-        assert isinstance(value, int) and not isinstance(value, bool), name
-        return value
-
-    def get_list(self, name: str) -> tuple[str, ...]:
-        value = self.get(name)
-        assert isinstance(value, tuple), name
-        return value
-
-    def get_str(self, name: str) -> str:
-        value = self.get(name)
-        assert isinstance(value, str), name
-        return value
+    def __getitem__(self, key: Key[V]) -> V:
+        """The value in force of a declared key, typed by its handle; KeyError when the key is
+        not declared (a hardware key whose device is not fitted): test ``key in keys`` first.
+        ``get(name)`` is the untyped read, for code that serves any key by name."""
+        d = self.definitions[key.casefold()]
+        if d.type is not key.type:
+            raise TypeError(f"{d.name} is a {d.type.value} key, read through a "
+                            f"{key.type.value} handle")
+        return cast(V, self.values[key.casefold()])
 
     def source(self, name: str) -> Source:
         return self.sources[name.casefold()]
@@ -504,11 +589,10 @@ MEASURANDS = frozenset({
 
 MEASURAND_LIST_MAX = 10
 _ENERGY = ("Energy.Active.Import.Register",)
-MEASURAND_KEYS = ("MeterValuesAlignedData", "MeterValuesSampledData", "StopTxnAlignedData",
-                  "StopTxnSampledData")
+MEASURAND_KEYS = (K.MeterValuesAlignedData, K.MeterValuesSampledData, K.StopTxnAlignedData,
+                  K.StopTxnSampledData)
 FEATURE_PROFILES = frozenset({"Core", "FirmwareManagement", "LocalAuthListManagement",
                               "Reservation", "SmartCharging", "RemoteTrigger"})
-VENDOR_PREFIX = "PiCP."
 
 
 def measurands_validator(servable: frozenset[str] | None) -> Validator:
@@ -532,110 +616,110 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
     seconds: dict[str, Any] = dict(minimum=0, maximum=2_147_483_647, unit="s")
     measurands: dict[str, Any] = dict(max_items=MEASURAND_LIST_MAX, validator=measurands_validator(None))
     return [
-        KeyDefinition("AllowOfflineTxForUnknownId", B, False,
+        KeyDefinition(K.AllowOfflineTxForUnknownId, B, False,
                       description="Offline, start a transaction for an unknown idTag.",
                       effect="next authorization while offline"),
-        KeyDefinition("AuthorizationCacheEnabled", B, False,
+        KeyDefinition(K.AuthorizationCacheEnabled, B, False,
                       description="Remember idTagInfo from the central system for offline use.",
                       effect="next authorization"),
-        KeyDefinition("AuthorizeRemoteTxRequests", B, True,
+        KeyDefinition(K.AuthorizeRemoteTxRequests, B, True,
                       description="Authorize a RemoteStartTransaction idTag like a local one.",
                       effect="next RemoteStartTransaction"),
-        KeyDefinition("ClockAlignedDataInterval", I, 0, **seconds,
+        KeyDefinition(K.ClockAlignedDataInterval, I, 0, **seconds,
                       description="Seconds between clock-aligned meter values (0: none).",
                       effect="at once"),
-        KeyDefinition("ConnectionTimeOut", I, 180, minimum=1, maximum=86_400, unit="s",
+        KeyDefinition(K.ConnectionTimeOut, I, 180, minimum=1, maximum=86_400, unit="s",
                       description="Seconds from Preparing until an unused authorization lapses.",
                       effect="at once: a running timer counts the new value from Preparing"),
-        KeyDefinition("ConnectorPhaseRotation", L,
+        KeyDefinition(K.ConnectorPhaseRotation, L,
                       tuple(f"{n}.Unknown" for n in range(number_of_connectors + 1)),
                       max_items=number_of_connectors + 1,
                       validator=_phase_rotation(number_of_connectors),
                       description="Phase rotation of each connector relative to the grid.",
                       effect="reported only"),
-        KeyDefinition("ConnectorPhaseRotationMaxLength", I, number_of_connectors + 1, Access.R,
+        KeyDefinition(K.ConnectorPhaseRotationMaxLength, I, number_of_connectors + 1, Access.R,
                       description="Most items in ConnectorPhaseRotation."),
-        KeyDefinition("GetConfigurationMaxKeys", I, 100, Access.R,
+        KeyDefinition(K.GetConfigurationMaxKeys, I, 100, Access.R,
                       description="Most keys one GetConfiguration may ask for."),
-        KeyDefinition("HeartbeatInterval", I, 86_400, **seconds,
+        KeyDefinition(K.HeartbeatInterval, I, 86_400, **seconds,
                       description="Seconds of silence after which a Heartbeat is sent.",
                       effect="at once: counted from the charger's last message"),
-        KeyDefinition("LocalAuthorizeOffline", B, True,
+        KeyDefinition(K.LocalAuthorizeOffline, B, True,
                       description="Offline, start for idTags known locally (cache).",
                       effect="next authorization while offline"),
-        KeyDefinition("LocalPreAuthorize", B, False,
+        KeyDefinition(K.LocalPreAuthorize, B, False,
                       description="Online, start for locally known idTags without waiting.",
                       effect="next authorization"),
-        KeyDefinition("MeterValuesAlignedData", L, _ENERGY, **measurands,
+        KeyDefinition(K.MeterValuesAlignedData, L, _ENERGY, **measurands,
                       description="Measurands sent every ClockAlignedDataInterval.",
                       effect="next clock-aligned sample"),
-        KeyDefinition("MeterValuesAlignedDataMaxLength", I, MEASURAND_LIST_MAX, Access.R,
+        KeyDefinition(K.MeterValuesAlignedDataMaxLength, I, MEASURAND_LIST_MAX, Access.R,
                       description="Most items in MeterValuesAlignedData."),
-        KeyDefinition("MeterValuesSampledData", L, _ENERGY, **measurands,
+        KeyDefinition(K.MeterValuesSampledData, L, _ENERGY, **measurands,
                       description="Measurands sent every MeterValueSampleInterval.",
                       effect="next sample"),
-        KeyDefinition("MeterValuesSampledDataMaxLength", I, MEASURAND_LIST_MAX, Access.R,
+        KeyDefinition(K.MeterValuesSampledDataMaxLength, I, MEASURAND_LIST_MAX, Access.R,
                       description="Most items in MeterValuesSampledData."),
-        KeyDefinition("MeterValueSampleInterval", I, 180, **seconds,
+        KeyDefinition(K.MeterValueSampleInterval, I, 180, **seconds,
                       description="Seconds between sampled meter values in a transaction "
                                   "(0: none).",
                       effect="at once: the schedule re-aligns to the new interval"),
-        KeyDefinition("MinimumStatusDuration", I, 0, **seconds,
+        KeyDefinition(K.MinimumStatusDuration, I, 0, **seconds,
                       description="Seconds a status must hold before it is reported.",
                       effect="at once: a held status is decided again"),
-        KeyDefinition("NumberOfConnectors", I, number_of_connectors, Access.R,
+        KeyDefinition(K.NumberOfConnectors, I, number_of_connectors, Access.R,
                       description="Physical connectors of this charger."),
-        KeyDefinition("ResetRetries", I, 3, minimum=0, maximum=100,
+        KeyDefinition(K.ResetRetries, I, 3, minimum=0, maximum=100,
                       description="Times a failed reset is retried. A reset here is a restart "
                                   "of the daemon (by systemd, or in place without a service "
                                   "manager), which has no failed attempt to retry: the value "
                                   "is kept for the central system only.",
                       effect="none (stored)"),
-        KeyDefinition("StopTransactionOnEVSideDisconnect", B, True,
+        KeyDefinition(K.StopTransactionOnEVSideDisconnect, B, True,
                       description="Stop the transaction when the cable leaves the EV.",
                       effect="next unplug"),
-        KeyDefinition("StopTransactionOnInvalidId", B, True,
+        KeyDefinition(K.StopTransactionOnInvalidId, B, True,
                       description="Stop when StartTransaction.conf says the idTag is not valid.",
                       effect="next StartTransaction.conf"),
-        KeyDefinition("StopTxnAlignedData", L, (), **measurands,
+        KeyDefinition(K.StopTxnAlignedData, L, (), **measurands,
                       description="Clock-aligned measurands put in StopTransaction.",
                       effect="next transaction"),
-        KeyDefinition("StopTxnAlignedDataMaxLength", I, MEASURAND_LIST_MAX, Access.R,
+        KeyDefinition(K.StopTxnAlignedDataMaxLength, I, MEASURAND_LIST_MAX, Access.R,
                       description="Most items in StopTxnAlignedData."),
-        KeyDefinition("StopTxnSampledData", L, (), **measurands,
+        KeyDefinition(K.StopTxnSampledData, L, (), **measurands,
                       description="Sampled measurands put in StopTransaction.",
                       effect="next transaction"),
-        KeyDefinition("StopTxnSampledDataMaxLength", I, MEASURAND_LIST_MAX, Access.R,
+        KeyDefinition(K.StopTxnSampledDataMaxLength, I, MEASURAND_LIST_MAX, Access.R,
                       description="Most items in StopTxnSampledData."),
-        KeyDefinition("SupportedFeatureProfiles", L, ("Core", "RemoteTrigger"), Access.R,
+        KeyDefinition(K.SupportedFeatureProfiles, L, ("Core", "RemoteTrigger"), Access.R,
                       allowed_items=FEATURE_PROFILES,
                       description="Feature profiles this charger implements."),
-        KeyDefinition("TransactionMessageAttempts", I, 3, minimum=1, maximum=100,
+        KeyDefinition(K.TransactionMessageAttempts, I, 3, minimum=1, maximum=100,
                       description="Tries for a transaction message the central system refuses.",
                       effect="next refusal"),
-        KeyDefinition("TransactionMessageRetryInterval", I, 60, minimum=1, maximum=86_400,
+        KeyDefinition(K.TransactionMessageRetryInterval, I, 60, minimum=1, maximum=86_400,
                       unit="s",
                       description="Seconds before a refused transaction message is retried "
                                   "(times the attempts so far).",
                       effect="at once: a waiting retry counts the new value from its refusal"),
-        KeyDefinition("UnlockConnectorOnEVSideDisconnect", B, not tethered,
+        KeyDefinition(K.UnlockConnectorOnEVSideDisconnect, B, not tethered,
                       Access.R if tethered else Access.RW,
                       description="Unlock the socket when the cable leaves the EV (read-only "
                                   "false on a tethered cable).",
                       effect="next unplug"),
-        KeyDefinition("WebSocketPingInterval", I, 60, minimum=0, maximum=86_400, unit="s",
+        KeyDefinition(K.WebSocketPingInterval, I, 60, minimum=0, maximum=86_400, unit="s",
                       description="Seconds between WebSocket pings (0: none); no Pong within "
                                   "the interval ends the connection.",
                       effect="at once, on the open connection"),
-        KeyDefinition("MaxEnergyOnInvalidId", I, 0, minimum=0, maximum=1_000_000, unit="Wh",
+        KeyDefinition(K.MaxEnergyOnInvalidId, I, 0, minimum=0, maximum=1_000_000, unit="Wh",
                       description="Energy still delivered after StartTransaction.conf "
                                   "invalidates the idTag (with StopTransactionOnInvalidId "
                                   "false).",
                       effect="next invalidated idTag"),
-        KeyDefinition("MessageTimeout", I, 30, minimum=1, maximum=3_600, unit="s",
+        KeyDefinition(K.MessageTimeout, I, 30, minimum=1, maximum=3_600, unit="s",
                       description="Seconds to wait for an answer to a request.",
                       effect="next request (one already waiting keeps its timeout)"),
-        KeyDefinition("StopTransactionMaxMeterValues", I, 100, Access.R,
+        KeyDefinition(K.StopTransactionMaxMeterValues, I, 100, Access.R,
                       description="Most meter values in one StopTransaction."),
     ]
 
@@ -670,27 +754,27 @@ CERTIFICATE_CHAIN_MAX = 10_000
 def security_keys() -> list[KeyDefinition]:
     """OCPP 1.6 Security Whitepaper keys (profiles 0-3, certificates); see docs/security.md."""
     return [
-        KeyDefinition("SecurityProfile", KeyType.INTEGER, 0, minimum=0, maximum=3,
+        KeyDefinition(K.SecurityProfile, KeyType.INTEGER, 0, minimum=0, maximum=3,
                       profile="Security",
                       description="Security profile in use (0 none, 1 Basic auth, 2 TLS + "
                                   "Basic auth, 3 TLS client certificate); can only be raised, "
                                   "falls back to the previous one if the new one cannot connect.",
                       effect="reconnects with the new profile"),
-        KeyDefinition("AuthorizationKey", KeyType.STRING, "", Access.W, profile="Security",
+        KeyDefinition(K.AuthorizationKey, KeyType.STRING, "", Access.W, profile="Security",
                       min_length=16, max_length=40, validator=_hex_key,
                       description="HTTP Basic password as 16-40 hex digits (8-20 bytes; the "
                                   "bytes are the password); write-only.",
                       effect="reconnects with the new password"),
-        KeyDefinition("CpoName", KeyType.STRING, "", profile="Security", max_length=64,
+        KeyDefinition(K.CpoName, KeyType.STRING, "", profile="Security", max_length=64,
                       description="CPO name put in the charger certificate's O field.",
                       effect="next certificate signing request"),
-        KeyDefinition("CertificateStoreMaxLength", KeyType.INTEGER, CERTIFICATE_STORE_MAX,
+        KeyDefinition(K.CertificateStoreMaxLength, KeyType.INTEGER, CERTIFICATE_STORE_MAX,
                       Access.R, profile="Security",
                       description="Most root certificates (of both kinds) installed at once."),
-        KeyDefinition("CertificateSignedMaxChainSize", KeyType.INTEGER, CERTIFICATE_CHAIN_MAX,
+        KeyDefinition(K.CertificateSignedMaxChainSize, KeyType.INTEGER, CERTIFICATE_CHAIN_MAX,
                       Access.R, profile="Security",
                       description="Most characters of a CertificateSigned certificateChain."),
-        KeyDefinition("AdditionalRootCertificateCheck", KeyType.BOOLEAN, False, Access.R,
+        KeyDefinition(K.AdditionalRootCertificateCheck, KeyType.BOOLEAN, False, Access.R,
                       profile="Security",
                       description="Not implemented: any valid root may be added (no "
                                   "signed-by-the-old-root rule)."),
@@ -703,31 +787,31 @@ def hardware_keys(*, has_indicator: bool, has_buzzer: bool, has_display: bool,
     keys: list[KeyDefinition] = []
     hw: dict[str, Any] = dict(owner=Owner.HARDWARE, profile="Vendor")
     if has_indicator:
-        keys.append(KeyDefinition("LightIntensity", KeyType.INTEGER, 100, minimum=0,
+        keys.append(KeyDefinition(K.LightIntensity, KeyType.INTEGER, 100, minimum=0,
                                   maximum=100, unit="%", owner=Owner.HARDWARE,
                                   description="Status light brightness.",
                                   effect="the light changes at once"))
     if has_buzzer:
         keys += [
-            KeyDefinition(f"{VENDOR_PREFIX}BuzzerEnabled", KeyType.BOOLEAN, True, **hw,
+            KeyDefinition(K.BuzzerEnabled, KeyType.BOOLEAN, True, **hw,
                           description="Beep on card reads, results and faults.",
                           effect="at once"),
-            KeyDefinition(f"{VENDOR_PREFIX}BuzzerVolume", KeyType.INTEGER, 60, minimum=0,
+            KeyDefinition(K.BuzzerVolume, KeyType.INTEGER, 60, minimum=0,
                           maximum=100, unit="%", **hw, description="Beep loudness.",
                           effect="at once"),
         ]
     if has_display:
-        keys.append(KeyDefinition(f"{VENDOR_PREFIX}DisplayBrightness", KeyType.INTEGER, 80,
+        keys.append(KeyDefinition(K.DisplayBrightness, KeyType.INTEGER, 80,
                                   minimum=0, maximum=100, unit="%", **hw,
                                   description="Display backlight brightness.",
                                   effect="at once"))
-    keys.append(KeyDefinition(f"{VENDOR_PREFIX}MaxInstallationCurrent", KeyType.INTEGER,
+    keys.append(KeyDefinition(K.MaxInstallationCurrent, KeyType.INTEGER,
                               max_current_a, minimum=6, maximum=max_current_a, unit="A", **hw,
                               description="Current the installation allows per phase; the "
                                           "charger offers at most this.",
                               effect="the pilot's offer changes at once"))
     if socket_outlet:
-        keys.append(KeyDefinition(f"{VENDOR_PREFIX}PermanentCableLock", KeyType.BOOLEAN, False,
+        keys.append(KeyDefinition(K.PermanentCableLock, KeyType.BOOLEAN, False,
                                   **hw,
                                   description="Keep the socket locked at all times (a cable "
                                               "that lives in the socket).",
@@ -754,6 +838,6 @@ def default_registry(number_of_connectors: int = 1, tethered: bool = False) -> K
     return build_registry(number_of_connectors=number_of_connectors, tethered=tethered)
 
 
-__all__ = ["Access", "ChangeResult", "ChangeStatus", "KeyDefinition", "KeyRegistry", "KeyStore",
+__all__ = ["Access", "ChangeResult", "ChangeStatus", "K", "Key", "KeyDefinition", "KeyRegistry", "KeyStore",
            "KeyType", "KeyValueError", "Owner", "Source", "StoreUnusable", "build_registry",
            "default_registry", "format_value", "measurands_validator", "parse_value"]

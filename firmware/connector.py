@@ -17,7 +17,7 @@ from typing import Any
 
 from firmware import charging as m
 from firmware import clock
-from firmware.config_keys import KeyRegistry
+from firmware.config_keys import K, Key, KeyRegistry
 from firmware.domain import (
     ConnectorError,
     ConnectorStatus,
@@ -138,10 +138,10 @@ class ConnectorController:
     def policy(self) -> m.Policy:
         k = self.keys
         return m.Policy(
-            stop_transaction_on_ev_side_disconnect=k.get_bool("StopTransactionOnEVSideDisconnect"),
-            unlock_connector_on_ev_side_disconnect=k.get_bool("UnlockConnectorOnEVSideDisconnect"),
-            stop_transaction_on_invalid_id=k.get_bool("StopTransactionOnInvalidId"),
-            max_energy_on_invalid_id_wh=k.get_int("MaxEnergyOnInvalidId"),
+            stop_transaction_on_ev_side_disconnect=k[K.StopTransactionOnEVSideDisconnect],
+            unlock_connector_on_ev_side_disconnect=k[K.UnlockConnectorOnEVSideDisconnect],
+            stop_transaction_on_invalid_id=k[K.StopTransactionOnInvalidId],
+            max_energy_on_invalid_id_wh=k[K.MaxEnergyOnInvalidId],
             tethered_cable=self.devices.lock is None,
         )
 
@@ -271,8 +271,8 @@ class ConnectorController:
         """ConnectionTimeOut seconds from ``started`` (Preparing began); a changed value
         re-arms the running timer from that same start (a new value already past fires at
         once)."""
-        while not await clock.sleep_until(started + self.keys.get_int("ConnectionTimeOut"),
-                                          self.keys, ("ConnectionTimeOut",)):
+        while not await clock.sleep_until(started + self.keys[K.ConnectionTimeOut],
+                                          self.keys, (K.ConnectionTimeOut,)):
             pass
         self._timer = None
         self.post(m.ConnectionTimedOut())
@@ -331,7 +331,7 @@ class ConnectorController:
         self._last_checkpoint = asyncio.get_running_loop().time()
         self._checkpointed_wh = self._meter_wh()
         self.transaction_data = []
-        self._record_stop_txn_sample("Transaction.Begin", "StopTxnSampledData")
+        self._record_stop_txn_sample("Transaction.Begin", K.StopTxnSampledData)
         if self._sampler:
             self._sampler.cancel()
         self._sampler = asyncio.get_running_loop().create_task(self._sample_loop())
@@ -343,22 +343,22 @@ class ConnectorController:
         if self._sampler:
             self._sampler.cancel()
             self._sampler = None
-        self._record_stop_txn_sample("Transaction.End", "StopTxnSampledData")
-        data = thin(self.transaction_data, self.keys.get_int("StopTransactionMaxMeterValues"))
+        self._record_stop_txn_sample("Transaction.End", K.StopTxnSampledData)
+        data = thin(self.transaction_data, self.keys[K.StopTransactionMaxMeterValues])
         self.link.stop_transaction(handle, self._meter_wh(), clock.utcnow(), reason,
                                    id_tag or handle.id_tag, data)
         self._transaction = None
         self.transaction_data = []
 
-    def _record_stop_txn_sample(self, context: str, key: str,
+    def _record_stop_txn_sample(self, context: str, key: Key[tuple[str, ...]],
                                 timestamp: datetime | None = None) -> None:
-        measurands = self.keys.get_list(key)
+        measurands = self.keys[key]
         if not measurands:
             return
         values = sampled_values(self.last_reading, measurands, context, self._offered_a)
         if values:
             self.transaction_data.append(MeterSample(timestamp or clock.utcnow(), values))
-            limit = self.keys.get_int("StopTransactionMaxMeterValues")
+            limit = self.keys[K.StopTransactionMaxMeterValues]
             if len(self.transaction_data) > 2 * limit:
                 # Bounded memory on a very long session; start and end are never dropped.
                 self.transaction_data = thin(self.transaction_data, limit)
@@ -366,12 +366,12 @@ class ConnectorController:
     def clock_aligned_sample(self, boundary: datetime) -> None:
         """ClockAlignedDataInterval: MeterValuesAlignedData now (with the transaction's id if
         one runs), and StopTxnAlignedData into the transaction's data."""
-        values = sampled_values(self.last_reading, self.keys.get_list("MeterValuesAlignedData"),
+        values = sampled_values(self.last_reading, self.keys[K.MeterValuesAlignedData],
                                 "Sample.Clock", self._offered_a)
         if values:
             self.link.meter_values(self.id, self._transaction, [MeterSample(boundary, values)])
         if self._transaction is not None:
-            self._record_stop_txn_sample("Sample.Clock", "StopTxnAlignedData", boundary)
+            self._record_stop_txn_sample("Sample.Clock", K.StopTxnAlignedData, boundary)
 
     async def _sample_loop(self) -> None:
         """MeterValues every MeterValueSampleInterval from the start of the transaction (OCPP
@@ -381,21 +381,21 @@ class ConnectorController:
         the change."""
         started = last = clock.now()
         while True:
-            interval = self.keys.get_int("MeterValueSampleInterval")
+            interval = self.keys[K.MeterValueSampleInterval]
             due = (started + ((last - started) // interval + 1) * interval if interval > 0
                    else None)
-            if not await clock.sleep_until(due, self.keys, ("MeterValueSampleInterval",)):
+            if not await clock.sleep_until(due, self.keys, (K.MeterValueSampleInterval,)):
                 continue
             last = clock.now()
             handle = self._transaction
             if handle is None:
                 return
             values = sampled_values(self.last_reading,
-                                    self.keys.get_list("MeterValuesSampledData"),
+                                    self.keys[K.MeterValuesSampledData],
                                     "Sample.Periodic", self._offered_a)
             if values:
                 self.link.meter_values(self.id, handle, [MeterSample(clock.utcnow(), values)])
-            stop_txn = self.keys.get_list("StopTxnSampledData")
+            stop_txn = self.keys[K.StopTxnSampledData]
             if stop_txn:
                 more = sampled_values(self.last_reading, stop_txn, "Sample.Periodic",
                                       self._offered_a)
@@ -474,8 +474,7 @@ class ConnectorController:
             return
         if self._invalid_since_wh is None:
             self._invalid_since_wh = self._meter_wh()
-        if self._meter_wh() - self._invalid_since_wh >= self.keys.get_int(
-                "MaxEnergyOnInvalidId"):
+        if self._meter_wh() - self._invalid_since_wh >= self.keys[K.MaxEnergyOnInvalidId]:
             self.post(m.EnergyLimitReached())
 
     def _maybe_checkpoint(self, loop_time: float) -> None:

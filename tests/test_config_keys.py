@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from firmware import app, keydoc
 from firmware.config_keys import (
+    K,
     ChangeStatus,
     KeyDefinition,
     KeyRegistry,
@@ -58,7 +59,7 @@ def test_factory_defaults_are_the_seed_values() -> None:
 def test_booleans_in_any_case(text: str, expected: bool) -> None:
     keys = registry()
     assert keys.change("LocalPreAuthorize", text).status is ChangeStatus.ACCEPTED
-    assert keys.get_bool("LocalPreAuthorize") is expected
+    assert keys[K.LocalPreAuthorize] is expected
 
 
 @pytest.mark.parametrize("text", ["yes", "1", "", "truee"])
@@ -70,7 +71,7 @@ def test_bad_booleans_are_rejected(text: str) -> None:
 def test_integers_without_junk_or_overflow(text: str) -> None:
     keys = registry()
     result = keys.change("HeartbeatInterval", text)
-    assert result.status is ChangeStatus.REJECTED and keys.get_int("HeartbeatInterval") == 86400
+    assert result.status is ChangeStatus.REJECTED and keys[K.HeartbeatInterval] == 86400
 
 
 def test_tc_040_1_unknown_key_is_not_supported() -> None:
@@ -86,7 +87,7 @@ def test_read_only_keys_are_rejected_and_names_match_case_insensitively() -> Non
     keys = registry()
     assert keys.change("numberofconnectors", "2").status is ChangeStatus.REJECTED
     assert keys.change("heartbeatINTERVAL", "60").status is ChangeStatus.ACCEPTED
-    assert keys.get_int("HeartbeatInterval") == 60
+    assert keys[K.HeartbeatInterval] == 60
 
 
 def test_lists_trimmed_and_any_bad_item_rejects_the_whole_list() -> None:
@@ -94,15 +95,15 @@ def test_lists_trimmed_and_any_bad_item_rejects_the_whole_list() -> None:
     ok = keys.change("MeterValuesSampledData",
                      " Energy.Active.Import.Register , Voltage.L1-N ,Current.Import.L2")
     assert ok.status is ChangeStatus.ACCEPTED
-    assert keys.get_list("MeterValuesSampledData") == (
+    assert keys[K.MeterValuesSampledData] == (
         "Energy.Active.Import.Register", "Voltage.L1-N", "Current.Import.L2")
     for bad in ("Energy.Active.Import.Register,Nonsense", "Voltage.L9", "Voltage,,Frequency",
                 ",".join(["Voltage"] * 2), ",".join(f"Current.Import.L{n}" for n in (1, 2, 3))
                 + ",Voltage.L1-N,Voltage.L2-N,Voltage.L3-N,Frequency,Power.Active.Import,"
                   "Current.Offered,Energy.Active.Export.Register,SoC"):
-        before = keys.get_list("MeterValuesSampledData")
+        before = keys[K.MeterValuesSampledData]
         assert keys.change("MeterValuesSampledData", bad).status is ChangeStatus.REJECTED, bad
-        assert keys.get_list("MeterValuesSampledData") == before
+        assert keys[K.MeterValuesSampledData] == before
 
 
 def test_measurands_the_meter_cannot_serve_are_rejected() -> None:
@@ -147,10 +148,10 @@ def test_values_survive_a_restart_and_win_over_the_file(tmp_path: Path) -> None:
     again = build_registry(has_display=True)
     again.apply_file_overrides({"HeartbeatInterval": 300, "ConnectionTimeOut": 90})
     again.attach_store(KeyStore.open(tmp_path))
-    assert again.get_int("HeartbeatInterval") == 60  # central system > file
+    assert again[K.HeartbeatInterval] == 60  # central system > file
     assert again.source("HeartbeatInterval") is Source.CENTRAL_SYSTEM
-    assert again.get_int("ConnectionTimeOut") == 90  # file > factory default
-    assert again.get_int("ResetRetries") == 3  # factory default
+    assert again[K.ConnectionTimeOut] == 90  # file > factory default
+    assert again[K.ResetRetries] == 3  # factory default
 
 
 def test_setting_the_value_in_force_writes_nothing(tmp_path: Path) -> None:
@@ -177,7 +178,7 @@ def test_a_damaged_store_is_moved_aside_and_defaults_apply(tmp_path: Path) -> No
     assert list(tmp_path.glob("config.db.damaged-*"))
     keys = registry()
     keys.attach_store(store)
-    assert keys.get_int("HeartbeatInterval") == 86400
+    assert keys[K.HeartbeatInterval] == 86400
     assert keys.change("HeartbeatInterval", "30").status is ChangeStatus.ACCEPTED
 
 
@@ -207,9 +208,9 @@ def test_reboot_required_keys_are_stored_and_applied_after_restart(tmp_path: Pat
 
     keys = fresh()
     assert keys.change("PiCP.TestReboot", "5").status is ChangeStatus.REBOOT_REQUIRED
-    assert keys.get_int("PiCP.TestReboot") == 1 and keys.pending
+    assert keys.get("PiCP.TestReboot") == 1 and keys.pending
     keys.store.close()  # type: ignore[union-attr]
-    assert fresh().get_int("PiCP.TestReboot") == 5
+    assert fresh().get("PiCP.TestReboot") == 5
 
 
 def test_another_process_change_is_picked_up(tmp_path: Path) -> None:
@@ -303,7 +304,7 @@ def test_the_example_plugin_is_installed_and_loaded() -> None:
     assert "Acme" in names, "scripts/test installs examples/acme-keys"
     keys = registry()
     load_plugins(keys, None)
-    assert keys.get_int("Acme.RingBrightness") == 70
+    assert keys.get("Acme.RingBrightness") == 70
     assert keys.change("Acme.SiteLabel", "Depot 4").status is ChangeStatus.REBOOT_REQUIRED
     assert keys.change("Acme.RingBrightness", "2").status is ChangeStatus.REJECTED
 
@@ -327,3 +328,27 @@ def test_a_file_value_of_the_wrong_toml_type_is_named(raw: object, line: str) ->
     with pytest.raises(KeyValueError) as caught:
         keys.apply_file_overrides({"HeartbeatInterval": raw})
     assert str(caught.value) == line
+
+
+def test_every_typed_handle_names_a_declared_key_of_its_type():
+    """K is the one list of handles code reads keys through: each names a key the fullest
+    registry declares, with the same type, so ``keys[K.X]`` can never read a wrong type."""
+    keys = build_registry(number_of_connectors=2, has_indicator=True, has_buzzer=True,
+                          has_display=True)
+    for handle in K.all():
+        d = keys.definition(handle)
+        assert d is not None, f"K.{handle} names no declared key"
+        assert d.name == handle and d.type is handle.type, handle
+        value = keys[handle]
+        expected = {KeyType.BOOLEAN: bool, KeyType.INTEGER: int, KeyType.STRING: str,
+                    KeyType.CSL: tuple}[d.type]
+        assert isinstance(value, expected), handle
+
+
+def test_a_handle_of_the_wrong_type_is_refused_by_name():
+    from firmware.config_keys import Key
+    keys = build_registry()
+    wrong = Key[bool].of("HeartbeatInterval", KeyType.BOOLEAN)
+    with pytest.raises(TypeError, match="HeartbeatInterval is an? integer key"):
+        keys[wrong]
+    assert keys[K.HeartbeatInterval] == 86_400

@@ -3,6 +3,8 @@ charger on the simulated bench behaves by them."""
 
 from __future__ import annotations
 
+from firmware.config_keys import K
+
 import asyncio
 import subprocess
 import sys
@@ -105,7 +107,7 @@ async def test_the_seed_sent_at_boot_is_accepted_and_obeyed(csms: CentralSystem,
         await rig.wait_status("Available")
         await push_seed(rig.cp_id)
         assert answers == {key: "Accepted" for key in SEED}
-        assert running.keys.get_int("MeterValueSampleInterval") == 180
+        assert running.keys[K.MeterValueSampleInterval] == 180
         # A sampled value every second for this test, the seed's measurands otherwise.
         await csms.call(rig.cp_id, call.ChangeConfiguration(key="MeterValueSampleInterval",
                                                             value="1"))

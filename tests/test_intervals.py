@@ -64,7 +64,7 @@ def meter_values(rig: Rig, context: str, since: int) -> list[MessageRecord]:
 async def test_heartbeat_interval_300_to_7_sends_the_next_heartbeat_within_7_s(
         rig: Rig, via: str) -> None:
     # The central system's BootNotification answer set 300 s.
-    assert rig.running.keys.get_int("HeartbeatInterval") == 300
+    assert rig.running.keys[K.HeartbeatInterval] == 300
     assert rig.calls("Heartbeat") == []
     mark = rig.cs.mark()
     await change(rig, "HeartbeatInterval", "7", via)
@@ -200,7 +200,7 @@ async def test_transaction_message_retry_interval_300_to_1_retries_at_once(rig: 
 async def test_a_wait_leaves_no_listener_behind() -> None:
     """sleep_until watches its keys only while it sleeps (a heartbeat loop sleeps forever)."""
     from firmware import clock
-    from firmware.config_keys import default_registry
+    from firmware.config_keys import K, default_registry
 
     keys = default_registry()
     before = sum(len(v) for v in keys.listeners.values())

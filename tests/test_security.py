@@ -27,7 +27,7 @@ from ocpp.v16 import call
 
 from firmware import app
 from firmware.certificates import CertificateStore, RootKind
-from firmware.config_keys import KeyStore, Source
+from firmware.config_keys import K, KeyStore, Source
 from firmware.ocpp.csms import CentralSystem, MessageRecord, tls_server_context
 from firmware.ocpp.security import authorization_password, classify
 from firmware.security_log import PENDING_LIMIT, SecurityLog
@@ -297,7 +297,7 @@ async def test_tc_078_invalid_central_system_certificate_security_event(
         await rig.wait_status("Available")
         for info in ("Hostname mismatch", "expired", "local issuer"):
             await wait_event(rig, "InvalidCentralSystemCertificate", info=info)
-        assert rig.running.keys.get_int("SecurityProfile") == 2  # no fallback below 2
+        assert rig.running.keys[K.SecurityProfile] == 2  # no fallback below 2
 
 
 async def test_tc_083_upgrade_security_profile_1_to_2(tmp_path: Path, ca: Authority) -> None:
@@ -364,7 +364,7 @@ async def test_tc_084_a_plain_ws_url_at_profile_2_is_refused(tmp_path: Path) -> 
         assert "ws://" in info
         await asyncio.sleep(0.5)
         assert rig.cs.charge_points == {}
-        assert rig.running.keys.get_int("SecurityProfile") == 2
+        assert rig.running.keys[K.SecurityProfile] == 2
 
 
 # ------------------------------------------------------------------------------- certificates

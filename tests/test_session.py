@@ -3,6 +3,8 @@ real WebSocket servers on 127.0.0.1."""
 
 from __future__ import annotations
 
+from firmware.config_keys import K
+
 import asyncio
 from pathlib import Path
 
@@ -92,7 +94,7 @@ async def test_tc_002_configuration_works_while_pending(csms: CentralSystem,
         changed = await csms.call(cp, call.ChangeConfiguration(key="MeterValueSampleInterval",
                                                                value="30"))
         assert changed.status == "Accepted"
-        assert running.keys.get_int("MeterValueSampleInterval") == 30
+        assert running.keys[K.MeterValueSampleInterval] == 30
         assert not [r for r in csms.messages if r.action == "StatusNotification"]
         await Rig(csms, running, tmp_path).wait_status("Available", timeout=10)
     finally:
@@ -105,7 +107,7 @@ async def test_heartbeat_follows_the_boot_interval(csms: CentralSystem, tmp_path
     try:
         await csms.wait_for(lambda r: r.action == "Heartbeat" and r.message_type == "CALL",
                             timeout=5)
-        assert running.keys.get_int("HeartbeatInterval") == 1
+        assert running.keys[K.HeartbeatInterval] == 1
     finally:
         await app.shutdown(running)
 

@@ -48,7 +48,7 @@ from firmware.certificates import (
     describe,
     load_certificates,
 )
-from firmware.config_keys import KeyDefinition, KeyRegistry, Source, Value
+from firmware.config_keys import K, Key, KeyDefinition, KeyRegistry, Source, Value
 from firmware.ocpp.connection import UnusableAnswer
 from firmware.security_log import SecurityLog
 
@@ -152,7 +152,7 @@ class Security:
         self.fallback_after = fallback_after
         self.session: OcppSession | None = None
         self._wake = asyncio.Event()
-        self._profile = self._key_int("SecurityProfile")
+        self._profile = self._key_int(K.SecurityProfile)
         self._reverting = False
         self._last_failure: tuple[str | None, str] | None = None
         self._upload: asyncio.Task[None] | None = None
@@ -162,18 +162,18 @@ class Security:
         self._renewal_asked = False
         if self.log.get(_META_TO) is not None and self.log.get(_META_TO) != str(self._profile):
             self._clear_raise()  # a stale record (the key was set otherwise meanwhile)
-        for name in ("SecurityProfile", "AuthorizationKey", "CpoName"):
+        for name in (K.SecurityProfile, K.AuthorizationKey, K.CpoName):
             if name in keys:
                 keys.on_change(name, self._key_changed)
 
     def attach(self, session: OcppSession) -> None:
         self.session = session
 
-    def _key_int(self, name: str) -> int:
-        return self.keys.get_int(name) if name in self.keys else 0
+    def _key_int(self, key: Key[int]) -> int:
+        return self.keys[key] if key in self.keys else 0
 
-    def _key_str(self, name: str) -> str:
-        return self.keys.get_str(name) if name in self.keys else ""
+    def _key_str(self, key: Key[str]) -> str:
+        return self.keys[key] if key in self.keys else ""
 
     # ------------------------------------------------------------ connecting
 
@@ -181,7 +181,7 @@ class Security:
         """(TLS context or None, extra HTTP headers) for connecting to ``url`` with the profile
         in force.  Raises InsecureConnection for a ws:// URL at profile 2 or 3 and
         CertificateError when a certificate the profile needs is missing."""
-        profile = self._key_int("SecurityProfile")
+        profile = self._key_int(K.SecurityProfile)
         tls = url.lower().startswith("wss://")
         if profile >= 2 and not tls:
             raise InsecureConnection(f"security profile {profile} needs TLS: the plain ws:// "
@@ -200,16 +200,16 @@ class Security:
     def auth_headers(self) -> dict[str, str]:
         """HTTP Basic (profiles 1 and 2): ``<ChargePointId>:<password>``, the password being the
         bytes the hexadecimal AuthorizationKey represents."""
-        if self._key_int("SecurityProfile") not in (1, 2):
+        if self._key_int(K.SecurityProfile) not in (1, 2):
             return {}
         secret = self.charge_point_id.encode() + b":" + authorization_password(
-            self._key_str("AuthorizationKey"))
+            self._key_str(K.AuthorizationKey))
         return {"Authorization": "Basic " + base64.b64encode(secret).decode()}
 
     def secrets(self) -> list[str]:
         """What must never appear in a log or an upload: the key and the password it stands
         for (when that is text)."""
-        key = self._key_str("AuthorizationKey")
+        key = self._key_str(K.AuthorizationKey)
         out = [key] if key else []
         try:
             text = authorization_password(key).decode()
@@ -223,7 +223,7 @@ class Security:
         """The TLS and HTTP handshakes succeeded with the profile in force."""
         self._last_failure = None
         raised_to = self.log.get(_META_TO)
-        if raised_to is not None and raised_to == str(self._key_int("SecurityProfile")):
+        if raised_to is not None and raised_to == str(self._key_int(K.SecurityProfile)):
             log.info("security profile %s works; the raise is confirmed", raised_to)
             self._clear_raise()
 
@@ -247,7 +247,7 @@ class Security:
         self._clear_raise()
         self._reverting = True
         try:
-            self.keys.set_unchecked("SecurityProfile", str(previous), Source.LOCAL)
+            self.keys.set_unchecked(K.SecurityProfile, str(previous), Source.LOCAL)
         finally:
             self._reverting = False
         self._profile = previous
@@ -260,7 +260,7 @@ class Security:
             self.log.put(key, None)
 
     def _key_changed(self, d: KeyDefinition, value: Value) -> None:
-        if d.name == "SecurityProfile":
+        if d.name == K.SecurityProfile:
             if self._reverting:
                 return
             assert isinstance(value, int)
@@ -284,7 +284,7 @@ class Security:
             wanted = int(value.strip())
         except ValueError:
             return
-        current = self._key_int("SecurityProfile")
+        current = self._key_int(K.SecurityProfile)
         if wanted < current:
             self.record("SecurityProfileDowngradeRejected",
                         f"SecurityProfile {wanted} refused: profile {current} is in force and "
@@ -349,7 +349,7 @@ class Security:
         try:
             kind = RootKind(certificate_type)
             store = self._store()
-            store.max_roots = self._key_int("CertificateStoreMaxLength") or store.max_roots
+            store.max_roots = self._key_int(K.CertificateStoreMaxLength) or store.max_roots
             status, reason = store.install_root(kind, certificate)
         except (ValueError, CertificateError) as exc:
             status, reason = InstallStatus.REJECTED, str(exc)
@@ -366,7 +366,7 @@ class Security:
         try:
             status, reason = self._store().delete_root(
                 _camel_hash(certificate_hash_data),
-                keep_last_central_system_root=self._key_int("SecurityProfile") >= 2)
+                keep_last_central_system_root=self._key_int(K.SecurityProfile) >= 2)
         except CertificateError as exc:
             status, reason = DeleteStatus.NOT_FOUND, str(exc)
         if status is DeleteStatus.ACCEPTED:
@@ -389,13 +389,13 @@ class Security:
             status=GetInstalledCertificateStatus.accepted, certificate_hash_data=ids)
 
     def certificate_signed(self, certificate_chain: str) -> call_result.CertificateSigned:
-        limit = self._key_int("CertificateSignedMaxChainSize")
+        limit = self._key_int(K.CertificateSignedMaxChainSize)
         if limit and len(certificate_chain) > limit:
             ok, reason = False, f"chain of {len(certificate_chain)} characters, at most {limit}"
         else:
             try:
                 outcome = self._store().accept_chain(
-                    certificate_chain, self.charge_point_id, self._key_str("CpoName"))
+                    certificate_chain, self.charge_point_id, self._key_str(K.CpoName))
                 ok, reason = outcome.ok, outcome.reason
             except (CertificateError, OSError) as exc:
                 ok, reason = False, str(exc)
@@ -404,7 +404,7 @@ class Security:
             return call_result.CertificateSigned(status=CertificateSignedStatus.rejected)
         self.record("ReconfigurationOfSecurityParameters",
                     "new charge point certificate" + (f" ({reason})" if reason else ""))
-        if self._key_int("SecurityProfile") == 3 and self.session is not None and not reason:
+        if self._key_int(K.SecurityProfile) == 3 and self.session is not None and not reason:
             # Profile 3 authenticates with it: take it into use now.
             self.session.reconnect("new charge point certificate")
         return call_result.CertificateSigned(status=CertificateSignedStatus.accepted)
@@ -418,7 +418,7 @@ class Security:
         conn = session._conn
         store = self._store()
         csr = await asyncio.to_thread(store.new_csr, self.charge_point_id,
-                                      self._key_str("CpoName"))
+                                      self._key_str(K.CpoName))
         try:
             result = await session._call(conn, call.SignCertificate(csr=csr))
         except (OCPPError, UnusableAnswer, asyncio.TimeoutError, ConnectionError) as exc:
@@ -429,7 +429,7 @@ class Security:
 
     def _maybe_renew(self) -> None:
         """Use case A03: ask for a new certificate a month before ours expires."""
-        if (self._renewal_asked or self.certificates is None or not self._key_str("CpoName")
+        if (self._renewal_asked or self.certificates is None or not self._key_str(K.CpoName)
                 or not self.certificates.expiring_within(RENEW_DAYS)):
             return
         self._renewal_asked = True
@@ -443,7 +443,7 @@ class Security:
         assert self.session is not None
         if requested == MessageTrigger.sign_charge_point_certificate.value:
             # Prerequisite (A02): the CSR's O field needs CpoName.
-            ok = bool(self._key_str("CpoName")) and self.certificates is not None
+            ok = bool(self._key_str(K.CpoName)) and self.certificates is not None
             return TriggerMessageStatus.accepted if ok else TriggerMessageStatus.rejected
         if requested == MessageTrigger.log_status_notification.value:
             return TriggerMessageStatus.accepted

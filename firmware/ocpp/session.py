@@ -28,7 +28,7 @@ from ocpp.v16.enums import (
 from websockets.typing import Subprotocol
 
 from firmware import clock
-from firmware.config_keys import KeyRegistry
+from firmware.config_keys import K, KeyRegistry
 from firmware.domain import (
     ConnectorError,
     ConnectorStatus,
@@ -126,10 +126,10 @@ class OcppSession:
 
     def _bind_keys(self) -> None:
         # WebSocketPingInterval needs no reconnect: _ping_loop applies it to the live link.
-        for name in ("SecurityProfile", "AuthorizationKey"):
+        for name in (K.SecurityProfile, K.AuthorizationKey):
             if name in self.keys:
                 self.keys.on_change(name, lambda d, _v: self.reconnect(f"{d.name} changed"))
-        self.keys.on_change("MessageTimeout", lambda _d, v: self._set_timeout(v))
+        self.keys.on_change(K.MessageTimeout, lambda _d, v: self._set_timeout(v))
 
     def _set_timeout(self, seconds: object) -> None:
         if self._conn is not None and isinstance(seconds, int):
@@ -259,7 +259,7 @@ class OcppSession:
     # ------------------------------------------------------------ central system requests
 
     def get_configuration(self, keys: list[str]) -> call_result.GetConfiguration:
-        max_keys = self.keys.get_int("GetConfigurationMaxKeys")
+        max_keys = self.keys[K.GetConfigurationMaxKeys]
         if len(keys) > max_keys:
             # The spec leaves this open; answering only the first N silently would be a lie.
             raise _too_many_keys(len(keys), max_keys)
@@ -366,7 +366,7 @@ class OcppSession:
         async with websockets.connect(
             self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], ssl=self.ssl_context or tls,
             additional_headers=headers or None,
-            open_timeout=self.keys.get_int("MessageTimeout"),
+            open_timeout=self.keys[K.MessageTimeout],
             # Pings are ours (_ping_loop), so that a changed interval applies to this link.
             ping_interval=None,
             # On a half-open link the closing handshake never completes: do not wait long.
@@ -381,7 +381,7 @@ class OcppSession:
             log.info("connected to %s", without_credentials(self.url))
             self._connected_at = asyncio.get_running_loop().time()
             self.security.connected()
-            conn = _Connection(self, ws, float(self.keys.get_int("MessageTimeout")))
+            conn = _Connection(self, ws, float(self.keys[K.MessageTimeout]))
             self._conn = conn
             stopping = False
             reader = asyncio.create_task(conn.start(), name="ocpp-reader")
@@ -452,7 +452,7 @@ class OcppSession:
             log.info("BootNotification: %s (interval %d s)", result.status, interval)
             if self.registration is RegistrationStatus.ACCEPTED:
                 if interval > 0:
-                    self.keys.change("HeartbeatInterval", str(interval))
+                    self.keys.change(K.HeartbeatInterval, str(interval))
                 self._booted = True
                 return
             # Pending or Rejected: no other request until the interval has passed, unless the
@@ -472,9 +472,9 @@ class OcppSession:
         without a reconnect."""
         last = clock.now()
         while True:
-            interval = self.keys.get_int("WebSocketPingInterval")
+            interval = self.keys[K.WebSocketPingInterval]
             if not await clock.sleep_until(last + interval if interval > 0 else None, self.keys,
-                                           ("WebSocketPingInterval",)):
+                                           (K.WebSocketPingInterval,)):
                 continue
             last = clock.now()
             try:
@@ -485,11 +485,11 @@ class OcppSession:
             pong.add_done_callback(lambda _pong, answered=answered: answered.set())
             # The Pong is due within the interval in force (a change re-arms this wait too).
             while not answered.is_set():
-                interval = self.keys.get_int("WebSocketPingInterval")
+                interval = self.keys[K.WebSocketPingInterval]
                 if interval <= 0:
                     break  # pings turned off: nothing to judge the link by
                 if await clock.sleep_until(last + interval, self.keys,
-                                           ("WebSocketPingInterval",), wake=answered) \
+                                           (K.WebSocketPingInterval,), wake=answered) \
                         and not answered.is_set():
                     raise ConnectionError(f"no WebSocket Pong within {interval} s")
 
@@ -499,18 +499,18 @@ class OcppSession:
         new interval after the change, at once if that much silence has passed already."""
         self._last_activity = clock.now()
         while True:
-            interval = self.keys.get_int("HeartbeatInterval")
+            interval = self.keys[K.HeartbeatInterval]
             due = self._last_activity + interval if interval > 0 else None
             if due is not None and due <= clock.now():
                 await self._notify(conn, call.Heartbeat())
                 continue
-            await clock.sleep_until(due, self.keys, ("HeartbeatInterval",))
+            await clock.sleep_until(due, self.keys, (K.HeartbeatInterval,))
 
     def _next_status(self) -> tuple[int | None, float]:
         """The connector whose status goes out next, or None and how long to wait: a status
         must have held for MinimumStatusDuration (one replaced sooner is never sent); a fault is
         never delayed."""
-        minimum = self.keys.get_int("MinimumStatusDuration")
+        minimum = self.keys[K.MinimumStatusDuration]
         now = clock.now()
         waits = []
         for cid in self._unsent_status:
@@ -529,7 +529,7 @@ class OcppSession:
                     self._wake.clear()
                     # A new status, or a changed MinimumStatusDuration, decides again.
                     await clock.sleep_until(clock.now() + wait, self.keys,
-                                            ("MinimumStatusDuration",), wake=self._wake)
+                                            (K.MinimumStatusDuration,), wake=self._wake)
                     continue
                 report = self._statuses[connector_id]
                 await self._notify(conn, self._status_request(connector_id))
@@ -600,7 +600,7 @@ class OcppSession:
                 result = await conn.request(request, unique_id=entry.message_id)
             except OCPPError as exc:
                 attempts = self.store.failed_attempt(entry)
-                limit = self.keys.get_int("TransactionMessageAttempts")
+                limit = self.keys[K.TransactionMessageAttempts]
                 log.warning("%s refused (%s), attempt %d of %d", entry.action, exc, attempts,
                             limit)
                 if attempts >= limit:
@@ -609,8 +609,8 @@ class OcppSession:
                     continue
                 refused_at = clock.now()
                 while not await clock.sleep_until(
-                        refused_at + self.keys.get_int("TransactionMessageRetryInterval")
-                        * attempts, self.keys, ("TransactionMessageRetryInterval",)):
+                        refused_at + self.keys[K.TransactionMessageRetryInterval]
+                        * attempts, self.keys, (K.TransactionMessageRetryInterval,)):
                     pass  # a changed interval counts from the refusal
                 continue
             except asyncio.TimeoutError:
@@ -621,7 +621,7 @@ class OcppSession:
                 # Not a CALLERROR: no attempt is burnt and nothing is dropped; the same message
                 # goes again after the retry interval (docs/transactions.md).
                 self.troubles.note(entry.action, "unusable answer", str(exc))
-                await asyncio.sleep(self.keys.get_int("TransactionMessageRetryInterval"))
+                await asyncio.sleep(self.keys[K.TransactionMessageRetryInterval])
                 continue
             remote_id = None
             if entry.action == "StartTransaction":
