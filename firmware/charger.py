@@ -13,7 +13,7 @@ from firmware import clock
 from firmware.authorization import Authorizer
 from firmware.config_keys import K, KeyRegistry
 from firmware.connector import ConnectorController
-from firmware.domain import ConnectorError, ConnectorStatus, IdTagInfo, MeterSample, StopReason
+from firmware.domain import ChargePointErrorCode, ConnectorError, ConnectorStatus, IdTagInfo, MeterSample, StopReason
 from firmware.metering import next_aligned, sampled_values
 from firmware.ports import CentralSystemLink, TransactionHandle
 from firmware.transactions import TransactionStore
@@ -58,9 +58,9 @@ BEEP = {"card-read": BeepPattern.CARD_READ, "accepted": BeepPattern.ACCEPTED,
 
 # Residual current and a pressed emergency stop are latched: no automatic re-close on a car.
 SAFETY_ERRORS = {
-    SafetyInput.RESIDUAL_CURRENT: (ConnectorError("GroundFailure", "RCD", "residual current"),
+    SafetyInput.RESIDUAL_CURRENT: (ConnectorError(ChargePointErrorCode.GROUND_FAILURE, "RCD", "residual current"),
                                    StopReason.OTHER),
-    SafetyInput.EMERGENCY_STOP: (ConnectorError("OtherError", "ESTOP", "emergency stop"),
+    SafetyInput.EMERGENCY_STOP: (ConnectorError(ChargePointErrorCode.OTHER_ERROR, "ESTOP", "emergency stop"),
                                  StopReason.EMERGENCY_STOP),
 }
 
@@ -418,7 +418,7 @@ class Charger:
             reading = c.last_reading
             out[str(c.id)] = {
                 "status": s.status.value,
-                "error": s.error.code if s.error else "NoError",
+                "error": (s.error.code if s.error else ChargePointErrorCode.NO_ERROR).value,
                 "plugged": s.plugged,
                 "transaction": c.transaction.local_id if c.transaction else None,
                 "id_tag": s.transaction_id_tag,

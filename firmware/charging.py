@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from firmware.domain import ConnectorError, ConnectorStatus, StopReason
+from firmware.domain import ChargePointErrorCode, ConnectorError, ConnectorStatus, StopReason
 
 S = ConnectorStatus
 
@@ -122,7 +122,7 @@ class FaultDetected:
 
 @dataclass(frozen=True)
 class FaultCleared:
-    code: str
+    code: ChargePointErrorCode
 
 
 @dataclass(frozen=True)
@@ -239,12 +239,12 @@ class Connector:
     transaction_id_tag: str | None = None  # set while a transaction is open
     contactor_closed: bool = False
     faults: tuple[ConnectorError, ...] = ()
-    latched_faults_gone: frozenset[str] = frozenset()  # condition gone, waiting for unplug
+    latched_faults_gone: frozenset[ChargePointErrorCode] = frozenset()  # condition gone, waiting for unplug
     operative: bool = True
     unavailable_scheduled: bool = False
     invalid_id: bool = False  # StartTransaction.conf refused the idTag; energy is limited
     info: str = ""  # StatusNotification info, e.g. "EV side disconnected"
-    latched_faults: frozenset[str] = frozenset()  # never clear by themselves
+    latched_faults: frozenset[ChargePointErrorCode] = frozenset()  # never clear by themselves
 
     @property
     def in_transaction(self) -> bool:
@@ -380,7 +380,7 @@ def _lock_confirmed(c: Connector, e: object, p: Policy) -> Result:
 
 def _lock_failed(c: Connector, e: object, p: Policy) -> Result:
     assert isinstance(e, LockFailed)
-    err = ConnectorError("ConnectorLockFailure", e.vendor_code, e.detail[:50])
+    err = ConnectorError(ChargePointErrorCode.CONNECTOR_LOCK_FAILURE, e.vendor_code, e.detail[:50])
     c = replace(c, locking=False, locked=False, authorized_id_tag=None)
     return _fault(c, FaultDetected(err), p)
 
@@ -522,7 +522,7 @@ def _fault(c: Connector, e: object, p: Policy) -> Result:
     return c, [*cmds, Feedback("fault")]
 
 
-def _clear_faults(c: Connector, gone: frozenset[str]) -> Connector:
+def _clear_faults(c: Connector, gone: frozenset[ChargePointErrorCode]) -> Connector:
     """``gone``: latched faults whose condition has ended.  They are removed only once no EV is
     plugged (IEC 61851 / RCD rules: no automatic re-close on a connected car)."""
     if c.plugged:
@@ -552,7 +552,7 @@ def _fault_cleared(c: Connector, e: object, p: Policy) -> Result:
 
 
 # Faults about the cable in the socket: removing the cable ends them (the next plug retries).
-CLEARED_BY_UNPLUG = frozenset({"ConnectorLockFailure"})
+CLEARED_BY_UNPLUG = frozenset({ChargePointErrorCode.CONNECTOR_LOCK_FAILURE})
 
 
 def _faulted_unplugged(c: Connector, e: object, p: Policy) -> Result:

@@ -19,6 +19,7 @@ from firmware import charging as m
 from firmware import clock
 from firmware.config_keys import K, Key, KeyRegistry
 from firmware.domain import (
+    ChargePointErrorCode,
     ConnectorError,
     ConnectorStatus,
     IdTagInfo,
@@ -97,7 +98,7 @@ class ConnectorController:
             s = self.state
             if not s.in_transaction and not s.locked and not s.locking:
                 return True
-            if any(f.code == "ConnectorLockFailure" for f in s.faults):
+            if any(f.code is ChargePointErrorCode.CONNECTOR_LOCK_FAILURE for f in s.faults):
                 return False
             await asyncio.sleep(0.05)
         return False
@@ -226,7 +227,7 @@ class ConnectorController:
                     d.contactor.request_closed()
                 except HardwareError as exc:
                     log.error("connector %d: contactor refused: %s", self.id, exc)
-                    self.post(m.FaultDetected(ConnectorError(exc.fault.value, exc.vendor_code,
+                    self.post(m.FaultDetected(ConnectorError(ChargePointErrorCode.of(exc.fault), exc.vendor_code,
                                                              exc.detail[:50]), latched=True))
             case m.StopPower():
                 self._offered_a = 0.0
@@ -282,7 +283,7 @@ class ConnectorController:
             await operation  # type: ignore[misc]
         except HardwareError as exc:
             log.error("connector %d: pilot: %s", self.id, exc)
-            self.post(m.FaultDetected(ConnectorError(exc.fault.value, exc.vendor_code,
+            self.post(m.FaultDetected(ConnectorError(ChargePointErrorCode.of(exc.fault), exc.vendor_code,
                                                      exc.detail[:50])))
 
     async def _drive_lock(self, locked: bool) -> None:
@@ -310,7 +311,7 @@ class ConnectorController:
             if locked:
                 self.post(m.LockFailed(exc.vendor_code, exc.detail))
             else:
-                self.post(m.FaultDetected(ConnectorError("ConnectorLockFailure",
+                self.post(m.FaultDetected(ConnectorError(ChargePointErrorCode.CONNECTOR_LOCK_FAILURE,
                                                          exc.vendor_code, exc.detail[:50])))
             return
         self.post(m.LockConfirmed() if locked else m.Unlocked())
@@ -424,14 +425,14 @@ class ConnectorController:
                 if not pilot_failed:
                     log.error("connector %d: pilot unreadable: %s", self.id, exc)
                     pilot_failed = True
-                    self.post(m.FaultDetected(ConnectorError(exc.fault.value, exc.vendor_code,
+                    self.post(m.FaultDetected(ConnectorError(ChargePointErrorCode.of(exc.fault), exc.vendor_code,
                                                              exc.detail[:50])))
                 await asyncio.sleep(PILOT_POLL_S * 5)
                 continue
             if pilot_failed:
                 pilot_failed = False
                 log.info("connector %d: pilot readable again", self.id)
-                self.post(m.FaultCleared("EVCommunicationError"))
+                self.post(m.FaultCleared(ChargePointErrorCode.EV_COMMUNICATION_ERROR))
             self._on_pilot(reading)
             self._check_contactor()
             await asyncio.sleep(PILOT_POLL_S)
@@ -459,7 +460,7 @@ class ConnectorController:
     def _check_contactor(self) -> None:
         status = self.devices.contactor.status()
         if status.welded or status.failed_to_close:
-            code = "PowerSwitchFailure"
+            code = ChargePointErrorCode.POWER_SWITCH_FAILURE
             if code not in {f.code for f in self.state.faults}:
                 what = "welded" if status.welded else "did not close"
                 log.error("connector %d: contactor %s", self.id, what)
@@ -506,10 +507,10 @@ class ConnectorController:
                     self.last_reading = reading
             if reading.health is not health:
                 if reading.health is MeterHealth.UNAVAILABLE:
-                    self.post(m.FaultDetected(ConnectorError("PowerMeterFailure", "METER",
+                    self.post(m.FaultDetected(ConnectorError(ChargePointErrorCode.POWER_METER_FAILURE, "METER",
                                                              "energy meter not answering")))
                 elif health is MeterHealth.UNAVAILABLE:
-                    self.post(m.FaultCleared("PowerMeterFailure"))
+                    self.post(m.FaultCleared(ChargePointErrorCode.POWER_METER_FAILURE))
                 health = reading.health
             await asyncio.sleep(self.meter_poll_s)
 
@@ -524,11 +525,11 @@ def pilot_events(previous: PilotState, new: PilotState) -> list[m.Event]:
     events: list[m.Event] = []
     if new is PilotState.E or new is PilotState.D:
         what = "CP state E (short or no diode)" if new is PilotState.E else "CP state D"
-        events.append(m.FaultDetected(ConnectorError("EVCommunicationError",
+        events.append(m.FaultDetected(ConnectorError(ChargePointErrorCode.EV_COMMUNICATION_ERROR,
                                                      f"CP-{new.value}", what)))
         return events
     if previous in (PilotState.E, PilotState.D):
-        events.append(m.FaultCleared("EVCommunicationError"))
+        events.append(m.FaultCleared(ChargePointErrorCode.EV_COMMUNICATION_ERROR))
     if not previous.plugged and new.plugged:
         events.append(m.Plugged())
     if new is PilotState.A and previous is not PilotState.A:

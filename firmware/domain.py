@@ -11,6 +11,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from hal.types import HardwareFault
+
 
 class ConnectorStatus(enum.Enum):
     AVAILABLE = "Available"
@@ -22,6 +24,46 @@ class ConnectorStatus(enum.Enum):
     RESERVED = "Reserved"
     UNAVAILABLE = "Unavailable"
     FAULTED = "Faulted"
+
+
+class ChargePointErrorCode(enum.Enum):
+    """OCPP 1.6 §7.6 ChargePointErrorCode: what a StatusNotification reports as a connector's
+    fault (``NO_ERROR`` when there is none)."""
+
+    CONNECTOR_LOCK_FAILURE = "ConnectorLockFailure"
+    EV_COMMUNICATION_ERROR = "EVCommunicationError"
+    GROUND_FAILURE = "GroundFailure"
+    HIGH_TEMPERATURE = "HighTemperature"
+    INTERNAL_ERROR = "InternalError"
+    LOCAL_LIST_CONFLICT = "LocalListConflict"
+    NO_ERROR = "NoError"
+    OTHER_ERROR = "OtherError"
+    OVER_CURRENT_FAILURE = "OverCurrentFailure"
+    OVER_VOLTAGE = "OverVoltage"
+    POWER_METER_FAILURE = "PowerMeterFailure"
+    POWER_SWITCH_FAILURE = "PowerSwitchFailure"
+    READER_FAILURE = "ReaderFailure"
+    RESET_FAILURE = "ResetFailure"
+    UNDER_VOLTAGE = "UnderVoltage"
+    WEAK_SIGNAL = "WeakSignal"
+
+    @classmethod
+    def of(cls, fault: HardwareFault) -> ChargePointErrorCode:
+        """The code a HAL fault is reported as (an emergency stop is OtherError: 1.6 has no
+        code of its own for it)."""
+        return _ERROR_CODE_OF[fault]
+
+
+_ERROR_CODE_OF = {
+    HardwareFault.GROUND_FAILURE: ChargePointErrorCode.GROUND_FAILURE,
+    HardwareFault.EMERGENCY_STOP: ChargePointErrorCode.OTHER_ERROR,
+    HardwareFault.POWER_SWITCH_FAILURE: ChargePointErrorCode.POWER_SWITCH_FAILURE,
+    HardwareFault.CONNECTOR_LOCK_FAILURE: ChargePointErrorCode.CONNECTOR_LOCK_FAILURE,
+    HardwareFault.POWER_METER_FAILURE: ChargePointErrorCode.POWER_METER_FAILURE,
+    HardwareFault.EV_COMMUNICATION_ERROR: ChargePointErrorCode.EV_COMMUNICATION_ERROR,
+    HardwareFault.READER_FAILURE: ChargePointErrorCode.READER_FAILURE,
+    HardwareFault.INTERNAL_ERROR: ChargePointErrorCode.INTERNAL_ERROR,
+}
 
 
 class StopReason(enum.Enum):
@@ -83,8 +125,8 @@ class MeterSample:
 
 @dataclass(frozen=True)
 class ConnectorError:
-    """A fault shown on a connector: ``code`` is an OCPP ChargePointErrorCode spelling."""
+    """A fault shown on a connector (vendor_code and info: CiString50, OCPP 1.6 §6.47)."""
 
-    code: str
+    code: ChargePointErrorCode
     vendor_code: str = ""
     info: str = ""

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from firmware import charging as m
 from firmware.domain import ConnectorError, ConnectorStatus as S, StopReason
+from firmware.domain import ChargePointErrorCode as E
 
 POLICY = m.Policy()
 
@@ -124,7 +125,7 @@ def test_tc_069_other_card_stops_only_with_the_same_parent_id_tag() -> None:
 
 def test_lock_failure_faults_without_transaction() -> None:
     c, cmds = run([m.Plugged(), m.RemoteStart("A"), m.LockFailed("LOCK", "no feedback")])
-    assert c.status is S.FAULTED and c.error and c.error.code == "ConnectorLockFailure"
+    assert c.status is S.FAULTED and c.error and c.error.code is E.CONNECTOR_LOCK_FAILURE
     assert "BeginTransaction" not in kinds(cmds)
 
 
@@ -136,25 +137,25 @@ def test_lock_failure_clears_when_the_cable_is_removed() -> None:
 
 
 def test_weld_stays_until_a_person_restarts_the_charger() -> None:
-    weld = m.FaultDetected(ConnectorError("PowerSwitchFailure", "WELD"), latched=True)
+    weld = m.FaultDetected(ConnectorError(E.POWER_SWITCH_FAILURE, "WELD"), latched=True)
     c, _ = run([m.Plugged(), weld, m.Unplugged(), m.Plugged(), m.Unplugged()])
     assert c.status is S.FAULTED, "nothing reports a weld gone: only a restart clears it"
 
 
 def test_residual_current_fault_is_latched_until_unplug() -> None:
-    rcd = m.FaultDetected(ConnectorError("GroundFailure", "RCD"), latched=True)
+    rcd = m.FaultDetected(ConnectorError(E.GROUND_FAILURE, "RCD"), latched=True)
     c, cmds = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower(),
                    rcd])
     assert c.status is S.FAULTED and not c.contactor_closed and "EndTransaction" in kinds(cmds)
-    c, _ = m.step(c, m.FaultCleared("GroundFailure"), POLICY)
+    c, _ = m.step(c, m.FaultCleared(E.GROUND_FAILURE), POLICY)
     assert c.status is S.FAULTED  # condition gone, but the car is still plugged
     c, _ = m.step(c, m.Unplugged(), POLICY)
     assert c.status is not S.FAULTED and not c.faults
 
 
 def test_non_latched_fault_clears_by_itself() -> None:
-    c, _ = run([m.FaultDetected(ConnectorError("PowerMeterFailure", "METER")),
-                m.FaultCleared("PowerMeterFailure")])
+    c, _ = run([m.FaultDetected(ConnectorError(E.POWER_METER_FAILURE, "METER")),
+                m.FaultCleared(E.POWER_METER_FAILURE)])
     assert c.status is S.AVAILABLE
 
 
@@ -186,10 +187,10 @@ EVENTS = st.one_of(
     st.builds(m.StopRequested, st.sampled_from(list(StopReason))),
     st.just(m.UnlockRequested()), st.just(m.ConnectionTimedOut()),
     st.builds(m.FaultDetected,
-              st.sampled_from([ConnectorError("GroundFailure"), ConnectorError("PowerMeterFailure"),
-                               ConnectorError("EVCommunicationError")]), st.booleans()),
-    st.builds(m.FaultCleared, st.sampled_from(["GroundFailure", "PowerMeterFailure",
-                                              "EVCommunicationError"])),
+              st.sampled_from([ConnectorError(E.GROUND_FAILURE), ConnectorError(E.POWER_METER_FAILURE),
+                               ConnectorError(E.EV_COMMUNICATION_ERROR)]), st.booleans()),
+    st.builds(m.FaultCleared, st.sampled_from([E.GROUND_FAILURE, E.POWER_METER_FAILURE,
+                                              E.EV_COMMUNICATION_ERROR])),
     st.builds(m.AvailabilityChanged, st.booleans()),
 )
 
@@ -289,11 +290,11 @@ class ConnectorLife(RuleBasedStateMachine):
 
     @rule(latched=st.booleans())
     def fault(self, latched: bool) -> None:
-        self._apply(m.FaultDetected(ConnectorError("GroundFailure"), latched=latched))
+        self._apply(m.FaultDetected(ConnectorError(E.GROUND_FAILURE), latched=latched))
 
     @rule()
     def fault_gone(self) -> None:
-        self._apply(m.FaultCleared("GroundFailure"))
+        self._apply(m.FaultCleared(E.GROUND_FAILURE))
 
     @rule(operative=st.booleans())
     def availability(self, operative: bool) -> None:

@@ -30,6 +30,7 @@ from websockets.typing import Subprotocol
 from firmware import clock
 from firmware.config_keys import K, KeyRegistry
 from firmware.domain import (
+    ChargePointErrorCode,
     ConnectorError,
     ConnectorStatus,
     IdTagInfo,
@@ -544,7 +545,7 @@ class OcppSession:
         error = report.error
         return call.StatusNotification(
             connector_id=connector_id,
-            error_code=error.code if error else "NoError",
+            error_code=(error.code if error else ChargePointErrorCode.NO_ERROR).value,
             status=report.status.value,
             timestamp=clock.to_ocpp(report.timestamp),
             info=report.info or (error.info if error else None) or None,
