@@ -24,6 +24,7 @@ from gpiozero.pins.mock import MockFactory, MockPin
 from firmware import charging as m
 from firmware import clock
 from firmware.config_keys import K, build_registry
+from firmware.charger import Charger
 from firmware.connector import ConnectorController, ConnectorDevices
 from firmware.domain import (
     AuthorizationStatus,
@@ -34,8 +35,9 @@ from firmware.domain import (
     StopReason,
 )
 from firmware.ports import TransactionHandle
-from hal.config import ContactorConfig, LockConfig
-from hal.gpio import GpioConnectorLock, GpioContactor
+from hal.config import ContactorConfig, LockConfig, SafetyConfig
+from hal.gpio import GpioConnectorLock, GpioContactor, GpioSafetyInputs
+from hal.sim.bench import SimulatedCardReader
 from hal.sim.ev import SimulatedEv
 from hal.types import MeterHealth, MeterReading, PilotReading, Quantity
 
@@ -296,4 +298,76 @@ async def test_a_socket_is_locked_before_power_and_released_after() -> None:
         s.ev.plugged = False
         await s.settle()
         assert not s.connector.state.locked
+        assert s.link.statuses()[-1] is ConnectorStatus.AVAILABLE
+
+
+# ---------------------------------------------------------------- the charger around it
+
+RCD = 16
+
+
+@asynccontextmanager
+async def charger_station(**keys: str) -> AsyncIterator[tuple[Charger, Station, Any,
+                                                               SimulatedCardReader]]:
+    """The charger (firmware.charger) with one tethered connector, a residual-current input
+    on a mock pin that guards the contactor (hal.gpio's safety driver), and a card reader."""
+    factory = MockFactory()
+    contactor = GpioContactor(ContactorConfig(CONTACTOR, settle_s=0), factory,
+                              clock=lambda: asyncio.get_running_loop().time())
+    safety = GpioSafetyInputs(SafetyConfig(RCD), [contactor], factory)
+    ev = SimulatedEv(max_current_a=16)
+    pilot, meter = EvPilot(ev), CountingMeter()
+    registry = build_registry(tethered=True)
+    for name, value in keys.items():
+        assert registry.change(name, value).applied, name
+    link = RecordingLink(answers={"CARD1": ACCEPTED})
+
+    async def authorize(id_tag: str) -> IdTagInfo:
+        return await link.authorize(id_tag) or IdTagInfo(AuthorizationStatus.INVALID)
+
+    connector = ConnectorController(1, ConnectorDevices(pilot, contactor, meter, None, 16.0),
+                                    link, registry, authorize)
+    reader = SimulatedCardReader()
+    charger = Charger([connector], link, registry, safety=safety, card_reader=reader)
+    task = asyncio.create_task(charger.run())
+    s = Station(connector, link, ev, pilot, meter, factory.pin(CONTACTOR), factory)
+    await s.settle(1)
+    try:
+        yield charger, s, factory.pin(RCD), reader
+    finally:
+        task.cancel()
+        await charger.shutdown()
+        safety.close()
+        contactor.close()
+
+
+async def test_a_card_at_the_reader_starts_the_plugged_connector() -> None:
+    async with charger_station() as (_charger, s, _rcd, reader):
+        s.ev.plugged = True
+        await s.settle()
+        reader.swipe("card1")
+        await s.settle()
+        assert s.link.transaction_calls() == [("start", "CARD1", 1000)]
+
+
+async def test_a_residual_current_trip_opens_at_once_and_stays_until_unplugged() -> None:
+    async with charger_station() as (_charger, s, rcd, reader):
+        s.ev.plugged = True
+        await s.settle()
+        reader.swipe("CARD1")
+        s.ev.wants_power = True
+        await s.settle()
+        assert s.contactor_closed
+        rcd.drive_high()  # the RCD trips
+        # The driver opened the contactor from its own callback, before the loop ran.
+        assert not s.contactor_closed
+        await s.settle()
+        assert s.link.statuses()[-1] is ConnectorStatus.FAULTED
+        # A residual-current trip is no emergency-stop button: OCPP 1.6 §7.34 reason Other.
+        assert s.link.transaction_calls()[-1][:2] == ("stop", StopReason.OTHER)
+        rcd.drive_low()  # the condition is gone, but the EV is still plugged: latched
+        await s.settle()
+        assert s.link.statuses()[-1] is ConnectorStatus.FAULTED
+        s.ev.plugged = False
+        await s.settle()
         assert s.link.statuses()[-1] is ConnectorStatus.AVAILABLE
