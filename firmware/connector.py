@@ -68,7 +68,7 @@ class ConnectorController:
         self.devices = devices
         self.link = link
         self.keys = keys
-        self.state = m.Connector()
+        self.state = m.ConnectorState()
         self.meter_poll_s = meter_poll_s
         self._authorize_tag = authorize
         self.installation_limit_a = installation_limit_a

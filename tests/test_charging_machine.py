@@ -3,8 +3,12 @@ that no event sequence closes the contactor unsafely."""
 
 from __future__ import annotations
 
+import functools
+import itertools
+from collections import deque
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,8 +20,8 @@ POLICY = m.Policy()
 
 
 def run(events: list[m.Event], policy: m.Policy = POLICY,
-        start: m.Connector | None = None) -> tuple[m.Connector, list[m.Command]]:
-    c = start or m.Connector()
+        start: m.ConnectorState | None = None) -> tuple[m.ConnectorState, list[m.Command]]:
+    c = start or m.ConnectorState()
     all_cmds: list[m.Command] = []
     for e in events:
         c, cmds = m.step(c, e, policy)
@@ -201,7 +205,7 @@ def test_no_event_sequence_closes_the_contactor_unsafely(events: list[m.Event], 
                                                          unlock_on_ev: bool) -> None:
     policy = m.Policy(stop_transaction_on_ev_side_disconnect=stop_on_ev,
                       unlock_connector_on_ev_side_disconnect=unlock_on_ev)
-    c = m.Connector()
+    c = m.ConnectorState()
     closed = False  # what the hardware would be doing, from the commands alone
     for e in events:
         c, cmds = m.step(c, e, policy)
@@ -232,7 +236,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: 
 class ConnectorLife(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.c = m.Connector()
+        self.c = m.ConnectorState()
         self.closed = False  # what the contactor coil would be doing
         self.policy = POLICY
         self.transactions = 0
@@ -341,3 +345,86 @@ def test_max_energy_on_invalid_id_lets_charging_go_on_until_the_limit() -> None:
     c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower(),
                 m.TransactionRejected()], zero)
     assert c.status is S.SUSPENDED_EVSE
+
+
+# --------------------------------------------------------------------------------------------------
+# The rows declare where they lead; step refuses anything else.
+
+
+def _declare(monkeypatch: pytest.MonkeyPatch, status: S, event: type, *targets: S) -> None:
+    """Change one row's declared targets, as a careless edit of the table would."""
+    row = m.TRANSITIONS[status][event]
+    monkeypatch.setitem(m.TRANSITIONS[status], event, replace(row, targets=frozenset(targets)))
+
+
+def test_a_result_outside_its_rows_declaration_raises_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    charging, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()])
+    _declare(monkeypatch, S.CHARGING, m.EvPaused, S.CHARGING)
+    with pytest.raises(m.UndeclaredTransition,
+                       match=r"^Charging --EvPaused--> SuspendedEV is not declared "
+                             r"\(ev_paused may lead to: Charging\)$"):
+        m.step(charging, m.EvPaused(), POLICY)
+
+
+def test_the_random_sequences_find_a_wrong_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hypothesis property above checks the declarations as a side effect of stepping."""
+    _declare(monkeypatch, S.AVAILABLE, m.Plugged, S.AVAILABLE)
+    with pytest.raises(m.UndeclaredTransition, match="Available --Plugged--> Preparing"):
+        test_no_event_sequence_closes_the_contactor_unsafely()
+
+
+# Every kind of event, with the values that lead to different places (two idTags of one group, a
+# refused one, a latched and a plain fault).
+ALPHABET: list[m.Event] = [
+    m.Plugged(), m.Unplugged(), m.EvRequestsPower(), m.EvPaused(),
+    m.IdPresented("A"), m.IdPresented("B"),
+    m.AuthorizationResult("A", True, "G"), m.AuthorizationResult("B", True, "G"),
+    m.AuthorizationResult("A", False), m.AuthorizationResult("B", False),
+    m.RemoteStart("A"), m.LockConfirmed(), m.LockFailed("L", "jammed"), m.Unlocked(),
+    m.TransactionRejected(), m.EnergyLimitReached(), m.StopRequested(StopReason.REMOTE),
+    m.UnlockRequested(), m.ConnectionTimedOut(),
+    m.FaultDetected(ConnectorError(E.GROUND_FAILURE), latched=True),
+    m.FaultDetected(ConnectorError(E.POWER_METER_FAILURE)),
+    m.FaultCleared(E.GROUND_FAILURE), m.FaultCleared(E.POWER_METER_FAILURE),
+    m.AvailabilityChanged(True), m.AvailabilityChanged(False),
+]
+
+
+@functools.cache
+def _reached() -> dict[tuple[S, type], set[S]]:
+    """Every state reachable from a fresh connector with ALPHABET, under every policy: where
+    each row led.  (step raises on the way if a row leads somewhere undeclared.)"""
+    reached: dict[tuple[S, type], set[S]] = {}
+    for stop_ev, unlock_ev, stop_invalid, max_wh in itertools.product(
+            (True, False), (True, False), (True, False), (0, 500)):
+        policy = m.Policy(stop_ev, unlock_ev, stop_invalid, max_wh)
+        seen = {m.ConnectorState()}
+        todo = deque(seen)
+        while todo:
+            c = todo.popleft()
+            for e in ALPHABET:
+                after, _ = m.step(c, e, policy)
+                if type(e) in m.TRANSITIONS[c.status]:
+                    reached.setdefault((c.status, type(e)), set()).add(after.status)
+                if after not in seen:
+                    seen.add(after)
+                    todo.append(after)
+    return reached
+
+
+def test_every_declared_target_is_reached_and_nothing_else() -> None:
+    """The declarations are exact: the diagram page draws no edge that cannot happen, and a
+    complete walk of the reachable states never leaves a row's targets."""
+    reached = _reached()
+    unreached = [f"{status.value} --{event.__name__}--> {target.value}"
+                 for status, rows in m.TRANSITIONS.items() for event, row in rows.items()
+                 for target in sorted(row.targets - reached.get((status, event), set()),
+                                      key=lambda s: s.value)]
+    assert unreached == []
+
+
+def test_the_walk_finds_an_over_declared_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    _declare(monkeypatch, S.CHARGING, m.EvPaused, S.SUSPENDED_EV, S.FAULTED)
+    with pytest.raises(AssertionError, match="Charging --EvPaused--> Faulted"):
+        test_every_declared_target_is_reached_and_nothing_else()
