@@ -178,7 +178,7 @@ TRANSITIONS: Table = table({
     S.SUSPENDED_EVSE: [
         on(EvRequestsPower, h.ev_ready, S.SUSPENDED_EVSE),
         on(EvPaused, h.ev_paused, S.SUSPENDED_EVSE),
-        on(Unplugged, h.tx_unplugged, S.SUSPENDED_EV, S.FINISHING),
+        on(Unplugged, h.tx_unplugged, S.SUSPENDED_EVSE, S.FINISHING),
         on(Plugged, h.tx_replugged, S.SUSPENDED_EVSE),
         on(IdPresented, h.tx_id, S.SUSPENDED_EVSE, S.FINISHING, S.AVAILABLE, S.UNAVAILABLE),
         on(AuthorizationResult, h.tx_auth_result,

@@ -79,7 +79,7 @@ def _end_transaction(c: ConnectorState, reason: StopReason, id_tag: str | None) 
     c, cmds = _power_off(c)
     cmds.append(EndTransaction(reason, id_tag or c.transaction_id_tag))
     c = replace(c, transaction_id_tag=None, authorized_id_tag=None, parent_id_tag=None,
-                pending_id_tag=None, invalid_id=False)
+                pending_id_tag=None, invalid_id=False, allowance_used_up=False)
     if c.unavailable_scheduled:
         c = replace(c, operative=False, unavailable_scheduled=False)
     return c, cmds
@@ -94,7 +94,7 @@ def _maybe_start(c: ConnectorState) -> Result:
 
 def _energise_if_ready(c: ConnectorState) -> Result:
     if (c.in_transaction and c.locked and c.ev_wants_power and not c.faults
-            and not c.contactor_closed and c.status is not S.SUSPENDED_EVSE):
+            and not c.contactor_closed and not c.allowance_used_up):
         return replace(c, contactor_closed=True, status=S.CHARGING, info=""), [CloseContactor()]
     return c, []
 
@@ -201,9 +201,11 @@ def tx_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
     c = replace(c, plugged=False, ev_wants_power=False)
     if not p.stop_transaction_on_ev_side_disconnect:
         # The transaction goes on; the cable stays locked (this key has priority over
-        # UnlockConnectorOnEVSideDisconnect) and energy may flow again when the EV comes back.
+        # UnlockConnectorOnEVSideDisconnect) and energy may flow again when the EV comes back,
+        # unless the allowance is used up: then the charger, not the EV, withholds it.
         c, cmds = _power_off(c)
-        return replace(c, status=S.SUSPENDED_EV, info="EV side disconnected"), cmds
+        status = S.SUSPENDED_EVSE if c.allowance_used_up else S.SUSPENDED_EV
+        return replace(c, status=status, info="EV side disconnected"), cmds
     c, cmds = _end_transaction(c, StopReason.EV_DISCONNECTED, None)
     c = replace(c, status=S.FINISHING, info="EV side disconnected")
     if p.unlock_connector_on_ev_side_disconnect and c.locked:
@@ -212,7 +214,7 @@ def tx_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
 
 
 def tx_replugged(c: ConnectorState, e: Plugged, p: Policy) -> Result:
-    return replace(c, plugged=True, info=""), [OfferPower()]
+    return replace(c, plugged=True, info=""), [] if c.allowance_used_up else [OfferPower()]
 
 
 def tx_id(c: ConnectorState, e: IdPresented, p: Policy) -> Result:
@@ -256,9 +258,9 @@ def tx_rejected(c: ConnectorState, e: TransactionRejected, p: Policy) -> Result:
 
 def suspend_evse(c: ConnectorState, e: EnergyLimitReached | TransactionRejected,
                   p: Policy) -> Result:
-    """The transaction stays open but no energy flows (C5: SuspendedEVSE)."""
+    """The transaction stays open but no energy flows until it ends (C5: SuspendedEVSE)."""
     c, cmds = _power_off(c)
-    return replace(c, status=S.SUSPENDED_EVSE), cmds
+    return replace(c, status=S.SUSPENDED_EVSE, allowance_used_up=True), cmds
 
 
 def cancel_authorization(c: ConnectorState, e: StopRequested, p: Policy) -> Result:

@@ -235,6 +235,9 @@ class ConnectorState:
     operative: bool = True
     unavailable_scheduled: bool = False
     invalid_id: bool = False  # StartTransaction.conf refused the idTag; energy is limited
+    # The energy this transaction may still take is used up (MaxEnergyOnInvalidId reached, or 0):
+    # no power until the transaction ends, whatever the cable and the EV do meanwhile.
+    allowance_used_up: bool = False
     info: str = ""  # StatusNotification info, e.g. "EV side disconnected"
     latched_faults: frozenset[ChargePointErrorCode] = frozenset()  # never clear by themselves
 

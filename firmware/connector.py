@@ -469,8 +469,10 @@ class ConnectorController:
                                           latched=True))
 
     def _watch_invalid_id_energy(self) -> None:
-        """MaxEnergyOnInvalidId: energy since the idTag was invalidated."""
-        if not self.state.invalid_id or self.state.status is not ConnectorStatus.CHARGING:
+        """MaxEnergyOnInvalidId: the energy since the idTag was invalidated, over the rest of
+        the transaction (an EV pause or an unplug does not start a fresh allowance); once it is
+        used up the machine keeps that as state (``ConnectorState.allowance_used_up``)."""
+        if not self.state.invalid_id or self.state.allowance_used_up:
             self._invalid_since_wh = None
             return
         if self._invalid_since_wh is None:

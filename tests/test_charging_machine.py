@@ -187,7 +187,7 @@ EVENTS = st.one_of(
     st.just(m.EvPaused()), st.sampled_from([m.IdPresented("A"), m.IdPresented("B")]),
     st.builds(m.AuthorizationResult, st.sampled_from(["A", "B"]), st.booleans()),
     st.just(m.RemoteStart("A")), st.just(m.LockConfirmed()), st.just(m.LockFailed("L", "x")),
-    st.just(m.Unlocked()), st.just(m.TransactionRejected()),
+    st.just(m.Unlocked()), st.just(m.TransactionRejected()), st.just(m.EnergyLimitReached()),
     st.builds(m.StopRequested, st.sampled_from(list(StopReason))),
     st.just(m.UnlockRequested()), st.just(m.ConnectionTimedOut()),
     st.builds(m.FaultDetected,
@@ -199,23 +199,34 @@ EVENTS = st.one_of(
 )
 
 
+POLICIES = st.builds(m.Policy, st.booleans(), st.booleans(), st.booleans(),
+                     st.sampled_from([0, 500]))
+
+
 @settings(max_examples=400, deadline=None)
-@given(st.lists(EVENTS, max_size=40), st.booleans(), st.booleans())
-def test_no_event_sequence_closes_the_contactor_unsafely(events: list[m.Event], stop_on_ev: bool,
-                                                         unlock_on_ev: bool) -> None:
-    policy = m.Policy(stop_transaction_on_ev_side_disconnect=stop_on_ev,
-                      unlock_connector_on_ev_side_disconnect=unlock_on_ev)
+@given(st.lists(EVENTS, max_size=40), POLICIES)
+def test_no_event_sequence_closes_the_contactor_unsafely(events: list[m.Event],
+                                                         policy: m.Policy) -> None:
     c = m.ConnectorState()
     closed = False  # what the hardware would be doing, from the commands alone
+    used_up = False  # the transaction's energy allowance is gone, from the events alone
     for e in events:
+        was_in_tx = c.in_transaction
         c, cmds = m.step(c, e, policy)
+        if was_in_tx and (isinstance(e, m.EnergyLimitReached) or (
+                isinstance(e, m.TransactionRejected) and not policy.stop_transaction_on_invalid_id
+                and policy.max_energy_on_invalid_id_wh == 0)):
+            used_up = True
         for cmd in cmds:
             if isinstance(cmd, m.CloseContactor):
                 assert c.in_transaction and c.locked and c.plugged and c.ev_wants_power
                 assert not c.faults and c.operative
+                assert not used_up, "energy after the allowance was used up"
                 closed = True
             elif isinstance(cmd, m.OpenContactor):
                 closed = False
+            elif isinstance(cmd, m.EndTransaction):
+                used_up = False
         # After every step the hardware's contactor matches the machine's belief ...
         assert closed == c.contactor_closed
         # ... and it is never closed in a situation where it must be open.
@@ -295,6 +306,10 @@ class ConnectorLife(RuleBasedStateMachine):
     @rule(latched=st.booleans())
     def fault(self, latched: bool) -> None:
         self._apply(m.FaultDetected(ConnectorError(E.GROUND_FAILURE), latched=latched))
+
+    @rule()
+    def energy_allowance_used_up(self) -> None:
+        self._apply(m.EnergyLimitReached())
 
     @rule()
     def fault_gone(self) -> None:
@@ -391,32 +406,74 @@ ALPHABET: list[m.Event] = [
 ]
 
 
+def _unsafe(before: m.ConnectorState, used_up: bool, after: m.ConnectorState,
+            cmds: list[m.Command]) -> str | None:
+    """What is wrong with one step, judged from the commands (the hardware's view)."""
+    closed = before.contactor_closed  # what the coil does, as the previous steps left it
+    for cmd in cmds:
+        if isinstance(cmd, m.CloseContactor):
+            if not (after.in_transaction and after.locked and after.plugged
+                    and after.ev_wants_power and not after.faults and after.operative):
+                return "closes the contactor unsafely"
+            if used_up:
+                return "closes the contactor after the energy allowance was used up"
+            closed = True
+        elif isinstance(cmd, m.OpenContactor):
+            closed = False
+    if closed != after.contactor_closed:
+        return "the contactor is not where the machine believes"
+    if closed and after.status is not S.CHARGING:
+        return "energy flows outside Charging"
+    return None
+
+
 @functools.cache
-def _reached() -> dict[tuple[S, type], set[S]]:
+def _walk() -> tuple[dict[tuple[S, type], set[S]], tuple[str, ...]]:
     """Every state reachable from a fresh connector with ALPHABET, under every policy: where
-    each row led.  (step raises on the way if a row leads somewhere undeclared.)"""
+    each row led, and every unsafe step (step itself raises if a row leads somewhere
+    undeclared).  A node also carries whether the events so far used up the transaction's
+    energy allowance, so that rule is checked independently of the machine's own field."""
     reached: dict[tuple[S, type], set[S]] = {}
+    unsafe: list[str] = []
     for stop_ev, unlock_ev, stop_invalid, max_wh in itertools.product(
             (True, False), (True, False), (True, False), (0, 500)):
         policy = m.Policy(stop_ev, unlock_ev, stop_invalid, max_wh)
-        seen = {m.ConnectorState()}
+        seen = {(m.ConnectorState(), False)}
         todo = deque(seen)
         while todo:
-            c = todo.popleft()
+            c, used_up = todo.popleft()
             for e in ALPHABET:
-                after, _ = m.step(c, e, policy)
+                after, cmds = m.step(c, e, policy)
                 if type(e) in m.TRANSITIONS[c.status]:
                     reached.setdefault((c.status, type(e)), set()).add(after.status)
-                if after not in seen:
-                    seen.add(after)
-                    todo.append(after)
-    return reached
+                problem = _unsafe(c, used_up, after, cmds)
+                if problem:
+                    unsafe.append(f"{policy}: {c} --{e}--> {after}: {problem}")
+                    continue
+                if any(isinstance(cmd, m.EndTransaction) for cmd in cmds):
+                    now_used_up = False
+                else:
+                    now_used_up = used_up or (c.in_transaction and (
+                        isinstance(e, m.EnergyLimitReached)
+                        or (isinstance(e, m.TransactionRejected) and not stop_invalid
+                            and max_wh == 0)))
+                node = (after, now_used_up)
+                if node not in seen:
+                    seen.add(node)
+                    todo.append(node)
+    return reached, tuple(unsafe)
+
+
+def test_no_reachable_state_and_event_is_unsafe() -> None:
+    """The property tests' rules, checked exhaustively: every reachable state, every event."""
+    _, unsafe = _walk()
+    assert not unsafe, "\n".join(unsafe[:3])
 
 
 def test_every_declared_target_is_reached_and_nothing_else() -> None:
     """The declarations are exact: the diagram page draws no edge that cannot happen, and a
     complete walk of the reachable states never leaves a row's targets."""
-    reached = _reached()
+    reached, _ = _walk()
     unreached = [f"{status.value} --{event.__name__}--> {target.value}"
                  for status, rows in m.TRANSITIONS.items() for event, row in rows.items()
                  for target in sorted(row.targets - reached.get((status, event), set()),
@@ -428,3 +485,22 @@ def test_the_walk_finds_an_over_declared_target(monkeypatch: pytest.MonkeyPatch)
     _declare(monkeypatch, S.CHARGING, m.EvPaused, S.SUSPENDED_EV, S.FAULTED)
     with pytest.raises(AssertionError, match="Charging --EvPaused--> Faulted"):
         test_every_declared_target_is_reached_and_nothing_else()
+
+
+def test_a_used_up_allowance_stays_used_up_across_unplug_and_replug() -> None:
+    """MaxEnergyOnInvalidId is one allowance per transaction: unplugging and plugging again (the
+    transaction goes on, StopTransactionOnEVSideDisconnect=false) does not give a fresh one."""
+    policy = replace(POLICY, stop_transaction_on_ev_side_disconnect=False,
+                     stop_transaction_on_invalid_id=False, max_energy_on_invalid_id_wh=500)
+    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower(),
+                m.TransactionRejected(), m.EnergyLimitReached()], policy)
+    assert c.status is S.SUSPENDED_EVSE and not c.contactor_closed
+    c, cmds = run([m.Unplugged(), m.Plugged(), m.EvRequestsPower()], policy, start=c)
+    assert not any(isinstance(cmd, (m.CloseContactor, m.OfferPower)) for cmd in cmds), cmds
+    assert c.in_transaction and not c.contactor_closed and c.status is S.SUSPENDED_EVSE
+    c, cmds = run([m.EvPaused(), m.Unplugged(), m.EvRequestsPower()], policy, start=c)
+    assert not c.contactor_closed and c.status is S.SUSPENDED_EVSE
+    # The next transaction starts with its own allowance.
+    c, _ = run([m.StopRequested(StopReason.LOCAL), m.Unlocked(), m.Unplugged(), m.Plugged(),
+                m.RemoteStart("B"), m.LockConfirmed(), m.EvRequestsPower()], policy, start=c)
+    assert c.status is S.CHARGING and c.contactor_closed
