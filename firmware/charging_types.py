@@ -21,22 +21,22 @@ from firmware.domain import ChargePointErrorCode, ConnectorError, ConnectorStatu
 
 @dataclass(frozen=True)
 class Plugged:
-    pass
+    """A vehicle is connected (pilot A -> B, C or D)."""
 
 
 @dataclass(frozen=True)
 class Unplugged:
-    pass
+    """The vehicle is gone (pilot back to A)."""
 
 
 @dataclass(frozen=True)
 class EvRequestsPower:
-    """Pilot B -> C."""
+    """The EV asks for power (pilot B -> C)."""
 
 
 @dataclass(frozen=True)
 class EvPaused:
-    """Pilot C -> B."""
+    """The EV stops asking for power (pilot C -> B)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ class IdPresented:
 
 @dataclass(frozen=True)
 class AuthorizationResult:
+    """The answer for a presented idTag: Authorize.conf, the cache or the offline rules."""
+
     id_tag: str
     accepted: bool
     parent_id_tag: str | None = None
@@ -55,25 +57,27 @@ class AuthorizationResult:
 
 @dataclass(frozen=True)
 class RemoteStart:
-    """RemoteStartTransaction already authorized (or AuthorizeRemoteTxRequests=false)."""
+    """RemoteStartTransaction, already authorized (or AuthorizeRemoteTxRequests=false)."""
 
     id_tag: str
 
 
 @dataclass(frozen=True)
 class LockConfirmed:
-    pass
+    """The cable lock reports locked (or there is nothing to lock: a tethered cable)."""
 
 
 @dataclass(frozen=True)
 class LockFailed:
+    """The cable lock did not confirm (ConnectorLockFailure)."""
+
     vendor_code: str
     detail: str
 
 
 @dataclass(frozen=True)
 class Unlocked:
-    pass
+    """The cable lock reports released."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,8 @@ class EnergyLimitReached:
 
 @dataclass(frozen=True)
 class StopRequested:
+    """Stop the transaction with ``reason`` (RemoteStop, UnlockConnector, Reset, a card...)."""
+
     reason: StopReason
     id_tag: str | None = None
 
@@ -99,11 +105,13 @@ class UnlockRequested:
 
 @dataclass(frozen=True)
 class ConnectionTimedOut:
-    pass
+    """ConnectionTimeOut passed in Preparing without the plug or the card that was missing."""
 
 
 @dataclass(frozen=True)
 class FaultDetected:
+    """A fault appeared (safety input, contactor, lock, meter, pilot state E/D)."""
+
     error: ConnectorError
     # A latched fault (residual current, weld) stays until its condition is gone AND the EV is
     # unplugged; others clear as soon as the condition is gone.
@@ -113,11 +121,15 @@ class FaultDetected:
 
 @dataclass(frozen=True)
 class FaultCleared:
+    """The condition behind the fault ``code`` is gone."""
+
     code: ChargePointErrorCode
 
 
 @dataclass(frozen=True)
 class AvailabilityChanged:
+    """ChangeAvailability (or its saved value at start): Operative or Inoperative."""
+
     operative: bool
 
 
