@@ -251,7 +251,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
              asyncio.create_task(charger.run(), name="charger"),
              asyncio.create_task(_follow_store(keys), name="config-store")]
     if bench is not None:
-        from firmware.connector import PILOT_DEBOUNCE_POLLS
+        from firmware.pilot import DEBOUNCE_READS as PILOT_DEBOUNCE_POLLS
         from hal.sim.control import BenchControlServer
 
         server = BenchControlServer(settings.state_dir / BENCH_SOCKET, bench,

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from firmware import charging as m
-from firmware import clock
+from firmware import clock, pilot
 from firmware.config_keys import K, Key, KeyRegistry
 from firmware.domain import (
     ChargePointErrorCode,
@@ -43,8 +43,6 @@ PILOT_POLL_S = 0.2
 # A running transaction's meter value is journaled at most this often (SD-card wear) besides
 # every sampled MeterValues; a power cut loses at most this much of the energy record.
 CHECKPOINT_S = 60.0
-# A new non-safety pilot state must be seen this many polls in a row (IEC 61851: 250-500 ms).
-PILOT_DEBOUNCE_POLLS = 2
 
 
 
@@ -80,7 +78,7 @@ class ConnectorController:
         self._transaction: TransactionHandle | None = None
         self._sampler: asyncio.Task[None] | None = None
         self._pilot: PilotReading | None = None
-        self._pilot_candidate: tuple[PilotState, int] | None = None
+        self._debounce = pilot.Debounce()
         self._offered_a = 0.0
         self._reported: tuple[ConnectorStatus, ConnectorError | None, str] | None = None
         self.last_reading: MeterReading | None = None
@@ -170,7 +168,8 @@ class ConnectorController:
             reading = None  # the pilot loop reports the fault
         if reading is not None:
             self._pilot = reading
-            pending.extend(pilot_events(PilotState.A, reading.state))
+            self._debounce = pilot.Debounce(reading.state)
+            pending.extend(pilot.events(PilotState.A, reading.state))
         for event in pending:
             await self.handle(event, report=False)
 
@@ -438,23 +437,10 @@ class ConnectorController:
             await asyncio.sleep(PILOT_POLL_S)
 
     def _on_pilot(self, reading: PilotReading) -> None:
-        previous = self._pilot.state if self._pilot else PilotState.A
-        new = reading.state
-        if new is previous:
-            self._pilot = reading
-            self._pilot_candidate = None
-            return
-        # Openings act on the first sample; anything that could add power waits for debounce.
-        safety = (new is PilotState.A or (previous.wants_power and not new.wants_power))
-        if not safety:
-            count = self._pilot_candidate[1] + 1 if (
-                self._pilot_candidate and self._pilot_candidate[0] is new) else 1
-            self._pilot_candidate = (new, count)
-            if count < PILOT_DEBOUNCE_POLLS:
-                return
-        self._pilot_candidate = None
-        self._pilot = reading
-        for event in pilot_events(previous, new):
+        self._debounce, events = pilot.read(self._debounce, reading.state)
+        if self._debounce.settled is reading.state:
+            self._pilot = reading  # the settled state's latest reading (cable limit)
+        for event in events:
             self.post(event)
 
     def _check_contactor(self) -> None:
@@ -519,25 +505,3 @@ class ConnectorController:
 
 class _ReOffer:
     """Internal: the allowed current changed while power is offered."""
-
-
-def pilot_events(previous: PilotState, new: PilotState) -> list[m.Event]:
-    """The state-machine events one settled pilot change means (D is treated as C: we do not
-    ventilate, so an EV asking for D is refused power by the fault below)."""
-    events: list[m.Event] = []
-    if new is PilotState.E or new is PilotState.D:
-        what = "CP state E (short or no diode)" if new is PilotState.E else "CP state D"
-        events.append(m.FaultDetected(ConnectorError(ChargePointErrorCode.EV_COMMUNICATION_ERROR,
-                                                     f"CP-{new.value}", what)))
-        return events
-    if previous in (PilotState.E, PilotState.D):
-        events.append(m.FaultCleared(ChargePointErrorCode.EV_COMMUNICATION_ERROR))
-    if not previous.plugged and new.plugged:
-        events.append(m.Plugged())
-    if new is PilotState.A and previous is not PilotState.A:
-        events.append(m.Unplugged())
-    elif new is PilotState.C and previous is not PilotState.C:
-        events.append(m.EvRequestsPower())
-    elif new is PilotState.B and previous.wants_power:
-        events.append(m.EvPaused())
-    return events
