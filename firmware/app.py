@@ -28,7 +28,7 @@ from firmware.config_keys import (
     build_registry,
     measurands_validator,
 )
-from firmware.connector import ConnectorController, ConnectorDevices
+from firmware.connector import ConnectorController
 from firmware.domain import StopReason
 from firmware.logs import without_credentials
 from firmware.metering import servable_measurands
@@ -227,9 +227,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     authorizer = Authorizer(keys, cache, session.authorize, lambda: session.online)
     connectors = [
         ConnectorController(
-            c.connector_id,
-            ConnectorDevices(c.pilot, c.contactor, c.meter, c.lock, c.max_current_a),
-            session, keys, authorizer.authorize,
+            c, session, keys, authorizer.authorize,
             meter_poll_s=settings.meter_poll_interval_s)
         for c in devices.connectors
     ]

@@ -164,9 +164,7 @@ class Charger:
         busy = [c for c in self.connectors.values() if c.state.in_transaction]
         for c in busy:
             c.post(m.StopRequested(reason))
-        end = clock.now() + timeout
-        while any(c.transaction is not None for c in busy) and clock.now() < end:
-            await asyncio.sleep(0.05)
+        await asyncio.gather(*(c.wait_transaction_ended(timeout) for c in busy))
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -203,7 +201,7 @@ class Charger:
             if late < 0 or late > WALL_CLOCK_CHECK_S:
                 continue  # not there yet, or the wall clock was stepped past it
             for c in self.connectors.values():
-                c.clock_aligned_sample(boundary)
+                c.transaction_meter.clock_aligned_sample(boundary)
 
     async def shutdown(self) -> None:
         for c in self.connectors.values():

@@ -110,7 +110,7 @@ class ConnectionTimedOut:
 
 @dataclass(frozen=True)
 class FaultDetected:
-    """A fault appeared (safety input, contactor, lock, meter, pilot state E/D)."""
+    """A fault appeared (safety input, contactor, lock, meter, pilot state D, E or F)."""
 
     error: ConnectorError
     # A latched fault (residual current, weld) stays until its condition is gone AND the EV is

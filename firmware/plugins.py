@@ -54,7 +54,7 @@ class VendorDevices:
     indicator: Any = None  # hal.interfaces.StatusIndicator
     buzzer: Any = None  # hal.interfaces.Buzzer
     display: Any = None  # hal.interfaces.Display
-    connectors: tuple[Any, ...] = ()  # firmware.connector.ConnectorDevices
+    connectors: tuple[Any, ...] = ()  # hal.interfaces.ConnectorDevices
 
 
 @dataclass
