@@ -99,11 +99,11 @@ def _energise_if_ready(c: ConnectorState) -> Result:
     return c, []
 
 
-# --- handlers: each typed with the event class its rows feed it -------------------------------------
+# --- handlers: each typed with the event class its rows feed it ---------------------------------
 
 
 def idle_plugged(c: ConnectorState, e: Plugged | EvRequestsPower | EvPaused,
-                  p: Policy) -> Result:
+                 p: Policy) -> Result:
     c = replace(c, plugged=True, status=S.PREPARING)
     if c.authorized_id_tag:
         return _maybe_start(c)
@@ -257,7 +257,7 @@ def tx_rejected(c: ConnectorState, e: TransactionRejected, p: Policy) -> Result:
 
 
 def suspend_evse(c: ConnectorState, e: EnergyLimitReached | TransactionRejected,
-                  p: Policy) -> Result:
+                 p: Policy) -> Result:
     """The transaction stays open but no energy flows until it ends (C5: SuspendedEVSE)."""
     c, cmds = _power_off(c)
     return replace(c, status=S.SUSPENDED_EVSE, allowance_used_up=True), cmds

@@ -123,7 +123,8 @@ class TransactionMeter:
                                     self.keys[K.MeterValuesSampledData],
                                     "Sample.Periodic", self._offered_a())
             if values:
-                self.link.meter_values(self.connector_id, handle, [MeterSample(clock.utcnow(), values)])
+                self.link.meter_values(self.connector_id, handle,
+                                       [MeterSample(clock.utcnow(), values)])
             stop_txn = self.keys[K.StopTxnSampledData]
             if stop_txn:
                 more = sampled_values(self._reading(), stop_txn, "Sample.Periodic",

@@ -241,7 +241,12 @@ def test_no_event_sequence_closes_the_contactor_unsafely(events: list[m.Event],
 # Stateful: hypothesis drives the machine like a charger's life and checks the invariants
 # after every step.
 
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
+from hypothesis.stateful import (  # noqa: E402
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+)
 
 
 class ConnectorLife(RuleBasedStateMachine):
@@ -251,12 +256,23 @@ class ConnectorLife(RuleBasedStateMachine):
         self.closed = False  # what the contactor coil would be doing
         self.policy = POLICY
         self.transactions = 0
+        self.used_up = False  # the energy allowance is gone, from the events alone
+
+    @initialize(policy=POLICIES)
+    def choose_policy(self, policy: m.Policy) -> None:
+        self.policy = policy
 
     def _apply(self, event: m.Event) -> None:
         was_in_tx = self.c.in_transaction
         self.c, cmds = m.step(self.c, event, self.policy)
+        p = self.policy
+        if was_in_tx and (isinstance(event, m.EnergyLimitReached) or (
+                isinstance(event, m.TransactionRejected) and not p.stop_transaction_on_invalid_id
+                and p.max_energy_on_invalid_id_wh == 0)):
+            self.used_up = True
         for cmd in cmds:
             if isinstance(cmd, m.CloseContactor):
+                assert not self.used_up, "energy after the allowance was used up"
                 self.closed = True
             elif isinstance(cmd, m.OpenContactor):
                 self.closed = False
@@ -265,6 +281,7 @@ class ConnectorLife(RuleBasedStateMachine):
                 self.transactions += 1
             elif isinstance(cmd, m.EndTransaction):
                 assert was_in_tx, "stopping a transaction that is not running"
+                self.used_up = False
 
     @rule()
     def plug(self) -> None:
@@ -306,6 +323,10 @@ class ConnectorLife(RuleBasedStateMachine):
     @rule(latched=st.booleans())
     def fault(self, latched: bool) -> None:
         self._apply(m.FaultDetected(ConnectorError(E.GROUND_FAILURE), latched=latched))
+
+    @rule()
+    def start_transaction_refused(self) -> None:
+        self._apply(m.TransactionRejected())
 
     @rule()
     def energy_allowance_used_up(self) -> None:
