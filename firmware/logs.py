@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -45,6 +46,10 @@ REPEAT_WINDOW_S = 600.0
 REPEAT_BURST = 3
 
 log = logging.getLogger(__name__)
+
+# The handlers this module installed (the journal stream, the message log), so that configuring
+# again replaces them and leaves handlers others added (pytest's, a tool's) alone.
+_INSTALLED: weakref.WeakSet[logging.Handler] = weakref.WeakSet()
 
 
 def syslog_priority(levelno: int) -> int:
@@ -171,13 +176,13 @@ def configure(level: str, stream: IO[Any] | None = None, *,
     if journal is None:
         journal = journal_stream(stream)
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_chargepoint", False)]:
+    for old in [h for h in root.handlers if h in _INSTALLED]:
         root.removeHandler(old)
         old.close()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JournalFormatter() if journal else logging.Formatter(PLAIN_FORMAT))
     handler.addFilter(RepeatFilter())
-    handler._chargepoint = True  # type: ignore[attr-defined]
+    _INSTALLED.add(handler)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     # pymodbus dumps its frame ring buffer on every timeout; our drivers log failures once.
@@ -192,7 +197,7 @@ def _message_logger_off() -> None:
     # Frames never reach the journal, and cost nothing (isEnabledFor) while the log is off.
     messages = logging.getLogger(MESSAGE_LOGGER)
     messages.propagate = False
-    for old in [h for h in messages.handlers if getattr(h, "_chargepoint", False)]:
+    for old in [h for h in messages.handlers if h in _INSTALLED]:
         messages.removeHandler(old)
         old.close()
     messages.setLevel(logging.CRITICAL + 1)
@@ -245,7 +250,7 @@ def attach_message_log(enabled: bool, path: str | Path | None = None, *,
         log.error("OCPP message log %s cannot be opened (%s): not logging messages", target, exc)
         return None
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    handler._chargepoint = True  # type: ignore[attr-defined]
+    _INSTALLED.add(handler)
     messages = logging.getLogger(MESSAGE_LOGGER)
     messages.addHandler(handler)
     messages.setLevel(logging.INFO)

@@ -189,6 +189,10 @@ class ModbusBus:
         """Close the connection (the next request reconnects)."""
         self._drop_client()
 
+    def acquire(self) -> None:
+        """One more device uses the bus (``bus_for`` counts each caller; ``release`` undoes)."""
+        self._users += 1
+
     async def release(self) -> None:
         """A device obtained from ``bus_for`` no longer needs the bus; the last one closes it."""
         self._users = max(0, self._users - 1)
@@ -368,7 +372,7 @@ def bus_for(endpoint: ModbusEndpoint) -> ModbusBus:
             f"Modbus bus {endpoint.key} is configured twice with different settings: "
             f"{bus.endpoint} and {endpoint}"
         )
-    bus._users += 1
+    bus.acquire()
     return bus
 
 
