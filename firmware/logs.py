@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from firmware.redaction import header_value, names_authorization_key, redact_authorization_key
+
 # The session logs every frame here: logger.info("%s %s", direction, frame).
 MESSAGE_LOGGER = "chargepoint.ocpp.messages"
 MESSAGE_LOG_NAME = "ocpp.log"
@@ -261,15 +263,29 @@ def attach_message_log(enabled: bool, path: str | Path | None = None, *,
     return target
 
 
-def without_credentials(url: str) -> str:
-    """scheme://user:password@host/... -> scheme://host/... : what a URL may look like in a
-    log line, a status or an error."""
-    from urllib.parse import urlsplit, urlunsplit
+class RedactSecrets(logging.Filter):
+    """Write-only keys (AuthorizationKey) never reach a log, not even the message log: in the
+    message and every argument that names AuthorizationKey the value is replaced
+    (``redaction.redact_authorization_key``), and a traceback about such a record is left out
+    (a schema error quotes the value)."""
 
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    def filter(self, record: logging.LogRecord) -> bool:
+        mentioned = False
+        if isinstance(record.msg, str) and names_authorization_key(record.msg):
+            record.msg, mentioned = redact_authorization_key(record.msg), True
+        if isinstance(record.args, tuple):
+            args = []
+            for arg in record.args:
+                if not isinstance(arg, (int, float)) and names_authorization_key(str(arg)):
+                    arg, mentioned = redact_authorization_key(str(arg)), True
+                args.append(arg)
+            record.args = tuple(args)
+        if mentioned and record.exc_info:
+            error = record.exc_info[1]
+            record.exc_info = None
+            record.exc_text = (f"{type(error).__name__} (details withheld: the message "
+                               f"concerned AuthorizationKey)")
+        return True
 
 
 class HideWebsocketsSecrets(logging.Filter):
@@ -284,9 +300,9 @@ class HideWebsocketsSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if isinstance(args, tuple) and len(args) == 2 and \
-                str(args[0]).casefold() in ("authorization", "proxy-authorization"):
-            record.args = (args[0], "***")
+        # websockets logs a header as ("%s: %s", name, value).
+        if isinstance(args, tuple) and len(args) == 2 and isinstance(args[1], str):
+            record.args = (args[0], header_value(str(args[0]), args[1]))
         if self.drop_data_frames and record.msg in ("< %s", "> %s") and \
                 isinstance(args, tuple) and args and \
                 str(args[0]).startswith(("TEXT", "BINARY", "CONT")):

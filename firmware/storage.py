@@ -583,7 +583,7 @@ def lock_state_dir(state_dir: Path) -> StateDirLock:
 
 
 def _write_holder(fd: int) -> None:
-    from firmware.logs import without_credentials
+    from firmware.redaction import without_credentials
 
     note = {"pid": os.getpid(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

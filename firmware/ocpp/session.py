@@ -38,7 +38,7 @@ from firmware.domain import (
     RegistrationStatus,
     StopReason,
 )
-from firmware.logs import without_credentials
+from firmware.redaction import without_credentials
 from firmware.ocpp import mapping
 from firmware.ocpp.connection import Troubles, UnusableAnswer, _Connection
 from firmware.ocpp.security import Security
