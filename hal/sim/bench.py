@@ -101,6 +101,9 @@ class SimulatedBench:
         self._since_save = 0.0
         self.steps = 0  # physics steps done
         self._vehicle_reads: dict[int, int] = {}  # reads of each board's vehicle-state register
+        # Set (and replaced) whenever a step or a vehicle-state read is counted: what
+        # wait_steps and wait_vehicle_reads wait on instead of polling.
+        self._counted = asyncio.Event()
         self._step_error: str | None = None
 
     # ------------------------------------------------------------ life cycle
@@ -170,6 +173,7 @@ class SimulatedBench:
         def counted(table: int, address: int, count: int, words: list[int]) -> None:
             if address <= REG_VEHICLE_STATE < address + count:
                 self._vehicle_reads[connector] += 1
+                self._count_changed()
 
         return ObservedDevice(board, after_read=counted)
 
@@ -177,14 +181,20 @@ class SimulatedBench:
         """Until the physics has run ``n`` more steps (a command's change is on the wires)."""
         target = self.steps + n
         while self.steps < target:
-            await asyncio.sleep(PHYSICS_STEP_S / 2)
+            await self._counted.wait()
 
     async def wait_vehicle_reads(self, connector: int, n: int) -> None:
         """Until the controller has read connector ``connector``'s pilot ``n`` more times."""
         self._connector(connector)
         target = self._vehicle_reads[connector] + n
         while self._vehicle_reads[connector] < target:
-            await asyncio.sleep(PHYSICS_STEP_S / 2)
+            await self._counted.wait()
+
+    def _count_changed(self) -> None:
+        """Wake every waiter (each re-checks its own count); later waiters get a fresh event.
+        Runs on the event loop (the physics task, the register server's read hook)."""
+        self._counted.set()
+        self._counted = asyncio.Event()
 
     def _endpoint_for(self, role: str, hw: ConnectorHardware) -> ModbusEndpoint:
         port = self.connectors[hw.connector_id].server.tcp_port
@@ -249,6 +259,7 @@ class SimulatedBench:
                     log.info("bench physics steps work again")
                 self._step_error = failure
             self.steps += 1
+            self._count_changed()
             self._since_save += dt
             if self._since_save >= SAVE_EVERY_S:
                 self._since_save = 0.0
