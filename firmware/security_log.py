@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from firmware.clock import from_ocpp, to_ocpp
-from firmware.storage import open_or_memory, transaction
+from firmware.storage import inserted_rowid, open_or_memory, transaction
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class SecurityLog:
             cur = self._db.execute(
                 "INSERT INTO event (type, timestamp, tech_info, critical, pending, message_id) "
                 "VALUES (?, ?, ?, ?, 1, ?)", (kind[:50], stamp, info, int(critical), message_id))
-            seq = int(cur.lastrowid)  # type: ignore[arg-type]
+            seq = inserted_rowid(cur)
             self._roll()
         (log.warning if kind in ALARMING else log.info)(
             "security event %s%s", kind, f": {info}" if info else "")

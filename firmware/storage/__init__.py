@@ -38,7 +38,14 @@ from firmware.storage.files import (
 )
 from firmware.storage.lock import LOCK_FILE, StateDirLock, lock_state_dir
 from firmware.storage.salvage import Damaged, one_line, set_aside
-from firmware.storage.schema import Migrations, OpenedStore, connect, migrate, transaction
+from firmware.storage.schema import (
+    Migrations,
+    OpenedStore,
+    connect,
+    inserted_rowid,
+    migrate,
+    transaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,5 +98,5 @@ def open_store(path: Path, migrations: Migrations) -> OpenedStore:
 
 
 __all__ = ["BUSY_TIMEOUT_S", "DAMAGE_CODES", "LOCK_FILE", "Migrations", "OpenedStore",
-           "StateDirInUse", "StateDirLock", "StoreUnusable", "check_tree", "lock_state_dir",
-           "migrate", "open_or_memory", "open_store", "transaction", "unusable"]
+           "StateDirInUse", "StateDirLock", "StoreUnusable", "check_tree", "inserted_rowid",
+           "lock_state_dir", "migrate", "open_or_memory", "open_store", "transaction", "unusable"]

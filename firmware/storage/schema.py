@@ -64,6 +64,15 @@ def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
+def inserted_rowid(cursor: sqlite3.Cursor) -> int:
+    """The rowid of the row the INSERT just run on ``cursor`` created (an AUTOINCREMENT id);
+    ``sqlite3.InterfaceError`` if it created none."""
+    rowid = cursor.lastrowid
+    if rowid is None:
+        raise sqlite3.InterfaceError("the statement inserted no row")
+    return rowid
+
+
 def migrate(conn: sqlite3.Connection, path: Path, migrations: Migrations) -> None:
     """Apply the migrations the file lacks, each in its own transaction.  Raises
     ``StoreUnusable`` for a file of a newer schema than ``migrations`` knows."""
