@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import threading
 
-from gpiozero import RGBLED
+from gpiozero import PWMLED
 
 from hal.config import IndicatorConfig
 from hal.gpio.pattern import PatternPlayer
@@ -32,7 +32,7 @@ _DARK: RGB = (0.0, 0.0, 0.0)
 
 
 class GpioStatusIndicator:
-    """``hal.interfaces.StatusIndicator`` on gpiozero's ``RGBLED`` with PWM.
+    """``hal.interfaces.StatusIndicator`` on three of gpiozero's ``PWMLED`` (red, green, blue).
 
     ``active_high=False`` is a common-anode LED; ``pwm_frequency_hz`` is set on each channel.
     ``brightness`` (0.0-1.0, default 1.0) multiplies each channel of the colour shown.
@@ -48,23 +48,18 @@ class GpioStatusIndicator:
         self._pattern = LightPattern.OFF
         self._brightness = 1.0
         self._closed = False
-        self._rgb = RGBLED(
-            cfg.red_pin,
-            cfg.green_pin,
-            cfg.blue_pin,
-            active_high=cfg.active_high,
-            initial_value=(0, 0, 0),
-            pwm=True,
-            pin_factory=pin_factory,
-        )
+        # Three PWM LEDs rather than gpiozero's RGBLED: the patterns are played here (on the
+        # clock), and each channel takes its PWM frequency at construction.
+        leds: list[PWMLED] = []
         try:
-            # RGBLED has no frequency argument; its PWMLED children do (private but stable
-            # attribute in gpiozero 2.0).
-            for led in self._rgb._leds:
-                led.frequency = cfg.pwm_frequency_hz
+            for pin in (cfg.red_pin, cfg.green_pin, cfg.blue_pin):
+                leds.append(PWMLED(pin, active_high=cfg.active_high, initial_value=0,
+                                   frequency=cfg.pwm_frequency_hz, pin_factory=pin_factory))
         except Exception:
-            self._rgb.close()
+            for led in leds:
+                led.close()
             raise
+        self._leds = tuple(leds)
         self._player: PatternPlayer[RGB] = PatternPlayer(self._write, clock, "status light")
 
     def show(self, colour: Colour, pattern: LightPattern) -> None:
@@ -110,9 +105,10 @@ class GpioStatusIndicator:
             self._closed = True
             try:
                 self._player.stop()
-                self._rgb.off()
+                self._write(_DARK)
             finally:
-                self._rgb.close()
+                for led in self._leds:
+                    led.close()
 
     def _apply(self) -> None:
         """Write colour x brightness with the pattern.  Caller holds ``self._lock``."""
@@ -121,9 +117,9 @@ class GpioStatusIndicator:
         pattern = self._pattern
         self._player.stop()
         if pattern is LightPattern.OFF or scaled == _DARK:
-            self._rgb.off()
+            self._write(_DARK)
         elif pattern is LightPattern.STEADY:
-            self._rgb.value = scaled
+            self._write(scaled)
         elif pattern is LightPattern.PULSE:
             self._player.play(itertools.cycle(_pulse(scaled)))
         else:
@@ -131,7 +127,8 @@ class GpioStatusIndicator:
             self._player.play(itertools.cycle([(scaled, on_s), (_DARK, off_s)]))
 
     def _write(self, rgb: RGB) -> None:
-        self._rgb.value = rgb
+        for led, value in zip(self._leds, rgb, strict=True):
+            led.value = value
 
 
 def _pulse(colour: RGB) -> list[tuple[RGB, float]]:
