@@ -66,7 +66,8 @@ def test_websockets_header_dump_never_shows_basic_credentials() -> None:
 
 
 def test_websockets_frame_dumps_go_when_asked() -> None:
-    frame = _record("> %s", "TEXT '[2,\"1\",\"ChangeConfiguration\",{\"key\":\"Authoriz...' [60 bytes]")
+    frame = _record("> %s",
+                    "TEXT '[2,\"1\",\"ChangeConfiguration\",{\"key\":\"Authoriz...' [60 bytes]")
     assert HideWebsocketsSecrets(drop_data_frames=True).filter(frame) is False
     assert HideWebsocketsSecrets().filter(frame) is True
 
