@@ -91,6 +91,20 @@ class VendorDevices:
     connectors: tuple[VendorConnector, ...] = ()
 
 
+class PluginEntryPoint(Protocol):
+    """What ``load_plugins`` uses of an ``importlib.metadata.EntryPoint``: the vendor prefix
+    (``name``), where it points (``value``, for the log) and ``load()``, which returns the
+    plug-in's ``register(ctx: VendorContext)``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def value(self) -> str: ...
+
+    def load(self) -> Any: ...
+
+
 @dataclass
 class VendorContext:
     prefix: str
@@ -120,7 +134,7 @@ class LoadedPlugin:
 
 
 def load_plugins(registry: KeyRegistry, devices: VendorDevices | None,
-                 entry_points: Iterable[Any] | None = None) -> list[LoadedPlugin]:
+                 entry_points: Iterable[PluginEntryPoint] | None = None) -> list[LoadedPlugin]:
     """Load every installed plug-in into ``registry``; wire ``apply`` callbacks when ``devices``
     is given.  Returns what was loaded; failures are logged and skipped."""
     found = entry_points if entry_points is not None else metadata.entry_points(
