@@ -30,7 +30,7 @@ from firmware.config_keys import (
 )
 from firmware.connector import ConnectorController, ConnectorDevices
 from firmware.domain import StopReason
-from firmware.logs import without_credentials
+from firmware.redaction import without_credentials
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.settings import Settings
