@@ -22,8 +22,9 @@ import pytest
 import pytest_asyncio
 import websockets
 
-from firmware import app, doctor, hwtest
-from firmware.doctor import Check, Doctor
+from firmware import app
+from firmware.cli import doctor, hwtest
+from firmware.cli.doctor import Check, Doctor
 from firmware.ocpp.csms import CentralSystem
 from firmware.settings import Settings, load
 from hal.modbus.server import RegisterServer

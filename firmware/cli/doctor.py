@@ -95,7 +95,7 @@ class Doctor:
                 self.add(name, "SKIP", "no usable configuration")
             return self.results
         hw = settings.hardware
-        from firmware.config_tool import ocpp_keys_problem
+        from firmware.cli.config import ocpp_keys_problem
 
         keys_problem = ocpp_keys_problem(settings)
         if keys_problem:
