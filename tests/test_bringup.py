@@ -22,10 +22,10 @@ import pytest
 import pytest_asyncio
 import websockets
 
+from centralsystem import CentralSystem
 from firmware import app
 from firmware.cli import doctor, hwtest
 from firmware.cli.doctor import Check, Doctor
-from firmware.ocpp.csms import CentralSystem
 from firmware.settings import Settings, load
 from hal.modbus.server import RegisterServer
 from hal.sim.modbus_devices import SimulatedEvseBoard, SimulatedMeter

@@ -24,7 +24,7 @@ from datetime import datetime
 import pytest
 from ocpp.v16 import call
 
-from firmware.ocpp.csms import MessageRecord
+from centralsystem import MessageRecord
 from tests.conftest import BENCH_TOML, Rig
 
 pytestmark = pytest.mark.asyncio

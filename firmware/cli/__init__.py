@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _csms(args: argparse.Namespace) -> int:
-    from firmware.ocpp.csms_main import run_csms
+    from centralsystem.console import run_csms
 
     basic_auth = None
     if args.basic_auth:
