@@ -121,10 +121,10 @@ async def _raw_server(answer: bytes) -> asyncio.Server:
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(("answer", "expected"), [
-    (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "not an HTTP answer: invalid HTTP status line: "
-                                        "SSH-2.0-OpenSSH_9.2"),
-    (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-     b"Sec-WebSocket-Accept: d3Jvbmc=\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n",
+    (b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+     "not an HTTP answer: invalid HTTP status line: SSH-2.0-OpenSSH_9.2"),
+    ((b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      b"Sec-WebSocket-Accept: d3Jvbmc=\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n"),
      "the server's Sec-WebSocket-Accept is wrong (a proxy in the way?)"),
 ])
 async def test_doctor_names_a_broken_handshake(answer: bytes, expected: str) -> None:
