@@ -1,5 +1,9 @@
 """``chargepoint``: the command line.
 
+The tools behind the commands are the modules of this package (``demo``, ``config``,
+``certificate``, ``doctor``, ``hwtest``, and the doc generators ``keydoc`` and ``filedoc``); the
+daemon never loads them.  They reach hardware only through ``firmware.app``.
+
 Heavy modules (ocpp, pymodbus, gpiozero) are imported inside the commands that need them, so
 ``chargepoint --help`` and ``chargepoint bench status`` start quickly on a Pi.
 """
