@@ -516,8 +516,8 @@ async def bench_command(state_dir: Path, command: dict[str, Any]) -> dict[str, A
 
 
 # ------------------------------------------------------------------ bring-up tools
-# firmware.doctor and firmware.hwtest reach hardware only through these (this module is the one
-# that names backends).
+# firmware.cli.doctor and firmware.cli.hwtest reach hardware only through these (this module is
+# the one that names backends).
 
 
 async def open_devices(settings: Settings, *, pin_factory: object | None = None

@@ -28,7 +28,7 @@ _FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 _FORMAT.converter = time.gmtime  # UTC, like every OCPP time
 # The charger's own lines only: not the OCPP message log (frames may be many), not the bench
 # central system when it runs in the same process (demo, tests).
-_EXCLUDED = ("chargepoint.ocpp.messages", "firmware.ocpp.csms", "websockets.server")
+_EXCLUDED = ("chargepoint.ocpp.messages", "centralsystem", "websockets.server")
 
 
 class UploadError(Exception):

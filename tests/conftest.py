@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from centralsystem import CentralSystem, MessageRecord
 from firmware import app
-from firmware.ocpp.csms import CentralSystem, MessageRecord
 from firmware.settings import Settings, load
 
 REPO = Path(__file__).resolve().parent.parent
