@@ -300,3 +300,11 @@ def test_hw_test_command_with_yes(tmp_path: Path, fast_steps: None,
     assert "exercising the simulated bench's mock pins" in text
     assert "OK    contactor 1: closed and opened" in text
     assert text.rstrip().endswith("no step failed")
+
+
+@pytest.mark.asyncio
+async def test_doctor_never_prints_the_password_of_a_url_it_refuses() -> None:
+    d = Doctor()
+    await d.check_central_system("https://cp1:s3cret-Key@csms.example/ocpp")
+    shown = " ".join(c.detail for c in d.results)
+    assert "is not a ws:// or wss:// URL" in shown and "s3cret-Key" not in shown

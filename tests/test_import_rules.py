@@ -33,6 +33,7 @@ COMPOSITION_ROOTS = ("firmware.app",)
 HAL_CONTRACTS = ("hal.types", "hal.interfaces", "hal.config")
 # The pure core: no I/O libraries at all.
 CORE = ("firmware.charging", "firmware.config_keys", "firmware.metering", "firmware.domain",
+        "firmware.redaction", "firmware.clock",
         "firmware.ports", "firmware.transactions")
 # What the daemon never loads: the command line and the bench central system.
 DAEMON = "firmware.app"

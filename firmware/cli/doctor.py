@@ -195,11 +195,13 @@ class Doctor:
 
     async def check_central_system(self, url: str, authorization: str | None = None) -> None:
         from firmware.ocpp.probe import SUBPROTOCOL, HandshakeRefused, probe_websocket
+        from firmware.redaction import without_credentials
 
         parts = urlsplit(url)
         host, secure = parts.hostname, parts.scheme == "wss"
         if parts.scheme not in ("ws", "wss") or not host:
-            self.add("csms url", "FAIL", f"{url} is not a ws:// or wss:// URL")
+            self.add("csms url", "FAIL",
+                     f"{without_credentials(url)} is not a ws:// or wss:// URL")
             return
         port = parts.port or (443 if secure else 80)
         timeout = self.network_timeout_s
