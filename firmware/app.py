@@ -30,7 +30,7 @@ from firmware.config_keys import (
 )
 from firmware.connector import ConnectorController
 from firmware.domain import StopReason
-from firmware.logs import without_credentials
+from firmware.redaction import without_credentials
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.settings import Settings
@@ -514,8 +514,8 @@ async def bench_command(state_dir: Path, command: dict[str, Any]) -> dict[str, A
 
 
 # ------------------------------------------------------------------ bring-up tools
-# firmware.doctor and firmware.hwtest reach hardware only through these (this module is the one
-# that names backends).
+# firmware.cli.doctor and firmware.cli.hwtest reach hardware only through these (this module is
+# the one that names backends).
 
 
 async def open_devices(settings: Settings, *, pin_factory: object | None = None

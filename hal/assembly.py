@@ -47,10 +47,11 @@ class Devices:
         on a crash."""
         for c in self.connectors:
             _quietly(c.contactor.open)
-        if self.indicator is not None:
+        indicator = self.indicator
+        if indicator is not None:
             from hal.types import OFF, LightPattern
 
-            _quietly(lambda: self.indicator.show(OFF, LightPattern.OFF))  # type: ignore[union-attr]
+            _quietly(lambda: indicator.show(OFF, LightPattern.OFF))
         if self.buzzer is not None:
             _quietly(self.buzzer.silence)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from centralsystem import CentralSystem
 from firmware import app
-from firmware.ocpp.csms import CentralSystem
 from tests.conftest import Rig, bench_settings, start_fast
 
 pytestmark = pytest.mark.asyncio

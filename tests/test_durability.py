@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from ocpp.v16 import call
 
+from centralsystem import CentralSystem
 from firmware import app
-from firmware.ocpp.csms import CentralSystem
 from firmware.transactions import TransactionStore
 from tests.conftest import REPO, Rig, bench_settings, start_fast
 

@@ -25,10 +25,10 @@ from cryptography.x509.oid import NameOID
 from ocpp.charge_point import snake_to_camel_case
 from ocpp.v16 import call
 
+from centralsystem import CentralSystem, MessageRecord, tls_server_context
 from firmware import app
 from firmware.certificates import CertificateStore, RootKind
 from firmware.config_keys import K, KeyStore, Source
-from firmware.ocpp.csms import CentralSystem, MessageRecord, tls_server_context
 from firmware.ocpp.security import authorization_password, classify
 from firmware.security_log import PENDING_LIMIT, SecurityLog
 from firmware.settings import load

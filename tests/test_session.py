@@ -3,6 +3,7 @@ real WebSocket servers on 127.0.0.1."""
 
 from __future__ import annotations
 
+from centralsystem import CentralSystem
 from firmware.config_keys import K
 
 import asyncio
@@ -13,7 +14,6 @@ import websockets
 from ocpp.v16 import call
 
 from firmware import app
-from firmware.ocpp.csms import CentralSystem
 from tests.conftest import Rig, bench_settings, start_fast
 
 pytestmark = pytest.mark.asyncio

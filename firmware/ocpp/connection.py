@@ -50,7 +50,8 @@ from ocpp.v16.enums import (
 
 from firmware.config_keys import Source
 from firmware.domain import RegistrationStatus
-from firmware.logs import HideWebsocketsSecrets
+from firmware.logs import HideWebsocketsSecrets, RedactSecrets
+from firmware.redaction import names_authorization_key, redact_authorization_key
 
 if TYPE_CHECKING:
     from firmware.ocpp.session import OcppSession
@@ -99,9 +100,9 @@ class _RedactSecrets(logging.Filter):
         return True
 
 
-MESSAGE_LOG.addFilter(_RedactSecrets())
-log.addFilter(_RedactSecrets())  # the library's troubles (a malformed frame is quoted)
-logging.getLogger("firmware.ocpp.session").addFilter(_RedactSecrets())
+MESSAGE_LOG.addFilter(RedactSecrets())
+log.addFilter(RedactSecrets())  # the library's troubles (a malformed frame is quoted)
+logging.getLogger("firmware.ocpp.session").addFilter(RedactSecrets())
 logging.getLogger("websockets.client").addFilter(
     HideWebsocketsSecrets(drop_data_frames=True))
 
@@ -510,7 +511,7 @@ class _Connection(ChargePoint):
 
     async def _refuse(self, message_id: str | None, code: str | None, cause: str,
                       raw: Any) -> None:
-        if "authorizationkey" in str(raw).casefold():
+        if names_authorization_key(str(raw)):
             # A schema message quotes the value: not of a write-only key.
             cause = cause.split(":")[0] + " (details withheld: the request names " \
                 "AuthorizationKey)"
@@ -765,7 +766,7 @@ def _as_16_error(message: str) -> str:
         parts[2] = _code_16(str(parts[2]))
     except (ValueError, LookupError, TypeError):
         return message
-    if "authorizationkey" in message.casefold():
+    if names_authorization_key(message):
         parts[3] = ERROR_CODES[parts[2]]
         parts[4] = {"cause": "details withheld: the request names AuthorizationKey"}
     return json.dumps(parts, separators=(",", ":"))
@@ -781,5 +782,5 @@ def _dumps(parts: Any) -> str:
 def _excerpt(raw: Any) -> str:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     # Redacted before it is cut: a cut object would escape the log filter's pattern.
-    text = _RedactSecrets.redact(text)
+    text = redact_authorization_key(text)
     return repr(text if len(text) <= _EXCERPT else text[:_EXCERPT] + "...")

@@ -37,7 +37,7 @@ from ocpp.v16.enums import (
 )
 
 from firmware.clock import from_ocpp
-from firmware import logupload
+from firmware import logupload, redaction
 from firmware.certificates import (
     CertificateError,
     CertificateStore,
@@ -505,7 +505,7 @@ class Security:
             text = (self.diagnostics.text(from_ocpp(oldest), from_ocpp(latest))
                     if self.diagnostics is not None else "")
         header = f"# {self.charge_point_id} {log_type}\n"
-        return logupload.scrub(header + text, self.secrets())
+        return redaction.scrub(header + text, self.secrets())
 
     async def _run_upload(self, job: dict[str, Any]) -> None:
         try:
@@ -518,7 +518,7 @@ class Security:
     async def _upload_file(self, job: dict[str, Any]) -> UploadLogStatus:
         request_id = job["request_id"]
         url = logupload.target(job["location"], job["filename"])
-        shown = logupload.without_credentials(url)
+        shown = redaction.without_credentials(url)
         await self._log_status(UploadLogStatus.uploading, request_id)
         data = self.log_text(job["log_type"], job["oldest"], job["latest"]).encode()
         tls = None

@@ -38,11 +38,11 @@ from firmware.domain import (
     RegistrationStatus,
     StopReason,
 )
-from firmware.logs import without_credentials
 from firmware.ocpp import mapping
 from firmware.ocpp.connection import Troubles, UnusableAnswer, _Connection
 from firmware.ocpp.security import Security
 from firmware.ports import ChargerControl, TransactionHandle
+from firmware.redaction import without_credentials
 from firmware.transactions import OpenTransaction, OutboxEntry, TransactionStore
 
 log = logging.getLogger(__name__)
