@@ -7,7 +7,7 @@ ride along as fields of ``ConnectorState``.  Every transition is one row of ``TR
 ``{status: {event class: Transition(handler, targets)}}``: the handler computes the new state and
 the commands, the targets are the statuses it may lead to, and ``step`` refuses (raises
 ``UndeclaredTransition``) a result outside them.  An event a status does not list changes nothing.
-``docs/state-diagram.md`` is drawn from the rows (``python -m firmware.charging_doc``).
+``docs/state-diagram.md`` is drawn from the rows (``python -m firmware.cli.charging_doc``).
 
 Safety rules the rows keep (and ``tests/test_charging_machine.py`` checks over random event
 sequences): the contactor is only asked to close while a transaction is open, the lock is

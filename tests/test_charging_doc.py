@@ -7,12 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from firmware import charging as m
-from firmware import charging_doc
+from firmware.cli import charging_doc
 from firmware.domain import ConnectorStatus as S
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = REPO / "docs" / "state-diagram.md"
-FIX = "run: python -m firmware.charging_doc > docs/state-diagram.md"
+FIX = "run: python -m firmware.cli.charging_doc > docs/state-diagram.md"
 
 
 def _mermaid(page: str) -> list[str]:

@@ -107,7 +107,7 @@ def test_power_is_only_added_after_equal_readings(start: PilotState,
 
 def test_the_pure_core_loads_no_io_asyncio_or_ocpp() -> None:
     """The state machine and the pilot layer import nothing that does I/O (a fresh process)."""
-    code = ("import sys; import firmware.charging, firmware.pilot, firmware.charging_doc; "
+    code = ("import sys; import firmware.charging, firmware.pilot; "
             "print(' '.join(sorted(sys.modules)))")
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                 check=True).stdout.split())
