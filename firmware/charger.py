@@ -13,7 +13,14 @@ from firmware import clock
 from firmware.authorization import Authorizer
 from firmware.config_keys import K, KeyRegistry
 from firmware.connector import ConnectorController
-from firmware.domain import ChargePointErrorCode, ConnectorError, ConnectorStatus, IdTagInfo, MeterSample, StopReason
+from firmware.domain import (
+    ChargePointErrorCode,
+    ConnectorError,
+    ConnectorStatus,
+    IdTagInfo,
+    MeterSample,
+    StopReason,
+)
 from firmware.metering import next_aligned, sampled_values
 from firmware.ports import CentralSystemLink, TransactionHandle
 from firmware.transactions import TransactionStore
@@ -58,10 +65,12 @@ BEEP = {"card-read": BeepPattern.CARD_READ, "accepted": BeepPattern.ACCEPTED,
 
 # Residual current and a pressed emergency stop are latched: no automatic re-close on a car.
 SAFETY_ERRORS = {
-    SafetyInput.RESIDUAL_CURRENT: (ConnectorError(ChargePointErrorCode.GROUND_FAILURE, "RCD", "residual current"),
-                                   StopReason.OTHER),
-    SafetyInput.EMERGENCY_STOP: (ConnectorError(ChargePointErrorCode.OTHER_ERROR, "ESTOP", "emergency stop"),
-                                 StopReason.EMERGENCY_STOP),
+    SafetyInput.RESIDUAL_CURRENT: (
+        ConnectorError(ChargePointErrorCode.GROUND_FAILURE, "RCD", "residual current"),
+        StopReason.OTHER),
+    SafetyInput.EMERGENCY_STOP: (
+        ConnectorError(ChargePointErrorCode.OTHER_ERROR, "ESTOP", "emergency stop"),
+        StopReason.EMERGENCY_STOP),
 }
 
 

@@ -222,8 +222,7 @@ class ConnectorController:
                     d.contactor.request_closed()
                 except HardwareError as exc:
                     log.error("connector %d: contactor refused: %s", self.id, exc)
-                    self.post(m.FaultDetected(ConnectorError(ChargePointErrorCode.of(exc.fault), exc.vendor_code,
-                                                             exc.detail[:50]), latched=True))
+                    self.post(_fault_of(exc, latched=True))
             case m.StopPower():
                 self._offered_a = 0.0
                 await self._safe_pilot(d.pilot.stop_offering())
@@ -278,8 +277,7 @@ class ConnectorController:
             await operation
         except HardwareError as exc:
             log.error("connector %d: pilot: %s", self.id, exc)
-            self.post(m.FaultDetected(ConnectorError(ChargePointErrorCode.of(exc.fault), exc.vendor_code,
-                                                     exc.detail[:50])))
+            self.post(_fault_of(exc))
 
     async def _drive_lock(self, locked: bool) -> None:
         """Move the lock outside a session (permanent lock on/off); failures are logged."""
@@ -306,8 +304,7 @@ class ConnectorController:
             if locked:
                 self.post(m.LockFailed(exc.vendor_code, exc.detail))
             else:
-                self.post(m.FaultDetected(ConnectorError(ChargePointErrorCode.CONNECTOR_LOCK_FAILURE,
-                                                         exc.vendor_code, exc.detail[:50])))
+                self.post(_fault_of(exc, code=ChargePointErrorCode.CONNECTOR_LOCK_FAILURE))
             return
         self.post(m.LockConfirmed() if locked else m.Unlocked())
 
@@ -337,8 +334,7 @@ class ConnectorController:
                 if not pilot_failed:
                     log.error("connector %d: pilot unreadable: %s", self.id, exc)
                     pilot_failed = True
-                    self.post(m.FaultDetected(ConnectorError(ChargePointErrorCode.of(exc.fault), exc.vendor_code,
-                                                             exc.detail[:50])))
+                    self.post(_fault_of(exc))
                 await asyncio.sleep(PILOT_POLL_S * 5)
                 continue
             if pilot_failed:
@@ -376,7 +372,8 @@ class ConnectorController:
             return
         if self._invalid_since_wh is None:
             self._invalid_since_wh = self.transaction_meter.meter_wh()
-        if self.transaction_meter.meter_wh() - self._invalid_since_wh >= self.keys[K.MaxEnergyOnInvalidId]:
+        used_wh = self.transaction_meter.meter_wh() - self._invalid_since_wh
+        if used_wh >= self.keys[K.MaxEnergyOnInvalidId]:
             self.post(m.EnergyLimitReached())
 
     async def _meter_loop(self) -> None:
@@ -398,12 +395,21 @@ class ConnectorController:
                     self.last_reading = reading
             if reading.health is not health:
                 if reading.health is MeterHealth.UNAVAILABLE:
-                    self.post(m.FaultDetected(ConnectorError(ChargePointErrorCode.POWER_METER_FAILURE, "METER",
-                                                             "energy meter not answering")))
+                    self.post(m.FaultDetected(ConnectorError(
+                        ChargePointErrorCode.POWER_METER_FAILURE, "METER",
+                        "energy meter not answering")))
                 elif health is MeterHealth.UNAVAILABLE:
                     self.post(m.FaultCleared(ChargePointErrorCode.POWER_METER_FAILURE))
                 health = reading.health
             await asyncio.sleep(self.meter_poll_s)
+
+
+def _fault_of(exc: HardwareError, *, latched: bool = False,
+              code: ChargePointErrorCode | None = None) -> m.FaultDetected:
+    """The machine's event for a hardware error: its OCPP errorCode (``code``, else the one
+    its fault maps to), vendorErrorCode, and info cut to OCPP's 50 characters."""
+    return m.FaultDetected(ConnectorError(code or ChargePointErrorCode.of(exc.fault),
+                                          exc.vendor_code, exc.detail[:50]), latched=latched)
 
 
 class _ReOffer:

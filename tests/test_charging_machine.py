@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware import charging as m
-from firmware.domain import ConnectorError, ConnectorStatus as S, StopReason
 from firmware.domain import ChargePointErrorCode as E
+from firmware.domain import ConnectorError, StopReason
+from firmware.domain import ConnectorStatus as S
 
 POLICY = m.Policy()
 
@@ -191,7 +192,8 @@ EVENTS = st.one_of(
     st.builds(m.StopRequested, st.sampled_from(list(StopReason))),
     st.just(m.UnlockRequested()), st.just(m.ConnectionTimedOut()),
     st.builds(m.FaultDetected,
-              st.sampled_from([ConnectorError(E.GROUND_FAILURE), ConnectorError(E.POWER_METER_FAILURE),
+              st.sampled_from([ConnectorError(E.GROUND_FAILURE),
+                               ConnectorError(E.POWER_METER_FAILURE),
                                ConnectorError(E.EV_COMMUNICATION_ERROR)]), st.booleans()),
     st.builds(m.FaultCleared, st.sampled_from([E.GROUND_FAILURE, E.POWER_METER_FAILURE,
                                               E.EV_COMMUNICATION_ERROR])),
