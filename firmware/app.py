@@ -15,7 +15,7 @@ import sys
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firmware.authorization import AuthorizationCache, Authorizer
 from firmware.charger import Charger
@@ -37,6 +37,10 @@ from firmware.settings import Settings
 from firmware.storage import StateDirLock, lock_state_dir, unusable
 from firmware.transactions import TransactionStore
 
+if TYPE_CHECKING:
+    from firmware.ocpp.edge import OcppEdge
+    from firmware.ocpp.session import OcppSession
+
 log = logging.getLogger("chargepoint")
 
 BENCH_SOCKET = "bench.sock"
@@ -49,7 +53,7 @@ class Running:
     settings: Settings
     keys: KeyRegistry
     charger: Charger
-    session: Any  # firmware.ocpp.session.OcppSession
+    ocpp: OcppEdge
     devices: Any  # hal.assembly.Devices
     bench: Any | None  # hal.sim.bench.SimulatedBench when simulated
     stop: asyncio.Event
@@ -57,6 +61,11 @@ class Running:
     crashed: bool = False  # an unhandled exception: outputs were driven safe, exit non-zero
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     lock: StateDirLock | None = None  # one controller per state directory, until shutdown
+
+    @property
+    def session(self) -> OcppSession:
+        """The core OCPP session (connection, registration, backoff)."""
+        return self.ocpp.session
 
 
 STORE_POLL_S = 1.0
@@ -212,42 +221,35 @@ def _build_devices(hardware: Any, pin_factory: object | None = None) -> Any:
 
 async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     keys = build_keys(settings, devices)
-
-    from firmware.ocpp.session import OcppSession
-
+    # The order needs no late wiring: the OCPP edge first (it is the charger's
+    # CentralSystemLink), then the charger, then the edge serves with the charger as its
+    # ChargerControl (firmware.ocpp.edge).
+    ocpp = _ocpp_edge(settings, keys)
     stop = asyncio.Event()
-    store = TransactionStore.open(settings.state_dir)
-    security = _security(settings, keys)
-    session = OcppSession(
-        url=settings.url, charge_point_id=settings.charge_point_id, keys=keys, store=store,
-        control=None,  # type: ignore[arg-type]  # set below: the charger needs the session too
-        boot_fields=_boot_fields(settings), security=security,
-    )
     cache = AuthorizationCache(settings.state_dir)
-    authorizer = Authorizer(keys, cache, session.authorize, lambda: session.online)
+    authorizer = Authorizer(keys, cache, ocpp.authorize, lambda: ocpp.online)
     connectors = [
         ConnectorController(
             c.connector_id,
             ConnectorDevices(c.pilot, c.contactor, c.meter, c.lock, c.max_current_a),
-            session, keys, authorizer.authorize,
+            ocpp, keys, authorizer.authorize,
             meter_poll_s=settings.meter_poll_interval_s)
         for c in devices.connectors
     ]
-    running = Running(settings, keys, None, session, devices, bench, stop)  # type: ignore[arg-type]
-
     def on_reset(hard: bool) -> None:
+        # Called at run time, when ``running`` exists (it holds the charger built here).
         running.reset_requested = hard
         # Give the StopTransactions a moment to leave before the process restarts.
         asyncio.get_running_loop().create_task(_stop_after_outbox(running, hard))
 
-    charger = Charger(connectors, session, keys, indicator=devices.indicator,
+    charger = Charger(connectors, ocpp, keys, indicator=devices.indicator,
                       buzzer=devices.buzzer, safety=devices.safety,
                       card_reader=devices.card_reader, display=devices.display,
-                      authorizer=authorizer, store=store, on_reset=on_reset)
-    session.control = charger
-    running.charger = charger
-    session.finish_interrupted_transactions()
-    tasks = [asyncio.create_task(session.run(), name="ocpp-session"),
+                      authorizer=authorizer, store=ocpp.transactions.store,
+                      on_reset=on_reset)
+    running = Running(settings, keys, charger, ocpp, devices, bench, stop)
+    ocpp.finish_interrupted_transactions()
+    tasks = [asyncio.create_task(ocpp.serve(charger), name="ocpp-session"),
              asyncio.create_task(charger.run(), name="charger"),
              asyncio.create_task(_follow_store(keys), name="config-store")]
     if bench is not None:
@@ -264,23 +266,25 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     return running
 
 
-def _security(settings: Settings, keys: KeyRegistry) -> Any:
-    """Certificates, the security log (StartupOfTheDevice recorded) and the diagnostics log
-    GetLog uploads: a firmware.ocpp.security.Security."""
+def _ocpp_edge(settings: Settings, keys: KeyRegistry) -> OcppEdge:
+    """The OCPP edge with its stores: the transaction journal, the certificates, the security
+    log (StartupOfTheDevice recorded) and the diagnostics log GetLog uploads."""
     from firmware.certificates import CertificateStore
     from firmware.logupload import DiagnosticsBuffer
-    from firmware.ocpp.security import Security
+    from firmware.ocpp.edge import OcppEdge
     from firmware.security_log import SecurityLog
 
-    security_log = SecurityLog.open(settings.state_dir)
     diagnostics = DiagnosticsBuffer()
     logging.getLogger().addHandler(diagnostics)
-    security = Security(settings.charge_point_id, keys,
-                        certificates=CertificateStore.open(
-                            settings.state_dir, keys[K.CertificateStoreMaxLength]),
-                        security_log=security_log, diagnostics=diagnostics)
-    security.startup(settings.firmware_version)
-    return security
+    ocpp = OcppEdge(
+        url=settings.url, charge_point_id=settings.charge_point_id, keys=keys,
+        boot_fields=_boot_fields(settings), store=TransactionStore.open(settings.state_dir),
+        security_log=SecurityLog.open(settings.state_dir),
+        certificates=CertificateStore.open(settings.state_dir,
+                                           keys[K.CertificateStoreMaxLength]),
+        diagnostics=diagnostics)
+    ocpp.events.startup(settings.firmware_version)
+    return ocpp
 
 
 async def _follow_store(keys: KeyRegistry) -> None:
@@ -320,7 +324,7 @@ async def _stop_after_outbox(running: Running, hard: bool) -> None:
     except Exception:  # noqa: BLE001 - the restart must happen all the same
         # Not silent: the journal still holds them, and the next start stops them (PowerLoss).
         log.exception("reset: stopping the running transactions failed")
-    await running.session.wait_outbox_empty(timeout=10)
+    await running.ocpp.transactions.wait_empty(timeout=10)
     running.stop.set()
 
 
@@ -376,12 +380,10 @@ async def shutdown(running: Running) -> None:
         running.keys.store.close()
     if running.charger.authorizer is not None:
         running.charger.authorizer.cache.close()
-    running.session.store.close()
-    security = getattr(running.session, "security", None)
-    if security is not None:
-        if security.diagnostics is not None:
-            logging.getLogger().removeHandler(security.diagnostics)
-        security.log.close()
+    running.ocpp.transactions.store.close()
+    if running.ocpp.log_upload.diagnostics is not None:
+        logging.getLogger().removeHandler(running.ocpp.log_upload.diagnostics)
+    running.ocpp.events.log.close()
     if running.lock is not None:
         running.lock.release()
 
@@ -459,8 +461,8 @@ async def _clean_stop(running: Running) -> None:
     whatever is not delivered stays in the journal and goes out after the next start."""
     with suppress(Exception):
         await running.charger.stop_transactions(StopReason.REBOOT, STOP_TRANSACTIONS_S)
-        if running.session.outbox:
-            await running.session.wait_outbox_empty(DELIVER_ON_STOP_S)
+        if running.ocpp.transactions.pending:
+            await running.ocpp.transactions.wait_empty(DELIVER_ON_STOP_S)
 
 
 def _unhandled(running: Running, loop: asyncio.AbstractEventLoop,
