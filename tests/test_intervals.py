@@ -24,6 +24,7 @@ from datetime import datetime
 import pytest
 from ocpp.v16 import call
 
+from firmware.config_keys import K
 from firmware.ocpp.csms import MessageRecord
 from tests.conftest import BENCH_TOML, Rig
 
