@@ -28,7 +28,7 @@ from firmware.certificates import (
     describe,
     load_certificates,
 )
-from firmware.config_keys import K, Key, KeyRegistry
+from firmware.config_keys import K, KeyRegistry
 from firmware.ocpp.dispatch import NOT_DELIVERED, Dispatcher, SecurityEventSink
 from firmware.ocpp.triggers import Trigger, TriggerRegistry
 
@@ -60,14 +60,8 @@ class CertificateManagement:
         dispatcher.while_ready(self._renew_when_due)
         triggers.register(MessageTrigger.sign_charge_point_certificate.value, Trigger(
             # Prerequisite (A02): the CSR's O field needs CpoName.
-            accept=lambda _cid: bool(self._key_str(K.CpoName)) and certificates is not None,
+            accept=lambda _cid: bool(keys.value_or(K.CpoName, "")) and certificates is not None,
             send=lambda _cid: self._sign_soon(), per_connector=False, extended_only=True))
-
-    def _key_int(self, key: Key[int]) -> int:
-        return self.keys[key] if key in self.keys else 0
-
-    def _key_str(self, key: Key[str]) -> str:
-        return self.keys[key] if key in self.keys else ""
 
     def _store(self) -> CertificateStore:
         if self.certificates is None:
@@ -79,7 +73,7 @@ class CertificateManagement:
         try:
             kind = RootKind(certificate_type)
             store = self._store()
-            store.max_roots = self._key_int(K.CertificateStoreMaxLength) or store.max_roots
+            store.max_roots = self.keys.value_or(K.CertificateStoreMaxLength, 0) or store.max_roots
             status, reason = store.install_root(kind, certificate)
         except (ValueError, CertificateError) as exc:
             status, reason = InstallStatus.REJECTED, str(exc)
@@ -96,7 +90,7 @@ class CertificateManagement:
         try:
             status, reason = self._store().delete_root(
                 _camel_hash(certificate_hash_data),
-                keep_last_central_system_root=self._key_int(K.SecurityProfile) >= 2)
+                keep_last_central_system_root=self.keys.value_or(K.SecurityProfile, 0) >= 2)
         except CertificateError as exc:
             status, reason = DeleteStatus.NOT_FOUND, str(exc)
         if status is DeleteStatus.ACCEPTED:
@@ -120,13 +114,13 @@ class CertificateManagement:
             status=GetInstalledCertificateStatus.accepted, certificate_hash_data=ids)
 
     def certificate_signed(self, certificate_chain: str) -> call_result.CertificateSigned:
-        limit = self._key_int(K.CertificateSignedMaxChainSize)
+        limit = self.keys.value_or(K.CertificateSignedMaxChainSize, 0)
         if limit and len(certificate_chain) > limit:
             ok, reason = False, f"chain of {len(certificate_chain)} characters, at most {limit}"
         else:
             try:
                 outcome = self._store().accept_chain(
-                    certificate_chain, self.charge_point_id, self._key_str(K.CpoName))
+                    certificate_chain, self.charge_point_id, self.keys.value_or(K.CpoName, ""))
                 ok, reason = outcome.ok, outcome.reason
             except (CertificateError, OSError) as exc:
                 ok, reason = False, str(exc)
@@ -135,7 +129,7 @@ class CertificateManagement:
             return call_result.CertificateSigned(status=CertificateSignedStatus.rejected)
         self.events.record("ReconfigurationOfSecurityParameters",
                            "new charge point certificate" + (f" ({reason})" if reason else ""))
-        if self._key_int(K.SecurityProfile) == 3 and not reason:
+        if self.keys.value_or(K.SecurityProfile, 0) == 3 and not reason:
             # Profile 3 authenticates with it: take it into use now.
             self.dispatcher.reconnect("new charge point certificate")
         return call_result.CertificateSigned(status=CertificateSignedStatus.accepted)
@@ -147,7 +141,7 @@ class CertificateManagement:
             return
         store = self._store()
         csr = await asyncio.to_thread(store.new_csr, self.charge_point_id,
-                                      self._key_str(K.CpoName))
+                                      self.keys.value_or(K.CpoName, ""))
         try:
             result = await self.dispatcher.call(call.SignCertificate(csr=csr))
         except NOT_DELIVERED as exc:
@@ -163,7 +157,8 @@ class CertificateManagement:
     async def _renew_when_due(self) -> None:
         """Use case A03: ask for a new certificate a month before ours expires (checked once
         registered, on every connection)."""
-        if (self._renewal_asked or self.certificates is None or not self._key_str(K.CpoName)
+        if (self._renewal_asked or self.certificates is None
+                or not self.keys.value_or(K.CpoName, "")
                 or not self.certificates.expiring_within(RENEW_DAYS)):
             return
         self._renewal_asked = True

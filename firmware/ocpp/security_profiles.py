@@ -20,7 +20,7 @@ import ssl
 import websockets
 
 from firmware.certificates import CertificateError, CertificateStore, NoValidRoot
-from firmware.config_keys import K, Key, KeyDefinition, KeyRegistry, Source, Value
+from firmware.config_keys import K, KeyDefinition, KeyRegistry, Source, Value
 from firmware.ocpp.dispatch import SecurityEventSink
 from firmware.security_log import SecurityLog
 
@@ -107,7 +107,7 @@ class SecurityProfiles:
         self.log = security_log
         self.events = events
         self.fallback_after = fallback_after
-        self._profile = self._key_int(K.SecurityProfile)
+        self._profile = self.keys.value_or(K.SecurityProfile, 0)
         self._reverting = False
         self._last_failure: tuple[str | None, str] | None = None
         if self.log.get(_META_TO) is not None and self.log.get(_META_TO) != str(self._profile):
@@ -116,17 +116,11 @@ class SecurityProfiles:
             if name in keys:
                 keys.on_change(name, self._key_changed)
 
-    def _key_int(self, key: Key[int]) -> int:
-        return self.keys[key] if key in self.keys else 0
-
-    def _key_str(self, key: Key[str]) -> str:
-        return self.keys[key] if key in self.keys else ""
-
     def connection_settings(self, url: str) -> tuple[ssl.SSLContext | None, dict[str, str]]:
         """(TLS context or None, extra HTTP headers) for connecting to ``url`` with the profile
         in force.  Raises InsecureConnection for a ws:// URL at profile 2 or 3 and
         CertificateError when a certificate the profile needs is missing."""
-        profile = self._key_int(K.SecurityProfile)
+        profile = self.keys.value_or(K.SecurityProfile, 0)
         tls = url.lower().startswith("wss://")
         if profile >= 2 and not tls:
             raise InsecureConnection(f"security profile {profile} needs TLS: the plain ws:// "
@@ -145,16 +139,16 @@ class SecurityProfiles:
     def auth_headers(self) -> dict[str, str]:
         """HTTP Basic (profiles 1 and 2): ``<ChargePointId>:<password>``, the password being the
         bytes the hexadecimal AuthorizationKey represents."""
-        if self._key_int(K.SecurityProfile) not in (1, 2):
+        if self.keys.value_or(K.SecurityProfile, 0) not in (1, 2):
             return {}
         secret = self.charge_point_id.encode() + b":" + authorization_password(
-            self._key_str(K.AuthorizationKey))
+            self.keys.value_or(K.AuthorizationKey, ""))
         return {"Authorization": "Basic " + base64.b64encode(secret).decode()}
 
     def secrets(self) -> list[str]:
         """What must never appear in a log or an upload: the key and the password it stands
         for (when that is text)."""
-        key = self._key_str(K.AuthorizationKey)
+        key = self.keys.value_or(K.AuthorizationKey, "")
         out = [key] if key else []
         try:
             text = authorization_password(key).decode()
@@ -168,7 +162,7 @@ class SecurityProfiles:
         """The TLS and HTTP handshakes succeeded with the profile in force."""
         self._last_failure = None
         raised_to = self.log.get(_META_TO)
-        if raised_to is not None and raised_to == str(self._key_int(K.SecurityProfile)):
+        if raised_to is not None and raised_to == str(self.keys.value_or(K.SecurityProfile, 0)):
             log.info("security profile %s works; the raise is confirmed", raised_to)
             self._clear_raise()
 
@@ -229,7 +223,7 @@ class SecurityProfiles:
             wanted = int(value.strip())
         except ValueError:
             return
-        current = self._key_int(K.SecurityProfile)
+        current = self.keys.value_or(K.SecurityProfile, 0)
         if wanted < current:
             self.events.record("SecurityProfileDowngradeRejected",
                                f"SecurityProfile {wanted} refused: profile {current} is in force "

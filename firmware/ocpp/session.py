@@ -6,8 +6,8 @@ The blocks (status, outbox, security profiles and events, certificates, log uplo
 import this module: they get the session as a ``firmware.ocpp.dispatch.Dispatcher`` and register
 their TriggerMessage answers in ``firmware.ocpp.triggers``.  The session in turn knows them only
 through what ``run`` is given: the ``TransportSecurity`` port (how to connect) and the routes
-it serves on every connection (``firmware.ocpp.routes``).  Only ``firmware.ocpp`` imports ``ocpp`` and
-``websockets``.
+it serves on every connection (``firmware.ocpp.routes``).  Only ``firmware.ocpp`` imports
+``ocpp`` and ``websockets``.
 """
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ class OcppSession:
     ``Dispatcher`` of every functional block."""
 
     def __init__(self, *, url: str, charge_point_id: str, keys: KeyRegistry,
-                 boot_fields: dict[str, str], triggers: TriggerRegistry, ssl_context: ssl.SSLContext | None = None,
-                 backoff: Backoff | None = None) -> None:
+                 boot_fields: dict[str, str], triggers: TriggerRegistry,
+                 ssl_context: ssl.SSLContext | None = None, backoff: Backoff | None = None) -> None:
         self.url = url
         self.charge_point_id = charge_point_id
         self.keys = keys
