@@ -51,7 +51,9 @@ MESSAGE_LOG = logging.getLogger("chargepoint.ocpp.messages")
 
 MESSAGE_LOG.addFilter(RedactSecrets())
 log.addFilter(RedactSecrets())  # the library's troubles (a malformed frame is quoted)
-logging.getLogger("firmware.ocpp.session").addFilter(RedactSecrets())
+# The loggers that quote requests, answers or CALLERROR descriptions of the central system.
+for _name in ("session", "dispatch", "routes"):
+    logging.getLogger(f"firmware.ocpp.{_name}").addFilter(RedactSecrets())
 logging.getLogger("websockets.client").addFilter(
     HideWebsocketsSecrets(drop_data_frames=True))
 
