@@ -220,6 +220,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
             meter_poll_s=settings.meter_poll_interval_s)
         for c in devices.connectors
     ]
+
     def on_reset(hard: bool) -> None:
         # Called at run time, when ``running`` exists (it holds the charger built here).
         running.reset_requested = hard
@@ -258,12 +259,13 @@ def _ocpp_edge(settings: Settings, keys: KeyRegistry) -> OcppEdge:
     from firmware.ocpp.edge import OcppEdge
     from firmware.security_log import SecurityLog
 
+    store = TransactionStore.open(settings.state_dir)
+    security_log = SecurityLog.open(settings.state_dir)
     diagnostics = DiagnosticsBuffer()
     logging.getLogger().addHandler(diagnostics)
     ocpp = OcppEdge(
         url=settings.url, charge_point_id=settings.charge_point_id, keys=keys,
-        boot_fields=_boot_fields(settings), store=TransactionStore.open(settings.state_dir),
-        security_log=SecurityLog.open(settings.state_dir),
+        boot_fields=_boot_fields(settings), store=store, security_log=security_log,
         certificates=CertificateStore.open(settings.state_dir,
                                            keys[K.CertificateStoreMaxLength]),
         diagnostics=diagnostics)
