@@ -418,6 +418,11 @@ class KeyRegistry:
                             f"{key.type.value} handle")
         return cast(V, self.values[key.casefold()])
 
+    def value_or(self, key: Key[V], default: V) -> V:
+        """``self[key]``, or ``default`` when the key is not declared in this registry (the
+        Security Whitepaper keys of a registry built without them)."""
+        return self[key] if key in self else default
+
     def source(self, name: str) -> Source:
         return self.sources[name.casefold()]
 
