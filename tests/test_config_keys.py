@@ -353,3 +353,11 @@ def test_a_handle_of_the_wrong_type_is_refused_by_name():
     with pytest.raises(TypeError, match="HeartbeatInterval is an? integer key"):
         keys[wrong]
     assert keys[K.HeartbeatInterval] == 86_400
+
+
+def test_value_or_reads_a_declared_key_and_defaults_for_an_absent_one() -> None:
+    fitted = build_registry(has_indicator=True)
+    assert fitted.value_or(K.LightIntensity, -1) == fitted[K.LightIntensity] == 100
+    bare = build_registry(has_indicator=False)
+    assert K.LightIntensity not in bare
+    assert bare.value_or(K.LightIntensity, -1) == -1

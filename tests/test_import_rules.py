@@ -40,15 +40,6 @@ CORE = ("firmware.charging", "firmware.charging_types", "firmware.charging_handl
 DAEMON = "firmware.app"
 NOT_THE_DAEMON = ("firmware.cli", "centralsystem")
 
-# Import cycles tolerated for now, each the modules of one strongly connected component; a
-# component made of some of them is tolerated, one that reaches any other module is not.
-KNOWN_CYCLES: tuple[frozenset[str], ...] = (
-    # firmware.ocpp.session and security import each other, and connection imports session
-    # under TYPE_CHECKING: removed by the edge branch (issue 11, item 2, splits the session
-    # into functional blocks around one dispatcher). Delete this entry with it.
-    frozenset({"firmware.ocpp.session", "firmware.ocpp.security", "firmware.ocpp.connection"}),
-)
-
 Edge = tuple[int, str, str | None]  # (line, the module named, the product module it loads)
 
 
@@ -222,17 +213,12 @@ def _module_graph(edges: dict[str, list[Edge]]) -> dict[str, set[str]]:
             for m, found in edges.items()}
 
 
-def _cycle_violations(root: Path, mods: dict[str, Path], edges: dict[str, list[Edge]],
-                      known: tuple[frozenset[str], ...]) -> list[str]:
+def _cycle_violations(root: Path, mods: dict[str, Path], edges: dict[str, list[Edge]]
+                      ) -> list[str]:
     graph = _module_graph(edges)
     problems = []
     for component in _components(graph):
-        if any(set(component) <= allowed for allowed in known):
-            continue
-        members = set(component)
-        # Show a cycle through a module none of the known cycles has, if there is one.
-        start = next((m for m in component if not any(m in k for k in known)), component[0])
-        chain = _shortest_cycle(graph, start, members)
+        chain = _shortest_cycle(graph, component[0], set(component))
         hops = []
         for a, b in pairwise(chain):
             line = min(n for n, _, t in edges[a] if t == b)
@@ -244,24 +230,15 @@ def _cycle_violations(root: Path, mods: dict[str, Path], edges: dict[str, list[E
     return problems
 
 
-def violations(root: Path = REPO,
-               known_cycles: tuple[frozenset[str], ...] = KNOWN_CYCLES) -> list[str]:
+def violations(root: Path = REPO) -> list[str]:
     """Every broken rule under ``root``, one line each: ``file:line imports name: rule``."""
     mods, edges = _graph(root)
     return (_layer_violations(root, mods, edges) + _reach_violations(root, mods, edges)
-            + _cycle_violations(root, mods, edges, known_cycles))
+            + _cycle_violations(root, mods, edges))
 
 
 def test_product_code_keeps_the_import_rules() -> None:
     assert violations() == []
-
-
-def test_the_known_cycles_still_exist() -> None:
-    """A tolerated cycle that is gone must leave KNOWN_CYCLES too, or it could come back."""
-    components = [set(c) for c in import_cycles()]
-    for allowed in KNOWN_CYCLES:
-        assert any(c & allowed for c in components), (
-            f"the import cycle among {sorted(allowed)} is gone: delete it from KNOWN_CYCLES")
 
 
 def test_the_daemon_reaches_neither_the_command_line_nor_the_central_system() -> None:
@@ -307,7 +284,7 @@ def test_the_checker_names_file_line_and_rule_in_a_violating_tree(tmp_path: Path
         "centralsystem/__init__.py": "",
         "centralsystem/server.py": "import ocpp\nimport websockets\n",
     })
-    assert violations(tmp_path, known_cycles=()) == [
+    assert violations(tmp_path) == [
         ("firmware/meter.py:3 imports websockets: only firmware.ocpp, centralsystem may import "
          "websockets"),
         ("firmware/meter.py:10 imports firmware.cli: nothing reachable from firmware.app "
@@ -318,17 +295,14 @@ def test_the_checker_names_file_line_and_rule_in_a_violating_tree(tmp_path: Path
          "firmware/meter.py:6); no import cycle, TYPE_CHECKING imports counted: two modules "
          "that need each other meet through a Protocol in firmware/ports.py"),
     ]
-    # A known cycle is tolerated, and only that one: a third module joining it is not.
-    assert not [v for v in violations(tmp_path, known_cycles=(
-        frozenset({"firmware.charger", "firmware.meter"}),)) if "import cycle" in v]
+    # A longer cycle, through a function-level import, is shown as its shortest chain.
     _write(tmp_path, {"firmware/charger.py": "from firmware.meter import Meter\n",
                       "firmware/meter.py": "from firmware import power\n",
                       "firmware/power.py": "def f() -> None:\n    import firmware.charger\n"})
-    cycles = [v for v in violations(tmp_path, known_cycles=(
-        frozenset({"firmware.charger", "firmware.meter"}),)) if "import cycle" in v]
+    cycles = [v for v in violations(tmp_path) if "import cycle" in v]
     assert cycles == [
-        ("firmware/power.py:2 imports firmware.charger: import cycle firmware.power -> "
-         "firmware.charger -> firmware.meter -> firmware.power (imports at firmware/power.py:2, "
-         "firmware/charger.py:1, firmware/meter.py:1); no import cycle, TYPE_CHECKING imports "
-         "counted: two modules that need each other meet through a Protocol in "
-         "firmware/ports.py")]
+        ("firmware/charger.py:1 imports firmware.meter: import cycle firmware.charger -> "
+         "firmware.meter -> firmware.power -> firmware.charger (imports at "
+         "firmware/charger.py:1, firmware/meter.py:1, firmware/power.py:2); no import cycle, "
+         "TYPE_CHECKING imports counted: two modules that need each other meet through a "
+         "Protocol in firmware/ports.py")]

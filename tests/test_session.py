@@ -127,7 +127,7 @@ async def test_offline_transaction_messages_are_queued_and_sent_in_order(rig: Ri
     await rig.command("unplug")  # StopTransaction while offline
     await asyncio.sleep(0.5)
     assert not rig.calls("StopTransaction")
-    assert rig.running.session.outbox, "the stop must wait in the outbox"
+    assert rig.running.ocpp.transactions.pending, "the stop must wait in the outbox"
     rig.cs.refuse_connections(False)
     stop = await rig.wait_call("StopTransaction", timeout=10)
     start = rig.calls("StartTransaction")[0]
