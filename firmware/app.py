@@ -27,7 +27,7 @@ from firmware.config_keys import (
     build_registry,
     measurands_validator,
 )
-from firmware.connector import ConnectorController, ConnectorDevices
+from firmware.connector import ConnectorController
 from firmware.daemon import (
     RESET_EXIT,
     Running,
@@ -214,9 +214,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     authorizer = Authorizer(keys, cache, ocpp.authorize, lambda: ocpp.online)
     connectors = [
         ConnectorController(
-            c.connector_id,
-            ConnectorDevices(c.pilot, c.contactor, c.meter, c.lock, c.max_current_a),
-            ocpp, keys, authorizer.authorize,
+            c, ocpp, keys, authorizer.authorize,
             meter_poll_s=settings.meter_poll_interval_s)
         for c in devices.connectors
     ]
@@ -238,7 +236,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
              asyncio.create_task(charger.run(), name="charger"),
              asyncio.create_task(_follow_store(keys), name="config-store")]
     if bench is not None:
-        from firmware.connector import PILOT_DEBOUNCE_POLLS
+        from firmware.pilot import DEBOUNCE_READS as PILOT_DEBOUNCE_POLLS
         from hal.sim.control import BenchControlServer
 
         server = BenchControlServer(settings.state_dir / BENCH_SOCKET, bench,

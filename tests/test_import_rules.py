@@ -32,7 +32,8 @@ OWNERS = {
 COMPOSITION_ROOTS = ("firmware.app",)
 HAL_CONTRACTS = ("hal.types", "hal.interfaces", "hal.config")
 # The pure core: no I/O libraries at all.
-CORE = ("firmware.charging", "firmware.config_keys", "firmware.metering", "firmware.domain",
+CORE = ("firmware.charging", "firmware.charging_types", "firmware.charging_handlers",
+        "firmware.pilot", "firmware.config_keys", "firmware.metering", "firmware.domain",
         "firmware.redaction", "firmware.clock",
         "firmware.ports", "firmware.transactions")
 # What the daemon never loads: the command line and the bench central system.
