@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from centralsystem import CentralSystem
 from firmware import app
-from firmware.ocpp.csms import CentralSystem
 
 REPO = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -1,21 +1,20 @@
 """Composition root: read the settings, pick ONE hardware backend, wire the tasks, run.
 
 This is the only firmware module that names a HAL backend, and it imports them lazily so that a
-Pi never loads the simulator and a test of the core never loads gpiozero or pymodbus.
+Pi never loads the simulator and a test of the core never loads gpiozero or pymodbus.  It is
+also the door through which the bring-up tools (doctor, hw-test) reach the hardware.  What
+happens to a started controller until the process ends (``Running``, ``serve``, ``shutdown``,
+the restart after a Reset) is ``firmware.daemon``; its names are re-exported here, the
+controller's one public entry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 import sqlite3
-import sys
-from contextlib import suppress
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firmware.authorization import AuthorizationCache, Authorizer
 from firmware.charger import Charger
@@ -28,35 +27,29 @@ from firmware.config_keys import (
     build_registry,
     measurands_validator,
 )
-from firmware.connector import ConnectorController, ConnectorDevices
-from firmware.domain import StopReason
-from firmware.logs import without_credentials
+from firmware.connector import ConnectorController
+from firmware.daemon import (
+    RESET_EXIT,
+    Running,
+    exit_or_restart,
+    reset_after_outbox,
+    serve,
+    shutdown,
+    status_line,
+    stop_on_crash,
+)
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.settings import Settings
-from firmware.storage import StateDirLock, lock_state_dir, unusable
+from firmware.storage import lock_state_dir, unusable
 from firmware.transactions import TransactionStore
+
+if TYPE_CHECKING:
+    from firmware.ocpp.edge import OcppEdge
 
 log = logging.getLogger("chargepoint")
 
 BENCH_SOCKET = "bench.sock"
-
-
-@dataclass
-class Running:
-    """A started controller, for the CLI, the demo and tests."""
-
-    settings: Settings
-    keys: KeyRegistry
-    charger: Charger
-    session: Any  # firmware.ocpp.session.OcppSession
-    devices: Any  # hal.assembly.Devices
-    bench: Any | None  # hal.sim.bench.SimulatedBench when simulated
-    stop: asyncio.Event
-    reset_requested: bool | None = None  # None, or True for hard / False for soft
-    crashed: bool = False  # an unhandled exception: outputs were driven safe, exit non-zero
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    lock: StateDirLock | None = None  # one controller per state directory, until shutdown
 
 
 STORE_POLL_S = 1.0
@@ -212,46 +205,38 @@ def _build_devices(hardware: Any, pin_factory: object | None = None) -> Any:
 
 async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     keys = build_keys(settings, devices)
-
-    from firmware.ocpp.session import OcppSession
-
+    # The order needs no late wiring: the OCPP edge first (it is the charger's
+    # CentralSystemLink), then the charger, then the edge serves with the charger as its
+    # ChargerControl (firmware.ocpp.edge).
+    ocpp = _ocpp_edge(settings, keys)
     stop = asyncio.Event()
-    store = TransactionStore.open(settings.state_dir)
-    security = _security(settings, keys)
-    session = OcppSession(
-        url=settings.url, charge_point_id=settings.charge_point_id, keys=keys, store=store,
-        control=None,  # type: ignore[arg-type]  # set below: the charger needs the session too
-        boot_fields=_boot_fields(settings), security=security,
-    )
     cache = AuthorizationCache(settings.state_dir)
-    authorizer = Authorizer(keys, cache, session.authorize, lambda: session.online)
+    authorizer = Authorizer(keys, cache, ocpp.authorize, lambda: ocpp.online)
     connectors = [
         ConnectorController(
-            c.connector_id,
-            ConnectorDevices(c.pilot, c.contactor, c.meter, c.lock, c.max_current_a),
-            session, keys, authorizer.authorize,
+            c, ocpp, keys, authorizer.authorize,
             meter_poll_s=settings.meter_poll_interval_s)
         for c in devices.connectors
     ]
-    running = Running(settings, keys, None, session, devices, bench, stop)  # type: ignore[arg-type]
 
     def on_reset(hard: bool) -> None:
+        # Called at run time, when ``running`` exists (it holds the charger built here).
         running.reset_requested = hard
         # Give the StopTransactions a moment to leave before the process restarts.
-        asyncio.get_running_loop().create_task(_stop_after_outbox(running, hard))
+        asyncio.get_running_loop().create_task(reset_after_outbox(running, hard))
 
-    charger = Charger(connectors, session, keys, indicator=devices.indicator,
+    charger = Charger(connectors, ocpp, keys, indicator=devices.indicator,
                       buzzer=devices.buzzer, safety=devices.safety,
                       card_reader=devices.card_reader, display=devices.display,
-                      authorizer=authorizer, store=store, on_reset=on_reset)
-    session.control = charger
-    running.charger = charger
-    session.finish_interrupted_transactions()
-    tasks = [asyncio.create_task(session.run(), name="ocpp-session"),
+                      authorizer=authorizer, store=ocpp.transactions.store,
+                      on_reset=on_reset)
+    running = Running(settings, keys, charger, ocpp, devices, bench, stop)
+    ocpp.finish_interrupted_transactions()
+    tasks = [asyncio.create_task(ocpp.serve(charger), name="ocpp-session"),
              asyncio.create_task(charger.run(), name="charger"),
              asyncio.create_task(_follow_store(keys), name="config-store")]
     if bench is not None:
-        from firmware.connector import PILOT_DEBOUNCE_POLLS
+        from firmware.pilot import DEBOUNCE_READS as PILOT_DEBOUNCE_POLLS
         from hal.sim.control import BenchControlServer
 
         server = BenchControlServer(settings.state_dir / BENCH_SOCKET, bench,
@@ -260,27 +245,30 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         bench.control_server = server
     running.tasks = tasks
     for task in tasks:
-        task.add_done_callback(lambda t: _crashed(t, stop))
+        task.add_done_callback(lambda t: stop_on_crash(t, stop))
     return running
 
 
-def _security(settings: Settings, keys: KeyRegistry) -> Any:
-    """Certificates, the security log (StartupOfTheDevice recorded) and the diagnostics log
-    GetLog uploads: a firmware.ocpp.security.Security."""
+def _ocpp_edge(settings: Settings, keys: KeyRegistry) -> OcppEdge:
+    """The OCPP edge with its stores: the transaction journal, the certificates, the security
+    log (StartupOfTheDevice recorded) and the diagnostics log GetLog uploads."""
     from firmware.certificates import CertificateStore
     from firmware.logupload import DiagnosticsBuffer
-    from firmware.ocpp.security import Security
+    from firmware.ocpp.edge import OcppEdge
     from firmware.security_log import SecurityLog
 
+    store = TransactionStore.open(settings.state_dir)
     security_log = SecurityLog.open(settings.state_dir)
     diagnostics = DiagnosticsBuffer()
     logging.getLogger().addHandler(diagnostics)
-    security = Security(settings.charge_point_id, keys,
-                        certificates=CertificateStore.open(
-                            settings.state_dir, keys[K.CertificateStoreMaxLength]),
-                        security_log=security_log, diagnostics=diagnostics)
-    security.startup(settings.firmware_version)
-    return security
+    ocpp = OcppEdge(
+        url=settings.url, charge_point_id=settings.charge_point_id, keys=keys,
+        boot_fields=_boot_fields(settings), store=store, security_log=security_log,
+        certificates=CertificateStore.open(settings.state_dir,
+                                           keys[K.CertificateStoreMaxLength]),
+        diagnostics=diagnostics)
+    ocpp.events.startup(settings.firmware_version)
+    return ocpp
 
 
 async def _follow_store(keys: KeyRegistry) -> None:
@@ -300,92 +288,6 @@ async def _follow_store(keys: KeyRegistry) -> None:
             log.info("configuration changed on the device: %s", ", ".join(changed))
 
 
-def _crashed(task: asyncio.Task[Any], stop: asyncio.Event) -> None:
-    if task.cancelled():
-        return
-    exc = task.exception()
-    if exc is not None:
-        log.critical("task %s crashed: %r", task.get_name(), exc, exc_info=exc)
-        stop.set()
-
-
-async def _stop_after_outbox(running: Running, hard: bool) -> None:
-    """Reset (OCPP 1.6 §5.14): the Reset.conf leaves first, every transaction is stopped
-    (reason HardReset / SoftReset) and its StopTransaction delivered if the central system
-    answers within a few seconds (else it stays queued and goes out after the restart)."""
-    await asyncio.sleep(0.5)
-    try:
-        await running.charger.stop_transactions(
-            StopReason.HARD_RESET if hard else StopReason.SOFT_RESET, STOP_TRANSACTIONS_S)
-    except Exception:  # noqa: BLE001 - the restart must happen all the same
-        # Not silent: the journal still holds them, and the next start stops them (PowerLoss).
-        log.exception("reset: stopping the running transactions failed")
-    await running.session.wait_outbox_empty(timeout=10)
-    running.stop.set()
-
-
-RESET_EXIT = 3
-
-
-def exit_or_restart(status: int) -> int:
-    """What ``chargepoint run`` does once ``run`` has returned ``status`` (the event loop is
-    closed by then: outputs safe, stores and WebSocket closed, drivers released).
-
-    After a Reset (``RESET_EXIT``) under systemd (``firmware.systemd.supervised``) the process
-    exits with it and the service manager starts a new one.  Without a service manager (a
-    terminal, a test harness, a container) nobody would: the controller executes itself again
-    in place (``os.execv`` of the same interpreter and command line: same PID, same
-    environment and working directory), and the new image starts from scratch
-    (BootNotification).  File descriptors Python opens are close-on-exec, so every lock and
-    socket of the old image is released and the new one takes them again.  Returns the exit
-    status, or does not return."""
-    from firmware import systemd
-
-    if status != RESET_EXIT or systemd.supervised():
-        return status
-    argv = [sys.executable, *sys.orig_argv[1:]]
-    log.info("reset: restarting in place (no service manager supervises this process)")
-    logging.shutdown()  # flush every handler before the image is replaced
-    for stream in (sys.stdout, sys.stderr):
-        with suppress(Exception):
-            stream.flush()
-    try:
-        os.execv(sys.executable, argv)
-    except OSError as exc:
-        print(f"chargepoint: cannot restart after the reset ({exc}); start it again",
-              file=sys.stderr)
-    return status
-
-
-async def shutdown(running: Running) -> None:
-    """Outputs safe first, then tasks, then devices."""
-    running.devices.safe_state()
-    with suppress(Exception):
-        await running.charger.shutdown()
-    for task in running.tasks:
-        task.cancel()
-    await asyncio.gather(*running.tasks, return_exceptions=True)
-    if running.bench is not None:
-        server = getattr(running.bench, "control_server", None)
-        if server is not None:
-            await server.stop()
-    await running.devices.close()
-    if running.bench is not None:
-        await running.bench.stop()
-    if running.keys.store is not None:
-        running.keys.store.close()
-    if running.charger.authorizer is not None:
-        running.charger.authorizer.cache.close()
-    running.session.store.close()
-    security = getattr(running.session, "security", None)
-    if security is not None:
-        if security.diagnostics is not None:
-            logging.getLogger().removeHandler(security.diagnostics)
-        security.log.close()
-    if running.lock is not None:
-        running.lock.release()
-
-
 async def run(settings: Settings) -> int:
     """The daemon: runs until SIGTERM/SIGINT, a Reset or a crash; returns the exit status."""
     import faulthandler
@@ -401,97 +303,6 @@ async def run(settings: Settings) -> int:
                             backups=lg.ocpp_log_backups)
     running = await start(settings)
     return await serve(running)
-
-
-async def serve(running: Running) -> int:
-    """Run a started controller until SIGTERM/SIGINT, a Reset or a crash, then shut down
-    (outputs safe first).  Tells systemd (when it listens) READY=1, STATUS= lines, WATCHDOG=1
-    from this event loop, STOPPING=1.  Returns 0 when stopped, 3 for a Reset (the service
-    manager restarts us), 1 after a crash (Restart=on-failure restarts us too)."""
-    from firmware import systemd
-
-    loop = asyncio.get_running_loop()
-    signals = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, running.stop.set)
-            signals.append(sig)
-    previous_handler = loop.get_exception_handler()
-    loop.set_exception_handler(lambda lp, context: _unhandled(running, lp, context))
-    ready = status_line(running)
-    systemd.notify("READY=1", f"STATUS={ready}")
-    keepalive = asyncio.create_task(
-        systemd.keepalive(lambda: status_line(running), sent=ready), name="systemd-keepalive")
-    try:
-        await running.stop.wait()
-    finally:
-        systemd.notify("STOPPING=1", "STATUS=stopping")
-        keepalive.cancel()
-        if any(t.done() and not t.cancelled() and t.exception() is not None
-               for t in running.tasks):
-            running.crashed = True
-        if not running.crashed and running.reset_requested is None:
-            await _clean_stop(running)
-        try:
-            await shutdown(running)
-        finally:
-            loop.set_exception_handler(previous_handler)
-            for sig in signals:
-                loop.remove_signal_handler(sig)
-    if running.crashed:
-        log.critical("exiting after a crash (outputs were driven safe)")
-        return 1
-    if running.reset_requested is not None:
-        log.info("%s reset: controller stopped for the restart",
-                 "hard" if running.reset_requested else "soft")
-        return RESET_EXIT
-    return 0
-
-
-# On SIGTERM: how long running transactions get to stop, and their stops to be delivered.
-STOP_TRANSACTIONS_S = 3.0
-DELIVER_ON_STOP_S = 5.0
-
-
-async def _clean_stop(running: Running) -> None:
-    """SIGTERM / systemctl stop: the contactor opens, so each running transaction is stopped
-    with reason Reboot (a locally initiated restart) and we wait a little for the outbox;
-    whatever is not delivered stays in the journal and goes out after the next start."""
-    with suppress(Exception):
-        await running.charger.stop_transactions(StopReason.REBOOT, STOP_TRANSACTIONS_S)
-        if running.session.outbox:
-            await running.session.wait_outbox_empty(DELIVER_ON_STOP_S)
-
-
-def _unhandled(running: Running, loop: asyncio.AbstractEventLoop,
-               context: dict[str, Any]) -> None:
-    """The loop's exception handler.  A callback of ours that raised (a safety or card event
-    hopping onto the loop) may have left the state machines behind the hardware: drive the
-    outputs safe at once and exit so that systemd restarts a clean daemon.  Transport errors
-    and unretrieved task results are only logged: a network glitch must not restart a
-    charger."""
-    loop.default_exception_handler(context)
-    if (context.get("exception") is None or "handle" not in context
-            or "transport" in context or "protocol" in context):
-        return
-    log.critical("unhandled exception in an event-loop callback: outputs safe, shutting down")
-    running.devices.safe_state()
-    running.crashed = True
-    running.stop.set()
-
-
-def status_line(running: Running) -> str:
-    """One line for ``systemctl status``: the connection and each connector's status."""
-    session = running.session
-    where = without_credentials(session.url)
-    line = f"connected to {where}" if session.ready else f"offline, connecting to {where}"
-    try:
-        connectors = running.charger.status()
-    except Exception:  # noqa: BLE001 - a status line must never fail the caller
-        return line
-    states = [f"{n}: {c['status']}" for n, c in connectors.items()
-              if isinstance(c, dict) and "status" in c]
-    return f"{line}; connector {', '.join(states)}" if states else line
 
 
 def _boot_fields(settings: Settings) -> dict[str, str]:
@@ -516,8 +327,8 @@ async def bench_command(state_dir: Path, command: dict[str, Any]) -> dict[str, A
 
 
 # ------------------------------------------------------------------ bring-up tools
-# firmware.doctor and firmware.hwtest reach hardware only through these (this module is the one
-# that names backends).
+# firmware.cli.doctor and firmware.cli.hwtest reach hardware only through these (this module is
+# the one that names backends).
 
 
 async def open_devices(settings: Settings, *, pin_factory: object | None = None
@@ -562,6 +373,6 @@ async def probe_pilot(pilot: Any) -> Any:
     return await probe(pilot)
 
 
-__all__ = ["Running", "start", "serve", "shutdown", "run", "build_keys", "bench_command",
-           "setup_logging", "status_line", "open_devices", "close_devices", "probe_meter",
-           "probe_pilot"]
+__all__ = ["RESET_EXIT", "Running", "start", "serve", "shutdown", "run", "build_keys",
+           "bench_command", "exit_or_restart", "setup_logging", "status_line", "open_devices",
+           "close_devices", "probe_meter", "probe_pilot"]

@@ -34,6 +34,7 @@ from cryptography.x509.ocsp import OCSPRequestBuilder
 from cryptography.x509.oid import NameOID
 
 from firmware.clock import utcnow
+from firmware.redaction import PRIVATE_KEY_PEM
 from firmware.storage import check_tree
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,6 @@ TLS12_CIPHERS = ":".join((
     "AES128-GCM-SHA256", "AES256-GCM-SHA384",
 ))
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
-PRIVATE_KEY_PEM = re.compile(
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)
 
 
 class RootKind(enum.Enum):

@@ -13,7 +13,14 @@ from firmware import clock
 from firmware.authorization import Authorizer
 from firmware.config_keys import K, KeyRegistry
 from firmware.connector import ConnectorController
-from firmware.domain import ChargePointErrorCode, ConnectorError, ConnectorStatus, IdTagInfo, MeterSample, StopReason
+from firmware.domain import (
+    ChargePointErrorCode,
+    ConnectorError,
+    ConnectorStatus,
+    IdTagInfo,
+    MeterSample,
+    StopReason,
+)
 from firmware.metering import next_aligned, sampled_values
 from firmware.ports import CentralSystemLink, TransactionHandle
 from firmware.transactions import TransactionStore
@@ -58,10 +65,12 @@ BEEP = {"card-read": BeepPattern.CARD_READ, "accepted": BeepPattern.ACCEPTED,
 
 # Residual current and a pressed emergency stop are latched: no automatic re-close on a car.
 SAFETY_ERRORS = {
-    SafetyInput.RESIDUAL_CURRENT: (ConnectorError(ChargePointErrorCode.GROUND_FAILURE, "RCD", "residual current"),
-                                   StopReason.OTHER),
-    SafetyInput.EMERGENCY_STOP: (ConnectorError(ChargePointErrorCode.OTHER_ERROR, "ESTOP", "emergency stop"),
-                                 StopReason.EMERGENCY_STOP),
+    SafetyInput.RESIDUAL_CURRENT: (
+        ConnectorError(ChargePointErrorCode.GROUND_FAILURE, "RCD", "residual current"),
+        StopReason.OTHER),
+    SafetyInput.EMERGENCY_STOP: (
+        ConnectorError(ChargePointErrorCode.OTHER_ERROR, "ESTOP", "emergency stop"),
+        StopReason.EMERGENCY_STOP),
 }
 
 
@@ -164,9 +173,7 @@ class Charger:
         busy = [c for c in self.connectors.values() if c.state.in_transaction]
         for c in busy:
             c.post(m.StopRequested(reason))
-        end = clock.now() + timeout
-        while any(c.transaction is not None for c in busy) and clock.now() < end:
-            await asyncio.sleep(0.05)
+        await asyncio.gather(*(c.wait_transaction_ended(timeout) for c in busy))
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -203,7 +210,7 @@ class Charger:
             if late < 0 or late > WALL_CLOCK_CHECK_S:
                 continue  # not there yet, or the wall clock was stepped past it
             for c in self.connectors.values():
-                c.clock_aligned_sample(boundary)
+                c.transaction_meter.clock_aligned_sample(boundary)
 
     async def shutdown(self) -> None:
         for c in self.connectors.values():

@@ -11,24 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from firmware import charging as m
-from firmware import clock
-from firmware.config_keys import K, Key, KeyRegistry
+from firmware import clock, pilot
+from firmware.config_keys import K, KeyRegistry
 from firmware.domain import (
     ChargePointErrorCode,
     ConnectorError,
     ConnectorStatus,
     IdTagInfo,
-    MeterSample,
-    StopReason,
 )
-from firmware.metering import sampled_values, thin
 from firmware.ports import CentralSystemLink, TransactionHandle
-from hal.interfaces import ConnectorLock, Contactor, ControlPilot, EnergyMeter
+from firmware.transaction_meter import TransactionMeter
+from hal.interfaces import ConnectorDevices
 from hal.types import (
     HardwareError,
     MeterHealth,
@@ -40,68 +36,65 @@ from hal.types import (
 log = logging.getLogger(__name__)
 
 PILOT_POLL_S = 0.2
-# A running transaction's meter value is journaled at most this often (SD-card wear) besides
-# every sampled MeterValues; a power cut loses at most this much of the energy record.
-CHECKPOINT_S = 60.0
-# A new non-safety pilot state must be seen this many polls in a row (IEC 61851: 250-500 ms).
-PILOT_DEBOUNCE_POLLS = 2
-
-
-
-
-@dataclass
-class ConnectorDevices:
-    pilot: ControlPilot
-    contactor: Contactor
-    meter: EnergyMeter
-    lock: ConnectorLock | None  # None: tethered cable
-    max_current_a: float
 
 
 class ConnectorController:
-    def __init__(self, connector_id: int, devices: ConnectorDevices, link: CentralSystemLink,
-                 keys: KeyRegistry, authorize: Callable[[str], Awaitable[IdTagInfo]], *,
+    def __init__(self, devices: ConnectorDevices, link: CentralSystemLink, keys: KeyRegistry,
+                 authorize: Callable[[str], Awaitable[IdTagInfo]], *,
                  feedback: Callable[[int, str], None] | None = None,
                  on_status: Callable[[int, ConnectorStatus], None] | None = None,
                  meter_poll_s: float = 1.0, installation_limit_a: float | None = None) -> None:
-        self.id = connector_id
+        self.id = devices.connector_id
         self.devices = devices
         self.link = link
         self.keys = keys
-        self.state = m.Connector()
+        self.state = m.ConnectorState()
         self.meter_poll_s = meter_poll_s
         self._authorize_tag = authorize
         self.installation_limit_a = installation_limit_a
         self._feedback = feedback or (lambda _cid, _kind: None)
         self._on_status = on_status or (lambda _cid, _status: None)
         self._events: asyncio.Queue[m.Event | _ReOffer] = asyncio.Queue()
+        self._stepped = asyncio.Condition()  # notified after every handled event (wait_until)
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.Task[None] | None = None  # ConnectionTimeOut
-        self._transaction: TransactionHandle | None = None
-        self._sampler: asyncio.Task[None] | None = None
+        self.transaction_meter = TransactionMeter(devices.connector_id, link, keys,
+                                                  lambda: self.last_reading,
+                                                  lambda: self._offered_a)
         self._pilot: PilotReading | None = None
-        self._pilot_candidate: tuple[PilotState, int] | None = None
+        self._debounce = pilot.Debounce()
         self._offered_a = 0.0
         self._reported: tuple[ConnectorStatus, ConnectorError | None, str] | None = None
         self.last_reading: MeterReading | None = None
-        self.transaction_data: list[MeterSample] = []
         self.permanent_lock = False
-        self._last_checkpoint = 0.0
-        self._checkpointed_wh: int | None = None
         self._invalid_since_wh: int | None = None
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``predicate()`` holds (checked now and after every event this connector
+        handles); False when ``timeout`` seconds passed first."""
+        try:
+            async with asyncio.timeout(timeout), self._stepped:
+                await self._stepped.wait_for(predicate)
+        except TimeoutError:
+            return False
+        return True
+
+    async def wait_transaction_ended(self, timeout: float) -> bool:
+        """True once no transaction runs here (its StopTransaction is queued); False when
+        ``timeout`` passed first."""
+        return await self.wait_until(lambda: self.transaction_meter.handle is None, timeout)
 
     async def wait_unlocked(self, timeout: float) -> bool:
         """True once the transaction is over and the lock released; False when the lock
         failed or ``timeout`` passed."""
-        end = clock.now() + timeout
-        while clock.now() < end:
+        def over() -> bool:
             s = self.state
-            if not s.in_transaction and not s.locked and not s.locking:
-                return True
-            if any(f.code is ChargePointErrorCode.CONNECTOR_LOCK_FAILURE for f in s.faults):
-                return False
-            await asyncio.sleep(0.05)
-        return False
+            return not (s.in_transaction or s.locked or s.locking) or self._lock_failed()
+
+        return await self.wait_until(over, timeout) and not self._lock_failed()
+
+    def _lock_failed(self) -> bool:
+        return any(f.code is ChargePointErrorCode.CONNECTOR_LOCK_FAILURE for f in self.state.faults)
 
     # ---------------------------------------------------------------- hardware keys
 
@@ -130,7 +123,7 @@ class ConnectorController:
 
     @property
     def transaction(self) -> TransactionHandle | None:
-        return self._transaction
+        return self.transaction_meter.handle
 
     @property
     def offered_current_a(self) -> float:
@@ -170,7 +163,8 @@ class ConnectorController:
             reading = None  # the pilot loop reports the fault
         if reading is not None:
             self._pilot = reading
-            pending.extend(pilot_events(PilotState.A, reading.state))
+            self._debounce = pilot.Debounce(reading.state)
+            pending.extend(pilot.events(PilotState.A, reading.state))
         for event in pending:
             await self.handle(event, report=False)
 
@@ -194,14 +188,15 @@ class ConnectorController:
             await self._execute(command)
         if report:
             self._report()
+        async with self._stepped:
+            self._stepped.notify_all()
 
     async def shutdown(self) -> None:
         """Safe outputs; the caller decides what happens to an open transaction."""
         for task in list(self._tasks):
             task.cancel()
         self._cancel_timer()
-        if self._sampler:
-            self._sampler.cancel()
+        self.transaction_meter.cancel()
         self.devices.contactor.open()
         await self._safe_pilot(self.devices.pilot.stop_offering())
 
@@ -227,8 +222,7 @@ class ConnectorController:
                     d.contactor.request_closed()
                 except HardwareError as exc:
                     log.error("connector %d: contactor refused: %s", self.id, exc)
-                    self.post(m.FaultDetected(ConnectorError(ChargePointErrorCode.of(exc.fault), exc.vendor_code,
-                                                             exc.detail[:50]), latched=True))
+                    self.post(_fault_of(exc, latched=True))
             case m.StopPower():
                 self._offered_a = 0.0
                 await self._safe_pilot(d.pilot.stop_offering())
@@ -243,9 +237,9 @@ class ConnectorController:
             case m.SendAuthorize(id_tag=tag):
                 self._spawn(self._authorize(tag), "authorize")
             case m.BeginTransaction(id_tag=tag):
-                self._begin_transaction(tag)
+                self.transaction_meter.begin(tag)
             case m.EndTransaction(reason=reason, id_tag=tag):
-                self._end_transaction(reason, tag)
+                self.transaction_meter.end(reason, tag)
             case m.StartConnectionTimer():
                 self._cancel_timer()
                 self._timer = asyncio.get_running_loop().create_task(
@@ -278,13 +272,12 @@ class ConnectorController:
         self._timer = None
         self.post(m.ConnectionTimedOut())
 
-    async def _safe_pilot(self, operation: object) -> None:
+    async def _safe_pilot(self, operation: Awaitable[None]) -> None:
         try:
-            await operation  # type: ignore[misc]
+            await operation
         except HardwareError as exc:
             log.error("connector %d: pilot: %s", self.id, exc)
-            self.post(m.FaultDetected(ConnectorError(ChargePointErrorCode.of(exc.fault), exc.vendor_code,
-                                                     exc.detail[:50])))
+            self.post(_fault_of(exc))
 
     async def _drive_lock(self, locked: bool) -> None:
         """Move the lock outside a session (permanent lock on/off); failures are logged."""
@@ -311,97 +304,13 @@ class ConnectorController:
             if locked:
                 self.post(m.LockFailed(exc.vendor_code, exc.detail))
             else:
-                self.post(m.FaultDetected(ConnectorError(ChargePointErrorCode.CONNECTOR_LOCK_FAILURE,
-                                                         exc.vendor_code, exc.detail[:50])))
+                self.post(_fault_of(exc, code=ChargePointErrorCode.CONNECTOR_LOCK_FAILURE))
             return
         self.post(m.LockConfirmed() if locked else m.Unlocked())
 
     async def _authorize(self, id_tag: str) -> None:
         info = await self._authorize_tag(id_tag)
         self.post(m.AuthorizationResult(id_tag, info.accepted, info.parent_id_tag))
-
-    def _meter_wh(self) -> int:
-        reading = self.last_reading
-        if reading is None or reading.energy_import_wh is None:
-            return 0
-        return int(round(reading.energy_import_wh))
-
-    def _begin_transaction(self, id_tag: str) -> None:
-        now = clock.utcnow()
-        self._transaction = self.link.start_transaction(self.id, id_tag, self._meter_wh(), now)
-        self._last_checkpoint = asyncio.get_running_loop().time()
-        self._checkpointed_wh = self._meter_wh()
-        self.transaction_data = []
-        self._record_stop_txn_sample("Transaction.Begin", K.StopTxnSampledData)
-        if self._sampler:
-            self._sampler.cancel()
-        self._sampler = asyncio.get_running_loop().create_task(self._sample_loop())
-
-    def _end_transaction(self, reason: StopReason, id_tag: str | None) -> None:
-        handle = self._transaction
-        if handle is None:
-            return
-        if self._sampler:
-            self._sampler.cancel()
-            self._sampler = None
-        self._record_stop_txn_sample("Transaction.End", K.StopTxnSampledData)
-        data = thin(self.transaction_data, self.keys[K.StopTransactionMaxMeterValues])
-        self.link.stop_transaction(handle, self._meter_wh(), clock.utcnow(), reason,
-                                   id_tag or handle.id_tag, data)
-        self._transaction = None
-        self.transaction_data = []
-
-    def _record_stop_txn_sample(self, context: str, key: Key[tuple[str, ...]],
-                                timestamp: datetime | None = None) -> None:
-        measurands = self.keys[key]
-        if not measurands:
-            return
-        values = sampled_values(self.last_reading, measurands, context, self._offered_a)
-        if values:
-            self.transaction_data.append(MeterSample(timestamp or clock.utcnow(), values))
-            limit = self.keys[K.StopTransactionMaxMeterValues]
-            if len(self.transaction_data) > 2 * limit:
-                # Bounded memory on a very long session; start and end are never dropped.
-                self.transaction_data = thin(self.transaction_data, limit)
-
-    def clock_aligned_sample(self, boundary: datetime) -> None:
-        """ClockAlignedDataInterval: MeterValuesAlignedData now (with the transaction's id if
-        one runs), and StopTxnAlignedData into the transaction's data."""
-        values = sampled_values(self.last_reading, self.keys[K.MeterValuesAlignedData],
-                                "Sample.Clock", self._offered_a)
-        if values:
-            self.link.meter_values(self.id, self._transaction, [MeterSample(boundary, values)])
-        if self._transaction is not None:
-            self._record_stop_txn_sample("Sample.Clock", K.StopTxnAlignedData, boundary)
-
-    async def _sample_loop(self) -> None:
-        """MeterValues every MeterValueSampleInterval from the start of the transaction (OCPP
-        1.6 §9.1.19; 0: none).  A changed interval re-aligns the schedule at once: the next
-        sample is due at the first multiple of the new interval from the start that lies after
-        the last sample (at once if that is past), so it comes at most one new interval after
-        the change."""
-        started = last = clock.now()
-        while True:
-            interval = self.keys[K.MeterValueSampleInterval]
-            due = (started + ((last - started) // interval + 1) * interval if interval > 0
-                   else None)
-            if not await clock.sleep_until(due, self.keys, (K.MeterValueSampleInterval,)):
-                continue
-            last = clock.now()
-            handle = self._transaction
-            if handle is None:
-                return
-            values = sampled_values(self.last_reading,
-                                    self.keys[K.MeterValuesSampledData],
-                                    "Sample.Periodic", self._offered_a)
-            if values:
-                self.link.meter_values(self.id, handle, [MeterSample(clock.utcnow(), values)])
-            stop_txn = self.keys[K.StopTxnSampledData]
-            if stop_txn:
-                more = sampled_values(self.last_reading, stop_txn, "Sample.Periodic",
-                                      self._offered_a)
-                if more:
-                    self.transaction_data.append(MeterSample(clock.utcnow(), more))
 
     # ---------------------------------------------------------------- inputs
 
@@ -425,8 +334,7 @@ class ConnectorController:
                 if not pilot_failed:
                     log.error("connector %d: pilot unreadable: %s", self.id, exc)
                     pilot_failed = True
-                    self.post(m.FaultDetected(ConnectorError(ChargePointErrorCode.of(exc.fault), exc.vendor_code,
-                                                             exc.detail[:50])))
+                    self.post(_fault_of(exc))
                 await asyncio.sleep(PILOT_POLL_S * 5)
                 continue
             if pilot_failed:
@@ -438,23 +346,10 @@ class ConnectorController:
             await asyncio.sleep(PILOT_POLL_S)
 
     def _on_pilot(self, reading: PilotReading) -> None:
-        previous = self._pilot.state if self._pilot else PilotState.A
-        new = reading.state
-        if new is previous:
-            self._pilot = reading
-            self._pilot_candidate = None
-            return
-        # Openings act on the first sample; anything that could add power waits for debounce.
-        safety = (new is PilotState.A or (previous.wants_power and not new.wants_power))
-        if not safety:
-            count = self._pilot_candidate[1] + 1 if (
-                self._pilot_candidate and self._pilot_candidate[0] is new) else 1
-            self._pilot_candidate = (new, count)
-            if count < PILOT_DEBOUNCE_POLLS:
-                return
-        self._pilot_candidate = None
-        self._pilot = reading
-        for event in pilot_events(previous, new):
+        self._debounce, events = pilot.read(self._debounce, reading.state)
+        if self._debounce.settled is reading.state:
+            self._pilot = reading  # the settled state's latest reading (cable limit)
+        for event in events:
             self.post(event)
 
     def _check_contactor(self) -> None:
@@ -469,29 +364,22 @@ class ConnectorController:
                                           latched=True))
 
     def _watch_invalid_id_energy(self) -> None:
-        """MaxEnergyOnInvalidId: energy since the idTag was invalidated."""
-        if not self.state.invalid_id or self.state.status is not ConnectorStatus.CHARGING:
+        """MaxEnergyOnInvalidId: the energy since the idTag was invalidated, over the rest of
+        the transaction (an EV pause or an unplug does not start a fresh allowance); once it is
+        used up the machine keeps that as state (``ConnectorState.allowance_used_up``)."""
+        if not self.state.invalid_id or self.state.allowance_used_up:
             self._invalid_since_wh = None
             return
         if self._invalid_since_wh is None:
-            self._invalid_since_wh = self._meter_wh()
-        if self._meter_wh() - self._invalid_since_wh >= self.keys[K.MaxEnergyOnInvalidId]:
+            self._invalid_since_wh = self.transaction_meter.meter_wh()
+        used_wh = self.transaction_meter.meter_wh() - self._invalid_since_wh
+        if used_wh >= self.keys[K.MaxEnergyOnInvalidId]:
             self.post(m.EnergyLimitReached())
-
-    def _maybe_checkpoint(self, loop_time: float) -> None:
-        handle = self._transaction
-        if handle is None or loop_time - self._last_checkpoint < CHECKPOINT_S:
-            return
-        wh = self._meter_wh()
-        if wh != self._checkpointed_wh:
-            self.link.checkpoint(handle, wh, clock.utcnow())
-            self._checkpointed_wh = wh
-        self._last_checkpoint = loop_time
 
     async def _meter_loop(self) -> None:
         health = MeterHealth.OK
         while True:
-            self._maybe_checkpoint(clock.now())
+            self.transaction_meter.checkpoint(clock.now())
             self._watch_invalid_id_energy()
             reading = await self.devices.meter.poll()
             if reading.health is MeterHealth.OK:
@@ -507,35 +395,22 @@ class ConnectorController:
                     self.last_reading = reading
             if reading.health is not health:
                 if reading.health is MeterHealth.UNAVAILABLE:
-                    self.post(m.FaultDetected(ConnectorError(ChargePointErrorCode.POWER_METER_FAILURE, "METER",
-                                                             "energy meter not answering")))
+                    self.post(m.FaultDetected(ConnectorError(
+                        ChargePointErrorCode.POWER_METER_FAILURE, "METER",
+                        "energy meter not answering")))
                 elif health is MeterHealth.UNAVAILABLE:
                     self.post(m.FaultCleared(ChargePointErrorCode.POWER_METER_FAILURE))
                 health = reading.health
             await asyncio.sleep(self.meter_poll_s)
 
 
+def _fault_of(exc: HardwareError, *, latched: bool = False,
+              code: ChargePointErrorCode | None = None) -> m.FaultDetected:
+    """The machine's event for a hardware error: its OCPP errorCode (``code``, else the one
+    its fault maps to), vendorErrorCode, and info cut to OCPP's 50 characters."""
+    return m.FaultDetected(ConnectorError(code or ChargePointErrorCode.of(exc.fault),
+                                          exc.vendor_code, exc.detail[:50]), latched=latched)
+
+
 class _ReOffer:
     """Internal: the allowed current changed while power is offered."""
-
-
-def pilot_events(previous: PilotState, new: PilotState) -> list[m.Event]:
-    """The state-machine events one settled pilot change means (D is treated as C: we do not
-    ventilate, so an EV asking for D is refused power by the fault below)."""
-    events: list[m.Event] = []
-    if new is PilotState.E or new is PilotState.D:
-        what = "CP state E (short or no diode)" if new is PilotState.E else "CP state D"
-        events.append(m.FaultDetected(ConnectorError(ChargePointErrorCode.EV_COMMUNICATION_ERROR,
-                                                     f"CP-{new.value}", what)))
-        return events
-    if previous in (PilotState.E, PilotState.D):
-        events.append(m.FaultCleared(ChargePointErrorCode.EV_COMMUNICATION_ERROR))
-    if not previous.plugged and new.plugged:
-        events.append(m.Plugged())
-    if new is PilotState.A and previous is not PilotState.A:
-        events.append(m.Unplugged())
-    elif new is PilotState.C and previous is not PilotState.C:
-        events.append(m.EvRequestsPower())
-    elif new is PilotState.B and previous.wants_power:
-        events.append(m.EvPaused())
-    return events

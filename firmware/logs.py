@@ -20,9 +20,12 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
+
+from firmware.redaction import header_value, names_authorization_key, redact_authorization_key
 
 # The session logs every frame here: logger.info("%s %s", direction, frame).
 MESSAGE_LOGGER = "chargepoint.ocpp.messages"
@@ -45,6 +48,10 @@ REPEAT_WINDOW_S = 600.0
 REPEAT_BURST = 3
 
 log = logging.getLogger(__name__)
+
+# The handlers this module installed (the journal stream, the message log), so that configuring
+# again replaces them and leaves handlers others added (pytest's, a tool's) alone.
+_INSTALLED: weakref.WeakSet[logging.Handler] = weakref.WeakSet()
 
 
 def syslog_priority(levelno: int) -> int:
@@ -171,13 +178,13 @@ def configure(level: str, stream: IO[Any] | None = None, *,
     if journal is None:
         journal = journal_stream(stream)
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_chargepoint", False)]:
+    for old in [h for h in root.handlers if h in _INSTALLED]:
         root.removeHandler(old)
         old.close()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JournalFormatter() if journal else logging.Formatter(PLAIN_FORMAT))
     handler.addFilter(RepeatFilter())
-    handler._chargepoint = True  # type: ignore[attr-defined]
+    _INSTALLED.add(handler)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     # pymodbus dumps its frame ring buffer on every timeout; our drivers log failures once.
@@ -192,7 +199,7 @@ def _message_logger_off() -> None:
     # Frames never reach the journal, and cost nothing (isEnabledFor) while the log is off.
     messages = logging.getLogger(MESSAGE_LOGGER)
     messages.propagate = False
-    for old in [h for h in messages.handlers if getattr(h, "_chargepoint", False)]:
+    for old in [h for h in messages.handlers if h in _INSTALLED]:
         messages.removeHandler(old)
         old.close()
     messages.setLevel(logging.CRITICAL + 1)
@@ -245,7 +252,7 @@ def attach_message_log(enabled: bool, path: str | Path | None = None, *,
         log.error("OCPP message log %s cannot be opened (%s): not logging messages", target, exc)
         return None
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    handler._chargepoint = True  # type: ignore[attr-defined]
+    _INSTALLED.add(handler)
     messages = logging.getLogger(MESSAGE_LOGGER)
     messages.addHandler(handler)
     messages.setLevel(logging.INFO)
@@ -256,15 +263,29 @@ def attach_message_log(enabled: bool, path: str | Path | None = None, *,
     return target
 
 
-def without_credentials(url: str) -> str:
-    """scheme://user:password@host/... -> scheme://host/... : what a URL may look like in a
-    log line, a status or an error."""
-    from urllib.parse import urlsplit, urlunsplit
+class RedactSecrets(logging.Filter):
+    """Write-only keys (AuthorizationKey) never reach a log, not even the message log: in the
+    message and every argument that names AuthorizationKey the value is replaced
+    (``redaction.redact_authorization_key``), and a traceback about such a record is left out
+    (a schema error quotes the value)."""
 
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    def filter(self, record: logging.LogRecord) -> bool:
+        mentioned = False
+        if isinstance(record.msg, str) and names_authorization_key(record.msg):
+            record.msg, mentioned = redact_authorization_key(record.msg), True
+        if isinstance(record.args, tuple):
+            args = []
+            for arg in record.args:
+                if not isinstance(arg, (int, float)) and names_authorization_key(str(arg)):
+                    arg, mentioned = redact_authorization_key(str(arg)), True
+                args.append(arg)
+            record.args = tuple(args)
+        if mentioned and record.exc_info:
+            error = record.exc_info[1]
+            record.exc_info = None
+            record.exc_text = (f"{type(error).__name__} (details withheld: the message "
+                               f"concerned AuthorizationKey)")
+        return True
 
 
 class HideWebsocketsSecrets(logging.Filter):
@@ -279,9 +300,9 @@ class HideWebsocketsSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if isinstance(args, tuple) and len(args) == 2 and \
-                str(args[0]).casefold() in ("authorization", "proxy-authorization"):
-            record.args = (args[0], "***")
+        # websockets logs a header as ("%s: %s", name, value).
+        if isinstance(args, tuple) and len(args) == 2 and isinstance(args[1], str):
+            record.args = (args[0], header_value(str(args[0]), args[1]))
         if self.drop_data_frames and record.msg in ("< %s", "> %s") and \
                 isinstance(args, tuple) and args and \
                 str(args[0]).startswith(("TEXT", "BINARY", "CONT")):

@@ -1,5 +1,6 @@
-"""GetLog's side that is not OCPP: the diagnostics log kept in RAM, the scrubbing that keeps
-secrets out of an upload, and the upload itself (HTTP or HTTPS PUT, FTP or FTPS STOR).
+"""GetLog's side that is not OCPP: the diagnostics log kept in RAM and the upload itself (HTTP or
+HTTPS PUT, FTP or FTPS STOR).  What an upload holds is scrubbed first with
+``firmware.redaction.scrub``.
 
 Standard library only; the uploads block and run in a worker thread.
 """
@@ -15,13 +16,11 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
 from datetime import datetime
 from urllib.parse import unquote, urlsplit
 
 from firmware.clock import utcnow
-from firmware.certificates import PRIVATE_KEY_PEM
-from firmware.logs import without_credentials
+from firmware.redaction import without_credentials
 
 DIAGNOSTICS_LINES = 5000
 SCHEMES = ("http", "https", "ftp", "ftps")
@@ -29,12 +28,7 @@ _FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 _FORMAT.converter = time.gmtime  # UTC, like every OCPP time
 # The charger's own lines only: not the OCPP message log (frames may be many), not the bench
 # central system when it runs in the same process (demo, tests).
-_EXCLUDED = ("chargepoint.ocpp.messages", "firmware.ocpp.csms", "websockets.server")
-# A value next to AuthorizationKey in any object (JSON, a Python repr, a frame quoted in a
-# string), whatever the order of the fields.
-_KEY_OBJECT = re.compile(r"\{[^{}]*AuthorizationKey[^{}]*\}", re.IGNORECASE)
-_KEY_VALUE = re.compile(r"""(\\?["']value\\?["']\s*:\s*)"""
-                        r"""(\\".*?\\"|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^,}\s\\]+)""")
+_EXCLUDED = ("chargepoint.ocpp.messages", "centralsystem", "websockets.server")
 
 
 class UploadError(Exception):
@@ -63,16 +57,6 @@ class DiagnosticsBuffer(logging.Handler):
         hi = latest.timestamp() if latest else None
         return "".join(line + "\n" for created, line in list(self.lines)
                        if (lo is None or created >= lo) and (hi is None or created <= hi))
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Private keys and the given secret strings (the AuthorizationKey and the password it
-    stands for) never leave the charger, whatever a log line contains."""
-    text = PRIVATE_KEY_PEM.sub("[private key removed]", text)
-    text = _KEY_OBJECT.sub(lambda m: _KEY_VALUE.sub(r"\1***", m.group(0)), text)
-    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
-        text = re.sub(re.escape(secret), "***", text, flags=re.IGNORECASE)
-    return text
 
 
 def target(remote_location: str, filename: str) -> str:
@@ -156,5 +140,4 @@ def filename(charge_point_id: str, log_type: str, now: datetime | None = None) -
     return f"{safe}-{log_type}-{now:%Y%m%dT%H%M%SZ}.log"
 
 
-__all__ = ["DiagnosticsBuffer", "UploadError", "check_location", "filename", "scrub", "target",
-           "upload", "without_credentials"]
+__all__ = ["DiagnosticsBuffer", "UploadError", "check_location", "filename", "target", "upload"]

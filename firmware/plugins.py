@@ -10,16 +10,18 @@ the entry point's *name* is the vendor prefix, its *object* a function taking a
     Acme = "acme_chargepoint:register"
 
     # acme_chargepoint/__init__.py
-    from firmware.config_keys import KeyDefinition, KeyType
+    from firmware.config_keys import KeyDefinition, KeyType, Value
     from firmware.plugins import VendorContext
 
     def register(ctx: VendorContext) -> None:
-        ctx.declare(
-            KeyDefinition("Acme.LedBrightness", KeyType.INTEGER, 70, minimum=0, maximum=100,
-                          description="Ring LED brightness in percent."),
-            apply=lambda value: ctx.devices and ctx.devices.indicator and
-                  setattr(ctx.devices.indicator, "brightness", value / 100),
-        )
+        def brightness(value: Value) -> None:
+            indicator = ctx.devices.indicator if ctx.devices else None
+            if indicator is not None and isinstance(value, int):
+                indicator.brightness = value / 100  # hal.interfaces.StatusIndicator
+
+        ctx.declare(KeyDefinition("Acme.LedBrightness", KeyType.INTEGER, 70, minimum=0,
+                                  maximum=100, description="Ring LED brightness in percent."),
+                    apply=brightness)
 
 Rules: every key name starts with ``<prefix>.``; standard keys cannot be redeclared; ``apply`` is
 called with the value in force once at start-up and again after every accepted change (never for
@@ -35,9 +37,18 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from importlib import metadata
-from typing import Any
+from typing import Any, Protocol
 
 from firmware.config_keys import KeyDefinition, KeyRegistry, Owner, Value
+from hal.interfaces import (
+    Buzzer,
+    ConnectorLock,
+    Contactor,
+    ControlPilot,
+    Display,
+    EnergyMeter,
+    StatusIndicator,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +58,51 @@ _PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{1,19}")
 Apply = Callable[[Value], None]
 
 
+class VendorConnector(Protocol):
+    """One connector's devices as a plug-in sees them (read-only; every member is a HAL
+    contract of ``hal.interfaces``).  The charger's own connector bundle satisfies it."""
+
+    @property
+    def pilot(self) -> ControlPilot: ...
+
+    @property
+    def contactor(self) -> Contactor: ...
+
+    @property
+    def meter(self) -> EnergyMeter: ...
+
+    @property
+    def lock(self) -> ConnectorLock | None:
+        """None: a tethered cable, no lock."""
+
+    @property
+    def max_current_a(self) -> float:
+        """The connector's rated current (A)."""
+
+
 @dataclass(frozen=True)
 class VendorDevices:
-    """What a plug-in may drive (HAL contracts only).  None when a device is not fitted."""
+    """What a plug-in may drive: HAL contracts only (``hal.interfaces``), never a driver class.
+    A device that is not fitted is None; ``connectors`` in connector-id order (1, 2 ...)."""
 
-    indicator: Any = None  # hal.interfaces.StatusIndicator
-    buzzer: Any = None  # hal.interfaces.Buzzer
-    display: Any = None  # hal.interfaces.Display
-    connectors: tuple[Any, ...] = ()  # firmware.connector.ConnectorDevices
+    indicator: StatusIndicator | None = None
+    buzzer: Buzzer | None = None
+    display: Display | None = None
+    connectors: tuple[VendorConnector, ...] = ()
+
+
+class PluginEntryPoint(Protocol):
+    """What ``load_plugins`` uses of an ``importlib.metadata.EntryPoint``: the vendor prefix
+    (``name``), where it points (``value``, for the log) and ``load()``, which returns the
+    plug-in's ``register(ctx: VendorContext)``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def value(self) -> str: ...
+
+    def load(self) -> Any: ...
 
 
 @dataclass
@@ -86,7 +134,7 @@ class LoadedPlugin:
 
 
 def load_plugins(registry: KeyRegistry, devices: VendorDevices | None,
-                 entry_points: Iterable[Any] | None = None) -> list[LoadedPlugin]:
+                 entry_points: Iterable[PluginEntryPoint] | None = None) -> list[LoadedPlugin]:
     """Load every installed plug-in into ``registry``; wire ``apply`` callbacks when ``devices``
     is given.  Returns what was loaded; failures are logged and skipped."""
     found = entry_points if entry_points is not None else metadata.entry_points(

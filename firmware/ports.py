@@ -1,6 +1,6 @@
 """What the charging core needs from the central-system side.
 
-``firmware.ocpp.session.OcppSession`` implements ``CentralSystemLink``; the connector controller
+``firmware.ocpp.edge.OcppEdge`` implements ``CentralSystemLink``; the connector controller
 depends only on this Protocol, so the core is tested without a network and the OCPP library stays
 at the edge.
 """

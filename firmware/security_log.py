@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from firmware.clock import from_ocpp, to_ocpp
-from firmware.storage import open_or_memory, transaction
+from firmware.storage import inserted_rowid, open_or_memory, transaction
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class SecurityLog:
             cur = self._db.execute(
                 "INSERT INTO event (type, timestamp, tech_info, critical, pending, message_id) "
                 "VALUES (?, ?, ?, ?, 1, ?)", (kind[:50], stamp, info, int(critical), message_id))
-            seq = int(cur.lastrowid)  # type: ignore[arg-type]
+            seq = inserted_rowid(cur)
             self._roll()
         (log.warning if kind in ALARMING else log.info)(
             "security event %s%s", kind, f": {info}" if info else "")
@@ -167,8 +167,12 @@ class SecurityLog:
             "ORDER BY seq").fetchall()
         out = [SecurityEvent(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows]
         lo, hi = from_ocpp(oldest), from_ocpp(latest)
-        return [e for e in out if (lo is None or from_ocpp(e.timestamp) >= lo)  # type: ignore[operator]
-                and (hi is None or from_ocpp(e.timestamp) <= hi)]  # type: ignore[operator]
+
+        def within(event: SecurityEvent) -> bool:
+            at = from_ocpp(event.timestamp)  # written by to_ocpp: never None
+            return at is None or ((lo is None or at >= lo) and (hi is None or at <= hi))
+
+        return [e for e in out if within(e)]
 
     def text(self, oldest: str | None = None, latest: str | None = None) -> str:
         """The log as uploaded by GetLog(SecurityLog): one line per event."""

@@ -15,18 +15,22 @@ simulated bench) ship with the package: :func:`example`.
 
 from __future__ import annotations
 
-import datetime
 import difflib
-import json
-import math
 import re
 import tomllib
-import types
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_type_hints
 from urllib.parse import urlsplit
 
+from firmware.tomlcheck import (
+    Problems,
+    SettingsError,
+    check_table,
+    check_value,
+    describe,
+    unknown,
+)
 from hal.config import (
     BuzzerConfig,
     CardReaderConfig,
@@ -48,19 +52,6 @@ from hal.config import (
 HardwareKind = Literal["gpio", "simulated"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 EXAMPLES = ("pi", "bench")
-
-
-class SettingsError(ValueError):
-    """The configuration is wrong.  ``problems``: one line per mistake, each naming its place
-    (``[table] key ...``); ``str()`` is those lines joined by newlines."""
-
-    def __init__(self, problems: str | list[str]) -> None:
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__("\n".join(self.problems))
-
-    def lines(self, prefix: str) -> str:
-        """The problems, each on its own line behind ``prefix`` (the command's name)."""
-        return "\n".join(prefix + problem for problem in self.problems)
 
 
 def _has_control_characters(value: str) -> bool:
@@ -173,13 +164,13 @@ class Settings:
         hints = get_type_hints(ChargepointTable, include_extras=True)
         changes: dict[str, Any] = {}
         if csms_url is not None:
-            changes["csms_url"] = _check_value(hints["csms_url"], csms_url, "--csms-url")
+            changes["csms_url"] = check_value(hints["csms_url"], csms_url, "--csms-url")
         if charge_point_id is not None:
-            changes["charge_point_id"] = _check_value(hints["id"], charge_point_id, "--id")
+            changes["charge_point_id"] = check_value(hints["id"], charge_point_id, "--id")
         if state_dir:
             changes["state_dir"] = state_dir
         if hardware_kind:
-            changes["hardware_kind"] = _check_value(hints["hardware"], hardware_kind,
+            changes["hardware_kind"] = check_value(hints["hardware"], hardware_kind,
                                                     "--hardware")
         return replace(self, **changes) if changes else self
 
@@ -191,151 +182,22 @@ class Settings:
         return f"{self.csms_url.rstrip('/')}/{quote(self.charge_point_id, safe='')}"
 
 
-# ------------------------------------------------------------------ the typed checker
-# A small checker over dataclasses.fields and typing.get_type_hints rather than a validation
-# library: the messages must name the TOML table and key in the file's own terms, a bool must
-# not pass as a number (isinstance(True, int) holds), the limits live in the annotations of
-# hal.config, and the connector tables merge two dataclasses (the endpoint and the device).
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
-T = TypeVar("T")
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _describe(value: object) -> str:
-    """``value`` as the file wrote it, for "must be X, not <this>"."""
-    if isinstance(value, bool):
-        return _toml(value)
-    if isinstance(value, str):
-        return f"the string {_toml(value)}"
-    if isinstance(value, (int, float)):
-        return f"the number {value}"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, (datetime.date, datetime.time)):
-        return f"the date/time {value.isoformat()}"
-    return type(value).__name__
-
-
-_KINDS: dict[object, str] = {bool: "true or false", int: "a whole number", float: "a number",
-                             str: "a string"}
-
-
-def _check_value(hint: Any, value: object, place: str) -> Any:
-    """``value`` checked against the annotation ``hint`` (ints become floats where a float is
-    declared); SettingsError "<place> must be ..., not ..." otherwise."""
-    origin = get_origin(hint)
-    if origin is Annotated:
-        base, *marks = get_args(hint)
-        value = _check_value(base, value, place)
-        for mark in marks:
-            problem = mark.problem(value)
-            if problem:
-                raise SettingsError(f"{place} {problem}")
-        return value
-    if origin is Union or origin is types.UnionType:
-        # TOML has no null: an optional value is either given or left out.
-        arms = [a for a in get_args(hint) if a is not type(None)]
-        if len(arms) != 1:
-            raise TypeError(f"no check for {hint}")
-        return _check_value(arms[0], value, place)
-    if origin is Literal:
-        choices = get_args(hint)
-        # type() too: True == 1 and 1.0 == 1 must not pass as a choice.
-        if any(type(value) is type(c) and value == c for c in choices):
-            return value
-        listed = (_toml(choices[0]) if len(choices) == 1
-                  else "one of " + ", ".join(_toml(c) for c in choices))
-        raise SettingsError(f"{place} must be {listed}, not {_describe(value)}")
-    if origin is dict or hint is dict:
-        if isinstance(value, dict):
-            return value
-        raise SettingsError(f"{place} must be a table, not {_describe(value)}")
-    if hint not in _KINDS:
-        raise TypeError(f"no check for {hint}")
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if type(value) is not hint:
-        raise SettingsError(f"{place} must be {_KINDS[hint]}, not {_describe(value)}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise SettingsError(f"{place} must be a finite number, not {value}")
-    return value
-
-
-def _unknown(kind: str, name: str, known: list[str], show: str = "{}") -> str:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    hint = f"; did you mean {show.format(close[0])}?" if close else ""
-    return f"unknown {kind} {show.format(name)}{hint}"
-
-
-def _check_table(cls: type[T], table: object, where: str, given: dict[str, Any] | None = None,
-                 also_known: tuple[str, ...] = ()) -> T:
-    """A ``cls`` from the TOML table at ``[where]``; the fields in ``given`` are supplied by the
-    caller (sub-tables it checked).  SettingsError with every problem found."""
-    if not isinstance(table, dict):
-        raise SettingsError(f"[{where}] must be a table, not {_describe(table)}")
-    given = given or {}
-    hints = get_type_hints(cls, include_extras=True)
-    own = [f for f in fields(cls) if f.name not in given]  # type: ignore[arg-type]
-    names = [f.name for f in own]
-    problems = [f"[{where}] " + _unknown("key", key, names + list(also_known))
-                for key in table if key not in names]
-    values = dict(given)
-    for f in own:
-        if f.name not in table:
-            if f.default is MISSING and f.default_factory is MISSING:
-                problems.append(f"[{where}] {f.name} is required")
-            continue
-        try:
-            values[f.name] = _check_value(hints[f.name], table[f.name], f"[{where}] {f.name}")
-        except SettingsError as exc:
-            problems += exc.problems
-    if problems:
-        raise SettingsError(problems)
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise SettingsError(f"[{where}] {exc}") from None
-
-
-class _Problems:
-    """Collects the problems of independent parts so that one run reports them all."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def take(self, build: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return build(*args, **kwargs)
-        except SettingsError as exc:
-            self.lines += exc.problems
-            return None
-
-    def raise_any(self) -> None:
-        if self.lines:
-            raise SettingsError(self.lines)
-
-
+T = TypeVar("T", bound="DataclassInstance")
 _ENDPOINT_KEYS = tuple(f.name for f in fields(ModbusEndpoint))
 
 
 def _modbus_device(cls: type[T], table: object, where: str) -> T:
     """``[connectors.N.pilot]`` / ``.meter``: the device's keys and its bus's in one table."""
     if not isinstance(table, dict):
-        raise SettingsError(f"[{where}] must be a table, not {_describe(table)}"
+        raise SettingsError(f"[{where}] must be a table, not {describe(table)}"
                             if table is not None else f"[{where}] table is missing")
-    found = _Problems()
-    endpoint = found.take(_check_table, ModbusEndpoint,
+    found = Problems()
+    endpoint = found.take(check_table, ModbusEndpoint,
                           {k: v for k, v in table.items() if k in _ENDPOINT_KEYS}, where)
-    device = found.take(_check_table, cls,
+    device = found.take(check_table, cls,
                         {k: v for k, v in table.items() if k not in _ENDPOINT_KEYS}, where,
                         {"endpoint": endpoint}, _ENDPOINT_KEYS)
     found.raise_any()
@@ -350,15 +212,15 @@ def _connector(n: int, table: object) -> ConnectorHardware:
     if not isinstance(table, dict):
         raise SettingsError(f"[[connectors]] number {n} must be a table")
     table = dict(table)
-    found = _Problems()
-    cable = found.take(_check_value, Literal["socket", "tethered"], table.pop("cable", "socket"),
+    found = Problems()
+    cable = found.take(check_value, Literal["socket", "tethered"], table.pop("cable", "socket"),
                        f"[{where}] cable")
     subtables = {name: table.pop(name, None) for name in _CONNECTOR_TABLES}
     contactor = None
     if subtables["contactor"] is None:
         found.lines.append(f"[{where}.contactor] table is missing")
     else:
-        contactor = found.take(_check_table, ContactorConfig, subtables["contactor"],
+        contactor = found.take(check_table, ContactorConfig, subtables["contactor"],
                                f"{where}.contactor")
     lock = None
     if cable == "socket" and subtables["lock"] is None:
@@ -367,10 +229,10 @@ def _connector(n: int, table: object) -> ConnectorHardware:
     elif cable == "tethered" and subtables["lock"] is not None:
         found.lines.append(f"[{where}] a tethered cable has no lock: remove [lock]")
     elif subtables["lock"] is not None:
-        lock = found.take(_check_table, LockConfig, subtables["lock"], f"{where}.lock")
+        lock = found.take(check_table, LockConfig, subtables["lock"], f"{where}.lock")
     pilot = found.take(_modbus_device, PilotConfig, subtables["pilot"], f"{where}.pilot")
     meter = found.take(_modbus_device, MeterConfig, subtables["meter"], f"{where}.meter")
-    hardware = found.take(_check_table, ConnectorHardware, table, where,
+    hardware = found.take(check_table, ConnectorHardware, table, where,
                           {"connector_id": n, "contactor": contactor, "pilot": pilot,
                            "meter": meter, "lock": lock}, ("cable", *_CONNECTOR_TABLES))
     found.raise_any()
@@ -387,18 +249,18 @@ TABLES = ("chargepoint", "connectors", "safety", *_OPTIONAL_DEVICES, "ocpp_keys"
 
 def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
     """Settings from a parsed TOML document; SettingsError listing every mistake."""
-    found = _Problems()
+    found = Problems()
     suggested: set[str] = set()
     for name, value in data.items():
         if name in TABLES:
             continue
         if not isinstance(value, (dict, list)):
-            found.lines.append(_unknown("key", name, []) + " outside any table (a key belongs "
+            found.lines.append(unknown("key", name, []) + " outside any table (a key belongs "
                                "below its [table] header)")
             continue
         close = difflib.get_close_matches(name, TABLES, n=1, cutoff=0.6)
         suggested.update(close)
-        found.lines.append(_unknown("table", name, list(TABLES), "[{}]"))
+        found.lines.append(unknown("table", name, list(TABLES), "[{}]"))
 
     def required(name: str) -> Any:
         if name not in data and name not in suggested:
@@ -410,7 +272,7 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
     if cp_table is not None:
         if isinstance(cp_table, dict) and isinstance(cp_table.get("log_level"), str):
             cp_table = {**cp_table, "log_level": cp_table["log_level"].upper()}
-        cp = found.take(_check_table, ChargepointTable, cp_table, "chargepoint")
+        cp = found.take(check_table, ChargepointTable, cp_table, "chargepoint")
 
     connectors_raw = data.get("connectors")
     connectors: list[ConnectorHardware | None] = []
@@ -426,15 +288,15 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
         connectors = [found.take(_connector, n, t) for n, t in enumerate(connectors_raw, 1)]
 
     safety_table = required("safety")
-    safety = (found.take(_check_table, SafetyConfig, safety_table, "safety")
+    safety = (found.take(check_table, SafetyConfig, safety_table, "safety")
               if safety_table is not None else None)
-    devices = {name: found.take(_check_table, cls, data[name], name)
+    devices = {name: found.take(check_table, cls, data[name], name)
                for name, cls in _OPTIONAL_DEVICES.items() if name in data}
     ocpp_keys = data.get("ocpp_keys", {})
     if not isinstance(ocpp_keys, dict):
-        found.lines.append(f"[ocpp_keys] must be a table, not {_describe(ocpp_keys)}")
-    bench = found.take(_check_table, BenchSettings, data.get("bench", {}), "bench")
-    logging_settings = found.take(_check_table, LoggingSettings, data.get("logging", {}),
+        found.lines.append(f"[ocpp_keys] must be a table, not {describe(ocpp_keys)}")
+    bench = found.take(check_table, BenchSettings, data.get("bench", {}), "bench")
+    logging_settings = found.take(check_table, LoggingSettings, data.get("logging", {}),
                                   "logging")
     found.raise_any()
     assert cp is not None and safety is not None

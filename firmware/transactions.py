@@ -8,10 +8,13 @@ transaction per event, so a power cut at any instant loses nothing:
   once StartTransaction.conf arrived (-1 if StartTransaction could never be delivered), and
   whether the stop is queued and acknowledged.
 * ``outbox``: StartTransaction, MeterValues and StopTransaction in FIFO order, each with the
-  OCPP message id it is (re)sent with, so a central system can recognise a retransmission.
+  OCPP message id it is (re)sent with, so a central system can recognise a retransmission, and
+  its payload in wire form: the JSON as sent (camelCase OCPP field names, no null fields),
+  without the ``transactionId``, which the sender fills in once StartTransaction.conf gave it
+  (schema 2; schema 1 stored the ocpp library's snake_case names, migration 2 converts them).
 * ``connector``: availability set by ChangeAvailability (it survives a reboot, OCTT TC_034).
 
-Only the ``firmware.ocpp`` session reads the outbox; the charging core writes through
+Only ``firmware.ocpp.outbox`` reads the outbox; the charging core writes through
 ``firmware.ports.CentralSystemLink``.
 """
 
@@ -59,6 +62,38 @@ MIGRATIONS = (
         connector_id INTEGER PRIMARY KEY,
         operative INTEGER NOT NULL
     )
+    """,
+    # 2: outbox payloads in their wire form (the JSON as sent: camelCase OCPP field names, no
+    # null fields) instead of the ocpp library's Python field names; a message queued by an
+    # older version keeps its place and its message id, so it is still delivered exactly once.
+    # Only the names the outbox ever held are renamed; a sampled value's own fields are one
+    # word each.
+    """
+    UPDATE outbox SET payload = (
+        SELECT json_group_object(
+            CASE top.key
+                WHEN 'connector_id' THEN 'connectorId'
+                WHEN 'id_tag' THEN 'idTag'
+                WHEN 'meter_start' THEN 'meterStart'
+                WHEN 'meter_stop' THEN 'meterStop'
+                WHEN 'reservation_id' THEN 'reservationId'
+                WHEN 'transaction_id' THEN 'transactionId'
+                WHEN 'meter_value' THEN 'meterValue'
+                WHEN 'transaction_data' THEN 'transactionData'
+                ELSE top.key END,
+            CASE
+                WHEN top.key IN ('meter_value', 'transaction_data') THEN (
+                    SELECT json_group_array(json((
+                        SELECT json_group_object(
+                            CASE mv.key WHEN 'sampled_value' THEN 'sampledValue' ELSE mv.key END,
+                            CASE WHEN mv.type IN ('object', 'array') THEN json(mv.value)
+                                 ELSE mv.value END)
+                        FROM json_each(element.value) AS mv)))
+                    FROM json_each(top.value) AS element)
+                WHEN top.type IN ('object', 'array') THEN json(top.value)
+                ELSE top.value END)
+        FROM json_each(outbox.payload) AS top
+        WHERE top.type != 'null')
     """,
 )
 

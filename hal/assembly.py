@@ -22,11 +22,8 @@ from hal.config import (
 from hal.interfaces import (
     Buzzer,
     CardReader,
-    ConnectorLock,
-    Contactor,
-    ControlPilot,
+    ConnectorDevices,
     Display,
-    EnergyMeter,
     SafetyInputs,
     StatusIndicator,
 )
@@ -36,18 +33,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class ConnectorDeviceSet:
-    connector_id: int
-    pilot: ControlPilot
-    contactor: Contactor
-    meter: EnergyMeter
-    lock: ConnectorLock | None
-    max_current_a: float
-
-
-@dataclass
 class Devices:
-    connectors: list[ConnectorDeviceSet]
+    connectors: list[ConnectorDevices]
     safety: SafetyInputs
     indicator: StatusIndicator | None
     buzzer: Buzzer | None
@@ -60,10 +47,11 @@ class Devices:
         on a crash."""
         for c in self.connectors:
             _quietly(c.contactor.open)
-        if self.indicator is not None:
+        indicator = self.indicator
+        if indicator is not None:
             from hal.types import OFF, LightPattern
 
-            _quietly(lambda: self.indicator.show(OFF, LightPattern.OFF))  # type: ignore[union-attr]
+            _quietly(lambda: indicator.show(OFF, LightPattern.OFF))
         if self.buzzer is not None:
             _quietly(self.buzzer.silence)
 
@@ -109,7 +97,7 @@ def build_devices(hw: HardwareConfig, *, pin_factory: object | None = None,
     from hal.modbus.evse_wb import EvseWbPilot
     from hal.modbus.meter import ModbusEnergyMeter
 
-    connectors: list[ConnectorDeviceSet] = []
+    connectors: list[ConnectorDevices] = []
     contactors: list[GpioContactor] = []
     for c in hw.connectors:
         pilot_cfg, meter_cfg = c.pilot, c.meter
@@ -119,7 +107,7 @@ def build_devices(hw: HardwareConfig, *, pin_factory: object | None = None,
         contactor = GpioContactor(c.contactor, pin_factory=pin_factory)
         contactors.append(contactor)
         lock = GpioConnectorLock(c.lock, pin_factory=pin_factory) if c.lock else None
-        connectors.append(ConnectorDeviceSet(
+        connectors.append(ConnectorDevices(
             c.connector_id, EvseWbPilot(pilot_cfg), contactor, ModbusEnergyMeter(meter_cfg),
             lock, c.max_current_a))
     safety = GpioSafetyInputs(hw.safety, contactors, pin_factory=pin_factory)

@@ -14,6 +14,7 @@ own callback, before the firmware hears of it, so a stalled event loop cannot de
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from hal.types import (
@@ -183,3 +184,16 @@ class CardReader(Protocol):
     def set_listener(self, listener: Callable[[str], None]) -> None: ...
 
     def close(self) -> None: ...
+
+
+@dataclass
+class ConnectorDevices:
+    """The devices of one connector, as a backend built them (``hal.assembly``) and as the
+    firmware drives them (``firmware.connector``): the one bundle type for both sides."""
+
+    connector_id: int  # OCPP connectorId, 1..n
+    pilot: ControlPilot
+    contactor: Contactor
+    meter: EnergyMeter
+    lock: ConnectorLock | None  # None: tethered cable
+    max_current_a: float  # the connector's rating (A)

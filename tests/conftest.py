@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from centralsystem import CentralSystem, MessageRecord
 from firmware import app
-from firmware.ocpp.csms import CentralSystem, MessageRecord
 from firmware.settings import Settings, load
 
 REPO = Path(__file__).resolve().parent.parent
@@ -157,7 +157,7 @@ async def csms(request: pytest.FixtureRequest) -> AsyncIterator[CentralSystem]:
 # the whole controller, a central system, a server or a process; the whole suite runs them all.
 SLOW_MODULES = frozenset({
     "test_two_connectors", "test_frames", "test_systemd", "test_modbus_meter",
-    "test_log_upload_ftp", "test_signals", "test_gpio_buzzer", "test_stores", "test_bringup",
+    "test_log_upload_ftp", "test_signals", "test_stores", "test_bringup",
     "test_connection", "test_single_instance", "test_cli_errors", "test_safe_outputs",
     "test_security", "test_package", "test_config_system", "test_session", "test_cli",
     "test_meter_values", "test_fuzz", "test_reset", "test_durability",

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from ocpp.v16 import call
 
+from centralsystem import CentralSystem
 from firmware import app
-from firmware.ocpp.csms import CentralSystem
 from tests.conftest import Rig, bench_settings
 
 pytestmark = pytest.mark.asyncio

@@ -22,9 +22,10 @@ import pytest
 import pytest_asyncio
 import websockets
 
-from firmware import app, doctor, hwtest
-from firmware.doctor import Check, Doctor
-from firmware.ocpp.csms import CentralSystem
+from centralsystem import CentralSystem
+from firmware import app
+from firmware.cli import doctor, hwtest
+from firmware.cli.doctor import Check, Doctor
 from firmware.settings import Settings, load
 from hal.modbus.server import RegisterServer
 from hal.sim.modbus_devices import SimulatedEvseBoard, SimulatedMeter
@@ -92,6 +93,47 @@ async def test_doctor_fails_a_server_that_does_not_agree_to_ocpp16() -> None:
     assert v["tcp"][0] == "OK"
     assert v["websocket"] == ("FAIL", ("the server did not agree to subprotocol ocpp1.6 "
                                        "(answered none): not an OCPP 1.6 endpoint"))
+
+
+@pytest.mark.asyncio
+async def test_doctor_names_a_refused_password() -> None:
+    async with CentralSystem(basic_auth={"BENCH-001": "secret"}) as cs:
+        v = verdicts(await Doctor().run(BENCH, cs.url))
+        assert v["websocket"] == ("FAIL", ("HTTP 401 Unauthorized: authentication required: "
+                                           "check SecurityProfile / AuthorizationKey (or "
+                                           "user:password in csms_url)"))
+        assert v["clock"] == ("SKIP", "no handshake")
+        v = verdicts(await Doctor().run(BENCH, cs.url.replace("ws://", "ws://BENCH-001:secret@")))
+        assert v["websocket"][0] == "OK", v["websocket"]
+        assert cs.auth_failures == [("BENCH-001", "no Basic credentials")]
+
+
+async def _raw_server(answer: bytes) -> asyncio.Server:
+    """A TCP server that reads a request head and writes ``answer``, then closes."""
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("answer", "expected"), [
+    (b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+     "not an HTTP answer: invalid HTTP status line: SSH-2.0-OpenSSH_9.2"),
+    ((b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      b"Sec-WebSocket-Accept: d3Jvbmc=\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n"),
+     "the server's Sec-WebSocket-Accept is wrong (a proxy in the way?)"),
+])
+async def test_doctor_names_a_broken_handshake(answer: bytes, expected: str) -> None:
+    server = await _raw_server(answer)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        v = verdicts(await Doctor().run(BENCH, f"ws://127.0.0.1:{port}/ocpp"))
+    assert v["tcp"][0] == "OK"
+    assert v["websocket"] == ("FAIL", expected)
 
 
 def test_doctor_command_prints_a_verdict_per_check_and_exits_1_on_a_failure() -> None:
@@ -258,3 +300,11 @@ def test_hw_test_command_with_yes(tmp_path: Path, fast_steps: None,
     assert "exercising the simulated bench's mock pins" in text
     assert "OK    contactor 1: closed and opened" in text
     assert text.rstrip().endswith("no step failed")
+
+
+@pytest.mark.asyncio
+async def test_doctor_never_prints_the_password_of_a_url_it_refuses() -> None:
+    d = Doctor()
+    await d.check_central_system("https://cp1:s3cret-Key@csms.example/ocpp")
+    shown = " ".join(c.detail for c in d.results)
+    assert "is not a ws:// or wss:// URL" in shown and "s3cret-Key" not in shown

@@ -3,21 +3,26 @@ that no event sequence closes the contactor unsafely."""
 
 from __future__ import annotations
 
+import functools
+import itertools
+from collections import deque
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware import charging as m
-from firmware.domain import ConnectorError, ConnectorStatus as S, StopReason
 from firmware.domain import ChargePointErrorCode as E
+from firmware.domain import ConnectorError, StopReason
+from firmware.domain import ConnectorStatus as S
 
 POLICY = m.Policy()
 
 
 def run(events: list[m.Event], policy: m.Policy = POLICY,
-        start: m.Connector | None = None) -> tuple[m.Connector, list[m.Command]]:
-    c = start or m.Connector()
+        start: m.ConnectorState | None = None) -> tuple[m.ConnectorState, list[m.Command]]:
+    c = start or m.ConnectorState()
     all_cmds: list[m.Command] = []
     for e in events:
         c, cmds = m.step(c, e, policy)
@@ -183,11 +188,12 @@ EVENTS = st.one_of(
     st.just(m.EvPaused()), st.sampled_from([m.IdPresented("A"), m.IdPresented("B")]),
     st.builds(m.AuthorizationResult, st.sampled_from(["A", "B"]), st.booleans()),
     st.just(m.RemoteStart("A")), st.just(m.LockConfirmed()), st.just(m.LockFailed("L", "x")),
-    st.just(m.Unlocked()), st.just(m.TransactionRejected()),
+    st.just(m.Unlocked()), st.just(m.TransactionRejected()), st.just(m.EnergyLimitReached()),
     st.builds(m.StopRequested, st.sampled_from(list(StopReason))),
     st.just(m.UnlockRequested()), st.just(m.ConnectionTimedOut()),
     st.builds(m.FaultDetected,
-              st.sampled_from([ConnectorError(E.GROUND_FAILURE), ConnectorError(E.POWER_METER_FAILURE),
+              st.sampled_from([ConnectorError(E.GROUND_FAILURE),
+                               ConnectorError(E.POWER_METER_FAILURE),
                                ConnectorError(E.EV_COMMUNICATION_ERROR)]), st.booleans()),
     st.builds(m.FaultCleared, st.sampled_from([E.GROUND_FAILURE, E.POWER_METER_FAILURE,
                                               E.EV_COMMUNICATION_ERROR])),
@@ -195,23 +201,34 @@ EVENTS = st.one_of(
 )
 
 
+POLICIES = st.builds(m.Policy, st.booleans(), st.booleans(), st.booleans(),
+                     st.sampled_from([0, 500]))
+
+
 @settings(max_examples=400, deadline=None)
-@given(st.lists(EVENTS, max_size=40), st.booleans(), st.booleans())
-def test_no_event_sequence_closes_the_contactor_unsafely(events: list[m.Event], stop_on_ev: bool,
-                                                         unlock_on_ev: bool) -> None:
-    policy = m.Policy(stop_transaction_on_ev_side_disconnect=stop_on_ev,
-                      unlock_connector_on_ev_side_disconnect=unlock_on_ev)
-    c = m.Connector()
+@given(st.lists(EVENTS, max_size=40), POLICIES)
+def test_no_event_sequence_closes_the_contactor_unsafely(events: list[m.Event],
+                                                         policy: m.Policy) -> None:
+    c = m.ConnectorState()
     closed = False  # what the hardware would be doing, from the commands alone
+    used_up = False  # the transaction's energy allowance is gone, from the events alone
     for e in events:
+        was_in_tx = c.in_transaction
         c, cmds = m.step(c, e, policy)
+        if was_in_tx and (isinstance(e, m.EnergyLimitReached) or (
+                isinstance(e, m.TransactionRejected) and not policy.stop_transaction_on_invalid_id
+                and policy.max_energy_on_invalid_id_wh == 0)):
+            used_up = True
         for cmd in cmds:
             if isinstance(cmd, m.CloseContactor):
                 assert c.in_transaction and c.locked and c.plugged and c.ev_wants_power
                 assert not c.faults and c.operative
+                assert not used_up, "energy after the allowance was used up"
                 closed = True
             elif isinstance(cmd, m.OpenContactor):
                 closed = False
+            elif isinstance(cmd, m.EndTransaction):
+                used_up = False
         # After every step the hardware's contactor matches the machine's belief ...
         assert closed == c.contactor_closed
         # ... and it is never closed in a situation where it must be open.
@@ -226,22 +243,38 @@ def test_no_event_sequence_closes_the_contactor_unsafely(events: list[m.Event], 
 # Stateful: hypothesis drives the machine like a charger's life and checks the invariants
 # after every step.
 
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
+from hypothesis.stateful import (  # noqa: E402
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+)
 
 
 class ConnectorLife(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.c = m.Connector()
+        self.c = m.ConnectorState()
         self.closed = False  # what the contactor coil would be doing
         self.policy = POLICY
         self.transactions = 0
+        self.used_up = False  # the energy allowance is gone, from the events alone
+
+    @initialize(policy=POLICIES)
+    def choose_policy(self, policy: m.Policy) -> None:
+        self.policy = policy
 
     def _apply(self, event: m.Event) -> None:
         was_in_tx = self.c.in_transaction
         self.c, cmds = m.step(self.c, event, self.policy)
+        p = self.policy
+        if was_in_tx and (isinstance(event, m.EnergyLimitReached) or (
+                isinstance(event, m.TransactionRejected) and not p.stop_transaction_on_invalid_id
+                and p.max_energy_on_invalid_id_wh == 0)):
+            self.used_up = True
         for cmd in cmds:
             if isinstance(cmd, m.CloseContactor):
+                assert not self.used_up, "energy after the allowance was used up"
                 self.closed = True
             elif isinstance(cmd, m.OpenContactor):
                 self.closed = False
@@ -250,6 +283,7 @@ class ConnectorLife(RuleBasedStateMachine):
                 self.transactions += 1
             elif isinstance(cmd, m.EndTransaction):
                 assert was_in_tx, "stopping a transaction that is not running"
+                self.used_up = False
 
     @rule()
     def plug(self) -> None:
@@ -291,6 +325,14 @@ class ConnectorLife(RuleBasedStateMachine):
     @rule(latched=st.booleans())
     def fault(self, latched: bool) -> None:
         self._apply(m.FaultDetected(ConnectorError(E.GROUND_FAILURE), latched=latched))
+
+    @rule()
+    def start_transaction_refused(self) -> None:
+        self._apply(m.TransactionRejected())
+
+    @rule()
+    def energy_allowance_used_up(self) -> None:
+        self._apply(m.EnergyLimitReached())
 
     @rule()
     def fault_gone(self) -> None:
@@ -341,3 +383,147 @@ def test_max_energy_on_invalid_id_lets_charging_go_on_until_the_limit() -> None:
     c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower(),
                 m.TransactionRejected()], zero)
     assert c.status is S.SUSPENDED_EVSE
+
+
+# --------------------------------------------------------------------------------------------------
+# The rows declare where they lead; step refuses anything else.
+
+
+def _declare(monkeypatch: pytest.MonkeyPatch, status: S, event: type, *targets: S) -> None:
+    """Change one row's declared targets, as a careless edit of the table would."""
+    row = m.TRANSITIONS[status][event]
+    monkeypatch.setitem(m.TRANSITIONS[status], event, replace(row, targets=frozenset(targets)))
+
+
+def test_a_result_outside_its_rows_declaration_raises_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    charging, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()])
+    _declare(monkeypatch, S.CHARGING, m.EvPaused, S.CHARGING)
+    with pytest.raises(m.UndeclaredTransition,
+                       match=r"^Charging --EvPaused--> SuspendedEV is not declared "
+                             r"\(ev_paused may lead to: Charging\)$"):
+        m.step(charging, m.EvPaused(), POLICY)
+
+
+def test_the_random_sequences_find_a_wrong_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hypothesis property above checks the declarations as a side effect of stepping."""
+    _declare(monkeypatch, S.AVAILABLE, m.Plugged, S.AVAILABLE)
+    with pytest.raises(m.UndeclaredTransition, match="Available --Plugged--> Preparing"):
+        test_no_event_sequence_closes_the_contactor_unsafely()
+
+
+# Every kind of event, with the values that lead to different places (two idTags of one group, a
+# refused one, a latched and a plain fault).
+ALPHABET: list[m.Event] = [
+    m.Plugged(), m.Unplugged(), m.EvRequestsPower(), m.EvPaused(),
+    m.IdPresented("A"), m.IdPresented("B"),
+    m.AuthorizationResult("A", True, "G"), m.AuthorizationResult("B", True, "G"),
+    m.AuthorizationResult("A", False), m.AuthorizationResult("B", False),
+    m.RemoteStart("A"), m.LockConfirmed(), m.LockFailed("L", "jammed"), m.Unlocked(),
+    m.TransactionRejected(), m.EnergyLimitReached(), m.StopRequested(StopReason.REMOTE),
+    m.UnlockRequested(), m.ConnectionTimedOut(),
+    m.FaultDetected(ConnectorError(E.GROUND_FAILURE), latched=True),
+    m.FaultDetected(ConnectorError(E.POWER_METER_FAILURE)),
+    m.FaultCleared(E.GROUND_FAILURE), m.FaultCleared(E.POWER_METER_FAILURE),
+    m.AvailabilityChanged(True), m.AvailabilityChanged(False),
+]
+
+
+def _unsafe(before: m.ConnectorState, used_up: bool, after: m.ConnectorState,
+            cmds: list[m.Command]) -> str | None:
+    """What is wrong with one step, judged from the commands (the hardware's view)."""
+    closed = before.contactor_closed  # what the coil does, as the previous steps left it
+    for cmd in cmds:
+        if isinstance(cmd, m.CloseContactor):
+            if not (after.in_transaction and after.locked and after.plugged
+                    and after.ev_wants_power and not after.faults and after.operative):
+                return "closes the contactor unsafely"
+            if used_up:
+                return "closes the contactor after the energy allowance was used up"
+            closed = True
+        elif isinstance(cmd, m.OpenContactor):
+            closed = False
+    if closed != after.contactor_closed:
+        return "the contactor is not where the machine believes"
+    if closed and after.status is not S.CHARGING:
+        return "energy flows outside Charging"
+    return None
+
+
+@functools.cache
+def _walk() -> tuple[dict[tuple[S, type], set[S]], tuple[str, ...]]:
+    """Every state reachable from a fresh connector with ALPHABET, under every policy: where
+    each row led, and every unsafe step (step itself raises if a row leads somewhere
+    undeclared).  A node also carries whether the events so far used up the transaction's
+    energy allowance, so that rule is checked independently of the machine's own field."""
+    reached: dict[tuple[S, type], set[S]] = {}
+    unsafe: list[str] = []
+    for stop_ev, unlock_ev, stop_invalid, max_wh in itertools.product(
+            (True, False), (True, False), (True, False), (0, 500)):
+        policy = m.Policy(stop_ev, unlock_ev, stop_invalid, max_wh)
+        seen = {(m.ConnectorState(), False)}
+        todo = deque(seen)
+        while todo:
+            c, used_up = todo.popleft()
+            for e in ALPHABET:
+                after, cmds = m.step(c, e, policy)
+                if type(e) in m.TRANSITIONS[c.status]:
+                    reached.setdefault((c.status, type(e)), set()).add(after.status)
+                problem = _unsafe(c, used_up, after, cmds)
+                if problem:
+                    unsafe.append(f"{policy}: {c} --{e}--> {after}: {problem}")
+                    continue
+                if any(isinstance(cmd, m.EndTransaction) for cmd in cmds):
+                    now_used_up = False
+                else:
+                    now_used_up = used_up or (c.in_transaction and (
+                        isinstance(e, m.EnergyLimitReached)
+                        or (isinstance(e, m.TransactionRejected) and not stop_invalid
+                            and max_wh == 0)))
+                node = (after, now_used_up)
+                if node not in seen:
+                    seen.add(node)
+                    todo.append(node)
+    return reached, tuple(unsafe)
+
+
+def test_no_reachable_state_and_event_is_unsafe() -> None:
+    """The property tests' rules, checked exhaustively: every reachable state, every event."""
+    _, unsafe = _walk()
+    assert not unsafe, "\n".join(unsafe[:3])
+
+
+def test_every_declared_target_is_reached_and_nothing_else() -> None:
+    """The declarations are exact: the diagram page draws no edge that cannot happen, and a
+    complete walk of the reachable states never leaves a row's targets."""
+    reached, _ = _walk()
+    unreached = [f"{status.value} --{event.__name__}--> {target.value}"
+                 for status, rows in m.TRANSITIONS.items() for event, row in rows.items()
+                 for target in sorted(row.targets - reached.get((status, event), set()),
+                                      key=lambda s: s.value)]
+    assert unreached == []
+
+
+def test_the_walk_finds_an_over_declared_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    _declare(monkeypatch, S.CHARGING, m.EvPaused, S.SUSPENDED_EV, S.FAULTED)
+    with pytest.raises(AssertionError, match="Charging --EvPaused--> Faulted"):
+        test_every_declared_target_is_reached_and_nothing_else()
+
+
+def test_a_used_up_allowance_stays_used_up_across_unplug_and_replug() -> None:
+    """MaxEnergyOnInvalidId is one allowance per transaction: unplugging and plugging again (the
+    transaction goes on, StopTransactionOnEVSideDisconnect=false) does not give a fresh one."""
+    policy = replace(POLICY, stop_transaction_on_ev_side_disconnect=False,
+                     stop_transaction_on_invalid_id=False, max_energy_on_invalid_id_wh=500)
+    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower(),
+                m.TransactionRejected(), m.EnergyLimitReached()], policy)
+    assert c.status is S.SUSPENDED_EVSE and not c.contactor_closed
+    c, cmds = run([m.Unplugged(), m.Plugged(), m.EvRequestsPower()], policy, start=c)
+    assert not any(isinstance(cmd, (m.CloseContactor, m.OfferPower)) for cmd in cmds), cmds
+    assert c.in_transaction and not c.contactor_closed and c.status is S.SUSPENDED_EVSE
+    c, cmds = run([m.EvPaused(), m.Unplugged(), m.EvRequestsPower()], policy, start=c)
+    assert not c.contactor_closed and c.status is S.SUSPENDED_EVSE
+    # The next transaction starts with its own allowance.
+    c, _ = run([m.StopRequested(StopReason.LOCAL), m.Unlocked(), m.Unplugged(), m.Plugged(),
+                m.RemoteStart("B"), m.LockConfirmed(), m.EvRequestsPower()], policy, start=c)
+    assert c.status is S.CHARGING and c.contactor_closed

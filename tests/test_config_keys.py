@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware import app, keydoc
+from firmware import app
+from firmware.cli import keydoc
 from firmware.config_keys import (
     K,
     ChangeStatus,
@@ -315,7 +316,7 @@ def test_the_example_plugin_is_installed_and_loaded() -> None:
 def test_generated_key_reference_is_up_to_date() -> None:
     expected = keydoc.render(keydoc.reference_registry())
     actual = (REPO / "docs" / "configuration-keys.md").read_text()
-    assert actual == expected, "run: python -m firmware.keydoc > docs/configuration-keys.md"
+    assert actual == expected, "run: python -m firmware.cli.keydoc > docs/configuration-keys.md"
 
 
 @pytest.mark.parametrize("raw, line", [
@@ -352,3 +353,11 @@ def test_a_handle_of_the_wrong_type_is_refused_by_name():
     with pytest.raises(TypeError, match="HeartbeatInterval is an? integer key"):
         keys[wrong]
     assert keys[K.HeartbeatInterval] == 86_400
+
+
+def test_value_or_reads_a_declared_key_and_defaults_for_an_absent_one() -> None:
+    fitted = build_registry(has_indicator=True)
+    assert fitted.value_or(K.LightIntensity, -1) == fitted[K.LightIntensity] == 100
+    bare = build_registry(has_indicator=False)
+    assert K.LightIntensity not in bare
+    assert bare.value_or(K.LightIntensity, -1) == -1

@@ -3,6 +3,7 @@ charger on the simulated bench behaves by them."""
 
 from __future__ import annotations
 
+from centralsystem import CentralSystem
 from firmware.config_keys import K
 
 import asyncio
@@ -15,7 +16,6 @@ from ocpp.exceptions import OccurenceConstraintViolationError
 from ocpp.v16 import call
 
 from firmware import app
-from firmware.ocpp.csms import CentralSystem
 from tests.conftest import REPO, Rig, bench_settings, start_fast
 from tests.test_config_keys import SEED
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from centralsystem import CentralSystem
 from firmware import app
-from firmware.ocpp.csms import CentralSystem
 from tests.conftest import Rig, bench_settings, start_fast
 
 pytestmark = pytest.mark.asyncio
@@ -94,7 +94,7 @@ async def test_half_open_connection_is_detected_by_ping_and_reconnected(
 
 async def test_an_idle_charger_writes_nothing(rig: Rig) -> None:
     await asyncio.sleep(0.5)
-    stores = [rig.running.session.store, rig.running.keys.store,
+    stores = [rig.running.ocpp.transactions.store, rig.running.keys.store,
               rig.running.charger.authorizer.cache._db]  # type: ignore[union-attr]
     before = [s.writes if hasattr(s, "writes") else s.total_changes for s in stores]
     await asyncio.sleep(3.0)  # heartbeats, pilot and meter polls, statuses: no storage writes

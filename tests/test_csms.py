@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
-from firmware.ocpp.csms import (
+from centralsystem import (
     BootDecision,
     CentralSystem,
     ChargePointState,
@@ -34,7 +34,7 @@ from firmware.ocpp.csms import (
     NotConnectedError,
     match,
 )
-from firmware.ocpp.csms_main import run_csms
+from centralsystem.console import run_csms
 
 OCPP16 = Subprotocol("ocpp1.6")
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")

@@ -24,7 +24,7 @@ import websockets
 from websockets.typing import Subprotocol
 
 from firmware import app
-from firmware.ocpp.connection import ERROR_CODES, UnusableAnswer, read_answer
+from firmware.ocpp.frames import ERROR_CODES, UnusableAnswer, read_answer
 from tests.conftest import bench_settings, start_fast
 
 pytestmark = pytest.mark.asyncio
@@ -332,7 +332,7 @@ async def test_a_start_transaction_answer_with_an_extra_property_is_used(
         stop = scripted.received[await scripted.wait_for(is_call("StopTransaction"))]
         assert stop.parts[3]["transactionId"] == 77
         assert len(scripted.calls("StartTransaction")) == 1, "answered once, used once"
-        store = charger.running.session.store
+        store = charger.running.ocpp.transactions.store
         assert store.local_id(77) is not None, "transactionId 77 recorded in the journal"
         assert len(journal_lines(caplog, "StartTransaction: answer does not follow")) == 1
         assert scripted.connections == 1

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from ocpp.v16 import call
 
+from centralsystem import CentralSystem
 from firmware import app
-from firmware.ocpp.csms import CentralSystem
 from firmware.transactions import TransactionStore
 from tests.conftest import REPO, Rig, bench_settings, start_fast
 
@@ -265,5 +265,89 @@ async def test_tc_034_unavailable_persists_across_a_restart(csms: CentralSystem,
     try:
         await rig.wait_status("Unavailable", since=mark)
         await rig.wait_status("Unavailable", connector=0, since=mark)
+    finally:
+        await app.shutdown(running)
+
+
+# ------------------------------------------------------------------------------ stored form
+
+T_STOP = "2026-11-24T10:30:00.000Z"
+SAMPLE = {"timestamp": T, "sampled_value": [
+    {"value": "1500", "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register",
+     "unit": "Wh"}]}
+
+
+def _schema_1_journal(state_dir: Path) -> list[str]:
+    """A transactions.db exactly as the version before wire-form payloads left it after a power
+    cut: schema 1, one stopped transaction whose StartTransaction, MeterValues and
+    StopTransaction were never delivered, their payloads in the ocpp library's Python field
+    names.  Returns the message ids."""
+    import json
+
+    from firmware.storage import open_store
+    from firmware.transactions import MIGRATIONS
+
+    db = open_store(state_dir / TransactionStore.FILE, MIGRATIONS[:1]).connection
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    db.execute("INSERT INTO tx (local_id, connector_id, id_tag, meter_start, started_at, "
+               "last_meter, last_meter_at, stop_queued, stop_reason, meter_values_queued) "
+               "VALUES (1, 1, 'OLD-TAG', 1000, ?, 2000, ?, 1, 'Local', 1)", (T, T_STOP))
+    old = [("StartTransaction", {"connector_id": 1, "id_tag": "OLD-TAG", "meter_start": 1000,
+                                 "timestamp": T}),
+           ("MeterValues", {"connector_id": 1, "meter_value": [SAMPLE]}),
+           ("StopTransaction", {"meter_stop": 2000, "timestamp": T_STOP, "reason": "Local",
+                                "id_tag": None, "transaction_data": [SAMPLE]})]
+    ids = [f"old-{n}" for n in range(len(old))]
+    for (action, payload), message_id in zip(old, ids, strict=True):
+        db.execute("INSERT INTO outbox (action, local_tx, message_id, payload, essential) "
+                   "VALUES (?, 1, ?, ?, 1)", (action, message_id, json.dumps(payload)))
+    db.close()
+    return ids
+
+
+WIRE_SAMPLE = {"timestamp": T, "sampledValue": [
+    {"value": "1500", "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register",
+     "unit": "Wh"}]}
+
+
+def test_migration_2_stores_outbox_payloads_in_wire_form(tmp_path: Path) -> None:
+    ids = _schema_1_journal(tmp_path)
+    store = TransactionStore.open(tmp_path)
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == 2
+    entries = []
+    while (entry := store.head()) is not None:
+        entries.append((entry.action, entry.message_id, entry.payload))
+        store.delivered(entry, remote_id=7 if entry.action == "StartTransaction" else None)
+    assert entries == [
+        ("StartTransaction", ids[0], {"connectorId": 1, "idTag": "OLD-TAG", "meterStart": 1000,
+                                      "timestamp": T}),
+        ("MeterValues", ids[1], {"connectorId": 1, "meterValue": [WIRE_SAMPLE]}),
+        ("StopTransaction", ids[2], {"meterStop": 2000, "timestamp": T_STOP, "reason": "Local",
+                                     "transactionData": [WIRE_SAMPLE]}),
+    ], "same order, same message ids, OCPP field names, no null field"
+
+
+@pytest.mark.asyncio
+async def test_an_upgraded_charger_delivers_old_outbox_messages_exactly_once(
+        csms: CentralSystem, tmp_path: Path) -> None:
+    ids = _schema_1_journal(tmp_path)
+    running = await start_fast(bench_settings(csms.url, tmp_path))
+    try:
+        rig = Rig(csms, running, tmp_path)
+        await rig.wait_result("StopTransaction", timeout=15)
+        assert await running.ocpp.transactions.wait_empty(5)
+        (start,) = rig.calls("StartTransaction")
+        (meter,) = rig.calls("MeterValues")
+        (stop,) = rig.calls("StopTransaction")
+        assert [start.unique_id, meter.unique_id, stop.unique_id] == ids
+        assert start.payload == {"connectorId": 1, "idTag": "OLD-TAG", "meterStart": 1000,
+                                 "timestamp": T}
+        (tx,) = csms.state(rig.cp_id).transactions.values()
+        assert meter.payload == {"connectorId": 1, "meterValue": [WIRE_SAMPLE],
+                                 "transactionId": tx.transaction_id}
+        assert stop.payload == {"meterStop": 2000, "timestamp": T_STOP, "reason": "Local",
+                                "transactionData": [WIRE_SAMPLE],
+                                "transactionId": tx.transaction_id}
+        assert tx.stops == 1 and tx.reason == "Local"
     finally:
         await app.shutdown(running)

@@ -1,4 +1,4 @@
-"""The frame reading of firmware.ocpp.connection over arbitrary input: it classifies, it never
+"""The frame reading of firmware.ocpp.frames over arbitrary input: it classifies, it never
 raises (a frame can cost the charger nothing but one log line)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ocpp.v16.enums import Action
 
-from firmware.ocpp.connection import (
+from firmware.ocpp.frames import (
     ANSWER_FIELDS,
     ERROR_CODES,
     FRAME_FAULTS,

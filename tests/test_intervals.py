@@ -24,7 +24,8 @@ from datetime import datetime
 import pytest
 from ocpp.v16 import call
 
-from firmware.ocpp.csms import MessageRecord
+from centralsystem import MessageRecord
+from firmware.config_keys import K
 from tests.conftest import BENCH_TOML, Rig
 
 pytestmark = pytest.mark.asyncio
@@ -200,7 +201,7 @@ async def test_transaction_message_retry_interval_300_to_1_retries_at_once(rig: 
 async def test_a_wait_leaves_no_listener_behind() -> None:
     """sleep_until watches its keys only while it sleeps (a heartbeat loop sleeps forever)."""
     from firmware import clock
-    from firmware.config_keys import K, default_registry
+    from firmware.config_keys import default_registry
 
     keys = default_registry()
     before = sum(len(v) for v in keys.listeners.values())

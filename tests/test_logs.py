@@ -133,6 +133,22 @@ def test_configure_writes_one_line_per_event_through_the_filter() -> None:
         "<4>WARNING firmware.ocpp.session: connection to ws://x failed: refused\n" * 3
 
 
+def test_configure_again_replaces_its_own_handler_and_leaves_others_alone() -> None:
+    root = logging.getLogger()
+    level = root.level
+    foreign = logging.StreamHandler(io.StringIO())  # a tool's or pytest's handler
+    root.addHandler(foreign)
+    first = logs.configure("INFO", io.StringIO(), journal=False)
+    second = logs.configure("INFO", io.StringIO(), journal=False)
+    try:
+        assert first not in root.handlers and second in root.handlers
+        assert foreign in root.handlers
+    finally:
+        for handler in (second, foreign):
+            root.removeHandler(handler)
+        root.setLevel(level)
+
+
 @pytest.fixture
 def message_log() -> Iterator[None]:
     yield

@@ -45,7 +45,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, src / name)
-    for package in ("firmware", "hal"):
+    for package in ("firmware", "hal", "centralsystem"):
         shutil.copytree(REPO / package, src / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
     dist = tmp / "dist"
@@ -54,6 +54,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheel = next(dist.glob("pi_chargepoint-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "firmware/examples/bench.toml" in names and "firmware/examples/pi.toml" in names
+    # The bench central system ships too (chargepoint csms, the demo), in its own package.
+    assert "centralsystem/server.py" in names and "firmware/cli/__init__.py" in names
     venv = tmp / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp)
     _run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install",

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from ocpp.v16 import call
 
+from centralsystem import CentralSystem, MessageRecord
 from firmware import app, systemd
-from firmware.ocpp.csms import CentralSystem, MessageRecord
 from tests.conftest import BENCH_TOML, REPO
 
 CP_ID = "RESET-1"

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from centralsystem import CentralSystem
 from firmware import app
-from firmware.ocpp.csms import CentralSystem
 from tests.conftest import Rig, bench_settings, start_fast
 
 pytestmark = pytest.mark.asyncio

@@ -25,11 +25,11 @@ from cryptography.x509.oid import NameOID
 from ocpp.charge_point import snake_to_camel_case
 from ocpp.v16 import call
 
+from centralsystem import CentralSystem, MessageRecord, tls_server_context
 from firmware import app
 from firmware.certificates import CertificateStore, RootKind
 from firmware.config_keys import K, KeyStore, Source
-from firmware.ocpp.csms import CentralSystem, MessageRecord, tls_server_context
-from firmware.ocpp.security import authorization_password, classify
+from firmware.ocpp.security_profiles import authorization_password, classify
 from firmware.security_log import PENDING_LIMIT, SecurityLog
 from firmware.settings import load
 from tests.conftest import BENCH_TOML, Rig, bench_settings, start_fast
@@ -73,11 +73,11 @@ async def wait_logged(running: app.Running, kind: str, info: str = "",
     """The charger's own security log has an event ``kind`` (techInfo containing ``info``);
     for failures it cannot report yet."""
     for _ in range(int(timeout / 0.05)):
-        for event in running.session.security.log.events():
+        for event in running.ocpp.events.log.events():
             if event.type == kind and info in (event.tech_info or ""):
                 return event.tech_info or ""
         await asyncio.sleep(0.05)
-    raise TimeoutError(f"no {kind} ({info!r}) in {running.session.security.log.text()}")
+    raise TimeoutError(f"no {kind} ({info!r}) in {running.ocpp.events.log.text()}")
 
 
 def install_root(state_dir: Path, authority: Authority) -> None:
@@ -241,7 +241,7 @@ async def test_tc_085_basic_authentication_valid_username_and_password(tmp_path:
         # Reported once connected (non-critical, still delivered), once per run of failures.
         await wait_event(rig, "FailedToAuthenticateAtCentralSystem")
         assert len(security_events(rig, "FailedToAuthenticateAtCentralSystem")) == 1
-        assert rig.running.session._auth_headers() == {"Authorization": "Basic " + base64.b64encode(
+        assert rig.running.ocpp.profiles.auth_headers() == {"Authorization": "Basic " + base64.b64encode(
             CP_ID.encode() + b":" + OCTT_PASSWORD).decode()}
 
 
@@ -315,7 +315,7 @@ async def test_tc_083_upgrade_security_profile_1_to_2(tmp_path: Path, ca: Author
                          info="raised from 1 to 2")
         assert await configuration(rig, "SecurityProfile") == "2"
         assert rig.cs.state(CP_ID).tls_version in ("TLSv1.2", "TLSv1.3")
-        assert rig.running.session.security.log.get("raise.to") is None, "confirmed"
+        assert rig.running.ocpp.events.log.get("raise.to") is None, "confirmed"
 
 
 async def test_tc_083_a_raised_profile_that_cannot_connect_falls_back(
@@ -494,7 +494,7 @@ async def test_tc_074_update_charge_point_certificate_then_tc_087_client_certifi
         assert state.client_certificate_cn == CP_ID and state.used_basic_auth is False
         await wait_event(rig, "ReconfigurationOfSecurityParameters", since=mark,
                          info="raised from 2 to 3")
-        assert rig.running.session.security.log.get("raise.to") is None
+        assert rig.running.ocpp.events.log.get("raise.to") is None
 
 
 async def test_tc_077_invalid_charge_point_certificate_security_event(rig: Rig,
@@ -602,7 +602,7 @@ async def test_tc_079_get_security_log_and_the_diagnostics_log(rig: Rig, ca: Aut
     # Routine security events log at INFO (log_level = "INFO" on a charger).
     logging.getLogger("firmware.security_log").setLevel(logging.INFO)
     try:
-        rig.running.session.security.record("SettingSystemTime", "test")
+        rig.running.ocpp.events.record("SettingSystemTime", "test")
     finally:
         logging.getLogger("firmware.security_log").setLevel(logging.NOTSET)
     https = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

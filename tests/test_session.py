@@ -3,6 +3,7 @@ real WebSocket servers on 127.0.0.1."""
 
 from __future__ import annotations
 
+from centralsystem import CentralSystem
 from firmware.config_keys import K
 
 import asyncio
@@ -13,7 +14,6 @@ import websockets
 from ocpp.v16 import call
 
 from firmware import app
-from firmware.ocpp.csms import CentralSystem
 from tests.conftest import Rig, bench_settings, start_fast
 
 pytestmark = pytest.mark.asyncio
@@ -127,7 +127,7 @@ async def test_offline_transaction_messages_are_queued_and_sent_in_order(rig: Ri
     await rig.command("unplug")  # StopTransaction while offline
     await asyncio.sleep(0.5)
     assert not rig.calls("StopTransaction")
-    assert rig.running.session.outbox, "the stop must wait in the outbox"
+    assert rig.running.ocpp.transactions.pending, "the stop must wait in the outbox"
     rig.cs.refuse_connections(False)
     stop = await rig.wait_call("StopTransaction", timeout=10)
     start = rig.calls("StartTransaction")[0]

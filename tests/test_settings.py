@@ -315,8 +315,8 @@ def test_an_unreadable_file_is_one_line(tmp_path: Path, make: Any, message: str)
 
 
 def test_the_file_reference_is_generated_from_the_dataclasses() -> None:
-    from firmware import filedoc
+    from firmware.cli import filedoc
 
     actual = (REPO / "docs" / "configuration-file.md").read_text()
     assert actual == filedoc.render(), \
-        "run: python -m firmware.filedoc > docs/configuration-file.md"
+        "run: python -m firmware.cli.filedoc > docs/configuration-file.md"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.ocpp.csms import CentralSystem
+from centralsystem import CentralSystem
 from firmware.storage import LOCK_FILE
 from firmware.transactions import TransactionStore
 from tests.conftest import REPO

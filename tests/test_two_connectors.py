@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from ocpp.v16 import call
 
+from centralsystem import CentralSystem
 from firmware import app
-from firmware.ocpp.csms import CentralSystem
 from firmware.settings import parse
 from tests.conftest import BENCH_TOML, Rig, start_fast
 

@@ -11,10 +11,11 @@ from firmware.domain import AuthorizationStatus, IdTagInfo, MeterSample
 
 
 def meter_value(sample: MeterSample) -> dict[str, Any]:
-    """A MeterValue in the snake_case dict form the ocpp library camel-cases on send."""
+    """A MeterValue in its wire form (OCPP 1.6 JSON field names), as sent and as the outbox
+    stores it."""
     return {
         "timestamp": to_ocpp(sample.timestamp),
-        "sampled_value": [
+        "sampledValue": [
             {k: v for k, v in {
                 "value": sv.value,
                 "context": sv.context,

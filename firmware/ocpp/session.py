@@ -1,9 +1,13 @@
-"""The OCPP 1.6J session: WebSocket connection, registration, heartbeat, the transaction-message
-outbox, and the central system's requests.
+"""The core session block of OCPP 1.6J: the WebSocket connection and its reconnect backoff,
+registration (BootNotification), Heartbeat and WebSocket pings, and the ``Dispatcher`` every
+other functional block sends through.
 
-Only ``firmware.ocpp`` imports ``ocpp`` and ``websockets``.  The charging core talks to this
-module through ``firmware.ports.CentralSystemLink`` (what the core sends) and
-``firmware.ports.ChargerControl`` (what the central system asks of the charger).
+The blocks (status, outbox, security profiles and events, certificates, log upload) never
+import this module: they get the session as a ``firmware.ocpp.dispatch.Dispatcher`` and register
+their TriggerMessage answers in ``firmware.ocpp.triggers``.  The session in turn knows them only
+through what ``run`` is given: the ``TransportSecurity`` port (how to connect) and the routes
+it serves on every connection (``firmware.ocpp.routes``).  Only ``firmware.ocpp`` imports
+``ocpp`` and ``websockets``.
 """
 
 from __future__ import annotations
@@ -13,37 +17,29 @@ import logging
 import random
 import ssl
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import websockets
 from ocpp.exceptions import OCPPError
-from ocpp.v16 import call, call_result
-from ocpp.v16.enums import (
-    MessageTrigger,
-    TriggerMessageStatus,
-)
+from ocpp.v16 import call
+from ocpp.v16.enums import MessageTrigger
 from websockets.typing import Subprotocol
 
 from firmware import clock
 from firmware.config_keys import K, KeyRegistry
-from firmware.domain import (
-    ChargePointErrorCode,
-    ConnectorError,
-    ConnectorStatus,
-    IdTagInfo,
-    MeterSample,
-    RegistrationStatus,
-    StopReason,
+from firmware.domain import RegistrationStatus
+from firmware.redaction import without_credentials
+from firmware.ocpp.connection import (
+    Connection,
+    ConnectionLost,
+    Troubles,
+    UnusableAnswer,
+    wire_form,
 )
-from firmware.logs import without_credentials
-from firmware.ocpp import mapping
-from firmware.ocpp.connection import Troubles, UnusableAnswer, _Connection
-from firmware.ocpp.security import Security
-from firmware.ports import ChargerControl, TransactionHandle
-from firmware.transactions import OpenTransaction, OutboxEntry, TransactionStore
+from firmware.ocpp.dispatch import NOT_DELIVERED, notify, refusal_kind, send_soon
+from firmware.ocpp.triggers import Trigger, TriggerRegistry
 
 log = logging.getLogger(__name__)
 
@@ -75,66 +71,86 @@ class Backoff:
         self.failures = 0
 
 
-@dataclass
-class StatusReport:
-    status: ConnectorStatus
-    error: ConnectorError | None
-    info: str
-    timestamp: datetime  # wall clock, for the StatusNotification
-    since: float  # clock.now(): how long it has held (MinimumStatusDuration)
+class TransportSecurity(Protocol):
+    """How to connect with the security profile in force (firmware.ocpp.security_profiles)."""
+
+    def connection_settings(self, url: str) -> tuple[ssl.SSLContext | None, dict[str, str]]:
+        """(TLS context or None, extra HTTP headers); raises when the profile forbids ``url``
+        or a certificate it needs is missing."""
+
+    def connected(self) -> None:
+        """The TLS and HTTP handshakes succeeded."""
+
+    def connection_failed(self, exc: BaseException) -> None:
+        """A connection attempt failed with ``exc``."""
 
 
 class OcppSession:
-    """Keeps one charge point connected to its central system for as long as it runs."""
+    """Keeps one charge point connected to its central system for as long as it runs; the
+    ``Dispatcher`` of every functional block."""
 
     def __init__(self, *, url: str, charge_point_id: str, keys: KeyRegistry,
-                 control: ChargerControl, boot_fields: dict[str, str],
-                 store: TransactionStore | None = None,
-                 ssl_context: ssl.SSLContext | None = None,
-                 backoff: Backoff | None = None,
-                 security: Security | None = None) -> None:
+                 boot_fields: dict[str, str], triggers: TriggerRegistry,
+                 ssl_context: ssl.SSLContext | None = None, backoff: Backoff | None = None) -> None:
         self.url = url
         self.charge_point_id = charge_point_id
         self.keys = keys
-        self.control = control
         self.boot_fields = boot_fields
         self.ssl_context = ssl_context
         self.backoff = backoff or Backoff()
         self.registration: RegistrationStatus | None = None
         self._boot_message_id: str | None = None
-        # The durable journal and outbox (an in-memory one only in tests of the session alone).
-        self.store = store if store is not None else TransactionStore(None)
-        self._tx_handles: dict[int, TransactionHandle] = {}
-        self._open_tx: set[int] = set()
-        self._statuses: dict[int, StatusReport] = {}
-        self._unsent_status: dict[int, None] = {}  # ordered set of connector ids
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._ready = asyncio.Event()  # connected and registered (Accepted)
-        self._wake = asyncio.Event()  # a status report is waiting
-        self._outbox_wake = asyncio.Event()
-        self._tx_info_callbacks: list[Callable[[TransactionHandle, IdTagInfo], None]] = []
-        self._id_tag_callbacks: list[Callable[[str, IdTagInfo], None]] = []
+        self._workers: list[Callable[[], Awaitable[None]]] = []
         self._booted = False
         self._boot_now = asyncio.Event()  # a triggered BootNotification while Pending
         self._connected_at: float | None = None
         self._last_activity = 0.0
         # CALLERRORs and unusable answers, logged once per kind.
         self.troubles = Troubles()
-        # Security profiles, certificates, security events, GetLog (in memory without one).
-        self.security = security if security is not None else Security(charge_point_id, keys)
-        self.security.attach(self)
-        self._bind_keys()
-
-    def _bind_keys(self) -> None:
         # WebSocketPingInterval needs no reconnect: _ping_loop applies it to the live link.
         for name in (K.SecurityProfile, K.AuthorizationKey):
             if name in self.keys:
                 self.keys.on_change(name, lambda d, _v: self.reconnect(f"{d.name} changed"))
         self.keys.on_change(K.MessageTimeout, lambda _d, v: self._set_timeout(v))
+        triggers.register(MessageTrigger.boot_notification.value, Trigger(
+            # OCPP 1.6 §4.2.1: while Pending the central system may finish the registration
+            # with a triggered BootNotification.  ERRATA 3.35: after Accepted, it is refused
+            # until the next reboot or reconnect.
+            accept=lambda _cid: self.registration is RegistrationStatus.PENDING,
+            send=lambda _cid: self._boot_now.set()))  # _register sends it now
+        triggers.register(MessageTrigger.heartbeat.value, Trigger(
+            accept=lambda _cid: True, send=lambda _cid: send_soon(self, call.Heartbeat())))
 
     def _set_timeout(self, seconds: object) -> None:
         if self._conn is not None and isinstance(seconds, int):
-            self._conn._response_timeout = seconds  # the library reads it per call
+            self._conn.set_timeout(seconds)
+
+    # ------------------------------------------------------------ Dispatcher
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    async def call(self, request: Any, message_id: str | None = None) -> Any:
+        conn = self._conn
+        if conn is None:
+            raise ConnectionLost("not connected")
+        self._last_activity = clock.now()
+        return await conn.request(request, unique_id=message_id)
+
+    async def send(self, request: Any) -> None:
+        if self._conn is None:
+            return
+        try:
+            await self.call(request)
+        except NOT_DELIVERED as exc:
+            log.warning("%s not delivered: %s", wire_form(request).action, exc)
 
     def reconnect(self, why: str) -> None:
         """Close the connection after the current answer went out; the run loop reconnects
@@ -147,205 +163,35 @@ class OcppSession:
         async def close_later() -> None:
             await conn.answers_sent()  # the ChangeConfiguration.conf leaves first,
             await asyncio.sleep(0.5)  # and the central system has a moment to read it
-            await conn._connection.close(code=1000, reason="configuration changed")
+            await conn.close(code=1000, reason="configuration changed")
 
         asyncio.get_running_loop().create_task(close_later())
 
-    # ------------------------------------------------------------ CentralSystemLink
+    def while_ready(self, worker: Callable[[], Awaitable[None]]) -> None:
+        self._workers.append(worker)
 
-    async def authorize(self, id_tag: str) -> IdTagInfo | None:
-        if not (self._ready.is_set() and self._conn is not None):
-            return None
-        try:
-            result = await self._call(self._conn, call.Authorize(id_tag=id_tag))
-        except (asyncio.TimeoutError, ConnectionError, websockets.ConnectionClosed,
-                OCPPError, UnusableAnswer) as exc:
-            log.warning("Authorize %s failed (%s); the offline rules decide", id_tag, exc)
-            return None
-        info = mapping.id_tag_info(result.id_tag_info)
-        self._tell_id_tag_info(id_tag, info)
-        return info
-
-    @property
-    def online(self) -> bool:
-        return self._ready.is_set()
-
-    def on_id_tag_info(self, callback: Callable[[str, IdTagInfo], None]) -> None:
-        self._id_tag_callbacks.append(callback)
-
-    def _tell_id_tag_info(self, id_tag: str | None, info: IdTagInfo) -> None:
-        if id_tag:
-            for callback in self._id_tag_callbacks:
-                callback(id_tag, info)
-
-    def status_changed(self, connector_id: int, status: ConnectorStatus,
-                       error: ConnectorError | None, info: str) -> None:
-        self._statuses[connector_id] = StatusReport(status, error, info, clock.utcnow(), clock.now())
-        self._unsent_status[connector_id] = None
-        self._wake.set()
-
-    def start_transaction(self, connector_id: int, id_tag: str, meter_start_wh: int,
-                          timestamp: datetime) -> TransactionHandle:
-        stamp = clock.to_ocpp(timestamp)
-        local_id = self.store.start(connector_id, id_tag, meter_start_wh, stamp, {
-            "connector_id": connector_id, "id_tag": id_tag, "meter_start": meter_start_wh,
-            "timestamp": stamp})
-        handle = TransactionHandle(local_id, connector_id, id_tag, meter_start_wh, timestamp)
-        self._tx_handles[local_id] = handle
-        self._open_tx.add(local_id)
-        self._outbox_wake.set()
-        return handle
-
-    def checkpoint(self, handle: TransactionHandle, meter_wh: int, timestamp: datetime) -> None:
-        self.store.checkpoint(handle.local_id, meter_wh, clock.to_ocpp(timestamp))
-
-    def stop_transaction(self, handle: TransactionHandle, meter_stop_wh: int,
-                         timestamp: datetime, reason: StopReason, id_tag: str | None,
-                         transaction_data: list[MeterSample]) -> None:
-        payload: dict[str, Any] = {
-            "meter_stop": max(meter_stop_wh, handle.meter_start_wh),
-            "timestamp": clock.to_ocpp(timestamp),
-            "reason": reason.value,
-            "id_tag": id_tag,
-        }
-        if transaction_data:
-            payload["transaction_data"] = [mapping.meter_value(s) for s in transaction_data]
-        self._open_tx.discard(handle.local_id)
-        self.store.stop(handle.local_id, reason.value, payload)
-        self._outbox_wake.set()
-
-    def meter_values(self, connector_id: int, handle: TransactionHandle | None,
-                     samples: list[MeterSample]) -> None:
-        payload = {"connector_id": connector_id,
-                   "meter_value": [mapping.meter_value(s) for s in samples]}
-        if handle is None:
-            # Not transaction-related (clock-aligned without a transaction): best effort, now.
-            if self._ready.is_set():
-                asyncio.get_running_loop().create_task(
-                    self._send_untracked(call.MeterValues(**payload)))
-            return
-        energy = _energy_register(samples)
-        self.store.meter_values(handle.local_id, payload, energy,
-                                clock.to_ocpp(samples[-1].timestamp))
-        self._outbox_wake.set()
-
-    def on_transaction_info(self, callback: Callable[[TransactionHandle, IdTagInfo], None]
-                            ) -> None:
-        self._tx_info_callbacks.append(callback)
-
-    # ------------------------------------------------------------ queries
-
-    def local_transaction(self, transaction_id: int) -> int | None:
-        return self.store.local_id(transaction_id)
-
-    @property
-    def outbox(self) -> int:
-        """Messages waiting for delivery."""
-        return len(self.store)
-
-    @property
-    def connected(self) -> bool:
-        return self._conn is not None
-
-    @property
-    def ready(self) -> bool:
-        return self._ready.is_set()
-
-    async def wait_outbox_empty(self, timeout: float) -> bool:
-        end = clock.now() + timeout
-        while len(self.store) and clock.now() < end:
-            await asyncio.sleep(0.05)
-        return not len(self.store)
-
-    # ------------------------------------------------------------ central system requests
-
-    def get_configuration(self, keys: list[str]) -> call_result.GetConfiguration:
-        max_keys = self.keys[K.GetConfigurationMaxKeys]
-        if len(keys) > max_keys:
-            # The spec leaves this open; answering only the first N silently would be a lie.
-            raise _too_many_keys(len(keys), max_keys)
-        known: list[dict[str, Any]] = []
-        unknown: list[str] = []
-        readable = {d.name.casefold(): (d, value) for d, value in self.keys.readable()}
-        if not keys:
-            known = [{"key": d.name, "readonly": d.readonly, "value": value}
-                     for d, value in readable.values()]
-        else:
-            for name in keys:
-                entry = readable.get(name.casefold())
-                if entry is None:
-                    unknown.append(name)
-                else:
-                    d, value = entry
-                    known.append({"key": d.name, "readonly": d.readonly, "value": value})
-        return call_result.GetConfiguration(configuration_key=known,
-                                            unknown_key=unknown or None)
-
-    def trigger_status(self, requested: str, connector_id: int | None) -> TriggerMessageStatus:
-        if requested in (MessageTrigger.diagnostics_status_notification.value,
-                         MessageTrigger.firmware_status_notification.value):
-            return TriggerMessageStatus.not_implemented  # no FirmwareManagement profile
-        if connector_id is not None and connector_id not in self._statuses:
-            return TriggerMessageStatus.rejected
-        if requested == MessageTrigger.boot_notification.value:
-            # OCPP 1.6 §4.2.1: while Pending the central system may finish the registration
-            # with a triggered BootNotification.  ERRATA 3.35: after Accepted, it is refused
-            # until the next reboot or reconnect.
-            return TriggerMessageStatus.accepted if self.registration is \
-                RegistrationStatus.PENDING else TriggerMessageStatus.rejected
-        if requested == MessageTrigger.meter_values.value and connector_id == 0:
-            return TriggerMessageStatus.rejected  # no main meter
-        return TriggerMessageStatus.accepted
-
-    def trigger(self, requested: str, connector_id: int | None) -> None:
-        """Send what an Accepted TriggerMessage promised (called after its CALLRESULT went
-        out, OCPP 1.6 §5.17); while Pending, triggered messages are the only ones sent."""
-        loop = asyncio.get_running_loop()
-        if requested == MessageTrigger.boot_notification.value:
-            self._boot_now.set()  # _register sends it now instead of waiting out the interval
-        elif requested == MessageTrigger.heartbeat.value:
-            loop.create_task(self._send_untracked(call.Heartbeat()))
-        elif requested == MessageTrigger.status_notification.value:
-            ids = [connector_id] if connector_id is not None else sorted(self._statuses)
-            if not self._ready.is_set():
-                # Pending: the status loop does not run yet; these go on their own.
-                for i in ids:
-                    loop.create_task(self._send_untracked(self._status_request(i)))
-                return
-            for i in ids:
-                self._unsent_status[i] = None
-            self._wake.set()
-        elif requested == MessageTrigger.meter_values.value:
-            for cid, samples in self.control.current_meter_values(connector_id).items():
-                if samples:
-                    loop.create_task(self._send_untracked(call.MeterValues(
-                        connector_id=cid, meter_value=[mapping.meter_value(s) for s in samples],
-                        transaction_id=self._remote_tx_of(cid))))
-
-    def _remote_tx_of(self, connector_id: int) -> int | None:
-        for local, handle in self._tx_handles.items():
-            if handle.connector_id == connector_id and local in self._open_tx:
-                tx = self.store.remote_id(local)
-                return tx if tx is not None and tx > 0 else None
-        return None
+    def note_trouble(self, action: str, kind: str, detail: str) -> None:
+        self.troubles.note(action, kind, detail)
 
     # ------------------------------------------------------------ running
 
-    async def run(self) -> None:
-        """Connect, register, serve; reconnect with backoff whenever the connection ends.
+    async def run(self, routes: object, transport: TransportSecurity) -> None:
+        """Connect as ``transport`` says, register, serve ``routes`` (the central system's
+        requests, firmware.ocpp.routes); reconnect with backoff whenever the connection ends.
+
         The backoff starts again from its base only after a connection that stayed up for
         STABLE_CONNECTION_S, so a central system that accepts and then drops every connection
         sees the waits grow."""
         while True:
             try:
-                await self._connect_once()
+                await self._connect_once(routes, transport)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure means: back off, retry
                 log.warning("connection to %s failed: %s", without_credentials(self.url),
                             _describe(exc))
                 # A security event, and the fallback of a raised SecurityProfile that fails.
-                self.security.connection_failed(exc)
+                transport.connection_failed(exc)
             if self._connected_at is not None and \
                     clock.now() - self._connected_at >= STABLE_CONNECTION_S:
                 self.backoff.reset()
@@ -354,13 +200,9 @@ class OcppSession:
             log.info("reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)
 
-    def _auth_headers(self) -> dict[str, str]:
-        """Security profiles 1 and 2: HTTP Basic (see firmware.ocpp.security)."""
-        return self.security.auth_headers()
-
-    async def _connect_once(self) -> None:
+    async def _connect_once(self, routes: object, transport: TransportSecurity) -> None:
         # TLS and headers of the security profile in force (raises for ws:// at profile >= 2).
-        tls, headers = self.security.connection_settings(self.url)
+        tls, headers = transport.connection_settings(self.url)
         if headers and self.url.startswith("ws://"):
             log.warning("security profile 1 sends the password unencrypted over ws://: use it "
                         "on a trusted network only")
@@ -381,8 +223,9 @@ class OcppSession:
                                       f"{SUBPROTOCOL} (answered {ws.subprotocol!r})")
             log.info("connected to %s", without_credentials(self.url))
             self._connected_at = asyncio.get_running_loop().time()
-            self.security.connected()
-            conn = _Connection(self, ws, float(self.keys[K.MessageTimeout]))
+            transport.connected()
+            conn = Connection(self, self.charge_point_id, ws, float(self.keys[K.MessageTimeout]),
+                              routes)
             self._conn = conn
             stopping = False
             reader = asyncio.create_task(conn.start(), name="ocpp-reader")
@@ -392,8 +235,9 @@ class OcppSession:
                 done, _ = await asyncio.wait({reader, worker, pinger},
                                              return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    if task.exception() is not None:
-                        raise task.exception()  # type: ignore[misc]
+                    error = task.exception()
+                    if error is not None:
+                        raise error
             except asyncio.CancelledError:
                 # A clean stop (SIGTERM, Reset): 1001 Going Away, not the 1011 websockets
                 # sends for an exception leaving the block.
@@ -412,19 +256,16 @@ class OcppSession:
                 log.log(logging.INFO if stopping else logging.WARNING, "disconnected from %s",
                         without_credentials(self.url))
 
-    async def _serve(self, conn: _Connection) -> None:
+    async def _serve(self, conn: Connection) -> None:
         if not self._booted:
             await self._register(conn)
         else:
             # OCPP-J §5.4: a reconnect without changes needs no new BootNotification.
             self.registration = RegistrationStatus.ACCEPTED
-            for connector_id in self._statuses:
-                self._unsent_status[connector_id] = None
         self._ready.set()
-        await asyncio.gather(self._heartbeat_loop(conn), self._status_loop(conn),
-                             self._outbox_loop(conn), self.security.deliver(conn))
+        await asyncio.gather(self._heartbeat_loop(), *(worker() for worker in self._workers))
 
-    def _note_boot_answer(self, frame: list[Any]) -> None:
+    def note_answer(self, frame: list[Any]) -> None:
         """Called by the connection's reader for every answer frame, in order."""
         if self._boot_message_id is None or frame[1] != self._boot_message_id:
             return
@@ -434,7 +275,7 @@ class OcppSession:
         except (ValueError, LookupError, TypeError):
             pass  # unusable: _register sees the error
 
-    async def _register(self, conn: _Connection) -> None:
+    async def _register(self, conn: Connection) -> None:
         while True:
             self._boot_message_id = str(uuid.uuid4())
             self._boot_now.clear()
@@ -443,7 +284,7 @@ class OcppSession:
                                             unique_id=self._boot_message_id)
             except (OCPPError, UnusableAnswer) as exc:
                 # A refusal is no reason to drop the link: ask again later, on this connection.
-                self.troubles.note("BootNotification", _kind(exc), str(exc))
+                self.troubles.note("BootNotification", refusal_kind(exc), str(exc))
                 await self._wait_boot_retry(self.backoff.next_delay())
                 continue
             finally:
@@ -494,7 +335,7 @@ class OcppSession:
                         and not answered.is_set():
                     raise ConnectionError(f"no WebSocket Pong within {interval} s")
 
-    async def _heartbeat_loop(self, conn: _Connection) -> None:
+    async def _heartbeat_loop(self) -> None:
         """A Heartbeat after HeartbeatInterval seconds without a message from us (0: none).  A
         changed interval counts from the last message, so the next Heartbeat comes at most one
         new interval after the change, at once if that much silence has passed already."""
@@ -503,204 +344,9 @@ class OcppSession:
             interval = self.keys[K.HeartbeatInterval]
             due = self._last_activity + interval if interval > 0 else None
             if due is not None and due <= clock.now():
-                await self._notify(conn, call.Heartbeat())
+                await notify(self, call.Heartbeat())
                 continue
             await clock.sleep_until(due, self.keys, (K.HeartbeatInterval,))
-
-    def _next_status(self) -> tuple[int | None, float]:
-        """The connector whose status goes out next, or None and how long to wait: a status
-        must have held for MinimumStatusDuration (one replaced sooner is never sent); a fault is
-        never delayed."""
-        minimum = self.keys[K.MinimumStatusDuration]
-        now = clock.now()
-        waits = []
-        for cid in self._unsent_status:
-            report = self._statuses[cid]
-            held = now - report.since
-            if minimum <= 0 or report.status is ConnectorStatus.FAULTED or held >= minimum:
-                return cid, 0.0
-            waits.append(minimum - held)
-        return None, min(waits, default=0.0)
-
-    async def _status_loop(self, conn: _Connection) -> None:
-        while True:
-            while self._unsent_status:
-                connector_id, wait = self._next_status()
-                if connector_id is None:
-                    self._wake.clear()
-                    # A new status, or a changed MinimumStatusDuration, decides again.
-                    await clock.sleep_until(clock.now() + wait, self.keys,
-                                            (K.MinimumStatusDuration,), wake=self._wake)
-                    continue
-                report = self._statuses[connector_id]
-                await self._notify(conn, self._status_request(connector_id))
-                # Only now: a newer status that arrived meanwhile stays queued.
-                if self._statuses[connector_id] is report:
-                    self._unsent_status.pop(connector_id, None)
-            self._wake.clear()
-            await self._wake.wait()
-
-    def _status_request(self, connector_id: int) -> call.StatusNotification:
-        report = self._statuses[connector_id]
-        error = report.error
-        return call.StatusNotification(
-            connector_id=connector_id,
-            error_code=(error.code if error else ChargePointErrorCode.NO_ERROR).value,
-            status=report.status.value,
-            timestamp=clock.to_ocpp(report.timestamp),
-            info=report.info or (error.info if error else None) or None,
-            vendor_error_code=(error.vendor_code or None) if error else None,
-        )
-
-    async def _call(self, conn: _Connection, request: Any, unique_id: str | None = None) -> Any:
-        self._last_activity = clock.now()
-        return await conn.request(request, unique_id=unique_id)
-
-    async def _notify(self, conn: _Connection, request: Any) -> Any:
-        """A non-transaction message: a CALLERROR, an unusable answer or no answer within
-        MessageTimeout is logged once per kind (and once when it is over) and the session goes
-        on; returns the answer or None.  A missing answer does not end the connection: whether
-        the link is alive is WebSocketPingInterval's judgement (a Pong is due), so a central
-        system that ignores one action (or answers it with a wrong message id) cannot make the
-        charger reconnect every MessageTimeout."""
-        action = type(request).__name__
-        try:
-            result = await self._call(conn, request)
-        except (OCPPError, UnusableAnswer, TimeoutError) as exc:
-            self.troubles.note(action, _kind(exc), str(exc))
-            return None
-        return result
-
-    async def _send_untracked(self, request: Any) -> None:
-        conn = self._conn
-        if conn is None:
-            return
-        try:
-            await self._call(conn, request)
-        except (asyncio.TimeoutError, OCPPError, UnusableAnswer, ConnectionError,
-                websockets.ConnectionClosed) as exc:
-            log.warning("%s not delivered: %s", type(request).__name__, exc)
-
-    # ------------------------------------------------------------ outbox
-
-    async def _outbox_loop(self, conn: _Connection) -> None:
-        """Deliver the durable outbox in order, one message at a time.  Only a CALLERROR counts
-        as a failed attempt (OCPP-J errata 3.2); a timeout or a lost connection never burns an
-        attempt or drops a message."""
-        while True:
-            entry = self.store.head()
-            if entry is None:
-                self._outbox_wake.clear()
-                await self._outbox_wake.wait()
-                continue
-            request = self._build(entry)
-            try:
-                self._last_activity = clock.now()
-                # The same message id on every retransmission lets a central system recognise
-                # a message it already processed.
-                result = await conn.request(request, unique_id=entry.message_id)
-            except OCPPError as exc:
-                attempts = self.store.failed_attempt(entry)
-                limit = self.keys[K.TransactionMessageAttempts]
-                log.warning("%s refused (%s), attempt %d of %d", entry.action, exc, attempts,
-                            limit)
-                if attempts >= limit:
-                    self.store.give_up(entry)
-                    log.error("%s dropped after %d refusals", entry.action, attempts)
-                    continue
-                refused_at = clock.now()
-                while not await clock.sleep_until(
-                        refused_at + self.keys[K.TransactionMessageRetryInterval]
-                        * attempts, self.keys, (K.TransactionMessageRetryInterval,)):
-                    pass  # a changed interval counts from the refusal
-                continue
-            except asyncio.TimeoutError:
-                log.warning("%s not answered within MessageTimeout; resending", entry.action)
-                await asyncio.sleep(1.0)
-                continue
-            except UnusableAnswer as exc:
-                # Not a CALLERROR: no attempt is burnt and nothing is dropped; the same message
-                # goes again after the retry interval (docs/transactions.md).
-                self.troubles.note(entry.action, "unusable answer", str(exc))
-                await asyncio.sleep(self.keys[K.TransactionMessageRetryInterval])
-                continue
-            remote_id = None
-            if entry.action == "StartTransaction":
-                remote_id = int(result.transaction_id)
-            self.store.delivered(entry, remote_id)
-            self._after_delivery(entry, result)
-
-    def _after_delivery(self, entry: OutboxEntry, result: Any) -> None:
-        info_raw = getattr(result, "id_tag_info", None)
-        if not info_raw:
-            return
-        info = mapping.id_tag_info(info_raw)
-        self._tell_id_tag_info(entry.payload.get("id_tag"), info)
-        if entry.action == "StartTransaction" and entry.local_tx is not None:
-            handle = self._tx_handles.get(entry.local_tx)
-            if handle is not None:
-                for callback in self._tx_info_callbacks:
-                    callback(handle, info)
-
-    def _build(self, entry: OutboxEntry) -> Any:
-        payload = dict(entry.payload)
-        if entry.action == "StartTransaction":
-            return call.StartTransaction(**payload)
-        tx = self.store.remote_id(entry.local_tx) if entry.local_tx is not None else None
-        # The StartTransaction is ahead in the FIFO, so its answer is known by now; None only
-        # for a transaction whose start was skipped after refusals (errata 3.18: -1).
-        payload["transaction_id"] = tx if tx is not None else -1
-        if entry.action == "StopTransaction":
-            return call.StopTransaction(**payload)
-        return call.MeterValues(**payload)
-
-    # ------------------------------------------------------------ recovery
-
-    def finish_interrupted_transactions(self) -> list[OpenTransaction]:
-        """At start-up: a transaction the journal shows as running was cut off by a power loss
-        or a crash.  It is stopped with reason PowerLoss from the last persisted meter value and
-        time (OCTT TC_032_2), queued like any stop: sent once registered."""
-        interrupted = self.store.open_transactions()
-        for tx in interrupted:
-            meter_stop = max(tx.last_meter or tx.meter_start, tx.meter_start)
-            self.store.stop(tx.local_id, StopReason.POWER_LOSS.value, {
-                "meter_stop": meter_stop,
-                "timestamp": tx.last_meter_at or tx.started_at,
-                "reason": StopReason.POWER_LOSS.value,
-                "id_tag": tx.id_tag,
-            })
-            log.warning("transaction %d on connector %d (%s) was interrupted; stopping it with "
-                        "reason PowerLoss at %d Wh", tx.local_id, tx.connector_id, tx.id_tag,
-                        meter_stop)
-        return interrupted
-
-
-def _too_many_keys(asked: int, limit: int) -> OCPPError:
-    from ocpp.exceptions import OccurenceConstraintViolationError
-
-    return OccurenceConstraintViolationError(
-        description=f"{asked} keys asked, GetConfigurationMaxKeys is {limit}")
-
-
-def _energy_register(samples: list[MeterSample]) -> int | None:
-    for sample in reversed(samples):
-        for value in sample.values:
-            if value.measurand == "Energy.Active.Import.Register" and value.phase is None:
-                try:
-                    return int(float(value.value))
-                except ValueError:
-                    return None
-    return None
-
-
-def _kind(exc: BaseException) -> str:
-    """What a refusal is, for logging once per kind: the CALLERROR's code or 'unusable
-    answer'."""
-    if isinstance(exc, OCPPError):
-        return f"CALLERROR {getattr(exc, 'code', type(exc).__name__)}"
-    if isinstance(exc, TimeoutError):
-        return "no answer"
-    return "unusable answer"
 
 
 def _describe(exc: BaseException) -> str:
@@ -708,3 +354,4 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if str(exc) else text
 
 
+__all__ = ["Backoff", "OcppSession", "TransportSecurity"]

@@ -2,8 +2,9 @@
 
 A passive piezo needs a square wave at its resonance (``BuzzerConfig.tone_hz``); the duty cycle
 sets the loudness: 50 % is the loudest a square wave gets, so ``volume`` 1.0 maps to duty 0.5 and
-``volume`` v to 0.5 * v (0 is silent).  A pattern's beeps are timed by a small daemon thread that
-switches the duty between that level and 0; a new ``play`` stops the running pattern first.
+``volume`` v to 0.5 * v (0 is silent).  A pattern's beeps are timed on a ``hal.timing.Clock``
+(``hal.gpio.pattern.PatternPlayer``), which switches the duty between that level and 0; a new
+``play`` stops the running pattern first.
 
 On a Pi gpiozero's lgpio PWM is software-timed in whole percent, which is fine for a beeper.
 """
@@ -12,10 +13,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 
 from gpiozero import PWMOutputDevice
 
 from hal.config import BuzzerConfig
+from hal.gpio.pattern import PatternPlayer
+from hal.timing import SYSTEM_CLOCK, Clock
 from hal.types import BeepPattern
 
 log = logging.getLogger(__name__)
@@ -29,7 +33,7 @@ class GpioBuzzer:
 
     ``enabled`` (default True): when False ``play`` does nothing and disabling silences a pattern
     that is playing.  ``volume`` 0.0-1.0 (default 1.0; ``ValueError`` outside), read at the start
-    of each beep.
+    of each beep.  ``clock`` times the beeps (tests pass ``hal.sim.clock.SimulatedClock``).
     """
 
     def __init__(
@@ -39,6 +43,7 @@ class GpioBuzzer:
         *,
         enabled: bool = True,
         volume: float = 1.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if cfg.tone_hz <= 0:
             raise ValueError(f"tone_hz must be > 0, not {cfg.tone_hz}")
@@ -46,8 +51,6 @@ class GpioBuzzer:
         self._enabled = enabled
         self._volume = float(volume)
         self._lock = threading.Lock()
-        self._player: threading.Thread | None = None
-        self._stop = threading.Event()
         self._closed = False
         self._out = PWMOutputDevice(
             cfg.pin,
@@ -56,6 +59,7 @@ class GpioBuzzer:
             frequency=cfg.tone_hz,
             pin_factory=pin_factory,
         )
+        self._player: PatternPlayer[float] = PatternPlayer(self._set_duty, clock, "buzzer")
 
     def play(self, pattern: BeepPattern) -> None:
         """Start ``pattern`` in the background, replacing a running one; returns at once."""
@@ -65,15 +69,7 @@ class GpioBuzzer:
             self._stop_player()
             if not self._enabled:
                 return
-            stop = threading.Event()
-            player = threading.Thread(
-                target=self._run,
-                args=(pattern.beeps, stop),
-                name=f"buzzer-{pattern.value}",
-                daemon=True,
-            )
-            self._stop, self._player = stop, player
-            player.start()
+            self._player.play(self._steps(pattern.beeps))
 
     @property
     def enabled(self) -> bool:
@@ -97,17 +93,13 @@ class GpioBuzzer:
 
     @property
     def playing(self) -> bool:
-        """True while a pattern's thread runs (including its last off time)."""
-        player = self._player
-        return player is not None and player.is_alive()
+        """True while a pattern plays (including its last off time)."""
+        return self._player.playing
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the running pattern ends; False on timeout.  For tests and shutdown."""
-        player = self._player
-        if player is None:
-            return True
-        player.join(timeout)
-        return not player.is_alive()
+        """Block until the running pattern ends; False on timeout.  For shutdown (on the
+        system clock; a simulated clock ends the pattern in ``advance``)."""
+        return self._player.wait(timeout)
 
     def silence(self) -> None:
         """Stop any pattern and drive the output to 0 (the safe state); the pin stays claimed."""
@@ -135,29 +127,15 @@ class GpioBuzzer:
             raise ValueError(f"volume {value} outside 0..1")
 
     def _stop_player(self) -> None:
-        """Stop and join the running pattern (it ends silent).  Caller holds ``self._lock``."""
-        player = self._player
-        self._stop.set()
-        if player is not None and player is not threading.current_thread():
-            player.join()
-        self._player = None
+        """Stop the running pattern; it ends silent.  Caller holds ``self._lock``."""
+        if self._player.stop() and not self._out.closed:
+            self._out.value = 0
 
-    def _run(self, beeps: tuple[tuple[float, float], ...], stop: threading.Event) -> None:
-        try:
-            for on_s, off_s in beeps:
-                duty = _FULL_DUTY * self._volume
-                if duty > 0:
-                    self._out.value = duty
-                if stop.wait(on_s):
-                    break
-                self._out.value = 0
-                if stop.wait(off_s):
-                    break
-        except Exception:  # a closed device or a pin error must not kill silently in a thread
-            log.exception("buzzer pattern failed")
-        finally:
-            try:
-                if not self._out.closed:
-                    self._out.value = 0
-            except Exception:
-                log.debug("could not silence buzzer", exc_info=True)
+    def _set_duty(self, duty: float) -> None:
+        self._out.value = duty
+
+    def _steps(self, beeps: tuple[tuple[float, float], ...]) -> Iterator[tuple[float, float]]:
+        for on_s, off_s in beeps:
+            # The volume is read at the start of each beep.
+            yield _FULL_DUTY * self._volume, on_s
+            yield 0.0, off_s

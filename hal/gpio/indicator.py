@@ -1,17 +1,22 @@
 """Status light: one RGB LED (or a strip behind three drivers) on three PWM GPIO outputs.
 
-Patterns run in gpiozero's own background blink thread (``RGBLED.blink`` / ``pulse``), so the
-firmware only calls ``show`` when the state changes.  Brightness scales the colour before it is
-handed to gpiozero, so a blinking or pulsing pattern is restarted at the new level at once.
+Patterns run in the background on a ``hal.timing.Clock`` (``hal.gpio.pattern.PatternPlayer``; a
+pulse is gpiozero's: linear fades in 25 steps a second), so the firmware only calls ``show`` when
+the state changes, and a test steps simulated time instead of sleeping.  Brightness scales the
+colour before it is written, so a blinking or pulsing pattern is restarted at the new level at
+once.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 
-from gpiozero import RGBLED
+from gpiozero import PWMLED
 
 from hal.config import IndicatorConfig
+from hal.gpio.pattern import PatternPlayer
+from hal.timing import SYSTEM_CLOCK, Clock
 from hal.types import OFF, Colour, LightPattern
 
 # (on seconds, off seconds) as documented on hal.types.LightPattern.
@@ -20,18 +25,22 @@ _BLINK_TIMES = {
     LightPattern.FAST_BLINK: (0.15, 0.15),
 }
 _PULSE_FADE_S = 1.0
+_FADE_STEPS_PER_S = 25  # gpiozero's pulse: 25 frames a second
 
 RGB = tuple[float, float, float]
+_DARK: RGB = (0.0, 0.0, 0.0)
 
 
 class GpioStatusIndicator:
-    """``hal.interfaces.StatusIndicator`` on gpiozero's ``RGBLED`` with PWM.
+    """``hal.interfaces.StatusIndicator`` on three of gpiozero's ``PWMLED`` (red, green, blue).
 
     ``active_high=False`` is a common-anode LED; ``pwm_frequency_hz`` is set on each channel.
     ``brightness`` (0.0-1.0, default 1.0) multiplies each channel of the colour shown.
+    ``clock`` times blinking and pulsing (tests pass ``hal.sim.clock.SimulatedClock``).
     """
 
-    def __init__(self, cfg: IndicatorConfig, pin_factory: object | None = None) -> None:
+    def __init__(self, cfg: IndicatorConfig, pin_factory: object | None = None, *,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         if cfg.pwm_frequency_hz <= 0:
             raise ValueError(f"pwm_frequency_hz must be > 0, not {cfg.pwm_frequency_hz}")
         self._lock = threading.Lock()
@@ -39,23 +48,19 @@ class GpioStatusIndicator:
         self._pattern = LightPattern.OFF
         self._brightness = 1.0
         self._closed = False
-        self._rgb = RGBLED(
-            cfg.red_pin,
-            cfg.green_pin,
-            cfg.blue_pin,
-            active_high=cfg.active_high,
-            initial_value=(0, 0, 0),
-            pwm=True,
-            pin_factory=pin_factory,
-        )
+        # Three PWM LEDs rather than gpiozero's RGBLED: the patterns are played here (on the
+        # clock), and each channel takes its PWM frequency at construction.
+        leds: list[PWMLED] = []
         try:
-            # RGBLED has no frequency argument; its PWMLED children do (private but stable
-            # attribute in gpiozero 2.0).
-            for led in self._rgb._leds:
-                led.frequency = cfg.pwm_frequency_hz
+            for pin in (cfg.red_pin, cfg.green_pin, cfg.blue_pin):
+                leds.append(PWMLED(pin, active_high=cfg.active_high, initial_value=0,
+                                   frequency=cfg.pwm_frequency_hz, pin_factory=pin_factory))
         except Exception:
-            self._rgb.close()
+            for led in leds:
+                led.close()
             raise
+        self._leds = tuple(leds)
+        self._player: PatternPlayer[RGB] = PatternPlayer(self._write, clock, "status light")
 
     def show(self, colour: Colour, pattern: LightPattern) -> None:
         """Show ``colour`` with ``pattern``; repeating what is already shown changes nothing (so
@@ -99,33 +104,42 @@ class GpioStatusIndicator:
                 return
             self._closed = True
             try:
-                self._rgb.off()
+                self._player.stop()
+                self._write(_DARK)
             finally:
-                self._rgb.close()
+                for led in self._leds:
+                    led.close()
 
     def _apply(self) -> None:
-        """Push colour x brightness with the pattern to gpiozero.  Caller holds ``self._lock``."""
-        b = self._brightness
-        scaled: RGB = (self._colour.red * b, self._colour.green * b, self._colour.blue * b)
+        """Write colour x brightness with the pattern.  Caller holds ``self._lock``."""
+        scaled = _times((self._colour.red, self._colour.green, self._colour.blue),
+                        self._brightness)
         pattern = self._pattern
-        if pattern is LightPattern.OFF or scaled == (0.0, 0.0, 0.0):
-            self._rgb.off()
+        self._player.stop()
+        if pattern is LightPattern.OFF or scaled == _DARK:
+            self._write(_DARK)
         elif pattern is LightPattern.STEADY:
-            self._rgb.value = scaled  # also stops a running blink
+            self._write(scaled)
         elif pattern is LightPattern.PULSE:
-            self._rgb.pulse(
-                fade_in_time=_PULSE_FADE_S,
-                fade_out_time=_PULSE_FADE_S,
-                on_color=scaled,
-                off_color=(0, 0, 0),
-                background=True,
-            )
+            self._player.play(itertools.cycle(_pulse(scaled)))
         else:
             on_s, off_s = _BLINK_TIMES[pattern]
-            self._rgb.blink(
-                on_time=on_s,
-                off_time=off_s,
-                on_color=scaled,
-                off_color=(0, 0, 0),
-                background=True,
-            )
+            self._player.play(itertools.cycle([(scaled, on_s), (_DARK, off_s)]))
+
+    def _write(self, rgb: RGB) -> None:
+        for led, value in zip(self._leds, rgb, strict=True):
+            led.value = value
+
+
+def _pulse(colour: RGB) -> list[tuple[RGB, float]]:
+    """One period of a pulse: fade in from dark, fade out to dark (linear, as gpiozero's
+    ``RGBLED.pulse``)."""
+    frames = int(_FADE_STEPS_PER_S * _PULSE_FADE_S)
+    frame_s = 1 / _FADE_STEPS_PER_S
+    return ([(_times(colour, i / frames), frame_s) for i in range(frames)] + [(colour, 0.0)]
+            + [(_times(colour, 1 - i / frames), frame_s) for i in range(frames)]
+            + [(_DARK, 0.0)])
+
+
+def _times(colour: RGB, k: float) -> RGB:
+    return (colour[0] * k, colour[1] * k, colour[2] * k)

@@ -19,6 +19,7 @@ import threading
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
 
 from hal.config import LockConfig
+from hal.timing import SYSTEM_CLOCK, Clock
 from hal.types import ConfigurationError, LockFailure, LockState
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,11 @@ class GpioConnectorLock:
     motor off, waits ``settle_s`` and reads the feedback; a failed attempt is retried after
     ``retry_delay_s``, ``attempts`` times in total, then ``LockFailure`` is raised.
     ``lock``/``unlock`` calls are serialised: a second call waits for the first to finish.
+    ``clock`` times the pulses and waits (tests pass ``hal.sim.clock.SimulatedClock``).
     """
 
-    def __init__(self, cfg: LockConfig, pin_factory: object | None = None) -> None:
+    def __init__(self, cfg: LockConfig, pin_factory: object | None = None, *,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         if cfg.attempts < 1:
             raise ConfigurationError(f"lock attempts must be >= 1, not {cfg.attempts}")
         if cfg.pulse_s <= 0 or cfg.settle_s < 0 or cfg.retry_delay_s < 0:
@@ -41,6 +44,7 @@ class GpioConnectorLock:
         if len({cfg.lock_pin, cfg.unlock_pin, cfg.feedback_pin}) != 3:
             raise ConfigurationError("lock, unlock and feedback need three different pins")
         self._cfg = cfg
+        self._clock = clock
         self._drive_lock = threading.Lock()
         self._operation = asyncio.Lock()
         self._last_command: LockState | None = None
@@ -131,11 +135,11 @@ class GpioConnectorLock:
             for attempt in range(1, cfg.attempts + 1):
                 try:
                     self._set_drive(target)
-                    await asyncio.sleep(cfg.pulse_s)
+                    await self._clock.sleep(cfg.pulse_s)
                 finally:
                     # Also on cancellation: a motor left energised against its end stop burns.
                     self._set_drive(None)
-                await asyncio.sleep(cfg.settle_s)
+                await self._clock.sleep(cfg.settle_s)
                 if self._closed:
                     raise RuntimeError("connector lock driver closed while moving")
                 if self._feedback_locked() == (target is LockState.LOCKED):
@@ -146,7 +150,7 @@ class GpioConnectorLock:
                     "connector lock not %s after attempt %d of %d", word, attempt, cfg.attempts
                 )
                 if attempt < cfg.attempts:
-                    await asyncio.sleep(cfg.retry_delay_s)
+                    await self._clock.sleep(cfg.retry_delay_s)
             shown = "locked" if self._feedback_locked() else "not locked"
             drive_pin = cfg.lock_pin if target is LockState.LOCKED else cfg.unlock_pin
             raise LockFailure(

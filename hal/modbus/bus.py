@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from hal.config import ModbusEndpoint
+from hal.timing import SYSTEM_CLOCK, Clock
 from hal.types import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -107,16 +107,18 @@ class ModbusBus:
     """The single owner of one Modbus endpoint (use ``bus_for`` to share it between devices).
 
     Methods are coroutines for the event loop the bus is used on; requests from several tasks or
-    devices queue on the lock, so they never overlap on the wire.
+    devices queue on the lock, so they never overlap on the wire.  ``clock`` times the quiet
+    gap (tests pass ``hal.sim.clock.SimulatedClock``).
     """
 
-    def __init__(self, endpoint: ModbusEndpoint) -> None:
+    def __init__(self, endpoint: ModbusEndpoint, *, clock: Clock = SYSTEM_CLOCK) -> None:
         quiet_pymodbus_logging()
         self._endpoint = endpoint
+        self._clock = clock
         self._client: _Client | None = None
         self._lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._last_end: float | None = None  # time.monotonic() when the last request finished
+        self._last_end: float | None = None  # clock time when the last request finished
         self._users = 0
         self.requests = 0  # requests sent (for diagnostics)
         self.failures = 0  # of which failed
@@ -188,6 +190,10 @@ class ModbusBus:
     async def close(self) -> None:
         """Close the connection (the next request reconnects)."""
         self._drop_client()
+
+    def acquire(self) -> None:
+        """One more device uses the bus (``bus_for`` counts each caller; ``release`` undoes)."""
+        self._users += 1
 
     async def release(self) -> None:
         """A device obtained from ``bus_for`` no longer needs the bus; the last one closes it."""
@@ -278,9 +284,9 @@ class ModbusBus:
         lock = self._bind_loop()
         async with lock:
             if self._last_end is not None:
-                wait = ep.quiet_gap_s - (time.monotonic() - self._last_end)
+                wait = ep.quiet_gap_s - (self._clock.monotonic() - self._last_end)
                 if wait > 0:
-                    await asyncio.sleep(wait)
+                    await self._clock.sleep(wait)
             self.requests += 1
             try:
                 return await self._request_locked(function_code, unit, address, count, call)
@@ -288,7 +294,7 @@ class ModbusBus:
                 self.failures += 1
                 raise
             finally:
-                self._last_end = time.monotonic()
+                self._last_end = self._clock.monotonic()
 
     async def _request_locked(
         self,
@@ -368,7 +374,7 @@ def bus_for(endpoint: ModbusEndpoint) -> ModbusBus:
             f"Modbus bus {endpoint.key} is configured twice with different settings: "
             f"{bus.endpoint} and {endpoint}"
         )
-    bus._users += 1
+    bus.acquire()
     return bus
 
 

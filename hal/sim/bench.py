@@ -29,7 +29,7 @@ from hal.config import ConnectorHardware, HardwareConfig, ModbusEndpoint
 from hal.modbus.evse_wb import REG_VEHICLE_STATE
 from hal.modbus.server import RegisterServer
 from hal.sim.ev import SimulatedEv
-from hal.sim.modbus_devices import SimulatedEvseBoard, SimulatedMeter
+from hal.sim.modbus_devices import ObservedDevice, SimulatedEvseBoard, SimulatedMeter
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,9 @@ class SimulatedBench:
         self._since_save = 0.0
         self.steps = 0  # physics steps done
         self._vehicle_reads: dict[int, int] = {}  # reads of each board's vehicle-state register
+        # Set (and replaced) whenever a step or a vehicle-state read is counted: what
+        # wait_steps and wait_vehicle_reads wait on instead of polling.
+        self._counted = asyncio.Event()
         self._step_error: str | None = None
 
     # ------------------------------------------------------------ life cycle
@@ -112,12 +115,11 @@ class SimulatedBench:
         for hw in self.hardware.connectors:
             s = self.settings
             board = SimulatedEvseBoard(hw.pilot.unit_id)
-            self._count_vehicle_reads(board, hw.connector_id)
             meter = SimulatedMeter(s.meter_model, hw.meter.unit_id)
             meter.energy_import_wh = energy.get(hw.connector_id, 0.0)
-            self._persist_before_reads(meter)
             meter.voltage_v = (s.voltage_v,) * 3
-            server = RegisterServer([board, meter])
+            server = RegisterServer([self._count_vehicle_reads(board, hw.connector_id),
+                                     self._persist_before_reads(meter)])
             await server.start_tcp("127.0.0.1", 0)
             ev = SimulatedEv(max_current_a=s.ev_max_current_a, phases=s.phases,
                              voltage_v=s.voltage_v)
@@ -152,45 +154,47 @@ class SimulatedBench:
             self.factory.close()
             self.factory = None
 
-    def _persist_before_reads(self, meter: SimulatedMeter) -> None:
+    def _persist_before_reads(self, meter: SimulatedMeter) -> ObservedDevice:
         """A real meter is separate hardware: killing the controller never loses its register.
         The simulated one lives in the controller's process, so it saves its register before
         answering any read: no value the controller has seen can be lost by a SIGKILL."""
-        serve = meter.read_registers
 
-        def read_registers(table: int, address: int, count: int) -> list[int]:
+        def save(table: int, address: int, count: int) -> None:
             if self.connectors:
                 self._save_energy()
-            return serve(table, address, count)
 
-        meter.read_registers = read_registers  # type: ignore[method-assign]
+        return ObservedDevice(meter, before_read=save)
 
-    def _count_vehicle_reads(self, board: SimulatedEvseBoard, connector: int) -> None:
+    def _count_vehicle_reads(self, board: SimulatedEvseBoard, connector: int) -> ObservedDevice:
         """Count the controller's reads of the vehicle state, so that bench control can tell
         when the controller has seen (and debounced) a change the bench made."""
-        serve = board.read_registers
         self._vehicle_reads[connector] = 0
 
-        def read_registers(table: int, address: int, count: int) -> list[int]:
-            words = serve(table, address, count)
+        def counted(table: int, address: int, count: int, words: list[int]) -> None:
             if address <= REG_VEHICLE_STATE < address + count:
                 self._vehicle_reads[connector] += 1
-            return words
+                self._count_changed()
 
-        board.read_registers = read_registers  # type: ignore[method-assign]
+        return ObservedDevice(board, after_read=counted)
 
     async def wait_steps(self, n: int = 1) -> None:
         """Until the physics has run ``n`` more steps (a command's change is on the wires)."""
         target = self.steps + n
         while self.steps < target:
-            await asyncio.sleep(PHYSICS_STEP_S / 2)
+            await self._counted.wait()
 
     async def wait_vehicle_reads(self, connector: int, n: int) -> None:
         """Until the controller has read connector ``connector``'s pilot ``n`` more times."""
         self._connector(connector)
         target = self._vehicle_reads[connector] + n
         while self._vehicle_reads[connector] < target:
-            await asyncio.sleep(PHYSICS_STEP_S / 2)
+            await self._counted.wait()
+
+    def _count_changed(self) -> None:
+        """Wake every waiter (each re-checks its own count); later waiters get a fresh event.
+        Runs on the event loop (the physics task, the register server's read hook)."""
+        self._counted.set()
+        self._counted = asyncio.Event()
 
     def _endpoint_for(self, role: str, hw: ConnectorHardware) -> ModbusEndpoint:
         port = self.connectors[hw.connector_id].server.tcp_port
@@ -255,6 +259,7 @@ class SimulatedBench:
                     log.info("bench physics steps work again")
                 self._step_error = failure
             self.steps += 1
+            self._count_changed()
             self._since_save += dt
             if self._since_save >= SAVE_EVERY_S:
                 self._since_save = 0.0

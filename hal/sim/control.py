@@ -147,6 +147,8 @@ class BenchControlServer:
                     # One read more than the debounce: the controller has acted on the last.
                     await self.bench.wait_vehicle_reads(pilot_of, self.pilot_reads + 1)
                 last, since = _settled_view(self._state()), loop.time()
+                # Sampled, not awaited: the view holds the controller's own state, which
+                # announces no change, and "settled" means unchanged for a stretch of time.
                 while True:
                     await asyncio.sleep(_SETTLE_POLL_S)
                     view = _settled_view(self._state())

@@ -24,7 +24,7 @@ or ``await server.start_rtu("/tmp/ttyA")`` to serve Modbus RTU on one end of a p
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from hal.config import ModbusEndpoint
 from hal.modbus.evse_wb import (
@@ -45,12 +45,14 @@ from hal.modbus.server import (
     ILLEGAL_VALUE,
     TABLE_HOLDING,
     DeviceException,
+    RegisterDevice,
     RegisterServer,
     ServedRequest,
 )
 from hal.types import PilotState, Quantity
 
 __all__ = [
+    "ObservedDevice",
     "ServedRequest",
     "SimulatedEvseBoard",
     "SimulatedMeter",
@@ -410,6 +412,51 @@ class SimulatedEvseBoard:
         if address == _REG_ACTUAL:
             return self._holding[REG_CONFIGURED_CURRENT] if self.pwm_running else 0
         return self._holding[address]
+
+
+# --------------------------------------------------------------------------------------------------
+# Observing a device
+
+
+# (table, address, count) of a read request; the answer's words for ``after_read``.
+BeforeRead = Callable[[int, int, int], None]
+AfterRead = Callable[[int, int, int, list[int]], None]
+
+
+class ObservedDevice:
+    """``device`` as the server sees it, with hooks around each read: ``before_read(table,
+    address, count)`` runs before the device answers, ``after_read(table, address, count,
+    words)`` after it answered (not after a ``DeviceException``).  The bench uses it to save
+    the meter register before a read and to count the controller's pilot reads, without
+    touching the device's own methods."""
+
+    def __init__(self, device: RegisterDevice, *, before_read: BeforeRead | None = None,
+                 after_read: AfterRead | None = None) -> None:
+        self.device = device
+        self._before_read = before_read
+        self._after_read = after_read
+
+    def __repr__(self) -> str:
+        return f"ObservedDevice({self.device!r})"
+
+    @property
+    def unit_id(self) -> int:
+        return self.device.unit_id
+
+    @property
+    def responding(self) -> bool:
+        return self.device.responding
+
+    def read_registers(self, table: int, address: int, count: int) -> list[int]:
+        if self._before_read is not None:
+            self._before_read(table, address, count)
+        words = self.device.read_registers(table, address, count)
+        if self._after_read is not None:
+            self._after_read(table, address, count, words)
+        return words
+
+    def write_registers(self, address: int, values: list[int]) -> None:
+        self.device.write_registers(address, values)
 
 
 # --------------------------------------------------------------------------------------------------

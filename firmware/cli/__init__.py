@@ -1,5 +1,9 @@
 """``chargepoint``: the command line.
 
+The tools behind the commands are the modules of this package (``demo``, ``config``,
+``certificate``, ``doctor``, ``hwtest``, and the doc generators ``keydoc``, ``filedoc`` and
+``charging_doc``); the daemon never loads them.  They reach hardware only through ``firmware.app``.
+
 Heavy modules (ocpp, pymodbus, gpiozero) are imported inside the commands that need them, so
 ``chargepoint --help`` and ``chargepoint bench status`` start quickly on a Pi.
 """
@@ -38,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
                 " (give --config FILE, or --hardware simulated for the bench example)")
         print(exc.lines("chargepoint: configuration error: ") + hint, file=sys.stderr)
         return 2
-    from firmware.config_tool import ocpp_keys_problem
+    from firmware.cli.config import ocpp_keys_problem
 
     problem = ocpp_keys_problem(settings)
     if problem:
@@ -67,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _csms(args: argparse.Namespace) -> int:
-    from firmware.ocpp.csms_main import run_csms
+    from centralsystem.console import run_csms
 
     basic_auth = None
     if args.basic_auth:
@@ -105,7 +109,7 @@ def _csms(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from firmware.demo import run_demo
+    from firmware.cli.demo import run_demo
     from firmware.storage import StoreUnusable
 
     try:
@@ -117,13 +121,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from firmware import doctor
+    from firmware.cli import doctor
 
     return doctor.main(Path(args.config), args.csms_url, network_timeout_s=args.timeout)
 
 
 def _hw_test(args: argparse.Namespace) -> int:
-    from firmware import hwtest
+    from firmware.cli import hwtest
 
     return hwtest.main(Path(args.config), yes=args.yes)
 
@@ -161,7 +165,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from firmware import config_tool
+    from firmware.cli import config as config_tool
 
     if args.config_cmd == "example":
         return config_tool.example(args.name)
@@ -171,7 +175,7 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def _certificate(args: argparse.Namespace) -> int:
-    from firmware import cert_tool
+    from firmware.cli import certificate as cert_tool
 
     return cert_tool.run(args.certificate_cmd, Path(args.config),
                          Path(args.state_dir) if args.state_dir else None,

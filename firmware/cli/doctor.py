@@ -7,9 +7,10 @@ DNS, TCP, TLS (wss://), the WebSocket handshake with subprotocol ``ocpp1.6`` (cl
 no OCPP message is sent, so the central system sees no boot), and the clock against the
 server's ``Date`` header.
 
-The handshake is spoken here with the standard library instead of the OCPP session's
-WebSocket library: a check must say *which* step failed (HTTP 404 for an unknown charge point,
-401 for a wrong password, no subprotocol), which a library hides behind one exception.
+DNS, TCP and TLS are checked here with the standard library, one step at a time; the handshake
+is ``firmware.ocpp.probe`` (the OCPP adapter's WebSocket library, as the session uses it), which
+names the step that failed (HTTP 404 for an unknown charge point, 401 for a wrong password, no
+subprotocol).
 
 Hardware is reached only through ``firmware.app`` (the one module that names backends).  Run it
 with the service stopped: a serial line has room for one owner.
@@ -20,12 +21,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import glob
-import hashlib
 import os
 import socket
 import ssl
 import stat
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -33,24 +32,14 @@ from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from firmware.settings import Settings, SettingsError, load
 
 Verdict = Literal["OK", "FAIL", "SKIP"]
-SUBPROTOCOL = "ocpp1.6"
-_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MODBUS_TIMEOUT_S = 1.0
 NETWORK_TIMEOUT_S = 5.0
 CLOCK_TOLERANCE_S = 60.0
-
-_HTTP_HINTS = {
-    400: "the server refused the upgrade request",
-    401: "authentication required: check SecurityProfile / AuthorizationKey (or user:password "
-         "in csms_url)",
-    403: "refused: this charge point id or password is not accepted",
-    404: "not found: check the path of csms_url and that the charge point id is registered",
-}
 
 
 @dataclass(frozen=True)
@@ -95,7 +84,7 @@ class Doctor:
                 self.add(name, "SKIP", "no usable configuration")
             return self.results
         hw = settings.hardware
-        from firmware.config_tool import ocpp_keys_problem
+        from firmware.cli.config import ocpp_keys_problem
 
         keys_problem = ocpp_keys_problem(settings)
         if keys_problem:
@@ -205,10 +194,14 @@ class Doctor:
     # ------------------------------------------------------------ central system
 
     async def check_central_system(self, url: str, authorization: str | None = None) -> None:
+        from firmware.ocpp.probe import SUBPROTOCOL, HandshakeRefused, probe_websocket
+        from firmware.redaction import without_credentials
+
         parts = urlsplit(url)
         host, secure = parts.hostname, parts.scheme == "wss"
         if parts.scheme not in ("ws", "wss") or not host:
-            self.add("csms url", "FAIL", f"{url} is not a ws:// or wss:// URL")
+            self.add("csms url", "FAIL",
+                     f"{without_credentials(url)} is not a ws:// or wss:// URL")
             return
         port = parts.port or (443 if secure else 80)
         timeout = self.network_timeout_s
@@ -253,15 +246,17 @@ class Doctor:
         if parts.username is not None:
             secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             auth = "Basic " + base64.b64encode(secret.encode()).decode()
+        # The credentials travel in the Authorization header, not in the URL.
+        netloc = parts.netloc.rpartition("@")[2]
         try:
-            date = await asyncio.wait_for(
-                _websocket_handshake(host, port, parts, context, auth), timeout)
+            date = await probe_websocket(
+                urlunsplit(parts._replace(netloc=netloc)), ssl_context=context,
+                authorization=auth, timeout_s=timeout, user_agent="chargepoint-doctor")
         except HandshakeRefused as exc:
             self.add("websocket", "FAIL", str(exc))
             self.add("clock", "SKIP", "no handshake")
             return
-        except (OSError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError) as exc:
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
             self.add("websocket", "FAIL", _reason(exc))
             self.add("clock", "SKIP", "no handshake")
             return
@@ -288,68 +283,6 @@ class Doctor:
         else:
             self.add("clock", "OK", f"within {max(abs(offset), 1.0):.0f} s of the central "
                                     "system's")
-
-
-class HandshakeRefused(Exception):
-    """The server answered, but not with an ocpp1.6 WebSocket."""
-
-
-async def _websocket_handshake(host: str, port: int, parts: Any, context: ssl.SSLContext | None,
-                               authorization: str | None) -> str | None:
-    """Upgrade to a WebSocket with subprotocol ocpp1.6 and close at once (code 1000).  Returns
-    the server's Date header."""
-    reader, writer = await asyncio.open_connection(
-        host, port, ssl=context, server_hostname=host if context else None)
-    try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        bracketed = f"[{host}]" if ":" in host else host
-        default_port = 443 if context else 80
-        authority = bracketed if port == default_port else f"{bracketed}:{port}"
-        lines = [f"GET {target} HTTP/1.1", f"Host: {authority}", "Upgrade: websocket",
-                 "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
-                 "Sec-WebSocket-Version: 13", f"Sec-WebSocket-Protocol: {SUBPROTOCOL}",
-                 "User-Agent: chargepoint-doctor"]
-        if authorization:
-            lines.append(f"Authorization: {authorization}")
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        await writer.drain()
-        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        status_line, *header_lines = head.split("\r\n")
-        fields = status_line.split(" ", 2)
-        if len(fields) < 2 or not fields[1].isdigit():
-            raise HandshakeRefused(f"not an HTTP answer: {status_line[:80]!r}")
-        status = int(fields[1])
-        headers: dict[str, str] = {}
-        for line in header_lines:
-            name, sep, value = line.partition(":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
-        if status != 101:
-            reason = fields[2] if len(fields) > 2 else ""
-            hint = _HTTP_HINTS.get(status, "the server did not upgrade to a WebSocket")
-            raise HandshakeRefused(f"HTTP {status} {reason}: {hint}".replace("  ", " "))
-        expected = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
-        if headers.get("sec-websocket-accept") != expected:
-            raise HandshakeRefused("the server's Sec-WebSocket-Accept is wrong (a proxy in the "
-                                   "way?)")
-        agreed = headers.get("sec-websocket-protocol")
-        if agreed != SUBPROTOCOL:
-            raise HandshakeRefused(f"the server did not agree to subprotocol {SUBPROTOCOL} "
-                                   f"(answered {agreed or 'none'}): not an OCPP 1.6 endpoint")
-        # A masked close frame, code 1000, as RFC 6455 asks of a client.
-        mask = os.urandom(4)
-        payload = struct.pack("!H", 1000)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        writer.write(bytes([0x88, 0x80 | len(payload)]) + mask + masked)
-        await writer.drain()
-        try:
-            await asyncio.wait_for(reader.read(2), 1.0)  # the server's close frame
-        except (TimeoutError, OSError):
-            pass
-        return headers.get("date")
-    finally:
-        await _close(writer)
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 
-from firmware.ocpp.csms import (
+from centralsystem import (
     CentralSystem,
     ConnectionEvent,
     MessageRecord,

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from centralsystem import CentralSystem, MessageRecord, format_record, match
 from firmware import app
 from firmware.settings import Settings, example_path, load
 
@@ -39,15 +40,13 @@ def demo_settings(csms_url: str, state_dir: Path) -> Settings:
 
 async def run_demo(minutes: float = 5.0, verbose: bool = False,
                    state_dir: Path | None = None) -> int:
-    from firmware.ocpp.csms import CentralSystem, format_record, match
-
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
                         format="    [controller] %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     ascii_only = (sys.stdout.encoding or "").lower() not in ("utf-8", "utf8")
 
-    def show(record: object) -> None:
-        print("    " + format_record(record, ascii_arrows=ascii_only), flush=True)  # type: ignore[arg-type]
+    def show(record: MessageRecord) -> None:
+        print("    " + format_record(record, ascii_arrows=ascii_only), flush=True)
 
     with tempfile.TemporaryDirectory(prefix="chargepoint-demo-") as tmp:
         state = state_dir or Path(tmp)
@@ -58,7 +57,7 @@ async def run_demo(minutes: float = 5.0, verbose: bool = False,
                  f"(state in {state})")
             running = await app.start(settings)
             try:
-                return await _play(cs, running, cp, minutes, match)
+                return await _play(cs, running, cp, minutes)
             except (TimeoutError, ConnectionError) as exc:
                 print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
                 return 1
@@ -66,12 +65,7 @@ async def run_demo(minutes: float = 5.0, verbose: bool = False,
                 await app.shutdown(running)
 
 
-async def _play(cs: object, running: app.Running, cp: str, minutes: float, match: object
-                ) -> int:
-    from firmware.ocpp.csms import CentralSystem
-
-    assert isinstance(cs, CentralSystem)
-    m = match  # the predicate builder of firmware.ocpp.csms
+async def _play(cs: CentralSystem, running: app.Running, cp: str, minutes: float) -> int:
     state_dir = running.settings.state_dir
 
     async def bench(cmd: str, **extra: object) -> None:
@@ -84,8 +78,8 @@ async def _play(cs: object, running: app.Running, cp: str, minutes: float, match
                           and r.message_type == "CALL" and r.payload.get("connectorId") == 1
                           and r.payload.get("status") == value, timeout=15, since=since)
 
-    await cs.wait_for(m(action="BootNotification", direction="tx",  # type: ignore[operator]
-                        message_type="CALLRESULT"), timeout=15)
+    await cs.wait_for(match(action="BootNotification", direction="tx",
+                            message_type="CALLRESULT"), timeout=15)
     await status("Available", 0)
 
     _say("the driver plugs the EV in")

@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
-from firmware.doctor import Check, Verdict
+from firmware.cli.doctor import Check, Verdict
 from firmware.settings import Settings, SettingsError, load
 from hal.types import BLUE, GREEN, OFF, RED, WHITE, BeepPattern, LightPattern
 

@@ -1,0 +1,378 @@
+"""The handlers of the connector state machine's rows (``firmware.charging.TRANSITIONS``).
+
+Each takes ``(state, event, policy)`` and returns ``(state', commands)``; each is typed with the
+event class(es) its rows feed it, so mypy checks every row's pairing.  Pure: no I/O.  A handler
+never decides alone where the connector may go: its rows declare that, and ``charging.step``
+checks the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from firmware.charging_types import (
+    AuthorizationResult,
+    AvailabilityChanged,
+    BeginTransaction,
+    CancelConnectionTimer,
+    CloseContactor,
+    Command,
+    ConnectionTimedOut,
+    ConnectorState,
+    EndTransaction,
+    EnergyLimitReached,
+    EvPaused,
+    EvRequestsPower,
+    FaultCleared,
+    FaultDetected,
+    Feedback,
+    Handler,
+    IdPresented,
+    Lock,
+    LockConfirmed,
+    LockFailed,
+    OfferPower,
+    OpenContactor,
+    Plugged,
+    Policy,
+    RemoteStart,
+    Result,
+    SendAuthorize,
+    StartConnectionTimer,
+    StopPower,
+    StopRequested,
+    TransactionRejected,
+    Unlock,
+    Unlocked,
+    UnlockRequested,
+    Unplugged,
+)
+from firmware.domain import ChargePointErrorCode, ConnectorError, ConnectorStatus, StopReason
+
+S = ConnectorStatus
+
+
+def _same_tag(a: str | None, b: str | None) -> bool:
+    # IdToken is CiString20: case-insensitive (OCPP 1.6 §3.5.2).
+    return a is not None and b is not None and a.casefold() == b.casefold()
+
+
+def _idle_status(c: ConnectorState) -> ConnectorStatus:
+    """Where a connector without transaction or fault rests."""
+    if not c.operative:
+        return S.UNAVAILABLE
+    return S.PREPARING if c.plugged else S.AVAILABLE
+
+
+# --- helpers shared by several rows ---------------------------------------------------------------
+
+
+def _power_off(c: ConnectorState) -> tuple[ConnectorState, list[Command]]:
+    cmds: list[Command] = []
+    if c.contactor_closed:
+        cmds.append(OpenContactor())
+    cmds.append(StopPower())
+    return replace(c, contactor_closed=False), cmds
+
+
+def _end_transaction(c: ConnectorState, reason: StopReason, id_tag: str | None) -> Result:
+    c, cmds = _power_off(c)
+    cmds.append(EndTransaction(reason, id_tag or c.transaction_id_tag))
+    c = replace(c, transaction_id_tag=None, authorized_id_tag=None, parent_id_tag=None,
+                pending_id_tag=None, invalid_id=False, allowance_used_up=False)
+    if c.unavailable_scheduled:
+        c = replace(c, operative=False, unavailable_scheduled=False)
+    return c, cmds
+
+
+def _maybe_start(c: ConnectorState) -> Result:
+    """Authorized and plugged: lock first; the transaction begins once the lock is confirmed."""
+    if c.authorized_id_tag and c.plugged and not c.locking and not c.in_transaction:
+        return replace(c, locking=True, status=S.PREPARING), [CancelConnectionTimer(), Lock()]
+    return c, []
+
+
+def _energise_if_ready(c: ConnectorState) -> Result:
+    if (c.in_transaction and c.locked and c.ev_wants_power and not c.faults
+            and not c.contactor_closed and not c.allowance_used_up):
+        return replace(c, contactor_closed=True, status=S.CHARGING, info=""), [CloseContactor()]
+    return c, []
+
+
+# --- handlers: each typed with the event class its rows feed it ---------------------------------
+
+
+def idle_plugged(c: ConnectorState, e: Plugged | EvRequestsPower | EvPaused,
+                 p: Policy) -> Result:
+    c = replace(c, plugged=True, status=S.PREPARING)
+    if c.authorized_id_tag:
+        return _maybe_start(c)
+    return c, [StartConnectionTimer()]
+
+
+def idle_id(c: ConnectorState, e: IdPresented, p: Policy) -> Result:
+    if c.pending_id_tag:
+        return c, []  # one authorization at a time
+    return replace(c, pending_id_tag=e.id_tag), [Feedback("card-read"), SendAuthorize(e.id_tag)]
+
+
+def auth_result(c: ConnectorState, e: AuthorizationResult, p: Policy) -> Result:
+    if not _same_tag(e.id_tag, c.pending_id_tag):
+        return c, []
+    c = replace(c, pending_id_tag=None)
+    if not e.accepted:
+        return c, [Feedback("rejected")]
+    c = replace(c, authorized_id_tag=e.id_tag, parent_id_tag=e.parent_id_tag,
+                status=S.PREPARING)
+    if c.plugged:
+        c, cmds = _maybe_start(c)
+        return c, [Feedback("accepted"), *cmds]
+    return c, [Feedback("accepted"), StartConnectionTimer()]
+
+
+def remote_start(c: ConnectorState, e: RemoteStart, p: Policy) -> Result:
+    c = replace(c, authorized_id_tag=e.id_tag, parent_id_tag=None, pending_id_tag=None,
+                status=S.PREPARING)
+    if c.plugged:
+        return _maybe_start(c)
+    return c, [StartConnectionTimer()]
+
+
+def preparing_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
+    c = replace(c, plugged=False, ev_wants_power=False, locking=False)
+    if c.authorized_id_tag:
+        return replace(c, status=S.PREPARING), [StartConnectionTimer()]
+    return replace(c, status=_idle_status(c)), [CancelConnectionTimer()]
+
+
+def connection_timeout(c: ConnectorState, e: ConnectionTimedOut, p: Policy) -> Result:
+    if c.in_transaction or c.locking:
+        return c, []
+    if c.plugged and not c.authorized_id_tag:
+        # ERRATA 3.20 (B6): plugged but no idTag in time: Finishing, so a later card at a
+        # shared reader does not start on this cable; unplugging resets.
+        return replace(c, status=S.FINISHING, pending_id_tag=None), []
+    c = replace(c, authorized_id_tag=None, pending_id_tag=None)
+    return replace(c, status=_idle_status(c)), []
+
+
+def lock_confirmed(c: ConnectorState, e: LockConfirmed, p: Policy) -> Result:
+    if not c.locking:
+        return replace(c, locked=True), []
+    tag = c.authorized_id_tag
+    c = replace(c, locking=False, locked=True)
+    if not (tag and c.plugged):
+        return c, [Unlock()]
+    c = replace(c, transaction_id_tag=tag, status=S.SUSPENDED_EV)
+    cmds: list[Command] = [BeginTransaction(tag), OfferPower()]
+    c, more = _energise_if_ready(c)
+    return c, cmds + more
+
+
+def lock_failed(c: ConnectorState, e: LockFailed, p: Policy) -> Result:
+    err = ConnectorError(ChargePointErrorCode.CONNECTOR_LOCK_FAILURE, e.vendor_code, e.detail[:50])
+    c = replace(c, locking=False, locked=False, authorized_id_tag=None)
+    return fault(c, FaultDetected(err), p)
+
+
+def ev_ready(c: ConnectorState, e: EvRequestsPower, p: Policy) -> Result:
+    c = replace(c, ev_wants_power=True, plugged=True)
+    return _energise_if_ready(c)
+
+
+def ev_paused(c: ConnectorState, e: EvPaused, p: Policy) -> Result:
+    c = replace(c, ev_wants_power=False)
+    cmds: list[Command] = []
+    if c.contactor_closed:
+        cmds.append(OpenContactor())
+        c = replace(c, contactor_closed=False)
+    if c.status is S.CHARGING:
+        c = replace(c, status=S.SUSPENDED_EV)
+    return c, cmds
+
+
+def flag_ev(wants: bool) -> Handler[EvRequestsPower | EvPaused]:
+    def handler(c: ConnectorState, e: EvRequestsPower | EvPaused, p: Policy) -> Result:
+        return replace(c, ev_wants_power=wants, plugged=True), []
+    return handler
+
+
+def tx_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
+    c = replace(c, plugged=False, ev_wants_power=False)
+    if not p.stop_transaction_on_ev_side_disconnect:
+        # The transaction goes on; the cable stays locked (this key has priority over
+        # UnlockConnectorOnEVSideDisconnect) and energy may flow again when the EV comes back,
+        # unless the allowance is used up: then the charger, not the EV, withholds it.
+        c, cmds = _power_off(c)
+        status = S.SUSPENDED_EVSE if c.allowance_used_up else S.SUSPENDED_EV
+        return replace(c, status=status, info="EV side disconnected"), cmds
+    c, cmds = _end_transaction(c, StopReason.EV_DISCONNECTED, None)
+    c = replace(c, status=S.FINISHING, info="EV side disconnected")
+    if p.unlock_connector_on_ev_side_disconnect and c.locked:
+        cmds.append(Unlock())
+    return c, cmds
+
+
+def tx_replugged(c: ConnectorState, e: Plugged, p: Policy) -> Result:
+    return replace(c, plugged=True, info=""), [] if c.allowance_used_up else [OfferPower()]
+
+
+def tx_id(c: ConnectorState, e: IdPresented, p: Policy) -> Result:
+    if _same_tag(e.id_tag, c.transaction_id_tag):
+        # The same card stops without asking the central system (OCPP 1.6 §3.4).
+        c, cmds = stop(c, StopRequested(StopReason.LOCAL, e.id_tag), p)
+        return c, [Feedback("accepted"), *cmds]
+    if c.pending_id_tag:
+        return c, []
+    # Another card may stop it if it belongs to the same group (parentIdTag, TC_069).
+    return replace(c, pending_id_tag=e.id_tag), [Feedback("card-read"), SendAuthorize(e.id_tag)]
+
+
+def tx_auth_result(c: ConnectorState, e: AuthorizationResult, p: Policy) -> Result:
+    if not _same_tag(e.id_tag, c.pending_id_tag):
+        return c, []
+    c = replace(c, pending_id_tag=None)
+    if e.accepted and e.parent_id_tag and _same_tag(e.parent_id_tag, c.parent_id_tag):
+        c, cmds = stop(c, StopRequested(StopReason.LOCAL, e.id_tag), p)
+        return c, [Feedback("accepted"), *cmds]
+    return c, [Feedback("rejected")]
+
+
+def stop(c: ConnectorState, e: StopRequested, p: Policy) -> Result:
+    c, cmds = _end_transaction(c, e.reason, e.id_tag)
+    c = replace(c, status=S.FINISHING if c.plugged else _idle_status(c))
+    if c.locked:
+        # Normal termination releases the cable (OCPP 1.6 §4.10).
+        cmds.append(Unlock())
+    return c, cmds
+
+
+def tx_rejected(c: ConnectorState, e: TransactionRejected, p: Policy) -> Result:
+    if p.stop_transaction_on_invalid_id:
+        return stop(c, StopRequested(StopReason.DE_AUTHORIZED), p)
+    c = replace(c, invalid_id=True)
+    if p.max_energy_on_invalid_id_wh > 0:
+        return c, []  # charging goes on until MaxEnergyOnInvalidId is used up
+    return suspend_evse(c, e, p)
+
+
+def suspend_evse(c: ConnectorState, e: EnergyLimitReached | TransactionRejected,
+                 p: Policy) -> Result:
+    """The transaction stays open but no energy flows until it ends (C5: SuspendedEVSE)."""
+    c, cmds = _power_off(c)
+    return replace(c, status=S.SUSPENDED_EVSE, allowance_used_up=True), cmds
+
+
+def cancel_authorization(c: ConnectorState, e: StopRequested, p: Policy) -> Result:
+    if c.locking:
+        return c, []
+    c = replace(c, authorized_id_tag=None, pending_id_tag=None)
+    return replace(c, status=_idle_status(c)), [CancelConnectionTimer()]
+
+
+def finishing_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
+    c = replace(c, plugged=False, ev_wants_power=False)
+    if c.locked:
+        # The cable is kept locked in the socket (UnlockConnectorOnEVSideDisconnect=false):
+        # stay Finishing until a person releases it.
+        return c, []
+    return replace(c, status=_idle_status(c), info=""), []
+
+
+def finishing_unlocked(c: ConnectorState, e: Unlocked, p: Policy) -> Result:
+    c = replace(c, locked=False)
+    if not c.plugged:
+        return replace(c, status=_idle_status(c), info=""), []
+    return c, []
+
+
+def release_lock(c: ConnectorState, e: UnlockRequested | IdPresented, p: Policy) -> Result:
+    return (c, [Unlock()]) if c.locked else (c, [])
+
+
+def just_unlocked(c: ConnectorState, e: Unlocked, p: Policy) -> Result:
+    return replace(c, locked=False), []
+
+
+def fault(c: ConnectorState, e: FaultDetected, p: Policy) -> Result:
+    codes = {f.code for f in c.faults}
+    faults = c.faults if e.error.code in codes else (*c.faults, e.error)
+    latched = c.latched_faults | {e.error.code} if e.latched else c.latched_faults
+    c = replace(c, faults=faults, latched_faults=latched,
+                latched_faults_gone=c.latched_faults_gone - {e.error.code})
+    cmds: list[Command] = []
+    if c.in_transaction:
+        c, cmds = _end_transaction(c, e.stop_reason, None)
+    else:
+        c, cmds = _power_off(c)
+    if c.locking:
+        c = replace(c, locking=False)
+    c = replace(c, status=S.FAULTED, authorized_id_tag=None, pending_id_tag=None)
+    return c, [*cmds, Feedback("fault")]
+
+
+def _clear_faults(c: ConnectorState, gone: frozenset[ChargePointErrorCode]) -> ConnectorState:
+    """``gone``: latched faults whose condition has ended.  They are removed only once no EV is
+    plugged (IEC 61851 / RCD rules: no automatic re-close on a connected car)."""
+    if c.plugged:
+        c = replace(c, latched_faults_gone=gone)
+    else:
+        c = replace(c, faults=tuple(f for f in c.faults if f.code not in gone),
+                    latched_faults=c.latched_faults - gone, latched_faults_gone=frozenset())
+    if not c.faults and c.status is S.FAULTED:
+        if c.plugged:
+            # The EV must be unplugged and plugged again to start a new session.
+            c = replace(c, status=S.FINISHING)
+        else:
+            c = replace(c, status=S.FINISHING if c.locked else _idle_status(c))
+    return c
+
+
+def fault_cleared(c: ConnectorState, e: FaultCleared, p: Policy) -> Result:
+    if e.code not in {f.code for f in c.faults}:
+        return c, []
+    if e.code in c.latched_faults:
+        gone = c.latched_faults_gone | {e.code}
+    else:
+        gone = c.latched_faults_gone
+        c = replace(c, faults=tuple(f for f in c.faults if f.code != e.code))
+    return _clear_faults(c, gone), []
+
+
+# Faults about the cable in the socket: removing the cable ends them (the next plug retries).
+CLEARED_BY_UNPLUG = frozenset({ChargePointErrorCode.CONNECTOR_LOCK_FAILURE})
+
+
+def faulted_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
+    c = replace(c, plugged=False, ev_wants_power=False,
+                faults=tuple(f for f in c.faults if f.code not in CLEARED_BY_UNPLUG))
+    c = _clear_faults(c, c.latched_faults_gone)
+    cmds: list[Command] = [Unlock()] if c.locked else []
+    return c, cmds
+
+
+def faulted_plugged(c: ConnectorState, e: Plugged, p: Policy) -> Result:
+    return replace(c, plugged=True), []
+
+
+def availability(c: ConnectorState, e: AvailabilityChanged, p: Policy) -> Result:
+    if e.operative:
+        c = replace(c, operative=True, unavailable_scheduled=False)
+        if c.status is S.UNAVAILABLE:
+            c = replace(c, status=_idle_status(c))
+        return c, []
+    if c.in_transaction:
+        return replace(c, unavailable_scheduled=True), []
+    c = replace(c, operative=False, authorized_id_tag=None, pending_id_tag=None)
+    if c.status is not S.FAULTED:
+        c = replace(c, status=S.UNAVAILABLE)
+    return c, [CancelConnectionTimer()]
+
+
+def unavailable_plug(plugged: bool) -> Handler[Plugged | Unplugged]:
+    def handler(c: ConnectorState, e: Plugged | Unplugged, p: Policy) -> Result:
+        return replace(c, plugged=plugged, ev_wants_power=False if not plugged else
+                       c.ev_wants_power), []
+    return handler
+
+

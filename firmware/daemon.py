@@ -1,0 +1,233 @@
+"""The running daemon: what ``firmware.app.start`` returns (``Running``), and its life until
+the process ends: signals and systemd notifications (``serve``), the clean stop on SIGTERM, a
+Reset, a crash, the shutdown (outputs safe first) and the restart in place after a Reset.
+
+The wiring itself is ``firmware.app`` (the composition root); this module names no backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from firmware.charger import Charger
+from firmware.config_keys import KeyRegistry
+from firmware.domain import StopReason
+from firmware.redaction import without_credentials
+from firmware.settings import Settings
+from firmware.storage import StateDirLock
+
+if TYPE_CHECKING:
+    from firmware.ocpp.edge import OcppEdge
+    from firmware.ocpp.session import OcppSession
+
+log = logging.getLogger("chargepoint")
+
+
+@dataclass
+class Running:
+    """A started controller, for the CLI, the demo and tests."""
+
+    settings: Settings
+    keys: KeyRegistry
+    charger: Charger
+    ocpp: OcppEdge
+    devices: Any  # hal.assembly.Devices
+    bench: Any | None  # hal.sim.bench.SimulatedBench when simulated
+    stop: asyncio.Event
+    reset_requested: bool | None = None  # None, or True for hard / False for soft
+    crashed: bool = False  # an unhandled exception: outputs were driven safe, exit non-zero
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    lock: StateDirLock | None = None  # one controller per state directory, until shutdown
+
+    @property
+    def session(self) -> OcppSession:
+        """The core OCPP session (connection, registration, backoff)."""
+        return self.ocpp.session
+
+
+def stop_on_crash(task: asyncio.Task[Any], stop: asyncio.Event) -> None:
+    """A done callback of the daemon's tasks: one that raised stops the controller."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.critical("task %s crashed: %r", task.get_name(), exc, exc_info=exc)
+        stop.set()
+
+
+async def reset_after_outbox(running: Running, hard: bool) -> None:
+    """Reset (OCPP 1.6 §5.14): the Reset.conf leaves first, every transaction is stopped
+    (reason HardReset / SoftReset) and its StopTransaction delivered if the central system
+    answers within a few seconds (else it stays queued and goes out after the restart)."""
+    await asyncio.sleep(0.5)
+    try:
+        await running.charger.stop_transactions(
+            StopReason.HARD_RESET if hard else StopReason.SOFT_RESET, STOP_TRANSACTIONS_S)
+    except Exception:  # noqa: BLE001 - the restart must happen all the same
+        # Not silent: the journal still holds them, and the next start stops them (PowerLoss).
+        log.exception("reset: stopping the running transactions failed")
+    await running.ocpp.transactions.wait_empty(timeout=10)
+    running.stop.set()
+
+
+RESET_EXIT = 3
+
+
+def exit_or_restart(status: int) -> int:
+    """What ``chargepoint run`` does once ``run`` has returned ``status`` (the event loop is
+    closed by then: outputs safe, stores and WebSocket closed, drivers released).
+
+    After a Reset (``RESET_EXIT``) under systemd (``firmware.systemd.supervised``) the process
+    exits with it and the service manager starts a new one.  Without a service manager (a
+    terminal, a test harness, a container) nobody would: the controller executes itself again
+    in place (``os.execv`` of the same interpreter and command line: same PID, same
+    environment and working directory), and the new image starts from scratch
+    (BootNotification).  File descriptors Python opens are close-on-exec, so every lock and
+    socket of the old image is released and the new one takes them again.  Returns the exit
+    status, or does not return."""
+    from firmware import systemd
+
+    if status != RESET_EXIT or systemd.supervised():
+        return status
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    log.info("reset: restarting in place (no service manager supervises this process)")
+    logging.shutdown()  # flush every handler before the image is replaced
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(Exception):
+            stream.flush()
+    try:
+        os.execv(sys.executable, argv)
+    except OSError as exc:
+        print(f"chargepoint: cannot restart after the reset ({exc}); start it again",
+              file=sys.stderr)
+    return status
+
+
+async def shutdown(running: Running) -> None:
+    """Outputs safe first, then tasks, then devices."""
+    running.devices.safe_state()
+    with suppress(Exception):
+        await running.charger.shutdown()
+    for task in running.tasks:
+        task.cancel()
+    await asyncio.gather(*running.tasks, return_exceptions=True)
+    if running.bench is not None:
+        server = getattr(running.bench, "control_server", None)
+        if server is not None:
+            await server.stop()
+    await running.devices.close()
+    if running.bench is not None:
+        await running.bench.stop()
+    if running.keys.store is not None:
+        running.keys.store.close()
+    if running.charger.authorizer is not None:
+        running.charger.authorizer.cache.close()
+    running.ocpp.transactions.store.close()
+    if running.ocpp.log_upload.diagnostics is not None:
+        logging.getLogger().removeHandler(running.ocpp.log_upload.diagnostics)
+    running.ocpp.events.log.close()
+    if running.lock is not None:
+        running.lock.release()
+
+
+async def serve(running: Running) -> int:
+    """Run a started controller until SIGTERM/SIGINT, a Reset or a crash, then shut down
+    (outputs safe first).  Tells systemd (when it listens) READY=1, STATUS= lines, WATCHDOG=1
+    from this event loop, STOPPING=1.  Returns 0 when stopped, 3 for a Reset (the service
+    manager restarts us), 1 after a crash (Restart=on-failure restarts us too)."""
+    from firmware import systemd
+
+    loop = asyncio.get_running_loop()
+    signals = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, running.stop.set)
+            signals.append(sig)
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda lp, context: _unhandled(running, lp, context))
+    ready = status_line(running)
+    systemd.notify("READY=1", f"STATUS={ready}")
+    keepalive = asyncio.create_task(
+        systemd.keepalive(lambda: status_line(running), sent=ready), name="systemd-keepalive")
+    try:
+        await running.stop.wait()
+    finally:
+        systemd.notify("STOPPING=1", "STATUS=stopping")
+        keepalive.cancel()
+        if any(t.done() and not t.cancelled() and t.exception() is not None
+               for t in running.tasks):
+            running.crashed = True
+        if not running.crashed and running.reset_requested is None:
+            await _clean_stop(running)
+        try:
+            await shutdown(running)
+        finally:
+            loop.set_exception_handler(previous_handler)
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+    if running.crashed:
+        log.critical("exiting after a crash (outputs were driven safe)")
+        return 1
+    if running.reset_requested is not None:
+        log.info("%s reset: controller stopped for the restart",
+                 "hard" if running.reset_requested else "soft")
+        return RESET_EXIT
+    return 0
+
+
+# On SIGTERM: how long running transactions get to stop, and their stops to be delivered.
+STOP_TRANSACTIONS_S = 3.0
+DELIVER_ON_STOP_S = 5.0
+
+
+async def _clean_stop(running: Running) -> None:
+    """SIGTERM / systemctl stop: the contactor opens, so each running transaction is stopped
+    with reason Reboot (a locally initiated restart) and we wait a little for the outbox;
+    whatever is not delivered stays in the journal and goes out after the next start."""
+    with suppress(Exception):
+        await running.charger.stop_transactions(StopReason.REBOOT, STOP_TRANSACTIONS_S)
+        if running.ocpp.transactions.pending:
+            await running.ocpp.transactions.wait_empty(DELIVER_ON_STOP_S)
+
+
+def _unhandled(running: Running, loop: asyncio.AbstractEventLoop,
+               context: dict[str, Any]) -> None:
+    """The loop's exception handler.  A callback of ours that raised (a safety or card event
+    hopping onto the loop) may have left the state machines behind the hardware: drive the
+    outputs safe at once and exit so that systemd restarts a clean daemon.  Transport errors
+    and unretrieved task results are only logged: a network glitch must not restart a
+    charger."""
+    loop.default_exception_handler(context)
+    if (context.get("exception") is None or "handle" not in context
+            or "transport" in context or "protocol" in context):
+        return
+    log.critical("unhandled exception in an event-loop callback: outputs safe, shutting down")
+    running.devices.safe_state()
+    running.crashed = True
+    running.stop.set()
+
+
+def status_line(running: Running) -> str:
+    """One line for ``systemctl status``: the connection and each connector's status."""
+    session = running.session
+    where = without_credentials(session.url)
+    line = f"connected to {where}" if session.ready else f"offline, connecting to {where}"
+    try:
+        connectors = running.charger.status()
+    except Exception:  # noqa: BLE001 - a status line must never fail the caller
+        return line
+    states = [f"{n}: {c['status']}" for n, c in connectors.items()
+              if isinstance(c, dict) and "status" in c]
+    return f"{line}; connector {', '.join(states)}" if states else line
+
+
+__all__ = ["DELIVER_ON_STOP_S", "RESET_EXIT", "STOP_TRANSACTIONS_S", "Running",
+           "exit_or_restart", "reset_after_outbox", "serve", "shutdown", "status_line",
+           "stop_on_crash"]

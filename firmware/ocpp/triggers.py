@@ -1,0 +1,69 @@
+"""What TriggerMessage (OCPP 1.6 §5.17) and ExtendedTriggerMessage (Security Whitepaper, use
+case F06) may ask: a registry each functional block fills with the messages it can send on
+request.  The routes only look it up: a message no block registered is NotImplemented.
+
+Each entry answers whether it accepts (per connector) and, once the Accepted answer went out,
+sends the message (the triggered message must follow the answer on the wire, §5.17).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ocpp.v16.enums import TriggerMessageStatus
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """``accept(connector_id)``: whether the message can be sent now (True/False or a
+    TriggerMessageStatus); ``send(connector_id)``: send it (called after the Accepted answer
+    went out).  ``per_connector``: a connector id the charger does not have is Rejected before
+    ``accept`` is asked.  ``extended_only``: only ExtendedTriggerMessage may ask for it."""
+
+    accept: Callable[[int | None], bool | TriggerMessageStatus]
+    send: Callable[[int | None], None]
+    per_connector: bool = True
+    extended_only: bool = False
+
+
+class TriggerRegistry:
+    """The messages TriggerMessage and ExtendedTriggerMessage may ask for (by their
+    ``requestedMessage`` spelling: 'BootNotification', 'StatusNotification', ...)."""
+
+    def __init__(self) -> None:
+        self._triggers: dict[str, Trigger] = {}
+        self._connectors: Callable[[int], bool] = lambda _cid: True
+
+    def register(self, requested: str, trigger: Trigger) -> None:
+        """One block per message: registering one twice is a wiring mistake (ValueError)."""
+        if requested in self._triggers:
+            raise ValueError(f"TriggerMessage {requested} is registered twice")
+        self._triggers[requested] = trigger
+
+    def connectors(self, known: Callable[[int], bool]) -> None:
+        """Which connector ids exist (the status block knows them)."""
+        self._connectors = known
+
+    def status(self, requested: str, connector_id: int | None, *, extended: bool = False
+               ) -> TriggerMessageStatus:
+        """The answer to a (Extended)TriggerMessage for ``requested``."""
+        trigger = self._triggers.get(requested)
+        if trigger is None or (trigger.extended_only and not extended):
+            return TriggerMessageStatus.not_implemented
+        if trigger.per_connector and connector_id is not None and \
+                not self._connectors(connector_id):
+            return TriggerMessageStatus.rejected
+        verdict = trigger.accept(connector_id)
+        if isinstance(verdict, TriggerMessageStatus):
+            return verdict
+        return TriggerMessageStatus.accepted if verdict else TriggerMessageStatus.rejected
+
+    def fire(self, requested: str, connector_id: int | None, *, extended: bool = False) -> None:
+        """After the answer went out: send what an Accepted answer promised."""
+        if self.status(requested, connector_id, extended=extended) is \
+                TriggerMessageStatus.accepted:
+            self._triggers[requested].send(connector_id)
+
+
+__all__ = ["Trigger", "TriggerRegistry"]
