@@ -25,7 +25,7 @@ from firmware import charging as m
 from firmware import clock
 from firmware.config_keys import K, build_registry
 from firmware.charger import Charger
-from firmware.connector import ConnectorController, ConnectorDevices
+from firmware.connector import ConnectorController
 from firmware.domain import (
     AuthorizationStatus,
     ConnectorError,
@@ -37,6 +37,7 @@ from firmware.domain import (
 from firmware.ports import TransactionHandle
 from hal.config import ContactorConfig, LockConfig, SafetyConfig
 from hal.gpio import GpioConnectorLock, GpioContactor, GpioSafetyInputs
+from hal.interfaces import ConnectorDevices
 from hal.sim.bench import SimulatedCardReader
 from hal.sim.ev import SimulatedEv
 from hal.types import MeterHealth, MeterReading, PilotReading, Quantity
@@ -207,7 +208,7 @@ async def station(*, socket: bool = False, **keys: str) -> AsyncIterator[Station
     async def authorize(id_tag: str) -> IdTagInfo:
         return await link.authorize(id_tag) or IdTagInfo(AuthorizationStatus.INVALID)
 
-    connector = ConnectorController(1, ConnectorDevices(pilot, contactor, meter, lock, 16.0),
+    connector = ConnectorController(ConnectorDevices(1, pilot, contactor, meter, lock, 16.0),
                                     link, registry, authorize, meter_poll_s=1.0)
     task = asyncio.create_task(connector.run())
     station = Station(connector, link, ev, pilot, meter, factory.pin(CONTACTOR), factory)
@@ -325,7 +326,7 @@ async def charger_station(**keys: str) -> AsyncIterator[tuple[Charger, Station, 
     async def authorize(id_tag: str) -> IdTagInfo:
         return await link.authorize(id_tag) or IdTagInfo(AuthorizationStatus.INVALID)
 
-    connector = ConnectorController(1, ConnectorDevices(pilot, contactor, meter, None, 16.0),
+    connector = ConnectorController(ConnectorDevices(1, pilot, contactor, meter, None, 16.0),
                                     link, registry, authorize)
     reader = SimulatedCardReader()
     charger = Charger([connector], link, registry, safety=safety, card_reader=reader)
