@@ -147,7 +147,7 @@ TRANSITIONS: Table = table({
     ],
     S.CHARGING: [
         on(EvPaused, h.ev_paused, S.SUSPENDED_EV),
-        on(Unplugged, h.tx_unplugged, S.SUSPENDED_EV, S.FINISHING),
+        on(Unplugged, h.tx_unplugged, S.SUSPENDED_EV, S.FINISHING, S.AVAILABLE, S.UNAVAILABLE),
         on(Plugged, h.tx_replugged, S.CHARGING),
         on(IdPresented, h.tx_id, S.CHARGING, S.FINISHING),
         on(AuthorizationResult, h.tx_auth_result, S.CHARGING, S.FINISHING),
@@ -162,7 +162,7 @@ TRANSITIONS: Table = table({
     S.SUSPENDED_EV: [
         on(EvRequestsPower, h.ev_ready, S.CHARGING),
         on(EvPaused, h.ev_paused, S.SUSPENDED_EV),
-        on(Unplugged, h.tx_unplugged, S.SUSPENDED_EV, S.FINISHING),
+        on(Unplugged, h.tx_unplugged, S.SUSPENDED_EV, S.FINISHING, S.AVAILABLE, S.UNAVAILABLE),
         on(Plugged, h.tx_replugged, S.SUSPENDED_EV),
         on(IdPresented, h.tx_id, S.SUSPENDED_EV, S.FINISHING, S.AVAILABLE, S.UNAVAILABLE),
         on(AuthorizationResult, h.tx_auth_result,
@@ -178,7 +178,8 @@ TRANSITIONS: Table = table({
     S.SUSPENDED_EVSE: [
         on(EvRequestsPower, h.ev_ready, S.SUSPENDED_EVSE),
         on(EvPaused, h.ev_paused, S.SUSPENDED_EVSE),
-        on(Unplugged, h.tx_unplugged, S.SUSPENDED_EVSE, S.FINISHING),
+        on(Unplugged, h.tx_unplugged, S.SUSPENDED_EVSE, S.FINISHING, S.AVAILABLE,
+           S.UNAVAILABLE),
         on(Plugged, h.tx_replugged, S.SUSPENDED_EVSE),
         on(IdPresented, h.tx_id, S.SUSPENDED_EVSE, S.FINISHING, S.AVAILABLE, S.UNAVAILABLE),
         on(AuthorizationResult, h.tx_auth_result,

@@ -139,7 +139,7 @@ def remote_start(c: ConnectorState, e: RemoteStart, p: Policy) -> Result:
 
 
 def preparing_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
-    c = replace(c, plugged=False, ev_wants_power=False, locking=False)
+    c = _release_tethered(replace(c, plugged=False, ev_wants_power=False, locking=False), p)
     if c.authorized_id_tag:
         return replace(c, status=S.PREPARING), [StartConnectionTimer()]
     return replace(c, status=_idle_status(c)), [CancelConnectionTimer()]
@@ -157,6 +157,10 @@ def connection_timeout(c: ConnectorState, e: ConnectionTimedOut, p: Policy) -> R
 
 
 def lock_confirmed(c: ConnectorState, e: LockConfirmed, p: Policy) -> Result:
+    if p.tethered_cable and not c.plugged and not c.in_transaction:
+        # A confirmation that arrives after the EV left holds no tethered cable (see
+        # _release_tethered); the next plug locks again if the driver is still authorized.
+        return replace(c, locking=False), []
     if not c.locking:
         return replace(c, locked=True), []
     tag = c.authorized_id_tag
@@ -197,6 +201,16 @@ def flag_ev(wants: bool) -> Handler[EvRequestsPower | EvPaused]:
     return handler
 
 
+def _release_tethered(c: ConnectorState, p: Policy) -> ConnectorState:
+    """A tethered cable's "lock" is only the machine's bookkeeping (LockConfirmed comes at once,
+    nothing moves): once the EV is gone and no transaction holds the connector, nothing holds
+    the cable, so it counts as released and the connector does not wait in Finishing for an
+    Unlocked no motor will ever report (UnlockConnectorOnEVSideDisconnect is a socket's)."""
+    if p.tethered_cable and not c.plugged and not c.in_transaction:
+        return replace(c, locked=False)
+    return c
+
+
 def tx_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
     c = replace(c, plugged=False, ev_wants_power=False)
     if not p.stop_transaction_on_ev_side_disconnect:
@@ -207,8 +221,11 @@ def tx_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
         status = S.SUSPENDED_EVSE if c.allowance_used_up else S.SUSPENDED_EV
         return replace(c, status=status, info="EV side disconnected"), cmds
     c, cmds = _end_transaction(c, StopReason.EV_DISCONNECTED, None)
+    c = _release_tethered(c, p)
+    if not c.locked:
+        return replace(c, status=_idle_status(c), info=""), cmds
     c = replace(c, status=S.FINISHING, info="EV side disconnected")
-    if p.unlock_connector_on_ev_side_disconnect and c.locked:
+    if p.unlock_connector_on_ev_side_disconnect:
         cmds.append(Unlock())
     return c, cmds
 
@@ -240,6 +257,7 @@ def tx_auth_result(c: ConnectorState, e: AuthorizationResult, p: Policy) -> Resu
 
 def stop(c: ConnectorState, e: StopRequested, p: Policy) -> Result:
     c, cmds = _end_transaction(c, e.reason, e.id_tag)
+    c = _release_tethered(c, p)
     c = replace(c, status=S.FINISHING if c.plugged else _idle_status(c))
     if c.locked:
         # Normal termination releases the cable (OCPP 1.6 §4.10).
@@ -271,7 +289,7 @@ def cancel_authorization(c: ConnectorState, e: StopRequested, p: Policy) -> Resu
 
 
 def finishing_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
-    c = replace(c, plugged=False, ev_wants_power=False)
+    c = _release_tethered(replace(c, plugged=False, ev_wants_power=False), p)
     if c.locked:
         # The cable is kept locked in the socket (UnlockConnectorOnEVSideDisconnect=false):
         # stay Finishing until a person releases it.
@@ -303,6 +321,7 @@ def fault(c: ConnectorState, e: FaultDetected, p: Policy) -> Result:
     cmds: list[Command] = []
     if c.in_transaction:
         c, cmds = _end_transaction(c, e.stop_reason, None)
+        c = _release_tethered(c, p)
     else:
         c, cmds = _power_off(c)
     if c.locking:
@@ -344,8 +363,9 @@ CLEARED_BY_UNPLUG = frozenset({ChargePointErrorCode.CONNECTOR_LOCK_FAILURE})
 
 
 def faulted_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
-    c = replace(c, plugged=False, ev_wants_power=False,
-                faults=tuple(f for f in c.faults if f.code not in CLEARED_BY_UNPLUG))
+    c = _release_tethered(replace(
+        c, plugged=False, ev_wants_power=False,
+        faults=tuple(f for f in c.faults if f.code not in CLEARED_BY_UNPLUG)), p)
     c = _clear_faults(c, c.latched_faults_gone)
     cmds: list[Command] = [Unlock()] if c.locked else []
     return c, cmds
@@ -371,8 +391,8 @@ def availability(c: ConnectorState, e: AvailabilityChanged, p: Policy) -> Result
 
 def unavailable_plug(plugged: bool) -> Handler[Plugged | Unplugged]:
     def handler(c: ConnectorState, e: Plugged | Unplugged, p: Policy) -> Result:
-        return replace(c, plugged=plugged, ev_wants_power=False if not plugged else
-                       c.ev_wants_power), []
+        return _release_tethered(replace(c, plugged=plugged, ev_wants_power=False if not plugged
+                                         else c.ev_wants_power), p), []
     return handler
 
 

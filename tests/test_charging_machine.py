@@ -458,9 +458,9 @@ def _walk() -> tuple[dict[tuple[S, type], set[S]], tuple[str, ...]]:
     energy allowance, so that rule is checked independently of the machine's own field."""
     reached: dict[tuple[S, type], set[S]] = {}
     unsafe: list[str] = []
-    for stop_ev, unlock_ev, stop_invalid, max_wh in itertools.product(
-            (True, False), (True, False), (True, False), (0, 500)):
-        policy = m.Policy(stop_ev, unlock_ev, stop_invalid, max_wh)
+    for stop_ev, unlock_ev, stop_invalid, max_wh, tethered in itertools.product(
+            (True, False), (True, False), (True, False), (0, 500), (False, True)):
+        policy = m.Policy(stop_ev, unlock_ev, stop_invalid, max_wh, tethered_cable=tethered)
         seen = {(m.ConnectorState(), False)}
         todo = deque(seen)
         while todo:
@@ -470,6 +470,9 @@ def _walk() -> tuple[dict[tuple[S, type], set[S]], tuple[str, ...]]:
                 if type(e) in m.TRANSITIONS[c.status]:
                     reached.setdefault((c.status, type(e)), set()).add(after.status)
                 problem = _unsafe(c, used_up, after, cmds)
+                if tethered and after.status is S.FINISHING and not after.plugged:
+                    # Nothing would ever end it: no motor reports a tethered cable unlocked.
+                    problem = "a tethered connector waits in Finishing with the EV gone"
                 if problem:
                     unsafe.append(f"{policy}: {c} --{e}--> {after}: {problem}")
                     continue
@@ -527,3 +530,17 @@ def test_a_used_up_allowance_stays_used_up_across_unplug_and_replug() -> None:
     c, _ = run([m.StopRequested(StopReason.LOCAL), m.Unlocked(), m.Unplugged(), m.Plugged(),
                 m.RemoteStart("B"), m.LockConfirmed(), m.EvRequestsPower()], policy, start=c)
     assert c.status is S.CHARGING and c.contactor_closed
+
+
+@pytest.mark.parametrize("stop_then_unplug", [False, True])
+def test_a_tethered_connector_is_available_once_the_ev_leaves(stop_then_unplug: bool) -> None:
+    """A tethered cable (UnlockConnectorOnEVSideDisconnect defaults to false for it) has no
+    motor to report Unlocked: once the transaction is over and the EV unplugged, the connector
+    is Available, not Finishing for ever (found by the middle-layer runtime test)."""
+    tethered = m.Policy(unlock_connector_on_ev_side_disconnect=False, tethered_cable=True)
+    session = [m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()]
+    end = ([m.StopRequested(StopReason.REMOTE), m.Unplugged()] if stop_then_unplug
+           else [m.Unplugged()])
+    c, cmds = run(session + end, tethered)
+    assert c.status is S.AVAILABLE and not c.locked
+    assert sum(isinstance(cmd, m.EndTransaction) for cmd in cmds) == 1
