@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import signal
@@ -105,7 +106,7 @@ class _Controller:
         """A bench command, or None while the controller is (re)starting."""
         try:
             return await app.bench_command(self.state, {"cmd": cmd, **extra})
-        except (ConnectionError, OSError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, ConnectionError, OSError, ValueError):
             return None
 
 
@@ -256,7 +257,7 @@ def _audit(report: ChaosReport, cs: CentralSystem, db: Path, tags: list[str]) ->
         values = [v for _, v in sorted(_energy(t.meter_values))]
         start, stop = float(t.meter_start or 0), float(t.meter_stop or 0)
         series = [start, *values, stop]
-        if any(b < a for a, b in zip(series, series[1:])) or start < previous_stop:
+        if any(b < a for a, b in itertools.pairwise(series)) or start < previous_stop:
             report.backwards += 1
             report.problems.append(f"transaction {t.transaction_id}: energy {series} "
                                    f"(previous stop {previous_stop})")

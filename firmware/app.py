@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from firmware.authorization import AuthorizationCache, Authorizer
 from firmware.charger import Charger
 from firmware.config_keys import (
-    K,
     MEASURAND_KEYS,
+    K,
     KeyRegistry,
     KeyStore,
     Value,

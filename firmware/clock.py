@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -34,7 +34,7 @@ def now() -> float:
 
 
 def _system_wall_clock() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 _wall_clock: Callable[[], datetime] = _system_wall_clock
@@ -59,8 +59,8 @@ def to_ocpp(dt: datetime | None = None) -> str:
     leaves the precision open).  ``dt`` defaults to ``utcnow()``; a naive ``dt`` is read as UTC."""
     dt = dt or utcnow()
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def from_ocpp(text: object) -> datetime | None:
@@ -73,7 +73,7 @@ def from_ocpp(text: object) -> datetime | None:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 async def sleep_until(deadline: float | None, keys: Watched, names: Iterable[str], *,

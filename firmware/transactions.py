@@ -23,11 +23,10 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from contextlib import AbstractContextManager
 
 from firmware.storage import open_or_memory, transaction
 

@@ -10,7 +10,6 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-
 # --------------------------------------------------------------------------------------------------
 # Control pilot (IEC 61851-1)
 

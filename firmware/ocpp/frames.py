@@ -25,7 +25,6 @@ from ocpp.v16.enums import Action
 
 from firmware.redaction import names_authorization_key, redact_authorization_key
 
-
 # ---------------------------------------------------------------- OCPP-J 1.6 error codes
 
 #: OCPP-J 1.6 §4.2.3 table 7, with the spellings the errata keep (FormationViolation,

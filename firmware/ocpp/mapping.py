@@ -8,8 +8,6 @@ from firmware.clock import from_ocpp, to_ocpp
 from firmware.domain import AuthorizationStatus, IdTagInfo, MeterSample
 
 
-
-
 def meter_value(sample: MeterSample) -> dict[str, Any]:
     """A MeterValue in its wire form (OCPP 1.6 JSON field names), as sent and as the outbox
     stores it."""

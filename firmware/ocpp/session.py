@@ -30,7 +30,6 @@ from websockets.typing import Subprotocol
 from firmware import clock
 from firmware.config_keys import K, KeyRegistry
 from firmware.domain import RegistrationStatus
-from firmware.redaction import without_credentials
 from firmware.ocpp.connection import (
     Connection,
     ConnectionLost,
@@ -40,6 +39,7 @@ from firmware.ocpp.connection import (
 )
 from firmware.ocpp.dispatch import NOT_DELIVERED, notify, refusal_kind, send_soon
 from firmware.ocpp.triggers import Trigger, TriggerRegistry
+from firmware.redaction import without_credentials
 
 log = logging.getLogger(__name__)
 
