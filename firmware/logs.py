@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,11 +39,13 @@ JOURNAL_FORMAT = "%(levelname)s %(name)s: %(message)s"
 _PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4),
                (logging.INFO, 6))
 
-# Messages that end a run of repeats on their logger: once the connection is back, the next
-# failure is news and must be logged at once.  (logger name, message template)
-DEFAULT_RESETS: frozenset[tuple[str, str]] = frozenset({
-    ("firmware.ocpp.session", "connected to %s"),
-})
+# Messages that end the runs of repeats of a whole family of loggers: once the connection is
+# back, the next failure anywhere in the OCPP edge (the session, the delivery routine, the
+# blocks) is news and must be logged at once.
+# {(logger name, message template): the logger-name prefix whose runs it ends}
+DEFAULT_RESETS: dict[tuple[str, str], str] = {
+    ("firmware.ocpp.session", "connected to %s"): "firmware.ocpp",
+}
 REPEAT_WINDOW_S = 600.0
 REPEAT_BURST = 3
 
@@ -111,19 +113,20 @@ class RepeatFilter(logging.Filter):
     that passes.  A "kind" is logger, level, message template and the arguments (floats
     ignored: delays and durations).  ERROR and CRITICAL always pass: an error is never hidden.
 
-    A record listed in ``resets`` (logger name, template) ends every run of its logger and says
-    how many repeats were dropped, so a recovery is logged with what it recovered from, and the
-    next failure is logged at once."""
+    A record listed in ``resets`` (logger name, template) ends every run of the loggers it names
+    (its value: a logger-name prefix, ``firmware.ocpp`` for the whole OCPP edge) and says how
+    many repeats were dropped, so a recovery is logged with what it recovered from, and the
+    next failure is logged at once, whichever module of the family logs it."""
 
     MAX_KINDS = 512
 
     def __init__(self, window_s: float = REPEAT_WINDOW_S, burst: int = REPEAT_BURST,
-                 resets: Iterable[tuple[str, str]] = DEFAULT_RESETS,
+                 resets: Mapping[tuple[str, str], str] = DEFAULT_RESETS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.window_s = window_s
         self.burst = burst
-        self.resets = frozenset(resets)
+        self.resets = dict(resets)
         self._clock = clock
         self._runs: dict[tuple[object, ...], _Run] = {}
         self._lock = threading.Lock()
@@ -133,8 +136,10 @@ class RepeatFilter(logging.Filter):
             return True
         now = self._clock()
         with self._lock:
-            if (record.name, str(record.msg)) in self.resets:
-                ended = [k for k in self._runs if k[0] == record.name]
+            family = self.resets.get((record.name, str(record.msg)))
+            if family is not None:
+                ended = [k for k in self._runs
+                         if k[0] == family or str(k[0]).startswith(family + ".")]
                 dropped = sum(self._runs.pop(k).suppressed for k in ended)
                 if dropped:
                     _append(record, f"[{dropped} repeated message(s) suppressed before this]")

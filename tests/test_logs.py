@@ -111,9 +111,31 @@ def test_different_subjects_and_errors_are_never_collapsed() -> None:
 def test_the_recovery_message_is_still_what_the_session_logs() -> None:
     """RepeatFilter's reset names a message of firmware.ocpp.session: keep them in step."""
     source = (REPO / "firmware/ocpp/session.py").read_text()
-    for logger, template in logs.DEFAULT_RESETS:
-        assert logger == "firmware.ocpp.session"
+    for (logger, template), family in logs.DEFAULT_RESETS.items():
+        assert logger == "firmware.ocpp.session" and family == "firmware.ocpp"
         assert f'"{template}"' in source
+
+
+def test_a_reconnect_ends_the_runs_of_every_logger_of_the_ocpp_edge() -> None:
+    """The delivery routine and the blocks log their troubles on their own loggers: after a
+    reconnect their next failure is news too (it was hidden for up to a window when only the
+    session's own runs ended)."""
+    f = logs.RepeatFilter(window_s=600, burst=1, clock=Clock())
+
+    def resend() -> logging.LogRecord:
+        return record("firmware.ocpp.dispatch", logging.WARNING,
+                      "%s not answered within MessageTimeout; resending", "StartTransaction")
+
+    def charger() -> logging.LogRecord:
+        return record("firmware.charger", logging.WARNING, "card %s presented but no "
+                      "connector can use it", "AB12")
+
+    assert f.filter(resend()) and f.filter(charger())
+    assert not f.filter(resend()) and not f.filter(charger())
+    back = record("firmware.ocpp.session", logging.INFO, "connected to %s", "ws://x")
+    assert f.filter(back) and "[1 repeated message(s) suppressed before this]" in back.msg
+    assert f.filter(resend())
+    assert not f.filter(charger())  # not an OCPP edge logger: its run goes on
 
 
 def test_configure_writes_one_line_per_event_through_the_filter() -> None:

@@ -159,3 +159,23 @@ def test_scrub_hides_every_kind_and_the_given_secrets() -> None:
 
 def test_scrub_replaces_a_longer_secret_whole_before_one_inside_it() -> None:
     assert redaction.scrub("pw=abcdefgh", ["abcd", "abcdefgh"]) == "pw=***"
+
+
+def test_every_logger_of_the_ocpp_edge_hides_the_authorization_key(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Each block logs on its own logger and may quote what the central system sent (the
+    outbox's "Authorize failed" line quotes a CALLERROR): every module's logger redacts."""
+    import logging
+    import pkgutil
+
+    import firmware.ocpp
+    import firmware.ocpp.connection  # noqa: F401  (installs the filters)
+
+    frame = '{"key": "AuthorizationKey", "value": "0123456789abcdef0123"}'
+    names = [m.name for m in pkgutil.iter_modules(firmware.ocpp.__path__, "firmware.ocpp.")]
+    assert "firmware.ocpp.outbox" in names
+    with caplog.at_level(logging.WARNING):
+        for name in names:
+            logging.getLogger(name).warning("refused: %s", frame)
+    assert len(caplog.records) == len(names)
+    assert "0123456789abcdef0123" not in caplog.text

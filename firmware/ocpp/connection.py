@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import pkgutil
 import sys
 import uuid
 from dataclasses import dataclass
@@ -50,10 +51,11 @@ log = logging.getLogger(__name__)
 MESSAGE_LOG = logging.getLogger("chargepoint.ocpp.messages")
 
 MESSAGE_LOG.addFilter(RedactSecrets())
-log.addFilter(RedactSecrets())  # the library's troubles (a malformed frame is quoted)
-# The loggers that quote requests, answers or CALLERROR descriptions of the central system.
-for _name in ("session", "dispatch", "routes"):
-    logging.getLogger(f"firmware.ocpp.{_name}").addFilter(RedactSecrets())
+# Every logger of the OCPP edge may quote a request, an answer or a CALLERROR description of
+# the central system (a logger filter does not reach its children's records, so each module's
+# own logger gets one; a block added later is covered without being listed).
+for _module in pkgutil.iter_modules(sys.modules["firmware.ocpp"].__path__, "firmware.ocpp."):
+    logging.getLogger(_module.name).addFilter(RedactSecrets())
 logging.getLogger("websockets.client").addFilter(
     HideWebsocketsSecrets(drop_data_frames=True))
 
