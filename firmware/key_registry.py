@@ -85,6 +85,11 @@ class Key(str, Generic[V]):
         return handle
 
 
+def _a(kind: KeyType) -> str:
+    """'an integer', 'a boolean': for messages."""
+    return ("an " if kind.value[0] in "aeiou" else "a ") + kind.value
+
+
 def bool_key(name: str) -> Key[bool]:
     return Key[bool].of(name, KeyType.BOOLEAN)
 
@@ -302,9 +307,15 @@ class KeyRegistry:
     # ------------------------------------------------------------ declaring
 
     def declare(self, d: KeyDefinition) -> None:
+        """Add a key; ValueError when it is declared twice, its default does not validate, or
+        it is named by a typed handle of another type (``KeyDefinition(int_key("X"),
+        KeyType.BOOLEAN, ...)``: caught here, not at the first read)."""
         folded = d.name.casefold()
         if folded in self.definitions:
             raise ValueError(f"configuration key {d.name} declared twice")
+        if isinstance(d.name, Key) and d.name.type is not d.type:
+            raise ValueError(f"{d.name} is declared {_a(d.type)} key through "
+                             f"{_a(d.name.type)} handle")
         if d.validator is not None:
             problem = d.validator(d.default)
             if problem:
@@ -358,8 +369,7 @@ class KeyRegistry:
         ``get(name)`` is the untyped read, for code that serves any key by name."""
         d = self.definitions[key.casefold()]
         if d.type is not key.type:
-            raise TypeError(f"{d.name} is a {d.type.value} key, read through a "
-                            f"{key.type.value} handle")
+            raise TypeError(f"{d.name} is {_a(d.type)} key, read through {_a(key.type)} handle")
         return cast(V, self.values[key.casefold()])
 
     def value_or(self, key: Key[V], default: V) -> V:

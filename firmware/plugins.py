@@ -37,9 +37,9 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from importlib import metadata
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
-from firmware.config_keys import KeyDefinition, KeyRegistry, Owner, Value
+from firmware.config_keys import Key, KeyDefinition, KeyRegistry, Owner, Value
 from hal.interfaces import (
     Buzzer,
     ConnectorLock,
@@ -56,6 +56,7 @@ ENTRY_POINT_GROUP = "chargepoint.config_keys"
 _PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{1,19}")
 
 Apply = Callable[[Value], None]
+V = TypeVar("V", bool, int, str, tuple[str, ...])
 
 
 class VendorConnector(Protocol):
@@ -120,6 +121,23 @@ class VendorContext:
         self.registry.declare(replace(definition, owner=Owner.VENDOR, profile=self.prefix))
         if apply is not None:
             self.applies.append((definition.name, apply))
+
+    def key(self, handle: Key[V], default: V, *, apply: Callable[[V], None] | None = None,
+            **declaration: Any) -> Key[V]:
+        """Declare a key through its typed handle and return the handle: the key's type comes
+        from the handle (``int_key("Acme.RingBrightness")`` is an INTEGER key), ``apply`` gets
+        the value as that type, and ``declaration`` is the rest of a ``KeyDefinition``
+        (``minimum``, ``maximum``, ``unit``, ``description``, ``reboot_required`` ...).
+        Raises PluginError like ``declare``."""
+        typed = apply
+
+        def untyped(value: Value) -> None:
+            assert typed is not None
+            typed(cast(V, value))  # the registry validated it against the handle's type
+
+        self.declare(KeyDefinition(handle, handle.type, default, **declaration),
+                     apply=untyped if apply is not None else None)
+        return handle
 
 
 class PluginError(Exception):

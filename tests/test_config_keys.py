@@ -350,7 +350,7 @@ def test_a_handle_of_the_wrong_type_is_refused_by_name():
     from firmware.config_keys import Key
     keys = build_registry()
     wrong = Key[bool].of("HeartbeatInterval", KeyType.BOOLEAN)
-    with pytest.raises(TypeError, match="HeartbeatInterval is an? integer key"):
+    with pytest.raises(TypeError, match="HeartbeatInterval is an integer key, read through a boolean handle"):
         keys[wrong]
     assert keys[K.HeartbeatInterval] == 86_400
 
@@ -361,3 +361,12 @@ def test_value_or_reads_a_declared_key_and_defaults_for_an_absent_one() -> None:
     bare = build_registry(has_indicator=False)
     assert K.LightIntensity not in bare
     assert bare.value_or(K.LightIntensity, -1) == -1
+
+
+def test_a_key_declared_through_a_handle_of_another_type_is_refused_at_once() -> None:
+    from firmware.config_keys import bool_key
+    keys = build_registry()
+    with pytest.raises(ValueError, match="Zap.Beep is declared an integer key through a "
+                                         "boolean handle"):
+        keys.declare(KeyDefinition(bool_key("Zap.Beep"), KeyType.INTEGER, 1))
+    assert "Zap.Beep" not in keys
