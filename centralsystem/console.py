@@ -13,6 +13,7 @@ from centralsystem import (
     format_record,
     tls_server_context,
 )
+from centralsystem.records import local_stamp
 
 # Enough for days of heartbeats and meter values on the bench without growing without bound.
 _MAX_MESSAGES = 10_000
@@ -58,10 +59,8 @@ async def run_csms(
         emit(format_record(record, ascii_arrows=ascii_arrows))
 
     def on_connection(event: ConnectionEvent) -> None:
-        local = event.time.astimezone()
-        stamp = local.strftime("%H:%M:%S.") + f"{local.microsecond // 1000:03d}"
         what = "connected" if event.connected else "disconnected"
-        emit(f"{stamp}  {event.cp_id} {what} ({event.detail})")
+        emit(f"{local_stamp(event.time)}  {event.cp_id} {what} ({event.detail})")
 
     ssl_context = None
     if tls_cert:

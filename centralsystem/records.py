@@ -94,6 +94,12 @@ def parse_frame(
     return "CALLERROR", unique_id, None, payload, None
 
 
+def local_stamp(at: datetime) -> str:
+    """``HH:MM:SS.mmm`` in local time: what a person at the bench compares with a clock."""
+    local = at.astimezone()
+    return local.strftime("%H:%M:%S.") + f"{local.microsecond // 1000:03d}"
+
+
 def format_record(record: MessageRecord, *, ascii_arrows: bool = False) -> str:
     """One readable line, e.g. ``12:00:01.123  CP001 → CALL StartTransaction {"connectorId": 1}``.
 
@@ -104,9 +110,7 @@ def format_record(record: MessageRecord, *, ascii_arrows: bool = False) -> str:
         arrow = "->" if record.direction == "rx" else "<-"
     else:
         arrow = "→" if record.direction == "rx" else "←"
-    local = record.time.astimezone()
-    stamp = local.strftime("%H:%M:%S.") + f"{local.microsecond // 1000:03d}"
-    head = f"{stamp}  {record.cp_id} {arrow} {record.message_type}"
+    head = f"{local_stamp(record.time)}  {record.cp_id} {arrow} {record.message_type}"
     if record.message_type == "MALFORMED":
         return f"{head} ({record.error}) {record.raw!r}"
     action = record.action or "?"

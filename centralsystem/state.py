@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from firmware.clock import to_ocpp
+
 
 def utc_now_iso() -> str:
-    """Current UTC time as OCPP likes it: ISO 8601, millisecond precision, ``Z`` suffix."""
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    """Current UTC time as OCPP likes it (the charger's one formatter: ISO 8601, millisecond
+    precision, ``Z`` suffix), on the system clock: the central system is not the charger."""
+    return to_ocpp(datetime.now(UTC))
 
 
 class NotConnectedError(ConnectionError):

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
-from firmware.clock import utcnow
+from firmware.clock import from_ocpp, to_ocpp, utcnow
 from firmware.config_keys import K, KeyRegistry
 from firmware.domain import AuthorizationStatus, IdTagInfo
 from firmware.storage import open_or_memory, transaction
@@ -63,7 +63,7 @@ class AuthorizationCache:
         if row is None:
             return None
         info = IdTagInfo(AuthorizationStatus(row[0]), row[1],
-                         datetime.fromisoformat(row[2]) if row[2] else None)
+                         from_ocpp(row[2]))
         if info.accepted and info.expiry_date and info.expiry_date <= (now or utcnow()):
             return IdTagInfo(AuthorizationStatus.EXPIRED, info.parent_id_tag, info.expiry_date)
         return info
@@ -73,7 +73,7 @@ class AuthorizationCache:
         current = self._db.execute("SELECT status, parent_id_tag, expiry FROM auth_cache "
                                    "WHERE id_tag = ?", (key,)).fetchone()
         row = (info.status.value, info.parent_id_tag,
-               info.expiry_date.isoformat() if info.expiry_date else None)
+               to_ocpp(info.expiry_date) if info.expiry_date else None)
         if current is not None and tuple(current) == row:
             return  # unchanged: no write (SD cards wear out)
         with transaction(self._db):
@@ -82,7 +82,7 @@ class AuthorizationCache:
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id_tag) DO UPDATE SET "
                 "status=excluded.status, parent_id_tag=excluded.parent_id_tag, "
                 "expiry=excluded.expiry, updated_at=excluded.updated_at",
-                (key, *row, utcnow().isoformat()))
+                (key, *row, to_ocpp()))
             excess = (self._db.execute("SELECT count(*) FROM auth_cache").fetchone()[0]
                       - self.capacity)
             if excess > 0:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from firmware.storage import open_or_memory, transaction
+from firmware.storage import inserted_rowid, open_or_memory, transaction
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class TransactionStore:
                 "INSERT INTO tx (connector_id, id_tag, meter_start, started_at, last_meter, "
                 "last_meter_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (connector_id, id_tag, meter_start, started_at, meter_start, started_at))
-            local_id = int(cur.lastrowid)  # type: ignore[arg-type]
+            local_id = inserted_rowid(cur)
             self._enqueue("StartTransaction", local_id, payload, essential=True)
         return local_id
 

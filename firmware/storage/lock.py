@@ -8,10 +8,10 @@ import json
 import os
 import shlex
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from firmware.clock import to_ocpp
 from firmware.redaction import without_credentials
 from firmware.storage.files import (
     StateDirInUse,
@@ -108,7 +108,7 @@ def lock_state_dir(state_dir: Path) -> StateDirLock:
 
 def _write_holder(fd: int) -> None:
     note = {"pid": os.getpid(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "started": to_ocpp(),
             # As the installer would type it (argv[0] is a path, or __main__.py under -m).
             "command": shlex.join(["chargepoint", *map(without_credentials, sys.argv[1:])])}
     try:
