@@ -230,19 +230,21 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
                       card_reader=devices.card_reader, display=devices.display,
                       authorizer=authorizer, store=ocpp.transactions.store,
                       on_reset=on_reset)
-    running = Running(settings, keys, charger, ocpp, devices, bench, stop)
-    ocpp.finish_interrupted_transactions()
-    tasks = [asyncio.create_task(ocpp.serve(charger), name="ocpp-session"),
-             asyncio.create_task(charger.run(), name="charger"),
-             asyncio.create_task(_follow_store(keys), name="config-store")]
+    bench_control = None
     if bench is not None:
         from firmware.pilot import DEBOUNCE_READS as PILOT_DEBOUNCE_POLLS
         from hal.sim.control import BenchControlServer
 
-        server = BenchControlServer(settings.state_dir / BENCH_SOCKET, bench,
-                                    status=charger.status, pilot_reads=PILOT_DEBOUNCE_POLLS)
-        await server.start()
-        bench.control_server = server
+        bench_control = BenchControlServer(settings.state_dir / BENCH_SOCKET, bench,
+                                           status=charger.status,
+                                           pilot_reads=PILOT_DEBOUNCE_POLLS)
+    running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)
+    ocpp.finish_interrupted_transactions()
+    tasks = [asyncio.create_task(ocpp.serve(charger), name="ocpp-session"),
+             asyncio.create_task(charger.run(), name="charger"),
+             asyncio.create_task(_follow_store(keys), name="config-store")]
+    if bench_control is not None:
+        await bench_control.start()
     running.tasks = tasks
     for task in tasks:
         task.add_done_callback(lambda t: stop_on_crash(t, stop))

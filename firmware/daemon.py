@@ -14,7 +14,7 @@ import signal
 import sys
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from firmware.charger import Charger
 from firmware.config_keys import KeyRegistry
@@ -30,6 +30,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("chargepoint")
 
 
+class Hardware(Protocol):
+    """What the daemon does with the backend's devices (``hal.assembly.Devices``): drive them
+    safe (synchronous, never raises) and close them."""
+
+    def safe_state(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Stoppable(Protocol):
+    """A running helper the shutdown stops: the simulated bench, its control socket."""
+
+    async def stop(self) -> None: ...
+
+
 @dataclass
 class Running:
     """A started controller, for the CLI, the demo and tests."""
@@ -38,9 +53,11 @@ class Running:
     keys: KeyRegistry
     charger: Charger
     ocpp: OcppEdge
-    devices: Any  # hal.assembly.Devices
-    bench: Any | None  # hal.sim.bench.SimulatedBench when simulated
+    devices: Hardware  # hal.assembly.Devices
+    # hal.sim.bench.SimulatedBench when simulated (tests drive it: plug, swipe, status ...)
+    bench: Any | None
     stop: asyncio.Event
+    bench_control: Stoppable | None = None  # the bench's control socket (chargepoint bench)
     reset_requested: bool | None = None  # None, or True for hard / False for soft
     crashed: bool = False  # an unhandled exception: outputs were driven safe, exit non-zero
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -118,10 +135,8 @@ async def shutdown(running: Running) -> None:
     for task in running.tasks:
         task.cancel()
     await asyncio.gather(*running.tasks, return_exceptions=True)
-    if running.bench is not None:
-        server = getattr(running.bench, "control_server", None)
-        if server is not None:
-            await server.stop()
+    if running.bench_control is not None:
+        await running.bench_control.stop()
     await running.devices.close()
     if running.bench is not None:
         await running.bench.stop()

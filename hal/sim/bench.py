@@ -94,7 +94,6 @@ class SimulatedBench:
         self.connectors: dict[int, _SimConnector] = {}
         self.devices: Devices | None = None
         self.factory: Any = None
-        self.control_server: Any = None
         self._task: asyncio.Task[None] | None = None
         self._saved_wh: dict[int, float] = {}
         self._saved_ev: dict[int, tuple[bool, bool]] = {}
