@@ -4,7 +4,8 @@ Whitepaper's keys, and the keys its hardware adds), each once, with its type, fa
 code reads them through.  ``docs/configuration-keys.md`` is generated from this file
 (``python -m firmware.cli.keydoc``).
 
-The machinery (KeyRegistry, KeyStore, parsing) is ``firmware.key_registry``, re-exported here.
+The machinery (KeyRegistry, parsing) is ``firmware.key_registry``, the SQLite store of the values
+``firmware.key_store``; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ from firmware.key_registry import (
     Key,
     KeyDefinition,
     KeyRegistry,
-    KeyStore,
     KeyType,
     KeyValueError,
     Owner,
     Source,
-    StoreUnusable,
     Validator,
     Value,
     bool_key,
@@ -33,6 +32,7 @@ from firmware.key_registry import (
     parse_value,
     str_key,
 )
+from firmware.key_store import KeyStore, StoreUnusable
 from firmware.metering import split_phase
 
 VENDOR_PREFIX = "PiCP."

@@ -1,5 +1,6 @@
 """The machinery of OCPP configuration keys: declarations, typed handles, strict parsing of the
-wire form, the SQLite key store and the registry that validates, stores and applies changes.
+wire form and the registry that validates, stores (through a ValueStore: firmware.key_store)
+and applies changes.
 
 The keys themselves (the catalog: every key this charger declares, with its factory default,
 limits and effect) are in ``firmware.config_keys``; that module re-exports these names, so code
@@ -23,11 +24,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Generic, TypeVar, cast
-
-from firmware.clock import to_ocpp
-from firmware.storage import OpenedStore, StoreUnusable, open_store
+from typing import Generic, Protocol, TypeVar, cast
 
 log = logging.getLogger(__name__)
 
@@ -233,57 +230,20 @@ Listener = Callable[[KeyDefinition, Value], None]
 # --------------------------------------------------------------------------------------------------
 # Persistence
 
-CONFIG_MIGRATIONS = (
-    """
-    CREATE TABLE config_value (
-        key TEXT PRIMARY KEY,          -- canonical spelling
-        value TEXT NOT NULL,           -- the wire form, parsed again on load
-        source TEXT NOT NULL,          -- central-system | local
-        changed_at TEXT NOT NULL
-    )
-    """,
-)
 
-
-class KeyStore:
-    """The values set by the central system or an installer, in ``<state>/config.db``."""
-
-    FILE = "config.db"
-
-    def __init__(self, opened: OpenedStore) -> None:
-        self._db = opened.connection
-        self.path = opened.path
-        self.recovered_from = opened.recovered_from
-
-    @classmethod
-    def open(cls, state_dir: Path) -> KeyStore:
-        """Raises ``StoreUnusable`` (the file untouched) when ``config.db`` cannot be opened; a
-        damaged file is replaced by one holding every value that could be read."""
-        return cls(open_store(state_dir / cls.FILE, CONFIG_MIGRATIONS))
+class ValueStore(Protocol):
+    """Where the registry keeps the values set by the central system or an installer
+    (``firmware.key_store.KeyStore``: SQLite; kept a Protocol so the registry does no I/O)."""
 
     def rows(self) -> dict[str, tuple[str, Source]]:
-        return {key: (value, Source(source)) for key, value, source in
-                self._db.execute("SELECT key, value, source FROM config_value")}
+        """{canonical key name: (wire form, who set it)}."""
 
-    def save(self, key: str, text: str, source: Source) -> None:
-        self._db.execute(
-            "INSERT INTO config_value (key, value, source, changed_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value=excluded.value, source=excluded.source, "
-            "changed_at=excluded.changed_at",
-            (key, text, source.value, to_ocpp()))
-
-    @property
-    def writes(self) -> int:
-        """Rows this process has written so far (to prove re-applied values cost nothing)."""
-        return self._db.total_changes
+    def save(self, key: str, text: str, source: Source) -> None: ...
 
     def data_version(self) -> int:
-        """Changes when another connection (``chargepoint config set``) committed."""
-        version: int = self._db.execute("PRAGMA data_version").fetchone()[0]
-        return version
+        """Changes when another process committed (``chargepoint config set``)."""
 
-    def close(self) -> None:
-        self._db.close()
+    def close(self) -> None: ...
 
 
 # --------------------------------------------------------------------------------------------------
@@ -301,7 +261,7 @@ class KeyRegistry:
     pending: dict[str, Value] = field(default_factory=dict)  # stored, effective after reboot
     listeners: dict[str, list[Listener]] = field(default_factory=dict)
     validators: dict[str, list[Validator]] = field(default_factory=dict)
-    store: KeyStore | None = None
+    store: ValueStore | None = None
     _store_version: int | None = None
 
     # ------------------------------------------------------------ declaring
@@ -402,7 +362,7 @@ class KeyRegistry:
             self.values[d.name.casefold()] = value
             self.sources[d.name.casefold()] = Source.CONFIG_FILE
 
-    def attach_store(self, store: KeyStore) -> None:
+    def attach_store(self, store: ValueStore) -> None:
         """Load what the central system or an installer stored; they win over the file."""
         self.store = store
         self._store_version = store.data_version()
@@ -533,7 +493,7 @@ class KeyRegistry:
                 log.exception("applying %s failed", d.name)
 
 
-__all__ = ["CONFIG_MIGRATIONS", "Access", "ChangeResult", "ChangeStatus", "Key", "KeyDefinition",
-           "KeyRegistry", "KeyStore", "KeyType", "KeyValueError", "Listener", "Owner", "Source",
-           "StoreUnusable", "Validator", "Value", "bool_key", "csl_key", "format_value",
+__all__ = ["Access", "ChangeResult", "ChangeStatus", "Key", "KeyDefinition",
+           "KeyRegistry", "KeyType", "KeyValueError", "Listener", "Owner", "Source",
+           "ValueStore", "Validator", "Value", "bool_key", "csl_key", "format_value",
            "int_key", "parse_value", "str_key"]

@@ -34,7 +34,7 @@ HAL_CONTRACTS = ("hal.types", "hal.interfaces", "hal.config")
 # The pure core: no I/O libraries at all.
 CORE = ("firmware.charging", "firmware.charging_types", "firmware.charging_handlers",
         "firmware.pilot", "firmware.config_keys", "firmware.metering", "firmware.domain",
-        "firmware.redaction", "firmware.clock", "firmware.key_registry",
+        "firmware.redaction", "firmware.clock", "firmware.key_registry", "firmware.key_store",
         "firmware.ports", "firmware.transactions")
 # What the daemon never loads: the command line and the bench central system.
 DAEMON = "firmware.app"
