@@ -36,6 +36,13 @@ CORE = ("firmware.charging", "firmware.charging_types", "firmware.charging_handl
         "firmware.pilot", "firmware.config_keys", "firmware.metering", "firmware.domain",
         "firmware.redaction", "firmware.clock", "firmware.key_registry", "firmware.key_store",
         "firmware.ports", "firmware.transactions")
+# Pure: no I/O at all, not even the standard library's (what loading them loads is checked).
+PURE = ("firmware.charging", "firmware.charging_types", "firmware.charging_handlers",
+        "firmware.pilot", "firmware.domain", "firmware.metering", "firmware.redaction",
+        "firmware.key_registry")
+IO_MODULES = ("asyncio", "socket", "sqlite3", "ssl", "ocpp", "websockets", "gpiozero",
+              "pymodbus", "serial", "cryptography", "firmware.storage", "firmware.ocpp",
+              "firmware.connector", "firmware.app")
 # What the daemon never loads: the command line and the bench central system.
 DAEMON = "firmware.app"
 NOT_THE_DAEMON = ("firmware.cli", "centralsystem")
@@ -306,3 +313,18 @@ def test_the_checker_names_file_line_and_rule_in_a_violating_tree(tmp_path: Path
          "firmware/charger.py:1, firmware/meter.py:1, firmware/power.py:2); no import cycle, "
          "TYPE_CHECKING imports counted: two modules that need each other meet through a "
          "Protocol in firmware/ports.py")]
+
+
+def test_the_pure_modules_load_no_io_at_all() -> None:
+    """CORE imports none of the third-party I/O libraries; PURE goes further: loading it (in a
+    fresh process) loads no asyncio, socket, sqlite3 or ssl either, nor the daemon's I/O
+    modules, so the state machine, the pilot layer, the metering, the redaction and the key
+    registry are tested and reasoned about without any I/O."""
+    import subprocess
+    import sys
+
+    code = (f"import sys; import {', '.join(PURE)}; "
+            f"print(' '.join(m for m in {IO_MODULES!r} if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=REPO).stdout.split()
+    assert loaded == []
