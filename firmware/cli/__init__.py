@@ -327,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result: int = args.func(args)
         sys.stdout.flush()
+    except KeyboardInterrupt:
+        # Ctrl-C ends any tool quietly (demo, doctor, hw-test ...), with the shell's code.
+        return 128 + signal.SIGINT
     except BrokenPipeError:
         # `chargepoint doctor | head`: the reader is gone, so is anyone to tell.  Point stdout
         # at /dev/null so that the interpreter's last flush does not complain either.

@@ -32,11 +32,14 @@ def run(action: str, config: Path, state_dir: Path | None, kind: str | None = No
         print(f"chargepoint certificate: cannot use {exc.path}: {exc.reason}", file=err)
         return 2
     if action == "list":
-        for root_kind, cert in store.all_roots():
+        roots = store.all_roots()
+        for root_kind, cert in roots:
             print(f"{root_kind.value}: {describe(cert)}", file=out)
         chain = store.client_chain()
         if chain:
             print(f"ChargePointCertificate: {describe(chain[0])}", file=out)
+        if not roots and not chain:
+            print(f"no certificates installed in {settings.state_dir / 'certs'}", file=out)
         return 0
     assert action == "install" and kind is not None and pem_file is not None
     try:
