@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A STRICT OCPP 1.6J central system for conformance tests, built on the npm package ocpp-rpc
 // (ajv validation against the OCPP 1.6 JSON schemas), independent of the Python `ocpp`
-// package the charger uses.  Driven by tests/ocpp_rpc/harness.py.
+// package the charger uses.  Driven by tests/system/ocpp_rpc/harness.py.
 //
 //   node csms.js PORT          (0 = ephemeral; listens on 127.0.0.1 only)
 //

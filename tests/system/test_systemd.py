@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 from firmware import systemd
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "systemd" / "chargepoint.service"
 EXEC_START = "/opt/chargepoint/venv/bin/chargepoint"
 

@@ -14,8 +14,8 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "firmware"]
 BENCH = (REPO / "firmware" / "examples" / "bench.toml").read_text()
 # No mock pin factory from the caller's environment: `--hardware gpio` must meet the real one.

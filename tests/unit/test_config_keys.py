@@ -29,8 +29,8 @@ from firmware.config_keys import (
 from firmware.plugins import ENTRY_POINT_GROUP, VendorDevices, load_plugins
 from firmware.settings import load
 from firmware.storage import open_store
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 SEED = {  # Monta's values (shared/seed): our factory defaults
     "ConnectionTimeOut": "180", "LocalPreAuthorize": "false", "StopTxnAlignedData": "",
     "StopTxnSampledData": "", "LocalAuthorizeOffline": "true",

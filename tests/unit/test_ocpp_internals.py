@@ -10,8 +10,8 @@ from ocpp.v16 import ChargePoint
 
 from firmware.ocpp import connection
 from firmware.ocpp.connection import LIBRARY_INTERNALS, missing_internals
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def test_the_installed_ocpp_library_still_has_every_internal_we_use() -> None:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from firmware.settings import SettingsError, load, parse
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def base() -> dict[str, Any]:

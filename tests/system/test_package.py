@@ -16,8 +16,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 WHEELS = REPO / ".cache" / "wheels"
 
 pytestmark = pytest.mark.slow

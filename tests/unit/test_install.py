@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 INSTALL = REPO / "install" / "install.sh"
 UNINSTALL = REPO / "install" / "uninstall.sh"
 TRAPPED = ("useradd", "usermod", "userdel", "groupadd", "chown", "systemctl")

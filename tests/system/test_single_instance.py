@@ -17,8 +17,8 @@ from centralsystem import CentralSystem
 from firmware.storage import LOCK_FILE
 from firmware.transactions import TransactionStore
 from tests.conftest import REPO
-from tests.test_durability import Controller, _charging
-from tests.test_stores import _damage_page
+from tests.system.test_durability import Controller, _charging
+from tests.system.test_stores import _damage_page
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

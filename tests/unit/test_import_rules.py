@@ -12,8 +12,8 @@ from collections import deque
 from collections.abc import Iterable
 from itertools import pairwise
 from pathlib import Path
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("firmware", "hal", "centralsystem")
 
 # Third-party libraries and the only packages that may import them.

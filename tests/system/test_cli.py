@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "firmware"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from pathlib import Path
 
 from firmware import charging as m
 from firmware.cli import charging_doc
 from firmware.domain import ConnectorStatus as S
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 PAGE = REPO / "docs" / "state-diagram.md"
 FIX = "run: python -m firmware.cli.charging_doc > docs/state-diagram.md"
 

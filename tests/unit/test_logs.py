@@ -15,8 +15,8 @@ import pytest
 
 from firmware import logs
 from firmware.settings import SettingsError, parse
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def record(name: str, level: int, msg: str, *args: object) -> logging.LogRecord:

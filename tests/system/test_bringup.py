@@ -30,8 +30,8 @@ from firmware.settings import Settings, load
 from hal.modbus.server import RegisterServer
 from hal.sim.modbus_devices import SimulatedEvseBoard, SimulatedMeter
 from hal.types import PilotState
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "config" / "bench.toml"
 
 

@@ -17,7 +17,7 @@ from ocpp.v16 import call
 
 from firmware import app
 from tests.conftest import REPO, Rig, bench_settings, start_fast
-from tests.test_config_keys import SEED
+from tests.unit.test_config_keys import SEED
 
 pytestmark = pytest.mark.asyncio
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.ocpp_rpc.harness import HERE, ensure_node_modules
+from tests.system.ocpp_rpc.harness import HERE, ensure_node_modules
 
 
 def test_validate_script_flags_invalid_payloads() -> None:

@@ -17,8 +17,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from tests.ocpp_rpc.conftest import NodeRig
-from tests.ocpp_rpc.harness import NodeCsms, framing_problems
+from tests.system.ocpp_rpc.conftest import NodeRig
+from tests.system.ocpp_rpc.harness import NodeCsms, framing_problems
 
 pytestmark = pytest.mark.asyncio
 

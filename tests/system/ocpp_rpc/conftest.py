@@ -18,7 +18,7 @@ import pytest_asyncio
 
 from firmware import app
 from tests.conftest import bench_settings, start_fast
-from tests.ocpp_rpc.harness import Event, NodeCsms, NodeCsmsError, ensure_node_modules
+from tests.system.ocpp_rpc.harness import Event, NodeCsms, NodeCsmsError, ensure_node_modules
 
 # Every measurand the bench's SDM630 and pilot serve, in MeterValues and in StopTransaction,
 # so that every kind of sampled value the charger can produce goes through the schema.
