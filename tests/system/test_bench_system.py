@@ -1,7 +1,8 @@
 """The controller on the simulated bench against the bundled central system on 127.0.0.1.
 
-Named after the OCTT charge-point cases they follow where one applies.  Hardware effects are
-asserted on the mock pins' recorded history, not on driver calls.
+Faults, the bench's own commands and restarts; the cases named after OCTT test cases are in
+tests/system/octt/.  Hardware effects are asserted on the mock pins' recorded history, not on
+driver calls.
 """
 
 from __future__ import annotations
@@ -10,80 +11,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from ocpp.v16 import call
 
 from centralsystem import CentralSystem
 from firmware import app
 from tests.conftest import Rig, bench_settings
 
 pytestmark = pytest.mark.asyncio
-
-
-def contactor_history(rig: Rig) -> list[float]:
-    pin = rig.bench.factory.pin(rig.running.settings.hardware.connectors[0].contactor.pin)
-    return [s.state for s in pin.states]
-
-
-async def test_tc_001_boot_then_status_of_connector_0_and_each_connector(rig: Rig) -> None:
-    boot = rig.calls("BootNotification")
-    assert len(boot) == 1
-    assert boot[0].payload["chargePointVendor"] == "PiChargepoint"
-    statuses = {r.payload["connectorId"]: r.payload["status"]
-                for r in rig.calls("StatusNotification")}
-    assert statuses == {0: "Available", 1: "Available"}
-
-
-async def test_tc_003_plug_in_first_session_delivers_energy(rig: Rig) -> None:
-    await rig.start_session("TAG-3")
-    # Contactor closed only now, after the lock was confirmed and the EV asked for power.
-    assert rig.bench.contactor_closed(1)
-    assert rig.bench.status()["1"]["lock"] == "locked"
-    await rig.wait_call("MeterValues", timeout=15)
-    mark = rig.cs.mark()
-    await rig.command("unplug")
-    stop = await rig.wait_call("StopTransaction", since=mark)
-    await rig.wait_status("Available", since=mark)
-    assert stop.payload["reason"] == "EVDisconnected"
-    assert stop.payload["idTag"] == "TAG-3"
-    tx = rig.cs.state(rig.cp_id).transactions[stop.payload["transactionId"]]
-    assert tx.meter_stop is not None and tx.meter_start is not None
-    assert tx.meter_stop > tx.meter_start
-    # The contactor opened at once on unplug and stayed open.
-    assert not rig.bench.contactor_closed(1)
-    assert contactor_history(rig)[-1] == 0.0
-    assert rig.bench.status()["1"]["lock"] == "unlocked"
-    values = [int(sv["value"]) for mv in tx.meter_values for sv in mv["sampledValue"]]
-    assert values == sorted(values), "energy register must never go backwards"
-
-
-async def test_tc_004_1_identification_first(rig: Rig) -> None:
-    mark = rig.cs.mark()
-    await rig.command("swipe", tag="TAG-4")
-    await rig.wait_call("Authorize", since=mark)
-    await rig.wait_status("Preparing", since=mark)
-    await rig.command("plug")
-    await rig.wait_call("StartTransaction", since=mark)
-    await rig.command("ev-charge")
-    await rig.wait_status("Charging", since=mark)
-
-
-@pytest.mark.keys(ConnectionTimeOut=1)
-async def test_tc_004_2_connection_timeout_returns_to_available(rig: Rig) -> None:
-    mark = rig.cs.mark()
-    await rig.command("swipe", tag="TAG-5")
-    await rig.wait_status("Preparing", since=mark)
-    await rig.wait_status("Available", since=mark, timeout=5)
-    assert not rig.calls("StartTransaction")
-
-
-async def test_tc_068_same_card_stops_locally(rig: Rig) -> None:
-    await rig.start_session("TAG-6")
-    mark = rig.cs.mark()
-    await rig.command("swipe", tag="TAG-6")
-    stop = await rig.wait_call("StopTransaction", since=mark)
-    assert stop.payload["reason"] == "Local"
-    await rig.wait_status("Finishing", since=mark)
-    assert not rig.bench.contactor_closed(1)
 
 
 async def test_rejected_card_does_not_start(rig: Rig, csms: CentralSystem) -> None:
@@ -96,24 +29,6 @@ async def test_rejected_card_does_not_start(rig: Rig, csms: CentralSystem) -> No
     await asyncio.sleep(0.5)
     assert not rig.calls("StartTransaction")
     assert rig.bench.status()["1"]["lock"] == "unlocked"
-
-
-async def test_tc_010_remote_start_and_tc_012_remote_stop(rig: Rig) -> None:
-    await rig.command("plug")
-    result = await rig.cs.call(rig.cp_id, call.RemoteStartTransaction(id_tag="REMOTE-1",
-                                                                       connector_id=1))
-    assert result.status == "Accepted"
-    start = await rig.wait_call("StartTransaction")
-    await rig.command("ev-charge")
-    await rig.wait_status("Charging")
-    tx_id = next(iter(rig.cs.state(rig.cp_id).transactions))
-    assert start.payload["idTag"] == "REMOTE-1"
-    wrong = await rig.cs.call(rig.cp_id, call.RemoteStopTransaction(transaction_id=tx_id + 99))
-    assert wrong.status == "Rejected"
-    ok = await rig.cs.call(rig.cp_id, call.RemoteStopTransaction(transaction_id=tx_id))
-    assert ok.status == "Accepted"
-    stop = await rig.wait_call("StopTransaction")
-    assert stop.payload["reason"] == "Remote"
 
 
 async def test_residual_current_trip_opens_contactor_in_the_callback_and_latches(rig: Rig
@@ -155,21 +70,6 @@ async def test_weld_is_power_switch_failure(rig: Rig) -> None:
     await rig.command("ev-pause")  # contactor commanded open, mirror stays closed
     await rig.wait_status("Faulted", since=mark, error_code="PowerSwitchFailure")
     assert not rig.bench.contactor_closed(1)
-
-
-async def test_tc_024_lock_failure_is_faulted_and_no_transaction(rig: Rig) -> None:
-    await rig.command("fault", name="lock", state="on")
-    mark = rig.cs.mark()
-    await rig.command("plug")
-    await rig.command("swipe", tag="TAG-L")
-    await rig.wait_status("Faulted", since=mark, error_code="ConnectorLockFailure", timeout=10)
-    assert not rig.calls("StartTransaction")
-    assert not rig.bench.contactor_closed(1)
-    await rig.command("fault", name="lock", state="off")
-    mark = rig.cs.mark()
-    await rig.command("unplug")  # the cable leaves: the next plug-in tries again
-    await rig.wait_status("Available", since=mark)
-    await rig.start_session("TAG-L2")
 
 
 async def test_dead_meter_is_power_meter_failure_and_recovers(rig: Rig) -> None:

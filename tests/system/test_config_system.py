@@ -21,70 +21,10 @@ from tests.unit.test_config_keys import SEED
 
 pytestmark = pytest.mark.asyncio
 
-TC_019_REQUIRED = {  # OCTT TC_019_CS: required Core keys and their accessibility
-    "AuthorizeRemoteTxRequests": {True, False}, "ClockAlignedDataInterval": {False},
-    "ConnectionTimeOut": {False}, "ConnectorPhaseRotation": {False},
-    "GetConfigurationMaxKeys": {True}, "HeartbeatInterval": {False},
-    "LocalAuthorizeOffline": {False}, "LocalPreAuthorize": {False},
-    "MeterValuesAlignedData": {False}, "MeterValuesSampledData": {False},
-    "MeterValueSampleInterval": {False}, "NumberOfConnectors": {True},
-    "ResetRetries": {False}, "StopTransactionOnInvalidId": {False},
-    "StopTxnAlignedData": {False}, "StopTxnSampledData": {False},
-    "SupportedFeatureProfiles": {True}, "TransactionMessageAttempts": {False},
-    "TransactionMessageRetryInterval": {False}, "UnlockConnectorOnEVSideDisconnect": {True, False},
-}
-
-
-async def test_tc_019_retrieve_configuration(rig: Rig) -> None:
-    one = await rig.cs.call(rig.cp_id, call.GetConfiguration(key=["SupportedFeatureProfiles"]))
-    assert not one.unknown_key
-    assert one.configuration_key[0]["readonly"] is True
-    assert set(one.configuration_key[0]["value"].split(",")) <= {
-        "Core", "FirmwareManagement", "LocalAuthListManagement", "Reservation", "SmartCharging",
-        "RemoteTrigger"}
-    every = await rig.cs.call(rig.cp_id, call.GetConfiguration())
-    by_name = {k["key"]: k for k in every.configuration_key}
-    for name, readonly in TC_019_REQUIRED.items():
-        assert name in by_name, name
-        assert by_name[name]["readonly"] in readonly, name
-        assert isinstance(by_name[name]["value"], str)
-    assert "AuthorizationKey" not in by_name
-    limit = int(by_name["GetConfigurationMaxKeys"]["value"])
-    asked = list(by_name)[:limit]
-    some = await rig.cs.call(rig.cp_id, call.GetConfiguration(key=asked))
-    assert len(some.configuration_key) == len(asked) and not some.unknown_key
-
 
 async def test_too_many_keys_in_one_get_configuration_is_an_error(rig: Rig) -> None:
     with pytest.raises(OccurenceConstraintViolationError):
         await rig.cs.call(rig.cp_id, call.GetConfiguration(key=[f"K{n}" for n in range(101)]))
-
-
-async def test_tc_021_change_configuration_then_read_it_back(rig: Rig) -> None:
-    result = await rig.cs.call(rig.cp_id, call.ChangeConfiguration(
-        key="MeterValueSampleInterval", value="1"))
-    assert result.status == "Accepted"
-    conf = await rig.cs.call(rig.cp_id, call.GetConfiguration(key=["metervaluesampleinterval"]))
-    assert conf.configuration_key == [{"key": "MeterValueSampleInterval", "readonly": False,
-                                       "value": "1"}]
-    # ... and the charger behaves by it: a meter value every second of a transaction.
-    mark = rig.cs.mark()
-    await rig.start_session()
-    await rig.wait_call("MeterValues", since=mark, timeout=5)
-
-
-async def test_tc_040_unknown_key_and_invalid_value(rig: Rig) -> None:
-    unknown = await rig.cs.call(rig.cp_id, call.ChangeConfiguration(key="Testing", value="true"))
-    assert unknown.status == "NotSupported"
-    invalid = await rig.cs.call(rig.cp_id, call.ChangeConfiguration(
-        key="MeterValueSampleInterval", value="-1"))
-    assert invalid.status == "Rejected"
-    readonly = await rig.cs.call(rig.cp_id, call.ChangeConfiguration(
-        key="NumberOfConnectors", value="3"))
-    assert readonly.status == "Rejected"
-    meter = await rig.cs.call(rig.cp_id, call.ChangeConfiguration(
-        key="MeterValuesSampledData", value="Energy.Active.Import.Register,SoC"))
-    assert meter.status == "Rejected", "the SDM630 has no state of charge"
 
 
 async def test_the_seed_sent_at_boot_is_accepted_and_obeyed(csms: CentralSystem,

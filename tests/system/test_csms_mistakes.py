@@ -670,7 +670,7 @@ async def test_a_clean_stop_closes_with_going_away(scripted: ScriptedCsms, tmp_p
 
 async def test_sigterm_closes_the_websocket_with_going_away(scripted: ScriptedCsms,
                                                             tmp_path: Path) -> None:
-    from tests.system.test_durability import Controller
+    from tests.system.helpers import Controller
 
     url = await scripted.start()
     ctl = Controller(url, tmp_path / "state", tmp_path / "cp.log")

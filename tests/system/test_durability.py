@@ -1,22 +1,19 @@
-"""Never lose a transaction: the journal and outbox, refusals, power loss (SIGKILL of a real
-controller process), clean stop, availability across a restart."""
+"""Never lose a transaction: the journal and outbox, refusals, SIGKILL of a real controller
+process while offline, clean stop, old journals (power loss TC_032_2 and availability across a
+restart TC_034: tests/system/octt/test_09_non_happy.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from ocpp.v16 import call
 
 from centralsystem import CentralSystem
 from firmware import app
 from firmware.transactions import TransactionStore
-from tests.conftest import REPO, Rig, bench_settings, start_fast
+from tests.conftest import Rig, bench_settings, start_fast
+from tests.system.helpers import Controller, _charging
 
 T = "2026-11-24T10:00:00.000Z"
 
@@ -123,90 +120,6 @@ async def test_a_refusal_then_success_delivers_once(rig: Rig) -> None:
 # ------------------------------------------------------------------------------ real processes
 
 
-class Controller:
-    """`chargepoint run` on the bench as a separate process, killed like a power cut."""
-
-    def __init__(self, url: str, state: Path, log: Path) -> None:
-        self.args = [sys.executable, "-m", "firmware", "run", "--config",
-                     str(REPO / "config" / "bench.toml"), "--csms-url", url,
-                     "--state-dir", str(state), "--id", "DURABLE-1"]
-        self.state, self.log = state, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(self.args, stdout=self.log.open("ab"),
-                                     stderr=subprocess.STDOUT, cwd=REPO)
-
-    async def bench(self, cmd: str, **extra: object) -> None:
-        for _ in range(100):
-            if (self.state / app.BENCH_SOCKET).exists():
-                break
-            await asyncio.sleep(0.05)
-        answer = await app.bench_command(self.state, {"cmd": cmd, **extra})
-        assert answer["ok"], answer
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def terminate(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=20)
-
-    def stop_quietly(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-async def _charging(cs: CentralSystem, ctl: Controller, tag: str) -> None:
-    await cs.wait_for(lambda r: r.action == "StatusNotification" and r.message_type == "CALL"
-                      and r.payload.get("connectorId") == 1
-                      and r.payload.get("status") == "Available", timeout=20,
-                      since=cs.mark() - 50 if cs.mark() > 50 else 0)
-    await ctl.bench("plug")
-    await ctl.bench("swipe", tag=tag)
-    await ctl.bench("ev-charge")
-    await cs.wait_for(lambda r: r.action == "StatusNotification" and r.message_type == "CALL"
-                      and r.payload.get("status") == "Charging", timeout=20)
-
-
-@pytest.mark.asyncio
-async def test_tc_032_2_power_loss_stops_with_the_last_persisted_meter_value(
-        csms: CentralSystem, tmp_path: Path) -> None:
-    ctl = Controller(csms.url, tmp_path / "state", tmp_path / "cp.log")
-    ctl.start()
-    try:
-        await _charging(csms, ctl, "POWERCUT")
-        # A sampled meter value is journaled: wait for one (bench config: every 10 s).
-        await csms.wait_for(lambda r: r.action == "MeterValues" and r.message_type == "CALL",
-                            timeout=20)
-        last_meter = max(int(float(sv["value"])) for r in csms.messages
-                         if r.action == "MeterValues" and r.message_type == "CALL"
-                         for mv in r.payload["meterValue"] for sv in mv["sampledValue"])
-        ctl.kill()  # power cut: no chance to say anything
-        mark = csms.mark()
-        ctl.start()
-        stop = await csms.wait_for(lambda r: r.action == "StopTransaction"
-                                   and r.message_type == "CALLRESULT", since=mark, timeout=20)
-        boot = next(r for r in csms.messages if r.seq >= mark and r.action == "BootNotification")
-        assert boot.seq < stop.seq, "queued messages wait for BootNotification Accepted"
-        (tx,) = csms.state("DURABLE-1").transactions.values()
-        assert tx.reason == "PowerLoss" and tx.stops == 1
-        assert tx.id_tag == "POWERCUT" and tx.stop_id_tag == "POWERCUT"
-        assert tx.meter_stop is not None and tx.meter_stop >= last_meter >= (tx.meter_start or 0)
-        starts = [r for r in csms.messages if r.action == "StartTransaction"
-                  and r.message_type == "CALL"]
-        assert len({s.unique_id for s in starts}) == 1, "no second StartTransaction"
-        await csms.wait_for(lambda r: r.action == "StatusNotification" and r.seq > mark
-                            and r.payload.get("connectorId") == 1
-                            and r.payload.get("status") in ("Preparing", "Finishing"))
-    finally:
-        ctl.stop_quietly()
-
-
 @pytest.mark.asyncio
 async def test_kill_while_offline_then_everything_arrives_in_order(csms: CentralSystem,
                                                                    tmp_path: Path) -> None:
@@ -243,30 +156,6 @@ async def test_sigterm_stops_the_transaction_with_reason_reboot(csms: CentralSys
         assert tx.reason == "Reboot" and tx.stops == 1, (ctl.log.read_text()[-2000:])
     finally:
         ctl.stop_quietly()
-
-
-@pytest.mark.asyncio
-async def test_tc_034_unavailable_persists_across_a_restart(csms: CentralSystem,
-                                                            tmp_path: Path) -> None:
-    settings = bench_settings(csms.url, tmp_path)
-    running = await start_fast(settings)
-    rig = Rig(csms, running, tmp_path)
-    try:
-        await rig.wait_status("Available")
-        result = await csms.call(rig.cp_id, call.ChangeAvailability(connector_id=0,
-                                                                    type="Inoperative"))
-        assert result.status == "Accepted"
-        await rig.wait_status("Unavailable")
-    finally:
-        await app.shutdown(running)
-    mark = csms.mark()
-    running = await start_fast(settings)
-    rig = Rig(csms, running, tmp_path)
-    try:
-        await rig.wait_status("Unavailable", since=mark)
-        await rig.wait_status("Unavailable", connector=0, since=mark)
-    finally:
-        await app.shutdown(running)
 
 
 # ------------------------------------------------------------------------------ stored form

@@ -16,7 +16,7 @@ from ocpp.v16 import call
 
 from tests.conftest import Rig
 from tests.pki import Authority
-from tests.system.test_security import CP_ID, tls_rig, upload_server, wait_connections
+from tests.system.security_helpers import CP_ID, tls_rig, upload_server, wait_connections
 
 pytestmark = pytest.mark.asyncio
 

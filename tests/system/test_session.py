@@ -1,5 +1,6 @@
 """The OCPP session: registration, subprotocol, reconnects and the transaction outbox, against
-real WebSocket servers on 127.0.0.1."""
+real WebSocket servers on 127.0.0.1 (cold boot TC_001/TC_002: tests/system/octt/
+test_01_cold_boot.py)."""
 
 from __future__ import annotations
 
@@ -44,25 +45,6 @@ async def test_refuses_a_server_that_does_not_agree_on_ocpp16(tmp_path: Path) ->
     assert frames == [], "no OCPP message may go to a server that did not agree on ocpp1.6"
 
 
-async def test_tc_001_rejected_boot_waits_the_interval_then_retries(csms: CentralSystem,
-                                                                    tmp_path: Path) -> None:
-    csms.queue_boot_response("Rejected", 1)
-    running = await start_fast(bench_settings(csms.url, tmp_path))
-    rig = Rig(csms, running, tmp_path)
-    try:
-        await rig.wait_status("Available", timeout=10)
-        boots = [r for r in csms.messages if r.action == "BootNotification" and
-                 r.message_type == "CALL"]
-        assert len(boots) == 2
-        assert (boots[1].time - boots[0].time).total_seconds() >= 0.9
-        # Nothing but BootNotification before the Accepted.
-        first_other = next(r for r in csms.messages if r.direction == "rx"
-                           and r.message_type == "CALL" and r.action != "BootNotification")
-        assert first_other.seq > boots[1].seq
-    finally:
-        await app.shutdown(running)
-
-
 async def test_no_answer_to_the_central_system_while_rejected(csms: CentralSystem,
                                                               tmp_path: Path) -> None:
     csms.queue_boot_response("Rejected", 3)
@@ -77,26 +59,6 @@ async def test_no_answer_to_the_central_system_while_rejected(csms: CentralSyste
         conf = await csms.call(running.settings.charge_point_id,
                                call.GetConfiguration(key=["HeartbeatInterval"]))
         assert conf.configuration_key, "answered again once Accepted"
-    finally:
-        await app.shutdown(running)
-
-
-async def test_tc_002_configuration_works_while_pending(csms: CentralSystem,
-                                                        tmp_path: Path) -> None:
-    csms.queue_boot_response("Pending", 2)
-    running = await start_fast(bench_settings(csms.url, tmp_path))
-    try:
-        await csms.wait_for(lambda r: r.action == "BootNotification"
-                            and r.message_type == "CALLRESULT")
-        cp = running.settings.charge_point_id
-        conf = await csms.call(cp, call.GetConfiguration(key=["MeterValueSampleInterval"]))
-        assert conf.configuration_key[0]["value"] == "10"
-        changed = await csms.call(cp, call.ChangeConfiguration(key="MeterValueSampleInterval",
-                                                               value="30"))
-        assert changed.status == "Accepted"
-        assert running.keys[K.MeterValueSampleInterval] == 30
-        assert not [r for r in csms.messages if r.action == "StatusNotification"]
-        await Rig(csms, running, tmp_path).wait_status("Available", timeout=10)
     finally:
         await app.shutdown(running)
 

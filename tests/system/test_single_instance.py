@@ -17,7 +17,7 @@ from centralsystem import CentralSystem
 from firmware.storage import LOCK_FILE
 from firmware.transactions import TransactionStore
 from tests.conftest import REPO
-from tests.system.test_durability import Controller, _charging
+from tests.system.helpers import Controller, _charging
 from tests.system.test_stores import _damage_page
 
 
