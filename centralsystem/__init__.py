@@ -1,7 +1,7 @@
 """The bundled OCPP 1.6J central system, for bench work, demos and tests (``chargepoint csms``).
 
 Not part of the daemon: nothing reachable from ``firmware.app`` imports it
-(``tests/test_import_rules.py``).  It may import ``ocpp`` and ``websockets`` itself.
+(``tests/unit/test_import_rules.py``).  It may import ``ocpp`` and ``websockets`` itself.
 
 - :mod:`centralsystem.records`   every frame in both directions, readable lines, predicates
 - :mod:`centralsystem.state`     what it knows per charge point: boots, statuses, transactions

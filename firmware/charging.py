@@ -9,7 +9,7 @@ the commands, the targets are the statuses it may lead to, and ``step`` refuses 
 ``UndeclaredTransition``) a result outside them.  An event a status does not list changes nothing.
 ``docs/state-diagram.md`` is drawn from the rows (``python -m firmware.cli.charging_doc``).
 
-Safety rules the rows keep (and ``tests/test_charging_machine.py`` checks over random event
+Safety rules the rows keep (and ``tests/unit/test_charging_machine.py`` checks over random event
 sequences): the contactor is only asked to close while a transaction is open, the lock is
 confirmed, the EV asks for power (CP state C), no fault is present and the energy allowance is not
 used up; unplug, EV pause, any fault and any stop open it in the same step.

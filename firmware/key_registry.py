@@ -70,7 +70,7 @@ class Key(str, Generic[V]):
     (a ``str``, so it goes wherever a name does: ``on_change``, ``watch``, ``sleep_until``) and
     it carries the key's type, so ``keys[K.HeartbeatInterval]`` reads as an ``int`` for mypy and
     at run time.  The charger's handles are declared once, in ``config_keys.K`` (a plug-in makes
-    its own with ``int_key`` and the like); ``tests/test_config_keys.py`` checks that every
+    its own with ``int_key`` and the like); ``tests/unit/test_config_keys.py`` checks that every
     handle's type is its definition's."""
 
     type: KeyType

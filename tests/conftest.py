@@ -1,10 +1,15 @@
-"""Shared fixtures: a real central system on 127.0.0.1 and a controller on the simulated bench."""
+"""Shared fixtures: a real central system on 127.0.0.1 and a controller on the simulated bench;
+simulated Modbus servers and serial pseudo-terminal pairs for the Modbus drivers."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+import selectors
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +20,9 @@ import pytest_asyncio
 from centralsystem import CentralSystem, MessageRecord
 from firmware import app
 from firmware.settings import Settings, load
+from hal.modbus.bus import close_all_buses
+from hal.modbus.server import RegisterDevice
+from hal.sim.modbus_devices import SimulatedModbusServer
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_TOML = REPO / "config" / "bench.toml"
@@ -126,9 +134,65 @@ async def start_fast(settings: Settings) -> app.Running:
     return running
 
 
+@pytest_asyncio.fixture
+async def modbus_server_factory() -> AsyncIterator[Callable[..., SimulatedModbusServer]]:
+    """``make(*devices) -> SimulatedModbusServer`` (not started).  At teardown every server made
+    is stopped and the Modbus bus registry is closed, so no client or server outlives the test's
+    event loop."""
+    servers: list[SimulatedModbusServer] = []
+
+    def make(*devices: RegisterDevice) -> SimulatedModbusServer:
+        server = SimulatedModbusServer(devices)
+        servers.append(server)
+        return server
+
+    yield make
+    await close_all_buses()
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+def modbus_pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two linked pseudo-terminals from socat: (server end, client end) paths.
+
+    A null-modem cable for Modbus RTU tests; ptys ignore the baud rate."""
+    socat = shutil.which("socat")
+    if socat is None:
+        pytest.skip("socat is not installed")
+    server_end, client_end = str(tmp_path / "ttyModbusServer"), str(tmp_path / "ttyModbusClient")
+    proc = subprocess.Popen(
+        [socat, "-d", "-d", f"pty,raw,echo=0,link={server_end}", f"pty,raw,echo=0,link={client_end}"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    assert proc.stderr is not None
+    try:
+        selector = selectors.DefaultSelector()
+        selector.register(proc.stderr, selectors.EVENT_READ)
+        deadline = time.monotonic() + 5.0
+        seen = b""
+        while b"starting data transfer loop" not in seen:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or proc.poll() is not None:
+                pytest.fail(f"socat did not start: {seen.decode(errors='replace')}")
+            if selector.select(timeout=remaining):
+                seen += proc.stderr.read1(4096)  # type: ignore[attr-defined]
+        selector.close()
+        yield server_end, client_end
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
 # Every payload the charger sent to a `csms` fixture in this run, checked at the end of the
 # session by ocpp-rpc's validator (independent of the Python ocpp package): see
-# pytest_sessionfinish below and tests/ocpp_rpc/validate.js.
+# pytest_sessionfinish below and tests/system/ocpp_rpc/validate.js.
 SENT_BY_CHARGER: list[dict[str, Any]] = []
 
 
@@ -153,22 +217,15 @@ async def csms(request: pytest.FixtureRequest) -> AsyncIterator[CentralSystem]:
         _collect(cs, request.node.nodeid)
 
 
-# The fast lane (`scripts/test -m "not slow"`, seconds) leaves out the modules whose tests start
-# the whole controller, a central system, a server or a process; the whole suite runs them all.
-SLOW_MODULES = frozenset({
-    "test_two_connectors", "test_frames", "test_systemd", "test_modbus_meter",
-    "test_log_upload_ftp", "test_signals", "test_stores", "test_bringup",
-    "test_connection", "test_single_instance", "test_cli_errors", "test_safe_outputs",
-    "test_security", "test_package", "test_config_system", "test_session", "test_cli",
-    "test_meter_values", "test_fuzz", "test_reset", "test_durability",
-    "test_schema_conformance", "test_chaos", "test_octt_core", "test_csms_mistakes",
-    "test_bench_system", "test_intervals",
-})
+# The layout says which tests are slow: everything under tests/system starts the whole
+# controller, a central system, a server or a process.  The fast lane is `scripts/test
+# tests/unit` (seconds); `-m "not slow"` selects the same tests, as it always did.
+SYSTEM_TESTS = Path(__file__).resolve().parent / "system"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.path.stem in SLOW_MODULES:
+        if item.path.is_relative_to(SYSTEM_TESTS):
             item.add_marker(pytest.mark.slow)
 
 
@@ -176,8 +233,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if any payload the charger sent does not validate against ocpp-rpc's
     OCPP 1.6 schemas."""
     import json
-    import shutil
-    import subprocess
 
     if not SENT_BY_CHARGER:
         return
@@ -192,7 +247,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if node is None:
         say("independent schema check SKIPPED: node is not installed (scripts/test installs it)")
         return
-    from tests.ocpp_rpc.harness import HERE, ensure_node_modules
+    from tests.system.ocpp_rpc.harness import HERE, ensure_node_modules
 
     ensure_node_modules()
     done = subprocess.run([node, str(HERE / "validate.js")], cwd=HERE, text=True,

@@ -4,7 +4,7 @@ hand): every table and key of the configuration file with its type, limits and d
 
     python -m firmware.cli.filedoc > docs/configuration-file.md
 
-``tests/test_settings.py`` fails when the file is stale.
+``tests/unit/test_settings.py`` fails when the file is stale.
 """
 
 from __future__ import annotations

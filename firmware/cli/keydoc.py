@@ -2,7 +2,7 @@
 
     python -m firmware.cli.keydoc > docs/configuration-keys.md
 
-``tests/test_config_keys.py`` fails when the file is stale.
+``tests/unit/test_config_keys.py`` fails when the file is stale.
 """
 
 from __future__ import annotations

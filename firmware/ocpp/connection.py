@@ -2,7 +2,7 @@
 
 The library's ``ChargePoint`` is subclassed here and nowhere else: its private attributes and
 methods (``LIBRARY_INTERNALS``) and its logger are used only in this module, so that a new
-library version that renames one breaks one module, and ``tests/test_ocpp_internals.py`` names
+library version that renames one breaks one module, and ``tests/unit/test_ocpp_internals.py`` names
 what went missing.  The frames themselves are read by ``firmware.ocpp.frames``; the central
 system's requests are answered by the handlers of ``firmware.ocpp.routes``.
 

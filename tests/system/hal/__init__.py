@@ -1,0 +1,1 @@
+"""HAL drivers against real pymodbus servers and serial pseudo-terminals."""

@@ -1,0 +1,1 @@
+"""HAL drivers on gpiozero mock pins, a simulated clock or fake clients."""
