@@ -12,8 +12,9 @@ import pytest
 
 from firmware import cli
 from firmware.cli import certificate, demo
+from tests.conftest import REPO
 
-BENCH = Path(__file__).resolve().parents[1] / "config" / "bench.toml"
+BENCH = REPO / "config" / "bench.toml"
 
 
 def test_ctrl_c_ends_a_tool_quietly(monkeypatch: pytest.MonkeyPatch,
