@@ -21,7 +21,6 @@ from firmware.settings import load
 from tests.conftest import BENCH_TOML, Rig, bench_settings, start_fast
 from tests.pki import Authority
 
-
 CP_ID = load(BENCH_TOML).charge_point_id
 
 

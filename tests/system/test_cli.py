@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.conftest import REPO
 
 CLI = [sys.executable, "-m", "firmware"]

@@ -14,6 +14,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import REPO
 
 CLI = [sys.executable, "-m", "firmware"]

@@ -3,9 +3,6 @@ charger on the simulated bench behaves by them."""
 
 from __future__ import annotations
 
-from centralsystem import CentralSystem
-from firmware.config_keys import K
-
 import asyncio
 import subprocess
 import sys
@@ -15,7 +12,9 @@ import pytest
 from ocpp.exceptions import OccurenceConstraintViolationError
 from ocpp.v16 import call
 
+from centralsystem import CentralSystem
 from firmware import app
+from firmware.config_keys import K
 from tests.conftest import REPO, Rig, bench_settings, start_fast
 from tests.unit.test_config_keys import SEED
 

@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import REPO
 
 WHEELS = REPO / ".cache" / "wheels"

@@ -23,8 +23,15 @@ from firmware.settings import load
 from tests.conftest import BENCH_TOML, Rig, bench_settings, start_fast
 from tests.pki import Authority
 from tests.system.security_helpers import (
-    CP_ID, KEY, OCTT_KEY, OCTT_PASSWORD, install_root, provision_client_certificate,
-    security_events, wait_event)
+    CP_ID,
+    KEY,
+    OCTT_KEY,
+    OCTT_PASSWORD,
+    install_root,
+    provision_client_certificate,
+    security_events,
+    wait_event,
+)
 
 pytestmark = pytest.mark.asyncio
 

@@ -4,9 +4,6 @@ test_01_cold_boot.py)."""
 
 from __future__ import annotations
 
-from centralsystem import CentralSystem
-from firmware.config_keys import K
-
 import asyncio
 from pathlib import Path
 
@@ -14,7 +11,9 @@ import pytest
 import websockets
 from ocpp.v16 import call
 
+from centralsystem import CentralSystem
 from firmware import app
+from firmware.config_keys import K
 from tests.conftest import Rig, bench_settings, start_fast
 
 pytestmark = pytest.mark.asyncio

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from firmware import app
 from firmware.cli import keydoc
 from firmware.config_keys import (
-    K,
     ChangeStatus,
+    K,
     KeyDefinition,
     KeyRegistry,
     KeyStore,

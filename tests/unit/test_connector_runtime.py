@@ -23,8 +23,8 @@ from gpiozero.pins.mock import MockFactory, MockPin
 
 from firmware import charging as m
 from firmware import clock
-from firmware.config_keys import K, build_registry
 from firmware.charger import Charger
+from firmware.config_keys import build_registry
 from firmware.connector import ConnectorController
 from firmware.domain import (
     AuthorizationStatus,

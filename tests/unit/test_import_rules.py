@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Iterable
 from itertools import pairwise
 from pathlib import Path
+
 from tests.conftest import REPO
 
 PACKAGES = ("firmware", "hal", "centralsystem")

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import REPO
 
 INSTALL = REPO / "install" / "install.sh"

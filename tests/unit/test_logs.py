@@ -18,7 +18,6 @@ from firmware.settings import SettingsError, parse
 from tests.conftest import REPO
 
 
-
 def record(name: str, level: int, msg: str, *args: object) -> logging.LogRecord:
     return logging.LogRecord(name, level, __file__, 1, msg, args, None)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,21 +10,21 @@ from hypothesis import strategies as st
 from firmware.metering import next_aligned, sampled_values, servable_measurands, thin
 from hal.types import MeterReading, Quantity
 
-T0 = datetime(2026, 11, 24, 10, 7, 13, 500_000, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 10, 7, 13, 500_000, tzinfo=UTC)
 
 
 def test_clock_alignment_from_midnight() -> None:
-    assert next_aligned(T0, 900) == datetime(2026, 11, 24, 10, 15, tzinfo=timezone.utc)
-    assert next_aligned(T0, 20) == datetime(2026, 11, 24, 10, 7, 20, tzinfo=timezone.utc)
-    on_boundary = datetime(2026, 11, 24, 10, 15, tzinfo=timezone.utc)
-    assert next_aligned(on_boundary, 900) == datetime(2026, 11, 24, 10, 30, tzinfo=timezone.utc)
-    late = datetime(2026, 11, 24, 23, 50, tzinfo=timezone.utc)
-    assert next_aligned(late, 7 * 3600) == datetime(2026, 11, 25, tzinfo=timezone.utc)
+    assert next_aligned(T0, 900) == datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
+    assert next_aligned(T0, 20) == datetime(2026, 11, 24, 10, 7, 20, tzinfo=UTC)
+    on_boundary = datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
+    assert next_aligned(on_boundary, 900) == datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
+    late = datetime(2026, 11, 24, 23, 50, tzinfo=UTC)
+    assert next_aligned(late, 7 * 3600) == datetime(2026, 11, 25, tzinfo=UTC)
 
 
 @given(st.integers(1, 86_400), st.integers(0, 86_399))
 def test_aligned_instants_are_after_now_and_on_the_grid(interval: int, second: int) -> None:
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc).replace(
+    now = datetime(2026, 1, 1, tzinfo=UTC).replace(
         hour=second // 3600, minute=second // 60 % 60, second=second % 60)
     nxt = next_aligned(now, interval)
     assert nxt > now

@@ -13,7 +13,6 @@ from firmware.ocpp.connection import LIBRARY_INTERNALS, missing_internals
 from tests.conftest import REPO
 
 
-
 def test_the_installed_ocpp_library_still_has_every_internal_we_use() -> None:
     missing = missing_internals()
     assert not missing, (

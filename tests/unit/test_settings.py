@@ -14,7 +14,6 @@ from firmware.settings import SettingsError, load, parse
 from tests.conftest import REPO
 
 
-
 def base() -> dict[str, Any]:
     return tomllib.loads((REPO / "config" / "bench.toml").read_text())
 

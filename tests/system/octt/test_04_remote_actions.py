@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 from ocpp.v16 import call
 

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 from ocpp.v16 import call
 

@@ -43,8 +43,18 @@ from firmware.config_keys import K, KeyStore, Source
 from tests.conftest import Rig, bench_settings, start_fast
 from tests.pki import NOW, Authority, leaf_without_ca, pem
 from tests.system.security_helpers import (
-    CP_ID, CPO, KEY, OCTT_KEY, OCTT_PASSWORD, provision_client_certificate, security_events,
-    tls_rig, upload_server, wait_connections, wait_event)
+    CP_ID,
+    CPO,
+    KEY,
+    OCTT_KEY,
+    OCTT_PASSWORD,
+    provision_client_certificate,
+    security_events,
+    tls_rig,
+    upload_server,
+    wait_connections,
+    wait_event,
+)
 
 pytestmark = pytest.mark.asyncio
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-
 import pytest
 from gpiozero.pins.mock import MockFactory
 
 from hal.config import DisplayConfig
 from hal.gpio.display import GpioBacklight
-
-
 
 
 def test_brightness_sets_the_duty_cycle_and_close_darkens(factory: MockFactory) -> None:
