@@ -56,23 +56,34 @@ class ChaosReport:
         return not (self.lost or self.duplicated or self.backwards or self.wrong_tags)
 
     def table(self) -> str:
-        rows = [("seed", self.seed), ("seconds", f"{self.seconds:g}"), ("kills", self.kills),
-                ("disconnects", self.disconnects), ("refusal windows", self.refusals),
-                ("sessions", self.sessions), ("transactions (central system)", self.transactions),
-                ("transactions (journal)", self.journaled),
-                ("stopped exactly once", self.stopped_once), ("lost", self.lost),
-                ("duplicated", self.duplicated), ("meter went backwards", self.backwards),
-                ("wrong idTag", self.wrong_tags),
-                ("retransmissions recognised", self.retransmissions)]
+        rows = [
+            ("seed", self.seed),
+            ("seconds", f"{self.seconds:g}"),
+            ("kills", self.kills),
+            ("disconnects", self.disconnects),
+            ("refusal windows", self.refusals),
+            ("sessions", self.sessions),
+            ("transactions (central system)", self.transactions),
+            ("transactions (journal)", self.journaled),
+            ("stopped exactly once", self.stopped_once),
+            ("lost", self.lost),
+            ("duplicated", self.duplicated),
+            ("meter went backwards", self.backwards),
+            ("wrong idTag", self.wrong_tags),
+            ("retransmissions recognised", self.retransmissions),
+        ]
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
 def _config(workdir: Path) -> Path:
     text = (REPO / "config" / "bench.toml").read_text()
-    text = text.replace("MeterValueSampleInterval = 10", "MeterValueSampleInterval = 1\n"
-                        "ClockAlignedDataInterval = 3\n"
-                        'StopTxnSampledData = "Energy.Active.Import.Register"')
+    text = text.replace(
+        "MeterValueSampleInterval = 10",
+        "MeterValueSampleInterval = 1\n"
+        "ClockAlignedDataInterval = 3\n"
+        'StopTxnSampledData = "Energy.Active.Import.Register"',
+    )
     text = text.replace('log_level = "INFO"', 'log_level = "WARNING"')
     path = workdir / "chaos.toml"
     path.write_text(text)
@@ -81,15 +92,28 @@ def _config(workdir: Path) -> Path:
 
 class _Controller:
     def __init__(self, config: Path, url: str, state: Path, log: Path) -> None:
-        self.args = [sys.executable, "-m", "firmware", "run", "--config", str(config),
-                     "--csms-url", url, "--state-dir", str(state), "--id", CP_ID]
+        self.args = [
+            sys.executable,
+            "-m",
+            "firmware",
+            "run",
+            "--config",
+            str(config),
+            "--csms-url",
+            url,
+            "--state-dir",
+            str(state),
+            "--id",
+            CP_ID,
+        ]
         self.state, self.log = state, log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         (self.state / app.BENCH_SOCKET).unlink(missing_ok=True)
-        self.proc = subprocess.Popen(self.args, stdout=self.log.open("ab"),
-                                     stderr=subprocess.STDOUT, cwd=REPO)
+        self.proc = subprocess.Popen(
+            self.args, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, cwd=REPO
+        )
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -130,8 +154,9 @@ async def run_chaos(seed: int, seconds: float, workdir: Path | None = None) -> C
                 cs.refuse_connections(False)
 
             while loop.time() < end:
-                action = rng.choices(["session", "kill", "drop", "refuse", "wait"],
-                                     weights=[6, 1.2, 1, 0.8, 2])[0]
+                action = rng.choices(
+                    ["session", "kill", "drop", "refuse", "wait"], weights=[6, 1.2, 1, 0.8, 2]
+                )[0]
                 if action == "session":
                     status = await ctl.bench("status")
                     if status is None:
@@ -190,8 +215,9 @@ def _journal(db: Path) -> tuple[int, int, list[tuple[Any, ...]]]:
     try:
         outbox = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
         open_tx = conn.execute("SELECT count(*) FROM tx WHERE stop_queued = 0").fetchone()[0]
-        rows = conn.execute("SELECT local_id, remote_id, id_tag, stop_acked FROM tx "
-                            "ORDER BY local_id").fetchall()
+        rows = conn.execute(
+            "SELECT local_id, remote_id, id_tag, stop_acked FROM tx ORDER BY local_id"
+        ).fetchall()
     finally:
         conn.close()
     return outbox, open_tx, rows
@@ -214,8 +240,9 @@ def _energy(values: list[dict[str, Any]]) -> list[tuple[str, float]]:
     out = []
     for mv in values:
         for sv in mv.get("sampledValue", []):
-            if sv.get("measurand", "Energy.Active.Import.Register") == \
-                    "Energy.Active.Import.Register" and not sv.get("phase"):
+            if sv.get(
+                "measurand", "Energy.Active.Import.Register"
+            ) == "Energy.Active.Import.Register" and not sv.get("phase"):
                 out.append((mv["timestamp"], float(sv["value"])))
     return out
 
@@ -231,15 +258,16 @@ def _audit(report: ChaosReport, cs: CentralSystem, db: Path, tags: list[str]) ->
     for local_id, remote_id, id_tag, stop_acked in rows:
         if remote_id is None or remote_id not in seen_ids or not stop_acked:
             report.lost += 1
-            report.problems.append(f"journal tx {local_id} ({id_tag}): remote id {remote_id}, "
-                                   f"stop acknowledged {bool(stop_acked)}")
+            report.problems.append(
+                f"journal tx {local_id} ({id_tag}): remote id {remote_id}, "
+                f"stop acknowledged {bool(stop_acked)}"
+            )
     if open_tx:
         report.lost += open_tx
         report.problems.append(f"{open_tx} transaction(s) still open in the journal")
     if len(txs) > len(rows):
         report.duplicated += len(txs) - len(rows)
-        report.problems.append(f"central system has {len(txs)} transactions, journal "
-                               f"{len(rows)}")
+        report.problems.append(f"central system has {len(txs)} transactions, journal {len(rows)}")
     previous_stop = 0.0
     for t in txs:
         if t.stops == 1:
@@ -252,15 +280,17 @@ def _audit(report: ChaosReport, cs: CentralSystem, db: Path, tags: list[str]) ->
             report.problems.append(f"transaction {t.transaction_id} stopped {t.stops} times")
         if t.id_tag not in tags or (t.stop_id_tag and t.stop_id_tag != t.id_tag):
             report.wrong_tags += 1
-            report.problems.append(f"transaction {t.transaction_id}: idTag {t.id_tag} / "
-                                   f"stop idTag {t.stop_id_tag}")
+            report.problems.append(
+                f"transaction {t.transaction_id}: idTag {t.id_tag} / stop idTag {t.stop_id_tag}"
+            )
         values = [v for _, v in sorted(_energy(t.meter_values))]
         start, stop = float(t.meter_start or 0), float(t.meter_stop or 0)
         series = [start, *values, stop]
         if any(b < a for a, b in itertools.pairwise(series)) or start < previous_stop:
             report.backwards += 1
-            report.problems.append(f"transaction {t.transaction_id}: energy {series} "
-                                   f"(previous stop {previous_stop})")
+            report.problems.append(
+                f"transaction {t.transaction_id}: energy {series} (previous stop {previous_stop})"
+            )
         previous_stop = max(previous_stop, stop)
 
 

@@ -50,22 +50,48 @@ async def measure(seconds: float) -> list[tuple[str, str]]:
         async with CentralSystem(host="127.0.0.1", port=0) as cs:
             began = time.monotonic()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "firmware", "run", "--config",
-                 str(REPO / "config" / "bench.toml"), "--csms-url", cs.url, "--state-dir",
-                 str(state), "--id", "FOOTPRINT-1", "--log-level", "WARNING"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+                [
+                    sys.executable,
+                    "-m",
+                    "firmware",
+                    "run",
+                    "--config",
+                    str(REPO / "config" / "bench.toml"),
+                    "--csms-url",
+                    cs.url,
+                    "--state-dir",
+                    str(state),
+                    "--id",
+                    "FOOTPRINT-1",
+                    "--log-level",
+                    "WARNING",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=REPO,
+            )
             try:
-                await cs.wait_for(lambda r: r.action == "StatusNotification"
-                                  and r.payload.get("connectorId") == 1, timeout=30)
-                rows.append(("start to first StatusNotification", f"{time.monotonic() - began:.2f} s"))
+                await cs.wait_for(
+                    lambda r: (
+                        r.action == "StatusNotification" and r.payload.get("connectorId") == 1
+                    ),
+                    timeout=30,
+                )
+                rows.append(
+                    ("start to first StatusNotification", f"{time.monotonic() - began:.2f} s")
+                )
                 rows.append(("memory after start (RSS)", f"{_rss_mib(proc.pid):.1f} MiB"))
                 await asyncio.sleep(2)
                 cpu0, io0 = _cpu_seconds(proc.pid), _writes(proc.pid)
                 await asyncio.sleep(seconds)
                 idle_cpu = (_cpu_seconds(proc.pid) - cpu0) / seconds
                 rows.append(("CPU while idle", f"{100 * idle_cpu:.1f} % of one core"))
-                rows.append(("storage writes while idle",
-                             f"{(_writes(proc.pid) - io0) / seconds / 1024:.1f} KiB/s"))
+                rows.append(
+                    (
+                        "storage writes while idle",
+                        f"{(_writes(proc.pid) - io0) / seconds / 1024:.1f} KiB/s",
+                    )
+                )
                 for cmd, extra in (("plug", {}), ("swipe", {"tag": "FOOT"}), ("ev-charge", {})):
                     await app.bench_command(state, {"cmd": cmd, **extra})
                 await cs.wait_for(lambda r: r.payload.get("status") == "Charging", timeout=20)
@@ -74,10 +100,15 @@ async def measure(seconds: float) -> list[tuple[str, str]]:
                 await asyncio.sleep(seconds)
                 charging_cpu = (_cpu_seconds(proc.pid) - cpu0) / seconds
                 rows.append(("CPU while charging", f"{100 * charging_cpu:.1f} % of one core"))
-                rows.append(("storage writes while charging",
-                             f"{(_writes(proc.pid) - io0) / seconds / 1024:.1f} KiB/s"))
-                rows.append(("OCPP frames while charging",
-                             f"{(len(cs.messages) - sent0) / seconds:.2f} /s"))
+                rows.append(
+                    (
+                        "storage writes while charging",
+                        f"{(_writes(proc.pid) - io0) / seconds / 1024:.1f} KiB/s",
+                    )
+                )
+                rows.append(
+                    ("OCPP frames while charging", f"{(len(cs.messages) - sent0) / seconds:.2f} /s")
+                )
                 rows.append(("memory while charging (RSS)", f"{_rss_mib(proc.pid):.1f} MiB"))
             finally:
                 proc.terminate()

@@ -113,110 +113,182 @@ UNREACHABLE_URL = "http://127.0.0.1:9/fuzz"  # the discard port: nothing listens
 EXAMPLES_PER_RUN = 20  # rounds (of about 90 frames) per hypothesis run
 QUOTED_ID = json.dumps(ID)
 FV, PE = "FormationViolation", "ProtocolError"
-TCV, PCV, OCV = ("TypeConstraintViolation", "PropertyConstraintViolation",
-                 "OccurenceConstraintViolation")
+TCV, PCV, OCV = (
+    "TypeConstraintViolation",
+    "PropertyConstraintViolation",
+    "OccurenceConstraintViolation",
+)
 RESULT, SILENCE = "CALLRESULT", "SILENCE"
 
 # ---------------------------------------------------------------- the expected-answer table
 
-EXPECTED: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
-    "valid": {RESULT},
-    "unknown-action": {"NotImplemented"},
-    "not-offered": {"NotSupported"},
-    "charger-sends-it": {"NotSupported"},
-    "missing-property": {PE, OCV},
-    "extra-property": {FV},
-    "wrong-type": {TCV},
-    "not-in-enum": {PCV},
-    "bad-date-time": {PCV, TCV},
-    "too-long": {PCV, TCV},
-    "senseless-integer": {RESULT, PCV, TCV},
-    "too-many-keys": {RESULT, OCV, PCV},
-    "payload-not-object": {FV, PE, TCV},
-    "no-payload": {FV, PE},
-    "fifth-element": {FV, PE},
-    "short-frame": {FV, PE},
-    "action-not-string": {FV, PE},
-    "bad-message-type": {FV, PE},
-    "long-message-id": {RESULT},
-    "unreadable-id": {SILENCE, FV, PE},
-    "not-json": {SILENCE, FV, PE},
-    "not-an-array": {SILENCE, FV, PE},
-    "nan-or-infinity": {SILENCE, FV, PE, PCV, TCV},
-    "deep-nesting": {SILENCE, FV, PE, TCV, "NotImplemented"},
-    "binary-frame": {SILENCE, FV, PE, RESULT},
-    "stray-callresult": {SILENCE},
-    "stray-callerror": {SILENCE},
-    "malformed-stray": {SILENCE, FV, PE},
-}.items()}
+EXPECTED: dict[str, frozenset[str]] = {
+    k: frozenset(v)
+    for k, v in {
+        "valid": {RESULT},
+        "unknown-action": {"NotImplemented"},
+        "not-offered": {"NotSupported"},
+        "charger-sends-it": {"NotSupported"},
+        "missing-property": {PE, OCV},
+        "extra-property": {FV},
+        "wrong-type": {TCV},
+        "not-in-enum": {PCV},
+        "bad-date-time": {PCV, TCV},
+        "too-long": {PCV, TCV},
+        "senseless-integer": {RESULT, PCV, TCV},
+        "too-many-keys": {RESULT, OCV, PCV},
+        "payload-not-object": {FV, PE, TCV},
+        "no-payload": {FV, PE},
+        "fifth-element": {FV, PE},
+        "short-frame": {FV, PE},
+        "action-not-string": {FV, PE},
+        "bad-message-type": {FV, PE},
+        "long-message-id": {RESULT},
+        "unreadable-id": {SILENCE, FV, PE},
+        "not-json": {SILENCE, FV, PE},
+        "not-an-array": {SILENCE, FV, PE},
+        "nan-or-infinity": {SILENCE, FV, PE, PCV, TCV},
+        "deep-nesting": {SILENCE, FV, PE, TCV, "NotImplemented"},
+        "binary-frame": {SILENCE, FV, PE, RESULT},
+        "stray-callresult": {SILENCE},
+        "stray-callerror": {SILENCE},
+        "malformed-stray": {SILENCE, FV, PE},
+    }.items()
+}
 # The frames issue 10 (item 6) quotes, sent verbatim at the start of every run: kind, message
 # id, action, frame.
 ISSUE_FRAMES: tuple[tuple[str, str, str, str], ...] = (
     ("no-payload", "a1", "GetConfiguration", '[2,"a1","GetConfiguration"]'),
     ("fifth-element", "a2", "GetConfiguration", '[2,"a2","GetConfiguration",{},{}]'),
     ("unknown-action", "a3", "FooBar", '[2,"a3","FooBar",{}]'),
-    ("not-offered", "a4", "SetChargingProfile",
-     ('[2,"a4","SetChargingProfile",{"connectorId":1,"csChargingProfiles":{'
-      '"chargingProfileId":1,"stackLevel":0,"chargingProfilePurpose":"TxDefaultProfile",'
-      '"chargingProfileKind":"Absolute","chargingSchedule":{"chargingRateUnit":"A",'
-      '"chargingSchedulePeriod":[{"startPeriod":0,"limit":16.0}]}}}]')),
+    (
+        "not-offered",
+        "a4",
+        "SetChargingProfile",
+        (
+            '[2,"a4","SetChargingProfile",{"connectorId":1,"csChargingProfiles":{'
+            '"chargingProfileId":1,"stackLevel":0,"chargingProfilePurpose":"TxDefaultProfile",'
+            '"chargingProfileKind":"Absolute","chargingSchedule":{"chargingRateUnit":"A",'
+            '"chargingSchedulePeriod":[{"startPeriod":0,"limit":16.0}]}}}]'
+        ),
+    ),
     ("not-in-enum", "a5", "Reset", '[2,"a5","Reset",{"type":"Medium"}]'),
     ("extra-property", "a6", "Reset", '[2,"a6","Reset",{"type":"Soft","fuzzExtra":1}]'),
 )
 # How often each kind is drawn (relative weights).
 WEIGHTS: dict[str, int] = {
-    "valid": 6, "unknown-action": 4, "not-offered": 4, "charger-sends-it": 2,
-    "missing-property": 5, "extra-property": 5, "wrong-type": 8, "not-in-enum": 4,
-    "bad-date-time": 2, "too-long": 3, "senseless-integer": 3, "too-many-keys": 1,
-    "payload-not-object": 2, "no-payload": 2, "fifth-element": 2, "short-frame": 1,
-    "action-not-string": 2, "bad-message-type": 2, "long-message-id": 1, "unreadable-id": 2,
-    "not-json": 3, "not-an-array": 2, "nan-or-infinity": 1, "deep-nesting": 1,
-    "binary-frame": 2, "stray-callresult": 2, "stray-callerror": 2, "malformed-stray": 1,
+    "valid": 6,
+    "unknown-action": 4,
+    "not-offered": 4,
+    "charger-sends-it": 2,
+    "missing-property": 5,
+    "extra-property": 5,
+    "wrong-type": 8,
+    "not-in-enum": 4,
+    "bad-date-time": 2,
+    "too-long": 3,
+    "senseless-integer": 3,
+    "too-many-keys": 1,
+    "payload-not-object": 2,
+    "no-payload": 2,
+    "fifth-element": 2,
+    "short-frame": 1,
+    "action-not-string": 2,
+    "bad-message-type": 2,
+    "long-message-id": 1,
+    "unreadable-id": 2,
+    "not-json": 3,
+    "not-an-array": 2,
+    "nan-or-infinity": 1,
+    "deep-nesting": 1,
+    "binary-frame": 2,
+    "stray-callresult": 2,
+    "stray-callerror": 2,
+    "malformed-stray": 1,
 }
-PAYLOAD_KINDS = ("missing-property", "extra-property", "wrong-type", "not-in-enum",
-                 "bad-date-time", "too-long")
+PAYLOAD_KINDS = (
+    "missing-property",
+    "extra-property",
+    "wrong-type",
+    "not-in-enum",
+    "bad-date-time",
+    "too-long",
+)
 
 # OCPP 1.6 actions (SPEC §3.3 table, normative per errata 3.2/3.3) and the Security
 # Whitepaper's: profile, and who sends the request (CS, CP or both).
 ACTIONS: dict[str, tuple[str, str]] = {
-    "Authorize": ("Core", "CP"), "BootNotification": ("Core", "CP"),
-    "ChangeAvailability": ("Core", "CS"), "ChangeConfiguration": ("Core", "CS"),
-    "ClearCache": ("Core", "CS"), "DataTransfer": ("Core", "both"),
-    "GetConfiguration": ("Core", "CS"), "Heartbeat": ("Core", "CP"),
-    "MeterValues": ("Core", "CP"), "RemoteStartTransaction": ("Core", "CS"),
-    "RemoteStopTransaction": ("Core", "CS"), "Reset": ("Core", "CS"),
-    "StartTransaction": ("Core", "CP"), "StatusNotification": ("Core", "CP"),
-    "StopTransaction": ("Core", "CP"), "UnlockConnector": ("Core", "CS"),
+    "Authorize": ("Core", "CP"),
+    "BootNotification": ("Core", "CP"),
+    "ChangeAvailability": ("Core", "CS"),
+    "ChangeConfiguration": ("Core", "CS"),
+    "ClearCache": ("Core", "CS"),
+    "DataTransfer": ("Core", "both"),
+    "GetConfiguration": ("Core", "CS"),
+    "Heartbeat": ("Core", "CP"),
+    "MeterValues": ("Core", "CP"),
+    "RemoteStartTransaction": ("Core", "CS"),
+    "RemoteStopTransaction": ("Core", "CS"),
+    "Reset": ("Core", "CS"),
+    "StartTransaction": ("Core", "CP"),
+    "StatusNotification": ("Core", "CP"),
+    "StopTransaction": ("Core", "CP"),
+    "UnlockConnector": ("Core", "CS"),
     "GetDiagnostics": ("FirmwareManagement", "CS"),
     "DiagnosticsStatusNotification": ("FirmwareManagement", "CP"),
     "FirmwareStatusNotification": ("FirmwareManagement", "CP"),
     "UpdateFirmware": ("FirmwareManagement", "CS"),
     "GetLocalListVersion": ("LocalAuthListManagement", "CS"),
     "SendLocalList": ("LocalAuthListManagement", "CS"),
-    "CancelReservation": ("Reservation", "CS"), "ReserveNow": ("Reservation", "CS"),
+    "CancelReservation": ("Reservation", "CS"),
+    "ReserveNow": ("Reservation", "CS"),
     "ClearChargingProfile": ("SmartCharging", "CS"),
     "GetCompositeSchedule": ("SmartCharging", "CS"),
-    "SetChargingProfile": ("SmartCharging", "CS"), "TriggerMessage": ("RemoteTrigger", "CS"),
+    "SetChargingProfile": ("SmartCharging", "CS"),
+    "TriggerMessage": ("RemoteTrigger", "CS"),
     # Security Whitepaper (edition 2): no feature profile of its own; signed firmware update
     # belongs with firmware management.
-    "CertificateSigned": ("Security", "CS"), "DeleteCertificate": ("Security", "CS"),
+    "CertificateSigned": ("Security", "CS"),
+    "DeleteCertificate": ("Security", "CS"),
     "ExtendedTriggerMessage": ("Security", "CS"),
-    "GetInstalledCertificateIds": ("Security", "CS"), "GetLog": ("Security", "CS"),
-    "InstallCertificate": ("Security", "CS"), "LogStatusNotification": ("Security", "CP"),
-    "SecurityEventNotification": ("Security", "CP"), "SignCertificate": ("Security", "CP"),
+    "GetInstalledCertificateIds": ("Security", "CS"),
+    "GetLog": ("Security", "CS"),
+    "InstallCertificate": ("Security", "CS"),
+    "LogStatusNotification": ("Security", "CP"),
+    "SecurityEventNotification": ("Security", "CP"),
+    "SignCertificate": ("Security", "CP"),
     "SignedFirmwareStatusNotification": ("FirmwareManagement", "CP"),
     "SignedUpdateFirmware": ("FirmwareManagement", "CS"),
 }
 ALWAYS_OFFERED = ("Security",)  # the whitepaper has no profile to announce
 # Actions whose schema-valid requests are harmless here (never stop the bench's transaction,
 # reset, reconnect or upload): only these get schema-valid payloads with senseless integers.
-SENSELESS_OK = ("UnlockConnector", "ChangeAvailability", "RemoteStopTransaction",
-                "RemoteStartTransaction", "TriggerMessage", "ExtendedTriggerMessage")
+SENSELESS_OK = (
+    "UnlockConnector",
+    "ChangeAvailability",
+    "RemoteStopTransaction",
+    "RemoteStartTransaction",
+    "TriggerMessage",
+    "ExtendedTriggerMessage",
+)
 SENSELESS_INTEGERS = (-1, -(2**31), 99, 2**31, 2**63, 10**30)
-UNKNOWN_ACTIONS = ("FooBar", "getconfiguration", "GETCONFIGURATION", "GetConfiguration ",
-                   "Heartbeat2", "GetVariables", "SetVariables", "RequestStartTransaction",
-                   "GetBaseReport", "ClearVariableMonitoring", "TransactionEvent", "Foo.Bar",
-                   "Reset/Hard", "null", "ÄöÜ")
+UNKNOWN_ACTIONS = (
+    "FooBar",
+    "getconfiguration",
+    "GETCONFIGURATION",
+    "GetConfiguration ",
+    "Heartbeat2",
+    "GetVariables",
+    "SetVariables",
+    "RequestStartTransaction",
+    "GetBaseReport",
+    "ClearVariableMonitoring",
+    "TransactionEvent",
+    "Foo.Bar",
+    "Reset/Hard",
+    "null",
+    "ÄöÜ",
+)
 WRONG_TYPES: dict[str, tuple[Any, ...]] = {
     "string": (5, 5.5, True, None, [], {}, ["x"], {"a": "b"}),
     "integer": ("5", 5.5, True, None, [], {}, [5]),
@@ -228,6 +300,7 @@ WRONG_TYPES: dict[str, tuple[Any, ...]] = {
 
 
 # ---------------------------------------------------------------- schemas -> strategies
+
 
 def _schema(action: str) -> dict[str, Any]:
     text = resources.files("ocpp.v16").joinpath("schemas", f"{action}.json").read_text()
@@ -256,10 +329,15 @@ def _valid(node: dict[str, Any], root: dict[str, Any]) -> st.SearchStrategy[Any]
         return st.sampled_from(node["enum"])
     kind = _type(node)
     if kind == "object":
-        return st.fixed_dictionaries({
-            # Where a request names a place to upload to or fetch from: nowhere reachable.
-            k: st.just(UNREACHABLE_URL) if k in ("location", "remoteLocation") else _valid(v, root)
-            for k, v in node.get("properties", {}).items()})
+        return st.fixed_dictionaries(
+            {
+                # Where a request names a place to upload to or fetch from: nowhere reachable.
+                k: st.just(UNREACHABLE_URL)
+                if k in ("location", "remoteLocation")
+                else _valid(v, root)
+                for k, v in node.get("properties", {}).items()
+            }
+        )
     if kind == "array":
         return st.lists(_valid(node["items"], root), min_size=1, max_size=1)
     if kind == "integer":
@@ -278,8 +356,9 @@ def _valid(node: dict[str, Any], root: dict[str, Any]) -> st.SearchStrategy[Any]
 Path_ = tuple[str | int, ...]
 
 
-def _nodes(node: dict[str, Any], root: dict[str, Any], path: Path_ = (),
-           required: bool = False) -> Iterator[tuple[Path_, dict[str, Any], bool]]:
+def _nodes(
+    node: dict[str, Any], root: dict[str, Any], path: Path_ = (), required: bool = False
+) -> Iterator[tuple[Path_, dict[str, Any], bool]]:
     node = _resolve(node, root)
     yield path, node, required
     if _type(node) == "object":
@@ -311,30 +390,43 @@ def _applies(kind: str, path: Path_, node: dict[str, Any], required: bool) -> bo
 def _mutant(kind: str, node: dict[str, Any]) -> st.SearchStrategy[Any]:
     """The value that replaces (or is added at) the targeted node."""
     if kind == "extra-property":
-        return st.tuples(st.sampled_from(["fuzzExtra", "Type", "x" * 60, ""]),
-                         st.one_of(_json_values(), _huge_text()))
+        return st.tuples(
+            st.sampled_from(["fuzzExtra", "Type", "x" * 60, ""]),
+            st.one_of(_json_values(), _huge_text()),
+        )
     if kind == "wrong-type":
         nested = st.integers(2, 400).map(lambda d: json.loads("[" * d + "]" * d))
         return st.one_of(st.sampled_from(WRONG_TYPES[_type(node)]), nested)
     if kind == "not-in-enum":
         values = node["enum"]
-        return st.one_of(st.sampled_from(["Medium", "", "Fuzz", "accepted ", "NULL"]),
-                         st.sampled_from(values).map(str.lower).filter(lambda v: v not in values),
-                         st.sampled_from(values).map(lambda v: v + "x"))
+        return st.one_of(
+            st.sampled_from(["Medium", "", "Fuzz", "accepted ", "NULL"]),
+            st.sampled_from(values).map(str.lower).filter(lambda v: v not in values),
+            st.sampled_from(values).map(lambda v: v + "x"),
+        )
     if kind == "bad-date-time":
-        return st.sampled_from(["not-a-date", "2026-13-45T99:99:99Z", "", "29/11/2026 10:00",
-                                "2026-11-29", "T", "2026-11-29T10:00:00+25:00"])
+        return st.sampled_from(
+            [
+                "not-a-date",
+                "2026-13-45T99:99:99Z",
+                "",
+                "29/11/2026 10:00",
+                "2026-11-29",
+                "T",
+                "2026-11-29T10:00:00+25:00",
+            ]
+        )
     if kind == "too-long":
         limit = node["maxLength"]
-        return st.one_of(st.integers(limit + 1, limit + 40), st.integers(10_000, 800_000)
-                         ).map(lambda n: "y" * n)
+        return st.one_of(st.integers(limit + 1, limit + 40), st.integers(10_000, 800_000)).map(
+            lambda n: "y" * n
+        )
     if kind == "senseless-integer":
         return st.sampled_from(SENSELESS_INTEGERS)
     raise ValueError(kind)
 
 
-def _put(payload: Any, path: Path_, value: Any, *, delete: bool = False, add: Any = None
-         ) -> Any:
+def _put(payload: Any, path: Path_, value: Any, *, delete: bool = False, add: Any = None) -> Any:
     target = payload
     for step in path[:-1]:
         target = target[step]
@@ -348,9 +440,15 @@ def _put(payload: Any, path: Path_, value: Any, *, delete: bool = False, add: An
 
 
 def _json_values() -> st.SearchStrategy[Any]:
-    leaves = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40),
-                       st.floats(allow_nan=False, allow_infinity=False), _SAFE_TEXT,
-                       st.sampled_from(["\ud800", "\udfff", "é", "\u0000", "🔌", "\\", '"']))
+    leaves = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**40), 2**40),
+        st.floats(allow_nan=False, allow_infinity=False),
+        _SAFE_TEXT,
+        st.sampled_from(["\ud800", "\udfff", "é", "\u0000", "🔌", "\\", '"']),
+    )
+
     def containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         return st.lists(inner, max_size=4) | st.dictionaries(_SAFE_TEXT, inner, max_size=4)
 
@@ -373,7 +471,6 @@ class Probe:
     id_pad: str = ""
     echo_key: str | None = None  # an unreadable id as JSON, should the charger echo it
     fixed_id: str | None = None  # a frame quoted verbatim (its id is part of the template)
-
 
     def render(self, message_id: str) -> str | bytes:
         if isinstance(self.template, bytes):
@@ -401,10 +498,12 @@ class Generator:
         self.targets: dict[str, list[tuple[str, Path_, dict[str, Any]]]] = {}
         for kind in (*PAYLOAD_KINDS, "senseless-integer"):
             self.targets[kind] = [
-                (a, path, node) for a, s in self.schemas.items()
+                (a, path, node)
+                for a, s in self.schemas.items()
                 for path, node, required in _nodes(s, s)
                 if _applies(kind, path, node, required)
-                and (kind != "senseless-integer" or a in SENSELESS_OK)]
+                and (kind != "senseless-integer" or a in SENSELESS_OK)
+            ]
 
     def status(self, action: str) -> str:
         """'offered', 'not-offered' or 'charger-sends-it'."""
@@ -446,10 +545,16 @@ class Generator:
         strategy: st.SearchStrategy[Probe] = build()
         return strategy
 
-    def _call(self, kind: str, action: str, payload: Any,
-              expected: frozenset[str] | None = None) -> Probe:
-        return Probe(kind, action, _dumps(2, ID, action, payload), True,
-                     expected if expected is not None else EXPECTED[kind])
+    def _call(
+        self, kind: str, action: str, payload: Any, expected: frozenset[str] | None = None
+    ) -> Probe:
+        return Probe(
+            kind,
+            action,
+            _dumps(2, ID, action, payload),
+            True,
+            expected if expected is not None else EXPECTED[kind],
+        )
 
     def _offered_cs_actions(self) -> list[str]:
         return [a for a in ACTIONS if self.status(a) == "offered"]
@@ -459,197 +564,370 @@ class Generator:
             action, path, node = target
             if kind == "missing-property":
                 return self.valid[action].map(
-                    lambda p: self._call(kind, action, _put(p, path, None, delete=True),
-                                         self.expected(kind, action)))
+                    lambda p: self._call(
+                        kind, action, _put(p, path, None, delete=True), self.expected(kind, action)
+                    )
+                )
             if kind == "extra-property":
                 return st.tuples(self.valid[action], _mutant(kind, node)).map(
-                    lambda pv: self._call(kind, action, _put(pv[0], path, None, add=pv[1]),
-                                          self.expected(kind, action)))
+                    lambda pv: self._call(
+                        kind,
+                        action,
+                        _put(pv[0], path, None, add=pv[1]),
+                        self.expected(kind, action),
+                    )
+                )
             return st.tuples(self.valid[action], _mutant(kind, node)).map(
-                lambda pv: self._call(kind, action, _put(pv[0], path, pv[1]),
-                                      self.expected(kind, action)))
+                lambda pv: self._call(
+                    kind, action, _put(pv[0], path, pv[1]), self.expected(kind, action)
+                )
+            )
+
         return st.sampled_from(self.targets[kind]).flatmap(build)
 
     def _harmless(self) -> st.SearchStrategy[tuple[str, Any]]:
         """Schema-valid requests that change nothing that matters here (never MeterValues
         triggers: the MeterValues count checks the outbox)."""
-        keys = st.lists(st.sampled_from(["HeartbeatInterval", "MeterValueSampleInterval",
-                                         "SupportedFeatureProfiles", "NoSuchKey",
-                                         "heartbeatinterval", "\ud800", "é🔌", "x" * 50]),
-                        max_size=5)
-        settable = st.sampled_from(["HeartbeatInterval", "MeterValueSampleInterval",
-                                    "ClockAlignedDataInterval", "ConnectionTimeOut",
-                                    "SupportedFeatureProfiles", "NoSuchKey", "heartbeatinterval"])
-        values = st.sampled_from(["30", "300", "abc", "", "-1", "0", "99999999999999999999",
-                                  " 60", "6e1", "true", "\ud800", "x" * 500])
-        triggers = st.sampled_from(["BootNotification", "DiagnosticsStatusNotification",
-                                    "FirmwareStatusNotification", "Heartbeat",
-                                    "StatusNotification"])
+        keys = st.lists(
+            st.sampled_from(
+                [
+                    "HeartbeatInterval",
+                    "MeterValueSampleInterval",
+                    "SupportedFeatureProfiles",
+                    "NoSuchKey",
+                    "heartbeatinterval",
+                    "\ud800",
+                    "é🔌",
+                    "x" * 50,
+                ]
+            ),
+            max_size=5,
+        )
+        settable = st.sampled_from(
+            [
+                "HeartbeatInterval",
+                "MeterValueSampleInterval",
+                "ClockAlignedDataInterval",
+                "ConnectionTimeOut",
+                "SupportedFeatureProfiles",
+                "NoSuchKey",
+                "heartbeatinterval",
+            ]
+        )
+        values = st.sampled_from(
+            [
+                "30",
+                "300",
+                "abc",
+                "",
+                "-1",
+                "0",
+                "99999999999999999999",
+                " 60",
+                "6e1",
+                "true",
+                "\ud800",
+                "x" * 500,
+            ]
+        )
+        triggers = st.sampled_from(
+            [
+                "BootNotification",
+                "DiagnosticsStatusNotification",
+                "FirmwareStatusNotification",
+                "Heartbeat",
+                "StatusNotification",
+            ]
+        )
         connector = st.sampled_from([None, 0, 1, 99])
-        ext = st.sampled_from(["BootNotification", "LogStatusNotification",
-                               "FirmwareStatusNotification", "Heartbeat",
-                               "StatusNotification", "SignChargePointCertificate"])
+        ext = st.sampled_from(
+            [
+                "BootNotification",
+                "LogStatusNotification",
+                "FirmwareStatusNotification",
+                "Heartbeat",
+                "StatusNotification",
+                "SignChargePointCertificate",
+            ]
+        )
         return st.one_of(
             keys.map(lambda k: ("GetConfiguration", {"key": k} if k else {})),
             st.tuples(settable, values).map(
-                lambda kv: ("ChangeConfiguration", {"key": kv[0], "value": kv[1]})),
-            st.tuples(triggers, connector).map(lambda tc: ("TriggerMessage", _opt(
-                {"requestedMessage": tc[0]}, "connectorId", tc[1]))),
-            st.tuples(ext, connector).map(lambda tc: ("ExtendedTriggerMessage", _opt(
-                {"requestedMessage": tc[0]}, "connectorId", tc[1]))),
-            st.tuples(_SAFE_TEXT, st.none() | _SAFE_TEXT).map(lambda vm: (
-                "DataTransfer", _opt({"vendorId": vm[0]}, "messageId", vm[1]))),
+                lambda kv: ("ChangeConfiguration", {"key": kv[0], "value": kv[1]})
+            ),
+            st.tuples(triggers, connector).map(
+                lambda tc: (
+                    "TriggerMessage",
+                    _opt({"requestedMessage": tc[0]}, "connectorId", tc[1]),
+                )
+            ),
+            st.tuples(ext, connector).map(
+                lambda tc: (
+                    "ExtendedTriggerMessage",
+                    _opt({"requestedMessage": tc[0]}, "connectorId", tc[1]),
+                )
+            ),
+            st.tuples(_SAFE_TEXT, st.none() | _SAFE_TEXT).map(
+                lambda vm: ("DataTransfer", _opt({"vendorId": vm[0]}, "messageId", vm[1]))
+            ),
             st.just(("ClearCache", {})),
             st.sampled_from(["CentralSystemRootCertificate", "ManufacturerRootCertificate"]).map(
-                lambda t: ("GetInstalledCertificateIds", {"certificateType": t})),
-            st.just(("InstallCertificate", {"certificateType": "CentralSystemRootCertificate",
-                                            "certificate": "-----BEGIN CERTIFICATE-----\nfuzz"})),
+                lambda t: ("GetInstalledCertificateIds", {"certificateType": t})
+            ),
+            st.just(
+                (
+                    "InstallCertificate",
+                    {
+                        "certificateType": "CentralSystemRootCertificate",
+                        "certificate": "-----BEGIN CERTIFICATE-----\nfuzz",
+                    },
+                )
+            ),
             st.just(("CertificateSigned", {"certificateChain": "not a certificate"})),
-            st.just(("DeleteCertificate", {"certificateHashData": {
-                "hashAlgorithm": "SHA256", "issuerNameHash": "00", "issuerKeyHash": "00",
-                "serialNumber": "01"}})),
+            st.just(
+                (
+                    "DeleteCertificate",
+                    {
+                        "certificateHashData": {
+                            "hashAlgorithm": "SHA256",
+                            "issuerNameHash": "00",
+                            "issuerKeyHash": "00",
+                            "serialNumber": "01",
+                        }
+                    },
+                )
+            ),
             st.sampled_from([0, 2, 99]).map(lambda c: ("UnlockConnector", {"connectorId": c})),
             st.sampled_from([1, 7, TX_ID + 1]).map(
-                lambda t: ("RemoteStopTransaction", {"transactionId": t})),
+                lambda t: ("RemoteStopTransaction", {"transactionId": t})
+            ),
         )
 
     def _valid(self) -> st.SearchStrategy[Probe]:
         return self._harmless().map(lambda ap: self._call("valid", ap[0], ap[1]))
 
     def _unknown_action(self) -> st.SearchStrategy[Probe]:
-        names = st.one_of(st.sampled_from(UNKNOWN_ACTIONS), st.from_regex(
-            r"[A-Z][A-Za-z]{2,24}", fullmatch=True).filter(lambda a: a not in ACTIONS))
-        payloads = st.one_of(st.just({}), st.dictionaries(_SAFE_TEXT, _json_values(), max_size=3),
-                             _huge_text().map(lambda t: {"blob": t}))
-        return st.tuples(names, payloads).map(
-            lambda ap: self._call("unknown-action", ap[0], ap[1]))
+        names = st.one_of(
+            st.sampled_from(UNKNOWN_ACTIONS),
+            st.from_regex(r"[A-Z][A-Za-z]{2,24}", fullmatch=True).filter(
+                lambda a: a not in ACTIONS
+            ),
+        )
+        payloads = st.one_of(
+            st.just({}),
+            st.dictionaries(_SAFE_TEXT, _json_values(), max_size=3),
+            _huge_text().map(lambda t: {"blob": t}),
+        )
+        return st.tuples(names, payloads).map(lambda ap: self._call("unknown-action", ap[0], ap[1]))
 
     def _not_offered(self) -> st.SearchStrategy[Probe]:
         actions = [a for a in ACTIONS if self.status(a) == "not-offered"]
         return st.sampled_from(actions).flatmap(
-            lambda a: self.valid[a].map(lambda p: self._call("not-offered", a, p)))
+            lambda a: self.valid[a].map(lambda p: self._call("not-offered", a, p))
+        )
 
     def _charger_sends_it(self) -> st.SearchStrategy[Probe]:
         actions = [a for a in ACTIONS if self.status(a) == "charger-sends-it"]
         return st.sampled_from(actions).flatmap(
-            lambda a: self.valid[a].map(lambda p: self._call("charger-sends-it", a, p)))
+            lambda a: self.valid[a].map(lambda p: self._call("charger-sends-it", a, p))
+        )
 
     def _too_many_keys(self) -> st.SearchStrategy[Probe]:
-        return st.integers(60, 20_000).map(lambda n: self._call(
-            "too-many-keys", "GetConfiguration", {"key": [f"K{i}" for i in range(n)]}))
+        return st.integers(60, 20_000).map(
+            lambda n: self._call(
+                "too-many-keys", "GetConfiguration", {"key": [f"K{i}" for i in range(n)]}
+            )
+        )
 
     def _frame_kind(self, kind: str, build: Any) -> st.SearchStrategy[Probe]:
         return st.sampled_from(self._offered_cs_actions()).flatmap(
             lambda a: self._valid_payload_of(a).flatmap(
-                lambda p: build(a, p).map(lambda t: Probe(kind, a, t, True, EXPECTED[kind]))))
+                lambda p: build(a, p).map(lambda t: Probe(kind, a, t, True, EXPECTED[kind]))
+            )
+        )
 
     def _valid_payload_of(self, action: str) -> st.SearchStrategy[Any]:
         return self.valid[action]
 
     def _payload_not_object(self) -> st.SearchStrategy[Probe]:
-        return self._frame_kind("payload-not-object", lambda a, _p: st.sampled_from(
-            [[], "x", 5, None, True, [{}], "{}"]).map(lambda v: _dumps(2, ID, a, v)))
+        return self._frame_kind(
+            "payload-not-object",
+            lambda a, _p: st.sampled_from([[], "x", 5, None, True, [{}], "{}"]).map(
+                lambda v: _dumps(2, ID, a, v)
+            ),
+        )
 
     def _no_payload(self) -> st.SearchStrategy[Probe]:
         return self._frame_kind("no-payload", lambda a, _p: st.just(_dumps(2, ID, a)))
 
     def _fifth_element(self) -> st.SearchStrategy[Probe]:
-        return self._frame_kind("fifth-element", lambda a, p: st.lists(
-            st.sampled_from([{}, "extra", 5, None, [], p]), min_size=1, max_size=3).map(
-                lambda extra: _dumps(2, ID, a, p, *extra)))
+        return self._frame_kind(
+            "fifth-element",
+            lambda a, p: st.lists(
+                st.sampled_from([{}, "extra", 5, None, [], p]), min_size=1, max_size=3
+            ).map(lambda extra: _dumps(2, ID, a, p, *extra)),
+        )
 
     def _short_frame(self) -> st.SearchStrategy[Probe]:
         return st.just(Probe("short-frame", None, _dumps(2, ID), True, EXPECTED["short-frame"]))
 
     def _action_not_string(self) -> st.SearchStrategy[Probe]:
         return st.sampled_from([5, None, [], {}, True, ["GetConfiguration"]]).map(
-            lambda a: Probe("action-not-string", None, _dumps(2, ID, a, {}), True,
-                            EXPECTED["action-not-string"]))
+            lambda a: Probe(
+                "action-not-string", None, _dumps(2, ID, a, {}), True, EXPECTED["action-not-string"]
+            )
+        )
 
     def _bad_message_type(self) -> st.SearchStrategy[Probe]:
-        return self._frame_kind("bad-message-type", lambda a, p: st.sampled_from(
-            [0, 1, 5, 6, -1, 99, "2", None, [2], {}, 2.5]).map(
-                lambda m: _dumps(m, ID, a, p)))
+        return self._frame_kind(
+            "bad-message-type",
+            lambda a, p: st.sampled_from([0, 1, 5, 6, -1, 99, "2", None, [2], {}, 2.5]).map(
+                lambda m: _dumps(m, ID, a, p)
+            ),
+        )
 
     def _long_message_id(self) -> st.SearchStrategy[Probe]:
-        return st.integers(37, 5000).map(lambda n: Probe(
-            "long-message-id", "GetConfiguration", _dumps(2, ID, "GetConfiguration", {}), True,
-            EXPECTED["long-message-id"], id_pad="-" + "i" * n))
+        return st.integers(37, 5000).map(
+            lambda n: Probe(
+                "long-message-id",
+                "GetConfiguration",
+                _dumps(2, ID, "GetConfiguration", {}),
+                True,
+                EXPECTED["long-message-id"],
+                id_pad="-" + "i" * n,
+            )
+        )
 
     def _unreadable_id(self) -> st.SearchStrategy[Probe]:
-        return st.sampled_from([5, None, [], {}, True, 1.5, ["a1"]]).map(lambda i: Probe(
-            "unreadable-id", "GetConfiguration", _dumps(2, i, "GetConfiguration", {}), False,
-            EXPECTED["unreadable-id"], echo_key=json.dumps(i)))
+        return st.sampled_from([5, None, [], {}, True, 1.5, ["a1"]]).map(
+            lambda i: Probe(
+                "unreadable-id",
+                "GetConfiguration",
+                _dumps(2, i, "GetConfiguration", {}),
+                False,
+                EXPECTED["unreadable-id"],
+                echo_key=json.dumps(i),
+            )
+        )
 
     def _not_json(self) -> st.SearchStrategy[Probe]:
         whole = _dumps(2, "a1", "GetConfiguration", {"key": ["HeartbeatInterval"]})
         texts = st.one_of(
-            st.sampled_from(["", " ", "[", "]", "{", "[2,", "[2,'a1','Heartbeat',{}]",
-                             "garbage", "[2,\"a1\",\"GetConfiguration\",{}]]",
-                             "[2 \"a1\" \"GetConfiguration\" {}]", "\x00", "[2,\"a1\",,{}]",
-                             "[2,\"\\x\",\"GetConfiguration\",{}]"]),
+            st.sampled_from(
+                [
+                    "",
+                    " ",
+                    "[",
+                    "]",
+                    "{",
+                    "[2,",
+                    "[2,'a1','Heartbeat',{}]",
+                    "garbage",
+                    '[2,"a1","GetConfiguration",{}]]',
+                    '[2 "a1" "GetConfiguration" {}]',
+                    "\x00",
+                    '[2,"a1",,{}]',
+                    '[2,"\\x","GetConfiguration",{}]',
+                ]
+            ),
             st.integers(1, len(whole) - 1).map(lambda n: whole[:n]),
             st.text(st.characters(exclude_categories=["Cs"]), max_size=40).filter(
-                lambda t: not _parses(t)))
+                lambda t: not _parses(t)
+            ),
+        )
         return texts.map(lambda t: Probe("not-json", None, t, False, EXPECTED["not-json"]))
 
     def _not_an_array(self) -> st.SearchStrategy[Probe]:
         return st.sampled_from([{}, {"0": 2, "1": "a1"}, "x", 5, None, True, 1e400]).map(
-            lambda v: Probe("not-an-array", None, json.dumps(v), False,
-                            EXPECTED["not-an-array"]))
+            lambda v: Probe("not-an-array", None, json.dumps(v), False, EXPECTED["not-an-array"])
+        )
 
     def _nan_or_infinity(self) -> st.SearchStrategy[Probe]:
         frames = [
-            ('[2,"@@ID@@","RemoteStartTransaction",{"idTag":"T","chargingProfile":'
-             '{"chargingProfileId":3,"stackLevel":0,"chargingProfilePurpose":"TxProfile",'
-             '"chargingProfileKind":"Relative","chargingSchedule":{"chargingRateUnit":"A",'
-             '"chargingSchedulePeriod":[{"startPeriod":0,"limit":NaN}]}}}]'),
+            (
+                '[2,"@@ID@@","RemoteStartTransaction",{"idTag":"T","chargingProfile":'
+                '{"chargingProfileId":3,"stackLevel":0,"chargingProfilePurpose":"TxProfile",'
+                '"chargingProfileKind":"Relative","chargingSchedule":{"chargingRateUnit":"A",'
+                '"chargingSchedulePeriod":[{"startPeriod":0,"limit":NaN}]}}}]'
+            ),
             '[2,"@@ID@@","UnlockConnector",{"connectorId":Infinity}]',
             '[2,"@@ID@@","TriggerMessage",{"requestedMessage":"Heartbeat","connectorId":NaN}]',
             '[2,"@@ID@@","GetConfiguration",{"key":[-Infinity]}]',
             '[NaN,"@@ID@@","GetConfiguration",{}]',
         ]
-        return st.sampled_from(frames).map(lambda t: Probe(
-            "nan-or-infinity", None, t, False, EXPECTED["nan-or-infinity"]))
+        return st.sampled_from(frames).map(
+            lambda t: Probe("nan-or-infinity", None, t, False, EXPECTED["nan-or-infinity"])
+        )
 
     def _deep_nesting(self) -> st.SearchStrategy[Probe]:
         def frame(depth_where: tuple[int, int]) -> Probe:
             depth, where = depth_where
             deep = "[" * depth + "]" * depth
-            text = [f'[2,"@@ID@@","GetConfiguration",{{"key":{deep}}}]',
-                    f'[2,"@@ID@@","FooBar",{{"a":{deep}}}]',
-                    f'[2,"@@ID@@","GetConfiguration",{{}},{deep}]',
-                    deep][where]
+            text = [
+                f'[2,"@@ID@@","GetConfiguration",{{"key":{deep}}}]',
+                f'[2,"@@ID@@","FooBar",{{"a":{deep}}}]',
+                f'[2,"@@ID@@","GetConfiguration",{{}},{deep}]',
+                deep,
+            ][where]
             # Opening like a CALL, its message id is readable however deep the rest goes.
             return Probe("deep-nesting", None, text, where < 3, EXPECTED["deep-nesting"])
+
         return st.tuples(st.integers(500, 100_000), st.integers(0, 3)).map(frame)
 
     def _binary_frame(self) -> st.SearchStrategy[Probe]:
         call = _dumps(2, ID, "GetConfiguration", {"key": ["HeartbeatInterval"]}).encode()
-        blobs = st.one_of(st.just(call), st.binary(max_size=64),
-                          st.sampled_from([b"\xff\xfe", b'[2,"a1","Heartbeat",{"x":"\xc3\x28"}]',
-                                           b"\xed\xa0\x80", b"\x00" * 16]))
-        return blobs.map(lambda b: Probe("binary-frame", None, b, False,
-                                         EXPECTED["binary-frame"]))
+        blobs = st.one_of(
+            st.just(call),
+            st.binary(max_size=64),
+            st.sampled_from(
+                [
+                    b"\xff\xfe",
+                    b'[2,"a1","Heartbeat",{"x":"\xc3\x28"}]',
+                    b"\xed\xa0\x80",
+                    b"\x00" * 16,
+                ]
+            ),
+        )
+        return blobs.map(lambda b: Probe("binary-frame", None, b, False, EXPECTED["binary-frame"]))
 
     def _stray_callresult(self) -> st.SearchStrategy[Probe]:
-        return _json_values().map(lambda p: Probe(
-            "stray-callresult", None, _dumps(3, ID, p if isinstance(p, dict) else {"x": p}),
-            False, EXPECTED["stray-callresult"]))
+        return _json_values().map(
+            lambda p: Probe(
+                "stray-callresult",
+                None,
+                _dumps(3, ID, p if isinstance(p, dict) else {"x": p}),
+                False,
+                EXPECTED["stray-callresult"],
+            )
+        )
 
     def _stray_callerror(self) -> st.SearchStrategy[Probe]:
-        codes = st.sampled_from(["GenericError", "InternalError", "NotImplemented",
-                                 "FormatViolation", "NoSuchCode"])
-        return codes.map(lambda c: Probe("stray-callerror", None,
-                                         _dumps(4, ID, c, "stray", {}), False,
-                                         EXPECTED["stray-callerror"]))
+        codes = st.sampled_from(
+            ["GenericError", "InternalError", "NotImplemented", "FormatViolation", "NoSuchCode"]
+        )
+        return codes.map(
+            lambda c: Probe(
+                "stray-callerror",
+                None,
+                _dumps(4, ID, c, "stray", {}),
+                False,
+                EXPECTED["stray-callerror"],
+            )
+        )
 
     def _malformed_stray(self) -> st.SearchStrategy[Probe]:
-        return st.sampled_from([_dumps(3), _dumps(4), _dumps(3, ID), _dumps(4, ID),
-                                _dumps(3, ID, {}, "extra"), _dumps(4, ID, 5, None, []),
-                                _dumps(3, ID, "not an object"), _dumps(4, ID, "X", "y", {}, 1)]
-                               ).map(lambda t: Probe("malformed-stray", None, t, False,
-                                                     EXPECTED["malformed-stray"]))
+        return st.sampled_from(
+            [
+                _dumps(3),
+                _dumps(4),
+                _dumps(3, ID),
+                _dumps(4, ID),
+                _dumps(3, ID, {}, "extra"),
+                _dumps(4, ID, 5, None, []),
+                _dumps(3, ID, "not an object"),
+                _dumps(4, ID, "X", "y", {}, 1),
+            ]
+        ).map(lambda t: Probe("malformed-stray", None, t, False, EXPECTED["malformed-stray"]))
 
 
 def _opt(payload: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
@@ -667,6 +945,7 @@ def _parses(text: str) -> bool:
 
 
 # ---------------------------------------------------------------- the report
+
 
 @dataclass
 class Finding:
@@ -714,35 +993,51 @@ class FuzzReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.unanswered or self.wrong_codes or self.crashes
-                    or self.liveness_failures or self.meter_values_lost or self.problems
-                    or not self.transaction_intact or self.stop_delivered != "yes")
+        return not (
+            self.unanswered
+            or self.wrong_codes
+            or self.crashes
+            or self.liveness_failures
+            or self.meter_values_lost
+            or self.problems
+            or not self.transaction_intact
+            or self.stop_delivered != "yes"
+        )
 
     def table(self) -> str:
         rate = self.frames / self.seconds if self.seconds else 0.0
-        rows = [("seed", self.seed), ("frames tried", self.frames), ("batches", self.batches),
-                ("fuzzing seconds", f"{self.seconds:.1f}"), ("frames/second", f"{rate:.0f}"),
-                ("answered", self.answered), ("unanswered (had a message id)", self.unanswered),
-                ("wrong codes", self.wrong_codes),
-                ("crashes (died or dropped the link)", self.crashes),
-                ("  of which the process died", self.process_deaths),
-                ("  not repeated by any one frame", self.crashes_unpinned),
-                ("liveness checks failed", self.liveness_failures),
-                ("tracebacks in the controller log", self.tracebacks),
-                ("invalid UTF-8 text frame", self.utf8_close),
-                ("transaction journaled throughout", "yes" if self.transaction_intact else "NO"),
-                (f"StopTransaction delivered (transactionId {TX_ID})", self.stop_delivered),
-                ("MeterValues lost", self.meter_values_lost)]
+        rows = [
+            ("seed", self.seed),
+            ("frames tried", self.frames),
+            ("batches", self.batches),
+            ("fuzzing seconds", f"{self.seconds:.1f}"),
+            ("frames/second", f"{rate:.0f}"),
+            ("answered", self.answered),
+            ("unanswered (had a message id)", self.unanswered),
+            ("wrong codes", self.wrong_codes),
+            ("crashes (died or dropped the link)", self.crashes),
+            ("  of which the process died", self.process_deaths),
+            ("  not repeated by any one frame", self.crashes_unpinned),
+            ("liveness checks failed", self.liveness_failures),
+            ("tracebacks in the controller log", self.tracebacks),
+            ("invalid UTF-8 text frame", self.utf8_close),
+            ("transaction journaled throughout", "yes" if self.transaction_intact else "NO"),
+            (f"StopTransaction delivered (transactionId {TX_ID})", self.stop_delivered),
+            ("MeterValues lost", self.meter_values_lost),
+        ]
         width = max(len(name) for name, _ in rows)
         out = [f"{name:<{width}}  {value}" for name, value in rows]
         out.append("")
-        out.append(f"{'kind':<20} {'sent':>6} {'wrong':>6} {'unanswered':>10} {'crashes':>7}"
-                   f"  expected")
+        out.append(
+            f"{'kind':<20} {'sent':>6} {'wrong':>6} {'unanswered':>10} {'crashes':>7}  expected"
+        )
         for kind, codes in EXPECTED.items():
             s = self.per_kind.get(kind)
             if s is not None:
-                out.append(f"{kind:<20} {s.sent:>6} {s.wrong:>6} {s.unanswered:>10} "
-                           f"{s.crashes:>7}  {_codes(codes)}")
+                out.append(
+                    f"{kind:<20} {s.sent:>6} {s.wrong:>6} {s.unanswered:>10} "
+                    f"{s.crashes:>7}  {_codes(codes)}"
+                )
         return "\n".join(out)
 
     def details(self, limit: int = 3) -> str:
@@ -754,12 +1049,13 @@ class FuzzReport:
             if seen[key] <= limit:
                 out.append("  " + f.line())
         out += [f"  crash: {c}" for c in self.crash_frames]
-        out += [f"  liveness: {c}" for c in self.liveness_details[:limit * 3]]
+        out += [f"  liveness: {c}" for c in self.liveness_details[: limit * 3]]
         out += [f"  problem: {p}" for p in self.problems]
         return "\n".join(out)
 
 
 # ---------------------------------------------------------------- the hostile central system
+
 
 def _config(workdir: Path) -> Path:
     text = (REPO / "config" / "bench.toml").read_text()
@@ -774,13 +1070,26 @@ def _now() -> str:
 
 
 TRANSACTION_ACTIONS = ("StartTransaction", "StopTransaction", "MeterValues")
-ODD_ANSWERS = ("normal",) * 5 + ("callerror", "empty", "extra-property", "twice", "late",
-                                 "wrong-id-first")
+ODD_ANSWERS = ("normal",) * 5 + (
+    "callerror",
+    "empty",
+    "extra-property",
+    "twice",
+    "late",
+    "wrong-id-first",
+)
 
 
 class HostileCentralSystem:
-    def __init__(self, report: FuzzReport, workdir: Path, *, odd_answers: bool = True,
-                 answer_timeout: float = 10.0, controller_tree: Path = REPO) -> None:
+    def __init__(
+        self,
+        report: FuzzReport,
+        workdir: Path,
+        *,
+        odd_answers: bool = True,
+        answer_timeout: float = 10.0,
+        controller_tree: Path = REPO,
+    ) -> None:
         self.report = report
         self.controller_tree = controller_tree
         self.work = workdir
@@ -810,9 +1119,14 @@ class HostileCentralSystem:
     # -- plumbing
 
     async def start(self) -> None:
-        self.server = await serve(self._handle, "127.0.0.1", 0,
-                                  subprotocols=[Subprotocol("ocpp1.6")], max_size=None,
-                                  ping_interval=None)
+        self.server = await serve(
+            self._handle,
+            "127.0.0.1",
+            0,
+            subprotocols=[Subprotocol("ocpp1.6")],
+            max_size=None,
+            ping_interval=None,
+        )
         port = self.server.sockets[0].getsockname()[1]
         self.url = f"ws://127.0.0.1:{port}/ocpp"
         self.state.mkdir(parents=True, exist_ok=True)
@@ -820,15 +1134,31 @@ class HostileCentralSystem:
 
     def _start_controller(self) -> None:
         (self.state / app.BENCH_SOCKET).unlink(missing_ok=True)
-        args = [sys.executable, "-m", "firmware", "run", "--config", str(_config(self.work)),
-                "--csms-url", self.url, "--state-dir", str(self.state), "--id", CP_ID]
+        args = [
+            sys.executable,
+            "-m",
+            "firmware",
+            "run",
+            "--config",
+            str(_config(self.work)),
+            "--csms-url",
+            self.url,
+            "--state-dir",
+            str(self.state),
+            "--id",
+            CP_ID,
+        ]
         env = None
         if self.controller_tree != REPO:
             # Another checkout's code (a branch to check before a merge) ahead of this one's.
             env = {**os.environ, "PYTHONPATH": str(self.controller_tree)}
-        self.proc = subprocess.Popen(args, stdout=self.log_path.open("ab"),
-                                     stderr=subprocess.STDOUT, cwd=self.controller_tree,
-                                     env=env)
+        self.proc = subprocess.Popen(
+            args,
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            cwd=self.controller_tree,
+            env=env,
+        )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -866,16 +1196,20 @@ class HostileCentralSystem:
                 self.ws = None
                 rcvd = ws.protocol.close_rcvd
                 self.drop_time = time.monotonic()
-                self.drop_detail = (f"charger closed with {rcvd.code} {rcvd.reason!r}"
-                                    if rcvd is not None else "connection lost without a close")
+                self.drop_detail = (
+                    f"charger closed with {rcvd.code} {rcvd.reason!r}"
+                    if rcvd is not None
+                    else "connection lost without a close"
+                )
                 self.dropped.set()
 
     def _on_frame(self, frame: str | bytes) -> None:
         try:
             msg = json.loads(frame)
         except ValueError:
-            self.report.problems.append(f"the charger sent a frame that is not JSON: "
-                                        f"{frame[:100]!r}")
+            self.report.problems.append(
+                f"the charger sent a frame that is not JSON: {frame[:100]!r}"
+            )
             return
         if not isinstance(msg, list) or not msg or msg[0] not in (2, 3, 4) or len(msg) < 3:
             self.report.problems.append(f"the charger sent a malformed frame: {frame[:100]!r}")
@@ -884,8 +1218,12 @@ class HostileCentralSystem:
             self._answer(msg)
             return
         outcome = RESULT if msg[0] == 3 else msg[2]
-        if msg[0] == 4 and not (len(msg) == 5 and isinstance(msg[2], str)
-                                and isinstance(msg[3], str) and isinstance(msg[4], dict)):
+        if msg[0] == 4 and not (
+            len(msg) == 5
+            and isinstance(msg[2], str)
+            and isinstance(msg[3], str)
+            and isinstance(msg[4], dict)
+        ):
             outcome = f"malformed CALLERROR {frame[:80]!r}"
         key = msg[1] if isinstance(msg[1], str) else json.dumps(msg[1])
         future = self.pending.pop(key, None)
@@ -906,8 +1244,10 @@ class HostileCentralSystem:
         if action == "Authorize":
             return {"idTagInfo": {"status": "Accepted"}}
         if action == "StartTransaction":
-            return {"transactionId": TX_ID + len(self.starts) - 1,
-                    "idTagInfo": {"status": "Accepted"}}
+            return {
+                "transactionId": TX_ID + len(self.starts) - 1,
+                "idTagInfo": {"status": "Accepted"},
+            }
         if action == "StopTransaction":
             return {"idTagInfo": {"status": "Accepted"}}
         if action == "DataTransfer":
@@ -939,9 +1279,17 @@ class HostileCentralSystem:
             del self.odd_given[:-20]
         frames: list[Any] = [proper]
         if how == "callerror":
-            frames = [[4, message_id, self.rng.choice(["GenericError", "InternalError",
-                                                       "NotImplemented", "FormationViolation"]),
-                       "fuzz", {}]]
+            frames = [
+                [
+                    4,
+                    message_id,
+                    self.rng.choice(
+                        ["GenericError", "InternalError", "NotImplemented", "FormationViolation"]
+                    ),
+                    "fuzz",
+                    {},
+                ]
+            ]
         elif how == "empty":
             frames = [[3, message_id, {}]]
         elif how == "extra-property":
@@ -977,8 +1325,9 @@ class HostileCentralSystem:
             return False
         return True
 
-    async def call(self, action: str, payload: dict[str, Any], timeout: float = 10.0
-                   ) -> tuple[str, Any] | None:
+    async def call(
+        self, action: str, payload: dict[str, Any], timeout: float = 10.0
+    ) -> tuple[str, Any] | None:
         message_id = self.next_id()
         future: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[message_id] = future
@@ -1027,8 +1376,9 @@ class HostileCentralSystem:
         return (self.state / app.BENCH_SOCKET).exists()
 
     def _db(self) -> sqlite3.Connection:
-        return sqlite3.connect(f"file:{self.state / 'transactions.db'}?mode=ro", uri=True,
-                               timeout=5)
+        return sqlite3.connect(
+            f"file:{self.state / 'transactions.db'}?mode=ro", uri=True, timeout=5
+        )
 
     def _journal_tx(self) -> tuple[Any, ...] | None:
         """The bench transaction's row when it holds TX_ID (local_id, stop_queued, stop_acked,
@@ -1038,7 +1388,9 @@ class HostileCentralSystem:
             try:
                 row: tuple[Any, ...] | None = conn.execute(
                     "SELECT local_id, stop_queued, stop_acked, meter_values_queued FROM tx "
-                    "WHERE remote_id = ?", (TX_ID,)).fetchone()
+                    "WHERE remote_id = ?",
+                    (TX_ID,),
+                ).fetchone()
                 return row
             finally:
                 conn.close()
@@ -1080,8 +1432,9 @@ class HostileCentralSystem:
         if futures:
             done_all = asyncio.ensure_future(asyncio.wait(futures))
             drop = asyncio.ensure_future(self.dropped.wait())
-            await asyncio.wait({done_all, drop}, timeout=self.answer_timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {done_all, drop}, timeout=self.answer_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             drop.cancel()
             done_all.cancel()
         dropped = self.dropped.is_set() or not self.alive()
@@ -1100,8 +1453,11 @@ class HostileCentralSystem:
                     continue
                 report.unanswered += 1
                 report.per_kind[probe.kind].unanswered += 1
-                report.findings.append(Finding(probe.kind, probe.short(message_id),
-                                               "no answer", _codes(probe.expected)))
+                report.findings.append(
+                    Finding(
+                        probe.kind, probe.short(message_id), "no answer", _codes(probe.expected)
+                    )
+                )
                 continue
             report.answered += 1
             outcome = future.result()[0]
@@ -1113,8 +1469,14 @@ class HostileCentralSystem:
                     self._wrong(what, what.short(), outcome)
             elif outcome not in (FV, PE):
                 report.wrong_codes += 1
-                report.findings.append(Finding("unsolicited answer", f"id {what!r}", outcome,
-                                               "FormationViolation | ProtocolError"))
+                report.findings.append(
+                    Finding(
+                        "unsolicited answer",
+                        f"id {what!r}",
+                        outcome,
+                        "FormationViolation | ProtocolError",
+                    )
+                )
         if dropped:
             await self._after_drop([p for p, _, _ in sent])
         if self.report.transaction_intact and self.alive():
@@ -1127,18 +1489,23 @@ class HostileCentralSystem:
 
     async def check_alive(self) -> bool:
         ok, why = False, ""
-        answer = await self.call("GetConfiguration", {"key": ["HeartbeatInterval"]},
-                                 self.answer_timeout)
-        if answer is None or answer[0] != RESULT or not any(
-                e.get("key") == "HeartbeatInterval"
-                for e in answer[1].get("configurationKey", [])):
+        answer = await self.call(
+            "GetConfiguration", {"key": ["HeartbeatInterval"]}, self.answer_timeout
+        )
+        if (
+            answer is None
+            or answer[0] != RESULT
+            or not any(
+                e.get("key") == "HeartbeatInterval" for e in answer[1].get("configurationKey", [])
+            )
+        ):
             why = f"GetConfiguration answered {answer}"
         else:
             self.heartbeat_seen.clear()
-            trigger = await self.call("TriggerMessage", {"requestedMessage": "Heartbeat"},
-                                      self.answer_timeout)
-            if trigger is None or trigger[0] != RESULT or \
-                    trigger[1].get("status") != "Accepted":
+            trigger = await self.call(
+                "TriggerMessage", {"requestedMessage": "Heartbeat"}, self.answer_timeout
+            )
+            if trigger is None or trigger[0] != RESULT or trigger[1].get("status") != "Accepted":
                 why = f"TriggerMessage(Heartbeat) answered {trigger}"
             else:
                 try:
@@ -1155,16 +1522,19 @@ class HostileCentralSystem:
         row = self._journal_tx()
         if row is None or row[1]:
             self.report.transaction_intact = False
-            self.report.problems.append(f"after batch {self.report.batches} the journal no "
-                                        f"longer holds transaction {TX_ID} open: {row}")
+            self.report.problems.append(
+                f"after batch {self.report.batches} the journal no "
+                f"longer holds transaction {TX_ID} open: {row}"
+            )
 
     async def _after_drop(self, batch: list[Probe]) -> None:
         """Count the crash, bring the charger back, replay the batch one frame at a time to
         name the frame that drops it."""
         report = self.report
         died = not self.alive()
-        recent = [what for t, what in self.odd_given
-                  if self.drop_time - 3.0 <= t <= self.drop_time][-3:]
+        recent = [
+            what for t, what in self.odd_given if self.drop_time - 3.0 <= t <= self.drop_time
+        ][-3:]
         detail = "process died" if died else self.drop_detail
         report.crashes += 1
         report.process_deaths += died
@@ -1173,9 +1543,14 @@ class HostileCentralSystem:
             report.per_kind[culprit[0]].crashes += 1
         else:
             report.crashes_unpinned += 1
-        where = f"frame {culprit[1]}" if culprit else (
-            f"no single frame of the batch repeats it; the last odd answers before the drop: "
-            f"{recent}")
+        where = (
+            f"frame {culprit[1]}"
+            if culprit
+            else (
+                f"no single frame of the batch repeats it; the last odd answers before the drop: "
+                f"{recent}"
+            )
+        )
         report.crash_frames.append(f"batch {report.batches}: {detail}; {where}")
 
     async def _recover(self) -> bool:
@@ -1215,8 +1590,10 @@ class HostileCentralSystem:
             self.report.process_deaths += 1
             self.report.crash_frames.append("invalid UTF-8 text frame: process died")
             await self._recover()
-        self.report.utf8_close = (f"{self.drop_detail if closed else 'connection kept'}; "
-                                  f"{'reconnected' if back else 'NOT reconnected'}")
+        self.report.utf8_close = (
+            f"{self.drop_detail if closed else 'connection kept'}; "
+            f"{'reconnected' if back else 'NOT reconnected'}"
+        )
         if back and not await self.check_alive():
             self.report.problems.append("no answer after reconnecting (invalid UTF-8)")
 
@@ -1226,16 +1603,19 @@ class HostileCentralSystem:
         await self.utf8_text_frame()
         await self.bench("unplug")
         got_stop = await self.wait_for(
-            lambda: any(s.get("transactionId") == TX_ID for s in self.stops), 30)
+            lambda: any(s.get("transactionId") == TX_ID for s in self.stops), 30
+        )
         acked = await self.wait_for(
-            lambda: (r := self._journal_tx()) is not None and r[2] == 1 and self._outbox() == 0,
-            30)
+            lambda: (r := self._journal_tx()) is not None and r[2] == 1 and self._outbox() == 0, 30
+        )
         wrong = [s.get("transactionId") for s in self.stops if s.get("transactionId") != TX_ID]
         if got_stop and acked and not wrong:
             self.report.stop_delivered = "yes"
         else:
-            self.report.stop_delivered = (f"NO (stop seen {got_stop}, journal acknowledged "
-                                          f"{acked}, other transactionIds {wrong})")
+            self.report.stop_delivered = (
+                f"NO (stop seen {got_stop}, journal acknowledged "
+                f"{acked}, other transactionIds {wrong})"
+            )
         row = self._journal_tx()
         if row is not None:
             queued = int(row[3])
@@ -1250,18 +1630,32 @@ def _codes(codes: frozenset[str]) -> str:
 
 def _count_tracebacks(log_path: Path) -> int:
     try:
-        return len(re.findall(r"^Traceback \(most recent call last\)",
-                              log_path.read_text(errors="replace"), re.MULTILINE))
+        return len(
+            re.findall(
+                r"^Traceback \(most recent call last\)",
+                log_path.read_text(errors="replace"),
+                re.MULTILINE,
+            )
+        )
     except OSError:
         return 0
 
 
 # ---------------------------------------------------------------- the run
 
-def run_fuzz(seed_value: int, frames: int, *, batch: int = 25, odd_answers: bool = True,
-             answer_timeout: float = 10.0, workdir: Path | None = None,
-             kinds: list[str] | None = None, controller_tree: Path = REPO,
-             progress: bool = False) -> FuzzReport:
+
+def run_fuzz(
+    seed_value: int,
+    frames: int,
+    *,
+    batch: int = 25,
+    odd_answers: bool = True,
+    answer_timeout: float = 10.0,
+    workdir: Path | None = None,
+    kinds: list[str] | None = None,
+    controller_tree: Path = REPO,
+    progress: bool = False,
+) -> FuzzReport:
     """Fuzz a controller process on the bench with ``frames`` hostile frames (hypothesis,
     seeded with ``seed_value``), ``batch`` frames between checks.  Blocks; returns the report.
 
@@ -1280,9 +1674,13 @@ def run_fuzz(seed_value: int, frames: int, *, batch: int = 25, odd_answers: bool
         work.mkdir(parents=True, exist_ok=True)
 
         async def make() -> HostileCentralSystem:
-            cs = HostileCentralSystem(report, work, odd_answers=odd_answers,
-                                      answer_timeout=answer_timeout,
-                                      controller_tree=controller_tree)
+            cs = HostileCentralSystem(
+                report,
+                work,
+                odd_answers=odd_answers,
+                answer_timeout=answer_timeout,
+                controller_tree=controller_tree,
+            )
             await cs.start()
             return cs
 
@@ -1305,21 +1703,27 @@ def run_fuzz(seed_value: int, frames: int, *, batch: int = 25, odd_answers: bool
                     for start in range(0, len(probes), batch):
                         left = frames - report.frames
                         if left > 0:
-                            sync(cs.run_batch(list(probes[start:start + batch][:left])))
+                            sync(cs.run_batch(list(probes[start : start + batch][:left])))
                     if progress and time.monotonic() - last_print > 10:
                         last_print = time.monotonic()
                         rate = report.frames / (last_print - started)
-                        print(f"  {report.frames} frames, {rate:.0f}/s, wrong "
-                              f"{report.wrong_codes}, unanswered {report.unanswered}, "
-                              f"crashes {report.crashes}", file=sys.stderr, flush=True)
+                        print(
+                            f"  {report.frames} frames, {rate:.0f}/s, wrong "
+                            f"{report.wrong_codes}, unanswered {report.unanswered}, "
+                            f"crashes {report.crashes}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
 
                 # A fresh hypothesis run every EXAMPLES_PER_RUN rounds: one run remembers
                 # every choice it made, which grows without bound over 100,000 frames.
-                test = settings(max_examples=min(EXAMPLES_PER_RUN,
-                                                 math.ceil(remaining / per_round)),
-                                database=None,
-                                deadline=None, phases=[Phase.generate],
-                                suppress_health_check=list(HealthCheck))(given(strategy)(one))
+                test = settings(
+                    max_examples=min(EXAMPLES_PER_RUN, math.ceil(remaining / per_round)),
+                    database=None,
+                    deadline=None,
+                    phases=[Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                )(given(strategy)(one))
                 seed(seed_value * 1000 + rounds)(test)()
                 rounds += 1
                 if report.frames == before:
@@ -1343,29 +1747,47 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=2000, help="hostile frames to send")
     parser.add_argument("--seed", type=int, default=1, help="hypothesis seed (reproducible)")
-    parser.add_argument("--batch", type=int, default=25,
-                        help="frames between liveness and journal checks")
-    parser.add_argument("--no-odd-answers", action="store_true",
-                        help="answer the charger's own CALLs correctly")
-    parser.add_argument("--answer-timeout", type=float, default=10.0,
-                        help="seconds a frame with a message id may wait for its answer")
+    parser.add_argument(
+        "--batch", type=int, default=25, help="frames between liveness and journal checks"
+    )
+    parser.add_argument(
+        "--no-odd-answers", action="store_true", help="answer the charger's own CALLs correctly"
+    )
+    parser.add_argument(
+        "--answer-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a frame with a message id may wait for its answer",
+    )
     parser.add_argument("--workdir", type=Path, help="keep state and controller log here")
-    parser.add_argument("--kinds", help="only these kinds of frame, comma-separated "
-                        f"(of: {', '.join(WEIGHTS)})")
-    parser.add_argument("--controller-tree", type=Path, default=REPO,
-                        help="run the controller from this checkout (e.g. a branch exported "
-                        "with git archive), the fuzzer from this one")
-    parser.add_argument("--details", type=int, default=3,
-                        help="example frames shown per kind and wrong code")
+    parser.add_argument(
+        "--kinds", help=f"only these kinds of frame, comma-separated (of: {', '.join(WEIGHTS)})"
+    )
+    parser.add_argument(
+        "--controller-tree",
+        type=Path,
+        default=REPO,
+        help="run the controller from this checkout (e.g. a branch exported "
+        "with git archive), the fuzzer from this one",
+    )
+    parser.add_argument(
+        "--details", type=int, default=3, help="example frames shown per kind and wrong code"
+    )
     args = parser.parse_args()
     unknown = set(args.kinds.split(",")) - set(WEIGHTS) if args.kinds else set()
     if unknown:
         parser.error(f"unknown kind(s) {', '.join(sorted(unknown))}; known: {', '.join(WEIGHTS)}")
-    report = run_fuzz(args.seed, args.frames, batch=args.batch,
-                      odd_answers=not args.no_odd_answers, answer_timeout=args.answer_timeout,
-                      workdir=args.workdir, progress=True,
-                      kinds=args.kinds.split(",") if args.kinds else None,
-                      controller_tree=args.controller_tree.resolve())
+    report = run_fuzz(
+        args.seed,
+        args.frames,
+        batch=args.batch,
+        odd_answers=not args.no_odd_answers,
+        answer_timeout=args.answer_timeout,
+        workdir=args.workdir,
+        progress=True,
+        kinds=args.kinds.split(",") if args.kinds else None,
+        controller_tree=args.controller_tree.resolve(),
+    )
     print(report.table())
     details = report.details(args.details)
     if details:

@@ -68,9 +68,17 @@ class Policies(Protocol):
         """A transaction id never handed out before."""
         ...
 
-    def append_record(self, cp_id: str, direction: Direction, message_type: MessageType,
-                      action: str | None, unique_id: str | None, payload: dict[str, Any],
-                      raw: str, error: str | None) -> None:
+    def append_record(
+        self,
+        cp_id: str,
+        direction: Direction,
+        message_type: MessageType,
+        action: str | None,
+        unique_id: str | None,
+        payload: dict[str, Any],
+        raw: str,
+        error: str | None,
+    ) -> None:
         """Log one frame (see :class:`centralsystem.records.MessageRecord`)."""
         ...
 
@@ -306,8 +314,9 @@ class CsmsChargePoint(ChargePoint):
         return call_result.MeterValues()
 
     @on(Action.security_event_notification)
-    def on_security_event_notification(self, **payload: Any
-                                       ) -> call_result.SecurityEventNotification:
+    def on_security_event_notification(
+        self, **payload: Any
+    ) -> call_result.SecurityEventNotification:
         self._state.security_events.append(_camel(payload))
         return call_result.SecurityEventNotification()
 

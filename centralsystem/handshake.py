@@ -22,8 +22,9 @@ def identity(path: str) -> str:
     return unquote(urlsplit(path).path.rsplit("/", 1)[-1])
 
 
-def basic_auth_problem(passwords: Mapping[str, str | bytes], cp_id: str,
-                       header: str | None) -> str | None:
+def basic_auth_problem(
+    passwords: Mapping[str, str | bytes], cp_id: str, header: str | None
+) -> str | None:
     """Why the ``Authorization`` header's Basic credentials are refused for ``cp_id``, or None
     (the user name must be the charge point id; ``passwords``: id -> password, text sent as
     UTF-8)."""
@@ -65,8 +66,7 @@ def peer_common_name(ws: ServerConnection) -> str | None:
     return None
 
 
-def tls_server_context(certfile: str, keyfile: str, client_ca: str | None = None
-                       ) -> ssl.SSLContext:
+def tls_server_context(certfile: str, keyfile: str, client_ca: str | None = None) -> ssl.SSLContext:
     """TLS for ``ssl_context``: our certificate chain and key; with ``client_ca`` (a PEM file)
     a client certificate signed by it is required (security profile 3)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -76,4 +76,3 @@ def tls_server_context(certfile: str, keyfile: str, client_ca: str | None = None
         ctx.load_verify_locations(client_ca)
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
-

@@ -123,7 +123,8 @@ class CentralSystem:
         self.ssl_context = ssl_context
         # charge point id -> HTTP Basic password (bytes, or text sent as UTF-8); None: no check.
         self.basic_auth: dict[str, str | bytes] | None = (
-            dict(basic_auth) if basic_auth is not None else None)
+            dict(basic_auth) if basic_auth is not None else None
+        )
         self.auth_failures: list[tuple[str, str]] = []  # (charge point id, why)
         self.on_csr = on_csr
         self.sign_certificate_status = "Accepted"
@@ -187,8 +188,9 @@ class CentralSystem:
         """Endpoint a charge point appends ``/<its id>`` to; with TLS on 127.0.0.1 the host is
         ``localhost``, the name a test server certificate carries."""
         scheme = "wss" if self.ssl_context is not None else "ws"
-        host = "localhost" if self.ssl_context is not None and self.host == "127.0.0.1" \
-            else self.host
+        host = (
+            "localhost" if self.ssl_context is not None and self.host == "127.0.0.1" else self.host
+        )
         return f"{scheme}://{host}:{self.port}/ocpp"
 
     # ---- policies
@@ -379,8 +381,9 @@ class CentralSystem:
             raise InternalError(description=f"{action} refused on purpose (test)")
 
     def id_tag_info(self, id_tag: str) -> IdTagInfo:
-        return IdTagInfo(status=self.authorization_status(id_tag),
-                         parent_id_tag=self.parent_id_tags.get(id_tag))
+        return IdTagInfo(
+            status=self.authorization_status(id_tag), parent_id_tag=self.parent_id_tags.get(id_tag)
+        )
 
     def next_transaction_id(self) -> int:
         self._last_transaction_id += 1
@@ -397,19 +400,22 @@ class CentralSystem:
         if self.basic_auth is not None and peer_common_name(connection) != cp_id:
             # Basic credentials, unless a verified client certificate names the charge point
             # (security profile 3).
-            problem = basic_auth_problem(self.basic_auth, cp_id,
-                                         request.headers.get("Authorization"))
+            problem = basic_auth_problem(
+                self.basic_auth, cp_id, request.headers.get("Authorization")
+            )
             if problem:
                 self.auth_failures.append((cp_id, problem))
                 LOGGER.info("%s: refused: %s", cp_id, problem)
-                response = plain_response(connection, HTTPStatus.UNAUTHORIZED,
-                                          "authentication required\n")
+                response = plain_response(
+                    connection, HTTPStatus.UNAUTHORIZED, "authentication required\n"
+                )
                 response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
                 return response
             self.charge_points.setdefault(cp_id, ChargePointState(cp_id)).basic_auth_user = cp_id
         if cp_id in self.charge_points or request.headers.get("Authorization") is not None:
             self.charge_points.setdefault(cp_id, ChargePointState(cp_id)).used_basic_auth = (
-                request.headers.get("Authorization") is not None)
+                request.headers.get("Authorization") is not None
+            )
         # None: carry on; the subprotocol negotiation (ocpp1.6 required) comes next.
         return None
 
@@ -476,7 +482,6 @@ class CentralSystem:
             ) from None
         finally:
             self._connection_waiters.remove(waiter)
-
 
 
 logging.getLogger("websockets.server").addFilter(HideWebsocketsSecrets())

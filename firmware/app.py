@@ -55,8 +55,9 @@ BENCH_SOCKET = "bench.sock"
 STORE_POLL_S = 1.0
 
 
-def build_keys(settings: Settings, devices: Any | None = None, *, persistent: bool = True
-               ) -> KeyRegistry:
+def build_keys(
+    settings: Settings, devices: Any | None = None, *, persistent: bool = True
+) -> KeyRegistry:
     """The registry exactly as the daemon has it: standard and hardware keys, installed
     plug-ins, the config file's overrides, then the stored values.  ``devices`` (a
     hal.assembly.Devices) is None for the ``chargepoint config`` tool."""
@@ -64,17 +65,20 @@ def build_keys(settings: Settings, devices: Any | None = None, *, persistent: bo
     keys = build_registry(
         number_of_connectors=len(hw.connectors),
         tethered=any(c.tethered for c in hw.connectors),
-        has_indicator=hw.indicator is not None, has_buzzer=hw.buzzer is not None,
+        has_indicator=hw.indicator is not None,
+        has_buzzer=hw.buzzer is not None,
         has_display=hw.display is not None,
-        max_current_a=int(max(c.max_current_a for c in hw.connectors)))
+        max_current_a=int(max(c.max_current_a for c in hw.connectors)),
+    )
     servable = _servable_measurands(settings, devices)
     for name in MEASURAND_KEYS:
         keys.add_validator(name, measurands_validator(servable))
     keys.add_validator(K.SecurityProfile, _never_lower(keys))
     vendor_devices = None
     if devices is not None:
-        vendor_devices = VendorDevices(devices.indicator, devices.buzzer, devices.display,
-                                       tuple(devices.connectors))
+        vendor_devices = VendorDevices(
+            devices.indicator, devices.buzzer, devices.display, tuple(devices.connectors)
+        )
     load_plugins(keys, vendor_devices)
     keys.apply_file_overrides(settings.ocpp_keys)
     if persistent:
@@ -94,23 +98,28 @@ def _servable_measurands(settings: Settings, devices: Any | None) -> frozenset[s
     else:
         from hal.modbus.models import meter_model
 
-        sets = [servable_measurands(meter_model(c.meter.model).quantities)
-                for c in settings.hardware.connectors]
+        sets = [
+            servable_measurands(meter_model(c.meter.model).quantities)
+            for c in settings.hardware.connectors
+        ]
     return frozenset.intersection(*sets)
 
 
 def _never_lower(keys: KeyRegistry) -> Any:
     """SecurityProfile can only be raised (A05.FR.01), also by a stored value."""
+
     def check(value: Value) -> str | None:
         assert isinstance(value, int)
         current = keys[K.SecurityProfile]
         return f"can only be raised (now {current})" if value < current else None
+
     return check
 
 
 def _security_profile_rule(keys: KeyRegistry, settings: Settings) -> Any:
     """Use case A05: SecurityProfile is raised only when what the new profile needs is there
     (see docs/security.md)."""
+
     def check(value: Value) -> str | None:
         assert isinstance(value, int)
         if value <= keys[K.SecurityProfile]:
@@ -128,6 +137,7 @@ def _security_profile_rule(keys: KeyRegistry, settings: Settings) -> Any:
             if value == 3 and not store.has_valid_client_certificate():
                 return "profile 3 needs a valid charge point certificate"
         return None
+
     return check
 
 
@@ -153,15 +163,17 @@ async def _start_locked(settings: Settings) -> Running:
     if settings.hardware_kind == "simulated":
         from hal.sim.bench import SimulatedBench
 
-        log.warning("SIMULATED BENCH: no real hardware is driven (hardware = \"simulated\")")
+        log.warning('SIMULATED BENCH: no real hardware is driven (hardware = "simulated")')
         bench = SimulatedBench(settings.hardware, settings.bench, settings.state_dir)
         try:
             devices = await bench.start()
         except OSError as exc:  # the bench's own state file (bench-meter.json) is unusable
             # No bench.stop(): it would save the simulated meters over the file it could not
             # read.  The process is exiting (exit 2).
-            raise unusable(exc, "the file" if exc.filename and
-                           Path(exc.filename).is_file() else "the directory") from None
+            raise unusable(
+                exc,
+                "the file" if exc.filename and Path(exc.filename).is_file() else "the directory",
+            ) from None
     else:
         devices = _build_devices(settings.hardware)
     devices.safe_state()
@@ -197,7 +209,8 @@ def _build_devices(hardware: Any, pin_factory: object | None = None) -> Any:
                 f"cannot open the hardware ({type(exc).__name__}: {exc}"
                 f"{f' {reasons}' if reasons else ''}); is this a Raspberry Pi, is this user in "
                 "groups gpio and dialout, and is no other process (the service) holding the "
-                "pins?") from exc
+                "pins?"
+            ) from exc
         finally:
             for w in tried:
                 log.debug("while opening the hardware: %s", w.message)
@@ -214,8 +227,8 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     authorizer = Authorizer(keys, cache, ocpp.authorize, lambda: ocpp.online)
     connectors = [
         ConnectorController(
-            c, ocpp, keys, authorizer.authorize,
-            meter_poll_s=settings.meter_poll_interval_s)
+            c, ocpp, keys, authorizer.authorize, meter_poll_s=settings.meter_poll_interval_s
+        )
         for c in devices.connectors
     ]
 
@@ -225,24 +238,37 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         # Give the StopTransactions a moment to leave before the process restarts.
         asyncio.get_running_loop().create_task(reset_after_outbox(running, hard))
 
-    charger = Charger(connectors, ocpp, keys, indicator=devices.indicator,
-                      buzzer=devices.buzzer, safety=devices.safety,
-                      card_reader=devices.card_reader, display=devices.display,
-                      authorizer=authorizer, store=ocpp.transactions.store,
-                      on_reset=on_reset)
+    charger = Charger(
+        connectors,
+        ocpp,
+        keys,
+        indicator=devices.indicator,
+        buzzer=devices.buzzer,
+        safety=devices.safety,
+        card_reader=devices.card_reader,
+        display=devices.display,
+        authorizer=authorizer,
+        store=ocpp.transactions.store,
+        on_reset=on_reset,
+    )
     bench_control = None
     if bench is not None:
         from firmware.pilot import DEBOUNCE_READS as PILOT_DEBOUNCE_POLLS
         from hal.sim.control import BenchControlServer
 
-        bench_control = BenchControlServer(settings.state_dir / BENCH_SOCKET, bench,
-                                           status=charger.status,
-                                           pilot_reads=PILOT_DEBOUNCE_POLLS)
+        bench_control = BenchControlServer(
+            settings.state_dir / BENCH_SOCKET,
+            bench,
+            status=charger.status,
+            pilot_reads=PILOT_DEBOUNCE_POLLS,
+        )
     running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)
     ocpp.finish_interrupted_transactions()
-    tasks = [asyncio.create_task(ocpp.serve(charger), name="ocpp-session"),
-             asyncio.create_task(charger.run(), name="charger"),
-             asyncio.create_task(_follow_store(keys), name="config-store")]
+    tasks = [
+        asyncio.create_task(ocpp.serve(charger), name="ocpp-session"),
+        asyncio.create_task(charger.run(), name="charger"),
+        asyncio.create_task(_follow_store(keys), name="config-store"),
+    ]
     if bench_control is not None:
         await bench_control.start()
     running.tasks = tasks
@@ -264,11 +290,15 @@ def _ocpp_edge(settings: Settings, keys: KeyRegistry) -> OcppEdge:
     diagnostics = DiagnosticsBuffer()
     logging.getLogger().addHandler(diagnostics)
     ocpp = OcppEdge(
-        url=settings.url, charge_point_id=settings.charge_point_id, keys=keys,
-        boot_fields=_boot_fields(settings), store=store, security_log=security_log,
-        certificates=CertificateStore.open(settings.state_dir,
-                                           keys[K.CertificateStoreMaxLength]),
-        diagnostics=diagnostics)
+        url=settings.url,
+        charge_point_id=settings.charge_point_id,
+        keys=keys,
+        boot_fields=_boot_fields(settings),
+        store=store,
+        security_log=security_log,
+        certificates=CertificateStore.open(settings.state_dir, keys[K.CertificateStoreMaxLength]),
+        diagnostics=diagnostics,
+    )
     ocpp.events.startup(settings.firmware_version)
     return ocpp
 
@@ -282,9 +312,12 @@ async def _follow_store(keys: KeyRegistry) -> None:
         except sqlite3.Error as exc:
             # Damaged under a running daemon (a failing card): the values in force stay, and
             # the charger goes on charging; the next start sets the file aside after salvage.
-            log.error("configuration store cannot be read any more (%s): the values in force "
-                      "stay; changes made with chargepoint config are not followed until a "
-                      "restart repairs the file", exc)
+            log.error(
+                "configuration store cannot be read any more (%s): the values in force "
+                "stay; changes made with chargepoint config are not followed until a "
+                "restart repairs the file",
+                exc,
+            )
             return
         if changed:
             log.info("configuration changed on the device: %s", ", ".join(changed))
@@ -301,15 +334,19 @@ async def run(settings: Settings) -> int:
         # was stuck to stderr (the journal) before the process dies.
         faulthandler.enable()
     lg = settings.logging
-    logs.attach_message_log(lg.ocpp_messages, lg.ocpp_log, max_bytes=lg.ocpp_log_max_bytes,
-                            backups=lg.ocpp_log_backups)
+    logs.attach_message_log(
+        lg.ocpp_messages, lg.ocpp_log, max_bytes=lg.ocpp_log_max_bytes, backups=lg.ocpp_log_backups
+    )
     running = await start(settings)
     return await serve(running)
 
 
 def _boot_fields(settings: Settings) -> dict[str, str]:
-    fields = {"charge_point_vendor": settings.vendor, "charge_point_model": settings.model,
-              "firmware_version": settings.firmware_version}
+    fields = {
+        "charge_point_vendor": settings.vendor,
+        "charge_point_model": settings.model,
+        "firmware_version": settings.firmware_version,
+    }
     if settings.serial_number:
         fields["charge_point_serial_number"] = settings.serial_number
     return fields
@@ -333,8 +370,9 @@ async def bench_command(state_dir: Path, command: dict[str, Any]) -> dict[str, A
 # the one that names backends).
 
 
-async def open_devices(settings: Settings, *, pin_factory: object | None = None
-                       ) -> tuple[Any, Any | None]:
+async def open_devices(
+    settings: Settings, *, pin_factory: object | None = None
+) -> tuple[Any, Any | None]:
     """(hal.assembly.Devices, SimulatedBench or None) as ``start`` builds them, outputs safe,
     without the card reader (its serial port is not ours to hold during a hardware test)."""
     from dataclasses import replace
@@ -375,6 +413,20 @@ async def probe_pilot(pilot: Any) -> Any:
     return await probe(pilot)
 
 
-__all__ = ["RESET_EXIT", "Running", "start", "serve", "shutdown", "run", "build_keys",
-           "bench_command", "exit_or_restart", "setup_logging", "status_line", "open_devices",
-           "close_devices", "probe_meter", "probe_pilot"]
+__all__ = [
+    "RESET_EXIT",
+    "Running",
+    "start",
+    "serve",
+    "shutdown",
+    "run",
+    "build_keys",
+    "bench_command",
+    "exit_or_restart",
+    "setup_logging",
+    "status_line",
+    "open_devices",
+    "close_devices",
+    "probe_meter",
+    "probe_pilot",
+]

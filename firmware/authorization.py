@@ -42,8 +42,6 @@ CACHE_MIGRATIONS = (
 CACHE_CAPACITY = 1000
 
 
-
-
 class AuthorizationCache:
     """The idTagInfo the central system gave for each idTag, in ``<state>/auth.db``."""
 
@@ -58,22 +56,27 @@ class AuthorizationCache:
         self._db = open_or_memory(path, CACHE_MIGRATIONS).connection
 
     def get(self, id_tag: str, now: datetime | None = None) -> IdTagInfo | None:
-        row = self._db.execute("SELECT status, parent_id_tag, expiry FROM auth_cache "
-                               "WHERE id_tag = ?", (id_tag.casefold(),)).fetchone()
+        row = self._db.execute(
+            "SELECT status, parent_id_tag, expiry FROM auth_cache WHERE id_tag = ?",
+            (id_tag.casefold(),),
+        ).fetchone()
         if row is None:
             return None
-        info = IdTagInfo(AuthorizationStatus(row[0]), row[1],
-                         from_ocpp(row[2]))
+        info = IdTagInfo(AuthorizationStatus(row[0]), row[1], from_ocpp(row[2]))
         if info.accepted and info.expiry_date and info.expiry_date <= (now or utcnow()):
             return IdTagInfo(AuthorizationStatus.EXPIRED, info.parent_id_tag, info.expiry_date)
         return info
 
     def put(self, id_tag: str, info: IdTagInfo) -> None:
         key = id_tag.casefold()
-        current = self._db.execute("SELECT status, parent_id_tag, expiry FROM auth_cache "
-                                   "WHERE id_tag = ?", (key,)).fetchone()
-        row = (info.status.value, info.parent_id_tag,
-               to_ocpp(info.expiry_date) if info.expiry_date else None)
+        current = self._db.execute(
+            "SELECT status, parent_id_tag, expiry FROM auth_cache WHERE id_tag = ?", (key,)
+        ).fetchone()
+        row = (
+            info.status.value,
+            info.parent_id_tag,
+            to_ocpp(info.expiry_date) if info.expiry_date else None,
+        )
         if current is not None and tuple(current) == row:
             return  # unchanged: no write (SD cards wear out)
         with transaction(self._db):
@@ -82,14 +85,18 @@ class AuthorizationCache:
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(id_tag) DO UPDATE SET "
                 "status=excluded.status, parent_id_tag=excluded.parent_id_tag, "
                 "expiry=excluded.expiry, updated_at=excluded.updated_at",
-                (key, *row, to_ocpp()))
-            excess = (self._db.execute("SELECT count(*) FROM auth_cache").fetchone()[0]
-                      - self.capacity)
+                (key, *row, to_ocpp()),
+            )
+            excess = (
+                self._db.execute("SELECT count(*) FROM auth_cache").fetchone()[0] - self.capacity
+            )
             if excess > 0:
                 # Not-valid entries go first, then the oldest valid ones.
                 self._db.execute(
                     "DELETE FROM auth_cache WHERE id_tag IN (SELECT id_tag FROM auth_cache "
-                    "ORDER BY status = 'Accepted', updated_at LIMIT ?)", (excess,))
+                    "ORDER BY status = 'Accepted', updated_at LIMIT ?)",
+                    (excess,),
+                )
 
     def clear(self) -> None:
         self._db.execute("DELETE FROM auth_cache")
@@ -108,8 +115,13 @@ class Authorizer:
     """Decides on an idTag.  ``online`` performs Authorize.req and returns None when no answer
     could be had (offline, timeout, connection lost)."""
 
-    def __init__(self, keys: KeyRegistry, cache: AuthorizationCache,
-                 online: OnlineAuthorize, is_online: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        keys: KeyRegistry,
+        cache: AuthorizationCache,
+        online: OnlineAuthorize,
+        is_online: Callable[[], bool],
+    ) -> None:
         self.keys = keys
         self.cache = cache
         self._online = online
@@ -128,8 +140,7 @@ class Authorizer:
     async def authorize(self, id_tag: str) -> IdTagInfo:
         cached = self.cached(id_tag)
         if self._is_online():
-            if (cached is not None and cached.accepted
-                    and self.keys[K.LocalPreAuthorize]):
+            if cached is not None and cached.accepted and self.keys[K.LocalPreAuthorize]:
                 log.info("%s accepted from the cache (LocalPreAuthorize)", id_tag)
                 return cached
             info = await self._online(id_tag)

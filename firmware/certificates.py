@@ -42,11 +42,16 @@ log = logging.getLogger(__name__)
 DIRECTORY = "certs"
 # TLS 1.2 suites the whitepaper names (A00.FR.318-320): ECDHE with AES-GCM, ECDSA or RSA, and
 # the plain RSA AES-GCM ones; TLS 1.3 suites are all AEAD and stay as OpenSSL has them.
-TLS12_CIPHERS = ":".join((
-    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
-    "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
-    "AES128-GCM-SHA256", "AES256-GCM-SHA384",
-))
+TLS12_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "AES128-GCM-SHA256",
+        "AES256-GCM-SHA384",
+    )
+)
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
 
@@ -79,8 +84,6 @@ class CertificateError(Exception):
 
 class NoValidRoot(CertificateError):
     """No valid CentralSystemRootCertificate to check the central system's certificate with."""
-
-
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -130,25 +133,35 @@ def common_name(name: x509.Name) -> str | None:
     return str(values[0].value) if values else None
 
 
-def hash_data(cert: x509.Certificate, issuer: x509.Certificate | None = None,
-              algorithm: str = "SHA256") -> dict[str, str]:
+def hash_data(
+    cert: x509.Certificate, issuer: x509.Certificate | None = None, algorithm: str = "SHA256"
+) -> dict[str, str]:
     """CertificateHashDataType, computed like an OCSP CertID: the hash of the issuer's DER name,
     of the issuer's public key, and the serial number in hexadecimal without leading zeros.  A
     self-signed root is its own issuer."""
     digests = {"SHA256": hashes.SHA256(), "SHA384": hashes.SHA384(), "SHA512": hashes.SHA512()}
-    request = OCSPRequestBuilder().add_certificate(
-        cert, issuer or cert, digests.get(algorithm.upper(), hashes.SHA256())).build()
-    return {"hashAlgorithm": algorithm.upper() if algorithm.upper() in digests else "SHA256",
-            "issuerNameHash": request.issuer_name_hash.hex(),
-            "issuerKeyHash": request.issuer_key_hash.hex(),
-            "serialNumber": format(cert.serial_number, "x")}
+    request = (
+        OCSPRequestBuilder()
+        .add_certificate(cert, issuer or cert, digests.get(algorithm.upper(), hashes.SHA256()))
+        .build()
+    )
+    return {
+        "hashAlgorithm": algorithm.upper() if algorithm.upper() in digests else "SHA256",
+        "issuerNameHash": request.issuer_name_hash.hex(),
+        "issuerKeyHash": request.issuer_key_hash.hex(),
+        "serialNumber": format(cert.serial_number, "x"),
+    }
 
 
 def _same_hash(a: dict[str, str], b: dict[str, str]) -> bool:
     def norm(d: dict[str, str]) -> tuple[str, str, str, str]:
-        return (str(d.get("hashAlgorithm", "")).upper(), str(d.get("issuerNameHash", "")).lower(),
-                str(d.get("issuerKeyHash", "")).lower(),
-                str(d.get("serialNumber", "")).lower().lstrip("0") or "0")
+        return (
+            str(d.get("hashAlgorithm", "")).upper(),
+            str(d.get("issuerNameHash", "")).lower(),
+            str(d.get("issuerKeyHash", "")).lower(),
+            str(d.get("serialNumber", "")).lower().lstrip("0") or "0",
+        )
+
     return norm(a) == norm(b)
 
 
@@ -216,8 +229,9 @@ class CertificateStore:
     def valid_roots(self, kind: RootKind, now: datetime | None = None) -> list[x509.Certificate]:
         return [c for c in self.roots(kind) if valid_at(c, now)]
 
-    def install_root(self, kind: RootKind, pem: str, now: datetime | None = None
-                     ) -> tuple[InstallStatus, str]:
+    def install_root(
+        self, kind: RootKind, pem: str, now: datetime | None = None
+    ) -> tuple[InstallStatus, str]:
         """InstallCertificate: (status, reason).  One CA certificate, valid now; the store holds
         at most ``max_roots`` roots of all kinds (CertificateStoreMaxLength)."""
         try:
@@ -269,8 +283,9 @@ class CertificateStore:
         issuer = chain[1] if len(chain) > 1 else self._issuer_among_roots(chain[0])
         return _same_hash(hash_data(chain[0], issuer, algorithm), wanted)
 
-    def delete_root(self, wanted: dict[str, str], *, keep_last_central_system_root: bool
-                    ) -> tuple[DeleteStatus, str]:
+    def delete_root(
+        self, wanted: dict[str, str], *, keep_last_central_system_root: bool
+    ) -> tuple[DeleteStatus, str]:
         """DeleteCertificate by hash data.  The charge point's own certificate cannot be
         deleted; the last CentralSystemRootCertificate cannot while TLS depends on it."""
         if self.is_own_certificate(wanted):
@@ -279,8 +294,11 @@ class CertificateStore:
         if found is None:
             return DeleteStatus.NOT_FOUND, "no such certificate"
         kind, cert = found
-        if (kind is RootKind.CENTRAL_SYSTEM and keep_last_central_system_root
-                and len(self.valid_roots(kind)) <= 1):
+        if (
+            kind is RootKind.CENTRAL_SYSTEM
+            and keep_last_central_system_root
+            and len(self.valid_roots(kind)) <= 1
+        ):
             return DeleteStatus.FAILED, "the last CentralSystemRootCertificate is in use"
         try:
             (self._root_dir(kind) / f"{fingerprint(cert)}.pem").unlink()
@@ -297,12 +315,20 @@ class CertificateStore:
         attributes = [x509.NameAttribute(NameOID.COMMON_NAME, charge_point_id)]
         if cpo_name:
             attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, cpo_name))
-        csr = (x509.CertificateSigningRequestBuilder()
-               .subject_name(x509.Name(attributes))
-               .sign(key, hashes.SHA256()))
-        self._write(self._path("cp-key.pending.pem"), key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()), secret=True)
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name(attributes))
+            .sign(key, hashes.SHA256())
+        )
+        self._write(
+            self._path("cp-key.pending.pem"),
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+            secret=True,
+        )
         return csr.public_bytes(serialization.Encoding.PEM).decode()
 
     def _load_key(self, name: str) -> ec.EllipticCurvePrivateKey | None:
@@ -319,10 +345,12 @@ class CertificateStore:
     @staticmethod
     def _public(key: object) -> bytes:
         return key.public_key().public_bytes(  # type: ignore[attr-defined]
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
-    def accept_chain(self, pem_chain: str, charge_point_id: str, cpo_name: str,
-                     now: datetime | None = None) -> Outcome:
+    def accept_chain(
+        self, pem_chain: str, charge_point_id: str, cpo_name: str, now: datetime | None = None
+    ) -> Outcome:
         """CertificateSigned: the chain (leaf first) must belong to the key of our CSR (or the
         key in use), name this charge point, be valid now (or from a future "not before": then
         it is kept and taken into use once that has passed), and lead, certificate by
@@ -334,7 +362,8 @@ class CertificateStore:
             return Outcome(False, str(exc))
         leaf = chain[0]
         leaf_key = leaf.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         key_name = None
         for name in ("cp-key.pending.pem", "cp-key.pem"):
             key = self._load_key(name)
@@ -358,15 +387,17 @@ class CertificateStore:
                 return Outcome(False, "an intermediate certificate is not a CA")
         for cert, issuer in zip(chain, chain[1:], strict=False):
             if not issued_by(cert, issuer):
-                return Outcome(False, "the chain is broken (a certificate is not signed by the "
-                                      "next one)")
+                return Outcome(
+                    False, "the chain is broken (a certificate is not signed by the next one)"
+                )
         top = chain[-1]
         roots = self.valid_roots(RootKind.CENTRAL_SYSTEM, now)
         if not any(fingerprint(top) == fingerprint(r) or issued_by(top, r) for r in roots):
             return Outcome(False, "not signed by an installed CentralSystemRootCertificate")
         key_bytes = self._path(key_name).read_bytes()
-        chain_pem = "".join(to_pem(c) for c in chain
-                            if not any(fingerprint(c) == fingerprint(r) for r in roots)).encode()
+        chain_pem = "".join(
+            to_pem(c) for c in chain if not any(fingerprint(c) == fingerprint(r) for r in roots)
+        ).encode()
         if now < leaf.not_valid_before_utc:
             self._write(self._path("cp-key.next.pem"), key_bytes, secret=True)
             self._write(self._path("cp-cert.next.pem"), chain_pem)
@@ -377,8 +408,12 @@ class CertificateStore:
                 self._path(stale).unlink(missing_ok=True)
         if key_name == "cp-key.pending.pem":
             self._path(key_name).unlink(missing_ok=True)
-        return Outcome(True, "in use from " + leaf.not_valid_before_utc.isoformat()
-                       if now < leaf.not_valid_before_utc else "")
+        return Outcome(
+            True,
+            "in use from " + leaf.not_valid_before_utc.isoformat()
+            if now < leaf.not_valid_before_utc
+            else "",
+        )
 
     def _promote_next(self, now: datetime) -> None:
         chain = self._read_cert_file(self._path("cp-cert.next.pem"))
@@ -405,8 +440,9 @@ class CertificateStore:
 
     # ------------------------------------------------------------ TLS
 
-    def tls_context(self, *, require_installed_root: bool, client_certificate: bool
-                    ) -> ssl.SSLContext:
+    def tls_context(
+        self, *, require_installed_root: bool, client_certificate: bool
+    ) -> ssl.SSLContext:
         """Client TLS for the central system: TLS 1.2 or newer, the whitepaper's cipher suites,
         the server certificate checked against the installed CentralSystemRootCertificates
         (host name included); with ``client_certificate`` our certificate (profile 3).  Without
@@ -447,11 +483,25 @@ class CertificateStore:
 
 def describe(cert: x509.Certificate) -> str:
     """One line for people: subject, validity, fingerprint (no key material)."""
-    return (f"{cert.subject.rfc4514_string()}  valid {cert.not_valid_before_utc:%Y-%m-%d} to "
-            f"{cert.not_valid_after_utc:%Y-%m-%d}  sha256 {fingerprint(cert)[:16]}...")
+    return (
+        f"{cert.subject.rfc4514_string()}  valid {cert.not_valid_before_utc:%Y-%m-%d} to "
+        f"{cert.not_valid_after_utc:%Y-%m-%d}  sha256 {fingerprint(cert)[:16]}..."
+    )
 
 
-__all__ = ["CertificateError", "CertificateStore", "DeleteStatus", "InstallStatus", "NoValidRoot",
-           "Outcome",
-           "PRIVATE_KEY_PEM", "RootKind", "describe", "fingerprint", "hash_data",
-           "load_certificates", "to_pem", "valid_at"]
+__all__ = [
+    "CertificateError",
+    "CertificateStore",
+    "DeleteStatus",
+    "InstallStatus",
+    "NoValidRoot",
+    "Outcome",
+    "PRIVATE_KEY_PEM",
+    "RootKind",
+    "describe",
+    "fingerprint",
+    "hash_data",
+    "load_certificates",
+    "to_pem",
+    "valid_at",
+]

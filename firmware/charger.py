@@ -57,20 +57,35 @@ LIGHT: dict[ConnectorStatus, tuple[Colour, LightPattern]] = {
     S.FAULTED: (RED, LightPattern.FAST_BLINK),
 }
 # When connectors disagree, the light shows the most urgent.
-_URGENCY = [S.FAULTED, S.CHARGING, S.SUSPENDED_EVSE, S.SUSPENDED_EV, S.PREPARING, S.FINISHING,
-            S.RESERVED, S.AVAILABLE, S.UNAVAILABLE]
+_URGENCY = [
+    S.FAULTED,
+    S.CHARGING,
+    S.SUSPENDED_EVSE,
+    S.SUSPENDED_EV,
+    S.PREPARING,
+    S.FINISHING,
+    S.RESERVED,
+    S.AVAILABLE,
+    S.UNAVAILABLE,
+]
 
-BEEP = {"card-read": BeepPattern.CARD_READ, "accepted": BeepPattern.ACCEPTED,
-        "rejected": BeepPattern.REJECTED, "fault": BeepPattern.FAULT}
+BEEP = {
+    "card-read": BeepPattern.CARD_READ,
+    "accepted": BeepPattern.ACCEPTED,
+    "rejected": BeepPattern.REJECTED,
+    "fault": BeepPattern.FAULT,
+}
 
 # Residual current and a pressed emergency stop are latched: no automatic re-close on a car.
 SAFETY_ERRORS = {
     SafetyInput.RESIDUAL_CURRENT: (
         ConnectorError(ChargePointErrorCode.GROUND_FAILURE, "RCD", "residual current"),
-        StopReason.OTHER),
+        StopReason.OTHER,
+    ),
     SafetyInput.EMERGENCY_STOP: (
         ConnectorError(ChargePointErrorCode.OTHER_ERROR, "ESTOP", "emergency stop"),
-        StopReason.EMERGENCY_STOP),
+        StopReason.EMERGENCY_STOP,
+    ),
 }
 
 
@@ -81,13 +96,21 @@ WALL_CLOCK_CHECK_S = 60.0
 
 
 class Charger:
-    def __init__(self, connectors: list[ConnectorController], link: CentralSystemLink,
-                 keys: KeyRegistry, *, indicator: StatusIndicator | None = None,
-                 buzzer: Buzzer | None = None, safety: SafetyInputs | None = None,
-                 card_reader: CardReader | None = None, display: Display | None = None,
-                 authorizer: Authorizer | None = None,
-                 store: TransactionStore | None = None,
-                 on_reset: Callable[[bool], None] | None = None) -> None:
+    def __init__(
+        self,
+        connectors: list[ConnectorController],
+        link: CentralSystemLink,
+        keys: KeyRegistry,
+        *,
+        indicator: StatusIndicator | None = None,
+        buzzer: Buzzer | None = None,
+        safety: SafetyInputs | None = None,
+        card_reader: CardReader | None = None,
+        display: Display | None = None,
+        authorizer: Authorizer | None = None,
+        store: TransactionStore | None = None,
+        on_reset: Callable[[bool], None] | None = None,
+    ) -> None:
         self.connectors = {c.id: c for c in connectors}
         self.link = link
         self.keys = keys
@@ -186,8 +209,9 @@ class Charger:
         if self.card_reader is not None:
             self.card_reader.set_listener(self._card_from_any_thread)
         self.link.status_changed(0, S.AVAILABLE if self.operative else S.UNAVAILABLE, None, "")
-        await asyncio.gather(self._clock_aligned_loop(),
-                             *(c.run() for c in self.connectors.values()))
+        await asyncio.gather(
+            self._clock_aligned_loop(), *(c.run() for c in self.connectors.values())
+        )
 
     async def _clock_aligned_loop(self) -> None:
         """ClockAlignedDataInterval: samples on wall-clock boundaries from midnight UTC (OCPP
@@ -203,8 +227,9 @@ class Charger:
             # The boundary is on the wall clock, which NTP may step (a Pi has no RTC): look at
             # it again at least every WALL_CLOCK_CHECK_S.
             wait = min((boundary - now).total_seconds(), WALL_CLOCK_CHECK_S)
-            if not await clock.sleep_until(clock.now() + wait, self.keys,
-                                           (K.ClockAlignedDataInterval,)):
+            if not await clock.sleep_until(
+                clock.now() + wait, self.keys, (K.ClockAlignedDataInterval,)
+            ):
                 continue
             late = (clock.utcnow() - boundary).total_seconds()
             if late < 0 or late > WALL_CLOCK_CHECK_S:
@@ -233,8 +258,9 @@ class Charger:
         error, reason = SAFETY_ERRORS[event.source]
         if event.active:
             self._interlocked = True
-        log.warning("safety input %s %s", event.source.value,
-                    "TRIPPED" if event.active else "released")
+        log.warning(
+            "safety input %s %s", event.source.value, "TRIPPED" if event.active else "released"
+        )
         for c in self.connectors.values():
             if event.active:
                 c.post(m.FaultDetected(error, latched=True, stop_reason=reason))
@@ -329,11 +355,14 @@ class Charger:
         else:
             candidates = list(self.connectors.values())
         for c in candidates:
-            if c.state.status in (S.AVAILABLE, S.PREPARING) and not c.state.in_transaction \
-                    and c.state.operative and not c.state.authorized_id_tag:
+            if (
+                c.state.status in (S.AVAILABLE, S.PREPARING)
+                and not c.state.in_transaction
+                and c.state.operative
+                and not c.state.authorized_id_tag
+            ):
                 if self.authorizer is not None and self.keys[K.AuthorizeRemoteTxRequests]:
-                    asyncio.get_running_loop().create_task(self._authorized_remote_start(
-                        c, id_tag))
+                    asyncio.get_running_loop().create_task(self._authorized_remote_start(c, id_tag))
                 else:
                     c.post(m.RemoteStart(id_tag))
                 return True
@@ -380,9 +409,13 @@ class Charger:
         return "Unlocked"
 
     def change_availability(self, connector_id: int, operative: bool) -> str:
-        targets = (list(self.connectors.values()) if connector_id == 0
-                   else [self.connectors[connector_id]] if connector_id in self.connectors
-                   else [])
+        targets = (
+            list(self.connectors.values())
+            if connector_id == 0
+            else [self.connectors[connector_id]]
+            if connector_id in self.connectors
+            else []
+        )
         if not targets:
             return "Rejected"
         scheduled = False
@@ -407,12 +440,18 @@ class Charger:
         return True
 
     def current_meter_values(self, connector_id: int | None) -> dict[int, list[MeterSample]]:
-        targets = ([self.connectors[connector_id]] if connector_id in self.connectors
-                   else list(self.connectors.values()) if connector_id is None else [])
+        targets = (
+            [self.connectors[connector_id]]
+            if connector_id in self.connectors
+            else list(self.connectors.values())
+            if connector_id is None
+            else []
+        )
         out: dict[int, list[MeterSample]] = {}
         for c in targets:
-            values = sampled_values(c.last_reading, self.keys[K.MeterValuesSampledData],
-                                    "Trigger", c.offered_current_a)
+            values = sampled_values(
+                c.last_reading, self.keys[K.MeterValuesSampledData], "Trigger", c.offered_current_a
+            )
             out[c.id] = [MeterSample(clock.utcnow(), values)] if values else []
         return out
 

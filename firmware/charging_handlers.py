@@ -78,8 +78,15 @@ def _power_off(c: ConnectorState) -> tuple[ConnectorState, list[Command]]:
 def _end_transaction(c: ConnectorState, reason: StopReason, id_tag: str | None) -> Result:
     c, cmds = _power_off(c)
     cmds.append(EndTransaction(reason, id_tag or c.transaction_id_tag))
-    c = replace(c, transaction_id_tag=None, authorized_id_tag=None, parent_id_tag=None,
-                pending_id_tag=None, invalid_id=False, allowance_used_up=False)
+    c = replace(
+        c,
+        transaction_id_tag=None,
+        authorized_id_tag=None,
+        parent_id_tag=None,
+        pending_id_tag=None,
+        invalid_id=False,
+        allowance_used_up=False,
+    )
     if c.unavailable_scheduled:
         c = replace(c, operative=False, unavailable_scheduled=False)
     return c, cmds
@@ -93,8 +100,14 @@ def _maybe_start(c: ConnectorState) -> Result:
 
 
 def _energise_if_ready(c: ConnectorState) -> Result:
-    if (c.in_transaction and c.locked and c.ev_wants_power and not c.faults
-            and not c.contactor_closed and not c.allowance_used_up):
+    if (
+        c.in_transaction
+        and c.locked
+        and c.ev_wants_power
+        and not c.faults
+        and not c.contactor_closed
+        and not c.allowance_used_up
+    ):
         return replace(c, contactor_closed=True, status=S.CHARGING, info=""), [CloseContactor()]
     return c, []
 
@@ -102,8 +115,7 @@ def _energise_if_ready(c: ConnectorState) -> Result:
 # --- handlers: each typed with the event class its rows feed it ---------------------------------
 
 
-def idle_plugged(c: ConnectorState, e: Plugged | EvRequestsPower | EvPaused,
-                 p: Policy) -> Result:
+def idle_plugged(c: ConnectorState, e: Plugged | EvRequestsPower | EvPaused, p: Policy) -> Result:
     c = replace(c, plugged=True, status=S.PREPARING)
     if c.authorized_id_tag:
         return _maybe_start(c)
@@ -122,8 +134,7 @@ def auth_result(c: ConnectorState, e: AuthorizationResult, p: Policy) -> Result:
     c = replace(c, pending_id_tag=None)
     if not e.accepted:
         return c, [Feedback("rejected")]
-    c = replace(c, authorized_id_tag=e.id_tag, parent_id_tag=e.parent_id_tag,
-                status=S.PREPARING)
+    c = replace(c, authorized_id_tag=e.id_tag, parent_id_tag=e.parent_id_tag, status=S.PREPARING)
     if c.plugged:
         c, cmds = _maybe_start(c)
         return c, [Feedback("accepted"), *cmds]
@@ -131,8 +142,9 @@ def auth_result(c: ConnectorState, e: AuthorizationResult, p: Policy) -> Result:
 
 
 def remote_start(c: ConnectorState, e: RemoteStart, p: Policy) -> Result:
-    c = replace(c, authorized_id_tag=e.id_tag, parent_id_tag=None, pending_id_tag=None,
-                status=S.PREPARING)
+    c = replace(
+        c, authorized_id_tag=e.id_tag, parent_id_tag=None, pending_id_tag=None, status=S.PREPARING
+    )
     if c.plugged:
         return _maybe_start(c)
     return c, [StartConnectionTimer()]
@@ -198,6 +210,7 @@ def ev_paused(c: ConnectorState, e: EvPaused, p: Policy) -> Result:
 def flag_ev(wants: bool) -> Handler[EvRequestsPower | EvPaused]:
     def handler(c: ConnectorState, e: EvRequestsPower | EvPaused, p: Policy) -> Result:
         return replace(c, ev_wants_power=wants, plugged=True), []
+
     return handler
 
 
@@ -274,8 +287,9 @@ def tx_rejected(c: ConnectorState, e: TransactionRejected, p: Policy) -> Result:
     return suspend_evse(c, e, p)
 
 
-def suspend_evse(c: ConnectorState, e: EnergyLimitReached | TransactionRejected,
-                 p: Policy) -> Result:
+def suspend_evse(
+    c: ConnectorState, e: EnergyLimitReached | TransactionRejected, p: Policy
+) -> Result:
     """The transaction stays open but no energy flows until it ends (C5: SuspendedEVSE)."""
     c, cmds = _power_off(c)
     return replace(c, status=S.SUSPENDED_EVSE, allowance_used_up=True), cmds
@@ -316,8 +330,12 @@ def fault(c: ConnectorState, e: FaultDetected, p: Policy) -> Result:
     codes = {f.code for f in c.faults}
     faults = c.faults if e.error.code in codes else (*c.faults, e.error)
     latched = c.latched_faults | {e.error.code} if e.latched else c.latched_faults
-    c = replace(c, faults=faults, latched_faults=latched,
-                latched_faults_gone=c.latched_faults_gone - {e.error.code})
+    c = replace(
+        c,
+        faults=faults,
+        latched_faults=latched,
+        latched_faults_gone=c.latched_faults_gone - {e.error.code},
+    )
     cmds: list[Command] = []
     if c.in_transaction:
         c, cmds = _end_transaction(c, e.stop_reason, None)
@@ -336,8 +354,12 @@ def _clear_faults(c: ConnectorState, gone: frozenset[ChargePointErrorCode]) -> C
     if c.plugged:
         c = replace(c, latched_faults_gone=gone)
     else:
-        c = replace(c, faults=tuple(f for f in c.faults if f.code not in gone),
-                    latched_faults=c.latched_faults - gone, latched_faults_gone=frozenset())
+        c = replace(
+            c,
+            faults=tuple(f for f in c.faults if f.code not in gone),
+            latched_faults=c.latched_faults - gone,
+            latched_faults_gone=frozenset(),
+        )
     if not c.faults and c.status is S.FAULTED:
         if c.plugged:
             # The EV must be unplugged and plugged again to start a new session.
@@ -363,9 +385,15 @@ CLEARED_BY_UNPLUG = frozenset({ChargePointErrorCode.CONNECTOR_LOCK_FAILURE})
 
 
 def faulted_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
-    c = _release_tethered(replace(
-        c, plugged=False, ev_wants_power=False,
-        faults=tuple(f for f in c.faults if f.code not in CLEARED_BY_UNPLUG)), p)
+    c = _release_tethered(
+        replace(
+            c,
+            plugged=False,
+            ev_wants_power=False,
+            faults=tuple(f for f in c.faults if f.code not in CLEARED_BY_UNPLUG),
+        ),
+        p,
+    )
     c = _clear_faults(c, c.latched_faults_gone)
     cmds: list[Command] = [Unlock()] if c.locked else []
     return c, cmds
@@ -391,8 +419,9 @@ def availability(c: ConnectorState, e: AvailabilityChanged, p: Policy) -> Result
 
 def unavailable_plug(plugged: bool) -> Handler[Plugged | Unplugged]:
     def handler(c: ConnectorState, e: Plugged | Unplugged, p: Policy) -> Result:
-        return _release_tethered(replace(c, plugged=plugged, ev_wants_power=False if not plugged
-                                         else c.ev_wants_power), p), []
+        return _release_tethered(
+            replace(c, plugged=plugged, ev_wants_power=False if not plugged else c.ev_wants_power),
+            p,
+        ), []
+
     return handler
-
-

@@ -134,10 +134,24 @@ class AvailabilityChanged:
 
 
 Event = (
-    Plugged | Unplugged | EvRequestsPower | EvPaused | IdPresented | AuthorizationResult
-    | RemoteStart | LockConfirmed | LockFailed | Unlocked | TransactionRejected
-    | EnergyLimitReached | StopRequested
-    | UnlockRequested | ConnectionTimedOut | FaultDetected | FaultCleared | AvailabilityChanged
+    Plugged
+    | Unplugged
+    | EvRequestsPower
+    | EvPaused
+    | IdPresented
+    | AuthorizationResult
+    | RemoteStart
+    | LockConfirmed
+    | LockFailed
+    | Unlocked
+    | TransactionRejected
+    | EnergyLimitReached
+    | StopRequested
+    | UnlockRequested
+    | ConnectionTimedOut
+    | FaultDetected
+    | FaultCleared
+    | AvailabilityChanged
 )
 
 
@@ -209,8 +223,18 @@ class Feedback:
 
 
 Command = (
-    SendAuthorize | Lock | Unlock | OfferPower | StopPower | CloseContactor | OpenContactor
-    | BeginTransaction | EndTransaction | StartConnectionTimer | CancelConnectionTimer | Feedback
+    SendAuthorize
+    | Lock
+    | Unlock
+    | OfferPower
+    | StopPower
+    | CloseContactor
+    | OpenContactor
+    | BeginTransaction
+    | EndTransaction
+    | StartConnectionTimer
+    | CancelConnectionTimer
+    | Feedback
 )
 
 
@@ -285,21 +309,26 @@ class Transition:
 
 def on(event: type[E], handler: Handler[E], *targets: ConnectorStatus) -> Transition:
     """A row: ``handler`` is typed with the event class it serves (mypy checks the pair)."""
+
     def fire(c: ConnectorState, e: Event, p: Policy) -> Result:
         if not isinstance(e, event):
             raise TypeError(f"{handler.__name__} serves {event.__name__}, not {type(e).__name__}")
         return handler(c, e, p)
+
     return Transition(event, handler.__name__, frozenset(targets), fire)
 
 
 class UndeclaredTransition(Exception):
     """A handler led somewhere its row does not declare: the table and the code disagree."""
 
-    def __init__(self, status: ConnectorStatus, event: Event, result: ConnectorStatus,
-                 row: Transition) -> None:
+    def __init__(
+        self, status: ConnectorStatus, event: Event, result: ConnectorStatus, row: Transition
+    ) -> None:
         declared = ", ".join(sorted(t.value for t in row.targets))
-        super().__init__(f"{status.value} --{type(event).__name__}--> {result.value} is not "
-                         f"declared ({row.handler} may lead to: {declared})")
+        super().__init__(
+            f"{status.value} --{type(event).__name__}--> {result.value} is not "
+            f"declared ({row.handler} may lead to: {declared})"
+        )
         self.status, self.event, self.result = status, event, result
 
 

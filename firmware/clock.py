@@ -76,8 +76,13 @@ def from_ocpp(text: object) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-async def sleep_until(deadline: float | None, keys: Watched, names: Iterable[str], *,
-                      wake: asyncio.Event | None = None) -> bool:
+async def sleep_until(
+    deadline: float | None,
+    keys: Watched,
+    names: Iterable[str],
+    *,
+    wake: asyncio.Event | None = None,
+) -> bool:
     """Sleep until ``deadline`` (a ``now()`` value; None: no deadline) or until one of the
     configuration keys ``names`` takes a new value or ``wake`` is set, whichever comes first.
 
@@ -94,8 +99,7 @@ async def sleep_until(deadline: float | None, keys: Watched, names: Iterable[str
         waits.append(asyncio.ensure_future(wake.wait()))
     try:
         timeout = None if deadline is None else max(0.0, deadline - loop.time())
-        done, _ = await asyncio.wait(waits, timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         return not done
     finally:
         stop_watching()

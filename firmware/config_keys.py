@@ -95,30 +95,62 @@ class K:
     @classmethod
     def all(cls) -> list[Key[Any]]:
         return [v for v in vars(cls).values() if isinstance(v, Key)]
+
+
 # --------------------------------------------------------------------------------------------------
 # Declarations
 
-MEASURANDS = frozenset({
-    "Current.Export", "Current.Import", "Current.Offered", "Energy.Active.Export.Register",
-    "Energy.Active.Import.Register", "Energy.Reactive.Export.Register",
-    "Energy.Reactive.Import.Register", "Energy.Active.Export.Interval",
-    "Energy.Active.Import.Interval", "Energy.Reactive.Export.Interval",
-    "Energy.Reactive.Import.Interval", "Frequency", "Power.Active.Export", "Power.Active.Import",
-    "Power.Factor", "Power.Offered", "Power.Reactive.Export", "Power.Reactive.Import", "RPM", "SoC",
-    "Temperature", "Voltage",
-})
+MEASURANDS = frozenset(
+    {
+        "Current.Export",
+        "Current.Import",
+        "Current.Offered",
+        "Energy.Active.Export.Register",
+        "Energy.Active.Import.Register",
+        "Energy.Reactive.Export.Register",
+        "Energy.Reactive.Import.Register",
+        "Energy.Active.Export.Interval",
+        "Energy.Active.Import.Interval",
+        "Energy.Reactive.Export.Interval",
+        "Energy.Reactive.Import.Interval",
+        "Frequency",
+        "Power.Active.Export",
+        "Power.Active.Import",
+        "Power.Factor",
+        "Power.Offered",
+        "Power.Reactive.Export",
+        "Power.Reactive.Import",
+        "RPM",
+        "SoC",
+        "Temperature",
+        "Voltage",
+    }
+)
 
 MEASURAND_LIST_MAX = 10
 _ENERGY = ("Energy.Active.Import.Register",)
-MEASURAND_KEYS = (K.MeterValuesAlignedData, K.MeterValuesSampledData, K.StopTxnAlignedData,
-                  K.StopTxnSampledData)
-FEATURE_PROFILES = frozenset({"Core", "FirmwareManagement", "LocalAuthListManagement",
-                              "Reservation", "SmartCharging", "RemoteTrigger"})
+MEASURAND_KEYS = (
+    K.MeterValuesAlignedData,
+    K.MeterValuesSampledData,
+    K.StopTxnAlignedData,
+    K.StopTxnSampledData,
+)
+FEATURE_PROFILES = frozenset(
+    {
+        "Core",
+        "FirmwareManagement",
+        "LocalAuthListManagement",
+        "Reservation",
+        "SmartCharging",
+        "RemoteTrigger",
+    }
+)
 
 
 def measurands_validator(servable: frozenset[str] | None) -> Validator:
     """Every item must be an OCPP measurand (optionally with a phase) that the configured meter
     can serve; ``servable`` None: any OCPP measurand."""
+
     def check(value: Value) -> str | None:
         assert isinstance(value, tuple)
         for item in value:
@@ -129,119 +161,287 @@ def measurands_validator(servable: frozenset[str] | None) -> Validator:
                 what = f"phase {phase} of {base}" if phase else base
                 return f"the configured meter cannot measure {what}"
         return None
+
     return check
 
 
 def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
     BOOL, INT, CSL = KeyType.BOOLEAN, KeyType.INTEGER, KeyType.CSL
     seconds: dict[str, Any] = dict(minimum=0, maximum=2_147_483_647, unit="s")
-    measurands: dict[str, Any] = dict(max_items=MEASURAND_LIST_MAX, validator=measurands_validator(None))
+    measurands: dict[str, Any] = dict(
+        max_items=MEASURAND_LIST_MAX, validator=measurands_validator(None)
+    )
     return [
-        KeyDefinition(K.AllowOfflineTxForUnknownId, BOOL, False,
-                      description="Offline, start a transaction for an unknown idTag.",
-                      effect="next authorization while offline"),
-        KeyDefinition(K.AuthorizationCacheEnabled, BOOL, False,
-                      description="Remember idTagInfo from the central system for offline use.",
-                      effect="next authorization"),
-        KeyDefinition(K.AuthorizeRemoteTxRequests, BOOL, True,
-                      description="Authorize a RemoteStartTransaction idTag like a local one.",
-                      effect="next RemoteStartTransaction"),
-        KeyDefinition(K.ClockAlignedDataInterval, INT, 0, **seconds,
-                      description="Seconds between clock-aligned meter values (0: none).",
-                      effect="at once"),
-        KeyDefinition(K.ConnectionTimeOut, INT, 180, minimum=1, maximum=86_400, unit="s",
-                      description="Seconds from Preparing until an unused authorization lapses.",
-                      effect="at once: a running timer counts the new value from Preparing"),
-        KeyDefinition(K.ConnectorPhaseRotation, CSL,
-                      tuple(f"{n}.Unknown" for n in range(number_of_connectors + 1)),
-                      max_items=number_of_connectors + 1,
-                      validator=_phase_rotation(number_of_connectors),
-                      description="Phase rotation of each connector relative to the grid.",
-                      effect="reported only"),
-        KeyDefinition(K.ConnectorPhaseRotationMaxLength, INT, number_of_connectors + 1, Access.R,
-                      description="Most items in ConnectorPhaseRotation."),
-        KeyDefinition(K.GetConfigurationMaxKeys, INT, 100, Access.R,
-                      description="Most keys one GetConfiguration may ask for."),
-        KeyDefinition(K.HeartbeatInterval, INT, 86_400, **seconds,
-                      description="Seconds of silence after which a Heartbeat is sent.",
-                      effect="at once: counted from the charger's last message"),
-        KeyDefinition(K.LocalAuthorizeOffline, BOOL, True,
-                      description="Offline, start for idTags known locally (cache).",
-                      effect="next authorization while offline"),
-        KeyDefinition(K.LocalPreAuthorize, BOOL, False,
-                      description="Online, start for locally known idTags without waiting.",
-                      effect="next authorization"),
-        KeyDefinition(K.MeterValuesAlignedData, CSL, _ENERGY, **measurands,
-                      description="Measurands sent every ClockAlignedDataInterval.",
-                      effect="next clock-aligned sample"),
-        KeyDefinition(K.MeterValuesAlignedDataMaxLength, INT, MEASURAND_LIST_MAX, Access.R,
-                      description="Most items in MeterValuesAlignedData."),
-        KeyDefinition(K.MeterValuesSampledData, CSL, _ENERGY, **measurands,
-                      description="Measurands sent every MeterValueSampleInterval.",
-                      effect="next sample"),
-        KeyDefinition(K.MeterValuesSampledDataMaxLength, INT, MEASURAND_LIST_MAX, Access.R,
-                      description="Most items in MeterValuesSampledData."),
-        KeyDefinition(K.MeterValueSampleInterval, INT, 180, **seconds,
-                      description="Seconds between sampled meter values in a transaction "
-                                  "(0: none).",
-                      effect="at once: the schedule re-aligns to the new interval"),
-        KeyDefinition(K.MinimumStatusDuration, INT, 0, **seconds,
-                      description="Seconds a status must hold before it is reported.",
-                      effect="at once: a held status is decided again"),
-        KeyDefinition(K.NumberOfConnectors, INT, number_of_connectors, Access.R,
-                      description="Physical connectors of this charger."),
-        KeyDefinition(K.ResetRetries, INT, 3, minimum=0, maximum=100,
-                      description="Times a failed reset is retried. A reset here is a restart "
-                                  "of the daemon (by systemd, or in place without a service "
-                                  "manager), which has no failed attempt to retry: the value "
-                                  "is kept for the central system only.",
-                      effect="none (stored)"),
-        KeyDefinition(K.StopTransactionOnEVSideDisconnect, BOOL, True,
-                      description="Stop the transaction when the cable leaves the EV.",
-                      effect="next unplug"),
-        KeyDefinition(K.StopTransactionOnInvalidId, BOOL, True,
-                      description="Stop when StartTransaction.conf says the idTag is not valid.",
-                      effect="next StartTransaction.conf"),
-        KeyDefinition(K.StopTxnAlignedData, CSL, (), **measurands,
-                      description="Clock-aligned measurands put in StopTransaction.",
-                      effect="next transaction"),
-        KeyDefinition(K.StopTxnAlignedDataMaxLength, INT, MEASURAND_LIST_MAX, Access.R,
-                      description="Most items in StopTxnAlignedData."),
-        KeyDefinition(K.StopTxnSampledData, CSL, (), **measurands,
-                      description="Sampled measurands put in StopTransaction.",
-                      effect="next transaction"),
-        KeyDefinition(K.StopTxnSampledDataMaxLength, INT, MEASURAND_LIST_MAX, Access.R,
-                      description="Most items in StopTxnSampledData."),
-        KeyDefinition(K.SupportedFeatureProfiles, CSL, ("Core", "RemoteTrigger"), Access.R,
-                      allowed_items=FEATURE_PROFILES,
-                      description="Feature profiles this charger implements."),
-        KeyDefinition(K.TransactionMessageAttempts, INT, 3, minimum=1, maximum=100,
-                      description="Tries for a transaction message the central system refuses.",
-                      effect="next refusal"),
-        KeyDefinition(K.TransactionMessageRetryInterval, INT, 60, minimum=1, maximum=86_400,
-                      unit="s",
-                      description="Seconds before a refused transaction message is retried "
-                                  "(times the attempts so far).",
-                      effect="at once: a waiting retry counts the new value from its refusal"),
-        KeyDefinition(K.UnlockConnectorOnEVSideDisconnect, BOOL, not tethered,
-                      Access.R if tethered else Access.RW,
-                      description="Unlock the socket when the cable leaves the EV (read-only "
-                                  "false on a tethered cable).",
-                      effect="next unplug"),
-        KeyDefinition(K.WebSocketPingInterval, INT, 60, minimum=0, maximum=86_400, unit="s",
-                      description="Seconds between WebSocket pings (0: none); no Pong within "
-                                  "the interval ends the connection.",
-                      effect="at once, on the open connection"),
-        KeyDefinition(K.MaxEnergyOnInvalidId, INT, 0, minimum=0, maximum=1_000_000, unit="Wh",
-                      description="Energy still delivered after StartTransaction.conf "
-                                  "invalidates the idTag (with StopTransactionOnInvalidId "
-                                  "false).",
-                      effect="next invalidated idTag"),
-        KeyDefinition(K.MessageTimeout, INT, 30, minimum=1, maximum=3_600, unit="s",
-                      description="Seconds to wait for an answer to a request.",
-                      effect="next request (one already waiting keeps its timeout)"),
-        KeyDefinition(K.StopTransactionMaxMeterValues, INT, 100, Access.R,
-                      description="Most meter values in one StopTransaction."),
+        KeyDefinition(
+            K.AllowOfflineTxForUnknownId,
+            BOOL,
+            False,
+            description="Offline, start a transaction for an unknown idTag.",
+            effect="next authorization while offline",
+        ),
+        KeyDefinition(
+            K.AuthorizationCacheEnabled,
+            BOOL,
+            False,
+            description="Remember idTagInfo from the central system for offline use.",
+            effect="next authorization",
+        ),
+        KeyDefinition(
+            K.AuthorizeRemoteTxRequests,
+            BOOL,
+            True,
+            description="Authorize a RemoteStartTransaction idTag like a local one.",
+            effect="next RemoteStartTransaction",
+        ),
+        KeyDefinition(
+            K.ClockAlignedDataInterval,
+            INT,
+            0,
+            **seconds,
+            description="Seconds between clock-aligned meter values (0: none).",
+            effect="at once",
+        ),
+        KeyDefinition(
+            K.ConnectionTimeOut,
+            INT,
+            180,
+            minimum=1,
+            maximum=86_400,
+            unit="s",
+            description="Seconds from Preparing until an unused authorization lapses.",
+            effect="at once: a running timer counts the new value from Preparing",
+        ),
+        KeyDefinition(
+            K.ConnectorPhaseRotation,
+            CSL,
+            tuple(f"{n}.Unknown" for n in range(number_of_connectors + 1)),
+            max_items=number_of_connectors + 1,
+            validator=_phase_rotation(number_of_connectors),
+            description="Phase rotation of each connector relative to the grid.",
+            effect="reported only",
+        ),
+        KeyDefinition(
+            K.ConnectorPhaseRotationMaxLength,
+            INT,
+            number_of_connectors + 1,
+            Access.R,
+            description="Most items in ConnectorPhaseRotation.",
+        ),
+        KeyDefinition(
+            K.GetConfigurationMaxKeys,
+            INT,
+            100,
+            Access.R,
+            description="Most keys one GetConfiguration may ask for.",
+        ),
+        KeyDefinition(
+            K.HeartbeatInterval,
+            INT,
+            86_400,
+            **seconds,
+            description="Seconds of silence after which a Heartbeat is sent.",
+            effect="at once: counted from the charger's last message",
+        ),
+        KeyDefinition(
+            K.LocalAuthorizeOffline,
+            BOOL,
+            True,
+            description="Offline, start for idTags known locally (cache).",
+            effect="next authorization while offline",
+        ),
+        KeyDefinition(
+            K.LocalPreAuthorize,
+            BOOL,
+            False,
+            description="Online, start for locally known idTags without waiting.",
+            effect="next authorization",
+        ),
+        KeyDefinition(
+            K.MeterValuesAlignedData,
+            CSL,
+            _ENERGY,
+            **measurands,
+            description="Measurands sent every ClockAlignedDataInterval.",
+            effect="next clock-aligned sample",
+        ),
+        KeyDefinition(
+            K.MeterValuesAlignedDataMaxLength,
+            INT,
+            MEASURAND_LIST_MAX,
+            Access.R,
+            description="Most items in MeterValuesAlignedData.",
+        ),
+        KeyDefinition(
+            K.MeterValuesSampledData,
+            CSL,
+            _ENERGY,
+            **measurands,
+            description="Measurands sent every MeterValueSampleInterval.",
+            effect="next sample",
+        ),
+        KeyDefinition(
+            K.MeterValuesSampledDataMaxLength,
+            INT,
+            MEASURAND_LIST_MAX,
+            Access.R,
+            description="Most items in MeterValuesSampledData.",
+        ),
+        KeyDefinition(
+            K.MeterValueSampleInterval,
+            INT,
+            180,
+            **seconds,
+            description="Seconds between sampled meter values in a transaction (0: none).",
+            effect="at once: the schedule re-aligns to the new interval",
+        ),
+        KeyDefinition(
+            K.MinimumStatusDuration,
+            INT,
+            0,
+            **seconds,
+            description="Seconds a status must hold before it is reported.",
+            effect="at once: a held status is decided again",
+        ),
+        KeyDefinition(
+            K.NumberOfConnectors,
+            INT,
+            number_of_connectors,
+            Access.R,
+            description="Physical connectors of this charger.",
+        ),
+        KeyDefinition(
+            K.ResetRetries,
+            INT,
+            3,
+            minimum=0,
+            maximum=100,
+            description="Times a failed reset is retried. A reset here is a restart "
+            "of the daemon (by systemd, or in place without a service "
+            "manager), which has no failed attempt to retry: the value "
+            "is kept for the central system only.",
+            effect="none (stored)",
+        ),
+        KeyDefinition(
+            K.StopTransactionOnEVSideDisconnect,
+            BOOL,
+            True,
+            description="Stop the transaction when the cable leaves the EV.",
+            effect="next unplug",
+        ),
+        KeyDefinition(
+            K.StopTransactionOnInvalidId,
+            BOOL,
+            True,
+            description="Stop when StartTransaction.conf says the idTag is not valid.",
+            effect="next StartTransaction.conf",
+        ),
+        KeyDefinition(
+            K.StopTxnAlignedData,
+            CSL,
+            (),
+            **measurands,
+            description="Clock-aligned measurands put in StopTransaction.",
+            effect="next transaction",
+        ),
+        KeyDefinition(
+            K.StopTxnAlignedDataMaxLength,
+            INT,
+            MEASURAND_LIST_MAX,
+            Access.R,
+            description="Most items in StopTxnAlignedData.",
+        ),
+        KeyDefinition(
+            K.StopTxnSampledData,
+            CSL,
+            (),
+            **measurands,
+            description="Sampled measurands put in StopTransaction.",
+            effect="next transaction",
+        ),
+        KeyDefinition(
+            K.StopTxnSampledDataMaxLength,
+            INT,
+            MEASURAND_LIST_MAX,
+            Access.R,
+            description="Most items in StopTxnSampledData.",
+        ),
+        KeyDefinition(
+            K.SupportedFeatureProfiles,
+            CSL,
+            ("Core", "RemoteTrigger"),
+            Access.R,
+            allowed_items=FEATURE_PROFILES,
+            description="Feature profiles this charger implements.",
+        ),
+        KeyDefinition(
+            K.TransactionMessageAttempts,
+            INT,
+            3,
+            minimum=1,
+            maximum=100,
+            description="Tries for a transaction message the central system refuses.",
+            effect="next refusal",
+        ),
+        KeyDefinition(
+            K.TransactionMessageRetryInterval,
+            INT,
+            60,
+            minimum=1,
+            maximum=86_400,
+            unit="s",
+            description="Seconds before a refused transaction message is retried "
+            "(times the attempts so far).",
+            effect="at once: a waiting retry counts the new value from its refusal",
+        ),
+        KeyDefinition(
+            K.UnlockConnectorOnEVSideDisconnect,
+            BOOL,
+            not tethered,
+            Access.R if tethered else Access.RW,
+            description="Unlock the socket when the cable leaves the EV (read-only "
+            "false on a tethered cable).",
+            effect="next unplug",
+        ),
+        KeyDefinition(
+            K.WebSocketPingInterval,
+            INT,
+            60,
+            minimum=0,
+            maximum=86_400,
+            unit="s",
+            description="Seconds between WebSocket pings (0: none); no Pong within "
+            "the interval ends the connection.",
+            effect="at once, on the open connection",
+        ),
+        KeyDefinition(
+            K.MaxEnergyOnInvalidId,
+            INT,
+            0,
+            minimum=0,
+            maximum=1_000_000,
+            unit="Wh",
+            description="Energy still delivered after StartTransaction.conf "
+            "invalidates the idTag (with StopTransactionOnInvalidId "
+            "false).",
+            effect="next invalidated idTag",
+        ),
+        KeyDefinition(
+            K.MessageTimeout,
+            INT,
+            30,
+            minimum=1,
+            maximum=3_600,
+            unit="s",
+            description="Seconds to wait for an answer to a request.",
+            effect="next request (one already waiting keeps its timeout)",
+        ),
+        KeyDefinition(
+            K.StopTransactionMaxMeterValues,
+            INT,
+            100,
+            Access.R,
+            description="Most meter values in one StopTransaction.",
+        ),
     ]
 
 
@@ -257,6 +457,7 @@ def _phase_rotation(number_of_connectors: int) -> Validator:
             if rotation not in rotations:
                 return f"{item}: rotation must be one of {', '.join(sorted(rotations))}"
         return None
+
     return check
 
 
@@ -275,82 +476,179 @@ CERTIFICATE_CHAIN_MAX = 10_000
 def security_keys() -> list[KeyDefinition]:
     """OCPP 1.6 Security Whitepaper keys (profiles 0-3, certificates); see docs/security.md."""
     return [
-        KeyDefinition(K.SecurityProfile, KeyType.INTEGER, 0, minimum=0, maximum=3,
-                      profile="Security",
-                      description="Security profile in use (0 none, 1 Basic auth, 2 TLS + "
-                                  "Basic auth, 3 TLS client certificate); can only be raised, "
-                                  "falls back to the previous one if the new one cannot connect.",
-                      effect="reconnects with the new profile"),
-        KeyDefinition(K.AuthorizationKey, KeyType.STRING, "", Access.W, profile="Security",
-                      min_length=16, max_length=40, validator=_hex_key,
-                      description="HTTP Basic password as 16-40 hex digits (8-20 bytes; the "
-                                  "bytes are the password); write-only.",
-                      effect="reconnects with the new password"),
-        KeyDefinition(K.CpoName, KeyType.STRING, "", profile="Security", max_length=64,
-                      description="CPO name put in the charger certificate's O field.",
-                      effect="next certificate signing request"),
-        KeyDefinition(K.CertificateStoreMaxLength, KeyType.INTEGER, CERTIFICATE_STORE_MAX,
-                      Access.R, profile="Security",
-                      description="Most root certificates (of both kinds) installed at once."),
-        KeyDefinition(K.CertificateSignedMaxChainSize, KeyType.INTEGER, CERTIFICATE_CHAIN_MAX,
-                      Access.R, profile="Security",
-                      description="Most characters of a CertificateSigned certificateChain."),
-        KeyDefinition(K.AdditionalRootCertificateCheck, KeyType.BOOLEAN, False, Access.R,
-                      profile="Security",
-                      description="Not implemented: any valid root may be added (no "
-                                  "signed-by-the-old-root rule)."),
+        KeyDefinition(
+            K.SecurityProfile,
+            KeyType.INTEGER,
+            0,
+            minimum=0,
+            maximum=3,
+            profile="Security",
+            description="Security profile in use (0 none, 1 Basic auth, 2 TLS + "
+            "Basic auth, 3 TLS client certificate); can only be raised, "
+            "falls back to the previous one if the new one cannot connect.",
+            effect="reconnects with the new profile",
+        ),
+        KeyDefinition(
+            K.AuthorizationKey,
+            KeyType.STRING,
+            "",
+            Access.W,
+            profile="Security",
+            min_length=16,
+            max_length=40,
+            validator=_hex_key,
+            description="HTTP Basic password as 16-40 hex digits (8-20 bytes; the "
+            "bytes are the password); write-only.",
+            effect="reconnects with the new password",
+        ),
+        KeyDefinition(
+            K.CpoName,
+            KeyType.STRING,
+            "",
+            profile="Security",
+            max_length=64,
+            description="CPO name put in the charger certificate's O field.",
+            effect="next certificate signing request",
+        ),
+        KeyDefinition(
+            K.CertificateStoreMaxLength,
+            KeyType.INTEGER,
+            CERTIFICATE_STORE_MAX,
+            Access.R,
+            profile="Security",
+            description="Most root certificates (of both kinds) installed at once.",
+        ),
+        KeyDefinition(
+            K.CertificateSignedMaxChainSize,
+            KeyType.INTEGER,
+            CERTIFICATE_CHAIN_MAX,
+            Access.R,
+            profile="Security",
+            description="Most characters of a CertificateSigned certificateChain.",
+        ),
+        KeyDefinition(
+            K.AdditionalRootCertificateCheck,
+            KeyType.BOOLEAN,
+            False,
+            Access.R,
+            profile="Security",
+            description="Not implemented: any valid root may be added (no "
+            "signed-by-the-old-root rule).",
+        ),
     ]
 
 
-def hardware_keys(*, has_indicator: bool, has_buzzer: bool, has_display: bool,
-                  socket_outlet: bool, max_current_a: int) -> list[KeyDefinition]:
+def hardware_keys(
+    *,
+    has_indicator: bool,
+    has_buzzer: bool,
+    has_display: bool,
+    socket_outlet: bool,
+    max_current_a: int,
+) -> list[KeyDefinition]:
     """Keys that exist because the hardware does; each changes the device at once."""
     keys: list[KeyDefinition] = []
     hw: dict[str, Any] = dict(owner=Owner.HARDWARE, profile="Vendor")
     if has_indicator:
-        keys.append(KeyDefinition(K.LightIntensity, KeyType.INTEGER, 100, minimum=0,
-                                  maximum=100, unit="%", owner=Owner.HARDWARE,
-                                  description="Status light brightness.",
-                                  effect="the light changes at once"))
+        keys.append(
+            KeyDefinition(
+                K.LightIntensity,
+                KeyType.INTEGER,
+                100,
+                minimum=0,
+                maximum=100,
+                unit="%",
+                owner=Owner.HARDWARE,
+                description="Status light brightness.",
+                effect="the light changes at once",
+            )
+        )
     if has_buzzer:
         keys += [
-            KeyDefinition(K.BuzzerEnabled, KeyType.BOOLEAN, True, **hw,
-                          description="Beep on card reads, results and faults.",
-                          effect="at once"),
-            KeyDefinition(K.BuzzerVolume, KeyType.INTEGER, 60, minimum=0,
-                          maximum=100, unit="%", **hw, description="Beep loudness.",
-                          effect="at once"),
+            KeyDefinition(
+                K.BuzzerEnabled,
+                KeyType.BOOLEAN,
+                True,
+                **hw,
+                description="Beep on card reads, results and faults.",
+                effect="at once",
+            ),
+            KeyDefinition(
+                K.BuzzerVolume,
+                KeyType.INTEGER,
+                60,
+                minimum=0,
+                maximum=100,
+                unit="%",
+                **hw,
+                description="Beep loudness.",
+                effect="at once",
+            ),
         ]
     if has_display:
-        keys.append(KeyDefinition(K.DisplayBrightness, KeyType.INTEGER, 80,
-                                  minimum=0, maximum=100, unit="%", **hw,
-                                  description="Display backlight brightness.",
-                                  effect="at once"))
-    keys.append(KeyDefinition(K.MaxInstallationCurrent, KeyType.INTEGER,
-                              max_current_a, minimum=6, maximum=max_current_a, unit="A", **hw,
-                              description="Current the installation allows per phase; the "
-                                          "charger offers at most this.",
-                              effect="the pilot's offer changes at once"))
+        keys.append(
+            KeyDefinition(
+                K.DisplayBrightness,
+                KeyType.INTEGER,
+                80,
+                minimum=0,
+                maximum=100,
+                unit="%",
+                **hw,
+                description="Display backlight brightness.",
+                effect="at once",
+            )
+        )
+    keys.append(
+        KeyDefinition(
+            K.MaxInstallationCurrent,
+            KeyType.INTEGER,
+            max_current_a,
+            minimum=6,
+            maximum=max_current_a,
+            unit="A",
+            **hw,
+            description="Current the installation allows per phase; the "
+            "charger offers at most this.",
+            effect="the pilot's offer changes at once",
+        )
+    )
     if socket_outlet:
-        keys.append(KeyDefinition(K.PermanentCableLock, KeyType.BOOLEAN, False,
-                                  **hw,
-                                  description="Keep the socket locked at all times (a cable "
-                                              "that lives in the socket).",
-                                  effect="locks (or releases) at once when idle"))
+        keys.append(
+            KeyDefinition(
+                K.PermanentCableLock,
+                KeyType.BOOLEAN,
+                False,
+                **hw,
+                description="Keep the socket locked at all times (a cable "
+                "that lives in the socket).",
+                effect="locks (or releases) at once when idle",
+            )
+        )
     return keys
 
 
-def build_registry(*, number_of_connectors: int = 1, tethered: bool = False,
-                   has_indicator: bool = True, has_buzzer: bool = True,
-                   has_display: bool = False, max_current_a: int = 16) -> KeyRegistry:
+def build_registry(
+    *,
+    number_of_connectors: int = 1,
+    tethered: bool = False,
+    has_indicator: bool = True,
+    has_buzzer: bool = True,
+    has_display: bool = False,
+    max_current_a: int = 16,
+) -> KeyRegistry:
     registry = KeyRegistry()
     for d in core_keys(number_of_connectors, tethered):
         registry.declare(d)
     for d in security_keys():
         registry.declare(d)
-    for d in hardware_keys(has_indicator=has_indicator, has_buzzer=has_buzzer,
-                           has_display=has_display, socket_outlet=not tethered,
-                           max_current_a=max_current_a):
+    for d in hardware_keys(
+        has_indicator=has_indicator,
+        has_buzzer=has_buzzer,
+        has_display=has_display,
+        socket_outlet=not tethered,
+        max_current_a=max_current_a,
+    ):
         registry.declare(d)
     return registry
 
@@ -359,7 +657,29 @@ def default_registry(number_of_connectors: int = 1, tethered: bool = False) -> K
     return build_registry(number_of_connectors=number_of_connectors, tethered=tethered)
 
 
-__all__ = ["Access", "ChangeResult", "ChangeStatus", "K", "Key", "KeyDefinition", "KeyRegistry",
-           "KeyStore", "KeyType", "KeyValueError", "Owner", "Source", "StoreUnusable", "Validator",
-           "Value", "bool_key", "build_registry", "csl_key", "default_registry", "format_value",
-           "int_key", "measurands_validator", "parse_value", "str_key"]
+__all__ = [
+    "Access",
+    "ChangeResult",
+    "ChangeStatus",
+    "K",
+    "Key",
+    "KeyDefinition",
+    "KeyRegistry",
+    "KeyStore",
+    "KeyType",
+    "KeyValueError",
+    "Owner",
+    "Source",
+    "StoreUnusable",
+    "Validator",
+    "Value",
+    "bool_key",
+    "build_registry",
+    "csl_key",
+    "default_registry",
+    "format_value",
+    "int_key",
+    "measurands_validator",
+    "parse_value",
+    "str_key",
+]

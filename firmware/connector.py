@@ -39,11 +39,18 @@ PILOT_POLL_S = 0.2
 
 
 class ConnectorController:
-    def __init__(self, devices: ConnectorDevices, link: CentralSystemLink, keys: KeyRegistry,
-                 authorize: Callable[[str], Awaitable[IdTagInfo]], *,
-                 feedback: Callable[[int, str], None] | None = None,
-                 on_status: Callable[[int, ConnectorStatus], None] | None = None,
-                 meter_poll_s: float = 1.0, installation_limit_a: float | None = None) -> None:
+    def __init__(
+        self,
+        devices: ConnectorDevices,
+        link: CentralSystemLink,
+        keys: KeyRegistry,
+        authorize: Callable[[str], Awaitable[IdTagInfo]],
+        *,
+        feedback: Callable[[int, str], None] | None = None,
+        on_status: Callable[[int, ConnectorStatus], None] | None = None,
+        meter_poll_s: float = 1.0,
+        installation_limit_a: float | None = None,
+    ) -> None:
         self.id = devices.connector_id
         self.devices = devices
         self.link = link
@@ -58,9 +65,9 @@ class ConnectorController:
         self._stepped = asyncio.Condition()  # notified after every handled event (wait_until)
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.Task[None] | None = None  # ConnectionTimeOut
-        self.transaction_meter = TransactionMeter(devices.connector_id, link, keys,
-                                                  lambda: self.last_reading,
-                                                  lambda: self._offered_a)
+        self.transaction_meter = TransactionMeter(
+            devices.connector_id, link, keys, lambda: self.last_reading, lambda: self._offered_a
+        )
         self._pilot: PilotReading | None = None
         self._debounce = pilot.Debounce()
         self._offered_a = 0.0
@@ -87,6 +94,7 @@ class ConnectorController:
     async def wait_unlocked(self, timeout: float) -> bool:
         """True once the transaction is over and the lock released; False when the lock
         failed or ``timeout`` passed."""
+
         def over() -> bool:
             s = self.state
             return not (s.in_transaction or s.locked or s.locking) or self._lock_failed()
@@ -181,9 +189,14 @@ class ConnectorController:
         before = self.state
         self.state, commands = m.step(self.state, event, self.policy())
         if commands or before.status is not self.state.status:
-            log.debug("connector %d: %s: %s -> %s %s", self.id, type(event).__name__,
-                      before.status.value, self.state.status.value,
-                      [type(c).__name__ for c in commands])
+            log.debug(
+                "connector %d: %s: %s -> %s %s",
+                self.id,
+                type(event).__name__,
+                before.status.value,
+                self.state.status.value,
+                [type(c).__name__ for c in commands],
+            )
         for command in commands:
             await self._execute(command)
         if report:
@@ -243,7 +256,8 @@ class ConnectorController:
             case m.StartConnectionTimer():
                 self._cancel_timer()
                 self._timer = asyncio.get_running_loop().create_task(
-                    self._connection_timer(clock.now()), name=f"connector{self.id}-timeout")
+                    self._connection_timer(clock.now()), name=f"connector{self.id}-timeout"
+                )
             case m.CancelConnectionTimer():
                 self._cancel_timer()
             case m.Feedback(kind=kind):
@@ -266,8 +280,9 @@ class ConnectorController:
         """ConnectionTimeOut seconds from ``started`` (Preparing began); a changed value
         re-arms the running timer from that same start (a new value already past fires at
         once)."""
-        while not await clock.sleep_until(started + self.keys[K.ConnectionTimeOut],
-                                          self.keys, (K.ConnectionTimeOut,)):
+        while not await clock.sleep_until(
+            started + self.keys[K.ConnectionTimeOut], self.keys, (K.ConnectionTimeOut,)
+        ):
             pass
         self._timer = None
         self.post(m.ConnectionTimedOut())
@@ -322,8 +337,9 @@ class ConnectorController:
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("connector %d: task %s failed", self.id, task.get_name(),
-                      exc_info=task.exception())
+            log.error(
+                "connector %d: task %s failed", self.id, task.get_name(), exc_info=task.exception()
+            )
 
     async def _pilot_loop(self) -> None:
         pilot_failed = False
@@ -359,9 +375,14 @@ class ConnectorController:
             if code not in {f.code for f in self.state.faults}:
                 what = "welded" if status.welded else "did not close"
                 log.error("connector %d: contactor %s", self.id, what)
-                self.post(m.FaultDetected(ConnectorError(code, "WELD" if status.welded else
-                                                         "NOCLOSE", f"contactor {what}"),
-                                          latched=True))
+                self.post(
+                    m.FaultDetected(
+                        ConnectorError(
+                            code, "WELD" if status.welded else "NOCLOSE", f"contactor {what}"
+                        ),
+                        latched=True,
+                    )
+                )
 
     def _watch_invalid_id_energy(self) -> None:
         """MaxEnergyOnInvalidId: the energy since the idTag was invalidated, over the rest of
@@ -385,31 +406,49 @@ class ConnectorController:
             if reading.health is MeterHealth.OK:
                 # A register never goes backwards (a meter swap or a glitch must not undo energy).
                 prev = self.last_reading
-                if (prev and prev.energy_import_wh is not None
-                        and reading.energy_import_wh is not None
-                        and reading.energy_import_wh < prev.energy_import_wh):
-                    log.warning("connector %d: meter energy went backwards (%s -> %s Wh); "
-                                "ignoring the reading", self.id, prev.energy_import_wh,
-                                reading.energy_import_wh)
+                if (
+                    prev
+                    and prev.energy_import_wh is not None
+                    and reading.energy_import_wh is not None
+                    and reading.energy_import_wh < prev.energy_import_wh
+                ):
+                    log.warning(
+                        "connector %d: meter energy went backwards (%s -> %s Wh); "
+                        "ignoring the reading",
+                        self.id,
+                        prev.energy_import_wh,
+                        reading.energy_import_wh,
+                    )
                 else:
                     self.last_reading = reading
             if reading.health is not health:
                 if reading.health is MeterHealth.UNAVAILABLE:
-                    self.post(m.FaultDetected(ConnectorError(
-                        ChargePointErrorCode.POWER_METER_FAILURE, "METER",
-                        "energy meter not answering")))
+                    self.post(
+                        m.FaultDetected(
+                            ConnectorError(
+                                ChargePointErrorCode.POWER_METER_FAILURE,
+                                "METER",
+                                "energy meter not answering",
+                            )
+                        )
+                    )
                 elif health is MeterHealth.UNAVAILABLE:
                     self.post(m.FaultCleared(ChargePointErrorCode.POWER_METER_FAILURE))
                 health = reading.health
             await asyncio.sleep(self.meter_poll_s)
 
 
-def _fault_of(exc: HardwareError, *, latched: bool = False,
-              code: ChargePointErrorCode | None = None) -> m.FaultDetected:
+def _fault_of(
+    exc: HardwareError, *, latched: bool = False, code: ChargePointErrorCode | None = None
+) -> m.FaultDetected:
     """The machine's event for a hardware error: its OCPP errorCode (``code``, else the one
     its fault maps to), vendorErrorCode, and info cut to OCPP's 50 characters."""
-    return m.FaultDetected(ConnectorError(code or ChargePointErrorCode.of(exc.fault),
-                                          exc.vendor_code, exc.detail[:50]), latched=latched)
+    return m.FaultDetected(
+        ConnectorError(
+            code or ChargePointErrorCode.of(exc.fault), exc.vendor_code, exc.detail[:50]
+        ),
+        latched=latched,
+    )
 
 
 class _ReOffer:

@@ -86,7 +86,8 @@ async def reset_after_outbox(running: Running, hard: bool) -> None:
     await asyncio.sleep(0.5)
     try:
         await running.charger.stop_transactions(
-            StopReason.HARD_RESET if hard else StopReason.SOFT_RESET, STOP_TRANSACTIONS_S)
+            StopReason.HARD_RESET if hard else StopReason.SOFT_RESET, STOP_TRANSACTIONS_S
+        )
     except Exception:  # noqa: BLE001 - the restart must happen all the same
         # Not silent: the journal still holds them, and the next start stops them (PowerLoss).
         log.exception("reset: stopping the running transactions failed")
@@ -122,8 +123,9 @@ def exit_or_restart(status: int) -> int:
     try:
         os.execv(sys.executable, argv)
     except OSError as exc:
-        print(f"chargepoint: cannot restart after the reset ({exc}); start it again",
-              file=sys.stderr)
+        print(
+            f"chargepoint: cannot restart after the reset ({exc}); start it again", file=sys.stderr
+        )
     return status
 
 
@@ -170,14 +172,14 @@ async def serve(running: Running) -> int:
     ready = status_line(running)
     systemd.notify("READY=1", f"STATUS={ready}")
     keepalive = asyncio.create_task(
-        systemd.keepalive(lambda: status_line(running), sent=ready), name="systemd-keepalive")
+        systemd.keepalive(lambda: status_line(running), sent=ready), name="systemd-keepalive"
+    )
     try:
         await running.stop.wait()
     finally:
         systemd.notify("STOPPING=1", "STATUS=stopping")
         keepalive.cancel()
-        if any(t.done() and not t.cancelled() and t.exception() is not None
-               for t in running.tasks):
+        if any(t.done() and not t.cancelled() and t.exception() is not None for t in running.tasks):
             running.crashed = True
         if not running.crashed and running.reset_requested is None:
             await _clean_stop(running)
@@ -191,8 +193,10 @@ async def serve(running: Running) -> int:
         log.critical("exiting after a crash (outputs were driven safe)")
         return 1
     if running.reset_requested is not None:
-        log.info("%s reset: controller stopped for the restart",
-                 "hard" if running.reset_requested else "soft")
+        log.info(
+            "%s reset: controller stopped for the restart",
+            "hard" if running.reset_requested else "soft",
+        )
         return RESET_EXIT
     return 0
 
@@ -212,16 +216,19 @@ async def _clean_stop(running: Running) -> None:
             await running.ocpp.transactions.wait_empty(DELIVER_ON_STOP_S)
 
 
-def _unhandled(running: Running, loop: asyncio.AbstractEventLoop,
-               context: dict[str, Any]) -> None:
+def _unhandled(running: Running, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """The loop's exception handler.  A callback of ours that raised (a safety or card event
     hopping onto the loop) may have left the state machines behind the hardware: drive the
     outputs safe at once and exit so that systemd restarts a clean daemon.  Transport errors
     and unretrieved task results are only logged: a network glitch must not restart a
     charger."""
     loop.default_exception_handler(context)
-    if (context.get("exception") is None or "handle" not in context
-            or "transport" in context or "protocol" in context):
+    if (
+        context.get("exception") is None
+        or "handle" not in context
+        or "transport" in context
+        or "protocol" in context
+    ):
         return
     log.critical("unhandled exception in an event-loop callback: outputs safe, shutting down")
     running.devices.safe_state()
@@ -238,11 +245,23 @@ def status_line(running: Running) -> str:
         connectors = running.charger.status()
     except Exception:  # noqa: BLE001 - a status line must never fail the caller
         return line
-    states = [f"{n}: {c['status']}" for n, c in connectors.items()
-              if isinstance(c, dict) and "status" in c]
+    states = [
+        f"{n}: {c['status']}"
+        for n, c in connectors.items()
+        if isinstance(c, dict) and "status" in c
+    ]
     return f"{line}; connector {', '.join(states)}" if states else line
 
 
-__all__ = ["DELIVER_ON_STOP_S", "RESET_EXIT", "STOP_TRANSACTIONS_S", "Running",
-           "exit_or_restart", "reset_after_outbox", "serve", "shutdown", "status_line",
-           "stop_on_crash"]
+__all__ = [
+    "DELIVER_ON_STOP_S",
+    "RESET_EXIT",
+    "STOP_TRANSACTIONS_S",
+    "Running",
+    "exit_or_restart",
+    "reset_after_outbox",
+    "serve",
+    "shutdown",
+    "status_line",
+    "stop_on_crash",
+]

@@ -28,6 +28,7 @@ from typing import Generic, Protocol, TypeVar, cast
 
 log = logging.getLogger(__name__)
 
+
 class KeyType(enum.Enum):
     BOOLEAN = "boolean"
     INTEGER = "integer"
@@ -209,8 +210,9 @@ def _from_file(d: KeyDefinition, raw: object) -> Value:
         raw = ",".join(str(i) for i in raw)
     if not isinstance(raw, str):
         kind = d.type.value
-        raise KeyValueError(f"{d.name}: {raw!r} is not {'an' if kind[0] in 'aeiou' else 'a'} "
-                            f"{kind}")
+        raise KeyValueError(
+            f"{d.name}: {raw!r} is not {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+        )
     return parse_value(d, raw)
 
 
@@ -274,8 +276,9 @@ class KeyRegistry:
         if folded in self.definitions:
             raise ValueError(f"configuration key {d.name} declared twice")
         if isinstance(d.name, Key) and d.name.type is not d.type:
-            raise ValueError(f"{d.name} is declared {_a(d.type)} key through "
-                             f"{_a(d.name.type)} handle")
+            raise ValueError(
+                f"{d.name} is declared {_a(d.type)} key through {_a(d.name.type)} handle"
+            )
         if d.validator is not None:
             problem = d.validator(d.default)
             if problem:
@@ -300,8 +303,10 @@ class KeyRegistry:
         ``chargepoint config set`` or the charger itself), until the returned function is
         called.  For waits that must end when their period or timeout changes
         (``firmware.clock.sleep_until``)."""
+
         def listener(_d: KeyDefinition, _v: Value) -> None:
             changed()
+
         lists = [self.listeners.setdefault(name.casefold(), []) for name in names]
         for listeners in lists:
             listeners.append(listener)
@@ -310,6 +315,7 @@ class KeyRegistry:
             for listeners in lists:
                 if listener in listeners:
                     listeners.remove(listener)
+
         return stop
 
     # ------------------------------------------------------------ reading
@@ -392,8 +398,12 @@ class KeyRegistry:
                 if problem:
                     raise KeyValueError(problem)
             except KeyValueError as exc:
-                log.warning("stored value of %s no longer valid (%s); using %s", d.name, exc,
-                            self.sources[d.name.casefold()].value)
+                log.warning(
+                    "stored value of %s no longer valid (%s); using %s",
+                    d.name,
+                    exc,
+                    self.sources[d.name.casefold()].value,
+                )
                 continue
             folded = d.name.casefold()
             if notify and d.reboot_required:
@@ -411,8 +421,7 @@ class KeyRegistry:
     # ------------------------------------------------------------ changing
 
     def _validate(self, d: KeyDefinition, value: Value) -> str | None:
-        checks = ([d.validator] if d.validator else []) + self.validators.get(d.name.casefold(),
-                                                                              [])
+        checks = ([d.validator] if d.validator else []) + self.validators.get(d.name.casefold(), [])
         for check in checks:
             problem = check(value)
             if problem:
@@ -435,8 +444,7 @@ class KeyRegistry:
             return ChangeResult(ChangeStatus.REJECTED, problem)
         return d, value
 
-    def change(self, name: str, text: str, source: Source = Source.CENTRAL_SYSTEM
-               ) -> ChangeResult:
+    def change(self, name: str, text: str, source: Source = Source.CENTRAL_SYSTEM) -> ChangeResult:
         """ChangeConfiguration semantics.  Nothing changes unless the result is Accepted or
         RebootRequired; the store is written before the value takes effect, so a value in
         force is always one that survives a restart."""
@@ -448,8 +456,9 @@ class KeyRegistry:
         if value == self.pending.get(folded, self.values[folded]):
             # Operators re-apply their values at every boot: that must cost no storage write
             # (SD cards wear out).
-            return ChangeResult(ChangeStatus.REBOOT_REQUIRED if folded in self.pending
-                                else ChangeStatus.ACCEPTED)
+            return ChangeResult(
+                ChangeStatus.REBOOT_REQUIRED if folded in self.pending else ChangeStatus.ACCEPTED
+            )
         if self.store is not None:
             self.store.save(d.name, format_value(value), source)
             self._store_version = self.store.data_version()
@@ -493,7 +502,25 @@ class KeyRegistry:
                 log.exception("applying %s failed", d.name)
 
 
-__all__ = ["Access", "ChangeResult", "ChangeStatus", "Key", "KeyDefinition",
-           "KeyRegistry", "KeyType", "KeyValueError", "Listener", "Owner", "Source",
-           "ValueStore", "Validator", "Value", "bool_key", "csl_key", "format_value",
-           "int_key", "parse_value", "str_key"]
+__all__ = [
+    "Access",
+    "ChangeResult",
+    "ChangeStatus",
+    "Key",
+    "KeyDefinition",
+    "KeyRegistry",
+    "KeyType",
+    "KeyValueError",
+    "Listener",
+    "Owner",
+    "Source",
+    "ValueStore",
+    "Validator",
+    "Value",
+    "bool_key",
+    "csl_key",
+    "format_value",
+    "int_key",
+    "parse_value",
+    "str_key",
+]

@@ -40,15 +40,20 @@ class KeyStore:
         return cls(open_store(state_dir / cls.FILE, CONFIG_MIGRATIONS))
 
     def rows(self) -> dict[str, tuple[str, Source]]:
-        return {key: (value, Source(source)) for key, value, source in
-                self._db.execute("SELECT key, value, source FROM config_value")}
+        return {
+            key: (value, Source(source))
+            for key, value, source in self._db.execute(
+                "SELECT key, value, source FROM config_value"
+            )
+        }
 
     def save(self, key: str, text: str, source: Source) -> None:
         self._db.execute(
             "INSERT INTO config_value (key, value, source, changed_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value=excluded.value, source=excluded.source, "
             "changed_at=excluded.changed_at",
-            (key, text, source.value, to_ocpp()))
+            (key, text, source.value, to_ocpp()),
+        )
 
     @property
     def writes(self) -> int:
@@ -62,7 +67,6 @@ class KeyStore:
 
     def close(self) -> None:
         self._db.close()
-
 
 
 __all__ = ["CONFIG_MIGRATIONS", "KeyStore", "StoreUnusable"]

@@ -36,8 +36,7 @@ PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 JOURNAL_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 # syslog priorities (sd-daemon(3)): what journald reads from a "<N>" line prefix.
-_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4),
-               (logging.INFO, 6))
+_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
 
 # Messages that end the runs of repeats of a whole family of loggers: once the connection is
 # back, the next failure anywhere in the OCPP edge (the session, the delivery routine, the
@@ -120,9 +119,13 @@ class RepeatFilter(logging.Filter):
 
     MAX_KINDS = 512
 
-    def __init__(self, window_s: float = REPEAT_WINDOW_S, burst: int = REPEAT_BURST,
-                 resets: Mapping[tuple[str, str], str] = DEFAULT_RESETS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        window_s: float = REPEAT_WINDOW_S,
+        burst: int = REPEAT_BURST,
+        resets: Mapping[tuple[str, str], str] = DEFAULT_RESETS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.window_s = window_s
         self.burst = burst
@@ -138,14 +141,20 @@ class RepeatFilter(logging.Filter):
         with self._lock:
             family = self.resets.get((record.name, str(record.msg)))
             if family is not None:
-                ended = [k for k in self._runs
-                         if k[0] == family or str(k[0]).startswith(family + ".")]
+                ended = [
+                    k for k in self._runs if k[0] == family or str(k[0]).startswith(family + ".")
+                ]
                 dropped = sum(self._runs.pop(k).suppressed for k in ended)
                 if dropped:
                     _append(record, f"[{dropped} repeated message(s) suppressed before this]")
                 return True
-            key = (record.name, record.levelno, str(record.msg), _arg_key(record.args),
-                   record.exc_info[0] if record.exc_info else None)
+            key = (
+                record.name,
+                record.levelno,
+                str(record.msg),
+                _arg_key(record.args),
+                record.exc_info[0] if record.exc_info else None,
+            )
             run = self._runs.get(key)
             if run is not None and now - run.since < self.window_s:
                 if run.passed < run.allowed:
@@ -155,8 +164,10 @@ class RepeatFilter(logging.Filter):
                 return False
             allowed = self.burst
             if run is not None and run.suppressed:
-                _append(record, f"[repeated {run.suppressed} more time(s) in the last "
-                                f"{now - run.since:.0f} s]")
+                _append(
+                    record,
+                    f"[repeated {run.suppressed} more time(s) in the last {now - run.since:.0f} s]",
+                )
                 allowed = 1  # still repeating: one line per window from now on
             if len(self._runs) >= self.MAX_KINDS:
                 self._forget(now)
@@ -175,8 +186,9 @@ def _append(record: logging.LogRecord, note: str) -> None:
     record.args = ()
 
 
-def configure(level: str, stream: IO[Any] | None = None, *,
-              journal: bool | None = None) -> logging.Handler:
+def configure(
+    level: str, stream: IO[Any] | None = None, *, journal: bool | None = None
+) -> logging.Handler:
     """The daemon's one log handler on the root logger (replacing one set up earlier by this
     function).  ``journal`` None: detect journald from ``$JOURNAL_STREAM``."""
     stream = sys.stderr if stream is None else stream
@@ -213,8 +225,11 @@ def _message_logger_off() -> None:
 def default_message_log() -> Path:
     """``$RUNTIME_DIRECTORY`` (systemd's RuntimeDirectory=, tmpfs) or /run/chargepoint when
     writable, else the user's runtime directory, else the temporary directory (bench)."""
-    candidates = [os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0],
-                  str(DEFAULT_RUNTIME_DIR), os.environ.get("XDG_RUNTIME_DIR", "")]
+    candidates = [
+        os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0],
+        str(DEFAULT_RUNTIME_DIR),
+        os.environ.get("XDG_RUNTIME_DIR", ""),
+    ]
     for directory in filter(None, candidates):
         if os.path.isdir(directory) and os.access(directory, os.W_OK | os.X_OK):
             return Path(directory) / MESSAGE_LOG_NAME
@@ -240,8 +255,9 @@ def on_ram(path: Path) -> bool | None:
     return kind in ("tmpfs", "ramfs") if best else None
 
 
-def attach_message_log(enabled: bool, path: str | Path | None = None, *,
-                       max_bytes: int = 1_048_576, backups: int = 1) -> Path | None:
+def attach_message_log(
+    enabled: bool, path: str | Path | None = None, *, max_bytes: int = 1_048_576, backups: int = 1
+) -> Path | None:
     """Switch the OCPP message log on (a rotating file; None path: ``default_message_log()``)
     or off.  Returns the file, or None when off or the file cannot be opened (logged: a
     diagnostic aid must not stop a charger)."""
@@ -252,7 +268,8 @@ def attach_message_log(enabled: bool, path: str | Path | None = None, *,
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.handlers.RotatingFileHandler(
-            target, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+            target, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
     except OSError as exc:
         log.error("OCPP message log %s cannot be opened (%s): not logging messages", target, exc)
         return None
@@ -263,8 +280,12 @@ def attach_message_log(enabled: bool, path: str | Path | None = None, *,
     messages.setLevel(logging.INFO)
     if on_ram(target) is False:
         log.warning("OCPP message log %s is not in RAM (tmpfs): it will wear the SD card", target)
-    log.info("OCPP message log: %s (rotated at %d bytes, %d old file(s) kept)",
-             target, max_bytes, backups)
+    log.info(
+        "OCPP message log: %s (rotated at %d bytes, %d old file(s) kept)",
+        target,
+        max_bytes,
+        backups,
+    )
     return target
 
 
@@ -288,8 +309,9 @@ class RedactSecrets(logging.Filter):
         if mentioned and record.exc_info:
             error = record.exc_info[1]
             record.exc_info = None
-            record.exc_text = (f"{type(error).__name__} (details withheld: the message "
-                               f"concerned AuthorizationKey)")
+            record.exc_text = (
+                f"{type(error).__name__} (details withheld: the message concerned AuthorizationKey)"
+            )
         return True
 
 
@@ -308,8 +330,12 @@ class HideWebsocketsSecrets(logging.Filter):
         # websockets logs a header as ("%s: %s", name, value).
         if isinstance(args, tuple) and len(args) == 2 and isinstance(args[1], str):
             record.args = (args[0], header_value(str(args[0]), args[1]))
-        if self.drop_data_frames and record.msg in ("< %s", "> %s") and \
-                isinstance(args, tuple) and args and \
-                str(args[0]).startswith(("TEXT", "BINARY", "CONT")):
+        if (
+            self.drop_data_frames
+            and record.msg in ("< %s", "> %s")
+            and isinstance(args, tuple)
+            and args
+            and str(args[0]).startswith(("TEXT", "BINARY", "CONT"))
+        ):
             return False
         return True

@@ -55,8 +55,11 @@ class DiagnosticsBuffer(logging.Handler):
     def text(self, oldest: datetime | None = None, latest: datetime | None = None) -> str:
         lo = oldest.timestamp() if oldest else None
         hi = latest.timestamp() if latest else None
-        return "".join(line + "\n" for created, line in list(self.lines)
-                       if (lo is None or created >= lo) and (hi is None or created <= hi))
+        return "".join(
+            line + "\n"
+            for created, line in list(self.lines)
+            if (lo is None or created >= lo) and (hi is None or created <= hi)
+        )
 
 
 def target(remote_location: str, filename: str) -> str:
@@ -107,8 +110,9 @@ def _http_put(url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float)
         url = without_credentials(url)
     request = urllib.request.Request(url, data=data, method="PUT", headers=headers)
     # No proxy from the environment: the location the central system named is where it goes.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                         urllib.request.HTTPSHandler(context=tls))
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls)
+    )
     with opener.open(request, timeout=timeout) as response:
         if not 200 <= response.status < 300:
             raise UploadError(f"{without_credentials(url)}: HTTP {response.status}")
@@ -119,8 +123,9 @@ def _ftp_store(url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float
 
     parts = urlsplit(url)
     secure = parts.scheme.lower() == "ftps"
-    ftp: ftplib.FTP = (ftplib.FTP_TLS(context=tls, timeout=timeout) if secure
-                       else ftplib.FTP(timeout=timeout))
+    ftp: ftplib.FTP = (
+        ftplib.FTP_TLS(context=tls, timeout=timeout) if secure else ftplib.FTP(timeout=timeout)
+    )
     try:
         ftp.connect(parts.hostname or "", parts.port or 21)
         ftp.login(unquote(parts.username or "anonymous"), unquote(parts.password or ""))

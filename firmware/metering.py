@@ -45,8 +45,9 @@ def _fmt(value: float, decimals: int) -> str:
     return f"{value:.{decimals}f}"
 
 
-def sampled_values(reading: MeterReading | None, measurands: Iterable[str], context: str,
-                   offered_a: float = 0.0) -> tuple[SampledValue, ...]:
+def sampled_values(
+    reading: MeterReading | None, measurands: Iterable[str], context: str, offered_a: float = 0.0
+) -> tuple[SampledValue, ...]:
     """One SampledValue per configured measurand (per phase for phase-resolved quantities),
     skipping values the meter does not have right now.  Energy in Wh, power W, current A,
     voltage V, frequency Hz (OCPP default units)."""

@@ -31,8 +31,14 @@ from firmware.charging_types import (
 from firmware.domain import ChargePointErrorCode, ConnectorError
 from hal.types import PilotState
 
-A, B, C, D, E, F = (PilotState.A, PilotState.B, PilotState.C, PilotState.D, PilotState.E,
-                    PilotState.F)
+A, B, C, D, E, F = (
+    PilotState.A,
+    PilotState.B,
+    PilotState.C,
+    PilotState.D,
+    PilotState.E,
+    PilotState.F,
+)
 
 # Readings in a row a change that could add power needs before it counts.
 DEBOUNCE_READS = 2
@@ -77,8 +83,9 @@ def read(debounce: Debounce, state: PilotState) -> tuple[Debounce, list[Event]]:
 def events(previous: PilotState, new: PilotState) -> list[Event]:
     """The state-machine events a settled change from ``previous`` to ``new`` means."""
     if new in FAULT_STATES:
-        error = ConnectorError(ChargePointErrorCode.EV_COMMUNICATION_ERROR, f"CP-{new.value}",
-                               FAULT_STATES[new])
+        error = ConnectorError(
+            ChargePointErrorCode.EV_COMMUNICATION_ERROR, f"CP-{new.value}", FAULT_STATES[new]
+        )
         return [FaultDetected(error)]
     out: list[Event] = []
     if previous in FAULT_STATES:

@@ -122,8 +122,14 @@ class VendorContext:
         if apply is not None:
             self.applies.append((definition.name, apply))
 
-    def key(self, handle: Key[V], default: V, *, apply: Callable[[V], None] | None = None,
-            **declaration: Any) -> Key[V]:
+    def key(
+        self,
+        handle: Key[V],
+        default: V,
+        *,
+        apply: Callable[[V], None] | None = None,
+        **declaration: Any,
+    ) -> Key[V]:
         """Declare a key through its typed handle and return the handle: the key's type comes
         from the handle (``int_key("Acme.RingBrightness")`` is an INTEGER key), ``apply`` gets
         the value as that type, and ``declaration`` is the rest of a ``KeyDefinition``
@@ -135,8 +141,10 @@ class VendorContext:
             assert typed is not None
             typed(cast(V, value))  # the registry validated it against the handle's type
 
-        self.declare(KeyDefinition(handle, handle.type, default, **declaration),
-                     apply=untyped if apply is not None else None)
+        self.declare(
+            KeyDefinition(handle, handle.type, default, **declaration),
+            apply=untyped if apply is not None else None,
+        )
         return handle
 
 
@@ -151,18 +159,27 @@ class LoadedPlugin:
     keys: tuple[str, ...]
 
 
-def load_plugins(registry: KeyRegistry, devices: VendorDevices | None,
-                 entry_points: Iterable[PluginEntryPoint] | None = None) -> list[LoadedPlugin]:
+def load_plugins(
+    registry: KeyRegistry,
+    devices: VendorDevices | None,
+    entry_points: Iterable[PluginEntryPoint] | None = None,
+) -> list[LoadedPlugin]:
     """Load every installed plug-in into ``registry``; wire ``apply`` callbacks when ``devices``
     is given.  Returns what was loaded; failures are logged and skipped."""
-    found = entry_points if entry_points is not None else metadata.entry_points(
-        group=ENTRY_POINT_GROUP)
+    found = (
+        entry_points if entry_points is not None else metadata.entry_points(group=ENTRY_POINT_GROUP)
+    )
     loaded: list[LoadedPlugin] = []
     for ep in sorted(found, key=lambda e: e.name):
         prefix = ep.name
         if not _PREFIX.fullmatch(prefix) or prefix == "PiCP":
-            log.error("plug-in %s (%s): the entry point name must be a vendor prefix of 2-20 "
-                      "letters/digits, not %r; skipped", ep.value, ENTRY_POINT_GROUP, prefix)
+            log.error(
+                "plug-in %s (%s): the entry point name must be a vendor prefix of 2-20 "
+                "letters/digits, not %r; skipped",
+                ep.value,
+                ENTRY_POINT_GROUP,
+                prefix,
+            )
             continue
         before = set(registry.definitions)
         ctx = VendorContext(prefix, registry, devices)
@@ -174,8 +191,7 @@ def load_plugins(registry: KeyRegistry, devices: VendorDevices | None,
                 _undeclare(registry, folded)
             log.error("plug-in %s (%s) failed and is skipped: %s", prefix, ep.value, exc)
             continue
-        added = tuple(registry.definitions[k].name for k in registry.definitions
-                      if k not in before)
+        added = tuple(registry.definitions[k].name for k in registry.definitions if k not in before)
         if devices is not None:
             for name, apply in ctx.applies:
                 registry.on_value(name, apply)
@@ -189,8 +205,12 @@ def load_plugins(registry: KeyRegistry, devices: VendorDevices | None,
 
 
 def _undeclare(registry: KeyRegistry, folded: str) -> None:
-    tables: tuple[dict[str, Any], ...] = (registry.definitions, registry.values,
-                                          registry.sources, registry.listeners,
-                                          registry.validators)
+    tables: tuple[dict[str, Any], ...] = (
+        registry.definitions,
+        registry.values,
+        registry.sources,
+        registry.listeners,
+        registry.validators,
+    )
     for table in tables:
         table.pop(folded, None)

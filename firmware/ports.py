@@ -42,26 +42,34 @@ class CentralSystemLink(Protocol):
     def online(self) -> bool:
         """Connected and registered: requests can be answered now."""
 
-    def status_changed(self, connector_id: int, status: ConnectorStatus,
-                       error: ConnectorError | None, info: str) -> None:
+    def status_changed(
+        self, connector_id: int, status: ConnectorStatus, error: ConnectorError | None, info: str
+    ) -> None:
         """Report a connector's (or connector 0's) status; sent now or when next connected."""
 
-    def start_transaction(self, connector_id: int, id_tag: str, meter_start_wh: int,
-                          timestamp: datetime) -> TransactionHandle:
+    def start_transaction(
+        self, connector_id: int, id_tag: str, meter_start_wh: int, timestamp: datetime
+    ) -> TransactionHandle:
         """Queue StartTransaction.req (transaction-related: never lost, sent in order)."""
 
-    def stop_transaction(self, handle: TransactionHandle, meter_stop_wh: int,
-                         timestamp: datetime, reason: StopReason, id_tag: str | None,
-                         transaction_data: list[MeterSample]) -> None: ...
+    def stop_transaction(
+        self,
+        handle: TransactionHandle,
+        meter_stop_wh: int,
+        timestamp: datetime,
+        reason: StopReason,
+        id_tag: str | None,
+        transaction_data: list[MeterSample],
+    ) -> None: ...
 
-    def meter_values(self, connector_id: int, handle: TransactionHandle | None,
-                     samples: list[MeterSample]) -> None: ...
+    def meter_values(
+        self, connector_id: int, handle: TransactionHandle | None, samples: list[MeterSample]
+    ) -> None: ...
 
     def checkpoint(self, handle: TransactionHandle, meter_wh: int, timestamp: datetime) -> None:
         """Persist a running transaction's meter value (for a stop after a power loss)."""
 
-    def on_transaction_info(self, callback: Callable[[TransactionHandle, IdTagInfo], None]
-                            ) -> None:
+    def on_transaction_info(self, callback: Callable[[TransactionHandle, IdTagInfo], None]) -> None:
         """``callback`` gets the idTagInfo of StartTransaction.conf for each transaction."""
 
     def on_id_tag_info(self, callback: Callable[[str, IdTagInfo], None]) -> None:

@@ -38,18 +38,23 @@ WRITE_ONLY_KEY = "AuthorizationKey"
 MIN_SECRET_LENGTH = 4
 
 PRIVATE_KEY_PEM = re.compile(
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S
+)
 # An object (JSON or a Python repr, possibly quoted inside a string) that names the key.
 _KEY_OBJECT = re.compile(r"\{[^{}]*" + WRITE_ONLY_KEY + r"[^{}]*\}", re.IGNORECASE)
 # "value": "...", 'value': '...', \"value\": \"...\" (a frame quoted in a string) or a bare
 # token.
-_KEY_VALUE = re.compile(r"""(\\?["']value\\?["']\s*:\s*)"""
-                        r"""(\\".*?\\"|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^,}\s\\]+)""")
+_KEY_VALUE = re.compile(
+    r"""(\\?["']value\\?["']\s*:\s*)"""
+    r"""(\\".*?\\"|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^,}\s\\]+)"""
+)
 # "Authorization: Basic dXNlcjpwYXNz" in free text (a header dump, a curl line, a dict repr).
 # The scheme is named, so that ordinary words ("authorization: str | None" in a traceback) stay.
-_HEADER_LINE = re.compile(r"""((?:proxy-)?authorization["']?\s*[:=]\s*["']?)"""
-                          r"""((?:Basic|Bearer|Digest|Negotiate|NTLM) +)[^\s"',}]+""",
-                          re.IGNORECASE)
+_HEADER_LINE = re.compile(
+    r"""((?:proxy-)?authorization["']?\s*[:=]\s*["']?)"""
+    r"""((?:Basic|Bearer|Digest|Negotiate|NTLM) +)[^\s"',}]+""",
+    re.IGNORECASE,
+)
 
 
 def without_credentials(url: str) -> str:
@@ -83,9 +88,11 @@ def names_authorization_key(text: str) -> bool:
 def redact_authorization_key(text: str) -> str:
     """In every object of ``text`` that names AuthorizationKey, the ``value`` replaced by
     ``"***"`` (``\\"***\\"`` inside a quoted frame), whatever the order of the fields."""
+
     def value(m: re.Match[str]) -> str:
         quote = '\\"' if m.group(2).startswith("\\") else '"'
         return f"{m.group(1)}{quote}{MASK}{quote}"
+
     return _KEY_OBJECT.sub(lambda m: _KEY_VALUE.sub(value, m.group(0)), text)
 
 
@@ -107,7 +114,18 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     return text
 
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "PRIVATE_KEY_PEM", "PRIVATE_KEY_REMOVED",
-           "SECRET_HEADERS", "WRITE_ONLY_KEY", "header_value", "names_authorization_key",
-           "redact_authorization_headers", "redact_authorization_key", "remove_private_keys",
-           "scrub", "without_credentials"]
+__all__ = [
+    "MASK",
+    "MIN_SECRET_LENGTH",
+    "PRIVATE_KEY_PEM",
+    "PRIVATE_KEY_REMOVED",
+    "SECRET_HEADERS",
+    "WRITE_ONLY_KEY",
+    "header_value",
+    "names_authorization_key",
+    "redact_authorization_headers",
+    "redact_authorization_key",
+    "remove_private_keys",
+    "scrub",
+    "without_credentials",
+]

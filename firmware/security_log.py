@@ -45,13 +45,23 @@ EVENTS: dict[str, bool] = {
 # The events that say something is wrong, logged at WARNING; the others (a normal start, a
 # reset, a new certificate) are routine and logged at INFO.  Critical (above) is about delivery,
 # not about alarm: StartupOfTheDevice is critical and routine.
-ALARMING = frozenset({
-    "FailedToAuthenticateAtCentralSystem", "CentralSystemFailedToAuthenticate",
-    "MemoryExhaustion", "InvalidMessages", "AttemptedReplayAttacks",
-    "TamperDetectionActivated", "InvalidFirmwareSignature", "InvalidFirmwareSigningCertificate",
-    "InvalidCentralSystemCertificate", "InvalidChargePointCertificate", "InvalidTLSVersion",
-    "InvalidTLSCipherSuite", "SecurityProfileDowngradeRejected",
-})
+ALARMING = frozenset(
+    {
+        "FailedToAuthenticateAtCentralSystem",
+        "CentralSystemFailedToAuthenticate",
+        "MemoryExhaustion",
+        "InvalidMessages",
+        "AttemptedReplayAttacks",
+        "TamperDetectionActivated",
+        "InvalidFirmwareSignature",
+        "InvalidFirmwareSigningCertificate",
+        "InvalidCentralSystemCertificate",
+        "InvalidChargePointCertificate",
+        "InvalidTLSVersion",
+        "InvalidTLSCipherSuite",
+        "SecurityProfileDowngradeRejected",
+    }
+)
 # This charger's own events (the whitepaper's list is open: the type is a string of 50).
 CHARGER_EVENTS: dict[str, bool] = {
     # A central system (or `chargepoint config set`) tried to lower SecurityProfile.
@@ -93,8 +103,6 @@ class SecurityEvent:
     message_id: str
 
 
-
-
 class SecurityLog:
     FILE = "security.db"
 
@@ -114,8 +122,9 @@ class SecurityLog:
 
     # ------------------------------------------------------------ events
 
-    def record(self, kind: str, tech_info: str | None = None,
-               at: datetime | None = None) -> SecurityEvent:
+    def record(
+        self, kind: str, tech_info: str | None = None, at: datetime | None = None
+    ) -> SecurityEvent:
         critical = EVENTS.get(kind, CHARGER_EVENTS.get(kind, False))
         info = tech_info[:TECH_INFO_MAX] if tech_info else None
         stamp = to_ocpp(at)
@@ -123,28 +132,36 @@ class SecurityLog:
         with transaction(self._db):
             cur = self._db.execute(
                 "INSERT INTO event (type, timestamp, tech_info, critical, pending, message_id) "
-                "VALUES (?, ?, ?, ?, 1, ?)", (kind[:50], stamp, info, int(critical), message_id))
+                "VALUES (?, ?, ?, ?, 1, ?)",
+                (kind[:50], stamp, info, int(critical), message_id),
+            )
             seq = inserted_rowid(cur)
             self._roll()
         (log.warning if kind in ALARMING else log.info)(
-            "security event %s%s", kind, f": {info}" if info else "")
+            "security event %s%s", kind, f": {info}" if info else ""
+        )
         return SecurityEvent(seq, kind, stamp, info, critical, 0, message_id)
 
     def _roll(self) -> None:
         # Too many non-critical events waiting: the oldest are no longer sent (still logged).
         self._db.execute(
             "UPDATE event SET pending = 0 WHERE seq IN (SELECT seq FROM event WHERE pending = 1 "
-            "AND critical = 0 ORDER BY seq DESC LIMIT -1 OFFSET ?)", (PENDING_LIMIT,))
+            "AND critical = 0 ORDER BY seq DESC LIMIT -1 OFFSET ?)",
+            (PENDING_LIMIT,),
+        )
         # The rolling log: the oldest delivered (or dropped) events go first; a critical event
         # waiting for delivery is never rolled away.
         self._db.execute(
             "DELETE FROM event WHERE seq IN (SELECT seq FROM event WHERE pending = 0 "
-            "ORDER BY seq LIMIT max(0, (SELECT count(*) FROM event) - ?))", (LOG_LIMIT,))
+            "ORDER BY seq LIMIT max(0, (SELECT count(*) FROM event) - ?))",
+            (LOG_LIMIT,),
+        )
 
     def head(self) -> SecurityEvent | None:
         row = self._db.execute(
             "SELECT seq, type, timestamp, tech_info, critical, attempts, message_id FROM event "
-            "WHERE pending = 1 ORDER BY seq LIMIT 1").fetchone()
+            "WHERE pending = 1 ORDER BY seq LIMIT 1"
+        ).fetchone()
         if row is None:
             return None
         return SecurityEvent(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
@@ -159,12 +176,12 @@ class SecurityLog:
         self._db.execute("UPDATE event SET attempts = attempts + 1 WHERE seq = ?", (event.seq,))
         return event.attempts + 1
 
-    def events(self, oldest: str | None = None, latest: str | None = None
-               ) -> list[SecurityEvent]:
+    def events(self, oldest: str | None = None, latest: str | None = None) -> list[SecurityEvent]:
         """The log, oldest first, optionally between two ISO 8601 UTC times."""
         rows = self._db.execute(
             "SELECT seq, type, timestamp, tech_info, critical, attempts, message_id FROM event "
-            "ORDER BY seq").fetchall()
+            "ORDER BY seq"
+        ).fetchall()
         out = [SecurityEvent(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6]) for r in rows]
         lo, hi = from_ocpp(oldest), from_ocpp(latest)
 
@@ -176,9 +193,11 @@ class SecurityLog:
 
     def text(self, oldest: str | None = None, latest: str | None = None) -> str:
         """The log as uploaded by GetLog(SecurityLog): one line per event."""
-        return "".join(f"{e.timestamp} {e.type}{' ' + e.tech_info if e.tech_info else ''}"
-                       f"{' (critical)' if e.critical else ''}\n"
-                       for e in self.events(oldest, latest))
+        return "".join(
+            f"{e.timestamp} {e.type}{' ' + e.tech_info if e.tech_info else ''}"
+            f"{' (critical)' if e.critical else ''}\n"
+            for e in self.events(oldest, latest)
+        )
 
     # ------------------------------------------------------------ small facts
 
@@ -190,10 +209,11 @@ class SecurityLog:
         if value is None:
             self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
         else:
-            self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
-                             "DO UPDATE SET value = excluded.value", (key, value))
-
-
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
+                "DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
 
 __all__ = ["CHARGER_EVENTS", "EVENTS", "SecurityEvent", "SecurityLog"]

@@ -84,8 +84,10 @@ class CsmsUrl:
         if port == 0:
             return f"has port 0: {value}"
         if parts.query or parts.fragment or "?" in value or "#" in value:
-            return (f"must not have a query (?...) or fragment (#...), the charge point id is "
-                    f"appended to its path: {value}")
+            return (
+                f"must not have a query (?...) or fragment (#...), the charge point id is "
+                f"appended to its path: {value}"
+            )
         return None
 
 
@@ -156,9 +158,14 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     source: Path | None = None
 
-    def with_overrides(self, *, csms_url: str | None = None, charge_point_id: str | None = None,
-                       state_dir: Path | None = None,
-                       hardware_kind: HardwareKind | None = None) -> Settings:
+    def with_overrides(
+        self,
+        *,
+        csms_url: str | None = None,
+        charge_point_id: str | None = None,
+        state_dir: Path | None = None,
+        hardware_kind: HardwareKind | None = None,
+    ) -> Settings:
         """These settings with command-line values in place of the file's, each checked as the
         file's value is (SettingsError naming the option)."""
         hints = get_type_hints(ChargepointTable, include_extras=True)
@@ -170,8 +177,7 @@ class Settings:
         if state_dir:
             changes["state_dir"] = state_dir
         if hardware_kind:
-            changes["hardware_kind"] = check_value(hints["hardware"], hardware_kind,
-                                                    "--hardware")
+            changes["hardware_kind"] = check_value(hints["hardware"], hardware_kind, "--hardware")
         return replace(self, **changes) if changes else self
 
     @property
@@ -192,14 +198,23 @@ _ENDPOINT_KEYS = tuple(f.name for f in fields(ModbusEndpoint))
 def _modbus_device(cls: type[T], table: object, where: str) -> T:
     """``[connectors.N.pilot]`` / ``.meter``: the device's keys and its bus's in one table."""
     if not isinstance(table, dict):
-        raise SettingsError(f"[{where}] must be a table, not {describe(table)}"
-                            if table is not None else f"[{where}] table is missing")
+        raise SettingsError(
+            f"[{where}] must be a table, not {describe(table)}"
+            if table is not None
+            else f"[{where}] table is missing"
+        )
     found = Problems()
-    endpoint = found.take(check_table, ModbusEndpoint,
-                          {k: v for k, v in table.items() if k in _ENDPOINT_KEYS}, where)
-    device = found.take(check_table, cls,
-                        {k: v for k, v in table.items() if k not in _ENDPOINT_KEYS}, where,
-                        {"endpoint": endpoint}, _ENDPOINT_KEYS)
+    endpoint = found.take(
+        check_table, ModbusEndpoint, {k: v for k, v in table.items() if k in _ENDPOINT_KEYS}, where
+    )
+    device = found.take(
+        check_table,
+        cls,
+        {k: v for k, v in table.items() if k not in _ENDPOINT_KEYS},
+        where,
+        {"endpoint": endpoint},
+        _ENDPOINT_KEYS,
+    )
     found.raise_any()
     return device
 
@@ -213,38 +228,56 @@ def _connector(n: int, table: object) -> ConnectorHardware:
         raise SettingsError(f"[[connectors]] number {n} must be a table")
     table = dict(table)
     found = Problems()
-    cable = found.take(check_value, Literal["socket", "tethered"], table.pop("cable", "socket"),
-                       f"[{where}] cable")
+    cable = found.take(
+        check_value, Literal["socket", "tethered"], table.pop("cable", "socket"), f"[{where}] cable"
+    )
     subtables = {name: table.pop(name, None) for name in _CONNECTOR_TABLES}
     contactor = None
     if subtables["contactor"] is None:
         found.lines.append(f"[{where}.contactor] table is missing")
     else:
-        contactor = found.take(check_table, ContactorConfig, subtables["contactor"],
-                               f"{where}.contactor")
+        contactor = found.take(
+            check_table, ContactorConfig, subtables["contactor"], f"{where}.contactor"
+        )
     lock = None
     if cable == "socket" and subtables["lock"] is None:
-        found.lines.append(f"[{where}] a socket outlet needs a [lock] table "
-                           "(or cable = \"tethered\")")
+        found.lines.append(
+            f'[{where}] a socket outlet needs a [lock] table (or cable = "tethered")'
+        )
     elif cable == "tethered" and subtables["lock"] is not None:
         found.lines.append(f"[{where}] a tethered cable has no lock: remove [lock]")
     elif subtables["lock"] is not None:
         lock = found.take(check_table, LockConfig, subtables["lock"], f"{where}.lock")
     pilot = found.take(_modbus_device, PilotConfig, subtables["pilot"], f"{where}.pilot")
     meter = found.take(_modbus_device, MeterConfig, subtables["meter"], f"{where}.meter")
-    hardware = found.take(check_table, ConnectorHardware, table, where,
-                          {"connector_id": n, "contactor": contactor, "pilot": pilot,
-                           "meter": meter, "lock": lock}, ("cable", *_CONNECTOR_TABLES))
+    hardware = found.take(
+        check_table,
+        ConnectorHardware,
+        table,
+        where,
+        {"connector_id": n, "contactor": contactor, "pilot": pilot, "meter": meter, "lock": lock},
+        ("cable", *_CONNECTOR_TABLES),
+    )
     found.raise_any()
     return hardware
 
 
 # Optional device tables at the top level and what each becomes.
-_OPTIONAL_DEVICES: dict[str, type[Any]] = {"indicator": IndicatorConfig, "buzzer": BuzzerConfig,
-                                           "card_reader": CardReaderConfig,
-                                           "display": DisplayConfig}
-TABLES = ("chargepoint", "connectors", "safety", *_OPTIONAL_DEVICES, "ocpp_keys", "bench",
-          "logging")
+_OPTIONAL_DEVICES: dict[str, type[Any]] = {
+    "indicator": IndicatorConfig,
+    "buzzer": BuzzerConfig,
+    "card_reader": CardReaderConfig,
+    "display": DisplayConfig,
+}
+TABLES = (
+    "chargepoint",
+    "connectors",
+    "safety",
+    *_OPTIONAL_DEVICES,
+    "ocpp_keys",
+    "bench",
+    "logging",
+)
 
 
 def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
@@ -255,8 +288,10 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
         if name in TABLES:
             continue
         if not isinstance(value, (dict, list)):
-            found.lines.append(unknown("key", name, []) + " outside any table (a key belongs "
-                               "below its [table] header)")
+            found.lines.append(
+                unknown("key", name, []) + " outside any table (a key belongs "
+                "below its [table] header)"
+            )
             continue
         close = difflib.get_close_matches(name, TABLES, n=1, cutoff=0.6)
         suggested.update(close)
@@ -280,28 +315,35 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
         if "connectors" not in suggested:
             found.lines.append("at least one [[connectors]] table is required")
     elif isinstance(connectors_raw, dict):
-        found.lines.append("[connectors] must be written [[connectors]] (an array of tables, "
-                           "one per connector)")
+        found.lines.append(
+            "[connectors] must be written [[connectors]] (an array of tables, one per connector)"
+        )
     elif not isinstance(connectors_raw, list) or not connectors_raw:
         found.lines.append("at least one [[connectors]] table is required")
     else:
         connectors = [found.take(_connector, n, t) for n, t in enumerate(connectors_raw, 1)]
 
     safety_table = required("safety")
-    safety = (found.take(check_table, SafetyConfig, safety_table, "safety")
-              if safety_table is not None else None)
-    devices = {name: found.take(check_table, cls, data[name], name)
-               for name, cls in _OPTIONAL_DEVICES.items() if name in data}
+    safety = (
+        found.take(check_table, SafetyConfig, safety_table, "safety")
+        if safety_table is not None
+        else None
+    )
+    devices = {
+        name: found.take(check_table, cls, data[name], name)
+        for name, cls in _OPTIONAL_DEVICES.items()
+        if name in data
+    }
     ocpp_keys = data.get("ocpp_keys", {})
     if not isinstance(ocpp_keys, dict):
         found.lines.append(f"[ocpp_keys] must be a table, not {describe(ocpp_keys)}")
     bench = found.take(check_table, BenchSettings, data.get("bench", {}), "bench")
-    logging_settings = found.take(check_table, LoggingSettings, data.get("logging", {}),
-                                  "logging")
+    logging_settings = found.take(check_table, LoggingSettings, data.get("logging", {}), "logging")
     found.raise_any()
     assert cp is not None and safety is not None
-    hardware = HardwareConfig(connectors=tuple(c for c in connectors if c is not None),
-                              safety=safety, **devices)
+    hardware = HardwareConfig(
+        connectors=tuple(c for c in connectors if c is not None), safety=safety, **devices
+    )
     try:
         hardware.validate()
     except ValueError as exc:
@@ -335,11 +377,13 @@ def load(path: Path) -> Settings:
     except IsADirectoryError:
         raise SettingsError(f"configuration file {path} is a directory, not a file") from None
     except PermissionError:
-        raise SettingsError(f"configuration file {path} is not readable by this user "
-                            "(check its owner and mode)") from None
+        raise SettingsError(
+            f"configuration file {path} is not readable by this user (check its owner and mode)"
+        ) from None
     except OSError as exc:
-        raise SettingsError(f"cannot read configuration file {path}: "
-                            f"{exc.strerror or exc}") from None
+        raise SettingsError(
+            f"cannot read configuration file {path}: {exc.strerror or exc}"
+        ) from None
     except UnicodeDecodeError as exc:
         raise SettingsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:

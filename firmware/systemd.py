@@ -89,8 +89,12 @@ def watchdog_period(env: Mapping[str, str] | None = None) -> float | None:
     return usec / 1_000_000
 
 
-async def keepalive(status: Callable[[], str] | None = None,
-                    env: Mapping[str, str] | None = None, *, sent: str | None = None) -> None:
+async def keepalive(
+    status: Callable[[], str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    sent: str | None = None,
+) -> None:
     """Until cancelled: ``WATCHDOG=1`` every half watchdog period (as systemd recommends), and
     ``STATUS=`` whenever ``status()`` changes (``sent``: the STATUS already sent).  Runs only
     when a service manager listens."""

@@ -73,8 +73,12 @@ def describe(value: object) -> str:
     return type(value).__name__
 
 
-_KINDS: dict[object, str] = {bool: "true or false", int: "a whole number", float: "a number",
-                             str: "a string"}
+_KINDS: dict[object, str] = {
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    str: "a string",
+}
 
 
 def check_value(hint: Any, value: object, place: str) -> Any:
@@ -100,8 +104,11 @@ def check_value(hint: Any, value: object, place: str) -> Any:
         # type() too: True == 1 and 1.0 == 1 must not pass as a choice.
         if any(type(value) is type(c) and value == c for c in choices):
             return value
-        listed = (toml_text(choices[0]) if len(choices) == 1
-                  else "one of " + ", ".join(toml_text(c) for c in choices))
+        listed = (
+            toml_text(choices[0])
+            if len(choices) == 1
+            else "one of " + ", ".join(toml_text(c) for c in choices)
+        )
         raise SettingsError(f"{place} must be {listed}, not {describe(value)}")
     if origin is dict or hint is dict:
         if isinstance(value, dict):
@@ -124,8 +131,13 @@ def unknown(kind: str, name: str, known: list[str], show: str = "{}") -> str:
     return f"unknown {kind} {show.format(name)}{hint}"
 
 
-def check_table(cls: type[T], table: object, where: str, given: dict[str, Any] | None = None,
-                 also_known: tuple[str, ...] = ()) -> T:
+def check_table(
+    cls: type[T],
+    table: object,
+    where: str,
+    given: dict[str, Any] | None = None,
+    also_known: tuple[str, ...] = (),
+) -> T:
     """A ``cls`` from the TOML table at ``[where]``; the fields in ``given`` are supplied by the
     caller (sub-tables it checked).  SettingsError with every problem found."""
     if not isinstance(table, dict):
@@ -134,8 +146,11 @@ def check_table(cls: type[T], table: object, where: str, given: dict[str, Any] |
     hints = get_type_hints(cls, include_extras=True)
     own = [f for f in fields(cls) if f.name not in given]
     names = [f.name for f in own]
-    problems = [f"[{where}] " + unknown("key", key, names + list(also_known))
-                for key in table if key not in names]
+    problems = [
+        f"[{where}] " + unknown("key", key, names + list(also_known))
+        for key in table
+        if key not in names
+    ]
     values = dict(given)
     for f in own:
         if f.name not in table:
@@ -172,5 +187,12 @@ class Problems:
             raise SettingsError(self.lines)
 
 
-__all__ = ["Problems", "SettingsError", "check_table", "check_value", "describe", "toml_text",
-           "unknown"]
+__all__ = [
+    "Problems",
+    "SettingsError",
+    "check_table",
+    "check_value",
+    "describe",
+    "toml_text",
+    "unknown",
+]

@@ -29,9 +29,14 @@ class TransactionMeter:
     """``reading()``: the connector's latest meter reading; ``offered_a()``: the current the
     pilot offers now (A), for the Current.Offered measurand."""
 
-    def __init__(self, connector_id: int, link: CentralSystemLink, keys: KeyRegistry,
-                 reading: Callable[[], MeterReading | None],
-                 offered_a: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        connector_id: int,
+        link: CentralSystemLink,
+        keys: KeyRegistry,
+        reading: Callable[[], MeterReading | None],
+        offered_a: Callable[[], float],
+    ) -> None:
         self.connector_id = connector_id
         self.link = link
         self.keys = keys
@@ -74,13 +79,15 @@ class TransactionMeter:
             self._sampler = None
         self._record("Transaction.End", K.StopTxnSampledData)
         data = thin(self.data, self.keys[K.StopTransactionMaxMeterValues])
-        self.link.stop_transaction(handle, self.meter_wh(), clock.utcnow(), reason,
-                                   id_tag or handle.id_tag, data)
+        self.link.stop_transaction(
+            handle, self.meter_wh(), clock.utcnow(), reason, id_tag or handle.id_tag, data
+        )
         self.handle = None
         self.data = []
 
-    def _record(self, context: str, key: Key[tuple[str, ...]],
-                timestamp: datetime | None = None) -> None:
+    def _record(
+        self, context: str, key: Key[tuple[str, ...]], timestamp: datetime | None = None
+    ) -> None:
         measurands = self.keys[key]
         if not measurands:
             return
@@ -95,8 +102,9 @@ class TransactionMeter:
     def clock_aligned_sample(self, boundary: datetime) -> None:
         """ClockAlignedDataInterval: MeterValuesAlignedData now (with the transaction's id if
         one runs), and StopTxnAlignedData into the transaction's data."""
-        values = sampled_values(self._reading(), self.keys[K.MeterValuesAlignedData],
-                                "Sample.Clock", self._offered_a())
+        values = sampled_values(
+            self._reading(), self.keys[K.MeterValuesAlignedData], "Sample.Clock", self._offered_a()
+        )
         if values:
             self.link.meter_values(self.connector_id, self.handle, [MeterSample(boundary, values)])
         if self.handle is not None:
@@ -111,24 +119,28 @@ class TransactionMeter:
         started = last = clock.now()
         while True:
             interval = self.keys[K.MeterValueSampleInterval]
-            due = (started + ((last - started) // interval + 1) * interval if interval > 0
-                   else None)
+            due = started + ((last - started) // interval + 1) * interval if interval > 0 else None
             if not await clock.sleep_until(due, self.keys, (K.MeterValueSampleInterval,)):
                 continue
             last = clock.now()
             handle = self.handle
             if handle is None:
                 return
-            values = sampled_values(self._reading(),
-                                    self.keys[K.MeterValuesSampledData],
-                                    "Sample.Periodic", self._offered_a())
+            values = sampled_values(
+                self._reading(),
+                self.keys[K.MeterValuesSampledData],
+                "Sample.Periodic",
+                self._offered_a(),
+            )
             if values:
-                self.link.meter_values(self.connector_id, handle,
-                                       [MeterSample(clock.utcnow(), values)])
+                self.link.meter_values(
+                    self.connector_id, handle, [MeterSample(clock.utcnow(), values)]
+                )
             stop_txn = self.keys[K.StopTxnSampledData]
             if stop_txn:
-                more = sampled_values(self._reading(), stop_txn, "Sample.Periodic",
-                                      self._offered_a())
+                more = sampled_values(
+                    self._reading(), stop_txn, "Sample.Periodic", self._offered_a()
+                )
                 if more:
                     self.data.append(MeterSample(clock.utcnow(), more))
 

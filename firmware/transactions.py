@@ -158,26 +158,38 @@ class TransactionStore:
     def _tx(self) -> AbstractContextManager[None]:
         return transaction(self._db)
 
-    def start(self, connector_id: int, id_tag: str, meter_start: int, started_at: str,
-              payload: dict[str, Any]) -> int:
+    def start(
+        self,
+        connector_id: int,
+        id_tag: str,
+        meter_start: int,
+        started_at: str,
+        payload: dict[str, Any],
+    ) -> int:
         with self._tx():
             cur = self._db.execute(
                 "INSERT INTO tx (connector_id, id_tag, meter_start, started_at, last_meter, "
                 "last_meter_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (connector_id, id_tag, meter_start, started_at, meter_start, started_at))
+                (connector_id, id_tag, meter_start, started_at, meter_start, started_at),
+            )
             local_id = inserted_rowid(cur)
             self._enqueue("StartTransaction", local_id, payload, essential=True)
         return local_id
 
-    def meter_values(self, local_id: int, payload: dict[str, Any], meter_wh: int | None,
-                     at: str) -> None:
+    def meter_values(
+        self, local_id: int, payload: dict[str, Any], meter_wh: int | None, at: str
+    ) -> None:
         with self._tx():
-            queued = self._db.execute("SELECT meter_values_queued FROM tx WHERE local_id = ?",
-                                      (local_id,)).fetchone()
-            self._enqueue("MeterValues", local_id, payload,
-                          essential=queued is not None and queued[0] == 0)
-            self._db.execute("UPDATE tx SET meter_values_queued = meter_values_queued + 1 "
-                             "WHERE local_id = ?", (local_id,))
+            queued = self._db.execute(
+                "SELECT meter_values_queued FROM tx WHERE local_id = ?", (local_id,)
+            ).fetchone()
+            self._enqueue(
+                "MeterValues", local_id, payload, essential=queued is not None and queued[0] == 0
+            )
+            self._db.execute(
+                "UPDATE tx SET meter_values_queued = meter_values_queued + 1 WHERE local_id = ?",
+                (local_id,),
+            )
             if meter_wh is not None:
                 self._checkpoint(local_id, meter_wh, at)
             self._make_room()
@@ -191,20 +203,26 @@ class TransactionStore:
         # MAX(): the journal's meter value never goes backwards.
         self._db.execute(
             "UPDATE tx SET last_meter = MAX(COALESCE(last_meter, 0), ?), last_meter_at = ? "
-            "WHERE local_id = ? AND stop_queued = 0", (meter_wh, at, local_id))
+            "WHERE local_id = ? AND stop_queued = 0",
+            (meter_wh, at, local_id),
+        )
 
     def stop(self, local_id: int, reason: str, payload: dict[str, Any]) -> None:
         with self._tx():
-            self._db.execute("UPDATE tx SET stop_queued = 1, stop_reason = ? WHERE local_id = ?",
-                             (reason, local_id))
+            self._db.execute(
+                "UPDATE tx SET stop_queued = 1, stop_reason = ? WHERE local_id = ?",
+                (reason, local_id),
+            )
             self._enqueue("StopTransaction", local_id, payload, essential=True)
 
-    def _enqueue(self, action: str, local_tx: int | None, payload: dict[str, Any],
-                 essential: bool) -> None:
+    def _enqueue(
+        self, action: str, local_tx: int | None, payload: dict[str, Any], essential: bool
+    ) -> None:
         self._db.execute(
             "INSERT INTO outbox (action, local_tx, message_id, payload, essential) "
             "VALUES (?, ?, ?, ?, ?)",
-            (action, local_tx, str(uuid.uuid4()), json.dumps(payload), int(essential)))
+            (action, local_tx, str(uuid.uuid4()), json.dumps(payload), int(essential)),
+        )
 
     def _make_room(self) -> None:
         excess = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0] - self.limit
@@ -215,16 +233,22 @@ class TransactionStore:
             "DELETE FROM outbox WHERE seq IN (SELECT o.seq FROM outbox o WHERE o.essential = 0 "
             "AND o.action = 'MeterValues' AND o.seq < (SELECT MAX(seq) FROM outbox n WHERE "
             "n.local_tx = o.local_tx AND n.action = 'MeterValues') ORDER BY o.seq LIMIT ?)",
-            (excess,)).rowcount
+            (excess,),
+        ).rowcount
         if dropped:
-            log.warning("outbox full (%d messages): dropped %d intermediate meter values",
-                        self.limit, dropped)
+            log.warning(
+                "outbox full (%d messages): dropped %d intermediate meter values",
+                self.limit,
+                dropped,
+            )
 
     # ------------------------------------------------------------ delivery
 
     def head(self) -> OutboxEntry | None:
-        row = self._db.execute("SELECT seq, action, local_tx, message_id, payload, attempts "
-                               "FROM outbox ORDER BY seq LIMIT 1").fetchone()
+        row = self._db.execute(
+            "SELECT seq, action, local_tx, message_id, payload, attempts "
+            "FROM outbox ORDER BY seq LIMIT 1"
+        ).fetchone()
         if row is None:
             return None
         return OutboxEntry(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5])
@@ -233,8 +257,9 @@ class TransactionStore:
         return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
     def remote_id(self, local_id: int) -> int | None:
-        row = self._db.execute("SELECT remote_id FROM tx WHERE local_id = ?",
-                               (local_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT remote_id FROM tx WHERE local_id = ?", (local_id,)
+        ).fetchone()
         return None if row is None else row[0]
 
     def local_id(self, remote_id: int) -> int | None:
@@ -243,8 +268,10 @@ class TransactionStore:
         no transaction: it could never have been stored."""
         if not _SQLITE_MIN <= remote_id <= _SQLITE_MAX:
             return None
-        row = self._db.execute("SELECT local_id FROM tx WHERE remote_id = ? ORDER BY local_id "
-                               "DESC LIMIT 1", (remote_id,)).fetchone()
+        row = self._db.execute(
+            "SELECT local_id FROM tx WHERE remote_id = ? ORDER BY local_id DESC LIMIT 1",
+            (remote_id,),
+        ).fetchone()
         return None if row is None else int(row[0])
 
     def delivered(self, entry: OutboxEntry, remote_id: int | None = None) -> None:
@@ -253,16 +280,19 @@ class TransactionStore:
         with self._tx():
             self._db.execute("DELETE FROM outbox WHERE seq = ?", (entry.seq,))
             if entry.action == "StartTransaction" and remote_id is not None:
-                self._db.execute("UPDATE tx SET remote_id = ? WHERE local_id = ?",
-                                 (remote_id, entry.local_tx))
+                self._db.execute(
+                    "UPDATE tx SET remote_id = ? WHERE local_id = ?", (remote_id, entry.local_tx)
+                )
             elif entry.action == "StopTransaction":
-                self._db.execute("UPDATE tx SET stop_acked = 1 WHERE local_id = ?",
-                                 (entry.local_tx,))
+                self._db.execute(
+                    "UPDATE tx SET stop_acked = 1 WHERE local_id = ?", (entry.local_tx,)
+                )
 
     def failed_attempt(self, entry: OutboxEntry) -> int:
         with self._tx():
-            self._db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?",
-                             (entry.seq,))
+            self._db.execute(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", (entry.seq,)
+            )
         return entry.attempts + 1
 
     def give_up(self, entry: OutboxEntry) -> None:
@@ -271,25 +301,30 @@ class TransactionStore:
         with self._tx():
             self._db.execute("DELETE FROM outbox WHERE seq = ?", (entry.seq,))
             if entry.action == "StartTransaction":
-                self._db.execute("UPDATE tx SET remote_id = -1 WHERE local_id = ?",
-                                 (entry.local_tx,))
+                self._db.execute(
+                    "UPDATE tx SET remote_id = -1 WHERE local_id = ?", (entry.local_tx,)
+                )
             elif entry.action == "StopTransaction":
-                self._db.execute("UPDATE tx SET stop_acked = 1 WHERE local_id = ?",
-                                 (entry.local_tx,))
+                self._db.execute(
+                    "UPDATE tx SET stop_acked = 1 WHERE local_id = ?", (entry.local_tx,)
+                )
 
     # ------------------------------------------------------------ recovery
 
     def open_transactions(self) -> list[OpenTransaction]:
         rows = self._db.execute(
             "SELECT local_id, connector_id, id_tag, meter_start, started_at, last_meter, "
-            "last_meter_at FROM tx WHERE stop_queued = 0 ORDER BY local_id").fetchall()
+            "last_meter_at FROM tx WHERE stop_queued = 0 ORDER BY local_id"
+        ).fetchall()
         return [OpenTransaction(*row) for row in rows]
 
     # ------------------------------------------------------------ availability
 
     def availability(self) -> dict[int, bool]:
-        return {cid: bool(op) for cid, op in
-                self._db.execute("SELECT connector_id, operative FROM connector")}
+        return {
+            cid: bool(op)
+            for cid, op in self._db.execute("SELECT connector_id, operative FROM connector")
+        }
 
     def set_availability(self, connector_id: int, operative: bool) -> None:
         if self.availability().get(connector_id, True) == operative:
@@ -298,4 +333,5 @@ class TransactionStore:
             self._db.execute(
                 "INSERT INTO connector (connector_id, operative) VALUES (?, ?) "
                 "ON CONFLICT(connector_id) DO UPDATE SET operative = excluded.operative",
-                (connector_id, int(operative)))
+                (connector_id, int(operative)),
+            )

@@ -82,9 +82,13 @@ def _quietly(action: Callable[[], Any]) -> None:
         log.exception("while driving outputs safe")
 
 
-def build_devices(hw: HardwareConfig, *, pin_factory: object | None = None,
-                  endpoint_for: Callable[[str, ConnectorHardware], ModbusEndpoint] | None = None,
-                  card_reader: CardReader | None = None) -> Devices:
+def build_devices(
+    hw: HardwareConfig,
+    *,
+    pin_factory: object | None = None,
+    endpoint_for: Callable[[str, ConnectorHardware], ModbusEndpoint] | None = None,
+    card_reader: CardReader | None = None,
+) -> Devices:
     """Construct all drivers; outputs start in their safe state as each is built.
 
     ``endpoint_for(role, connector)`` may replace the Modbus endpoint of a connector's "pilot"
@@ -107,12 +111,18 @@ def build_devices(hw: HardwareConfig, *, pin_factory: object | None = None,
         contactor = GpioContactor(c.contactor, pin_factory=pin_factory)
         contactors.append(contactor)
         lock = GpioConnectorLock(c.lock, pin_factory=pin_factory) if c.lock else None
-        connectors.append(ConnectorDevices(
-            c.connector_id, EvseWbPilot(pilot_cfg), contactor, ModbusEnergyMeter(meter_cfg),
-            lock, c.max_current_a))
+        connectors.append(
+            ConnectorDevices(
+                c.connector_id,
+                EvseWbPilot(pilot_cfg),
+                contactor,
+                ModbusEnergyMeter(meter_cfg),
+                lock,
+                c.max_current_a,
+            )
+        )
     safety = GpioSafetyInputs(hw.safety, contactors, pin_factory=pin_factory)
-    indicator = (GpioStatusIndicator(hw.indicator, pin_factory=pin_factory)
-                 if hw.indicator else None)
+    indicator = GpioStatusIndicator(hw.indicator, pin_factory=pin_factory) if hw.indicator else None
     buzzer = GpioBuzzer(hw.buzzer, pin_factory=pin_factory) if hw.buzzer else None
     display = None
     if hw.display is not None:
@@ -143,8 +153,9 @@ async def probe_meter(cfg: MeterConfig) -> dict[Any, Any]:
     try:
         registers: dict[int, int] = {}
         for block in model.read_plan:
-            words = await bus.read_registers(model.function_code, cfg.unit_id, block.address,
-                                             block.count)
+            words = await bus.read_registers(
+                model.function_code, cfg.unit_id, block.address, block.count
+            )
             registers.update(zip(range(block.address, block.end), words, strict=True))
         return model.decode(registers)
     finally:

@@ -33,7 +33,8 @@ class Range:
             return None
         if self.above:
             limits = f"more than {format_number(self.low)}" + (
-                f" and at most {format_number(self.high)}" if self.high is not None else "")
+                f" and at most {format_number(self.high)}" if self.high is not None else ""
+            )
         elif self.low is not None and self.high is not None:
             limits = f"between {format_number(self.low)} and {format_number(self.high)}"
         elif self.low is not None:
@@ -62,8 +63,11 @@ class Length:
 
     def problem(self, value: str) -> str | None:
         if len(value) < self.low:
-            return "must not be empty" if self.low == 1 else \
-                f"must have at least {self.low} characters"
+            return (
+                "must not be empty"
+                if self.low == 1
+                else f"must have at least {self.low} characters"
+            )
         if self.high is not None and len(value) > self.high:
             return f"must be at most {self.high} characters, not {len(value)}"
         return None
@@ -73,7 +77,16 @@ class Length:
 # hal.modbus.models.METER_MODELS (a test keeps both lists equal).  Kept here as data so that the
 # settings can check a name without loading a backend.
 METER_MODEL_NAMES: tuple[str, ...] = (
-    "SDM630", "SDM120", "SDM72DM2", "B23", "B24", "EM340", "EM24", "WE516", "WE517")
+    "SDM630",
+    "SDM120",
+    "SDM72DM2",
+    "B23",
+    "B24",
+    "EM340",
+    "EM24",
+    "WE516",
+    "WE517",
+)
 # Other spellings in use (manufacturer prefix, version suffix), after normalise_model_name.
 METER_MODEL_ALIASES: dict[str, str] = {
     "ABBB23": "B23",
@@ -109,8 +122,9 @@ class MeterModelName:
             return None
         close = difflib.get_close_matches(value.upper(), METER_MODEL_NAMES, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        return (f'"{value}" is not a known meter model{hint}; accepted: '
-                f"{', '.join(METER_MODEL_NAMES)}")
+        return (
+            f'"{value}" is not a known meter model{hint}; accepted: {", ".join(METER_MODEL_NAMES)}'
+        )
 
 
 Parity = Literal["N", "E", "O"]
@@ -265,16 +279,20 @@ class HardwareConfig:
             if c.contactor.mirror_pin is not None:
                 pins.append((f"connector {n} contactor mirror", c.contactor.mirror_pin))
             if c.lock is not None:
-                pins += [(f"connector {n} lock", c.lock.lock_pin),
-                         (f"connector {n} unlock", c.lock.unlock_pin),
-                         (f"connector {n} lock feedback", c.lock.feedback_pin)]
+                pins += [
+                    (f"connector {n} lock", c.lock.lock_pin),
+                    (f"connector {n} unlock", c.lock.unlock_pin),
+                    (f"connector {n} lock feedback", c.lock.feedback_pin),
+                ]
         pins.append(("residual current", self.safety.residual_current_pin))
         if self.safety.emergency_stop_pin is not None:
             pins.append(("emergency stop", self.safety.emergency_stop_pin))
         if self.indicator:
-            pins += [("indicator red", self.indicator.red_pin),
-                     ("indicator green", self.indicator.green_pin),
-                     ("indicator blue", self.indicator.blue_pin)]
+            pins += [
+                ("indicator red", self.indicator.red_pin),
+                ("indicator green", self.indicator.green_pin),
+                ("indicator blue", self.indicator.blue_pin),
+            ]
         if self.buzzer:
             pins.append(("buzzer", self.buzzer.pin))
         if self.display:
@@ -295,12 +313,16 @@ class HardwareConfig:
             for role, endpoint in (("pilot", c.pilot.endpoint), ("meter", c.meter.endpoint)):
                 place = f"[connectors.{c.connector_id}.{role}]"
                 first = buses.setdefault(endpoint.key, (place, endpoint))
-                differ = [f.name for f in fields(endpoint)
-                          if getattr(endpoint, f.name) != getattr(first[1], f.name)]
+                differ = [
+                    f.name
+                    for f in fields(endpoint)
+                    if getattr(endpoint, f.name) != getattr(first[1], f.name)
+                ]
                 if differ:
                     raise ValueError(
                         f"{first[0]} and {place} share the bus {endpoint.key} but set "
-                        f"{', '.join(differ)} differently: one bus has one setting")
+                        f"{', '.join(differ)} differently: one bus has one setting"
+                    )
         ids = [c.connector_id for c in self.connectors]
         if sorted(ids) != list(range(1, len(ids) + 1)):
             raise ValueError(f"connector ids must be 1..N without gaps, got {ids}")

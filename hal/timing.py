@@ -27,6 +27,7 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
+
 class TimerHandle(Protocol):
     def cancel(self) -> None:
         """The callback will not run (if it has not started yet)."""
@@ -76,8 +77,7 @@ class SystemClock:
         with self._changed:
             heapq.heappush(self._queue, (timer.deadline, next(self._order), timer))
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="hal-timers",
-                                                daemon=True)
+                self._thread = threading.Thread(target=self._run, name="hal-timers", daemon=True)
                 self._thread.start()
             self._changed.notify()
         return timer
@@ -87,8 +87,9 @@ class SystemClock:
             with self._changed:
                 while not self._queue or self._queue[0][0] > time.monotonic():
                     # The condition is notified by every new timer (it may be the earliest).
-                    self._changed.wait(self._queue[0][0] - time.monotonic()
-                                       if self._queue else None)
+                    self._changed.wait(
+                        self._queue[0][0] - time.monotonic() if self._queue else None
+                    )
                 _, _, timer = heapq.heappop(self._queue)
             if not timer.cancelled:
                 try:

@@ -34,9 +34,12 @@ def bench_settings(csms_url: str, state_dir: Path, **keys: object) -> Settings:
     """config/bench.toml pointed at ``csms_url``; fast timings for tests."""
     s = load(BENCH_TOML)
     ocpp_keys = {**s.ocpp_keys, "MinimumStatusDuration": 0, **keys}
-    return replace(s.with_overrides(csms_url=csms_url, state_dir=state_dir),
-                   ocpp_keys=ocpp_keys, meter_poll_interval_s=0.2,
-                   bench=replace(s.bench, time_scale=60.0))
+    return replace(
+        s.with_overrides(csms_url=csms_url, state_dir=state_dir),
+        ocpp_keys=ocpp_keys,
+        meter_poll_interval_s=0.2,
+        bench=replace(s.bench, time_scale=60.0),
+    )
 
 
 @dataclass
@@ -62,45 +65,59 @@ class Rig:
         assert answer["ok"], answer
         return answer
 
-    async def wait_for(self, predicate: Callable[[MessageRecord], bool], timeout: float = 10,
-                       since: int = 0) -> MessageRecord:
+    async def wait_for(
+        self, predicate: Callable[[MessageRecord], bool], timeout: float = 10, since: int = 0
+    ) -> MessageRecord:
         return await self.cs.wait_for(predicate, timeout=timeout, since=since)
 
-    async def wait_status(self, status: str, connector: int = 1, since: int = 0,
-                          timeout: float = 10, error_code: str | None = None) -> MessageRecord:
+    async def wait_status(
+        self,
+        status: str,
+        connector: int = 1,
+        since: int = 0,
+        timeout: float = 10,
+        error_code: str | None = None,
+    ) -> MessageRecord:
         def pred(r: MessageRecord) -> bool:
-            return (r.direction == "rx" and r.message_type == "CALL"
-                    and r.action == "StatusNotification"
-                    and r.payload.get("connectorId") == connector
-                    and r.payload.get("status") == status
-                    and (error_code is None or r.payload.get("errorCode") == error_code))
+            return (
+                r.direction == "rx"
+                and r.message_type == "CALL"
+                and r.action == "StatusNotification"
+                and r.payload.get("connectorId") == connector
+                and r.payload.get("status") == status
+                and (error_code is None or r.payload.get("errorCode") == error_code)
+            )
+
         return await self.cs.wait_for(pred, timeout=timeout, since=since)
 
-    async def wait_call(self, action: str, since: int = 0, timeout: float = 10
-                        ) -> MessageRecord:
+    async def wait_call(self, action: str, since: int = 0, timeout: float = 10) -> MessageRecord:
         return await self.cs.wait_for(
             lambda r: r.direction == "rx" and r.message_type == "CALL" and r.action == action,
-            timeout=timeout, since=since)
+            timeout=timeout,
+            since=since,
+        )
 
-    async def wait_result(self, action: str, since: int = 0, timeout: float = 10
-                          ) -> MessageRecord:
+    async def wait_result(self, action: str, since: int = 0, timeout: float = 10) -> MessageRecord:
         """The central system's answer to ``action`` (its state is updated by then)."""
         return await self.cs.wait_for(
-            lambda r: r.direction == "tx" and r.message_type == "CALLRESULT"
-            and r.action == action, timeout=timeout, since=since)
+            lambda r: r.direction == "tx" and r.message_type == "CALLRESULT" and r.action == action,
+            timeout=timeout,
+            since=since,
+        )
 
-    async def wait_local_status(self, status: str, connector: int = 1, timeout: float = 10
-                                ) -> None:
+    async def wait_local_status(self, status: str, connector: int = 1, timeout: float = 10) -> None:
         """The controller's own view (for when no StatusNotification can reach the CSMS)."""
         for _ in range(int(timeout / 0.05)):
             if self.running.charger.status()[str(connector)]["status"] == status:
                 return
             await asyncio.sleep(0.05)
-        raise TimeoutError(f"connector {connector} never reached {status}: "
-                           f"{self.running.charger.status()}")
+        raise TimeoutError(
+            f"connector {connector} never reached {status}: {self.running.charger.status()}"
+        )
 
-    async def wait_bench(self, predicate: Callable[[dict[str, Any]], bool],
-                         timeout: float = 2.0) -> dict[str, Any]:
+    async def wait_bench(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 2.0
+    ) -> dict[str, Any]:
         """Until the simulated hardware shows what ``predicate`` wants (its status JSON)."""
         for _ in range(int(timeout / 0.05)):
             status = self.bench.status()
@@ -112,8 +129,11 @@ class Rig:
         return status
 
     def calls(self, action: str) -> list[MessageRecord]:
-        return [r for r in self.cs.messages
-                if r.direction == "rx" and r.message_type == "CALL" and r.action == action]
+        return [
+            r
+            for r in self.cs.messages
+            if r.direction == "rx" and r.message_type == "CALL" and r.action == action
+        ]
 
     async def start_session(self, tag: str = "TAG-1") -> None:
         """Plug, present a card, let the EV ask for power: ends in Charging."""
@@ -162,7 +182,13 @@ def modbus_pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
         pytest.skip("socat is not installed")
     server_end, client_end = str(tmp_path / "ttyModbusServer"), str(tmp_path / "ttyModbusClient")
     proc = subprocess.Popen(
-        [socat, "-d", "-d", f"pty,raw,echo=0,link={server_end}", f"pty,raw,echo=0,link={client_end}"],
+        [
+            socat,
+            "-d",
+            "-d",
+            f"pty,raw,echo=0,link={server_end}",
+            f"pty,raw,echo=0,link={client_end}",
+        ],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
     )
@@ -206,8 +232,9 @@ def _collect(cs: CentralSystem, where: str) -> None:
             schema = f"{r.action}.conf"
         else:
             continue  # CALLERROR has no payload schema; MALFORMED is checked by the CSMS
-        SENT_BY_CHARGER.append({"schema": schema, "payload": r.payload,
-                                "where": f"{where}: {r.raw[:200]}"})
+        SENT_BY_CHARGER.append(
+            {"schema": schema, "payload": r.payload, "where": f"{where}: {r.raw[:200]}"}
+        )
 
 
 @pytest_asyncio.fixture
@@ -250,9 +277,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from tests.system.ocpp_rpc.harness import HERE, ensure_node_modules
 
     ensure_node_modules()
-    done = subprocess.run([node, str(HERE / "validate.js")], cwd=HERE, text=True,
-                          capture_output=True, timeout=120,
-                          input="\n".join(json.dumps(item) for item in SENT_BY_CHARGER))
+    done = subprocess.run(
+        [node, str(HERE / "validate.js")],
+        cwd=HERE,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        input="\n".join(json.dumps(item) for item in SENT_BY_CHARGER),
+    )
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     summary = lines[-1] if lines else {}
     if done.returncode != 0 or summary.get("invalid", 1):
@@ -261,13 +293,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             say(f"  {bad['schema']}: {bad['message']}  [{bad['where']}]")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     else:
-        say(f"independent schema check: {summary.get('checked')} payloads the charger sent "
-            f"are valid OCPP 1.6 (ocpp-rpc, ajv)")
+        say(
+            f"independent schema check: {summary.get('checked')} payloads the charger sent "
+            f"are valid OCPP 1.6 (ocpp-rpc, ajv)"
+        )
 
 
 @pytest_asyncio.fixture
-async def rig(csms: CentralSystem, tmp_path: Path, request: pytest.FixtureRequest
-              ) -> AsyncIterator[Rig]:
+async def rig(
+    csms: CentralSystem, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Rig]:
     """Marker ``@pytest.mark.keys(Name=value, ...)`` sets ocpp keys in the config file."""
     marker = request.node.get_closest_marker("keys")
     keys = marker.kwargs if marker else {}

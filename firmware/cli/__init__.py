@@ -30,16 +30,22 @@ def _run(args: argparse.Namespace) -> int:
 
     # Without --config: the shipped bench example for the simulated bench, else the installed
     # file (where install/install.sh puts it).
-    config = args.config or (example_path("bench") if args.hardware == "simulated"
-                             else DEFAULT_CONFIG)
+    config = args.config or (
+        example_path("bench") if args.hardware == "simulated" else DEFAULT_CONFIG
+    )
     try:
         settings = load(Path(config)).with_overrides(
-            csms_url=args.csms_url, charge_point_id=args.id,
+            csms_url=args.csms_url,
+            charge_point_id=args.id,
             state_dir=Path(args.state_dir) if args.state_dir else None,
-            hardware_kind=args.hardware)
+            hardware_kind=args.hardware,
+        )
     except SettingsError as exc:
-        hint = ("" if args.config or Path(config).exists() else
-                " (give --config FILE, or --hardware simulated for the bench example)")
+        hint = (
+            ""
+            if args.config or Path(config).exists()
+            else " (give --config FILE, or --hardware simulated for the bench example)"
+        )
         print(exc.lines("chargepoint: configuration error: ") + hint, file=sys.stderr)
         return 2
     from firmware.cli.config import ocpp_keys_problem
@@ -79,17 +85,26 @@ def _csms(args: argparse.Namespace) -> int:
         for item in args.basic_auth:
             cp_id, sep, password = item.partition(":")
             if not sep or not cp_id:
-                print(f"chargepoint csms: --basic-auth wants ID:PASSWORD, not {item!r}",
-                      file=sys.stderr)
+                print(
+                    f"chargepoint csms: --basic-auth wants ID:PASSWORD, not {item!r}",
+                    file=sys.stderr,
+                )
                 return 2
             basic_auth[cp_id] = password
     if args.client_ca and not args.tls_cert:
         print("chargepoint csms: --client-ca needs --tls-cert", file=sys.stderr)
         return 2
     try:
-        asyncio.run(run_csms(args.host, args.port, tls_cert=args.tls_cert,
-                             tls_key=args.tls_key, client_ca=args.client_ca,
-                             basic_auth=basic_auth))
+        asyncio.run(
+            run_csms(
+                args.host,
+                args.port,
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+                client_ca=args.client_ca,
+                basic_auth=basic_auth,
+            )
+        )
         # run_csms only returns when nobody reads its output (`chargepoint csms | head`)
         raise BrokenPipeError
     except KeyboardInterrupt:
@@ -98,10 +113,16 @@ def _csms(args: argparse.Namespace) -> int:
         raise  # main() ends quietly
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
-            hint = (" (is another chargepoint csms running? choose another --port)"
-                    if exc.errno == errno.EADDRINUSE else "")
-            print(f"chargepoint csms: cannot listen on {args.host}:{args.port}: "
-                  f"{os.strerror(exc.errno).lower()}{hint}", file=sys.stderr)
+            hint = (
+                " (is another chargepoint csms running? choose another --port)"
+                if exc.errno == errno.EADDRINUSE
+                else ""
+            )
+            print(
+                f"chargepoint csms: cannot listen on {args.host}:{args.port}: "
+                f"{os.strerror(exc.errno).lower()}{hint}",
+                file=sys.stderr,
+            )
         else:  # a certificate or key file that cannot be read or used
             print(f"chargepoint csms: {exc}", file=sys.stderr)
         return 2
@@ -113,8 +134,13 @@ def _demo(args: argparse.Namespace) -> int:
     from firmware.storage import StoreUnusable
 
     try:
-        return asyncio.run(run_demo(minutes=args.minutes, verbose=args.verbose,
-                                    state_dir=Path(args.state_dir) if args.state_dir else None))
+        return asyncio.run(
+            run_demo(
+                minutes=args.minutes,
+                verbose=args.verbose,
+                state_dir=Path(args.state_dir) if args.state_dir else None,
+            )
+        )
     except StoreUnusable as exc:  # the same line as `chargepoint run`'s
         print(f"chargepoint demo: cannot use {exc.path}: {exc.reason}", file=sys.stderr)
         return 2
@@ -146,16 +172,22 @@ def _bench(args: argparse.Namespace) -> int:
     try:
         answer = asyncio.run(bench_command(Path(args.state_dir), request))
     except TimeoutError:
-        print(f"chargepoint bench: the controller did not answer on {socket} in time",
-              file=sys.stderr)
+        print(
+            f"chargepoint bench: the controller did not answer on {socket} in time", file=sys.stderr
+        )
         return 1
     except ConnectionRefusedError:
-        print(f"chargepoint bench: no controller answers on {socket} (left over from a "
-              f"stopped controller?)", file=sys.stderr)
+        print(
+            f"chargepoint bench: no controller answers on {socket} (left over from a "
+            f"stopped controller?)",
+            file=sys.stderr,
+        )
         return 1
     except PermissionError:
-        print(f"chargepoint bench: no permission to use {socket}: run as the controller's "
-              "user", file=sys.stderr)
+        print(
+            f"chargepoint bench: no permission to use {socket}: run as the controller's user",
+            file=sys.stderr,
+        )
         return 1
     except (ConnectionError, OSError, ValueError) as exc:
         print(f"chargepoint bench: {exc}", file=sys.stderr)
@@ -169,18 +201,25 @@ def _config(args: argparse.Namespace) -> int:
 
     if args.config_cmd == "example":
         return config_tool.example(args.name)
-    return config_tool.run(args.config_cmd, Path(args.config),
-                           Path(args.state_dir) if args.state_dir else None,
-                           getattr(args, "key", None), getattr(args, "value", None))
+    return config_tool.run(
+        args.config_cmd,
+        Path(args.config),
+        Path(args.state_dir) if args.state_dir else None,
+        getattr(args, "key", None),
+        getattr(args, "value", None),
+    )
 
 
 def _certificate(args: argparse.Namespace) -> int:
     from firmware.cli import certificate as cert_tool
 
-    return cert_tool.run(args.certificate_cmd, Path(args.config),
-                         Path(args.state_dir) if args.state_dir else None,
-                         getattr(args, "kind", None),
-                         Path(args.file) if getattr(args, "file", None) else None)
+    return cert_tool.run(
+        args.certificate_cmd,
+        Path(args.config),
+        Path(args.state_dir) if args.state_dir else None,
+        getattr(args, "kind", None),
+        Path(args.file) if getattr(args, "file", None) else None,
+    )
 
 
 def _positive_seconds(text: str) -> float:
@@ -215,23 +254,27 @@ def _not_empty(text: str) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="chargepoint",
-                                description="OCPP 1.6J charge point controller for Raspberry Pi")
+    p = argparse.ArgumentParser(
+        prog="chargepoint", description="OCPP 1.6J charge point controller for Raspberry Pi"
+    )
     from firmware.settings import package_version
 
     p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the controller")
-    run.add_argument("--config", help=f"configuration file (TOML; default {DEFAULT_CONFIG}, or "
-                                      "with --hardware simulated the bench example)")
-    run.add_argument("--csms-url", type=_not_empty,
-                     help="central system URL, without the charge point id")
+    run.add_argument(
+        "--config",
+        help=f"configuration file (TOML; default {DEFAULT_CONFIG}, or "
+        "with --hardware simulated the bench example)",
+    )
+    run.add_argument(
+        "--csms-url", type=_not_empty, help="central system URL, without the charge point id"
+    )
     run.add_argument("--id", type=_not_empty, help="charge point identity")
     run.add_argument("--state-dir", type=_not_empty, help="where durable state lives")
     run.add_argument("--hardware", choices=["simulated", "gpio"])
-    run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                     type=str.upper)
+    run.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper)
     run.set_defaults(func=_run)
 
     csms = sub.add_parser("csms", help="run the bundled central system (bench work)")
@@ -239,45 +282,70 @@ def parser() -> argparse.ArgumentParser:
     csms.add_argument("--port", type=_tcp_port, default=9000)
     csms.add_argument("--tls-cert", help="serve wss:// with this certificate chain (PEM)")
     csms.add_argument("--tls-key", help="its private key (PEM; default: in --tls-cert)")
-    csms.add_argument("--client-ca", help="require client certificates signed by this CA "
-                                          "(security profile 3)")
-    csms.add_argument("--basic-auth", action="append", metavar="ID:PASSWORD",
-                      help="require HTTP Basic for this charge point (repeatable)")
+    csms.add_argument(
+        "--client-ca", help="require client certificates signed by this CA (security profile 3)"
+    )
+    csms.add_argument(
+        "--basic-auth",
+        action="append",
+        metavar="ID:PASSWORD",
+        help="require HTTP Basic for this charge point (repeatable)",
+    )
     csms.set_defaults(func=_csms)
 
     demo = sub.add_parser("demo", help="one whole charging session on the simulated bench")
-    demo.add_argument("--minutes", type=_positive_seconds, default=5.0,
-                      help="simulated minutes of charging (default 5)")
-    demo.add_argument("--state-dir", type=_not_empty,
-                      help="keep state here instead of a temporary directory")
+    demo.add_argument(
+        "--minutes",
+        type=_positive_seconds,
+        default=5.0,
+        help="simulated minutes of charging (default 5)",
+    )
+    demo.add_argument(
+        "--state-dir", type=_not_empty, help="keep state here instead of a temporary directory"
+    )
     demo.add_argument("--verbose", action="store_true", help="also show the controller's log")
     demo.set_defaults(func=_demo)
 
-    doctor = sub.add_parser("doctor", help="bring-up checks: config, pins, serial ports, "
-                                           "meter, central system (OK / FAIL / SKIP each)")
-    doctor.add_argument("--config", default=DEFAULT_CONFIG,
-                        help="configuration file (default %(default)s)")
+    doctor = sub.add_parser(
+        "doctor",
+        help="bring-up checks: config, pins, serial ports, "
+        "meter, central system (OK / FAIL / SKIP each)",
+    )
+    doctor.add_argument(
+        "--config", default=DEFAULT_CONFIG, help="configuration file (default %(default)s)"
+    )
     doctor.add_argument("--csms-url", type=_not_empty, help="check this central system URL instead")
-    doctor.add_argument("--timeout", type=_positive_seconds, default=5.0,
-                        help="seconds per network step (default %(default)s)")
+    doctor.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=5.0,
+        help="seconds per network step (default %(default)s)",
+    )
     doctor.set_defaults(func=_doctor)
 
-    hw_test = sub.add_parser("hw-test", help="exercise each output (lock, light, buzzer, "
-                                             "contactor) with a confirmation per step")
-    hw_test.add_argument("--config", default=DEFAULT_CONFIG,
-                         help="configuration file (default %(default)s)")
-    hw_test.add_argument("--yes", action="store_true",
-                         help="run every step without asking (non-interactive)")
+    hw_test = sub.add_parser(
+        "hw-test",
+        help="exercise each output (lock, light, buzzer, contactor) with a confirmation per step",
+    )
+    hw_test.add_argument(
+        "--config", default=DEFAULT_CONFIG, help="configuration file (default %(default)s)"
+    )
+    hw_test.add_argument(
+        "--yes", action="store_true", help="run every step without asking (non-interactive)"
+    )
     hw_test.set_defaults(func=_hw_test)
 
     bench = sub.add_parser("bench", help="drive the simulated bench of a running controller")
-    bench.add_argument("--state-dir", type=_not_empty, required=True,
-                       help="the controller's state directory")
+    bench.add_argument(
+        "--state-dir", type=_not_empty, required=True, help="the controller's state directory"
+    )
     bsub = bench.add_subparsers(dest="bench_cmd", required=True)
-    for name, text in (("plug", "plug an EV in (CP state B)"),
-                       ("unplug", "unplug the EV (CP state A)"),
-                       ("ev-charge", "the EV asks for power (CP state C)"),
-                       ("ev-pause", "the EV stops asking (CP state B)")):
+    for name, text in (
+        ("plug", "plug an EV in (CP state B)"),
+        ("unplug", "unplug the EV (CP state A)"),
+        ("ev-charge", "the EV asks for power (CP state C)"),
+        ("ev-pause", "the EV stops asking (CP state B)"),
+    ):
         b = bsub.add_parser(name, help=text)
         b.add_argument("-c", "--connector", type=int, default=1)
     swipe = bsub.add_parser("swipe", help="present an RFID card")
@@ -289,16 +357,23 @@ def parser() -> argparse.ArgumentParser:
     bsub.add_parser("status", help="connector states, outputs, lock and meter as JSON")
     bench.set_defaults(func=_bench)
 
-    config = sub.add_parser("config", help="list, get or set OCPP configuration keys on the "
-                                           "device (the running daemon follows)")
-    config.add_argument("--config", default=DEFAULT_CONFIG,
-                        help="configuration file (default %(default)s)")
-    config.add_argument("--state-dir", type=_not_empty,
-                        help="state directory (default: from the file)")
+    config = sub.add_parser(
+        "config",
+        help="list, get or set OCPP configuration keys on the device (the running daemon follows)",
+    )
+    config.add_argument(
+        "--config", default=DEFAULT_CONFIG, help="configuration file (default %(default)s)"
+    )
+    config.add_argument(
+        "--state-dir", type=_not_empty, help="state directory (default: from the file)"
+    )
     csub = config.add_subparsers(dest="config_cmd", required=True)
     csub.add_parser("list", help="every key with access, source and value")
-    example = csub.add_parser("example", help="print a commented example configuration file "
-                                              "(pi: a real Pi, bench: the simulated bench)")
+    example = csub.add_parser(
+        "example",
+        help="print a commented example configuration file "
+        "(pi: a real Pi, bench: the simulated bench)",
+    )
     example.add_argument("name", choices=["pi", "bench"])
     get = csub.add_parser("get", help="one key's value")
     get.add_argument("key")
@@ -307,12 +382,16 @@ def parser() -> argparse.ArgumentParser:
     set_.add_argument("value")
     config.set_defaults(func=_config)
 
-    cert = sub.add_parser("certificate", help="root certificates and the charge point "
-                                              "certificate on the device (security profiles)")
-    cert.add_argument("--config", default=DEFAULT_CONFIG,
-                      help="configuration file (default %(default)s)")
-    cert.add_argument("--state-dir", type=_not_empty,
-                      help="state directory (default: from the file)")
+    cert = sub.add_parser(
+        "certificate",
+        help="root certificates and the charge point certificate on the device (security profiles)",
+    )
+    cert.add_argument(
+        "--config", default=DEFAULT_CONFIG, help="configuration file (default %(default)s)"
+    )
+    cert.add_argument(
+        "--state-dir", type=_not_empty, help="state directory (default: from the file)"
+    )
     certsub = cert.add_subparsers(dest="certificate_cmd", required=True)
     certsub.add_parser("list", help="installed root certificates and our certificate")
     install = certsub.add_parser("install", help="install a root certificate (PEM file)")

@@ -18,9 +18,15 @@ from firmware.storage import StoreUnusable
 KINDS = {"central-system": RootKind.CENTRAL_SYSTEM, "manufacturer": RootKind.MANUFACTURER}
 
 
-def run(action: str, config: Path, state_dir: Path | None, kind: str | None = None,
-        pem_file: Path | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr
-        ) -> int:
+def run(
+    action: str,
+    config: Path,
+    state_dir: Path | None,
+    kind: str | None = None,
+    pem_file: Path | None = None,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
     try:
         settings = load(config).with_overrides(state_dir=state_dir)
     except SettingsError as exc:
@@ -48,6 +54,8 @@ def run(action: str, config: Path, state_dir: Path | None, kind: str | None = No
         print(f"chargepoint certificate: {pem_file}: {exc.strerror}", file=err)
         return 2
     status, reason = store.install_root(KINDS[kind], text)
-    print(f"{KINDS[kind].value}: {status.value}{f' ({reason})' if reason else ''}",
-          file=out if status is InstallStatus.ACCEPTED else err)
+    print(
+        f"{KINDS[kind].value}: {status.value}{f' ({reason})' if reason else ''}",
+        file=out if status is InstallStatus.ACCEPTED else err,
+    )
     return 0 if status is InstallStatus.ACCEPTED else 1

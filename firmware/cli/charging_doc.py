@@ -49,10 +49,15 @@ def _edges(table: Table) -> dict[tuple[ConnectorStatus, ConnectorStatus], list[s
 
 def render(table: Table = TRANSITIONS) -> str:
     """The page for ``table`` (shape of ``charging.TRANSITIONS``), as Markdown with Mermaid."""
-    lines = [HEADER, "```mermaid", "stateDiagram-v2",
-             f"    [*] --> {_name(ConnectorStatus.AVAILABLE)}"]
+    lines = [
+        HEADER,
+        "```mermaid",
+        "stateDiagram-v2",
+        f"    [*] --> {_name(ConnectorStatus.AVAILABLE)}",
+    ]
     used = {s for s in ConnectorStatus if table[s]} | {
-        t for rows in table.values() for row in rows.values() for t in row.targets}
+        t for rows in table.values() for row in rows.values() for t in row.targets
+    }
     for (source, target), names in _edges(table).items():
         lines.append(f"    {_name(source)} --> {_name(target)} : {', '.join(names)}")
     lines.append("```")
@@ -62,8 +67,10 @@ def render(table: Table = TRANSITIONS) -> str:
     lines += ["\n## Every row\n", "| Status | Event | Handler | May lead to |", "|---|---|---|---|"]
     for status in ConnectorStatus:
         for event, row in table[status].items():
-            targets = ", ".join((["(stays)"] if status in row.targets else []) + [
-                t.value for t in ConnectorStatus if t in row.targets and t is not status])
+            targets = ", ".join(
+                (["(stays)"] if status in row.targets else [])
+                + [t.value for t in ConnectorStatus if t in row.targets and t is not status]
+            )
             lines.append(f"| {status.value} | `{event.__name__}` | `{row.handler}` | {targets} |")
     lines += ["\n## Events\n", "| Event | Meaning |", "|---|---|"]
     events: dict[str, str] = {}

@@ -34,8 +34,15 @@ def _registry(config: Path, state_dir: Path | None, err: TextIO) -> KeyRegistry 
         return None
 
 
-def run(action: str, config: Path, state_dir: Path | None, key: str | None = None,
-        value: str | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run(
+    action: str,
+    config: Path,
+    state_dir: Path | None,
+    key: str | None = None,
+    value: str | None = None,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
     keys = _registry(config, state_dir, err)
     if keys is None:
         return 2
@@ -74,11 +81,14 @@ def _shown(keys: KeyRegistry, name: str) -> str:
     return HIDDEN if d.write_only else format_value(keys.get(name))
 
 
-def _run(keys: KeyRegistry, action: str, key: str | None, value: str | None, out: TextIO,
-         err: TextIO) -> int:
+def _run(
+    keys: KeyRegistry, action: str, key: str | None, value: str | None, out: TextIO, err: TextIO
+) -> int:
     if action == "list":
-        rows = [(d.name, _shown(keys, d.name), d.access.value, keys.source(d.name).value)
-                for d in sorted(keys.definitions.values(), key=lambda d: d.name.casefold())]
+        rows = [
+            (d.name, _shown(keys, d.name), d.access.value, keys.source(d.name).value)
+            for d in sorted(keys.definitions.values(), key=lambda d: d.name.casefold())
+        ]
         width = max(len(r[0]) for r in rows)
         for name, shown, access, source in rows:
             pending = keys.pending.get(name.casefold())

@@ -33,15 +33,21 @@ def demo_settings(csms_url: str, state_dir: Path) -> Settings:
     settings = load(example_path("bench"))  # shipped with the package
     keys = dict(settings.ocpp_keys)
     keys["MeterValueSampleInterval"] = 2  # real seconds: a meter value per simulated minute
-    return replace(settings.with_overrides(csms_url=csms_url, state_dir=state_dir),
-                   ocpp_keys=keys, bench=replace(settings.bench, time_scale=TIME_SCALE),
-                   meter_poll_interval_s=0.5)
+    return replace(
+        settings.with_overrides(csms_url=csms_url, state_dir=state_dir),
+        ocpp_keys=keys,
+        bench=replace(settings.bench, time_scale=TIME_SCALE),
+        meter_poll_interval_s=0.5,
+    )
 
 
-async def run_demo(minutes: float = 5.0, verbose: bool = False,
-                   state_dir: Path | None = None) -> int:
-    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR,
-                        format="    [controller] %(levelname)s %(name)s: %(message)s")
+async def run_demo(
+    minutes: float = 5.0, verbose: bool = False, state_dir: Path | None = None
+) -> int:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.ERROR,
+        format="    [controller] %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     ascii_only = (sys.stdout.encoding or "").lower() not in ("utf-8", "utf8")
 
@@ -53,8 +59,10 @@ async def run_demo(minutes: float = 5.0, verbose: bool = False,
         async with CentralSystem(host="127.0.0.1", port=0, on_message=show) as cs:
             settings = demo_settings(cs.url, state)
             cp = settings.charge_point_id
-            _say(f"central system on {cs.url}; controller {cp} on the simulated bench "
-                 f"(state in {state})")
+            _say(
+                f"central system on {cs.url}; controller {cp} on the simulated bench "
+                f"(state in {state})"
+            )
             running = await app.start(settings)
             try:
                 return await _play(cs, running, cp, minutes)
@@ -74,12 +82,21 @@ async def _play(cs: CentralSystem, running: app.Running, cp: str, minutes: float
             raise ConnectionError(f"bench {cmd}: {answer.get('error')}")
 
     async def status(value: str, since: int) -> None:
-        await cs.wait_for(lambda r: r.action == "StatusNotification" and r.direction == "rx"
-                          and r.message_type == "CALL" and r.payload.get("connectorId") == 1
-                          and r.payload.get("status") == value, timeout=15, since=since)
+        await cs.wait_for(
+            lambda r: (
+                r.action == "StatusNotification"
+                and r.direction == "rx"
+                and r.message_type == "CALL"
+                and r.payload.get("connectorId") == 1
+                and r.payload.get("status") == value
+            ),
+            timeout=15,
+            since=since,
+        )
 
-    await cs.wait_for(match(action="BootNotification", direction="tx",
-                            message_type="CALLRESULT"), timeout=15)
+    await cs.wait_for(
+        match(action="BootNotification", direction="tx", message_type="CALLRESULT"), timeout=15
+    )
     await status("Available", 0)
 
     _say("the driver plugs the EV in")
@@ -90,8 +107,11 @@ async def _play(cs: CentralSystem, running: app.Running, cp: str, minutes: float
     _say(f"the driver presents card {CARD}")
     mark = cs.mark()
     await bench("swipe", tag=CARD)
-    await cs.wait_for(lambda r: r.action == "StartTransaction" and r.message_type == "CALLRESULT",
-                      timeout=15, since=mark)
+    await cs.wait_for(
+        lambda r: r.action == "StartTransaction" and r.message_type == "CALLRESULT",
+        timeout=15,
+        since=mark,
+    )
 
     _say("the EV asks for power (control pilot state C)")
     mark = cs.mark()
@@ -105,15 +125,20 @@ async def _play(cs: CentralSystem, running: app.Running, cp: str, minutes: float
     _say("the driver unplugs")
     mark = cs.mark()
     await bench("unplug")
-    await cs.wait_for(lambda r: r.action == "StopTransaction" and r.message_type == "CALLRESULT",
-                      timeout=15, since=mark)
+    await cs.wait_for(
+        lambda r: r.action == "StopTransaction" and r.message_type == "CALLRESULT",
+        timeout=15,
+        since=mark,
+    )
     await status("Available", mark)
 
     state = cs.state(cp)
     tx = state.transactions[max(state.transactions)]
     energy = tx.energy_wh
-    _say(f"done: transaction {tx.transaction_id} for {tx.id_tag}: {energy} Wh, "
-         f"stopped ({tx.reason}); {len(tx.meter_values)} meter values")
+    _say(
+        f"done: transaction {tx.transaction_id} for {tx.id_tag}: {energy} Wh, "
+        f"stopped ({tx.reason}); {len(tx.meter_values)} meter values"
+    )
     if not energy or energy <= 0:
         print("DEMO FAILED: no energy was delivered", file=sys.stderr)
         return 1

@@ -55,9 +55,13 @@ class Check:
 class Doctor:
     """Runs the checks in order, reporting each as it completes through ``report``."""
 
-    def __init__(self, report: Callable[[Check], None] | None = None, *,
-                 network_timeout_s: float = NETWORK_TIMEOUT_S,
-                 modbus_timeout_s: float = MODBUS_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        report: Callable[[Check], None] | None = None,
+        *,
+        network_timeout_s: float = NETWORK_TIMEOUT_S,
+        modbus_timeout_s: float = MODBUS_TIMEOUT_S,
+    ) -> None:
         self.results: list[Check] = []
         self._report = report
         self.network_timeout_s = network_timeout_s
@@ -91,9 +95,13 @@ class Doctor:
             # The daemon refuses to start on it (exit 2): the same check as `run`.
             self.add("config", "FAIL", keys_problem)
         else:
-            self.add("config", "OK", f"{config}: charge point {settings.charge_point_id}, "
-                                     f"{len(hw.connectors)} connector(s), hardware = "
-                                     f"{settings.hardware_kind}")
+            self.add(
+                "config",
+                "OK",
+                f"{config}: charge point {settings.charge_point_id}, "
+                f"{len(hw.connectors)} connector(s), hardware = "
+                f"{settings.hardware_kind}",
+            )
         self.check_pins(settings)
         self.check_gpio(settings)
         self.check_serial(settings)
@@ -111,13 +119,21 @@ class Doctor:
             self.add("pin map", "FAIL", str(exc))
             return
         safety = hw.safety
-        estop = (f"emergency stop GPIO{safety.emergency_stop_pin}"
-                 if safety.emergency_stop_pin is not None else "no emergency stop input")
-        contactors = ", ".join(f"connector {c.connector_id} contactor GPIO{c.contactor.pin}"
-                               for c in hw.connectors)
-        self.add("pin map", "OK", f"{len(hw.used_pins())} GPIOs, none used twice; residual "
-                                  f"current GPIO{safety.residual_current_pin}, {estop}; "
-                                  f"{contactors}")
+        estop = (
+            f"emergency stop GPIO{safety.emergency_stop_pin}"
+            if safety.emergency_stop_pin is not None
+            else "no emergency stop input"
+        )
+        contactors = ", ".join(
+            f"connector {c.connector_id} contactor GPIO{c.contactor.pin}" for c in hw.connectors
+        )
+        self.add(
+            "pin map",
+            "OK",
+            f"{len(hw.used_pins())} GPIOs, none used twice; residual "
+            f"current GPIO{safety.residual_current_pin}, {estop}; "
+            f"{contactors}",
+        )
 
     def check_gpio(self, settings: Settings) -> None:
         if settings.hardware_kind == "simulated":
@@ -125,13 +141,19 @@ class Doctor:
             return
         chips = sorted(glob.glob("/dev/gpiochip*"))
         if not chips:
-            self.add("gpio", "FAIL", "no /dev/gpiochip*: not a Raspberry Pi, or no GPIO "
-                                     "character device in this kernel")
+            self.add(
+                "gpio",
+                "FAIL",
+                "no /dev/gpiochip*: not a Raspberry Pi, or no GPIO character device in this kernel",
+            )
             return
         usable = [c for c in chips if os.access(c, os.R_OK | os.W_OK)]
         if not usable:
-            self.add("gpio", "FAIL", f"no read/write access to {', '.join(chips)}: is this "
-                                     "user in group gpio?")
+            self.add(
+                "gpio",
+                "FAIL",
+                f"no read/write access to {', '.join(chips)}: is this user in group gpio?",
+            )
             return
         self.add("gpio", "OK", f"{', '.join(usable)} accessible")
 
@@ -152,8 +174,9 @@ class Doctor:
             if not stat.S_ISCHR(os.stat(real).st_mode):
                 self.add(name, "FAIL", f"{real} is not a character device")
             elif not os.access(real, os.R_OK | os.W_OK):
-                self.add(name, "FAIL", f"no read/write access to {real}: is this user in group "
-                                       "dialout?")
+                self.add(
+                    name, "FAIL", f"no read/write access to {real}: is this user in group dialout?"
+                )
             else:
                 alias = f" -> {real}" if real != port else ""
                 self.add(name, "OK", f"present{alias} ({users})")
@@ -175,8 +198,12 @@ class Doctor:
                 self.add(f"pilot {n}", "FAIL", f"{where}: {_reason(exc)}")
             else:
                 ev = "EV plugged" if reading.state.plugged else "no EV"
-                self.add(f"pilot {n}", "OK", f"{where}: state {reading.state.value} ({ev}), "
-                                             f"offering {reading.offered_a:g} A")
+                self.add(
+                    f"pilot {n}",
+                    "OK",
+                    f"{where}: state {reading.state.value} ({ev}), "
+                    f"offering {reading.offered_a:g} A",
+                )
             meter_cfg = replace(c.meter, endpoint=self._quick(c.meter.endpoint))
             where = f"{c.meter.model} unit {c.meter.unit_id} on {c.meter.endpoint.key}"
             try:
@@ -188,8 +215,9 @@ class Doctor:
 
     def _quick(self, endpoint: Any) -> Any:
         # One short try: a bring-up check wants a quick answer, not the daemon's patience.
-        return replace(endpoint, timeout_s=min(endpoint.timeout_s, self.modbus_timeout_s),
-                       retries=0)
+        return replace(
+            endpoint, timeout_s=min(endpoint.timeout_s, self.modbus_timeout_s), retries=0
+        )
 
     # ------------------------------------------------------------ central system
 
@@ -200,15 +228,15 @@ class Doctor:
         parts = urlsplit(url)
         host, secure = parts.hostname, parts.scheme == "wss"
         if parts.scheme not in ("ws", "wss") or not host:
-            self.add("csms url", "FAIL",
-                     f"{without_credentials(url)} is not a ws:// or wss:// URL")
+            self.add("csms url", "FAIL", f"{without_credentials(url)} is not a ws:// or wss:// URL")
             return
         port = parts.port or (443 if secure else 80)
         timeout = self.network_timeout_s
         loop = asyncio.get_running_loop()
         try:
             infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout
+            )
         except (OSError, TimeoutError) as exc:
             self.add("dns", "FAIL", f"{host}: {_reason(exc)}")
             for name in ("tcp", "tls", "websocket", "clock"):
@@ -230,8 +258,8 @@ class Doctor:
             context = ssl.create_default_context()
             try:
                 _, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port, ssl=context, server_hostname=host),
-                    timeout)
+                    asyncio.open_connection(host, port, ssl=context, server_hostname=host), timeout
+                )
             except (OSError, TimeoutError, ssl.SSLError) as exc:
                 hint = "" if isinstance(exc, ssl.SSLError) else " (does this port speak TLS?)"
                 self.add("tls", "FAIL", f"{host}:{port}: {_reason(exc)}{hint}")
@@ -250,8 +278,12 @@ class Doctor:
         netloc = parts.netloc.rpartition("@")[2]
         try:
             date = await probe_websocket(
-                urlunsplit(parts._replace(netloc=netloc)), ssl_context=context,
-                authorization=auth, timeout_s=timeout, user_agent="chargepoint-doctor")
+                urlunsplit(parts._replace(netloc=netloc)),
+                ssl_context=context,
+                authorization=auth,
+                timeout_s=timeout,
+                user_agent="chargepoint-doctor",
+            )
         except HandshakeRefused as exc:
             self.add("websocket", "FAIL", str(exc))
             self.add("clock", "SKIP", "no handshake")
@@ -261,8 +293,12 @@ class Doctor:
             self.add("clock", "SKIP", "no handshake")
             return
         path = parts.path or "/"
-        self.add("websocket", "OK", f"{path}: upgraded with subprotocol {SUBPROTOCOL}, closed "
-                                    "without sending an OCPP message")
+        self.add(
+            "websocket",
+            "OK",
+            f"{path}: upgraded with subprotocol {SUBPROTOCOL}, closed "
+            "without sending an OCPP message",
+        )
         self._check_clock(date)
 
     def _check_clock(self, date: str | None) -> None:
@@ -277,12 +313,15 @@ class Doctor:
         offset = time.time() - server
         # Date has whole seconds: up to 1 s of difference is the header's rounding.
         if abs(offset) > CLOCK_TOLERANCE_S:
-            self.add("clock", "FAIL", f"this clock is {offset:+.0f} s off the central system's: "
-                                      "OCPP timestamps would be wrong (is NTP running? "
-                                      "timedatectl)")
+            self.add(
+                "clock",
+                "FAIL",
+                f"this clock is {offset:+.0f} s off the central system's: "
+                "OCPP timestamps would be wrong (is NTP running? "
+                "timedatectl)",
+            )
         else:
-            self.add("clock", "OK", f"within {max(abs(offset), 1.0):.0f} s of the central "
-                                    "system's")
+            self.add("clock", "OK", f"within {max(abs(offset), 1.0):.0f} s of the central system's")
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
@@ -300,8 +339,10 @@ def _tls_summary(writer: asyncio.StreamWriter) -> str:
     cert = ssl_object.getpeercert() or {}
     subject = dict(x[0] for x in cert.get("subject", ()) if x)
     name = subject.get("commonName", "?")
-    return (f"{ssl_object.version()}, certificate for {name} verified, valid until "
-            f"{cert.get('notAfter', '?')}")
+    return (
+        f"{ssl_object.version()}, certificate for {name} verified, valid until "
+        f"{cert.get('notAfter', '?')}"
+    )
 
 
 def _reason(exc: BaseException) -> str:
@@ -339,16 +380,21 @@ def _authorization(settings: Settings) -> str | None:
     """Security profile 1 credentials as the controller sends them (``<id>:<AuthorizationKey>``),
     from the config file's [ocpp_keys] and the key store, read-only: doctor often runs as
     another user than the service and must never create or migrate its files."""
-    values: dict[str, str] = {k: str(v) for k, v in settings.ocpp_keys.items()
-                              if k in ("SecurityProfile", "AuthorizationKey")}
+    values: dict[str, str] = {
+        k: str(v)
+        for k, v in settings.ocpp_keys.items()
+        if k in ("SecurityProfile", "AuthorizationKey")
+    }
     db = settings.state_dir / "config.db"
     if db.is_file():
         import sqlite3
 
         try:
             with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.0) as conn:
-                rows = conn.execute("SELECT key, value FROM config_value WHERE key IN "
-                                    "('SecurityProfile', 'AuthorizationKey')").fetchall()
+                rows = conn.execute(
+                    "SELECT key, value FROM config_value WHERE key IN "
+                    "('SecurityProfile', 'AuthorizationKey')"
+                ).fetchall()
             values.update({str(k): str(v) for k, v in rows})
         except sqlite3.Error:
             pass
@@ -363,8 +409,13 @@ def _authorization(settings: Settings) -> str | None:
     return "Basic " + base64.b64encode(secret.encode()).decode()
 
 
-def main(config: Path, csms_url: str | None = None, *, out: TextIO | None = None,
-         network_timeout_s: float = NETWORK_TIMEOUT_S) -> int:
+def main(
+    config: Path,
+    csms_url: str | None = None,
+    *,
+    out: TextIO | None = None,
+    network_timeout_s: float = NETWORK_TIMEOUT_S,
+) -> int:
     """Print one line per check and a verdict; 1 if any check failed."""
     stream = sys.stdout if out is None else out
 

@@ -49,25 +49,54 @@ required in its table; an optional key has no value unless given.
 
 # (heading, what it is, dataclass, keys the file does not set, extra rows before the fields)
 _TABLES: list[tuple[str, str, type, tuple[str, ...], list[tuple[str, str, str]]]] = [
-    ("[chargepoint]", "identity, central system, state, hardware (required)", ChargepointTable,
-     (), []),
-    ("[[connectors]]", "one per connector, numbered 1, 2, ... in file order (at least one)",
-     ConnectorHardware, ("connector_id", "contactor", "pilot", "meter", "lock"),
-     [("cable", '`"socket"` or `"tethered"`', '`"socket"`')]),
+    (
+        "[chargepoint]",
+        "identity, central system, state, hardware (required)",
+        ChargepointTable,
+        (),
+        [],
+    ),
+    (
+        "[[connectors]]",
+        "one per connector, numbered 1, 2, ... in file order (at least one)",
+        ConnectorHardware,
+        ("connector_id", "contactor", "pilot", "meter", "lock"),
+        [("cable", '`"socket"` or `"tethered"`', '`"socket"`')],
+    ),
     ("[connectors.contactor]", "the connector's contactor (required)", ContactorConfig, (), []),
-    ("[connectors.lock]", "the socket's lock (required for a socket, none for a tethered cable)",
-     LockConfig, (), []),
-    ("[connectors.pilot]", "the control pilot board and its Modbus bus (required)", PilotConfig,
-     ("endpoint",), []),
-    ("[connectors.meter]", "the energy meter and its Modbus bus (required)", MeterConfig,
-     ("endpoint",), []),
+    (
+        "[connectors.lock]",
+        "the socket's lock (required for a socket, none for a tethered cable)",
+        LockConfig,
+        (),
+        [],
+    ),
+    (
+        "[connectors.pilot]",
+        "the control pilot board and its Modbus bus (required)",
+        PilotConfig,
+        ("endpoint",),
+        [],
+    ),
+    (
+        "[connectors.meter]",
+        "the energy meter and its Modbus bus (required)",
+        MeterConfig,
+        ("endpoint",),
+        [],
+    ),
     ("[safety]", "safety inputs (required)", SafetyConfig, (), []),
     ("[indicator]", "RGB status light (optional table)", IndicatorConfig, (), []),
     ("[buzzer]", "passive piezo (optional table)", BuzzerConfig, (), []),
     ("[display]", "display backlight (optional table)", DisplayConfig, (), []),
     ("[card_reader]", "RFID reader (optional table)", CardReaderConfig, (), []),
-    ("[bench]", "the simulated bench (`hardware = \"simulated\"` only; optional table)",
-     BenchSettings, (), []),
+    (
+        "[bench]",
+        'the simulated bench (`hardware = "simulated"` only; optional table)',
+        BenchSettings,
+        (),
+        [],
+    ),
     ("[logging]", "the OCPP message log (optional table)", LoggingSettings, (), []),
 ]
 
@@ -91,8 +120,7 @@ def describe(hint: Any) -> str:
                     limits = f">= {low}" if low else f"<= {high}"
                 text += f", {limits}" + (f" ({mark.what})" if mark.what else "")
             elif isinstance(mark, Length):
-                text += (f", {mark.low} to {mark.high} characters" if mark.high
-                         else ", not empty")
+                text += f", {mark.low} to {mark.high} characters" if mark.high else ", not empty"
             elif isinstance(mark, MeterModelName):
                 text += ": " + ", ".join(f"`{m}`" for m in METER_MODEL_NAMES)
             elif isinstance(mark, CsmsUrl):
@@ -102,8 +130,7 @@ def describe(hint: Any) -> str:
         arms = [a for a in get_args(hint) if a is not type(None)]
         return describe(arms[0]) + " (optional)"
     if origin is Literal:
-        return " or ".join(f'`"{c}"`' if isinstance(c, str) else f"`{c}`"
-                           for c in get_args(hint))
+        return " or ".join(f'`"{c}"`' if isinstance(c, str) else f"`{c}`" for c in get_args(hint))
     return _KINDS[hint]
 
 
@@ -124,24 +151,42 @@ def render() -> str:
     out = [HEADER]
     endpoint_rows = _rows(ModbusEndpoint, ())
     for heading, what, cls, skip, extra in _TABLES:
-        out += [f"## `{heading}`", "", what[0].upper() + what[1:] + ".", "",
-                "| Key | Type and limits | Default |", "|---|---|---|"]
+        out += [
+            f"## `{heading}`",
+            "",
+            what[0].upper() + what[1:] + ".",
+            "",
+            "| Key | Type and limits | Default |",
+            "|---|---|---|",
+        ]
         out += [f"| `{k}` | {t} | {d} |" for k, t, d in extra + _rows(cls, skip)]
         if "endpoint" in skip:
             out += [f"| `{k}` | {t} | {d} |" for k, t, d in endpoint_rows]
-            out += ["", ("Exactly one of `port` (Modbus RTU on a serial line) and `host` (Modbus "
-                        "TCP) is given. Devices on one bus must agree on its settings.")]
+            out += [
+                "",
+                (
+                    "Exactly one of `port` (Modbus RTU on a serial line) and `host` (Modbus "
+                    "TCP) is given. Devices on one bus must agree on its settings."
+                ),
+            ]
         out.append("")
-    out += ["## `[ocpp_keys]`", "",
-            ("Installer overrides of OCPP configuration keys: see "
-            "[configuration-keys.md](configuration-keys.md)."), ""]
+    out += [
+        "## `[ocpp_keys]`",
+        "",
+        (
+            "Installer overrides of OCPP configuration keys: see "
+            "[configuration-keys.md](configuration-keys.md)."
+        ),
+        "",
+    ]
     return "\n".join(out)
 
 
 def _rows(cls: type, skip: tuple[str, ...]) -> list[tuple[str, str, str]]:
     hints = get_type_hints(cls, include_extras=True)
-    return [(f.name, describe(hints[f.name]), _default(f))
-            for f in fields(cls) if f.name not in skip]
+    return [
+        (f.name, describe(hints[f.name]), _default(f)) for f in fields(cls) if f.name not in skip
+    ]
 
 
 if __name__ == "__main__":

@@ -55,8 +55,12 @@ def terminal_confirm(stream: TextIO) -> Confirm:
 
 
 class HardwareTest:
-    def __init__(self, devices: Any, confirm: Confirm = always_yes,
-                 report: Callable[[Check], None] | None = None) -> None:
+    def __init__(
+        self,
+        devices: Any,
+        confirm: Confirm = always_yes,
+        report: Callable[[Check], None] | None = None,
+    ) -> None:
         self.devices = devices
         self.confirm = confirm
         self.results: list[Check] = []
@@ -77,23 +81,27 @@ class HardwareTest:
             if c.lock is None:
                 self.add(f"lock {c.connector_id}", "SKIP", "tethered cable: no lock")
             else:
-                await self.step(f"lock {c.connector_id}",
-                                f"Connector {c.connector_id}: drive the lock motor to locked, "
-                                "then back to unlocked?", partial(self.lock, c))
+                await self.step(
+                    f"lock {c.connector_id}",
+                    f"Connector {c.connector_id}: drive the lock motor to locked, "
+                    "then back to unlocked?",
+                    partial(self.lock, c),
+                )
         if d.indicator is None:
             self.add("light", "SKIP", "no status light configured")
         else:
-            await self.step("light", "Status light: show red, green, blue and white?",
-                            self.light)
+            await self.step("light", "Status light: show red, green, blue and white?", self.light)
         if d.buzzer is None:
             self.add("buzzer", "SKIP", "no buzzer configured")
         else:
             await self.step("buzzer", "Buzzer: beep twice?", self.buzzer)
         for c in d.connectors:
-            await self.step(f"contactor {c.connector_id}",
-                            f"Connector {c.connector_id}: close the contactor for "
-                            f"{CONTACTOR_CLOSED_S:g} s (listen for the click; NO EV connected)?",
-                            partial(self.contactor, c))
+            await self.step(
+                f"contactor {c.connector_id}",
+                f"Connector {c.connector_id}: close the contactor for "
+                f"{CONTACTOR_CLOSED_S:g} s (listen for the click; NO EV connected)?",
+                partial(self.contactor, c),
+            )
         d.safe_state()
         return self.results
 
@@ -130,8 +138,11 @@ class HardwareTest:
             return
         if active:
             names = ", ".join(e.source.value for e in active)
-            self.add("safety inputs", "FAIL", f"tripped now: {names} (the contactor step will "
-                                              "be refused)")
+            self.add(
+                "safety inputs",
+                "FAIL",
+                f"tripped now: {names} (the contactor step will be refused)",
+            )
         else:
             self.add("safety inputs", "OK", "no input tripped")
 
@@ -167,38 +178,47 @@ class HardwareTest:
         await asyncio.sleep(CONTACTOR_SETTLE_S)
         opened = contactor.status()
         if closed.feedback_closed is None:
-            return (f"closed for {CONTACTOR_CLOSED_S:g} s and opened (no mirror contact "
-                    "configured: only your ears can tell)")
+            return (
+                f"closed for {CONTACTOR_CLOSED_S:g} s and opened (no mirror contact "
+                "configured: only your ears can tell)"
+            )
         if not closed.feedback_closed:
-            raise RuntimeError("the mirror contact did not close: check the coil driver, the "
-                               "contactor and the mirror input wiring")
+            raise RuntimeError(
+                "the mirror contact did not close: check the coil driver, the "
+                "contactor and the mirror input wiring"
+            )
         if opened.feedback_closed or opened.welded:
-            raise RuntimeError("the mirror contact stays closed after opening: contacts "
-                               "WELDED? Do not use this charger")
+            raise RuntimeError(
+                "the mirror contact stays closed after opening: contacts "
+                "WELDED? Do not use this charger"
+            )
         return "closed and opened, both confirmed by the mirror contact"
 
     async def _no_ev(self, c: Any) -> None:
         active = self.devices.safety.active()
         if active:
-            raise Refused("a safety input is tripped: " +
-                          ", ".join(e.source.value for e in active))
+            raise Refused("a safety input is tripped: " + ", ".join(e.source.value for e in active))
         try:
             reading = await c.pilot.read()
         except Exception as exc:  # noqa: BLE001
-            raise Refused(f"the pilot cannot be read ({exc}), so an EV may be connected"
-                          ) from None
+            raise Refused(f"the pilot cannot be read ({exc}), so an EV may be connected") from None
         if reading.state.plugged:
-            raise Refused(f"the pilot reads state {reading.state.value}: an EV is connected; "
-                          "unplug it first")
+            raise Refused(
+                f"the pilot reads state {reading.state.value}: an EV is connected; unplug it first"
+            )
 
 
 class Refused(Exception):
     """A step that must not run in the present situation."""
 
 
-async def run(settings: Settings, *, confirm: Confirm = always_yes,
-              report: Callable[[Check], None] | None = None,
-              pin_factory: object | None = None) -> list[Check]:
+async def run(
+    settings: Settings,
+    *,
+    confirm: Confirm = always_yes,
+    report: Callable[[Check], None] | None = None,
+    pin_factory: object | None = None,
+) -> list[Check]:
     from firmware import app
 
     devices, bench = await app.open_devices(settings, pin_factory=pin_factory)
@@ -219,7 +239,7 @@ def main(config: Path, *, yes: bool = False, out: TextIO | None = None) -> int:
         print(exc.lines("chargepoint hw-test: configuration error: "), file=sys.stderr)
         return 2
     if settings.hardware_kind == "simulated":
-        print("hardware = \"simulated\": exercising the simulated bench's mock pins", file=stream)
+        print('hardware = "simulated": exercising the simulated bench\'s mock pins', file=stream)
 
     def report(check: Check) -> None:
         print(check.line(), file=stream, flush=True)
@@ -237,8 +257,11 @@ def main(config: Path, *, yes: bool = False, out: TextIO | None = None) -> int:
         print(f"chargepoint hw-test: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - e.g. a Modbus bus that cannot be opened
-        print(f"chargepoint hw-test: cannot open the hardware: {type(exc).__name__}: {exc} "
-              "(is the service running? systemctl stop chargepoint)", file=sys.stderr)
+        print(
+            f"chargepoint hw-test: cannot open the hardware: {type(exc).__name__}: {exc} "
+            "(is the service running? systemctl stop chargepoint)",
+            file=sys.stderr,
+        )
         return 1
     failed = [c.name for c in results if c.verdict == "FAIL"]
     if failed:

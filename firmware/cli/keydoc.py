@@ -67,14 +67,21 @@ def render(registry: KeyRegistry) -> str:
                 f"| `{d.name}` | {_type(d)} | {d.access.value} | "
                 f"{'`' + default + '`' if default else '(empty)'} | "
                 f"{'yes' if d.reboot_required else 'no'} | "
-                f"{d.effect or '-'} | {d.description} |")
+                f"{d.effect or '-'} | {d.description} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def reference_registry() -> KeyRegistry:
     """Every standard and hardware key: one socket connector with all optional hardware."""
-    return build_registry(number_of_connectors=1, tethered=False, has_indicator=True,
-                          has_buzzer=True, has_display=True, max_current_a=32)
+    return build_registry(
+        number_of_connectors=1,
+        tethered=False,
+        has_indicator=True,
+        has_buzzer=True,
+        has_display=True,
+        max_current_a=32,
+    )
 
 
 if __name__ == "__main__":

@@ -38,19 +38,28 @@ RENEW_DAYS = 30  # ask for a new charge point certificate this long before the o
 
 
 def _camel_hash(data: dict[str, Any]) -> dict[str, str]:
-    names = {"hash_algorithm": "hashAlgorithm", "issuer_name_hash": "issuerNameHash",
-             "issuer_key_hash": "issuerKeyHash", "serial_number": "serialNumber"}
+    names = {
+        "hash_algorithm": "hashAlgorithm",
+        "issuer_name_hash": "issuerNameHash",
+        "issuer_key_hash": "issuerKeyHash",
+        "serial_number": "serialNumber",
+    }
     return {names.get(k, k): str(v) for k, v in data.items()}
-
-
 
 
 class CertificateManagement:
     """The central system's certificate requests, and our SignCertificate."""
 
-    def __init__(self, dispatcher: Dispatcher, keys: KeyRegistry, charge_point_id: str, *,
-                 certificates: CertificateStore | None, events: SecurityEventSink,
-                 triggers: TriggerRegistry) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        keys: KeyRegistry,
+        charge_point_id: str,
+        *,
+        certificates: CertificateStore | None,
+        events: SecurityEventSink,
+        triggers: TriggerRegistry,
+    ) -> None:
         self.dispatcher = dispatcher
         self.keys = keys
         self.charge_point_id = charge_point_id
@@ -58,18 +67,25 @@ class CertificateManagement:
         self.events = events
         self._renewal_asked = False
         dispatcher.while_ready(self._renew_when_due)
-        triggers.register(MessageTrigger.sign_charge_point_certificate.value, Trigger(
-            # Prerequisite (A02): the CSR's O field needs CpoName.
-            accept=lambda _cid: bool(keys.value_or(K.CpoName, "")) and certificates is not None,
-            send=lambda _cid: self._sign_soon(), per_connector=False, extended_only=True))
+        triggers.register(
+            MessageTrigger.sign_charge_point_certificate.value,
+            Trigger(
+                # Prerequisite (A02): the CSR's O field needs CpoName.
+                accept=lambda _cid: bool(keys.value_or(K.CpoName, "")) and certificates is not None,
+                send=lambda _cid: self._sign_soon(),
+                per_connector=False,
+                extended_only=True,
+            ),
+        )
 
     def _store(self) -> CertificateStore:
         if self.certificates is None:
             raise CertificateError("this charger has no certificate store")
         return self.certificates
 
-    def install_certificate(self, certificate_type: str, certificate: str
-                            ) -> call_result.InstallCertificate:
+    def install_certificate(
+        self, certificate_type: str, certificate: str
+    ) -> call_result.InstallCertificate:
         try:
             kind = RootKind(certificate_type)
             store = self._store()
@@ -79,39 +95,47 @@ class CertificateManagement:
             status, reason = InstallStatus.REJECTED, str(exc)
         if status is InstallStatus.ACCEPTED and reason != "already installed":
             cert = load_certificates(certificate)[0]
-            self.events.record("ReconfigurationOfSecurityParameters",
-                               f"{certificate_type} installed: {describe(cert)}")
+            self.events.record(
+                "ReconfigurationOfSecurityParameters",
+                f"{certificate_type} installed: {describe(cert)}",
+            )
         elif status is not InstallStatus.ACCEPTED:
             log.warning("InstallCertificate %s: %s (%s)", certificate_type, status.value, reason)
         return call_result.InstallCertificate(status=CertificateStatus(status.value))
 
-    def delete_certificate(self, certificate_hash_data: dict[str, Any]
-                           ) -> call_result.DeleteCertificate:
+    def delete_certificate(
+        self, certificate_hash_data: dict[str, Any]
+    ) -> call_result.DeleteCertificate:
         try:
             status, reason = self._store().delete_root(
                 _camel_hash(certificate_hash_data),
-                keep_last_central_system_root=self.keys.value_or(K.SecurityProfile, 0) >= 2)
+                keep_last_central_system_root=self.keys.value_or(K.SecurityProfile, 0) >= 2,
+            )
         except CertificateError as exc:
             status, reason = DeleteStatus.NOT_FOUND, str(exc)
         if status is DeleteStatus.ACCEPTED:
             self.events.record(
                 "ReconfigurationOfSecurityParameters",
-                f"{reason} deleted (serial {certificate_hash_data.get('serial_number')})")
+                f"{reason} deleted (serial {certificate_hash_data.get('serial_number')})",
+            )
         else:
             log.info("DeleteCertificate: %s (%s)", status.value, reason)
         return call_result.DeleteCertificate(status=DeleteCertificateStatus(status.value))
 
-    def installed_certificate_ids(self, certificate_type: str
-                                  ) -> call_result.GetInstalledCertificateIds:
+    def installed_certificate_ids(
+        self, certificate_type: str
+    ) -> call_result.GetInstalledCertificateIds:
         try:
             ids = self._store().installed_ids(RootKind(certificate_type))
         except (ValueError, CertificateError):
             ids = []
         if not ids:
             return call_result.GetInstalledCertificateIds(
-                status=GetInstalledCertificateStatus.not_found)
+                status=GetInstalledCertificateStatus.not_found
+            )
         return call_result.GetInstalledCertificateIds(
-            status=GetInstalledCertificateStatus.accepted, certificate_hash_data=ids)
+            status=GetInstalledCertificateStatus.accepted, certificate_hash_data=ids
+        )
 
     def certificate_signed(self, certificate_chain: str) -> call_result.CertificateSigned:
         limit = self.keys.value_or(K.CertificateSignedMaxChainSize, 0)
@@ -120,15 +144,18 @@ class CertificateManagement:
         else:
             try:
                 outcome = self._store().accept_chain(
-                    certificate_chain, self.charge_point_id, self.keys.value_or(K.CpoName, ""))
+                    certificate_chain, self.charge_point_id, self.keys.value_or(K.CpoName, "")
+                )
                 ok, reason = outcome.ok, outcome.reason
             except (CertificateError, OSError) as exc:
                 ok, reason = False, str(exc)
         if not ok:
             self.events.record("InvalidChargePointCertificate", reason)
             return call_result.CertificateSigned(status=CertificateSignedStatus.rejected)
-        self.events.record("ReconfigurationOfSecurityParameters",
-                           "new charge point certificate" + (f" ({reason})" if reason else ""))
+        self.events.record(
+            "ReconfigurationOfSecurityParameters",
+            "new charge point certificate" + (f" ({reason})" if reason else ""),
+        )
         if self.keys.value_or(K.SecurityProfile, 0) == 3 and not reason:
             # Profile 3 authenticates with it: take it into use now.
             self.dispatcher.reconnect("new charge point certificate")
@@ -140,16 +167,17 @@ class CertificateManagement:
         if not self.dispatcher.connected:
             return
         store = self._store()
-        csr = await asyncio.to_thread(store.new_csr, self.charge_point_id,
-                                      self.keys.value_or(K.CpoName, ""))
+        csr = await asyncio.to_thread(
+            store.new_csr, self.charge_point_id, self.keys.value_or(K.CpoName, "")
+        )
         try:
             result = await self.dispatcher.call(call.SignCertificate(csr=csr))
         except NOT_DELIVERED as exc:
             log.warning("SignCertificate not delivered: %s", exc)
             return
         (log.info if result.status == GenericStatus.accepted else log.warning)(
-            "SignCertificate: %s", result.status)
-
+            "SignCertificate: %s", result.status
+        )
 
     def _sign_soon(self) -> None:
         asyncio.get_running_loop().create_task(self.sign_certificate())
@@ -157,13 +185,17 @@ class CertificateManagement:
     async def _renew_when_due(self) -> None:
         """Use case A03: ask for a new certificate a month before ours expires (checked once
         registered, on every connection)."""
-        if (self._renewal_asked or self.certificates is None
-                or not self.keys.value_or(K.CpoName, "")
-                or not self.certificates.expiring_within(RENEW_DAYS)):
+        if (
+            self._renewal_asked
+            or self.certificates is None
+            or not self.keys.value_or(K.CpoName, "")
+            or not self.certificates.expiring_within(RENEW_DAYS)
+        ):
             return
         self._renewal_asked = True
-        log.info("the charge point certificate expires within %d days: asking for a new one",
-                 RENEW_DAYS)
+        log.info(
+            "the charge point certificate expires within %d days: asking for a new one", RENEW_DAYS
+        )
         self._sign_soon()
 
 

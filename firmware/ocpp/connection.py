@@ -56,19 +56,18 @@ MESSAGE_LOG.addFilter(RedactSecrets())
 # own logger gets one; a block added later is covered without being listed).
 for _module in pkgutil.iter_modules(sys.modules["firmware.ocpp"].__path__, "firmware.ocpp."):
     logging.getLogger(_module.name).addFilter(RedactSecrets())
-logging.getLogger("websockets.client").addFilter(
-    HideWebsocketsSecrets(drop_data_frames=True))
+logging.getLogger("websockets.client").addFilter(HideWebsocketsSecrets(drop_data_frames=True))
 
 #: The names of ``ocpp.v16.ChargePoint`` (attributes of an instance) this module relies on that
 #: are not the library's documented API.  ``missing_internals`` checks them.
 LIBRARY_INTERNALS = (
-    "_connection",        # the WebSocket: recv(decode=False), close()
+    "_connection",  # the WebSocket: recv(decode=False), close()
     "_response_timeout",  # read per call: MessageTimeout applies to the live connection
-    "_call_lock",         # one CALL of ours outstanding at a time
-    "_send",              # every frame out (CALLERRORs in OCPP-J 1.6 spelling)
-    "_handle_call",       # the library's routing of one CALL to the @on/@after handlers
-    "route_map",          # built from firmware.ocpp.routes, not from this subclass
-    "logger",             # the library logs frames and troubles here (LibraryLog)
+    "_call_lock",  # one CALL of ours outstanding at a time
+    "_send",  # every frame out (CALLERRORs in OCPP-J 1.6 spelling)
+    "_handle_call",  # the library's routing of one CALL to the @on/@after handlers
+    "route_map",  # built from firmware.ocpp.routes, not from this subclass
+    "logger",  # the library logs frames and troubles here (LibraryLog)
     "id",
 )
 
@@ -143,8 +142,9 @@ def wire_form(request: Any) -> WireCall:
     """The wire form of a request given as an ``ocpp.v16.call`` dataclass (or already one)."""
     if isinstance(request, WireCall):
         return request
-    return WireCall(type(request).__name__,
-                    remove_nones(snake_to_camel_case(serialize_as_dict(request))))
+    return WireCall(
+        type(request).__name__, remove_nones(snake_to_camel_case(serialize_as_dict(request)))
+    )
 
 
 class ConnectionOwner(Protocol):
@@ -170,8 +170,9 @@ class Connection(ChargePoint):
     liberally (ANSWER_FIELDS), and no CALL of ours leaves while a central-system request is
     being handled: whatever its handling sends follows its CALLRESULT on the wire."""
 
-    def __init__(self, owner: ConnectionOwner, charge_point_id: str, ws: Any, timeout: float,
-                 routes: object) -> None:
+    def __init__(
+        self, owner: ConnectionOwner, charge_point_id: str, ws: Any, timeout: float, routes: object
+    ) -> None:
         # The library logs every frame it sends and receives on this logger; firmware.logs
         # routes it to the optional OCPP message log (never to the journal).
         super().__init__(charge_point_id, ws, response_timeout=timeout, logger=LibraryLog())
@@ -199,8 +200,7 @@ class Connection(ChargePoint):
             # decode=False: websockets would fail the connection on invalid UTF-8 (1007); we
             # read it ourselves and answer what can be answered.
             data = await self._connection.recv(decode=False)
-            self.logger.info("%s: receive message %s", self.id,
-                             data.decode("utf-8", "replace"))
+            self.logger.info("%s: receive message %s", self.id, data.decode("utf-8", "replace"))
             await self.route_message(data)
 
     async def route_message(self, raw_msg: Any) -> None:
@@ -214,8 +214,11 @@ class Connection(ChargePoint):
             return
         if frame.fault is not None:
             outstanding = self._outstanding
-            if frame.fault == "malformed-answer" and outstanding is not None and \
-                    outstanding[0] == frame.message_id:
+            if (
+                frame.fault == "malformed-answer"
+                and outstanding is not None
+                and outstanding[0] == frame.message_id
+            ):
                 self._answer_arrived(frame, raw_msg)
                 return
             await self._refuse(frame.message_id, FRAME_FAULTS[frame.fault], frame.fault, raw_msg)
@@ -231,21 +234,27 @@ class Connection(ChargePoint):
         assert frame.parts is not None
         outstanding[1].set_result(frame.parts)
 
-    async def _refuse(self, message_id: str | None, code: str | None, cause: str,
-                      raw: Any) -> None:
+    async def _refuse(self, message_id: str | None, code: str | None, cause: str, raw: Any) -> None:
         if names_authorization_key(str(raw)):
             # A schema message quotes the value: not of a write-only key.
-            cause = cause.split(":")[0] + " (details withheld: the request names " \
-                "AuthorizationKey)"
+            cause = cause.split(":")[0] + " (details withheld: the request names AuthorizationKey)"
         if len(cause) > EXCERPT:
             cause = cause[:EXCERPT] + "..."  # a schema message quotes the whole value
         if self.owner.registration is RegistrationStatus.REJECTED:
             code = None  # OCPP 1.6 §4.2.1: no answer at all while Rejected
-        log.warning("bad frame from the central system (%s): %s; %s", cause, excerpt(raw),
-                    f"answered {code}" if code and message_id else "not answered")
+        log.warning(
+            "bad frame from the central system (%s): %s; %s",
+            cause,
+            excerpt(raw),
+            f"answered {code}" if code and message_id else "not answered",
+        )
         if code and message_id:
-            await self._send(json.dumps([4, message_id, code, f"{ERROR_CODES[code]} ({cause})",
-                                         {}], separators=(",", ":")))
+            await self._send(
+                json.dumps(
+                    [4, message_id, code, f"{ERROR_CODES[code]} ({cause})", {}],
+                    separators=(",", ":"),
+                )
+            )
 
     async def _handle_call(self, msg: Any) -> Any:
         if self.owner.registration is RegistrationStatus.REJECTED:
@@ -256,11 +265,13 @@ class Connection(ChargePoint):
         handlers = self.route_map.get(msg.action, {})
         if "_on_action" not in handlers:
             fault = "action-not-offered" if msg.action in V16_ACTIONS else "unknown-action"
-            await self._refuse(msg.unique_id, FRAME_FAULTS[fault], f"{fault}: {msg.action}",
-                               msg.to_json())
+            await self._refuse(
+                msg.unique_id, FRAME_FAULTS[fault], f"{fault}: {msg.action}", msg.to_json()
+            )
             return None
         problem = await asyncio.get_running_loop().run_in_executor(
-            None, schema_fault, msg.action, msg.payload)
+            None, schema_fault, msg.action, msg.payload
+        )
         if problem is not None:
             code, cause = problem
             await self._refuse(msg.unique_id, code, f"{msg.action} {cause}", msg.to_json())
@@ -312,8 +323,9 @@ class Connection(ChargePoint):
             waiting: set[asyncio.Future[Any]] = {answer, lost}
             try:
                 await self._send(message.to_json())
-                await asyncio.wait(waiting, timeout=self._response_timeout,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    waiting, timeout=self._response_timeout, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 lost.cancel()
                 self._outstanding = None
@@ -325,14 +337,18 @@ class Connection(ChargePoint):
         if parts[0] == 4:
             if len(parts) < 4 or not isinstance(parts[2], str):
                 raise UnusableAnswer(action, f"malformed CALLERROR {excerpt(dumps(parts))}")
-            raise error_of(parts[2], parts[3] if isinstance(parts[3], str) else "",
-                           parts[4] if len(parts) > 4 and isinstance(parts[4], dict) else {})
+            raise error_of(
+                parts[2],
+                parts[3] if isinstance(parts[3], str) else "",
+                parts[4] if len(parts) > 4 and isinstance(parts[4], dict) else {},
+            )
         if len(parts) != 3:
             raise UnusableAnswer(action, f"malformed CALLRESULT {excerpt(dumps(parts))}")
         result, deviation = read_answer(action, parts[2])
         if deviation is not None:
-            self.owner.troubles.note(action, "answer does not follow the OCPP 1.6 schema",
-                                     deviation)
+            self.owner.troubles.note(
+                action, "answer does not follow the OCPP 1.6 schema", deviation
+            )
         else:
             self.owner.troubles.clear(action)
         return result

@@ -26,7 +26,12 @@ log = logging.getLogger(__name__)
 
 #: What a CALL that got no usable answer raises: it was not delivered (or not known to be).
 NOT_DELIVERED: tuple[type[BaseException], ...] = (
-    TimeoutError, ConnectionError, websockets.ConnectionClosed, OCPPError, UnusableAnswer)
+    TimeoutError,
+    ConnectionError,
+    websockets.ConnectionClosed,
+    OCPPError,
+    UnusableAnswer,
+)
 
 
 class Dispatcher(Protocol):
@@ -163,16 +168,16 @@ async def deliver(dispatcher: Dispatcher, queue: DurableQueue[E]) -> None:
         except OCPPError as exc:
             attempts = queue.refused(entry)
             limit = policy.attempts()
-            log.warning("%s refused (%s), attempt %d of %d", queue.describe(entry), exc,
-                        attempts, limit)
+            log.warning(
+                "%s refused (%s), attempt %d of %d", queue.describe(entry), exc, attempts, limit
+            )
             if attempts >= limit:
                 queue.give_up(entry)
                 continue
             await _wait_after_refusal(policy, attempts)
             continue
         except TimeoutError:
-            log.warning("%s not answered within MessageTimeout; resending",
-                        queue.describe(entry))
+            log.warning("%s not answered within MessageTimeout; resending", queue.describe(entry))
             await asyncio.sleep(policy.unanswered_wait)
             continue
         except UnusableAnswer as exc:
@@ -189,8 +194,9 @@ async def _wait_after_refusal(policy: RetryPolicy, attempts: int) -> None:
     if policy.keys is None:
         await asyncio.sleep(policy.interval() * attempts)
         return
-    while not await clock.sleep_until(refused_at + policy.interval() * attempts, policy.keys,
-                                      policy.watch):
+    while not await clock.sleep_until(
+        refused_at + policy.interval() * attempts, policy.keys, policy.watch
+    ):
         pass  # a changed interval counts from the refusal
 
 

@@ -37,41 +37,77 @@ from firmware.transactions import OpenTransaction, TransactionStore
 class OcppEdge:
     """Everything OCPP of one charge point; implements ``firmware.ports.CentralSystemLink``."""
 
-    def __init__(self, *, url: str, charge_point_id: str, keys: KeyRegistry,
-                 boot_fields: dict[str, str], store: TransactionStore,
-                 security_log: SecurityLog, certificates: CertificateStore | None = None,
-                 diagnostics: DiagnosticsBuffer | None = None,
-                 ssl_context: ssl.SSLContext | None = None, backoff: Backoff | None = None,
-                 fallback_after: int = FALLBACK_AFTER) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        charge_point_id: str,
+        keys: KeyRegistry,
+        boot_fields: dict[str, str],
+        store: TransactionStore,
+        security_log: SecurityLog,
+        certificates: CertificateStore | None = None,
+        diagnostics: DiagnosticsBuffer | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        backoff: Backoff | None = None,
+        fallback_after: int = FALLBACK_AFTER,
+    ) -> None:
         self.keys = keys
         self.triggers = TriggerRegistry()
-        self.session = OcppSession(url=url, charge_point_id=charge_point_id, keys=keys,
-                                   boot_fields=boot_fields, triggers=self.triggers,
-                                   ssl_context=ssl_context, backoff=backoff)
+        self.session = OcppSession(
+            url=url,
+            charge_point_id=charge_point_id,
+            keys=keys,
+            boot_fields=boot_fields,
+            triggers=self.triggers,
+            ssl_context=ssl_context,
+            backoff=backoff,
+        )
         # Registration order is the order the blocks' workers start on each connection.
         self.status = StatusReporting(self.session, keys, self.triggers)
         self.transactions = TransactionMessages(self.session, keys, store)
         self.events = SecurityEvents(self.session, security_log)
         self.certificates = CertificateManagement(
-            self.session, keys, charge_point_id, certificates=certificates, events=self.events,
-            triggers=self.triggers)
+            self.session,
+            keys,
+            charge_point_id,
+            certificates=certificates,
+            events=self.events,
+            triggers=self.triggers,
+        )
         self.profiles = SecurityProfiles(
-            charge_point_id, keys, certificates=certificates, security_log=security_log,
-            events=self.events, fallback_after=fallback_after)
+            charge_point_id,
+            keys,
+            certificates=certificates,
+            security_log=security_log,
+            events=self.events,
+            fallback_after=fallback_after,
+        )
         self.log_upload = LogUpload(
-            self.session, charge_point_id, security_log=security_log, diagnostics=diagnostics,
-            certificates=certificates, secrets=self.profiles.secrets, triggers=self.triggers)
+            self.session,
+            charge_point_id,
+            security_log=security_log,
+            diagnostics=diagnostics,
+            certificates=certificates,
+            secrets=self.profiles.secrets,
+            triggers=self.triggers,
+        )
 
     async def serve(self, control: ChargerControl) -> None:
         """Keep connected and answer the central system's requests with ``control`` (the
         charger), until cancelled."""
-        self.transactions.register_meter_values_trigger(self.triggers,
-                                                        control.current_meter_values)
-        routes = Routes(keys=self.keys, control=control,
-                        registration=lambda: self.session.registration, triggers=self.triggers,
-                        transactions=self.transactions, profiles=self.profiles,
-                        events=self.events, certificates=self.certificates,
-                        log_upload=self.log_upload)
+        self.transactions.register_meter_values_trigger(self.triggers, control.current_meter_values)
+        routes = Routes(
+            keys=self.keys,
+            control=control,
+            registration=lambda: self.session.registration,
+            triggers=self.triggers,
+            transactions=self.transactions,
+            profiles=self.profiles,
+            events=self.events,
+            certificates=self.certificates,
+            log_upload=self.log_upload,
+        )
         await self.session.run(routes, self.profiles)
 
     def finish_interrupted_transactions(self) -> list[OpenTransaction]:
@@ -86,30 +122,38 @@ class OcppEdge:
     def online(self) -> bool:
         return self.session.ready
 
-    def status_changed(self, connector_id: int, status: ConnectorStatus,
-                       error: ConnectorError | None, info: str) -> None:
+    def status_changed(
+        self, connector_id: int, status: ConnectorStatus, error: ConnectorError | None, info: str
+    ) -> None:
         self.status.status_changed(connector_id, status, error, info)
 
-    def start_transaction(self, connector_id: int, id_tag: str, meter_start_wh: int,
-                          timestamp: datetime) -> TransactionHandle:
-        return self.transactions.start_transaction(connector_id, id_tag, meter_start_wh,
-                                                   timestamp)
+    def start_transaction(
+        self, connector_id: int, id_tag: str, meter_start_wh: int, timestamp: datetime
+    ) -> TransactionHandle:
+        return self.transactions.start_transaction(connector_id, id_tag, meter_start_wh, timestamp)
 
-    def stop_transaction(self, handle: TransactionHandle, meter_stop_wh: int,
-                         timestamp: datetime, reason: StopReason, id_tag: str | None,
-                         transaction_data: list[MeterSample]) -> None:
-        self.transactions.stop_transaction(handle, meter_stop_wh, timestamp, reason, id_tag,
-                                           transaction_data)
+    def stop_transaction(
+        self,
+        handle: TransactionHandle,
+        meter_stop_wh: int,
+        timestamp: datetime,
+        reason: StopReason,
+        id_tag: str | None,
+        transaction_data: list[MeterSample],
+    ) -> None:
+        self.transactions.stop_transaction(
+            handle, meter_stop_wh, timestamp, reason, id_tag, transaction_data
+        )
 
-    def meter_values(self, connector_id: int, handle: TransactionHandle | None,
-                     samples: list[MeterSample]) -> None:
+    def meter_values(
+        self, connector_id: int, handle: TransactionHandle | None, samples: list[MeterSample]
+    ) -> None:
         self.transactions.meter_values(connector_id, handle, samples)
 
     def checkpoint(self, handle: TransactionHandle, meter_wh: int, timestamp: datetime) -> None:
         self.transactions.checkpoint(handle, meter_wh, timestamp)
 
-    def on_transaction_info(self, callback: Callable[[TransactionHandle, IdTagInfo], None]
-                            ) -> None:
+    def on_transaction_info(self, callback: Callable[[TransactionHandle, IdTagInfo], None]) -> None:
         self.transactions.on_transaction_info(callback)
 
     def on_id_tag_info(self, callback: Callable[[str, IdTagInfo], None]) -> None:

@@ -33,24 +33,26 @@ ERROR_CODES: dict[str, str] = {
     "NotImplemented": "Requested Action is not known by receiver",
     "NotSupported": "Requested Action is recognized but not supported by the receiver",
     "InternalError": "An internal error occurred and the receiver was not able to process "
-                     "the requested Action successfully",
+    "the requested Action successfully",
     "ProtocolError": "Payload for Action is incomplete",
     "SecurityError": "During the processing of Action a security issue occurred preventing "
-                     "receiver from completing the Action successfully",
+    "receiver from completing the Action successfully",
     "FormationViolation": "Payload for Action is syntactically incorrect or not conform the "
-                          "PDU structure for Action",
+    "PDU structure for Action",
     "PropertyConstraintViolation": "Payload is syntactically correct but at least one field "
-                                   "contains an invalid value",
+    "contains an invalid value",
     "OccurenceConstraintViolation": "Payload for Action is syntactically correct but at least "
-                                    "one of the fields violates occurence constraints",
+    "one of the fields violates occurence constraints",
     "TypeConstraintViolation": "Payload for Action is syntactically correct but at least one "
-                               "of the fields violates data type constraints",
+    "of the fields violates data type constraints",
     "GenericError": "Any other error not covered by the previous ones",
 }
 
 #: Codes of other OCPP versions the ocpp library may produce, in their 1.6 spelling.
-_CODE_16 = {"FormatViolation": "FormationViolation",
-            "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
+_CODE_16 = {
+    "FormatViolation": "FormationViolation",
+    "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
+}
 
 #: What a frame from the central system that is not a well-formed CALL is answered with
 #: (docs/architecture.md, "Frames the charger refuses").  ``None``: no answer, because no message
@@ -58,17 +60,17 @@ _CODE_16 = {"FormatViolation": "FormationViolation",
 #: answered).  Every answered fault is also one WARNING line; the connection stays.
 FRAME_FAULTS: dict[str, str | None] = {
     "not-json": "FormationViolation",  # not JSON: answered when it opens like a CALL
-    "not-array": None,                # JSON, but not an array
-    "no-message-id": None,            # an array without a string message id at index 1
+    "not-array": None,  # JSON, but not an array
+    "no-message-id": None,  # an array without a string message id at index 1
     "invalid-utf8": "FormationViolation",  # answered when the message id can still be read
     "invalid-number": "FormationViolation",  # NaN or Infinity: not JSON (RFC 8259 §6)
     "message-type": "FormationViolation",  # MessageTypeId not 2, 3 or 4 (or not a number)
-    "call-length": "FormationViolation",   # a CALL without exactly 4 elements
+    "call-length": "FormationViolation",  # a CALL without exactly 4 elements
     "action-not-string": "FormationViolation",
     "payload-not-object": "FormationViolation",
-    "stray-answer": None,             # a CALLRESULT/CALLERROR for no outstanding CALL
-    "malformed-answer": None,         # a CALLRESULT/CALLERROR of the wrong shape
-    "unknown-action": "NotImplemented",    # an action OCPP 1.6 does not define (FooBar)
+    "stray-answer": None,  # a CALLRESULT/CALLERROR for no outstanding CALL
+    "malformed-answer": None,  # a CALLRESULT/CALLERROR of the wrong shape
+    "unknown-action": "NotImplemented",  # an action OCPP 1.6 does not define (FooBar)
     "action-not-offered": "NotSupported",  # a 1.6 action of a profile this charger lacks
 }
 
@@ -76,14 +78,14 @@ FRAME_FAULTS: dict[str, str | None] = {
 #: and the code it is answered with (anything else: FormationViolation).
 SCHEMA_FAULTS: dict[str, str] = {
     "additionalProperties": "FormationViolation",  # a property the action does not have
-    "required": "ProtocolError",                   # a required property missing
-    "type": "TypeConstraintViolation",             # "somestring": 12
-    "maxLength": "TypeConstraintViolation",        # CiString20Type and the like
-    "enum": "PropertyConstraintViolation",         # Reset type "Medium"
+    "required": "ProtocolError",  # a required property missing
+    "type": "TypeConstraintViolation",  # "somestring": 12
+    "maxLength": "TypeConstraintViolation",  # CiString20Type and the like
+    "enum": "PropertyConstraintViolation",  # Reset type "Medium"
     "minimum": "PropertyConstraintViolation",
     "maximum": "PropertyConstraintViolation",
     "multipleOf": "PropertyConstraintViolation",
-    "format": "PropertyConstraintViolation",       # a date-time that is not one
+    "format": "PropertyConstraintViolation",  # a date-time that is not one
     "pattern": "PropertyConstraintViolation",
     "minItems": "OccurenceConstraintViolation",
     "maxItems": "OccurenceConstraintViolation",
@@ -101,8 +103,10 @@ def code_16(code: str) -> str:
 
 
 # The opening of a CALL: [2,"<message id>", as far as a frame that does not parse can be read.
-_CALL_START = re.compile(r'\s*\[\s*2\s*,\s*'
-                         r'("(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")')
+_CALL_START = re.compile(
+    r"\s*\[\s*2\s*,\s*"
+    r'("(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")'
+)
 
 
 @dataclass(frozen=True)
@@ -156,8 +160,9 @@ def read_frame(data: str | bytes) -> Frame:
             return Frame(parts, message_id, "action-not-string")
         if not isinstance(parts[3], dict):
             return Frame(parts, message_id, "payload-not-object")
-    elif (kind == 3 and len(parts) != 3) or \
-            (kind == 4 and (len(parts) not in (4, 5) or not isinstance(parts[2], str))):
+    elif (kind == 3 and len(parts) != 3) or (
+        kind == 4 and (len(parts) not in (4, 5) or not isinstance(parts[2], str))
+    ):
         return Frame(parts, message_id, "malformed-answer")
     return Frame(parts, message_id, None)
 
@@ -191,12 +196,13 @@ _DATE_TIME = FormatChecker(formats=("date-time",))
 def _call_validator(action: str, decimal: bool) -> Any:
     """The library's schema validator of a CALL, with the RFC 3339 date-time check (the
     library builds it without a format checker, so a date-time would never be checked)."""
-    return get_validator(MessageType.Call, action, "1.6",
-                         parse_float=Decimal if decimal else float).evolve(
-        format_checker=_DATE_TIME)
+    return get_validator(
+        MessageType.Call, action, "1.6", parse_float=Decimal if decimal else float
+    ).evolve(format_checker=_DATE_TIME)
 
 
 # ---------------------------------------------------------------- answers to our CALLs
+
 
 class UnusableAnswer(Exception):
     """A CALLRESULT that lacks what the charger needs from it (or is no CALLRESULT at all).
@@ -232,6 +238,7 @@ def _one_of(*values: str) -> Callable[[Any], str]:
         if value not in values:
             raise ValueError(f"{value!r} is not one of {', '.join(values)}")
         return str(value)
+
     return read
 
 
@@ -258,14 +265,17 @@ def _id_tag_info(value: Any) -> dict[str, Any]:
 #: An answer that carries these with usable values is used whatever else it holds or lacks;
 #: the deviation from the schema is logged once.  An action not listed needs nothing.
 ANSWER_FIELDS: dict[str, dict[str, tuple[bool, Callable[[Any], Any]]]] = {
-    "BootNotification": {"status": (True, _one_of("Accepted", "Pending", "Rejected")),
-                         "interval": (True, _integer)},
+    "BootNotification": {
+        "status": (True, _one_of("Accepted", "Pending", "Rejected")),
+        "interval": (True, _integer),
+    },
     "Authorize": {"idTagInfo": (True, _id_tag_info)},
     "StartTransaction": {"transactionId": (True, _integer), "idTagInfo": (True, _id_tag_info)},
     "StopTransaction": {"idTagInfo": (False, _id_tag_info)},
-    "DataTransfer": {"status": (True, _one_of("Accepted", "Rejected", "UnknownMessageId",
-                                              "UnknownVendorId")),
-                     "data": (False, _text)},
+    "DataTransfer": {
+        "status": (True, _one_of("Accepted", "Rejected", "UnknownMessageId", "UnknownVendorId")),
+        "data": (False, _text),
+    },
     "SignCertificate": {"status": (True, _one_of("Accepted", "Rejected"))},
 }
 
@@ -314,6 +324,7 @@ def read_answer(action: str, payload: Any) -> tuple[Any, str | None]:
             if required:
                 raise UnusableAnswer(action, f"{key}: {error}") from None
     return cls(**values), deviation
+
 
 class _OtherCallError(OCPPError):
     """A CALLERROR whose code the library does not know."""

@@ -29,10 +29,17 @@ UPLOAD_TIMEOUT_S = 60.0
 class LogUpload:
     """One GetLog upload at a time (a new request cancels the running one)."""
 
-    def __init__(self, dispatcher: Dispatcher, charge_point_id: str, *,
-                 security_log: SecurityLog, diagnostics: logupload.DiagnosticsBuffer | None,
-                 certificates: CertificateStore | None, secrets: Callable[[], list[str]],
-                 triggers: TriggerRegistry) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        charge_point_id: str,
+        *,
+        security_log: SecurityLog,
+        diagnostics: logupload.DiagnosticsBuffer | None,
+        certificates: CertificateStore | None,
+        secrets: Callable[[], list[str]],
+        triggers: TriggerRegistry,
+    ) -> None:
         self.dispatcher = dispatcher
         self.charge_point_id = charge_point_id
         self.log = security_log
@@ -43,19 +50,33 @@ class LogUpload:
         self._upload_request: int | None = None
         self._uploading = False
         self._next_upload: dict[str, Any] | None = None
-        triggers.register(MessageTrigger.log_status_notification.value, Trigger(
-            accept=lambda _cid: True, send=lambda _cid: self._trigger(), per_connector=False,
-            extended_only=True))
+        triggers.register(
+            MessageTrigger.log_status_notification.value,
+            Trigger(
+                accept=lambda _cid: True,
+                send=lambda _cid: self._trigger(),
+                per_connector=False,
+                extended_only=True,
+            ),
+        )
 
     def _trigger(self) -> None:
         uploading = self._uploading
-        asyncio.get_running_loop().create_task(self._log_status(
-            UploadLogStatus.uploading if uploading else UploadLogStatus.idle,
-            self._upload_request if uploading else None))
+        asyncio.get_running_loop().create_task(
+            self._log_status(
+                UploadLogStatus.uploading if uploading else UploadLogStatus.idle,
+                self._upload_request if uploading else None,
+            )
+        )
 
-    def get_log(self, log_type: str, request_id: int, log_parameters: dict[str, Any],
-                retries: int | None = None, retry_interval: int | None = None
-                ) -> call_result.GetLog:
+    def get_log(
+        self,
+        log_type: str,
+        request_id: int,
+        log_parameters: dict[str, Any],
+        retries: int | None = None,
+        retry_interval: int | None = None,
+    ) -> call_result.GetLog:
         location = str(log_parameters.get("remote_location", ""))
         problem = logupload.check_location(location)
         if problem:
@@ -67,10 +88,15 @@ class LogUpload:
             status = LogStatus.accepted_canceled
         name = logupload.filename(self.charge_point_id, log_type)
         self._next_upload = {
-            "log_type": log_type, "request_id": request_id, "location": location,
-            "filename": name, "oldest": log_parameters.get("oldest_timestamp"),
+            "log_type": log_type,
+            "request_id": request_id,
+            "location": location,
+            "filename": name,
+            "oldest": log_parameters.get("oldest_timestamp"),
             "latest": log_parameters.get("latest_timestamp"),
-            "retries": max(0, retries or 0), "retry_interval": max(0, retry_interval or 0)}
+            "retries": max(0, retries or 0),
+            "retry_interval": max(0, retry_interval or 0),
+        }
         return call_result.GetLog(status=status, filename=name)
 
     def start_log_upload(self) -> None:
@@ -80,17 +106,20 @@ class LogUpload:
             return
         self._upload_request = job["request_id"]
         self._uploading = True
-        self._upload = asyncio.get_running_loop().create_task(self._run_upload(job),
-                                                              name="log-upload")
+        self._upload = asyncio.get_running_loop().create_task(
+            self._run_upload(job), name="log-upload"
+        )
 
-    def log_text(self, log_type: str, oldest: str | None = None, latest: str | None = None
-                 ) -> str:
+    def log_text(self, log_type: str, oldest: str | None = None, latest: str | None = None) -> str:
         """What GetLog uploads, secrets scrubbed."""
         if log_type == "SecurityLog":
             text = self.log.text(oldest, latest)
         else:
-            text = (self.diagnostics.text(from_ocpp(oldest), from_ocpp(latest))
-                    if self.diagnostics is not None else "")
+            text = (
+                self.diagnostics.text(from_ocpp(oldest), from_ocpp(latest))
+                if self.diagnostics is not None
+                else ""
+            )
         header = f"# {self.charge_point_id} {log_type}\n"
         return redaction.scrub(header + text, self.secrets())
 
@@ -110,15 +139,25 @@ class LogUpload:
         data = self.log_text(job["log_type"], job["oldest"], job["latest"]).encode()
         tls = None
         if url.lower().startswith(("https:", "ftps:")):
-            tls = (self.certificates.upload_context() if self.certificates is not None
-                   else ssl.create_default_context())
+            tls = (
+                self.certificates.upload_context()
+                if self.certificates is not None
+                else ssl.create_default_context()
+            )
         for attempt in range(job["retries"] + 1):
             try:
-                await asyncio.to_thread(logupload.upload, url, data, tls=tls,
-                                        timeout=UPLOAD_TIMEOUT_S)
+                await asyncio.to_thread(
+                    logupload.upload, url, data, tls=tls, timeout=UPLOAD_TIMEOUT_S
+                )
             except logupload.UploadError as exc:
-                log.warning("log upload %d to %s failed (attempt %d of %d): %s", request_id,
-                            shown, attempt + 1, job["retries"] + 1, exc)
+                log.warning(
+                    "log upload %d to %s failed (attempt %d of %d): %s",
+                    request_id,
+                    shown,
+                    attempt + 1,
+                    job["retries"] + 1,
+                    exc,
+                )
                 if attempt < job["retries"]:
                     await asyncio.sleep(job["retry_interval"])
                 continue
@@ -127,8 +166,7 @@ class LogUpload:
         return UploadLogStatus.upload_failure
 
     async def _log_status(self, status: UploadLogStatus, request_id: int | None) -> None:
-        await self.dispatcher.send(call.LogStatusNotification(status=status,
-                                                              request_id=request_id))
+        await self.dispatcher.send(call.LogStatusNotification(status=status, request_id=request_id))
 
 
 __all__ = ["UPLOAD_TIMEOUT_S", "LogUpload"]

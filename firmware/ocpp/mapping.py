@@ -14,14 +14,18 @@ def meter_value(sample: MeterSample) -> dict[str, Any]:
     return {
         "timestamp": to_ocpp(sample.timestamp),
         "sampledValue": [
-            {k: v for k, v in {
-                "value": sv.value,
-                "context": sv.context,
-                "measurand": sv.measurand,
-                "phase": sv.phase,
-                "location": sv.location,
-                "unit": sv.unit,
-            }.items() if v is not None}
+            {
+                k: v
+                for k, v in {
+                    "value": sv.value,
+                    "context": sv.context,
+                    "measurand": sv.measurand,
+                    "phase": sv.phase,
+                    "location": sv.location,
+                    "unit": sv.unit,
+                }.items()
+                if v is not None
+            }
             for sv in sample.values
         ],
     }
@@ -36,5 +40,4 @@ def id_tag_info(raw: dict[str, Any] | None) -> IdTagInfo:
     except ValueError:
         status = AuthorizationStatus.INVALID
     expiry = raw.get("expiry_date")
-    return IdTagInfo(status, raw.get("parent_id_tag"),
-                     from_ocpp(expiry))
+    return IdTagInfo(status, raw.get("parent_id_tag"), from_ocpp(expiry))

@@ -36,8 +36,7 @@ log = logging.getLogger(__name__)
 class TransactionMessages:
     """The transaction half of ``firmware.ports.CentralSystemLink``, and Authorize."""
 
-    def __init__(self, dispatcher: Dispatcher, keys: KeyRegistry,
-                 store: TransactionStore) -> None:
+    def __init__(self, dispatcher: Dispatcher, keys: KeyRegistry, store: TransactionStore) -> None:
         self.dispatcher = dispatcher
         self.keys = keys
         self.store = store
@@ -65,8 +64,7 @@ class TransactionMessages:
     def on_id_tag_info(self, callback: Callable[[str, IdTagInfo], None]) -> None:
         self._id_tag_callbacks.append(callback)
 
-    def on_transaction_info(self, callback: Callable[[TransactionHandle, IdTagInfo], None]
-                            ) -> None:
+    def on_transaction_info(self, callback: Callable[[TransactionHandle, IdTagInfo], None]) -> None:
         self._tx_info_callbacks.append(callback)
 
     def _tell_id_tag_info(self, id_tag: str | None, info: IdTagInfo) -> None:
@@ -74,12 +72,22 @@ class TransactionMessages:
             for callback in self._id_tag_callbacks:
                 callback(id_tag, info)
 
-    def start_transaction(self, connector_id: int, id_tag: str, meter_start_wh: int,
-                          timestamp: datetime) -> TransactionHandle:
+    def start_transaction(
+        self, connector_id: int, id_tag: str, meter_start_wh: int, timestamp: datetime
+    ) -> TransactionHandle:
         stamp = clock.to_ocpp(timestamp)
-        local_id = self.store.start(connector_id, id_tag, meter_start_wh, stamp, {
-            "connectorId": connector_id, "idTag": id_tag, "meterStart": meter_start_wh,
-            "timestamp": stamp})
+        local_id = self.store.start(
+            connector_id,
+            id_tag,
+            meter_start_wh,
+            stamp,
+            {
+                "connectorId": connector_id,
+                "idTag": id_tag,
+                "meterStart": meter_start_wh,
+                "timestamp": stamp,
+            },
+        )
         handle = TransactionHandle(local_id, connector_id, id_tag, meter_start_wh, timestamp)
         self._handles[local_id] = handle
         self._open.add(local_id)
@@ -89,29 +97,40 @@ class TransactionMessages:
     def checkpoint(self, handle: TransactionHandle, meter_wh: int, timestamp: datetime) -> None:
         self.store.checkpoint(handle.local_id, meter_wh, clock.to_ocpp(timestamp))
 
-    def stop_transaction(self, handle: TransactionHandle, meter_stop_wh: int,
-                         timestamp: datetime, reason: StopReason, id_tag: str | None,
-                         transaction_data: list[MeterSample]) -> None:
-        payload = _stop(max(meter_stop_wh, handle.meter_start_wh), clock.to_ocpp(timestamp),
-                        reason, id_tag)
+    def stop_transaction(
+        self,
+        handle: TransactionHandle,
+        meter_stop_wh: int,
+        timestamp: datetime,
+        reason: StopReason,
+        id_tag: str | None,
+        transaction_data: list[MeterSample],
+    ) -> None:
+        payload = _stop(
+            max(meter_stop_wh, handle.meter_start_wh), clock.to_ocpp(timestamp), reason, id_tag
+        )
         if transaction_data:
             payload["transactionData"] = [mapping.meter_value(s) for s in transaction_data]
         self._open.discard(handle.local_id)
         self.store.stop(handle.local_id, reason.value, payload)
         self._queued()
 
-    def meter_values(self, connector_id: int, handle: TransactionHandle | None,
-                     samples: list[MeterSample]) -> None:
-        payload = {"connectorId": connector_id,
-                   "meterValue": [mapping.meter_value(s) for s in samples]}
+    def meter_values(
+        self, connector_id: int, handle: TransactionHandle | None, samples: list[MeterSample]
+    ) -> None:
+        payload = {
+            "connectorId": connector_id,
+            "meterValue": [mapping.meter_value(s) for s in samples],
+        }
         if handle is None:
             # Not transaction-related (clock-aligned without a transaction): best effort, now.
             if self.dispatcher.ready:
                 send_soon(self.dispatcher, WireCall("MeterValues", payload))
             return
         energy = _energy_register(samples)
-        self.store.meter_values(handle.local_id, payload, energy,
-                                clock.to_ocpp(samples[-1].timestamp))
+        self.store.meter_values(
+            handle.local_id, payload, energy, clock.to_ocpp(samples[-1].timestamp)
+        )
         self._queued()
 
     def _queued(self) -> None:
@@ -121,24 +140,29 @@ class TransactionMessages:
     # ------------------------------------------------------------ TriggerMessage(MeterValues)
 
     def register_meter_values_trigger(
-            self, triggers: TriggerRegistry,
-            current: Callable[[int | None], dict[int, list[MeterSample]]]) -> None:
+        self,
+        triggers: TriggerRegistry,
+        current: Callable[[int | None], dict[int, list[MeterSample]]],
+    ) -> None:
         """TriggerMessage(MeterValues): the latest values of each connector (``current``, the
         charger's ChargerControl.current_meter_values), with the running transaction's id;
         connector 0 is Rejected (no main meter)."""
+
         def send(connector_id: int | None) -> None:
             for cid, samples in current(connector_id).items():
                 if samples:
                     payload: dict[str, Any] = {
-                        "connectorId": cid, "meterValue": [mapping.meter_value(s)
-                                                           for s in samples]}
+                        "connectorId": cid,
+                        "meterValue": [mapping.meter_value(s) for s in samples],
+                    }
                     tx = self._remote_tx_of(cid)
                     if tx is not None:
                         payload["transactionId"] = tx
                     send_soon(self.dispatcher, WireCall("MeterValues", payload))
 
-        triggers.register(MessageTrigger.meter_values.value, Trigger(
-            accept=lambda cid: cid != 0, send=send))
+        triggers.register(
+            MessageTrigger.meter_values.value, Trigger(accept=lambda cid: cid != 0, send=send)
+        )
 
     def _remote_tx_of(self, connector_id: int) -> int | None:
         for local, handle in self._handles.items():
@@ -190,21 +214,34 @@ class TransactionMessages:
         interrupted = self.store.open_transactions()
         for tx in interrupted:
             meter_stop = max(tx.last_meter or tx.meter_start, tx.meter_start)
-            self.store.stop(tx.local_id, StopReason.POWER_LOSS.value, _stop(
-                meter_stop, tx.last_meter_at or tx.started_at, StopReason.POWER_LOSS,
-                tx.id_tag))
+            self.store.stop(
+                tx.local_id,
+                StopReason.POWER_LOSS.value,
+                _stop(
+                    meter_stop, tx.last_meter_at or tx.started_at, StopReason.POWER_LOSS, tx.id_tag
+                ),
+            )
             self._queued()
-            log.warning("transaction %d on connector %d (%s) was interrupted; stopping it with "
-                        "reason PowerLoss at %d Wh", tx.local_id, tx.connector_id, tx.id_tag,
-                        meter_stop)
+            log.warning(
+                "transaction %d on connector %d (%s) was interrupted; stopping it with "
+                "reason PowerLoss at %d Wh",
+                tx.local_id,
+                tx.connector_id,
+                tx.id_tag,
+                meter_stop,
+            )
         return interrupted
 
 
 class _OutboxQueue:
     """The outbox as a ``firmware.ocpp.dispatch.DurableQueue``."""
 
-    def __init__(self, store: TransactionStore, keys: KeyRegistry,
-                 answered: Callable[[OutboxEntry, Any], None]) -> None:
+    def __init__(
+        self,
+        store: TransactionStore,
+        keys: KeyRegistry,
+        answered: Callable[[OutboxEntry, Any], None],
+    ) -> None:
         self.store = store
         self.answered = answered
         self.wake = asyncio.Event()
@@ -215,7 +252,9 @@ class _OutboxQueue:
             attempts=lambda: keys[K.TransactionMessageAttempts],
             interval=lambda: keys[K.TransactionMessageRetryInterval],
             unusable_wait=lambda: keys[K.TransactionMessageRetryInterval],
-            keys=keys, watch=(K.TransactionMessageRetryInterval,))
+            keys=keys,
+            watch=(K.TransactionMessageRetryInterval,),
+        )
 
     def head(self) -> OutboxEntry | None:
         return self.store.head()
@@ -253,11 +292,15 @@ class _OutboxQueue:
             self.emptied.set()
 
 
-def _stop(meter_stop: int, timestamp: str, reason: StopReason, id_tag: str | None
-          ) -> dict[str, Any]:
+def _stop(
+    meter_stop: int, timestamp: str, reason: StopReason, id_tag: str | None
+) -> dict[str, Any]:
     """A StopTransaction's wire payload without its transactionId (filled in on sending)."""
-    payload: dict[str, Any] = {"meterStop": meter_stop, "timestamp": timestamp,
-                               "reason": reason.value}
+    payload: dict[str, Any] = {
+        "meterStop": meter_stop,
+        "timestamp": timestamp,
+        "reason": reason.value,
+    }
     if id_tag is not None:
         payload["idTag"] = id_tag
     return payload

@@ -30,7 +30,7 @@ CLOSE_TIMEOUT_S = 1.0
 HTTP_HINTS = {
     400: "the server refused the upgrade request",
     401: "authentication required: check SecurityProfile / AuthorizationKey (or user:password "
-         "in csms_url)",
+    "in csms_url)",
     403: "refused: this charge point id or password is not accepted",
     404: "not found: check the path of csms_url and that the charge point id is registered",
 }
@@ -40,9 +40,14 @@ class HandshakeRefused(Exception):
     """The server answered, but not with an ocpp1.6 WebSocket; ``str()`` says why."""
 
 
-async def probe_websocket(url: str, *, ssl_context: ssl.SSLContext | None = None,
-                          authorization: str | None = None, timeout_s: float,
-                          user_agent: str = USER_AGENT) -> str | None:
+async def probe_websocket(
+    url: str,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    authorization: str | None = None,
+    timeout_s: float,
+    user_agent: str = USER_AGENT,
+) -> str | None:
     """Open a WebSocket to ``url`` (ws:// or wss://, no credentials in it) offering subprotocol
     ``ocpp1.6``, then close it.
 
@@ -56,29 +61,38 @@ async def probe_websocket(url: str, *, ssl_context: ssl.SSLContext | None = None
     try:
         async with asyncio.timeout(timeout_s):
             async with websockets.connect(
-                    url, subprotocols=[Subprotocol(SUBPROTOCOL)],
-                    ssl=ssl_context if url.startswith("wss:") else None,
-                    additional_headers=headers, user_agent_header=user_agent,
-                    open_timeout=None, ping_interval=None, close_timeout=CLOSE_TIMEOUT_S,
+                url,
+                subprotocols=[Subprotocol(SUBPROTOCOL)],
+                ssl=ssl_context if url.startswith("wss:") else None,
+                additional_headers=headers,
+                user_agent_header=user_agent,
+                open_timeout=None,
+                ping_interval=None,
+                close_timeout=CLOSE_TIMEOUT_S,
             ) as ws:
                 if ws.subprotocol != SUBPROTOCOL:
                     # Some servers complete the handshake without agreeing (see the session).
                     raise HandshakeRefused(
                         f"the server did not agree to subprotocol {SUBPROTOCOL} (answered "
-                        f"{ws.subprotocol or 'none'}): not an OCPP 1.6 endpoint")
+                        f"{ws.subprotocol or 'none'}): not an OCPP 1.6 endpoint"
+                    )
                 return ws.response.headers.get("Date") if ws.response is not None else None
     except InvalidStatus as exc:
         status = exc.response.status_code
         hint = HTTP_HINTS.get(status, "the server did not upgrade to a WebSocket")
-        raise HandshakeRefused(f"HTTP {status} {exc.response.reason_phrase}: {hint}"
-                               .replace("  ", " ")) from None
+        raise HandshakeRefused(
+            f"HTTP {status} {exc.response.reason_phrase}: {hint}".replace("  ", " ")
+        ) from None
     except NegotiationError as exc:  # a subprotocol other than the one offered
-        raise HandshakeRefused(f"the server did not agree to subprotocol {SUBPROTOCOL} "
-                               f"({exc}): not an OCPP 1.6 endpoint") from None
+        raise HandshakeRefused(
+            f"the server did not agree to subprotocol {SUBPROTOCOL} "
+            f"({exc}): not an OCPP 1.6 endpoint"
+        ) from None
     except InvalidHeader as exc:
         if exc.name.lower() == "sec-websocket-accept":
-            raise HandshakeRefused("the server's Sec-WebSocket-Accept is wrong (a proxy in the "
-                                   "way?)") from None
+            raise HandshakeRefused(
+                "the server's Sec-WebSocket-Accept is wrong (a proxy in the way?)"
+            ) from None
         if isinstance(exc, InvalidUpgrade):
             raise HandshakeRefused(f"the server did not upgrade to a WebSocket ({exc})") from None
         raise HandshakeRefused(f"the server's handshake is invalid: {exc}") from None

@@ -43,11 +43,19 @@ log = logging.getLogger(__name__)
 class Routes:
     """The handlers of every CALL this charger accepts."""
 
-    def __init__(self, *, keys: KeyRegistry, control: ChargerControl,
-                 registration: Callable[[], RegistrationStatus | None],
-                 triggers: TriggerRegistry, transactions: TransactionMessages,
-                 profiles: SecurityProfiles, events: SecurityEvents,
-                 certificates: CertificateManagement, log_upload: LogUpload) -> None:
+    def __init__(
+        self,
+        *,
+        keys: KeyRegistry,
+        control: ChargerControl,
+        registration: Callable[[], RegistrationStatus | None],
+        triggers: TriggerRegistry,
+        transactions: TransactionMessages,
+        profiles: SecurityProfiles,
+        events: SecurityEvents,
+        certificates: CertificateManagement,
+        log_upload: LogUpload,
+    ) -> None:
         self.keys = keys
         self.control = control
         self.registration = registration
@@ -75,13 +83,16 @@ class Routes:
         if len(keys) > max_keys:
             # The spec leaves this open; answering only the first N silently would be a lie.
             raise OccurenceConstraintViolationError(
-                description=f"{len(keys)} keys asked, GetConfigurationMaxKeys is {max_keys}")
+                description=f"{len(keys)} keys asked, GetConfigurationMaxKeys is {max_keys}"
+            )
         known: list[dict[str, Any]] = []
         unknown: list[str] = []
         readable = {d.name.casefold(): (d, value) for d, value in self.keys.readable()}
         if not keys:
-            known = [{"key": d.name, "readonly": d.readonly, "value": value}
-                     for d, value in readable.values()]
+            known = [
+                {"key": d.name, "readonly": d.readonly, "value": value}
+                for d, value in readable.values()
+            ]
         else:
             for name in keys:
                 entry = readable.get(name.casefold())
@@ -90,8 +101,7 @@ class Routes:
                 else:
                     d, value = entry
                     known.append({"key": d.name, "readonly": d.readonly, "value": value})
-        return call_result.GetConfiguration(configuration_key=known,
-                                            unknown_key=unknown or None)
+        return call_result.GetConfiguration(configuration_key=known, unknown_key=unknown or None)
 
     @on(Action.change_configuration)
     def on_change_configuration(self, key: str, value: str) -> call_result.ChangeConfiguration:
@@ -103,20 +113,27 @@ class Routes:
         return call_result.ChangeConfiguration(status=ConfigurationStatus(result.status.value))
 
     @on(Action.remote_start_transaction)
-    def on_remote_start(self, id_tag: str, connector_id: int | None = None,
-                        charging_profile: Any = None) -> call_result.RemoteStartTransaction:
-        ok = not self._pending("RemoteStartTransaction") and \
-            self.control.remote_start(id_tag, connector_id)
+    def on_remote_start(
+        self, id_tag: str, connector_id: int | None = None, charging_profile: Any = None
+    ) -> call_result.RemoteStartTransaction:
+        ok = not self._pending("RemoteStartTransaction") and self.control.remote_start(
+            id_tag, connector_id
+        )
         return call_result.RemoteStartTransaction(
-            status=RemoteStartStopStatus.accepted if ok else RemoteStartStopStatus.rejected)
+            status=RemoteStartStopStatus.accepted if ok else RemoteStartStopStatus.rejected
+        )
 
     @on(Action.remote_stop_transaction)
     def on_remote_stop(self, transaction_id: int) -> call_result.RemoteStopTransaction:
         local = self.transactions.local_transaction(transaction_id)
-        ok = not self._pending("RemoteStopTransaction") and local is not None and \
-            self.control.remote_stop(local)
+        ok = (
+            not self._pending("RemoteStopTransaction")
+            and local is not None
+            and self.control.remote_stop(local)
+        )
         return call_result.RemoteStopTransaction(
-            status=RemoteStartStopStatus.accepted if ok else RemoteStartStopStatus.rejected)
+            status=RemoteStartStopStatus.accepted if ok else RemoteStartStopStatus.rejected
+        )
 
     @on(Action.unlock_connector)
     async def on_unlock(self, connector_id: int) -> call_result.UnlockConnector:
@@ -124,10 +141,12 @@ class Routes:
         return call_result.UnlockConnector(status=UnlockStatus(result))
 
     @on(Action.change_availability)
-    def on_change_availability(self, connector_id: int, type: str
-                               ) -> call_result.ChangeAvailability:
+    def on_change_availability(
+        self, connector_id: int, type: str
+    ) -> call_result.ChangeAvailability:
         result = self.control.change_availability(
-            connector_id, type == AvailabilityType.operative.value)
+            connector_id, type == AvailabilityType.operative.value
+        )
         return call_result.ChangeAvailability(status=AvailabilityStatus(result))
 
     @on(Action.reset)
@@ -140,55 +159,65 @@ class Routes:
     @on(Action.clear_cache)
     def on_clear_cache(self) -> call_result.ClearCache:
         ok = self.control.clear_cache()
-        return call_result.ClearCache(status=ClearCacheStatus.accepted if ok
-                                      else ClearCacheStatus.rejected)
+        return call_result.ClearCache(
+            status=ClearCacheStatus.accepted if ok else ClearCacheStatus.rejected
+        )
 
     @on(Action.data_transfer)
-    def on_data_transfer(self, vendor_id: str, message_id: str | None = None,
-                         data: str | None = None) -> call_result.DataTransfer:
+    def on_data_transfer(
+        self, vendor_id: str, message_id: str | None = None, data: str | None = None
+    ) -> call_result.DataTransfer:
         return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
 
     # ------------------------------------------------------------ triggers
 
     @on(Action.trigger_message)
-    def on_trigger_message(self, requested_message: str, connector_id: int | None = None
-                           ) -> call_result.TriggerMessage:
+    def on_trigger_message(
+        self, requested_message: str, connector_id: int | None = None
+    ) -> call_result.TriggerMessage:
         return call_result.TriggerMessage(
-            status=self.triggers.status(requested_message, connector_id))
+            status=self.triggers.status(requested_message, connector_id)
+        )
 
     @after(Action.trigger_message)
-    def after_trigger_message(self, requested_message: str, connector_id: int | None = None
-                              ) -> None:
+    def after_trigger_message(
+        self, requested_message: str, connector_id: int | None = None
+    ) -> None:
         # Runs after the answer went out: the triggered message must follow it (OCPP 1.6 §5.17).
         self.triggers.fire(requested_message, connector_id)
 
     @on(Action.extended_trigger_message)
-    def on_extended_trigger_message(self, requested_message: str,
-                                    connector_id: int | None = None
-                                    ) -> call_result.ExtendedTriggerMessage:
+    def on_extended_trigger_message(
+        self, requested_message: str, connector_id: int | None = None
+    ) -> call_result.ExtendedTriggerMessage:
         return call_result.ExtendedTriggerMessage(
-            status=self.triggers.status(requested_message, connector_id, extended=True))
+            status=self.triggers.status(requested_message, connector_id, extended=True)
+        )
 
     @after(Action.extended_trigger_message)
-    def after_extended_trigger_message(self, requested_message: str,
-                                       connector_id: int | None = None) -> None:
+    def after_extended_trigger_message(
+        self, requested_message: str, connector_id: int | None = None
+    ) -> None:
         self.triggers.fire(requested_message, connector_id, extended=True)
 
     # ------------------------------------------------------------ Security Whitepaper
 
     @on(Action.install_certificate)
-    def on_install_certificate(self, certificate_type: str, certificate: str
-                               ) -> call_result.InstallCertificate:
+    def on_install_certificate(
+        self, certificate_type: str, certificate: str
+    ) -> call_result.InstallCertificate:
         return self.certificates.install_certificate(certificate_type, certificate)
 
     @on(Action.delete_certificate)
-    def on_delete_certificate(self, certificate_hash_data: dict[str, Any]
-                              ) -> call_result.DeleteCertificate:
+    def on_delete_certificate(
+        self, certificate_hash_data: dict[str, Any]
+    ) -> call_result.DeleteCertificate:
         return self.certificates.delete_certificate(certificate_hash_data)
 
     @on(Action.get_installed_certificate_ids)
-    def on_get_installed_certificate_ids(self, certificate_type: str
-                                         ) -> call_result.GetInstalledCertificateIds:
+    def on_get_installed_certificate_ids(
+        self, certificate_type: str
+    ) -> call_result.GetInstalledCertificateIds:
         return self.certificates.installed_certificate_ids(certificate_type)
 
     @on(Action.certificate_signed)
@@ -196,9 +225,14 @@ class Routes:
         return self.certificates.certificate_signed(certificate_chain)
 
     @on(Action.get_log)
-    def on_get_log(self, log: dict[str, Any], log_type: str, request_id: int,
-                   retries: int | None = None, retry_interval: int | None = None
-                   ) -> call_result.GetLog:
+    def on_get_log(
+        self,
+        log: dict[str, Any],
+        log_type: str,
+        request_id: int,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+    ) -> call_result.GetLog:
         return self.log_upload.get_log(log_type, request_id, log, retries, retry_interval)
 
     @after(Action.get_log)

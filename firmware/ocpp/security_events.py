@@ -26,9 +26,11 @@ class SecurityEvents:
     def __init__(self, dispatcher: Dispatcher, security_log: SecurityLog) -> None:
         self.log = security_log
         self.wake = asyncio.Event()
-        self.policy = RetryPolicy(attempts=lambda: EVENT_ATTEMPTS,
-                                  interval=lambda: EVENT_RETRY_S,
-                                  unusable_wait=lambda: EVENT_RETRY_S)
+        self.policy = RetryPolicy(
+            attempts=lambda: EVENT_ATTEMPTS,
+            interval=lambda: EVENT_RETRY_S,
+            unusable_wait=lambda: EVENT_RETRY_S,
+        )
         dispatcher.while_ready(lambda: deliver(dispatcher, self))
 
     def record(self, kind: str, tech_info: str | None = None) -> None:
@@ -44,8 +46,9 @@ class SecurityEvents:
         self.log.put("firmware_version", firmware_version)
 
     def reset_requested(self, hard: bool) -> None:
-        self.record("ResetOrReboot", f"{'hard' if hard else 'soft'} reset asked by the central "
-                                     f"system")
+        self.record(
+            "ResetOrReboot", f"{'hard' if hard else 'soft'} reset asked by the central system"
+        )
 
     # ------------------------------------------------------------ DurableQueue
 
@@ -53,8 +56,9 @@ class SecurityEvents:
         return self.log.head()
 
     def request(self, entry: SecurityEvent) -> tuple[Any, str]:
-        return call.SecurityEventNotification(type=entry.type, timestamp=entry.timestamp,
-                                              tech_info=entry.tech_info), entry.message_id
+        return call.SecurityEventNotification(
+            type=entry.type, timestamp=entry.timestamp, tech_info=entry.tech_info
+        ), entry.message_id
 
     def describe(self, entry: SecurityEvent) -> str:
         return f"SecurityEventNotification {entry.type}"

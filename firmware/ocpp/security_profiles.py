@@ -35,15 +35,26 @@ _META_FROM, _META_TO, _META_FAILURES = "raise.from", "raise.to", "raise.failures
 
 
 # OpenSSL reasons (ssl.SSLError.reason) and what they mean for the whitepaper's events.
-_TLS_VERSION = {"UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "WRONG_SSL_VERSION",
-                "NO_PROTOCOLS_AVAILABLE", "WRONG_VERSION_NUMBER",
-                "TLSV1_ALERT_INSUFFICIENT_SECURITY"}
+_TLS_VERSION = {
+    "UNSUPPORTED_PROTOCOL",
+    "TLSV1_ALERT_PROTOCOL_VERSION",
+    "WRONG_SSL_VERSION",
+    "NO_PROTOCOLS_AVAILABLE",
+    "WRONG_VERSION_NUMBER",
+    "TLSV1_ALERT_INSUFFICIENT_SECURITY",
+}
 _TLS_CIPHER = {"NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE", "NO_SUITABLE_SIGNATURE_ALGORITHM"}
-_OUR_CERT_REFUSED = {"TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_BAD_CERTIFICATE",
-                     "TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
-                     "SSLV3_ALERT_CERTIFICATE_EXPIRED", "SSLV3_ALERT_CERTIFICATE_REVOKED",
-                     "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "TLSV1_ALERT_ACCESS_DENIED",
-                     "TLSV1_ALERT_DECRYPT_ERROR"}
+_OUR_CERT_REFUSED = {
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+    "SSLV3_ALERT_BAD_CERTIFICATE",
+    "TLSV1_ALERT_UNKNOWN_CA",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+    "TLSV1_ALERT_ACCESS_DENIED",
+    "TLSV1_ALERT_DECRYPT_ERROR",
+}
 
 
 class InsecureConnection(ConnectionError):
@@ -61,8 +72,11 @@ def classify(exc: BaseException) -> tuple[str | None, str, bool]:
     if isinstance(exc, CertificateError):
         return "InvalidChargePointCertificate", str(exc), True
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return ("InvalidCentralSystemCertificate",
-                f"{exc.verify_message or exc.reason} (code {exc.verify_code})", True)
+        return (
+            "InvalidCentralSystemCertificate",
+            f"{exc.verify_message or exc.reason} (code {exc.verify_code})",
+            True,
+        )
     if isinstance(exc, ssl.SSLError):
         reason = str(exc.reason or "")
         if reason in _TLS_VERSION:
@@ -70,14 +84,20 @@ def classify(exc: BaseException) -> tuple[str | None, str, bool]:
         if reason in _TLS_CIPHER:
             return "InvalidTLSCipherSuite", f"TLS handshake failed: {reason}", True
         if reason in _OUR_CERT_REFUSED:
-            return ("FailedToAuthenticateAtCentralSystem",
-                    f"the central system refused our certificate: {reason}", True)
+            return (
+                "FailedToAuthenticateAtCentralSystem",
+                f"the central system refused our certificate: {reason}",
+                True,
+            )
         return None, f"TLS failed: {reason or exc}", True
     if isinstance(exc, websockets.InvalidStatus):
         status = exc.response.status_code
         if status in (401, 403):
-            return ("FailedToAuthenticateAtCentralSystem",
-                    f"HTTP {status} at the WebSocket handshake", True)
+            return (
+                "FailedToAuthenticateAtCentralSystem",
+                f"HTTP {status} at the WebSocket handshake",
+                True,
+            )
         return None, f"HTTP {status}", False
     cause = exc.__cause__ or exc.__context__
     if isinstance(cause, ssl.SSLError) and cause is not exc:
@@ -98,9 +118,16 @@ class SecurityProfiles:
     """The security profile in force, its raise and fallback (kept in the security log's small
     facts, so a raise survives a restart), and the credentials it connects with."""
 
-    def __init__(self, charge_point_id: str, keys: KeyRegistry, *,
-                 certificates: CertificateStore | None, security_log: SecurityLog,
-                 events: SecurityEventSink, fallback_after: int = FALLBACK_AFTER) -> None:
+    def __init__(
+        self,
+        charge_point_id: str,
+        keys: KeyRegistry,
+        *,
+        certificates: CertificateStore | None,
+        security_log: SecurityLog,
+        events: SecurityEventSink,
+        fallback_after: int = FALLBACK_AFTER,
+    ) -> None:
         self.charge_point_id = charge_point_id
         self.keys = keys
         self.certificates = certificates
@@ -123,8 +150,9 @@ class SecurityProfiles:
         profile = self.keys.value_or(K.SecurityProfile, 0)
         tls = url.lower().startswith("wss://")
         if profile >= 2 and not tls:
-            raise InsecureConnection(f"security profile {profile} needs TLS: the plain ws:// "
-                                     f"URL is refused")
+            raise InsecureConnection(
+                f"security profile {profile} needs TLS: the plain ws:// URL is refused"
+            )
         context = None
         if tls:
             if self.certificates is None:
@@ -132,8 +160,9 @@ class SecurityProfiles:
                     raise CertificateError("no certificate store")
                 context = ssl.create_default_context()
             else:
-                context = self.certificates.tls_context(require_installed_root=profile >= 2,
-                                                        client_certificate=profile == 3)
+                context = self.certificates.tls_context(
+                    require_installed_root=profile >= 2, client_certificate=profile == 3
+                )
         return context, self.auth_headers()
 
     def auth_headers(self) -> dict[str, str]:
@@ -141,8 +170,11 @@ class SecurityProfiles:
         bytes the hexadecimal AuthorizationKey represents."""
         if self.keys.value_or(K.SecurityProfile, 0) not in (1, 2):
             return {}
-        secret = self.charge_point_id.encode() + b":" + authorization_password(
-            self.keys.value_or(K.AuthorizationKey, ""))
+        secret = (
+            self.charge_point_id.encode()
+            + b":"
+            + authorization_password(self.keys.value_or(K.AuthorizationKey, ""))
+        )
         return {"Authorization": "Basic " + base64.b64encode(secret).decode()}
 
     def secrets(self) -> list[str]:
@@ -181,8 +213,12 @@ class SecurityProfiles:
         if failures < self.fallback_after:
             return
         previous = int(self.log.get(_META_FROM) or 0)
-        log.error("security profile %s failed %d connection attempts: falling back to %d",
-                  raised_to, failures, previous)
+        log.error(
+            "security profile %s failed %d connection attempts: falling back to %d",
+            raised_to,
+            failures,
+            previous,
+        )
         self._clear_raise()
         self._reverting = True
         try:
@@ -190,9 +226,11 @@ class SecurityProfiles:
         finally:
             self._reverting = False
         self._profile = previous
-        self.events.record("ReconfigurationOfSecurityParameters",
-                           f"SecurityProfile {raised_to} failed {failures} connection attempts "
-                           f"({info}); fell back to {previous}")
+        self.events.record(
+            "ReconfigurationOfSecurityParameters",
+            f"SecurityProfile {raised_to} failed {failures} connection attempts "
+            f"({info}); fell back to {previous}",
+        )
 
     def _clear_raise(self) -> None:
         for key in (_META_FROM, _META_TO, _META_FAILURES):
@@ -208,8 +246,10 @@ class SecurityProfiles:
                 self.log.put(_META_FROM, str(previous))
                 self.log.put(_META_TO, str(value))
                 self.log.put(_META_FAILURES, "0")
-            self.events.record("ReconfigurationOfSecurityParameters",
-                               f"SecurityProfile raised from {previous} to {value}")
+            self.events.record(
+                "ReconfigurationOfSecurityParameters",
+                f"SecurityProfile raised from {previous} to {value}",
+            )
         else:
             # Never the value (write-only key): only that it changed (A01.FR.11/12).
             self.events.record("ReconfigurationOfSecurityParameters", f"{d.name} changed")
@@ -225,10 +265,17 @@ class SecurityProfiles:
             return
         current = self.keys.value_or(K.SecurityProfile, 0)
         if wanted < current:
-            self.events.record("SecurityProfileDowngradeRejected",
-                               f"SecurityProfile {wanted} refused: profile {current} is in force "
-                               f"and can only be raised")
+            self.events.record(
+                "SecurityProfileDowngradeRejected",
+                f"SecurityProfile {wanted} refused: profile {current} is in force "
+                f"and can only be raised",
+            )
 
 
-__all__ = ["FALLBACK_AFTER", "InsecureConnection", "SecurityProfiles", "authorization_password",
-           "classify"]
+__all__ = [
+    "FALLBACK_AFTER",
+    "InsecureConnection",
+    "SecurityProfiles",
+    "authorization_password",
+    "classify",
+]

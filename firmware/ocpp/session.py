@@ -89,9 +89,17 @@ class OcppSession:
     """Keeps one charge point connected to its central system for as long as it runs; the
     ``Dispatcher`` of every functional block."""
 
-    def __init__(self, *, url: str, charge_point_id: str, keys: KeyRegistry,
-                 boot_fields: dict[str, str], triggers: TriggerRegistry,
-                 ssl_context: ssl.SSLContext | None = None, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        charge_point_id: str,
+        keys: KeyRegistry,
+        boot_fields: dict[str, str],
+        triggers: TriggerRegistry,
+        ssl_context: ssl.SSLContext | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
         self.url = url
         self.charge_point_id = charge_point_id
         self.keys = keys
@@ -114,14 +122,20 @@ class OcppSession:
             if name in self.keys:
                 self.keys.on_change(name, lambda d, _v: self.reconnect(f"{d.name} changed"))
         self.keys.on_change(K.MessageTimeout, lambda _d, v: self._set_timeout(v))
-        triggers.register(MessageTrigger.boot_notification.value, Trigger(
-            # OCPP 1.6 §4.2.1: while Pending the central system may finish the registration
-            # with a triggered BootNotification.  ERRATA 3.35: after Accepted, it is refused
-            # until the next reboot or reconnect.
-            accept=lambda _cid: self.registration is RegistrationStatus.PENDING,
-            send=lambda _cid: self._boot_now.set()))  # _register sends it now
-        triggers.register(MessageTrigger.heartbeat.value, Trigger(
-            accept=lambda _cid: True, send=lambda _cid: send_soon(self, call.Heartbeat())))
+        triggers.register(
+            MessageTrigger.boot_notification.value,
+            Trigger(
+                # OCPP 1.6 §4.2.1: while Pending the central system may finish the registration
+                # with a triggered BootNotification.  ERRATA 3.35: after Accepted, it is refused
+                # until the next reboot or reconnect.
+                accept=lambda _cid: self.registration is RegistrationStatus.PENDING,
+                send=lambda _cid: self._boot_now.set(),
+            ),
+        )  # _register sends it now
+        triggers.register(
+            MessageTrigger.heartbeat.value,
+            Trigger(accept=lambda _cid: True, send=lambda _cid: send_soon(self, call.Heartbeat())),
+        )
 
     def _set_timeout(self, seconds: object) -> None:
         if self._conn is not None and isinstance(seconds, int):
@@ -188,12 +202,15 @@ class OcppSession:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure means: back off, retry
-                log.warning("connection to %s failed: %s", without_credentials(self.url),
-                            _describe(exc))
+                log.warning(
+                    "connection to %s failed: %s", without_credentials(self.url), _describe(exc)
+                )
                 # A security event, and the fallback of a raised SecurityProfile that fails.
                 transport.connection_failed(exc)
-            if self._connected_at is not None and \
-                    clock.now() - self._connected_at >= STABLE_CONNECTION_S:
+            if (
+                self._connected_at is not None
+                and clock.now() - self._connected_at >= STABLE_CONNECTION_S
+            ):
                 self.backoff.reset()
             self._connected_at = None
             delay = self.backoff.next_delay()
@@ -204,10 +221,14 @@ class OcppSession:
         # TLS and headers of the security profile in force (raises for ws:// at profile >= 2).
         tls, headers = transport.connection_settings(self.url)
         if headers and self.url.startswith("ws://"):
-            log.warning("security profile 1 sends the password unencrypted over ws://: use it "
-                        "on a trusted network only")
+            log.warning(
+                "security profile 1 sends the password unencrypted over ws://: use it "
+                "on a trusted network only"
+            )
         async with websockets.connect(
-            self.url, subprotocols=[Subprotocol(SUBPROTOCOL)], ssl=self.ssl_context or tls,
+            self.url,
+            subprotocols=[Subprotocol(SUBPROTOCOL)],
+            ssl=self.ssl_context or tls,
             additional_headers=headers or None,
             open_timeout=self.keys[K.MessageTimeout],
             # Pings are ours (_ping_loop), so that a changed interval applies to this link.
@@ -219,21 +240,25 @@ class OcppSession:
             if ws.subprotocol != SUBPROTOCOL:
                 # Some servers complete the handshake without agreeing; talking OCPP to them
                 # anyway would fail later in confusing ways.
-                raise ConnectionError(f"central system did not accept subprotocol "
-                                      f"{SUBPROTOCOL} (answered {ws.subprotocol!r})")
+                raise ConnectionError(
+                    f"central system did not accept subprotocol "
+                    f"{SUBPROTOCOL} (answered {ws.subprotocol!r})"
+                )
             log.info("connected to %s", without_credentials(self.url))
             self._connected_at = asyncio.get_running_loop().time()
             transport.connected()
-            conn = Connection(self, self.charge_point_id, ws, float(self.keys[K.MessageTimeout]),
-                              routes)
+            conn = Connection(
+                self, self.charge_point_id, ws, float(self.keys[K.MessageTimeout]), routes
+            )
             self._conn = conn
             stopping = False
             reader = asyncio.create_task(conn.start(), name="ocpp-reader")
             worker = asyncio.create_task(self._serve(conn), name="ocpp-worker")
             pinger = asyncio.create_task(self._ping_loop(ws), name="ocpp-ping")
             try:
-                done, _ = await asyncio.wait({reader, worker, pinger},
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {reader, worker, pinger}, return_when=asyncio.FIRST_COMPLETED
+                )
                 for task in done:
                     error = task.exception()
                     if error is not None:
@@ -253,8 +278,11 @@ class OcppSession:
                     task.cancel()
                 await asyncio.gather(reader, worker, pinger, return_exceptions=True)
                 # A stop we asked for is no trouble: only a lost connection is a warning.
-                log.log(logging.INFO if stopping else logging.WARNING, "disconnected from %s",
-                        without_credentials(self.url))
+                log.log(
+                    logging.INFO if stopping else logging.WARNING,
+                    "disconnected from %s",
+                    without_credentials(self.url),
+                )
 
     async def _serve(self, conn: Connection) -> None:
         if not self._booted:
@@ -280,8 +308,9 @@ class OcppSession:
             self._boot_message_id = str(uuid.uuid4())
             self._boot_now.clear()
             try:
-                result = await conn.request(call.BootNotification(**self.boot_fields),
-                                            unique_id=self._boot_message_id)
+                result = await conn.request(
+                    call.BootNotification(**self.boot_fields), unique_id=self._boot_message_id
+                )
             except (OCPPError, UnusableAnswer) as exc:
                 # A refusal is no reason to drop the link: ask again later, on this connection.
                 self.troubles.note("BootNotification", refusal_kind(exc), str(exc))
@@ -315,8 +344,9 @@ class OcppSession:
         last = clock.now()
         while True:
             interval = self.keys[K.WebSocketPingInterval]
-            if not await clock.sleep_until(last + interval if interval > 0 else None, self.keys,
-                                           (K.WebSocketPingInterval,)):
+            if not await clock.sleep_until(
+                last + interval if interval > 0 else None, self.keys, (K.WebSocketPingInterval,)
+            ):
                 continue
             last = clock.now()
             try:
@@ -330,9 +360,12 @@ class OcppSession:
                 interval = self.keys[K.WebSocketPingInterval]
                 if interval <= 0:
                     break  # pings turned off: nothing to judge the link by
-                if await clock.sleep_until(last + interval, self.keys,
-                                           (K.WebSocketPingInterval,), wake=answered) \
-                        and not answered.is_set():
+                if (
+                    await clock.sleep_until(
+                        last + interval, self.keys, (K.WebSocketPingInterval,), wake=answered
+                    )
+                    and not answered.is_set()
+                ):
                     raise ConnectionError(f"no WebSocket Pong within {interval} s")
 
     async def _heartbeat_loop(self) -> None:

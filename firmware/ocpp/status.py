@@ -30,8 +30,9 @@ class StatusReport:
 class StatusReporting:
     """The StatusNotifications of connector 0 and each connector."""
 
-    def __init__(self, dispatcher: Dispatcher, keys: KeyRegistry,
-                 triggers: TriggerRegistry) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, keys: KeyRegistry, triggers: TriggerRegistry
+    ) -> None:
         self.dispatcher = dispatcher
         self.keys = keys
         self._statuses: dict[int, StatusReport] = {}
@@ -39,18 +40,22 @@ class StatusReporting:
         self._wake = asyncio.Event()  # a status report is waiting
         dispatcher.while_ready(self._report)
         triggers.connectors(self.knows)
-        triggers.register(MessageTrigger.status_notification.value, Trigger(
-            accept=lambda _cid: True, send=self._trigger))
+        triggers.register(
+            MessageTrigger.status_notification.value,
+            Trigger(accept=lambda _cid: True, send=self._trigger),
+        )
 
     def knows(self, connector_id: int) -> bool:
         """Whether ``connector_id`` (0: the charge point) has reported a status."""
         return connector_id in self._statuses
 
-    def status_changed(self, connector_id: int, status: ConnectorStatus,
-                       error: ConnectorError | None, info: str) -> None:
+    def status_changed(
+        self, connector_id: int, status: ConnectorStatus, error: ConnectorError | None, info: str
+    ) -> None:
         """firmware.ports.CentralSystemLink.status_changed."""
-        self._statuses[connector_id] = StatusReport(status, error, info, clock.utcnow(),
-                                                    clock.now())
+        self._statuses[connector_id] = StatusReport(
+            status, error, info, clock.utcnow(), clock.now()
+        )
         self._unsent[connector_id] = None
         self._wake.set()
 
@@ -91,8 +96,9 @@ class StatusReporting:
                 if connector_id is None:
                     self._wake.clear()
                     # A new status, or a changed MinimumStatusDuration, decides again.
-                    await clock.sleep_until(clock.now() + wait, self.keys,
-                                            (K.MinimumStatusDuration,), wake=self._wake)
+                    await clock.sleep_until(
+                        clock.now() + wait, self.keys, (K.MinimumStatusDuration,), wake=self._wake
+                    )
                     continue
                 report = self._statuses[connector_id]
                 await notify(self.dispatcher, self._request(connector_id))

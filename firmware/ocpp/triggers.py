@@ -45,14 +45,18 @@ class TriggerRegistry:
         """Which connector ids exist (the status block knows them)."""
         self._connectors = known
 
-    def status(self, requested: str, connector_id: int | None, *, extended: bool = False
-               ) -> TriggerMessageStatus:
+    def status(
+        self, requested: str, connector_id: int | None, *, extended: bool = False
+    ) -> TriggerMessageStatus:
         """The answer to a (Extended)TriggerMessage for ``requested``."""
         trigger = self._triggers.get(requested)
         if trigger is None or (trigger.extended_only and not extended):
             return TriggerMessageStatus.not_implemented
-        if trigger.per_connector and connector_id is not None and \
-                not self._connectors(connector_id):
+        if (
+            trigger.per_connector
+            and connector_id is not None
+            and not self._connectors(connector_id)
+        ):
             return TriggerMessageStatus.rejected
         verdict = trigger.accept(connector_id)
         if isinstance(verdict, TriggerMessageStatus):
@@ -61,8 +65,7 @@ class TriggerRegistry:
 
     def fire(self, requested: str, connector_id: int | None, *, extended: bool = False) -> None:
         """After the answer went out: send what an Accepted answer promised."""
-        if self.status(requested, connector_id, extended=extended) is \
-                TriggerMessageStatus.accepted:
+        if self.status(requested, connector_id, extended=extended) is TriggerMessageStatus.accepted:
             self._triggers[requested].send(connector_id)
 
 

@@ -74,8 +74,11 @@ def open_store(path: Path, migrations: Migrations) -> OpenedStore:
     # transactions must not vanish silently (a file system repair or a copy can leave one).
     empty = [p for p in siblings(path)[:2] if p.exists()]
     if empty and all(p.stat().st_size == 0 for p in empty) and path in empty:
-        log.warning("%s is an empty file (0 bytes): starting a new one; whatever it held "
-                    "before it was emptied is gone", path)
+        log.warning(
+            "%s is an empty file (0 bytes): starting a new one; whatever it held "
+            "before it was emptied is gone",
+            path,
+        )
     try:
         conn = connect(path, migrations)
         try:
@@ -97,6 +100,21 @@ def open_store(path: Path, migrations: Migrations) -> OpenedStore:
     return OpenedStore(conn, path)
 
 
-__all__ = ["BUSY_TIMEOUT_S", "DAMAGE_CODES", "LOCK_FILE", "Migrations", "OpenedStore",
-           "StateDirInUse", "StateDirLock", "StoreUnusable", "check_tree", "inserted_rowid",
-           "lock_state_dir", "migrate", "open_or_memory", "open_store", "transaction", "unusable"]
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "DAMAGE_CODES",
+    "LOCK_FILE",
+    "Migrations",
+    "OpenedStore",
+    "StateDirInUse",
+    "StateDirLock",
+    "StoreUnusable",
+    "check_tree",
+    "inserted_rowid",
+    "lock_state_dir",
+    "migrate",
+    "open_or_memory",
+    "open_store",
+    "transaction",
+    "unusable",
+]

@@ -34,8 +34,11 @@ class StateDirInUse(StoreUnusable):
         pid = holder.get("pid", "unknown")
         started = f", started {holder['started']}" if holder.get("started") else ""
         command = f": {holder['command']}" if holder.get("command") else ""
-        super().__init__(path, f"another controller runs on this state directory (PID {pid}"
-                               f"{started}{command}); stop it first")
+        super().__init__(
+            path,
+            f"another controller runs on this state directory (PID {pid}"
+            f"{started}{command}); stop it first",
+        )
         self.holder = holder
 
 
@@ -68,8 +71,11 @@ def check_access(path: Path) -> None:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreUnusable(path, f"its directory {directory} does not exist and cannot be "
-                                      f"created: {os_words(directory, exc)}") from None
+            raise StoreUnusable(
+                path,
+                f"its directory {directory} does not exist and cannot be "
+                f"created: {os_words(directory, exc)}",
+            ) from None
     if not os.access(directory, os.W_OK | os.X_OK):
         # WAL mode creates -wal and -shm files next to the database.
         raise StoreUnusable(path, not_writable(directory, f"its directory {directory}"))
@@ -79,7 +85,7 @@ def check_access(path: Path) -> None:
 
 
 def _naming(path: Path, file: Path) -> str:
-    return "the file" if file == path else f"its {file.name[len(path.name):]} file {file}"
+    return "the file" if file == path else f"its {file.name[len(path.name) :]} file {file}"
 
 
 def _who() -> str:
@@ -119,9 +125,11 @@ def not_writable(path: Path, what: str) -> str:
         return f"{name} is on a read-only file system"
     st = path.stat()
     kind = "directory" if path.is_dir() else "file"
-    return (f"{name} is not {'writable' if kind == 'directory' else 'readable and writable'} "
-            f"by {_who()}: the {kind} belongs to {_user_name(st.st_uid)} (uid {st.st_uid}), "
-            f"mode {st.st_mode & 0o7777:04o}")
+    return (
+        f"{name} is not {'writable' if kind == 'directory' else 'readable and writable'} "
+        f"by {_who()}: the {kind} belongs to {_user_name(st.st_uid)} (uid {st.st_uid}), "
+        f"mode {st.st_mode & 0o7777:04o}"
+    )
 
 
 def nearest_parent(path: Path) -> str:
@@ -131,8 +139,10 @@ def nearest_parent(path: Path) -> str:
             st = parent.stat()
         except OSError:
             continue
-        return (f" ({parent} belongs to {_user_name(st.st_uid)}, mode "
-                f"{st.st_mode & 0o7777:04o}; this is {_who()})")
+        return (
+            f" ({parent} belongs to {_user_name(st.st_uid)}, mode "
+            f"{st.st_mode & 0o7777:04o}; this is {_who()})"
+        )
     return ""
 
 
@@ -148,14 +158,17 @@ def reason(path: Path, exc: BaseException) -> str:
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
     directory = path.parent
-    if primary == SQLITE_FULL or (primary in (SQLITE_IOERR, SQLITE_CANTOPEN, None)
-                                  and _disk_full(directory)):
+    if primary == SQLITE_FULL or (
+        primary in (SQLITE_IOERR, SQLITE_CANTOPEN, None) and _disk_full(directory)
+    ):
         return f"the disk is full (no space left on the file system of {directory})"
     if primary in (SQLITE_READONLY, SQLITE_CANTOPEN, SQLITE_PERM) and _read_only_fs(directory):
         return f"{directory} is on a read-only file system"
     if primary in (SQLITE_BUSY, SQLITE_LOCKED):
-        return (f"another process kept it locked for {BUSY_TIMEOUT_S:.0f} s "
-                f"({getattr(exc, 'sqlite_errorname', '')})")
+        return (
+            f"another process kept it locked for {BUSY_TIMEOUT_S:.0f} s "
+            f"({getattr(exc, 'sqlite_errorname', '')})"
+        )
     for file in siblings(path):
         if file.exists() and not os.access(file, os.R_OK | os.W_OK):
             return not_writable(file, _naming(path, file))

@@ -73,9 +73,12 @@ def lock_state_dir(state_dir: Path) -> StateDirLock:
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreUnusable(state_dir, f"the state directory does not exist and cannot be "
-                                       f"created: {os_words(state_dir, exc)}"
-                                       f"{nearest_parent(state_dir)}") from None
+        raise StoreUnusable(
+            state_dir,
+            f"the state directory does not exist and cannot be "
+            f"created: {os_words(state_dir, exc)}"
+            f"{nearest_parent(state_dir)}",
+        ) from None
     if not os.access(state_dir, os.W_OK | os.X_OK):
         raise StoreUnusable(state_dir, not_writable(state_dir, "the state directory"))
     path = state_dir / LOCK_FILE
@@ -107,10 +110,12 @@ def lock_state_dir(state_dir: Path) -> StateDirLock:
 
 
 def _write_holder(fd: int) -> None:
-    note = {"pid": os.getpid(),
-            "started": to_ocpp(),
-            # As the installer would type it (argv[0] is a path, or __main__.py under -m).
-            "command": shlex.join(["chargepoint", *map(without_credentials, sys.argv[1:])])}
+    note = {
+        "pid": os.getpid(),
+        "started": to_ocpp(),
+        # As the installer would type it (argv[0] is a path, or __main__.py under -m).
+        "command": shlex.join(["chargepoint", *map(without_credentials, sys.argv[1:])]),
+    }
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(note) + "\n").encode(), 0)

@@ -21,8 +21,11 @@ class Damaged(Exception):
 
 
 def one_line(text: str) -> str:
-    return "; ".join(part.strip() for part in text.splitlines()
-                     if part.strip() and not part.startswith("*** in database"))
+    return "; ".join(
+        part.strip()
+        for part in text.splitlines()
+        if part.strip() and not part.startswith("*** in database")
+    )
 
 
 def set_aside(path: Path, migrations: Migrations, problem: str) -> OpenedStore:
@@ -32,9 +35,12 @@ def set_aside(path: Path, migrations: Migrations, problem: str) -> OpenedStore:
     if holder is not None:
         # A tool (chargepoint config) must not swap the file under a running daemon, which
         # would go on writing to the one moved aside.
-        raise StoreUnusable(path, f"damaged ({problem}); the controller running on this "
-                                  f"directory (PID {holder.get('pid', 'unknown')}) has it open: "
-                                  f"stop it, and its next start repairs the file")
+        raise StoreUnusable(
+            path,
+            f"damaged ({problem}); the controller running on this "
+            f"directory (PID {holder.get('pid', 'unknown')}) has it open: "
+            f"stop it, and its next start repairs the file",
+        )
     aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         for src, dst in zip(siblings(path), siblings(aside), strict=True):
@@ -42,25 +48,37 @@ def set_aside(path: Path, migrations: Migrations, problem: str) -> OpenedStore:
                 src.rename(dst)
         conn = connect(path)
     except (OSError, sqlite3.Error) as exc:
-        raise StoreUnusable(path, f"damaged ({problem}), and it cannot be replaced: "
-                                  f"{reason(path, exc)}") from None
+        raise StoreUnusable(
+            path, f"damaged ({problem}), and it cannot be replaced: {reason(path, exc)}"
+        ) from None
     try:
         counts = _salvage(aside, conn, path, migrations)
         migrate(conn, path, migrations)
     except sqlite3.Error as exc:
         conn.close()
-        raise StoreUnusable(path, f"damaged ({problem}), and a new file cannot be written: "
-                                  f"{reason(path, exc)}") from None
+        raise StoreUnusable(
+            path, f"damaged ({problem}), and a new file cannot be written: {reason(path, exc)}"
+        ) from None
     except BaseException:
         conn.close()
         raise
     total = sum(counts.values())
     detail = ", ".join(f"{table} {n}" for table, n in counts.items() if n)
-    log.error("%s is damaged (%s): salvaged %d rows%s into a new file, moved the damaged one "
-              "to %s; rows that could not be read are lost", path, problem, total,
-              f" ({detail})" if detail else "", aside.name)
-    return OpenedStore(conn, path, recovered_from=f"damaged ({problem}); salvaged {total} rows; "
-                                                  f"moved to {aside.name}", salvaged=total)
+    log.error(
+        "%s is damaged (%s): salvaged %d rows%s into a new file, moved the damaged one "
+        "to %s; rows that could not be read are lost",
+        path,
+        problem,
+        total,
+        f" ({detail})" if detail else "",
+        aside.name,
+    )
+    return OpenedStore(
+        conn,
+        path,
+        recovered_from=f"damaged ({problem}); salvaged {total} rows; moved to {aside.name}",
+        salvaged=total,
+    )
 
 
 def _open_damaged(aside: Path) -> sqlite3.Connection | None:
@@ -81,8 +99,9 @@ def _open_damaged(aside: Path) -> sqlite3.Connection | None:
     return None
 
 
-def _salvage(aside: Path, conn: sqlite3.Connection, path: Path, migrations: Migrations
-             ) -> dict[str, int]:
+def _salvage(
+    aside: Path, conn: sqlite3.Connection, path: Path, migrations: Migrations
+) -> dict[str, int]:
     """Copy every readable row of ``aside`` into the new file ``conn``, in one transaction.
 
     The new file is first migrated to the damaged file's schema version, so the rows are
@@ -93,10 +112,14 @@ def _salvage(aside: Path, conn: sqlite3.Connection, path: Path, migrations: Migr
         return {}
     try:
         version = int(old.execute("PRAGMA user_version").fetchone()[0])
-        migrate(conn, path, migrations[:min(version, len(migrations))])
-        tables = [row[0] for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "ORDER BY rowid")]
+        migrate(conn, path, migrations[: min(version, len(migrations))])
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                "ORDER BY rowid"
+            )
+        ]
         found: dict[str, tuple[list[str], list[tuple[object, ...]]]] = {}
         for table in tables:
             columns = _common_columns(old, conn, table)
@@ -112,9 +135,11 @@ def _salvage(aside: Path, conn: sqlite3.Connection, path: Path, migrations: Migr
     try:
         with transaction(conn):
             for table, (columns, rows) in found.items():
-                insert = (f"INSERT OR IGNORE INTO {_quote(table)} "
-                          f"({', '.join(map(_quote, columns))}) "
-                          f"VALUES ({', '.join('?' * len(columns))})")
+                insert = (
+                    f"INSERT OR IGNORE INTO {_quote(table)} "
+                    f"({', '.join(map(_quote, columns))}) "
+                    f"VALUES ({', '.join('?' * len(columns))})"
+                )
                 counts[table] = 0
                 for row in rows:
                     try:
@@ -124,12 +149,15 @@ def _salvage(aside: Path, conn: sqlite3.Connection, path: Path, migrations: Migr
             # AUTOINCREMENT ids (local transaction ids) never go back below what was handed out.
             for name, seq in sequences:
                 if name in found:
-                    conn.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?",
-                                 (seq, name))
-                    if not conn.execute("SELECT 1 FROM sqlite_sequence WHERE name = ?",
-                                        (name,)).fetchone():
-                        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
-                                     (name, seq))
+                    conn.execute(
+                        "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (seq, name)
+                    )
+                    if not conn.execute(
+                        "SELECT 1 FROM sqlite_sequence WHERE name = ?", (name,)
+                    ).fetchone():
+                        conn.execute(
+                            "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (name, seq)
+                        )
     finally:
         conn.execute("PRAGMA foreign_keys=ON")
     return counts
@@ -144,12 +172,12 @@ def _common_columns(old: sqlite3.Connection, new: sqlite3.Connection, table: str
         had = {row[1] for row in old.execute(f"PRAGMA table_info({_quote(table)})")}
     except sqlite3.Error:
         return []
-    return [row[1] for row in new.execute(f"PRAGMA table_info({_quote(table)})")
-            if row[1] in had]
+    return [row[1] for row in new.execute(f"PRAGMA table_info({_quote(table)})") if row[1] in had]
 
 
-def _readable_rows(old: sqlite3.Connection, table: str, columns: list[str]
-                   ) -> list[tuple[object, ...]]:
+def _readable_rows(
+    old: sqlite3.Connection, table: str, columns: list[str]
+) -> list[tuple[object, ...]]:
     """The rows of ``table`` SQLite can still read, in rowid order.  A damaged page stops a scan
     where it lies, so the table is read from both ends: the rows before and after one damaged
     stretch both survive."""

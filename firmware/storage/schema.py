@@ -90,8 +90,11 @@ def refuse_newer(conn: sqlite3.Connection, path: Path, migrations: Migrations) -
     (overwriting it would lose what the newer version stored)."""
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(migrations):
-        raise StoreUnusable(path, f"written by a newer version (schema {version}, this version "
-                                  f"knows up to {len(migrations)}); it is left untouched")
+        raise StoreUnusable(
+            path,
+            f"written by a newer version (schema {version}, this version "
+            f"knows up to {len(migrations)}); it is left untouched",
+        )
     return version
 
 

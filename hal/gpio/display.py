@@ -15,9 +15,13 @@ class GpioBacklight:
     def __init__(self, cfg: DisplayConfig, pin_factory: object | None = None) -> None:
         self._lock = threading.Lock()
         self._brightness = 1.0
-        self._device = PWMOutputDevice(cfg.backlight_pin, active_high=cfg.active_high,
-                                       initial_value=0.0, frequency=int(cfg.pwm_frequency_hz),
-                                       pin_factory=pin_factory)
+        self._device = PWMOutputDevice(
+            cfg.backlight_pin,
+            active_high=cfg.active_high,
+            initial_value=0.0,
+            frequency=int(cfg.pwm_frequency_hz),
+            pin_factory=pin_factory,
+        )
         self._device.value = self._brightness
 
     @property

@@ -39,8 +39,13 @@ class GpioStatusIndicator:
     ``clock`` times blinking and pulsing (tests pass ``hal.sim.clock.SimulatedClock``).
     """
 
-    def __init__(self, cfg: IndicatorConfig, pin_factory: object | None = None, *,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        cfg: IndicatorConfig,
+        pin_factory: object | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         if cfg.pwm_frequency_hz <= 0:
             raise ValueError(f"pwm_frequency_hz must be > 0, not {cfg.pwm_frequency_hz}")
         self._lock = threading.Lock()
@@ -53,8 +58,15 @@ class GpioStatusIndicator:
         leds: list[PWMLED] = []
         try:
             for pin in (cfg.red_pin, cfg.green_pin, cfg.blue_pin):
-                leds.append(PWMLED(pin, active_high=cfg.active_high, initial_value=0,
-                                   frequency=cfg.pwm_frequency_hz, pin_factory=pin_factory))
+                leds.append(
+                    PWMLED(
+                        pin,
+                        active_high=cfg.active_high,
+                        initial_value=0,
+                        frequency=cfg.pwm_frequency_hz,
+                        pin_factory=pin_factory,
+                    )
+                )
         except Exception:
             for led in leds:
                 led.close()
@@ -112,8 +124,7 @@ class GpioStatusIndicator:
 
     def _apply(self) -> None:
         """Write colour x brightness with the pattern.  Caller holds ``self._lock``."""
-        scaled = _times((self._colour.red, self._colour.green, self._colour.blue),
-                        self._brightness)
+        scaled = _times((self._colour.red, self._colour.green, self._colour.blue), self._brightness)
         pattern = self._pattern
         self._player.stop()
         if pattern is LightPattern.OFF or scaled == _DARK:
@@ -136,9 +147,12 @@ def _pulse(colour: RGB) -> list[tuple[RGB, float]]:
     ``RGBLED.pulse``)."""
     frames = int(_FADE_STEPS_PER_S * _PULSE_FADE_S)
     frame_s = 1 / _FADE_STEPS_PER_S
-    return ([(_times(colour, i / frames), frame_s) for i in range(frames)] + [(colour, 0.0)]
-            + [(_times(colour, 1 - i / frames), frame_s) for i in range(frames)]
-            + [(_DARK, 0.0)])
+    return (
+        [(_times(colour, i / frames), frame_s) for i in range(frames)]
+        + [(colour, 0.0)]
+        + [(_times(colour, 1 - i / frames), frame_s) for i in range(frames)]
+        + [(_DARK, 0.0)]
+    )
 
 
 def _times(colour: RGB, k: float) -> RGB:

@@ -35,8 +35,9 @@ class GpioConnectorLock:
     ``clock`` times the pulses and waits (tests pass ``hal.sim.clock.SimulatedClock``).
     """
 
-    def __init__(self, cfg: LockConfig, pin_factory: object | None = None, *,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, cfg: LockConfig, pin_factory: object | None = None, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         if cfg.attempts < 1:
             raise ConfigurationError(f"lock attempts must be >= 1, not {cfg.attempts}")
         if cfg.pulse_s <= 0 or cfg.settle_s < 0 or cfg.retry_delay_s < 0:

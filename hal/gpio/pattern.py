@@ -81,7 +81,8 @@ class PatternPlayer(Generic[V]):
                     self._write(value)
                     if seconds > 0:
                         self._timer = self._clock.call_later(
-                            seconds, lambda: self._step(generation))
+                            seconds, lambda: self._step(generation)
+                        )
                         return
             except Exception:  # a closed device or a pin error: the pattern ends, logged
                 log.exception("%s pattern failed", self._name)

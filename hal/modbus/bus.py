@@ -166,8 +166,12 @@ class ModbusBus:
         registers = list(response.registers)
         if len(registers) != count:
             raise self._error(
-                BusError, f"answered {len(registers)} registers, not {count}",
-                function_code, unit, address, count,
+                BusError,
+                f"answered {len(registers)} registers, not {count}",
+                function_code,
+                unit,
+                address,
+                count,
             )
         return registers
 

@@ -100,8 +100,10 @@ class EvseWbPilot:
         """Vehicle state, the current the PWM advertises now (0 without PWM), cable limit."""
         per_amp = await self._counts_per_amp()
         regs = await self._read(REG_CONFIGURED_CURRENT, REG_EVSE_STATE - REG_CONFIGURED_CURRENT + 1)
-        vehicle, cable, evse = (regs[i - REG_CONFIGURED_CURRENT]
-                                for i in (REG_VEHICLE_STATE, REG_CABLE_LIMIT, REG_EVSE_STATE))
+        vehicle, cable, evse = (
+            regs[i - REG_CONFIGURED_CURRENT]
+            for i in (REG_VEHICLE_STATE, REG_CABLE_LIMIT, REG_EVSE_STATE)
+        )
         actual = regs[REG_ACTUAL_CURRENT - REG_CONFIGURED_CURRENT]
         self._turned_off = bool(regs[REG_TURN_OFF - REG_CONFIGURED_CURRENT] & TURN_OFF_BIT)
         if evse == EVSE_OFF:
@@ -161,8 +163,11 @@ class EvseWbPilot:
         if self._centiamps is None:
             (bits,) = await self._read(REG_CONFIG_BITS, 1)
             self._centiamps = bool(bits & CONFIG_PRECISE_CURRENT)
-            logger.info("%s counts currents in %s", self._name,
-                        "0.01 A" if self._centiamps else "whole amperes")
+            logger.info(
+                "%s counts currents in %s",
+                self._name,
+                "0.01 A" if self._centiamps else "whole amperes",
+            )
         return 100 if self._centiamps else 1
 
     async def _clear_turn_off(self) -> None:

@@ -101,8 +101,9 @@ class ModbusEnergyMeter:
 
     def _succeeded(self, values: dict[Quantity, QuantityValue]) -> MeterReading:
         if self._health is not MeterHealth.OK:
-            logger.info("energy meter %s answers again after %d failed polls",
-                        self._name, self._failures)
+            logger.info(
+                "energy meter %s answers again after %d failed polls", self._name, self._failures
+            )
         self._failures = 0
         self._health = MeterHealth.OK
         reading = _reading(values, datetime.now(UTC))
@@ -118,11 +119,16 @@ class ModbusEnergyMeter:
         )
         if health is not self._health:
             if health is MeterHealth.UNAVAILABLE:
-                logger.error("energy meter %s unavailable after %d failed polls: %s",
-                             self._name, self._failures, exc)
+                logger.error(
+                    "energy meter %s unavailable after %d failed polls: %s",
+                    self._name,
+                    self._failures,
+                    exc,
+                )
             else:
-                logger.warning("energy meter %s not answering, values are stale: %s",
-                               self._name, exc)
+                logger.warning(
+                    "energy meter %s not answering, values are stale: %s", self._name, exc
+                )
         else:
             logger.debug("energy meter %s still failing (%d): %s", self._name, self._failures, exc)
         self._health = health

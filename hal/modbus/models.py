@@ -219,7 +219,9 @@ class RegisterSpec:
             return encode_words(self.encoding, min(self.invalid_raw))
         raw = self.raw_for(value)
         if not self.encoding.is_float and raw in self.invalid_raw:
-            raise ValueError(f"{value!r} encodes to the invalid sentinel of register {self.address}")
+            raise ValueError(
+                f"{value!r} encodes to the invalid sentinel of register {self.address}"
+            )
         return encode_words(self.encoding, raw)
 
 
@@ -270,7 +272,9 @@ class MeterModel:
         specs = sorted(self.all_specs(), key=lambda s: s.address)
         for before, after in itertools.pairwise(specs):
             if after.address < before.end:
-                raise ValueError(f"{self.name}: registers {before.address} and {after.address} overlap")
+                raise ValueError(
+                    f"{self.name}: registers {before.address} and {after.address} overlap"
+                )
         for spec in specs:
             if spec.words > self.max_registers_per_read:
                 raise ValueError(f"{self.name}: register {spec.address} exceeds the read limit")
@@ -330,7 +334,8 @@ class MeterModel:
         result: dict[Quantity, QuantityValue] = {}
         for quantity in self.quantities:
             values = tuple(
-                None if spec is None
+                None
+                if spec is None
                 else spec.decode([registers[a] for a in range(spec.address, spec.end)])
                 for spec in self.specs_for(quantity)
             )
@@ -360,7 +365,9 @@ class MeterModel:
                 pairs = [(specs[0], value)]
             for spec, single in pairs:
                 if spec is not None:
-                    registers.update(zip(range(spec.address, spec.end), spec.encode(single), strict=True))
+                    registers.update(
+                        zip(range(spec.address, spec.end), spec.encode(single), strict=True)
+                    )
         return registers
 
 
@@ -412,11 +419,15 @@ def _eastron(name: str, description: str, *, three_phase: bool, notes: str = "")
 
 _SDM630 = _eastron("SDM630", "Eastron SDM630 (v1/v2), 3-phase", three_phase=True)
 _SDM120 = _eastron(
-    "SDM120", "Eastron SDM120, 1-phase", three_phase=False,
+    "SDM120",
+    "Eastron SDM120, 1-phase",
+    three_phase=False,
     notes="Factory default 2400 baud; check the parity on the device.",
 )
 _SDM72DM2 = _eastron(
-    "SDM72DM2", "Eastron SDM72D-M v2, 3-phase", three_phase=True,
+    "SDM72DM2",
+    "Eastron SDM72D-M v2, 3-phase",
+    three_phase=True,
     notes="v1 (SDM72D-M) has totals only and is a different map.",
 )
 
@@ -441,9 +452,17 @@ _ABB_B2X = MeterModel(
 )
 
 
-def _gavazzi(name: str, description: str, *, frequency: int, energy_import: int,
-             energy_export: int, readable: tuple[tuple[int, int], ...],
-             max_read: int, notes: str = "") -> MeterModel:
+def _gavazzi(
+    name: str,
+    description: str,
+    *,
+    frequency: int,
+    energy_import: int,
+    energy_export: int,
+    readable: tuple[tuple[int, int], ...],
+    max_read: int,
+    notes: str = "",
+) -> MeterModel:
     lwf = Encoding.INT32_LWF
     return MeterModel(
         name=name,
@@ -462,17 +481,25 @@ def _gavazzi(name: str, description: str, *, frequency: int, energy_import: int,
 
 
 _EM340 = _gavazzi(
-    "EM340", "Carlo Gavazzi EM340 / EM330 / ET3x0",
-    frequency=0x33, energy_import=0x34, energy_export=0x4E,
+    "EM340",
+    "Carlo Gavazzi EM340 / EM330 / ET3x0",
+    frequency=0x33,
+    energy_import=0x34,
+    energy_export=0x4E,
     # CG protocol v2: "FC03 or FC04 read (the same values)... at most 50 registers per read".
-    readable=((0x00, 0x50),), max_read=50,
+    readable=((0x00, 0x50),),
+    max_read=50,
 )
 _EM24 = _gavazzi(
-    "EM24", "Carlo Gavazzi EM24",
-    frequency=0x37, energy_import=0x42, energy_export=0x5C,
+    "EM24",
+    "Carlo Gavazzi EM24",
+    frequency=0x37,
+    energy_import=0x42,
+    energy_export=0x5C,
     # No public statement on reading across gaps or the per-read limit: read only mapped
     # registers, in reads of at most 11 (the limit of the related Phoenix EEM-350).
-    readable=(), max_read=11,
+    readable=(),
+    max_read=11,
     notes="Map from mbmd (CarloGavazziEM24.pdf); serial defaults unverified.",
 )
 

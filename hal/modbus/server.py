@@ -218,8 +218,9 @@ class RegisterServer:
                 return ExcCodes(exc.code)
             except Exception:
                 # pymodbus would log this at ERROR, which the quietened pymodbus logger hides.
-                logger.exception("simulated device %d failed on FC%d %d", unit_id, function_code,
-                                 address)
+                logger.exception(
+                    "simulated device %d failed on FC%d %d", unit_id, function_code, address
+                )
                 return ExcCodes.DEVICE_FAILURE
 
         # One block over the whole address space: the hook, not pymodbus, decides which

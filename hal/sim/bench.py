@@ -117,28 +117,39 @@ class SimulatedBench:
             meter = SimulatedMeter(s.meter_model, hw.meter.unit_id)
             meter.energy_import_wh = energy.get(hw.connector_id, 0.0)
             meter.voltage_v = (s.voltage_v,) * 3
-            server = RegisterServer([self._count_vehicle_reads(board, hw.connector_id),
-                                     self._persist_before_reads(meter)])
+            server = RegisterServer(
+                [
+                    self._count_vehicle_reads(board, hw.connector_id),
+                    self._persist_before_reads(meter),
+                ]
+            )
             await server.start_tcp("127.0.0.1", 0)
-            ev = SimulatedEv(max_current_a=s.ev_max_current_a, phases=s.phases,
-                             voltage_v=s.voltage_v)
+            ev = SimulatedEv(
+                max_current_a=s.ev_max_current_a, phases=s.phases, voltage_v=s.voltage_v
+            )
             ev.plugged, ev.wants_power = self._saved_ev.get(hw.connector_id, (False, False))
             self.connectors[hw.connector_id] = _SimConnector(hw, ev, board, meter, server)
         self._saved_wh = {n: c.meter.energy_import_wh or 0.0 for n, c in self.connectors.items()}
 
         self.factory = MockFactory(pin_class=_wired_pin_class())
         self._wire_inputs_healthy()
-        self.devices = build_devices(self.hardware, pin_factory=self.factory,
-                                     endpoint_for=self._endpoint_for,
-                                     card_reader=self.card_reader)
+        self.devices = build_devices(
+            self.hardware,
+            pin_factory=self.factory,
+            endpoint_for=self._endpoint_for,
+            card_reader=self.card_reader,
+        )
         # The board shows the EV as it is from the first read on (a car left plugged in is
         # plugged in when the controller starts), not after the first physics step.
         for c in self.connectors.values():
             self._step(c, 0.0)
         self._task = asyncio.create_task(self._physics(), name="bench-physics")
-        log.warning("simulated bench running: %d connector(s), EV up to %.0f A, time x%g",
-                    len(self.connectors), self.settings.ev_max_current_a,
-                    self.settings.time_scale)
+        log.warning(
+            "simulated bench running: %d connector(s), EV up to %.0f A, time x%g",
+            len(self.connectors),
+            self.settings.ev_max_current_a,
+            self.settings.time_scale,
+        )
         return self.devices
 
     async def stop(self) -> None:
@@ -198,8 +209,9 @@ class SimulatedBench:
     def _endpoint_for(self, role: str, hw: ConnectorHardware) -> ModbusEndpoint:
         port = self.connectors[hw.connector_id].server.tcp_port
         assert port is not None
-        return ModbusEndpoint(host="127.0.0.1", tcp_port=port, timeout_s=0.3, retries=0,
-                              quiet_gap_s=0.0)
+        return ModbusEndpoint(
+            host="127.0.0.1", tcp_port=port, timeout_s=0.3, retries=0, quiet_gap_s=0.0
+        )
 
     # ------------------------------------------------------------ wiring
 
@@ -278,8 +290,9 @@ class SimulatedBench:
         # Mirror contact follows the coil, unless the contacts are welded shut.
         if hw.contactor.mirror_pin is not None:
             mirror_closed = closed or c.weld
-            self._drive(self._pin(hw.contactor.mirror_pin),
-                        mirror_closed == hw.contactor.mirror_active_high)
+            self._drive(
+                self._pin(hw.contactor.mirror_pin), mirror_closed == hw.contactor.mirror_active_high
+            )
         if hw.lock is not None:
             self._step_lock(c, dt)
 
@@ -337,8 +350,7 @@ class SimulatedBench:
             if s.emergency_stop_pin is None:
                 raise ValueError("this bench has no emergency stop input configured")
             healthy_level = s.emergency_stop_healthy_high
-            self._drive(self._pin(s.emergency_stop_pin), not healthy_level if on
-                        else healthy_level)
+            self._drive(self._pin(s.emergency_stop_pin), not healthy_level if on else healthy_level)
         elif name == "weld":
             c.weld = on
         elif name == "lock":
@@ -356,33 +368,52 @@ class SimulatedBench:
         for n, c in self.connectors.items():
             hw = c.hw
             out[str(n)] = {
-                "ev": {"plugged": c.ev.plugged, "wants_power": c.ev.wants_power,
-                       "pilot": c.board.vehicle_state.value},
+                "ev": {
+                    "plugged": c.ev.plugged,
+                    "wants_power": c.ev.wants_power,
+                    "pilot": c.board.vehicle_state.value,
+                },
                 "outputs": {
                     "contactor": self._output_on(hw.contactor.pin, hw.contactor.active_high),
                     "pwm_offered_a": c.board.offered_a,
-                    "lock_motor": ("locking" if hw.lock and self._output_on(hw.lock.lock_pin)
-                                   else "unlocking" if hw.lock and
-                                   self._output_on(hw.lock.unlock_pin) else "off"),
+                    "lock_motor": (
+                        "locking"
+                        if hw.lock and self._output_on(hw.lock.lock_pin)
+                        else "unlocking"
+                        if hw.lock and self._output_on(hw.lock.unlock_pin)
+                        else "off"
+                    ),
                 },
                 "lock": None if hw.lock is None else ("locked" if c.locked else "unlocked"),
-                "meter": {"energy_wh": round(c.meter.energy_import_wh or 0.0, 1),
-                          "power_w": round(c.meter.power_w or 0.0, 1),
-                          "responding": c.meter.responding},
-                "faults": [name for name, active in (("weld", c.weld), ("lock", c.lock_stuck),
-                                                     ("meter", not c.meter.responding),
-                                                     ("diode", c.ev.diode_fault)) if active],
+                "meter": {
+                    "energy_wh": round(c.meter.energy_import_wh or 0.0, 1),
+                    "power_w": round(c.meter.power_w or 0.0, 1),
+                    "responding": c.meter.responding,
+                },
+                "faults": [
+                    name
+                    for name, active in (
+                        ("weld", c.weld),
+                        ("lock", c.lock_stuck),
+                        ("meter", not c.meter.responding),
+                        ("diode", c.ev.diode_fault),
+                    )
+                    if active
+                ],
             }
         s = self.hardware.safety
-        out["safety"] = {"rcd_tripped": self._output_level(s.residual_current_pin)
-                         == s.residual_current_active_high}
+        out["safety"] = {
+            "rcd_tripped": self._output_level(s.residual_current_pin)
+            == s.residual_current_active_high
+        }
         d = self.devices
         if d is not None and d.indicator is not None:
             colour = getattr(d.indicator, "colour", None)
             out["indicator"] = {
                 "brightness": d.indicator.brightness,
                 "colour": None if colour is None else [colour.red, colour.green, colour.blue],
-                "pattern": getattr(getattr(d.indicator, "pattern", None), "value", None)}
+                "pattern": getattr(getattr(d.indicator, "pattern", None), "value", None),
+            }
         if d is not None and d.buzzer is not None:
             out["buzzer"] = {"enabled": d.buzzer.enabled, "volume": d.buzzer.volume}
         if d is not None and d.display is not None:
@@ -400,14 +431,19 @@ class SimulatedBench:
     def _load_energy(self) -> dict[int, float]:
         try:
             data = json.loads(self._energy_path().read_text())
-            self._saved_ev = {int(k): (bool(v["plugged"]), bool(v["wants_power"]))
-                              for k, v in data.get("ev", {}).items()}
+            self._saved_ev = {
+                int(k): (bool(v["plugged"]), bool(v["wants_power"]))
+                for k, v in data.get("ev", {}).items()
+            }
             return {int(k): float(v) for k, v in data.get("energy_import_wh", {}).items()}
         except FileNotFoundError:
             return {}
         except (ValueError, AttributeError, TypeError, KeyError) as exc:
-            log.error("bench: %s unreadable (%s); simulated meters start at 0 Wh",
-                      self._energy_path(), exc)
+            log.error(
+                "bench: %s unreadable (%s); simulated meters start at 0 Wh",
+                self._energy_path(),
+                exc,
+            )
             return {}
 
     def _save_energy(self, force: bool = False) -> None:
@@ -417,11 +453,12 @@ class SimulatedBench:
         path = self._energy_path()
         tmp = path.with_suffix(".tmp")
         # The car stays plugged in when the charger loses power: the EV's state is kept too.
-        ev = {str(n): {"plugged": c.ev.plugged, "wants_power": c.ev.wants_power}
-              for n, c in self.connectors.items()}
+        ev = {
+            str(n): {"plugged": c.ev.plugged, "wants_power": c.ev.wants_power}
+            for n, c in self.connectors.items()
+        }
         with tmp.open("w") as fh:
-            json.dump({"energy_import_wh": {str(k): v for k, v in values.items()}, "ev": ev},
-                      fh)
+            json.dump({"energy_import_wh": {str(k): v for k, v in values.items()}, "ev": ev}, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -51,9 +51,13 @@ class BenchControlServer:
     """``status``: the controller's connector states (answers carry them); ``pilot_reads``:
     how many equal pilot readings the controller needs before it acts on a change."""
 
-    def __init__(self, path: Path, bench: Bench,
-                 status: Callable[[], dict[str, Any]] | None = None,
-                 pilot_reads: int = 2) -> None:
+    def __init__(
+        self,
+        path: Path,
+        bench: Bench,
+        status: Callable[[], dict[str, Any]] | None = None,
+        pilot_reads: int = 2,
+    ) -> None:
         self.path = path
         self.bench = bench
         self.status = status
@@ -157,8 +161,9 @@ class BenchControlServer:
                     elif loop.time() - since >= SETTLE_QUIET_S and not _lock_moving(view):
                         return
         except TimeoutError:
-            log.warning("bench: the state did not settle within %g s; answering anyway",
-                        SETTLE_MAX_S)
+            log.warning(
+                "bench: the state did not settle within %g s; answering anyway", SETTLE_MAX_S
+            )
 
 
 def _settled_view(state: Any) -> Any:
@@ -169,16 +174,21 @@ def _settled_view(state: Any) -> Any:
 
 
 def _lock_moving(view: dict[str, Any]) -> bool:
-    return any(isinstance(c, dict) and c.get("outputs", {}).get("lock_motor", "off") != "off"
-               for c in view.get("bench", {}).values())
+    return any(
+        isinstance(c, dict) and c.get("outputs", {}).get("lock_motor", "off") != "off"
+        for c in view.get("bench", {}).values()
+    )
 
 
-async def send_command(path: Path, request: dict[str, Any], timeout: float = 10.0
-                       ) -> dict[str, Any]:
+async def send_command(
+    path: Path, request: dict[str, Any], timeout: float = 10.0
+) -> dict[str, Any]:
     """Send one request to a running controller's bench and return its answer."""
     if not path.exists():
-        raise ConnectionError(f"no bench control socket at {path}: is a controller running "
-                              f"with hardware = \"simulated\" and this --state-dir?")
+        raise ConnectionError(
+            f"no bench control socket at {path}: is a controller running "
+            f'with hardware = "simulated" and this --state-dir?'
+        )
     reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), timeout)
     try:
         writer.write(json.dumps(request).encode() + b"\n")

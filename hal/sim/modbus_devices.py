@@ -224,6 +224,7 @@ class SimulatedMeter:
     def write_registers(self, address: int, values: list[int]) -> None:
         raise DeviceException(ILLEGAL_ADDRESS, "the simulated meter has no writable registers")
 
+
 def _normalise(quantity: Quantity, value: object) -> QuantityValue:
     if quantity in (Quantity.VOLTAGE_PER_PHASE, Quantity.CURRENT_PER_PHASE):
         if isinstance(value, Sequence) and not isinstance(value, str):
@@ -430,8 +431,13 @@ class ObservedDevice:
     the meter register before a read and to count the controller's pilot reads, without
     touching the device's own methods."""
 
-    def __init__(self, device: RegisterDevice, *, before_read: BeforeRead | None = None,
-                 after_read: AfterRead | None = None) -> None:
+    def __init__(
+        self,
+        device: RegisterDevice,
+        *,
+        before_read: BeforeRead | None = None,
+        after_read: AfterRead | None = None,
+    ) -> None:
         self.device = device
         self._before_read = before_read
         self._after_read = after_read

@@ -19,15 +19,27 @@ class Controller:
     """`chargepoint run` on the bench as a separate process, killed like a power cut."""
 
     def __init__(self, url: str, state: Path, log: Path) -> None:
-        self.args = [sys.executable, "-m", "firmware", "run", "--config",
-                     str(REPO / "config" / "bench.toml"), "--csms-url", url,
-                     "--state-dir", str(state), "--id", "DURABLE-1"]
+        self.args = [
+            sys.executable,
+            "-m",
+            "firmware",
+            "run",
+            "--config",
+            str(REPO / "config" / "bench.toml"),
+            "--csms-url",
+            url,
+            "--state-dir",
+            str(state),
+            "--id",
+            "DURABLE-1",
+        ]
         self.state, self.log = state, log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.args, stdout=self.log.open("ab"),
-                                     stderr=subprocess.STDOUT, cwd=REPO)
+        self.proc = subprocess.Popen(
+            self.args, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, cwd=REPO
+        )
 
     async def bench(self, cmd: str, **extra: object) -> None:
         for _ in range(100):
@@ -54,12 +66,24 @@ class Controller:
 
 
 async def _charging(cs: CentralSystem, ctl: Controller, tag: str) -> None:
-    await cs.wait_for(lambda r: r.action == "StatusNotification" and r.message_type == "CALL"
-                      and r.payload.get("connectorId") == 1
-                      and r.payload.get("status") == "Available", timeout=20,
-                      since=cs.mark() - 50 if cs.mark() > 50 else 0)
+    await cs.wait_for(
+        lambda r: (
+            r.action == "StatusNotification"
+            and r.message_type == "CALL"
+            and r.payload.get("connectorId") == 1
+            and r.payload.get("status") == "Available"
+        ),
+        timeout=20,
+        since=cs.mark() - 50 if cs.mark() > 50 else 0,
+    )
     await ctl.bench("plug")
     await ctl.bench("swipe", tag=tag)
     await ctl.bench("ev-charge")
-    await cs.wait_for(lambda r: r.action == "StatusNotification" and r.message_type == "CALL"
-                      and r.payload.get("status") == "Charging", timeout=20)
+    await cs.wait_for(
+        lambda r: (
+            r.action == "StatusNotification"
+            and r.message_type == "CALL"
+            and r.payload.get("status") == "Charging"
+        ),
+        timeout=20,
+    )

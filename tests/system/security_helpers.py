@@ -37,25 +37,36 @@ CPO = "Test CPO"
 
 
 def security_events(rig: Rig, kind: str | None = None) -> list[MessageRecord]:
-    return [r for r in rig.calls("SecurityEventNotification")
-            if kind is None or r.payload.get("type") == kind]
+    return [
+        r
+        for r in rig.calls("SecurityEventNotification")
+        if kind is None or r.payload.get("type") == kind
+    ]
 
 
-async def wait_event(rig: Rig, kind: str, since: int = 0, timeout: float = 10,
-                     info: str | None = None) -> MessageRecord:
+async def wait_event(
+    rig: Rig, kind: str, since: int = 0, timeout: float = 10, info: str | None = None
+) -> MessageRecord:
     """The charger's SecurityEventNotification of type ``kind`` (techInfo containing
     ``info``)."""
     return await rig.cs.wait_for(
-        lambda r: r.direction == "rx" and r.message_type == "CALL"
-        and r.action == "SecurityEventNotification" and r.payload.get("type") == kind
-        and (info is None or info in (r.payload.get("techInfo") or "")),
-        timeout=timeout, since=since)
+        lambda r: (
+            r.direction == "rx"
+            and r.message_type == "CALL"
+            and r.action == "SecurityEventNotification"
+            and r.payload.get("type") == kind
+            and (info is None or info in (r.payload.get("techInfo") or ""))
+        ),
+        timeout=timeout,
+        since=since,
+    )
 
 
 def install_root(state_dir: Path, authority: Authority) -> None:
     """What `chargepoint certificate install` does before the first start."""
-    status, reason = CertificateStore.open(state_dir).install_root(RootKind.CENTRAL_SYSTEM,
-                                                                   authority.pem)
+    status, reason = CertificateStore.open(state_dir).install_root(
+        RootKind.CENTRAL_SYSTEM, authority.pem
+    )
     assert status.value == "Accepted", reason
 
 
@@ -68,15 +79,22 @@ def provision_client_certificate(state_dir: Path, authority: Authority) -> None:
 
 
 @asynccontextmanager
-async def tls_rig(tmp_path: Path, ca: Authority, *, keys: dict[str, object],
-                  basic_auth: dict[str, str | bytes] | None = None,
-                  client_ca: bool = False, wait_available: bool = True,
-                  server: tuple[str, str] | None = None) -> AsyncIterator[Rig]:
+async def tls_rig(
+    tmp_path: Path,
+    ca: Authority,
+    *,
+    keys: dict[str, object],
+    basic_auth: dict[str, str | bytes] | None = None,
+    client_ca: bool = False,
+    wait_available: bool = True,
+    server: tuple[str, str] | None = None,
+) -> AsyncIterator[Rig]:
     """A central system on wss://localhost (certificate of ``ca``) and the charger on the bench
     with ``ca`` installed as CentralSystemRootCertificate."""
     certfile, keyfile = server or ca.server_files(tmp_path, "server")
-    context = tls_server_context(certfile, keyfile,
-                                 ca.write_pem(tmp_path, "client-ca") if client_ca else None)
+    context = tls_server_context(
+        certfile, keyfile, ca.write_pem(tmp_path, "client-ca") if client_ca else None
+    )
     if client_ca:
         context.verify_mode = ssl.CERT_OPTIONAL  # profile 2 (no certificate) still connects
     state = tmp_path / "state"
@@ -96,8 +114,11 @@ async def tls_rig(tmp_path: Path, ca: Authority, *, keys: dict[str, object],
 
 async def wait_connections(cs: CentralSystem, count: int, timeout: float = 10) -> None:
     for _ in range(int(timeout / 0.05)):
-        if CP_ID in cs.charge_points and cs.state(CP_ID).connect_count >= count \
-                and cs.connected(CP_ID):
+        if (
+            CP_ID in cs.charge_points
+            and cs.state(CP_ID).connect_count >= count
+            and cs.connected(CP_ID)
+        ):
             return
         await asyncio.sleep(0.05)
     raise TimeoutError(f"fewer than {count} connections: {cs.charge_points.get(CP_ID)}")

@@ -24,15 +24,15 @@ async def test_rejected_card_does_not_start(rig: Rig, csms: CentralSystem) -> No
     mark = rig.cs.mark()
     await rig.command("plug")
     await rig.command("swipe", tag="BLOCKED-1")
-    await rig.cs.wait_for(lambda r: r.action == "Authorize" and r.message_type == "CALLRESULT",
-                          since=mark)
+    await rig.cs.wait_for(
+        lambda r: r.action == "Authorize" and r.message_type == "CALLRESULT", since=mark
+    )
     await asyncio.sleep(0.5)
     assert not rig.calls("StartTransaction")
     assert rig.bench.status()["1"]["lock"] == "unlocked"
 
 
-async def test_residual_current_trip_opens_contactor_in_the_callback_and_latches(rig: Rig
-                                                                               ) -> None:
+async def test_residual_current_trip_opens_contactor_in_the_callback_and_latches(rig: Rig) -> None:
     await rig.start_session()
     mark = rig.cs.mark()
     await rig.bench.fault("rcd", True, 1)
@@ -113,8 +113,9 @@ async def test_bench_rejects_bad_commands(rig: Rig) -> None:
     assert not bad["ok"] and "no connector 7" in bad["error"]
 
 
-async def test_simulated_meter_energy_survives_a_controller_restart(csms: CentralSystem,
-                                                                   tmp_path: Path) -> None:
+async def test_simulated_meter_energy_survives_a_controller_restart(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
     settings = bench_settings(csms.url, tmp_path)
     running = await app.start(settings)
     rig = Rig(csms, running, tmp_path)
@@ -140,8 +141,9 @@ async def test_simulated_meter_energy_survives_a_controller_restart(csms: Centra
         await app.shutdown(running)
 
 
-async def test_a_failed_start_releases_the_devices(csms: CentralSystem, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_failed_start_releases_the_devices(
+    csms: CentralSystem, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from firmware.config_keys import KeyValueError
     from hal.assembly import Devices
     from hal.sim.bench import SimulatedBench

@@ -91,17 +91,27 @@ async def test_doctor_fails_a_server_that_does_not_agree_to_ocpp16() -> None:
         port = server.sockets[0].getsockname()[1]
         v = verdicts(await Doctor().run(BENCH, f"ws://127.0.0.1:{port}/ocpp"))
     assert v["tcp"][0] == "OK"
-    assert v["websocket"] == ("FAIL", ("the server did not agree to subprotocol ocpp1.6 "
-                                       "(answered none): not an OCPP 1.6 endpoint"))
+    assert v["websocket"] == (
+        "FAIL",
+        (
+            "the server did not agree to subprotocol ocpp1.6 "
+            "(answered none): not an OCPP 1.6 endpoint"
+        ),
+    )
 
 
 @pytest.mark.asyncio
 async def test_doctor_names_a_refused_password() -> None:
     async with CentralSystem(basic_auth={"BENCH-001": "secret"}) as cs:
         v = verdicts(await Doctor().run(BENCH, cs.url))
-        assert v["websocket"] == ("FAIL", ("HTTP 401 Unauthorized: authentication required: "
-                                           "check SecurityProfile / AuthorizationKey (or "
-                                           "user:password in csms_url)"))
+        assert v["websocket"] == (
+            "FAIL",
+            (
+                "HTTP 401 Unauthorized: authentication required: "
+                "check SecurityProfile / AuthorizationKey (or "
+                "user:password in csms_url)"
+            ),
+        )
         assert v["clock"] == ("SKIP", "no handshake")
         v = verdicts(await Doctor().run(BENCH, cs.url.replace("ws://", "ws://BENCH-001:secret@")))
         assert v["websocket"][0] == "OK", v["websocket"]
@@ -110,6 +120,7 @@ async def test_doctor_names_a_refused_password() -> None:
 
 async def _raw_server(answer: bytes) -> asyncio.Server:
     """A TCP server that reads a request head and writes ``answer``, then closes."""
+
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.write(answer)
@@ -120,13 +131,22 @@ async def _raw_server(answer: bytes) -> asyncio.Server:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(("answer", "expected"), [
-    (b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
-     "not an HTTP answer: invalid HTTP status line: SSH-2.0-OpenSSH_9.2"),
-    ((b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-      b"Sec-WebSocket-Accept: d3Jvbmc=\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n"),
-     "the server's Sec-WebSocket-Accept is wrong (a proxy in the way?)"),
-])
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (
+            b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+            "not an HTTP answer: invalid HTTP status line: SSH-2.0-OpenSSH_9.2",
+        ),
+        (
+            (
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: d3Jvbmc=\r\nSec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+            ),
+            "the server's Sec-WebSocket-Accept is wrong (a proxy in the way?)",
+        ),
+    ],
+)
 async def test_doctor_names_a_broken_handshake(answer: bytes, expected: str) -> None:
     server = await _raw_server(answer)
     async with server:
@@ -138,14 +158,30 @@ async def test_doctor_names_a_broken_handshake(answer: bytes, expected: str) -> 
 
 def test_doctor_command_prints_a_verdict_per_check_and_exits_1_on_a_failure() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "firmware", "doctor", "--config", str(BENCH),
-         "--csms-url", f"ws://127.0.0.1:{free_port()}/ocpp", "--timeout", "2"],
-        capture_output=True, text=True, timeout=30, cwd=REPO, check=False)
+        [
+            sys.executable,
+            "-m",
+            "firmware",
+            "doctor",
+            "--config",
+            str(BENCH),
+            "--csms-url",
+            f"ws://127.0.0.1:{free_port()}/ocpp",
+            "--timeout",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+        check=False,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("OK    config: ")
-    assert any(re.match(r"FAIL  tcp: 127\.0\.0\.1:\d+: ConnectionRefusedError", line)
-               for line in lines)
+    assert any(
+        re.match(r"FAIL  tcp: 127\.0\.0\.1:\d+: ConnectionRefusedError", line) for line in lines
+    )
     assert lines[-1] == "1 check(s) failed: tcp"
 
 
@@ -179,8 +215,7 @@ async def modbus() -> AsyncIterator[tuple[RegisterServer, SimulatedMeter, Simula
 def gpio_config_over_tcp(tmp_path: Path, port: int) -> Path:
     """config/bench.toml as a Pi would have it, its Modbus devices at 127.0.0.1:port."""
     text = BENCH.read_text().replace('hardware = "simulated"', 'hardware = "gpio"')
-    text, n = re.subn(r'port = "/dev/ttyUSB0".*',
-                      f'host = "127.0.0.1"\ntcp_port = {port}', text)
+    text, n = re.subn(r'port = "/dev/ttyUSB0".*', f'host = "127.0.0.1"\ntcp_port = {port}', text)
     assert n == 2
     path = tmp_path / "pi-over-tcp.toml"
     path.write_text(text)
@@ -188,14 +223,17 @@ def gpio_config_over_tcp(tmp_path: Path, port: int) -> Path:
 
 
 @pytest.mark.asyncio
-async def test_doctor_reads_the_meter_and_the_pilot(tmp_path: Path, csms: CentralSystem,
-                                                    modbus: Any) -> None:
+async def test_doctor_reads_the_meter_and_the_pilot(
+    tmp_path: Path, csms: CentralSystem, modbus: Any
+) -> None:
     server, meter, board = modbus
     config = gpio_config_over_tcp(tmp_path, server.tcp_port)
     v = verdicts(await Doctor(modbus_timeout_s=0.3).run(config, csms.url))
     assert v["serial"] == ("SKIP", "no serial port in the configuration")
-    assert v["meter 1"] == ("OK", (f"SDM630 unit 2 on tcp:127.0.0.1:{server.tcp_port}: "
-                                   "1234.5 Wh imported, 0 W"))
+    assert v["meter 1"] == (
+        "OK",
+        (f"SDM630 unit 2 on tcp:127.0.0.1:{server.tcp_port}: 1234.5 Wh imported, 0 W"),
+    )
     assert v["pilot 1"][0] == "OK" and "state A (no EV)" in v["pilot 1"][1]
 
     meter.set_responding(False)
@@ -250,8 +288,9 @@ async def test_hw_test_exercises_every_output(tmp_path: Path, fast_steps: None) 
 
 
 @pytest.mark.asyncio
-async def test_hw_test_refuses_the_contactor_with_an_ev_plugged(tmp_path: Path,
-                                                                fast_steps: None) -> None:
+async def test_hw_test_refuses_the_contactor_with_an_ev_plugged(
+    tmp_path: Path, fast_steps: None
+) -> None:
     settings = bench(tmp_path)
     devices, sim = await app.open_devices(settings)
     assert sim is not None
@@ -265,8 +304,10 @@ async def test_hw_test_refuses_the_contactor_with_an_ev_plugged(tmp_path: Path,
             return "contactor" in prompt
 
         v = verdicts(await hwtest.HardwareTest(devices, only_the_contactor).run())
-        assert v["contactor 1"] == ("FAIL", ("refused: the pilot reads state B: an EV is "
-                                             "connected; unplug it first"))
+        assert v["contactor 1"] == (
+            "FAIL",
+            ("refused: the pilot reads state B: an EV is connected; unplug it first"),
+        )
         assert v["lock 1"] == v["light"] == v["buzzer"] == ("SKIP", "skipped by the user")
         assert len(asked) == 4
         pin = settings.hardware.connectors[0].contactor.pin
@@ -279,6 +320,7 @@ async def test_hw_test_refuses_the_contactor_with_an_ev_plugged(tmp_path: Path,
 async def test_hw_test_stops_when_the_user_quits(tmp_path: Path, fast_steps: None) -> None:
     devices, sim = await app.open_devices(bench(tmp_path))
     try:
+
         async def quit_at_once(_prompt: str) -> bool | None:
             return None
 
@@ -288,12 +330,14 @@ async def test_hw_test_stops_when_the_user_quits(tmp_path: Path, fast_steps: Non
         await app.close_devices(devices, sim)
 
 
-def test_hw_test_command_with_yes(tmp_path: Path, fast_steps: None,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hw_test_command_with_yes(
+    tmp_path: Path, fast_steps: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LG_WD", str(tmp_path))  # main() sets it only when unset
     config = tmp_path / "bench.toml"
-    config.write_text(BENCH.read_text().replace('state_dir = "./state"',
-                                                f'state_dir = "{tmp_path / "state"}"'))
+    config.write_text(
+        BENCH.read_text().replace('state_dir = "./state"', f'state_dir = "{tmp_path / "state"}"')
+    )
     out = io.StringIO()
     assert hwtest.main(config, yes=True, out=out) == 0
     text = out.getvalue()

@@ -21,25 +21,36 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO, env=ENV)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, env=ENV
+    )
 
 
 def test_demo_plays_a_whole_session_and_exits_zero() -> None:
     result = cli("demo", "--minutes", "2", timeout=90)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    for action in ("BootNotification", "StatusNotification", "Authorize", "StartTransaction",
-                   "MeterValues", "StopTransaction"):
+    for action in (
+        "BootNotification",
+        "StatusNotification",
+        "Authorize",
+        "StartTransaction",
+        "MeterValues",
+        "StopTransaction",
+    ):
         assert f"CALL {action}" in out, f"{action} missing from the demo output"
-    done = re.search(r"done: transaction (\d+) for DEMO-CARD-01: (\d+) Wh, stopped "
-                     r"\(EVDisconnected\)", out)
+    done = re.search(
+        r"done: transaction (\d+) for DEMO-CARD-01: (\d+) Wh, stopped "
+        r"\(EVDisconnected\)",
+        out,
+    )
     assert done and int(done.group(2)) > 0, out[-2000:]
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([*CLI, *args], stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            text=True, cwd=REPO, env=ENV)
+    return subprocess.Popen(
+        [*CLI, *args], stdout=log.open("w"), stderr=subprocess.STDOUT, text=True, cwd=REPO, env=ENV
+    )
 
 
 def _wait_for(path: Path, pattern: str, timeout: float = 20) -> re.Match[str]:
@@ -58,10 +69,25 @@ def test_run_controller_and_drive_it_with_bench_commands(tmp_path: Path) -> None
     controller = None
     try:
         url = _wait_for(csms_log, r"listening on (ws://127\.0\.0\.1:\d+/ocpp)").group(1)
-        controller = _start(["run", "--config", "config/bench.toml", "--csms-url", url,
-                             "--state-dir", str(state), "--id", "CLI-TEST-1"], cp_log)
-        _wait_for(csms_log, r"CLI-TEST-1 → CALL StatusNotification .*\"connectorId\": 1.*"
-                            r"Available")
+        controller = _start(
+            [
+                "run",
+                "--config",
+                "config/bench.toml",
+                "--csms-url",
+                url,
+                "--state-dir",
+                str(state),
+                "--id",
+                "CLI-TEST-1",
+            ],
+            cp_log,
+        )
+        _wait_for(
+            csms_log,
+            r"CLI-TEST-1 → CALL StatusNotification .*\"connectorId\": 1.*"
+            r"Available",
+        )
         _wait_for(cp_log, r"SIMULATED BENCH")
 
         def bench(*args: str) -> dict[str, Any]:
@@ -114,12 +140,16 @@ def test_bench_without_a_running_controller_says_so(tmp_path: Path) -> None:
     assert "no bench control socket" in result.stderr
 
 
-@pytest.mark.parametrize("content, message", [
-    ("[chargepoint]\nid = 'X'\n", "at least one [[connectors]] table is required"),
-    ("not toml = = =", "not valid TOML"),
-])
-def test_run_with_a_bad_config_explains_and_exits_2(tmp_path: Path, content: str,
-                                                   message: str) -> None:
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("[chargepoint]\nid = 'X'\n", "at least one [[connectors]] table is required"),
+        ("not toml = = =", "not valid TOML"),
+    ],
+)
+def test_run_with_a_bad_config_explains_and_exits_2(
+    tmp_path: Path, content: str, message: str
+) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(content)
     result = cli("run", "--config", str(config))
@@ -148,8 +178,20 @@ def test_csms_serves_wss_with_basic_auth(tmp_path: Path) -> None:
     ca = Authority.root()
     cert, key = ca.server_files(tmp_path, "csms")
     log = tmp_path / "csms.log"
-    proc = _start(["csms", "--port", "0", "--tls-cert", cert, "--tls-key", key,
-                   "--basic-auth", "SECURE-1:open sesame"], log)
+    proc = _start(
+        [
+            "csms",
+            "--port",
+            "0",
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+            "--basic-auth",
+            "SECURE-1:open sesame",
+        ],
+        log,
+    )
     try:
         url = _wait_for(log, r"listening on (wss://\S+:\d+/ocpp)").group(1)
         port = url.rsplit(":", 1)[1].split("/")[0]
@@ -162,8 +204,11 @@ def test_csms_serves_wss_with_basic_auth(tmp_path: Path) -> None:
                 headers["Authorization"] = f"Basic {token}"
             try:
                 async with websockets.connect(
-                        f"wss://localhost:{port}/ocpp/SECURE-1", ssl=trust,
-                        subprotocols=["ocpp1.6"], additional_headers=headers) as ws:
+                    f"wss://localhost:{port}/ocpp/SECURE-1",
+                    ssl=trust,
+                    subprotocols=["ocpp1.6"],
+                    additional_headers=headers,
+                ) as ws:
                     return f"connected {ws.subprotocol}"
             except websockets.InvalidStatus as exc:
                 return f"refused {exc.response.status_code}"
@@ -176,10 +221,12 @@ def test_csms_serves_wss_with_basic_auth(tmp_path: Path) -> None:
         proc.wait(timeout=10)
 
 
-def test_a_bad_key_value_in_the_config_file_is_named_and_outputs_stay_safe(tmp_path: Path
-                                                                          ) -> None:
-    text = (REPO / "config" / "bench.toml").read_text().replace(
-        "MeterValueSampleInterval = 10", "MeterValueSampleInterval = -5")
+def test_a_bad_key_value_in_the_config_file_is_named_and_outputs_stay_safe(tmp_path: Path) -> None:
+    text = (
+        (REPO / "config" / "bench.toml")
+        .read_text()
+        .replace("MeterValueSampleInterval = 10", "MeterValueSampleInterval = -5")
+    )
     config = tmp_path / "bad-key.toml"
     config.write_text(text)
     result = cli("run", "--config", str(config), "--state-dir", str(tmp_path / "state"))

@@ -26,21 +26,29 @@ async def test_too_many_keys_in_one_get_configuration_is_an_error(rig: Rig) -> N
         await rig.cs.call(rig.cp_id, call.GetConfiguration(key=[f"K{n}" for n in range(101)]))
 
 
-async def test_the_seed_sent_at_boot_is_accepted_and_obeyed(csms: CentralSystem,
-                                                            tmp_path: Path) -> None:
+async def test_the_seed_sent_at_boot_is_accepted_and_obeyed(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
     """Monta sends its 15 values right after every boot; then the charger behaves by them."""
     answers: dict[str, str] = {}
 
     async def push_seed(cp_id: str) -> None:
         for key, value in SEED.items():
-            answers[key] = (await csms.call(cp_id, call.ChangeConfiguration(key=key,
-                                                                            value=value))).status
+            answers[key] = (
+                await csms.call(cp_id, call.ChangeConfiguration(key=key, value=value))
+            ).status
 
     # Start from a charger configured differently from the seed.
-    running = await start_fast(bench_settings(
-        csms.url, tmp_path, StopTxnSampledData="Energy.Active.Import.Register",
-        MeterValuesSampledData="Energy.Active.Import.Register,Power.Active.Import",
-        UnlockConnectorOnEVSideDisconnect=False, MeterValueSampleInterval=1))
+    running = await start_fast(
+        bench_settings(
+            csms.url,
+            tmp_path,
+            StopTxnSampledData="Energy.Active.Import.Register",
+            MeterValuesSampledData="Energy.Active.Import.Register,Power.Active.Import",
+            UnlockConnectorOnEVSideDisconnect=False,
+            MeterValueSampleInterval=1,
+        )
+    )
     rig = Rig(csms, running, tmp_path)
     try:
         await rig.wait_status("Available")
@@ -48,13 +56,17 @@ async def test_the_seed_sent_at_boot_is_accepted_and_obeyed(csms: CentralSystem,
         assert answers == {key: "Accepted" for key in SEED}
         assert running.keys[K.MeterValueSampleInterval] == 180
         # A sampled value every second for this test, the seed's measurands otherwise.
-        await csms.call(rig.cp_id, call.ChangeConfiguration(key="MeterValueSampleInterval",
-                                                            value="1"))
+        await csms.call(
+            rig.cp_id, call.ChangeConfiguration(key="MeterValueSampleInterval", value="1")
+        )
         mark = csms.mark()
         await rig.start_session()
         meter = await rig.wait_call("MeterValues", since=mark, timeout=5)
-        measurands = {sv.get("measurand", "Energy.Active.Import.Register")
-                      for mv in meter.payload["meterValue"] for sv in mv["sampledValue"]}
+        measurands = {
+            sv.get("measurand", "Energy.Active.Import.Register")
+            for mv in meter.payload["meterValue"]
+            for sv in mv["sampledValue"]
+        }
         assert measurands == {"Energy.Active.Import.Register"}
         mark = csms.mark()
         await rig.command("unplug")
@@ -76,8 +88,9 @@ async def test_the_seed_sent_at_boot_is_accepted_and_obeyed(csms: CentralSystem,
 
 
 async def test_keep_connector_locked_after_ev_disconnects(rig: Rig) -> None:
-    await rig.cs.call(rig.cp_id, call.ChangeConfiguration(
-        key="UnlockConnectorOnEVSideDisconnect", value="false"))
+    await rig.cs.call(
+        rig.cp_id, call.ChangeConfiguration(key="UnlockConnectorOnEVSideDisconnect", value="false")
+    )
     await rig.start_session()
     mark = rig.cs.mark()
     await rig.command("unplug")
@@ -110,43 +123,62 @@ async def test_hardware_keys_change_the_devices_at_once(rig: Rig) -> None:
     assert rig.bench.status()["1"]["outputs"]["pwm_offered_a"] == 16.0
     await change("PiCP.MaxInstallationCurrent", "10")
     await rig.wait_bench(lambda s: s["1"]["outputs"]["pwm_offered_a"] == 10.0)
-    too_high = await rig.cs.call(rig.cp_id, call.ChangeConfiguration(
-        key="PiCP.MaxInstallationCurrent", value="40"))
+    too_high = await rig.cs.call(
+        rig.cp_id, call.ChangeConfiguration(key="PiCP.MaxInstallationCurrent", value="40")
+    )
     assert too_high.status == "Rejected"
 
 
 async def test_permanent_cable_lock(rig: Rig) -> None:
-    await rig.cs.call(rig.cp_id, call.ChangeConfiguration(key="PiCP.PermanentCableLock",
-                                                          value="true"))
+    await rig.cs.call(
+        rig.cp_id, call.ChangeConfiguration(key="PiCP.PermanentCableLock", value="true")
+    )
     await rig.wait_bench(lambda s: s["1"]["lock"] == "locked")
     await rig.start_session()
     mark = rig.cs.mark()
     await rig.command("unplug")
     await rig.wait_status("Available", since=mark)
     assert rig.bench.status()["1"]["lock"] == "locked", "the cable lives in the socket"
-    await rig.cs.call(rig.cp_id, call.ChangeConfiguration(key="PiCP.PermanentCableLock",
-                                                          value="false"))
+    await rig.cs.call(
+        rig.cp_id, call.ChangeConfiguration(key="PiCP.PermanentCableLock", value="false")
+    )
     await rig.wait_bench(lambda s: s["1"]["lock"] == "unlocked")
 
 
 async def test_vendor_plugin_key_over_ocpp(rig: Rig) -> None:
     conf = await rig.cs.call(rig.cp_id, call.GetConfiguration(key=["Acme.RingBrightness"]))
     assert conf.configuration_key[0]["value"] == "70"
-    result = await rig.cs.call(rig.cp_id, call.ChangeConfiguration(key="acme.ringbrightness",
-                                                                   value="35"))
+    result = await rig.cs.call(
+        rig.cp_id, call.ChangeConfiguration(key="acme.ringbrightness", value="35")
+    )
     assert result.status == "Accepted"
     assert rig.bench.status()["indicator"]["brightness"] == pytest.approx(0.35)
-    label = await rig.cs.call(rig.cp_id, call.ChangeConfiguration(key="Acme.SiteLabel",
-                                                                  value="Depot 7"))
+    label = await rig.cs.call(
+        rig.cp_id, call.ChangeConfiguration(key="Acme.SiteLabel", value="Depot 7")
+    )
     assert label.status == "RebootRequired"
 
 
 async def test_config_set_on_the_device_reaches_the_running_daemon(rig: Rig) -> None:
     result = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "firmware", "config", "--config",
-                         str(REPO / "config" / "bench.toml"), "--state-dir", str(rig.state_dir),
-                         "set", "LightIntensity", "15"],
-        capture_output=True, text=True, timeout=30)
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "firmware",
+            "config",
+            "--config",
+            str(REPO / "config" / "bench.toml"),
+            "--state-dir",
+            str(rig.state_dir),
+            "set",
+            "LightIntensity",
+            "15",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     assert "LightIntensity: Accepted" in result.stdout
     for _ in range(60):
@@ -157,8 +189,22 @@ async def test_config_set_on_the_device_reaches_the_running_daemon(rig: Rig) -> 
     conf = await rig.cs.call(rig.cp_id, call.GetConfiguration(key=["LightIntensity"]))
     assert conf.configuration_key[0]["value"] == "15"
     bad = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "firmware", "config", "--config",
-                         str(REPO / "config" / "bench.toml"), "--state-dir", str(rig.state_dir),
-                         "set", "LightIntensity", "150"],
-        capture_output=True, text=True, timeout=30)
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "firmware",
+            "config",
+            "--config",
+            str(REPO / "config" / "bench.toml"),
+            "--state-dir",
+            str(rig.state_dir),
+            "set",
+            "LightIntensity",
+            "150",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert bad.returncode == 1 and "above the maximum 100" in bad.stderr

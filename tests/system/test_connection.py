@@ -61,11 +61,13 @@ class FreezableProxy:
 
 
 async def test_half_open_connection_is_detected_by_ping_and_reconnected(
-        csms: CentralSystem, tmp_path: Path) -> None:
+    csms: CentralSystem, tmp_path: Path
+) -> None:
     proxy = FreezableProxy(csms.port)
     port = await proxy.start()
-    running = await start_fast(bench_settings(f"ws://127.0.0.1:{port}/ocpp", tmp_path,
-                                              WebSocketPingInterval=1))
+    running = await start_fast(
+        bench_settings(f"ws://127.0.0.1:{port}/ocpp", tmp_path, WebSocketPingInterval=1)
+    )
     rig = Rig(csms, running, tmp_path)
     try:
         await rig.wait_status("Available")
@@ -79,8 +81,9 @@ async def test_half_open_connection_is_detected_by_ping_and_reconnected(
             if not running.session.connected or proxy.connections >= 2:
                 break
             await asyncio.sleep(0.05)
-        assert not running.session.connected or proxy.connections >= 2, \
+        assert not running.session.connected or proxy.connections >= 2, (
             "a half-open connection must be detected"
+        )
         proxy.thaw()
         for _ in range(100):
             if running.session.ready and proxy.connections >= 2:
@@ -94,8 +97,11 @@ async def test_half_open_connection_is_detected_by_ping_and_reconnected(
 
 async def test_an_idle_charger_writes_nothing(rig: Rig) -> None:
     await asyncio.sleep(0.5)
-    stores = [rig.running.ocpp.transactions.store, rig.running.keys.store,
-              rig.running.charger.authorizer.cache._db]  # type: ignore[union-attr]
+    stores = [
+        rig.running.ocpp.transactions.store,
+        rig.running.keys.store,
+        rig.running.charger.authorizer.cache._db,
+    ]  # type: ignore[union-attr]
     before = [s.writes if hasattr(s, "writes") else s.total_changes for s in stores]
     await asyncio.sleep(3.0)  # heartbeats, pilot and meter polls, statuses: no storage writes
     after = [s.writes if hasattr(s, "writes") else s.total_changes for s in stores]

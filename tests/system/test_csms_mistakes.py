@@ -45,8 +45,11 @@ def error(code: str = "InternalError") -> Answer:
 
 
 DEFAULT_ANSWERS: dict[str, Answer] = {
-    "BootNotification": lambda mid, _p: [3, mid, {"status": "Accepted", "currentTime": now(),
-                                                  "interval": 300}],
+    "BootNotification": lambda mid, _p: [
+        3,
+        mid,
+        {"status": "Accepted", "currentTime": now(), "interval": 300},
+    ],
     "Heartbeat": lambda mid, _p: [3, mid, {"currentTime": now()}],
     "Authorize": result({"idTagInfo": {"status": "Accepted"}}),
     "StartTransaction": result({"transactionId": 1, "idTagInfo": {"status": "Accepted"}}),
@@ -74,8 +77,9 @@ class ScriptedCsms:
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> str:
-        self._server = await websockets.serve(self._handler, "127.0.0.1", 0,
-                                              subprotocols=[Subprotocol("ocpp1.6")])
+        self._server = await websockets.serve(
+            self._handler, "127.0.0.1", 0, subprotocols=[Subprotocol("ocpp1.6")]
+        )
         return f"ws://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/ocpp"
 
     async def stop(self) -> None:
@@ -96,8 +100,7 @@ class ScriptedCsms:
                 self._arrived.set()
                 if parts[0] != 2:
                     continue
-                answer = self.answers.get(parts[2]) or DEFAULT_ANSWERS.get(parts[2]) or \
-                    result({})
+                answer = self.answers.get(parts[2]) or DEFAULT_ANSWERS.get(parts[2]) or result({})
                 frame = answer(parts[1], parts[3])
                 if frame is not None:  # None: this central system never answers it
                     await ws.send(json.dumps(frame))
@@ -110,8 +113,9 @@ class ScriptedCsms:
     async def send(self, frame: str | bytes, *, text: bool = True) -> None:
         await self._ws.send(frame, text=text)
 
-    async def wait_for(self, predicate: Callable[[Received], bool], timeout: float = 10,
-                       since: int = 0) -> int:
+    async def wait_for(
+        self, predicate: Callable[[Received], bool], timeout: float = 10, since: int = 0
+    ) -> int:
         """Index in ``received`` of the first frame from ``since`` on that matches."""
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout
@@ -128,8 +132,9 @@ class ScriptedCsms:
                 pass
 
     async def answer_to(self, message_id: str, timeout: float = 10) -> list[Any]:
-        i = await self.wait_for(lambda r: r.parts[0] in (3, 4) and r.parts[1] == message_id,
-                                timeout)
+        i = await self.wait_for(
+            lambda r: r.parts[0] in (3, 4) and r.parts[1] == message_id, timeout
+        )
         return self.received[i].parts
 
     def calls(self, action: str) -> list[Received]:
@@ -166,31 +171,40 @@ async def start(cs: ScriptedCsms, tmp_path: Path, **keys: object) -> Charger:
 
 async def registered(charger: Charger) -> None:
     """Until the charger reported connector 1 after an Accepted BootNotification."""
-    await charger.cs.wait_for(lambda r: is_call("StatusNotification")(r)
-                              and r.parts[3]["connectorId"] == 1)
+    await charger.cs.wait_for(
+        lambda r: is_call("StatusNotification")(r) and r.parts[3]["connectorId"] == 1
+    )
 
 
 def journal_lines(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name.startswith("firmware")
-            and text in r.getMessage()]
+    return [r for r in caplog.records if r.name.startswith("firmware") and text in r.getMessage()]
 
 
 # ---------------------------------------------------------------- item 4: a bad answer
 
 
-@pytest.mark.parametrize("action, answer", [
-    ("StatusNotification", error("InternalError")),
-    ("Heartbeat", error("NotImplemented")),
-    ("Heartbeat", result({})),
-], ids=["StatusNotification-CALLERROR", "Heartbeat-CALLERROR", "Heartbeat-empty"])
+@pytest.mark.parametrize(
+    "action, answer",
+    [
+        ("StatusNotification", error("InternalError")),
+        ("Heartbeat", error("NotImplemented")),
+        ("Heartbeat", result({})),
+    ],
+    ids=["StatusNotification-CALLERROR", "Heartbeat-CALLERROR", "Heartbeat-empty"],
+)
 async def test_a_bad_answer_to_a_non_transaction_message_keeps_the_connection(
-        scripted: ScriptedCsms, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-        action: str, answer: Answer) -> None:
+    scripted: ScriptedCsms,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    action: str,
+    answer: Answer,
+) -> None:
     caplog.set_level(logging.INFO)
     scripted.answers[action] = answer
     # Heartbeats every second so that several are refused within the window.
-    scripted.answers["BootNotification"] = result({"status": "Accepted", "currentTime": now(),
-                                                   "interval": 1})
+    scripted.answers["BootNotification"] = result(
+        {"status": "Accepted", "currentTime": now(), "interval": 1}
+    )
     charger = await start(scripted, tmp_path)
     try:
         await registered(charger)
@@ -215,19 +229,30 @@ def wrong_id(mid: str, _p: dict[str, Any]) -> list[Any]:
     return [3, f"not-{mid}", {}]
 
 
-@pytest.mark.parametrize("action, answer", [
-    ("StatusNotification", never), ("StatusNotification", wrong_id), ("Heartbeat", never),
-], ids=["StatusNotification-never", "StatusNotification-wrong-id", "Heartbeat-never"])
+@pytest.mark.parametrize(
+    "action, answer",
+    [
+        ("StatusNotification", never),
+        ("StatusNotification", wrong_id),
+        ("Heartbeat", never),
+    ],
+    ids=["StatusNotification-never", "StatusNotification-wrong-id", "Heartbeat-never"],
+)
 async def test_a_missing_answer_to_a_non_transaction_message_keeps_the_connection(
-        scripted: ScriptedCsms, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-        action: str, answer: Answer) -> None:
+    scripted: ScriptedCsms,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    action: str,
+    answer: Answer,
+) -> None:
     """Found by trying it: a central system that never answers one action (or answers it
     with another message id) had the charger drop the link (1011) every MessageTimeout, and a
     card swiped meanwhile was judged offline."""
     caplog.set_level(logging.INFO)
     scripted.answers[action] = answer
-    scripted.answers["BootNotification"] = result({"status": "Accepted", "currentTime": now(),
-                                                   "interval": 1})
+    scripted.answers["BootNotification"] = result(
+        {"status": "Accepted", "currentTime": now(), "interval": 1}
+    )
     charger = await start(scripted, tmp_path, MessageTimeout=1)
     try:
         since = await scripted.wait_for(is_call(action)) + 1
@@ -245,10 +270,12 @@ async def test_a_missing_answer_to_a_non_transaction_message_keeps_the_connectio
 
 
 async def test_a_refused_boot_notification_is_asked_again_on_the_same_connection(
-        scripted: ScriptedCsms, tmp_path: Path) -> None:
+    scripted: ScriptedCsms, tmp_path: Path
+) -> None:
     boots = iter([error("InternalError"), result({"status": "Accepted"})])  # 2nd: no interval
     scripted.answers["BootNotification"] = lambda mid, p: next(
-        boots, DEFAULT_ANSWERS["BootNotification"])(mid, p)
+        boots, DEFAULT_ANSWERS["BootNotification"]
+    )(mid, p)
     charger = await start(scripted, tmp_path)
     try:
         await registered(charger)
@@ -258,46 +285,67 @@ async def test_a_refused_boot_notification_is_asked_again_on_the_same_connection
         await app.shutdown(charger.running)
 
 
-@pytest.mark.parametrize("action, payload, read", [
-    ("StartTransaction", {"transactionId": 77, "idTagInfo": {"status": "Accepted"},
-                          "status": "Accepted"}, {"transaction_id": 77}),
-    ("BootNotification", {"status": "Accepted", "interval": "300", "currentTime": "yesterday",
-                          "extra": 1}, {"status": "Accepted", "interval": 300}),
-    ("Authorize", {"idTagInfo": {"status": "Accepted", "colour": "blue"}, "extra": True},
-     {"id_tag_info": {"status": "Accepted"}}),
-    ("StopTransaction", {"idTagInfo": {"status": "Blocked"}, "extra": []},
-     {"id_tag_info": {"status": "Blocked"}}),
-    ("DataTransfer", {"status": "Accepted", "data": "x", "extra": 1}, {"status": "Accepted"}),
-    ("SignCertificate", {"status": "Accepted", "extra": 1}, {"status": "Accepted"}),
-    ("MeterValues", {"extra": 1}, {}),
-    ("Heartbeat", {}, {}),
-    ("SecurityEventNotification", {"extra": 1}, {}),
-])
+@pytest.mark.parametrize(
+    "action, payload, read",
+    [
+        (
+            "StartTransaction",
+            {"transactionId": 77, "idTagInfo": {"status": "Accepted"}, "status": "Accepted"},
+            {"transaction_id": 77},
+        ),
+        (
+            "BootNotification",
+            {"status": "Accepted", "interval": "300", "currentTime": "yesterday", "extra": 1},
+            {"status": "Accepted", "interval": 300},
+        ),
+        (
+            "Authorize",
+            {"idTagInfo": {"status": "Accepted", "colour": "blue"}, "extra": True},
+            {"id_tag_info": {"status": "Accepted"}},
+        ),
+        (
+            "StopTransaction",
+            {"idTagInfo": {"status": "Blocked"}, "extra": []},
+            {"id_tag_info": {"status": "Blocked"}},
+        ),
+        ("DataTransfer", {"status": "Accepted", "data": "x", "extra": 1}, {"status": "Accepted"}),
+        ("SignCertificate", {"status": "Accepted", "extra": 1}, {"status": "Accepted"}),
+        ("MeterValues", {"extra": 1}, {}),
+        ("Heartbeat", {}, {}),
+        ("SecurityEventNotification", {"extra": 1}, {}),
+    ],
+)
 async def test_an_answer_with_what_the_charger_needs_is_used_whatever_else_it_holds(
-        action: str, payload: dict[str, Any], read: dict[str, Any]) -> None:
+    action: str, payload: dict[str, Any], read: dict[str, Any]
+) -> None:
     answer, deviation = read_answer(action, payload)
     assert deviation is not None
     assert {name: getattr(answer, name) for name in read} == read
 
 
-@pytest.mark.parametrize("action, payload", [
-    ("StartTransaction", {"idTagInfo": {"status": "Accepted"}}),
-    # Found by trying it: 2**63 cannot be journaled (OverflowError dropped the link).
-    ("StartTransaction", {"transactionId": 2**63, "idTagInfo": {"status": "Accepted"}}),
-    ("BootNotification", {"status": "Accepted", "interval": -(2**63) - 1}),
-    ("StartTransaction", {"transactionId": "seventy", "idTagInfo": {"status": "Accepted"}}),
-    ("BootNotification", {"status": "Fine", "interval": 300}),
-    ("Authorize", {"idTagInfo": {}}),
-])
+@pytest.mark.parametrize(
+    "action, payload",
+    [
+        ("StartTransaction", {"idTagInfo": {"status": "Accepted"}}),
+        # Found by trying it: 2**63 cannot be journaled (OverflowError dropped the link).
+        ("StartTransaction", {"transactionId": 2**63, "idTagInfo": {"status": "Accepted"}}),
+        ("BootNotification", {"status": "Accepted", "interval": -(2**63) - 1}),
+        ("StartTransaction", {"transactionId": "seventy", "idTagInfo": {"status": "Accepted"}}),
+        ("BootNotification", {"status": "Fine", "interval": 300}),
+        ("Authorize", {"idTagInfo": {}}),
+    ],
+)
 async def test_an_answer_without_what_the_charger_needs_is_unusable(
-        action: str, payload: dict[str, Any]) -> None:
+    action: str, payload: dict[str, Any]
+) -> None:
     with pytest.raises(UnusableAnswer):
         read_answer(action, payload)
 
 
 @pytest.mark.parametrize("drop_after", ["accept", "StatusNotification"])
 async def test_a_central_system_that_drops_every_connection_sees_the_backoff_grow(
-        scripted: ScriptedCsms, tmp_path: Path, drop_after: str) -> None:
+    scripted: ScriptedCsms, tmp_path: Path, drop_after: str
+) -> None:
     scripted.drop_after = drop_after
     charger = await start(scripted, tmp_path)
     backoff = charger.running.session.backoff
@@ -316,10 +364,12 @@ async def test_a_central_system_that_drops_every_connection_sees_the_backoff_gro
 
 
 async def test_a_start_transaction_answer_with_an_extra_property_is_used(
-        scripted: ScriptedCsms, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    scripted: ScriptedCsms, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     scripted.answers["StartTransaction"] = result(
-        {"transactionId": 77, "idTagInfo": {"status": "Accepted"}, "status": "Accepted"})
+        {"transactionId": 77, "idTagInfo": {"status": "Accepted"}, "status": "Accepted"}
+    )
     charger = await start(scripted, tmp_path)
     try:
         await registered(charger)
@@ -341,7 +391,8 @@ async def test_a_start_transaction_answer_with_an_extra_property_is_used(
 
 
 async def test_an_unusable_start_transaction_answer_is_resent_not_dropped(
-        scripted: ScriptedCsms, tmp_path: Path) -> None:
+    scripted: ScriptedCsms, tmp_path: Path
+) -> None:
     # No transactionId, three times: as many as TransactionMessageAttempts allows refusals.
     answers = iter([[3, "x", {"idTagInfo": {"status": "Accepted"}}]] * 3)
 
@@ -371,71 +422,170 @@ async def test_an_unusable_start_transaction_answer_is_resent_not_dropped(
 
 # ---------------------------------------------------------------- item 6: frames and codes
 
+
 def refusal(mid: str, code: str, cause: str) -> list[Any]:
     return [4, mid, code, f"{ERROR_CODES[code]} ({cause})", {}]
 
 
 FRAMES: list[tuple[str, str | bytes, bool, list[Any] | None]] = [
     # (name, frame, sent as text, the exact answer or None for no answer)
-    ("no payload", '[2,"a1","GetConfiguration"]', True,
-     refusal("a1", "FormationViolation", "call-length")),
-    ("fifth element", '[2,"a2","GetConfiguration",{},"more"]', True,
-     refusal("a2", "FormationViolation", "call-length")),
-    ("unknown action", '[2,"a3","FooBar",{}]', True,
-     refusal("a3", "NotImplemented", "unknown-action: FooBar")),
-    ("SetChargingProfile", '[2,"a4","SetChargingProfile",{}]', True,
-     refusal("a4", "NotSupported", "action-not-offered: SetChargingProfile")),
-    ("SendLocalList", '[2,"a5","SendLocalList",{"listVersion":1,"updateType":"Full"}]', True,
-     refusal("a5", "NotSupported", "action-not-offered: SendLocalList")),
-    ("ReserveNow", '[2,"a6","ReserveNow",{}]', True,
-     refusal("a6", "NotSupported", "action-not-offered: ReserveNow")),
-    ("UpdateFirmware", '[2,"a7","UpdateFirmware",{}]', True,
-     refusal("a7", "NotSupported", "action-not-offered: UpdateFirmware")),
-    ("enum outside the list", '[2,"a8","Reset",{"type":"Medium"}]', True,
-     refusal("a8", "PropertyConstraintViolation",
-             "Reset type: 'Medium' is not one of ['Hard', 'Soft']")),
-    ("extra property", '[2,"a9","Reset",{"type":"Soft","when":"now"}]', True,
-     refusal("a9", "FormationViolation",
-             "Reset payload: Additional properties are not allowed ('when' was unexpected)")),
-    ("wrong type", '[2,"b1","ChangeAvailability",{"connectorId":"1","type":"Operative"}]',
-     True, refusal("b1", "TypeConstraintViolation",
-                   "ChangeAvailability connectorId: '1' is not of type 'integer'")),
-    ("missing property", '[2,"b2","ChangeAvailability",{"connectorId":1}]', True,
-     refusal("b2", "ProtocolError", "ChangeAvailability payload: 'type' is a required property")),
-    ("bad message type", '[7,"b3","Heartbeat",{}]', True,
-     refusal("b3", "FormationViolation", "message-type")),
-    ("payload not an object", '[2,"b4","GetConfiguration",[]]', True,
-     refusal("b4", "FormationViolation", "payload-not-object")),
-    ("invalid UTF-8", b'[2,"b5","DataTransfer",{"vendorId":"\xff\xfe"}]', True,
-     refusal("b5", "FormationViolation", "invalid-utf8")),
-    ("nested, parses", '[2,"b7","DataTransfer",{"vendorId":"v","data":' + "[" * 400 + "]" * 400
-     + "}]", True, refusal("b7", "TypeConstraintViolation",  # the cause cut at 120 characters
-                           ("DataTransfer data: " + "[" * 400)[:120] + "...")),
+    (
+        "no payload",
+        '[2,"a1","GetConfiguration"]',
+        True,
+        refusal("a1", "FormationViolation", "call-length"),
+    ),
+    (
+        "fifth element",
+        '[2,"a2","GetConfiguration",{},"more"]',
+        True,
+        refusal("a2", "FormationViolation", "call-length"),
+    ),
+    (
+        "unknown action",
+        '[2,"a3","FooBar",{}]',
+        True,
+        refusal("a3", "NotImplemented", "unknown-action: FooBar"),
+    ),
+    (
+        "SetChargingProfile",
+        '[2,"a4","SetChargingProfile",{}]',
+        True,
+        refusal("a4", "NotSupported", "action-not-offered: SetChargingProfile"),
+    ),
+    (
+        "SendLocalList",
+        '[2,"a5","SendLocalList",{"listVersion":1,"updateType":"Full"}]',
+        True,
+        refusal("a5", "NotSupported", "action-not-offered: SendLocalList"),
+    ),
+    (
+        "ReserveNow",
+        '[2,"a6","ReserveNow",{}]',
+        True,
+        refusal("a6", "NotSupported", "action-not-offered: ReserveNow"),
+    ),
+    (
+        "UpdateFirmware",
+        '[2,"a7","UpdateFirmware",{}]',
+        True,
+        refusal("a7", "NotSupported", "action-not-offered: UpdateFirmware"),
+    ),
+    (
+        "enum outside the list",
+        '[2,"a8","Reset",{"type":"Medium"}]',
+        True,
+        refusal(
+            "a8",
+            "PropertyConstraintViolation",
+            "Reset type: 'Medium' is not one of ['Hard', 'Soft']",
+        ),
+    ),
+    (
+        "extra property",
+        '[2,"a9","Reset",{"type":"Soft","when":"now"}]',
+        True,
+        refusal(
+            "a9",
+            "FormationViolation",
+            "Reset payload: Additional properties are not allowed ('when' was unexpected)",
+        ),
+    ),
+    (
+        "wrong type",
+        '[2,"b1","ChangeAvailability",{"connectorId":"1","type":"Operative"}]',
+        True,
+        refusal(
+            "b1",
+            "TypeConstraintViolation",
+            "ChangeAvailability connectorId: '1' is not of type 'integer'",
+        ),
+    ),
+    (
+        "missing property",
+        '[2,"b2","ChangeAvailability",{"connectorId":1}]',
+        True,
+        refusal("b2", "ProtocolError", "ChangeAvailability payload: 'type' is a required property"),
+    ),
+    (
+        "bad message type",
+        '[7,"b3","Heartbeat",{}]',
+        True,
+        refusal("b3", "FormationViolation", "message-type"),
+    ),
+    (
+        "payload not an object",
+        '[2,"b4","GetConfiguration",[]]',
+        True,
+        refusal("b4", "FormationViolation", "payload-not-object"),
+    ),
+    (
+        "invalid UTF-8",
+        b'[2,"b5","DataTransfer",{"vendorId":"\xff\xfe"}]',
+        True,
+        refusal("b5", "FormationViolation", "invalid-utf8"),
+    ),
+    (
+        "nested, parses",
+        '[2,"b7","DataTransfer",{"vendorId":"v","data":' + "[" * 400 + "]" * 400 + "}]",
+        True,
+        refusal(
+            "b7",
+            "TypeConstraintViolation",  # the cause cut at 120 characters
+            ("DataTransfer data: " + "[" * 400)[:120] + "...",
+        ),
+    ),
     # Found by trying it: a CALL too deep to parse has a readable message id all the same.
-    ("nested too deeply to parse", '[2,"b8","DataTransfer",{"vendorId":"v","data":'
-     + "[" * 5000 + "]" * 5000 + "}]", True, refusal("b8", "FormationViolation", "not-json")),
-    ("cut off", '[2, "b9", "Heartbeat", {', True,
-     refusal("b9", "FormationViolation", "not-json")),
+    (
+        "nested too deeply to parse",
+        '[2,"b8","DataTransfer",{"vendorId":"v","data":' + "[" * 5000 + "]" * 5000 + "}]",
+        True,
+        refusal("b8", "FormationViolation", "not-json"),
+    ),
+    ("cut off", '[2, "b9", "Heartbeat", {', True, refusal("b9", "FormationViolation", "not-json")),
     # Found by bench.fuzz: NaN reached the schema check (a TypeError that dropped the link).
-    ("NaN", '[2,"c1","RemoteStartTransaction",{"idTag":"T","chargingProfile":{'
-     '"chargingProfileId":1,"stackLevel":0,"chargingProfilePurpose":"TxProfile",'
-     '"chargingProfileKind":"Absolute","chargingSchedule":{"chargingRateUnit":"A",'
-     '"chargingSchedulePeriod":[{"startPeriod":0,"limit":NaN}]}}}]', True,
-     refusal("c1", "FormationViolation", "invalid-number")),
-    ("Infinity", '[2,"c2","ChangeAvailability",{"connectorId":Infinity,"type":"Operative"}]',
-     True, refusal("c2", "FormationViolation", "invalid-number")),
+    (
+        "NaN",
+        '[2,"c1","RemoteStartTransaction",{"idTag":"T","chargingProfile":{'
+        '"chargingProfileId":1,"stackLevel":0,"chargingProfilePurpose":"TxProfile",'
+        '"chargingProfileKind":"Absolute","chargingSchedule":{"chargingRateUnit":"A",'
+        '"chargingSchedulePeriod":[{"startPeriod":0,"limit":NaN}]}}}]',
+        True,
+        refusal("c1", "FormationViolation", "invalid-number"),
+    ),
+    (
+        "Infinity",
+        '[2,"c2","ChangeAvailability",{"connectorId":Infinity,"type":"Operative"}]',
+        True,
+        refusal("c2", "FormationViolation", "invalid-number"),
+    ),
     # Found by bench.fuzz: date-times were never checked (no format checker).
-    ("date without time", '[2,"c3","GetLog",{"logType":"DiagnosticsLog","requestId":1,'
-     '"log":{"remoteLocation":"ftp://127.0.0.1:9/x","latestTimestamp":"2026-11-29"}}]', True,
-     refusal("c3", "PropertyConstraintViolation",
-             "GetLog log/latestTimestamp: '2026-11-29' is not a 'date-time'")),
-    ("offset out of range", '[2,"c4","RemoteStartTransaction",{"idTag":"T","chargingProfile":{'
-     '"chargingProfileId":1,"stackLevel":0,"chargingProfilePurpose":"TxProfile",'
-     '"chargingProfileKind":"Absolute","validFrom":"2026-11-29T10:00:00+25:00",'
-     '"chargingSchedule":{"chargingRateUnit":"A","chargingSchedulePeriod":[{"startPeriod":0,'
-     '"limit":6}]}}}]', True,
-     refusal("c4", "PropertyConstraintViolation", "RemoteStartTransaction chargingProfile/"
-             "validFrom: '2026-11-29T10:00:00+25:00' is not a 'date-time'")),
+    (
+        "date without time",
+        '[2,"c3","GetLog",{"logType":"DiagnosticsLog","requestId":1,'
+        '"log":{"remoteLocation":"ftp://127.0.0.1:9/x","latestTimestamp":"2026-11-29"}}]',
+        True,
+        refusal(
+            "c3",
+            "PropertyConstraintViolation",
+            "GetLog log/latestTimestamp: '2026-11-29' is not a 'date-time'",
+        ),
+    ),
+    (
+        "offset out of range",
+        '[2,"c4","RemoteStartTransaction",{"idTag":"T","chargingProfile":{'
+        '"chargingProfileId":1,"stackLevel":0,"chargingProfilePurpose":"TxProfile",'
+        '"chargingProfileKind":"Absolute","validFrom":"2026-11-29T10:00:00+25:00",'
+        '"chargingSchedule":{"chargingRateUnit":"A","chargingSchedulePeriod":[{"startPeriod":0,'
+        '"limit":6}]}}}]',
+        True,
+        refusal(
+            "c4",
+            "PropertyConstraintViolation",
+            "RemoteStartTransaction chargingProfile/"
+            "validFrom: '2026-11-29T10:00:00+25:00' is not a 'date-time'",
+        ),
+    ),
     ("numeric message id", '[2,5,"Heartbeat",{}]', True, None),
     ("not JSON", "hello", True, None),
     ("JSON, not an array", '{"id":"b6"}', True, None),
@@ -446,7 +596,8 @@ FRAMES: list[tuple[str, str | bytes, bool, list[Any] | None]] = [
 
 
 async def test_every_frame_with_a_message_id_gets_its_16_answer(
-        scripted: ScriptedCsms, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    scripted: ScriptedCsms, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     charger = await start(scripted, tmp_path)
     try:
@@ -457,26 +608,35 @@ async def test_every_frame_with_a_message_id_gets_its_16_answer(
             await scripted.send(frame, text=text)
             # A good request behind each frame: its answer proves the charger read the frame.
             probe = f"probe-{mark}"
-            await scripted.send(json.dumps([2, probe, "GetConfiguration",
-                                            {"key": ["HeartbeatInterval"]}]))
+            await scripted.send(
+                json.dumps([2, probe, "GetConfiguration", {"key": ["HeartbeatInterval"]}])
+            )
             probe_answer = await scripted.answer_to(probe)
             assert probe_answer[0] == 3, name
-            answers = [r.parts for r in scripted.received[mark:] if r.parts[0] in (3, 4)
-                       and r.parts[1] != probe]
+            answers = [
+                r.parts
+                for r in scripted.received[mark:]
+                if r.parts[0] in (3, 4) and r.parts[1] != probe
+            ]
             assert answers == ([expected] if expected else []), name
             new = [r for r in caplog.records if r.levelno == logging.WARNING][warnings:]
-            assert len([r for r in new if r.name.startswith("firmware")]) == 1, \
+            assert len([r for r in new if r.name.startswith("firmware")]) == 1, (
                 f"{name}: one WARNING line, got {[r.getMessage() for r in new]}"
+            )
         assert scripted.connections == 1, "no frame may cost the connection"
-        bad = [r for r in caplog.records if r.name.startswith("firmware")
-               and (r.levelno >= logging.ERROR or r.exc_info)]
+        bad = [
+            r
+            for r in caplog.records
+            if r.name.startswith("firmware") and (r.levelno >= logging.ERROR or r.exc_info)
+        ]
         assert bad == [], [r.getMessage() for r in bad]
     finally:
         await app.shutdown(charger.running)
 
 
 async def test_odd_but_well_formed_requests_are_served(
-        scripted: ScriptedCsms, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    scripted: ScriptedCsms, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Found by bench.fuzz: a transactionId past SQLite's 64-bit integers was an InternalError
     with a traceback; it names no transaction.  A message id over OCPP-J's 36 characters is
     served (liberal: the answer echoes it)."""
@@ -486,18 +646,23 @@ async def test_odd_but_well_formed_requests_are_served(
         await registered(charger)
         for transaction_id in (2**63, -(2**63) - 1, 10**30):
             mid = f"d{transaction_id}"
-            await scripted.send(json.dumps([2, mid, "RemoteStopTransaction",
-                                            {"transactionId": transaction_id}]))
+            await scripted.send(
+                json.dumps([2, mid, "RemoteStopTransaction", {"transactionId": transaction_id}])
+            )
             assert await scripted.answer_to(mid) == [3, mid, {"status": "Rejected"}]
         long_id = "e-" + "i" * 100
-        await scripted.send(json.dumps([2, long_id, "GetConfiguration",
-                                        {"key": ["HeartbeatInterval"]}]))
+        await scripted.send(
+            json.dumps([2, long_id, "GetConfiguration", {"key": ["HeartbeatInterval"]}])
+        )
         answer = await scripted.answer_to(long_id)
         assert answer[:2] == [3, long_id]
         assert answer[2]["configurationKey"][0]["key"] == "HeartbeatInterval"
         assert scripted.connections == 1
-        bad = [r for r in caplog.records if r.name.startswith("firmware")
-               and (r.levelno >= logging.ERROR or r.exc_info)]
+        bad = [
+            r
+            for r in caplog.records
+            if r.name.startswith("firmware") and (r.levelno >= logging.ERROR or r.exc_info)
+        ]
         assert bad == [], [r.getMessage() for r in bad]
     finally:
         await app.shutdown(charger.running)
@@ -505,21 +670,24 @@ async def test_odd_but_well_formed_requests_are_served(
 
 # ---------------------------------------------------------------- item 7: answer first
 
-async def follows(cs: ScriptedCsms, request: list[Any], then: Callable[[Received], bool]
-                  ) -> None:
+
+async def follows(cs: ScriptedCsms, request: list[Any], then: Callable[[Received], bool]) -> None:
     """Send ``request``; the message its handling causes comes after its CALLRESULT."""
     mark = len(cs.received)
     await cs.send(json.dumps(request))
     consequence = await cs.wait_for(then, since=mark)
-    answer = await cs.wait_for(lambda r: r.parts[0] == 3 and r.parts[1] == request[1],
-                               since=mark)
+    answer = await cs.wait_for(lambda r: r.parts[0] == 3 and r.parts[1] == request[1], since=mark)
     assert answer < consequence, (
-        f"{request[2]}: {cs.received[consequence].parts} left before the CALLRESULT")
+        f"{request[2]}: {cs.received[consequence].parts} left before the CALLRESULT"
+    )
 
 
 def status_of(connector: int, status: str) -> Callable[[Received], bool]:
-    return lambda r: is_call("StatusNotification")(r) and r.parts[3]["connectorId"] == \
-        connector and r.parts[3]["status"] == status
+    return lambda r: (
+        is_call("StatusNotification")(r)
+        and r.parts[3]["connectorId"] == connector
+        and r.parts[3]["status"] == status
+    )
 
 
 async def test_consequences_follow_the_answer(scripted: ScriptedCsms, tmp_path: Path) -> None:
@@ -528,35 +696,64 @@ async def test_consequences_follow_the_answer(scripted: ScriptedCsms, tmp_path: 
     try:
         await registered(charger)
         for n in range(4):
-            await follows(cs, [2, f"ca-off-{n}", "ChangeAvailability",
-                               {"connectorId": 1, "type": "Inoperative"}],
-                          status_of(1, "Unavailable"))
-            await follows(cs, [2, f"ca-on-{n}", "ChangeAvailability",
-                               {"connectorId": 1, "type": "Operative"}],
-                          status_of(1, "Available"))
-            await follows(cs, [2, f"tm-{n}", "TriggerMessage",
-                               {"requestedMessage": "Heartbeat"}], is_call("Heartbeat"))
-            await follows(cs, [2, f"etm-{n}", "ExtendedTriggerMessage",
-                               {"requestedMessage": "Heartbeat"}], is_call("Heartbeat"))
-        await follows(cs, [2, "rs", "RemoteStartTransaction", {"idTag": "TAG-R", "connectorId": 1}],
-                      is_call("Authorize"))
+            await follows(
+                cs,
+                [2, f"ca-off-{n}", "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}],
+                status_of(1, "Unavailable"),
+            )
+            await follows(
+                cs,
+                [2, f"ca-on-{n}", "ChangeAvailability", {"connectorId": 1, "type": "Operative"}],
+                status_of(1, "Available"),
+            )
+            await follows(
+                cs,
+                [2, f"tm-{n}", "TriggerMessage", {"requestedMessage": "Heartbeat"}],
+                is_call("Heartbeat"),
+            )
+            await follows(
+                cs,
+                [2, f"etm-{n}", "ExtendedTriggerMessage", {"requestedMessage": "Heartbeat"}],
+                is_call("Heartbeat"),
+            )
+        await follows(
+            cs,
+            [2, "rs", "RemoteStartTransaction", {"idTag": "TAG-R", "connectorId": 1}],
+            is_call("Authorize"),
+        )
         await charger.bench("plug")
         await cs.wait_for(is_call("StartTransaction"))
-        await follows(cs, [2, "rst", "RemoteStopTransaction", {"transactionId": 1}],
-                      is_call("StopTransaction"))
+        await follows(
+            cs,
+            [2, "rst", "RemoteStopTransaction", {"transactionId": 1}],
+            is_call("StopTransaction"),
+        )
         await charger.bench("unplug")
         await cs.wait_for(status_of(1, "Available"), since=len(cs.received) - 1)
         mark = len(cs.received)
         await charger.bench("plug")
         await charger.bench("swipe", tag="TAG-U")
         await cs.wait_for(is_call("StartTransaction"), since=mark)
-        await follows(cs, [2, "ul", "UnlockConnector", {"connectorId": 1}],
-                      is_call("StopTransaction"))
-        await follows(cs, [2, "gl", "GetLog", {"log": {"remoteLocation": "ftp://127.0.0.1:9/x"},
-                                              "logType": "DiagnosticsLog", "requestId": 7}],
-                      is_call("LogStatusNotification"))
-        await follows(cs, [2, "rr", "Reset", {"type": "Soft"}],
-                      is_call("SecurityEventNotification"))
+        await follows(
+            cs, [2, "ul", "UnlockConnector", {"connectorId": 1}], is_call("StopTransaction")
+        )
+        await follows(
+            cs,
+            [
+                2,
+                "gl",
+                "GetLog",
+                {
+                    "log": {"remoteLocation": "ftp://127.0.0.1:9/x"},
+                    "logType": "DiagnosticsLog",
+                    "requestId": 7,
+                },
+            ],
+            is_call("LogStatusNotification"),
+        )
+        await follows(
+            cs, [2, "rr", "Reset", {"type": "Soft"}], is_call("SecurityEventNotification")
+        )
     finally:
         await app.shutdown(charger.running)
 
@@ -565,10 +762,14 @@ async def test_consequences_follow_the_answer(scripted: ScriptedCsms, tmp_path: 
 
 
 async def test_pending_registration_is_finished_by_a_triggered_boot_notification(
-        scripted: ScriptedCsms, tmp_path: Path) -> None:
+    scripted: ScriptedCsms, tmp_path: Path
+) -> None:
     boots = iter(["Pending"])
-    scripted.answers["BootNotification"] = lambda mid, _p: [3, mid, {
-        "status": next(boots, "Accepted"), "currentTime": now(), "interval": 300}]
+    scripted.answers["BootNotification"] = lambda mid, _p: [
+        3,
+        mid,
+        {"status": next(boots, "Accepted"), "currentTime": now(), "interval": 300},
+    ]
     charger = await start(scripted, tmp_path)
     cs = scripted
     try:
@@ -577,27 +778,40 @@ async def test_pending_registration_is_finished_by_a_triggered_boot_notification
         # Configuration requests are answered while Pending (OCPP 1.6 §4.2.1).
         await cs.send(json.dumps([2, "gc", "GetConfiguration", {"key": ["HeartbeatInterval"]}]))
         assert (await cs.answer_to("gc"))[0] == 3
-        await cs.send(json.dumps([2, "cc", "ChangeConfiguration",
-                                  {"key": "MeterValueSampleInterval", "value": "30"}]))
+        await cs.send(
+            json.dumps(
+                [2, "cc", "ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": "30"}]
+            )
+        )
         assert (await cs.answer_to("cc"))[2] == {"status": "Accepted"}
         # RemoteStart/RemoteStopTransaction are not allowed while Pending.
         await cs.send(json.dumps([2, "rs", "RemoteStartTransaction", {"idTag": "TAG-P"}]))
         assert (await cs.answer_to("rs"))[2] == {"status": "Rejected"}
         # A triggered StatusNotification is sent while Pending; nothing else is.
-        await cs.send(json.dumps([2, "ts", "TriggerMessage",
-                                  {"requestedMessage": "StatusNotification", "connectorId": 1}]))
+        await cs.send(
+            json.dumps(
+                [
+                    2,
+                    "ts",
+                    "TriggerMessage",
+                    {"requestedMessage": "StatusNotification", "connectorId": 1},
+                ]
+            )
+        )
         assert (await cs.answer_to("ts"))[2] == {"status": "Accepted"}
         await cs.wait_for(status_of(1, "Available"))
         assert [r.parts[2] for r in cs.received if r.parts[0] == 2] == [
-            "BootNotification", "StatusNotification"]
+            "BootNotification",
+            "StatusNotification",
+        ]
         # TriggerMessage(BootNotification) finishes the registration at once.
         mark = len(cs.received)
-        await cs.send(json.dumps([2, "tb", "TriggerMessage",
-                                  {"requestedMessage": "BootNotification"}]))
+        await cs.send(
+            json.dumps([2, "tb", "TriggerMessage", {"requestedMessage": "BootNotification"}])
+        )
         assert (await cs.answer_to("tb"))[2] == {"status": "Accepted"}
         boot = await cs.wait_for(is_call("BootNotification"), since=mark, timeout=5)
-        answered = await cs.wait_for(lambda r: r.parts[0] == 3 and r.parts[1] == "tb",
-                                     since=mark)
+        answered = await cs.wait_for(lambda r: r.parts[0] == 3 and r.parts[1] == "tb", since=mark)
         assert answered < boot
         await cs.wait_for(status_of(0, "Available"), since=boot)
         for _ in range(50):
@@ -606,27 +820,33 @@ async def test_pending_registration_is_finished_by_a_triggered_boot_notification
             await asyncio.sleep(0.05)
         assert charger.running.session.ready
         # Accepted now: a second triggered BootNotification is refused (errata 3.35).
-        await cs.send(json.dumps([2, "tb2", "TriggerMessage",
-                                  {"requestedMessage": "BootNotification"}]))
+        await cs.send(
+            json.dumps([2, "tb2", "TriggerMessage", {"requestedMessage": "BootNotification"}])
+        )
         assert (await cs.answer_to("tb2"))[2] == {"status": "Rejected"}
     finally:
         await app.shutdown(charger.running)
 
 
-@pytest.mark.parametrize("before, status", [
-    ([["plug"]], "Preparing"),  # a cable still plugged in
-    ([["ca", "Inoperative"]], "Unavailable"),  # ChangeAvailability survives the restart
-    ([["plug"], ["ca", "Inoperative"]], "Unavailable"),
-])
+@pytest.mark.parametrize(
+    "before, status",
+    [
+        ([["plug"]], "Preparing"),  # a cable still plugged in
+        ([["ca", "Inoperative"]], "Unavailable"),  # ChangeAvailability survives the restart
+        ([["plug"], ["ca", "Inoperative"]], "Unavailable"),
+    ],
+)
 async def test_after_a_restart_the_first_status_is_the_state_as_read(
-        scripted: ScriptedCsms, tmp_path: Path, before: list[list[str]], status: str) -> None:
+    scripted: ScriptedCsms, tmp_path: Path, before: list[list[str]], status: str
+) -> None:
     charger = await start(scripted, tmp_path)
     try:
         await registered(charger)
         for step in before:
             if step[0] == "ca":
-                await scripted.send(json.dumps([2, "ca", "ChangeAvailability",
-                                                {"connectorId": 1, "type": step[1]}]))
+                await scripted.send(
+                    json.dumps([2, "ca", "ChangeAvailability", {"connectorId": 1, "type": step[1]}])
+                )
                 await scripted.answer_to("ca")
             else:
                 await charger.bench(step[0])
@@ -636,13 +856,17 @@ async def test_after_a_restart_the_first_status_is_the_state_as_read(
     mark = len(scripted.received)
     running = await start_fast(bench_settings(charger.running.settings.csms_url, tmp_path))
     try:
-        first = await scripted.wait_for(lambda r: is_call("StatusNotification")(r)
-                                        and r.parts[3]["connectorId"] == 1, since=mark)
+        first = await scripted.wait_for(
+            lambda r: is_call("StatusNotification")(r) and r.parts[3]["connectorId"] == 1,
+            since=mark,
+        )
         assert scripted.received[first].parts[3]["status"] == status
         await asyncio.sleep(0.8)  # two pilot debounce periods: nothing else comes
-        assert [r.parts[3]["status"] for r in scripted.received[mark:]
-                if is_call("StatusNotification")(r) and r.parts[3]["connectorId"] == 1] == \
-            [status]
+        assert [
+            r.parts[3]["status"]
+            for r in scripted.received[mark:]
+            if is_call("StatusNotification")(r) and r.parts[3]["connectorId"] == 1
+        ] == [status]
     finally:
         await app.shutdown(running)
 
@@ -650,8 +874,9 @@ async def test_after_a_restart_the_first_status_is_the_state_as_read(
 # ---------------------------------------------------------------- item 12 parts
 
 
-async def test_a_clean_stop_closes_with_going_away(scripted: ScriptedCsms, tmp_path: Path,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_clean_stop_closes_with_going_away(
+    scripted: ScriptedCsms, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     charger = await start(scripted, tmp_path)
     await registered(charger)
@@ -668,8 +893,9 @@ async def test_a_clean_stop_closes_with_going_away(scripted: ScriptedCsms, tmp_p
     assert gone and all(r.levelno == logging.INFO for r in gone)
 
 
-async def test_sigterm_closes_the_websocket_with_going_away(scripted: ScriptedCsms,
-                                                            tmp_path: Path) -> None:
+async def test_sigterm_closes_the_websocket_with_going_away(
+    scripted: ScriptedCsms, tmp_path: Path
+) -> None:
     from tests.system.helpers import Controller
 
     url = await scripted.start()
@@ -683,7 +909,8 @@ async def test_sigterm_closes_the_websocket_with_going_away(scripted: ScriptedCs
                 break
             await asyncio.sleep(0.05)
         assert scripted.close_codes == [1001], ctl.log.read_text()[-2000:]
-        assert "WARNING firmware.security_log" not in ctl.log.read_text(), \
+        assert "WARNING firmware.security_log" not in ctl.log.read_text(), (
             "StartupOfTheDevice is routine"
+        )
     finally:
         ctl.stop_quietly()

@@ -101,8 +101,9 @@ async def test_refused_messages_are_retried_then_skipped(rig: Rig) -> None:
     stop = await rig.wait_call("StopTransaction", since=mark, timeout=15)
     assert stop.payload["transactionId"] == -1, "a start never delivered leaves id -1"
     starts = rig.calls("StartTransaction")
-    assert len(starts) == 2 and len({s.unique_id for s in starts}) == 1, \
+    assert len(starts) == 2 and len({s.unique_id for s in starts}) == 1, (
         "a retransmission reuses its message id"
+    )
 
 
 @pytest.mark.asyncio
@@ -121,8 +122,9 @@ async def test_a_refusal_then_success_delivers_once(rig: Rig) -> None:
 
 
 @pytest.mark.asyncio
-async def test_kill_while_offline_then_everything_arrives_in_order(csms: CentralSystem,
-                                                                   tmp_path: Path) -> None:
+async def test_kill_while_offline_then_everything_arrives_in_order(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
     ctl = Controller(csms.url, tmp_path / "state", tmp_path / "cp.log")
     ctl.start()
     try:
@@ -135,8 +137,9 @@ async def test_kill_while_offline_then_everything_arrives_in_order(csms: Central
         ctl.kill()
         csms.refuse_connections(False)
         ctl.start()
-        await csms.wait_for(lambda r: r.action == "StopTransaction"
-                            and r.message_type == "CALLRESULT", timeout=20)
+        await csms.wait_for(
+            lambda r: r.action == "StopTransaction" and r.message_type == "CALLRESULT", timeout=20
+        )
         (tx,) = csms.state("DURABLE-1").transactions.values()
         assert tx.reason == "EVDisconnected" and tx.stops == 1
     finally:
@@ -144,8 +147,9 @@ async def test_kill_while_offline_then_everything_arrives_in_order(csms: Central
 
 
 @pytest.mark.asyncio
-async def test_sigterm_stops_the_transaction_with_reason_reboot(csms: CentralSystem,
-                                                                tmp_path: Path) -> None:
+async def test_sigterm_stops_the_transaction_with_reason_reboot(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
     ctl = Controller(csms.url, tmp_path / "state", tmp_path / "cp.log")
     ctl.start()
     try:
@@ -153,7 +157,7 @@ async def test_sigterm_stops_the_transaction_with_reason_reboot(csms: CentralSys
         code = await asyncio.to_thread(ctl.terminate)
         assert code == 0
         (tx,) = csms.state("DURABLE-1").transactions.values()
-        assert tx.reason == "Reboot" and tx.stops == 1, (ctl.log.read_text()[-2000:])
+        assert tx.reason == "Reboot" and tx.stops == 1, ctl.log.read_text()[-2000:]
     finally:
         ctl.stop_quietly()
 
@@ -161,9 +165,17 @@ async def test_sigterm_stops_the_transaction_with_reason_reboot(csms: CentralSys
 # ------------------------------------------------------------------------------ stored form
 
 T_STOP = "2026-11-24T10:30:00.000Z"
-SAMPLE = {"timestamp": T, "sampled_value": [
-    {"value": "1500", "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register",
-     "unit": "Wh"}]}
+SAMPLE = {
+    "timestamp": T,
+    "sampled_value": [
+        {
+            "value": "1500",
+            "context": "Sample.Periodic",
+            "measurand": "Energy.Active.Import.Register",
+            "unit": "Wh",
+        }
+    ],
+}
 
 
 def _schema_1_journal(state_dir: Path) -> list[str]:
@@ -178,25 +190,51 @@ def _schema_1_journal(state_dir: Path) -> list[str]:
 
     db = open_store(state_dir / TransactionStore.FILE, MIGRATIONS[:1]).connection
     assert db.execute("PRAGMA user_version").fetchone()[0] == 1
-    db.execute("INSERT INTO tx (local_id, connector_id, id_tag, meter_start, started_at, "
-               "last_meter, last_meter_at, stop_queued, stop_reason, meter_values_queued) "
-               "VALUES (1, 1, 'OLD-TAG', 1000, ?, 2000, ?, 1, 'Local', 1)", (T, T_STOP))
-    old = [("StartTransaction", {"connector_id": 1, "id_tag": "OLD-TAG", "meter_start": 1000,
-                                 "timestamp": T}),
-           ("MeterValues", {"connector_id": 1, "meter_value": [SAMPLE]}),
-           ("StopTransaction", {"meter_stop": 2000, "timestamp": T_STOP, "reason": "Local",
-                                "id_tag": None, "transaction_data": [SAMPLE]})]
+    db.execute(
+        "INSERT INTO tx (local_id, connector_id, id_tag, meter_start, started_at, "
+        "last_meter, last_meter_at, stop_queued, stop_reason, meter_values_queued) "
+        "VALUES (1, 1, 'OLD-TAG', 1000, ?, 2000, ?, 1, 'Local', 1)",
+        (T, T_STOP),
+    )
+    old = [
+        (
+            "StartTransaction",
+            {"connector_id": 1, "id_tag": "OLD-TAG", "meter_start": 1000, "timestamp": T},
+        ),
+        ("MeterValues", {"connector_id": 1, "meter_value": [SAMPLE]}),
+        (
+            "StopTransaction",
+            {
+                "meter_stop": 2000,
+                "timestamp": T_STOP,
+                "reason": "Local",
+                "id_tag": None,
+                "transaction_data": [SAMPLE],
+            },
+        ),
+    ]
     ids = [f"old-{n}" for n in range(len(old))]
     for (action, payload), message_id in zip(old, ids, strict=True):
-        db.execute("INSERT INTO outbox (action, local_tx, message_id, payload, essential) "
-                   "VALUES (?, 1, ?, ?, 1)", (action, message_id, json.dumps(payload)))
+        db.execute(
+            "INSERT INTO outbox (action, local_tx, message_id, payload, essential) "
+            "VALUES (?, 1, ?, ?, 1)",
+            (action, message_id, json.dumps(payload)),
+        )
     db.close()
     return ids
 
 
-WIRE_SAMPLE = {"timestamp": T, "sampledValue": [
-    {"value": "1500", "context": "Sample.Periodic", "measurand": "Energy.Active.Import.Register",
-     "unit": "Wh"}]}
+WIRE_SAMPLE = {
+    "timestamp": T,
+    "sampledValue": [
+        {
+            "value": "1500",
+            "context": "Sample.Periodic",
+            "measurand": "Energy.Active.Import.Register",
+            "unit": "Wh",
+        }
+    ],
+}
 
 
 def test_migration_2_stores_outbox_payloads_in_wire_form(tmp_path: Path) -> None:
@@ -208,17 +246,29 @@ def test_migration_2_stores_outbox_payloads_in_wire_form(tmp_path: Path) -> None
         entries.append((entry.action, entry.message_id, entry.payload))
         store.delivered(entry, remote_id=7 if entry.action == "StartTransaction" else None)
     assert entries == [
-        ("StartTransaction", ids[0], {"connectorId": 1, "idTag": "OLD-TAG", "meterStart": 1000,
-                                      "timestamp": T}),
+        (
+            "StartTransaction",
+            ids[0],
+            {"connectorId": 1, "idTag": "OLD-TAG", "meterStart": 1000, "timestamp": T},
+        ),
         ("MeterValues", ids[1], {"connectorId": 1, "meterValue": [WIRE_SAMPLE]}),
-        ("StopTransaction", ids[2], {"meterStop": 2000, "timestamp": T_STOP, "reason": "Local",
-                                     "transactionData": [WIRE_SAMPLE]}),
+        (
+            "StopTransaction",
+            ids[2],
+            {
+                "meterStop": 2000,
+                "timestamp": T_STOP,
+                "reason": "Local",
+                "transactionData": [WIRE_SAMPLE],
+            },
+        ),
     ], "same order, same message ids, OCPP field names, no null field"
 
 
 @pytest.mark.asyncio
 async def test_an_upgraded_charger_delivers_old_outbox_messages_exactly_once(
-        csms: CentralSystem, tmp_path: Path) -> None:
+    csms: CentralSystem, tmp_path: Path
+) -> None:
     ids = _schema_1_journal(tmp_path)
     running = await start_fast(bench_settings(csms.url, tmp_path))
     try:
@@ -229,14 +279,25 @@ async def test_an_upgraded_charger_delivers_old_outbox_messages_exactly_once(
         (meter,) = rig.calls("MeterValues")
         (stop,) = rig.calls("StopTransaction")
         assert [start.unique_id, meter.unique_id, stop.unique_id] == ids
-        assert start.payload == {"connectorId": 1, "idTag": "OLD-TAG", "meterStart": 1000,
-                                 "timestamp": T}
+        assert start.payload == {
+            "connectorId": 1,
+            "idTag": "OLD-TAG",
+            "meterStart": 1000,
+            "timestamp": T,
+        }
         (tx,) = csms.state(rig.cp_id).transactions.values()
-        assert meter.payload == {"connectorId": 1, "meterValue": [WIRE_SAMPLE],
-                                 "transactionId": tx.transaction_id}
-        assert stop.payload == {"meterStop": 2000, "timestamp": T_STOP, "reason": "Local",
-                                "transactionData": [WIRE_SAMPLE],
-                                "transactionId": tx.transaction_id}
+        assert meter.payload == {
+            "connectorId": 1,
+            "meterValue": [WIRE_SAMPLE],
+            "transactionId": tx.transaction_id,
+        }
+        assert stop.payload == {
+            "meterStop": 2000,
+            "timestamp": T_STOP,
+            "reason": "Local",
+            "transactionData": [WIRE_SAMPLE],
+            "transactionId": tx.transaction_id,
+        }
         assert tx.stops == 1 and tx.reason == "Local"
     finally:
         await app.shutdown(running)

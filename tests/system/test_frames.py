@@ -23,9 +23,11 @@ from firmware.ocpp.frames import (
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
-    max_leaves=20)
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
 actions = st.sampled_from(sorted(a.value for a in Action))
 
 
@@ -36,10 +38,16 @@ def test_every_code_in_the_tables_is_an_ocpp_j_16_code() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.binary(max_size=64), st.text(max_size=64),
-                 json_values.map(json.dumps),
-                 st.tuples(st.integers(0, 5), st.text(max_size=5), actions, json_values)
-                 .map(lambda t: json.dumps(list(t)))))
+@given(
+    st.one_of(
+        st.binary(max_size=64),
+        st.text(max_size=64),
+        json_values.map(json.dumps),
+        st.tuples(st.integers(0, 5), st.text(max_size=5), actions, json_values).map(
+            lambda t: json.dumps(list(t))
+        ),
+    )
+)
 def test_any_frame_is_classified_without_raising(data: str | bytes) -> None:
     frame = read_frame(data)
     assert frame.fault is None or frame.fault in FRAME_FAULTS
@@ -49,15 +57,16 @@ def test_any_frame_is_classified_without_raising(data: str | bytes) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(actions, st.dictionaries(st.text(max_size=12), json_values, max_size=5))
-def test_any_call_payload_is_checked_without_raising(action: str,
-                                                     payload: dict[str, Any]) -> None:
+def test_any_call_payload_is_checked_without_raising(action: str, payload: dict[str, Any]) -> None:
     problem = schema_fault(action, payload)
     assert problem is None or problem[0] in ERROR_CODES
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(sorted(ANSWER_FIELDS) + ["Heartbeat", "MeterValues",
-                                                "StatusNotification"]), json_values)
+@given(
+    st.sampled_from(sorted(ANSWER_FIELDS) + ["Heartbeat", "MeterValues", "StatusNotification"]),
+    json_values,
+)
 def test_any_answer_is_read_or_unusable(action: str, payload: Any) -> None:
     try:
         read_answer(action, payload)

@@ -16,9 +16,18 @@ SEED = 20261129
 def test_the_expected_code_table_uses_the_1_6_names() -> None:
     """Every kind the fuzzer draws has a row; no row accepts the OCPP 2.0.1 name or a code
     that OCPP-J 1.6 table 7 does not have."""
-    table_7 = {"NotImplemented", "NotSupported", "InternalError", "ProtocolError",
-               "SecurityError", "FormationViolation", "PropertyConstraintViolation",
-               "OccurenceConstraintViolation", "TypeConstraintViolation", "GenericError"}
+    table_7 = {
+        "NotImplemented",
+        "NotSupported",
+        "InternalError",
+        "ProtocolError",
+        "SecurityError",
+        "FormationViolation",
+        "PropertyConstraintViolation",
+        "OccurenceConstraintViolation",
+        "TypeConstraintViolation",
+        "GenericError",
+    }
     assert set(WEIGHTS) == set(EXPECTED)
     for kind, codes in EXPECTED.items():
         assert codes <= table_7 | {"CALLRESULT", "SILENCE"}, kind
@@ -34,8 +43,13 @@ def test_the_generator_draws_every_kind_of_frame() -> None:
     generator = Generator({"Core", "RemoteTrigger"})
     seen: set[str] = set()
 
-    @settings(max_examples=5, database=None, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=5,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(generator.round(SEED))
     def draw(probes: tuple[Probe, ...]) -> None:
         assert len(probes) == sum(WEIGHTS.values())

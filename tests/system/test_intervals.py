@@ -40,9 +40,24 @@ async def change(rig: Rig, key: str, value: str, via: str) -> None:
         assert result.status == "Accepted", result
         return
     done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "firmware", "config", "--config",
-                         str(BENCH_TOML), "--state-dir", str(rig.state_dir), "set", key, value],
-        capture_output=True, text=True, timeout=60)
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "firmware",
+            "config",
+            "--config",
+            str(BENCH_TOML),
+            "--state-dir",
+            str(rig.state_dir),
+            "set",
+            key,
+            value,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and f"{key}: Accepted" in done.stdout, done.stdout + done.stderr
     for _ in range(100):  # the daemon follows the store (it looks every second)
         if str(rig.running.keys.get(key)) == value:
@@ -56,14 +71,22 @@ def is_call(action: str) -> object:
 
 
 def meter_values(rig: Rig, context: str, since: int) -> list[MessageRecord]:
-    return [r for r in rig.calls("MeterValues") if r.seq >= since
-            and any(v.get("context") == context for mv in r.payload["meterValue"]
-                    for v in mv["sampledValue"])]
+    return [
+        r
+        for r in rig.calls("MeterValues")
+        if r.seq >= since
+        and any(
+            v.get("context") == context
+            for mv in r.payload["meterValue"]
+            for v in mv["sampledValue"]
+        )
+    ]
 
 
 @pytest.mark.parametrize("via", VIA)
 async def test_heartbeat_interval_300_to_7_sends_the_next_heartbeat_within_7_s(
-        rig: Rig, via: str) -> None:
+    rig: Rig, via: str
+) -> None:
     # The central system's BootNotification answer set 300 s.
     assert rig.running.keys[K.HeartbeatInterval] == 300
     assert rig.calls("Heartbeat") == []
@@ -75,8 +98,7 @@ async def test_heartbeat_interval_300_to_7_sends_the_next_heartbeat_within_7_s(
 
 @pytest.mark.keys(MeterValueSampleInterval=300)
 @pytest.mark.parametrize("via", VIA)
-async def test_meter_value_sample_interval_300_to_1_samples_at_once(rig: Rig,
-                                                                    via: str) -> None:
+async def test_meter_value_sample_interval_300_to_1_samples_at_once(rig: Rig, via: str) -> None:
     await rig.start_session("TAG-MV")
     mark = rig.cs.mark()
     assert meter_values(rig, "Sample.Periodic", 0) == []
@@ -135,7 +157,8 @@ def pings() -> Iterator[_Pings]:
 @pytest.mark.keys(WebSocketPingInterval=300)
 @pytest.mark.parametrize("via", VIA)
 async def test_websocket_ping_interval_300_to_1_pings_the_live_connection(
-        pings: _Pings, rig: Rig, via: str) -> None:
+    pings: _Pings, rig: Rig, via: str
+) -> None:
     assert pings.count == 0
     await change(rig, "WebSocketPingInterval", "1", via)
     for _ in range(100):
@@ -154,14 +177,16 @@ async def test_websocket_ping_interval_300_to_1_pings_the_live_connection(
 
 
 @pytest.mark.parametrize("via", VIA)
-async def test_minimum_status_duration_300_to_0_releases_the_held_status(rig: Rig,
-                                                                         via: str) -> None:
+async def test_minimum_status_duration_300_to_0_releases_the_held_status(
+    rig: Rig, via: str
+) -> None:
     await change(rig, "MinimumStatusDuration", "300", via)
     await rig.command("plug")
     await rig.wait_local_status("Preparing")
     mark = rig.cs.mark()
-    assert not [r for r in rig.calls("StatusNotification")
-                if r.payload["status"] == "Preparing"], "held for 300 s"
+    assert not [r for r in rig.calls("StatusNotification") if r.payload["status"] == "Preparing"], (
+        "held for 300 s"
+    )
     await change(rig, "MinimumStatusDuration", "0", via)
     await rig.wait_status("Preparing", since=mark, timeout=10)
 
@@ -181,21 +206,29 @@ async def test_connection_timeout_300_to_1_rearms_the_running_timer(rig: Rig, vi
 
 @pytest.mark.keys(TransactionMessageRetryInterval=300)
 @pytest.mark.parametrize("via", VIA)
-async def test_transaction_message_retry_interval_300_to_1_retries_at_once(rig: Rig,
-                                                                           via: str) -> None:
+async def test_transaction_message_retry_interval_300_to_1_retries_at_once(
+    rig: Rig, via: str
+) -> None:
     rig.cs.refusals["StartTransaction"] = 1  # the first attempt gets a CALLERROR
     mark = rig.cs.mark()
     await rig.command("plug")
     await rig.command("swipe", tag="TAG-RETRY")
     first = await rig.wait_call("StartTransaction", since=mark)
-    await rig.wait_for(lambda r: r.message_type == "CALLERROR"
-                       and r.unique_id == first.unique_id, since=mark)
+    await rig.wait_for(
+        lambda r: r.message_type == "CALLERROR" and r.unique_id == first.unique_id, since=mark
+    )
     changed = rig.cs.mark()
     await change(rig, "TransactionMessageRetryInterval", "1", via)
     again = await rig.wait_call("StartTransaction", since=changed, timeout=10)
     assert again.unique_id == first.unique_id  # the same message, retransmitted
-    await rig.wait_for(lambda r: r.direction == "tx" and r.message_type == "CALLRESULT"
-                       and r.unique_id == first.unique_id, since=changed)
+    await rig.wait_for(
+        lambda r: (
+            r.direction == "tx"
+            and r.message_type == "CALLRESULT"
+            and r.unique_id == first.unique_id
+        ),
+        since=changed,
+    )
 
 
 async def test_a_wait_leaves_no_listener_behind() -> None:
@@ -206,8 +239,9 @@ async def test_a_wait_leaves_no_listener_behind() -> None:
     keys = default_registry()
     before = sum(len(v) for v in keys.listeners.values())
     assert await clock.sleep_until(clock.now(), keys, ["HeartbeatInterval"]) is True
-    waiting = asyncio.ensure_future(clock.sleep_until(clock.now() + 300, keys,
-                                                      ["HeartbeatInterval"]))
+    waiting = asyncio.ensure_future(
+        clock.sleep_until(clock.now() + 300, keys, ["HeartbeatInterval"])
+    )
     await asyncio.sleep(0)
     keys.change("HeartbeatInterval", "7")
     assert await waiting is False  # woken by the change, long before 300 s

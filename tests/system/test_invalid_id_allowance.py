@@ -22,8 +22,12 @@ async def _settled(rig: Rig, cmd: str) -> dict[str, Any]:
     return answer
 
 
-@pytest.mark.keys(StopTransactionOnInvalidId=False, MaxEnergyOnInvalidId=200,
-                  StopTransactionOnEVSideDisconnect=False, AuthorizeRemoteTxRequests=False)
+@pytest.mark.keys(
+    StopTransactionOnInvalidId=False,
+    MaxEnergyOnInvalidId=200,
+    StopTransactionOnEVSideDisconnect=False,
+    AuthorizeRemoteTxRequests=False,
+)
 async def test_a_used_up_allowance_survives_unplug_and_replug(rig: Rig) -> None:
     rig.cs.id_tags["INVALIDATED"] = "Invalid"
     await rig.command("plug")
@@ -38,6 +42,9 @@ async def test_a_used_up_allowance_survives_unplug_and_replug(rig: Rig) -> None:
     assert answer["connectors"]["1"]["status"] == "SuspendedEVSE", answer
     assert answer["connectors"]["1"]["offered_a"] == 0, "no PWM offered after the allowance"
     assert not rig.bench.contactor_closed(1)
-    assert not [r for r in rig.calls("StatusNotification")
-                if r.seq >= mark and r.payload["status"] == "Charging"]
+    assert not [
+        r
+        for r in rig.calls("StatusNotification")
+        if r.seq >= mark and r.payload["status"] == "Charging"
+    ]
     assert not rig.calls("StopTransaction"), "the transaction stays open"

@@ -25,8 +25,7 @@ def ftp_root(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     handler = type("Handler", (FTPHandler,), {"authorizer": authorizer})
     server = FTPServer(("127.0.0.1", 0), handler)
     port = server.socket.getsockname()[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1},
-                              daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1}, daemon=True)
     thread.start()
     try:
         yield port, root
@@ -36,7 +35,8 @@ def ftp_root(tmp_path: Path) -> Iterator[tuple[int, Path]]:
 
 
 def test_upload_stores_the_file_and_reports_failures_without_credentials(
-        ftp_root: tuple[int, Path]) -> None:
+    ftp_root: tuple[int, Path],
+) -> None:
     port, root = ftp_root
     upload(f"ftp://cpo:s3cret@127.0.0.1:{port}/logs/a.log", b"line one\n", tls=None, timeout=5)
     assert (root / "logs" / "a.log").read_bytes() == b"line one\n"
@@ -48,14 +48,23 @@ def test_upload_stores_the_file_and_reports_failures_without_credentials(
 @pytest.mark.asyncio
 async def test_get_log_over_ftp(rig: Rig, ftp_root: tuple[int, Path]) -> None:
     port, root = ftp_root
-    answer = await rig.cs.call(rig.cp_id, call.GetLog(
-        log_type="DiagnosticsLog", request_id=21,
-        log={"remoteLocation": f"ftp://cpo:s3cret@127.0.0.1:{port}/logs/"}))
+    answer = await rig.cs.call(
+        rig.cp_id,
+        call.GetLog(
+            log_type="DiagnosticsLog",
+            request_id=21,
+            log={"remoteLocation": f"ftp://cpo:s3cret@127.0.0.1:{port}/logs/"},
+        ),
+    )
     assert answer.status == "Accepted"
-    done = await rig.cs.wait_for(lambda r: r.action == "LogStatusNotification"
-                                 and r.message_type == "CALL"
-                                 and r.payload.get("status") in ("Uploaded", "UploadFailure"),
-                                 timeout=15)
+    done = await rig.cs.wait_for(
+        lambda r: (
+            r.action == "LogStatusNotification"
+            and r.message_type == "CALL"
+            and r.payload.get("status") in ("Uploaded", "UploadFailure")
+        ),
+        timeout=15,
+    )
     assert done.payload["status"] == "Uploaded" and done.payload["requestId"] == 21
     stored = root / "logs" / answer.filename
     assert stored.exists() and stored.stat().st_size > 0

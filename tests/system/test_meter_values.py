@@ -12,9 +12,12 @@ from tests.conftest import Rig
 pytestmark = pytest.mark.asyncio
 
 
-@pytest.mark.keys(MeterValueSampleInterval=1, ClockAlignedDataInterval=1,
-                  StopTxnSampledData="Energy.Active.Import.Register",
-                  StopTxnAlignedData="Energy.Active.Import.Register")
+@pytest.mark.keys(
+    MeterValueSampleInterval=1,
+    ClockAlignedDataInterval=1,
+    StopTxnSampledData="Energy.Active.Import.Register",
+    StopTxnAlignedData="Energy.Active.Import.Register",
+)
 async def test_stop_transaction_carries_begin_end_and_samples(rig: Rig) -> None:
     await rig.start_session()
     await asyncio.sleep(2.5)
@@ -36,8 +39,11 @@ async def test_minimum_status_duration_skips_short_lived_statuses(rig: Rig) -> N
     await asyncio.sleep(0.5)
     await rig.command("unplug")  # Preparing lasted well under 2 s
     await asyncio.sleep(2.5)
-    sent = [r.payload["status"] for r in rig.calls("StatusNotification")
-            if r.seq >= mark and r.payload["connectorId"] == 1]
+    sent = [
+        r.payload["status"]
+        for r in rig.calls("StatusNotification")
+        if r.seq >= mark and r.payload["connectorId"] == 1
+    ]
     assert "Preparing" not in sent
     mark = rig.cs.mark()
     await rig.command("fault", name="diode", state="on")

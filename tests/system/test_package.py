@@ -24,13 +24,24 @@ WHEELS = REPO / ".cache" / "wheels"
 pytestmark = pytest.mark.slow
 
 
-def _run(args: list[str | Path], cwd: Path, timeout: float = 180
-         ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PIP_FIND_LINKS", "PIP_INDEX_URL")}
+def _run(
+    args: list[str | Path], cwd: Path, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PIP_FIND_LINKS", "PIP_INDEX_URL")
+    }
     env["PIP_NO_INDEX"] = "1"  # offline, whatever the caller's pip configuration says
-    result = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                            timeout=timeout, env=env, check=False)
+    result = subprocess.run(
+        [str(a) for a in args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
     assert result.returncode == 0, f"{args}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -47,11 +58,25 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, src / name)
     for package in ("firmware", "hal", "centralsystem"):
-        shutil.copytree(REPO / package, src / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(REPO / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     dist = tmp / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-index", "--find-links",
-          WHEELS, "--wheel-dir", dist, "--disable-pip-version-check", src], cwd=tmp)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-index",
+            "--find-links",
+            WHEELS,
+            "--wheel-dir",
+            dist,
+            "--disable-pip-version-check",
+            src,
+        ],
+        cwd=tmp,
+    )
     wheel = next(dist.glob("pi_chargepoint-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "firmware/examples/bench.toml" in names and "firmware/examples/pi.toml" in names
@@ -59,8 +84,22 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "centralsystem/server.py" in names and "firmware/cli/__init__.py" in names
     venv = tmp / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp)
-    _run([sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install",
-          "--no-index", "--find-links", WHEELS, "--disable-pip-version-check", wheel], cwd=tmp)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            venv / "bin" / "python",
+            "install",
+            "--no-index",
+            "--find-links",
+            WHEELS,
+            "--disable-pip-version-check",
+            wheel,
+        ],
+        cwd=tmp,
+    )
     return venv / "bin"
 
 
@@ -72,14 +111,19 @@ def test_version(installed: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["bench", "pi"])
-def test_config_example_prints_the_shipped_file(installed: Path, tmp_path: Path,
-                                                name: str) -> None:
+def test_config_example_prints_the_shipped_file(installed: Path, tmp_path: Path, name: str) -> None:
     result = _run([installed / "chargepoint", "config", "example", name], cwd=tmp_path)
     assert result.stdout == (REPO / "firmware" / "examples" / f"{name}.toml").read_text()
     # and it is a configuration the installed controller accepts as it is
     (tmp_path / "c.toml").write_text(result.stdout)
-    check = _run([installed / "python", "-c", ("from pathlib import Path; "
-                  "from firmware.settings import load; load(Path('c.toml'))")], cwd=tmp_path)
+    check = _run(
+        [
+            installed / "python",
+            "-c",
+            ("from pathlib import Path; from firmware.settings import load; load(Path('c.toml'))"),
+        ],
+        cwd=tmp_path,
+    )
     assert check.stderr == ""
 
 

@@ -23,34 +23,63 @@ CP_ID = "RESET-1"
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("INVOCATION_ID", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("INVOCATION_ID", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+    }
     return {**env, "PYTHONUNBUFFERED": "1"}
 
 
 def _run_args(cs: CentralSystem, state: Path) -> list[str]:
-    return ["run", "--config", str(BENCH_TOML), "--csms-url", cs.url, "--state-dir", str(state),
-            "--id", CP_ID]
+    return [
+        "run",
+        "--config",
+        str(BENCH_TOML),
+        "--csms-url",
+        cs.url,
+        "--state-dir",
+        str(state),
+        "--id",
+        CP_ID,
+    ]
 
 
 # How a user starts it: the installed console script, or the module.
-LAUNCHERS = {"console-script": [str(Path(sys.executable).parent / "chargepoint")],
-             "python-m": [sys.executable, "-m", "firmware"]}
+LAUNCHERS = {
+    "console-script": [str(Path(sys.executable).parent / "chargepoint")],
+    "python-m": [sys.executable, "-m", "firmware"],
+}
 
 
 def _calls(cs: CentralSystem, action: str) -> list[MessageRecord]:
-    return [r for r in cs.messages
-            if r.direction == "rx" and r.message_type == "CALL" and r.action == action]
+    return [
+        r
+        for r in cs.messages
+        if r.direction == "rx" and r.message_type == "CALL" and r.action == action
+    ]
 
 
 async def _wait_boots(cs: CentralSystem, n: int, timeout: float = 30) -> tuple[MessageRecord, str]:
     """The n-th BootNotification and the first status of connector 1 after it."""
-    await cs.wait_for(lambda r: r.direction == "rx" and r.action == "BootNotification"
-                      and len(_calls(cs, "BootNotification")) >= n, timeout=timeout)
+    await cs.wait_for(
+        lambda r: (
+            r.direction == "rx"
+            and r.action == "BootNotification"
+            and len(_calls(cs, "BootNotification")) >= n
+        ),
+        timeout=timeout,
+    )
     boot = _calls(cs, "BootNotification")[n - 1]
-    first = await cs.wait_for(lambda r: r.direction == "rx" and r.action == "StatusNotification"
-                              and r.payload.get("connectorId") == 1, since=boot.seq,
-                              timeout=timeout)
+    first = await cs.wait_for(
+        lambda r: (
+            r.direction == "rx"
+            and r.action == "StatusNotification"
+            and r.payload.get("connectorId") == 1
+        ),
+        since=boot.seq,
+        timeout=timeout,
+    )
     return boot, first.payload["status"]
 
 
@@ -64,28 +93,47 @@ async def _charging_session(cs: CentralSystem, state: Path, tag: str) -> int:
     mark = cs.mark()
     await _bench(state, "plug")
     await _bench(state, "swipe", tag=tag)
-    result = await cs.wait_for(lambda r: r.direction == "tx" and r.message_type == "CALLRESULT"
-                               and r.action == "StartTransaction", since=mark, timeout=15)
+    result = await cs.wait_for(
+        lambda r: (
+            r.direction == "tx"
+            and r.message_type == "CALLRESULT"
+            and r.action == "StartTransaction"
+        ),
+        since=mark,
+        timeout=15,
+    )
     await _bench(state, "ev-charge")
-    await cs.wait_for(lambda r: r.direction == "rx" and r.action == "StatusNotification"
-                      and r.payload.get("status") == "Charging", since=mark, timeout=15)
+    await cs.wait_for(
+        lambda r: (
+            r.direction == "rx"
+            and r.action == "StatusNotification"
+            and r.payload.get("status") == "Charging"
+        ),
+        since=mark,
+        timeout=15,
+    )
     return int(result.payload["transactionId"])
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 async def test_soft_and_hard_reset_restart_the_same_process_and_stop_the_transaction(
-        csms: CentralSystem, tmp_path: Path, launcher: str) -> None:
+    csms: CentralSystem, tmp_path: Path, launcher: str
+) -> None:
     state, log = tmp_path / "state", tmp_path / "cp.log"
     with log.open("w") as out:
         proc = await asyncio.create_subprocess_exec(
-            *LAUNCHERS[launcher], *_run_args(csms, state), stdout=out, stderr=out, cwd=REPO,
-            env=_env())
+            *LAUNCHERS[launcher],
+            *_run_args(csms, state),
+            stdout=out,
+            stderr=out,
+            cwd=REPO,
+            env=_env(),
+        )
     try:
         assert (await _wait_boots(csms, 1))[1] == "Available"
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
-        for n, (kind, reason) in enumerate((("Soft", "SoftReset"), ("Hard", "HardReset")),
-                                           start=2):
+        for n, (kind, reason) in enumerate((("Soft", "SoftReset"), ("Hard", "HardReset")), start=2):
             tx = await _charging_session(csms, state, f"TAG-{kind}")
             mark = csms.mark()
             answer = await csms.call(CP_ID, call.Reset(type=kind))
@@ -95,8 +143,9 @@ async def test_soft_and_hard_reset_restart_the_same_process_and_stop_the_transac
             # Available first (issue 10 item 8).
             assert first_status == "Preparing"
             stops = [r for r in _calls(csms, "StopTransaction") if r.seq > mark]
-            assert [(s.payload["transactionId"], s.payload["reason"]) for s in stops] == \
-                [(tx, reason)]
+            assert [(s.payload["transactionId"], s.payload["reason"]) for s in stops] == [
+                (tx, reason)
+            ]
             # Stopped, and its StopTransaction answered, before the restart.
             assert stops[0].seq < boot.seq
             assert csms.transactions[tx].active is False
@@ -106,10 +155,16 @@ async def test_soft_and_hard_reset_restart_the_same_process_and_stop_the_transac
             assert csms.state(CP_ID).connect_count == n
             mark = csms.mark()
             await _bench(state, "unplug")
-            await csms.wait_for(lambda r: r.direction == "rx" and r.action == "StatusNotification"
-                                and r.payload.get("connectorId") == 1
-                                and r.payload.get("status") == "Available", since=mark,
-                                timeout=15)
+            await csms.wait_for(
+                lambda r: (
+                    r.direction == "rx"
+                    and r.action == "StatusNotification"
+                    and r.payload.get("connectorId") == 1
+                    and r.payload.get("status") == "Available"
+                ),
+                since=mark,
+                timeout=15,
+            )
         text = log.read_text()
         assert text.count("reset: restarting in place") == 2, text[-3000:]
         assert "Traceback" not in text, text[-3000:]
@@ -123,7 +178,8 @@ async def test_soft_and_hard_reset_restart_the_same_process_and_stop_the_transac
 
 @pytest.mark.asyncio
 async def test_under_systemd_a_reset_exits_3_for_the_service_manager(
-        csms: CentralSystem, tmp_path: Path) -> None:
+    csms: CentralSystem, tmp_path: Path
+) -> None:
     """The parent is a process named ``systemd`` (an interpreter started through a link of
     that name) and $INVOCATION_ID is set, as systemd does for a service."""
     shim = tmp_path / "systemd"
@@ -131,9 +187,16 @@ async def test_under_systemd_a_reset_exits_3_for_the_service_manager(
     state, log = tmp_path / "state", tmp_path / "cp.log"
     with log.open("w") as out:
         proc = await asyncio.create_subprocess_exec(
-            str(shim), "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))",
-            *LAUNCHERS["python-m"], *_run_args(csms, state), stdout=out, stderr=out, cwd=REPO,
-            env={**_env(), "INVOCATION_ID": "0123456789abcdef0123456789abcdef"})
+            str(shim),
+            "-c",
+            "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))",
+            *LAUNCHERS["python-m"],
+            *_run_args(csms, state),
+            stdout=out,
+            stderr=out,
+            cwd=REPO,
+            env={**_env(), "INVOCATION_ID": "0123456789abcdef0123456789abcdef"},
+        )
     try:
         await _wait_boots(csms, 1)
         answer = await csms.call(CP_ID, call.Reset(type="Soft"))
@@ -147,11 +210,14 @@ async def test_under_systemd_a_reset_exits_3_for_the_service_manager(
             await proc.wait()
 
 
-@pytest.mark.parametrize("env, parent, expected", [
-    ({"INVOCATION_ID": "abc"}, "systemd", True),
-    ({"INVOCATION_ID": "abc"}, "bash", False),  # a desktop terminal passes it on
-    ({}, "systemd", False),
-    ({"NOTIFY_SOCKET": "/run/x"}, "pytest", False),
-])
+@pytest.mark.parametrize(
+    "env, parent, expected",
+    [
+        ({"INVOCATION_ID": "abc"}, "systemd", True),
+        ({"INVOCATION_ID": "abc"}, "bash", False),  # a desktop terminal passes it on
+        ({}, "systemd", False),
+        ({"NOTIFY_SOCKET": "/run/x"}, "pytest", False),
+    ],
+)
 def test_the_supervision_rule(env: dict[str, str], parent: str, expected: bool) -> None:
     assert systemd.supervised(env, parent) is expected

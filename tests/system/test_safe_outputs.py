@@ -46,10 +46,15 @@ def outputs(rig: Rig) -> dict[str, Any]:
     assert hw.indicator is not None and hw.buzzer is not None
     c = hw.connectors[0]
     assert c.lock is not None
-    return {"contactor": pin(rig, c.contactor.pin), "lock": pin(rig, c.lock.lock_pin),
-            "unlock": pin(rig, c.lock.unlock_pin), "red": pin(rig, hw.indicator.red_pin),
-            "green": pin(rig, hw.indicator.green_pin), "blue": pin(rig, hw.indicator.blue_pin),
-            "buzzer": pin(rig, hw.buzzer.pin)}
+    return {
+        "contactor": pin(rig, c.contactor.pin),
+        "lock": pin(rig, c.lock.lock_pin),
+        "unlock": pin(rig, c.lock.unlock_pin),
+        "red": pin(rig, hw.indicator.red_pin),
+        "green": pin(rig, hw.indicator.green_pin),
+        "blue": pin(rig, hw.indicator.blue_pin),
+        "buzzer": pin(rig, hw.buzzer.pin),
+    }
 
 
 def assert_all_off(pins: dict[str, Any]) -> None:
@@ -83,7 +88,8 @@ async def test_sigterm_while_charging_opens_the_contactor_and_exits_0(rig: Rig) 
 
 
 async def test_a_crashed_task_drives_outputs_safe_and_exits_1(
-        rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
     """A driver raising an exception nobody expects (not a HardwareError) ends the charger task:
     the daemon must not limp on; it shuts down safe and asks systemd for a restart."""
     contactor = rig.running.devices.connectors[0].contactor
@@ -128,9 +134,14 @@ async def test_a_network_error_report_does_not_stop_the_charger(rig: Rig) -> Non
     await rig.start_session("TAG-NET")
     task = await serve(rig)
     loop = asyncio.get_running_loop()
-    loop.call_exception_handler({"message": "Fatal error on transport",
-                                 "exception": ConnectionResetError(), "transport": object(),
-                                 "handle": object()})
+    loop.call_exception_handler(
+        {
+            "message": "Fatal error on transport",
+            "exception": ConnectionResetError(),
+            "transport": object(),
+            "handle": object(),
+        }
+    )
     await asyncio.sleep(0.2)
     assert not task.done()
     assert rig.bench.contactor_closed(1)

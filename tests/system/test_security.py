@@ -53,21 +53,25 @@ async def test_connection_failures_map_to_the_whitepapers_events() -> None:
 
     assert classify(ssl_error("TLSV1_ALERT_PROTOCOL_VERSION"))[0] == "InvalidTLSVersion"
     assert classify(ssl_error("NO_SHARED_CIPHER"))[0] == "InvalidTLSCipherSuite"
-    assert classify(ssl_error("TLSV13_ALERT_CERTIFICATE_REQUIRED"))[0] == \
-        "FailedToAuthenticateAtCentralSystem"
-    refused = websockets.InvalidStatus(websockets.http11.Response(401, "Unauthorized",
-                                                                  websockets.Headers()))
+    assert (
+        classify(ssl_error("TLSV13_ALERT_CERTIFICATE_REQUIRED"))[0]
+        == "FailedToAuthenticateAtCentralSystem"
+    )
+    refused = websockets.InvalidStatus(
+        websockets.http11.Response(401, "Unauthorized", websockets.Headers())
+    )
     assert classify(refused)[:3:2] == ("FailedToAuthenticateAtCentralSystem", True)
     # A central system that is down is no security event and never lowers the profile.
-    assert classify(ConnectionRefusedError(111, "refused")) == (None, "[Errno 111] refused",
-                                                                 False)
-    unavailable = websockets.InvalidStatus(websockets.http11.Response(503, "busy",
-                                                                      websockets.Headers()))
+    assert classify(ConnectionRefusedError(111, "refused")) == (None, "[Errno 111] refused", False)
+    unavailable = websockets.InvalidStatus(
+        websockets.http11.Response(503, "busy", websockets.Headers())
+    )
     assert classify(unavailable)[2] is False
 
 
 async def test_critical_events_stay_queued_across_restarts_and_the_log_rolls(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     store = SecurityLog.open(tmp_path)
     store.record("StartupOfTheDevice", "firmware 1")
     for n in range(PENDING_LIMIT + 5):
@@ -84,19 +88,18 @@ async def test_critical_events_stay_queued_across_restarts_and_the_log_rolls(
     store.close()
 
 
-async def test_raising_the_profile_needs_its_prerequisites(tmp_path: Path,
-                                                           ca: Authority) -> None:
+async def test_raising_the_profile_needs_its_prerequisites(tmp_path: Path, ca: Authority) -> None:
     """A05: 2 needs wss://, a valid CentralSystemRootCertificate and an AuthorizationKey; 3 a
     valid charge point certificate; lower is always Rejected."""
-    settings = load(BENCH_TOML).with_overrides(csms_url="wss://csms.example.test/ocpp",
-                                               state_dir=tmp_path)
+    settings = load(BENCH_TOML).with_overrides(
+        csms_url="wss://csms.example.test/ocpp", state_dir=tmp_path
+    )
     keys = app.build_keys(settings)
     try:
         assert keys.change("SecurityProfile", "2").status.value == "Rejected"  # no key
         assert keys.change("AuthorizationKey", KEY).status.value == "Accepted"
         result = keys.change("SecurityProfile", "2")
-        assert result.status.value == "Rejected" and "CentralSystemRootCertificate" in \
-            result.reason
+        assert result.status.value == "Rejected" and "CentralSystemRootCertificate" in result.reason
         install_root(tmp_path, ca)
         result = keys.change("SecurityProfile", "3")
         assert result.status.value == "Rejected" and "charge point certificate" in result.reason
@@ -112,16 +115,21 @@ async def test_raising_the_profile_needs_its_prerequisites(tmp_path: Path,
 
 
 async def test_extended_trigger_message(rig: Rig) -> None:
-    expected = {"Heartbeat": "Accepted", "StatusNotification": "Accepted",
-                "MeterValues": "Accepted", "LogStatusNotification": "Accepted",
-                "BootNotification": "Rejected",  # errata 3.35, as TriggerMessage
-                "SignChargePointCertificate": "Rejected",  # no CpoName yet
-                "FirmwareStatusNotification": "NotImplemented"}
+    expected = {
+        "Heartbeat": "Accepted",
+        "StatusNotification": "Accepted",
+        "MeterValues": "Accepted",
+        "LogStatusNotification": "Accepted",
+        "BootNotification": "Rejected",  # errata 3.35, as TriggerMessage
+        "SignChargePointCertificate": "Rejected",  # no CpoName yet
+        "FirmwareStatusNotification": "NotImplemented",
+    }
     for requested, status in expected.items():
         mark = rig.cs.mark()
         connector = 1 if requested in ("StatusNotification", "MeterValues") else None
-        answer = await rig.cs.call(CP_ID, call.ExtendedTriggerMessage(
-            requested_message=requested, connector_id=connector))
+        answer = await rig.cs.call(
+            CP_ID, call.ExtendedTriggerMessage(requested_message=requested, connector_id=connector)
+        )
         assert answer.status == status, requested
         if status == "Accepted":
             sent = await rig.wait_call(requested, since=mark)
@@ -133,7 +141,8 @@ async def test_extended_trigger_message(rig: Rig) -> None:
 
 
 async def test_security_events_wait_for_an_accepted_boot_and_survive_a_restart(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     async with CentralSystem() as cs:
         cs.refuse_connections()
         running = await start_fast(bench_settings(cs.url, tmp_path))
@@ -148,9 +157,13 @@ async def test_security_events_wait_for_an_accepted_boot_and_survive_a_restart(
             await asyncio.sleep(0.2)
             startups = security_events(rig, "StartupOfTheDevice")
             assert len(startups) == 2, "both starts are reported"
-            accepted = next(r for r in cs.messages if r.action == "BootNotification"
-                            and r.message_type == "CALLRESULT"
-                            and r.payload["status"] == "Accepted")
+            accepted = next(
+                r
+                for r in cs.messages
+                if r.action == "BootNotification"
+                and r.message_type == "CALLRESULT"
+                and r.payload["status"] == "Accepted"
+            )
             assert startups[0].seq > accepted.seq, "nothing before BootNotification Accepted"
         finally:
             await app.shutdown(running)
@@ -160,7 +173,8 @@ async def test_security_events_wait_for_an_accepted_boot_and_survive_a_restart(
 
 
 async def test_an_installer_installs_the_central_system_root_with_the_command_line(
-        tmp_path: Path, ca: Authority, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, ca: Authority, capsys: pytest.CaptureFixture[str]
+) -> None:
     from firmware import cli
 
     state = ["--config", str(BENCH_TOML), "--state-dir", str(tmp_path)]

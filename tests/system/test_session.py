@@ -44,19 +44,25 @@ async def test_refuses_a_server_that_does_not_agree_on_ocpp16(tmp_path: Path) ->
     assert frames == [], "no OCPP message may go to a server that did not agree on ocpp1.6"
 
 
-async def test_no_answer_to_the_central_system_while_rejected(csms: CentralSystem,
-                                                              tmp_path: Path) -> None:
+async def test_no_answer_to_the_central_system_while_rejected(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
     csms.queue_boot_response("Rejected", 3)
     running = await start_fast(bench_settings(csms.url, tmp_path))
     try:
-        await csms.wait_for(lambda r: r.action == "BootNotification"
-                            and r.message_type == "CALLRESULT")
+        await csms.wait_for(
+            lambda r: r.action == "BootNotification" and r.message_type == "CALLRESULT"
+        )
         with pytest.raises(TimeoutError):
-            await csms.call(running.settings.charge_point_id,
-                            call.GetConfiguration(key=["HeartbeatInterval"]), timeout=1.0)
+            await csms.call(
+                running.settings.charge_point_id,
+                call.GetConfiguration(key=["HeartbeatInterval"]),
+                timeout=1.0,
+            )
         await Rig(csms, running, tmp_path).wait_status("Available", timeout=10)
-        conf = await csms.call(running.settings.charge_point_id,
-                               call.GetConfiguration(key=["HeartbeatInterval"]))
+        conf = await csms.call(
+            running.settings.charge_point_id, call.GetConfiguration(key=["HeartbeatInterval"])
+        )
         assert conf.configuration_key, "answered again once Accepted"
     finally:
         await app.shutdown(running)
@@ -66,8 +72,9 @@ async def test_heartbeat_follows_the_boot_interval(csms: CentralSystem, tmp_path
     csms.set_boot_policy("Accepted", 1)
     running = await start_fast(bench_settings(csms.url, tmp_path))
     try:
-        await csms.wait_for(lambda r: r.action == "Heartbeat" and r.message_type == "CALL",
-                            timeout=5)
+        await csms.wait_for(
+            lambda r: r.action == "Heartbeat" and r.message_type == "CALL", timeout=5
+        )
         assert running.keys[K.HeartbeatInterval] == 1
     finally:
         await app.shutdown(running)
@@ -98,10 +105,10 @@ async def test_offline_transaction_messages_are_queued_and_sent_in_order(rig: Ri
     assert stop.seq > start.seq
 
 
-async def test_transaction_started_offline_gets_its_id_when_online(csms: CentralSystem,
-                                                                   tmp_path: Path) -> None:
-    running = await start_fast(bench_settings(csms.url, tmp_path,
-                                              AllowOfflineTxForUnknownId=True))
+async def test_transaction_started_offline_gets_its_id_when_online(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
+    running = await start_fast(bench_settings(csms.url, tmp_path, AllowOfflineTxForUnknownId=True))
     rig = Rig(csms, running, tmp_path)
     try:
         await rig.wait_status("Available")
@@ -128,15 +135,18 @@ async def test_transaction_started_offline_gets_its_id_when_online(csms: Central
 
 
 async def test_get_configuration_returns_canonical_names_and_unknown_keys(rig: Rig) -> None:
-    conf = await rig.cs.call(rig.cp_id, call.GetConfiguration(
-        key=["heartbeatinterval", "NoSuchKey", "SupportedFeatureProfiles"]))
+    conf = await rig.cs.call(
+        rig.cp_id,
+        call.GetConfiguration(key=["heartbeatinterval", "NoSuchKey", "SupportedFeatureProfiles"]),
+    )
     names = {k["key"]: k for k in conf.configuration_key}
     assert set(names) == {"HeartbeatInterval", "SupportedFeatureProfiles"}
     assert names["SupportedFeatureProfiles"]["readonly"] is True
     assert conf.unknown_key == ["NoSuchKey"]
     every = await rig.cs.call(rig.cp_id, call.GetConfiguration())
     assert {"ConnectionTimeOut", "MeterValueSampleInterval", "NumberOfConnectors"} <= {
-        k["key"] for k in every.configuration_key}
+        k["key"] for k in every.configuration_key
+    }
     assert all(isinstance(k["value"], str) for k in every.configuration_key)
 
 

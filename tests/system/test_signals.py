@@ -20,8 +20,9 @@ def light(rig: Rig) -> tuple[tuple[float, float, float], str]:
     return (c.red, c.green, c.blue), ind.pattern.value
 
 
-async def settle_light(rig: Rig, colour: tuple[float, float, float], pattern: LightPattern,
-                       timeout: float = 5) -> None:
+async def settle_light(
+    rig: Rig, colour: tuple[float, float, float], pattern: LightPattern, timeout: float = 5
+) -> None:
     for _ in range(int(timeout / 0.05)):
         if light(rig) == (colour, pattern.value):
             return
@@ -50,8 +51,7 @@ async def test_buzzer_beeps_for_cards_and_honours_its_keys(rig: Rig) -> None:
     await asyncio.sleep(1.0)
     on = [s.state for s in pin.states if s.state > 0]
     assert len(on) >= 2 and max(on) == pytest.approx(0.5 * 0.6)  # volume 60 %
-    await rig.cs.call(rig.cp_id, call.ChangeConfiguration(key="PiCP.BuzzerEnabled",
-                                                          value="false"))
+    await rig.cs.call(rig.cp_id, call.ChangeConfiguration(key="PiCP.BuzzerEnabled", value="false"))
     pin.clear_states()
     await rig.command("swipe", tag="BEEP-1")  # stops the session: silence now
     await asyncio.sleep(1.0)

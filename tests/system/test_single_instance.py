@@ -22,18 +22,28 @@ from tests.system.test_stores import _damage_page
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "firmware", *args], cwd=REPO,
-                          capture_output=True, check=False, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "firmware", *args],
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=timeout,
+    )
 
 
 async def _registered(cs: CentralSystem, since: int = 0) -> None:
-    await cs.wait_for(lambda r: r.action == "BootNotification" and r.message_type == "CALLRESULT",
-                      since=since, timeout=30)
+    await cs.wait_for(
+        lambda r: r.action == "BootNotification" and r.message_type == "CALLRESULT",
+        since=since,
+        timeout=30,
+    )
 
 
 @pytest.mark.asyncio
 async def test_a_second_controller_on_the_same_state_directory_exits_2_naming_the_first(
-        csms: CentralSystem, tmp_path: Path) -> None:
+    csms: CentralSystem, tmp_path: Path
+) -> None:
     state = tmp_path / "state"
     first = Controller(csms.url, state, tmp_path / "first.log")
     first.start()
@@ -44,11 +54,14 @@ async def test_a_second_controller_on_the_same_state_directory_exits_2_naming_th
         second = await asyncio.to_thread(_cli, *first.args[3:])
         assert second.returncode == 2, second.stderr
         assert "Traceback" not in second.stderr, second.stderr
-        (line,) = [x for x in second.stderr.splitlines()
-                   if x.strip() and "SIMULATED BENCH" not in x]
+        (line,) = [
+            x for x in second.stderr.splitlines() if x.strip() and "SIMULATED BENCH" not in x
+        ]
         assert first.proc is not None
-        assert line.startswith(f"chargepoint: cannot use {state}: another controller runs on "
-                               f"this state directory (PID {first.proc.pid}, started "), line
+        assert line.startswith(
+            f"chargepoint: cannot use {state}: another controller runs on "
+            f"this state directory (PID {first.proc.pid}, started "
+        ), line
         assert ": chargepoint run --config" in line and "--id DURABLE-1" in line, line
         # It went before touching anything: no connection, the first one is undisturbed.
         await asyncio.sleep(1.0)
@@ -58,8 +71,15 @@ async def test_a_second_controller_on_the_same_state_directory_exits_2_naming_th
         bench = await asyncio.to_thread(_cli, "bench", "--state-dir", str(state), "status")
         assert bench.returncode == 0, bench.stderr
         config = await asyncio.to_thread(
-            _cli, "config", "--config", str(REPO / "config" / "bench.toml"), "--state-dir",
-            str(state), "get", "HeartbeatInterval")
+            _cli,
+            "config",
+            "--config",
+            str(REPO / "config" / "bench.toml"),
+            "--state-dir",
+            str(state),
+            "get",
+            "HeartbeatInterval",
+        )
         assert config.returncode == 0 and config.stdout.strip().isdigit(), config.stderr
         # A tool that finds a store damaged leaves it to the daemon that has it open.
         keys = state / "config.db"
@@ -68,13 +88,22 @@ async def test_a_second_controller_on_the_same_state_directory_exits_2_naming_th
         with keys.open("r+b") as f:
             f.write(b"not a database any more" * 10)
         config = await asyncio.to_thread(
-            _cli, "config", "--config", str(REPO / "config" / "bench.toml"), "--state-dir",
-            str(state), "get", "HeartbeatInterval")
+            _cli,
+            "config",
+            "--config",
+            str(REPO / "config" / "bench.toml"),
+            "--state-dir",
+            str(state),
+            "get",
+            "HeartbeatInterval",
+        )
         assert config.returncode == 2 and "Traceback" not in config.stderr, config.stderr
         (line,) = config.stderr.splitlines()
-        assert line.startswith(f"chargepoint config: cannot use {keys}: damaged (file is not a "
-                               f"database); the controller running on this directory (PID "
-                               f"{first.proc.pid}) has it open"), line
+        assert line.startswith(
+            f"chargepoint config: cannot use {keys}: damaged (file is not a "
+            f"database); the controller running on this directory (PID "
+            f"{first.proc.pid}) has it open"
+        ), line
         assert not list(state.glob("config.db.damaged-*"))
         # The daemon keeps running on the values in force (it had crashed on its next look
         # at the store, and the tool then swapped the file: found by a fresh-clone CI run).
@@ -87,7 +116,8 @@ async def test_a_second_controller_on_the_same_state_directory_exits_2_naming_th
 
 @pytest.mark.asyncio
 async def test_a_sigkilled_controller_does_not_block_the_next_start(
-        csms: CentralSystem, tmp_path: Path) -> None:
+    csms: CentralSystem, tmp_path: Path
+) -> None:
     state = tmp_path / "state"
     ctl = Controller(csms.url, state, tmp_path / "cp.log")
     ctl.start()
@@ -106,21 +136,26 @@ async def test_a_sigkilled_controller_does_not_block_the_next_start(
 
 @pytest.mark.asyncio
 async def test_a_damaged_journal_still_delivers_the_stop_of_its_open_transaction(
-        csms: CentralSystem, tmp_path: Path) -> None:
+    csms: CentralSystem, tmp_path: Path
+) -> None:
     state = tmp_path / "state"
     ctl = Controller(csms.url, state, tmp_path / "cp.log")
     ctl.start()
     try:
         await _charging(csms, ctl, "SALVAGED")
-        await csms.wait_for(lambda r: r.action == "StartTransaction"
-                            and r.message_type == "CALLRESULT", timeout=20)
+        await csms.wait_for(
+            lambda r: r.action == "StartTransaction" and r.message_type == "CALLRESULT", timeout=20
+        )
         ctl.kill()  # power cut while charging
         journal = state / TransactionStore.FILE
         _damage_page(journal, "sqlite_sequence")
         mark = csms.mark()
         ctl.start()
-        stop = await csms.wait_for(lambda r: r.action == "StopTransaction"
-                                   and r.message_type == "CALLRESULT", since=mark, timeout=30)
+        stop = await csms.wait_for(
+            lambda r: r.action == "StopTransaction" and r.message_type == "CALLRESULT",
+            since=mark,
+            timeout=30,
+        )
         (tx,) = csms.state("DURABLE-1").transactions.values()
         assert tx.reason == "PowerLoss" and tx.stops == 1 and tx.id_tag == "SALVAGED"
         assert stop.payload is not None

@@ -70,9 +70,17 @@ def _read_journal(state: Path) -> Any:
         (tx,) = store.open_transactions()
         entry = store.head()
         assert entry is not None
-        return (tx.id_tag, tx.meter_start, tx.last_meter, store.remote_id(tx.local_id),
-                entry.action, entry.payload, entry.message_id, len(store),
-                store.availability())
+        return (
+            tx.id_tag,
+            tx.meter_start,
+            tx.last_meter,
+            store.remote_id(tx.local_id),
+            entry.action,
+            entry.payload,
+            entry.message_id,
+            len(store),
+            store.availability(),
+        )
     finally:
         store.close()
 
@@ -118,8 +126,11 @@ def _fill_security(state: Path) -> None:
 def _read_security(state: Path) -> Any:
     log = SecurityLog.open(state)
     try:
-        return [(e.type, e.tech_info, e.message_id) for e in log.events()], log.pending(), \
-            log.get("profile")
+        return (
+            [(e.type, e.tech_info, e.message_id) for e in log.events()],
+            log.pending(),
+            log.get("profile"),
+        )
     finally:
         log.close()
 
@@ -127,8 +138,7 @@ def _read_security(state: Path) -> Any:
 KINDS = {
     "journal": Kind(TransactionStore.FILE, _fill_journal, _read_journal, "sqlite_sequence"),
     "keys": Kind(KeyStore.FILE, _fill_keys, _read_keys, "sqlite_autoindex_config_value_1"),
-    "auth": Kind(AuthorizationCache.FILE, _fill_auth, _read_auth,
-                 "sqlite_autoindex_auth_cache_1"),
+    "auth": Kind(AuthorizationCache.FILE, _fill_auth, _read_auth, "sqlite_autoindex_auth_cache_1"),
     "security": Kind(SecurityLog.FILE, _fill_security, _read_security, "sqlite_sequence"),
 }
 
@@ -171,7 +181,8 @@ def _set_aside(state: Path, kind: Kind) -> list[Path]:
 
 @pytest.mark.parametrize("name", list(KINDS))
 def test_a_damaged_store_is_replaced_by_one_holding_every_readable_row(
-        name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     kind = KINDS[name]
     kind.fill(tmp_path)
     expected = kind.read(tmp_path)
@@ -188,7 +199,8 @@ def test_a_damaged_store_is_replaced_by_one_holding_every_readable_row(
 
 @pytest.mark.parametrize("name", list(KINDS))
 def test_a_file_of_random_bytes_is_set_aside_and_a_new_one_started(
-        name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     kind = KINDS[name]
     garbage = os.urandom(3 * 4096)
     (tmp_path / kind.file).write_bytes(garbage)
@@ -196,8 +208,10 @@ def test_a_file_of_random_bytes_is_set_aside_and_a_new_one_started(
         kind.fill(tmp_path)  # the new file takes rows as any file does
     (aside,) = _set_aside(tmp_path, kind)
     assert aside.read_bytes() == garbage, "the damaged file is kept as it was, for inspection"
-    assert any("not a database" in r.getMessage() and "salvaged 0 rows" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "not a database" in r.getMessage() and "salvaged 0 rows" in r.getMessage()
+        for r in caplog.records
+    )
     kind.read(tmp_path)
 
 
@@ -218,14 +232,15 @@ def test_a_truncated_journal_keeps_the_rows_before_the_cut(tmp_path: Path) -> No
     assert len(_set_aside(tmp_path, KINDS["journal"])) == 1
     after = [(e.seq, e.message_id, e.payload) for e in _all_entries(again)]
     assert 0 < len(after) < len(before)
-    assert after == before[:len(after)], "every salvaged message is exactly as it was queued"
+    assert after == before[: len(after)], "every salvaged message is exactly as it was queued"
     assert again.remote_id(tx) == 99, "the transaction row survived with its central-system id"
     assert again.start(1, "NEXT", 0, T, {}) > tx, "local ids never go back"
 
 
 def _all_entries(store: TransactionStore) -> list[Any]:
-    rows = store._db.execute("SELECT seq, action, local_tx, message_id, payload, attempts "
-                             "FROM outbox ORDER BY seq").fetchall()
+    rows = store._db.execute(
+        "SELECT seq, action, local_tx, message_id, payload, attempts FROM outbox ORDER BY seq"
+    ).fetchall()
     import json
 
     from firmware.transactions import OutboxEntry
@@ -279,19 +294,36 @@ def _python_for(user: str) -> tuple[list[str], dict[str, Any]]:
     paths in the test stay the same, nothing outside the test changes, and the mount dies with
     the process."""
     site = sysconfig.get_paths()["purelib"]
-    launcher = ("import site, sys; site.addsitedir(sys.argv.pop(1)); "
-                "from firmware.cli import main; sys.exit(main())")
+    launcher = (
+        "import site, sys; site.addsitedir(sys.argv.pop(1)); "
+        "from firmware.cli import main; sys.exit(main())"
+    )
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     account = pwd.getpwnam(user)
     switch = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-    candidates = [c for c in dict.fromkeys([sys.executable, shutil.which(version),
-                                            f"/usr/bin/{version}", f"/usr/local/bin/{version}"])
-                  if c]
+    candidates = [
+        c
+        for c in dict.fromkeys(
+            [
+                sys.executable,
+                shutil.which(version),
+                f"/usr/bin/{version}",
+                f"/usr/local/bin/{version}",
+            ]
+        )
+        if c
+    ]
 
     def works(prefix: list[str], kwargs: dict[str, Any]) -> bool:
         try:
-            probe = subprocess.run([*prefix, "--help"], cwd=REPO, capture_output=True,
-                                   check=False, timeout=60, **kwargs)
+            probe = subprocess.run(
+                [*prefix, "--help"],
+                cwd=REPO,
+                capture_output=True,
+                check=False,
+                timeout=60,
+                **kwargs,
+            )
         except OSError:
             return False  # not executable by that user
         return probe.returncode == 0
@@ -305,13 +337,28 @@ def _python_for(user: str) -> tuple[list[str], dict[str, Any]]:
         # checkout's path made again on it and the checkout bound back there; then the user.
         spare = Path(tempfile.mkdtemp(prefix="checkout-", dir="/tmp"))
         atexit.register(spare.rmdir)  # an empty mount point (the mount lives in the namespace)
-        script = ('mount --bind "$1" "$2" && mount -t tmpfs -o mode=755 tmpfs "$3" && '
-                  'mkdir -p "$1" && mount --bind "$2" "$1" && shift 3 && '
-                  f'exec setpriv --reuid={account.pw_uid} --regid={account.pw_gid} '
-                  '--clear-groups "$@"')
+        script = (
+            'mount --bind "$1" "$2" && mount -t tmpfs -o mode=755 tmpfs "$3" && '
+            'mkdir -p "$1" && mount --bind "$2" "$1" && shift 3 && '
+            f"exec setpriv --reuid={account.pw_uid} --regid={account.pw_gid} "
+            '--clear-groups "$@"'
+        )
         for python in candidates:
-            prefix = ["unshare", "-m", "sh", "-c", script, "sh", str(REPO), str(spare),
-                      str(barrier), python, "-c", launcher, site]
+            prefix = [
+                "unshare",
+                "-m",
+                "sh",
+                "-c",
+                script,
+                "sh",
+                str(REPO),
+                str(spare),
+                str(barrier),
+                python,
+                "-c",
+                launcher,
+                site,
+            ]
             if works(prefix, {}):
                 return prefix, {}
     pytest.skip(f"no {version} that user {user} can run with this checkout")
@@ -338,21 +385,46 @@ class Outcome:
         return [line for line in self.stderr.splitlines() if line.strip()]
 
 
-def run_controller(state: Path, *, user: str | None = None, prefix: tuple[str, ...] = (),
-                   args: tuple[str, ...] = ()) -> Outcome:
+def run_controller(
+    state: Path,
+    *,
+    user: str | None = None,
+    prefix: tuple[str, ...] = (),
+    args: tuple[str, ...] = (),
+) -> Outcome:
     """`chargepoint run` (or another command via ``args``) on the bench; it must end by itself
     (every case here is a start-up refusal)."""
-    command = args or ("run", "--config", str(BENCH), "--csms-url", "ws://127.0.0.1:9/ocpp",
-                       "--state-dir", str(state), "--log-level", "ERROR")
+    command = args or (
+        "run",
+        "--config",
+        str(BENCH),
+        "--csms-url",
+        "ws://127.0.0.1:9/ocpp",
+        "--state-dir",
+        str(state),
+        "--log-level",
+        "ERROR",
+    )
     extra: dict[str, Any] = {}
     if user is None:
         python = [sys.executable, "-m", "firmware"]
     else:
         python, extra = _python_for(user)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent",
-           "LANG": "C.UTF-8"}
-    done = subprocess.run([*prefix, *python, *command], cwd=REPO, capture_output=True,
-                          check=False, text=True, timeout=60, env=env, **extra)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": "/nonexistent",
+        "LANG": "C.UTF-8",
+    }
+    done = subprocess.run(
+        [*prefix, *python, *command],
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+        env=env,
+        **extra,
+    )
     return Outcome(done.returncode, done.stderr)
 
 
@@ -393,7 +465,8 @@ def _nobody() -> pwd.struct_passwd:
 
 @pytest.mark.parametrize("name", list(KINDS))
 def test_a_root_owned_store_is_one_line_and_exit_2_for_the_service_user(
-        name: str, shared_dir: Path) -> None:
+    name: str, shared_dir: Path
+) -> None:
     """The state directory touched once by root (`sudo chargepoint run`), then the service
     user started: the file is named, with its owner and mode, and left exactly as it was."""
     nobody = _nobody()
@@ -447,8 +520,9 @@ def test_a_read_only_state_directory_is_one_line_and_exit_2(shared_dir: Path) ->
         os.chown(p, nobody.pw_uid, nobody.pw_gid)
     state.chmod(0o555)
     before = _snapshot(state)
-    _refused(run_controller(state, user=NOBODY), str(state), "not writable", "user nobody",
-             "mode 0555")
+    _refused(
+        run_controller(state, user=NOBODY), str(state), "not writable", "user nobody", "mode 0555"
+    )
     assert _snapshot(state) == before
 
 
@@ -461,21 +535,33 @@ def test_the_config_tool_names_a_store_in_a_read_only_directory(shared_dir: Path
     for p in (state, *state.iterdir()):
         os.chown(p, nobody.pw_uid, nobody.pw_gid)
     state.chmod(0o555)
-    outcome = run_controller(state, user=NOBODY, args=(
-        "config", "--config", str(BENCH), "--state-dir", str(state), "get",
-        "HeartbeatInterval"))
+    outcome = run_controller(
+        state,
+        user=NOBODY,
+        args=(
+            "config",
+            "--config",
+            str(BENCH),
+            "--state-dir",
+            str(state),
+            "get",
+            "HeartbeatInterval",
+        ),
+    )
     assert outcome.code == 2 and "Traceback" not in outcome.stderr, outcome.stderr
     (line,) = outcome.lines
-    assert line.startswith(f"chargepoint config: cannot use {state / KeyStore.FILE}: its "
-                           f"directory {state} is not writable by user nobody"), line
+    assert line.startswith(
+        f"chargepoint config: cannot use {state / KeyStore.FILE}: its "
+        f"directory {state} is not writable by user nobody"
+    ), line
 
 
-def test_a_state_directory_that_cannot_be_created_is_one_line_and_exit_2(
-        shared_dir: Path) -> None:
+def test_a_state_directory_that_cannot_be_created_is_one_line_and_exit_2(shared_dir: Path) -> None:
     _nobody()
     state = shared_dir / "missing" / "state"  # shared_dir is root's, mode 0755
-    _refused(run_controller(state, user=NOBODY), str(state), "cannot be created",
-             "Permission denied")
+    _refused(
+        run_controller(state, user=NOBODY), str(state), "cannot be created", "Permission denied"
+    )
     assert not state.parent.exists()
 
 
@@ -487,9 +573,11 @@ def _in_private_mount(script: str) -> tuple[str, ...]:
     mount never outlives the test."""
     if shutil.which("unshare") is None or os.geteuid() != 0:
         pytest.skip("needs root and unshare")
-    probe = subprocess.run(["unshare", "-m", "sh", "-c",
-                            "mount -t tmpfs -o size=64k tmpfs /mnt"], capture_output=True,
-                           check=False)
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+        capture_output=True,
+        check=False,
+    )
     if probe.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {probe.stderr.decode().strip()}")
     return ("unshare", "-m", "sh", "-c", f'{script} && exec "$@"', "sh")
@@ -505,7 +593,8 @@ def test_a_read_only_file_system_is_one_line_and_exit_2(shared_dir: Path) -> Non
     state = mount / "state"
     prefix = _in_private_mount(
         f"mount -t tmpfs -o size=4m tmpfs {mount} && cp -a {seed} {state} && "
-        f"mount -o remount,ro {mount}")
+        f"mount -o remount,ro {mount}"
+    )
     outcome = run_controller(state, prefix=prefix)
     _refused(outcome, str(state), "read-only file system")
 
@@ -517,7 +606,8 @@ def test_a_full_disk_is_one_line_and_exit_2(shared_dir: Path) -> None:
     # A fresh state directory on a file system with no space left.
     prefix = _in_private_mount(
         f"mount -t tmpfs -o size=256k tmpfs {mount} && mkdir {state} && "
-        f"(dd if=/dev/zero of={mount}/filler bs=4k 2>/dev/null || true)")
+        f"(dd if=/dev/zero of={mount}/filler bs=4k 2>/dev/null || true)"
+    )
     outcome = run_controller(state, prefix=prefix)
     line = _refused(outcome, "the disk is full")
     assert "damaged" not in line
@@ -541,8 +631,9 @@ def test_a_root_owned_wal_file_is_named_and_left_alone(shared_dir: Path) -> None
         os.chown(wal, 0, 0)
         wal.chmod(0o600)
         journal = {k: v for k, v in _snapshot(state).items() if k.startswith(db.name)}
-        _refused(run_controller(state, user=NOBODY), str(db), f"its -wal file {wal}",
-                 "belongs to root")
+        _refused(
+            run_controller(state, user=NOBODY), str(db), f"its -wal file {wal}", "belongs to root"
+        )
         assert {k: v for k, v in _snapshot(state).items() if k.startswith(db.name)} == journal
     finally:
         holder.close()
@@ -557,8 +648,13 @@ def test_a_root_owned_certificate_directory_is_one_line_and_exit_2(shared_dir: P
     (state / "certs" / "roots").mkdir(parents=True)
     os.chown(state, nobody.pw_uid, nobody.pw_gid)
     (state / "certs").chmod(0o700)  # root's
-    _refused(run_controller(state, user=NOBODY), str(state / "certs"), "user nobody",
-             "belongs to root", "0700")
+    _refused(
+        run_controller(state, user=NOBODY),
+        str(state / "certs"),
+        "user nobody",
+        "belongs to root",
+        "0700",
+    )
 
 
 def test_a_root_owned_lock_file_is_named_like_the_stores(shared_dir: Path) -> None:
@@ -570,12 +666,12 @@ def test_a_root_owned_lock_file_is_named_like_the_stores(shared_dir: Path) -> No
     lock.write_text("")
     lock.chmod(0o000)
     os.chown(state, nobody.pw_uid, nobody.pw_gid)
-    _refused(run_controller(state, user=NOBODY), str(lock), "user nobody", "belongs to root",
-             "mode 0000")
+    _refused(
+        run_controller(state, user=NOBODY), str(lock), "user nobody", "belongs to root", "mode 0000"
+    )
 
 
-def test_the_certificate_tool_names_a_root_owned_certificate_directory(
-        shared_dir: Path) -> None:
+def test_the_certificate_tool_names_a_root_owned_certificate_directory(shared_dir: Path) -> None:
     """Found by trying it: `chargepoint certificate list` as the service user was a
     PermissionError traceback where `run` gave the line."""
     nobody = _nobody()
@@ -583,9 +679,16 @@ def test_the_certificate_tool_names_a_root_owned_certificate_directory(
     (state / "certs" / "roots" / "CentralSystemRootCertificate").mkdir(parents=True)
     os.chown(state, nobody.pw_uid, nobody.pw_gid)
     (state / "certs").chmod(0o700)  # root's
-    line = _refused(run_controller(state, user=NOBODY, args=(
-        "certificate", "--config", str(BENCH), "--state-dir", str(state), "list")),
-        str(state / "certs"), "user nobody", "belongs to root")
+    line = _refused(
+        run_controller(
+            state,
+            user=NOBODY,
+            args=("certificate", "--config", str(BENCH), "--state-dir", str(state), "list"),
+        ),
+        str(state / "certs"),
+        "user nobody",
+        "belongs to root",
+    )
     assert line.startswith("chargepoint certificate: cannot use "), line
 
 
@@ -605,7 +708,8 @@ def test_a_root_owned_bench_file_is_one_line_and_exit_2(shared_dir: Path) -> Non
 
 
 def test_an_emptied_journal_is_said_not_silently_started_over(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Found by trying it: a 0-byte transactions.db was taken for a new journal without a
     word (SQLite's rule); open transactions it held would vanish unseen."""
     (tmp_path / TransactionStore.FILE).write_bytes(b"")
@@ -614,11 +718,13 @@ def test_an_emptied_journal_is_said_not_silently_started_over(
     store.close()
     assert [r.getMessage() for r in caplog.records] == [
         f"{tmp_path / TransactionStore.FILE} is an empty file (0 bytes): starting a new one; "
-        "whatever it held before it was emptied is gone"]
+        "whatever it held before it was emptied is gone"
+    ]
 
 
 def test_a_store_root_creates_in_the_service_users_directory_is_the_service_users(
-        shared_dir: Path) -> None:
+    shared_dir: Path,
+) -> None:
     """`sudo chargepoint config set` on a fresh state directory must not lock the daemon out."""
     nobody = _nobody()
     state = shared_dir / "state"
@@ -627,7 +733,17 @@ def test_a_store_root_creates_in_the_service_users_directory_is_the_service_user
     _fill_keys(state)  # as root
     db = state / KeyStore.FILE
     assert (db.stat().st_uid, db.stat().st_gid) == (nobody.pw_uid, nobody.pw_gid)
-    outcome = run_controller(state, user=NOBODY, args=(
-        "config", "--config", str(BENCH), "--state-dir", str(state), "get",
-        "HeartbeatInterval"))
+    outcome = run_controller(
+        state,
+        user=NOBODY,
+        args=(
+            "config",
+            "--config",
+            str(BENCH),
+            "--state-dir",
+            str(state),
+            "get",
+            "HeartbeatInterval",
+        ),
+    )
     assert (outcome.code, outcome.stderr) == (0, "")

@@ -51,8 +51,9 @@ def verify(unit_text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     executable.chmod(0o755)
     copy = tmp_path / "chargepoint.service"
     copy.write_text(unit_text.replace(EXEC_START, str(executable)))
-    return subprocess.run([tool, "verify", str(copy)], capture_output=True, text=True,
-                          timeout=30, check=False)
+    return subprocess.run(
+        [tool, "verify", str(copy)], capture_output=True, text=True, timeout=30, check=False
+    )
 
 
 def test_unit_verifies_without_a_single_warning(tmp_path: Path) -> None:
@@ -73,8 +74,7 @@ def test_verify_does_catch_a_bad_value(tmp_path: Path) -> None:
 def test_unit_runs_the_installed_daemon_with_watchdog_and_hardening() -> None:
     s = unit_settings()
     one = {k: v[-1] for k, v in s.items()}
-    assert one["ExecStart"] == (f"{EXEC_START} run --config "
-                                "/etc/chargepoint/chargepoint.toml")
+    assert one["ExecStart"] == (f"{EXEC_START} run --config /etc/chargepoint/chargepoint.toml")
     assert one["Type"] == "notify" and one["NotifyAccess"] == "main"
     assert one["WatchdogSec"] == "30s" and one["Restart"] == "on-failure"
     assert one["User"] == "chargepoint"
@@ -82,9 +82,14 @@ def test_unit_runs_the_installed_daemon_with_watchdog_and_hardening() -> None:
     for key in ("StateDirectory", "ConfigurationDirectory", "RuntimeDirectory"):
         assert one[key] == "chargepoint"
     assert "LG_WD=/run/chargepoint" in s["Environment"]
-    for key, value in (("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
-                       ("ProtectHome", "yes"), ("PrivateTmp", "yes"),
-                       ("CapabilityBoundingSet", ""), ("DevicePolicy", "closed")):
+    for key, value in (
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("CapabilityBoundingSet", ""),
+        ("DevicePolicy", "closed"),
+    ):
         assert one[key] == value, key
     allowed = {v.split()[0] for v in s["DeviceAllow"]}
     assert {"char-gpiochip", "char-ttyUSB", "char-ttyAMA", "char-ttyS"} <= allowed
@@ -167,16 +172,35 @@ def test_daemon_notifies_ready_watchdog_and_stopping(tmp_path: Path) -> None:
     stderr = tmp_path / "stderr.log"
     with sock, stderr.open("w") as err:
         st = os.fstat(err.fileno())
-        env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000",
-               # journald's stream: the daemon should log in journald's format to it.
-               "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}", "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "NOTIFY_SOCKET": path,
+            "WATCHDOG_USEC": "1000000",
+            # journald's stream: the daemon should log in journald's format to it.
+            "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}",
+            "PYTHONUNBUFFERED": "1",
+        }
         with socket.socket() as probe:  # a port nothing listens on
             probe.bind(("127.0.0.1", 0))
             dead_url = f"ws://127.0.0.1:{probe.getsockname()[1]}/ocpp"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "firmware", "run", "--config", "config/bench.toml",
-             "--csms-url", dead_url, "--state-dir", str(tmp_path / "state")],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            [
+                sys.executable,
+                "-m",
+                "firmware",
+                "run",
+                "--config",
+                "config/bench.toml",
+                "--csms-url",
+                dead_url,
+                "--state-dir",
+                str(tmp_path / "state"),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
         try:
             messages = [sock.recv(4096).decode()]
             assert messages[0].startswith("READY=1\n"), messages

@@ -28,8 +28,9 @@ def two_connector_settings(url: str, state: Path) -> object:
     second["meter"]["unit_id"] = 4
     data["connectors"].append(second)
     settings = parse(data).with_overrides(csms_url=url, state_dir=state)
-    return replace(settings, meter_poll_interval_s=0.2,
-                   bench=replace(settings.bench, time_scale=60.0))
+    return replace(
+        settings, meter_poll_interval_s=0.2, bench=replace(settings.bench, time_scale=60.0)
+    )
 
 
 async def test_two_independent_sessions(csms: CentralSystem, tmp_path: Path) -> None:

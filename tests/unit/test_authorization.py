@@ -24,8 +24,9 @@ class Online:
         return self.answer if self.up else None
 
 
-def authorizer(tmp_path: Path, answer: IdTagInfo | None = IdTagInfo(A.ACCEPTED), **keys: str
-               ) -> tuple[Authorizer, Online]:
+def authorizer(
+    tmp_path: Path, answer: IdTagInfo | None = IdTagInfo(A.ACCEPTED), **keys: str
+) -> tuple[Authorizer, Online]:
     registry = build_registry()
     for name, value in {"AuthorizationCacheEnabled": "true", **keys}.items():
         assert registry.change(name, value).applied, name

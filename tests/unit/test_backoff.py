@@ -12,5 +12,3 @@ def test_backoff_is_randomized_exponential_and_capped() -> None:
     b.reset()
     assert b.next_delay() <= 1
     assert len({round(Backoff(1, 60, 5).next_delay(), 6) for _ in range(20)}) > 1
-
-

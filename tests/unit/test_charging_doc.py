@@ -47,6 +47,11 @@ def test_every_edge_is_labelled_with_its_events() -> None:
             row = next(r for e, r in m.TRANSITIONS[source].items() if e.__name__ == name)
             assert target in row.targets
             drawn.add((source, name, target))
-    declared = {(status, event.__name__, target) for status, rows in m.TRANSITIONS.items()
-                for event, row in rows.items() for target in row.targets if target is not status}
+    declared = {
+        (status, event.__name__, target)
+        for status, rows in m.TRANSITIONS.items()
+        for event, row in rows.items()
+        for target in row.targets
+        if target is not status
+    }
     assert drawn == declared

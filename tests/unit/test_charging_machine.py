@@ -20,8 +20,9 @@ from firmware.domain import ConnectorStatus as S
 POLICY = m.Policy()
 
 
-def run(events: list[m.Event], policy: m.Policy = POLICY,
-        start: m.ConnectorState | None = None) -> tuple[m.ConnectorState, list[m.Command]]:
+def run(
+    events: list[m.Event], policy: m.Policy = POLICY, start: m.ConnectorState | None = None
+) -> tuple[m.ConnectorState, list[m.Command]]:
     c = start or m.ConnectorState()
     all_cmds: list[m.Command] = []
     for e in events:
@@ -35,12 +36,23 @@ def kinds(cmds: list[m.Command]) -> list[str]:
 
 
 def test_plug_in_first_session_reaches_charging_and_locks_before_power() -> None:
-    c, cmds = run([m.Plugged(), m.IdPresented("TAG1"), m.AuthorizationResult("TAG1", True),
-                   m.LockConfirmed(), m.EvRequestsPower()])
+    c, cmds = run(
+        [
+            m.Plugged(),
+            m.IdPresented("TAG1"),
+            m.AuthorizationResult("TAG1", True),
+            m.LockConfirmed(),
+            m.EvRequestsPower(),
+        ]
+    )
     assert c.status is S.CHARGING and c.contactor_closed and c.transaction_id_tag == "TAG1"
     k = kinds(cmds)
-    assert k.index("Lock") < k.index("BeginTransaction") < k.index("OfferPower") \
+    assert (
+        k.index("Lock")
+        < k.index("BeginTransaction")
+        < k.index("OfferPower")
         < k.index("CloseContactor")
+    )
 
 
 def test_identification_first_then_plug() -> None:
@@ -88,8 +100,7 @@ def test_unplug_during_charging_stops_with_ev_disconnected_and_unlocks() -> None
 
 def test_unplug_keeps_lock_when_unlock_on_ev_side_disconnect_is_false() -> None:
     policy = replace(POLICY, unlock_connector_on_ev_side_disconnect=False)
-    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()],
-               policy)
+    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()], policy)
     c, cmds = m.step(c, m.Unplugged(), policy)
     assert m.Unlock() not in cmds and c.status is S.FINISHING and c.locked
     c, cmds = m.step(c, m.IdPresented("anyone"), policy)
@@ -98,16 +109,22 @@ def test_unplug_keeps_lock_when_unlock_on_ev_side_disconnect_is_false() -> None:
 
 def test_unplug_without_stop_on_ev_side_disconnect_suspends_transaction() -> None:
     policy = replace(POLICY, stop_transaction_on_ev_side_disconnect=False)
-    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()],
-               policy)
+    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()], policy)
     c, cmds = m.step(c, m.Unplugged(), policy)
     assert c.in_transaction and c.status is S.SUSPENDED_EV
     assert c.info == "EV side disconnected" and m.OpenContactor() in cmds
 
 
 def test_tc_068_same_card_stops_local_without_asking() -> None:
-    c, _ = run([m.Plugged(), m.IdPresented("abc"), m.AuthorizationResult("abc", True),
-                m.LockConfirmed(), m.EvRequestsPower()])
+    c, _ = run(
+        [
+            m.Plugged(),
+            m.IdPresented("abc"),
+            m.AuthorizationResult("abc", True),
+            m.LockConfirmed(),
+            m.EvRequestsPower(),
+        ]
+    )
     c3, cmds = m.step(c, m.IdPresented("ABC"), POLICY)  # idTags are case-insensitive
     assert not c3.in_transaction and c3.status is S.FINISHING
     assert m.EndTransaction(StopReason.LOCAL, "ABC") in cmds
@@ -115,8 +132,15 @@ def test_tc_068_same_card_stops_local_without_asking() -> None:
 
 
 def test_tc_069_other_card_stops_only_with_the_same_parent_id_tag() -> None:
-    c, _ = run([m.Plugged(), m.IdPresented("A"), m.AuthorizationResult("A", True, "FLEET-1"),
-                m.LockConfirmed(), m.EvRequestsPower()])
+    c, _ = run(
+        [
+            m.Plugged(),
+            m.IdPresented("A"),
+            m.AuthorizationResult("A", True, "FLEET-1"),
+            m.LockConfirmed(),
+            m.EvRequestsPower(),
+        ]
+    )
     c2, cmds = m.step(c, m.IdPresented("B"), POLICY)
     assert m.SendAuthorize("B") in cmds and c2.in_transaction
     other_group, cmds = m.step(c2, m.AuthorizationResult("B", True, "FLEET-2"), POLICY)
@@ -149,8 +173,7 @@ def test_weld_stays_until_a_person_restarts_the_charger() -> None:
 
 def test_residual_current_fault_is_latched_until_unplug() -> None:
     rcd = m.FaultDetected(ConnectorError(E.GROUND_FAILURE, "RCD"), latched=True)
-    c, cmds = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower(),
-                   rcd])
+    c, cmds = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower(), rcd])
     assert c.status is S.FAULTED and not c.contactor_closed and "EndTransaction" in kinds(cmds)
     c, _ = m.step(c, m.FaultCleared(E.GROUND_FAILURE), POLICY)
     assert c.status is S.FAULTED  # condition gone, but the car is still plugged
@@ -159,8 +182,12 @@ def test_residual_current_fault_is_latched_until_unplug() -> None:
 
 
 def test_non_latched_fault_clears_by_itself() -> None:
-    c, _ = run([m.FaultDetected(ConnectorError(E.POWER_METER_FAILURE, "METER")),
-                m.FaultCleared(E.POWER_METER_FAILURE)])
+    c, _ = run(
+        [
+            m.FaultDetected(ConnectorError(E.POWER_METER_FAILURE, "METER")),
+            m.FaultCleared(E.POWER_METER_FAILURE),
+        ]
+    )
     assert c.status is S.AVAILABLE
 
 
@@ -184,40 +211,64 @@ def test_transaction_rejected_stops_deauthorized() -> None:
 # Property: whatever happens, power only flows when it is safe.
 
 EVENTS = st.one_of(
-    st.just(m.Plugged()), st.just(m.Unplugged()), st.just(m.EvRequestsPower()),
-    st.just(m.EvPaused()), st.sampled_from([m.IdPresented("A"), m.IdPresented("B")]),
+    st.just(m.Plugged()),
+    st.just(m.Unplugged()),
+    st.just(m.EvRequestsPower()),
+    st.just(m.EvPaused()),
+    st.sampled_from([m.IdPresented("A"), m.IdPresented("B")]),
     st.builds(m.AuthorizationResult, st.sampled_from(["A", "B"]), st.booleans()),
-    st.just(m.RemoteStart("A")), st.just(m.LockConfirmed()), st.just(m.LockFailed("L", "x")),
-    st.just(m.Unlocked()), st.just(m.TransactionRejected()), st.just(m.EnergyLimitReached()),
+    st.just(m.RemoteStart("A")),
+    st.just(m.LockConfirmed()),
+    st.just(m.LockFailed("L", "x")),
+    st.just(m.Unlocked()),
+    st.just(m.TransactionRejected()),
+    st.just(m.EnergyLimitReached()),
     st.builds(m.StopRequested, st.sampled_from(list(StopReason))),
-    st.just(m.UnlockRequested()), st.just(m.ConnectionTimedOut()),
-    st.builds(m.FaultDetected,
-              st.sampled_from([ConnectorError(E.GROUND_FAILURE),
-                               ConnectorError(E.POWER_METER_FAILURE),
-                               ConnectorError(E.EV_COMMUNICATION_ERROR)]), st.booleans()),
-    st.builds(m.FaultCleared, st.sampled_from([E.GROUND_FAILURE, E.POWER_METER_FAILURE,
-                                              E.EV_COMMUNICATION_ERROR])),
+    st.just(m.UnlockRequested()),
+    st.just(m.ConnectionTimedOut()),
+    st.builds(
+        m.FaultDetected,
+        st.sampled_from(
+            [
+                ConnectorError(E.GROUND_FAILURE),
+                ConnectorError(E.POWER_METER_FAILURE),
+                ConnectorError(E.EV_COMMUNICATION_ERROR),
+            ]
+        ),
+        st.booleans(),
+    ),
+    st.builds(
+        m.FaultCleared,
+        st.sampled_from([E.GROUND_FAILURE, E.POWER_METER_FAILURE, E.EV_COMMUNICATION_ERROR]),
+    ),
     st.builds(m.AvailabilityChanged, st.booleans()),
 )
 
 
-POLICIES = st.builds(m.Policy, st.booleans(), st.booleans(), st.booleans(),
-                     st.sampled_from([0, 500]))
+POLICIES = st.builds(
+    m.Policy, st.booleans(), st.booleans(), st.booleans(), st.sampled_from([0, 500])
+)
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(EVENTS, max_size=40), POLICIES)
-def test_no_event_sequence_closes_the_contactor_unsafely(events: list[m.Event],
-                                                         policy: m.Policy) -> None:
+def test_no_event_sequence_closes_the_contactor_unsafely(
+    events: list[m.Event], policy: m.Policy
+) -> None:
     c = m.ConnectorState()
     closed = False  # what the hardware would be doing, from the commands alone
     used_up = False  # the transaction's energy allowance is gone, from the events alone
     for e in events:
         was_in_tx = c.in_transaction
         c, cmds = m.step(c, e, policy)
-        if was_in_tx and (isinstance(e, m.EnergyLimitReached) or (
-                isinstance(e, m.TransactionRejected) and not policy.stop_transaction_on_invalid_id
-                and policy.max_energy_on_invalid_id_wh == 0)):
+        if was_in_tx and (
+            isinstance(e, m.EnergyLimitReached)
+            or (
+                isinstance(e, m.TransactionRejected)
+                and not policy.stop_transaction_on_invalid_id
+                and policy.max_energy_on_invalid_id_wh == 0
+            )
+        ):
             used_up = True
         for cmd in cmds:
             if isinstance(cmd, m.CloseContactor):
@@ -268,9 +319,14 @@ class ConnectorLife(RuleBasedStateMachine):
         was_in_tx = self.c.in_transaction
         self.c, cmds = m.step(self.c, event, self.policy)
         p = self.policy
-        if was_in_tx and (isinstance(event, m.EnergyLimitReached) or (
-                isinstance(event, m.TransactionRejected) and not p.stop_transaction_on_invalid_id
-                and p.max_energy_on_invalid_id_wh == 0)):
+        if was_in_tx and (
+            isinstance(event, m.EnergyLimitReached)
+            or (
+                isinstance(event, m.TransactionRejected)
+                and not p.stop_transaction_on_invalid_id
+                and p.max_energy_on_invalid_id_wh == 0
+            )
+        ):
             self.used_up = True
         for cmd in cmds:
             if isinstance(cmd, m.CloseContactor):
@@ -369,10 +425,17 @@ TestConnectorLife.settings = settings(max_examples=150, stateful_step_count=40, 
 
 
 def test_max_energy_on_invalid_id_lets_charging_go_on_until_the_limit() -> None:
-    policy = replace(POLICY, stop_transaction_on_invalid_id=False,
-                     max_energy_on_invalid_id_wh=500)
-    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower(),
-                m.TransactionRejected()], policy)
+    policy = replace(POLICY, stop_transaction_on_invalid_id=False, max_energy_on_invalid_id_wh=500)
+    c, _ = run(
+        [
+            m.Plugged(),
+            m.RemoteStart("A"),
+            m.LockConfirmed(),
+            m.EvRequestsPower(),
+            m.TransactionRejected(),
+        ],
+        policy,
+    )
     assert c.status is S.CHARGING and c.invalid_id and c.contactor_closed
     c, cmds = m.step(c, m.EnergyLimitReached(), policy)
     assert c.status is S.SUSPENDED_EVSE and m.OpenContactor() in cmds and c.in_transaction
@@ -380,8 +443,16 @@ def test_max_energy_on_invalid_id_lets_charging_go_on_until_the_limit() -> None:
     c, cmds = m.step(c, m.EvRequestsPower(), policy)
     assert not c.contactor_closed, "no energy after the limit"
     zero = replace(policy, max_energy_on_invalid_id_wh=0)
-    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower(),
-                m.TransactionRejected()], zero)
+    c, _ = run(
+        [
+            m.Plugged(),
+            m.RemoteStart("A"),
+            m.LockConfirmed(),
+            m.EvRequestsPower(),
+            m.TransactionRejected(),
+        ],
+        zero,
+    )
     assert c.status is S.SUSPENDED_EVSE
 
 
@@ -396,12 +467,15 @@ def _declare(monkeypatch: pytest.MonkeyPatch, status: S, event: type, *targets: 
 
 
 def test_a_result_outside_its_rows_declaration_raises_at_once(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     charging, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()])
     _declare(monkeypatch, S.CHARGING, m.EvPaused, S.CHARGING)
-    with pytest.raises(m.UndeclaredTransition,
-                       match=r"^Charging --EvPaused--> SuspendedEV is not declared "
-                             r"\(ev_paused may lead to: Charging\)$"):
+    with pytest.raises(
+        m.UndeclaredTransition,
+        match=r"^Charging --EvPaused--> SuspendedEV is not declared "
+        r"\(ev_paused may lead to: Charging\)$",
+    ):
         m.step(charging, m.EvPaused(), POLICY)
 
 
@@ -415,28 +489,49 @@ def test_the_random_sequences_find_a_wrong_declaration(monkeypatch: pytest.Monke
 # Every kind of event, with the values that lead to different places (two idTags of one group, a
 # refused one, a latched and a plain fault).
 ALPHABET: list[m.Event] = [
-    m.Plugged(), m.Unplugged(), m.EvRequestsPower(), m.EvPaused(),
-    m.IdPresented("A"), m.IdPresented("B"),
-    m.AuthorizationResult("A", True, "G"), m.AuthorizationResult("B", True, "G"),
-    m.AuthorizationResult("A", False), m.AuthorizationResult("B", False),
-    m.RemoteStart("A"), m.LockConfirmed(), m.LockFailed("L", "jammed"), m.Unlocked(),
-    m.TransactionRejected(), m.EnergyLimitReached(), m.StopRequested(StopReason.REMOTE),
-    m.UnlockRequested(), m.ConnectionTimedOut(),
+    m.Plugged(),
+    m.Unplugged(),
+    m.EvRequestsPower(),
+    m.EvPaused(),
+    m.IdPresented("A"),
+    m.IdPresented("B"),
+    m.AuthorizationResult("A", True, "G"),
+    m.AuthorizationResult("B", True, "G"),
+    m.AuthorizationResult("A", False),
+    m.AuthorizationResult("B", False),
+    m.RemoteStart("A"),
+    m.LockConfirmed(),
+    m.LockFailed("L", "jammed"),
+    m.Unlocked(),
+    m.TransactionRejected(),
+    m.EnergyLimitReached(),
+    m.StopRequested(StopReason.REMOTE),
+    m.UnlockRequested(),
+    m.ConnectionTimedOut(),
     m.FaultDetected(ConnectorError(E.GROUND_FAILURE), latched=True),
     m.FaultDetected(ConnectorError(E.POWER_METER_FAILURE)),
-    m.FaultCleared(E.GROUND_FAILURE), m.FaultCleared(E.POWER_METER_FAILURE),
-    m.AvailabilityChanged(True), m.AvailabilityChanged(False),
+    m.FaultCleared(E.GROUND_FAILURE),
+    m.FaultCleared(E.POWER_METER_FAILURE),
+    m.AvailabilityChanged(True),
+    m.AvailabilityChanged(False),
 ]
 
 
-def _unsafe(before: m.ConnectorState, used_up: bool, after: m.ConnectorState,
-            cmds: list[m.Command]) -> str | None:
+def _unsafe(
+    before: m.ConnectorState, used_up: bool, after: m.ConnectorState, cmds: list[m.Command]
+) -> str | None:
     """What is wrong with one step, judged from the commands (the hardware's view)."""
     closed = before.contactor_closed  # what the coil does, as the previous steps left it
     for cmd in cmds:
         if isinstance(cmd, m.CloseContactor):
-            if not (after.in_transaction and after.locked and after.plugged
-                    and after.ev_wants_power and not after.faults and after.operative):
+            if not (
+                after.in_transaction
+                and after.locked
+                and after.plugged
+                and after.ev_wants_power
+                and not after.faults
+                and after.operative
+            ):
                 return "closes the contactor unsafely"
             if used_up:
                 return "closes the contactor after the energy allowance was used up"
@@ -459,7 +554,8 @@ def _walk() -> tuple[dict[tuple[S, type], set[S]], tuple[str, ...]]:
     reached: dict[tuple[S, type], set[S]] = {}
     unsafe: list[str] = []
     for stop_ev, unlock_ev, stop_invalid, max_wh, tethered in itertools.product(
-            (True, False), (True, False), (True, False), (0, 500), (False, True)):
+        (True, False), (True, False), (True, False), (0, 500), (False, True)
+    ):
         policy = m.Policy(stop_ev, unlock_ev, stop_invalid, max_wh, tethered_cable=tethered)
         seen = {(m.ConnectorState(), False)}
         todo = deque(seen)
@@ -479,10 +575,17 @@ def _walk() -> tuple[dict[tuple[S, type], set[S]], tuple[str, ...]]:
                 if any(isinstance(cmd, m.EndTransaction) for cmd in cmds):
                     now_used_up = False
                 else:
-                    now_used_up = used_up or (c.in_transaction and (
-                        isinstance(e, m.EnergyLimitReached)
-                        or (isinstance(e, m.TransactionRejected) and not stop_invalid
-                            and max_wh == 0)))
+                    now_used_up = used_up or (
+                        c.in_transaction
+                        and (
+                            isinstance(e, m.EnergyLimitReached)
+                            or (
+                                isinstance(e, m.TransactionRejected)
+                                and not stop_invalid
+                                and max_wh == 0
+                            )
+                        )
+                    )
                 node = (after, now_used_up)
                 if node not in seen:
                     seen.add(node)
@@ -500,10 +603,14 @@ def test_every_declared_target_is_reached_and_nothing_else() -> None:
     """The declarations are exact: the diagram page draws no edge that cannot happen, and a
     complete walk of the reachable states never leaves a row's targets."""
     reached, _ = _walk()
-    unreached = [f"{status.value} --{event.__name__}--> {target.value}"
-                 for status, rows in m.TRANSITIONS.items() for event, row in rows.items()
-                 for target in sorted(row.targets - reached.get((status, event), set()),
-                                      key=lambda s: s.value)]
+    unreached = [
+        f"{status.value} --{event.__name__}--> {target.value}"
+        for status, rows in m.TRANSITIONS.items()
+        for event, row in rows.items()
+        for target in sorted(
+            row.targets - reached.get((status, event), set()), key=lambda s: s.value
+        )
+    ]
     assert unreached == []
 
 
@@ -516,10 +623,23 @@ def test_the_walk_finds_an_over_declared_target(monkeypatch: pytest.MonkeyPatch)
 def test_a_used_up_allowance_stays_used_up_across_unplug_and_replug() -> None:
     """MaxEnergyOnInvalidId is one allowance per transaction: unplugging and plugging again (the
     transaction goes on, StopTransactionOnEVSideDisconnect=false) does not give a fresh one."""
-    policy = replace(POLICY, stop_transaction_on_ev_side_disconnect=False,
-                     stop_transaction_on_invalid_id=False, max_energy_on_invalid_id_wh=500)
-    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower(),
-                m.TransactionRejected(), m.EnergyLimitReached()], policy)
+    policy = replace(
+        POLICY,
+        stop_transaction_on_ev_side_disconnect=False,
+        stop_transaction_on_invalid_id=False,
+        max_energy_on_invalid_id_wh=500,
+    )
+    c, _ = run(
+        [
+            m.Plugged(),
+            m.RemoteStart("A"),
+            m.LockConfirmed(),
+            m.EvRequestsPower(),
+            m.TransactionRejected(),
+            m.EnergyLimitReached(),
+        ],
+        policy,
+    )
     assert c.status is S.SUSPENDED_EVSE and not c.contactor_closed
     c, cmds = run([m.Unplugged(), m.Plugged(), m.EvRequestsPower()], policy, start=c)
     assert not any(isinstance(cmd, (m.CloseContactor, m.OfferPower)) for cmd in cmds), cmds
@@ -527,8 +647,19 @@ def test_a_used_up_allowance_stays_used_up_across_unplug_and_replug() -> None:
     c, cmds = run([m.EvPaused(), m.Unplugged(), m.EvRequestsPower()], policy, start=c)
     assert not c.contactor_closed and c.status is S.SUSPENDED_EVSE
     # The next transaction starts with its own allowance.
-    c, _ = run([m.StopRequested(StopReason.LOCAL), m.Unlocked(), m.Unplugged(), m.Plugged(),
-                m.RemoteStart("B"), m.LockConfirmed(), m.EvRequestsPower()], policy, start=c)
+    c, _ = run(
+        [
+            m.StopRequested(StopReason.LOCAL),
+            m.Unlocked(),
+            m.Unplugged(),
+            m.Plugged(),
+            m.RemoteStart("B"),
+            m.LockConfirmed(),
+            m.EvRequestsPower(),
+        ],
+        policy,
+        start=c,
+    )
     assert c.status is S.CHARGING and c.contactor_closed
 
 
@@ -539,8 +670,9 @@ def test_a_tethered_connector_is_available_once_the_ev_leaves(stop_then_unplug: 
     is Available, not Finishing for ever (found by the middle-layer runtime test)."""
     tethered = m.Policy(unlock_connector_on_ev_side_disconnect=False, tethered_cable=True)
     session = [m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()]
-    end = ([m.StopRequested(StopReason.REMOTE), m.Unplugged()] if stop_then_unplug
-           else [m.Unplugged()])
+    end = (
+        [m.StopRequested(StopReason.REMOTE), m.Unplugged()] if stop_then_unplug else [m.Unplugged()]
+    )
     c, cmds = run(session + end, tethered)
     assert c.status is S.AVAILABLE and not c.locked
     assert sum(isinstance(cmd, m.EndTransaction) for cmd in cmds) == 1

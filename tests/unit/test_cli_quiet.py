@@ -17,8 +17,9 @@ from tests.conftest import REPO
 BENCH = REPO / "config" / "bench.toml"
 
 
-def test_ctrl_c_ends_a_tool_quietly(monkeypatch: pytest.MonkeyPatch,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_ctrl_c_ends_a_tool_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     async def interrupted(**_: object) -> int:
         raise KeyboardInterrupt
 

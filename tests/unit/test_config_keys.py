@@ -32,13 +32,20 @@ from firmware.storage import open_store
 from tests.conftest import REPO
 
 SEED = {  # Monta's values (shared/seed): our factory defaults
-    "ConnectionTimeOut": "180", "LocalPreAuthorize": "false", "StopTxnAlignedData": "",
-    "StopTxnSampledData": "", "LocalAuthorizeOffline": "true",
+    "ConnectionTimeOut": "180",
+    "LocalPreAuthorize": "false",
+    "StopTxnAlignedData": "",
+    "StopTxnSampledData": "",
+    "LocalAuthorizeOffline": "true",
     "MeterValuesAlignedData": "Energy.Active.Import.Register",
-    "MeterValuesSampledData": "Energy.Active.Import.Register", "ClockAlignedDataInterval": "0",
-    "MeterValueSampleInterval": "180", "AuthorizationCacheEnabled": "false",
-    "AuthorizeRemoteTxRequests": "true", "AllowOfflineTxForUnknownId": "false",
-    "StopTransactionOnInvalidId": "true", "StopTransactionOnEVSideDisconnect": "true",
+    "MeterValuesSampledData": "Energy.Active.Import.Register",
+    "ClockAlignedDataInterval": "0",
+    "MeterValueSampleInterval": "180",
+    "AuthorizationCacheEnabled": "false",
+    "AuthorizeRemoteTxRequests": "true",
+    "AllowOfflineTxForUnknownId": "false",
+    "StopTransactionOnInvalidId": "true",
+    "StopTransactionOnEVSideDisconnect": "true",
     "UnlockConnectorOnEVSideDisconnect": "true",
 }
 
@@ -93,15 +100,24 @@ def test_read_only_keys_are_rejected_and_names_match_case_insensitively() -> Non
 
 def test_lists_trimmed_and_any_bad_item_rejects_the_whole_list() -> None:
     keys = registry()
-    ok = keys.change("MeterValuesSampledData",
-                     " Energy.Active.Import.Register , Voltage.L1-N ,Current.Import.L2")
+    ok = keys.change(
+        "MeterValuesSampledData", " Energy.Active.Import.Register , Voltage.L1-N ,Current.Import.L2"
+    )
     assert ok.status is ChangeStatus.ACCEPTED
     assert keys[K.MeterValuesSampledData] == (
-        "Energy.Active.Import.Register", "Voltage.L1-N", "Current.Import.L2")
-    for bad in ("Energy.Active.Import.Register,Nonsense", "Voltage.L9", "Voltage,,Frequency",
-                ",".join(["Voltage"] * 2), ",".join(f"Current.Import.L{n}" for n in (1, 2, 3))
-                + ",Voltage.L1-N,Voltage.L2-N,Voltage.L3-N,Frequency,Power.Active.Import,"
-                  "Current.Offered,Energy.Active.Export.Register,SoC"):
+        "Energy.Active.Import.Register",
+        "Voltage.L1-N",
+        "Current.Import.L2",
+    )
+    for bad in (
+        "Energy.Active.Import.Register,Nonsense",
+        "Voltage.L9",
+        "Voltage,,Frequency",
+        ",".join(["Voltage"] * 2),
+        ",".join(f"Current.Import.L{n}" for n in (1, 2, 3))
+        + ",Voltage.L1-N,Voltage.L2-N,Voltage.L3-N,Frequency,Power.Active.Import,"
+        "Current.Offered,Energy.Active.Export.Register,SoC",
+    ):
         before = keys[K.MeterValuesSampledData]
         assert keys.change("MeterValuesSampledData", bad).status is ChangeStatus.REJECTED, bad
         assert keys[K.MeterValuesSampledData] == before
@@ -109,8 +125,10 @@ def test_lists_trimmed_and_any_bad_item_rejects_the_whole_list() -> None:
 
 def test_measurands_the_meter_cannot_serve_are_rejected() -> None:
     keys = registry()
-    keys.add_validator("MeterValuesSampledData", measurands_validator(
-        frozenset({"Energy.Active.Import.Register", "Voltage"})))
+    keys.add_validator(
+        "MeterValuesSampledData",
+        measurands_validator(frozenset({"Energy.Active.Import.Register", "Voltage"})),
+    )
     result = keys.change("MeterValuesSampledData", "Energy.Active.Import.Register,SoC")
     assert result.status is ChangeStatus.REJECTED and "cannot measure SoC" in result.reason
 
@@ -129,8 +147,9 @@ def test_security_profile_can_only_be_raised_with_prerequisites(tmp_path: Path) 
     settings = load(REPO / "config" / "bench.toml").with_overrides(state_dir=tmp_path)
     keys = app.build_keys(settings)
     assert keys.change("SecurityProfile", "1").status is ChangeStatus.REJECTED  # no key yet
-    assert keys.change("AuthorizationKey", "00112233445566778899aabb").status is \
-        ChangeStatus.ACCEPTED
+    assert (
+        keys.change("AuthorizationKey", "00112233445566778899aabb").status is ChangeStatus.ACCEPTED
+    )
     assert keys.change("SecurityProfile", "1").status is ChangeStatus.ACCEPTED
     assert keys.change("SecurityProfile", "0").status is ChangeStatus.REJECTED
     assert keys.change("SecurityProfile", "2").status is ChangeStatus.REJECTED  # no TLS yet
@@ -183,8 +202,7 @@ def test_a_damaged_store_is_moved_aside_and_defaults_apply(tmp_path: Path) -> No
     assert keys.change("HeartbeatInterval", "30").status is ChangeStatus.ACCEPTED
 
 
-def test_a_store_from_a_newer_version_is_left_alone_and_stops_the_start(
-        tmp_path: Path) -> None:
+def test_a_store_from_a_newer_version_is_left_alone_and_stops_the_start(tmp_path: Path) -> None:
     opened = open_store(tmp_path / KeyStore.FILE, ("CREATE TABLE config_value (key TEXT)",))
     opened.connection.execute("PRAGMA user_version=99")
     opened.connection.close()
@@ -202,8 +220,11 @@ def test_a_store_from_a_newer_version_is_left_alone_and_stops_the_start(
 def test_reboot_required_keys_are_stored_and_applied_after_restart(tmp_path: Path) -> None:
     def fresh() -> KeyRegistry:
         keys = registry()
-        keys.declare(KeyDefinition("PiCP.TestReboot", KeyType.INTEGER, 1, minimum=0,
-                                   maximum=9, reboot_required=True))
+        keys.declare(
+            KeyDefinition(
+                "PiCP.TestReboot", KeyType.INTEGER, 1, minimum=0, maximum=9, reboot_required=True
+            )
+        )
         keys.attach_store(KeyStore.open(tmp_path))
         return keys
 
@@ -239,9 +260,13 @@ KEY_NAMES = sorted(d.name for d in build_registry(has_display=True).definitions.
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.sampled_from(KEY_NAMES), st.text(max_size=60)),
-       st.one_of(st.text(max_size=600), st.sampled_from(["true", "-1", "0", "2147483648", "",
-                                                          "Energy.Active.Import.Register"])))
+@given(
+    st.one_of(st.sampled_from(KEY_NAMES), st.text(max_size=60)),
+    st.one_of(
+        st.text(max_size=600),
+        st.sampled_from(["true", "-1", "0", "2147483648", "", "Energy.Active.Import.Register"]),
+    ),
+)
 def test_no_change_crashes_or_touches_another_key(name: str, text: str) -> None:
     keys = registry()
     before = dict(keys.values)
@@ -275,8 +300,10 @@ def test_plugins_declare_vendor_keys_and_broken_ones_are_skipped() -> None:
     light = Light()
 
     def good(ctx: Any) -> None:
-        ctx.declare(KeyDefinition("Beta.Glow", KeyType.INTEGER, 50, minimum=0, maximum=100),
-                    apply=lambda v: setattr(light, "brightness", v / 100))
+        ctx.declare(
+            KeyDefinition("Beta.Glow", KeyType.INTEGER, 50, minimum=0, maximum=100),
+            apply=lambda v: setattr(light, "brightness", v / 100),
+        )
 
     def wrong_prefix(ctx: Any) -> None:
         ctx.declare(KeyDefinition("Other.Key", KeyType.BOOLEAN, False))
@@ -286,10 +313,17 @@ def test_plugins_declare_vendor_keys_and_broken_ones_are_skipped() -> None:
         ctx.declare(KeyDefinition("HeartbeatInterval", KeyType.INTEGER, 1))
 
     keys = registry()
-    loaded = load_plugins(keys, VendorDevices(indicator=light), [
-        FakeEntryPoint("Beta", good), FakeEntryPoint("Delta", wrong_prefix),
-        FakeEntryPoint("Gamma", shadows), FakeEntryPoint("Eps", ImportError("no module")),
-        FakeEntryPoint("bad prefix!", good)])
+    loaded = load_plugins(
+        keys,
+        VendorDevices(indicator=light),
+        [
+            FakeEntryPoint("Beta", good),
+            FakeEntryPoint("Delta", wrong_prefix),
+            FakeEntryPoint("Gamma", shadows),
+            FakeEntryPoint("Eps", ImportError("no module")),
+            FakeEntryPoint("bad prefix!", good),
+        ],
+    )
     assert [p.prefix for p in loaded] == ["Beta"]
     assert "Gamma.Ok" not in keys, "a failing plug-in leaves nothing behind"
     assert light.brightness == 0.5  # applied at start with the value in force
@@ -319,10 +353,13 @@ def test_generated_key_reference_is_up_to_date() -> None:
     assert actual == expected, "run: python -m firmware.cli.keydoc > docs/configuration-keys.md"
 
 
-@pytest.mark.parametrize("raw, line", [
-    (10.5, "HeartbeatInterval: 10.5 is not an integer"),
-    ({"a": 1}, "HeartbeatInterval: {'a': 1} is not an integer"),
-])
+@pytest.mark.parametrize(
+    "raw, line",
+    [
+        (10.5, "HeartbeatInterval: 10.5 is not an integer"),
+        ({"a": 1}, "HeartbeatInterval: {'a': 1} is not an integer"),
+    ],
+)
 def test_a_file_value_of_the_wrong_toml_type_is_named(raw: object, line: str) -> None:
     """Found by trying it: the line read "is not a integer"."""
     keys = build_registry()
@@ -334,23 +371,31 @@ def test_a_file_value_of_the_wrong_toml_type_is_named(raw: object, line: str) ->
 def test_every_typed_handle_names_a_declared_key_of_its_type():
     """K is the one list of handles code reads keys through: each names a key the fullest
     registry declares, with the same type, so ``keys[K.X]`` can never read a wrong type."""
-    keys = build_registry(number_of_connectors=2, has_indicator=True, has_buzzer=True,
-                          has_display=True)
+    keys = build_registry(
+        number_of_connectors=2, has_indicator=True, has_buzzer=True, has_display=True
+    )
     for handle in K.all():
         d = keys.definition(handle)
         assert d is not None, f"K.{handle} names no declared key"
         assert d.name == handle and d.type is handle.type, handle
         value = keys[handle]
-        expected = {KeyType.BOOLEAN: bool, KeyType.INTEGER: int, KeyType.STRING: str,
-                    KeyType.CSL: tuple}[d.type]
+        expected = {
+            KeyType.BOOLEAN: bool,
+            KeyType.INTEGER: int,
+            KeyType.STRING: str,
+            KeyType.CSL: tuple,
+        }[d.type]
         assert isinstance(value, expected), handle
 
 
 def test_a_handle_of_the_wrong_type_is_refused_by_name():
     from firmware.config_keys import Key
+
     keys = build_registry()
     wrong = Key[bool].of("HeartbeatInterval", KeyType.BOOLEAN)
-    with pytest.raises(TypeError, match="HeartbeatInterval is an integer key, read through a boolean handle"):
+    with pytest.raises(
+        TypeError, match="HeartbeatInterval is an integer key, read through a boolean handle"
+    ):
         keys[wrong]
     assert keys[K.HeartbeatInterval] == 86_400
 
@@ -365,8 +410,10 @@ def test_value_or_reads_a_declared_key_and_defaults_for_an_absent_one() -> None:
 
 def test_a_key_declared_through_a_handle_of_another_type_is_refused_at_once() -> None:
     from firmware.config_keys import bool_key
+
     keys = build_registry()
-    with pytest.raises(ValueError, match="Zap.Beep is declared an integer key through a "
-                                         "boolean handle"):
+    with pytest.raises(
+        ValueError, match="Zap.Beep is declared an integer key through a boolean handle"
+    ):
         keys.declare(KeyDefinition(bool_key("Zap.Beep"), KeyType.INTEGER, 1))
     assert "Zap.Beep" not in keys

@@ -109,32 +109,39 @@ class RecordingLink:
         self.calls.append(("authorize", id_tag))
         return self.answers.get(id_tag, IdTagInfo(AuthorizationStatus.INVALID))
 
-    def status_changed(self, connector_id: int, status: ConnectorStatus,
-                       error: ConnectorError | None, info: str) -> None:
+    def status_changed(
+        self, connector_id: int, status: ConnectorStatus, error: ConnectorError | None, info: str
+    ) -> None:
         self.calls.append(("status", status))
 
-    def start_transaction(self, connector_id: int, id_tag: str, meter_start_wh: int,
-                          timestamp: datetime) -> TransactionHandle:
+    def start_transaction(
+        self, connector_id: int, id_tag: str, meter_start_wh: int, timestamp: datetime
+    ) -> TransactionHandle:
         self.calls.append(("start", id_tag, meter_start_wh))
-        handle = TransactionHandle(self._next_id, connector_id, id_tag, meter_start_wh,
-                                   timestamp)
+        handle = TransactionHandle(self._next_id, connector_id, id_tag, meter_start_wh, timestamp)
         self._next_id += 1
         return handle
 
-    def stop_transaction(self, handle: TransactionHandle, meter_stop_wh: int,
-                         timestamp: datetime, reason: StopReason, id_tag: str | None,
-                         transaction_data: list[MeterSample]) -> None:
+    def stop_transaction(
+        self,
+        handle: TransactionHandle,
+        meter_stop_wh: int,
+        timestamp: datetime,
+        reason: StopReason,
+        id_tag: str | None,
+        transaction_data: list[MeterSample],
+    ) -> None:
         self.calls.append(("stop", reason, meter_stop_wh))
 
-    def meter_values(self, connector_id: int, handle: TransactionHandle | None,
-                     samples: list[MeterSample]) -> None:
+    def meter_values(
+        self, connector_id: int, handle: TransactionHandle | None, samples: list[MeterSample]
+    ) -> None:
         self.calls.append(("meter", len(samples)))
 
     def checkpoint(self, handle: TransactionHandle, meter_wh: int, timestamp: datetime) -> None:
         pass
 
-    def on_transaction_info(self, callback: Callable[[TransactionHandle, IdTagInfo], None]
-                            ) -> None:
+    def on_transaction_info(self, callback: Callable[[TransactionHandle, IdTagInfo], None]) -> None:
         pass
 
     def on_id_tag_info(self, callback: Callable[[str, IdTagInfo], None]) -> None:
@@ -188,16 +195,21 @@ async def station(*, socket: bool = False, **keys: str) -> AsyncIterator[Station
     looptime's virtual clock starts with the test, and a task scheduled before it (in an
     async fixture) would sleep on the real clock's scale."""
     factory = MockFactory()
-    contactor = GpioContactor(ContactorConfig(CONTACTOR, settle_s=0), factory,
-                              clock=lambda: asyncio.get_running_loop().time())
+    contactor = GpioContactor(
+        ContactorConfig(CONTACTOR, settle_s=0),
+        factory,
+        clock=lambda: asyncio.get_running_loop().time(),
+    )
     lock = None
     if socket:
         feedback = factory.pin(FEEDBACK)
         for pin, locks in ((LOCK, True), (UNLOCK, False)):
             motor = factory.pin(pin, pin_class=MotorPin)
             motor.feedback, motor.locks = feedback, locks
-        lock = GpioConnectorLock(LockConfig(LOCK, UNLOCK, FEEDBACK, pulse_s=0.01,
-                                            settle_s=0.0, retry_delay_s=0.0), factory)
+        lock = GpioConnectorLock(
+            LockConfig(LOCK, UNLOCK, FEEDBACK, pulse_s=0.01, settle_s=0.0, retry_delay_s=0.0),
+            factory,
+        )
     ev = SimulatedEv(max_current_a=16)
     pilot, meter = EvPilot(ev), CountingMeter()
     registry = build_registry(tethered=not socket)
@@ -208,8 +220,13 @@ async def station(*, socket: bool = False, **keys: str) -> AsyncIterator[Station
     async def authorize(id_tag: str) -> IdTagInfo:
         return await link.authorize(id_tag) or IdTagInfo(AuthorizationStatus.INVALID)
 
-    connector = ConnectorController(ConnectorDevices(1, pilot, contactor, meter, lock, 16.0),
-                                    link, registry, authorize, meter_poll_s=1.0)
+    connector = ConnectorController(
+        ConnectorDevices(1, pilot, contactor, meter, lock, 16.0),
+        link,
+        registry,
+        authorize,
+        meter_poll_s=1.0,
+    )
     task = asyncio.create_task(connector.run())
     station = Station(connector, link, ev, pilot, meter, factory.pin(CONTACTOR), factory)
     await station.settle(1)
@@ -263,8 +280,10 @@ async def test_unplug_opens_and_stops_with_the_meter_energy() -> None:
         s.ev.plugged = False
         await s.settle()
         assert not s.contactor_closed and s.pilot.offered_a == 0.0
-        assert s.link.transaction_calls() == [("start", "CARD1", 1000),
-                                              ("stop", StopReason.EV_DISCONNECTED, 8500)]
+        assert s.link.transaction_calls() == [
+            ("start", "CARD1", 1000),
+            ("stop", StopReason.EV_DISCONNECTED, 8500),
+        ]
         assert s.link.statuses()[-1] is ConnectorStatus.AVAILABLE
 
 
@@ -308,13 +327,17 @@ RCD = 16
 
 
 @asynccontextmanager
-async def charger_station(**keys: str) -> AsyncIterator[tuple[Charger, Station, Any,
-                                                               SimulatedCardReader]]:
+async def charger_station(
+    **keys: str,
+) -> AsyncIterator[tuple[Charger, Station, Any, SimulatedCardReader]]:
     """The charger (firmware.charger) with one tethered connector, a residual-current input
     on a mock pin that guards the contactor (hal.gpio's safety driver), and a card reader."""
     factory = MockFactory()
-    contactor = GpioContactor(ContactorConfig(CONTACTOR, settle_s=0), factory,
-                              clock=lambda: asyncio.get_running_loop().time())
+    contactor = GpioContactor(
+        ContactorConfig(CONTACTOR, settle_s=0),
+        factory,
+        clock=lambda: asyncio.get_running_loop().time(),
+    )
     safety = GpioSafetyInputs(SafetyConfig(RCD), [contactor], factory)
     ev = SimulatedEv(max_current_a=16)
     pilot, meter = EvPilot(ev), CountingMeter()
@@ -326,8 +349,9 @@ async def charger_station(**keys: str) -> AsyncIterator[tuple[Charger, Station, 
     async def authorize(id_tag: str) -> IdTagInfo:
         return await link.authorize(id_tag) or IdTagInfo(AuthorizationStatus.INVALID)
 
-    connector = ConnectorController(ConnectorDevices(1, pilot, contactor, meter, None, 16.0),
-                                    link, registry, authorize)
+    connector = ConnectorController(
+        ConnectorDevices(1, pilot, contactor, meter, None, 16.0), link, registry, authorize
+    )
     reader = SimulatedCardReader()
     charger = Charger([connector], link, registry, safety=safety, card_reader=reader)
     task = asyncio.create_task(charger.run())

@@ -55,8 +55,9 @@ class Link:
     def __init__(self) -> None:
         self.stopped: list[TransactionHandle] = []
 
-    def start_transaction(self, connector_id: int, id_tag: str, meter_start_wh: int,
-                          timestamp: datetime) -> TransactionHandle:
+    def start_transaction(
+        self, connector_id: int, id_tag: str, meter_start_wh: int, timestamp: datetime
+    ) -> TransactionHandle:
         return TransactionHandle(1, connector_id, id_tag, meter_start_wh, timestamp)
 
     def stop_transaction(self, handle: TransactionHandle, *args: Any) -> None:

@@ -34,8 +34,12 @@ class ListQueue:
 
     @property
     def policy(self) -> RetryPolicy:
-        return RetryPolicy(attempts=lambda: self.attempts, interval=lambda: 0.0,
-                           unusable_wait=lambda: 0.0, unanswered_wait=0.0)
+        return RetryPolicy(
+            attempts=lambda: self.attempts,
+            interval=lambda: 0.0,
+            unusable_wait=lambda: 0.0,
+            unanswered_wait=0.0,
+        )
 
     def head(self) -> Entry | None:
         return self.entries[0] if self.entries else None
@@ -106,14 +110,20 @@ async def _until_empty(dispatcher: ScriptedDispatcher, queue: ListQueue) -> None
 @pytest.mark.asyncio
 async def test_entries_go_in_order_and_only_a_callerror_burns_an_attempt() -> None:
     queue = ListQueue([Entry("a"), Entry("b"), Entry("c")], attempts=2)
-    dispatcher = ScriptedDispatcher({
-        "id-a": [TimeoutError("no answer"), UnusableAnswer("DataTransfer", "no status"),
-                 GenericError("refused")],  # one attempt burnt, then delivered
-        "id-b": [GenericError("refused"), GenericError("refused")],  # given up after 2
-    })
+    dispatcher = ScriptedDispatcher(
+        {
+            "id-a": [
+                TimeoutError("no answer"),
+                UnusableAnswer("DataTransfer", "no status"),
+                GenericError("refused"),
+            ],  # one attempt burnt, then delivered
+            "id-b": [GenericError("refused"), GenericError("refused")],  # given up after 2
+        }
+    )
     await _until_empty(dispatcher, queue)
-    assert dispatcher.sent == ["id-a"] * 4 + ["id-b"] * 2 + ["id-c"], \
+    assert dispatcher.sent == ["id-a"] * 4 + ["id-b"] * 2 + ["id-c"], (
         "in order, each retransmission with its own fixed message id"
+    )
     assert queue.log == ["delivered a (ok)", "gave up b", "delivered c (ok)"]
     assert dispatcher.troubles == [("DataTransfer", "unusable answer")]
 
@@ -146,21 +156,32 @@ async def test_an_empty_queue_waits_for_its_wake() -> None:
 def test_the_trigger_registry_answers_what_blocks_registered() -> None:
     triggers = TriggerRegistry()
     sent: list[tuple[str, int | None]] = []
-    triggers.register("Heartbeat", Trigger(accept=lambda _c: True,
-                                           send=lambda c: sent.append(("Heartbeat", c))))
-    triggers.register("MeterValues", Trigger(accept=lambda c: c != 0,
-                                             send=lambda c: sent.append(("MeterValues", c))))
-    triggers.register("LogStatusNotification", Trigger(
-        accept=lambda _c: True, send=lambda c: sent.append(("Log", c)), per_connector=False,
-        extended_only=True))
+    triggers.register(
+        "Heartbeat", Trigger(accept=lambda _c: True, send=lambda c: sent.append(("Heartbeat", c)))
+    )
+    triggers.register(
+        "MeterValues",
+        Trigger(accept=lambda c: c != 0, send=lambda c: sent.append(("MeterValues", c))),
+    )
+    triggers.register(
+        "LogStatusNotification",
+        Trigger(
+            accept=lambda _c: True,
+            send=lambda c: sent.append(("Log", c)),
+            per_connector=False,
+            extended_only=True,
+        ),
+    )
     triggers.connectors(lambda c: c in (0, 1))
-    assert triggers.status("FirmwareStatusNotification", None) is \
-        TriggerMessageStatus.not_implemented, "nobody registered it"
+    assert (
+        triggers.status("FirmwareStatusNotification", None) is TriggerMessageStatus.not_implemented
+    ), "nobody registered it"
     assert triggers.status("Heartbeat", 7) is TriggerMessageStatus.rejected, "no connector 7"
     assert triggers.status("MeterValues", 0) is TriggerMessageStatus.rejected
     assert triggers.status("LogStatusNotification", 7) is TriggerMessageStatus.not_implemented
-    assert triggers.status("LogStatusNotification", 7, extended=True) is \
-        TriggerMessageStatus.accepted
+    assert (
+        triggers.status("LogStatusNotification", 7, extended=True) is TriggerMessageStatus.accepted
+    )
     triggers.fire("MeterValues", 0)  # rejected: nothing is sent
     triggers.fire("MeterValues", 1)
     triggers.fire("Heartbeat", None)

@@ -33,17 +33,48 @@ OWNERS = {
 COMPOSITION_ROOTS = ("firmware.app",)
 HAL_CONTRACTS = ("hal.types", "hal.interfaces", "hal.config")
 # The pure core: no I/O libraries at all.
-CORE = ("firmware.charging", "firmware.charging_types", "firmware.charging_handlers",
-        "firmware.pilot", "firmware.config_keys", "firmware.metering", "firmware.domain",
-        "firmware.redaction", "firmware.clock", "firmware.key_registry", "firmware.key_store",
-        "firmware.ports", "firmware.transactions")
+CORE = (
+    "firmware.charging",
+    "firmware.charging_types",
+    "firmware.charging_handlers",
+    "firmware.pilot",
+    "firmware.config_keys",
+    "firmware.metering",
+    "firmware.domain",
+    "firmware.redaction",
+    "firmware.clock",
+    "firmware.key_registry",
+    "firmware.key_store",
+    "firmware.ports",
+    "firmware.transactions",
+)
 # Pure: no I/O at all, not even the standard library's (what loading them loads is checked).
-PURE = ("firmware.charging", "firmware.charging_types", "firmware.charging_handlers",
-        "firmware.pilot", "firmware.domain", "firmware.metering", "firmware.redaction",
-        "firmware.key_registry")
-IO_MODULES = ("asyncio", "socket", "sqlite3", "ssl", "ocpp", "websockets", "gpiozero",
-              "pymodbus", "serial", "cryptography", "firmware.storage", "firmware.ocpp",
-              "firmware.connector", "firmware.app")
+PURE = (
+    "firmware.charging",
+    "firmware.charging_types",
+    "firmware.charging_handlers",
+    "firmware.pilot",
+    "firmware.domain",
+    "firmware.metering",
+    "firmware.redaction",
+    "firmware.key_registry",
+)
+IO_MODULES = (
+    "asyncio",
+    "socket",
+    "sqlite3",
+    "ssl",
+    "ocpp",
+    "websockets",
+    "gpiozero",
+    "pymodbus",
+    "serial",
+    "cryptography",
+    "firmware.storage",
+    "firmware.ocpp",
+    "firmware.connector",
+    "firmware.app",
+)
 # What the daemon never loads: the command line and the bench central system.
 DAEMON = "firmware.app"
 NOT_THE_DAEMON = ("firmware.cli", "centralsystem")
@@ -83,12 +114,11 @@ def _imports(path: Path, module: str, known: Iterable[str]) -> list[Edge]:
             base = node.module or ""
             if node.level:  # relative: resolved against this module's package
                 package = module.split(".")
-                package = package[:len(package) - (node.level - (1 if is_package else 0))]
+                package = package[: len(package) - (node.level - (1 if is_package else 0))]
                 base = ".".join([*package, *([base] if base else [])])
             for alias in node.names:
                 child = f"{base}.{alias.name}"
-                found.append((node.lineno, base, child if child in names
-                              else in_product(base)))
+                found.append((node.lineno, base, child if child in names else in_product(base)))
     return found
 
 
@@ -101,8 +131,7 @@ def _graph(root: Path) -> tuple[dict[str, Path], dict[str, list[Edge]]]:
     return mods, {m: _imports(p, m, mods) for m, p in mods.items()}
 
 
-def _layer_violations(root: Path, mods: dict[str, Path],
-                      edges: dict[str, list[Edge]]) -> list[str]:
+def _layer_violations(root: Path, mods: dict[str, Path], edges: dict[str, list[Edge]]) -> list[str]:
     problems = []
     for module, path in mods.items():
         rel = path.relative_to(root)
@@ -113,21 +142,28 @@ def _layer_violations(root: Path, mods: dict[str, Path],
                 problems.append(f"{where}: only {', '.join(OWNERS[top])} may import {top}")
             if module.startswith("hal") and top == "firmware":
                 problems.append(f"{where}: hal never imports firmware")
-            if (module.startswith("firmware") and top == "hal"
-                    and not _within(imported, HAL_CONTRACTS)
-                    and not _within(module, COMPOSITION_ROOTS)):
-                problems.append(f"{where}: firmware uses only {', '.join(HAL_CONTRACTS)}; "
-                                f"backends are named in firmware.app")
+            if (
+                module.startswith("firmware")
+                and top == "hal"
+                and not _within(imported, HAL_CONTRACTS)
+                and not _within(module, COMPOSITION_ROOTS)
+            ):
+                problems.append(
+                    f"{where}: firmware uses only {', '.join(HAL_CONTRACTS)}; "
+                    f"backends are named in firmware.app"
+                )
             if _within(module, CORE) and top in OWNERS:
                 problems.append(f"{where}: the core imports no I/O library")
-            if _within(module, HAL_CONTRACTS) and top == "hal" and not _within(imported,
-                                                                              HAL_CONTRACTS):
+            if (
+                _within(module, HAL_CONTRACTS)
+                and top == "hal"
+                and not _within(imported, HAL_CONTRACTS)
+            ):
                 problems.append(f"{where}: contracts import nothing but contracts")
     return problems
 
 
-def _reach_violations(root: Path, mods: dict[str, Path],
-                      edges: dict[str, list[Edge]]) -> list[str]:
+def _reach_violations(root: Path, mods: dict[str, Path], edges: dict[str, list[Edge]]) -> list[str]:
     """What firmware.app loads, transitively (importing a.b.c also runs a and a.b), must not
     import the command line or the central system."""
     if DAEMON not in mods:
@@ -145,7 +181,8 @@ def _reach_violations(root: Path, mods: dict[str, Path],
                 problems.append(
                     f"{mods[module].relative_to(root)}:{line} imports {imported}: nothing "
                     f"reachable from {DAEMON} imports {' or '.join(NOT_THE_DAEMON)} "
-                    f"(reached by {' -> '.join(reversed(chain))})")
+                    f"(reached by {' -> '.join(reversed(chain))})"
+                )
                 continue
             if target is None:
                 continue
@@ -217,12 +254,10 @@ def import_cycles(root: Path = REPO) -> list[list[str]]:
 
 
 def _module_graph(edges: dict[str, list[Edge]]) -> dict[str, set[str]]:
-    return {m: {t for _, _, t in found if t is not None and t != m}
-            for m, found in edges.items()}
+    return {m: {t for _, _, t in found if t is not None and t != m} for m, found in edges.items()}
 
 
-def _cycle_violations(root: Path, mods: dict[str, Path], edges: dict[str, list[Edge]]
-                      ) -> list[str]:
+def _cycle_violations(root: Path, mods: dict[str, Path], edges: dict[str, list[Edge]]) -> list[str]:
     graph = _module_graph(edges)
     problems = []
     for component in _components(graph):
@@ -234,15 +269,19 @@ def _cycle_violations(root: Path, mods: dict[str, Path], edges: dict[str, list[E
         problems.append(
             f"{hops[0]} imports {chain[1]}: import cycle {' -> '.join(chain)} "
             f"(imports at {', '.join(hops)}); no import cycle, TYPE_CHECKING imports counted: "
-            f"two modules that need each other meet through a Protocol in firmware/ports.py")
+            f"two modules that need each other meet through a Protocol in firmware/ports.py"
+        )
     return problems
 
 
 def violations(root: Path = REPO) -> list[str]:
     """Every broken rule under ``root``, one line each: ``file:line imports name: rule``."""
     mods, edges = _graph(root)
-    return (_layer_violations(root, mods, edges) + _reach_violations(root, mods, edges)
-            + _cycle_violations(root, mods, edges))
+    return (
+        _layer_violations(root, mods, edges)
+        + _reach_violations(root, mods, edges)
+        + _cycle_violations(root, mods, edges)
+    )
 
 
 def test_product_code_keeps_the_import_rules() -> None:
@@ -264,8 +303,9 @@ def test_backends_are_imported_lazily_in_the_composition_root() -> None:
     for node in top_level:
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
         for name in names:
-            assert not (name or "").startswith(("hal.gpio", "hal.modbus", "hal.sim",
-                                                "hal.assembly", "firmware.ocpp")), name
+            assert not (name or "").startswith(
+                ("hal.gpio", "hal.modbus", "hal.sim", "hal.assembly", "firmware.ocpp")
+            ), name
 
 
 def _write(root: Path, files: dict[str, str]) -> None:
@@ -277,43 +317,62 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 def test_the_checker_names_file_line_and_rule_in_a_violating_tree(tmp_path: Path) -> None:
     """The real checker on a small product tree that breaks each kind of rule once."""
-    _write(tmp_path, {
-        "firmware/__init__.py": "",
-        "firmware/app.py": "def run() -> None:\n    from firmware import charger\n",
-        # charger -> meter -> charger, the way back only for the type checker
-        "firmware/charger.py": "import asyncio\n\nfrom firmware.meter import Meter\n",
-        "firmware/meter.py": ("from typing import TYPE_CHECKING\n\nimport websockets\n\n"
-                              "if TYPE_CHECKING:\n    from firmware.charger import Charger\n\n\n"
-                              "def show() -> None:\n    from firmware.cli import doctor\n"),
-        "firmware/cli/__init__.py": "",
-        "firmware/cli/doctor.py": "from centralsystem import server\n",
-        "hal/__init__.py": "",
-        "hal/types.py": "",
-        "centralsystem/__init__.py": "",
-        "centralsystem/server.py": "import ocpp\nimport websockets\n",
-    })
+    _write(
+        tmp_path,
+        {
+            "firmware/__init__.py": "",
+            "firmware/app.py": "def run() -> None:\n    from firmware import charger\n",
+            # charger -> meter -> charger, the way back only for the type checker
+            "firmware/charger.py": "import asyncio\n\nfrom firmware.meter import Meter\n",
+            "firmware/meter.py": (
+                "from typing import TYPE_CHECKING\n\nimport websockets\n\n"
+                "if TYPE_CHECKING:\n    from firmware.charger import Charger\n\n\n"
+                "def show() -> None:\n    from firmware.cli import doctor\n"
+            ),
+            "firmware/cli/__init__.py": "",
+            "firmware/cli/doctor.py": "from centralsystem import server\n",
+            "hal/__init__.py": "",
+            "hal/types.py": "",
+            "centralsystem/__init__.py": "",
+            "centralsystem/server.py": "import ocpp\nimport websockets\n",
+        },
+    )
     assert violations(tmp_path) == [
-        ("firmware/meter.py:3 imports websockets: only firmware.ocpp, centralsystem may import "
-         "websockets"),
-        ("firmware/meter.py:10 imports firmware.cli: nothing reachable from firmware.app "
-         "imports firmware.cli or centralsystem (reached by firmware.app -> firmware.charger -> "
-         "firmware.meter)"),
-        ("firmware/charger.py:3 imports firmware.meter: import cycle firmware.charger -> "
-         "firmware.meter -> firmware.charger (imports at firmware/charger.py:3, "
-         "firmware/meter.py:6); no import cycle, TYPE_CHECKING imports counted: two modules "
-         "that need each other meet through a Protocol in firmware/ports.py"),
+        (
+            "firmware/meter.py:3 imports websockets: only firmware.ocpp, centralsystem may import "
+            "websockets"
+        ),
+        (
+            "firmware/meter.py:10 imports firmware.cli: nothing reachable from firmware.app "
+            "imports firmware.cli or centralsystem (reached by firmware.app -> firmware.charger -> "
+            "firmware.meter)"
+        ),
+        (
+            "firmware/charger.py:3 imports firmware.meter: import cycle firmware.charger -> "
+            "firmware.meter -> firmware.charger (imports at firmware/charger.py:3, "
+            "firmware/meter.py:6); no import cycle, TYPE_CHECKING imports counted: two modules "
+            "that need each other meet through a Protocol in firmware/ports.py"
+        ),
     ]
     # A longer cycle, through a function-level import, is shown as its shortest chain.
-    _write(tmp_path, {"firmware/charger.py": "from firmware.meter import Meter\n",
-                      "firmware/meter.py": "from firmware import power\n",
-                      "firmware/power.py": "def f() -> None:\n    import firmware.charger\n"})
+    _write(
+        tmp_path,
+        {
+            "firmware/charger.py": "from firmware.meter import Meter\n",
+            "firmware/meter.py": "from firmware import power\n",
+            "firmware/power.py": "def f() -> None:\n    import firmware.charger\n",
+        },
+    )
     cycles = [v for v in violations(tmp_path) if "import cycle" in v]
     assert cycles == [
-        ("firmware/charger.py:1 imports firmware.meter: import cycle firmware.charger -> "
-         "firmware.meter -> firmware.power -> firmware.charger (imports at "
-         "firmware/charger.py:1, firmware/meter.py:1, firmware/power.py:2); no import cycle, "
-         "TYPE_CHECKING imports counted: two modules that need each other meet through a "
-         "Protocol in firmware/ports.py")]
+        (
+            "firmware/charger.py:1 imports firmware.meter: import cycle firmware.charger -> "
+            "firmware.meter -> firmware.power -> firmware.charger (imports at "
+            "firmware/charger.py:1, firmware/meter.py:1, firmware/power.py:2); no import cycle, "
+            "TYPE_CHECKING imports counted: two modules that need each other meet through a "
+            "Protocol in firmware/ports.py"
+        )
+    ]
 
 
 def test_the_pure_modules_load_no_io_at_all() -> None:
@@ -324,8 +383,11 @@ def test_the_pure_modules_load_no_io_at_all() -> None:
     import subprocess
     import sys
 
-    code = (f"import sys; import {', '.join(PURE)}; "
-            f"print(' '.join(m for m in {IO_MODULES!r} if m in sys.modules))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, cwd=REPO).stdout.split()
+    code = (
+        f"import sys; import {', '.join(PURE)}; "
+        f"print(' '.join(m for m in {IO_MODULES!r} if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout.split()
     assert loaded == []

@@ -50,8 +50,14 @@ def no_real_system_calls(tmp_path: Path) -> Iterator[None]:
 
 
 def sh(script: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(script), *args], capture_output=True, text=True,
-                          env=env, timeout=60, check=False)
+    return subprocess.run(
+        ["bash", str(script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
 
 
 def install(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -68,8 +74,7 @@ def not_run(root: Path) -> list[str]:
     return (root / "commands-not-run.log").read_text().splitlines()
 
 
-def test_install_puts_every_file_in_place_with_its_mode(root: Path, env: dict[str, str]
-                                                         ) -> None:
+def test_install_puts_every_file_in_place_with_its_mode(root: Path, env: dict[str, str]) -> None:
     result = install(root, env)
     config = root / "etc/chargepoint/chargepoint.toml"
     assert config.read_text() == (REPO / "config/pi.toml").read_text()
@@ -84,8 +89,10 @@ def test_install_puts_every_file_in_place_with_its_mode(root: Path, env: dict[st
     assert (root / "opt/chargepoint/docs/install.md").is_file()
     assert "wrote /etc/chargepoint/chargepoint.toml" in result.stdout
     commands = not_run(root)
-    assert ("useradd --system --user-group --home-dir /var/lib/chargepoint --no-create-home "
-            "--shell /usr/sbin/nologin --groups gpio,dialout chargepoint") in commands
+    assert (
+        "useradd --system --user-group --home-dir /var/lib/chargepoint --no-create-home "
+        "--shell /usr/sbin/nologin --groups gpio,dialout chargepoint"
+    ) in commands
     assert "chown root:chargepoint /etc/chargepoint/chargepoint.toml" in commands
     assert "chown -R chargepoint:chargepoint /var/lib/chargepoint" in commands
     assert commands[-2:] == ["systemctl daemon-reload", "systemctl enable chargepoint.service"]
@@ -100,8 +107,10 @@ def test_rerun_upgrades_and_keeps_config_and_state(root: Path, env: dict[str, st
     (root / "commands-not-run.log").unlink()
 
     result = install(root, env)
-    assert "upgrading" in result.stdout and "keeping /etc/chargepoint/chargepoint.toml" \
-        in result.stdout
+    assert (
+        "upgrading" in result.stdout
+        and "keeping /etc/chargepoint/chargepoint.toml" in result.stdout
+    )
     assert config.read_text() == '[chargepoint]\nid = "SITE-7"\n'
     assert mode(config) == 0o640
     assert state.read_bytes() == b"precious"
@@ -128,15 +137,20 @@ def test_purge_removes_config_state_and_the_user(root: Path, env: dict[str, str]
     install(root, env)
     result = sh(UNINSTALL, "--root", str(root), "--purge", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
-    for gone in ("opt/chargepoint", "etc/chargepoint", "var/lib/chargepoint",
-                 "etc/systemd/system/chargepoint.service"):
+    for gone in (
+        "opt/chargepoint",
+        "etc/chargepoint",
+        "var/lib/chargepoint",
+        "etc/systemd/system/chargepoint.service",
+    ):
         assert not (root / gone).exists(), gone
     assert not_run(root)[-1] == "userdel chargepoint"
 
 
 def test_destdir_is_the_same_as_root(root: Path, env: dict[str, str]) -> None:
-    result = sh(INSTALL, "--skip-pip", "--python", sys.executable,
-                env={**env, "DESTDIR": str(root)})
+    result = sh(
+        INSTALL, "--skip-pip", "--python", sys.executable, env={**env, "DESTDIR": str(root)}
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (root / "etc/chargepoint/chargepoint.toml").is_file()
     assert "systemctl enable chargepoint.service" in not_run(root)

@@ -24,8 +24,10 @@ def record(name: str, level: int, msg: str, *args: object) -> logging.LogRecord:
 
 def test_journal_format_has_a_priority_prefix_and_no_timestamp() -> None:
     fmt = logs.JournalFormatter()
-    assert fmt.format(record("chargepoint", logging.WARNING, "meter %s stale", "SDM630")) == \
-        "<4>WARNING chargepoint: meter SDM630 stale"
+    assert (
+        fmt.format(record("chargepoint", logging.WARNING, "meter %s stale", "SDM630"))
+        == "<4>WARNING chargepoint: meter SDM630 stale"
+    )
     assert fmt.format(record("x", logging.DEBUG, "d")).startswith("<7>")
     assert fmt.format(record("x", logging.CRITICAL, "c")).startswith("<2>")
     try:
@@ -39,9 +41,9 @@ def test_journal_format_has_a_priority_prefix_and_no_timestamp() -> None:
     assert lines[-1] == "<3>ValueError: boom"
 
 
-def test_journald_is_recognised_by_the_stream_it_gave_us(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch
-                                                         ) -> None:
+def test_journald_is_recognised_by_the_stream_it_gave_us(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with (tmp_path / "stream").open("w") as stream:
         st = os.fstat(stream.fileno())
         monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
@@ -67,9 +69,16 @@ def test_repeats_are_collapsed_and_a_recovery_reports_them() -> None:
     failed = "connection to ws://x failed: ConnectionRefusedError"
 
     def backend_down_once(delay: float) -> None:
-        for rec in (record(session, logging.WARNING, "connection to %s failed: %s", "ws://x",
-                           "ConnectionRefusedError"),
-                    record(session, logging.INFO, "reconnecting in %.1f s", delay)):
+        for rec in (
+            record(
+                session,
+                logging.WARNING,
+                "connection to %s failed: %s",
+                "ws://x",
+                "ConnectionRefusedError",
+            ),
+            record(session, logging.INFO, "reconnecting in %.1f s", delay),
+        ):
             if f.filter(rec):
                 passed.append(rec.getMessage())
         clock.now += delay
@@ -77,8 +86,14 @@ def test_repeats_are_collapsed_and_a_recovery_reports_them() -> None:
     for n in range(10):
         backend_down_once(1.0 + n)
     # The first three of each kind, then silence.
-    assert passed == [failed, "reconnecting in 1.0 s", failed, "reconnecting in 2.0 s",
-                      failed, "reconnecting in 3.0 s"]
+    assert passed == [
+        failed,
+        "reconnecting in 1.0 s",
+        failed,
+        "reconnecting in 2.0 s",
+        failed,
+        "reconnecting in 3.0 s",
+    ]
     clock.now += 600  # the window is over: one line with the count
     backend_down_once(60.0)
     assert passed[6] == f"{failed} [repeated 7 more time(s) in the last 655 s]"
@@ -88,8 +103,9 @@ def test_repeats_are_collapsed_and_a_recovery_reports_them() -> None:
     assert len(passed) == 8
     back = record(session, logging.INFO, "connected to %s", "ws://x")
     assert f.filter(back)
-    assert back.getMessage() == \
-        "connected to ws://x [10 repeated message(s) suppressed before this]"
+    assert (
+        back.getMessage() == "connected to ws://x [10 repeated message(s) suppressed before this]"
+    )
     backend_down_once(1.0)  # the next failure is news again
     assert passed[8:] == [failed, "reconnecting in 1.0 s"]
 
@@ -99,12 +115,14 @@ def test_different_subjects_and_errors_are_never_collapsed() -> None:
     one = record("firmware.charger", logging.WARNING, "safety input %s %s", "rcd", "TRIPPED")
     two = record("firmware.charger", logging.WARNING, "safety input %s %s", "estop", "TRIPPED")
     assert f.filter(one) and f.filter(two)
-    assert not f.filter(record("firmware.charger", logging.WARNING, "safety input %s %s", "rcd",
-                               "TRIPPED"))
+    assert not f.filter(
+        record("firmware.charger", logging.WARNING, "safety input %s %s", "rcd", "TRIPPED")
+    )
     for level in (logging.ERROR, logging.CRITICAL):
         for _ in range(3):
-            assert f.filter(record("hal.modbus.meter", level, "energy meter %s unavailable",
-                                   "unit 1"))
+            assert f.filter(
+                record("hal.modbus.meter", level, "energy meter %s unavailable", "unit 1")
+            )
 
 
 def test_the_recovery_message_is_still_what_the_session_logs() -> None:
@@ -122,12 +140,20 @@ def test_a_reconnect_ends_the_runs_of_every_logger_of_the_ocpp_edge() -> None:
     f = logs.RepeatFilter(window_s=600, burst=1, clock=Clock())
 
     def resend() -> logging.LogRecord:
-        return record("firmware.ocpp.dispatch", logging.WARNING,
-                      "%s not answered within MessageTimeout; resending", "StartTransaction")
+        return record(
+            "firmware.ocpp.dispatch",
+            logging.WARNING,
+            "%s not answered within MessageTimeout; resending",
+            "StartTransaction",
+        )
 
     def charger() -> logging.LogRecord:
-        return record("firmware.charger", logging.WARNING, "card %s presented but no "
-                      "connector can use it", "AB12")
+        return record(
+            "firmware.charger",
+            logging.WARNING,
+            "card %s presented but no connector can use it",
+            "AB12",
+        )
 
     assert f.filter(resend()) and f.filter(charger())
     assert not f.filter(resend()) and not f.filter(charger())
@@ -144,14 +170,17 @@ def test_configure_writes_one_line_per_event_through_the_filter() -> None:
     handler = logs.configure("INFO", stream, journal=True)
     try:
         for _ in range(5):
-            logging.getLogger("firmware.ocpp.session").warning("connection to %s failed: %s",
-                                                              "ws://x", "refused")
-        logging.getLogger(logs.MESSAGE_LOGGER).info("%s %s", "tx", "[2,\"1\",\"Heartbeat\",{}]")
+            logging.getLogger("firmware.ocpp.session").warning(
+                "connection to %s failed: %s", "ws://x", "refused"
+            )
+        logging.getLogger(logs.MESSAGE_LOGGER).info("%s %s", "tx", '[2,"1","Heartbeat",{}]')
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
-    assert stream.getvalue() == \
-        "<4>WARNING firmware.ocpp.session: connection to ws://x failed: refused\n" * 3
+    assert (
+        stream.getvalue()
+        == "<4>WARNING firmware.ocpp.session: connection to ws://x failed: refused\n" * 3
+    )
 
 
 def test_configure_again_replaces_its_own_handler_and_leaves_others_alone() -> None:
@@ -177,7 +206,8 @@ def message_log() -> Iterator[None]:
 
 
 def test_ocpp_message_log_rotates_in_its_own_file_and_never_reaches_the_journal(
-        tmp_path: Path, message_log: None) -> None:
+    tmp_path: Path, message_log: None
+) -> None:
     journal = io.StringIO()
     level = logging.getLogger().level
     handler = logs.configure("DEBUG", journal, journal=True)
@@ -205,14 +235,16 @@ def test_ocpp_message_log_rotates_in_its_own_file_and_never_reaches_the_journal(
 
 
 def test_message_log_goes_to_the_runtime_directory_by_default(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("RUNTIME_DIRECTORY", str(tmp_path))
     assert logs.default_message_log() == tmp_path / "ocpp.log"
     assert logs.on_ram(Path("/dev/shm/x")) in (True, None)
 
 
 def test_an_unwritable_message_log_is_reported_not_fatal(
-        tmp_path: Path, message_log: None, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, message_log: None, caplog: pytest.LogCaptureFixture
+) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     with caplog.at_level(logging.ERROR):
@@ -228,20 +260,31 @@ def bench_data() -> dict[str, object]:
 def test_logging_table_is_optional_and_parsed() -> None:
     assert parse(bench_data()).logging.ocpp_messages is False
     data = bench_data()
-    data["logging"] = {"ocpp_messages": True, "ocpp_log": "/run/chargepoint/ocpp.log",
-                       "ocpp_log_max_bytes": 65536}
+    data["logging"] = {
+        "ocpp_messages": True,
+        "ocpp_log": "/run/chargepoint/ocpp.log",
+        "ocpp_log_max_bytes": 65536,
+    }
     lg = parse(data).logging
-    assert (lg.ocpp_messages, lg.ocpp_log, lg.ocpp_log_max_bytes, lg.ocpp_log_backups) == \
-        (True, "/run/chargepoint/ocpp.log", 65536, 1)
+    assert (lg.ocpp_messages, lg.ocpp_log, lg.ocpp_log_max_bytes, lg.ocpp_log_backups) == (
+        True,
+        "/run/chargepoint/ocpp.log",
+        65536,
+        1,
+    )
 
 
-@pytest.mark.parametrize("table, message", [
-    ({"ocpp_mesages": True},
-     "[logging] unknown key ocpp_mesages; did you mean ocpp_messages?"),
-    ({"ocpp_messages": "yes"},
-     '[logging] ocpp_messages must be true or false, not the string "yes"'),
-    ({"ocpp_log_max_bytes": 10}, "[logging] ocpp_log_max_bytes must be at least 1024, not 10"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"ocpp_mesages": True}, "[logging] unknown key ocpp_mesages; did you mean ocpp_messages?"),
+        (
+            {"ocpp_messages": "yes"},
+            '[logging] ocpp_messages must be true or false, not the string "yes"',
+        ),
+        ({"ocpp_log_max_bytes": 10}, "[logging] ocpp_log_max_bytes must be at least 1024, not 10"),
+    ],
+)
 def test_logging_table_mistakes_are_named(table: dict[str, object], message: str) -> None:
     data = bench_data()
     data["logging"] = table

@@ -25,7 +25,8 @@ def test_clock_alignment_from_midnight() -> None:
 @given(st.integers(1, 86_400), st.integers(0, 86_399))
 def test_aligned_instants_are_after_now_and_on_the_grid(interval: int, second: int) -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC).replace(
-        hour=second // 3600, minute=second // 60 % 60, second=second % 60)
+        hour=second // 3600, minute=second // 60 % 60, second=second % 60
+    )
     nxt = next_aligned(now, interval)
     assert nxt > now
     since_midnight = (nxt - nxt.replace(hour=0, minute=0, second=0)).total_seconds()
@@ -45,16 +46,31 @@ def test_thin_keeps_first_and_last_and_fits(values: list[int], limit: int) -> No
 
 
 def test_sampled_values_units_and_phases() -> None:
-    reading = MeterReading(T0, energy_import_wh=1234.4, power_w=11040.0,
-                           current_a=(16.0, 16.0, None), voltage_v=(230.1, 229.9, 231.0),
-                           frequency_hz=50.01)
-    values = sampled_values(reading, ["Energy.Active.Import.Register", "Current.Import",
-                                      "Voltage.L2-N", "Frequency", "Current.Offered"],
-                            "Sample.Clock", offered_a=16.0)
+    reading = MeterReading(
+        T0,
+        energy_import_wh=1234.4,
+        power_w=11040.0,
+        current_a=(16.0, 16.0, None),
+        voltage_v=(230.1, 229.9, 231.0),
+        frequency_hz=50.01,
+    )
+    values = sampled_values(
+        reading,
+        [
+            "Energy.Active.Import.Register",
+            "Current.Import",
+            "Voltage.L2-N",
+            "Frequency",
+            "Current.Offered",
+        ],
+        "Sample.Clock",
+        offered_a=16.0,
+    )
     shown = [(v.measurand, v.phase, v.unit, v.value) for v in values]
     assert shown == [
         ("Energy.Active.Import.Register", None, "Wh", "1234"),
-        ("Current.Import", "L1", "A", "16.0"), ("Current.Import", "L2", "A", "16.0"),
+        ("Current.Import", "L1", "A", "16.0"),
+        ("Current.Import", "L2", "A", "16.0"),
         ("Voltage", "L2-N", "V", "229.9"),
         ("Frequency", None, None, "50.01"),
         ("Current.Offered", None, "A", "16.0"),

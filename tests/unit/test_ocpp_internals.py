@@ -17,7 +17,8 @@ def test_the_installed_ocpp_library_still_has_every_internal_we_use() -> None:
     missing = missing_internals()
     assert not missing, (
         f"the installed ocpp library's ChargePoint lacks {', '.join(missing)}, which "
-        f"firmware/ocpp/connection.py relies on: adapt it to the new version")
+        f"firmware/ocpp/connection.py relies on: adapt it to the new version"
+    )
 
 
 def test_the_check_names_what_a_changed_library_lost() -> None:
@@ -46,7 +47,12 @@ def test_no_other_module_touches_the_library_privately() -> None:
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr in LIBRARY_INTERNALS \
-                    and node.attr.startswith("_"):
-                raise AssertionError(f"{path.name}:{node.lineno} uses {node.attr}: only "
-                                     f"{Path(connection.__file__).name} may")
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in LIBRARY_INTERNALS
+                and node.attr.startswith("_")
+            ):
+                raise AssertionError(
+                    f"{path.name}:{node.lineno} uses {node.attr}: only "
+                    f"{Path(connection.__file__).name} may"
+                )

@@ -11,8 +11,14 @@ from firmware import pilot
 from firmware.domain import ChargePointErrorCode, ConnectorError
 from hal.types import PilotState
 
-A, B, C, D, E, F = (PilotState.A, PilotState.B, PilotState.C, PilotState.D, PilotState.E,
-                    PilotState.F)
+A, B, C, D, E, F = (
+    PilotState.A,
+    PilotState.B,
+    PilotState.C,
+    PilotState.D,
+    PilotState.E,
+    PilotState.F,
+)
 CP = ChargePointErrorCode.EV_COMMUNICATION_ERROR
 
 
@@ -20,25 +26,29 @@ def fault(state: PilotState, what: str) -> m.FaultDetected:
     return m.FaultDetected(ConnectorError(CP, f"CP-{state.value}", what))
 
 
-@pytest.mark.parametrize(("previous", "new", "expected"), [
-    (A, B, [m.Plugged()]),
-    (A, C, [m.Plugged(), m.EvRequestsPower()]),
-    (B, C, [m.EvRequestsPower()]),
-    (C, B, [m.EvPaused()]),
-    (B, A, [m.Unplugged()]),
-    (C, A, [m.Unplugged()]),
-    # D: asks for ventilation, which this charger does not have: refused as a fault.
-    (B, D, [fault(D, "CP state D")]),
-    (D, B, [m.FaultCleared(CP), m.EvPaused()]),
-    (A, E, [fault(E, "CP state E (short or no diode)")]),
-    (C, E, [fault(E, "CP state E (short or no diode)")]),
-    (E, B, [m.FaultCleared(CP), m.Plugged()]),
-    (E, A, [m.FaultCleared(CP), m.Unplugged()]),
-    (C, F, [fault(F, "CP state F (pilot turned off)")]),
-    (F, C, [m.FaultCleared(CP), m.Plugged(), m.EvRequestsPower()]),
-])
-def test_a_settled_change_means_these_events(previous: PilotState, new: PilotState,
-                                             expected: list[m.Event]) -> None:
+@pytest.mark.parametrize(
+    ("previous", "new", "expected"),
+    [
+        (A, B, [m.Plugged()]),
+        (A, C, [m.Plugged(), m.EvRequestsPower()]),
+        (B, C, [m.EvRequestsPower()]),
+        (C, B, [m.EvPaused()]),
+        (B, A, [m.Unplugged()]),
+        (C, A, [m.Unplugged()]),
+        # D: asks for ventilation, which this charger does not have: refused as a fault.
+        (B, D, [fault(D, "CP state D")]),
+        (D, B, [m.FaultCleared(CP), m.EvPaused()]),
+        (A, E, [fault(E, "CP state E (short or no diode)")]),
+        (C, E, [fault(E, "CP state E (short or no diode)")]),
+        (E, B, [m.FaultCleared(CP), m.Plugged()]),
+        (E, A, [m.FaultCleared(CP), m.Unplugged()]),
+        (C, F, [fault(F, "CP state F (pilot turned off)")]),
+        (F, C, [m.FaultCleared(CP), m.Plugged(), m.EvRequestsPower()]),
+    ],
+)
+def test_a_settled_change_means_these_events(
+    previous: PilotState, new: PilotState, expected: list[m.Event]
+) -> None:
     assert pilot.events(previous, new) == expected
 
 
@@ -83,8 +93,9 @@ STATES = st.sampled_from(list(PilotState))
 
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(list(PilotState)), st.lists(STATES, max_size=30))
-def test_power_is_only_added_after_equal_readings(start: PilotState,
-                                                  states: list[PilotState]) -> None:
+def test_power_is_only_added_after_equal_readings(
+    start: PilotState, states: list[PilotState]
+) -> None:
     """Whatever the readings: a settled change that could add power was read DEBOUNCE_READS
     times in a row; one that takes power away settled on its first reading."""
     debounce = pilot.Debounce(start)
@@ -96,8 +107,8 @@ def test_power_is_only_added_after_equal_readings(start: PilotState,
             continue
         assert debounce.settled is state and events == pilot.events(before, state)
         if not pilot.acts_at_once(before, state):
-            assert states[max(0, i - pilot.DEBOUNCE_READS + 1):i + 1] == (
-                [state] * pilot.DEBOUNCE_READS)
+            assert states[max(0, i - pilot.DEBOUNCE_READS + 1) : i + 1] == (
+                [state] * pilot.DEBOUNCE_READS
+            )
         if any(isinstance(e, m.EvRequestsPower) for e in events):
             assert i + 1 >= pilot.DEBOUNCE_READS
-

@@ -16,20 +16,25 @@ KEY = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 
 # ------------------------------------------------------------------ URL credentials
 
-@pytest.mark.parametrize("url, shown", [
-    ("wss://CP001:s3cret@csms.example/ocpp/CP001", "wss://csms.example/ocpp/CP001"),
-    ("ftp://user:p%40ss@logs.example:2121/in", "ftp://logs.example:2121/in"),
-    ("https://only-user@logs.example/x", "https://logs.example/x"),
-    # An '@' in the password: everything up to the last '@' of the host part goes.
-    ("ws://id:a@b@host/ocpp", "ws://host/ocpp"),
-    ("ws://host/ocpp/CP001", "ws://host/ocpp/CP001"),
-    ("ws://host/path@not-credentials", "ws://host/path@not-credentials"),
-])
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("wss://CP001:s3cret@csms.example/ocpp/CP001", "wss://csms.example/ocpp/CP001"),
+        ("ftp://user:p%40ss@logs.example:2121/in", "ftp://logs.example:2121/in"),
+        ("https://only-user@logs.example/x", "https://logs.example/x"),
+        # An '@' in the password: everything up to the last '@' of the host part goes.
+        ("ws://id:a@b@host/ocpp", "ws://host/ocpp"),
+        ("ws://host/ocpp/CP001", "ws://host/ocpp/CP001"),
+        ("ws://host/path@not-credentials", "ws://host/path@not-credentials"),
+    ],
+)
 def test_a_url_loses_its_user_and_password_and_nothing_else(url: str, shown: str) -> None:
     assert redaction.without_credentials(url) == shown
 
 
 # ------------------------------------------------------------------ Basic auth headers
+
 
 @pytest.mark.parametrize("name", ["Authorization", "authorization", "Proxy-Authorization"])
 def test_a_credentials_header_value_is_masked(name: str) -> None:
@@ -40,14 +45,20 @@ def test_other_headers_are_shown() -> None:
     assert redaction.header_value("Sec-WebSocket-Protocol", "ocpp1.6") == "ocpp1.6"
 
 
-@pytest.mark.parametrize("text, shown", [
-    ("Authorization: Basic Q1AwMDE6c2VjcmV0", "Authorization: Basic ***"),
-    ("> proxy-authorization: basic Q1AwMDE6c2VjcmV0\n", "> proxy-authorization: basic ***\n"),
-    ('{"Authorization": "Basic Q1AwMDE6c2VjcmV0"}', '{"Authorization": "Basic ***"}'),
-    ("{'authorization': 'Bearer abc.def.ghi', 'x': 1}", "{'authorization': 'Bearer ***', 'x': 1}"),
-    # Not a header: a parameter annotation in a traceback.
-    ("def f(authorization: str | None)", "def f(authorization: str | None)"),
-])
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("Authorization: Basic Q1AwMDE6c2VjcmV0", "Authorization: Basic ***"),
+        ("> proxy-authorization: basic Q1AwMDE6c2VjcmV0\n", "> proxy-authorization: basic ***\n"),
+        ('{"Authorization": "Basic Q1AwMDE6c2VjcmV0"}', '{"Authorization": "Basic ***"}'),
+        (
+            "{'authorization': 'Bearer abc.def.ghi', 'x': 1}",
+            "{'authorization': 'Bearer ***', 'x': 1}",
+        ),
+        # Not a header: a parameter annotation in a traceback.
+        ("def f(authorization: str | None)", "def f(authorization: str | None)"),
+    ],
+)
 def test_authorization_headers_in_text_keep_the_scheme_only(text: str, shown: str) -> None:
     assert redaction.redact_authorization_headers(text) == shown
 
@@ -66,8 +77,7 @@ def test_websockets_header_dump_never_shows_basic_credentials() -> None:
 
 
 def test_websockets_frame_dumps_go_when_asked() -> None:
-    frame = _record("> %s",
-                    "TEXT '[2,\"1\",\"ChangeConfiguration\",{\"key\":\"Authoriz...' [60 bytes]")
+    frame = _record("> %s", 'TEXT \'[2,"1","ChangeConfiguration",{"key":"Authoriz...\' [60 bytes]')
     assert HideWebsocketsSecrets(drop_data_frames=True).filter(frame) is False
     assert HideWebsocketsSecrets().filter(frame) is True
 
@@ -77,16 +87,19 @@ def test_websockets_frame_dumps_go_when_asked() -> None:
 CHANGE = [2, "m1", "ChangeConfiguration", {"key": "AuthorizationKey", "value": KEY}]
 
 
-@pytest.mark.parametrize("text", [
-    json.dumps(CHANGE),
-    json.dumps([2, "m1", "ChangeConfiguration", {"value": KEY, "key": "AuthorizationKey"}]),
-    repr(CHANGE),
-    repr({"value": KEY, "key": "authorizationkey"}),
-    # A frame quoted inside a string (a warning quoting a malformed frame).
-    json.dumps({"frame": json.dumps(CHANGE)}),
-    # A bare token (a number where a string belongs).
-    '{"key": "AuthorizationKey", "value": 4242424242}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps(CHANGE),
+        json.dumps([2, "m1", "ChangeConfiguration", {"value": KEY, "key": "AuthorizationKey"}]),
+        repr(CHANGE),
+        repr({"value": KEY, "key": "authorizationkey"}),
+        # A frame quoted inside a string (a warning quoting a malformed frame).
+        json.dumps({"frame": json.dumps(CHANGE)}),
+        # A bare token (a number where a string belongs).
+        '{"key": "AuthorizationKey", "value": 4242424242}',
+    ],
+)
 def test_the_value_of_any_object_naming_authorization_key_is_masked(text: str) -> None:
     out = redaction.redact_authorization_key(text)
     assert KEY not in out and "4242424242" not in out
@@ -97,14 +110,18 @@ def test_the_value_of_any_object_naming_authorization_key_is_masked(text: str) -
 def test_a_masked_frame_is_still_the_same_json() -> None:
     out = json.loads(redaction.redact_authorization_key(json.dumps(CHANGE)))
     assert out == [2, "m1", "ChangeConfiguration", {"key": "AuthorizationKey", "value": "***"}]
-    quoted = json.loads(json.loads(redaction.redact_authorization_key(
-        json.dumps({"frame": json.dumps(CHANGE)})))["frame"])
+    quoted = json.loads(
+        json.loads(redaction.redact_authorization_key(json.dumps({"frame": json.dumps(CHANGE)})))[
+            "frame"
+        ]
+    )
     assert quoted[3]["value"] == "***"
 
 
 def test_other_keys_keep_their_values() -> None:
-    text = json.dumps([2, "m2", "ChangeConfiguration", {"key": "HeartbeatInterval",
-                                                        "value": "300"}])
+    text = json.dumps(
+        [2, "m2", "ChangeConfiguration", {"key": "HeartbeatInterval", "value": "300"}]
+    )
     assert redaction.redact_authorization_key(text) == text
     assert not redaction.names_authorization_key(text)
 
@@ -114,8 +131,15 @@ def test_the_log_filter_masks_message_and_arguments_and_withholds_the_traceback(
         raise ValueError(f"'{KEY}' does not match '^[0-9a-fA-F]+$'")
     except ValueError:
         exc_info = sys.exc_info()
-    record = logging.LogRecord("chargepoint.ocpp.messages", logging.WARNING, __file__, 1,
-                               "bad frame %s (%d bytes)", (json.dumps(CHANGE), 99), exc_info)
+    record = logging.LogRecord(
+        "chargepoint.ocpp.messages",
+        logging.WARNING,
+        __file__,
+        1,
+        "bad frame %s (%d bytes)",
+        (json.dumps(CHANGE), 99),
+        exc_info,
+    )
     assert RedactSecrets().filter(record)
     formatted = logging.Formatter().format(record)
     assert KEY not in formatted
@@ -127,17 +151,16 @@ def test_the_log_filter_masks_message_and_arguments_and_withholds_the_traceback(
 
 # ------------------------------------------------------------------ private keys
 
-PEM = ("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB3k...\nAoGBAL...==\n"
-       "-----END EC PRIVATE KEY-----")
+PEM = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB3k...\nAoGBAL...==\n-----END EC PRIVATE KEY-----"
 
 
-@pytest.mark.parametrize("begin", ["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY",
-                                   "ENCRYPTED PRIVATE KEY"])
+@pytest.mark.parametrize(
+    "begin", ["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY", "ENCRYPTED PRIVATE KEY"]
+)
 def test_a_pem_private_key_in_a_log_is_removed_whole(begin: str) -> None:
     block = PEM.replace("EC PRIVATE KEY", begin)
     text = f"line before\n{block}\nline after\n"
-    assert redaction.remove_private_keys(text) == \
-        "line before\n[private key removed]\nline after\n"
+    assert redaction.remove_private_keys(text) == "line before\n[private key removed]\nline after\n"
 
 
 def test_a_certificate_is_not_a_private_key() -> None:
@@ -147,9 +170,12 @@ def test_a_certificate_is_not_a_private_key() -> None:
 
 # ------------------------------------------------------------------ scrub: all of it
 
+
 def test_scrub_hides_every_kind_and_the_given_secrets() -> None:
-    text = (f"{PEM}\nsent {json.dumps(CHANGE)}\nAuthorization: Basic Q1AwMDE6c2VjcmV0\n"
-            f"a careless line with {KEY.upper()} and hunter22 in it\nkey abc\n")
+    text = (
+        f"{PEM}\nsent {json.dumps(CHANGE)}\nAuthorization: Basic Q1AwMDE6c2VjcmV0\n"
+        f"a careless line with {KEY.upper()} and hunter22 in it\nkey abc\n"
+    )
     out = redaction.scrub(text, [KEY, "hunter22", "abc", ""])
     assert "PRIVATE KEY" not in out and "[private key removed]" in out
     assert KEY not in out.lower() and "hunter22" not in out
@@ -162,7 +188,8 @@ def test_scrub_replaces_a_longer_secret_whole_before_one_inside_it() -> None:
 
 
 def test_every_logger_of_the_ocpp_edge_hides_the_authorization_key(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Each block logs on its own logger and may quote what the central system sent (the
     outbox's "Authorize failed" line quotes a CALLERROR): every module's logger redacts."""
     import logging

@@ -16,10 +16,15 @@ def test_events_keep_their_order_ids_and_the_time_window_is_inclusive() -> None:
     second = log.record("SettingSystemTime", "clock set", at=T2)
     log.record("FirmwareUpdated", at=T3)
     assert second.seq == first.seq + 1
-    assert [e.type for e in log.events()] == ["StartupOfTheDevice", "SettingSystemTime",
-                                              "FirmwareUpdated"]
+    assert [e.type for e in log.events()] == [
+        "StartupOfTheDevice",
+        "SettingSystemTime",
+        "FirmwareUpdated",
+    ]
     assert [e.type for e in log.events(to_ocpp(T2), to_ocpp(T2))] == ["SettingSystemTime"]
-    assert [e.type for e in log.events(oldest=to_ocpp(T2))] == ["SettingSystemTime",
-                                                                 "FirmwareUpdated"]
+    assert [e.type for e in log.events(oldest=to_ocpp(T2))] == [
+        "SettingSystemTime",
+        "FirmwareUpdated",
+    ]
     assert [e.type for e in log.events(latest=to_ocpp(T1))] == ["StartupOfTheDevice"]
     log.close()

@@ -24,8 +24,21 @@ def register(ctx: VendorContext) -> None:
         if indicator is not None:
             indicator.brightness = percent / 100
 
-    ctx.key(RING_BRIGHTNESS, 70, minimum=5, maximum=100, unit="%",
-            description="LED ring brightness (Acme).", effect="the light changes at once",
-            apply=ring_brightness)
-    ctx.key(SITE_LABEL, "Acme charger", max_length=32, reboot_required=True,
-            description="Label shown at boot (Acme).", effect="after a reboot")
+    ctx.key(
+        RING_BRIGHTNESS,
+        70,
+        minimum=5,
+        maximum=100,
+        unit="%",
+        description="LED ring brightness (Acme).",
+        effect="the light changes at once",
+        apply=ring_brightness,
+    )
+    ctx.key(
+        SITE_LABEL,
+        "Acme charger",
+        max_length=32,
+        reboot_required=True,
+        description="Label shown at boot (Acme).",
+        effect="after a reboot",
+    )

@@ -130,8 +130,9 @@ async def test_sdm630_over_rtu_through_a_pty_pair(
     board = SimulatedEvseBoard(unit_id=2)
     server = modbus_server_factory(sim, board)
     await server.start_rtu(server_end, baudrate=9600)
-    endpoint = ModbusEndpoint(port=client_end, baudrate=9600, timeout_s=0.3, retries=0,
-                              quiet_gap_s=0.01)
+    endpoint = ModbusEndpoint(
+        port=client_end, baudrate=9600, timeout_s=0.3, retries=0, quiet_gap_s=0.01
+    )
     meter = ModbusEnergyMeter(MeterConfig("SDM630", endpoint, unit_id=1))
     pilot = EvseWbPilot(PilotConfig("evse-wb", endpoint, unit_id=2))
 

@@ -22,8 +22,10 @@ from tests.system.ocpp_rpc.harness import Event, NodeCsms, NodeCsmsError, ensure
 
 # Every measurand the bench's SDM630 and pilot serve, in MeterValues and in StopTransaction,
 # so that every kind of sampled value the charger can produce goes through the schema.
-ALL_MEASURANDS = ("Energy.Active.Import.Register,Energy.Active.Export.Register,"
-                  "Power.Active.Import,Current.Import,Voltage,Frequency,Current.Offered")
+ALL_MEASURANDS = (
+    "Energy.Active.Import.Register,Energy.Active.Export.Register,"
+    "Power.Active.Import,Current.Import,Voltage,Frequency,Current.Offered"
+)
 CONFORMANCE_KEYS: dict[str, object] = {
     "MeterValueSampleInterval": 1,
     "MeterValuesSampledData": ALL_MEASURANDS,
@@ -36,8 +38,10 @@ def node_executable() -> str:
     """``node``, with this folder's node_modules installed (``npm ci`` once on a fresh clone)."""
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed: the independent OCPP schema check (npm ocpp-rpc) "
-                    "needs node >= 17 and npm (scripts/test installs Debian's nodejs and npm)")
+        pytest.skip(
+            "node is not installed: the independent OCPP schema check (npm ocpp-rpc) "
+            "needs node >= 17 and npm (scripts/test installs Debian's nodejs and npm)"
+        )
     try:
         ensure_node_modules()
     except NodeCsmsError as exc:
@@ -58,7 +62,8 @@ def node_csms(node_executable: str, tmp_path: Path) -> Iterator[NodeCsms]:
     finally:
         code = csms.terminate()
         (tmp_path / "csms-events.jsonl").write_text(
-            "".join(json.dumps(e) + "\n" for e in csms.events))
+            "".join(json.dumps(e) + "\n" for e in csms.events)
+        )
         assert code == 0, f"csms.js exited with {code}; stderr:\n{csms.stderr}"
 
 
@@ -83,25 +88,48 @@ class NodeRig:
     async def wait_call(self, action: str, since: int = 0, timeout: float = 10) -> Event:
         """The next CALL ``action`` the charger sent (its ``payload`` as it crossed the wire)."""
         return await self.node.awaited_for(
-            lambda e: e.get("ev") == "rx" and e.get("type") == "CALL"
-            and e.get("action") == action and e.get("id") == self.cp_id,
-            timeout=timeout, since=since)
+            lambda e: (
+                e.get("ev") == "rx"
+                and e.get("type") == "CALL"
+                and e.get("action") == action
+                and e.get("id") == self.cp_id
+            ),
+            timeout=timeout,
+            since=since,
+        )
 
     async def wait_answered(self, action: str, since: int = 0, timeout: float = 10) -> Event:
         """csms.js's answer to the charger's ``action`` (CALLRESULT or CALLERROR)."""
         return await self.node.awaited_for(
-            lambda e: e.get("ev") == "tx" and e.get("type") in ("CALLRESULT", "CALLERROR")
-            and e.get("action") == action and e.get("id") == self.cp_id,
-            timeout=timeout, since=since)
+            lambda e: (
+                e.get("ev") == "tx"
+                and e.get("type") in ("CALLRESULT", "CALLERROR")
+                and e.get("action") == action
+                and e.get("id") == self.cp_id
+            ),
+            timeout=timeout,
+            since=since,
+        )
 
-    async def wait_status(self, status: str, connector: int = 1, since: int = 0,
-                          timeout: float = 10, error_code: str | None = None) -> Event:
+    async def wait_status(
+        self,
+        status: str,
+        connector: int = 1,
+        since: int = 0,
+        timeout: float = 10,
+        error_code: str | None = None,
+    ) -> Event:
         def pred(e: Event) -> bool:
             p = e.get("payload") or {}
-            return (e.get("ev") == "rx" and e.get("type") == "CALL"
-                    and e.get("action") == "StatusNotification"
-                    and p.get("connectorId") == connector and p.get("status") == status
-                    and (error_code is None or p.get("errorCode") == error_code))
+            return (
+                e.get("ev") == "rx"
+                and e.get("type") == "CALL"
+                and e.get("action") == "StatusNotification"
+                and p.get("connectorId") == connector
+                and p.get("status") == status
+                and (error_code is None or p.get("errorCode") == error_code)
+            )
+
         return await self.node.awaited_for(pred, timeout=timeout, since=since)
 
     async def call(self, method: str, params: dict[str, Any], timeout: float = 15) -> Event:
@@ -123,8 +151,9 @@ class NodeRig:
 
 
 @pytest_asyncio.fixture
-async def node_rig(node_csms: NodeCsms, tmp_path: Path, request: pytest.FixtureRequest
-                   ) -> AsyncIterator[NodeRig]:
+async def node_rig(
+    node_csms: NodeCsms, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[NodeRig]:
     """The controller on the bench, registered at the strict central system.  Marker
     ``@pytest.mark.keys(Name=value, ...)`` adds OCPP keys to ``CONFORMANCE_KEYS``."""
     marker = request.node.get_closest_marker("keys")

@@ -46,8 +46,9 @@ def node_modules_ready() -> bool:
     """ocpp-rpc is installed here, in the version package.json pins (a bump reinstalls)."""
     try:
         wanted = json.loads((HERE / "package.json").read_text())["dependencies"]["ocpp-rpc"]
-        installed = json.loads(
-            (HERE / "node_modules" / "ocpp-rpc" / "package.json").read_text())["version"]
+        installed = json.loads((HERE / "node_modules" / "ocpp-rpc" / "package.json").read_text())[
+            "version"
+        ]
     except (OSError, ValueError, KeyError):
         return False
     return bool(installed == wanted)
@@ -62,20 +63,29 @@ def ensure_node_modules(npm: str | None = None, timeout: float = NPM_CI_TIMEOUT_
         return
     npm = npm or shutil.which("npm")
     if npm is None:
-        raise NodeCsmsError(f"node is installed but npm is not; cannot install {HERE}/node_modules "
-                            "(install npm, e.g. apt-get install npm, or run scripts/test)")
+        raise NodeCsmsError(
+            f"node is installed but npm is not; cannot install {HERE}/node_modules "
+            "(install npm, e.g. apt-get install npm, or run scripts/test)"
+        )
     with open(HERE / ".npm-ci.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if node_modules_ready():
             return
         try:
-            done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE,
-                                  capture_output=True, text=True, timeout=timeout, check=False)
+            done = subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund"],
+                cwd=HERE,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired as exc:
             raise NodeCsmsError(f"npm ci in {HERE} took more than {timeout:.0f} s") from exc
         if done.returncode != 0 or not node_modules_ready():
-            raise NodeCsmsError(f"npm ci in {HERE} failed (exit {done.returncode}):\n"
-                                f"{done.stdout}\n{done.stderr}")
+            raise NodeCsmsError(
+                f"npm ci in {HERE} failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}"
+            )
 
 
 def is_validation_failure(event: Event) -> bool:
@@ -98,19 +108,33 @@ def describe_failure(event: Event) -> str:
         what = "CALL" if event.get("isCall") else "CALLRESULT"
         payload = event.get("params") if event.get("isCall") else event.get("result")
         errors = details.get("errors") if isinstance(details, dict) else None
-        return (f"{event.get('id')}: {what} {event.get('method')} failed strict validation "
-                f"({error.get('code')}): {json.dumps(payload)} ajv: {json.dumps(errors)}")
+        return (
+            f"{event.get('id')}: {what} {event.get('method')} failed strict validation "
+            f"({error.get('code')}): {json.dumps(payload)} ajv: {json.dumps(errors)}"
+        )
     if event.get("ev") == "badMessage":
-        return (f"{event.get('id')}: bad message {event.get('frame')!r}: "
-                f"{json.dumps(event.get('error'))}")
+        return (
+            f"{event.get('id')}: bad message {event.get('frame')!r}: "
+            f"{json.dumps(event.get('error'))}"
+        )
     return f"{event.get('id')}: connected without subprotocol ocpp1.6 ({event.get('protocol')!r})"
 
 
 # OCPP-J 1.6 §4.2.3 error codes; the misspellings are the standard's (J-ERRATA 5.1/5.2).
-OCPP16_ERROR_CODES = frozenset({
-    "NotImplemented", "NotSupported", "InternalError", "ProtocolError", "SecurityError",
-    "FormationViolation", "PropertyConstraintViolation", "OccurenceConstraintViolation",
-    "TypeConstraintViolation", "GenericError"})
+OCPP16_ERROR_CODES = frozenset(
+    {
+        "NotImplemented",
+        "NotSupported",
+        "InternalError",
+        "ProtocolError",
+        "SecurityError",
+        "FormationViolation",
+        "PropertyConstraintViolation",
+        "OccurenceConstraintViolation",
+        "TypeConstraintViolation",
+        "GenericError",
+    }
+)
 
 
 def framing_problems(events: list[Event], cp_id: str) -> list[str]:
@@ -150,16 +174,18 @@ def framing_problems(events: list[Event], cp_id: str) -> list[str]:
             if code not in OCPP16_ERROR_CODES:
                 problems.append(f"CALLERROR code {code!r} is not an OCPP 1.6 error code: {frame}")
             if not isinstance(description, str) or not isinstance(details, dict):
-                problems.append(f"CALLERROR description must be a string, details an object: "
-                                f"{frame}")
+                problems.append(
+                    f"CALLERROR description must be a string, details an object: {frame}"
+                )
     return problems
 
 
 class NodeCsms:
     """``node csms.js 0`` as a subprocess; its JSON-line events collected by a reader thread."""
 
-    def __init__(self, node: str = "node", startup_timeout: float = 10.0,
-                 host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, node: str = "node", startup_timeout: float = 10.0, host: str = "127.0.0.1"
+    ) -> None:
         self.node = node
         self.startup_timeout = startup_timeout
         self.host = host
@@ -177,28 +203,42 @@ class NodeCsms:
 
     def start(self) -> Self:
         self.proc = subprocess.Popen(
-            [self.node, str(SCRIPT), "0"], cwd=HERE, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
-            encoding="utf-8")
+            [self.node, str(SCRIPT), "0"],
+            cwd=HERE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            encoding="utf-8",
+        )
         assert self.proc.stdout is not None and self.proc.stderr is not None
-        for name, target, stream in (("stdout", self._read_stdout, self.proc.stdout),
-                                     ("stderr", self._read_stderr, self.proc.stderr)):
-            thread = threading.Thread(target=target, args=(stream,), daemon=True,
-                                      name=f"node-csms-{name}")
+        for name, target, stream in (
+            ("stdout", self._read_stdout, self.proc.stdout),
+            ("stderr", self._read_stderr, self.proc.stderr),
+        ):
+            thread = threading.Thread(
+                target=target, args=(stream,), daemon=True, name=f"node-csms-{name}"
+            )
             thread.start()
             self._threads.append(thread)
         try:
-            first = self.wait_for(lambda e: e.get("ev") == "listening",
-                                  timeout=self.startup_timeout)
+            first = self.wait_for(
+                lambda e: e.get("ev") == "listening", timeout=self.startup_timeout
+            )
         except (TimeoutError, NodeCsmsError):
             code = self.proc.poll()
             self.terminate()  # also waits for the readers, so stderr is complete
-            state = (f"it exited with {code}" if code is not None
-                     else f"nothing within {self.startup_timeout:.0f} s")
+            state = (
+                f"it exited with {code}"
+                if code is not None
+                else f"nothing within {self.startup_timeout:.0f} s"
+            )
             raise NodeCsmsError(
                 f"{self.node} {SCRIPT.name} did not report its port ({state}); "
                 f"stderr:\n{self.stderr or '(empty)'}"
-                + (f"\nstdout:\n{''.join(self._non_json)}" if self._non_json else "")) from None
+                + (f"\nstdout:\n{''.join(self._non_json)}" if self._non_json else "")
+            ) from None
         self.port = int(first["port"])
         return self
 
@@ -304,8 +344,9 @@ class NodeCsms:
                     raise NodeCsmsError(f"csms.js ended; stderr:\n{''.join(self._stderr)}")
                 self._cond.wait(left)
 
-    async def awaited_for(self, predicate: Predicate, timeout: float = 10.0,
-                          since: int = 0) -> Event:
+    async def awaited_for(
+        self, predicate: Predicate, timeout: float = 10.0, since: int = 0
+    ) -> Event:
         """``wait_for`` for async tests: polls, so the event loop keeps running meanwhile."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -323,9 +364,10 @@ class NodeCsms:
             await asyncio.sleep(0.02)
 
     def _timeout_message(self, timeout: float, since: int) -> str:
-        tail = self._events[max(since, len(self._events) - 15):]
-        return (f"no matching csms.js event within {timeout:.1f} s; last events:\n"
-                + "\n".join(json.dumps(e)[:400] for e in tail))
+        tail = self._events[max(since, len(self._events) - 15) :]
+        return f"no matching csms.js event within {timeout:.1f} s; last events:\n" + "\n".join(
+            json.dumps(e)[:400] for e in tail
+        )
 
     # ------------------------------------------------------------ views
 
@@ -338,21 +380,33 @@ class NodeCsms:
     def failure_report(self) -> str:
         return "\n".join(describe_failure(e) for e in self.validation_failures())
 
-    def frames(self, direction: str, *, action: str | None = None,
-               message_type: str | None = None, cp_id: str | None = None,
-               since: int = 0) -> list[Event]:
+    def frames(
+        self,
+        direction: str,
+        *,
+        action: str | None = None,
+        message_type: str | None = None,
+        cp_id: str | None = None,
+        since: int = 0,
+    ) -> list[Event]:
         """``direction`` "rx" (sent by a charge point) or "tx" (sent by csms.js)."""
-        return [e for e in self.events[since:]
-                if e.get("ev") == direction
-                and (action is None or e.get("action") == action)
-                and (message_type is None or e.get("type") == message_type)
-                and (cp_id is None or e.get("id") == cp_id)]
+        return [
+            e
+            for e in self.events[since:]
+            if e.get("ev") == direction
+            and (action is None or e.get("action") == action)
+            and (message_type is None or e.get("type") == message_type)
+            and (cp_id is None or e.get("id") == cp_id)
+        ]
 
-    def received_calls(self, action: str, cp_id: str | None = None,
-                       since: int = 0) -> list[dict[str, Any]]:
+    def received_calls(
+        self, action: str, cp_id: str | None = None, since: int = 0
+    ) -> list[dict[str, Any]]:
         """Payloads of the CALLs ``action`` a charge point sent."""
-        return [e["payload"] for e in self.frames("rx", action=action, message_type="CALL",
-                                                  cp_id=cp_id, since=since)]
+        return [
+            e["payload"]
+            for e in self.frames("rx", action=action, message_type="CALL", cp_id=cp_id, since=since)
+        ]
 
     # ------------------------------------------------------------ commands
 
@@ -366,16 +420,16 @@ class NodeCsms:
 
     def _send_call(self, cp_id: str, method: str, params: dict[str, Any]) -> str:
         ref = f"r{next(self._refs)}"
-        self.send_command({"cmd": "call", "id": cp_id, "method": method, "params": params,
-                           "ref": ref})
+        self.send_command(
+            {"cmd": "call", "id": cp_id, "method": method, "params": params, "ref": ref}
+        )
         return ref
 
     @staticmethod
     def _outcome(ref: str) -> Predicate:
         return lambda e: e.get("ev") in ("result", "error") and e.get("ref") == ref
 
-    def call(self, cp_id: str, method: str, params: dict[str, Any],
-             timeout: float = 15.0) -> Event:
+    def call(self, cp_id: str, method: str, params: dict[str, Any], timeout: float = 15.0) -> Event:
         """csms.js calls the charge point; returns ``{"ev": "result", "result": {...}}`` or
         ``{"ev": "error", "error": {"code", "message", "details"}}``.
 
@@ -385,15 +439,19 @@ class NodeCsms:
         except RuntimeError:
             pass
         else:
-            raise NodeCsmsError("NodeCsms.call blocks the running event loop (and the charger "
-                                "in it); use `await NodeCsms.acall(...)`")
+            raise NodeCsmsError(
+                "NodeCsms.call blocks the running event loop (and the charger "
+                "in it); use `await NodeCsms.acall(...)`"
+            )
         return self.wait_for(self._outcome(self._send_call(cp_id, method, params)), timeout)
 
-    async def acall(self, cp_id: str, method: str, params: dict[str, Any],
-                    timeout: float = 15.0) -> Event:
+    async def acall(
+        self, cp_id: str, method: str, params: dict[str, Any], timeout: float = 15.0
+    ) -> Event:
         """``call`` for async tests."""
-        return await self.awaited_for(self._outcome(self._send_call(cp_id, method, params)),
-                                      timeout)
+        return await self.awaited_for(
+            self._outcome(self._send_call(cp_id, method, params)), timeout
+        )
 
     def set_id_tag(self, id_tag: str, status: str) -> None:
         """Authorize/StartTransaction answer ``status`` for ``id_tag`` (default Accepted)."""
@@ -401,8 +459,9 @@ class NodeCsms:
         self.send_command({"cmd": "idTag", "idTag": id_tag, "status": status})
         # Acknowledged before returning, so a charger's next Authorize sees it (csms.js
         # answers at once: blocking here does not hold up anything it waits for).
-        self.wait_for(lambda e: e.get("ev") == "idTag" and e.get("idTag") == id_tag,
-                      timeout=5, since=mark)
+        self.wait_for(
+            lambda e: e.get("ev") == "idTag" and e.get("idTag") == id_tag, timeout=5, since=mark
+        )
 
     def disconnect(self, cp_id: str) -> None:
         self.send_command({"cmd": "close", "id": cp_id})

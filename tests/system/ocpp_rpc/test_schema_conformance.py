@@ -25,8 +25,10 @@ pytestmark = pytest.mark.asyncio
 
 def assert_every_frame_valid(node: NodeCsms) -> None:
     failures = node.validation_failures()
-    assert not failures, ("frames of the charger failed ocpp-rpc's strict OCPP 1.6 validation:\n"
-                          + node.failure_report())
+    assert not failures, (
+        "frames of the charger failed ocpp-rpc's strict OCPP 1.6 validation:\n"
+        + node.failure_report()
+    )
     # It really was validating: the charger agreed on ocpp1.6 (strict mode applies only then).
     connects = [e for e in node.events if e.get("ev") == "connect"]
     assert connects and all(e["protocol"] == "ocpp1.6" for e in connects), connects
@@ -51,10 +53,16 @@ async def test_card_session_with_meter_values_then_unplug(node_rig: NodeRig) -> 
     meter = await node_rig.wait_call("MeterValues", since=mark, timeout=5)
     await node_rig.wait_call("MeterValues", since=node.mark(), timeout=5)
     assert meter["payload"]["transactionId"] == tx_id
-    measurands = {sv.get("measurand") for mv in meter["payload"]["meterValue"]
-                  for sv in mv["sampledValue"]}
-    assert {"Energy.Active.Import.Register", "Power.Active.Import", "Current.Import",
-            "Voltage", "Current.Offered"} <= measurands
+    measurands = {
+        sv.get("measurand") for mv in meter["payload"]["meterValue"] for sv in mv["sampledValue"]
+    }
+    assert {
+        "Energy.Active.Import.Register",
+        "Power.Active.Import",
+        "Current.Import",
+        "Voltage",
+        "Current.Offered",
+    } <= measurands
     mark = node.mark()
     await node_rig.command("unplug")
     stop = (await node_rig.wait_call("StopTransaction", since=mark))["payload"]
@@ -86,8 +94,9 @@ async def test_local_stop_faults_and_their_status_notifications(node_rig: NodeRi
     await node_rig.start_session("CONF-TAG-3")
     mark = node.mark()
     await node_rig.command("fault", name="rcd", state="on")
-    faulted = (await node_rig.wait_status("Faulted", since=mark,
-                                          error_code="GroundFailure"))["payload"]
+    faulted = (await node_rig.wait_status("Faulted", since=mark, error_code="GroundFailure"))[
+        "payload"
+    ]
     assert faulted["vendorErrorCode"] == "RCD"
     stop = (await node_rig.wait_call("StopTransaction", since=mark))["payload"]
     assert stop["reason"] == "Other"
@@ -111,8 +120,11 @@ async def test_local_stop_faults_and_their_status_notifications(node_rig: NodeRi
     # A dead meter: Faulted / PowerMeterFailure, and back by itself.
     mark = node.mark()
     await node_rig.command("fault", name="meter", state="on")
-    faulted = (await node_rig.wait_status("Faulted", since=mark, timeout=10,
-                                          error_code="PowerMeterFailure"))["payload"]
+    faulted = (
+        await node_rig.wait_status(
+            "Faulted", since=mark, timeout=10, error_code="PowerMeterFailure"
+        )
+    )["payload"]
     assert faulted["vendorErrorCode"] == "METER"
     mark = node.mark()
     await node_rig.command("fault", name="meter", state="off")
@@ -126,59 +138,85 @@ async def test_answers_to_the_central_systems_requests(node_rig: NodeRig) -> Non
     everything = result_of(await node_rig.call("GetConfiguration", {}))
     names = {k["key"] for k in everything["configurationKey"]}
     assert {"HeartbeatInterval", "MeterValueSampleInterval", "NumberOfConnectors"} <= names
-    some = result_of(await node_rig.call(
-        "GetConfiguration", {"key": ["HeartbeatInterval", "NoSuchKey"]}))
+    some = result_of(
+        await node_rig.call("GetConfiguration", {"key": ["HeartbeatInterval", "NoSuchKey"]})
+    )
     assert [k["key"] for k in some["configurationKey"]] == ["HeartbeatInterval"]
     assert some["unknownKey"] == ["NoSuchKey"]
-    too_many = await node_rig.call("GetConfiguration",
-                                   {"key": [f"K{n}" for n in range(101)]})
+    too_many = await node_rig.call("GetConfiguration", {"key": [f"K{n}" for n in range(101)]})
     assert too_many["ev"] == "error"  # a CALLERROR (GetConfigurationMaxKeys 100), well formed
 
-    for key, value, expected in (("MeterValueSampleInterval", "2", "Accepted"),
-                                 ("HeartbeatInterval", "not-a-number", "Rejected"),
-                                 ("NumberOfConnectors", "4", "Rejected"),
-                                 ("NoSuchKey", "1", "NotSupported")):
-        answer = result_of(await node_rig.call("ChangeConfiguration",
-                                               {"key": key, "value": value}))
+    for key, value, expected in (
+        ("MeterValueSampleInterval", "2", "Accepted"),
+        ("HeartbeatInterval", "not-a-number", "Rejected"),
+        ("NumberOfConnectors", "4", "Rejected"),
+        ("NoSuchKey", "1", "NotSupported"),
+    ):
+        answer = result_of(await node_rig.call("ChangeConfiguration", {"key": key, "value": value}))
         assert answer["status"] == expected, (key, value, answer)
     # A call that breaks the schema itself is refused by ocpp-rpc before it is sent: it is
     # the test's fault, not the charger's, and validation_failures() leaves it out.
     refused = await node_rig.call("ChangeConfiguration", {"key": "HeartbeatInterval", "value": 5})
     assert refused["ev"] == "error" and refused["error"]["code"] == "TypeConstraintViolation"
 
-    transfer = result_of(await node_rig.call("DataTransfer",
-                                             {"vendorId": "com.example", "messageId": "Hello",
-                                              "data": "{}"}))
+    transfer = result_of(
+        await node_rig.call(
+            "DataTransfer", {"vendorId": "com.example", "messageId": "Hello", "data": "{}"}
+        )
+    )
     assert transfer["status"] == "UnknownVendorId"
 
     mark = node.mark()
-    assert result_of(await node_rig.call(
-        "TriggerMessage", {"requestedMessage": "StatusNotification", "connectorId": 1}
-    ))["status"] == "Accepted"
+    assert (
+        result_of(
+            await node_rig.call(
+                "TriggerMessage", {"requestedMessage": "StatusNotification", "connectorId": 1}
+            )
+        )["status"]
+        == "Accepted"
+    )
     await node_rig.wait_status("Available", since=mark)
-    assert result_of(await node_rig.call(
-        "TriggerMessage", {"requestedMessage": "Heartbeat"}))["status"] == "Accepted"
+    assert (
+        result_of(await node_rig.call("TriggerMessage", {"requestedMessage": "Heartbeat"}))[
+            "status"
+        ]
+        == "Accepted"
+    )
     await node_rig.wait_call("Heartbeat", since=mark)
-    assert result_of(await node_rig.call(
-        "TriggerMessage", {"requestedMessage": "BootNotification"}))["status"] == "Rejected"
+    assert (
+        result_of(await node_rig.call("TriggerMessage", {"requestedMessage": "BootNotification"}))[
+            "status"
+        ]
+        == "Rejected"
+    )
 
     # RemoteStart on a plugged connector, then RemoteStop (a wrong id first).
     await node_rig.command("plug")
     mark = node.mark()
-    assert result_of(await node_rig.call(
-        "RemoteStartTransaction", {"idTag": "REMOTE-1", "connectorId": 1}
-    ))["status"] == "Accepted"
+    assert (
+        result_of(
+            await node_rig.call("RemoteStartTransaction", {"idTag": "REMOTE-1", "connectorId": 1})
+        )["status"]
+        == "Accepted"
+    )
     start = await node_rig.wait_call("StartTransaction", since=mark)
     assert start["payload"]["idTag"] == "REMOTE-1"
-    tx_id = (await node_rig.wait_answered("StartTransaction", since=mark)
-             )["payload"]["transactionId"]
+    tx_id = (await node_rig.wait_answered("StartTransaction", since=mark))["payload"][
+        "transactionId"
+    ]
     await node_rig.command("ev-charge")
     await node_rig.wait_status("Charging", since=mark)
-    assert result_of(await node_rig.call(
-        "RemoteStopTransaction", {"transactionId": tx_id + 99}))["status"] == "Rejected"
+    assert (
+        result_of(await node_rig.call("RemoteStopTransaction", {"transactionId": tx_id + 99}))[
+            "status"
+        ]
+        == "Rejected"
+    )
     mark = node.mark()
-    assert result_of(await node_rig.call(
-        "RemoteStopTransaction", {"transactionId": tx_id}))["status"] == "Accepted"
+    assert (
+        result_of(await node_rig.call("RemoteStopTransaction", {"transactionId": tx_id}))["status"]
+        == "Accepted"
+    )
     stop = await node_rig.wait_call("StopTransaction", since=mark)
     assert stop["payload"]["reason"] == "Remote"
 
@@ -186,24 +224,42 @@ async def test_answers_to_the_central_systems_requests(node_rig: NodeRig) -> Non
     mark = node.mark()
     unlocked = result_of(await node_rig.call("UnlockConnector", {"connectorId": 1}))
     assert unlocked["status"] == "Unlocked"
-    assert result_of(await node_rig.call("UnlockConnector", {"connectorId": 7}))["status"] \
+    assert (
+        result_of(await node_rig.call("UnlockConnector", {"connectorId": 7}))["status"]
         == "NotSupported"
+    )
     await node_rig.command("unplug")
     await node_rig.wait_status("Available", since=mark)
 
     # ChangeAvailability: connector 1 Inoperative and back, connector 0, an unknown connector.
     mark = node.mark()
-    assert result_of(await node_rig.call(
-        "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"}))["status"] == "Accepted"
+    assert (
+        result_of(
+            await node_rig.call("ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})
+        )["status"]
+        == "Accepted"
+    )
     await node_rig.wait_status("Unavailable", since=mark)
     mark = node.mark()
-    assert result_of(await node_rig.call(
-        "ChangeAvailability", {"connectorId": 1, "type": "Operative"}))["status"] == "Accepted"
+    assert (
+        result_of(
+            await node_rig.call("ChangeAvailability", {"connectorId": 1, "type": "Operative"})
+        )["status"]
+        == "Accepted"
+    )
     await node_rig.wait_status("Available", since=mark)
-    assert result_of(await node_rig.call(
-        "ChangeAvailability", {"connectorId": 0, "type": "Operative"}))["status"] == "Accepted"
-    assert result_of(await node_rig.call(
-        "ChangeAvailability", {"connectorId": 7, "type": "Inoperative"}))["status"] == "Rejected"
+    assert (
+        result_of(
+            await node_rig.call("ChangeAvailability", {"connectorId": 0, "type": "Operative"})
+        )["status"]
+        == "Accepted"
+    )
+    assert (
+        result_of(
+            await node_rig.call("ChangeAvailability", {"connectorId": 7, "type": "Inoperative"})
+        )["status"]
+        == "Rejected"
+    )
 
     # The central system drops the connection: the charger reconnects (no new Boot, OCPP-J
     # §5.4) and reports its statuses again, all of it through the same strict validation.
@@ -229,59 +285,124 @@ async def test_security_whitepaper_frames(node_rig: NodeRig) -> None:
     event = await node_rig.wait_call("SecurityEventNotification")
     assert event["payload"]["type"] == "StartupOfTheDevice"
     mark = node.mark()
-    assert result_of(await node_rig.call(
-        "ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}
-    ))["status"] == "Accepted"
+    assert (
+        result_of(
+            await node_rig.call(
+                "ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}
+            )
+        )["status"]
+        == "Accepted"
+    )
     csr = (await node_rig.wait_call("SignCertificate", since=mark))["payload"]["csr"]
     assert csr.startswith("-----BEGIN CERTIFICATE REQUEST-----")
     await node_rig.wait_answered("SignCertificate", since=mark)
     root = Authority.root()
-    assert result_of(await node_rig.call("InstallCertificate", {
-        "certificateType": "CentralSystemRootCertificate", "certificate": root.pem}
-    ))["status"] == "Accepted"
-    ids = result_of(await node_rig.call("GetInstalledCertificateIds",
-                                        {"certificateType": "CentralSystemRootCertificate"}))
+    assert (
+        result_of(
+            await node_rig.call(
+                "InstallCertificate",
+                {"certificateType": "CentralSystemRootCertificate", "certificate": root.pem},
+            )
+        )["status"]
+        == "Accepted"
+    )
+    ids = result_of(
+        await node_rig.call(
+            "GetInstalledCertificateIds", {"certificateType": "CentralSystemRootCertificate"}
+        )
+    )
     assert ids["status"] == "Accepted" and len(ids["certificateHashData"]) == 1
-    assert result_of(await node_rig.call("CertificateSigned", {
-        "certificateChain": root.sign_csr(csr)}))["status"] == "Accepted"
-    assert result_of(await node_rig.call("DeleteCertificate", {
-        "certificateHashData": ids["certificateHashData"][0]}))["status"] == "Accepted"
+    assert (
+        result_of(
+            await node_rig.call("CertificateSigned", {"certificateChain": root.sign_csr(csr)})
+        )["status"]
+        == "Accepted"
+    )
+    assert (
+        result_of(
+            await node_rig.call(
+                "DeleteCertificate", {"certificateHashData": ids["certificateHashData"][0]}
+            )
+        )["status"]
+        == "Accepted"
+    )
     mark = node.mark()
-    assert result_of(await node_rig.call("ExtendedTriggerMessage", {
-        "requestedMessage": "LogStatusNotification"}))["status"] == "Accepted"
-    assert (await node_rig.wait_call("LogStatusNotification", since=mark)
-            )["payload"] == {"status": "Idle"}
+    assert (
+        result_of(
+            await node_rig.call(
+                "ExtendedTriggerMessage", {"requestedMessage": "LogStatusNotification"}
+            )
+        )["status"]
+        == "Accepted"
+    )
+    assert (await node_rig.wait_call("LogStatusNotification", since=mark))["payload"] == {
+        "status": "Idle"
+    }
     # Nobody listens on port 9 of 127.0.0.1: Uploading, then UploadFailure.
     mark = node.mark()
-    answer = result_of(await node_rig.call("GetLog", {
-        "logType": "SecurityLog", "requestId": 3, "log": {"remoteLocation": "http://127.0.0.1:9/"}}))
+    answer = result_of(
+        await node_rig.call(
+            "GetLog",
+            {
+                "logType": "SecurityLog",
+                "requestId": 3,
+                "log": {"remoteLocation": "http://127.0.0.1:9/"},
+            },
+        )
+    )
     assert answer["status"] == "Accepted" and answer["filename"]
-    await node.awaited_for(lambda e: e.get("ev") == "rx" and e.get("action") ==
-                           "LogStatusNotification" and (e.get("payload") or {}).get("status")
-                           == "UploadFailure", since=mark, timeout=10)
-    events = [e["payload"]["type"] for e in node.events
-              if e.get("ev") == "rx" and e.get("action") == "SecurityEventNotification"]
+    await node.awaited_for(
+        lambda e: (
+            e.get("ev") == "rx"
+            and e.get("action") == "LogStatusNotification"
+            and (e.get("payload") or {}).get("status") == "UploadFailure"
+        ),
+        since=mark,
+        timeout=10,
+    )
+    events = [
+        e["payload"]["type"]
+        for e in node.events
+        if e.get("ev") == "rx" and e.get("action") == "SecurityEventNotification"
+    ]
     assert "ReconfigurationOfSecurityParameters" in events
     assert_every_frame_valid(node)
 
 
 async def test_negative_control_the_harness_reports_bad_frames(node_csms: NodeCsms) -> None:
     """A raw client sends what the charger must never send; the harness must catch each kind."""
-    async with connect(f"{node_csms.url}/BAD-CP-1",
-                       subprotocols=[Subprotocol("ocpp1.6")]) as ws:
+    async with connect(f"{node_csms.url}/BAD-CP-1", subprotocols=[Subprotocol("ocpp1.6")]) as ws:
         assert ws.subprotocol == "ocpp1.6"
         # 1. A CALL with a status outside the enum.
-        await ws.send(json.dumps([2, "m1", "StatusNotification",
-                                  {"connectorId": 1, "errorCode": "NoError",
-                                   "status": "Charged"}]))
+        await ws.send(
+            json.dumps(
+                [
+                    2,
+                    "m1",
+                    "StatusNotification",
+                    {"connectorId": 1, "errorCode": "NoError", "status": "Charged"},
+                ]
+            )
+        )
         error = json.loads(await ws.recv())
         assert error[:3] == [4, "m1", "FormationViolation"], error
         # 2. A CALLRESULT that breaks the schema (readonly must be a boolean).
         answer_task = asyncio.create_task(node_csms.acall("BAD-CP-1", "GetConfiguration", {}))
         request = json.loads(await ws.recv())
         assert request[0] == 2 and request[2] == "GetConfiguration"
-        await ws.send(json.dumps([3, request[1], {"configurationKey": [
-            {"key": "HeartbeatInterval", "readonly": "no", "value": "300"}]}]))
+        await ws.send(
+            json.dumps(
+                [
+                    3,
+                    request[1],
+                    {
+                        "configurationKey": [
+                            {"key": "HeartbeatInterval", "readonly": "no", "value": "300"}
+                        ]
+                    },
+                ]
+            )
+        )
         answer = await answer_task
         assert answer["ev"] == "error"
         # 3. Not an OCPP-J message at all.
@@ -289,13 +410,17 @@ async def test_negative_control_the_harness_reports_bad_frames(node_csms: NodeCs
         assert json.loads(await ws.recv())[0] == 4
     failures = node_csms.validation_failures()
     kinds = [(f["ev"], f.get("method"), f.get("isCall")) for f in failures]
-    assert kinds == [("strictValidationFailure", "StatusNotification", True),
-                     ("strictValidationFailure", "GetConfiguration", False),
-                     ("badMessage", None, None)], kinds
+    assert kinds == [
+        ("strictValidationFailure", "StatusNotification", True),
+        ("strictValidationFailure", "GetConfiguration", False),
+        ("badMessage", None, None),
+    ], kinds
     ajv = failures[0]["error"]["details"]["errors"][0]
     assert ajv["instancePath"] == "/status" and ajv["keyword"] == "enum"
-    assert failures[1]["error"]["details"]["errors"][0]["instancePath"] \
+    assert (
+        failures[1]["error"]["details"]["errors"][0]["instancePath"]
         == "/configurationKey/0/readonly"
+    )
     assert "Charged" in node_csms.failure_report()
     framing = framing_problems(node_csms.events, "BAD-CP-1")
     assert len(framing) == 1 and "not an OCPP-J" in framing[0], framing

@@ -18,19 +18,46 @@ def test_validate_script_flags_invalid_payloads() -> None:
         pytest.skip("node is not installed (scripts/test installs it)")
     ensure_node_modules()
     items = [
-        {"schema": "StatusNotification.req", "where": "bad",
-         "payload": {"connectorId": 1, "errorCode": "NoError", "status": "Charged"}},
-        {"schema": "MeterValues.req", "where": "good",
-         "payload": {"connectorId": 1, "transactionId": 5, "meterValue": [
-             {"timestamp": "2026-11-24T10:00:00.000Z",
-              "sampledValue": [{"value": "12", "measurand": "Energy.Active.Import.Register",
-                                "unit": "Wh", "context": "Sample.Periodic"}]}]}},
-        {"schema": "GetConfiguration.conf", "where": "bad readonly",
-         "payload": {"configurationKey": [{"key": "K", "readonly": "no"}]}},
+        {
+            "schema": "StatusNotification.req",
+            "where": "bad",
+            "payload": {"connectorId": 1, "errorCode": "NoError", "status": "Charged"},
+        },
+        {
+            "schema": "MeterValues.req",
+            "where": "good",
+            "payload": {
+                "connectorId": 1,
+                "transactionId": 5,
+                "meterValue": [
+                    {
+                        "timestamp": "2026-11-24T10:00:00.000Z",
+                        "sampledValue": [
+                            {
+                                "value": "12",
+                                "measurand": "Energy.Active.Import.Register",
+                                "unit": "Wh",
+                                "context": "Sample.Periodic",
+                            }
+                        ],
+                    }
+                ],
+            },
+        },
+        {
+            "schema": "GetConfiguration.conf",
+            "where": "bad readonly",
+            "payload": {"configurationKey": [{"key": "K", "readonly": "no"}]},
+        },
     ]
-    done = subprocess.run([node, str(HERE / "validate.js")], cwd=HERE, text=True,
-                          capture_output=True, timeout=60,
-                          input="\n".join(json.dumps(i) for i in items))
+    done = subprocess.run(
+        [node, str(HERE / "validate.js")],
+        cwd=HERE,
+        text=True,
+        capture_output=True,
+        timeout=60,
+        input="\n".join(json.dumps(i) for i in items),
+    )
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert lines[-1] == {"checked": 3, "invalid": 2}
     assert {bad["where"] for bad in lines[:-1]} == {"bad", "bad readonly"}

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.asyncio
 
 async def test_tc_010_remote_start_and_tc_012_remote_stop(rig: Rig) -> None:
     await rig.command("plug")
-    result = await rig.cs.call(rig.cp_id, call.RemoteStartTransaction(id_tag="REMOTE-1",
-                                                                       connector_id=1))
+    result = await rig.cs.call(
+        rig.cp_id, call.RemoteStartTransaction(id_tag="REMOTE-1", connector_id=1)
+    )
     assert result.status == "Accepted"
     start = await rig.wait_call("StartTransaction")
     await rig.command("ev-charge")

@@ -15,16 +15,26 @@ pytestmark = pytest.mark.asyncio
 
 
 TC_019_REQUIRED = {  # OCTT TC_019_CS: required Core keys and their accessibility
-    "AuthorizeRemoteTxRequests": {True, False}, "ClockAlignedDataInterval": {False},
-    "ConnectionTimeOut": {False}, "ConnectorPhaseRotation": {False},
-    "GetConfigurationMaxKeys": {True}, "HeartbeatInterval": {False},
-    "LocalAuthorizeOffline": {False}, "LocalPreAuthorize": {False},
-    "MeterValuesAlignedData": {False}, "MeterValuesSampledData": {False},
-    "MeterValueSampleInterval": {False}, "NumberOfConnectors": {True},
-    "ResetRetries": {False}, "StopTransactionOnInvalidId": {False},
-    "StopTxnAlignedData": {False}, "StopTxnSampledData": {False},
-    "SupportedFeatureProfiles": {True}, "TransactionMessageAttempts": {False},
-    "TransactionMessageRetryInterval": {False}, "UnlockConnectorOnEVSideDisconnect": {True, False},
+    "AuthorizeRemoteTxRequests": {True, False},
+    "ClockAlignedDataInterval": {False},
+    "ConnectionTimeOut": {False},
+    "ConnectorPhaseRotation": {False},
+    "GetConfigurationMaxKeys": {True},
+    "HeartbeatInterval": {False},
+    "LocalAuthorizeOffline": {False},
+    "LocalPreAuthorize": {False},
+    "MeterValuesAlignedData": {False},
+    "MeterValuesSampledData": {False},
+    "MeterValueSampleInterval": {False},
+    "NumberOfConnectors": {True},
+    "ResetRetries": {False},
+    "StopTransactionOnInvalidId": {False},
+    "StopTxnAlignedData": {False},
+    "StopTxnSampledData": {False},
+    "SupportedFeatureProfiles": {True},
+    "TransactionMessageAttempts": {False},
+    "TransactionMessageRetryInterval": {False},
+    "UnlockConnectorOnEVSideDisconnect": {True, False},
 }
 
 
@@ -33,8 +43,13 @@ async def test_tc_019_retrieve_configuration(rig: Rig) -> None:
     assert not one.unknown_key
     assert one.configuration_key[0]["readonly"] is True
     assert set(one.configuration_key[0]["value"].split(",")) <= {
-        "Core", "FirmwareManagement", "LocalAuthListManagement", "Reservation", "SmartCharging",
-        "RemoteTrigger"}
+        "Core",
+        "FirmwareManagement",
+        "LocalAuthListManagement",
+        "Reservation",
+        "SmartCharging",
+        "RemoteTrigger",
+    }
     every = await rig.cs.call(rig.cp_id, call.GetConfiguration())
     by_name = {k["key"]: k for k in every.configuration_key}
     for name, readonly in TC_019_REQUIRED.items():
@@ -49,12 +64,14 @@ async def test_tc_019_retrieve_configuration(rig: Rig) -> None:
 
 
 async def test_tc_021_change_configuration_then_read_it_back(rig: Rig) -> None:
-    result = await rig.cs.call(rig.cp_id, call.ChangeConfiguration(
-        key="MeterValueSampleInterval", value="1"))
+    result = await rig.cs.call(
+        rig.cp_id, call.ChangeConfiguration(key="MeterValueSampleInterval", value="1")
+    )
     assert result.status == "Accepted"
     conf = await rig.cs.call(rig.cp_id, call.GetConfiguration(key=["metervaluesampleinterval"]))
-    assert conf.configuration_key == [{"key": "MeterValueSampleInterval", "readonly": False,
-                                       "value": "1"}]
+    assert conf.configuration_key == [
+        {"key": "MeterValueSampleInterval", "readonly": False, "value": "1"}
+    ]
     # ... and the charger behaves by it: a meter value every second of a transaction.
     mark = rig.cs.mark()
     await rig.start_session()

@@ -19,9 +19,11 @@ def _ts(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-@pytest.mark.keys(MeterValueSampleInterval=1,
-                  MeterValuesSampledData="Energy.Active.Import.Register,Current.Import,"
-                                         "Voltage,Power.Active.Import,Current.Offered")
+@pytest.mark.keys(
+    MeterValueSampleInterval=1,
+    MeterValuesSampledData="Energy.Active.Import.Register,Current.Import,"
+    "Voltage,Power.Active.Import,Current.Offered",
+)
 async def test_tc_070_sampled_meter_values(rig: Rig) -> None:
     await rig.start_session()
     mark = rig.cs.mark()

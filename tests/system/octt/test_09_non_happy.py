@@ -64,8 +64,9 @@ async def test_remote_start_on_connector_0_or_a_busy_connector_is_rejected(rig: 
 
 
 async def test_unlock_failure_is_reported(rig: Rig) -> None:
-    await rig.cs.call(rig.cp_id, call.ChangeConfiguration(key="PiCP.PermanentCableLock",
-                                                          value="true"))
+    await rig.cs.call(
+        rig.cp_id, call.ChangeConfiguration(key="PiCP.PermanentCableLock", value="true")
+    )
     await rig.wait_bench(lambda s: s["1"]["lock"] == "locked")
     await rig.command("fault", name="lock", state="on")  # jammed in the locked position
     result = await rig.cs.call(rig.cp_id, call.UnlockConnector(connector_id=1), timeout=15)
@@ -74,41 +75,57 @@ async def test_unlock_failure_is_reported(rig: Rig) -> None:
 
 @pytest.mark.asyncio
 async def test_tc_032_2_power_loss_stops_with_the_last_persisted_meter_value(
-        csms: CentralSystem, tmp_path: Path) -> None:
+    csms: CentralSystem, tmp_path: Path
+) -> None:
     ctl = Controller(csms.url, tmp_path / "state", tmp_path / "cp.log")
     ctl.start()
     try:
         await _charging(csms, ctl, "POWERCUT")
         # A sampled meter value is journaled: wait for one (bench config: every 10 s).
-        await csms.wait_for(lambda r: r.action == "MeterValues" and r.message_type == "CALL",
-                            timeout=20)
-        last_meter = max(int(float(sv["value"])) for r in csms.messages
-                         if r.action == "MeterValues" and r.message_type == "CALL"
-                         for mv in r.payload["meterValue"] for sv in mv["sampledValue"])
+        await csms.wait_for(
+            lambda r: r.action == "MeterValues" and r.message_type == "CALL", timeout=20
+        )
+        last_meter = max(
+            int(float(sv["value"]))
+            for r in csms.messages
+            if r.action == "MeterValues" and r.message_type == "CALL"
+            for mv in r.payload["meterValue"]
+            for sv in mv["sampledValue"]
+        )
         ctl.kill()  # power cut: no chance to say anything
         mark = csms.mark()
         ctl.start()
-        stop = await csms.wait_for(lambda r: r.action == "StopTransaction"
-                                   and r.message_type == "CALLRESULT", since=mark, timeout=20)
+        stop = await csms.wait_for(
+            lambda r: r.action == "StopTransaction" and r.message_type == "CALLRESULT",
+            since=mark,
+            timeout=20,
+        )
         boot = next(r for r in csms.messages if r.seq >= mark and r.action == "BootNotification")
         assert boot.seq < stop.seq, "queued messages wait for BootNotification Accepted"
         (tx,) = csms.state("DURABLE-1").transactions.values()
         assert tx.reason == "PowerLoss" and tx.stops == 1
         assert tx.id_tag == "POWERCUT" and tx.stop_id_tag == "POWERCUT"
         assert tx.meter_stop is not None and tx.meter_stop >= last_meter >= (tx.meter_start or 0)
-        starts = [r for r in csms.messages if r.action == "StartTransaction"
-                  and r.message_type == "CALL"]
+        starts = [
+            r for r in csms.messages if r.action == "StartTransaction" and r.message_type == "CALL"
+        ]
         assert len({s.unique_id for s in starts}) == 1, "no second StartTransaction"
-        await csms.wait_for(lambda r: r.action == "StatusNotification" and r.seq > mark
-                            and r.payload.get("connectorId") == 1
-                            and r.payload.get("status") in ("Preparing", "Finishing"))
+        await csms.wait_for(
+            lambda r: (
+                r.action == "StatusNotification"
+                and r.seq > mark
+                and r.payload.get("connectorId") == 1
+                and r.payload.get("status") in ("Preparing", "Finishing")
+            )
+        )
     finally:
         ctl.stop_quietly()
 
 
 async def test_tc_034_change_availability(rig: Rig) -> None:
-    result = await rig.cs.call(rig.cp_id, call.ChangeAvailability(connector_id=1,
-                                                                  type="Inoperative"))
+    result = await rig.cs.call(
+        rig.cp_id, call.ChangeAvailability(connector_id=1, type="Inoperative")
+    )
     assert result.status == "Accepted"
     await rig.wait_status("Unavailable")
     await rig.command("plug")
@@ -123,8 +140,9 @@ async def test_tc_034_change_availability(rig: Rig) -> None:
 
 async def test_change_availability_during_a_transaction_is_scheduled(rig: Rig) -> None:
     await rig.start_session()
-    result = await rig.cs.call(rig.cp_id, call.ChangeAvailability(connector_id=0,
-                                                                  type="Inoperative"))
+    result = await rig.cs.call(
+        rig.cp_id, call.ChangeAvailability(connector_id=0, type="Inoperative")
+    )
     assert result.status == "Scheduled"
     await rig.wait_status("Unavailable", connector=0)
     assert rig.running.charger.status()["1"]["status"] == "Charging"
@@ -134,15 +152,17 @@ async def test_change_availability_during_a_transaction_is_scheduled(rig: Rig) -
 
 
 @pytest.mark.asyncio
-async def test_tc_034_unavailable_persists_across_a_restart(csms: CentralSystem,
-                                                            tmp_path: Path) -> None:
+async def test_tc_034_unavailable_persists_across_a_restart(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
     settings = bench_settings(csms.url, tmp_path)
     running = await start_fast(settings)
     rig = Rig(csms, running, tmp_path)
     try:
         await rig.wait_status("Available")
-        result = await csms.call(rig.cp_id, call.ChangeAvailability(connector_id=0,
-                                                                    type="Inoperative"))
+        result = await csms.call(
+            rig.cp_id, call.ChangeAvailability(connector_id=0, type="Inoperative")
+        )
         assert result.status == "Accepted"
         await rig.wait_status("Unavailable")
     finally:
@@ -186,8 +206,9 @@ async def test_invalid_id_in_start_transaction_conf_stops_deauthorized(rig: Rig)
     assert stop.payload["reason"] == "DeAuthorized"
 
 
-@pytest.mark.keys(StopTransactionOnInvalidId=False, MaxEnergyOnInvalidId=200,
-                  AuthorizeRemoteTxRequests=False)
+@pytest.mark.keys(
+    StopTransactionOnInvalidId=False, MaxEnergyOnInvalidId=200, AuthorizeRemoteTxRequests=False
+)
 async def test_max_energy_on_invalid_id_then_suspended_evse(rig: Rig) -> None:
     rig.cs.id_tags["INVALIDATED"] = "Invalid"
     await rig.command("plug")
@@ -205,12 +226,18 @@ async def test_max_energy_on_invalid_id_then_suspended_evse(rig: Rig) -> None:
 async def test_tc_040_unknown_key_and_invalid_value(rig: Rig) -> None:
     unknown = await rig.cs.call(rig.cp_id, call.ChangeConfiguration(key="Testing", value="true"))
     assert unknown.status == "NotSupported"
-    invalid = await rig.cs.call(rig.cp_id, call.ChangeConfiguration(
-        key="MeterValueSampleInterval", value="-1"))
+    invalid = await rig.cs.call(
+        rig.cp_id, call.ChangeConfiguration(key="MeterValueSampleInterval", value="-1")
+    )
     assert invalid.status == "Rejected"
-    readonly = await rig.cs.call(rig.cp_id, call.ChangeConfiguration(
-        key="NumberOfConnectors", value="3"))
+    readonly = await rig.cs.call(
+        rig.cp_id, call.ChangeConfiguration(key="NumberOfConnectors", value="3")
+    )
     assert readonly.status == "Rejected"
-    meter = await rig.cs.call(rig.cp_id, call.ChangeConfiguration(
-        key="MeterValuesSampledData", value="Energy.Active.Import.Register,SoC"))
+    meter = await rig.cs.call(
+        rig.cp_id,
+        call.ChangeConfiguration(
+            key="MeterValuesSampledData", value="Energy.Active.Import.Register,SoC"
+        ),
+    )
     assert meter.status == "Rejected", "the SDM630 has no state of charge"

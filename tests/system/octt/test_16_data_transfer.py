@@ -14,6 +14,7 @@ pytestmark = pytest.mark.asyncio
 
 
 async def test_tc_062_data_transfer_unknown_vendor(rig: Rig) -> None:
-    result = await rig.cs.call(rig.cp_id, call.DataTransfer(vendor_id="com.unknown",
-                                                            message_id="x", data="{}"))
+    result = await rig.cs.call(
+        rig.cp_id, call.DataTransfer(vendor_id="com.unknown", message_id="x", data="{}")
+    )
     assert result.status == "UnknownVendorId"

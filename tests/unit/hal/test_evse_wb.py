@@ -151,8 +151,12 @@ async def test_no_cable_detected_is_none(evse_bench: Bench) -> None:
 @pytest.mark.asyncio
 async def test_silent_board_raises_pilot_failure(evse_bench: Bench) -> None:
     evse_bench.board.set_responding(False)
-    for call in (evse_bench.pilot.read(), evse_bench.pilot.offer_current(16),
-                 evse_bench.pilot.stop_offering(), evse_bench.pilot.set_unavailable()):
+    for call in (
+        evse_bench.pilot.read(),
+        evse_bench.pilot.offer_current(16),
+        evse_bench.pilot.stop_offering(),
+        evse_bench.pilot.set_unavailable(),
+    ):
         with pytest.raises(PilotFailure) as info:
             await call
         assert info.value.fault is HardwareFault.EV_COMMUNICATION_ERROR

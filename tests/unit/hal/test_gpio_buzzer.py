@@ -51,8 +51,11 @@ def test_protocol_tone_and_silent_start(factory: MockFactory, buzzer: GpioBuzzer
     ("pattern", "count"), [(BeepPattern.CARD_READ, 1), (BeepPattern.ACCEPTED, 2)]
 )
 def test_short_patterns(
-    factory: MockFactory, buzzer: GpioBuzzer, clock: SimulatedClock, pattern: BeepPattern,
-    count: int
+    factory: MockFactory,
+    buzzer: GpioBuzzer,
+    clock: SimulatedClock,
+    pattern: BeepPattern,
+    count: int,
 ) -> None:
     buzzer.play(pattern)
     assert pattern.beeps[0][0] == 0.08
@@ -159,8 +162,7 @@ def test_volume_range(buzzer: GpioBuzzer, bad: float) -> None:
         )
 
 
-def test_close_mid_beep_silences_and_releases(factory: MockFactory,
-                                              clock: SimulatedClock) -> None:
+def test_close_mid_beep_silences_and_releases(factory: MockFactory, clock: SimulatedClock) -> None:
     bz = GpioBuzzer(CFG, pin_factory=factory, clock=clock)
     bz.play(BeepPattern.FAULT)
     clock.advance(0.05)

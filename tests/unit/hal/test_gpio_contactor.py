@@ -15,8 +15,6 @@ from hal.types import ContactorFailure, ContactorStatus, HardwareFault
 RELAY, MIRROR = 17, 27
 
 
-
-
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0

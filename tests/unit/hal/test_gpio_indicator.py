@@ -120,8 +120,7 @@ def test_brightness_change_restarts_pattern_scaled(
     assert history(factory.pin(R)) == [0, 1, 0.2, 0]
 
 
-def test_pulse_fades(factory: MockFactory, led: GpioStatusIndicator, clock: SimulatedClock
-                     ) -> None:
+def test_pulse_fades(factory: MockFactory, led: GpioStatusIndicator, clock: SimulatedClock) -> None:
     led.brightness = 0.5
     led.show(Colour(0, 0, 1), LightPattern.PULSE)
     clock.advance(0.45)
@@ -134,13 +133,14 @@ def test_pulse_fades(factory: MockFactory, led: GpioStatusIndicator, clock: Simu
     assert max(b) == 0.5  # never above colour x brightness
     assert b[-1] == 0
     peak = b.index(0.5)
-    assert b[1:peak + 1] == sorted(b[1:peak + 1]) and b[peak:] == sorted(b[peak:], reverse=True)
+    assert b[1 : peak + 1] == sorted(b[1 : peak + 1]) and b[peak:] == sorted(b[peak:], reverse=True)
     led.show(BLUE, LightPattern.OFF)
     assert factory.pin(B).state == 0
 
 
-def test_off_stops_pattern(factory: MockFactory, led: GpioStatusIndicator, clock: SimulatedClock
-                           ) -> None:
+def test_off_stops_pattern(
+    factory: MockFactory, led: GpioStatusIndicator, clock: SimulatedClock
+) -> None:
     led.show(GREEN, LightPattern.FAST_BLINK)
     clock.advance(0.05)
     led.show(GREEN, LightPattern.OFF)

@@ -90,8 +90,6 @@ class Bench:
         return [float(s.state) for s in pin.states]
 
 
-
-
 @pytest.fixture
 def bench(factory: MockFactory) -> Bench:
     return Bench(factory)

@@ -24,8 +24,6 @@ ESTOP_TRIP = SafetyEvent(SafetyInput.EMERGENCY_STOP, True)
 ESTOP_CLEAR = SafetyEvent(SafetyInput.EMERGENCY_STOP, False)
 
 
-
-
 def history(pin: MockPWMPin) -> list[float]:
     return [float(s.state) for s in pin.states]
 

@@ -54,8 +54,9 @@ class FakeWireBus(ModbusBus):
     """The bus with its pymodbus client replaced by ``FakeClient`` (the only override)."""
 
     def __init__(self, clock: SimulatedClock) -> None:
-        super().__init__(ModbusEndpoint(host="192.0.2.1", tcp_port=502, quiet_gap_s=GAP),
-                         clock=clock)
+        super().__init__(
+            ModbusEndpoint(host="192.0.2.1", tcp_port=502, quiet_gap_s=GAP), clock=clock
+        )
         self.client = FakeClient(clock)
 
     def _make_client(self) -> FakeClient:  # type: ignore[override]

@@ -138,7 +138,15 @@ def test_encoding_refuses_unrepresentable_values() -> None:
 
 def test_registry_names_and_lookup() -> None:
     assert set(METER_MODELS) >= {
-        "SDM630", "SDM120", "SDM72DM2", "B23", "B24", "EM340", "EM24", "WE516", "WE517",
+        "SDM630",
+        "SDM120",
+        "SDM72DM2",
+        "B23",
+        "B24",
+        "EM340",
+        "EM24",
+        "WE516",
+        "WE517",
     }
     assert all(name == name.upper() == model.name for name, model in METER_MODELS.items())
     assert meter_model("sdm630") is SDM630

@@ -14,8 +14,11 @@ from hal.sim.clock import SimulatedClock
 def player() -> tuple[PatternPlayer[int], list[tuple[float, int]], SimulatedClock]:
     clock = SimulatedClock()
     written: list[tuple[float, int]] = []
-    return (PatternPlayer(lambda v: written.append((clock.monotonic(), v)), clock, "test"),
-            written, clock)
+    return (
+        PatternPlayer(lambda v: written.append((clock.monotonic(), v)), clock, "test"),
+        written,
+        clock,
+    )
 
 
 def test_steps_are_written_at_their_times_and_zero_length_steps_at_once() -> None:
@@ -39,8 +42,9 @@ def test_replace_and_stop_leave_nothing_of_the_old_pattern() -> None:
     assert written[-1] == (0.15, 7) and clock.pending == 0
 
 
-def test_a_failing_write_ends_the_pattern_with_one_log_line(caplog: pytest.LogCaptureFixture
-                                                           ) -> None:
+def test_a_failing_write_ends_the_pattern_with_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     clock = SimulatedClock()
 
     def write(value: int) -> None:

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.asyncio
 
 
 async def test_a_failing_physics_step_is_logged_once_and_on_recovery(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = load(example_path("bench"))
     bench = SimulatedBench(settings.hardware, BenchSettings(), tmp_path)
     devices = await bench.start()
@@ -34,7 +35,12 @@ async def test_a_failing_physics_step_is_logged_once_and_on_recovery(
     finally:
         await devices.close()
         await bench.stop()
-    lines = [r.getMessage() for r in caplog.records if r.name == "hal.sim.bench"
-             and "physics" in r.getMessage()]
-    assert lines == ["bench physics step failed: ValueError: cannot encode -1 Wh",
-                     "bench physics steps work again"]
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "hal.sim.bench" and "physics" in r.getMessage()
+    ]
+    assert lines == [
+        "bench physics step failed: ValueError: cannot encode -1 Wh",
+        "bench physics steps work again",
+    ]
