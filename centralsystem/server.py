@@ -11,7 +11,8 @@ Typical use::
         # charge point connects to f"{cs.url}/CP001"
         await cs.wait_connected("CP001")
         boot = await cs.wait_for(match(action="BootNotification", direction="rx"))
-        result = await cs.call("CP001", call.ChangeConfiguration(key="HeartbeatInterval", value="60"))
+        change = call.ChangeConfiguration(key="HeartbeatInterval", value="60")
+        result = await cs.call("CP001", change)
 
 It listens on 127.0.0.1 by default and is not meant to face a real network.  For the security
 profiles of the OCPP 1.6 Security Whitepaper it can serve wss:// (``ssl_context``, see

@@ -73,7 +73,8 @@ class ChargePointState:
     # The whole last StatusNotification per connector (errorCode, info, timestamp, ...).
     status_details: dict[int, dict[str, Any]] = field(default_factory=dict)
     transactions: dict[int, Transaction] = field(default_factory=dict)
-    # Every MeterValues.req, transaction-bound or not: {"connectorId", "transactionId", "meterValue"}.
+    # Every MeterValues.req, transaction-bound or not:
+    # {"connectorId", "transactionId", "meterValue"}.
     meter_values: list[dict[str, Any]] = field(default_factory=list)
     data_transfers: list[dict[str, Any]] = field(default_factory=list)
     # Security Whitepaper messages as received (camelCase payloads), and the TLS client

@@ -39,7 +39,8 @@ MAX_PILOT_CURRENT_A = 80.0
 
 
 def duty_cycle_for_current(amps: float) -> float:
-    """PWM duty (percent) that offers ``amps`` per IEC 61851-1 (6-51 A: A/0.6; 51-80 A: A/2.5+64)."""
+    """PWM duty (percent) that offers ``amps`` per IEC 61851-1 table A.8 (6-51 A: A/0.6;
+    51-80 A: A/2.5+64); ValueError outside 6-80 A."""
     if not MIN_PILOT_CURRENT_A <= amps <= MAX_PILOT_CURRENT_A:
         raise ValueError(f"{amps} A cannot be offered on the pilot (6-80 A)")
     return amps / 0.6 if amps <= 51 else amps / 2.5 + 64

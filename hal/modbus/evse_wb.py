@@ -113,7 +113,8 @@ class EvseWbPilot:
                 state = VEHICLE_STATES[vehicle]
             except KeyError:
                 raise PilotFailure(
-                    f"{self._name}: unknown vehicle state {vehicle} in register {REG_VEHICLE_STATE}",
+                    f"{self._name}: unknown vehicle state {vehicle} "
+                    f"in register {REG_VEHICLE_STATE}",
                     VENDOR_CODE,
                 ) from None
         offered = actual / per_amp if evse == EVSE_PWM else 0.0

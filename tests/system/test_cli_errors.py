@@ -141,8 +141,8 @@ def test_every_mistake_of_the_file_is_its_own_line(tmp_path: Path) -> None:
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [
         (
-            "chargepoint: configuration error: [connectors.1.contactor] pin must be a whole number, "
-            'not the string "17"'
+            "chargepoint: configuration error: [connectors.1.contactor] pin must be a whole "
+            'number, not the string "17"'
         ),
         (
             "chargepoint: configuration error: [connectors.1] max_current_a must be a number, not "
@@ -199,8 +199,8 @@ def test_a_configuration_file_the_user_may_not_read(tmp_path: Path) -> None:
         "2",
         [
             (
-                f"chargepoint: configuration error: configuration file {path} is not readable by this "
-                "user (check its owner and mode)"
+                f"chargepoint: configuration error: configuration file {path} is not readable "
+                "by this user (check its owner and mode)"
             )
         ],
     )

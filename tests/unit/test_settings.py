@@ -192,8 +192,8 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
             "chargepoint.log_level",
             "verbose",
             (
-                '[chargepoint] log_level must be one of "DEBUG", "INFO", "WARNING", "ERROR", not the string '
-                '"VERBOSE"'
+                '[chargepoint] log_level must be one of "DEBUG", "INFO", "WARNING", "ERROR", '
+                'not the string "VERBOSE"'
             ),
         ),
         (
@@ -211,16 +211,16 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
             "connectors.0.meter.model",
             "SDM 630X",
             (
-                '[connectors.1.meter] model "SDM 630X" is not a known meter model (did you mean SDM630?); '
-                "accepted: SDM630, SDM120, SDM72DM2, B23, B24, EM340, EM24, WE516, WE517"
+                '[connectors.1.meter] model "SDM 630X" is not a known meter model (did you mean '
+                "SDM630?); accepted: SDM630, SDM120, SDM72DM2, B23, B24, EM340, EM24, WE516, WE517"
             ),
         ),
         (
             "bench.meter_model",
             "Shelly",
             (
-                '[bench] meter_model "Shelly" is not a known meter model; accepted: SDM630, SDM120, '
-                "SDM72DM2, B23, B24, EM340, EM24, WE516, WE517"
+                '[bench] meter_model "Shelly" is not a known meter model; accepted: SDM630, '
+                "SDM120, SDM72DM2, B23, B24, EM340, EM24, WE516, WE517"
             ),
         ),
         (
@@ -276,8 +276,8 @@ def test_missing_file_is_reported(tmp_path: Path) -> None:
             "connectors.0.meter.baudrate",
             19200,
             (
-                "[connectors.1.pilot] and [connectors.1.meter] share the bus rtu:/dev/ttyUSB0 but set "
-                "baudrate differently"
+                "[connectors.1.pilot] and [connectors.1.meter] share the bus rtu:/dev/ttyUSB0 but "
+                "set baudrate differently"
             ),
         ),
     ],

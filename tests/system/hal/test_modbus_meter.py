@@ -1,4 +1,5 @@
-"""ModbusEnergyMeter and ModbusBus against real pymodbus servers (TCP loopback and RTU over ptys)."""
+"""ModbusEnergyMeter and ModbusBus against real pymodbus servers (TCP loopback and RTU over
+pseudo-terminals)."""
 
 from __future__ import annotations
 
@@ -300,7 +301,8 @@ async def test_two_devices_on_one_bus_never_overlap_and_keep_the_quiet_gap(
     await asyncio.gather(polls(m1), polls(m2), pilot_traffic())
 
     arrivals = [r.time for r in server.requests]
-    # SDM630 1 read per poll, EM340 2; pilot: 2005 once, 3 writes of 1000, 1004 cleared once, 3 reads
+    # SDM630 1 read per poll, EM340 2; pilot: 2005 once, 3 writes of 1000, 1004 cleared once,
+    # 3 reads
     assert len(arrivals) == 3 + 6 + 1 + 3 + 1 + 3
     units = {r.unit for r in server.requests}
     assert units == {1, 2, 3}

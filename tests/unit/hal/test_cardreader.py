@@ -101,7 +101,7 @@ def test_repeat_filter() -> None:
     assert f.accept(TAG_A, 4.7)  # taken away for > 2 s and shown again
 
 
-# -- reader over a pseudo-terminal ------------------------------------------------------------------
+# -- reader over a pseudo-terminal -----------------------------------------------------------------
 
 
 class Pty:
