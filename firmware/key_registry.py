@@ -24,16 +24,21 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar, cast
+from typing import Protocol, cast
+
+from firmware.key_handles import (
+    Key,
+    KeyType,
+    V,
+    Value,
+    a_kind,
+    bool_key,
+    csl_key,
+    int_key,
+    str_key,
+)
 
 log = logging.getLogger(__name__)
-
-
-class KeyType(enum.Enum):
-    BOOLEAN = "boolean"
-    INTEGER = "integer"
-    CSL = "comma-separated list"
-    STRING = "string"
 
 
 class Access(enum.Enum):
@@ -60,48 +65,6 @@ class Source(enum.Enum):
     CONFIG_FILE = "config-file"
     CENTRAL_SYSTEM = "central-system"
     LOCAL = "local"  # chargepoint config set
-
-
-Value = bool | int | str | tuple[str, ...]
-V = TypeVar("V", bool, int, str, tuple[str, ...])
-
-
-class Key(str, Generic[V]):
-    """A typed handle on a configuration key (MicroOcpp's idea): it IS the key's canonical name
-    (a ``str``, so it goes wherever a name does: ``on_change``, ``watch``, ``sleep_until``) and
-    it carries the key's type, so ``keys[K.HeartbeatInterval]`` reads as an ``int`` for mypy and
-    at run time.  The charger's handles are declared once, in ``config_keys.K`` (a plug-in makes
-    its own with ``int_key`` and the like); ``tests/unit/test_config_keys.py`` checks that every
-    handle's type is its definition's."""
-
-    type: KeyType
-
-    @classmethod
-    def of(cls, name: str, type: KeyType) -> Key[V]:
-        handle = cls(name)
-        handle.type = type
-        return handle
-
-
-def _a(kind: KeyType) -> str:
-    """'an integer', 'a boolean': for messages."""
-    return ("an " if kind.value[0] in "aeiou" else "a ") + kind.value
-
-
-def bool_key(name: str) -> Key[bool]:
-    return Key[bool].of(name, KeyType.BOOLEAN)
-
-
-def int_key(name: str) -> Key[int]:
-    return Key[int].of(name, KeyType.INTEGER)
-
-
-def str_key(name: str) -> Key[str]:
-    return Key[str].of(name, KeyType.STRING)
-
-
-def csl_key(name: str) -> Key[tuple[str, ...]]:
-    return Key[tuple[str, ...]].of(name, KeyType.CSL)
 
 
 Validator = Callable[[Value], str | None]
@@ -277,7 +240,7 @@ class KeyRegistry:
             raise ValueError(f"configuration key {d.name} declared twice")
         if isinstance(d.name, Key) and d.name.type is not d.type:
             raise ValueError(
-                f"{d.name} is declared {_a(d.type)} key through {_a(d.name.type)} handle"
+                f"{d.name} is declared {a_kind(d.type)} key through {a_kind(d.name.type)} handle"
             )
         if d.validator is not None:
             problem = d.validator(d.default)
@@ -335,7 +298,9 @@ class KeyRegistry:
         ``get(name)`` is the untyped read, for code that serves any key by name."""
         d = self.definitions[key.casefold()]
         if d.type is not key.type:
-            raise TypeError(f"{d.name} is {_a(d.type)} key, read through {_a(key.type)} handle")
+            raise TypeError(
+                f"{d.name} is {a_kind(d.type)} key, read through {a_kind(key.type)} handle"
+            )
         return cast(V, self.values[key.casefold()])
 
     def value_or(self, key: Key[V], default: V) -> V:
