@@ -24,9 +24,13 @@ def run(
     state_dir: Path | None,
     kind: str | None = None,
     pem_file: Path | None = None,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
+    # The streams are looked up at call time, not bound at import (a test capturing sys.stdout
+    # after this module was imported would see nothing otherwise).
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     try:
         settings = load(config).with_overrides(state_dir=state_dir)
     except SettingsError as exc:

@@ -40,9 +40,12 @@ def run(
     state_dir: Path | None,
     key: str | None = None,
     value: str | None = None,
-    out: TextIO = sys.stdout,
-    err: TextIO = sys.stderr,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
 ) -> int:
+    # The streams are looked up at call time, not bound at import.
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
     keys = _registry(config, state_dir, err)
     if keys is None:
         return 2
@@ -67,10 +70,11 @@ def ocpp_keys_problem(settings: Settings) -> str | None:
     return None
 
 
-def example(name: str, out: TextIO = sys.stdout) -> int:
+def example(name: str, out: TextIO | None = None) -> int:
     """``chargepoint config example pi|bench``: print a shipped, commented example file."""
     from firmware.settings import example_path
 
+    out = sys.stdout if out is None else out
     out.write(example_path(name).read_text(encoding="utf-8"))
     return 0
 
