@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -418,3 +419,96 @@ def test_limit_is_the_minimum_of_the_winners(
         assert part.limit == limit_at(
             installed, connector, middle, transaction_start=transaction_start, now=start
         )
+
+
+def test_the_worked_example_of_docs_smart_charging() -> None:
+    """The table in docs/smart-charging.md: a daily W TxDefault under a daily 10 A cap."""
+    cap = profile(
+        (0, 10),
+        id=1,
+        purpose=MAX,
+        kind=RECURRING,
+        recurrency=RecurrencyKind.Daily,
+        start=at("2013-01-01T17:00"),
+        duration=4 * 3600,
+    )
+    day = at("2024-06-01T00:00")
+    amps = composite_schedule([DAILY, cap], 1, day, 86400, transaction_start=day)
+    watts = composite_schedule([DAILY, cap], 1, day, 86400, W, transaction_start=day)
+    assert amps is not None and watts is not None
+    assert [
+        (p.start_period // 3600, round(p.limit or 0, 1)) for p in amps.charging_schedule_period
+    ] == [
+        (0, 15.9),
+        (8, 8.7),
+        (20, 10),
+        (21, 15.9),
+    ]
+    assert [
+        (p.start_period // 3600, round(p.limit or 0)) for p in watts.charging_schedule_period
+    ] == [
+        (0, 11000),
+        (8, 6000),
+        (20, 6900),
+        (21, 11000),
+    ]
+    whole = composite_schedule([DAILY, cap], 0, day, 86400)
+    assert whole is not None
+    assert whole.charging_schedule_period == (
+        CompositePeriod(0, None, 3),
+        CompositePeriod(17 * 3600, 10, 3),
+        CompositePeriod(21 * 3600, None, 3),
+    )
+    assert next_change([DAILY, cap], 1, at("2024-06-01T12:00")) == at("2024-06-01T17:00")
+
+
+def test_utc_profiles_move_in_local_time_across_a_dst_change() -> None:
+    """A daily step at 22:00 UTC is 23:00 in Amsterdam in winter and 00:00 in summer: the
+    arithmetic is UTC only, the local hour moves."""
+    amsterdam = ZoneInfo("Europe/Amsterdam")
+    night = profile(
+        (0, 32),
+        (22 * 3600, 10),
+        kind=RECURRING,
+        recurrency=RecurrencyKind.Daily,
+        start=at("2024-01-01T00:00"),
+    )
+    winter = next_change([night], 1, at("2024-03-30T12:00"))
+    summer = next_change([night], 1, at("2024-03-31T12:00"))
+    assert winter is not None and summer is not None
+    assert summer - winter == timedelta(days=1)  # exactly 24 h, across the change
+    assert winter.astimezone(amsterdam).hour == 23
+    assert summer.astimezone(amsterdam).hour == 0
+
+
+def test_a_temporary_higher_level_over_a_daily_default() -> None:
+    """§3.13.2 stacking: a level-1 TxDefault valid for one evening sits on the daily level 0."""
+    evening = profile(
+        (0, 6),
+        id=2,
+        level=1,
+        start=at("2024-06-01T18:00"),
+        duration=3 * 3600,
+        valid_from=at("2024-06-01T00:00"),
+        valid_to=at("2024-06-02T00:00"),
+    )
+    start = at("2024-06-01T12:00")
+    schedule = composite_schedule([DAILY, evening], 1, start, 12 * 3600, W, transaction_start=start)
+    assert schedule is not None
+    assert [
+        (p.start_period // 3600, round(p.limit or 0)) for p in schedule.charging_schedule_period
+    ] == [
+        (0, 6000),  # 12:00: the daily 6 kW
+        (6, 4140),  # 18:00: level 1, 6 A = 4140 W; it wins over the daily 11 kW from 20:00 too
+        (9, 11000),  # 21:00: its duration is over, level 0 again
+    ]
+    assert limit_at([DAILY, evening], 1, at("2024-06-02T19:00"), transaction_start=start) == (
+        pytest.approx(6000 / 690)
+    )  # the next day: validTo has passed
+
+
+def test_min_charging_rate_does_not_change_the_limit() -> None:
+    p = profile((0, 16), start=at("2024-01-01T00:00"))
+    slow = replace(p, charging_schedule=replace(p.charging_schedule, min_charging_rate=8))
+    assert limit_at([slow], 1, at("2024-01-01T01:00")) == 16
+    assert next_change([], 1, at("2024-01-01T01:00")) is None
