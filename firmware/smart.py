@@ -35,6 +35,7 @@ is carried but does not change the limit.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -379,22 +380,28 @@ def composite_schedule(
     """The GetCompositeSchedule answer (§5.7, §6.14) for ``connector_id`` (0: the whole charger,
     ChargePointMaxProfile only) from ``start`` for ``duration`` s, in ``unit``: at each instant
     the ``limit_at`` value (Relative schedules without a transaction start at ``start``), adjacent
-    equal periods merged. Where no profile applies the limit is ``default_limit_a`` (the
+    equal periods merged; periods start on whole seconds (a bound between two seconds shows from
+    the next one). Where no profile applies the limit is ``default_limit_a`` (the
     connector's own maximum, if given) or None; None as a whole when no profile applies anywhere
     in the window and no default is given."""
     profiles = list(profiles)
     end = start + timedelta(seconds=duration)
     anchor = transaction_start or start
-    instants = {start}
+    # A boundary between whole seconds starts its period at the next second, where the new
+    # limit is already in force: periods start on whole seconds (startPeriod is an integer).
+    offsets = {0}
     for profile in _relevant(profiles, connector_id, transaction_start is not None):
-        instants.update(i for i in _boundaries(profile, anchor, start, end) if start < i < end)
+        for instant in _boundaries(profile, anchor, start, end):
+            offset = math.ceil((instant - start).total_seconds())
+            if 0 < offset < duration:
+                offsets.add(offset)
     periods: list[CompositePeriod] = []
     limited = False
-    for instant in sorted(instants):
+    for offset in sorted(offsets):
         limit = effective_limit(
             profiles,
             connector_id,
-            instant,
+            start + timedelta(seconds=offset),
             transaction_start=transaction_start,
             now=start,
             phases=phases,
@@ -410,13 +417,8 @@ def composite_schedule(
             number_phases = limit.number_phases
         else:
             value, number_phases = limit.amps, limit.number_phases
-        if periods and (periods[-1].limit, periods[-1].number_phases) == (value, number_phases):
-            continue
-        offset = int((instant - start).total_seconds())
-        if periods and periods[-1].start_period == offset:
-            periods[-1] = CompositePeriod(offset, value, number_phases)  # sub-second step
-            continue
-        periods.append(CompositePeriod(offset, value, number_phases))
+        if not periods or (periods[-1].limit, periods[-1].number_phases) != (value, number_phases):
+            periods.append(CompositePeriod(offset, value, number_phases))
     if not limited and default_limit_a is None:
         return None
     return CompositeSchedule(start, duration, unit, tuple(periods))

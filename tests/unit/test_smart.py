@@ -43,7 +43,7 @@ def at(text: str) -> datetime:
 
 
 def profile(
-    *periods: tuple[int, float] | tuple[int, float, int],
+    *periods: tuple[int, float] | tuple[int, float, int | None],
     id: int = 1,
     level: int = 0,
     purpose: ChargingProfilePurpose = DEFAULT,
@@ -320,11 +320,17 @@ def profiles(draw: st.DrawFn, id: int) -> ChargingProfile:
     purpose = draw(st.sampled_from(list(ChargingProfilePurpose)))
     connector = 0 if purpose is MAX else draw(st.sampled_from([1, 2] if purpose is TX else [0, 1]))
     kind = draw(st.sampled_from(list(ChargingProfileKind)))
+    unit = draw(st.sampled_from([A, W]))
+    scale = 690 if unit is W else 1
     starts = sorted(draw(st.sets(st.integers(1, 20), max_size=3)))
-    periods = [(0, draw(st.integers(0, 32)))] + [
-        (s * 600, draw(st.integers(0, 32))) for s in starts
+    phases = st.none() | st.integers(1, 3)
+    periods = [(0, draw(st.integers(0, 32)) * scale, draw(phases))] + [
+        (s * 600, draw(st.integers(0, 32)) * scale, draw(phases)) for s in starts
     ]
-    valid_from = draw(st.none() | st.integers(0, 48).map(lambda h: EPOCH + timedelta(hours=h)))
+    # Validity bounds may fall between whole seconds (OCPP dateTime carries milliseconds).
+    half = st.sampled_from([0, 500_000]).map(lambda us: timedelta(microseconds=us))
+    hours = st.integers(0, 48).map(lambda h: EPOCH + timedelta(hours=h))
+    valid_from = draw(st.none() | st.builds(lambda t, d: t + d, hours, half))
     valid_to = draw(st.none() | st.integers(49, 96).map(lambda h: EPOCH + timedelta(hours=h)))
     return profile(
         *periods,
@@ -333,6 +339,7 @@ def profiles(draw: st.DrawFn, id: int) -> ChargingProfile:
         purpose=purpose,
         kind=kind,
         connector=connector,
+        unit=unit,
         start=EPOCH + timedelta(minutes=draw(st.integers(0, 600))),
         duration=draw(st.none() | st.integers(1, 30).map(lambda m: m * 600)),
         recurrency=draw(st.sampled_from(list(RecurrencyKind))) if kind is RECURRING else None,
@@ -348,12 +355,15 @@ instants = st.integers(0, 4 * 24 * 60).map(lambda m: EPOCH + timedelta(minutes=m
 
 
 @settings(max_examples=60, deadline=None)
-@given(profile_sets, instants, st.none() | instants, st.sampled_from([0, 1]))
+@given(
+    profile_sets, instants, st.none() | instants, st.sampled_from([0, 1]), st.sampled_from([1, 3])
+)
 def test_limit_is_the_minimum_of_the_winners(
     installed: tuple[ChargingProfile, ...],
     t: datetime,
     transaction_start: datetime | None,
     connector: int,
+    wiring: int,
 ) -> None:
     for p in installed:
         assert (
@@ -376,6 +386,11 @@ def test_limit_is_the_minimum_of_the_winners(
         and (p.charging_profile_purpose is not TX or transaction_start is not None)
     }
 
+    def amps(p: ChargingProfile) -> float:
+        period = active[p]
+        unit = p.charging_schedule.charging_rate_unit
+        return to_amps(period.limit, unit, period.number_phases, phases=wiring)
+
     def top(purpose: ChargingProfilePurpose) -> float | None:
         levels = [p.stack_level for p in active if p.charging_profile_purpose is purpose]
         if not levels:
@@ -386,39 +401,50 @@ def test_limit_is_the_minimum_of_the_winners(
             if p.charging_profile_purpose is purpose and p.stack_level == max(levels)
         ]
         own = [p for p in tied if p.connector_id == connector] or tied
-        return active[max(own, key=lambda p: p.charging_profile_id)].limit
+        return amps(max(own, key=lambda p: p.charging_profile_id))
 
     cap, tx = top(MAX), top(TX)
     tx = tx if tx is not None else top(DEFAULT)
     expected = [x for x in (cap, tx) if x is not None]
-    got = limit_at(installed, connector, t, transaction_start=transaction_start)
+    got = limit_at(installed, connector, t, transaction_start=transaction_start, phases=wiring)
     assert got == (min(expected) if expected else None)
     for winner in expected:
         assert got is not None and got <= winner
     if got is not None:
-        assert got in {period.limit for period in active.values()}
+        assert got in {amps(p) for p in active}
 
     start = transaction_start or t
+
+    def limit(instant: datetime) -> float | None:
+        return limit_at(
+            installed,
+            connector,
+            instant,
+            transaction_start=transaction_start,
+            now=start,
+            phases=wiring,
+        )
+
+    # The caller sleeps until next_change: the limit must not move before it.
     change = next_change(installed, connector, start, transaction_start=transaction_start)
     if change is not None:
         assert change > start
+    horizon = change or start + timedelta(days=8)
+    for step in range(1, 8):
+        assert limit(start + (horizon - start) * step / 8) == limit(start)
+
     schedule = composite_schedule(
-        installed, connector, start, 24 * 3600, transaction_start=transaction_start
+        installed, connector, start, 24 * 3600, transaction_start=transaction_start, phases=wiring
     )
     if schedule is None:
+        assert all(limit(start + timedelta(hours=h)) is None for h in range(24))
         return
-    for part in schedule.charging_schedule_period:
-        instant = start + timedelta(seconds=part.start_period)
-        assert part.limit == limit_at(
-            installed, connector, instant, transaction_start=transaction_start, now=start
-        )
-    # Between two period starts the limit does not move: sample the middles.
     bounds = [p.start_period for p in schedule.charging_schedule_period] + [24 * 3600]
     for part, (lo, hi) in zip(schedule.charging_schedule_period, pairwise(bounds), strict=True):
-        middle = start + timedelta(seconds=(lo + hi) // 2)
-        assert part.limit == limit_at(
-            installed, connector, middle, transaction_start=transaction_start, now=start
-        )
+        # At each period start, and (the limit does not move inside a period) in its middle;
+        # periods are whole seconds, so a bound between two seconds shows from the next one.
+        assert part.limit == limit(start + timedelta(seconds=lo))
+        assert part.limit == limit(start + timedelta(seconds=(lo + hi - 1) / 2))
 
 
 def test_the_worked_example_of_docs_smart_charging() -> None:
