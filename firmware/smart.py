@@ -198,23 +198,18 @@ def period_at(
 ) -> ChargingSchedulePeriod | None:
     """The period of ``profile`` in force at t, or None when the profile does not apply at t
     (outside validFrom/validTo, before its start, past its duration)."""
-    if profile.valid_from is not None and t < profile.valid_from:
-        return None
-    if profile.valid_to is not None and t >= profile.valid_to:
-        return None
-    start = _run_start(profile, t, anchor)
+    valid = (profile.valid_from is None or profile.valid_from <= t) and (
+        profile.valid_to is None or t < profile.valid_to
+    )
+    start = _run_start(profile, t, anchor) if valid else None
     if start is None:
         return None
     offset = (t - start).total_seconds()
     schedule = profile.charging_schedule
     if schedule.duration is not None and offset >= schedule.duration:
         return None
-    found = None
-    for period in schedule.charging_schedule_period:
-        if period.start_period > offset:
-            break
-        found = period
-    return found
+    started = [p for p in schedule.charging_schedule_period if p.start_period <= offset]
+    return started[-1] if started else None
 
 
 def _relevant(
@@ -272,19 +267,11 @@ def effective_limit(
         _top(by_purpose[ChargingProfilePurpose.TxProfile], connector_id)
         or _top(by_purpose[ChargingProfilePurpose.TxDefaultProfile], connector_id),
     ]
-    limits = [
-        Limit(
-            to_amps(
-                period.limit,
-                profile.charging_schedule.charging_rate_unit,
-                period.number_phases,
-                phases=phases,
-                voltage=voltage,
-            ),
-            phases_used(period.number_phases, phases),
-        )
-        for profile, period in (w for w in winners if w is not None)
-    ]
+    limits = []
+    for profile, period in filter(None, winners):
+        unit = profile.charging_schedule.charging_rate_unit
+        amps = to_amps(period.limit, unit, period.number_phases, phases=phases, voltage=voltage)
+        limits.append(Limit(amps, phases_used(period.number_phases, phases)))
     return min(limits, key=lambda limit: (limit.amps, limit.number_phases), default=None)
 
 
