@@ -419,13 +419,17 @@ def rejection_reason(
     max_stack_level: int,
     max_periods: int,
     allowed_units: Iterable[ChargingRateUnit] = tuple(ChargingRateUnit),
+    remote_start: bool = False,
 ) -> str | None:
     """Why SetChargingProfile(profile.connector_id, profile) must be answered Rejected (§5.16,
     §3.13.1, §9.4), or None to accept. ``active_transaction_id``: the transaction running on that
     connector, if any. Keys: ChargeProfileMaxStackLevel, ChargingScheduleMaxPeriods,
-    ChargingScheduleAllowedChargingRateUnit (Current = A, Power = W; errata 3.86)."""
+    ChargingScheduleAllowedChargingRateUnit (Current = A, Power = W; errata 3.86).
+    ``remote_start``: the profile came in RemoteStartTransaction (§5.11: a TxProfile without
+    transactionId, for the transaction about to start; ``connector_id`` the chosen connector)."""
+    tx, cp_max = ChargingProfilePurpose.TxProfile, ChargingProfilePurpose.ChargePointMaxProfile
     purpose = profile.charging_profile_purpose
-    kind = profile.charging_profile_kind
+    recurring = profile.charging_profile_kind is ChargingProfileKind.Recurring
     schedule = profile.charging_schedule
     periods = schedule.charging_schedule_period
     connector = profile.connector_id
@@ -434,27 +438,26 @@ def rejection_reason(
             not 0 <= connector <= number_of_connectors,
             f"connector {connector} does not exist (0..{number_of_connectors})",
         ),
+        (purpose is cp_max and connector != 0, "ChargePointMaxProfile is only for connector 0"),
+        (remote_start and purpose is not tx, "RemoteStartTransaction takes only a TxProfile"),
         (
-            purpose is ChargingProfilePurpose.ChargePointMaxProfile and connector != 0,
-            "ChargePointMaxProfile is only for connector 0",
+            remote_start and profile.transaction_id is not None,
+            "a RemoteStartTransaction profile has no transactionId",
         ),
+        (purpose is tx and connector == 0, "TxProfile needs a connector, not 0"),
         (
-            purpose is ChargingProfilePurpose.TxProfile and connector == 0,
-            "TxProfile needs a connector, not 0",
-        ),
-        (
-            purpose is ChargingProfilePurpose.TxProfile and active_transaction_id is None,
+            purpose is tx and active_transaction_id is None and not remote_start,
             "TxProfile without a transaction on the connector",
         ),
         (
-            purpose is ChargingProfilePurpose.TxProfile
+            purpose is tx
             and profile.transaction_id is not None
             and active_transaction_id is not None
             and profile.transaction_id != active_transaction_id,
             f"transactionId {profile.transaction_id} is not the connector's transaction",
         ),
         (
-            purpose is not ChargingProfilePurpose.TxProfile and profile.transaction_id is not None,
+            purpose is not tx and profile.transaction_id is not None,
             "transactionId is only for a TxProfile",
         ),
         (
@@ -462,14 +465,8 @@ def rejection_reason(
             f"stackLevel {profile.stack_level} outside 0..{max_stack_level}"
             " (ChargeProfileMaxStackLevel)",
         ),
-        (
-            kind is ChargingProfileKind.Recurring and profile.recurrency_kind is None,
-            "Recurring without recurrencyKind",
-        ),
-        (
-            kind is ChargingProfileKind.Recurring and schedule.start_schedule is None,
-            "Recurring without startSchedule",
-        ),
+        (recurring and profile.recurrency_kind is None, "Recurring without recurrencyKind"),
+        (recurring and schedule.start_schedule is None, "Recurring without startSchedule"),
         (
             profile.valid_from is not None
             and profile.valid_to is not None

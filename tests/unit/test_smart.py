@@ -284,6 +284,12 @@ def test_rejection_reasons() -> None:
         "TxProfile needs a connector, not 0"
     )
     assert reason(replace(ok, transaction_id=7)) == "transactionId is only for a TxProfile"
+    # RemoteStartTransaction (TC_059, TC_060): a TxProfile, no transactionId, no transaction yet.
+    assert reason(tx, remote_start=True) is None
+    assert reason(ok, remote_start=True) == "RemoteStartTransaction takes only a TxProfile"
+    assert reason(replace(tx, transaction_id=7), remote_start=True) == (
+        "a RemoteStartTransaction profile has no transactionId"
+    )
     assert "ChargeProfileMaxStackLevel" in (reason(replace(ok, stack_level=9)) or "")
     assert "ChargingScheduleMaxPeriods" in (reason(ok, max_periods=1) or "")
     assert reason(ok, allowed_units=[W]) == "chargingRateUnit not allowed"
