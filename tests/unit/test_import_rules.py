@@ -46,6 +46,7 @@ CORE = (
     "firmware.key_handles",
     "firmware.key_registry",
     "firmware.key_store",
+    "firmware.site_limit",
     "firmware.ports",
     "firmware.transactions",
 )
@@ -60,6 +61,7 @@ PURE = (
     "firmware.redaction",
     "firmware.key_handles",
     "firmware.key_registry",
+    "firmware.site_limit",
 )
 IO_MODULES = (
     "asyncio",
