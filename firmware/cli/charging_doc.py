@@ -83,4 +83,11 @@ def render(table: Table = TRANSITIONS) -> str:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(
+        prog="python -m firmware.cli.charging_doc",
+        description="Print docs/state-diagram.md (generated: redirect it there; a test fails "
+        "when the committed page is stale).",
+    ).parse_args()
     sys.stdout.write(render())

@@ -190,4 +190,11 @@ def _rows(cls: type, skip: tuple[str, ...]) -> list[tuple[str, str, str]]:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(
+        prog="python -m firmware.cli.filedoc",
+        description="Print docs/configuration-file.md (generated: redirect it there; a test fails "
+        "when the committed page is stale).",
+    ).parse_args()
     sys.stdout.write(render())

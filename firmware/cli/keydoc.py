@@ -85,4 +85,11 @@ def reference_registry() -> KeyRegistry:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(
+        prog="python -m firmware.cli.keydoc",
+        description="Print docs/configuration-keys.md (generated: redirect it there; a test fails "
+        "when the committed page is stale).",
+    ).parse_args()
     sys.stdout.write(render(reference_registry()))

@@ -47,6 +47,7 @@ CORE = (
     "firmware.key_handles",
     "firmware.key_registry",
     "firmware.key_store",
+    "firmware.site_limit",
     "firmware.ports",
     "firmware.transactions",
 )
@@ -62,6 +63,7 @@ PURE = (
     "firmware.redaction",
     "firmware.key_handles",
     "firmware.key_registry",
+    "firmware.site_limit",
 )
 IO_MODULES = (
     "asyncio",
