@@ -134,3 +134,17 @@ async def test_the_status_for_bench_status_shows_the_offer_and_the_limit() -> No
         await s.settle(0.1)
         assert charger.status()["1"]["limit_a"] is None
         assert charger.status()["1"]["offered_a"] == 16.0
+
+
+async def test_the_offer_is_never_between_0_and_6_a_nor_above_a_limit() -> None:
+    """The issue's rule for any limit: the pilot offers 0, or 6 A to the least limit."""
+    limits = [None, 5.9, 6.0, 31.0, 0.0, 7.5, 5.0, 16.0, 2.0, 6.5, 0.5, None, 12.0, 3.0]
+    async with station() as s:
+        await _charge(s)
+        for limit in limits:
+            s.connector.set_limit(limit)
+            await s.settle(0.3)
+            least = min(16.0, limit if limit is not None else 16.0)
+            expected = least if least >= 6 else 0.0
+            assert s.pilot.offered_a == expected == s.connector.offered_current_a, limit
+        assert all(a == 0 or 6 <= a <= 16 for a in s.pilot.offers), s.pilot.offers
