@@ -469,6 +469,7 @@ class Charger:
                 "transaction": c.transaction.local_id if c.transaction else None,
                 "id_tag": s.transaction_id_tag,
                 "offered_a": c.offered_current_a,
+                "limit_a": c.limit_a,
                 "energy_wh": reading.energy_import_wh if reading else None,
                 "power_w": reading.power_w if reading else None,
             }

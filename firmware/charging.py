@@ -11,8 +11,10 @@ the commands, the targets are the statuses it may lead to, and ``step`` refuses 
 
 Safety rules the rows keep (and ``tests/unit/test_charging_machine.py`` checks over random event
 sequences): the contactor is only asked to close while a transaction is open, the lock is
-confirmed, the EV asks for power (CP state C), no fault is present and the energy allowance is not
-used up; unplug, EV pause, any fault and any stop open it in the same step.
+confirmed, the EV asks for power (CP state C), no fault is present, the energy allowance is not
+used up and the charger may offer 6 A or more; unplug, EV pause, any fault and any stop open it in
+the same step.  A fall below 6 A (``PowerWithdrawn``) stops the PWM and leaves the contactor to the
+EV's reaction: it opens at C -> B or, at the latest, at ``EvReactionTimedOut`` (IEC 61851-1).
 
 The handlers are in ``firmware.charging_handlers``; the events, commands, state, policy and row
 type in ``firmware.charging_types`` (all re-exported here: ``charging`` is the machine's one
@@ -24,10 +26,12 @@ from __future__ import annotations
 
 from firmware import charging_handlers as h
 from firmware.charging_types import (
+    EV_REACTION_S,
     AuthorizationResult,
     AvailabilityChanged,
     BeginTransaction,
     CancelConnectionTimer,
+    CancelEvReactionTimer,
     CloseContactor,
     Command,
     ConnectionTimedOut,
@@ -36,6 +40,7 @@ from firmware.charging_types import (
     EnergyLimitReached,
     Event,
     EvPaused,
+    EvReactionTimedOut,
     EvRequestsPower,
     FaultCleared,
     FaultDetected,
@@ -49,10 +54,13 @@ from firmware.charging_types import (
     OpenContactor,
     Plugged,
     Policy,
+    PowerAvailable,
+    PowerWithdrawn,
     RemoteStart,
     Result,
     SendAuthorize,
     StartConnectionTimer,
+    StartEvReactionTimer,
     StopPower,
     StopRequested,
     Table,
@@ -69,11 +77,13 @@ from firmware.charging_types import (
 from firmware.domain import ConnectorStatus
 
 __all__ = [
+    "EV_REACTION_S",
     "TRANSITIONS",
     "AuthorizationResult",
     "AvailabilityChanged",
     "BeginTransaction",
     "CancelConnectionTimer",
+    "CancelEvReactionTimer",
     "CloseContactor",
     "Command",
     "ConnectionTimedOut",
@@ -81,6 +91,7 @@ __all__ = [
     "EndTransaction",
     "EnergyLimitReached",
     "EvPaused",
+    "EvReactionTimedOut",
     "EvRequestsPower",
     "Event",
     "FaultCleared",
@@ -95,10 +106,13 @@ __all__ = [
     "OpenContactor",
     "Plugged",
     "Policy",
+    "PowerAvailable",
+    "PowerWithdrawn",
     "RemoteStart",
     "Result",
     "SendAuthorize",
     "StartConnectionTimer",
+    "StartEvReactionTimer",
     "StopPower",
     "StopRequested",
     "TransactionRejected",
@@ -128,6 +142,8 @@ TRANSITIONS: Table = table(
             on(AuthorizationResult, h.auth_result, S.AVAILABLE, S.PREPARING),
             on(RemoteStart, h.remote_start, S.PREPARING),
             on(AvailabilityChanged, h.availability, S.AVAILABLE, S.UNAVAILABLE),
+            on(PowerWithdrawn, h.withdraw_power, S.AVAILABLE),
+            on(PowerAvailable, h.restore_power, S.AVAILABLE),
             on(FaultDetected, h.fault, S.FAULTED),
         ],
         S.PREPARING: [
@@ -137,13 +153,22 @@ TRANSITIONS: Table = table(
             on(AuthorizationResult, h.auth_result, S.PREPARING),
             on(RemoteStart, h.remote_start, S.PREPARING),
             on(ConnectionTimedOut, h.connection_timeout, S.PREPARING, S.FINISHING, S.AVAILABLE),
-            on(LockConfirmed, h.lock_confirmed, S.PREPARING, S.CHARGING, S.SUSPENDED_EV),
+            on(
+                LockConfirmed,
+                h.lock_confirmed,
+                S.PREPARING,
+                S.CHARGING,
+                S.SUSPENDED_EV,
+                S.SUSPENDED_EVSE,
+            ),
             on(LockFailed, h.lock_failed, S.FAULTED),
             on(EvRequestsPower, h.flag_ev(True), S.PREPARING),
             on(EvPaused, h.flag_ev(False), S.PREPARING),
             on(StopRequested, h.cancel_authorization, S.PREPARING, S.AVAILABLE),
             on(Unlocked, h.just_unlocked, S.PREPARING),
             on(AvailabilityChanged, h.availability, S.PREPARING, S.UNAVAILABLE),
+            on(PowerWithdrawn, h.withdraw_power, S.PREPARING),
+            on(PowerAvailable, h.restore_power, S.PREPARING),
             on(FaultDetected, h.fault, S.FAULTED),
         ],
         S.CHARGING: [
@@ -158,6 +183,7 @@ TRANSITIONS: Table = table(
             on(EvRequestsPower, h.ev_ready, S.CHARGING),
             on(AvailabilityChanged, h.availability, S.CHARGING),
             on(LockConfirmed, h.lock_confirmed, S.CHARGING),
+            on(PowerWithdrawn, h.withdraw_power, S.SUSPENDED_EVSE),
             on(FaultDetected, h.fault, S.FAULTED),
         ],
         S.SUSPENDED_EV: [
@@ -187,6 +213,7 @@ TRANSITIONS: Table = table(
             on(EnergyLimitReached, h.suspend_evse, S.SUSPENDED_EVSE),
             on(AvailabilityChanged, h.availability, S.SUSPENDED_EV),
             on(LockConfirmed, h.lock_confirmed, S.SUSPENDED_EV),
+            on(PowerWithdrawn, h.withdraw_power, S.SUSPENDED_EVSE),
             on(FaultDetected, h.fault, S.FAULTED),
         ],
         S.SUSPENDED_EVSE: [
@@ -217,6 +244,9 @@ TRANSITIONS: Table = table(
             on(EnergyLimitReached, h.suspend_evse, S.SUSPENDED_EVSE),
             on(AvailabilityChanged, h.availability, S.SUSPENDED_EVSE),
             on(LockConfirmed, h.lock_confirmed, S.SUSPENDED_EVSE),
+            on(PowerWithdrawn, h.withdraw_power, S.SUSPENDED_EVSE),
+            on(PowerAvailable, h.restore_power, S.SUSPENDED_EVSE, S.SUSPENDED_EV, S.CHARGING),
+            on(EvReactionTimedOut, h.ev_reaction_timeout, S.SUSPENDED_EVSE),
             on(FaultDetected, h.fault, S.FAULTED),
         ],
         S.FINISHING: [
@@ -228,6 +258,8 @@ TRANSITIONS: Table = table(
             on(EvRequestsPower, h.flag_ev(True), S.FINISHING),
             on(EvPaused, h.flag_ev(False), S.FINISHING),
             on(AvailabilityChanged, h.availability, S.FINISHING, S.UNAVAILABLE),
+            on(PowerWithdrawn, h.withdraw_power, S.FINISHING),
+            on(PowerAvailable, h.restore_power, S.FINISHING),
             on(FaultDetected, h.fault, S.FAULTED),
         ],
         S.UNAVAILABLE: [
@@ -236,6 +268,8 @@ TRANSITIONS: Table = table(
             on(Unplugged, h.unavailable_plug(False), S.UNAVAILABLE),
             on(Unlocked, h.just_unlocked, S.UNAVAILABLE),
             on(UnlockRequested, h.release_lock, S.UNAVAILABLE),
+            on(PowerWithdrawn, h.withdraw_power, S.UNAVAILABLE),
+            on(PowerAvailable, h.restore_power, S.UNAVAILABLE),
             on(FaultDetected, h.fault, S.FAULTED),
         ],
         S.FAULTED: [
@@ -245,6 +279,8 @@ TRANSITIONS: Table = table(
             on(Unlocked, h.just_unlocked, S.FAULTED),
             on(UnlockRequested, h.release_lock, S.FAULTED),
             on(AvailabilityChanged, h.availability, S.FAULTED),
+            on(PowerWithdrawn, h.withdraw_power, S.FAULTED),
+            on(PowerAvailable, h.restore_power, S.FAULTED),
             on(FaultDetected, h.fault, S.FAULTED),
         ],
     }

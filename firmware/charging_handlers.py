@@ -15,6 +15,7 @@ from firmware.charging_types import (
     AvailabilityChanged,
     BeginTransaction,
     CancelConnectionTimer,
+    CancelEvReactionTimer,
     CloseContactor,
     Command,
     ConnectionTimedOut,
@@ -22,6 +23,7 @@ from firmware.charging_types import (
     EndTransaction,
     EnergyLimitReached,
     EvPaused,
+    EvReactionTimedOut,
     EvRequestsPower,
     FaultCleared,
     FaultDetected,
@@ -35,10 +37,13 @@ from firmware.charging_types import (
     OpenContactor,
     Plugged,
     Policy,
+    PowerAvailable,
+    PowerWithdrawn,
     RemoteStart,
     Result,
     SendAuthorize,
     StartConnectionTimer,
+    StartEvReactionTimer,
     StopPower,
     StopRequested,
     TransactionRejected,
@@ -107,6 +112,7 @@ def _energise_if_ready(c: ConnectorState) -> Result:
         and not c.faults
         and not c.contactor_closed
         and not c.allowance_used_up
+        and not c.power_withdrawn
     ):
         return replace(c, contactor_closed=True, status=S.CHARGING, info=""), [CloseContactor()]
     return c, []
@@ -179,6 +185,9 @@ def lock_confirmed(c: ConnectorState, e: LockConfirmed, p: Policy) -> Result:
     c = replace(c, locking=False, locked=True)
     if not (tag and c.plugged):
         return c, [Unlock()]
+    if c.power_withdrawn:
+        # A limit below 6 A delays the charging, not the transaction (StartTransaction now).
+        return replace(c, transaction_id_tag=tag, status=S.SUSPENDED_EVSE), [BeginTransaction(tag)]
     c = replace(c, transaction_id_tag=tag, status=S.SUSPENDED_EV)
     cmds: list[Command] = [BeginTransaction(tag), OfferPower()]
     c, more = _energise_if_ready(c)
@@ -231,7 +240,8 @@ def tx_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
         # UnlockConnectorOnEVSideDisconnect) and energy may flow again when the EV comes back,
         # unless the allowance is used up: then the charger, not the EV, withholds it.
         c, cmds = _power_off(c)
-        status = S.SUSPENDED_EVSE if c.allowance_used_up else S.SUSPENDED_EV
+        withheld = c.allowance_used_up or c.power_withdrawn
+        status = S.SUSPENDED_EVSE if withheld else S.SUSPENDED_EV
         return replace(c, status=status, info="EV side disconnected"), cmds
     c, cmds = _end_transaction(c, StopReason.EV_DISCONNECTED, None)
     c = _release_tethered(c, p)
@@ -244,7 +254,8 @@ def tx_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
 
 
 def tx_replugged(c: ConnectorState, e: Plugged, p: Policy) -> Result:
-    return replace(c, plugged=True, info=""), [] if c.allowance_used_up else [OfferPower()]
+    withheld = c.allowance_used_up or c.power_withdrawn
+    return replace(c, plugged=True, info=""), [] if withheld else [OfferPower()]
 
 
 def tx_id(c: ConnectorState, e: IdPresented, p: Policy) -> Result:
@@ -293,6 +304,46 @@ def suspend_evse(
     """The transaction stays open but no energy flows until it ends (C5: SuspendedEVSE)."""
     c, cmds = _power_off(c)
     return replace(c, status=S.SUSPENDED_EVSE, allowance_used_up=True), cmds
+
+
+def withdraw_power(c: ConnectorState, e: PowerWithdrawn, p: Policy) -> Result:
+    """Below 6 A no PWM may be offered (IEC 61851-1): stop it.  A closed contactor is not opened
+    under load: the EV goes back to B (``ev_paused`` opens it) or, after ``EV_REACTION_S``, the
+    timer does.  Outside a transaction only the fact is kept, for the next start."""
+    if c.power_withdrawn:
+        return c, []  # a repeated report must not restart the EV's reaction time
+    c = replace(c, power_withdrawn=True)
+    if not c.in_transaction:
+        return c, []
+    cmds: list[Command] = [StopPower()]
+    if c.contactor_closed:
+        cmds.append(StartEvReactionTimer())
+    return replace(c, status=S.SUSPENDED_EVSE), cmds
+
+
+def restore_power(c: ConnectorState, e: PowerAvailable, p: Policy) -> Result:
+    """6 A or more again: PWM again; the contactor closes when the EV asks (state C), as at a
+    start.  A used-up energy allowance still withholds it."""
+    if not c.power_withdrawn:
+        return c, []
+    c = replace(c, power_withdrawn=False)
+    if not c.in_transaction or c.allowance_used_up:
+        return c, []
+    cmds: list[Command] = [CancelEvReactionTimer()]
+    if not c.plugged:
+        return replace(c, status=S.SUSPENDED_EV), cmds  # the replug offers (tx_replugged)
+    cmds.append(OfferPower())
+    if c.contactor_closed:  # the limit came back before the EV reacted: it never stopped
+        return replace(c, status=S.CHARGING), cmds
+    c, more = _energise_if_ready(replace(c, status=S.SUSPENDED_EV))
+    return c, cmds + more
+
+
+def ev_reaction_timeout(c: ConnectorState, e: EvReactionTimedOut, p: Policy) -> Result:
+    """The EV still draws ``EV_REACTION_S`` after the PWM stopped: open anyway."""
+    if c.power_withdrawn and c.contactor_closed:
+        return replace(c, contactor_closed=False), [OpenContactor()]
+    return c, []
 
 
 def cancel_authorization(c: ConnectorState, e: StopRequested, p: Policy) -> Result:

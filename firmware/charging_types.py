@@ -15,6 +15,10 @@ from typing import TypeVar
 
 from firmware.domain import ChargePointErrorCode, ConnectorError, ConnectorStatus, StopReason
 
+# IEC 61851-1: after the PWM stops (or the offer drops) the EV must react within 3 s (some take
+# 5 s); one still in state C after this many seconds has its contactor opened anyway.
+EV_REACTION_S = 6.0
+
 # --------------------------------------------------------------------------------------------------
 # Events
 
@@ -91,6 +95,23 @@ class EnergyLimitReached:
 
 
 @dataclass(frozen=True)
+class PowerWithdrawn:
+    """The current the charger may offer fell below 6 A (a charging limit, the site's share):
+    IEC 61851-1 allows no PWM offer below 6 A, so the charger stops offering (SuspendedEVSE)."""
+
+
+@dataclass(frozen=True)
+class PowerAvailable:
+    """The current the charger may offer is 6 A or more again."""
+
+
+@dataclass(frozen=True)
+class EvReactionTimedOut:
+    """The EV kept drawing (CP state C) 6 s after the PWM stopped (IEC 61851-1: the charger then
+    opens the contactor anyway)."""
+
+
+@dataclass(frozen=True)
 class StopRequested:
     """Stop the transaction with ``reason`` (RemoteStop, UnlockConnector, Reset, a card...)."""
 
@@ -146,6 +167,9 @@ Event = (
     | Unlocked
     | TransactionRejected
     | EnergyLimitReached
+    | PowerWithdrawn
+    | PowerAvailable
+    | EvReactionTimedOut
     | StopRequested
     | UnlockRequested
     | ConnectionTimedOut
@@ -216,6 +240,16 @@ class CancelConnectionTimer:
 
 
 @dataclass(frozen=True)
+class StartEvReactionTimer:
+    """Post ``EvReactionTimedOut`` after ``EV_REACTION_S`` unless cancelled (one at a time)."""
+
+
+@dataclass(frozen=True)
+class CancelEvReactionTimer:
+    pass
+
+
+@dataclass(frozen=True)
 class Feedback:
     """What the driver should hear/see: 'card-read', 'accepted', 'rejected', 'fault'."""
 
@@ -234,6 +268,8 @@ Command = (
     | EndTransaction
     | StartConnectionTimer
     | CancelConnectionTimer
+    | StartEvReactionTimer
+    | CancelEvReactionTimer
     | Feedback
 )
 
@@ -274,6 +310,9 @@ class ConnectorState:
     # The energy this transaction may still take is used up (MaxEnergyOnInvalidId reached, or 0):
     # no power until the transaction ends, whatever the cable and the EV do meanwhile.
     allowance_used_up: bool = False
+    # The current the charger may offer is below 6 A (IEC 61851-1): no PWM, no closing, until
+    # PowerAvailable.  Not the allowance above: a limit can rise again, a used allowance cannot.
+    power_withdrawn: bool = False
     info: str = ""  # StatusNotification info, e.g. "EV side disconnected"
     latched_faults: frozenset[ChargePointErrorCode] = frozenset()  # never clear by themselves
 

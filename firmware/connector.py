@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -26,6 +27,7 @@ from firmware.ports import CentralSystemLink, TransactionHandle
 from firmware.transaction_meter import TransactionMeter
 from hal.interfaces import ConnectorDevices
 from hal.types import (
+    MIN_PILOT_CURRENT_A,
     HardwareError,
     MeterHealth,
     MeterReading,
@@ -59,12 +61,14 @@ class ConnectorController:
         self.meter_poll_s = meter_poll_s
         self._authorize_tag = authorize
         self.installation_limit_a = installation_limit_a
+        self.limit_a: float | None = None  # set_limit: a charging limit (profiles, site share)
         self._feedback = feedback or (lambda _cid, _kind: None)
         self._on_status = on_status or (lambda _cid, _status: None)
         self._events: asyncio.Queue[m.Event | _ReOffer] = asyncio.Queue()
         self._stepped = asyncio.Condition()  # notified after every handled event (wait_until)
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.Task[None] | None = None  # ConnectionTimeOut
+        self._reaction_timer: asyncio.Task[None] | None = None  # EV_REACTION_S after PWM stop
         self.transaction_meter = TransactionMeter(
             devices.connector_id, link, keys, lambda: self.last_reading, lambda: self._offered_a
         )
@@ -109,8 +113,18 @@ class ConnectorController:
     def set_installation_limit(self, amps: float) -> None:
         """PiCP.MaxInstallationCurrent: a running offer follows at once."""
         self.installation_limit_a = amps
-        if self._offered_a > 0:
-            self.post(_ReOffer())
+        self.post(_ReOffer())
+
+    def set_limit(self, amps: float | None) -> None:
+        """A charging limit in A per phase (``None``: none), from whoever computes one (charging
+        profiles, the site's share).  The pilot offers min(rating, cable, installation, this) at
+        once; below 6 A (IEC 61851-1 minimum) it offers nothing: SuspendedEVSE, PWM stopped, the
+        contactor opened once the EV is back in B or after ``charging.EV_REACTION_S``.  Raises
+        ``ValueError`` for a negative or non-finite value."""
+        if amps is not None and not (math.isfinite(amps) and amps >= 0):
+            raise ValueError(f"a current limit must be a finite number >= 0 A, not {amps!r}")
+        self.limit_a = amps
+        self.post(_ReOffer())
 
     def set_permanent_lock(self, on: bool) -> None:
         """PiCP.PermanentCableLock: the socket holds its cable at all times."""
@@ -182,10 +196,24 @@ class ConnectorController:
             await self.handle(event)
 
     async def handle(self, event: m.Event | _ReOffer, *, report: bool = True) -> None:
-        if isinstance(event, _ReOffer):
-            if self._offered_a > 0:
-                await self._execute(m.OfferPower())
+        events: list[m.Event] = [] if isinstance(event, _ReOffer) else [event]
+        offerable = self._allowed_current() >= MIN_PILOT_CURRENT_A
+        if offerable == self.state.power_withdrawn:
+            # The allowed current crossed 6 A: the machine hears it before any event that
+            # could offer power, so no offer below 6 A ever reaches the pilot.
+            events.insert(0, m.PowerAvailable() if offerable else m.PowerWithdrawn())
+        elif not events:
+            if 0 < self._offered_a != self._allowed_current():
+                await self._execute(m.OfferPower())  # a running offer follows at once
             return
+        for e in events:
+            await self._step(e)
+        if report:
+            self._report()
+        async with self._stepped:
+            self._stepped.notify_all()
+
+    async def _step(self, event: m.Event) -> None:
         before = self.state
         self.state, commands = m.step(self.state, event, self.policy())
         if commands or before.status is not self.state.status:
@@ -199,16 +227,13 @@ class ConnectorController:
             )
         for command in commands:
             await self._execute(command)
-        if report:
-            self._report()
-        async with self._stepped:
-            self._stepped.notify_all()
 
     async def shutdown(self) -> None:
         """Safe outputs; the caller decides what happens to an open transaction."""
         for task in list(self._tasks):
             task.cancel()
         self._cancel_timer()
+        self._cancel_reaction_timer()
         self.transaction_meter.cancel()
         self.devices.contactor.open()
         await self._safe_pilot(self.devices.pilot.stop_offering())
@@ -260,21 +285,42 @@ class ConnectorController:
                 )
             case m.CancelConnectionTimer():
                 self._cancel_timer()
+            case m.StartEvReactionTimer():
+                self._cancel_reaction_timer()
+                self._reaction_timer = asyncio.get_running_loop().create_task(
+                    self._ev_reaction_timer(), name=f"connector{self.id}-ev-reaction"
+                )
+            case m.CancelEvReactionTimer():
+                self._cancel_reaction_timer()
             case m.Feedback(kind=kind):
                 self._feedback(self.id, kind)
 
     def _allowed_current(self) -> float:
+        """What the pilot may offer (A): the least of the rating, the cable's (proximity pilot),
+        PiCP.MaxInstallationCurrent and ``limit_a``; never rounded up to 6 A (see handle)."""
         limits = [self.devices.max_current_a]
         if self.installation_limit_a is not None:
             limits.append(self.installation_limit_a)
         if self._pilot and self._pilot.cable_limit_a:
             limits.append(self._pilot.cable_limit_a)
-        return max(6.0, min(limits))
+        if self.limit_a is not None:
+            limits.append(self.limit_a)
+        return min(limits)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _cancel_reaction_timer(self) -> None:
+        if self._reaction_timer is not None:
+            self._reaction_timer.cancel()
+            self._reaction_timer = None
+
+    async def _ev_reaction_timer(self) -> None:
+        await asyncio.sleep(m.EV_REACTION_S)
+        self._reaction_timer = None
+        self.post(m.EvReactionTimedOut())
 
     async def _connection_timer(self, started: float) -> None:
         """ConnectionTimeOut seconds from ``started`` (Preparing began); a changed value
@@ -452,4 +498,4 @@ def _fault_of(
 
 
 class _ReOffer:
-    """Internal: the allowed current changed while power is offered."""
+    """Internal: a limit changed: offer the new current, or cross 6 A (handle decides)."""

@@ -242,6 +242,9 @@ EVENTS = st.one_of(
         st.sampled_from([E.GROUND_FAILURE, E.POWER_METER_FAILURE, E.EV_COMMUNICATION_ERROR]),
     ),
     st.builds(m.AvailabilityChanged, st.booleans()),
+    st.just(m.PowerWithdrawn()),
+    st.just(m.PowerAvailable()),
+    st.just(m.EvReactionTimedOut()),
 )
 
 
@@ -258,9 +261,12 @@ def test_no_event_sequence_closes_the_contactor_unsafely(
     c = m.ConnectorState()
     closed = False  # what the hardware would be doing, from the commands alone
     used_up = False  # the transaction's energy allowance is gone, from the events alone
+    withdrawn = False  # less than 6 A may be offered, from the events alone
     for e in events:
         was_in_tx = c.in_transaction
         c, cmds = m.step(c, e, policy)
+        if isinstance(e, (m.PowerWithdrawn, m.PowerAvailable)):
+            withdrawn = isinstance(e, m.PowerWithdrawn)
         if was_in_tx and (
             isinstance(e, m.EnergyLimitReached)
             or (
@@ -275,17 +281,21 @@ def test_no_event_sequence_closes_the_contactor_unsafely(
                 assert c.in_transaction and c.locked and c.plugged and c.ev_wants_power
                 assert not c.faults and c.operative
                 assert not used_up, "energy after the allowance was used up"
+                assert not withdrawn, "closed while less than 6 A may be offered"
                 closed = True
             elif isinstance(cmd, m.OpenContactor):
                 closed = False
             elif isinstance(cmd, m.EndTransaction):
                 used_up = False
+            elif isinstance(cmd, m.OfferPower):
+                assert not withdrawn, "PWM offered below 6 A"
         # After every step the hardware's contactor matches the machine's belief ...
         assert closed == c.contactor_closed
         # ... and it is never closed in a situation where it must be open.
         if closed:
             assert c.plugged and c.ev_wants_power and not c.faults and c.in_transaction
-            assert c.status is S.CHARGING
+            # Below 6 A the EV is given its reaction time (IEC 61851-1) in SuspendedEVSE.
+            assert c.status is (S.SUSPENDED_EVSE if withdrawn else S.CHARGING)
         if c.status is S.FAULTED:
             assert not closed
 
@@ -310,6 +320,7 @@ class ConnectorLife(RuleBasedStateMachine):
         self.policy = POLICY
         self.transactions = 0
         self.used_up = False  # the energy allowance is gone, from the events alone
+        self.withdrawn = False  # less than 6 A may be offered, from the events alone
 
     @initialize(policy=POLICIES)
     def choose_policy(self, policy: m.Policy) -> None:
@@ -328,10 +339,15 @@ class ConnectorLife(RuleBasedStateMachine):
             )
         ):
             self.used_up = True
+        if isinstance(event, (m.PowerWithdrawn, m.PowerAvailable)):
+            self.withdrawn = isinstance(event, m.PowerWithdrawn)
         for cmd in cmds:
             if isinstance(cmd, m.CloseContactor):
                 assert not self.used_up, "energy after the allowance was used up"
+                assert not self.withdrawn, "closed while less than 6 A may be offered"
                 self.closed = True
+            elif isinstance(cmd, m.OfferPower):
+                assert not self.withdrawn, "PWM offered below 6 A"
             elif isinstance(cmd, m.OpenContactor):
                 self.closed = False
             elif isinstance(cmd, m.BeginTransaction):
@@ -402,11 +418,20 @@ class ConnectorLife(RuleBasedStateMachine):
     def timeout(self) -> None:
         self._apply(m.ConnectionTimedOut())
 
+    @rule(withdrawn=st.booleans())
+    def limit(self, withdrawn: bool) -> None:
+        self._apply(m.PowerWithdrawn() if withdrawn else m.PowerAvailable())
+
+    @rule()
+    def ev_reaction_time_over(self) -> None:
+        self._apply(m.EvReactionTimedOut())
+
     @invariant()
     def contactor_only_closed_when_safe(self) -> None:
         assert self.closed == self.c.contactor_closed
         if self.closed:
-            assert self.c.status is S.CHARGING and self.c.plugged and self.c.ev_wants_power
+            expected = S.SUSPENDED_EVSE if self.withdrawn else S.CHARGING
+            assert self.c.status is expected and self.c.plugged and self.c.ev_wants_power
             assert self.c.locked and not self.c.faults and self.c.in_transaction
 
     @invariant()
@@ -514,14 +539,34 @@ ALPHABET: list[m.Event] = [
     m.FaultCleared(E.POWER_METER_FAILURE),
     m.AvailabilityChanged(True),
     m.AvailabilityChanged(False),
+    m.PowerWithdrawn(),
+    m.PowerAvailable(),
+    m.EvReactionTimedOut(),
 ]
 
 
 def _unsafe(
-    before: m.ConnectorState, used_up: bool, after: m.ConnectorState, cmds: list[m.Command]
+    before: m.ConnectorState,
+    used_up: bool,
+    withdrawn: bool,
+    event: m.Event,
+    after: m.ConnectorState,
+    cmds: list[m.Command],
 ) -> str | None:
-    """What is wrong with one step, judged from the commands (the hardware's view)."""
+    """What is wrong with one step, judged from the commands (the hardware's view).
+    ``withdrawn``: less than 6 A may be offered after this event, from the events alone."""
     closed = before.contactor_closed  # what the coil does, as the previous steps left it
+    if withdrawn and any(isinstance(cmd, (m.OfferPower, m.CloseContactor)) for cmd in cmds):
+        return "offers or energises below 6 A"
+    if withdrawn and after.in_transaction and after.status is not S.SUSPENDED_EVSE:
+        return "a transaction below 6 A is not SuspendedEVSE"
+    if isinstance(event, m.PowerWithdrawn) and before.in_transaction and not before.power_withdrawn:
+        if m.StopPower() not in cmds:
+            return "the PWM goes on below 6 A"
+        if after.contactor_closed and m.StartEvReactionTimer() not in cmds:
+            return "nothing bounds the EV's reaction time: the contactor may stay closed"
+    if isinstance(event, m.EvReactionTimedOut) and withdrawn and after.contactor_closed:
+        return "the contactor stays closed after the EV's reaction time"
     for cmd in cmds:
         if isinstance(cmd, m.CloseContactor):
             if not (
@@ -541,7 +586,8 @@ def _unsafe(
     if closed != after.contactor_closed:
         return "the contactor is not where the machine believes"
     if closed and after.status is not S.CHARGING:
-        return "energy flows outside Charging"
+        if not (withdrawn and after.status is S.SUSPENDED_EVSE):
+            return "energy flows outside Charging (or SuspendedEVSE, awaiting the EV's reaction)"
     return None
 
 
@@ -550,22 +596,27 @@ def _walk() -> tuple[dict[tuple[S, type], set[S]], tuple[str, ...]]:
     """Every state reachable from a fresh connector with ALPHABET, under every policy: where
     each row led, and every unsafe step (step itself raises if a row leads somewhere
     undeclared).  A node also carries whether the events so far used up the transaction's
-    energy allowance, so that rule is checked independently of the machine's own field."""
+    energy allowance, and whether the last limit event withdrew power (below 6 A), so those
+    rules are checked independently of the machine's own fields."""
     reached: dict[tuple[S, type], set[S]] = {}
     unsafe: list[str] = []
     for stop_ev, unlock_ev, stop_invalid, max_wh, tethered in itertools.product(
         (True, False), (True, False), (True, False), (0, 500), (False, True)
     ):
         policy = m.Policy(stop_ev, unlock_ev, stop_invalid, max_wh, tethered_cable=tethered)
-        seen = {(m.ConnectorState(), False)}
+        seen = {(m.ConnectorState(), False, False)}
         todo = deque(seen)
         while todo:
-            c, used_up = todo.popleft()
+            c, used_up, withdrawn = todo.popleft()
             for e in ALPHABET:
                 after, cmds = m.step(c, e, policy)
                 if type(e) in m.TRANSITIONS[c.status]:
                     reached.setdefault((c.status, type(e)), set()).add(after.status)
-                problem = _unsafe(c, used_up, after, cmds)
+                if isinstance(e, (m.PowerWithdrawn, m.PowerAvailable)):
+                    now_withdrawn = isinstance(e, m.PowerWithdrawn)
+                else:
+                    now_withdrawn = withdrawn
+                problem = _unsafe(c, used_up, now_withdrawn, e, after, cmds)
                 if tethered and after.status is S.FINISHING and not after.plugged:
                     # Nothing would ever end it: no motor reports a tethered cable unlocked.
                     problem = "a tethered connector waits in Finishing with the EV gone"
@@ -586,7 +637,7 @@ def _walk() -> tuple[dict[tuple[S, type], set[S]], tuple[str, ...]]:
                             )
                         )
                     )
-                node = (after, now_used_up)
+                node = (after, now_used_up, now_withdrawn)
                 if node not in seen:
                     seen.add(node)
                     todo.append(node)
@@ -676,3 +727,98 @@ def test_a_tethered_connector_is_available_once_the_ev_leaves(stop_then_unplug: 
     c, cmds = run(session + end, tethered)
     assert c.status is S.AVAILABLE and not c.locked
     assert sum(isinstance(cmd, m.EndTransaction) for cmd in cmds) == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# A limit below 6 A (IEC 61851-1): the charger stops offering, the EV is given its reaction time.
+
+CHARGING_SESSION = [m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()]
+
+
+def test_below_6_a_the_pwm_stops_and_the_contactor_opens_when_the_ev_goes_back_to_b() -> None:
+    c, _ = run(CHARGING_SESSION)
+    c, cmds = m.step(c, m.PowerWithdrawn(), POLICY)
+    # Not opened under load: the EV sees the PWM stop and reduces its current first.
+    assert cmds == [m.StopPower(), m.StartEvReactionTimer()]
+    assert c.status is S.SUSPENDED_EVSE and c.contactor_closed and c.power_withdrawn
+    c, cmds = m.step(c, m.EvPaused(), POLICY)  # C -> B
+    assert cmds == [m.OpenContactor()] and c.status is S.SUSPENDED_EVSE
+    c, cmds = m.step(c, m.PowerAvailable(), POLICY)
+    assert cmds == [m.CancelEvReactionTimer(), m.OfferPower()] and c.status is S.SUSPENDED_EV
+    c, cmds = m.step(c, m.EvRequestsPower(), POLICY)
+    assert cmds == [m.CloseContactor()] and c.status is S.CHARGING
+
+
+def test_an_ev_still_drawing_after_its_reaction_time_is_cut_off() -> None:
+    c, _ = run([*CHARGING_SESSION, m.PowerWithdrawn()])
+    c, cmds = m.step(c, m.EvReactionTimedOut(), POLICY)
+    assert cmds == [m.OpenContactor()] and c.status is S.SUSPENDED_EVSE and c.in_transaction
+    c, cmds = m.step(c, m.EvRequestsPower(), POLICY)
+    assert cmds == [] and not c.contactor_closed, "never energise below 6 A"
+    # The EV never left C: once 6 A may be offered again it gets PWM and power.
+    c, cmds = m.step(c, m.PowerAvailable(), POLICY)
+    assert cmds == [m.CancelEvReactionTimer(), m.OfferPower(), m.CloseContactor()]
+    assert c.status is S.CHARGING
+
+
+def test_a_limit_back_before_the_ev_reacted_charging_goes_on() -> None:
+    c, _ = run([*CHARGING_SESSION, m.PowerWithdrawn()])
+    c, cmds = m.step(c, m.PowerAvailable(), POLICY)
+    assert cmds == [m.CancelEvReactionTimer(), m.OfferPower()]
+    assert c.status is S.CHARGING and c.contactor_closed
+
+
+def test_a_repeated_withdrawal_does_not_restart_the_ev_reaction_time() -> None:
+    c, _ = run([*CHARGING_SESSION, m.PowerWithdrawn()])
+    assert m.step(c, m.PowerWithdrawn(), POLICY) == (c, [])
+
+
+def test_zero_amps_at_the_start_delays_the_charging_not_the_transaction() -> None:
+    c, cmds = run([m.PowerWithdrawn(), m.Plugged(), m.RemoteStart("A"), m.LockConfirmed()])
+    assert m.BeginTransaction("A") in cmds and m.OfferPower() not in cmds
+    assert c.in_transaction and c.status is S.SUSPENDED_EVSE
+    c, cmds = m.step(c, m.PowerAvailable(), POLICY)
+    assert cmds == [m.CancelEvReactionTimer(), m.OfferPower()] and c.status is S.SUSPENDED_EV
+    c, cmds = m.step(c, m.EvRequestsPower(), POLICY)
+    assert cmds == [m.CloseContactor()] and c.status is S.CHARGING
+
+
+def test_the_limit_is_kept_apart_from_the_invalid_id_allowance() -> None:
+    """A limit that rises again gives no energy once MaxEnergyOnInvalidId is used up, and the
+    allowance's end does not touch the limit."""
+    policy = replace(POLICY, stop_transaction_on_invalid_id=False, max_energy_on_invalid_id_wh=500)
+    c, _ = run([*CHARGING_SESSION, m.PowerWithdrawn(), m.EnergyLimitReached()], policy)
+    assert c.allowance_used_up and c.power_withdrawn and not c.contactor_closed
+    c, cmds = m.step(c, m.PowerAvailable(), policy)
+    assert cmds == [] and c.status is S.SUSPENDED_EVSE and not c.power_withdrawn
+    c, _ = run([m.StopRequested(StopReason.LOCAL)], policy, start=c)
+    assert not c.allowance_used_up
+    c, _ = run([m.PowerWithdrawn(), m.StopRequested(StopReason.LOCAL)], policy, start=c)
+    assert c.power_withdrawn, "a limit is the charger's, not the transaction's"
+
+
+def test_an_unplugged_transaction_below_6_a_offers_nothing_on_replug() -> None:
+    policy = replace(POLICY, stop_transaction_on_ev_side_disconnect=False)
+    c, _ = run([*CHARGING_SESSION, m.PowerWithdrawn(), m.Unplugged()], policy)
+    assert c.status is S.SUSPENDED_EVSE and not c.contactor_closed
+    c, cmds = run([m.Plugged(), m.EvRequestsPower()], policy, start=c)
+    assert not any(isinstance(cmd, (m.OfferPower, m.CloseContactor)) for cmd in cmds)
+    c, cmds = m.step(c, m.PowerAvailable(), policy)
+    assert m.OfferPower() in cmds and c.status is S.CHARGING
+
+
+def test_the_walk_judges_energy_below_6_a_unsafe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk's rule above fails on a row that ignores the limit (a careless handler)."""
+
+    def careless(c: m.ConnectorState, e: m.EvRequestsPower, p: m.Policy) -> m.Result:
+        return replace(c, ev_wants_power=True, contactor_closed=True, status=S.CHARGING), [
+            m.CloseContactor()
+        ]
+
+    row = m.on(m.EvRequestsPower, careless, S.SUSPENDED_EVSE, S.CHARGING)
+    monkeypatch.setitem(m.TRANSITIONS[S.SUSPENDED_EVSE], m.EvRequestsPower, row)
+    c, _ = run([*CHARGING_SESSION, m.PowerWithdrawn(), m.EvPaused()])
+    after, cmds = m.step(c, m.EvRequestsPower(), POLICY)
+    assert _unsafe(c, False, True, m.EvRequestsPower(), after, cmds) == (
+        "offers or energises below 6 A"
+    )

@@ -56,9 +56,11 @@ class EvPilot:
         self.ev = ev
         self.offered_a = 0.0
         self.offers: list[float] = []
+        self.ignores_pwm_stop = False  # an EV that stays in C when the PWM stops (IEC 61851-1)
 
     async def read(self) -> PilotReading:
-        return PilotReading(self.ev.pilot_state(self.offered_a > 0), self.offered_a)
+        pwm = self.offered_a > 0 or self.ignores_pwm_stop
+        return PilotReading(self.ev.pilot_state(pwm), self.offered_a)
 
     async def offer_current(self, amps: float) -> None:
         self.offered_a = amps
@@ -102,6 +104,7 @@ class RecordingLink:
 
     answers: dict[str, IdTagInfo] = field(default_factory=dict)
     calls: list[tuple[Any, ...]] = field(default_factory=list)
+    samples: list[MeterSample] = field(default_factory=list)  # every MeterValues sample sent
     online: bool = True
     _next_id: int = 1
 
@@ -137,6 +140,7 @@ class RecordingLink:
         self, connector_id: int, handle: TransactionHandle | None, samples: list[MeterSample]
     ) -> None:
         self.calls.append(("meter", len(samples)))
+        self.samples += samples
 
     def checkpoint(self, handle: TransactionHandle, meter_wh: int, timestamp: datetime) -> None:
         pass
