@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-MIN_CURRENT_A = 6.0  # IEC 61851-1: the lowest current a pilot can offer
+from hal.types import MIN_PILOT_CURRENT_A
 
 PhaseCurrents = tuple[float | None, float | None, float | None]
 
@@ -40,13 +40,14 @@ class SitePolicy:
     """``[site]`` of the configuration file.  Currents in A per phase."""
 
     fuse_a: float  # the main fuse (max_current_a)
-    fallback_a: float = MIN_CURRENT_A  # offered in total while the grid meter is stale or dead
+    # Offered in total while the grid meter is stale or dead.
+    fallback_a: float = MIN_PILOT_CURRENT_A
     hysteresis_a: float = 1.0
     stale_after_s: float = 10.0  # a reading older than this is no reading
 
     def __post_init__(self) -> None:
-        if self.fuse_a < MIN_CURRENT_A:
-            raise ValueError(f"site fuse {self.fuse_a} A is below {MIN_CURRENT_A:g} A")
+        if self.fuse_a < MIN_PILOT_CURRENT_A:
+            raise ValueError(f"site fuse {self.fuse_a} A is below {MIN_PILOT_CURRENT_A:g} A")
         if not 0 <= self.fallback_a <= self.fuse_a:
             raise ValueError(f"fallback {self.fallback_a} A must be 0-{self.fuse_a:g} A")
         if self.hysteresis_a < 0 or self.stale_after_s <= 0:
@@ -114,7 +115,8 @@ class SiteLimiter:
         if raw.amps < self.allowance:
             self.allowance = raw.amps  # a fall is taken at once
         else:
-            floor = max(self.allowance, MIN_CURRENT_A if self.allowance < MIN_CURRENT_A else 0.0)
+            # Stopped (under 6 A): charging restarts only at 6 A + hysteresis.
+            floor = max(self.allowance, MIN_PILOT_CURRENT_A)
             if raw.amps >= floor + self.policy.hysteresis_a:
                 self.allowance = raw.amps
         return SiteAllowance(self.allowance, False)
@@ -127,9 +129,9 @@ def share(allowance_a: float, caps_a: Sequence[float]) -> list[float]:
     6 A for each, the first connectors in ``caps_a``'s order get 6 A (or their cap, if at least
     6 A) and the rest 0 (the caller orders them: the longest waiting first, say).  A connector
     whose cap is below 6 A gets 0."""
-    able = [i for i, cap in enumerate(caps_a) if cap >= MIN_CURRENT_A]
+    able = [i for i, cap in enumerate(caps_a) if cap >= MIN_PILOT_CURRENT_A]
     shares = [0.0] * len(caps_a)
-    fits = int(allowance_a // MIN_CURRENT_A) if allowance_a >= MIN_CURRENT_A else 0
+    fits = int(allowance_a // MIN_PILOT_CURRENT_A) if allowance_a >= MIN_PILOT_CURRENT_A else 0
     chosen = able[:fits]
     remaining = allowance_a
     todo = sorted(chosen, key=lambda i: caps_a[i])
@@ -148,7 +150,6 @@ def share(allowance_a: float, caps_a: Sequence[float]) -> list[float]:
 
 
 __all__ = [
-    "MIN_CURRENT_A",
     "GridReading",
     "SiteAllowance",
     "SiteLimiter",

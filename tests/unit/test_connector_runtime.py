@@ -193,30 +193,20 @@ class Station:
         return bool(self.contactor_pin.state)
 
 
-@asynccontextmanager
-async def station(*, socket: bool = False, **keys: str) -> AsyncIterator[Station]:
-    """One connector running on its devices.  Entered inside the test, not in a fixture:
-    looptime's virtual clock starts with the test, and a task scheduled before it (in an
-    async fixture) would sleep on the real clock's scale."""
-    factory = MockFactory()
+def _build(
+    factory: MockFactory, lock: GpioConnectorLock | None, keys: dict[str, str]
+) -> tuple[Station, GpioContactor]:
+    """Connector 1 (not yet running) on a contactor driver over ``factory``'s mock pins, the
+    bench's EV physics behind the pilot, a counting meter and the recording link; ``lock`` None
+    is a tethered cable.  ``keys`` are set as ChangeConfiguration would."""
     contactor = GpioContactor(
         ContactorConfig(CONTACTOR, settle_s=0),
         factory,
         clock=lambda: asyncio.get_running_loop().time(),
     )
-    lock = None
-    if socket:
-        feedback = factory.pin(FEEDBACK)
-        for pin, locks in ((LOCK, True), (UNLOCK, False)):
-            motor = factory.pin(pin, pin_class=MotorPin)
-            motor.feedback, motor.locks = feedback, locks
-        lock = GpioConnectorLock(
-            LockConfig(LOCK, UNLOCK, FEEDBACK, pulse_s=0.01, settle_s=0.0, retry_delay_s=0.0),
-            factory,
-        )
     ev = SimulatedEv(max_current_a=16)
     pilot, meter = EvPilot(ev), CountingMeter()
-    registry = build_registry(tethered=not socket)
+    registry = build_registry(tethered=lock is None)
     for name, value in keys.items():
         assert registry.change(name, value).applied, name
     link = RecordingLink(answers={"CARD1": ACCEPTED})
@@ -231,14 +221,34 @@ async def station(*, socket: bool = False, **keys: str) -> AsyncIterator[Station
         authorize,
         meter_poll_s=1.0,
     )
-    task = asyncio.create_task(connector.run())
     station = Station(connector, link, ev, pilot, meter, factory.pin(CONTACTOR), factory)
-    await station.settle(1)
+    return station, contactor
+
+
+@asynccontextmanager
+async def station(*, socket: bool = False, **keys: str) -> AsyncIterator[Station]:
+    """One connector running on its devices.  Entered inside the test, not in a fixture:
+    looptime's virtual clock starts with the test, and a task scheduled before it (in an
+    async fixture) would sleep on the real clock's scale."""
+    factory = MockFactory()
+    lock = None
+    if socket:
+        feedback = factory.pin(FEEDBACK)
+        for pin, locks in ((LOCK, True), (UNLOCK, False)):
+            motor = factory.pin(pin, pin_class=MotorPin)
+            motor.feedback, motor.locks = feedback, locks
+        lock = GpioConnectorLock(
+            LockConfig(LOCK, UNLOCK, FEEDBACK, pulse_s=0.01, settle_s=0.0, retry_delay_s=0.0),
+            factory,
+        )
+    s, contactor = _build(factory, lock, keys)
+    task = asyncio.create_task(s.connector.run())
+    await s.settle(1)
     try:
-        yield station
+        yield s
     finally:
         task.cancel()
-        await connector.shutdown()
+        await s.connector.shutdown()
         contactor.close()
         if lock is not None:
             lock.close()
@@ -337,29 +347,11 @@ async def charger_station(
     """The charger (firmware.charger) with one tethered connector, a residual-current input
     on a mock pin that guards the contactor (hal.gpio's safety driver), and a card reader."""
     factory = MockFactory()
-    contactor = GpioContactor(
-        ContactorConfig(CONTACTOR, settle_s=0),
-        factory,
-        clock=lambda: asyncio.get_running_loop().time(),
-    )
+    s, contactor = _build(factory, None, keys)
     safety = GpioSafetyInputs(SafetyConfig(RCD), [contactor], factory)
-    ev = SimulatedEv(max_current_a=16)
-    pilot, meter = EvPilot(ev), CountingMeter()
-    registry = build_registry(tethered=True)
-    for name, value in keys.items():
-        assert registry.change(name, value).applied, name
-    link = RecordingLink(answers={"CARD1": ACCEPTED})
-
-    async def authorize(id_tag: str) -> IdTagInfo:
-        return await link.authorize(id_tag) or IdTagInfo(AuthorizationStatus.INVALID)
-
-    connector = ConnectorController(
-        ConnectorDevices(1, pilot, contactor, meter, None, 16.0), link, registry, authorize
-    )
     reader = SimulatedCardReader()
-    charger = Charger([connector], link, registry, safety=safety, card_reader=reader)
+    charger = Charger([s.connector], s.link, s.connector.keys, safety=safety, card_reader=reader)
     task = asyncio.create_task(charger.run())
-    s = Station(connector, link, ev, pilot, meter, factory.pin(CONTACTOR), factory)
     await s.settle(1)
     try:
         yield charger, s, factory.pin(RCD), reader

@@ -9,13 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware.site_limit import (
-    MIN_CURRENT_A,
     GridReading,
     SiteLimiter,
     SitePolicy,
     house_allowance,
     share,
 )
+from hal.types import MIN_PILOT_CURRENT_A
 
 SITE = SitePolicy(fuse_a=25.0, fallback_a=6.0, hysteresis_a=1.0, stale_after_s=10.0)
 
@@ -99,7 +99,7 @@ def test_every_share_is_zero_or_at_least_six_within_its_cap_and_the_allowance(
     assert len(shares) == len(caps)
     assert sum(shares) <= allowance + 1e-9
     for s, cap in zip(shares, caps, strict=True):
-        assert s == 0.0 or MIN_CURRENT_A - 1e-9 <= s <= cap + 1e-9
+        assert s == 0.0 or MIN_PILOT_CURRENT_A - 1e-9 <= s <= cap + 1e-9
 
 
 @settings(max_examples=200, deadline=None)
