@@ -135,16 +135,14 @@ class VendorContext:
         the value as that type, and ``declaration`` is the rest of a ``KeyDefinition``
         (``minimum``, ``maximum``, ``unit``, ``description``, ``reboot_required`` ...).
         Raises PluginError like ``declare``."""
-        typed = apply
+        untyped: Apply | None = None
+        if apply is not None:
+            typed = apply
 
-        def untyped(value: Value) -> None:
-            assert typed is not None
-            typed(cast(V, value))  # the registry validated it against the handle's type
+            def untyped(value: Value) -> None:
+                typed(cast(V, value))  # the registry validated it against the handle's type
 
-        self.declare(
-            KeyDefinition(handle, handle.type, default, **declaration),
-            apply=untyped if apply is not None else None,
-        )
+        self.declare(KeyDefinition(handle, handle.type, default, **declaration), apply=untyped)
         return handle
 
 
