@@ -23,6 +23,7 @@ from firmware.domain import (
 )
 from firmware.metering import next_aligned, sampled_values
 from firmware.ports import CentralSystemLink, TransactionHandle
+from firmware.smart import ChargingProfile
 from firmware.transactions import TransactionStore
 from hal.interfaces import Buzzer, CardReader, Display, SafetyInputs, StatusIndicator
 from hal.types import (
@@ -346,9 +347,14 @@ class Charger:
 
     # ------------------------------------------------------------ ChargerControl
 
-    def remote_start(self, id_tag: str, connector_id: int | None) -> bool:
+    def remote_start(
+        self, id_tag: str, connector_id: int | None, charging_profile: ChargingProfile | None = None
+    ) -> bool:
         """Accepted when a connector can take it; with AuthorizeRemoteTxRequests the idTag is
-        then authorized like a local one before anything starts."""
+        then authorized like a local one before anything starts.  A ``charging_profile`` is not
+        taken yet (Rejected): the Smart Charging service binds it (issue 12, in progress)."""
+        if charging_profile is not None:
+            return False
         if connector_id is not None:
             c = self.connectors.get(connector_id)
             candidates = [c] if c is not None else []

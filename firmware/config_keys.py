@@ -84,6 +84,11 @@ class K:
     CertificateStoreMaxLength = int_key("CertificateStoreMaxLength")
     CertificateSignedMaxChainSize = int_key("CertificateSignedMaxChainSize")
     AdditionalRootCertificateCheck = bool_key("AdditionalRootCertificateCheck")
+    # OCPP 1.6 §9.4 Smart Charging profile (read-only: what this charger enforces)
+    ChargeProfileMaxStackLevel = int_key("ChargeProfileMaxStackLevel")
+    ChargingScheduleAllowedChargingRateUnit = csl_key("ChargingScheduleAllowedChargingRateUnit")
+    ChargingScheduleMaxPeriods = int_key("ChargingScheduleMaxPeriods")
+    MaxChargingProfilesInstalled = int_key("MaxChargingProfilesInstalled")
     # Hardware keys (declared only when the device is fitted)
     LightIntensity = int_key("LightIntensity")
     BuzzerEnabled = bool_key(f"{VENDOR_PREFIX}BuzzerEnabled")
@@ -473,6 +478,55 @@ CERTIFICATE_STORE_MAX = 10
 CERTIFICATE_CHAIN_MAX = 10_000
 
 
+# What this charger enforces on SetChargingProfile (OCPP 1.6 §9.4); firmware.smart_charging reads
+# the keys, never these constants, so a registry with other values is obeyed.
+CHARGE_PROFILE_MAX_STACK_LEVEL = 8
+CHARGING_SCHEDULE_MAX_PERIODS = 24
+MAX_CHARGING_PROFILES_INSTALLED = 16
+
+
+def smart_charging_keys() -> list[KeyDefinition]:
+    """OCPP 1.6 §9.4 Smart Charging keys, all read-only; see docs/smart-charging.md."""
+    return [
+        KeyDefinition(
+            K.ChargeProfileMaxStackLevel,
+            KeyType.INTEGER,
+            CHARGE_PROFILE_MAX_STACK_LEVEL,
+            Access.R,
+            profile="SmartCharging",
+            description="Highest stackLevel a charging profile may have (also the most "
+            "profiles of one purpose on one connector, one per level 0-N).",
+        ),
+        KeyDefinition(
+            K.ChargingScheduleAllowedChargingRateUnit,
+            KeyType.CSL,
+            ("Current", "Power"),
+            Access.R,
+            profile="SmartCharging",
+            allowed_items=frozenset({"Current", "Power"}),
+            description="Units a charging schedule may use: Current (A) and Power (W, "
+            "converted to A with the connector's phases and nominal voltage).",
+        ),
+        KeyDefinition(
+            K.ChargingScheduleMaxPeriods,
+            KeyType.INTEGER,
+            CHARGING_SCHEDULE_MAX_PERIODS,
+            Access.R,
+            profile="SmartCharging",
+            description="Most chargingSchedulePeriods in one charging schedule.",
+        ),
+        KeyDefinition(
+            K.MaxChargingProfilesInstalled,
+            KeyType.INTEGER,
+            MAX_CHARGING_PROFILES_INSTALLED,
+            Access.R,
+            profile="SmartCharging",
+            description="Most charging profiles installed at one time, all connectors "
+            "and purposes together.",
+        ),
+    ]
+
+
 def security_keys() -> list[KeyDefinition]:
     """OCPP 1.6 Security Whitepaper keys (profiles 0-3, certificates); see docs/security.md."""
     return [
@@ -641,6 +695,8 @@ def build_registry(
     for d in core_keys(number_of_connectors, tethered):
         registry.declare(d)
     for d in security_keys():
+        registry.declare(d)
+    for d in smart_charging_keys():
         registry.declare(d)
     for d in hardware_keys(
         has_indicator=has_indicator,

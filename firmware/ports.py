@@ -19,6 +19,12 @@ from firmware.domain import (
     MeterSample,
     StopReason,
 )
+from firmware.smart import (
+    ChargingProfile,
+    ChargingProfilePurpose,
+    ChargingRateUnit,
+    CompositeSchedule,
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,11 @@ class CentralSystemLink(Protocol):
 class ChargerControl(Protocol):
     """What the central system may ask of the charger (answers are OCPP status spellings)."""
 
-    def remote_start(self, id_tag: str, connector_id: int | None) -> bool: ...
+    def remote_start(
+        self, id_tag: str, connector_id: int | None, charging_profile: ChargingProfile | None = None
+    ) -> bool:
+        """RemoteStartTransaction (OCPP 1.6 §5.11); ``charging_profile`` (a TxProfile without
+        transactionId, §5.11 / TC_059) is bound to the transaction this start begins."""
 
     def remote_stop(self, local_transaction_id: int) -> bool: ...
 
@@ -97,3 +107,33 @@ class ChargerControl(Protocol):
     def current_meter_values(self, connector_id: int | None) -> dict[int, list[MeterSample]]:
         """TriggerMessage(MeterValues): the latest values of MeterValuesSampledData, context
         Trigger, per connector (all when ``connector_id`` is None)."""
+
+
+class SmartChargingControl(Protocol):
+    """What the Smart Charging block (``firmware.ocpp.smart_charging``) asks of the core
+    (OCPP 1.6 §3.13, §5.5, §5.7, §5.16); ``firmware.smart_charging.SmartCharging`` implements
+    it.  The block translates the wire form; the core decides and persists."""
+
+    def set_charging_profile(self, profile: ChargingProfile) -> str | None:
+        """SetChargingProfile.req (§5.16): install ``profile`` (``connector_id`` set; a TxProfile's
+        ``transaction_id`` is the charger's LOCAL transaction id, the block having mapped the
+        central system's).  None when Accepted (installed and persisted before returning, and
+        the new limit applied); otherwise the one-line reason it is Rejected (nothing changed)."""
+
+    def clear_charging_profile(
+        self,
+        *,
+        charging_profile_id: int | None = None,
+        connector_id: int | None = None,
+        purpose: ChargingProfilePurpose | None = None,
+        stack_level: int | None = None,
+    ) -> bool:
+        """ClearChargingProfile.req (§5.5): remove every profile matching all given filters
+        (none given: all).  True (Accepted) when at least one was removed, False (Unknown)."""
+
+    def composite_schedule(
+        self, connector_id: int, duration_s: int, unit: ChargingRateUnit | None
+    ) -> CompositeSchedule | None:
+        """GetCompositeSchedule.req (§5.7) from now for ``duration_s``: connector 0 is the whole
+        charger's expected draw; ``unit`` None means the charger's own (A).  None (Rejected) for
+        a connector that does not exist."""
