@@ -185,7 +185,8 @@ class SmartCharging:
         site allowance); for 0, the whole charger: at each instant the sum of the connectors'
         composites, capped by ChargePointMaxProfile and by the site allowance.  The site's
         numbers are those in force now, constant over the window (a local limit the central
-        system cannot foresee).  ``unit`` None: A.  None for a connector that does not exist."""
+        system cannot foresee).  ``unit`` None: A.  None (Rejected) for a connector that does not
+        exist or a duration that is not positive."""
         if connector_id != 0 and connector_id not in self.connectors:
             return None
         if duration_s <= 0:
