@@ -435,7 +435,7 @@ class SmartCharging:
         while True:
             self._wake.clear()
             now = clock.utcnow()
-            if reached and due is not None:
+            if reached and due is not None and (due - now).total_seconds() < 1:
                 now = max(now, due)  # at the boundary, whatever the rounding of the sleep
             self._apply(now)
             upcoming = self.next_change(now)
