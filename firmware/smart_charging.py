@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 P = ChargingProfilePurpose
 
 
-# ChargingScheduleAllowedChargingRateUnit's items (errata 3.86).
 @dataclass(frozen=True)
 class Wiring:
     """A connector's supply, for limits in W: ``phases`` (1-3) and the nominal ``voltage``
@@ -73,6 +72,7 @@ class Wiring:
     voltage: float = NOMINAL_VOLTAGE
 
 
+# ChargingScheduleAllowedChargingRateUnit's items (errata 3.86).
 UNIT_ITEMS = {"Current": ChargingRateUnit.A, "Power": ChargingRateUnit.W}
 # The wall clock is looked at again at least this often while a change is due: NTP may step it
 # (a Pi has no RTC), and the schedule is on the wall clock.
@@ -86,8 +86,8 @@ class SmartCharging:
     registry (the four read-only Smart Charging keys, §9.4).  For limits in W
     (``smart.to_amps``): ``phases`` and ``voltage`` (V, phase to neutral) are the whole
     charger's supply (connector 0, and a connector ``wiring`` does not name); ``wiring`` each
-    connector's own.  TxProfiles
-    whose transaction is not running (after a restart: none is) are removed at construction."""
+    connector's own.  TxProfiles whose transaction is not running (after a restart: none is)
+    are removed at construction."""
 
     def __init__(
         self,
