@@ -19,6 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from gpiozero.pins.mock import MockFactory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,8 @@ from firmware.smart import (
     limit_at,
 )
 from firmware.smart_charging import SmartCharging, Wiring
+from hal.config import ContactorConfig
+from hal.gpio import GpioContactor
 from hal.interfaces import ConnectorDevices
 from hal.sim.ev import SimulatedEv
 from hal.types import MIN_PILOT_CURRENT_A
@@ -53,19 +56,22 @@ from tests.unit.test_smart_charging import (
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-class _Contactor:
-    """Never driven here (the connectors do not run)."""
-
-
 async def _authorize(id_tag: str) -> IdTagInfo:
     return IdTagInfo(AuthorizationStatus.ACCEPTED)
 
 
 def connectors(n: int, keys: KeyRegistry, rating: float = 16.0) -> list[ConnectorController]:
+    """``n`` tethered connectors of ``rating`` A on real contactor drivers over mock pins."""
+    factory = MockFactory()
     return [
         ConnectorController(
             ConnectorDevices(
-                i, EvPilot(SimulatedEv()), _Contactor(), CountingMeter(), None, rating
+                i,
+                EvPilot(SimulatedEv()),
+                GpioContactor(ContactorConfig(4 + i, settle_s=0), factory, clock=lambda: 0.0),
+                CountingMeter(),
+                None,
+                rating,
             ),
             RecordingLink(),
             keys,
