@@ -21,7 +21,8 @@ The limit of connector c at instant t, in A per phase:
   current; order: the transaction that started first keeps its 6 A first), so the sum never
   exceeds it and each share is 0 or at least 6 A.  A connector without a transaction is given
   what it would get if its transaction started now (it joins last);
-- the limit set is the least of the two (None when neither limits).
+- the limit set is the least of the two (None when neither limits: a share at or above the
+  connector's rating does not).
 
 It is set again at each instant ``smart.next_change`` names (sleeping on the one clock), at once
 on every profile change, every transaction start or end, and every site-allowance change.
@@ -351,7 +352,9 @@ class SmartCharging:
         if charger is None:
             return own
         shares = self._shares(charger, own)
-        return {cid: least(own[cid], shares[cid]) for cid in self.connectors}
+        return {
+            cid: least(own[cid], _binding(shares[cid], c)) for cid, c in self.connectors.items()
+        }
 
     def _profiles_for(self, c: ConnectorController) -> list[ChargingProfile]:
         pending = self._pending.get(c.id)
@@ -486,6 +489,12 @@ class SmartCharging:
 
 
 # ---------------------------------------------------------------- pure helpers
+
+
+def _binding(share_a: float, c: ConnectorController) -> float | None:
+    """A share that the connector's rating already keeps it under limits nothing (None): its
+    maximum may rise (a new PiCP.MaxInstallationCurrent) but never above the rating."""
+    return share_a if share_a < c.devices.max_current_a else None
 
 
 def _anchored(profile: ChargingProfile) -> bool:
