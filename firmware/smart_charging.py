@@ -36,7 +36,7 @@ import math
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from firmware import clock
 from firmware.config_keys import K, KeyRegistry
@@ -181,7 +181,7 @@ class SmartCharging:
     def composite_schedule(
         self, connector_id: int, duration_s: int, unit: ChargingRateUnit | None
     ) -> CompositeSchedule | None:
-        """GetCompositeSchedule (§5.7) from now (whole seconds) for ``duration_s``: for a
+        """GetCompositeSchedule (§5.7) from now (the next whole second) for ``duration_s``: for a
         connector, min(its profiles' composite, its maximum current, its current share of the
         site allowance); for 0, the whole charger: at each instant the sum of the connectors'
         composites, capped by ChargePointMaxProfile and by the site allowance.  The site's
@@ -192,7 +192,10 @@ class SmartCharging:
             return None
         if duration_s <= 0:
             return None
-        start = clock.utcnow().replace(microsecond=0)
+        now = clock.utcnow()
+        # The next whole second: startPeriod counts whole seconds, and a transaction that
+        # began a moment ago must not seem to begin inside the composite.
+        start = now.replace(microsecond=0) + timedelta(seconds=1 if now.microsecond else 0)
         if connector_id:
             amps = self._connector_composite(self.connectors[connector_id], start, duration_s)
         else:

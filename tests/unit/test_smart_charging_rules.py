@@ -543,3 +543,23 @@ def test_a_share_below_the_rating_is_set_one_at_or_above_it_is_no_limit() -> Non
         smart.reevaluate()
         smart.connectors[1].installation_limit_a = None  # raised again, not yet re-evaluated
         assert smart.connectors[1].max_current_a == 16 and smart.connectors[1].limit_a == 10.0
+
+
+def test_a_composite_starts_at_the_next_whole_second_after_a_fresh_transaction() -> None:
+    started = T0 + timedelta(milliseconds=300)
+    with wall_clock(started + timedelta(milliseconds=200)) as now:
+        smart = service()
+        begin(smart, 1, 1, started)
+        assert (
+            smart.set_charging_profile(
+                profile((0, 8), id=3, purpose=TX, kind=RELATIVE, connector=1)
+            )
+            is None
+        )
+        composite = smart.composite_schedule(1, 60, None)
+        assert composite is not None
+        assert composite.start_schedule == T0 + timedelta(seconds=1)
+        assert [(p.start_period, p.limit) for p in composite.charging_schedule_period] == [(0, 8.0)]
+        now[0] = T0 + timedelta(seconds=5)  # on a whole second: that second
+        composite = smart.composite_schedule(1, 60, None)
+        assert composite is not None and composite.start_schedule == now[0]
