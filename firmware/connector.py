@@ -64,6 +64,7 @@ class ConnectorController:
         self.limit_a: float | None = None  # set_limit: a charging limit (profiles, site share)
         self._feedback = feedback or (lambda _cid, _kind: None)
         self._on_status = on_status or (lambda _cid, _status: None)
+        self._on_transaction: list[Callable[[int, TransactionHandle | None], None]] = []
         self._events: asyncio.Queue[m.Event | _ReOffer] = asyncio.Queue()
         self._stepped = asyncio.Condition()  # notified after every handled event (wait_until)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -125,6 +126,11 @@ class ConnectorController:
             raise ValueError(f"a current limit must be a finite number >= 0 A, not {amps!r}")
         self.limit_a = amps
         self.post(_ReOffer())
+
+    def on_transaction(self, callback: Callable[[int, TransactionHandle | None], None]) -> None:
+        """``callback(connector_id, handle or None)`` as a transaction begins or ends here, in
+        that step, before it offers power (a limit set then is the first offer's)."""
+        self._on_transaction.append(callback)
 
     def set_permanent_lock(self, on: bool) -> None:
         """PiCP.PermanentCableLock: the socket holds its cable at all times."""
@@ -266,6 +272,9 @@ class ConnectorController:
                 await self._safe_pilot(d.pilot.stop_offering())
             case m.OfferPower():
                 amps = self._allowed_current()
+                if amps < MIN_PILOT_CURRENT_A:  # fell within this step (on_transaction)
+                    self.post(_ReOffer())  # which feeds the machine PowerWithdrawn
+                    return
                 self._offered_a = amps
                 await self._safe_pilot(d.pilot.offer_current(amps))
             case m.Lock():
@@ -276,8 +285,12 @@ class ConnectorController:
                 self._spawn(self._authorize(tag), "authorize")
             case m.BeginTransaction(id_tag=tag):
                 self.transaction_meter.begin(tag)
-            case m.EndTransaction(reason=reason, id_tag=tag):
+                for callback in self._on_transaction:
+                    callback(self.id, self.transaction)
+            case m.EndTransaction(reason=reason, id_tag=tag) if self.transaction is not None:
                 self.transaction_meter.end(reason, tag)
+                for callback in self._on_transaction:
+                    callback(self.id, None)
             case m.StartConnectionTimer():
                 self._cancel_timer()
                 self._timer = asyncio.get_running_loop().create_task(
@@ -295,17 +308,20 @@ class ConnectorController:
             case m.Feedback(kind=kind):
                 self._feedback(self.id, kind)
 
-    def _allowed_current(self) -> float:
-        """What the pilot may offer (A): the least of the rating, the cable's (proximity pilot),
-        PiCP.MaxInstallationCurrent and ``limit_a``; never rounded up to 6 A (see handle)."""
+    @property
+    def max_current_a(self) -> float:
+        """The most this connector can offer whatever the charging limit (A per phase): the
+        least of its rating, the cable's (proximity pilot) and PiCP.MaxInstallationCurrent."""
         limits = [self.devices.max_current_a]
         if self.installation_limit_a is not None:
             limits.append(self.installation_limit_a)
         if self._pilot and self._pilot.cable_limit_a:
             limits.append(self._pilot.cable_limit_a)
-        if self.limit_a is not None:
-            limits.append(self.limit_a)
         return min(limits)
+
+    def _allowed_current(self) -> float:
+        """What the pilot may offer (A): never rounded up to 6 A (see handle)."""
+        return min(self.max_current_a, self.limit_a if self.limit_a is not None else math.inf)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -1,0 +1,501 @@
+"""The Smart Charging service (OCPP 1.6 §3.13, §5.5, §5.7, §5.16): installs, replaces and clears
+charging profiles (kept in ``firmware.profile_store``), answers GetCompositeSchedule, and turns the
+profiles and the site's allowance into each connector's limit (``ConnectorController.set_limit``),
+which the pilot offers.  docs/smart-charging.md, "How the limit reaches the pilot", gives the
+rules; in short, for connector c at instant t, in A per phase:
+
+- its own limit: TxProfile / TxDefaultProfile (``smart.limit_at`` without ChargePointMaxProfile;
+  without a transaction, as if one started at t, so its first offer already has it);
+- the charger's limit, min(ChargePointMaxProfile, site allowance), shared between the
+  connectors in a transaction with ``site_limit.share`` (the earliest transaction first; one
+  without a transaction gets what it would joining last);
+- the least of the two; None when nothing limits (a share at or above the rating does not).
+
+Set again at each instant ``smart.next_change`` names, on every profile change, every
+transaction start or end (``ConnectorController.on_transaction``) and every site-allowance
+change.  The OCPP block reaches it through ``ports.SmartChargingControl``, the grid-meter poller
+through ``site_allowance``, the charger through ``remote_start_profile`` /
+``remote_start_abandoned``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from firmware import clock
+from firmware.config_keys import K, KeyRegistry
+from firmware.connector import ConnectorController
+from firmware.ports import TransactionHandle
+from firmware.profile_store import ProfileStore
+from firmware.site_limit import share
+from firmware.smart import (
+    DEFAULT_PHASES,
+    NOMINAL_VOLTAGE,
+    ChargingProfile,
+    ChargingProfileKind,
+    ChargingProfilePurpose,
+    ChargingRateUnit,
+    CompositeSchedule,
+    composite_schedule,
+    limit_at,
+    next_change,
+    rejection_reason,
+)
+from firmware.smart_composite import Steps, capped, in_unit, least, summed
+
+log = logging.getLogger(__name__)
+
+P = ChargingProfilePurpose
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """A connector's supply, for limits in W: ``phases`` (1-3) and the nominal ``voltage``
+    (V, phase to neutral)."""
+
+    phases: int = DEFAULT_PHASES
+    voltage: float = NOMINAL_VOLTAGE
+
+
+# ChargingScheduleAllowedChargingRateUnit's items (errata 3.86).
+UNIT_ITEMS = {"Current": ChargingRateUnit.A, "Power": ChargingRateUnit.W}
+# The wall clock is looked at again at least this often while a change is due: NTP may step it
+# (a Pi has no RTC), and the schedule is on the wall clock.
+WALL_CLOCK_CHECK_S = 60.0
+
+
+class SmartCharging:
+    """``firmware.ports.SmartChargingControl`` on the charger's connectors.
+
+    ``store``: the installed profiles; ``connectors``: every connector (ids 1..n); ``keys``: the
+    registry (the four read-only Smart Charging keys, §9.4).  For limits in W
+    (``smart.to_amps``): ``phases`` and ``voltage`` (V, phase to neutral) are the whole
+    charger's supply (connector 0, and a connector ``wiring`` does not name); ``wiring`` each
+    connector's own.  TxProfiles whose transaction is not running (after a restart: none is)
+    are removed at construction."""
+
+    def __init__(
+        self,
+        store: ProfileStore,
+        connectors: Iterable[ConnectorController],
+        keys: KeyRegistry,
+        *,
+        phases: int = DEFAULT_PHASES,
+        voltage: float = NOMINAL_VOLTAGE,
+        wiring: Mapping[int, Wiring] | None = None,
+    ) -> None:
+        self.store = store
+        self.connectors = {c.id: c for c in connectors}
+        self.keys = keys
+        self.phases = phases
+        self.voltage = voltage
+        self._wiring = dict(wiring or {})
+        self._profiles = store.profiles()
+        self._pending: dict[int, ChargingProfile] = {}  # RemoteStartTransaction's, per connector
+        self._site_a: float | None = None
+        self._wake = asyncio.Event()
+        for c in self.connectors.values():
+            c.on_transaction(self._transaction_changed)
+        running = {
+            (c.id, c.transaction.local_id) for c in self.connectors.values() if c.transaction
+        }
+        orphans = [
+            p.charging_profile_id
+            for p in self._profiles
+            if p.charging_profile_purpose is P.TxProfile
+            and (p.connector_id, p.transaction_id) not in running
+        ]
+        if orphans:
+            log.info("TxProfiles %s removed: their transaction is not running", orphans)
+            self._remove(orphans)
+
+    @property
+    def profiles(self) -> list[ChargingProfile]:
+        """The installed profiles (a copy)."""
+        return list(self._profiles)
+
+    # ------------------------------------------------------------ SmartChargingControl
+
+    def set_charging_profile(self, profile: ChargingProfile) -> str | None:
+        """SetChargingProfile (§5.16): None when installed (persisted, the new limits applied),
+        else the one-line reason it is Rejected (nothing changed).  A TxProfile without
+        ``transaction_id`` is bound to the transaction running on its connector."""
+        c = self.connectors.get(profile.connector_id)
+        running = c.transaction.local_id if c is not None and c.transaction else None
+        reason = self._rejection(profile, running, remote_start=False)
+        if reason is not None:
+            return reason
+        if profile.charging_profile_purpose is P.TxProfile and profile.transaction_id is None:
+            profile = replace(profile, transaction_id=running)
+        return self._install(profile)
+
+    def clear_charging_profile(
+        self,
+        *,
+        charging_profile_id: int | None = None,
+        connector_id: int | None = None,
+        purpose: ChargingProfilePurpose | None = None,
+        stack_level: int | None = None,
+    ) -> bool:
+        """ClearChargingProfile (§5.5): with ``charging_profile_id`` that profile alone (the other
+        filters are then ignored, errata 3.25); otherwise every profile matching all the filters
+        given (none: all).  True when one was removed."""
+        if charging_profile_id is not None:
+            doomed = [p for p in self._profiles if p.charging_profile_id == charging_profile_id]
+        else:
+            doomed = [
+                p
+                for p in self._profiles
+                if (connector_id is None or p.connector_id == connector_id)
+                and (purpose is None or p.charging_profile_purpose is purpose)
+                and (stack_level is None or p.stack_level == stack_level)
+            ]
+        if not doomed:
+            return False
+        ids = [p.charging_profile_id for p in doomed]
+        try:
+            self._remove(ids)
+        except sqlite3.Error as exc:
+            log.error("charging profiles %s could not be cleared: %s", ids, exc)
+            return False
+        log.info("charging profiles cleared: %s", ids)
+        self.reevaluate()
+        return True
+
+    def composite_schedule(
+        self, connector_id: int, duration_s: int, unit: ChargingRateUnit | None
+    ) -> CompositeSchedule | None:
+        """GetCompositeSchedule (§5.7) from now (the next whole second) for ``duration_s``: for a
+        connector, min(its profiles' composite, its maximum current, its current share of the
+        site allowance); for 0, the whole charger: at each instant the sum of the connectors'
+        composites, capped by ChargePointMaxProfile and by the site allowance.  The site's
+        numbers are those in force now, constant over the window (a local limit the central
+        system cannot foresee).  ``unit`` None: A.  None (Rejected) for a connector that does not
+        exist or a duration that is not positive."""
+        if connector_id != 0 and connector_id not in self.connectors:
+            return None
+        if duration_s <= 0:
+            return None
+        now = clock.utcnow()
+        # The next whole second: startPeriod counts whole seconds, and a transaction that
+        # began a moment ago must not seem to begin inside the composite.
+        start = now.replace(microsecond=0) + timedelta(seconds=1 if now.microsecond else 0)
+        if connector_id:
+            amps = self._connector_composite(self.connectors[connector_id], start, duration_s)
+        else:
+            amps = self._charger_composite(start, duration_s)
+        wiring = self.wiring(connector_id)
+        return in_unit(
+            amps, unit or ChargingRateUnit.A, phases=wiring.phases, voltage=wiring.voltage
+        )
+
+    # ------------------------------------------------------------ other inputs
+
+    def site_allowance(self, amps: float | None) -> None:
+        """What the whole charger may draw now from the site's point of view, in A per phase
+        (fuse minus house load, ``firmware.site_limit``); None: no site limit.  Shared at once
+        between the connectors that charge.  ``ValueError`` for a negative or non-finite value."""
+        if amps is not None and not (math.isfinite(amps) and amps >= 0):
+            raise ValueError(f"a site allowance must be a finite number >= 0 A, not {amps!r}")
+        if amps != self._site_a:
+            self._site_a = amps
+            self.reevaluate()
+
+    def remote_start_profile(self, connector_id: int, profile: ChargingProfile) -> str | None:
+        """RemoteStartTransaction's chargingProfile (§5.11, TC_059/TC_060) for the start about
+        to begin on ``connector_id``: None when it will be installed, bound to the transaction,
+        when that starts; else the reason it is Rejected.  A later call replaces it."""
+        profile = replace(profile, connector_id=connector_id)
+        reason = self._rejection(profile, None, remote_start=True)
+        if reason is not None:
+            return reason
+        self._pending[connector_id] = profile
+        self.reevaluate()
+        return None
+
+    def remote_start_abandoned(self, connector_id: int) -> None:
+        """The remote start on ``connector_id`` began no transaction (ConnectionTimeOut, the
+        idTag refused, a fault): its profile is dropped."""
+        if self._pending.pop(connector_id, None) is not None:
+            log.info("connector %d: the RemoteStartTransaction profile is dropped", connector_id)
+            self.reevaluate()
+
+    def _transaction_changed(self, connector_id: int, handle: TransactionHandle | None) -> None:
+        if handle is not None:
+            pending = self._pending.pop(connector_id, None)
+            if pending is not None:
+                bound = replace(pending, transaction_id=handle.local_id)
+                reason = self._install(bound, apply=False)
+                if reason is not None:
+                    log.error(
+                        "connector %d: the RemoteStartTransaction profile could not be "
+                        "installed: %s",
+                        connector_id,
+                        reason,
+                    )
+        else:
+            ended = [
+                p.charging_profile_id
+                for p in self._profiles
+                if p.charging_profile_purpose is P.TxProfile and p.connector_id == connector_id
+            ]
+            if ended:
+                try:
+                    self._remove(ended)
+                except sqlite3.Error as exc:
+                    # Out of memory now; the next start removes them from the file.
+                    log.error("TxProfiles %s could not be removed from the file: %s", ended, exc)
+                    self._profiles = [
+                        p for p in self._profiles if p.charging_profile_id not in ended
+                    ]
+                log.info(
+                    "connector %d: transaction over, TxProfiles %s removed", connector_id, ended
+                )
+        self.reevaluate()
+
+    # ------------------------------------------------------------ installing
+
+    def _rejection(
+        self, profile: ChargingProfile, running: int | None, *, remote_start: bool
+    ) -> str | None:
+        allowed = self.keys[K.ChargingScheduleAllowedChargingRateUnit]
+        reason = rejection_reason(
+            profile,
+            number_of_connectors=len(self.connectors),
+            active_transaction_id=running,
+            max_stack_level=self.keys[K.ChargeProfileMaxStackLevel],
+            max_periods=self.keys[K.ChargingScheduleMaxPeriods],
+            allowed_units=[UNIT_ITEMS[item] for item in allowed if item in UNIT_ITEMS],
+            remote_start=remote_start,
+        )
+        if reason is None:
+            reason = self._no_room(profile)
+        return reason
+
+    def _replaced(self, profile: ChargingProfile) -> list[int]:
+        """Same id anywhere, or same purpose, stack level and connector (§5.16)."""
+        key = (profile.charging_profile_purpose, profile.stack_level, profile.connector_id)
+        return [
+            p.charging_profile_id
+            for p in self._profiles
+            if p.charging_profile_id == profile.charging_profile_id
+            or (p.charging_profile_purpose, p.stack_level, p.connector_id) == key
+        ]
+
+    def _no_room(self, profile: ChargingProfile) -> str | None:
+        most = self.keys[K.MaxChargingProfilesInstalled]
+        if len(self._profiles) - len(self._replaced(profile)) + 1 > most:
+            return f"{most} profiles are installed already (MaxChargingProfilesInstalled)"
+        return None
+
+    def _install(self, profile: ChargingProfile, *, apply: bool = True) -> str | None:
+        reason = self._no_room(profile)
+        if reason is not None:
+            return reason
+        replaced = self._replaced(profile)
+        try:
+            self.store.install(profile, replaced)
+        except sqlite3.Error as exc:
+            log.error(
+                "charging profile %d could not be stored: %s", profile.charging_profile_id, exc
+            )
+            return f"the profile could not be stored ({exc})"
+        self._profiles = [p for p in self._profiles if p.charging_profile_id not in replaced]
+        self._profiles.append(profile)
+        log.info(
+            "charging profile %d installed on connector %d (%s, stack level %d)%s",
+            profile.charging_profile_id,
+            profile.connector_id,
+            profile.charging_profile_purpose.value,
+            profile.stack_level,
+            f", replacing {replaced}" if replaced else "",
+        )
+        if apply:
+            self.reevaluate()
+        return None
+
+    def _remove(self, ids: list[int]) -> None:
+        self.store.remove(ids)
+        self._profiles = [p for p in self._profiles if p.charging_profile_id not in ids]
+
+    # ------------------------------------------------------------ the limits
+
+    def reevaluate(self) -> None:
+        """Set every connector's limit for now, and wake the schedule's sleep."""
+        self._apply(clock.utcnow())
+        self._wake.set()
+
+    def _apply(self, now: datetime) -> None:
+        for cid, amps in self.limits(now).items():
+            c = self.connectors[cid]
+            if c.limit_a != amps:
+                log.debug("connector %d: charging limit %s A", cid, amps)
+                c.set_limit(amps)
+
+    def limits(self, now: datetime) -> dict[int, float | None]:
+        """Each connector's limit at ``now`` (A per phase, None: none), see the module."""
+        own = {cid: self._own_limit(c, now) for cid, c in self.connectors.items()}
+        charger = least(self._charge_point_max(now), self._site_a)
+        if charger is None:
+            return own
+        shares = self._shares(charger, own)
+        return {
+            cid: least(own[cid], _binding(shares[cid], c)) for cid, c in self.connectors.items()
+        }
+
+    def _profiles_for(self, c: ConnectorController) -> list[ChargingProfile]:
+        pending = self._pending.get(c.id)
+        if c.transaction is None and pending is not None:
+            return [*self._profiles, pending]
+        return self._profiles
+
+    def _start(self, c: ConnectorController, now: datetime) -> datetime:
+        """The connector's transaction start; without one, ``now`` (as if it started now)."""
+        return c.transaction.started_at if c.transaction is not None else now
+
+    def wiring(self, connector_id: int) -> Wiring:
+        """The supply of ``connector_id`` (0: the whole charger's), for W <-> A."""
+        return self._wiring.get(connector_id) or Wiring(self.phases, self.voltage)
+
+    def _own_limit(self, c: ConnectorController, now: datetime) -> float | None:
+        profiles = [
+            p
+            for p in self._profiles_for(c)
+            if p.charging_profile_purpose is not P.ChargePointMaxProfile
+        ]
+        wiring = self.wiring(c.id)
+        return limit_at(
+            profiles,
+            c.id,
+            now,
+            transaction_start=self._start(c, now),
+            phases=wiring.phases,
+            voltage=wiring.voltage,
+        )
+
+    def _charge_point_max(self, now: datetime) -> float | None:
+        """ChargePointMaxProfile at ``now`` (A per phase of the charger's supply)."""
+        return limit_at(self._profiles, 0, now, phases=self.phases, voltage=self.voltage)
+
+    def _shares(self, charger_a: float, own: dict[int, float | None]) -> dict[int, float]:
+        """``charger_a`` shared between the connectors in a transaction (the earliest start
+        first); one without a transaction gets what it would get joining last."""
+        charging = sorted(
+            (c for c in self.connectors.values() if c.transaction is not None),
+            key=lambda c: (c.transaction.started_at if c.transaction else clock.utcnow(), c.id),
+        )
+        caps = [least(own[c.id], c.max_current_a) or 0.0 for c in charging]
+        out = dict(zip((c.id for c in charging), share(charger_a, caps), strict=True))
+        for c in self.connectors.values():
+            if c.id not in out:
+                cap = least(own[c.id], c.max_current_a) or 0.0
+                out[c.id] = share(charger_a, [*caps, cap])[-1]
+        return out
+
+    # ------------------------------------------------------------ the schedule's clock
+
+    def next_change(self, now: datetime) -> datetime | None:
+        """The first instant after ``now`` at which a connector's limit may change."""
+        instants = []
+        for c in self.connectors.values():
+            profiles = self._profiles_for(c)
+            if c.transaction is not None:
+                start = c.transaction.started_at
+                instants.append(next_change(profiles, c.id, now, transaction_start=start))
+                continue
+            # Without a transaction, a schedule that starts with the transaction starts "now"
+            # at every look: only its validity bounds can change what it gives.
+            fixed = [p for p in profiles if not _anchored(p)]
+            instants.append(next_change(fixed, c.id, now, transaction_start=now))
+            instants += [
+                bound
+                for p in profiles
+                if _anchored(p)
+                for bound in (p.valid_from, p.valid_to)
+                if bound is not None and bound > now
+            ]
+        return min(filter(None, instants), default=None)
+
+    async def run(self) -> None:
+        """Apply the limits now and at every change of the schedule, for ever (lag: the event
+        loop's, no polling; the wall clock is looked at again every WALL_CLOCK_CHECK_S at most
+        while a change is due, as NTP may step it)."""
+        due: datetime | None = None
+        reached = False
+        while True:
+            self._wake.clear()
+            now = clock.utcnow()
+            if reached and due is not None and (due - now).total_seconds() < 1:
+                now = max(now, due)  # at the boundary, whatever the rounding of the sleep
+            self._apply(now)
+            upcoming = self.next_change(now)
+            wait = None if upcoming is None else (upcoming - now).total_seconds()
+            due = upcoming if wait is not None and wait <= WALL_CLOCK_CHECK_S else None
+            deadline = None if wait is None else clock.now() + min(wait, WALL_CLOCK_CHECK_S)
+            reached = await clock.sleep_until(deadline, self.keys, (), wake=self._wake)
+
+    # ------------------------------------------------------------ composites
+
+    def _site_share(self, c: ConnectorController, now: datetime) -> float | None:
+        """What the site allowance leaves ``c`` now, whatever its own profiles (they are in its
+        composite already, period by period): the others keep their current limits."""
+        if self._site_a is None:
+            return None
+        own = {cid: self._own_limit(x, now) for cid, x in self.connectors.items()}
+        own[c.id] = None
+        return self._shares(self._site_a, own)[c.id]
+
+    def _connector_composite(
+        self, c: ConnectorController, start: datetime, duration: int
+    ) -> CompositeSchedule:
+        tx, wiring = c.transaction, self.wiring(c.id)
+        schedule = composite_schedule(
+            self._profiles,
+            c.id,
+            start,
+            duration,
+            ChargingRateUnit.A,
+            transaction_start=None if tx is None else tx.started_at,
+            phases=wiring.phases,
+            voltage=wiring.voltage,
+            default_limit_a=c.max_current_a,
+        )
+        assert schedule is not None  # a default is given
+        cap = least(c.max_current_a, self._site_share(c, start))
+        return capped(schedule, [[(0, cap)]])
+
+    def _charger_composite(self, start: datetime, duration: int) -> CompositeSchedule:
+        parts = [self._connector_composite(c, start, duration) for c in self.connectors.values()]
+        cp_max = composite_schedule(
+            self._profiles, 0, start, duration, phases=self.phases, voltage=self.voltage
+        )
+        caps: list[Steps] = [[(0, self._site_a)]]
+        if cp_max is not None:
+            caps.append([(p.start_period, p.limit) for p in cp_max.charging_schedule_period])
+        return capped(summed(parts, start, duration, self.phases), caps)
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def _binding(share_a: float, c: ConnectorController) -> float | None:
+    """A share that the connector's rating already keeps it under limits nothing (None): its
+    maximum may rise (a new PiCP.MaxInstallationCurrent) but never above the rating."""
+    return share_a if share_a < c.devices.max_current_a else None
+
+
+def _anchored(profile: ChargingProfile) -> bool:
+    """A schedule that starts with the transaction (Relative; Absolute without a start)."""
+    kind = profile.charging_profile_kind
+    return kind is ChargingProfileKind.Relative or (
+        kind is ChargingProfileKind.Absolute and profile.charging_schedule.start_schedule is None
+    )
+
+
+__all__ = ["UNIT_ITEMS", "SmartCharging", "Wiring"]
