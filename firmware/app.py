@@ -278,7 +278,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)
     ocpp.finish_interrupted_transactions()
     tasks = [
-        asyncio.create_task(ocpp.serve(charger), name="ocpp-session"),
+        asyncio.create_task(ocpp.serve(charger, smart), name="ocpp-session"),
         asyncio.create_task(charger.run(), name="charger"),
         asyncio.create_task(_follow_store(keys), name="config-store"),
         asyncio.create_task(smart.run(), name="smart-charging"),
