@@ -86,8 +86,9 @@ class CentralSmartCharging:
         charging_profile_purpose: str | None = None,
         stack_level: int | None = None,
     ) -> call_result.ClearChargingProfile:
-        """ClearChargingProfile (§5.5, errata 3.25/3.26): every profile matching all the given
-        filters is removed (none given: all of them); Accepted when one was, else Unknown."""
+        """ClearChargingProfile (§5.5, errata 3.25/3.26): with ``id`` that profile (the other
+        filters are then ignored), otherwise every profile matching all the given filters (none
+        given: all of them); Accepted when one was removed, else Unknown."""
         purpose = (
             None
             if charging_profile_purpose is None
@@ -95,7 +96,7 @@ class CentralSmartCharging:
                 ChargingProfilePurpose(charging_profile_purpose)  # the schema checked the value
             )
         )
-        filters = (id, connector_id, stack_level)
+        filters = (id,) if id is not None else (connector_id, stack_level)
         if any(f is not None and f not in mapping.INT32 for f in filters):
             # No profile can carry such a number (SetChargingProfile refuses it).
             cleared = False

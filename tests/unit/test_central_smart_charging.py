@@ -84,6 +84,8 @@ class Service:
         )
 
         def matches(p: ChargingProfile) -> bool:
+            if charging_profile_id is not None:  # errata 3.25: the id alone decides
+                return p.charging_profile_id == charging_profile_id
             return (
                 charging_profile_id in (None, p.charging_profile_id)
                 and connector_id in (None, p.connector_id)
@@ -488,7 +490,18 @@ def test_clear_passes_every_filter_and_answers_accepted_then_unknown(
     assert service.cleared[-1] == {"id": None, "connector": None, "purpose": None, "level": None}
 
 
-@pytest.mark.parametrize("filters", [(2**31, None, None, None), (None, 10**30, None, -(2**40))])
+def test_clear_by_id_ignores_the_other_filters(
+    block: CentralSmartCharging, service: Service
+) -> None:
+    """Errata 3.25: with an id the other fields do not count, even one no profile could carry."""
+    set_profile(block, 1, profile_wire())
+    assert block.clear_charging_profile(5, 2**40, "ChargePointMaxProfile", 3).status == "Accepted"
+    assert service.profiles == []
+
+
+@pytest.mark.parametrize(
+    "filters", [(2**31, None, None, None), (None, 10**30, None, None), (None, 1, None, -(2**40))]
+)
 def test_clear_with_a_number_no_profile_can_carry_is_unknown_without_asking(
     block: CentralSmartCharging, service: Service, filters: tuple[Any, ...]
 ) -> None:

@@ -346,6 +346,13 @@ async def test_tc_067_clear_charging_profile(rig: Rig) -> None:
     assert await clear(id=3) == "Accepted"  # by id: level 2 goes, level 1 rules
     await bench_offer(rig, 10.0, 10.0)
     assert await clear(id=3) == "Unknown"  # nothing left to match
+    # Errata 3.25: with an id the other fields are ignored (they name another profile here).
+    mismatched = {"connector_id": 0, "charging_profile_purpose": "ChargePointMaxProfile"}
+    assert await clear(id=2, stack_level=2, **mismatched) == "Accepted"
+    await bench_offer(rig, 12.0, 12.0)
+    wire = profile(2, "TxDefaultProfile", [(0, 10)], start=start, level=1)
+    assert await set_profile(rig, 1, wire) == "Accepted"  # back as it was
+    await bench_offer(rig, 10.0, 10.0)
     assert (
         await clear(connector_id=1, charging_profile_purpose="TxDefaultProfile", stack_level=1)
         == "Accepted"
