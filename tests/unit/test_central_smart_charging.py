@@ -621,7 +621,7 @@ def test_the_longest_composite_is_answered(block: CentralSmartCharging) -> None:
     periods = composite_wire(block, 1, MAX_COMPOSITE_S, "A")["chargingSchedule"][
         "chargingSchedulePeriod"
     ]
-    assert len(periods) == 2 * 31  # 16 A and 8.5 A, every day of the month
+    assert len(periods) == 2 * 7  # 16 A and 8.5 A, every day of the week
 
 
 # ---------------------------------------------------------------- RemoteStartTransaction
