@@ -35,7 +35,7 @@ import math
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from firmware import clock
 from firmware.config_keys import K, KeyRegistry
@@ -176,7 +176,10 @@ class SmartCharging:
             return None
         if duration_s <= 0:
             return None
-        start = clock.utcnow().replace(microsecond=0)
+        # Whole seconds, rounded up: a start rounded down would lie before a transaction
+        # begun within this second, and show its first second without the TxProfile.
+        now = clock.utcnow()
+        start = now.replace(microsecond=0) + timedelta(seconds=1 if now.microsecond else 0)
         if connector_id:
             amps = self._connector_composite(self.connectors[connector_id], start, duration_s)
         else:

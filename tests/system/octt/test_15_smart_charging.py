@@ -405,6 +405,30 @@ async def test_tc_059_remote_start_with_a_tx_profile(rig: Rig) -> None:
     assert start.payload["idTag"] == "SMART-1"
 
 
+async def test_tc_059_without_a_connector_id_the_profile_goes_to_the_chosen_connector(
+    rig: Rig,
+) -> None:
+    wire = profile(1, "TxProfile", [(0, 9)], duration=3600)
+    wire["chargingProfileKind"] = "Relative"
+    mark = rig.cs.mark()
+    await rig.command("plug")
+    await rig.wait_status("Preparing", since=mark)
+    result = await rig.cs.call(
+        rig.cp_id, call.RemoteStartTransaction(id_tag="SMART-2", charging_profile=wire)
+    )
+    assert result.status == "Accepted"
+    await rig.wait_call("StartTransaction", since=mark)
+    await rig.command("ev-charge")
+    await rig.wait_status("Charging", since=mark)
+    await bench_offer(rig, 9.0, 9.0)
+    # It was the transaction's profile: it ends with it.
+    mark = rig.cs.mark()
+    await rig.command("swipe", tag="SMART-2")
+    await rig.wait_result("StopTransaction", since=mark)
+    _, periods, _ = await composite(rig, 1, 60)
+    assert periods == [(0, RATING_A)]
+
+
 async def test_tc_060_remote_start_with_a_profile_that_is_not_a_tx_profile_is_rejected(
     rig: Rig,
 ) -> None:
