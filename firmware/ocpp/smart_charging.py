@@ -3,13 +3,13 @@ system's SetChargingProfile (§5.16), ClearChargingProfile (§5.5) and GetCompos
 (§5.7), and the chargingProfile of a RemoteStartTransaction (§5.11).
 
 The block only translates: the wire form becomes ``firmware.smart`` values
-(``firmware.ocpp.mapping.charging_profile``), a TxProfile's transactionId (the central
-system's) becomes the charger's local transaction id (``local_transaction``: the transaction
-outbox block's, given by the edge, since blocks never import each other),
-and the decision is the core's (``firmware.ports.SmartChargingControl``: the rejection reasons,
-the stack, the store, the limit on the pilot).  Every refusal is answered as the spec says
-(Rejected / Unknown; a schema fault never reaches here, ``firmware.ocpp.frames`` answers it)
-and is one INFO line with its reason.
+(``firmware.ocpp.mapping.charging_profile``), and a TxProfile's transactionId (the central
+system's) the charger's local transaction id (``local_transaction``, the transaction outbox
+block's lookup, handed over by the edge: blocks never import each other).  The decision is the
+core's (``firmware.ports.SmartChargingControl``: the rejection reasons, the stack, the store,
+the limit on the pilot).  Every refusal is answered as the spec says (Rejected / Unknown; a
+schema fault never reaches here, ``firmware.ocpp.frames`` answers it) and is one INFO line with
+its reason.
 """
 
 from __future__ import annotations

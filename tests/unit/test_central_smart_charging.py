@@ -300,6 +300,7 @@ REJECTED: list[tuple[str, int, dict[str, Any], str]] = [
     # (name, connectorId, chargingProfile, the reason logged): all schema-valid
     ("connector that does not exist", 3, profile_wire(), "connector 3 does not exist"),
     ("negative connector", -1, profile_wire(), "connector -1 does not exist"),
+    ("connector 2**63", 2**63, profile_wire(), f"connector {2**63} does not exist"),
     (
         "TxProfile without a transaction (TC_058_1)",
         2,
