@@ -450,9 +450,12 @@ class SmartCharging:
     # ------------------------------------------------------------ composites
 
     def _site_share(self, c: ConnectorController, now: datetime) -> float | None:
+        """What the site allowance leaves ``c`` now, whatever its own profiles (they are in its
+        composite already, period by period): the others keep their current limits."""
         if self._site_a is None:
             return None
         own = {cid: self._own_limit(x, now) for cid, x in self.connectors.items()}
+        own[c.id] = None
         return self._shares(self._site_a, own)[c.id]
 
     def _connector_composite(

@@ -19,6 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from gpiozero.pins.mock import MockFactory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,8 @@ from firmware.smart import (
     limit_at,
 )
 from firmware.smart_charging import SmartCharging, Wiring
+from hal.config import ContactorConfig
+from hal.gpio import GpioContactor
 from hal.interfaces import ConnectorDevices
 from hal.sim.ev import SimulatedEv
 from hal.types import MIN_PILOT_CURRENT_A
@@ -53,19 +56,22 @@ from tests.unit.test_smart_charging import (
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-class _Contactor:
-    """Never driven here (the connectors do not run)."""
-
-
 async def _authorize(id_tag: str) -> IdTagInfo:
     return IdTagInfo(AuthorizationStatus.ACCEPTED)
 
 
 def connectors(n: int, keys: KeyRegistry, rating: float = 16.0) -> list[ConnectorController]:
+    """``n`` tethered connectors of ``rating`` A on real contactor drivers over mock pins."""
+    factory = MockFactory()
     return [
         ConnectorController(
             ConnectorDevices(
-                i, EvPilot(SimulatedEv()), _Contactor(), CountingMeter(), None, rating
+                i,
+                EvPilot(SimulatedEv()),
+                GpioContactor(ContactorConfig(4 + i, settle_s=0), factory, clock=lambda: 0.0),
+                CountingMeter(),
+                None,
+                rating,
             ),
             RecordingLink(),
             keys,
@@ -498,3 +504,22 @@ def test_each_connector_converts_watts_with_its_own_supply() -> None:
         whole = smart.composite_schedule(0, 60, W)
         assert whole is not None
         assert [p.limit for p in whole.charging_schedule_period] == [pytest.approx(13800)]
+
+
+def test_the_site_share_caps_a_composite_but_does_not_flatten_it() -> None:
+    with wall_clock(T0):
+        smart = service(2)
+        begin(smart, 1, 1, T0)
+        begin(smart, 2, 2, T0 + timedelta(seconds=1))
+        assert smart.set_charging_profile(profile((0, 8), (600, 14), start=T0, connector=1)) is None
+        smart.site_allowance(24)
+        # Now connector 1 takes 8 A (its profile) and 2 the rest, 16 A.  In connector 1's
+        # composite the site counts as its share if it wanted all it may (24 / 2 = 12 A), so
+        # the profile's later 14 A shows as 12 A, and its 8 A is not flattened to "now".
+        assert smart.limits(T0) == {1: 8.0, 2: 16.0}
+        one = smart.composite_schedule(1, 1200, None)
+        assert one is not None
+        assert [(p.start_period, p.limit) for p in one.charging_schedule_period] == [
+            (0, 8.0),
+            (600, 12.0),
+        ]
