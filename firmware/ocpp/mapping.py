@@ -25,6 +25,7 @@ from firmware.smart import (
 #: implementation we know and in SQLite's comfortable range; a schema-valid 2**63 or 10**30 is
 #: not a profile anyone meant (and would overflow the date arithmetic and the store).
 INT32 = range(-(2**31), 2**31)
+COMPOSITE_LIMIT_MAX = 1e9  # A or W: a GetCompositeSchedule limit is below this
 E = TypeVar("E", ChargingProfilePurpose, ChargingProfileKind, RecurrencyKind, ChargingRateUnit)
 
 
@@ -198,11 +199,15 @@ def _tenths_down(value: float) -> float:
 def composite_schedule(composite: CompositeSchedule) -> dict[str, Any]:
     """GetCompositeSchedule.conf's chargingSchedule (§7.13, snake_case keys for the library):
     duration, startSchedule (the composite's start, UTC), chargingRateUnit and the periods with
-    startPeriod, limit (to 0.1, down) and numberPhases.  Every period must have a limit."""
+    startPeriod, limit (to 0.1, down) and numberPhases.  ValueError for a period without a
+    limit or with one outside 0..COMPOSITE_LIMIT_MAX."""
     periods: list[dict[str, Any]] = []
     for period in composite.charging_schedule_period:
         if period.limit is None:
             raise ValueError(f"the composite has no limit from {period.start_period} s")
+        if not 0 <= period.limit < COMPOSITE_LIMIT_MAX:
+            # Beyond any charger, and beyond what the schema's multipleOf 0.1 can be checked on.
+            raise ValueError(f"the composite's limit {period.limit} is not a charging limit")
         limit = _tenths_down(period.limit)
         last = periods[-1] if periods else None
         if last and (last["limit"], last["number_phases"]) == (limit, period.number_phases):

@@ -18,6 +18,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict
 from ocpp.charge_point import snake_to_camel_case as to_camel
 from ocpp.messages import CallResult, validate_payload
@@ -609,6 +611,18 @@ def test_a_composite_with_a_period_without_limit_is_rejected_not_invented(
     assert composite_wire(block, 0, 60, None) == {"status": "Rejected"}
 
 
+@pytest.mark.parametrize("limit", [1e300, 1e9, -0.1, float("nan")])
+def test_a_composite_limit_no_message_can_carry_is_rejected(
+    block: CentralSmartCharging, service: Service, limit: float
+) -> None:
+    """The library checks multipleOf 0.1 in decimals: 1e300 would make that check itself fail
+    (DivisionImpossible), not just the answer."""
+    service.composite_override = CompositeSchedule(
+        NOW, 60, ChargingRateUnit.W, (CompositePeriod(0, 6.0, 3), CompositePeriod(30, limit, 3))
+    )
+    assert composite_wire(block, 1, 60, None) == {"status": "Rejected"}
+
+
 def test_the_longest_composite_is_answered(block: CentralSmartCharging) -> None:
     set_profile(
         block,
@@ -649,3 +663,138 @@ def test_a_remote_start_profile_that_cannot_be_read_rejects_the_start(
         f"RemoteStartTransaction Rejected: its chargingProfile: chargingProfileId {2**40} "
         "is beyond a 32-bit integer"
     )
+
+
+# ---------------------------------------------------------------- any schema-valid request
+
+_INTEGERS = st.one_of(
+    st.integers(-3, 3000),
+    st.sampled_from([-(2**31) - 1, -(2**31), 2**31 - 1, 2**31, 2**63, -(2**63) - 1, 10**30]),
+)
+_DATES = st.one_of(
+    st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat().replace("+00:00", "Z")),
+    st.sampled_from(
+        [
+            "0001-01-01T00:00:00+01:00",
+            "9999-12-31T23:59:59-01:00",
+            "9999-12-31T00:00:00Z",
+            "2026-11-29t12:00:00.123456789z",
+            "2026-11-29T12:00:00+14:00",
+        ]
+    ),
+)
+_LIMITS = st.one_of(
+    st.integers(-(10**6), 10**6).map(lambda n: n / 10),
+    st.sampled_from([0.0, 1e300, -1e300, 6.0, 32.5]),
+)
+
+
+def _optional(key: str, values: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.one_of(st.just({}), values.map(lambda v: {key: v}))
+
+
+_PERIODS = st.lists(
+    st.fixed_dictionaries({"startPeriod": _INTEGERS, "limit": _LIMITS}).flatmap(
+        lambda p: _optional("numberPhases", _INTEGERS).map(lambda o: p | o)
+    ),
+    max_size=4,
+)
+_SCHEDULES = st.tuples(
+    st.fixed_dictionaries(
+        {"chargingRateUnit": st.sampled_from(["A", "W"]), "chargingSchedulePeriod": _PERIODS}
+    ),
+    _optional("duration", _INTEGERS),
+    _optional("startSchedule", _DATES),
+    _optional("minChargingRate", _LIMITS),
+).map(lambda parts: parts[0] | parts[1] | parts[2] | parts[3])
+_PROFILES = st.tuples(
+    st.fixed_dictionaries(
+        {
+            "chargingProfileId": _INTEGERS,
+            "stackLevel": _INTEGERS,
+            "chargingProfilePurpose": st.sampled_from(
+                ["ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"]
+            ),
+            "chargingProfileKind": st.sampled_from(["Absolute", "Recurring", "Relative"]),
+            "chargingSchedule": _SCHEDULES,
+        }
+    ),
+    _optional("recurrencyKind", st.sampled_from(["Daily", "Weekly"])),
+    _optional("validFrom", _DATES),
+    _optional("validTo", _DATES),
+    _optional("transactionId", st.one_of(st.sampled_from([4711, 99]), _INTEGERS)),
+).map(lambda parts: parts[0] | parts[1] | parts[2] | parts[3] | parts[4])
+
+
+# Profiles the core accepts often (so that the composites have something to show), with the
+# same extreme dates and limits.
+_PLAUSIBLE_PERIODS = st.lists(st.integers(1, 10**6), max_size=3, unique=True).flatmap(
+    lambda starts: st.tuples(
+        *(
+            st.tuples(st.just(s), st.integers(0, 640).map(lambda n: n / 10), st.integers(1, 3))
+            for s in [0, *sorted(starts)]
+        )
+    ).map(lambda ps: [{"startPeriod": s, "limit": lim, "numberPhases": n} for s, lim, n in ps])
+)
+_PLAUSIBLE = st.tuples(
+    st.fixed_dictionaries(
+        {
+            "chargingProfileId": st.integers(1, 6),
+            "stackLevel": st.integers(0, 8),
+            "chargingProfilePurpose": st.sampled_from(
+                ["ChargePointMaxProfile", "TxDefaultProfile"]
+            ),
+            "chargingProfileKind": st.sampled_from(["Absolute", "Relative"]),
+            "chargingSchedule": st.fixed_dictionaries(
+                {
+                    "chargingRateUnit": st.sampled_from(["A", "W"]),
+                    "chargingSchedulePeriod": _PLAUSIBLE_PERIODS,
+                }
+            ).flatmap(
+                lambda d: st.tuples(
+                    _optional("duration", st.integers(1, 10**7)), _optional("startSchedule", _DATES)
+                ).map(lambda o: d | o[0] | o[1])
+            ),
+        }
+    ),
+    _optional("validTo", _DATES),
+).map(lambda parts: parts[0] | parts[1])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    profiles=st.lists(
+        st.one_of(
+            st.tuples(st.integers(-1, 3), _PROFILES),
+            st.tuples(st.integers(0, 2), _PLAUSIBLE).map(
+                lambda cp: (0 if "Max" in cp[1]["chargingProfilePurpose"] else cp[0], cp[1])
+            ),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    composite_requests=st.lists(
+        st.tuples(_INTEGERS, _INTEGERS, st.sampled_from([None, "A", "W"])), max_size=3
+    ),
+)
+def test_any_schema_valid_request_gets_a_valid_answer_and_never_raises(
+    profiles: list[tuple[int, dict[str, Any]]],
+    composite_requests: list[tuple[int, int, str | None]],
+) -> None:
+    """Whatever schema-valid SetChargingProfile arrives (huge integers, dates at the ends of
+    the calendar, limits of 1e300), the answer is Accepted or Rejected and passes the library's
+    schema check; the GetCompositeSchedule answers after them, too."""
+    block = CentralSmartCharging(Service(), REMOTE_IDS.get)
+    for connector, wire in profiles:
+        payload = {"connectorId": connector, "csChargingProfiles": wire}
+        if schema_fault("SetChargingProfile", payload) is not None:
+            continue  # refused before the block: firmware.ocpp.frames' business
+        assert set_profile(block, connector, wire) in ("Accepted", "Rejected")
+    for connector, duration, unit in composite_requests:
+        request = {"connectorId": connector, "duration": duration}
+        if schema_fault("GetCompositeSchedule", request) is not None:
+            continue
+        assert composite_wire(block, connector, duration, unit)["status"] in (
+            "Accepted",
+            "Rejected",
+        )
