@@ -270,6 +270,8 @@ SENSELESS_OK = (
     "RemoteStartTransaction",
     "TriggerMessage",
     "ExtendedTriggerMessage",
+    "GetCompositeSchedule",  # connector 99 / 2**63, duration -1 / 10**30: Rejected
+    "ClearChargingProfile",  # an id no profile has: Unknown
 )
 SENSELESS_INTEGERS = (-1, -(2**31), 99, 2**31, 2**63, 10**30)
 UNKNOWN_ACTIONS = (
@@ -701,6 +703,19 @@ class Generator:
             st.sampled_from([1, 7, TX_ID + 1]).map(
                 lambda t: ("RemoteStopTransaction", {"transactionId": t})
             ),
+            # Smart Charging (offered): reading the composite changes nothing; clearing a profile
+            # nobody installed is Unknown.
+            st.tuples(
+                st.sampled_from([0, 1, 99]),
+                st.sampled_from([1, 60, 86_400, 10**9]),
+                st.sampled_from([None, "A", "W"]),
+            ).map(
+                lambda cdu: (
+                    "GetCompositeSchedule",
+                    _opt({"connectorId": cdu[0], "duration": cdu[1]}, "chargingRateUnit", cdu[2]),
+                )
+            ),
+            st.just(("ClearChargingProfile", {"id": 424_242})),
         )
 
     def _valid(self) -> st.SearchStrategy[Probe]:

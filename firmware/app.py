@@ -221,8 +221,8 @@ def _build_devices(hardware: Any, pin_factory: object | None = None) -> Any:
 async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     keys = build_keys(settings, devices)
     # The order needs no late wiring: the OCPP edge first (it is the charger's
-    # CentralSystemLink), then the charger, then the edge serves with the charger as its
-    # ChargerControl (firmware.ocpp.edge).
+    # CentralSystemLink), then the Smart Charging service and the charger, then the edge serves
+    # with them as its ChargerControl and SmartChargingControl (firmware.ocpp.edge).
     ocpp = _ocpp_edge(settings, keys)
     stop = asyncio.Event()
     cache = AuthorizationCache(settings.state_dir)
@@ -277,7 +277,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)
     ocpp.finish_interrupted_transactions()
     tasks = [
-        asyncio.create_task(ocpp.serve(charger), name="ocpp-session"),
+        asyncio.create_task(ocpp.serve(charger, smart), name="ocpp-session"),
         asyncio.create_task(charger.run(), name="charger"),
         asyncio.create_task(_follow_store(keys), name="config-store"),
         asyncio.create_task(smart.run(), name="smart-charging"),

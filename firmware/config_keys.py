@@ -373,7 +373,7 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
         KeyDefinition(
             K.SupportedFeatureProfiles,
             CSL,
-            ("Core", "RemoteTrigger"),
+            ("Core", "RemoteTrigger", "SmartCharging"),
             Access.R,
             allowed_items=FEATURE_PROFILES,
             description="Feature profiles this charger implements.",

@@ -7,7 +7,9 @@ wiring:
    certificates, security profiles, log upload) and registering its triggers;
 3. ``OcppEdge`` itself is the charger's ``firmware.ports.CentralSystemLink``, so the charger
    is built next (by the composition root, firmware.app);
-4. ``serve(control)`` then answers the central system with the charger as ``ChargerControl``.
+4. ``serve(control, smart)`` then answers the central system with the charger as
+   ``ChargerControl`` and the Smart Charging service as ``SmartChargingControl`` (the Central
+   Smart Charging block is built there: it needs the service, which needs the charger).
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from firmware.ocpp.routes import Routes
 from firmware.ocpp.security_events import SecurityEvents
 from firmware.ocpp.security_profiles import FALLBACK_AFTER, SecurityProfiles
 from firmware.ocpp.session import Backoff, OcppSession
+from firmware.ocpp.smart_charging import CentralSmartCharging
 from firmware.ocpp.status import StatusReporting
 from firmware.ocpp.triggers import TriggerRegistry
-from firmware.ports import ChargerControl, TransactionHandle
+from firmware.ports import ChargerControl, SmartChargingControl, TransactionHandle
 from firmware.security_log import SecurityLog
 from firmware.transactions import OpenTransaction, TransactionStore
 
@@ -93,9 +96,9 @@ class OcppEdge:
             triggers=self.triggers,
         )
 
-    async def serve(self, control: ChargerControl) -> None:
+    async def serve(self, control: ChargerControl, smart: SmartChargingControl) -> None:
         """Keep connected and answer the central system's requests with ``control`` (the
-        charger), until cancelled."""
+        charger) and ``smart`` (the Smart Charging service), until cancelled."""
         self.transactions.register_meter_values_trigger(self.triggers, control.current_meter_values)
         routes = Routes(
             keys=self.keys,
@@ -107,6 +110,7 @@ class OcppEdge:
             events=self.events,
             certificates=self.certificates,
             log_upload=self.log_upload,
+            smart_charging=CentralSmartCharging(smart, self.transactions.local_transaction),
         )
         await self.session.run(routes, self.profiles)
 

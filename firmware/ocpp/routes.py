@@ -34,6 +34,7 @@ from firmware.ocpp.log_upload import LogUpload
 from firmware.ocpp.outbox import TransactionMessages
 from firmware.ocpp.security_events import SecurityEvents
 from firmware.ocpp.security_profiles import SecurityProfiles
+from firmware.ocpp.smart_charging import CentralSmartCharging
 from firmware.ocpp.triggers import TriggerRegistry
 from firmware.ports import ChargerControl
 
@@ -55,6 +56,7 @@ class Routes:
         events: SecurityEvents,
         certificates: CertificateManagement,
         log_upload: LogUpload,
+        smart_charging: CentralSmartCharging,
     ) -> None:
         self.keys = keys
         self.control = control
@@ -65,6 +67,7 @@ class Routes:
         self.events = events
         self.certificates = certificates
         self.log_upload = log_upload
+        self.smart_charging = smart_charging
 
     def _pending(self, action: str) -> bool:
         """OCPP 1.6 §4.2.1: RemoteStart/RemoteStopTransaction are not allowed while Pending
@@ -114,11 +117,17 @@ class Routes:
 
     @on(Action.remote_start_transaction)
     def on_remote_start(
-        self, id_tag: str, connector_id: int | None = None, charging_profile: Any = None
+        self,
+        id_tag: str,
+        connector_id: int | None = None,
+        charging_profile: dict[str, Any] | None = None,
     ) -> call_result.RemoteStartTransaction:
-        ok = not self._pending("RemoteStartTransaction") and self.control.remote_start(
-            id_tag, connector_id
-        )
+        ok = not self._pending("RemoteStartTransaction")
+        profile = None
+        if ok and charging_profile is not None:
+            profile = self.smart_charging.remote_start_profile(charging_profile, connector_id)
+            ok = profile is not None
+        ok = ok and self.control.remote_start(id_tag, connector_id, profile)
         return call_result.RemoteStartTransaction(
             status=RemoteStartStopStatus.accepted if ok else RemoteStartStopStatus.rejected
         )
@@ -168,6 +177,34 @@ class Routes:
         self, vendor_id: str, message_id: str | None = None, data: str | None = None
     ) -> call_result.DataTransfer:
         return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
+
+    # ------------------------------------------------------------ Smart Charging
+
+    @on(Action.set_charging_profile)
+    def on_set_charging_profile(
+        self, connector_id: int, cs_charging_profiles: dict[str, Any]
+    ) -> call_result.SetChargingProfile:
+        return self.smart_charging.set_charging_profile(connector_id, cs_charging_profiles)
+
+    @on(Action.clear_charging_profile)
+    def on_clear_charging_profile(
+        self,
+        id: int | None = None,
+        connector_id: int | None = None,
+        charging_profile_purpose: str | None = None,
+        stack_level: int | None = None,
+    ) -> call_result.ClearChargingProfile:
+        return self.smart_charging.clear_charging_profile(
+            id, connector_id, charging_profile_purpose, stack_level
+        )
+
+    @on(Action.get_composite_schedule)
+    def on_get_composite_schedule(
+        self, connector_id: int, duration: int, charging_rate_unit: str | None = None
+    ) -> call_result.GetCompositeSchedule:
+        return self.smart_charging.get_composite_schedule(
+            connector_id, duration, charging_rate_unit
+        )
 
     # ------------------------------------------------------------ triggers
 

@@ -448,10 +448,15 @@ FRAMES: list[tuple[str, str | bytes, bool, list[Any] | None]] = [
         refusal("a3", "NotImplemented", "unknown-action: FooBar"),
     ),
     (
-        "SetChargingProfile",
+        # Offered since Smart Charging (issue 12): an empty payload is now incomplete.
+        "SetChargingProfile without its properties",
         '[2,"a4","SetChargingProfile",{}]',
         True,
-        refusal("a4", "NotSupported", "action-not-offered: SetChargingProfile"),
+        refusal(
+            "a4",
+            "ProtocolError",
+            "SetChargingProfile payload: 'connectorId' is a required property",
+        ),
     ),
     (
         "SendLocalList",

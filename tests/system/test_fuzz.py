@@ -9,6 +9,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from bench.fuzz import EXPECTED, ISSUE_FRAMES, TX_ID, WEIGHTS, Generator, Probe, run_fuzz
+from firmware.config_keys import K, default_registry
+
+SUPPORTED_FEATURE_PROFILES = default_registry()[K.SupportedFeatureProfiles]
 
 SEED = 20261129
 
@@ -34,13 +37,20 @@ def test_the_expected_code_table_uses_the_1_6_names() -> None:
         assert "FormatViolation" not in codes and "InternalError" not in codes
     rows = {kind: EXPECTED[kind] for kind, *_ in ISSUE_FRAMES}
     assert rows["unknown-action"] == {"NotImplemented"}  # FooBar
-    assert rows["not-offered"] == {"NotSupported"}  # SetChargingProfile, no SmartCharging
+    assert rows["not-offered"] == {"NotSupported"}  # an action of a profile not offered
     assert rows["not-in-enum"] == {"PropertyConstraintViolation"}  # Reset type Medium
     assert rows["extra-property"] == {"FormationViolation"}
+    # Issue 10 quoted SetChargingProfile as an action not offered; since Smart Charging
+    # (issue 12) the charger answers it (its TxDefaultProfile of 16 A is Accepted).
+    offered = Generator(set(SUPPORTED_FEATURE_PROFILES))
+    answers = {p.action: p.expected for p in offered.issue_probes()}
+    assert answers["SetChargingProfile"] == {"CALLRESULT"}
+    without = {p.action: p.expected for p in Generator({"Core"}).issue_probes()}
+    assert without["SetChargingProfile"] == {"NotSupported"}
 
 
 def test_the_generator_draws_every_kind_of_frame() -> None:
-    generator = Generator({"Core", "RemoteTrigger"})
+    generator = Generator(set(SUPPORTED_FEATURE_PROFILES))  # what the charger announces
     seen: set[str] = set()
 
     @settings(
@@ -62,7 +72,8 @@ def test_the_generator_draws_every_kind_of_frame() -> None:
 
     draw()
     assert seen == set(WEIGHTS)
-    assert generator.status("SetChargingProfile") == "not-offered"
+    assert generator.status("SetChargingProfile") == "offered"  # Smart Charging, issue 12
+    assert generator.status("SendLocalList") == "not-offered"
     assert generator.status("BootNotification") == "charger-sends-it"
     assert generator.status("TriggerMessage") == "offered"
 

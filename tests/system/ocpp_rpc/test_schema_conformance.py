@@ -274,6 +274,48 @@ async def test_answers_to_the_central_systems_requests(node_rig: NodeRig) -> Non
     assert_every_frame_valid(node)
 
 
+async def test_smart_charging_answers(node_rig: NodeRig) -> None:
+    """SetChargingProfile, GetCompositeSchedule (A, W, connector 0, Rejected) and
+    ClearChargingProfile answers, through ocpp-rpc's strict validation (a composite limit is
+    a multiple of 0.1, scheduleStart a date-time)."""
+    profile = {
+        "chargingProfileId": 7,
+        "stackLevel": 0,
+        "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Relative",
+        "chargingSchedule": {
+            "chargingRateUnit": "W",
+            "duration": 600,
+            "chargingSchedulePeriod": [
+                {"startPeriod": 0, "limit": 11000.0},
+                {"startPeriod": 300, "limit": 4140.0, "numberPhases": 1},
+            ],
+        },
+    }
+    for connector, expected in ((1, "Accepted"), (7, "Rejected")):
+        answer = result_of(
+            await node_rig.call(
+                "SetChargingProfile", {"connectorId": connector, "csChargingProfiles": profile}
+            )
+        )
+        assert answer["status"] == expected
+    for request in (
+        {"connectorId": 1, "duration": 900},
+        {"connectorId": 1, "duration": 900, "chargingRateUnit": "W"},
+        {"connectorId": 0, "duration": 60, "chargingRateUnit": "A"},
+    ):
+        answer = result_of(await node_rig.call("GetCompositeSchedule", request))
+        assert answer["status"] == "Accepted" and answer["connectorId"] == request["connectorId"]
+        assert answer["chargingSchedule"]["chargingSchedulePeriod"][0]["startPeriod"] == 0
+    unknown = {"connectorId": 7, "duration": 60}
+    assert result_of(await node_rig.call("GetCompositeSchedule", unknown)) == {"status": "Rejected"}
+    cleared = result_of(await node_rig.call("ClearChargingProfile", {"id": 7}))
+    assert cleared["status"] == "Accepted"
+    again = result_of(await node_rig.call("ClearChargingProfile", {}))
+    assert again["status"] == "Unknown"
+    assert_every_frame_valid(node_rig.node)  # every answer above has arrived: all awaited
+
+
 @pytest.mark.keys(CpoName="Test CPO")
 async def test_security_whitepaper_frames(node_rig: NodeRig) -> None:
     """ocpp-rpc 2.2.1 has the Security Whitepaper (ed. 2) schemas: SecurityEventNotification,
