@@ -1,8 +1,8 @@
 """Smart Charging on the simulated bench and in real processes: a profile with three periods
 drives the simulated EVSE board's current register (the PWM duty) at its boundaries; the
-profile store survives a writer SIGKILLed at any instant whole; a real daemon killed in a
-transaction comes back with its TxDefaultProfile in force and the TxProfile of the cut
-transaction gone."""
+profile store survives a writer SIGKILLed at any instant whole; a real daemon, given its
+profiles over OCPP and killed in a transaction, comes back with its TxDefaultProfile in force
+and the TxProfile of the cut transaction gone."""
 
 from __future__ import annotations
 
@@ -13,19 +13,21 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from ocpp.v16 import call
 
 from centralsystem import CentralSystem
 from firmware import app, clock
 from firmware.profile_store import ProfileStore
-from firmware.transactions import TransactionStore
 from tests.conftest import REPO, Rig
 from tests.system.helpers import Controller, _charging
-from tests.unit.test_smart_charging import TX, profile
+from tests.unit.test_smart_charging import profile
 
 pytestmark = [pytest.mark.slow]
 
+TXD, TXP = "TxDefaultProfile", "TxProfile"
 CURRENT_REGISTER = 1000  # EVSE-WB: configured current (0 = no PWM)
 
 
@@ -91,32 +93,59 @@ def test_a_writer_killed_at_any_instant_leaves_one_whole_profile(tmp_path: Path)
         assert left[0].charging_schedule.charging_schedule_period[1].start_period == 60
 
 
+def _wire(pid: int, purpose: str, limit: float, tx: int | None = None) -> dict[str, object]:
+    """A one-period Relative profile in the wire form (camelCase, as a central system sends)."""
+    p: dict[str, object] = {
+        "chargingProfileId": pid,
+        "stackLevel": 0,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": "Relative",
+        "chargingSchedule": {
+            "chargingRateUnit": "A",
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}],
+        },
+    }
+    if tx is not None:
+        p["transactionId"] = tx
+    return p
+
+
+async def _offered(state: Path, amps: float) -> dict[str, Any]:
+    """The bench status once connector 1 offers ``amps`` (or the last one after ~10 s)."""
+    for _ in range(200):
+        status = await app.bench_command(state, {"cmd": "status"})
+        if status["connectors"]["1"]["offered_a"] == amps:
+            break
+        await asyncio.sleep(0.05)
+    return status
+
+
 @pytest.mark.asyncio
 async def test_a_killed_daemon_restarts_with_its_profiles_and_without_the_cut_tx_profile(
     csms: CentralSystem, tmp_path: Path
 ) -> None:
     state = tmp_path / "state"
-    state.mkdir()
-    # A TxDefaultProfile of 10 A for every connector, as SetChargingProfile left it.
-    seed = ProfileStore.open(state)
-    seed.install(profile((0, 10), id=1), [])
-    seed.close()
     ctl = Controller(csms.url, state, tmp_path / "cp.log")
     ctl.start()
     try:
         await _charging(csms, ctl, "SMART-KILL")
-        status = await app.bench_command(state, {"cmd": "status"})
-        assert status["connectors"]["1"]["limit_a"] == 10
-        assert status["connectors"]["1"]["offered_a"] == 10
-        ctl.kill()  # a power cut in the middle of the transaction
-        # What a TxProfile for that transaction would have left in the file (the central
-        # system's SetChargingProfile reaches the service through the OCPP block).
-        (cut,) = TransactionStore.open(state).open_transactions()
-        store = ProfileStore.open(state)
-        store.install(
-            profile((0, 7), id=2, purpose=TX, connector=1, transaction_id=cut.local_id), []
+        cp = "DURABLE-1"
+        # Installed over OCPP: a TxDefaultProfile of 10 A for every connector, and a TxProfile
+        # of 7 A for the running transaction (the central system's transactionId).
+        r = await csms.call(
+            cp, call.SetChargingProfile(connector_id=0, cs_charging_profiles=_wire(1, TXD, 10))
         )
-        store.close()
+        assert r.status == "Accepted"
+        (tx,) = csms.state(cp).transactions.keys()
+        r = await csms.call(
+            cp, call.SetChargingProfile(connector_id=1, cs_charging_profiles=_wire(2, TXP, 7, tx))
+        )
+        assert r.status == "Accepted"
+        status = await _offered(state, 7)
+        assert status["connectors"]["1"]["offered_a"] == 7
+        assert status["connectors"]["1"]["limit_a"] == 7
+        ctl.kill()  # a power cut in the middle of the transaction
+        assert sorted(p.charging_profile_id for p in ProfileStore.open(state).profiles()) == [1, 2]
         mark = csms.mark()
         ctl.start()
         await csms.wait_for(
@@ -134,7 +163,7 @@ async def test_a_killed_daemon_restarts_with_its_profiles_and_without_the_cut_tx
             timeout=20,
             since=again,
         )
-        status = await app.bench_command(state, {"cmd": "status"})
+        status = await _offered(state, 10)
         assert status["connectors"]["1"]["limit_a"] == 10, "the default survived, not the 7 A"
         assert status["connectors"]["1"]["offered_a"] == 10
         code = await asyncio.to_thread(ctl.terminate)
