@@ -40,7 +40,10 @@ from firmware.daemon import (
 )
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
+from firmware.profile_store import ProfileStore
 from firmware.settings import Settings
+from firmware.smart import DEFAULT_PHASES, NOMINAL_VOLTAGE
+from firmware.smart_charging import SmartCharging
 from firmware.storage import lock_state_dir, unusable
 from firmware.transactions import TransactionStore
 
@@ -232,6 +235,15 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         for c in devices.connectors
     ]
 
+    # Smart Charging: the installed profiles and the service that turns them (and the site's
+    # allowance) into each connector's limit.  W -> A: the bench's wiring on the simulated
+    # bench, else three phases at 230 V (docs/smart-charging.md).
+    phases, voltage = DEFAULT_PHASES, NOMINAL_VOLTAGE
+    if bench is not None:
+        phases, voltage = settings.bench.phases, settings.bench.voltage_v
+    store = ProfileStore.open(settings.state_dir)
+    smart = SmartCharging(store, connectors, keys, phases=phases, voltage=voltage)
+
     def on_reset(hard: bool) -> None:
         # Called at run time, when ``running`` exists (it holds the charger built here).
         running.reset_requested = hard
@@ -250,6 +262,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         authorizer=authorizer,
         store=ocpp.transactions.store,
         on_reset=on_reset,
+        smart=smart,
     )
     bench_control = None
     if bench is not None:
@@ -268,6 +281,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         asyncio.create_task(ocpp.serve(charger), name="ocpp-session"),
         asyncio.create_task(charger.run(), name="charger"),
         asyncio.create_task(_follow_store(keys), name="config-store"),
+        asyncio.create_task(smart.run(), name="smart-charging"),
     ]
     if bench_control is not None:
         await bench_control.start()

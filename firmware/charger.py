@@ -24,6 +24,7 @@ from firmware.domain import (
 from firmware.metering import next_aligned, sampled_values
 from firmware.ports import CentralSystemLink, TransactionHandle
 from firmware.smart import ChargingProfile
+from firmware.smart_charging import SmartCharging
 from firmware.transactions import TransactionStore
 from hal.interfaces import Buzzer, CardReader, Display, SafetyInputs, StatusIndicator
 from hal.types import (
@@ -111,6 +112,7 @@ class Charger:
         authorizer: Authorizer | None = None,
         store: TransactionStore | None = None,
         on_reset: Callable[[bool], None] | None = None,
+        smart: SmartCharging | None = None,
     ) -> None:
         self.connectors = {c.id: c for c in connectors}
         self.link = link
@@ -123,6 +125,7 @@ class Charger:
         self.authorizer = authorizer
         self.store = store
         self._on_reset = on_reset or (lambda hard: None)
+        self.smart = smart  # RemoteStartTransaction's chargingProfile goes there
         self._loop: asyncio.AbstractEventLoop | None = None
         self._interlocked = False  # a safety trip engaged the contactor interlock
         self.operative = True
@@ -312,6 +315,15 @@ class Charger:
     def _status_changed(self, connector_id: int, status: ConnectorStatus) -> None:
         self._refresh_light()
         self._release_interlock_when_cleared()
+        c = self.connectors.get(connector_id)
+        if (
+            self.smart is not None
+            and c is not None
+            and c.transaction is None
+            and status in (S.AVAILABLE, S.UNAVAILABLE, S.FAULTED, S.FINISHING)
+        ):
+            # A remote start that ended here began no transaction (ConnectionTimeOut, ...).
+            self.smart.remote_start_abandoned(connector_id)
 
     def _release_interlock_when_cleared(self) -> None:
         """The state machines decide when a safety fault is over (condition gone and EV
@@ -351,9 +363,12 @@ class Charger:
         self, id_tag: str, connector_id: int | None, charging_profile: ChargingProfile | None = None
     ) -> bool:
         """Accepted when a connector can take it; with AuthorizeRemoteTxRequests the idTag is
-        then authorized like a local one before anything starts.  A ``charging_profile`` is not
-        taken yet (Rejected): the Smart Charging service binds it (issue 12, in progress)."""
-        if charging_profile is not None:
+        then authorized like a local one before anything starts.  A ``charging_profile`` (a
+        TxProfile without transactionId, §5.11; anything else is Rejected, TC_060) is bound to
+        the transaction this start begins on the chosen connector, and dropped when none
+        begins (``SmartCharging.remote_start_profile``); without a Smart Charging service it is
+        Rejected."""
+        if charging_profile is not None and self.smart is None:
             return False
         if connector_id is not None:
             c = self.connectors.get(connector_id)
@@ -367,6 +382,11 @@ class Charger:
                 and c.state.operative
                 and not c.state.authorized_id_tag
             ):
+                if charging_profile is not None and self.smart is not None:
+                    reason = self.smart.remote_start_profile(c.id, charging_profile)
+                    if reason is not None:
+                        log.info("RemoteStartTransaction with a profile rejected: %s", reason)
+                        return False
                 if self.authorizer is not None and self.keys[K.AuthorizeRemoteTxRequests]:
                     asyncio.get_running_loop().create_task(self._authorized_remote_start(c, id_tag))
                 else:
@@ -381,6 +401,8 @@ class Charger:
             c.post(m.RemoteStart(id_tag))
         else:
             log.info("RemoteStartTransaction for %s not started: %s", id_tag, info.status.value)
+            if self.smart is not None:
+                self.smart.remote_start_abandoned(c.id)
             self._feedback(c.id, "rejected")
 
     def clear_cache(self) -> bool:

@@ -64,6 +64,7 @@ class ConnectorController:
         self.limit_a: float | None = None  # set_limit: a charging limit (profiles, site share)
         self._feedback = feedback or (lambda _cid, _kind: None)
         self._on_status = on_status or (lambda _cid, _status: None)
+        self._on_transaction: list[Callable[[int, TransactionHandle | None], None]] = []
         self._events: asyncio.Queue[m.Event | _ReOffer] = asyncio.Queue()
         self._stepped = asyncio.Condition()  # notified after every handled event (wait_until)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -125,6 +126,13 @@ class ConnectorController:
             raise ValueError(f"a current limit must be a finite number >= 0 A, not {amps!r}")
         self.limit_a = amps
         self.post(_ReOffer())
+
+    def on_transaction(self, callback: Callable[[int, TransactionHandle | None], None]) -> None:
+        """``callback(connector_id, handle)`` right after a transaction began here (its handle)
+        or ended (None), inside the step that began it, before the step offers power, so a
+        limit set from the callback is the one the first offer uses (Smart Charging: TxProfile,
+        Relative schedules, the site share)."""
+        self._on_transaction.append(callback)
 
     def set_permanent_lock(self, on: bool) -> None:
         """PiCP.PermanentCableLock: the socket holds its cable at all times."""
@@ -266,6 +274,11 @@ class ConnectorController:
                 await self._safe_pilot(d.pilot.stop_offering())
             case m.OfferPower():
                 amps = self._allowed_current()
+                if amps < MIN_PILOT_CURRENT_A:
+                    # The limit fell below 6 A within this step (a transaction-start callback
+                    # set it): offer nothing; the re-offer feeds the machine PowerWithdrawn.
+                    self.post(_ReOffer())
+                    return
                 self._offered_a = amps
                 await self._safe_pilot(d.pilot.offer_current(amps))
             case m.Lock():
@@ -276,8 +289,14 @@ class ConnectorController:
                 self._spawn(self._authorize(tag), "authorize")
             case m.BeginTransaction(id_tag=tag):
                 self.transaction_meter.begin(tag)
+                for callback in self._on_transaction:
+                    callback(self.id, self.transaction)
             case m.EndTransaction(reason=reason, id_tag=tag):
+                ended = self.transaction is not None
                 self.transaction_meter.end(reason, tag)
+                if ended:
+                    for callback in self._on_transaction:
+                        callback(self.id, None)
             case m.StartConnectionTimer():
                 self._cancel_timer()
                 self._timer = asyncio.get_running_loop().create_task(
@@ -295,17 +314,23 @@ class ConnectorController:
             case m.Feedback(kind=kind):
                 self._feedback(self.id, kind)
 
-    def _allowed_current(self) -> float:
-        """What the pilot may offer (A): the least of the rating, the cable's (proximity pilot),
-        PiCP.MaxInstallationCurrent and ``limit_a``; never rounded up to 6 A (see handle)."""
+    @property
+    def max_current_a(self) -> float:
+        """The most this connector can offer whatever the charging limit (A per phase): the
+        least of its rating, the cable's (proximity pilot) and PiCP.MaxInstallationCurrent."""
         limits = [self.devices.max_current_a]
         if self.installation_limit_a is not None:
             limits.append(self.installation_limit_a)
         if self._pilot and self._pilot.cable_limit_a:
             limits.append(self._pilot.cable_limit_a)
-        if self.limit_a is not None:
-            limits.append(self.limit_a)
         return min(limits)
+
+    def _allowed_current(self) -> float:
+        """What the pilot may offer (A): ``max_current_a`` and ``limit_a``, the least; never
+        rounded up to 6 A (see handle)."""
+        if self.limit_a is None:
+            return self.max_current_a
+        return min(self.max_current_a, self.limit_a)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -26,6 +26,7 @@ from firmware.storage import StateDirLock
 if TYPE_CHECKING:
     from firmware.ocpp.edge import OcppEdge
     from firmware.ocpp.session import OcppSession
+    from firmware.smart_charging import SmartCharging
 
 log = logging.getLogger("chargepoint")
 
@@ -62,6 +63,11 @@ class Running:
     crashed: bool = False  # an unhandled exception: outputs were driven safe, exit non-zero
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     lock: StateDirLock | None = None  # one controller per state directory, until shutdown
+
+    @property
+    def smart(self) -> SmartCharging | None:
+        """The Smart Charging service (``firmware.smart_charging``), the charger's."""
+        return self.charger.smart
 
     @property
     def session(self) -> OcppSession:

@@ -51,6 +51,8 @@ CORE = (
     "firmware.grid_meter",
     "firmware.ports",
     "firmware.transactions",
+    "firmware.profile_store",
+    "firmware.smart_charging",
 )
 # Pure: no I/O at all, not even the standard library's (what loading them loads is checked).
 PURE = (

@@ -1,0 +1,534 @@
+"""The Smart Charging service (OCPP 1.6 §3.13, §5.5, §5.7, §5.16): installs, replaces and clears
+charging profiles (kept in ``firmware.profile_store``), answers GetCompositeSchedule, and turns the
+profiles and the site's allowance into each connector's current limit
+(``ConnectorController.set_limit``), which the pilot offers (docs/smart-charging.md, "How the
+limit reaches the pilot").
+
+The schedule arithmetic is ``firmware.smart``'s; the sharing of a charger-wide limit between
+connectors is ``firmware.site_limit.share``.  The OCPP block (``firmware.ocpp.smart_charging``)
+reaches this service through ``firmware.ports.SmartChargingControl``; the site's grid-meter poller
+through ``site_allowance``; the charger through ``remote_start_profile`` and
+``remote_start_abandoned``; each connector tells it when a transaction begins or ends
+(``ConnectorController.on_transaction``).
+
+The limit of connector c at instant t, in A per phase:
+
+- its *own* profile limit: the TxProfile / TxDefaultProfile limit (``smart.limit_at`` without
+  ChargePointMaxProfile; a connector without a transaction is evaluated as if one started at t,
+  so the limit it gets is the one its first offer will use);
+- the *charger's* limit: min(ChargePointMaxProfile at t, the site allowance), shared between
+  the connectors in a transaction with ``share`` (caps: each one's own limit and maximum
+  current; order: the transaction that started first keeps its 6 A first), so the sum never
+  exceeds it and each share is 0 or at least 6 A.  A connector without a transaction is given
+  what it would get if its transaction started now (it joins last);
+- the limit set is the least of the two (None when neither limits).
+
+It is set again at each instant ``smart.next_change`` names (sleeping on the one clock), at once
+on every profile change, every transaction start or end, and every site-allowance change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from firmware import clock
+from firmware.config_keys import K, KeyRegistry
+from firmware.connector import ConnectorController
+from firmware.ports import TransactionHandle
+from firmware.profile_store import ProfileStore
+from firmware.site_limit import share
+from firmware.smart import (
+    DEFAULT_PHASES,
+    NOMINAL_VOLTAGE,
+    ChargingProfile,
+    ChargingProfileKind,
+    ChargingProfilePurpose,
+    ChargingRateUnit,
+    CompositePeriod,
+    CompositeSchedule,
+    composite_schedule,
+    limit_at,
+    next_change,
+    rejection_reason,
+    to_watts,
+)
+
+log = logging.getLogger(__name__)
+
+P = ChargingProfilePurpose
+# ChargingScheduleAllowedChargingRateUnit's items (errata 3.86).
+UNIT_ITEMS = {"Current": ChargingRateUnit.A, "Power": ChargingRateUnit.W}
+# The wall clock is looked at again at least this often while a change is due: NTP may step it
+# (a Pi has no RTC), and the schedule is on the wall clock.
+WALL_CLOCK_CHECK_S = 60.0
+
+
+class SmartCharging:
+    """``firmware.ports.SmartChargingControl`` on the charger's connectors.
+
+    ``store``: the installed profiles; ``connectors``: every connector (ids 1..n); ``keys``: the
+    registry (the four read-only Smart Charging keys, §9.4).  ``phases`` and ``voltage`` (V,
+    phase to neutral): the connectors' wiring, for W limits (``smart.to_amps``).  TxProfiles
+    whose transaction is not running (after a restart: none is) are removed at construction."""
+
+    def __init__(
+        self,
+        store: ProfileStore,
+        connectors: Iterable[ConnectorController],
+        keys: KeyRegistry,
+        *,
+        phases: int = DEFAULT_PHASES,
+        voltage: float = NOMINAL_VOLTAGE,
+    ) -> None:
+        self.store = store
+        self.connectors = {c.id: c for c in connectors}
+        self.keys = keys
+        self.phases = phases
+        self.voltage = voltage
+        self._profiles = store.profiles()
+        self._pending: dict[int, ChargingProfile] = {}  # RemoteStartTransaction's, per connector
+        self._site_a: float | None = None
+        self._wake = asyncio.Event()
+        for c in self.connectors.values():
+            c.on_transaction(self._transaction_changed)
+        running = {
+            (c.id, c.transaction.local_id) for c in self.connectors.values() if c.transaction
+        }
+        orphans = [
+            p.charging_profile_id
+            for p in self._profiles
+            if p.charging_profile_purpose is P.TxProfile
+            and (p.connector_id, p.transaction_id) not in running
+        ]
+        if orphans:
+            log.info("TxProfiles %s removed: their transaction is not running", orphans)
+            self._remove(orphans)
+
+    @property
+    def profiles(self) -> list[ChargingProfile]:
+        """The installed profiles (a copy)."""
+        return list(self._profiles)
+
+    # ------------------------------------------------------------ SmartChargingControl
+
+    def set_charging_profile(self, profile: ChargingProfile) -> str | None:
+        """SetChargingProfile (§5.16): None when installed (persisted, the new limits applied),
+        else the one-line reason it is Rejected (nothing changed).  A TxProfile without
+        ``transaction_id`` is bound to the transaction running on its connector."""
+        c = self.connectors.get(profile.connector_id)
+        running = c.transaction.local_id if c is not None and c.transaction else None
+        reason = self._rejection(profile, running, remote_start=False)
+        if reason is not None:
+            return reason
+        if profile.charging_profile_purpose is P.TxProfile and profile.transaction_id is None:
+            profile = replace(profile, transaction_id=running)
+        return self._install(profile)
+
+    def clear_charging_profile(
+        self,
+        *,
+        charging_profile_id: int | None = None,
+        connector_id: int | None = None,
+        purpose: ChargingProfilePurpose | None = None,
+        stack_level: int | None = None,
+    ) -> bool:
+        """ClearChargingProfile (§5.5): with ``charging_profile_id`` that profile alone (the other
+        filters are then ignored, errata 3.25); otherwise every profile matching all the filters
+        given (none: all).  True when one was removed."""
+        if charging_profile_id is not None:
+            doomed = [p for p in self._profiles if p.charging_profile_id == charging_profile_id]
+        else:
+            doomed = [
+                p
+                for p in self._profiles
+                if (connector_id is None or p.connector_id == connector_id)
+                and (purpose is None or p.charging_profile_purpose is purpose)
+                and (stack_level is None or p.stack_level == stack_level)
+            ]
+        if not doomed:
+            return False
+        ids = [p.charging_profile_id for p in doomed]
+        try:
+            self._remove(ids)
+        except sqlite3.Error as exc:
+            log.error("charging profiles %s could not be cleared: %s", ids, exc)
+            return False
+        log.info("charging profiles cleared: %s", ids)
+        self.reevaluate()
+        return True
+
+    def composite_schedule(
+        self, connector_id: int, duration_s: int, unit: ChargingRateUnit | None
+    ) -> CompositeSchedule | None:
+        """GetCompositeSchedule (§5.7) from now (whole seconds) for ``duration_s``: for a
+        connector, min(its profiles' composite, its maximum current, its current share of the
+        site allowance); for 0, the whole charger: at each instant the sum of the connectors'
+        composites, capped by ChargePointMaxProfile and by the site allowance.  The site's
+        numbers are those in force now, constant over the window (a local limit the central
+        system cannot foresee).  ``unit`` None: A.  None for a connector that does not exist."""
+        if connector_id != 0 and connector_id not in self.connectors:
+            return None
+        if duration_s <= 0:
+            return None
+        start = clock.utcnow().replace(microsecond=0)
+        if connector_id:
+            amps = self._connector_composite(self.connectors[connector_id], start, duration_s)
+        else:
+            amps = self._charger_composite(start, duration_s)
+        return _in_unit(amps, unit or ChargingRateUnit.A, self.phases, self.voltage)
+
+    # ------------------------------------------------------------ other inputs
+
+    def site_allowance(self, amps: float | None) -> None:
+        """What the whole charger may draw now from the site's point of view, in A per phase
+        (fuse minus house load, ``firmware.site_limit``); None: no site limit.  Shared at once
+        between the connectors that charge.  ``ValueError`` for a negative or non-finite value."""
+        if amps is not None and not (math.isfinite(amps) and amps >= 0):
+            raise ValueError(f"a site allowance must be a finite number >= 0 A, not {amps!r}")
+        if amps != self._site_a:
+            self._site_a = amps
+            self.reevaluate()
+
+    def remote_start_profile(self, connector_id: int, profile: ChargingProfile) -> str | None:
+        """RemoteStartTransaction's chargingProfile (§5.11, TC_059/TC_060) for the start about
+        to begin on ``connector_id``: None when it will be installed, bound to the transaction,
+        when that starts; else the reason it is Rejected.  A later call replaces it."""
+        profile = replace(profile, connector_id=connector_id)
+        reason = self._rejection(profile, None, remote_start=True)
+        if reason is not None:
+            return reason
+        self._pending[connector_id] = profile
+        self.reevaluate()
+        return None
+
+    def remote_start_abandoned(self, connector_id: int) -> None:
+        """The remote start on ``connector_id`` began no transaction (ConnectionTimeOut, the
+        idTag refused, a fault): its profile is dropped."""
+        if self._pending.pop(connector_id, None) is not None:
+            log.info("connector %d: the RemoteStartTransaction profile is dropped", connector_id)
+            self.reevaluate()
+
+    def _transaction_changed(self, connector_id: int, handle: TransactionHandle | None) -> None:
+        if handle is not None:
+            pending = self._pending.pop(connector_id, None)
+            if pending is not None:
+                bound = replace(pending, transaction_id=handle.local_id)
+                reason = self._install(bound, apply=False)
+                if reason is not None:
+                    log.error(
+                        "connector %d: the RemoteStartTransaction profile could not be "
+                        "installed: %s",
+                        connector_id,
+                        reason,
+                    )
+        else:
+            ended = [
+                p.charging_profile_id
+                for p in self._profiles
+                if p.charging_profile_purpose is P.TxProfile and p.connector_id == connector_id
+            ]
+            if ended:
+                try:
+                    self._remove(ended)
+                except sqlite3.Error as exc:
+                    # Out of memory now; the next start removes them from the file.
+                    log.error("TxProfiles %s could not be removed from the file: %s", ended, exc)
+                    self._profiles = [
+                        p for p in self._profiles if p.charging_profile_id not in ended
+                    ]
+                log.info(
+                    "connector %d: transaction over, TxProfiles %s removed", connector_id, ended
+                )
+        self.reevaluate()
+
+    # ------------------------------------------------------------ installing
+
+    def _rejection(
+        self, profile: ChargingProfile, running: int | None, *, remote_start: bool
+    ) -> str | None:
+        allowed = self.keys[K.ChargingScheduleAllowedChargingRateUnit]
+        reason = rejection_reason(
+            profile,
+            number_of_connectors=len(self.connectors),
+            active_transaction_id=running,
+            max_stack_level=self.keys[K.ChargeProfileMaxStackLevel],
+            max_periods=self.keys[K.ChargingScheduleMaxPeriods],
+            allowed_units=[UNIT_ITEMS[item] for item in allowed if item in UNIT_ITEMS],
+            remote_start=remote_start,
+        )
+        if reason is None:
+            reason = self._no_room(profile)
+        return reason
+
+    def _replaced(self, profile: ChargingProfile) -> list[int]:
+        """Same id anywhere, or same purpose, stack level and connector (§5.16)."""
+        key = (profile.charging_profile_purpose, profile.stack_level, profile.connector_id)
+        return [
+            p.charging_profile_id
+            for p in self._profiles
+            if p.charging_profile_id == profile.charging_profile_id
+            or (p.charging_profile_purpose, p.stack_level, p.connector_id) == key
+        ]
+
+    def _no_room(self, profile: ChargingProfile) -> str | None:
+        most = self.keys[K.MaxChargingProfilesInstalled]
+        if len(self._profiles) - len(self._replaced(profile)) + 1 > most:
+            return f"{most} profiles are installed already (MaxChargingProfilesInstalled)"
+        return None
+
+    def _install(self, profile: ChargingProfile, *, apply: bool = True) -> str | None:
+        reason = self._no_room(profile)
+        if reason is not None:
+            return reason
+        replaced = self._replaced(profile)
+        try:
+            self.store.install(profile, replaced)
+        except sqlite3.Error as exc:
+            log.error(
+                "charging profile %d could not be stored: %s", profile.charging_profile_id, exc
+            )
+            return f"the profile could not be stored ({exc})"
+        self._profiles = [p for p in self._profiles if p.charging_profile_id not in replaced]
+        self._profiles.append(profile)
+        log.info(
+            "charging profile %d installed on connector %d (%s, stack level %d)%s",
+            profile.charging_profile_id,
+            profile.connector_id,
+            profile.charging_profile_purpose.value,
+            profile.stack_level,
+            f", replacing {replaced}" if replaced else "",
+        )
+        if apply:
+            self.reevaluate()
+        return None
+
+    def _remove(self, ids: list[int]) -> None:
+        self.store.remove(ids)
+        self._profiles = [p for p in self._profiles if p.charging_profile_id not in ids]
+
+    # ------------------------------------------------------------ the limits
+
+    def reevaluate(self) -> None:
+        """Set every connector's limit for now, and wake the schedule's sleep."""
+        self._apply(clock.utcnow())
+        self._wake.set()
+
+    def _apply(self, now: datetime) -> None:
+        for cid, amps in self.limits(now).items():
+            c = self.connectors[cid]
+            if c.limit_a != amps:
+                log.debug("connector %d: charging limit %s A", cid, amps)
+                c.set_limit(amps)
+
+    def limits(self, now: datetime) -> dict[int, float | None]:
+        """Each connector's limit at ``now`` (A per phase, None: none), see the module."""
+        own = {cid: self._own_limit(c, now) for cid, c in self.connectors.items()}
+        charger = _least(self._profile_limit(0, now), self._site_a)
+        if charger is None:
+            return own
+        shares = self._shares(charger, own)
+        return {cid: _least(own[cid], shares[cid]) for cid in self.connectors}
+
+    def _profiles_for(self, c: ConnectorController) -> list[ChargingProfile]:
+        pending = self._pending.get(c.id)
+        if c.transaction is None and pending is not None:
+            return [*self._profiles, pending]
+        return self._profiles
+
+    def _start(self, c: ConnectorController, now: datetime) -> datetime:
+        """The connector's transaction start; without one, ``now`` (as if it started now)."""
+        return c.transaction.started_at if c.transaction is not None else now
+
+    def _own_limit(self, c: ConnectorController, now: datetime) -> float | None:
+        profiles = [
+            p
+            for p in self._profiles_for(c)
+            if p.charging_profile_purpose is not P.ChargePointMaxProfile
+        ]
+        return limit_at(
+            profiles,
+            c.id,
+            now,
+            transaction_start=self._start(c, now),
+            phases=self.phases,
+            voltage=self.voltage,
+        )
+
+    def _profile_limit(self, connector_id: int, now: datetime) -> float | None:
+        return limit_at(self._profiles, connector_id, now, phases=self.phases, voltage=self.voltage)
+
+    def _shares(self, charger_a: float, own: dict[int, float | None]) -> dict[int, float]:
+        """``charger_a`` shared between the connectors in a transaction (the earliest start
+        first); one without a transaction gets what it would get joining last."""
+        charging = sorted(
+            (c for c in self.connectors.values() if c.transaction is not None),
+            key=lambda c: (c.transaction.started_at if c.transaction else clock.utcnow(), c.id),
+        )
+        caps = [_least(own[c.id], c.max_current_a) or 0.0 for c in charging]
+        out = dict(zip((c.id for c in charging), share(charger_a, caps), strict=True))
+        for c in self.connectors.values():
+            if c.id not in out:
+                cap = _least(own[c.id], c.max_current_a) or 0.0
+                out[c.id] = share(charger_a, [*caps, cap])[-1]
+        return out
+
+    # ------------------------------------------------------------ the schedule's clock
+
+    def next_change(self, now: datetime) -> datetime | None:
+        """The first instant after ``now`` at which a connector's limit may change."""
+        instants = []
+        for c in self.connectors.values():
+            profiles = self._profiles_for(c)
+            if c.transaction is not None:
+                start = c.transaction.started_at
+                instants.append(next_change(profiles, c.id, now, transaction_start=start))
+                continue
+            # Without a transaction, a schedule that starts with the transaction starts "now"
+            # at every look: only its validity bounds can change what it gives.
+            fixed = [p for p in profiles if not _anchored(p)]
+            instants.append(next_change(fixed, c.id, now, transaction_start=now))
+            instants += [
+                bound
+                for p in profiles
+                if _anchored(p)
+                for bound in (p.valid_from, p.valid_to)
+                if bound is not None and bound > now
+            ]
+        return min(filter(None, instants), default=None)
+
+    async def run(self) -> None:
+        """Apply the limits now and at every change of the schedule, for ever (lag: the event
+        loop's, no polling; the wall clock is looked at again every WALL_CLOCK_CHECK_S at most
+        while a change is due, as NTP may step it)."""
+        due: datetime | None = None
+        reached = False
+        while True:
+            self._wake.clear()
+            now = clock.utcnow()
+            if reached and due is not None:
+                now = max(now, due)  # at the boundary, whatever the rounding of the sleep
+            self._apply(now)
+            upcoming = self.next_change(now)
+            wait = None if upcoming is None else (upcoming - now).total_seconds()
+            due = upcoming if wait is not None and wait <= WALL_CLOCK_CHECK_S else None
+            deadline = None if wait is None else clock.now() + min(wait, WALL_CLOCK_CHECK_S)
+            reached = await clock.sleep_until(deadline, self.keys, (), wake=self._wake)
+
+    # ------------------------------------------------------------ composites
+
+    def _site_share(self, c: ConnectorController, now: datetime) -> float | None:
+        if self._site_a is None:
+            return None
+        own = {cid: self._own_limit(x, now) for cid, x in self.connectors.items()}
+        return self._shares(self._site_a, own)[c.id]
+
+    def _connector_composite(
+        self, c: ConnectorController, start: datetime, duration: int
+    ) -> CompositeSchedule:
+        tx = c.transaction
+        schedule = composite_schedule(
+            self._profiles,
+            c.id,
+            start,
+            duration,
+            ChargingRateUnit.A,
+            transaction_start=None if tx is None else tx.started_at,
+            phases=self.phases,
+            voltage=self.voltage,
+            default_limit_a=c.max_current_a,
+        )
+        assert schedule is not None  # a default is given
+        cap = _least(c.max_current_a, self._site_share(c, start))
+        return _capped(schedule, [[(0, cap)]])
+
+    def _charger_composite(self, start: datetime, duration: int) -> CompositeSchedule:
+        parts = [self._connector_composite(c, start, duration) for c in self.connectors.values()]
+        cp_max = composite_schedule(
+            self._profiles, 0, start, duration, phases=self.phases, voltage=self.voltage
+        )
+        offsets = sorted(
+            {p.start_period for part in parts for p in part.charging_schedule_period}
+            | ({p.start_period for p in cp_max.charging_schedule_period} if cp_max else set())
+        )
+        total = [(o, sum(_value_at(part, o) or 0.0 for part in parts)) for o in offsets]
+        summed = CompositeSchedule(
+            start,
+            duration,
+            ChargingRateUnit.A,
+            tuple(CompositePeriod(o, amps, self.phases) for o, amps in total),
+        )
+        caps = [[(0, self._site_a)]]
+        if cp_max is not None:
+            caps.append([(p.start_period, p.limit) for p in cp_max.charging_schedule_period])
+        return _capped(summed, caps)
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def _least(*values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def _anchored(profile: ChargingProfile) -> bool:
+    """A schedule that starts with the transaction (Relative; Absolute without a start)."""
+    kind = profile.charging_profile_kind
+    return kind is ChargingProfileKind.Relative or (
+        kind is ChargingProfileKind.Absolute and profile.charging_schedule.start_schedule is None
+    )
+
+
+def _value_at(schedule: CompositeSchedule, offset: int) -> float | None:
+    started = [p for p in schedule.charging_schedule_period if p.start_period <= offset]
+    return started[-1].limit if started else None
+
+
+def _capped(
+    schedule: CompositeSchedule, caps: Sequence[Sequence[tuple[int, float | None]]]
+) -> CompositeSchedule:
+    """``schedule`` (A) with each period capped by every step function of ``caps`` (each a
+    list of (start offset, limit or None), ascending), equal neighbours merged."""
+    offsets = {p.start_period for p in schedule.charging_schedule_period}
+    offsets |= {o for steps in caps for o, _ in steps if o < schedule.duration}
+    periods: list[CompositePeriod] = []
+    for offset in sorted(offsets):
+        current = [p for p in schedule.charging_schedule_period if p.start_period <= offset][-1]
+        limits = [current.limit]
+        for steps in caps:
+            started = [limit for o, limit in steps if o <= offset]
+            limits.append(started[-1] if started else None)
+        limit = _least(*limits)
+        if not periods or (periods[-1].limit, periods[-1].number_phases) != (
+            limit,
+            current.number_phases,
+        ):
+            periods.append(CompositePeriod(offset, limit, current.number_phases))
+    return replace(schedule, charging_schedule_period=tuple(periods))
+
+
+def _in_unit(
+    schedule: CompositeSchedule, unit: ChargingRateUnit, phases: int, voltage: float
+) -> CompositeSchedule:
+    if unit is ChargingRateUnit.A:
+        return schedule
+    periods = tuple(
+        CompositePeriod(
+            p.start_period,
+            None
+            if p.limit is None
+            else to_watts(p.limit, p.number_phases, phases=phases, voltage=voltage),
+            p.number_phases,
+        )
+        for p in schedule.charging_schedule_period
+    )
+    return replace(schedule, charging_rate_unit=unit, charging_schedule_period=periods)
+
+
+__all__ = ["SmartCharging", "UNIT_ITEMS"]
