@@ -5,20 +5,27 @@ docs/smart-charging.md "The site limit and the grid meter").
 Each cycle (``meter_poll_interval_s``):
 
 1. poll the grid meter through the HAL (``hal.interfaces.EnergyMeter``; no Modbus here);
-2. build a ``firmware.site_limit.GridReading``: its current per phase, and its age on the one
-   clock (``firmware.clock.now()``) since the meter last answered;
-3. take the charger's own draw per phase from its connectors' last meter readings;
-4. ``SiteLimiter.update`` (fuse - house load, hysteresis, fallback) gives the allowance, A per
-   phase for the whole charger, which goes to ``on_allowance`` (the charger's smart charging,
-   which shares it between the connectors) when it changed.
+2. read the connectors' meters again right after it: the charger's own draw per phase;
+3. if that draw is the one the connectors' meters showed before the grid reading (within
+   ``STEADY_A`` per phase), the pair (grid, own draw) is consistent and becomes the reading in
+   force; if not, an EV changed its current while the meters were read one after the other,
+   and the grid reading minus a draw from another moment would be a false house load (an EV
+   that just started would look like house load, and the allowance would drop for one cycle
+   and rise again: a toggled EV).  The cycle then keeps the last consistent pair;
+4. build a ``firmware.site_limit.GridReading`` from that pair, its age on the one clock
+   (``firmware.clock.now()``) since it was read, and feed ``SiteLimiter.update`` (fuse -
+   house load, hysteresis, fallback); the allowance, A per phase for the whole charger, goes
+   to ``on_allowance`` (the charger's smart charging, which shares it between the connectors)
+   when it changed.
 
 No grid reading is trusted when the meter is dead (``MeterHealth.UNAVAILABLE``: its
-``unavailable_after`` failed polls in a row), never answered, or last answered more than
-``stale_after_s`` ago: the charger then offers the fallback current.  The transition to the
+``unavailable_after`` failed polls in a row), never answered, or no consistent reading is newer
+than ``stale_after_s``: the charger then offers the fallback current.  The transition to the
 fallback and back is logged once each, one line.
 
 A connector meter that is not answering counts as drawing nothing: the house load is then
-over-estimated, so the allowance errs low, never high.
+over-estimated, so the allowance errs low, never high.  The extra read of each connector's
+meter per cycle is the price of a consistent pair (one more poll per meter cycle on its bus).
 
 Without a grid meter the fuse is a static allowance, given once.
 """
@@ -36,6 +43,14 @@ from hal.interfaces import EnergyMeter
 from hal.types import MeterHealth
 
 log = logging.getLogger(__name__)
+
+# The charger's draw is steady when its readings before and after the grid reading differ by
+# less than this on every phase, A (a meter's own noise is a few tenths).
+STEADY_A = 1.0
+
+
+def _steady(before: PhaseCurrents, after: PhaseCurrents) -> bool:
+    return all(abs((a or 0.0) - (b or 0.0)) < STEADY_A for a, b in zip(before, after, strict=True))
 
 
 class GridMeterPoller:
@@ -62,7 +77,9 @@ class GridMeterPoller:
         self.applied: float | None = None  # the allowance last given to on_allowance
         self.last: SiteAllowance | None = None
         self.grid_a: PhaseCurrents = (None, None, None)  # the last grid reading, per phase
-        self._answered_at: float | None = None  # clock.now() of the last good poll
+        # The last consistent (grid, charger draw) pair and when it was read (clock.now()).
+        self._pair: tuple[PhaseCurrents, PhaseCurrents] = ((None, None, None), (0.0, 0.0, 0.0))
+        self._answered_at: float | None = None
         self._in_fallback: bool | None = None  # None: before the first cycle
 
     async def first_cycle(self) -> None:
@@ -87,16 +104,29 @@ class GridMeterPoller:
     async def cycle(self) -> SiteAllowance:
         """Poll the grid meter once and apply the allowance; returns it."""
         assert self.meter is not None
+        before = self.charger_draw()
         reading = await self.meter.poll()
+        for meter in self.connector_meters:
+            await meter.poll()
+        own = self.charger_draw()
         now = clock.now()
-        if reading.health is MeterHealth.OK:
-            self._answered_at = now
         self.grid_a = reading.current_a
+        if reading.health is MeterHealth.OK:
+            if _steady(before, own):
+                self._pair = (reading.current_a, own)
+                self._answered_at = now
+            else:
+                log.debug(
+                    "site limit: the charger's draw moved (%s -> %s A): cycle skipped", before, own
+                )
         grid = None
         if reading.health is not MeterHealth.UNAVAILABLE and self._answered_at is not None:
-            grid = GridReading(reading.current_a, age_s=now - self._answered_at)
-        allowance = self.limiter.update(grid, self.charger_draw())
-        self._log_transition(allowance, reading.health)
+            grid = GridReading(self._pair[0], age_s=now - self._answered_at)
+        allowance = self.limiter.update(grid, self._pair[1])
+        log.debug(
+            "site limit: grid %s A, charger %s A: %s", self._pair[0], self._pair[1], allowance
+        )
+        self._log_transition(allowance, grid)
         self._apply(allowance)
         return allowance
 
@@ -128,14 +158,14 @@ class GridMeterPoller:
             self.applied = allowance.amps
             self.on_allowance(allowance.amps)
 
-    def _log_transition(self, allowance: SiteAllowance, health: MeterHealth) -> None:
+    def _log_transition(self, allowance: SiteAllowance, grid: GridReading | None) -> None:
         if allowance.fallback and self._in_fallback is not True:
-            if health is MeterHealth.UNAVAILABLE or self._answered_at is None:
+            if grid is None:
                 why = "does not answer"
-            elif health is MeterHealth.OK:
-                why = "reports no phase current"
+            elif grid.age_s > self.policy.stale_after_s:
+                why = f"gave no usable reading for more than {self.policy.stale_after_s:g} s"
             else:
-                why = f"gave no reading for more than {self.policy.stale_after_s:g} s"
+                why = "reports no phase current"
             log.warning(
                 "site limit: the grid meter %s: offering the fallback, %g A per phase in total, "
                 "until it answers",

@@ -106,6 +106,30 @@ async def test_the_allowance_follows_the_house_load_down_and_up_with_hysteresis(
         await site.close()
 
 
+async def test_an_ev_starting_between_the_readings_is_not_taken_for_house_load(
+    modbus_server_factory: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The connector's meter last showed 0 A; the EV then started at 16 A, which the grid
+    meter already sees.  Grid minus the old draw would be 26 A of house load and 6 A for the
+    charger, for one cycle: the EV would be toggled.  The draw read again after the grid
+    reading differs, so the cycle keeps the consistent reading in force."""
+    grid, connector = SimulatedMeter("SDM630", 3), SimulatedMeter("SDM630", 2)
+    server = modbus_server_factory(grid, connector)
+    await server.start_tcp()
+    site = Site(server.tcp_endpoint(timeout_s=0.3, retries=0), grid, connector, SitePolicy(32))
+    try:
+        assert await site.house(10.0) == 22.0
+        connector.current_a = 16.0  # the EV starts; the connector's last reading says 0 A
+        grid.current_a = 26.0
+        with caplog.at_level(logging.DEBUG, logger=LOGGER):
+            assert (await site.poller.cycle()).amps == 22.0
+        assert any("cycle skipped" in r.getMessage() for r in caplog.records)
+        assert (await site.poller.cycle()).amps == 22.0  # now steady: 26 - 16 = 10 A of house
+        assert site.given == [22.0]
+    finally:
+        await site.close()
+
+
 async def test_the_worst_phase_decides(modbus_server_factory: MakeServer) -> None:
     grid, connector = SimulatedMeter("SDM630", 3), SimulatedMeter("SDM630", 2)
     server = modbus_server_factory(grid, connector)
@@ -180,7 +204,7 @@ async def test_a_stopped_server_and_stale_readings_fall_back_after_stale_after_s
             assert results[-1] == 0.0 and set(results[:-1]) <= {24.0}
             assert (await site.poller.cycle()).amps == 0.0
         assert fallback_lines(caplog) == [
-            "site limit: the grid meter gave no reading for more than 0.5 s: offering the "
+            "site limit: the grid meter gave no usable reading for more than 0.5 s: offering the "
             "fallback, 0 A per phase in total, until it answers"
         ]
         assert site.given == [24.0, 0.0]

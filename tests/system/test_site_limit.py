@@ -1,0 +1,138 @@
+"""Dynamic load management on the simulated bench (the shipped bench file: a 32 A main fuse and
+a grid meter on the connector's Modbus bus): ``house-load`` moves the house's current on the
+grid meter, the controller reads it through the real meter driver and the pymodbus server, and
+the offered current (EVSE board register, bench status ``offered_a`` / ``limit_a``, the meter
+values' Current.Import) follows fuse - house load, with hysteresis, and the safe fallback when
+the grid meter dies, logged once."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from firmware import app
+from tests.conftest import Rig
+
+pytestmark = pytest.mark.asyncio
+
+CURRENT_REGISTER = 1000  # EVSE-WB: configured current (0 = no PWM)
+GRID_LOG = "firmware.grid_meter"
+
+
+async def house_load(rig: Rig, *amps: float) -> dict[str, Any]:
+    """``chargepoint bench house-load``: answered after the controller acted on it."""
+    answer = await app.bench_command(rig.state_dir, {"cmd": "house-load", "amps": list(amps)})
+    assert answer["ok"], answer
+    return answer
+
+
+def offered(rig: Rig) -> float:
+    return float(rig.bench.status()["1"]["outputs"]["pwm_offered_a"])
+
+
+def pwm_history(rig: Rig, mark: int) -> list[float]:
+    board = rig.bench.connectors[1].board
+    return [v[0] / board.counts_per_amp for a, v in board.writes[mark:] if a == CURRENT_REGISTER]
+
+
+def current_import(record: Any) -> list[float]:
+    return [
+        float(v["value"])
+        for mv in record.payload["meterValue"]
+        for v in mv["sampledValue"]
+        if v.get("measurand") == "Current.Import"
+    ]
+
+
+@pytest.mark.keys(
+    MeterValueSampleInterval=1, MeterValuesSampledData="Current.Import,Current.Offered"
+)
+async def test_the_house_load_pushes_the_offer_down_and_up_without_toggling_the_ev(
+    rig: Rig,
+) -> None:
+    await rig.start_session()
+    await rig.wait_bench(lambda s: s["1"]["outputs"]["pwm_offered_a"] == 16)
+    board = rig.bench.connectors[1].board
+    mark = len(board.writes)
+
+    down = await house_load(rig, 20)  # 32 - 20 = 12 A left for the charger
+    assert down["connectors"]["1"]["offered_a"] == 12 and down["connectors"]["1"]["limit_a"] == 12
+    assert down["site"] == {
+        "max_current_a": 32.0,
+        "allowance_a": 12.0,
+        "fallback": False,
+        "grid_current_a": down["site"]["grid_current_a"],
+    }
+    assert down["bench"]["grid"]["house_load_a"] == [20.0, 20.0, 20.0]
+    assert down["bench"]["1"]["outputs"]["pwm_offered_a"] == 12
+    # The grid meter sees the house and the EV's lower draw: 20 + 12 A per phase.
+    await rig.wait_bench(lambda s: s["grid"]["current_a"] == [32.0, 32.0, 32.0])
+
+    # Meter values while limited show the lower current.
+    since = rig.cs.mark()
+    values = await rig.wait_for(
+        lambda r: r.direction == "rx" and r.action == "MeterValues" and current_import(r) != [],
+        since=since,
+    )
+    assert current_import(values) == [12.0, 12.0, 12.0]
+
+    # Half an ampere more room is under the hysteresis (1 A): the EV keeps its 12 A.
+    ripple = await house_load(rig, 19.5)
+    assert ripple["connectors"]["1"]["offered_a"] == 12
+    assert ripple["site"]["allowance_a"] == 12
+    up = await house_load(rig, 18)  # 14 A: 2 A more, taken
+    assert up["connectors"]["1"]["offered_a"] == 14
+    free = await house_load(rig, 0)  # 32 A: the connector's own 16 A caps it
+    assert free["connectors"]["1"]["offered_a"] == 16 and free["site"]["allowance_a"] == 32
+    assert free["connectors"]["1"]["limit_a"] == 16
+
+    assert pwm_history(rig, mark) == [12, 14, 16]  # one write per change, no toggling
+    assert rig.bench.status()["1"]["outputs"]["contactor"] is True
+    statuses = [r.payload["status"] for r in rig.calls("StatusNotification")]
+    assert "SuspendedEVSE" not in statuses
+    assert len(rig.calls("StartTransaction")) == 1 and rig.calls("StopTransaction") == []
+
+
+async def test_below_6_a_the_charger_stops_offering_and_restarts_at_6_a_plus_hysteresis(
+    rig: Rig,
+) -> None:
+    await rig.start_session()
+    since = rig.cs.mark()
+    stopped = await house_load(rig, 28)  # 4 A left: less than IEC 61851's 6 A
+    assert stopped["connectors"]["1"]["offered_a"] == 0
+    await rig.wait_status("SuspendedEVSE", since=since)
+    await rig.wait_bench(lambda s: s["1"]["outputs"]["contactor"] is False)
+    still = await house_load(rig, 25.5)  # 6.5 A: not yet 6 A + 1 A
+    assert still["connectors"]["1"]["offered_a"] == 0
+    since = rig.cs.mark()
+    again = await house_load(rig, 25)  # 7 A
+    assert again["connectors"]["1"]["offered_a"] == 7
+    await rig.wait_status("Charging", since=since)
+    assert rig.calls("StopTransaction") == []  # the transaction went on throughout
+
+
+async def test_a_dead_grid_meter_falls_back_to_6_a_logged_once(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    await rig.start_session()
+    await house_load(rig, 5)  # 27 A left: the connector's 16 A
+    with caplog.at_level(logging.INFO, logger=GRID_LOG):
+        await rig.command("fault", name="grid-meter", state="on")
+        # Unavailable after 3 failed polls: the fallback, 6 A for the whole charger.
+        await rig.wait_bench(lambda s: s["1"]["outputs"]["pwm_offered_a"] == 6, timeout=10)
+        status = await app.bench_command(rig.state_dir, {"cmd": "status"})
+        assert status["site"]["fallback"] is True and status["site"]["allowance_a"] == 6
+        assert status["connectors"]["1"]["status"] == "Charging"
+        mark = len(rig.bench.connectors[1].board.writes)
+        await rig.command("fault", name="grid-meter", state="off")
+        await rig.wait_bench(lambda s: s["1"]["outputs"]["pwm_offered_a"] == 16, timeout=10)
+    lines = [r.getMessage() for r in caplog.records if r.name == GRID_LOG]
+    assert lines == [
+        "site limit: the grid meter does not answer: offering the fallback, 6 A per phase in "
+        "total, until it answers",
+        "site limit: the grid meter answers again: fuse 32 A, allowance 27 A per phase",
+    ]
+    assert pwm_history(rig, mark) == [16]
+    assert rig.bench.status()["1"]["outputs"]["contactor"] is True
