@@ -7,13 +7,21 @@ the grid meter dies, logged once."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from centralsystem import CentralSystem
 from firmware import app
-from tests.conftest import Rig
+from tests.conftest import REPO, Rig
+from tests.system.helpers import Controller, _charging
 
 pytestmark = pytest.mark.asyncio
 
@@ -136,3 +144,75 @@ async def test_a_dead_grid_meter_falls_back_to_6_a_logged_once(
     ]
     assert pwm_history(rig, mark) == [16]
     assert rig.bench.status()["1"]["outputs"]["contactor"] is True
+
+
+# ------------------------------------------------------------------ the command line, end to end
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "firmware", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+async def wait_log(log: Path, text: str, timeout: float = 20) -> None:
+    for _ in range(int(timeout / 0.1)):
+        if text in log.read_text():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{text!r} not in the daemon's log:\n{log.read_text()[-3000:]}")
+
+
+async def test_chargepoint_bench_house_load_on_a_running_daemon(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
+    """`chargepoint run` on the shipped bench file as its own process, driven with
+    `chargepoint bench house-load` and `fault grid-meter` as a bench engineer types them."""
+    state, log = tmp_path / "state", tmp_path / "daemon.log"
+    daemon = Controller(csms.url, state, log)
+    daemon.start()
+    try:
+        await _charging(csms, daemon, "SITE-CARD")
+
+        async def bench(*args: str) -> subprocess.CompletedProcess[str]:
+            # In a thread: the central system answering the daemon runs on this loop.
+            return await asyncio.to_thread(cli, "bench", "--state-dir", str(state), *args)
+
+        done = await bench("house-load", "20")
+        assert done.returncode == 0, done.stdout + done.stderr
+        answer = json.loads(done.stdout)
+        assert answer["connectors"]["1"]["offered_a"] == 12  # answered after it took effect
+        assert answer["site"]["allowance_a"] == 12 and answer["site"]["max_current_a"] == 32
+        assert answer["bench"]["grid"]["house_load_a"] == [20.0, 20.0, 20.0]
+        assert answer["bench"]["1"]["outputs"]["pwm_offered_a"] == 12
+
+        status = json.loads((await bench("status")).stdout)
+        assert set(status["bench"]["grid"]) == {"house_load_a", "current_a", "responding"}
+        assert status["site"]["fallback"] is False
+
+        too_much = await bench("house-load", "500")
+        assert too_much.returncode == 1
+        assert json.loads(too_much.stdout) == {
+            "ok": False,
+            "error": "house load must be a number from 0 to 100 A, not 500.0",
+        }
+        not_a_number = await bench("house-load", "lots")
+        assert not_a_number.returncode == 2
+        assert "argument AMPS: not a number of amperes: 'lots'" in not_a_number.stderr
+
+        dead = await bench("fault", "grid-meter", "on")
+        assert dead.returncode == 0, dead.stdout + dead.stderr
+        await wait_log(log, "site limit: the grid meter does not answer: offering the fallback")
+        back = await bench("fault", "grid-meter", "off")
+        assert back.returncode == 0
+        await wait_log(log, "site limit: the grid meter answers again")
+        text = log.read_text()
+        assert text.count("site limit: the grid meter does not answer") == 1
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop_quietly()
