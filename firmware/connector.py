@@ -128,10 +128,8 @@ class ConnectorController:
         self.post(_ReOffer())
 
     def on_transaction(self, callback: Callable[[int, TransactionHandle | None], None]) -> None:
-        """``callback(connector_id, handle)`` right after a transaction began here (its handle)
-        or ended (None), inside the step that began it, before the step offers power, so a
-        limit set from the callback is the one the first offer uses (Smart Charging: TxProfile,
-        Relative schedules, the site share)."""
+        """``callback(connector_id, handle or None)`` as a transaction begins or ends here, in
+        that step, before it offers power (a limit set then is the first offer's)."""
         self._on_transaction.append(callback)
 
     def set_permanent_lock(self, on: bool) -> None:
@@ -274,10 +272,8 @@ class ConnectorController:
                 await self._safe_pilot(d.pilot.stop_offering())
             case m.OfferPower():
                 amps = self._allowed_current()
-                if amps < MIN_PILOT_CURRENT_A:
-                    # The limit fell below 6 A within this step (a transaction-start callback
-                    # set it): offer nothing; the re-offer feeds the machine PowerWithdrawn.
-                    self.post(_ReOffer())
+                if amps < MIN_PILOT_CURRENT_A:  # fell within this step (on_transaction)
+                    self.post(_ReOffer())  # which feeds the machine PowerWithdrawn
                     return
                 self._offered_a = amps
                 await self._safe_pilot(d.pilot.offer_current(amps))
@@ -291,12 +287,10 @@ class ConnectorController:
                 self.transaction_meter.begin(tag)
                 for callback in self._on_transaction:
                     callback(self.id, self.transaction)
-            case m.EndTransaction(reason=reason, id_tag=tag):
-                ended = self.transaction is not None
+            case m.EndTransaction(reason=reason, id_tag=tag) if self.transaction is not None:
                 self.transaction_meter.end(reason, tag)
-                if ended:
-                    for callback in self._on_transaction:
-                        callback(self.id, None)
+                for callback in self._on_transaction:
+                    callback(self.id, None)
             case m.StartConnectionTimer():
                 self._cancel_timer()
                 self._timer = asyncio.get_running_loop().create_task(
@@ -326,11 +320,8 @@ class ConnectorController:
         return min(limits)
 
     def _allowed_current(self) -> float:
-        """What the pilot may offer (A): ``max_current_a`` and ``limit_a``, the least; never
-        rounded up to 6 A (see handle)."""
-        if self.limit_a is None:
-            return self.max_current_a
-        return min(self.max_current_a, self.limit_a)
+        """What the pilot may offer (A): never rounded up to 6 A (see handle)."""
+        return min(self.max_current_a, self.limit_a if self.limit_a is not None else math.inf)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -47,6 +47,8 @@ from tests.unit.test_connector_runtime import (
     CountingMeter,
     EvPilot,
     RecordingLink,
+    _charge,
+    station,
 )
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
@@ -374,3 +376,67 @@ async def test_composite_for_a_connector_and_for_the_whole_charger() -> None:
             (0, 18 * 230 * 3)
         ]
         assert r.smart.composite_schedule(3, 60, None) is None, "no such connector"
+
+
+# ---------------------------------------------------------------- RemoteStartTransaction
+
+
+async def test_remote_start_with_a_tx_profile_binds_it_to_the_transaction() -> None:
+    async with rig() as r:
+        side = r.sides[0]
+        side.ev.plugged = True
+        await r.settle()
+        tx_profile = profile((0, 7), id=11, purpose=TX)
+        assert r.charger.remote_start("CARD1", 1, tx_profile) is True
+        await r.settle()
+        assert side.connector.transaction is not None
+        (bound,) = r.smart.profiles
+        assert bound.transaction_id == side.connector.transaction.local_id
+        assert bound.connector_id == 1
+        side.ev.wants_power = True
+        await r.settle()
+        assert side.offered == 7.0 and side.pilot.offers == [0.0, 7.0][-len(side.pilot.offers) :]
+        assert 16.0 not in side.pilot.offers, "the first offer already had the profile's limit"
+        side.ev.plugged = side.ev.wants_power = False
+        await r.settle()
+        assert r.smart.profiles == [], "ended with its transaction"
+
+
+async def test_remote_start_with_another_purpose_is_rejected() -> None:
+    async with rig() as r:
+        for purpose in (DEFAULT, MAX):
+            assert r.charger.remote_start("CARD1", 1, profile((0, 7), purpose=purpose)) is False
+        await r.settle()
+        assert r.link.statuses()[-1] is ConnectorStatus.AVAILABLE, "nothing started"
+        assert r.smart.profiles == []
+
+
+async def test_a_remote_start_that_times_out_drops_its_profile() -> None:
+    async with rig(ConnectionTimeOut="30") as r:
+        side = r.sides[0]
+        assert r.charger.remote_start("CARD1", None, profile((0, 7), id=11, purpose=TX)) is True
+        await r.settle()
+        assert r.link.statuses()[-1] is ConnectorStatus.PREPARING
+        assert side.connector.limit_a == 7.0
+        await r.settle(31)  # nobody plugs in: ConnectionTimeOut
+        assert r.link.statuses()[-1] is ConnectorStatus.AVAILABLE
+        assert side.connector.limit_a is None, "dropped"
+        await r.charge()  # a later local start has no trace of it
+        assert r.smart.profiles == [] and side.offered == 16.0
+
+
+async def test_a_limit_below_6_a_set_as_the_transaction_begins_is_never_offered() -> None:
+    """The connector's own guard: a callback of on_transaction that lowers the limit below
+    6 A within the step that begins the transaction; the step's OfferPower offers nothing."""
+    async with station() as s:
+        s.connector.on_transaction(
+            lambda _cid, handle: s.connector.set_limit(3 if handle else None)
+        )
+        await _charge(s)
+        assert s.connector.transaction is not None
+        assert all(a == 0.0 for a in s.pilot.offers), s.pilot.offers
+        assert s.link.statuses()[-1] is ConnectorStatus.SUSPENDED_EVSE
+        assert not s.contactor_closed
+        s.connector.set_limit(None)
+        await s.settle()
+        assert s.pilot.offered_a == 16.0 and s.contactor_closed

@@ -1,0 +1,476 @@
+"""The Smart Charging service's rules without time passing: install/replace/clear, the
+read-only keys, TxProfile binding, W -> A with the wiring, the limits it computes at any instant
+and the instants it wakes at (recurring across midnight UTC, a DST change), and a hypothesis
+property: whatever profiles were accepted and whatever the site allows, no connector in a
+transaction is offered more than any limit in force, nor between 0 and 6 A.
+
+The connectors are real ``ConnectorController`` objects that are not running: a transaction is
+given to one by setting its handle; the limit the service sets is read back from ``limit_a``
+and the offer is what the connector makes of it (``max_current_a``, the 6 A rule, pinned down by
+test_connector_limit on the running connector)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from firmware import clock
+from firmware.config_keys import KeyRegistry, build_registry
+from firmware.connector import ConnectorController
+from firmware.domain import AuthorizationStatus, IdTagInfo
+from firmware.ports import TransactionHandle
+from firmware.profile_store import ProfileStore
+from firmware.smart import (
+    ChargingProfile,
+    RecurrencyKind,
+    limit_at,
+)
+from firmware.smart_charging import SmartCharging
+from hal.interfaces import ConnectorDevices
+from hal.sim.ev import SimulatedEv
+from hal.types import MIN_PILOT_CURRENT_A
+from tests.unit.test_connector_runtime import CountingMeter, EvPilot, RecordingLink
+from tests.unit.test_smart_charging import (
+    ABSOLUTE,
+    DEFAULT,
+    MAX,
+    RECURRING,
+    RELATIVE,
+    TX,
+    A,
+    W,
+    profile,
+)
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+class _Contactor:
+    """Never driven here (the connectors do not run)."""
+
+
+async def _authorize(id_tag: str) -> IdTagInfo:
+    return IdTagInfo(AuthorizationStatus.ACCEPTED)
+
+
+def connectors(n: int, keys: KeyRegistry, rating: float = 16.0) -> list[ConnectorController]:
+    return [
+        ConnectorController(
+            ConnectorDevices(
+                i, EvPilot(SimulatedEv()), _Contactor(), CountingMeter(), None, rating
+            ),
+            RecordingLink(),
+            keys,
+            _authorize,
+        )
+        for i in range(1, n + 1)
+    ]
+
+
+@contextmanager
+def wall_clock(t: datetime) -> Iterator[list[datetime]]:
+    """``clock.utcnow()`` reads ``now[0]``; the test moves it."""
+    now = [t]
+    clock.set_wall_clock(lambda: now[0])
+    try:
+        yield now
+    finally:
+        clock.set_wall_clock(None)
+
+
+def service(
+    n: int = 1,
+    *,
+    state_dir: Path | None = None,
+    phases: int = 3,
+    voltage: float = 230.0,
+    **keys: str,
+) -> SmartCharging:
+    """The service on ``n`` connectors that do not run; ``keys`` (the read-only Smart Charging
+    keys among them) as a configuration file's [ocpp_keys] sets them."""
+    registry = build_registry(number_of_connectors=n, tethered=True)
+    registry.apply_file_overrides(dict(keys))
+    return SmartCharging(
+        ProfileStore.open(state_dir),
+        connectors(n, registry),
+        registry,
+        phases=phases,
+        voltage=voltage,
+    )
+
+
+def begin(smart: SmartCharging, connector_id: int, local_id: int, started: datetime) -> None:
+    """A transaction ``local_id`` begins on the connector at ``started`` (as the connector's
+    BeginTransaction does: the handle, then the notification)."""
+    c = smart.connectors[connector_id]
+    handle = TransactionHandle(local_id, connector_id, "TAG", 0, started)
+    c.transaction_meter.handle = handle
+    smart._transaction_changed(connector_id, handle)
+
+
+def end(smart: SmartCharging, connector_id: int) -> None:
+    smart.connectors[connector_id].transaction_meter.handle = None
+    smart._transaction_changed(connector_id, None)
+
+
+def ids(smart: SmartCharging) -> list[int]:
+    return sorted(p.charging_profile_id for p in smart.profiles)
+
+
+# ---------------------------------------------------------------- install, replace, clear
+
+
+def test_same_id_or_same_purpose_level_and_connector_replaces() -> None:
+    with wall_clock(T0):
+        smart = service(2)
+        assert smart.set_charging_profile(profile((0, 10), id=1, connector=1)) is None
+        assert smart.set_charging_profile(profile((0, 12), id=2, connector=2)) is None
+        assert smart.set_charging_profile(profile((0, 14), id=3, connector=1, level=1)) is None
+        assert ids(smart) == [1, 2, 3]
+        # Same purpose, level and connector as 1: replaces it.
+        assert smart.set_charging_profile(profile((0, 9), id=4, connector=1)) is None
+        assert ids(smart) == [2, 3, 4]
+        # Same id as 2, elsewhere (connector 0, another purpose): replaces it anywhere.
+        assert smart.set_charging_profile(profile((0, 20), id=2, purpose=MAX)) is None
+        assert ids(smart) == [2, 3, 4]
+        assert {p.charging_profile_id: p.connector_id for p in smart.profiles}[2] == 0
+        # Both rules at once: id 3's id and id 4's slot: both go.
+        assert smart.set_charging_profile(profile((0, 8), id=3, connector=1)) is None
+        assert ids(smart) == [2, 3]
+        assert smart.connectors[1].limit_a == 8.0 and smart.connectors[2].limit_a == 16.0
+
+
+def test_clear_with_every_filter() -> None:
+    with wall_clock(T0):
+        smart = service(2)
+        for p in (
+            profile((0, 10), id=1, connector=1),
+            profile((0, 10), id=2, connector=2),
+            profile((0, 10), id=3, connector=1, level=2),
+            profile((0, 10), id=4, connector=0, level=2),
+            profile((0, 30), id=5, purpose=MAX, level=2),
+        ):
+            assert smart.set_charging_profile(p) is None
+        assert smart.clear_charging_profile(charging_profile_id=99) is False
+        # The id alone counts when given (errata 3.25): the other filters do not match 1.
+        assert smart.clear_charging_profile(charging_profile_id=1, connector_id=2, stack_level=7)
+        assert ids(smart) == [2, 3, 4, 5]
+        assert smart.clear_charging_profile(connector_id=1, purpose=MAX) is False, "AND-matched"
+        assert smart.clear_charging_profile(stack_level=2, purpose=DEFAULT) is True
+        assert ids(smart) == [2, 5]
+        assert smart.clear_charging_profile(connector_id=0) is True
+        assert ids(smart) == [2]
+        assert smart.clear_charging_profile(purpose=DEFAULT, connector_id=2, stack_level=0)
+        assert smart.clear_charging_profile() is False, "nothing left"
+        assert smart.connectors[1].limit_a is None and smart.connectors[2].limit_a is None
+
+
+def test_the_read_only_keys_are_enforced() -> None:
+    with wall_clock(T0):
+        smart = service(
+            ChargeProfileMaxStackLevel="3",
+            ChargingScheduleMaxPeriods="2",
+            ChargingScheduleAllowedChargingRateUnit="Current",
+            MaxChargingProfilesInstalled="2",
+        )
+        assert "stackLevel 4 outside 0..3" in (
+            smart.set_charging_profile(profile((0, 8), level=4)) or ""
+        )
+        assert "3 periods, more than 2" in (
+            smart.set_charging_profile(profile((0, 8), (60, 9), (120, 10))) or ""
+        )
+        assert (
+            smart.set_charging_profile(profile((0, 8000), unit=W)) == "chargingRateUnit not allowed"
+        )
+        assert smart.set_charging_profile(profile((0, 8), id=1)) is None
+        assert smart.set_charging_profile(profile((0, 9), id=2, level=1)) is None
+        full = smart.set_charging_profile(profile((0, 10), id=3, level=2))
+        assert full == "2 profiles are installed already (MaxChargingProfilesInstalled)"
+        # A replacement needs no room.
+        assert smart.set_charging_profile(profile((0, 11), id=4, level=1)) is None
+        assert ids(smart) == [1, 4] and smart.connectors[1].limit_a == 11.0
+        assert smart.set_charging_profile(profile((0, 7), purpose=MAX, connector=1)) == (
+            "ChargePointMaxProfile is only for connector 0"
+        )
+
+
+def test_a_rejected_profile_changes_nothing(tmp_path: Path) -> None:
+    with wall_clock(T0):
+        smart = service(state_dir=tmp_path)
+        assert smart.set_charging_profile(profile((0, 10), id=1)) is None
+        writes = smart.store.writes
+        assert smart.set_charging_profile(profile((0, 8), id=1, level=99)) is not None
+        assert smart.store.writes == writes and smart.connectors[1].limit_a == 10.0
+        assert ProfileStore.open(tmp_path).profiles() == smart.profiles
+
+
+def test_a_store_that_fails_mid_install_keeps_the_old_set(tmp_path: Path) -> None:
+    with wall_clock(T0):
+        smart = service(state_dir=tmp_path)
+        assert smart.set_charging_profile(profile((0, 10), id=1)) is None
+        # The disk fails at the INSERT, after the DELETE of the profile it replaces.
+        smart.store._db.execute(
+            "CREATE TRIGGER fail BEFORE INSERT ON charging_profile "
+            "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+        )
+        reason = smart.set_charging_profile(profile((0, 6), id=2))
+        assert reason == "the profile could not be stored (disk I/O error)"
+        assert ids(smart) == [1] and smart.connectors[1].limit_a == 10.0
+        assert [p.charging_profile_id for p in ProfileStore.open(tmp_path).profiles()] == [1]
+
+
+# ---------------------------------------------------------------- TxProfile lifetime
+
+
+def test_tx_profiles_bind_to_the_running_transaction_and_end_with_it() -> None:
+    with wall_clock(T0):
+        smart = service(2)
+        begin(smart, 1, 41, T0)
+        assert smart.set_charging_profile(profile((0, 9), id=7, purpose=TX, connector=1)) is None
+        assert smart.profiles[0].transaction_id == 41
+        assert smart.set_charging_profile(profile((0, 9), id=8, purpose=TX, connector=2)) == (
+            "TxProfile without a transaction on the connector"
+        )
+        assert smart.set_charging_profile(profile((0, 9), id=8, purpose=TX, connector=0)) == (
+            "TxProfile needs a connector, not 0"
+        )
+        assert smart.connectors[1].limit_a == 9.0
+        end(smart, 1)
+        assert smart.profiles == [] and smart.connectors[1].limit_a is None
+
+
+def test_at_start_up_a_tx_profile_whose_transaction_is_over_is_removed(tmp_path: Path) -> None:
+    with wall_clock(T0):
+        smart = service(state_dir=tmp_path)
+        begin(smart, 1, 41, T0)
+        assert smart.set_charging_profile(profile((0, 9), id=7, purpose=TX, connector=1)) is None
+        assert smart.set_charging_profile(profile((0, 12), id=8)) is None
+        smart.store.close()  # a power cut: the transaction ends with the process
+        again = service(state_dir=tmp_path)
+        assert ids(again) == [8] and again.connectors[1].limit_a is None  # not running yet
+        again._apply(T0)
+        assert again.connectors[1].limit_a == 12.0
+        assert [p.charging_profile_id for p in ProfileStore.open(tmp_path).profiles()] == [8]
+
+
+def test_a_remote_start_profile_waits_for_its_transaction() -> None:
+    with wall_clock(T0):
+        smart = service(2)
+        wrong = profile((0, 8), id=3, purpose=DEFAULT)
+        assert (
+            smart.remote_start_profile(1, wrong) == "RemoteStartTransaction takes only a TxProfile"
+        )
+        tx = profile((0, 8), id=3, purpose=TX)
+        assert smart.remote_start_profile(1, tx) is None
+        assert smart.profiles == [], "not installed before the transaction"
+        assert smart.connectors[1].limit_a == 8.0, "the first offer will have it"
+        assert smart.connectors[2].limit_a is None
+        begin(smart, 1, 5, T0)
+        (bound,) = smart.profiles
+        assert (bound.connector_id, bound.transaction_id) == (1, 5)
+        end(smart, 1)
+        assert smart.profiles == []
+        # Abandoned (ConnectionTimeOut): nothing is installed by a later transaction.
+        assert smart.remote_start_profile(2, tx) is None
+        smart.remote_start_abandoned(2)
+        begin(smart, 2, 6, T0)
+        assert smart.profiles == [] and smart.connectors[2].limit_a is None
+
+
+# ---------------------------------------------------------------- W -> A
+
+
+def test_watts_convert_with_the_wiring() -> None:
+    with wall_clock(T0):
+        three = service()
+        assert three.set_charging_profile(profile((0, 11040), unit=W)) is None
+        assert three.connectors[1].limit_a == pytest.approx(16.0)  # 11040 / (230 * 3)
+        one_phase_period = profile((0, 3680, 1), unit=W)
+        assert three.set_charging_profile(one_phase_period) is None
+        assert three.connectors[1].limit_a == pytest.approx(16.0)  # 3680 / 230
+        single = service(phases=1, voltage=240)
+        assert single.set_charging_profile(profile((0, 2400), unit=W)) is None
+        assert single.connectors[1].limit_a == pytest.approx(10.0)  # 2400 / 240 / 1 phase
+        composite = single.composite_schedule(1, 60, W)
+        assert composite is not None and composite.charging_rate_unit is W
+        assert [p.limit for p in composite.charging_schedule_period] == [pytest.approx(2400)]
+        assert [p.number_phases for p in composite.charging_schedule_period] == [1]
+
+
+# ---------------------------------------------------------------- the instants it wakes at
+
+
+def changes(
+    smart: SmartCharging, start: datetime, until: datetime
+) -> list[tuple[datetime, float | None]]:
+    """What the run loop sets, walked without sleeping: (instant, connector 1's limit) at the
+    start and at each ``next_change`` where the limit differs."""
+    out = [(start, smart.limits(start)[1])]
+    t: datetime | None = start
+    while True:
+        t = smart.next_change(t) if t is not None else None
+        if t is None or t > until:
+            return out
+        limit = smart.limits(t)[1]
+        if limit != out[-1][1]:
+            out.append((t, limit))
+
+
+def test_recurring_daily_across_midnight_utc() -> None:
+    with wall_clock(T0):
+        smart = service()
+        # 22:00-02:00 UTC every night: 8 A; the rest of the day no limit.
+        night = profile(
+            (0, 8),
+            kind=RECURRING,
+            recurrency=RecurrencyKind.Daily,
+            start=datetime(2026, 5, 1, 22, 0, tzinfo=UTC),
+            duration=4 * 3600,
+        )
+        assert smart.set_charging_profile(night) is None
+        begin(smart, 1, 1, T0)
+        seen = changes(smart, T0, T0 + timedelta(days=2))
+        day = T0.replace(hour=0)
+        assert seen == [
+            (T0, None),
+            (day.replace(hour=22), 8.0),
+            (day + timedelta(days=1, hours=2), None),
+            (day + timedelta(days=1, hours=22), 8.0),
+            (day + timedelta(days=2, hours=2), None),
+        ]
+
+
+def test_a_dst_change_moves_a_utc_profile_in_local_time() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    start = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)
+    with wall_clock(start):
+        smart = service()
+        # 21:00 UTC: 22:00 in Berlin in winter (CET), 23:00 after 29 March (CEST).
+        evening = profile(
+            (0, 10),
+            kind=RECURRING,
+            recurrency=RecurrencyKind.Daily,
+            start=datetime(2026, 3, 1, 21, 0, tzinfo=UTC),
+            duration=3600,
+        )
+        assert smart.set_charging_profile(evening) is None
+        begin(smart, 1, 1, start)
+        seen = changes(smart, start, start + timedelta(days=3))
+        lowered = [t.astimezone(berlin) for t, limit in seen if limit == 10.0]
+        assert [(t.day, t.hour) for t in lowered] == [(27, 22), (28, 22), (29, 23)]
+        assert all(t.astimezone(UTC).hour == 21 for t in lowered)
+
+
+def test_an_idle_connector_does_not_wake_for_a_relative_schedule() -> None:
+    with wall_clock(T0):
+        smart = service()
+        assert smart.set_charging_profile(profile((0, 6), (60, 12), kind=RELATIVE)) is None
+        assert smart.next_change(T0) is None, "it starts with a transaction: nothing to wait for"
+        assert smart.limits(T0)[1] == 6.0
+        begin(smart, 1, 1, T0)
+        assert smart.next_change(T0) == T0 + timedelta(seconds=60)
+        assert smart.limits(T0 + timedelta(seconds=60))[1] == 12.0
+
+
+# ---------------------------------------------------------------- the property
+
+EPS = 1e-9
+
+
+@st.composite
+def profiles_(draw: st.DrawFn, n: int) -> ChargingProfile:
+    purpose = draw(st.sampled_from([MAX, DEFAULT, TX]))
+    kind = draw(st.sampled_from([ABSOLUTE, RECURRING, RELATIVE]))
+    unit = draw(st.sampled_from([A, W]))
+    top = 40.0 if unit is A else 30000.0
+    count = draw(st.integers(1, 3))
+    starts = sorted(draw(st.sets(st.integers(1, 7200), min_size=count - 1, max_size=count - 1)))
+    periods = [
+        (start, draw(st.floats(0, top, allow_nan=False)), draw(st.sampled_from([None, 1, 3])))
+        for start in [0, *starts]
+    ]
+    hours = st.integers(-72, 72).map(lambda h: T0 + timedelta(hours=h))
+    start = draw(st.none() | hours) if kind is not RECURRING else draw(hours)
+    valid_from = draw(st.none() | hours)
+    valid_to = draw(st.none() | hours)
+    if valid_from is not None and valid_to is not None and valid_from >= valid_to:
+        valid_to = None
+    connector = 0 if purpose is MAX else draw(st.integers(0 if purpose is DEFAULT else 1, n))
+    p = profile(
+        *periods,
+        id=draw(st.integers(1, 12)),
+        level=draw(st.integers(0, 3)),
+        purpose=purpose,
+        kind=kind,
+        connector=connector,
+        unit=unit,
+        start=start,
+        duration=draw(st.none() | st.integers(60, 3 * 86400)),
+        recurrency=draw(st.sampled_from(list(RecurrencyKind))) if kind is RECURRING else None,
+    )
+    return replace(p, valid_from=valid_from, valid_to=valid_to)
+
+
+@st.composite
+def situations(
+    draw: st.DrawFn,
+) -> tuple[int, list[datetime | None], list[ChargingProfile], float | None, datetime]:
+    n = draw(st.integers(1, 3))
+    started = [
+        draw(st.none() | st.integers(0, 3 * 86400).map(lambda s: T0 - timedelta(seconds=s)))
+        for _ in range(n)
+    ]
+    profiles = draw(st.lists(profiles_(n), max_size=6))
+    site = draw(st.none() | st.floats(0, 60, allow_nan=False))
+    instant = T0 + timedelta(seconds=draw(st.integers(0, 3 * 86400)))
+    return n, started, profiles, site, instant
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(situations())
+def test_no_connector_is_offered_above_a_limit_or_between_0_and_6_a(
+    situation: tuple[int, list[datetime | None], list[ChargingProfile], float | None, datetime],
+) -> None:
+    n, started, profiles, site, t = situation
+    with wall_clock(T0):
+        smart = service(n)
+        for cid, start in enumerate(started, 1):
+            if start is not None:
+                begin(smart, cid, cid, start)
+        for p in profiles:
+            smart.set_charging_profile(p)  # Rejected ones change nothing
+        smart.site_allowance(site)
+        limits = smart.limits(t)
+        accepted = smart.profiles
+        cp_max = limit_at(accepted, 0, t)
+        offered = {}
+        for cid, c in smart.connectors.items():
+            if c.transaction is None:
+                continue
+            allowed = min(c.max_current_a, limits[cid] if limits[cid] is not None else 99.0)
+            offered[cid] = allowed if allowed >= MIN_PILOT_CURRENT_A else 0.0
+            own = limit_at(
+                [p for p in accepted if p.charging_profile_purpose is not MAX],
+                cid,
+                t,
+                transaction_start=c.transaction.started_at,
+            )
+            assert offered[cid] == 0 or offered[cid] >= MIN_PILOT_CURRENT_A
+            assert offered[cid] <= c.max_current_a
+            if own is not None:
+                assert offered[cid] <= own + EPS
+            if cp_max is None and site is None:
+                # Not vacuous: with no charger-wide limit, the connector gets all it may.
+                expected = min(c.max_current_a, own if own is not None else 99.0)
+                assert offered[cid] == (expected if expected >= MIN_PILOT_CURRENT_A else 0)
+        for charger_limit in (cp_max, site):
+            if charger_limit is not None:
+                assert sum(offered.values()) <= charger_limit + EPS
