@@ -20,8 +20,10 @@ import pytest
 
 from centralsystem import CentralSystem
 from firmware import app
-from tests.conftest import REPO, Rig
+from firmware.settings import Settings
+from tests.conftest import REPO, Rig, start_fast
 from tests.system.helpers import Controller, _charging
+from tests.system.test_two_connectors import two_connector_settings
 
 pytestmark = pytest.mark.asyncio
 
@@ -144,6 +146,41 @@ async def test_a_dead_grid_meter_falls_back_to_6_a_logged_once(
     ]
     assert pwm_history(rig, mark) == [16]
     assert rig.bench.status()["1"]["outputs"]["contactor"] is True
+
+
+async def test_two_connectors_share_what_the_house_leaves(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
+    settings = two_connector_settings(csms.url, tmp_path)
+    assert isinstance(settings, Settings) and settings.hardware.grid_meter is not None
+    running = await start_fast(settings)
+    rig = Rig(csms, running, tmp_path)
+    try:
+        await rig.wait_status("Available", connector=2)
+        for connector, tag in ((1, "FIRST"), (2, "SECOND")):
+            since = csms.mark()
+            await rig.command("plug", connector=connector)
+            await rig.wait_status("Preparing", connector=connector, since=since)
+            await rig.command("swipe", tag=tag)
+            await rig.wait_call("StartTransaction", since=since)
+            await rig.command("ev-charge", connector=connector)
+            await rig.wait_status("Charging", connector=connector, since=since)
+
+        def offers(answer: dict[str, Any]) -> list[float]:
+            return [answer["connectors"][n]["offered_a"] for n in ("1", "2")]
+
+        assert offers(await house_load(rig, 0)) == [16, 16]  # 32 A: each its own 16 A
+        assert offers(await house_load(rig, 12)) == [10, 10]  # 20 A shared equally
+        since = csms.mark()
+        # 10 A: not 6 A for each; the first to start keeps charging, the second pauses.
+        assert offers(await house_load(rig, 22)) == [10, 0]
+        await rig.wait_status("SuspendedEVSE", connector=2, since=since)
+        since = csms.mark()
+        assert offers(await house_load(rig, 0)) == [16, 16]
+        await rig.wait_status("Charging", connector=2, since=since)
+        assert rig.calls("StopTransaction") == []
+    finally:
+        await app.shutdown(running)
 
 
 # ------------------------------------------------------------------ the command line, end to end
