@@ -104,6 +104,9 @@ class GridMeterPoller:
     async def cycle(self) -> SiteAllowance:
         """Poll the grid meter once and apply the allowance; returns it."""
         assert self.meter is not None
+        for meter in self.connector_meters:
+            if meter.latest is None:  # at start, before the connector's own first poll
+                await meter.poll()
         before = self.charger_draw()
         reading = await self.meter.poll()
         for meter in self.connector_meters:
@@ -126,7 +129,7 @@ class GridMeterPoller:
         log.debug(
             "site limit: grid %s A, charger %s A: %s", self._pair[0], self._pair[1], allowance
         )
-        self._log_transition(allowance, grid)
+        self._log_transition(allowance, grid, reading.health)
         self._apply(allowance)
         return allowance
 
@@ -158,9 +161,13 @@ class GridMeterPoller:
             self.applied = allowance.amps
             self.on_allowance(allowance.amps)
 
-    def _log_transition(self, allowance: SiteAllowance, grid: GridReading | None) -> None:
+    def _log_transition(
+        self, allowance: SiteAllowance, grid: GridReading | None, health: MeterHealth
+    ) -> None:
         if allowance.fallback and self._in_fallback is not True:
-            if grid is None:
+            if grid is None and health is MeterHealth.OK:
+                why = "gave no reading consistent with the charger's draw yet"
+            elif grid is None:
                 why = "does not answer"
             elif grid.age_s > self.policy.stale_after_s:
                 why = f"gave no usable reading for more than {self.policy.stale_after_s:g} s"

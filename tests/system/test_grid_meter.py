@@ -130,6 +130,29 @@ async def test_an_ev_starting_between_the_readings_is_not_taken_for_house_load(
         await site.close()
 
 
+async def test_a_start_while_an_ev_charges_takes_the_first_reading(
+    modbus_server_factory: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restart while charging: the connector's meter was never read yet (its task has not
+    run); the first cycle reads it before and after the grid meter, so the EV is not house
+    load and no fallback is logged."""
+    grid, connector = SimulatedMeter("SDM630", 3), SimulatedMeter("SDM630", 2)
+    server = modbus_server_factory(grid, connector)
+    await server.start_tcp()
+    site = Site(server.tcp_endpoint(timeout_s=0.3, retries=0), grid, connector, SitePolicy(32))
+    connector.current_a = 16.0
+    grid.current_a = 26.0
+    try:
+        with caplog.at_level(logging.INFO, logger=LOGGER):
+            await site.poller.first_cycle()
+        assert site.given == [22.0]
+        assert [r.getMessage() for r in caplog.records if r.name == LOGGER] == [
+            "site limit: the grid meter answers: fuse 32 A, allowance 22 A per phase"
+        ]
+    finally:
+        await site.close()
+
+
 async def test_the_worst_phase_decides(modbus_server_factory: MakeServer) -> None:
     grid, connector = SimulatedMeter("SDM630", 3), SimulatedMeter("SDM630", 2)
     server = modbus_server_factory(grid, connector)
