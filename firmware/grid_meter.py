@@ -25,7 +25,9 @@ fallback and back is logged once each, one line.
 
 A connector meter that is not answering counts as drawing nothing: the house load is then
 over-estimated, so the allowance errs low, never high.  The extra read of each connector's
-meter per cycle is the price of a consistent pair (one more poll per meter cycle on its bus).
+meter per cycle is the price of a consistent pair (one more poll per meter cycle on its bus);
+it goes through the meter's own ``poll``, so a failed one counts towards that meter's
+``unavailable_after`` like the connector's own polls.
 
 Without a grid meter the fuse is a static allowance, given once.
 """
