@@ -43,8 +43,7 @@ from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.profile_store import ProfileStore
 from firmware.settings import Settings
-from firmware.smart import DEFAULT_PHASES, NOMINAL_VOLTAGE
-from firmware.smart_charging import SmartCharging
+from firmware.smart_charging import SmartCharging, Wiring
 from firmware.storage import lock_state_dir, unusable
 from firmware.transactions import TransactionStore
 
@@ -237,13 +236,13 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     ]
 
     # Smart Charging: the installed profiles and the service that turns them (and the site's
-    # allowance) into each connector's limit.  W -> A: the bench's wiring on the simulated
-    # bench, else three phases at 230 V (docs/smart-charging.md).
-    phases, voltage = DEFAULT_PHASES, NOMINAL_VOLTAGE
-    if bench is not None:
-        phases, voltage = settings.bench.phases, settings.bench.voltage_v
+    # allowance) into each connector's limit.  W -> A with each [[connectors]] phases and
+    # voltage_v; the whole charger's: the most phases, the first connector's voltage.
+    hw = settings.hardware.connectors
+    wiring = {c.connector_id: Wiring(c.phases, c.voltage_v) for c in hw}
+    phases, voltage = max(c.phases for c in hw), hw[0].voltage_v
     store = ProfileStore.open(settings.state_dir)
-    smart = SmartCharging(store, connectors, keys, phases=phases, voltage=voltage)
+    smart = SmartCharging(store, connectors, keys, phases=phases, voltage=voltage, wiring=wiring)
 
     def on_reset(hard: bool) -> None:
         # Called at run time, when ``running`` exists (it holds the charger built here).

@@ -315,15 +315,9 @@ class Charger:
     def _status_changed(self, connector_id: int, status: ConnectorStatus) -> None:
         self._refresh_light()
         self._release_interlock_when_cleared()
-        c = self.connectors.get(connector_id)
-        if (
-            self.smart is not None
-            and c is not None
-            and c.transaction is None
-            and status in (S.AVAILABLE, S.UNAVAILABLE, S.FAULTED, S.FINISHING)
-        ):
-            # A remote start that ended here began no transaction (ConnectionTimeOut, ...).
-            self.smart.remote_start_abandoned(connector_id)
+        idle = status in (S.AVAILABLE, S.UNAVAILABLE, S.FAULTED, S.FINISHING)
+        if self.smart and idle and self.connectors[connector_id].transaction is None:
+            self.smart.remote_start_abandoned(connector_id)  # it began no transaction
 
     def _release_interlock_when_cleared(self) -> None:
         """The state machines decide when a safety fault is over (condition gone and EV
@@ -364,10 +358,8 @@ class Charger:
     ) -> bool:
         """Accepted when a connector can take it; with AuthorizeRemoteTxRequests the idTag is
         then authorized like a local one before anything starts.  A ``charging_profile`` (a
-        TxProfile without transactionId, §5.11; anything else is Rejected, TC_060) is bound to
-        the transaction this start begins on the chosen connector, and dropped when none
-        begins (``SmartCharging.remote_start_profile``); without a Smart Charging service it is
-        Rejected."""
+        TxProfile, §5.11; anything else Rejected, TC_060) is bound to the transaction this
+        start begins (``SmartCharging.remote_start_profile``); no service: Rejected."""
         if charging_profile is not None and self.smart is None:
             return False
         if connector_id is not None:

@@ -128,8 +128,10 @@ class SmartChargingControl(Protocol):
         purpose: ChargingProfilePurpose | None = None,
         stack_level: int | None = None,
     ) -> bool:
-        """ClearChargingProfile.req (§5.5): remove every profile matching all given filters
-        (none given: all).  True (Accepted) when at least one was removed, False (Unknown)."""
+        """ClearChargingProfile.req (§5.5): with ``charging_profile_id``, that profile only (the
+        other filters ignored, errata 3.25/3.26); otherwise every profile matching all given
+        filters (none given: all).  True (Accepted) when at least one was removed, False
+        (Unknown)."""
 
     def composite_schedule(
         self, connector_id: int, duration_s: int, unit: ChargingRateUnit | None

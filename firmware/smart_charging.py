@@ -33,8 +33,8 @@ import asyncio
 import logging
 import math
 import sqlite3
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from firmware import clock
@@ -50,18 +50,28 @@ from firmware.smart import (
     ChargingProfileKind,
     ChargingProfilePurpose,
     ChargingRateUnit,
-    CompositePeriod,
     CompositeSchedule,
     composite_schedule,
     limit_at,
     next_change,
     rejection_reason,
-    to_watts,
 )
+from firmware.smart_composite import Steps, capped, in_unit, least, summed
 
 log = logging.getLogger(__name__)
 
 P = ChargingProfilePurpose
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """A connector's supply, for limits in W: ``phases`` (1-3) and the nominal ``voltage``
+    (V, phase to neutral)."""
+
+    phases: int = DEFAULT_PHASES
+    voltage: float = NOMINAL_VOLTAGE
+
+
 # ChargingScheduleAllowedChargingRateUnit's items (errata 3.86).
 UNIT_ITEMS = {"Current": ChargingRateUnit.A, "Power": ChargingRateUnit.W}
 # The wall clock is looked at again at least this often while a change is due: NTP may step it
@@ -73,9 +83,11 @@ class SmartCharging:
     """``firmware.ports.SmartChargingControl`` on the charger's connectors.
 
     ``store``: the installed profiles; ``connectors``: every connector (ids 1..n); ``keys``: the
-    registry (the four read-only Smart Charging keys, §9.4).  ``phases`` and ``voltage`` (V,
-    phase to neutral): the connectors' wiring, for W limits (``smart.to_amps``).  TxProfiles
-    whose transaction is not running (after a restart: none is) are removed at construction."""
+    registry (the four read-only Smart Charging keys, §9.4).  For limits in W
+    (``smart.to_amps``): ``phases`` and ``voltage`` (V, phase to neutral) are the whole
+    charger's supply (connector 0, and a connector ``wiring`` does not name); ``wiring`` each
+    connector's own.  TxProfiles whose transaction is not running (after a restart: none is)
+    are removed at construction."""
 
     def __init__(
         self,
@@ -85,12 +97,14 @@ class SmartCharging:
         *,
         phases: int = DEFAULT_PHASES,
         voltage: float = NOMINAL_VOLTAGE,
+        wiring: Mapping[int, Wiring] | None = None,
     ) -> None:
         self.store = store
         self.connectors = {c.id: c for c in connectors}
         self.keys = keys
         self.phases = phases
         self.voltage = voltage
+        self._wiring = dict(wiring or {})
         self._profiles = store.profiles()
         self._pending: dict[int, ChargingProfile] = {}  # RemoteStartTransaction's, per connector
         self._site_a: float | None = None
@@ -171,7 +185,8 @@ class SmartCharging:
         site allowance); for 0, the whole charger: at each instant the sum of the connectors'
         composites, capped by ChargePointMaxProfile and by the site allowance.  The site's
         numbers are those in force now, constant over the window (a local limit the central
-        system cannot foresee).  ``unit`` None: A.  None for a connector that does not exist."""
+        system cannot foresee).  ``unit`` None: A.  None (Rejected) for a connector that does not
+        exist or a duration that is not positive."""
         if connector_id != 0 and connector_id not in self.connectors:
             return None
         if duration_s <= 0:
@@ -181,7 +196,10 @@ class SmartCharging:
             amps = self._connector_composite(self.connectors[connector_id], start, duration_s)
         else:
             amps = self._charger_composite(start, duration_s)
-        return _in_unit(amps, unit or ChargingRateUnit.A, self.phases, self.voltage)
+        wiring = self.wiring(connector_id)
+        return in_unit(
+            amps, unit or ChargingRateUnit.A, phases=wiring.phases, voltage=wiring.voltage
+        )
 
     # ------------------------------------------------------------ other inputs
 
@@ -329,11 +347,11 @@ class SmartCharging:
     def limits(self, now: datetime) -> dict[int, float | None]:
         """Each connector's limit at ``now`` (A per phase, None: none), see the module."""
         own = {cid: self._own_limit(c, now) for cid, c in self.connectors.items()}
-        charger = _least(self._profile_limit(0, now), self._site_a)
+        charger = least(self._charge_point_max(now), self._site_a)
         if charger is None:
             return own
         shares = self._shares(charger, own)
-        return {cid: _least(own[cid], shares[cid]) for cid in self.connectors}
+        return {cid: least(own[cid], shares[cid]) for cid in self.connectors}
 
     def _profiles_for(self, c: ConnectorController) -> list[ChargingProfile]:
         pending = self._pending.get(c.id)
@@ -345,23 +363,29 @@ class SmartCharging:
         """The connector's transaction start; without one, ``now`` (as if it started now)."""
         return c.transaction.started_at if c.transaction is not None else now
 
+    def wiring(self, connector_id: int) -> Wiring:
+        """The supply of ``connector_id`` (0: the whole charger's), for W <-> A."""
+        return self._wiring.get(connector_id) or Wiring(self.phases, self.voltage)
+
     def _own_limit(self, c: ConnectorController, now: datetime) -> float | None:
         profiles = [
             p
             for p in self._profiles_for(c)
             if p.charging_profile_purpose is not P.ChargePointMaxProfile
         ]
+        wiring = self.wiring(c.id)
         return limit_at(
             profiles,
             c.id,
             now,
             transaction_start=self._start(c, now),
-            phases=self.phases,
-            voltage=self.voltage,
+            phases=wiring.phases,
+            voltage=wiring.voltage,
         )
 
-    def _profile_limit(self, connector_id: int, now: datetime) -> float | None:
-        return limit_at(self._profiles, connector_id, now, phases=self.phases, voltage=self.voltage)
+    def _charge_point_max(self, now: datetime) -> float | None:
+        """ChargePointMaxProfile at ``now`` (A per phase of the charger's supply)."""
+        return limit_at(self._profiles, 0, now, phases=self.phases, voltage=self.voltage)
 
     def _shares(self, charger_a: float, own: dict[int, float | None]) -> dict[int, float]:
         """``charger_a`` shared between the connectors in a transaction (the earliest start
@@ -370,11 +394,11 @@ class SmartCharging:
             (c for c in self.connectors.values() if c.transaction is not None),
             key=lambda c: (c.transaction.started_at if c.transaction else clock.utcnow(), c.id),
         )
-        caps = [_least(own[c.id], c.max_current_a) or 0.0 for c in charging]
+        caps = [least(own[c.id], c.max_current_a) or 0.0 for c in charging]
         out = dict(zip((c.id for c in charging), share(charger_a, caps), strict=True))
         for c in self.connectors.values():
             if c.id not in out:
-                cap = _least(own[c.id], c.max_current_a) or 0.0
+                cap = least(own[c.id], c.max_current_a) or 0.0
                 out[c.id] = share(charger_a, [*caps, cap])[-1]
         return out
 
@@ -411,7 +435,7 @@ class SmartCharging:
         while True:
             self._wake.clear()
             now = clock.utcnow()
-            if reached and due is not None:
+            if reached and due is not None and (due - now).total_seconds() < 1:
                 now = max(now, due)  # at the boundary, whatever the rounding of the sleep
             self._apply(now)
             upcoming = self.next_change(now)
@@ -423,15 +447,18 @@ class SmartCharging:
     # ------------------------------------------------------------ composites
 
     def _site_share(self, c: ConnectorController, now: datetime) -> float | None:
+        """What the site allowance leaves ``c`` now, whatever its own profiles (they are in its
+        composite already, period by period): the others keep their current limits."""
         if self._site_a is None:
             return None
         own = {cid: self._own_limit(x, now) for cid, x in self.connectors.items()}
+        own[c.id] = None
         return self._shares(self._site_a, own)[c.id]
 
     def _connector_composite(
         self, c: ConnectorController, start: datetime, duration: int
     ) -> CompositeSchedule:
-        tx = c.transaction
+        tx, wiring = c.transaction, self.wiring(c.id)
         schedule = composite_schedule(
             self._profiles,
             c.id,
@@ -439,42 +466,26 @@ class SmartCharging:
             duration,
             ChargingRateUnit.A,
             transaction_start=None if tx is None else tx.started_at,
-            phases=self.phases,
-            voltage=self.voltage,
+            phases=wiring.phases,
+            voltage=wiring.voltage,
             default_limit_a=c.max_current_a,
         )
         assert schedule is not None  # a default is given
-        cap = _least(c.max_current_a, self._site_share(c, start))
-        return _capped(schedule, [[(0, cap)]])
+        cap = least(c.max_current_a, self._site_share(c, start))
+        return capped(schedule, [[(0, cap)]])
 
     def _charger_composite(self, start: datetime, duration: int) -> CompositeSchedule:
         parts = [self._connector_composite(c, start, duration) for c in self.connectors.values()]
         cp_max = composite_schedule(
             self._profiles, 0, start, duration, phases=self.phases, voltage=self.voltage
         )
-        offsets = sorted(
-            {p.start_period for part in parts for p in part.charging_schedule_period}
-            | ({p.start_period for p in cp_max.charging_schedule_period} if cp_max else set())
-        )
-        total = [(o, sum(_value_at(part, o) or 0.0 for part in parts)) for o in offsets]
-        summed = CompositeSchedule(
-            start,
-            duration,
-            ChargingRateUnit.A,
-            tuple(CompositePeriod(o, amps, self.phases) for o, amps in total),
-        )
-        caps = [[(0, self._site_a)]]
+        caps: list[Steps] = [[(0, self._site_a)]]
         if cp_max is not None:
             caps.append([(p.start_period, p.limit) for p in cp_max.charging_schedule_period])
-        return _capped(summed, caps)
+        return capped(summed(parts, start, duration, self.phases), caps)
 
 
 # ---------------------------------------------------------------- pure helpers
-
-
-def _least(*values: float | None) -> float | None:
-    present = [v for v in values if v is not None]
-    return min(present) if present else None
 
 
 def _anchored(profile: ChargingProfile) -> bool:
@@ -485,50 +496,4 @@ def _anchored(profile: ChargingProfile) -> bool:
     )
 
 
-def _value_at(schedule: CompositeSchedule, offset: int) -> float | None:
-    started = [p for p in schedule.charging_schedule_period if p.start_period <= offset]
-    return started[-1].limit if started else None
-
-
-def _capped(
-    schedule: CompositeSchedule, caps: Sequence[Sequence[tuple[int, float | None]]]
-) -> CompositeSchedule:
-    """``schedule`` (A) with each period capped by every step function of ``caps`` (each a
-    list of (start offset, limit or None), ascending), equal neighbours merged."""
-    offsets = {p.start_period for p in schedule.charging_schedule_period}
-    offsets |= {o for steps in caps for o, _ in steps if o < schedule.duration}
-    periods: list[CompositePeriod] = []
-    for offset in sorted(offsets):
-        current = [p for p in schedule.charging_schedule_period if p.start_period <= offset][-1]
-        limits = [current.limit]
-        for steps in caps:
-            started = [limit for o, limit in steps if o <= offset]
-            limits.append(started[-1] if started else None)
-        limit = _least(*limits)
-        if not periods or (periods[-1].limit, periods[-1].number_phases) != (
-            limit,
-            current.number_phases,
-        ):
-            periods.append(CompositePeriod(offset, limit, current.number_phases))
-    return replace(schedule, charging_schedule_period=tuple(periods))
-
-
-def _in_unit(
-    schedule: CompositeSchedule, unit: ChargingRateUnit, phases: int, voltage: float
-) -> CompositeSchedule:
-    if unit is ChargingRateUnit.A:
-        return schedule
-    periods = tuple(
-        CompositePeriod(
-            p.start_period,
-            None
-            if p.limit is None
-            else to_watts(p.limit, p.number_phases, phases=phases, voltage=voltage),
-            p.number_phases,
-        )
-        for p in schedule.charging_schedule_period
-    )
-    return replace(schedule, charging_rate_unit=unit, charging_schedule_period=periods)
-
-
-__all__ = ["SmartCharging", "UNIT_ITEMS"]
+__all__ = ["UNIT_ITEMS", "SmartCharging", "Wiring"]

@@ -215,6 +215,9 @@ class ConnectorHardware:
     lock: LockConfig | None = None  # None: tethered cable, nothing to lock
     # Rating of this outlet / cable; IEC 61851-1 pilot PWM offers 6 A to 80 A.
     max_current_a: Annotated[float, Range(6, 80)] = 16.0
+    # Its supply, for charging limits a central system gives in W (W -> A per phase).
+    phases: Annotated[int, Range(1, 3)] = 3
+    voltage_v: Annotated[float, Range(50, 500)] = 230.0  # nominal, phase to neutral
 
     @property
     def tethered(self) -> bool:

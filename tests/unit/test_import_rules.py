@@ -53,6 +53,7 @@ CORE = (
     "firmware.transactions",
     "firmware.profile_store",
     "firmware.smart_charging",
+    "firmware.smart_composite",
 )
 # Pure: no I/O at all, not even the standard library's (what loading them loads is checked).
 PURE = (
@@ -61,6 +62,7 @@ PURE = (
     "firmware.charging_handlers",
     "firmware.pilot",
     "firmware.smart",
+    "firmware.smart_composite",
     "firmware.domain",
     "firmware.metering",
     "firmware.redaction",

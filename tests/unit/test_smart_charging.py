@@ -440,3 +440,18 @@ async def test_a_limit_below_6_a_set_as_the_transaction_begins_is_never_offered(
         s.connector.set_limit(None)
         await s.settle()
         assert s.pilot.offered_a == 16.0 and s.contactor_closed
+
+
+async def test_a_wall_clock_stepped_past_a_boundary_is_seen_within_a_minute() -> None:
+    """NTP sets a Pi's clock minutes after boot: the service sleeps on the monotonic clock but
+    looks at the wall clock again at least every WALL_CLOCK_CHECK_S while a change is due."""
+    async with rig() as r:
+        side = r.sides[0]
+        await r.charge()
+        loop = asyncio.get_running_loop()
+        assert r.smart.set_charging_profile(profile((0, 16), (7200, 8), start=at(0))) is None
+        await r.settle(10)
+        assert side.offered == 16.0
+        clock.set_wall_clock(lambda: EPOCH + timedelta(hours=3, seconds=loop.time()))
+        await r.settle(61)
+        assert side.offered == 8.0, "the 2 h boundary, passed by the step, is applied"

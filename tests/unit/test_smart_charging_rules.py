@@ -33,7 +33,7 @@ from firmware.smart import (
     RecurrencyKind,
     limit_at,
 )
-from firmware.smart_charging import SmartCharging
+from firmware.smart_charging import SmartCharging, Wiring
 from hal.interfaces import ConnectorDevices
 from hal.sim.ev import SimulatedEv
 from hal.types import MIN_PILOT_CURRENT_A
@@ -474,3 +474,46 @@ def test_no_connector_is_offered_above_a_limit_or_between_0_and_6_a(
         for charger_limit in (cp_max, site):
             if charger_limit is not None:
                 assert sum(offered.values()) <= charger_limit + EPS
+
+
+def test_each_connector_converts_watts_with_its_own_supply() -> None:
+    with wall_clock(T0):
+        registry = build_registry(number_of_connectors=2, tethered=True)
+        smart = SmartCharging(
+            ProfileStore.open(None),
+            connectors(2, registry, rating=32),
+            registry,
+            phases=3,
+            voltage=230,
+            wiring={1: Wiring(1, 230), 2: Wiring(3, 230)},
+        )
+        assert smart.set_charging_profile(profile((0, 6900), unit=W)) is None
+        assert smart.connectors[1].limit_a == pytest.approx(30.0)  # single phase: 6900 / 230
+        assert smart.connectors[2].limit_a == pytest.approx(10.0)  # 6900 / (230 * 3)
+        # A ChargePointMaxProfile in W is the whole charger's: its supply (3 x 230 V).
+        assert smart.set_charging_profile(profile((0, 13800), id=2, purpose=MAX, unit=W)) is None
+        assert smart.limits(T0) == {1: pytest.approx(20.0), 2: pytest.approx(10.0)}
+        begin(smart, 1, 1, T0)
+        begin(smart, 2, 2, T0)
+        whole = smart.composite_schedule(0, 60, W)
+        assert whole is not None
+        assert [p.limit for p in whole.charging_schedule_period] == [pytest.approx(13800)]
+
+
+def test_the_site_share_caps_a_composite_but_does_not_flatten_it() -> None:
+    with wall_clock(T0):
+        smart = service(2)
+        begin(smart, 1, 1, T0)
+        begin(smart, 2, 2, T0 + timedelta(seconds=1))
+        assert smart.set_charging_profile(profile((0, 8), (600, 14), start=T0, connector=1)) is None
+        smart.site_allowance(24)
+        # Now connector 1 takes 8 A (its profile) and 2 the rest, 16 A.  In connector 1's
+        # composite the site counts as its share if it wanted all it may (24 / 2 = 12 A), so
+        # the profile's later 14 A shows as 12 A, and its 8 A is not flattened to "now".
+        assert smart.limits(T0) == {1: 8.0, 2: 16.0}
+        one = smart.composite_schedule(1, 1200, None)
+        assert one is not None
+        assert [(p.start_period, p.limit) for p in one.charging_schedule_period] == [
+            (0, 8.0),
+            (600, 12.0),
+        ]

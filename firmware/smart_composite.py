@@ -1,0 +1,93 @@
+"""Composite schedules combined (OCPP 1.6 §5.7, §7.13): pure, no I/O, no asyncio.
+
+``firmware.smart.composite_schedule`` gives one connector's composite from its profiles; the
+Smart Charging service (``firmware.smart_charging``) caps it by local limits (the connector's
+maximum current, its share of the site allowance) and adds the connectors' composites up for
+connector 0, the whole charger's expected draw.  A composite here is in A per phase; ``in_unit``
+converts it for the answer.
+
+A *step function* is a list of (offset in s, limit or None), ascending: from each offset the
+limit holds until the next one; None means no limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from firmware.smart import ChargingRateUnit, CompositePeriod, CompositeSchedule, to_watts
+
+Steps = Sequence[tuple[int, float | None]]
+
+
+def least(*values: float | None) -> float | None:
+    """The least of the values given that are not None; None when all are."""
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def value_at(schedule: CompositeSchedule, offset: int) -> float | None:
+    """The composite's limit ``offset`` s after its start (None: no limit, or before it)."""
+    started = [p for p in schedule.charging_schedule_period if p.start_period <= offset]
+    return started[-1].limit if started else None
+
+
+def capped(schedule: CompositeSchedule, caps: Sequence[Steps]) -> CompositeSchedule:
+    """``schedule`` (A) with each instant capped by every step function of ``caps`` (offsets
+    past the schedule's duration ignored), equal neighbours merged."""
+    offsets = {p.start_period for p in schedule.charging_schedule_period}
+    offsets |= {o for steps in caps for o, _ in steps if o < schedule.duration}
+    periods: list[CompositePeriod] = []
+    for offset in sorted(offsets):
+        current = [p for p in schedule.charging_schedule_period if p.start_period <= offset][-1]
+        limits = [current.limit]
+        for steps in caps:
+            started = [limit for o, limit in steps if o <= offset]
+            limits.append(started[-1] if started else None)
+        limit = least(*limits)
+        if not periods or (periods[-1].limit, periods[-1].number_phases) != (
+            limit,
+            current.number_phases,
+        ):
+            periods.append(CompositePeriod(offset, limit, current.number_phases))
+    return replace(schedule, charging_schedule_period=tuple(periods))
+
+
+def summed(
+    parts: Sequence[CompositeSchedule], start: datetime, duration: int, phases: int
+) -> CompositeSchedule:
+    """The sum of ``parts`` (A per phase, each over the same window) at every instant, over
+    ``phases`` phases; a part's None (no limit) counts as 0, so give every part a default."""
+    offsets = sorted(
+        {0} | {p.start_period for part in parts for p in part.charging_schedule_period}
+    )
+    periods: list[CompositePeriod] = []
+    for offset in offsets:
+        amps = sum(value_at(part, offset) or 0.0 for part in parts)
+        if not periods or periods[-1].limit != amps:
+            periods.append(CompositePeriod(offset, amps, phases))
+    return CompositeSchedule(start, duration, ChargingRateUnit.A, tuple(periods))
+
+
+def in_unit(
+    schedule: CompositeSchedule, unit: ChargingRateUnit, *, phases: int, voltage: float
+) -> CompositeSchedule:
+    """A composite in A per phase, in ``unit``: W = A x voltage x the phases each period uses
+    (``smart.to_watts``)."""
+    if unit is ChargingRateUnit.A:
+        return schedule
+    periods = tuple(
+        CompositePeriod(
+            p.start_period,
+            None
+            if p.limit is None
+            else to_watts(p.limit, p.number_phases, phases=phases, voltage=voltage),
+            p.number_phases,
+        )
+        for p in schedule.charging_schedule_period
+    )
+    return replace(schedule, charging_rate_unit=unit, charging_schedule_period=periods)
+
+
+__all__ = ["Steps", "capped", "in_unit", "least", "summed", "value_at"]
