@@ -107,7 +107,7 @@ class SimulatedBench:
         self._counted = asyncio.Event()
         self._step_error: str | None = None
         self.grid: SimulatedGrid | None = None
-        self._grid_server: RegisterServer | None = None  # None: on connector 1's server
+        self._grid_server: RegisterServer | None = None  # None: on a connector's server
 
     # ------------------------------------------------------------ life cycle
 
