@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -292,3 +293,60 @@ async def test_without_a_grid_meter_the_fuse_is_the_allowance(
     assert [r.getMessage() for r in caplog.records] == [
         "site limit: the fuse, 25 A per phase, is the charger's limit"
     ]
+
+
+class AnsweredAsCancelled:
+    """The real grid meter, whose answer arrives in the same instant as a cancellation of the
+    polling task: exactly the moment at which Python 3.11's ``asyncio.wait_for`` (which the
+    Modbus library awaits its answers with) returns the answer and drops the cancellation
+    (gh-86296).  Reproduced with the real ``asyncio.wait_for``."""
+
+    def __init__(self, meter: ModbusEnergyMeter) -> None:
+        self.meter = meter
+        self.cancel_next = False
+        self.quantities = meter.quantities
+
+    @property
+    def latest(self) -> Any:
+        return self.meter.latest
+
+    async def poll(self) -> Any:
+        reading = await self.meter.poll()
+        if not self.cancel_next:
+            return reading
+        self.cancel_next = False
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        assert task is not None
+        answer: asyncio.Future[Any] = loop.create_future()
+
+        def together() -> None:
+            answer.set_result(reading)
+            task.cancel()
+
+        loop.call_soon(together)
+        return await asyncio.wait_for(answer, 5)
+
+    async def close(self) -> None:
+        await self.meter.close()
+
+
+async def test_a_cancellation_that_arrives_with_an_answer_still_stops_the_poller(
+    modbus_server_factory: MakeServer,
+) -> None:
+    grid, connector = SimulatedMeter("SDM630", 3), SimulatedMeter("SDM630", 2)
+    server = modbus_server_factory(grid, connector)
+    await server.start_tcp()
+    site = Site(server.tcp_endpoint(timeout_s=0.3, retries=0), grid, connector, SitePolicy(32))
+    racing = AnsweredAsCancelled(site.grid_meter)
+    site.poller.meter = racing
+    try:
+        await site.poller.first_cycle()
+        racing.cancel_next = True
+        task = asyncio.create_task(site.poller.run())
+        with pytest.raises(asyncio.CancelledError):
+            # Without the poller's own check the task polls on for ever (the daemon's stop,
+            # which cancels it and waits, would hang): this wait would end in TimeoutError.
+            await asyncio.wait_for(task, 10)
+        assert task.cancelled()
+    finally:
+        await site.close()
