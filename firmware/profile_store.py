@@ -42,7 +42,10 @@ MIGRATIONS = (
         purpose TEXT NOT NULL,                    -- chargingProfilePurpose
         stack_level INTEGER NOT NULL,
         transaction_id INTEGER,                   -- a TxProfile's LOCAL transaction id
-        profile TEXT NOT NULL                     -- the whole ChargingProfile as JSON
+        profile TEXT NOT NULL,                    -- the whole ChargingProfile as JSON
+        -- OCPP 1.6 §5.16: one profile per purpose, stack level and connector (a new one
+        -- replaces it), kept by the file too: a missed replacement fails, it never doubles.
+        UNIQUE (purpose, stack_level, connector_id)
     )
     """,
 )
@@ -86,11 +89,12 @@ class ProfileStore:
 
     def install(self, profile: ChargingProfile, replaces: list[int]) -> None:
         """Store ``profile`` and delete the profiles ``replaces`` names (the same id, or the
-        same purpose, stack level and connector), in one transaction."""
+        same purpose, stack level and connector), in one transaction; ``sqlite3.Error`` (and
+        nothing changed) when ``replaces`` misses one of them."""
         with transaction(self._db):
             self._delete(replaces)
             self._db.execute(
-                "INSERT OR REPLACE INTO charging_profile (charging_profile_id, connector_id, "
+                "INSERT INTO charging_profile (charging_profile_id, connector_id, "
                 "purpose, stack_level, transaction_id, profile) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     profile.charging_profile_id,

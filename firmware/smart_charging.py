@@ -1,30 +1,21 @@
 """The Smart Charging service (OCPP 1.6 §3.13, §5.5, §5.7, §5.16): installs, replaces and clears
 charging profiles (kept in ``firmware.profile_store``), answers GetCompositeSchedule, and turns the
-profiles and the site's allowance into each connector's current limit
-(``ConnectorController.set_limit``), which the pilot offers (docs/smart-charging.md, "How the
-limit reaches the pilot").
+profiles and the site's allowance into each connector's limit (``ConnectorController.set_limit``),
+which the pilot offers.  docs/smart-charging.md, "How the limit reaches the pilot", gives the
+rules; in short, for connector c at instant t, in A per phase:
 
-The schedule arithmetic is ``firmware.smart``'s; the sharing of a charger-wide limit between
-connectors is ``firmware.site_limit.share``.  The OCPP block (``firmware.ocpp.smart_charging``)
-reaches this service through ``firmware.ports.SmartChargingControl``; the site's grid-meter poller
-through ``site_allowance``; the charger through ``remote_start_profile`` and
-``remote_start_abandoned``; each connector tells it when a transaction begins or ends
-(``ConnectorController.on_transaction``).
+- its own limit: TxProfile / TxDefaultProfile (``smart.limit_at`` without ChargePointMaxProfile;
+  without a transaction, as if one started at t, so its first offer already has it);
+- the charger's limit, min(ChargePointMaxProfile, site allowance), shared between the
+  connectors in a transaction with ``site_limit.share`` (the earliest transaction first; one
+  without a transaction gets what it would joining last);
+- the least of the two; None when nothing limits (a share at or above the rating does not).
 
-The limit of connector c at instant t, in A per phase:
-
-- its *own* profile limit: the TxProfile / TxDefaultProfile limit (``smart.limit_at`` without
-  ChargePointMaxProfile; a connector without a transaction is evaluated as if one started at t,
-  so the limit it gets is the one its first offer will use);
-- the *charger's* limit: min(ChargePointMaxProfile at t, the site allowance), shared between
-  the connectors in a transaction with ``share`` (caps: each one's own limit and maximum
-  current; order: the transaction that started first keeps its 6 A first), so the sum never
-  exceeds it and each share is 0 or at least 6 A.  A connector without a transaction is given
-  what it would get if its transaction started now (it joins last);
-- the limit set is the least of the two (None when neither limits).
-
-It is set again at each instant ``smart.next_change`` names (sleeping on the one clock), at once
-on every profile change, every transaction start or end, and every site-allowance change.
+Set again at each instant ``smart.next_change`` names, on every profile change, every
+transaction start or end (``ConnectorController.on_transaction``) and every site-allowance
+change.  The OCPP block reaches it through ``ports.SmartChargingControl``, the grid-meter poller
+through ``site_allowance``, the charger through ``remote_start_profile`` /
+``remote_start_abandoned``.
 """
 
 from __future__ import annotations
@@ -35,7 +26,7 @@ import math
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from firmware import clock
 from firmware.config_keys import K, KeyRegistry
@@ -180,7 +171,7 @@ class SmartCharging:
     def composite_schedule(
         self, connector_id: int, duration_s: int, unit: ChargingRateUnit | None
     ) -> CompositeSchedule | None:
-        """GetCompositeSchedule (§5.7) from now (whole seconds) for ``duration_s``: for a
+        """GetCompositeSchedule (§5.7) from now (the next whole second) for ``duration_s``: for a
         connector, min(its profiles' composite, its maximum current, its current share of the
         site allowance); for 0, the whole charger: at each instant the sum of the connectors'
         composites, capped by ChargePointMaxProfile and by the site allowance.  The site's
@@ -191,7 +182,10 @@ class SmartCharging:
             return None
         if duration_s <= 0:
             return None
-        start = clock.utcnow().replace(microsecond=0)
+        now = clock.utcnow()
+        # The next whole second: startPeriod counts whole seconds, and a transaction that
+        # began a moment ago must not seem to begin inside the composite.
+        start = now.replace(microsecond=0) + timedelta(seconds=1 if now.microsecond else 0)
         if connector_id:
             amps = self._connector_composite(self.connectors[connector_id], start, duration_s)
         else:
@@ -351,7 +345,9 @@ class SmartCharging:
         if charger is None:
             return own
         shares = self._shares(charger, own)
-        return {cid: least(own[cid], shares[cid]) for cid in self.connectors}
+        return {
+            cid: least(own[cid], _binding(shares[cid], c)) for cid, c in self.connectors.items()
+        }
 
     def _profiles_for(self, c: ConnectorController) -> list[ChargingProfile]:
         pending = self._pending.get(c.id)
@@ -486,6 +482,12 @@ class SmartCharging:
 
 
 # ---------------------------------------------------------------- pure helpers
+
+
+def _binding(share_a: float, c: ConnectorController) -> float | None:
+    """A share that the connector's rating already keeps it under limits nothing (None): its
+    maximum may rise (a new PiCP.MaxInstallationCurrent) but never above the rating."""
+    return share_a if share_a < c.devices.max_current_a else None
 
 
 def _anchored(profile: ChargingProfile) -> bool:

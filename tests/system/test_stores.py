@@ -1,10 +1,11 @@
 """Issue 10, item 1: an unreadable store is not a damaged store.
 
-Real SQLite files for each of the four stores (transaction journal, key store, authorization
-cache, security log): a file SQLite proves damaged is set aside after its readable rows were
-salvaged; every other failure to open is one line and exit 2 from `chargepoint run`, the file
-untouched.  Permission cases run the controller as ``nobody`` (root bypasses permission checks);
-file-system cases (read-only, full) run it in a private mount namespace on a small tmpfs.
+Real SQLite files for each of the five stores (transaction journal, key store, authorization
+cache, security log, charging profiles): a file SQLite proves damaged is set aside after its
+readable rows were salvaged; every other failure to open is one line and exit 2 from
+`chargepoint run`, the file untouched.  Permission cases run the controller as ``nobody`` (root
+bypasses permission checks); file-system cases (read-only, full) run it in a private mount
+namespace on a small tmpfs.
 """
 
 from __future__ import annotations
@@ -30,16 +31,18 @@ import pytest
 from firmware.authorization import AuthorizationCache
 from firmware.config_keys import KeyStore, Source
 from firmware.domain import AuthorizationStatus, IdTagInfo
+from firmware.profile_store import ProfileStore
 from firmware.security_log import SecurityLog
 from firmware.storage import StoreUnusable, open_store
 from firmware.transactions import TransactionStore
 from tests.conftest import REPO
+from tests.unit.test_smart_charging import MAX, profile
 
 T = "2026-11-29T10:00:00.000Z"
 BENCH = REPO / "config" / "bench.toml"
 
 
-# ------------------------------------------------------------------------------ the four stores
+# ------------------------------------------------------------------------------ the five stores
 
 
 @dataclass(frozen=True)
@@ -135,11 +138,29 @@ def _read_security(state: Path) -> Any:
         log.close()
 
 
+def _fill_profiles(state: Path) -> None:
+    store = ProfileStore.open(state)
+    store.install(profile((0, 10), (3600, 16), id=1), [])
+    store.install(profile((0, 32), id=2, purpose=MAX), [])
+    store.close()
+
+
+def _read_profiles(state: Path) -> Any:
+    store = ProfileStore.open(state)
+    try:
+        return store.profiles()
+    finally:
+        store.close()
+
+
 KINDS = {
     "journal": Kind(TransactionStore.FILE, _fill_journal, _read_journal, "sqlite_sequence"),
     "keys": Kind(KeyStore.FILE, _fill_keys, _read_keys, "sqlite_autoindex_config_value_1"),
     "auth": Kind(AuthorizationCache.FILE, _fill_auth, _read_auth, "sqlite_autoindex_auth_cache_1"),
     "security": Kind(SecurityLog.FILE, _fill_security, _read_security, "sqlite_sequence"),
+    "profiles": Kind(
+        ProfileStore.FILE, _fill_profiles, _read_profiles, "sqlite_autoindex_charging_profile_1"
+    ),
 }
 
 

@@ -94,3 +94,13 @@ def test_a_damaged_file_is_set_aside_with_what_could_be_read(tmp_path: Path) -> 
     again = ProfileStore.open(tmp_path)
     assert again.recovered_from is not None
     assert list(tmp_path.glob("profiles.db.damaged-*"))
+
+
+def test_the_file_keeps_one_profile_per_purpose_level_and_connector(tmp_path: Path) -> None:
+    store = ProfileStore.open(tmp_path)
+    store.install(profile((0, 10), id=1), [])
+    with pytest.raises(Exception, match="UNIQUE"):
+        store.install(profile((0, 12), id=2), [])  # the replacement of 1 not named
+    assert [p.charging_profile_id for p in store.profiles()] == [1]
+    store.install(profile((0, 12), id=2), [1])
+    assert [p.charging_profile_id for p in store.profiles()] == [2]

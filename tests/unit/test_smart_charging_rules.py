@@ -19,6 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from gpiozero.pins.mock import MockFactory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,8 @@ from firmware.smart import (
     limit_at,
 )
 from firmware.smart_charging import SmartCharging, Wiring
+from hal.config import ContactorConfig
+from hal.gpio import GpioContactor
 from hal.interfaces import ConnectorDevices
 from hal.sim.ev import SimulatedEv
 from hal.types import MIN_PILOT_CURRENT_A
@@ -53,19 +56,22 @@ from tests.unit.test_smart_charging import (
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
-class _Contactor:
-    """Never driven here (the connectors do not run)."""
-
-
 async def _authorize(id_tag: str) -> IdTagInfo:
     return IdTagInfo(AuthorizationStatus.ACCEPTED)
 
 
 def connectors(n: int, keys: KeyRegistry, rating: float = 16.0) -> list[ConnectorController]:
+    """``n`` tethered connectors of ``rating`` A on real contactor drivers over mock pins."""
+    factory = MockFactory()
     return [
         ConnectorController(
             ConnectorDevices(
-                i, EvPilot(SimulatedEv()), _Contactor(), CountingMeter(), None, rating
+                i,
+                EvPilot(SimulatedEv()),
+                GpioContactor(ContactorConfig(4 + i, settle_s=0), factory, clock=lambda: 0.0),
+                CountingMeter(),
+                None,
+                rating,
             ),
             RecordingLink(),
             keys,
@@ -145,7 +151,8 @@ def test_same_id_or_same_purpose_level_and_connector_replaces() -> None:
         # Both rules at once: id 3's id and id 4's slot: both go.
         assert smart.set_charging_profile(profile((0, 8), id=3, connector=1)) is None
         assert ids(smart) == [2, 3]
-        assert smart.connectors[1].limit_a == 8.0 and smart.connectors[2].limit_a == 16.0
+        assert smart.connectors[1].limit_a == 8.0
+        assert smart.connectors[2].limit_a is None, "its 16 A share of 20 A: its rating"
 
 
 def test_clear_with_every_filter() -> None:
@@ -507,13 +514,52 @@ def test_the_site_share_caps_a_composite_but_does_not_flatten_it() -> None:
         begin(smart, 2, 2, T0 + timedelta(seconds=1))
         assert smart.set_charging_profile(profile((0, 8), (600, 14), start=T0, connector=1)) is None
         smart.site_allowance(24)
-        # Now connector 1 takes 8 A (its profile) and 2 the rest, 16 A.  In connector 1's
+        # Now connector 1 takes 8 A (its profile) and 2 the rest, its 16 A.  In connector 1's
         # composite the site counts as its share if it wanted all it may (24 / 2 = 12 A), so
         # the profile's later 14 A shows as 12 A, and its 8 A is not flattened to "now".
-        assert smart.limits(T0) == {1: 8.0, 2: 16.0}
+        assert smart.limits(T0) == {1: 8.0, 2: None}, "16 A: its rating, nothing to limit"
         one = smart.composite_schedule(1, 1200, None)
         assert one is not None
         assert [(p.start_period, p.limit) for p in one.charging_schedule_period] == [
             (0, 8.0),
             (600, 12.0),
         ]
+
+
+def test_a_share_below_the_rating_is_set_one_at_or_above_it_is_no_limit() -> None:
+    with wall_clock(T0):
+        smart = service(2)
+        begin(smart, 1, 1, T0)
+        begin(smart, 2, 2, T0 + timedelta(seconds=1))
+        smart.site_allowance(40)
+        assert smart.limits(T0) == {1: None, 2: None}, "20 A each: above the 16 A rating"
+        smart.site_allowance(30)
+        assert smart.limits(T0) == {1: 15.0, 2: 15.0}
+        # PiCP.MaxInstallationCurrent lowers connector 1 to 10 A: 2 gets the rest, up to its
+        # rating (no limit); 1 keeps an explicit 10 A, which a later rise of the installation
+        # limit cannot pass before the next re-evaluation.
+        smart.connectors[1].installation_limit_a = 10
+        assert smart.limits(T0) == {1: 10.0, 2: None}
+        smart.reevaluate()
+        smart.connectors[1].installation_limit_a = None  # raised again, not yet re-evaluated
+        assert smart.connectors[1].max_current_a == 16 and smart.connectors[1].limit_a == 10.0
+
+
+def test_a_composite_starts_at_the_next_whole_second_after_a_fresh_transaction() -> None:
+    started = T0 + timedelta(milliseconds=300)
+    with wall_clock(started + timedelta(milliseconds=200)) as now:
+        smart = service()
+        begin(smart, 1, 1, started)
+        assert (
+            smart.set_charging_profile(
+                profile((0, 8), id=3, purpose=TX, kind=RELATIVE, connector=1)
+            )
+            is None
+        )
+        composite = smart.composite_schedule(1, 60, None)
+        assert composite is not None
+        assert composite.start_schedule == T0 + timedelta(seconds=1)
+        assert [(p.start_period, p.limit) for p in composite.charging_schedule_period] == [(0, 8.0)]
+        now[0] = T0 + timedelta(seconds=5)  # on a whole second: that second
+        composite = smart.composite_schedule(1, 60, None)
+        assert composite is not None and composite.start_schedule == now[0]
