@@ -96,7 +96,7 @@ async def test_the_house_load_pushes_the_offer_down_and_up_without_toggling_the_
     assert up["connectors"]["1"]["offered_a"] == 14
     free = await house_load(rig, 0)  # 32 A: the connector's own 16 A caps it
     assert free["connectors"]["1"]["offered_a"] == 16 and free["site"]["allowance_a"] == 32
-    assert free["connectors"]["1"]["limit_a"] == 16
+    assert free["connectors"]["1"]["limit_a"] is None  # a share at its rating limits nothing
 
     assert pwm_history(rig, mark) == [12, 14, 16]  # one write per change, no toggling
     assert rig.bench.status()["1"]["outputs"]["contactor"] is True
