@@ -38,6 +38,7 @@ from firmware.daemon import (
     status_line,
     stop_on_crash,
 )
+from firmware.grid_meter import GridMeterPoller
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.profile_store import ProfileStore
@@ -263,6 +264,18 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         on_reset=on_reset,
         smart=smart,
     )
+    # The site limit ([site]): the allowance is known (one grid-meter poll, or the fuse) before
+    # any connector runs, then follows the grid meter each meter cycle (firmware.grid_meter).
+    site = None
+    if settings.site is not None:
+        site = GridMeterPoller(
+            settings.site.policy(),
+            devices.grid_meter,
+            [c.meter for c in devices.connectors],
+            smart.site_allowance,
+            poll_s=settings.meter_poll_interval_s,
+        )
+        await site.first_cycle()
     bench_control = None
     if bench is not None:
         from firmware.pilot import DEBOUNCE_READS as PILOT_DEBOUNCE_POLLS
@@ -273,6 +286,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
             bench,
             status=charger.status,
             pilot_reads=PILOT_DEBOUNCE_POLLS,
+            site=site.status if site is not None else None,
         )
     running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)
     ocpp.finish_interrupted_transactions()
@@ -282,6 +296,8 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         asyncio.create_task(_follow_store(keys), name="config-store"),
         asyncio.create_task(smart.run(), name="smart-charging"),
     ]
+    if site is not None:
+        tasks.append(asyncio.create_task(site.run(), name="grid-meter"))
     if bench_control is not None:
         await bench_control.start()
     running.tasks = tasks
