@@ -18,6 +18,11 @@ Each cycle (``meter_poll_interval_s``):
    to ``on_allowance`` (the charger's smart charging, which shares it between the connectors)
    when it changed.
 
+A grid meter that measured a phase and now flags its current invalid (NaN, the model's
+sentinel) has lost the phase that may carry the house's load: such a reading is not used (as a
+failed poll), so the last consistent one holds until it is stale, then the fallback.  A
+single-phase model measures L1 only; once L2 or L3 reported, all three are expected.
+
 No grid reading is trusted when the meter is dead (``MeterHealth.UNAVAILABLE``: its
 ``unavailable_after`` failed polls in a row), never answered, or no consistent reading is newer
 than ``stale_after_s``: the charger then offers the fallback current.  The transition to the
@@ -49,6 +54,11 @@ log = logging.getLogger(__name__)
 # The charger's draw is steady when its readings before and after the grid reading differ by
 # less than this on every phase, A (a meter's own noise is a few tenths).
 STEADY_A = 1.0
+
+
+def _missing(current: PhaseCurrents, expected: int) -> list[int]:
+    """The phases (0: L1) among the first ``expected`` that have no value."""
+    return [i for i in range(expected) if current[i] is None]
 
 
 def _steady(before: PhaseCurrents, after: PhaseCurrents) -> bool:
@@ -83,6 +93,9 @@ class GridMeterPoller:
         self._pair: tuple[PhaseCurrents, PhaseCurrents] = ((None, None, None), (0.0, 0.0, 0.0))
         self._answered_at: float | None = None
         self._in_fallback: bool | None = None  # None: before the first cycle
+        # The phases the grid meter measures: 1 (L1) until L2 or L3 reported, then 3.
+        self._phases = 1
+        self._invalid: list[int] = []  # measured phases whose current the meter flags invalid
 
     async def first_cycle(self) -> None:
         """The allowance before any connector charges: one poll (bounded by the bus timeout)
@@ -123,6 +136,12 @@ class GridMeterPoller:
         now = clock.now()
         self.grid_a = reading.current_a
         if reading.health is MeterHealth.OK:
+            if any(a is not None for a in reading.current_a[1:]):
+                self._phases = 3
+            invalid = _missing(reading.current_a, self._phases)
+        else:
+            invalid = self._invalid  # no news about the phases
+        if reading.health is MeterHealth.OK and not invalid:
             if _steady(before, own):
                 self._pair = (reading.current_a, own)
                 self._answered_at = now
@@ -137,7 +156,7 @@ class GridMeterPoller:
         log.debug(
             "site limit: grid %s A, charger %s A: %s", self._pair[0], self._pair[1], allowance
         )
-        self._log_transition(allowance, grid, reading.health)
+        self._log_transition(allowance, grid, reading.health, invalid)
         self._apply(allowance)
         return allowance
 
@@ -170,17 +189,24 @@ class GridMeterPoller:
             self.on_allowance(allowance.amps)
 
     def _log_transition(
-        self, allowance: SiteAllowance, grid: GridReading | None, health: MeterHealth
+        self,
+        allowance: SiteAllowance,
+        grid: GridReading | None,
+        health: MeterHealth,
+        invalid: list[int],
     ) -> None:
+        """One line at each change: the fallback and why, the allowance back, a measured
+        phase flagged invalid (while the last reading still holds) and back."""
+        phases = ", ".join(f"L{i + 1}" for i in invalid)
         if allowance.fallback and self._in_fallback is not True:
-            if grid is None and health is MeterHealth.OK:
+            if grid is None and invalid:
+                why = f"reports no valid current on {phases}"
+            elif grid is None and health is MeterHealth.OK:
                 why = "gave no reading consistent with the charger's draw yet"
             elif grid is None:
                 why = "does not answer"
-            elif grid.age_s > self.policy.stale_after_s:
-                why = f"gave no usable reading for more than {self.policy.stale_after_s:g} s"
             else:
-                why = "reports no phase current"
+                why = f"gave no usable reading for more than {self.policy.stale_after_s:g} s"
             log.warning(
                 "site limit: the grid meter %s: offering the fallback, %g A per phase in total, "
                 "until it answers",
@@ -194,7 +220,16 @@ class GridMeterPoller:
                 self.policy.fuse_a,
                 allowance.amps,
             )
+        elif invalid and invalid != self._invalid and not allowance.fallback:
+            log.warning(
+                "site limit: the grid meter reports no valid current on %s: its readings are "
+                "not used until it does",
+                phases,
+            )
+        elif not invalid and self._invalid and not allowance.fallback:
+            log.info("site limit: the grid meter reports a valid current on every phase again")
         self._in_fallback = allowance.fallback
+        self._invalid = invalid
 
 
 __all__ = ["GridMeterPoller"]

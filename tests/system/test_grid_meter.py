@@ -350,3 +350,69 @@ async def test_a_cancellation_that_arrives_with_an_answer_still_stops_the_poller
         assert task.cancelled()
     finally:
         await site.close()
+
+
+async def test_a_phase_the_grid_meter_flags_invalid_is_no_reading_not_a_phase_left_out(
+    modbus_server_factory: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A three-phase grid meter that flags its L1 current invalid (NaN) no longer measures the
+    phase that carries the house's load: the fuse on L1 is unwatched.  Leaving L1 out like a
+    phase the model does not have would take the allowance up to what L2 and L3 leave; the
+    reading is not used instead, so the last one holds until it is stale, then the fallback,
+    each transition one line."""
+    grid, connector = SimulatedMeter("SDM630", 3), SimulatedMeter("SDM630", 2)
+    server = modbus_server_factory(grid, connector)
+    await server.start_tcp()
+    policy = SitePolicy(fuse_a=32.0, fallback_a=6.0, stale_after_s=0.5)
+    site = Site(server.tcp_endpoint(timeout_s=0.3, retries=0), grid, connector, policy)
+    try:
+        connector.current_a = 0.0
+        grid.current_a = (10.0, 0.0, 0.0)
+        await site.connector_meter.poll()
+        with caplog.at_level(logging.INFO, logger=LOGGER):
+            assert (await site.poller.cycle()).amps == 22.0
+            grid.current_a = (None, 0.0, 0.0)  # L1 invalid: the house may draw 30 A there
+            results = []
+            for _ in range(400):  # a meter cycle after another until 0.5 s have passed
+                results.append((await site.poller.cycle()).amps)
+                if results[-1] == 6.0:
+                    break
+                await asyncio.sleep(0.02)
+            assert results[-1] == 6.0 and set(results[:-1]) <= {22.0}
+            grid.current_a = (10.0, 0.0, 0.0)
+            assert (await site.poller.cycle()).amps == 22.0
+        lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+        assert lines == [
+            "site limit: the grid meter answers: fuse 32 A, allowance 22 A per phase",
+            "site limit: the grid meter reports no valid current on L1: its readings are not "
+            "used until it does",
+            "site limit: the grid meter gave no usable reading for more than 0.5 s: offering "
+            "the fallback, 6 A per phase in total, until it answers",
+            "site limit: the grid meter answers again: fuse 32 A, allowance 22 A per phase",
+        ]
+        assert site.given == [22.0, 6.0, 22.0]
+    finally:
+        await site.close()
+
+
+async def test_a_first_reading_with_an_invalid_phase_gives_the_fallback(
+    modbus_server_factory: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """L2 and L3 answer, so the meter measures three phases: L1 flagged invalid from the first
+    reading on is not a single-phase meter's missing phase."""
+    grid, connector = SimulatedMeter("SDM630", 3), SimulatedMeter("SDM630", 2)
+    server = modbus_server_factory(grid, connector)
+    await server.start_tcp()
+    site = Site(server.tcp_endpoint(timeout_s=0.3, retries=0), grid, connector, SitePolicy(32))
+    try:
+        grid.current_a = (None, 0.0, 0.0)
+        with caplog.at_level(logging.INFO, logger=LOGGER):
+            await site.poller.first_cycle()
+            await site.poller.cycle()
+        assert site.given == [6.0]
+        assert [r.getMessage() for r in caplog.records if r.name == LOGGER] == [
+            "site limit: the grid meter reports no valid current on L1: offering the fallback, "
+            "6 A per phase in total, until it answers"
+        ]
+    finally:
+        await site.close()
