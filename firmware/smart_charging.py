@@ -47,7 +47,7 @@ from firmware.smart import (
     next_change,
     rejection_reason,
 )
-from firmware.smart_composite import Steps, capped, in_unit, least, summed
+from firmware.smart_composite import Steps, capped, in_unit, least, steps_in_unit, summed
 
 log = logging.getLogger(__name__)
 
@@ -186,14 +186,12 @@ class SmartCharging:
         # The next whole second: startPeriod counts whole seconds, and a transaction that
         # began a moment ago must not seem to begin inside the composite.
         start = now.replace(microsecond=0) + timedelta(seconds=1 if now.microsecond else 0)
-        if connector_id:
-            amps = self._connector_composite(self.connectors[connector_id], start, duration_s)
-        else:
-            amps = self._charger_composite(start, duration_s)
+        unit = unit or ChargingRateUnit.A
+        if connector_id == 0:
+            return self._charger_composite(start, duration_s, unit)
+        amps = self._connector_composite(self.connectors[connector_id], start, duration_s)
         wiring = self.wiring(connector_id)
-        return in_unit(
-            amps, unit or ChargingRateUnit.A, phases=wiring.phases, voltage=wiring.voltage
-        )
+        return in_unit(amps, unit, phases=wiring.phases, voltage=wiring.voltage)
 
     # ------------------------------------------------------------ other inputs
 
@@ -470,15 +468,25 @@ class SmartCharging:
         cap = least(c.max_current_a, self._site_share(c, start))
         return capped(schedule, [[(0, cap)]])
 
-    def _charger_composite(self, start: datetime, duration: int) -> CompositeSchedule:
-        parts = [self._connector_composite(c, start, duration) for c in self.connectors.values()]
+    def _charger_composite(
+        self, start: datetime, duration: int, unit: ChargingRateUnit
+    ) -> CompositeSchedule:
+        """The sum of the connectors' composites, each in ``unit`` with its own wiring (in W a
+        single-phase connector adds one phase's power), capped by ChargePointMaxProfile and
+        the site allowance (A per phase of the charger's supply, in ``unit``)."""
+        parts = []
+        for c in self.connectors.values():
+            wiring = self.wiring(c.id)
+            amps = self._connector_composite(c, start, duration)
+            parts.append(in_unit(amps, unit, phases=wiring.phases, voltage=wiring.voltage))
         cp_max = composite_schedule(
             self._profiles, 0, start, duration, phases=self.phases, voltage=self.voltage
         )
         caps: list[Steps] = [[(0, self._site_a)]]
         if cp_max is not None:
             caps.append([(p.start_period, p.limit) for p in cp_max.charging_schedule_period])
-        return capped(summed(parts, start, duration, self.phases), caps)
+        in_w = [steps_in_unit(st, unit, phases=self.phases, voltage=self.voltage) for st in caps]
+        return capped(summed(parts, start, duration, self.phases, unit), in_w)
 
 
 # ---------------------------------------------------------------- pure helpers

@@ -300,9 +300,16 @@ def test_watts_convert_with_the_wiring() -> None:
         three = service()
         assert three.set_charging_profile(profile((0, 11040), unit=W)) is None
         assert three.connectors[1].limit_a == pytest.approx(16.0)  # 11040 / (230 * 3)
+        # numberPhases 1 on a three-phase connector: the charger cannot make the EV use one
+        # phase (no phase switching), so 3680 W in total over the three it may use is 5.3 A.
         one_phase_period = profile((0, 3680, 1), unit=W)
         assert three.set_charging_profile(one_phase_period) is None
-        assert three.connectors[1].limit_a == pytest.approx(16.0)  # 3680 / 230
+        assert three.connectors[1].limit_a == pytest.approx(3680 / 690)
+        composite = three.composite_schedule(1, 60, W)
+        assert composite is not None
+        assert [(p.limit, p.number_phases) for p in composite.charging_schedule_period] == [
+            (pytest.approx(3680), 3)
+        ]
         single = service(phases=1, voltage=240)
         assert single.set_charging_profile(profile((0, 2400), unit=W)) is None
         assert single.connectors[1].limit_a == pytest.approx(10.0)  # 2400 / 240 / 1 phase
@@ -502,6 +509,32 @@ def test_each_connector_converts_watts_with_its_own_supply() -> None:
         assert smart.limits(T0) == {1: pytest.approx(20.0), 2: pytest.approx(10.0)}
         begin(smart, 1, 1, T0)
         begin(smart, 2, 2, T0)
+        whole = smart.composite_schedule(0, 60, W)
+        assert whole is not None
+        assert [p.limit for p in whole.charging_schedule_period] == [pytest.approx(13800)]
+
+
+def test_the_whole_chargers_composite_in_watts_adds_each_connectors_watts() -> None:
+    """A single-phase and a three-phase connector of 16 A draw 16 x 230 + 16 x 690 W at most,
+    not 32 A on three phases; a cap in W (the ChargePointMaxProfile) still holds."""
+    with wall_clock(T0):
+        registry = build_registry(number_of_connectors=2, tethered=True)
+        smart = SmartCharging(
+            ProfileStore.open(None),
+            connectors(2, registry),
+            registry,
+            phases=3,
+            voltage=230,
+            wiring={1: Wiring(1, 230), 2: Wiring(3, 230)},
+        )
+        whole = smart.composite_schedule(0, 60, W)
+        assert whole is not None
+        assert [p.limit for p in whole.charging_schedule_period] == [pytest.approx(14720)]
+        one, three = (smart.composite_schedule(c, 60, W) for c in (1, 2))
+        assert one is not None and three is not None
+        assert [p.limit for p in one.charging_schedule_period] == [pytest.approx(3680)]
+        assert [p.limit for p in three.charging_schedule_period] == [pytest.approx(11040)]
+        assert smart.set_charging_profile(profile((0, 13800), purpose=MAX, unit=W)) is None
         whole = smart.composite_schedule(0, 60, W)
         assert whole is not None
         assert [p.limit for p in whole.charging_schedule_period] == [pytest.approx(13800)]
