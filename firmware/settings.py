@@ -50,6 +50,7 @@ from hal.config import (
     SafetyConfig,
     format_number,
 )
+from hal.types import MIN_PILOT_CURRENT_A
 
 HardwareKind = Literal["gpio", "simulated"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -139,7 +140,9 @@ class SiteSettings:
 
     max_current_a: Annotated[float, Range(6, 1000, what="the main fuse, A per phase")]
     # Offered in total while the grid meter is stale or dead (0: stop charging).
-    fallback_current_a: Annotated[float, Range(0, 1000)] = 6.0
+    fallback_current_a: Annotated[
+        float, Range(0, 1000, what="0: stop charging; else 6 A to max_current_a")
+    ] = 6.0
     hysteresis_a: Annotated[float, Range(0, 80)] = 1.0
     stale_after_s: Annotated[float, Range(0, 3600, above=True)] = 10.0
 
@@ -323,6 +326,14 @@ def _site(table: object) -> tuple[SiteSettings, MeterConfig | None]:
         found.lines.append(
             f"[site] fallback_current_a must be at most max_current_a "
             f"({format_number(site.max_current_a)}), not {format_number(site.fallback_current_a)}"
+        )
+    elif site is not None and 0 < site.fallback_current_a < MIN_PILOT_CURRENT_A:
+        # Below 6 A nothing is offered: such a fallback would silently mean 0.
+        found.lines.append(
+            f"[site] fallback_current_a must be 0 (stop charging) or from "
+            f"{format_number(MIN_PILOT_CURRENT_A)} A (the least a pilot can offer, IEC 61851-1) "
+            f"to max_current_a ({format_number(site.max_current_a)}), "
+            f"not {format_number(site.fallback_current_a)}"
         )
     found.raise_any()
     return site, grid

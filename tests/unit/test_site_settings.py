@@ -95,7 +95,13 @@ def test_a_grid_meter_on_its_own_tcp_bus() -> None:
         ),
         (
             {"max_current_a": 25, "fallback_current_a": -1},
-            "[site] fallback_current_a must be between 0 and 1000, not -1",
+            "[site] fallback_current_a must be between 0 and 1000 (0: stop charging; else 6 A to "
+            "max_current_a), not -1",
+        ),
+        (
+            {"max_current_a": 25, "fallback_current_a": 3},
+            "[site] fallback_current_a must be 0 (stop charging) or from 6 A (the least a pilot "
+            "can offer, IEC 61851-1) to max_current_a (25), not 3",
         ),
         (
             {"max_current_a": 25, "hysteresis_a": -0.5},
