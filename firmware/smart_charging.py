@@ -453,13 +453,16 @@ class SmartCharging:
         self, c: ConnectorController, start: datetime, duration: int
     ) -> CompositeSchedule:
         tx, wiring = c.transaction, self.wiring(c.id)
+        # A RemoteStartTransaction's profile waiting here applies from the transaction it
+        # starts: counted as from now, as in the connector's limit (``_own_limit``).
+        waiting = tx is None and c.id in self._pending
         schedule = composite_schedule(
-            self._profiles,
+            self._profiles_for(c),
             c.id,
             start,
             duration,
             ChargingRateUnit.A,
-            transaction_start=None if tx is None else tx.started_at,
+            transaction_start=tx.started_at if tx is not None else start if waiting else None,
             phases=wiring.phases,
             voltage=wiring.voltage,
             default_limit_a=c.max_current_a,

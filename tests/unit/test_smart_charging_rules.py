@@ -280,6 +280,10 @@ def test_a_remote_start_profile_waits_for_its_transaction() -> None:
         assert smart.profiles == [], "not installed before the transaction"
         assert smart.connectors[1].limit_a == 8.0, "the first offer will have it"
         assert smart.connectors[2].limit_a is None
+        # GetCompositeSchedule says what the connector will follow: the waiting profile too.
+        waiting = smart.composite_schedule(1, 60, None)
+        assert waiting is not None
+        assert [p.limit for p in waiting.charging_schedule_period] == [8.0]
         begin(smart, 1, 5, T0)
         (bound,) = smart.profiles
         assert (bound.connector_id, bound.transaction_id) == (1, 5)
