@@ -38,7 +38,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import pairwise
 
@@ -185,6 +185,28 @@ def _run_start(profile: ChargingProfile, t: datetime, anchor: datetime) -> datet
         return first + period * ((t - first) // period)
     base = _base(profile, anchor)
     return base if t >= base else None
+
+
+def anchored(profile: ChargingProfile) -> bool:
+    """A schedule that starts with the transaction (Relative; Absolute without a start)."""
+    kind = profile.charging_profile_kind
+    return kind is ChargingProfileKind.Relative or (
+        kind is ChargingProfileKind.Absolute and profile.charging_schedule.start_schedule is None
+    )
+
+
+def starting_now(profile: ChargingProfile, now: datetime) -> ChargingProfile:
+    """An ``anchored`` ChargePointMaxProfile as Absolute from ``now``: the whole charger has no
+    transaction to start it, and started again at each look it would never leave its first
+    period.  Other profiles are returned as they are."""
+    if profile.charging_profile_purpose is not ChargingProfilePurpose.ChargePointMaxProfile:
+        return profile
+    if not anchored(profile):
+        return profile
+    schedule = replace(profile.charging_schedule, start_schedule=now)
+    return replace(
+        profile, charging_profile_kind=ChargingProfileKind.Absolute, charging_schedule=schedule
+    )
 
 
 def period_at(

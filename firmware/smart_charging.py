@@ -38,14 +38,15 @@ from firmware.smart import (
     DEFAULT_PHASES,
     NOMINAL_VOLTAGE,
     ChargingProfile,
-    ChargingProfileKind,
     ChargingProfilePurpose,
     ChargingRateUnit,
     CompositeSchedule,
+    anchored,
     composite_schedule,
     limit_at,
     next_change,
     rejection_reason,
+    starting_now,
 )
 from firmware.smart_composite import Steps, capped, in_unit, least, steps_in_unit, summed
 
@@ -133,6 +134,8 @@ class SmartCharging:
             return reason
         if profile.charging_profile_purpose is P.TxProfile and profile.transaction_id is None:
             profile = replace(profile, transaction_id=running)
+        if profile.charging_profile_purpose is P.ChargePointMaxProfile:
+            profile = starting_now(profile, clock.utcnow())
         return self._install(profile)
 
     def clear_charging_profile(
@@ -409,12 +412,12 @@ class SmartCharging:
                 continue
             # Without a transaction, a schedule that starts with the transaction starts "now"
             # at every look: only its validity bounds can change what it gives.
-            fixed = [p for p in profiles if not _anchored(p)]
+            fixed = [p for p in profiles if not anchored(p)]
             instants.append(next_change(fixed, c.id, now, transaction_start=now))
             instants += [
                 bound
                 for p in profiles
-                if _anchored(p)
+                if anchored(p)
                 for bound in (p.valid_from, p.valid_to)
                 if bound is not None and bound > now
             ]
@@ -499,14 +502,6 @@ def _binding(share_a: float, c: ConnectorController) -> float | None:
     """A share that the connector's rating already keeps it under limits nothing (None): its
     maximum may rise (a new PiCP.MaxInstallationCurrent) but never above the rating."""
     return share_a if share_a < c.devices.max_current_a else None
-
-
-def _anchored(profile: ChargingProfile) -> bool:
-    """A schedule that starts with the transaction (Relative; Absolute without a start)."""
-    kind = profile.charging_profile_kind
-    return kind is ChargingProfileKind.Relative or (
-        kind is ChargingProfileKind.Absolute and profile.charging_schedule.start_schedule is None
-    )
 
 
 __all__ = ["UNIT_ITEMS", "SmartCharging", "Wiring"]

@@ -31,6 +31,7 @@ from firmware.ports import TransactionHandle
 from firmware.profile_store import ProfileStore
 from firmware.smart import (
     ChargingProfile,
+    ChargingProfileKind,
     RecurrencyKind,
     limit_at,
 )
@@ -266,6 +267,35 @@ def test_at_start_up_a_tx_profile_whose_transaction_is_over_is_removed(tmp_path:
         again._apply(T0)
         assert again.connectors[1].limit_a == 12.0
         assert [p.charging_profile_id for p in ProfileStore.open(tmp_path).profiles()] == [8]
+
+
+@pytest.mark.parametrize("kind", [RELATIVE, ABSOLUTE])
+def test_a_charge_point_max_profile_without_a_start_starts_when_installed(
+    kind: ChargingProfileKind,
+) -> None:
+    """The whole charger has no transaction for a Relative (or startless Absolute)
+    ChargePointMaxProfile to start with: it starts when installed, so its periods follow
+    each other (before, each look started it again: 10 A for ever, while the composites
+    showed 14 A), the limit and both composites agree, and a restart keeps its start."""
+    with wall_clock(T0) as now:
+        smart = service(1)
+        begin(smart, 1, 1, T0 - timedelta(hours=1))
+        cap = profile((0, 10), (60, 14), purpose=MAX, kind=kind)
+        assert smart.set_charging_profile(cap) is None
+        assert smart.connectors[1].limit_a == 10.0
+        for connector in (0, 1):
+            composite = smart.composite_schedule(connector, 120, None)
+            assert composite is not None
+            assert [(p.start_period, p.limit) for p in composite.charging_schedule_period] == [
+                (0, 10.0),
+                (60, 14.0),
+            ]
+        assert smart.next_change(T0) == T0 + timedelta(seconds=60)
+        now[0] = T0 + timedelta(seconds=60)
+        smart.reevaluate()
+        assert smart.connectors[1].limit_a == 14.0
+        (stored,) = smart.store.profiles()
+        assert stored.charging_schedule.start_schedule == T0
 
 
 def test_a_remote_start_profile_waits_for_its_transaction() -> None:
