@@ -275,9 +275,7 @@ class SmartCharging:
             allowed_units=[UNIT_ITEMS[item] for item in allowed if item in UNIT_ITEMS],
             remote_start=remote_start,
         )
-        if reason is None:
-            reason = self._no_room(profile)
-        return reason
+        return reason or self._no_room(profile, remote_start=remote_start)
 
     def _replaced(self, profile: ChargingProfile) -> list[int]:
         """Same id anywhere, or same purpose, stack level and connector (§5.16)."""
@@ -289,9 +287,12 @@ class SmartCharging:
             or (p.charging_profile_purpose, p.stack_level, p.connector_id) == key
         ]
 
-    def _no_room(self, profile: ChargingProfile) -> str | None:
+    def _no_room(self, profile: ChargingProfile, *, remote_start: bool = False) -> str | None:
         most = self.keys[K.MaxChargingProfilesInstalled]
-        if len(self._profiles) - len(self._replaced(profile)) + 1 > most:
+        # A RemoteStartTransaction's profile waiting for its transaction keeps its room (a
+        # new one on its connector replaces it).
+        waiting = sum(1 for c in self._pending if not remote_start or c != profile.connector_id)
+        if len(self._profiles) + waiting - len(self._replaced(profile)) + 1 > most:
             return f"{most} profiles are installed already (MaxChargingProfilesInstalled)"
         return None
 

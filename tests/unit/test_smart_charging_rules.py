@@ -210,6 +210,26 @@ def test_the_read_only_keys_are_enforced() -> None:
         )
 
 
+def test_a_waiting_remote_start_profile_keeps_its_room() -> None:
+    """A RemoteStartTransaction's TxProfile, accepted, is installed when its transaction
+    begins: profiles set meanwhile must leave it room, or the transaction would run without
+    the limit the central system was told is accepted."""
+    with wall_clock(T0):
+        smart = service(2, MaxChargingProfilesInstalled="2")
+        assert smart.set_charging_profile(profile((0, 16), id=1)) is None
+        assert smart.remote_start_profile(1, profile((0, 8), id=2, purpose=TX)) is None
+        # A later remote start on the same connector replaces the waiting one: no room needed.
+        assert smart.remote_start_profile(1, profile((0, 7), id=2, purpose=TX)) is None
+        assert smart.remote_start_profile(2, profile((0, 9), id=3, purpose=TX)) == (
+            "2 profiles are installed already (MaxChargingProfilesInstalled)"
+        )
+        assert smart.set_charging_profile(profile((0, 10), id=4, level=1)) == (
+            "2 profiles are installed already (MaxChargingProfilesInstalled)"
+        )
+        begin(smart, 1, 1, T0)
+        assert ids(smart) == [1, 2] and smart.connectors[1].limit_a == 7.0
+
+
 def test_a_rejected_profile_changes_nothing(tmp_path: Path) -> None:
     with wall_clock(T0):
         smart = service(state_dir=tmp_path)
