@@ -309,6 +309,21 @@ TABLES = (
 )
 
 
+def _stale_vs_cycle(
+    site: SiteSettings | None, grid: MeterConfig | None, cycle_s: float
+) -> list[str]:
+    """A grid reading is a meter cycle old when the next one is missed (a bus hiccup, an EV
+    changing its current between the reads): it must not go stale then, or every miss would
+    give the fallback and toggle the EVs."""
+    if site is None or grid is None or site.stale_after_s > 2 * cycle_s:
+        return []
+    return [
+        f"[site] stale_after_s ({format_number(site.stale_after_s)}) must be more than twice "
+        f"[chargepoint] meter_poll_interval_s ({format_number(cycle_s)}): a missed meter cycle "
+        "would give the fallback"
+    ]
+
+
 def _site(table: object) -> tuple[SiteSettings, MeterConfig | None]:
     """``[site]`` and its optional ``[site.grid_meter]``."""
     if not isinstance(table, dict):
@@ -399,6 +414,9 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
     bench = found.take(check_table, BenchSettings, data.get("bench", {}), "bench")
     logging_settings = found.take(check_table, LoggingSettings, data.get("logging", {}), "logging")
     site_and_grid = found.take(_site, data["site"]) if "site" in data else (None, None)
+    if cp is not None and site_and_grid is not None:
+        site_found, grid_found = site_and_grid
+        found.lines += _stale_vs_cycle(site_found, grid_found, cp.meter_poll_interval_s)
     found.raise_any()
     assert cp is not None and safety is not None
     site, grid_meter = site_and_grid
