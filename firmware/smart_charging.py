@@ -149,18 +149,26 @@ class SmartCharging:
         """ClearChargingProfile (§5.5): with ``charging_profile_id`` that profile alone (the other
         filters are then ignored, errata 3.25); otherwise every profile matching all the filters
         given (none: all).  True when one was removed."""
-        if charging_profile_id is not None:
-            doomed = [p for p in self._profiles if p.charging_profile_id == charging_profile_id]
-        else:
-            doomed = [
-                p
-                for p in self._profiles
-                if (connector_id is None or p.connector_id == connector_id)
+
+        def matches(p: ChargingProfile) -> bool:
+            if charging_profile_id is not None:
+                return p.charging_profile_id == charging_profile_id
+            return (
+                (connector_id is None or p.connector_id == connector_id)
                 and (purpose is None or p.charging_profile_purpose is purpose)
                 and (stack_level is None or p.stack_level == stack_level)
-            ]
+            )
+
+        doomed = [p for p in self._profiles if matches(p)]
+        # A RemoteStartTransaction's profile still waiting for its transaction is cleared too.
+        waiting = [c for c, p in self._pending.items() if matches(p)]
+        for c in waiting:
+            log.info("connector %d: the RemoteStartTransaction profile is cleared", c)
+            del self._pending[c]
         if not doomed:
-            return False
+            if waiting:
+                self.reevaluate()
+            return bool(waiting)
         ids = [p.charging_profile_id for p in doomed]
         try:
             self._remove(ids)

@@ -230,6 +230,25 @@ def test_a_waiting_remote_start_profile_keeps_its_room() -> None:
         assert ids(smart) == [1, 2] and smart.connectors[1].limit_a == 7.0
 
 
+def test_clearing_reaches_a_remote_start_profile_still_waiting() -> None:
+    """Cleared before its transaction began, a RemoteStartTransaction's TxProfile must not be
+    installed afterwards (ClearChargingProfile answered Unknown, then the profile in force)."""
+    with wall_clock(T0):
+        smart = service(2)
+        assert smart.remote_start_profile(1, profile((0, 8), id=7, level=2, purpose=TX)) is None
+        assert smart.clear_charging_profile(charging_profile_id=8) is False
+        assert smart.clear_charging_profile(purpose=DEFAULT) is False
+        assert smart.clear_charging_profile(connector_id=2) is False
+        assert smart.clear_charging_profile(connector_id=1, purpose=TX, stack_level=2) is True
+        assert smart.connectors[1].limit_a is None
+        begin(smart, 1, 1, T0)
+        assert smart.profiles == [] and smart.connectors[1].limit_a is None
+        assert smart.remote_start_profile(2, profile((0, 8), id=7, purpose=TX)) is None
+        assert smart.clear_charging_profile(charging_profile_id=7) is True
+        begin(smart, 2, 2, T0)
+        assert smart.profiles == []
+
+
 def test_a_rejected_profile_changes_nothing(tmp_path: Path) -> None:
     with wall_clock(T0):
         smart = service(state_dir=tmp_path)
