@@ -23,6 +23,10 @@ sentinel) has lost the phase that may carry the house's load: such a reading is 
 failed poll), so the last consistent one holds until it is stale, then the fallback.  A
 single-phase model measures L1 only; once L2 or L3 reported, all three are expected.
 
+After a fallback the meter must give RECOVERY_CYCLES consistent readings in a row before its
+allowance is used again (at start the first is used): a meter that answers now and then would
+otherwise stop and restart the EVs at each answer.
+
 No grid reading is trusted when the meter is dead (``MeterHealth.UNAVAILABLE``: its
 ``unavailable_after`` failed polls in a row), never answered, or no consistent reading is newer
 than ``stale_after_s``: the charger then offers the fallback current.  The transition to the
@@ -50,6 +54,10 @@ from hal.interfaces import EnergyMeter
 from hal.types import MeterHealth
 
 log = logging.getLogger(__name__)
+
+# After a fallback the grid meter must give this many consistent readings in a row before
+# its allowance is used again: a flaky meter (a noisy bus) must not toggle the EVs.
+RECOVERY_CYCLES = 3
 
 # The charger's draw is steady when its readings before and after the grid reading differ by
 # less than this on every phase, A (a meter's own noise is a few tenths).
@@ -96,6 +104,7 @@ class GridMeterPoller:
         # The phases the grid meter measures: 1 (L1) until L2 or L3 reported, then 3.
         self._phases = 1
         self._invalid: list[int] = []  # measured phases whose current the meter flags invalid
+        self._fresh_run = 0  # consistent readings in a row
 
     async def first_cycle(self) -> None:
         """The allowance before any connector charges: one poll (bounded by the bus timeout)
@@ -141,16 +150,22 @@ class GridMeterPoller:
             invalid = _missing(reading.current_a, self._phases)
         else:
             invalid = self._invalid  # no news about the phases
-        if reading.health is MeterHealth.OK and not invalid:
-            if _steady(before, own):
-                self._pair = (reading.current_a, own)
-                self._answered_at = now
-            else:
-                log.debug(
-                    "site limit: the charger's draw moved (%s -> %s A): cycle skipped", before, own
-                )
+        fresh = reading.health is MeterHealth.OK and not invalid and _steady(before, own)
+        self._fresh_run = self._fresh_run + 1 if fresh else 0
+        if fresh:
+            self._pair = (reading.current_a, own)
+            self._answered_at = now
+        elif reading.health is MeterHealth.OK and not invalid:
+            log.debug(
+                "site limit: the charger's draw moved (%s -> %s A): cycle skipped", before, own
+            )
         grid = None
-        if reading.health is not MeterHealth.UNAVAILABLE and self._answered_at is not None:
+        recovering = self._in_fallback and self._fresh_run < RECOVERY_CYCLES
+        if (
+            reading.health is not MeterHealth.UNAVAILABLE
+            and self._answered_at is not None
+            and not recovering
+        ):
             grid = GridReading(self._pair[0], age_s=now - self._answered_at)
         allowance = self.limiter.update(grid, self._pair[1])
         log.debug(
@@ -232,4 +247,4 @@ class GridMeterPoller:
         self._invalid = invalid
 
 
-__all__ = ["GridMeterPoller"]
+__all__ = ["RECOVERY_CYCLES", "GridMeterPoller"]

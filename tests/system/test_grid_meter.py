@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from firmware.grid_meter import GridMeterPoller
+from firmware.grid_meter import RECOVERY_CYCLES, GridMeterPoller
 from firmware.site_limit import SitePolicy
 from hal.config import MeterConfig, ModbusEndpoint
 from hal.modbus.bus import open_buses
@@ -193,7 +193,9 @@ async def test_a_dead_grid_meter_falls_back_once_and_recovers(
                 "phase in total, until it answers"
             ]
             grid.set_responding(True)
-            assert await site.house(4.0) == 28.0  # the first good reading after none
+            # RECOVERY_CYCLES consistent readings in a row before the allowance is used again.
+            results = [await site.house(4.0) for _ in range(RECOVERY_CYCLES)]
+            assert results == [6.0] * (RECOVERY_CYCLES - 1) + [28.0]
         answers = [r.getMessage() for r in caplog.records if "answers again" in r.getMessage()]
         assert answers == [
             "site limit: the grid meter answers again: fuse 32 A, allowance 28 A per phase"
@@ -380,7 +382,8 @@ async def test_a_phase_the_grid_meter_flags_invalid_is_no_reading_not_a_phase_le
                 await asyncio.sleep(0.02)
             assert results[-1] == 6.0 and set(results[:-1]) <= {22.0}
             grid.current_a = (10.0, 0.0, 0.0)
-            assert (await site.poller.cycle()).amps == 22.0
+            results = [(await site.poller.cycle()).amps for _ in range(RECOVERY_CYCLES)]
+            assert results == [6.0] * (RECOVERY_CYCLES - 1) + [22.0]
         lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
         assert lines == [
             "site limit: the grid meter answers: fuse 32 A, allowance 22 A per phase",
@@ -391,6 +394,34 @@ async def test_a_phase_the_grid_meter_flags_invalid_is_no_reading_not_a_phase_le
             "site limit: the grid meter answers again: fuse 32 A, allowance 22 A per phase",
         ]
         assert site.given == [22.0, 6.0, 22.0]
+    finally:
+        await site.close()
+
+
+async def test_a_flaky_grid_meter_does_not_toggle_the_evs(
+    modbus_server_factory: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A meter that answers one poll in four (a noisy RS-485 line): with a fallback of 0 A,
+    taking each first answer after the fallback as it is would stop and restart the EVs every
+    four cycles.  After a fallback the meter must answer RECOVERY_CYCLES cycles in a row."""
+    grid, connector = SimulatedMeter("SDM630", 3), SimulatedMeter("SDM630", 2)
+    server = modbus_server_factory(grid, connector)
+    await server.start_tcp()
+    policy = SitePolicy(fuse_a=32.0, fallback_a=0.0, stale_after_s=60.0)
+    site = Site(server.tcp_endpoint(timeout_s=0.2, retries=0), grid, connector, policy)
+    try:
+        with caplog.at_level(logging.INFO, logger=LOGGER):
+            assert await site.house(4.0) == 28.0  # the first reading at start: as it is
+            for _ in range(3):
+                for answers in (False, False, False, True):
+                    grid.set_responding(answers)
+                    await site.house(4.0)
+            assert site.given == [28.0, 0.0], "one fall to the fallback, no toggling"
+            # The last of those answered: RECOVERY_CYCLES - 1 more answers in a row.
+            results = [await site.house(4.0) for _ in range(RECOVERY_CYCLES - 1)]
+            assert results == [0.0] * (RECOVERY_CYCLES - 2) + [28.0]
+        assert len(fallback_lines(caplog)) == 1
+        assert site.given == [28.0, 0.0, 28.0]
     finally:
         await site.close()
 
