@@ -249,6 +249,28 @@ def test_clearing_reaches_a_remote_start_profile_still_waiting() -> None:
         assert smart.profiles == []
 
 
+def test_a_row_that_cannot_be_read_does_not_block_its_place_for_ever(tmp_path: Path) -> None:
+    """A stored row that cannot be read back (hand-edited, or from a newer version) is ignored
+    at start, but it still held its id and its purpose, stack level and connector in the file:
+    every later profile for that place was Rejected ("could not be stored").  It is replaced
+    like a readable one."""
+    store = ProfileStore.open(tmp_path)
+    store._db.execute(
+        "INSERT INTO charging_profile VALUES (5, 0, 'TxDefaultProfile', 0, NULL, '{\"x\": 1}')"
+    )
+    store._db.execute(
+        "INSERT INTO charging_profile VALUES (6, 0, 'TxDefaultProfile', 1, NULL, '{\"x\": 1}')"
+    )
+    store.close()
+    with wall_clock(T0):
+        smart = service(state_dir=tmp_path)
+        assert smart.profiles == []
+        assert smart.set_charging_profile(profile((0, 10), id=1, level=0)) is None
+        assert smart.set_charging_profile(profile((0, 9), id=6, level=3)) is None
+        assert smart.connectors[1].limit_a == 9.0
+    assert [p.charging_profile_id for p in ProfileStore.open(tmp_path).profiles()] == [1, 6]
+
+
 def test_a_rejected_profile_changes_nothing(tmp_path: Path) -> None:
     with wall_clock(T0):
         smart = service(state_dir=tmp_path)
