@@ -51,7 +51,7 @@ from typing import Any
 from firmware import clock
 from firmware.site_limit import GridReading, PhaseCurrents, SiteAllowance, SiteLimiter, SitePolicy
 from hal.interfaces import EnergyMeter
-from hal.types import MeterHealth
+from hal.types import MIN_PILOT_CURRENT_A, MeterHealth
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ class GridMeterPoller:
         self._phases = 1
         self._invalid: list[int] = []  # measured phases whose current the meter flags invalid
         self._fresh_run = 0  # consistent readings in a row
+        self._paused = False  # the allowance is under 6 A (not the fallback): no EV charges
 
     async def first_cycle(self) -> None:
         """The allowance before any connector charges: one poll (bounded by the bus timeout)
@@ -243,6 +244,18 @@ class GridMeterPoller:
             )
         elif not invalid and self._invalid and not allowance.fallback:
             log.info("site limit: the grid meter reports a valid current on every phase again")
+        paused = not allowance.fallback and allowance.amps < MIN_PILOT_CURRENT_A
+        if paused and not self._paused:
+            log.info(
+                "site limit: the house leaves %g A per phase, under %g A: charging paused until "
+                "%g A are free",
+                allowance.amps,
+                MIN_PILOT_CURRENT_A,
+                MIN_PILOT_CURRENT_A + self.policy.hysteresis_a,
+            )
+        elif self._paused and not paused and not allowance.fallback:
+            log.info("site limit: %g A per phase free again: charging resumes", allowance.amps)
+        self._paused = paused
         self._in_fallback = allowance.fallback
         self._invalid = invalid
 

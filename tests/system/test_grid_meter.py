@@ -398,6 +398,32 @@ async def test_a_phase_the_grid_meter_flags_invalid_is_no_reading_not_a_phase_le
         await site.close()
 
 
+async def test_a_house_that_leaves_less_than_six_amps_is_one_line_each_way(
+    modbus_server_factory: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under 6 A the EVs stop (SuspendedEVSE): the installer must find why in the journal,
+    once when it happens and once when charging may start again, not at each cycle."""
+    grid, connector = SimulatedMeter("SDM630", 3), SimulatedMeter("SDM630", 2)
+    server = modbus_server_factory(grid, connector)
+    await server.start_tcp()
+    site = Site(server.tcp_endpoint(timeout_s=0.3, retries=0), grid, connector, SitePolicy(32))
+    try:
+        with caplog.at_level(logging.INFO, logger=LOGGER):
+            assert await site.house(10.0) == 22.0
+            assert await site.house(28.0) == 4.0
+            assert await site.house(27.0) == 4.0
+            assert await site.house(26.5) == 4.0
+            assert await site.house(20.0) == 12.0
+            assert await site.house(21.0) == 11.0
+        assert [r.getMessage() for r in caplog.records if r.name == LOGGER][1:] == [
+            "site limit: the house leaves 4 A per phase, under 6 A: charging paused until "
+            "7 A are free",
+            "site limit: 12 A per phase free again: charging resumes",
+        ]
+    finally:
+        await site.close()
+
+
 async def test_a_flaky_grid_meter_does_not_toggle_the_evs(
     modbus_server_factory: MakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
