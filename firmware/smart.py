@@ -196,14 +196,15 @@ def anchored(profile: ChargingProfile) -> bool:
 
 
 def starting_now(profile: ChargingProfile, now: datetime) -> ChargingProfile:
-    """An ``anchored`` ChargePointMaxProfile as Absolute from ``now``: the whole charger has no
-    transaction to start it, and started again at each look it would never leave its first
-    period.  Other profiles are returned as they are."""
+    """An ``anchored`` ChargePointMaxProfile as Absolute from ``now`` (or its later
+    ``valid_from``): the whole charger has no transaction to start it, and started again at
+    each look it would never leave its first period.  Other profiles are returned as they are."""
     if profile.charging_profile_purpose is not ChargingProfilePurpose.ChargePointMaxProfile:
         return profile
     if not anchored(profile):
         return profile
-    schedule = replace(profile.charging_schedule, start_schedule=now)
+    start = max(now, profile.valid_from or now)
+    schedule = replace(profile.charging_schedule, start_schedule=start)
     return replace(
         profile, charging_profile_kind=ChargingProfileKind.Absolute, charging_schedule=schedule
     )

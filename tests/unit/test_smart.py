@@ -25,6 +25,7 @@ from firmware.smart import (
     next_change,
     period_at,
     rejection_reason,
+    starting_now,
     to_amps,
     to_watts,
 )
@@ -547,3 +548,17 @@ def test_min_charging_rate_does_not_change_the_limit() -> None:
     slow = replace(p, charging_schedule=replace(p.charging_schedule, min_charging_rate=8))
     assert limit_at([slow], 1, at("2024-01-01T01:00")) == 16
     assert next_change([], 1, at("2024-01-01T01:00")) is None
+
+
+def test_a_charge_point_max_profile_without_a_start_starts_when_installed_or_valid() -> None:
+    now = at("2024-01-01T10:00")
+    relative = profile((0, 10), (60, 14), purpose=MAX, kind=RELATIVE)
+    started = starting_now(relative, now)
+    assert started.charging_profile_kind is ABSOLUTE
+    assert started.charging_schedule.start_schedule == now
+    later = replace(relative, valid_from=at("2024-01-02T08:00"))
+    assert starting_now(later, now).charging_schedule.start_schedule == at("2024-01-02T08:00")
+    tx_default = profile((0, 10), kind=RELATIVE)
+    assert starting_now(tx_default, now) == tx_default, "a transaction starts it"
+    absolute = profile((0, 10), purpose=MAX, start=at("2023-01-01T00:00"))
+    assert starting_now(absolute, now) == absolute
