@@ -38,6 +38,7 @@ from firmware.daemon import (
     status_line,
     stop_on_crash,
 )
+from firmware.local_list import LocalAuthorizationList, LocalListStore
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.profile_store import ProfileStore
@@ -226,7 +227,8 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     ocpp = _ocpp_edge(settings, keys)
     stop = asyncio.Event()
     cache = AuthorizationCache(settings.state_dir)
-    authorizer = Authorizer(keys, cache, ocpp.authorize, lambda: ocpp.online)
+    local_list = LocalAuthorizationList(LocalListStore.open(settings.state_dir), keys)
+    authorizer = Authorizer(keys, cache, ocpp.authorize, lambda: ocpp.online, local_list)
     connectors = [
         ConnectorController(
             c, ocpp, keys, authorizer.authorize, meter_poll_s=settings.meter_poll_interval_s
@@ -277,7 +279,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)
     ocpp.finish_interrupted_transactions()
     tasks = [
-        asyncio.create_task(ocpp.serve(charger, smart), name="ocpp-session"),
+        asyncio.create_task(ocpp.serve(charger, smart, local_list), name="ocpp-session"),
         asyncio.create_task(charger.run(), name="charger"),
         asyncio.create_task(_follow_store(keys), name="config-store"),
         asyncio.create_task(smart.run(), name="smart-charging"),

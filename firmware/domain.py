@@ -130,3 +130,37 @@ class ConnectorError:
     code: ChargePointErrorCode
     vendor_code: str = ""
     info: str = ""
+
+
+class UpdateType(enum.Enum):
+    """SendLocalList's updateType (OCPP 1.6 §7.49)."""
+
+    DIFFERENTIAL = "Differential"
+    FULL = "Full"
+
+
+class UpdateStatus(enum.Enum):
+    """SendLocalList.conf's status (OCPP 1.6 §7.48)."""
+
+    ACCEPTED = "Accepted"
+    FAILED = "Failed"
+    NOT_SUPPORTED = "NotSupported"
+    VERSION_MISMATCH = "VersionMismatch"
+
+
+@dataclass(frozen=True)
+class AuthorizationData:
+    """One entry of a SendLocalList (OCPP 1.6 §7.2): ``id_tag_info`` None in a Differential
+    update removes ``id_tag`` from the list."""
+
+    id_tag: str
+    id_tag_info: IdTagInfo | None = None
+
+
+@dataclass(frozen=True)
+class UpdateOutcome:
+    """What a SendLocalList came to: ``status``, and for anything but Accepted the one-line
+    reason (logged by the OCPP block)."""
+
+    status: UpdateStatus
+    reason: str = ""
