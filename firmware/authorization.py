@@ -72,9 +72,7 @@ class AuthorizationCache:
         if row is None:
             return None
         info = IdTagInfo(AuthorizationStatus(row[0]), row[1], from_ocpp(row[2]))
-        if info.accepted and info.expiry_date and info.expiry_date <= (now or utcnow()):
-            return IdTagInfo(AuthorizationStatus.EXPIRED, info.parent_id_tag, info.expiry_date)
-        return info
+        return info.as_of(now or utcnow())
 
     def put(self, id_tag: str, info: IdTagInfo) -> None:
         key = id_tag.casefold()
@@ -106,6 +104,11 @@ class AuthorizationCache:
                     "ORDER BY status = 'Accepted', updated_at LIMIT ?)",
                     (excess,),
                 )
+
+    def entries(self, now: datetime | None = None) -> list[tuple[str, IdTagInfo]]:
+        """Every entry as ``get`` reads it (case-folded idTag, expired ones Expired), by idTag."""
+        keys = [r[0] for r in self._db.execute("SELECT id_tag FROM auth_cache ORDER BY id_tag")]
+        return [(k, info) for k in keys if (info := self.get(k, now)) is not None]
 
     def clear(self) -> None:
         self._db.execute("DELETE FROM auth_cache")

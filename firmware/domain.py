@@ -104,6 +104,13 @@ class IdTagInfo:
     def accepted(self) -> bool:
         return self.status is AuthorizationStatus.ACCEPTED
 
+    def as_of(self, now: datetime) -> IdTagInfo:
+        """This idTagInfo at ``now``: an Accepted one whose expiryDate has passed reads
+        Expired (OCPP 1.6 §3.5.2-3.5.3, the cache and the local list alike)."""
+        if self.accepted and self.expiry_date is not None and self.expiry_date <= now:
+            return IdTagInfo(AuthorizationStatus.EXPIRED, self.parent_id_tag, self.expiry_date)
+        return self
+
 
 @dataclass(frozen=True)
 class SampledValue:

@@ -172,11 +172,7 @@ class LocalAuthorizationList:
         if not self.enabled:
             return None
         info = self.store.get(id_tag)
-        if info is None:
-            return None
-        if info.accepted and info.expiry_date and info.expiry_date <= (now or utcnow()):
-            return IdTagInfo(AuthorizationStatus.EXPIRED, info.parent_id_tag, info.expiry_date)
-        return info
+        return None if info is None else info.as_of(now or utcnow())
 
     def holds(self, id_tag: str) -> bool:
         """The enabled list has an entry for ``id_tag`` (whatever its status): such an idTag

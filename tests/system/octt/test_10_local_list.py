@@ -188,3 +188,20 @@ async def test_the_list_survives_a_sigkill_of_the_daemon(
         assert start.payload["idTag"] == "KEPT-1"
     finally:
         ctl.stop_quietly()
+
+
+@pytest.mark.keys(LocalPreAuthorize=True)
+async def test_local_auth_list_enabled_switches_the_list_off_and_on(rig: Rig) -> None:
+    cs, cp = rig.cs, rig.cp_id
+    assert await send(cs, cp, 3, "Full", [entry("SWITCH-1")]) == "Accepted"
+    result = await cs.call(cp, call.ChangeConfiguration(key="LocalAuthListEnabled", value="false"))
+    assert result.status == "Accepted"
+    assert await version(cs, cp) == -1
+    assert await send(cs, cp, 4, "Full", []) == "NotSupported"
+    mark = cs.mark()
+    await rig.command("swipe", tag="SWITCH-1")  # off: the list does not know it, so ask
+    await rig.wait_call("Authorize", since=mark)
+    await rig.wait_status("Preparing", since=mark)
+    result = await cs.call(cp, call.ChangeConfiguration(key="LocalAuthListEnabled", value="true"))
+    assert result.status == "Accepted"
+    assert await version(cs, cp) == 3, "kept while off, and NotSupported changed nothing"
