@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = (
     """
     CREATE TABLE local_list_version (
-        one INTEGER PRIMARY KEY CHECK (one = 1),  -- a single row
+        one INTEGER PRIMARY KEY CHECK (one = 1),  -- one row once a list was installed
         version INTEGER NOT NULL
     );
     CREATE TABLE local_list (
@@ -56,8 +56,7 @@ MIGRATIONS = (
         status TEXT NOT NULL,
         parent_id_tag TEXT,
         expiry TEXT
-    );
-    INSERT INTO local_list_version (one, version) VALUES (1, 0)
+    )
     """,
 )
 
@@ -71,6 +70,16 @@ class LocalListStore:
     def __init__(self, opened: OpenedStore) -> None:
         self._db = opened.connection
         self.path = opened.path
+        if opened.recovered_from is not None:
+            # Rows of the damaged file may be lost: version 0 makes the central system, which
+            # compares it with the version it sent, send the whole list again (§5.10).
+            with transaction(self._db):
+                self._db.execute("DELETE FROM local_list_version")
+            log.warning(
+                "%s: the local authorization list was salvaged from a damaged file: its "
+                "version now reads 0 so that the central system sends it again",
+                self.path,
+            )
 
     @classmethod
     def open(cls, state_dir: Path | None) -> LocalListStore:
@@ -85,7 +94,8 @@ class LocalListStore:
     @property
     def version(self) -> int:
         """The listVersion the last accepted update gave (0: never updated)."""
-        return int(self._db.execute("SELECT version FROM local_list_version").fetchone()[0])
+        row = self._db.execute("SELECT version FROM local_list_version").fetchone()
+        return 0 if row is None else int(row[0])
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM local_list").fetchone()[0])
@@ -137,7 +147,11 @@ class LocalListStore:
                 )
             if len(self) > max_length:
                 raise ListTooLong(max_length)
-            self._db.execute("UPDATE local_list_version SET version = ?", (version,))
+            self._db.execute(
+                "INSERT INTO local_list_version (one, version) VALUES (1, ?) "
+                "ON CONFLICT(one) DO UPDATE SET version=excluded.version",
+                (version,),
+            )
 
     @property
     def writes(self) -> int:

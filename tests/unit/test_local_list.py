@@ -272,3 +272,25 @@ async def test_the_parent_id_tag_of_a_listed_tag_comes_out_of_every_path(tmp_pat
     assert (await auth.authorize("B")).parent_id_tag == "FLEET"
     online.up = True
     assert (await auth.authorize("C")).parent_id_tag == "CS-FLEET"
+
+
+def test_a_salvaged_list_reads_version_0_so_that_it_is_sent_again(tmp_path: Path) -> None:
+    ll = local_list(tmp_path)
+    ll.send_local_list(8, FULL, [D("A", OK)])
+    ll.store.close()
+    path = tmp_path / LocalListStore.FILE
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA journal_mode=DELETE")
+        root, size = (
+            conn.execute(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'sqlite_autoindex_local_list_1'"
+            ).fetchone()[0],
+            conn.execute("PRAGMA page_size").fetchone()[0],
+        )
+    with path.open("r+b") as f:  # the index's page: SQLite proves the file damaged
+        f.seek((root - 1) * size)
+        f.write(b"\xff" * size)
+    again = LocalAuthorizationList(LocalListStore.open(tmp_path), ll.keys)
+    assert [e.id_tag for e in again.store.entries()] == ["A"], "the row was salvaged"
+    assert again.store.version == 0 and again.local_list_version() == 0
