@@ -38,6 +38,7 @@ from firmware.daemon import (
     status_line,
     stop_on_crash,
 )
+from firmware.domain import ConnectorStatus
 from firmware.local_list import LocalAuthorizationList, LocalListStore
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
@@ -276,6 +277,15 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
             status=charger.status,
             pilot_reads=PILOT_DEBOUNCE_POLLS,
         )
+    # LocalListConflict (OCPP 1.6 §3.5.3) is reported on connector 0, in its current status.
+    local_list.on_conflict(
+        lambda error: ocpp.status_changed(
+            0,
+            ConnectorStatus.AVAILABLE if charger.operative else ConnectorStatus.UNAVAILABLE,
+            error,
+            "",
+        )
+    )
     running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)
     ocpp.finish_interrupted_transactions()
     tasks = [

@@ -145,8 +145,10 @@ class Authorizer:
     def remember(self, id_tag: str, info: IdTagInfo) -> None:
         """Any idTagInfo the central system sent (Authorize, Start/StopTransaction.conf): into
         the cache, unless the Local Authorization List holds the idTag (§3.5.2: the list is
-        changed by SendLocalList only, and its idTags are not cached)."""
+        changed by SendLocalList only, and its idTags are not cached; a disagreement is the
+        list's LocalListConflict)."""
         if self.local_list is not None and self.local_list.holds(id_tag):
+            self.local_list.reported(id_tag, info)  # a LocalListConflict?
             return
         if self.keys[K.AuthorizationCacheEnabled]:
             self.cache.put(id_tag, info)

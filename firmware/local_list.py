@@ -19,6 +19,10 @@ list with its version, or the new list with its version, never half of one.  The
 * a Differential entry without idTagInfo removes that idTag; a Full update with no entries
   empties the list; a Differential one with none only sets the version.
 
+The central system's idTagInfo for a listed idTag (Authorize, Start/StopTransaction.conf) never
+changes the list; a status other than the entry's is a LocalListConflict, reported on connector
+0 until the next accepted SendLocalList (§3.5.3).
+
 IdToken is case-insensitive (§3.5.2): an idTag is looked up case-folded.  Which source wins
 over which (the list over the cache) is ``firmware.authorization``'s.
 """
@@ -26,7 +30,7 @@ over which (the list over the cache) is ``firmware.authorization``'s.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -35,6 +39,8 @@ from firmware.config_keys import K, KeyRegistry
 from firmware.domain import (
     AuthorizationData,
     AuthorizationStatus,
+    ChargePointErrorCode,
+    ConnectorError,
     IdTagInfo,
     UpdateOutcome,
     UpdateStatus,
@@ -175,6 +181,37 @@ class LocalAuthorizationList:
     def __init__(self, store: LocalListStore, keys: KeyRegistry) -> None:
         self.store = store
         self.keys = keys
+        self._conflict: ConnectorError | None = None
+        self._conflict_listeners: list[Callable[[ConnectorError | None], None]] = []
+
+    def on_conflict(self, callback: Callable[[ConnectorError | None], None]) -> None:
+        """``callback`` gets the LocalListConflict error when the central system's idTagInfo
+        for a listed idTag first disagrees with the list, and None once an accepted
+        SendLocalList settled it (§3.5.3: reported on connector 0)."""
+        self._conflict_listeners.append(callback)
+
+    def reported(self, id_tag: str, info: IdTagInfo) -> None:
+        """An idTagInfo the central system sent (Authorize, Start/StopTransaction.conf) for
+        ``id_tag``: the list is not changed (only SendLocalList does), but a status other than
+        the entry's is a conflict (§3.5.3)."""
+        listed = self.lookup(id_tag)
+        if listed is None or listed.status is info.status:
+            return
+        log.warning(
+            "local list conflict: the central system says %s is %s, the list says %s",
+            id_tag,
+            info.status.value,
+            listed.status.value,
+        )
+        if self._conflict is None:
+            self._set_conflict(
+                ConnectorError(ChargePointErrorCode.LOCAL_LIST_CONFLICT, info=id_tag[:50])
+            )
+
+    def _set_conflict(self, error: ConnectorError | None) -> None:
+        self._conflict = error
+        for callback in self._conflict_listeners:
+            callback(error)
 
     @property
     def enabled(self) -> bool:
@@ -219,6 +256,8 @@ class LocalAuthorizationList:
                 UpdateStatus.FAILED,
                 f"the list would hold more than {limit} (LocalAuthListMaxLength)",
             )
+        if self._conflict is not None:
+            self._set_conflict(None)  # the central system sent its list again
         log.info(
             "local authorization list: %s update to version %d accepted (%d entries sent, %d "
             "in the list)",

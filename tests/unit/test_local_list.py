@@ -15,7 +15,7 @@ from firmware.authorization import AuthorizationCache, Authorizer
 from firmware.config_keys import build_registry
 from firmware.domain import AuthorizationData as D
 from firmware.domain import AuthorizationStatus as A
-from firmware.domain import IdTagInfo, UpdateStatus
+from firmware.domain import ChargePointErrorCode, ConnectorError, IdTagInfo, UpdateStatus
 from firmware.domain import UpdateType as U
 from firmware.local_list import LocalAuthorizationList, LocalListStore
 from tests.unit.test_authorization import Online
@@ -294,3 +294,27 @@ def test_a_salvaged_list_reads_version_0_so_that_it_is_sent_again(tmp_path: Path
     again = LocalAuthorizationList(LocalListStore.open(tmp_path), ll.keys)
     assert [e.id_tag for e in again.store.entries()] == ["A"], "the row was salvaged"
     assert again.store.version == 0 and again.local_list_version() == 0
+
+
+@pytest.mark.asyncio
+async def test_a_central_system_answer_that_disagrees_with_the_list_is_a_conflict(
+    tmp_path: Path,
+) -> None:
+    """§3.5.3: the list is not changed; LocalListConflict is raised once, and cleared by the
+    next accepted SendLocalList."""
+    auth, online = authorizer(tmp_path, [D("LISTED", OK)], answer=IdTagInfo(A.BLOCKED))
+    assert auth.local_list is not None
+    seen: list[object] = []
+    auth.local_list.on_conflict(seen.append)
+    auth.remember("LISTED", OK)  # agrees: nothing
+    auth.remember("UNLISTED", IdTagInfo(A.BLOCKED))  # not in the list: the cache's business
+    assert seen == []
+    await auth.authorize("LISTED")  # Authorize.conf: Blocked
+    auth.remember("LISTED", IdTagInfo(A.INVALID))  # StartTransaction.conf: still a conflict
+    assert len(seen) == 1
+    error = seen[0]
+    assert isinstance(error, ConnectorError)
+    assert error.code is ChargePointErrorCode.LOCAL_LIST_CONFLICT and error.info == "LISTED"
+    assert auth.local_list.lookup("LISTED") == OK, "the list is not changed"
+    assert auth.local_list.send_local_list(2, DIFF, []).status is UpdateStatus.ACCEPTED
+    assert seen == [error, None]

@@ -205,3 +205,20 @@ async def test_local_auth_list_enabled_switches_the_list_off_and_on(rig: Rig) ->
     result = await cs.call(cp, call.ChangeConfiguration(key="LocalAuthListEnabled", value="true"))
     assert result.status == "Accepted"
     assert await version(cs, cp) == 3, "kept while off, and NotSupported changed nothing"
+
+
+async def test_a_central_system_answer_against_the_list_is_a_local_list_conflict(rig: Rig) -> None:
+    """§3.5.3: Authorize.conf says Blocked for a card the list has Accepted: the list stays, and
+    connector 0 reports LocalListConflict until the central system sends the list again."""
+    cs, cp = rig.cs, rig.cp_id
+    assert await send(cs, cp, 1, "Full", [entry("CONFLICT-1")]) == "Accepted"
+    cs.id_tags["CONFLICT-1"] = "Blocked"
+    mark = cs.mark()
+    await rig.command("swipe", tag="CONFLICT-1")  # LocalPreAuthorize false: Authorize.req
+    await rig.wait_status("Available", connector=0, since=mark, error_code="LocalListConflict")
+    stored = rig.running.charger.authorizer
+    assert stored is not None and stored.local_list is not None
+    assert stored.local_list.lookup("CONFLICT-1") is not None
+    mark = cs.mark()
+    assert await send(cs, cp, 2, "Full", [entry("CONFLICT-1", "Blocked")]) == "Accepted"
+    await rig.wait_status("Available", connector=0, since=mark, error_code="NoError")
