@@ -9,7 +9,8 @@ list with its version, or the new list with its version, never half of one.  The
   the version reads -1 (§5.10: "not supported"; what libocpp and the OCTT TC_042_1 case expect);
 * the version reads 0 while the installed list is empty (§5.10, TC_042_2), whatever version the
   last update gave it;
-* listVersion must be above 0 (errata 3.52: 0 and -1 have their own meaning): Failed;
+* listVersion must be above 0 (errata 3.52: 0 and -1 have their own meaning) and fit 32 bits:
+  Failed;
 * a Differential update whose listVersion is not above the installed one is VersionMismatch
   (§7.48: "version number in the request for a differential update is less or equal then
   version number of current list");
@@ -49,6 +50,8 @@ from firmware.domain import (
 from firmware.storage import OpenedStore, open_or_memory, transaction
 
 log = logging.getLogger(__name__)
+
+MAX_LIST_VERSION = 2**31 - 1
 
 MIGRATIONS = (
     """
@@ -275,6 +278,12 @@ class LocalAuthorizationList:
             return UpdateOutcome(UpdateStatus.NOT_SUPPORTED, "LocalAuthListEnabled is false")
         if list_version <= 0:
             return UpdateOutcome(UpdateStatus.FAILED, f"listVersion {list_version} is not above 0")
+        if list_version > MAX_LIST_VERSION:
+            # The schema's integer is unbounded; OCPP integers are 32-bit (a GetLocalListVersion
+            # answer must be able to carry it).
+            return UpdateOutcome(
+                UpdateStatus.FAILED, f"listVersion {list_version} is above {MAX_LIST_VERSION}"
+            )
         most = self.keys[K.SendLocalListMaxLength]
         if len(entries) > most:
             return UpdateOutcome(
@@ -298,4 +307,10 @@ class LocalAuthorizationList:
         return None
 
 
-__all__ = ["MIGRATIONS", "ListTooLong", "LocalAuthorizationList", "LocalListStore"]
+__all__ = [
+    "MAX_LIST_VERSION",
+    "MIGRATIONS",
+    "ListTooLong",
+    "LocalAuthorizationList",
+    "LocalListStore",
+]

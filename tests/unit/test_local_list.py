@@ -91,6 +91,8 @@ def test_a_differential_not_above_the_installed_version_is_a_mismatch(tmp_path: 
     [
         (0, FULL, [D("A", OK)], "not above 0"),
         (-1, DIFF, [D("A", OK)], "not above 0"),
+        (2**31, FULL, [D("A", OK)], "above 2147483647"),
+        (10**30, DIFF, [D("A", OK)], "above 2147483647"),
         (7, FULL, [D("A", OK), D("a", OK)], "twice"),
         (7, FULL, [D("A", OK), D("B")], "no idTagInfo in a Full update"),
         (7, FULL, [D(f"T{i}", OK) for i in range(4)], "SendLocalListMaxLength is 3"),
