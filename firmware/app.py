@@ -39,6 +39,7 @@ from firmware.daemon import (
     stop_on_crash,
 )
 from firmware.domain import ConnectorStatus
+from firmware.grid_meter import GridMeterPoller
 from firmware.local_list import LocalAuthorizationList, LocalListStore
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
@@ -224,7 +225,8 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     keys = build_keys(settings, devices)
     # The order needs no late wiring: the OCPP edge first (it is the charger's
     # CentralSystemLink), then the Smart Charging service and the charger, then the edge serves
-    # with them as its ChargerControl and SmartChargingControl (firmware.ocpp.edge).
+    # with them as its ChargerControl and SmartChargingControl, and the Local Authorization
+    # List (the Authorizer's too) as its LocalListControl (firmware.ocpp.edge).
     ocpp = _ocpp_edge(settings, keys)
     stop = asyncio.Event()
     cache = AuthorizationCache(settings.state_dir)
@@ -266,6 +268,18 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         on_reset=on_reset,
         smart=smart,
     )
+    # The site limit ([site]): the allowance is known (one grid-meter poll, or the fuse) before
+    # any connector runs, then follows the grid meter each meter cycle (firmware.grid_meter).
+    site = None
+    if settings.site is not None:
+        site = GridMeterPoller(
+            settings.site.policy(),
+            devices.grid_meter,
+            [c.meter for c in devices.connectors],
+            smart.site_allowance,
+            poll_s=settings.meter_poll_interval_s,
+        )
+        await site.first_cycle()
     bench_control = None
     if bench is not None:
         from firmware.pilot import DEBOUNCE_READS as PILOT_DEBOUNCE_POLLS
@@ -276,6 +290,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
             bench,
             status=charger.status,
             pilot_reads=PILOT_DEBOUNCE_POLLS,
+            site=site.status if site is not None else None,
         )
     # LocalListConflict (OCPP 1.6 §3.5.3) is reported on connector 0, in its current status.
     local_list.on_conflict(
@@ -294,6 +309,8 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         asyncio.create_task(_follow_store(keys), name="config-store"),
         asyncio.create_task(smart.run(), name="smart-charging"),
     ]
+    if site is not None:
+        tasks.append(asyncio.create_task(site.run(), name="grid-meter"))
     if bench_control is not None:
         await bench_control.start()
     running.tasks = tasks

@@ -168,6 +168,8 @@ def _bench(args: argparse.Namespace) -> int:
         request["tag"] = args.tag
     if args.bench_cmd == "fault":
         request["name"], request["state"] = args.name, args.state
+    if args.bench_cmd == "house-load":
+        request["amps"] = args.amps
     socket = Path(args.state_dir) / BENCH_SOCKET
     try:
         answer = asyncio.run(bench_command(Path(args.state_dir), request))
@@ -241,6 +243,17 @@ def _positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+    return value
+
+
+def _amps(text: str) -> float:
+    """A current in A: a finite number (argparse type; the bench checks its range)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of amperes: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
     return value
 
 
@@ -362,9 +375,17 @@ def parser() -> argparse.ArgumentParser:
     swipe = bsub.add_parser("swipe", help="present an RFID card")
     swipe.add_argument("tag")
     fault = bsub.add_parser("fault", help="inject or clear a hardware fault")
-    fault.add_argument("name", choices=["rcd", "estop", "weld", "lock", "meter", "diode"])
+    fault.add_argument(
+        "name", choices=["rcd", "estop", "weld", "lock", "meter", "diode", "grid-meter"]
+    )
     fault.add_argument("state", choices=["on", "off"])
     fault.add_argument("-c", "--connector", type=int, default=1)
+    house = bsub.add_parser(
+        "house-load",
+        help="the house's current on the grid meter, A per phase (one value: every phase; "
+        "three: L1 L2 L3; 0-100)",
+    )
+    house.add_argument("amps", type=_amps, nargs="+", metavar="AMPS")
     bsub.add_parser("status", help="connector states, outputs, lock and meter as JSON")
     bench.set_defaults(func=_bench)
 

@@ -14,7 +14,13 @@ import types
 from dataclasses import MISSING, Field, fields
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from firmware.settings import BenchSettings, ChargepointTable, CsmsUrl, LoggingSettings
+from firmware.settings import (
+    BenchSettings,
+    ChargepointTable,
+    CsmsUrl,
+    LoggingSettings,
+    SiteSettings,
+)
 from hal.config import (
     METER_MODEL_NAMES,
     BuzzerConfig,
@@ -98,6 +104,22 @@ _TABLES: list[tuple[str, str, type, tuple[str, ...], list[tuple[str, str, str]]]
         [],
     ),
     ("[logging]", "the OCPP message log (optional table)", LoggingSettings, (), []),
+    (
+        "[site]",
+        "the site's main fuse and its dynamic load management (optional table; see "
+        "[smart-charging.md](smart-charging.md#the-site-limit-and-the-grid-meter))",
+        SiteSettings,
+        (),
+        [],
+    ),
+    (
+        "[site.grid_meter]",
+        "the grid-connection meter (house and charger together) and its Modbus bus (optional "
+        "table; without it the fuse is the charger's allowance)",
+        MeterConfig,
+        ("endpoint",),
+        [],
+    ),
 ]
 
 _KINDS = {bool: "true or false", int: "whole number", float: "number", str: "string"}

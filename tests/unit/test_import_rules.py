@@ -48,6 +48,7 @@ CORE = (
     "firmware.key_registry",
     "firmware.key_store",
     "firmware.site_limit",
+    "firmware.grid_meter",
     "firmware.ports",
     "firmware.transactions",
     "firmware.profile_store",
