@@ -38,7 +38,9 @@ from firmware.daemon import (
     status_line,
     stop_on_crash,
 )
+from firmware.domain import ConnectorStatus
 from firmware.grid_meter import GridMeterPoller
+from firmware.local_list import LocalAuthorizationList, LocalListStore
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.profile_store import ProfileStore
@@ -223,11 +225,13 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     keys = build_keys(settings, devices)
     # The order needs no late wiring: the OCPP edge first (it is the charger's
     # CentralSystemLink), then the Smart Charging service and the charger, then the edge serves
-    # with them as its ChargerControl and SmartChargingControl (firmware.ocpp.edge).
+    # with them as its ChargerControl and SmartChargingControl, and the Local Authorization
+    # List (the Authorizer's too) as its LocalListControl (firmware.ocpp.edge).
     ocpp = _ocpp_edge(settings, keys)
     stop = asyncio.Event()
     cache = AuthorizationCache(settings.state_dir)
-    authorizer = Authorizer(keys, cache, ocpp.authorize, lambda: ocpp.online)
+    local_list = LocalAuthorizationList(LocalListStore.open(settings.state_dir), keys)
+    authorizer = Authorizer(keys, cache, ocpp.authorize, lambda: ocpp.online, local_list)
     connectors = [
         ConnectorController(
             c, ocpp, keys, authorizer.authorize, meter_poll_s=settings.meter_poll_interval_s
@@ -288,10 +292,19 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
             pilot_reads=PILOT_DEBOUNCE_POLLS,
             site=site.status if site is not None else None,
         )
+    # LocalListConflict (OCPP 1.6 §3.5.3) is reported on connector 0, in its current status.
+    local_list.on_conflict(
+        lambda error: ocpp.status_changed(
+            0,
+            ConnectorStatus.AVAILABLE if charger.operative else ConnectorStatus.UNAVAILABLE,
+            error,
+            "",
+        )
+    )
     running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)
     ocpp.finish_interrupted_transactions()
     tasks = [
-        asyncio.create_task(ocpp.serve(charger, smart), name="ocpp-session"),
+        asyncio.create_task(ocpp.serve(charger, smart, local_list), name="ocpp-session"),
         asyncio.create_task(charger.run(), name="charger"),
         asyncio.create_task(_follow_store(keys), name="config-store"),
         asyncio.create_task(smart.run(), name="smart-charging"),

@@ -390,7 +390,7 @@ class Charger:
         assert self.authorizer is not None
         info = await self.authorizer.authorize(id_tag)
         if info.accepted:
-            c.post(m.RemoteStart(id_tag))
+            c.post(m.RemoteStart(id_tag, info.parent_id_tag))
         else:
             log.info("RemoteStartTransaction for %s not started: %s", id_tag, info.status.value)
             if self.smart is not None:

@@ -149,7 +149,11 @@ def auth_result(c: ConnectorState, e: AuthorizationResult, p: Policy) -> Result:
 
 def remote_start(c: ConnectorState, e: RemoteStart, p: Policy) -> Result:
     c = replace(
-        c, authorized_id_tag=e.id_tag, parent_id_tag=None, pending_id_tag=None, status=S.PREPARING
+        c,
+        authorized_id_tag=e.id_tag,
+        parent_id_tag=e.parent_id_tag,
+        pending_id_tag=None,
+        status=S.PREPARING,
     )
     if c.plugged:
         return _maybe_start(c)

@@ -61,9 +61,11 @@ class AuthorizationResult:
 
 @dataclass(frozen=True)
 class RemoteStart:
-    """RemoteStartTransaction, already authorized (or AuthorizeRemoteTxRequests=false)."""
+    """RemoteStartTransaction, already authorized (or AuthorizeRemoteTxRequests=false);
+    ``parent_id_tag`` from that authorization (a card of the group may stop it)."""
 
     id_tag: str
+    parent_id_tag: str | None = None
 
 
 @dataclass(frozen=True)

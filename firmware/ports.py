@@ -7,17 +7,20 @@ at the edge.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from firmware.domain import (
+    AuthorizationData,
     ConnectorError,
     ConnectorStatus,
     IdTagInfo,
     MeterSample,
     StopReason,
+    UpdateOutcome,
+    UpdateType,
 )
 from firmware.smart import (
     ChargingProfile,
@@ -139,3 +142,20 @@ class SmartChargingControl(Protocol):
         """GetCompositeSchedule.req (§5.7) from now for ``duration_s``: connector 0 is the whole
         charger's expected draw; ``unit`` None means the charger's own (A).  None (Rejected) for
         a connector that does not exist."""
+
+
+class LocalListControl(Protocol):
+    """What the Local Authorization List Management block (``firmware.ocpp.local_list``) asks
+    of the core (OCPP 1.6 §3.5.3, §5.10, §5.15); ``firmware.local_list.LocalAuthorizationList``
+    implements it.  The block translates the wire form; the core decides and persists."""
+
+    def local_list_version(self) -> int:
+        """GetLocalListVersion.conf's listVersion: -1 when LocalAuthListEnabled is false, 0 for
+        an empty list, else the version the last accepted update installed."""
+
+    def send_local_list(
+        self, list_version: int, update_type: UpdateType, entries: Sequence[AuthorizationData]
+    ) -> UpdateOutcome:
+        """SendLocalList.req: Accepted (the new list and version persisted, in one transaction,
+        before returning), or Failed / VersionMismatch / NotSupported with the reason, nothing
+        changed."""

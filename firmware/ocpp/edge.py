@@ -7,9 +7,10 @@ wiring:
    certificates, security profiles, log upload) and registering its triggers;
 3. ``OcppEdge`` itself is the charger's ``firmware.ports.CentralSystemLink``, so the charger
    is built next (by the composition root, firmware.app);
-4. ``serve(control, smart)`` then answers the central system with the charger as
-   ``ChargerControl`` and the Smart Charging service as ``SmartChargingControl`` (the Central
-   Smart Charging block is built there: it needs the service, which needs the charger).
+4. ``serve(control, smart, local_list)`` then answers the central system with the charger as
+   ``ChargerControl``, the Smart Charging service as ``SmartChargingControl`` and the Local
+   Authorization List as ``LocalListControl`` (the Central Smart Charging and Local List
+   blocks are built there: the service needs the charger).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from firmware.config_keys import KeyRegistry
 from firmware.domain import ConnectorError, ConnectorStatus, IdTagInfo, MeterSample, StopReason
 from firmware.logupload import DiagnosticsBuffer
 from firmware.ocpp.certificate_management import CertificateManagement
+from firmware.ocpp.local_list import LocalListManagement
 from firmware.ocpp.log_upload import LogUpload
 from firmware.ocpp.outbox import TransactionMessages
 from firmware.ocpp.routes import Routes
@@ -32,7 +34,12 @@ from firmware.ocpp.session import Backoff, OcppSession
 from firmware.ocpp.smart_charging import CentralSmartCharging
 from firmware.ocpp.status import StatusReporting
 from firmware.ocpp.triggers import TriggerRegistry
-from firmware.ports import ChargerControl, SmartChargingControl, TransactionHandle
+from firmware.ports import (
+    ChargerControl,
+    LocalListControl,
+    SmartChargingControl,
+    TransactionHandle,
+)
 from firmware.security_log import SecurityLog
 from firmware.transactions import OpenTransaction, TransactionStore
 
@@ -96,9 +103,15 @@ class OcppEdge:
             triggers=self.triggers,
         )
 
-    async def serve(self, control: ChargerControl, smart: SmartChargingControl) -> None:
+    async def serve(
+        self,
+        control: ChargerControl,
+        smart: SmartChargingControl,
+        local_list: LocalListControl,
+    ) -> None:
         """Keep connected and answer the central system's requests with ``control`` (the
-        charger) and ``smart`` (the Smart Charging service), until cancelled."""
+        charger), ``smart`` (the Smart Charging service) and ``local_list`` (the Local
+        Authorization List), until cancelled."""
         self.transactions.register_meter_values_trigger(self.triggers, control.current_meter_values)
         routes = Routes(
             keys=self.keys,
@@ -111,6 +124,7 @@ class OcppEdge:
             certificates=self.certificates,
             log_upload=self.log_upload,
             smart_charging=CentralSmartCharging(smart, self.transactions.local_transaction),
+            local_list=LocalListManagement(local_list),
         )
         await self.session.run(routes, self.profiles)
 

@@ -30,6 +30,7 @@ from ocpp.v16.enums import (
 from firmware.config_keys import K, KeyRegistry, Source
 from firmware.domain import RegistrationStatus
 from firmware.ocpp.certificate_management import CertificateManagement
+from firmware.ocpp.local_list import LocalListManagement
 from firmware.ocpp.log_upload import LogUpload
 from firmware.ocpp.outbox import TransactionMessages
 from firmware.ocpp.security_events import SecurityEvents
@@ -57,6 +58,7 @@ class Routes:
         certificates: CertificateManagement,
         log_upload: LogUpload,
         smart_charging: CentralSmartCharging,
+        local_list: LocalListManagement,
     ) -> None:
         self.keys = keys
         self.control = control
@@ -68,6 +70,7 @@ class Routes:
         self.certificates = certificates
         self.log_upload = log_upload
         self.smart_charging = smart_charging
+        self.local_list = local_list
 
     def _pending(self, action: str) -> bool:
         """OCPP 1.6 §4.2.1: RemoteStart/RemoteStopTransaction are not allowed while Pending
@@ -205,6 +208,21 @@ class Routes:
         return self.smart_charging.get_composite_schedule(
             connector_id, duration, charging_rate_unit
         )
+
+    # ------------------------------------------------------------ Local Auth List Management
+
+    @on(Action.get_local_list_version)
+    def on_get_local_list_version(self) -> call_result.GetLocalListVersion:
+        return self.local_list.get_local_list_version()
+
+    @on(Action.send_local_list)
+    def on_send_local_list(
+        self,
+        list_version: int,
+        update_type: str,
+        local_authorization_list: list[dict[str, Any]] | None = None,
+    ) -> call_result.SendLocalList:
+        return self.local_list.send_local_list(list_version, update_type, local_authorization_list)
 
     # ------------------------------------------------------------ triggers
 

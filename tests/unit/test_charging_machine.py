@@ -822,3 +822,13 @@ def test_the_walk_judges_energy_below_6_a_unsafe(monkeypatch: pytest.MonkeyPatch
     assert _unsafe(c, False, True, m.EvRequestsPower(), after, cmds) == (
         "offers or energises below 6 A"
     )
+
+
+def test_a_remote_start_keeps_its_parent_id_tag_for_a_group_stop() -> None:
+    """AuthorizeRemoteTxRequests: the authorization's parentIdTag (from the local list, the
+    cache or Authorize.conf) comes with the RemoteStart, so a card of the group may stop."""
+    c, _ = run([m.Plugged(), m.RemoteStart("A", "FLEET"), m.LockConfirmed(), m.EvRequestsPower()])
+    c2, _ = m.step(c, m.IdPresented("B"), POLICY)
+    stopped, cmds = m.step(c2, m.AuthorizationResult("B", True, "FLEET"), POLICY)
+    assert not stopped.in_transaction
+    assert m.EndTransaction(StopReason.LOCAL, "B") in cmds

@@ -52,6 +52,7 @@ CORE = (
     "firmware.ports",
     "firmware.transactions",
     "firmware.profile_store",
+    "firmware.local_list",
     "firmware.smart_charging",
     "firmware.smart_composite",
 )
