@@ -289,7 +289,11 @@ class Charger:
             tag = c.state.transaction_id_tag
             if tag is not None and tag.casefold() == folded:
                 return c
-        for wanted in (S.PREPARING, S.FINISHING, S.AVAILABLE):
+        for c in cs:  # the connector reserved for this very card
+            held = c.state.reservation
+            if c.state.status is S.RESERVED and held and held.id_tag.casefold() == folded:
+                return c
+        for wanted in (S.PREPARING, S.FINISHING, S.AVAILABLE, S.RESERVED):
             for c in cs:
                 if c.state.status is wanted and not c.state.authorized_id_tag:
                     return c
@@ -368,8 +372,12 @@ class Charger:
         else:
             candidates = list(self.connectors.values())
         for c in candidates:
+            held = c.state.reservation
             if (
-                c.state.status in (S.AVAILABLE, S.PREPARING)
+                (
+                    c.state.status in (S.AVAILABLE, S.PREPARING)
+                    or (c.state.status is S.RESERVED and held and held.admits(id_tag, None))
+                )
                 and not c.state.in_transaction
                 and c.state.operative
                 and not c.state.authorized_id_tag

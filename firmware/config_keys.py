@@ -89,6 +89,8 @@ class K:
     ChargingScheduleAllowedChargingRateUnit = csl_key("ChargingScheduleAllowedChargingRateUnit")
     ChargingScheduleMaxPeriods = int_key("ChargingScheduleMaxPeriods")
     MaxChargingProfilesInstalled = int_key("MaxChargingProfilesInstalled")
+    # OCPP 1.6 §9.3 Reservation profile
+    ReserveConnectorZeroSupported = bool_key("ReserveConnectorZeroSupported")
     # Hardware keys (declared only when the device is fitted)
     LightIntensity = int_key("LightIntensity")
     BuzzerEnabled = bool_key(f"{VENDOR_PREFIX}BuzzerEnabled")
@@ -373,7 +375,7 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
         KeyDefinition(
             K.SupportedFeatureProfiles,
             CSL,
-            ("Core", "RemoteTrigger", "SmartCharging"),
+            ("Core", "RemoteTrigger", "Reservation", "SmartCharging"),
             Access.R,
             allowed_items=FEATURE_PROFILES,
             description="Feature profiles this charger implements.",
@@ -525,6 +527,19 @@ def smart_charging_keys() -> list[KeyDefinition]:
             "and purposes together.",
         ),
     ]
+
+
+def reservation_key() -> KeyDefinition:
+    """OCPP 1.6 §9.3: this charger reserves connector 0 (§3.11, §5.13; docs/charging.md)."""
+    return KeyDefinition(
+        K.ReserveConnectorZeroSupported,
+        KeyType.BOOLEAN,
+        True,
+        Access.R,
+        profile="Reservation",
+        description="ReserveNow on connector 0 is accepted: the charger then holds back one "
+        "connector for the reserving idTag (false: Rejected).",
+    )
 
 
 def security_keys() -> list[KeyDefinition]:
@@ -698,6 +713,7 @@ def build_registry(
         registry.declare(d)
     for d in smart_charging_keys():
         registry.declare(d)
+    registry.declare(reservation_key())
     for d in hardware_keys(
         has_indicator=has_indicator,
         has_buzzer=has_buzzer,

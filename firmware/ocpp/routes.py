@@ -32,6 +32,7 @@ from firmware.domain import RegistrationStatus
 from firmware.ocpp.certificate_management import CertificateManagement
 from firmware.ocpp.log_upload import LogUpload
 from firmware.ocpp.outbox import TransactionMessages
+from firmware.ocpp.reservation import CentralReservation
 from firmware.ocpp.security_events import SecurityEvents
 from firmware.ocpp.security_profiles import SecurityProfiles
 from firmware.ocpp.smart_charging import CentralSmartCharging
@@ -57,6 +58,7 @@ class Routes:
         certificates: CertificateManagement,
         log_upload: LogUpload,
         smart_charging: CentralSmartCharging,
+        reservation: CentralReservation,
     ) -> None:
         self.keys = keys
         self.control = control
@@ -68,6 +70,7 @@ class Routes:
         self.certificates = certificates
         self.log_upload = log_upload
         self.smart_charging = smart_charging
+        self.reservation = reservation
 
     def _pending(self, action: str) -> bool:
         """OCPP 1.6 §4.2.1: RemoteStart/RemoteStopTransaction are not allowed while Pending
@@ -205,6 +208,25 @@ class Routes:
         return self.smart_charging.get_composite_schedule(
             connector_id, duration, charging_rate_unit
         )
+
+    # ------------------------------------------------------------ Reservation
+
+    @on(Action.reserve_now)
+    def on_reserve_now(
+        self,
+        connector_id: int,
+        expiry_date: str,
+        id_tag: str,
+        reservation_id: int,
+        parent_id_tag: str | None = None,
+    ) -> call_result.ReserveNow:
+        return self.reservation.reserve_now(
+            connector_id, expiry_date, id_tag, reservation_id, parent_id_tag
+        )
+
+    @on(Action.cancel_reservation)
+    def on_cancel_reservation(self, reservation_id: int) -> call_result.CancelReservation:
+        return self.reservation.cancel_reservation(reservation_id)
 
     # ------------------------------------------------------------ triggers
 
