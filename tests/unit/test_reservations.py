@@ -94,6 +94,13 @@ def test_an_admitted_card_whose_session_times_out_leaves_the_connector_reserved(
     assert c.status is S.RESERVED and c.reservation == R
 
 
+def test_reserved_has_a_light_of_its_own() -> None:
+    from firmware.charger import LIGHT
+
+    others = [shown for status, shown in LIGHT.items() if status is not S.RESERVED]
+    assert LIGHT[S.RESERVED] not in others
+
+
 # ------------------------------------------------------------------ the service
 
 
