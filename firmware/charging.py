@@ -201,6 +201,7 @@ TRANSITIONS: Table = table(
             on(PowerWithdrawn, h.withdraw_power, S.PREPARING),
             on(PowerAvailable, h.restore_power, S.PREPARING),
             on(FaultDetected, h.fault, S.FAULTED),
+            on(ReservationMade, r.reserve_busy, S.PREPARING),
         ],
         S.CHARGING: [
             on(EvPaused, h.ev_paused, S.SUSPENDED_EV),
@@ -216,6 +217,7 @@ TRANSITIONS: Table = table(
             on(LockConfirmed, h.lock_confirmed, S.CHARGING),
             on(PowerWithdrawn, h.withdraw_power, S.SUSPENDED_EVSE),
             on(FaultDetected, h.fault, S.FAULTED),
+            on(ReservationMade, r.reserve_busy, S.CHARGING),
         ],
         S.SUSPENDED_EV: [
             on(EvRequestsPower, h.ev_ready, S.CHARGING),
@@ -246,6 +248,7 @@ TRANSITIONS: Table = table(
             on(LockConfirmed, h.lock_confirmed, S.SUSPENDED_EV),
             on(PowerWithdrawn, h.withdraw_power, S.SUSPENDED_EVSE),
             on(FaultDetected, h.fault, S.FAULTED),
+            on(ReservationMade, r.reserve_busy, S.SUSPENDED_EV),
         ],
         S.SUSPENDED_EVSE: [
             on(EvRequestsPower, h.ev_ready, S.SUSPENDED_EVSE),
@@ -279,6 +282,7 @@ TRANSITIONS: Table = table(
             on(PowerAvailable, h.restore_power, S.SUSPENDED_EVSE, S.SUSPENDED_EV, S.CHARGING),
             on(EvReactionTimedOut, h.ev_reaction_timeout, S.SUSPENDED_EVSE),
             on(FaultDetected, h.fault, S.FAULTED),
+            on(ReservationMade, r.reserve_busy, S.SUSPENDED_EVSE),
         ],
         S.FINISHING: [
             on(Unplugged, h.finishing_unplugged, S.FINISHING, S.AVAILABLE, S.UNAVAILABLE),
@@ -292,6 +296,7 @@ TRANSITIONS: Table = table(
             on(PowerWithdrawn, h.withdraw_power, S.FINISHING),
             on(PowerAvailable, h.restore_power, S.FINISHING),
             on(FaultDetected, h.fault, S.FAULTED),
+            on(ReservationMade, r.reserve_busy, S.FINISHING),
         ],
         S.UNAVAILABLE: [
             on(AvailabilityChanged, h.availability, S.UNAVAILABLE, S.AVAILABLE, S.PREPARING),
@@ -302,6 +307,7 @@ TRANSITIONS: Table = table(
             on(PowerWithdrawn, h.withdraw_power, S.UNAVAILABLE),
             on(PowerAvailable, h.restore_power, S.UNAVAILABLE),
             on(FaultDetected, h.fault, S.FAULTED),
+            on(ReservationMade, r.reserve_busy, S.UNAVAILABLE),
         ],
         S.FAULTED: [
             on(FaultCleared, h.fault_cleared, S.FAULTED, S.FINISHING, S.AVAILABLE, S.UNAVAILABLE),
@@ -313,6 +319,7 @@ TRANSITIONS: Table = table(
             on(PowerWithdrawn, h.withdraw_power, S.FAULTED),
             on(PowerAvailable, h.restore_power, S.FAULTED),
             on(FaultDetected, h.fault, S.FAULTED),
+            on(ReservationMade, r.reserve_busy, S.FAULTED),
         ],
     }
 )

@@ -17,6 +17,7 @@ from firmware.charging_handlers import _release_tethered
 from firmware.charging_types import (
     Command,
     ConnectorState,
+    EndReservation,
     EvPaused,
     EvRequestsPower,
     Plugged,
@@ -63,3 +64,13 @@ def reserved_cable(
     if isinstance(e, EvRequestsPower | EvPaused):
         wants = isinstance(e, EvRequestsPower)
     return replace(c, plugged=True, ev_wants_power=wants), cmds
+
+
+def reserve_busy(c: ConnectorState, e: ReservationMade, p: Policy) -> Result:
+    """A reservation reaching a connector that is no longer Available (it was taken between the
+    answer and this step): not held, and the service is told (``EndReservation 'refused'``).
+    The admitted card's Preparing keeps its own reservation, replaced by the same id."""
+    held = c.reservation
+    if held is not None and held.reservation_id == e.reservation.reservation_id:
+        return replace(c, reservation=e.reservation), []
+    return c, [EndReservation(e.reservation.reservation_id, "refused")]

@@ -252,7 +252,8 @@ class BeginTransaction:
 @dataclass(frozen=True)
 class EndReservation:
     """The connector let go of reservation ``reservation_id``: ``why`` is 'used' (a transaction
-    began under it), 'Faulted' or 'Unavailable' (§5.13: the reservation ends with them)."""
+    began under it), 'Faulted' or 'Unavailable' (§5.13: the reservation ends with them), or
+    'refused' (it arrived when the connector was no longer Available)."""
 
     reservation_id: int
     why: str

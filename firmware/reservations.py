@@ -161,7 +161,8 @@ class Reservations:
             return
         if why == "used" or r.connector_id != 0:
             # A connector's reservation ends with its transaction, a fault or Unavailable
-            # (§5.13); a connector-0 reservation only loses the connector it held.
+            # (§5.13), or could not be held ('refused': taken between the answer and the
+            # step); a connector-0 reservation only loses the connector it held.
             log.info("reservation %d ended on connector %d: %s", reservation_id, connector_id, why)
             self._forget(reservation_id)
             self._changed.set()

@@ -94,6 +94,13 @@ def test_an_admitted_card_whose_session_times_out_leaves_the_connector_reserved(
     assert c.status is S.RESERVED and c.reservation == R
 
 
+def test_a_reservation_reaching_a_busy_connector_is_refused_back_to_the_service() -> None:
+    c, _ = run([m.Plugged()])
+    c, cmds = run([m.ReservationMade(R)], start=c)
+    assert c.status is S.PREPARING and c.reservation is None
+    assert cmds == [m.EndReservation(7, "refused")]
+
+
 def test_reserved_has_a_light_of_its_own() -> None:
     from firmware.charger import LIGHT
 
@@ -257,3 +264,18 @@ async def test_connector_0_lets_others_charge_while_another_connector_stays_free
             await one.settle(3)
             assert one.connector.state.status is S.AVAILABLE
             assert two.connector.state.status is S.AVAILABLE
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_connector_taken_between_the_answer_and_the_step_drops_the_reservation(
+    tmp_path: Path,
+) -> None:
+    with wall_clock_follows_the_loop():
+        async with station() as s, service(tmp_path, s) as svc:
+            s.connector.post(m.Plugged())  # queued before the reservation, not yet handled
+            assert svc.reserve_now(Reservation(4, 1, "A", until(600))) == "Accepted"
+            await s.settle(1)
+            assert s.connector.state.status is S.PREPARING
+            assert not svc.cancel_reservation(4)  # the service knows it was not held
+            assert ReservationStore.open(tmp_path).reservations() == []
