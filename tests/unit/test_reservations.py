@@ -279,3 +279,19 @@ async def test_a_connector_taken_between_the_answer_and_the_step_drops_the_reser
             assert s.connector.state.status is S.PREPARING
             assert not svc.cancel_reservation(4)  # the service knows it was not held
             assert ReservationStore.open(tmp_path).reservations() == []
+
+
+def test_a_damaged_reservations_file_is_set_aside_and_a_new_one_started(tmp_path: Path) -> None:
+    store = ReservationStore.open(tmp_path)
+    store.put(Reservation(1, 1, "A", EPOCH))
+    store.close()
+    path = tmp_path / ReservationStore.FILE
+    data = bytearray(path.read_bytes())
+    data[:16] = b"not a database!!"
+    path.write_bytes(bytes(data))
+    again = ReservationStore.open(tmp_path)
+    assert again.recovered_from is not None
+    assert list(tmp_path.glob("reservations.db.damaged-*"))
+    again.put(Reservation(2, 0, "B", EPOCH))
+    assert [r.reservation_id for r in again.reservations()] == [2]
+    again.close()
