@@ -295,3 +295,43 @@ def test_a_damaged_reservations_file_is_set_aside_and_a_new_one_started(tmp_path
     again.put(Reservation(2, 0, "B", EPOCH))
     assert [r.reservation_id for r in again.reservations()] == [2]
     again.close()
+
+
+class _Offline:
+    """A Dispatcher that never connects: the outbox only queues."""
+
+    def while_ready(self, worker: object) -> None:
+        pass
+
+
+def test_the_queued_start_transaction_keeps_its_reservation_id_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    from typing import Any, cast
+
+    from firmware.config_keys import build_registry
+    from firmware.ocpp.outbox import TransactionMessages
+    from firmware.transactions import TransactionStore
+
+    store = TransactionStore.open(tmp_path)
+    outbox = TransactionMessages(cast(Any, _Offline()), build_registry(), store)
+    outbox.start_transaction(1, "OWNER", 1000, EPOCH, 7)
+    outbox.start_transaction(1, "WALK-IN", 1000, EPOCH)
+    store.close()
+    again = TransactionStore.open(tmp_path)
+    try:
+        entry = again.head()
+        assert entry is not None and entry.action == "StartTransaction"
+        # The wire form as it will be sent, stored with the message (OCPP 1.6 §5.13).
+        assert entry.payload == {
+            "connectorId": 1,
+            "idTag": "OWNER",
+            "meterStart": 1000,
+            "timestamp": clock.to_ocpp(EPOCH),
+            "reservationId": 7,
+        }
+        again.delivered(entry, remote_id=1)
+        second = again.head()
+        assert second is not None and "reservationId" not in second.payload
+    finally:
+        again.close()
