@@ -115,11 +115,19 @@ class Reservations:
         if answer != "Accepted":
             return self._refuse(r, answer, "")
         old = self._held.get(r.reservation_id)
-        if old is not None and self._at.get(r.reservation_id) != r.connector_id:
-            self._let_go(r.reservation_id)  # the same id elsewhere: replaced (§5.13)
+        at = self._at.get(r.reservation_id)
+        # The same id replaces (§5.13): on the connector that holds it, the new terms; a
+        # connector-0 reservation keeps the connector it holds back; elsewhere it is let go.
+        same_place = old is not None and (
+            at == r.connector_id or (r.connector_id == 0 and old.connector_id == 0)
+        )
+        if at is not None and not same_place:
+            self._let_go(r.reservation_id)
         self.store.put(r)
         self._held[r.reservation_id] = r
-        if r.connector_id != 0:
+        if at is not None and same_place:
+            self._tell(at, r)
+        elif r.connector_id != 0:
             self._tell(r.connector_id, r)
         log.info(
             "reservation %d Accepted: connector %d for %s until %s",

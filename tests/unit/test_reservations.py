@@ -335,3 +335,36 @@ def test_the_queued_start_transaction_keeps_its_reservation_id_across_a_restart(
         assert second is not None and "reservationId" not in second.payload
     finally:
         again.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_the_same_id_moves_a_reservation_and_a_connector_0_one_keeps_its_connector(
+    tmp_path: Path,
+) -> None:
+    with wall_clock_follows_the_loop():
+        async with AsyncExitStack() as stack:
+            one = await stack.enter_async_context(station())
+            two = await stack.enter_async_context(station())
+            two.connector.id = 2
+            svc = await stack.enter_async_context(service(tmp_path, one, two))
+            assert svc.reserve_now(Reservation(3, 1, "A", until(600))) == "Accepted"
+            await one.settle(1)
+            assert svc.reserve_now(Reservation(3, 2, "A", until(600))) == "Accepted"
+            await one.settle(1)
+            assert one.connector.state.status is S.AVAILABLE
+            assert two.connector.state.status is S.RESERVED
+            assert svc.cancel_reservation(3)
+            await one.settle(1)
+            # Connector 0 with one connector busy: the other is held; the same id again
+            # (new expiry) keeps that connector held, with the new terms.
+            one.connector.post(m.AvailabilityChanged(False))
+            assert svc.reserve_now(Reservation(4, 0, "B", until(600))) == "Accepted"
+            await one.settle(1)
+            assert two.connector.state.status is S.RESERVED
+            assert svc.reserve_now(Reservation(4, 0, "C", until(900))) == "Accepted"
+            await one.settle(1)
+            held = two.connector.state.reservation
+            assert held is not None and held.id_tag == "C"
+            assert two.link.statuses()[-1] is S.RESERVED
+            assert two.link.statuses().count(S.AVAILABLE) == 2  # at start, after the cancel
