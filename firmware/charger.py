@@ -319,7 +319,7 @@ class Charger:
     def _status_changed(self, connector_id: int, status: ConnectorStatus) -> None:
         self._refresh_light()
         self._release_interlock_when_cleared()
-        idle = status in (S.AVAILABLE, S.UNAVAILABLE, S.FAULTED, S.FINISHING)
+        idle = status in (S.AVAILABLE, S.UNAVAILABLE, S.FAULTED, S.FINISHING, S.RESERVED)
         if self.smart and idle and self.connectors[connector_id].transaction is None:
             self.smart.remote_start_abandoned(connector_id)  # it began no transaction
 
@@ -369,8 +369,8 @@ class Charger:
         if connector_id is not None:
             c = self.connectors.get(connector_id)
             candidates = [c] if c is not None else []
-        else:
-            candidates = list(self.connectors.values())
+        else:  # the connector reserved for this idTag first
+            candidates = sorted(self.connectors.values(), key=lambda c: c.state.reservation is None)
         for c in candidates:
             held = c.state.reservation
             if (

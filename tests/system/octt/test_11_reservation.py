@@ -276,6 +276,21 @@ async def test_connector_0_holds_back_the_last_free_connector(rig2: Rig) -> None
     assert start.payload["connectorId"] == 2 and start.payload["reservationId"] == 32
 
 
+async def test_a_remote_start_without_connector_id_goes_to_the_reserved_connector(
+    rig2: Rig,
+) -> None:
+    rig = rig2
+    mark = rig.cs.mark()
+    assert await reserve(rig, 2, "RES-RS", 51) == "Accepted"
+    await rig.wait_status("Reserved", connector=2, since=mark)
+    result = await rig.cs.call(rig.cp_id, call.RemoteStartTransaction(id_tag="RES-RS"))
+    assert result.status == "Accepted"
+    await rig.wait_status("Preparing", connector=2, since=mark)
+    await rig.command("plug", connector=2)
+    start = await rig.wait_call("StartTransaction", since=mark)
+    assert start.payload["connectorId"] == 2 and start.payload["reservationId"] == 51
+
+
 async def test_tc_050_1_charge_point_faulted(rig: Rig) -> None:
     mark = rig.cs.mark()
     await rig.command("fault", name="rcd", state="on")
