@@ -14,7 +14,10 @@ again as soon as another connector is free.  The reserving idTag may use any fre
 its StartTransaction carries the reservationId (``claim``).
 
 Expiry is one wait on the one clock (``firmware.clock.sleep_until`` to the earliest
-expiryDate, woken when the set changes), no polling.
+expiryDate, woken when the set changes), no polling; the wall clock is looked at again at least
+every ``WALL_CLOCK_CHECK_S`` as for the clock-aligned meter values, since NTP may step it (a Pi
+has no RTC).  ChangeAvailability(0, Inoperative) ends the connector-0 reservations (§5.13: the
+Charge Point set Unavailable).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import replace
 
 from firmware import charging as m
 from firmware import clock
+from firmware.charger import WALL_CLOCK_CHECK_S
 from firmware.config_keys import K, KeyRegistry
 from firmware.connector import ConnectorController
 from firmware.domain import ConnectorStatus, Reservation
@@ -90,7 +94,7 @@ class Reservations:
                 await clock.sleep_until(None, self.keys, (), wake=self._changed)
                 continue
             first = min(r.expiry_date for r in self._held.values())
-            wait = (first - clock.utcnow()).total_seconds()
+            wait = min((first - clock.utcnow()).total_seconds(), WALL_CLOCK_CHECK_S)
             if not await clock.sleep_until(clock.now() + wait, self.keys, (), wake=self._changed):
                 continue
             now = clock.utcnow()
@@ -226,6 +230,12 @@ class Reservations:
         not each find one free; let go of a held one once another connector is free."""
         zero = self._zero()
         if not zero:
+            return
+        if not self._operative():
+            for r in zero:
+                log.info("reservation %d ended: the charger is Unavailable", r.reservation_id)
+                self._end(r.reservation_id)
+            self._changed.set()
             return
         holding = {
             rid for rid in self._at if rid in self._held and self._held[rid].connector_id == 0

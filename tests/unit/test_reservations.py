@@ -368,3 +368,23 @@ async def test_the_same_id_moves_a_reservation_and_a_connector_0_one_keeps_its_c
             assert held is not None and held.id_tag == "C"
             assert two.link.statuses()[-1] is S.RESERVED
             assert two.link.statuses().count(S.AVAILABLE) == 2  # at start, after the cancel
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_the_charger_set_unavailable_ends_a_connector_0_reservation(tmp_path: Path) -> None:
+    operative = [True]
+    with wall_clock_follows_the_loop():
+        async with station() as s:
+            keys = s.connector.keys
+            store = ReservationStore.open(tmp_path)
+            svc = Reservations(store, [s.connector], keys, charger_operative=lambda: operative[0])
+            assert svc.reserve_now(Reservation(6, 0, "A", until(600))) == "Accepted"
+            await s.settle(1)
+            assert s.connector.state.status is S.RESERVED  # one connector: held at once
+            operative[0] = False  # ChangeAvailability(0, Inoperative), as the charger does it
+            s.connector.post(m.AvailabilityChanged(False))
+            await s.settle(1)
+            assert s.connector.state.status is S.UNAVAILABLE
+            assert not svc.cancel_reservation(6) and store.reservations() == []
+            store.close()
