@@ -496,6 +496,7 @@ class Charger:
                 "plugged": s.plugged,
                 "transaction": c.transaction.local_id if c.transaction else None,
                 "id_tag": s.transaction_id_tag,
+                "reservation": s.reservation.reservation_id if s.reservation else None,
                 "offered_a": c.offered_current_a,
                 "limit_a": c.limit_a,
                 "energy_wh": reading.energy_import_wh if reading else None,

@@ -190,6 +190,7 @@ async def test_a_plug_in_and_another_card_on_a_reserved_connector_start_nothing(
     mark = rig.cs.mark()
     assert await reserve(rig, 1, "RES-10", 22) == "Accepted"
     await rig.wait_status("Reserved", since=mark)
+    assert rig.running.charger.status()["1"]["reservation"] == 22
     await rig.command("plug")
     await rig.command("swipe", tag="STRANGER")
     await rig.wait_result("Authorize", since=mark)
