@@ -12,7 +12,8 @@ simulated bench against the bundled central system.
 - TC_051_CS Cancel Reservation, TC_052_CS Cancel Reservation - Rejected.
 - TC_053_CS Use a reserved Connector with parentIdTag.
 - Also: a plug-in and another card on a reserved connector start nothing; the same
-  reservationId replaces; a reservation survives a restart and expires after it.
+  reservationId replaces; a reservation survives a power cut (a real daemon, SIGKILL) and
+  expires after it.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import pytest
 import pytest_asyncio
 from ocpp.v16 import call
 
-from centralsystem import CentralSystem
+from centralsystem import CentralSystem, MessageRecord
 from firmware import app, clock
-from tests.conftest import Rig, bench_settings, start_fast
+from tests.conftest import Rig, start_fast
+from tests.system.helpers import Controller
 from tests.system.test_two_connectors import two_connector_settings
 
 pytestmark = pytest.mark.asyncio
@@ -328,34 +330,48 @@ async def test_tc_050_4_charge_point_reservation_rejected(rig: Rig) -> None:
 # ------------------------------------------------------------------ restart
 
 
-async def test_a_reservation_survives_a_restart_and_expires_after_it(
+async def test_a_reservation_survives_a_power_cut_and_expires_after_it(
     csms: CentralSystem, tmp_path: Path
 ) -> None:
-    settings = bench_settings(csms.url, tmp_path)
-    running = await start_fast(settings)
-    rig = Rig(csms, running, tmp_path)
-    try:
-        await rig.wait_status("Available")
-        assert await reserve(rig, 1, "RES-R", 41, seconds=8) == "Accepted"
-        await rig.wait_status("Reserved")
-    finally:
-        await app.shutdown(running)
-    mark = csms.mark()
-    running = await start_fast(settings)
-    rig = Rig(csms, running, tmp_path)
-    try:
-        # The first status after the restart is Reserved, not Available.
-        first = await rig.wait_for(
-            lambda r: (
-                r.direction == "rx"
-                and r.action == "StatusNotification"
-                and r.message_type == "CALL"
-                and r.payload.get("connectorId") == 1
-            ),
-            since=mark,
+    """A real daemon process, SIGKILLed right after the reservation was accepted."""
+
+    def status_of_connector_1(r: MessageRecord) -> bool:
+        return (
+            r.direction == "rx"
+            and r.action == "StatusNotification"
+            and r.message_type == "CALL"
+            and r.payload.get("connectorId") == 1
         )
+
+    ctl = Controller(csms.url, tmp_path / "state", tmp_path / "cp.log")
+    ctl.start()
+    try:
+        await csms.wait_for(
+            lambda r: status_of_connector_1(r) and r.payload["status"] == "Available", timeout=30
+        )
+        result = await csms.call(
+            "DURABLE-1",
+            call.ReserveNow(
+                connector_id=1, expiry_date=expiry(20), id_tag="RES-P", reservation_id=41
+            ),
+        )
+        assert result.status == "Accepted"
+        await csms.wait_for(
+            lambda r: status_of_connector_1(r) and r.payload["status"] == "Reserved", timeout=10
+        )
+        ctl.kill()  # power cut: the reservation was stored before the answer went out
+        mark = csms.mark()
+        ctl.start()
+        # The first status after the restart is Reserved, not Available ...
+        first = await csms.wait_for(status_of_connector_1, since=mark, timeout=30)
         assert first.payload["status"] == "Reserved"
-        await rig.wait_status("Available", since=mark, timeout=15)
-        assert await cancel(rig, 41) == "Rejected"
+        # ... until the reservation expires.
+        await csms.wait_for(
+            lambda r: status_of_connector_1(r) and r.payload["status"] == "Available",
+            since=first.seq,
+            timeout=40,
+        )
+        cancelled = await csms.call("DURABLE-1", call.CancelReservation(reservation_id=41))
+        assert cancelled.status == "Rejected"
     finally:
-        await app.shutdown(running)
+        ctl.stop_quietly()
