@@ -196,7 +196,7 @@ async def test_a_reservation_persists_in_sqlite_and_is_held_again_after_a_restar
         ]
         async with station() as s, service(tmp_path, s):
             # (The daemon restores before the connectors run, so its first status is Reserved:
-            # tests/system/octt/test_11_reservation.py.)
+            # tests/system/octt/test_13_reservation.py.)
             await s.settle(1)
             assert s.link.statuses()[-1] is S.RESERVED
             await s.settle(700)
