@@ -173,4 +173,5 @@ class ConnectorReservations(Protocol):
         id of a connector-0 reservation it uses up (§3.11), or None."""
 
     def ended(self, connector_id: int, reservation_id: int, why: str) -> None:
-        """The connector let go of ``reservation_id``: 'used', 'Faulted' or 'Unavailable'."""
+        """The connector let go of ``reservation_id``: 'used' (a transaction began under it),
+        'Faulted', 'Unavailable', or 'refused' (it arrived when the connector was busy)."""
