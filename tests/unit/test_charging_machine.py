@@ -577,6 +577,12 @@ def _unsafe(
     if isinstance(event, m.EvReactionTimedOut) and withdrawn and after.contactor_closed:
         return "the contactor stays closed after the EV's reaction time"
     for cmd in cmds:
+        if isinstance(cmd, m.BeginTransaction) and before.reservation is not None:
+            # A reserved connector starts only for its idTag or group, and says which (§5.13).
+            if not before.reservation.admits(cmd.id_tag, before.parent_id_tag):
+                return "a transaction for an idTag the reservation does not admit"
+            if cmd.reservation_id != before.reservation.reservation_id:
+                return "a transaction under a reservation without its reservationId"
         if isinstance(cmd, m.CloseContactor):
             if not (
                 after.in_transaction
