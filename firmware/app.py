@@ -44,6 +44,8 @@ from firmware.local_list import LocalAuthorizationList, LocalListStore
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.profile_store import ProfileStore
+from firmware.reservation_store import ReservationStore
+from firmware.reservations import Reservations
 from firmware.settings import Settings
 from firmware.smart_charging import SmartCharging, Wiring
 from firmware.storage import lock_state_dir, unusable
@@ -301,10 +303,22 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
             "",
         )
     )
+    # Reservations (reservations.db): held again before the connectors' first status.
+    reservations = Reservations(
+        ReservationStore.open(settings.state_dir),
+        connectors,
+        keys,
+        charger_operative=lambda: charger.operative,
+        known_parent=lambda tag: info.parent_id_tag if (info := authorizer.cached(tag)) else None,
+    )
+    reservations.restore()
     running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)
     ocpp.finish_interrupted_transactions()
     tasks = [
-        asyncio.create_task(ocpp.serve(charger, smart, local_list), name="ocpp-session"),
+        asyncio.create_task(
+            ocpp.serve(charger, smart, local_list, reservations), name="ocpp-session"
+        ),
+        asyncio.create_task(reservations.run(), name="reservations"),
         asyncio.create_task(charger.run(), name="charger"),
         asyncio.create_task(_follow_store(keys), name="config-store"),
         asyncio.create_task(smart.run(), name="smart-charging"),

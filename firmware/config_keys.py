@@ -93,6 +93,8 @@ class K:
     LocalAuthListEnabled = bool_key("LocalAuthListEnabled")
     LocalAuthListMaxLength = int_key("LocalAuthListMaxLength")
     SendLocalListMaxLength = int_key("SendLocalListMaxLength")
+    # OCPP 1.6 §9.3 Reservation profile
+    ReserveConnectorZeroSupported = bool_key("ReserveConnectorZeroSupported")
     # Hardware keys (declared only when the device is fitted)
     LightIntensity = int_key("LightIntensity")
     BuzzerEnabled = bool_key(f"{VENDOR_PREFIX}BuzzerEnabled")
@@ -378,7 +380,7 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
         KeyDefinition(
             K.SupportedFeatureProfiles,
             CSL,
-            ("Core", "LocalAuthListManagement", "RemoteTrigger", "SmartCharging"),
+            ("Core", "LocalAuthListManagement", "RemoteTrigger", "Reservation", "SmartCharging"),
             Access.R,
             allowed_items=FEATURE_PROFILES,
             description="Feature profiles this charger implements.",
@@ -570,6 +572,19 @@ def local_list_keys() -> list[KeyDefinition]:
     ]
 
 
+def reservation_key() -> KeyDefinition:
+    """OCPP 1.6 §9.3: this charger reserves connector 0 (§3.11, §5.13; docs/charging.md)."""
+    return KeyDefinition(
+        K.ReserveConnectorZeroSupported,
+        KeyType.BOOLEAN,
+        True,
+        Access.R,
+        profile="Reservation",
+        description="ReserveNow on connector 0 is accepted: the charger then holds back one "
+        "connector for the reserving idTag (false: Rejected).",
+    )
+
+
 def security_keys() -> list[KeyDefinition]:
     """OCPP 1.6 Security Whitepaper keys (profiles 0-3, certificates); see docs/security.md."""
     return [
@@ -743,6 +758,7 @@ def build_registry(
         registry.declare(d)
     for d in local_list_keys():
         registry.declare(d)
+    registry.declare(reservation_key())
     for d in hardware_keys(
         has_indicator=has_indicator,
         has_buzzer=has_buzzer,

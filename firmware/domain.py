@@ -171,3 +171,28 @@ class UpdateOutcome:
 
     status: UpdateStatus
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A ReserveNow the charger holds (OCPP 1.6 §3.11, §5.13): ``connector_id`` 0 is the charger
+    as a whole (one connector held back); ``expiry_date`` is UTC; ``parent_id_tag`` the group
+    the reservation also admits (ReserveNow.parentIdTag), None: only ``id_tag``."""
+
+    reservation_id: int
+    connector_id: int
+    id_tag: str
+    expiry_date: datetime
+    parent_id_tag: str | None = None
+
+    def admits(self, id_tag: str, parent_id_tag: str | None) -> bool:
+        """``id_tag`` (with the parentIdTag its authorization gave) may use this reservation:
+        the reserving idTag itself, or a card of the reservation's group (§5.13, TC_053).
+        IdTokens compare case-insensitively (§3.5.2)."""
+        if id_tag.casefold() == self.id_tag.casefold():
+            return True
+        return (
+            self.parent_id_tag is not None
+            and parent_id_tag is not None
+            and parent_id_tag.casefold() == self.parent_id_tag.casefold()
+        )

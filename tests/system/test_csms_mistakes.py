@@ -468,10 +468,11 @@ FRAMES: list[tuple[str, str | bytes, bool, list[Any] | None]] = [
         ),
     ),
     (
-        "ReserveNow",
+        # Offered since Reservation (issue 13): an empty payload is now incomplete.
+        "ReserveNow without its properties",
         '[2,"a6","ReserveNow",{}]',
         True,
-        refusal("a6", "NotSupported", "action-not-offered: ReserveNow"),
+        refusal("a6", "ProtocolError", "ReserveNow payload: 'connectorId' is a required property"),
     ),
     (
         "UpdateFirmware",

@@ -37,6 +37,7 @@ CORE = (
     "firmware.charging",
     "firmware.charging_types",
     "firmware.charging_handlers",
+    "firmware.charging_reservation",
     "firmware.pilot",
     "firmware.smart",
     "firmware.config_keys",
