@@ -122,15 +122,9 @@ class GridMeterPoller:
         """Every ``poll_s`` one cycle, until cancelled (nothing to do without a grid meter)."""
         if self.meter is None:
             return
-        task = asyncio.current_task()
         while True:
             await asyncio.sleep(self.poll_s)
             await self.cycle()
-            if task is not None and task.cancelling():
-                # Python 3.11's asyncio.wait_for (inside the Modbus library) returns an answer
-                # that arrived as the task was cancelled and drops the cancellation (gh-86296):
-                # without this the task would poll on and the daemon's stop would wait for ever.
-                raise asyncio.CancelledError
 
     async def cycle(self) -> SiteAllowance:
         """Poll the grid meter once and apply the allowance; returns it."""

@@ -1,6 +1,6 @@
 """``chargepoint``: the command line.
 
-The tools behind the commands are the modules of this package (``demo``, ``config``,
+The tools behind the commands are the modules of this package (``demo``, ``config``, ``auth``,
 ``certificate``, ``doctor``, ``hwtest``, and the doc generators ``keydoc``, ``filedoc`` and
 ``charging_doc``); the daemon never loads them.  They reach hardware only through ``firmware.app``.
 
@@ -212,6 +212,17 @@ def _config(args: argparse.Namespace) -> int:
     )
 
 
+def _auth(args: argparse.Namespace) -> int:
+    from firmware.cli import auth as auth_tool
+
+    return auth_tool.run(
+        args.auth_cmd,
+        Path(args.config),
+        Path(args.state_dir) if args.state_dir else None,
+        getattr(args, "id_tag", None),
+    )
+
+
 def _certificate(args: argparse.Namespace) -> int:
     from firmware.cli import certificate as cert_tool
 
@@ -402,6 +413,22 @@ def parser() -> argparse.ArgumentParser:
     set_.add_argument("key")
     set_.add_argument("value")
     config.set_defaults(func=_config)
+
+    auth = sub.add_parser(
+        "auth",
+        help="the Local Authorization List and the authorization cache on the device (read only)",
+    )
+    auth.add_argument(
+        "--config", default=DEFAULT_CONFIG, help="configuration file (default %(default)s)"
+    )
+    auth.add_argument(
+        "--state-dir", type=_not_empty, help="state directory (default: from the file)"
+    )
+    asub = auth.add_subparsers(dest="auth_cmd", required=True)
+    asub.add_parser("list", help="the list's version and idTags, then the cache's")
+    show = asub.add_parser("show", help="what the list and the cache know of one idTag")
+    show.add_argument("id_tag", metavar="TAG", help="the idTag (case-insensitive)")
+    auth.set_defaults(func=_auth)
 
     cert = sub.add_parser(
         "certificate",

@@ -459,16 +459,20 @@ FRAMES: list[tuple[str, str | bytes, bool, list[Any] | None]] = [
         ),
     ),
     (
-        "SendLocalList",
-        '[2,"a5","SendLocalList",{"listVersion":1,"updateType":"Full"}]',
+        # Offered since the Local Authorization List (issue 13): an incomplete payload.
+        "SendLocalList without its updateType",
+        '[2,"a5","SendLocalList",{"listVersion":1}]',
         True,
-        refusal("a5", "NotSupported", "action-not-offered: SendLocalList"),
+        refusal(
+            "a5", "ProtocolError", "SendLocalList payload: 'updateType' is a required property"
+        ),
     ),
     (
-        "ReserveNow",
+        # Offered since Reservation (issue 13): an empty payload is now incomplete.
+        "ReserveNow without its properties",
         '[2,"a6","ReserveNow",{}]',
         True,
-        refusal("a6", "NotSupported", "action-not-offered: ReserveNow"),
+        refusal("a6", "ProtocolError", "ReserveNow payload: 'connectorId' is a required property"),
     ),
     (
         "UpdateFirmware",

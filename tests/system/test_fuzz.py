@@ -73,7 +73,7 @@ def test_the_generator_draws_every_kind_of_frame() -> None:
     draw()
     assert seen == set(WEIGHTS)
     assert generator.status("SetChargingProfile") == "offered"  # Smart Charging, issue 12
-    assert generator.status("SendLocalList") == "not-offered"
+    assert generator.status("SendLocalList") == "offered"  # Local list, issue 13
     assert generator.status("BootNotification") == "charger-sends-it"
     assert generator.status("TriggerMessage") == "offered"
 

@@ -16,7 +16,7 @@ import pytest
 from firmware.grid_meter import RECOVERY_CYCLES, GridMeterPoller
 from firmware.site_limit import SitePolicy
 from hal.config import MeterConfig, ModbusEndpoint
-from hal.modbus.bus import open_buses
+from hal.modbus.bus import ModbusBus, bus_for, open_buses
 from hal.modbus.meter import ModbusEnergyMeter
 from hal.modbus.models import METER_MODELS
 from hal.sim.modbus_devices import SimulatedMeter, SimulatedModbusServer
@@ -297,39 +297,38 @@ async def test_without_a_grid_meter_the_fuse_is_the_allowance(
     ]
 
 
-class AnsweredAsCancelled:
-    """The real grid meter, whose answer arrives in the same instant as a cancellation of the
-    polling task: exactly the moment at which Python 3.11's ``asyncio.wait_for`` (which the
-    Modbus library awaits its answers with) returns the answer and drops the cancellation
-    (gh-86296).  Reproduced with the real ``asyncio.wait_for``."""
+def answer_as_cancelled(bus: ModbusBus) -> Callable[[], None]:
+    """Make the bus's next answer arrive in the same instant as a cancellation of the task that
+    asked: exactly the moment at which Python 3.11's ``asyncio.wait_for`` (with which the Modbus
+    library awaits its answers) returns the answer and drops the cancellation (gh-86296).  The
+    real client reads the real server; the answer then goes through the real ``wait_for``.
+    Returns the switch that arms it for one request."""
+    client: Any = bus._client
+    assert client is not None, "poll once first: the bus connects on its first request"
+    armed = [False]
 
-    def __init__(self, meter: ModbusEnergyMeter) -> None:
-        self.meter = meter
-        self.cancel_next = False
-        self.quantities = meter.quantities
+    def racing(read: Callable[..., Any]) -> Callable[..., Any]:
+        async def request(*args: Any, **kwargs: Any) -> Any:
+            response = await read(*args, **kwargs)
+            if not armed[0]:
+                return response
+            armed[0] = False
+            loop, task = asyncio.get_running_loop(), asyncio.current_task()
+            assert task is not None
+            answer: asyncio.Future[Any] = loop.create_future()
 
-    @property
-    def latest(self) -> Any:
-        return self.meter.latest
+            def together() -> None:
+                answer.set_result(response)
+                task.cancel()
 
-    async def poll(self) -> Any:
-        reading = await self.meter.poll()
-        if not self.cancel_next:
-            return reading
-        self.cancel_next = False
-        loop, task = asyncio.get_running_loop(), asyncio.current_task()
-        assert task is not None
-        answer: asyncio.Future[Any] = loop.create_future()
+            loop.call_soon(together)
+            return await asyncio.wait_for(answer, 5)
 
-        def together() -> None:
-            answer.set_result(reading)
-            task.cancel()
+        return request
 
-        loop.call_soon(together)
-        return await asyncio.wait_for(answer, 5)
-
-    async def close(self) -> None:
-        await self.meter.close()
+    client.read_input_registers = racing(client.read_input_registers)
+    client.read_holding_registers = racing(client.read_holding_registers)
+    return lambda: armed.__setitem__(0, True)
 
 
 async def test_a_cancellation_that_arrives_with_an_answer_still_stops_the_poller(
@@ -338,16 +337,16 @@ async def test_a_cancellation_that_arrives_with_an_answer_still_stops_the_poller
     grid, connector = SimulatedMeter("SDM630", 3), SimulatedMeter("SDM630", 2)
     server = modbus_server_factory(grid, connector)
     await server.start_tcp()
-    site = Site(server.tcp_endpoint(timeout_s=0.3, retries=0), grid, connector, SitePolicy(32))
-    racing = AnsweredAsCancelled(site.grid_meter)
-    site.poller.meter = racing
+    endpoint = server.tcp_endpoint(timeout_s=0.3, retries=0)
+    site = Site(endpoint, grid, connector, SitePolicy(32))
     try:
         await site.poller.first_cycle()
-        racing.cancel_next = True
+        arm = answer_as_cancelled(bus_for(endpoint))
+        arm()
         task = asyncio.create_task(site.poller.run())
         with pytest.raises(asyncio.CancelledError):
-            # Without the poller's own check the task polls on for ever (the daemon's stop,
-            # which cancels it and waits, would hang): this wait would end in TimeoutError.
+            # Without the bus's check the task polls on for ever (the daemon's stop, which
+            # cancels it and waits, would hang): this wait would end in TimeoutError.
             await asyncio.wait_for(task, 10)
         assert task.cancelled()
     finally:
@@ -471,5 +470,38 @@ async def test_a_first_reading_with_an_invalid_phase_gives_the_fallback(
             "site limit: the grid meter reports no valid current on L1: offering the fallback, "
             "6 A per phase in total, until it answers"
         ]
+    finally:
+        await site.close()
+
+
+async def test_a_cancelled_tasks_last_request_still_gets_its_answer(
+    modbus_server_factory: MakeServer,
+) -> None:
+    """The check is for a cancellation that came during the request: a task already cancelled
+    that does one more request in its clean-up (a last write, a last read) gets the answer."""
+    grid, connector = SimulatedMeter("SDM630", 3), SimulatedMeter("SDM630", 2)
+    server = modbus_server_factory(grid, connector)
+    await server.start_tcp()
+    endpoint = server.tcp_endpoint(timeout_s=0.3, retries=0)
+    site = Site(endpoint, grid, connector, SitePolicy(32))
+    grid.current_a = 7.0
+    seen: list[float | None] = []
+    started = asyncio.Event()
+
+    async def clean_up_after_cancel() -> None:
+        try:
+            started.set()
+            await asyncio.sleep(3600)
+        finally:
+            reading = await site.grid_meter.poll()
+            seen.append(reading.current_a[0])
+
+    try:
+        task = asyncio.create_task(clean_up_after_cancel())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert seen == [pytest.approx(7.0)]
     finally:
         await site.close()

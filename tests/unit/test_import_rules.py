@@ -37,6 +37,7 @@ CORE = (
     "firmware.charging",
     "firmware.charging_types",
     "firmware.charging_handlers",
+    "firmware.charging_reservation",
     "firmware.pilot",
     "firmware.smart",
     "firmware.config_keys",
@@ -52,6 +53,7 @@ CORE = (
     "firmware.ports",
     "firmware.transactions",
     "firmware.profile_store",
+    "firmware.local_list",
     "firmware.smart_charging",
     "firmware.smart_composite",
 )
