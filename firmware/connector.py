@@ -74,11 +74,12 @@ class ConnectorController:
         self._timer: asyncio.Task[None] | None = None  # ConnectionTimeOut
         self._reaction_timer: asyncio.Task[None] | None = None  # EV_REACTION_S after PWM stop
         self.transaction_meter = TransactionMeter(
-            devices.connector_id, link, keys, lambda: self.last_reading, lambda: self._offered_a
+            devices.connector_id, link, keys, lambda: self.last_reading, lambda: self._pwm_a
         )
         self._pilot: PilotReading | None = None
         self._debounce = pilot.Debounce()
-        self._offered_a = 0.0
+        self._offered_a = 0.0  # the current asked of the pilot
+        self._pwm_a = 0.0  # what it offers (a board with whole amperes rounds down)
         self._reported: tuple[ConnectorStatus, ConnectorError | None, str] | None = None
         self.last_reading: MeterReading | None = None
         self.permanent_lock = False
@@ -162,7 +163,8 @@ class ConnectorController:
 
     @property
     def offered_current_a(self) -> float:
-        return self._offered_a
+        """What the pilot offers the EV now (A; 0 without PWM)."""
+        return self._pwm_a
 
     def policy(self) -> m.Policy:
         k = self.keys
@@ -277,15 +279,17 @@ class ConnectorController:
                     log.error("connector %d: contactor refused: %s", self.id, exc)
                     self.post(_fault_of(exc, latched=True))
             case m.StopPower():
-                self._offered_a = 0.0
+                self._offered_a = self._pwm_a = 0.0
                 await self._safe_pilot(d.pilot.stop_offering())
             case m.OfferPower():
                 amps = self._allowed_current()
                 if amps < MIN_PILOT_CURRENT_A:  # fell within this step (on_transaction)
                     self.post(_ReOffer())  # which feeds the machine PowerWithdrawn
                     return
-                self._offered_a = amps
-                await self._safe_pilot(d.pilot.offer_current(amps))
+                self._offered_a = self._pwm_a = amps
+                offered = await self._safe_pilot(d.pilot.offer_current(amps))
+                if offered is not None and self._offered_a == amps:
+                    self._pwm_a = min(offered, amps)
             case m.Lock():
                 self._spawn(self._lock(True), "lock")
             case m.Unlock():
@@ -362,12 +366,13 @@ class ConnectorController:
         self._timer = None
         self.post(m.ConnectionTimedOut())
 
-    async def _safe_pilot(self, operation: Awaitable[None]) -> None:
+    async def _safe_pilot(self, operation: Awaitable[float | None]) -> float | None:
         try:
-            await operation
+            return await operation
         except HardwareError as exc:
             log.error("connector %d: pilot: %s", self.id, exc)
             self.post(_fault_of(exc))
+            return None
 
     async def _drive_lock(self, locked: bool) -> None:
         """Move the lock outside a session (permanent lock on/off); failures are logged."""

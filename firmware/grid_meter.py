@@ -18,6 +18,15 @@ Each cycle (``meter_poll_interval_s``):
    to ``on_allowance`` (the charger's smart charging, which shares it between the connectors)
    when it changed.
 
+A grid meter that measured a phase and now flags its current invalid (NaN, the model's
+sentinel) has lost the phase that may carry the house's load: such a reading is not used (as a
+failed poll), so the last consistent one holds until it is stale, then the fallback.  A
+single-phase model measures L1 only; once L2 or L3 reported, all three are expected.
+
+After a fallback the meter must give RECOVERY_CYCLES consistent readings in a row before its
+allowance is used again (at start the first is used): a meter that answers now and then would
+otherwise stop and restart the EVs at each answer.
+
 No grid reading is trusted when the meter is dead (``MeterHealth.UNAVAILABLE``: its
 ``unavailable_after`` failed polls in a row), never answered, or no consistent reading is newer
 than ``stale_after_s``: the charger then offers the fallback current.  The transition to the
@@ -42,13 +51,22 @@ from typing import Any
 from firmware import clock
 from firmware.site_limit import GridReading, PhaseCurrents, SiteAllowance, SiteLimiter, SitePolicy
 from hal.interfaces import EnergyMeter
-from hal.types import MeterHealth
+from hal.types import MIN_PILOT_CURRENT_A, MeterHealth
 
 log = logging.getLogger(__name__)
+
+# After a fallback the grid meter must give this many consistent readings in a row before
+# its allowance is used again: a flaky meter (a noisy bus) must not toggle the EVs.
+RECOVERY_CYCLES = 3
 
 # The charger's draw is steady when its readings before and after the grid reading differ by
 # less than this on every phase, A (a meter's own noise is a few tenths).
 STEADY_A = 1.0
+
+
+def _missing(current: PhaseCurrents, expected: int) -> list[int]:
+    """The phases (0: L1) among the first ``expected`` that have no value."""
+    return [i for i in range(expected) if current[i] is None]
 
 
 def _steady(before: PhaseCurrents, after: PhaseCurrents) -> bool:
@@ -83,6 +101,11 @@ class GridMeterPoller:
         self._pair: tuple[PhaseCurrents, PhaseCurrents] = ((None, None, None), (0.0, 0.0, 0.0))
         self._answered_at: float | None = None
         self._in_fallback: bool | None = None  # None: before the first cycle
+        # The phases the grid meter measures: 1 (L1) until L2 or L3 reported, then 3.
+        self._phases = 1
+        self._invalid: list[int] = []  # measured phases whose current the meter flags invalid
+        self._fresh_run = 0  # consistent readings in a row
+        self._paused = False  # the allowance is under 6 A (not the fallback): no EV charges
 
     async def first_cycle(self) -> None:
         """The allowance before any connector charges: one poll (bounded by the bus timeout)
@@ -117,21 +140,33 @@ class GridMeterPoller:
         now = clock.now()
         self.grid_a = reading.current_a
         if reading.health is MeterHealth.OK:
-            if _steady(before, own):
-                self._pair = (reading.current_a, own)
-                self._answered_at = now
-            else:
-                log.debug(
-                    "site limit: the charger's draw moved (%s -> %s A): cycle skipped", before, own
-                )
+            if any(a is not None for a in reading.current_a[1:]):
+                self._phases = 3
+            invalid = _missing(reading.current_a, self._phases)
+        else:
+            invalid = self._invalid  # no news about the phases
+        fresh = reading.health is MeterHealth.OK and not invalid and _steady(before, own)
+        self._fresh_run = self._fresh_run + 1 if fresh else 0
+        if fresh:
+            self._pair = (reading.current_a, own)
+            self._answered_at = now
+        elif reading.health is MeterHealth.OK and not invalid:
+            log.debug(
+                "site limit: the charger's draw moved (%s -> %s A): cycle skipped", before, own
+            )
         grid = None
-        if reading.health is not MeterHealth.UNAVAILABLE and self._answered_at is not None:
+        recovering = self._in_fallback and self._fresh_run < RECOVERY_CYCLES
+        if (
+            reading.health is not MeterHealth.UNAVAILABLE
+            and self._answered_at is not None
+            and not recovering
+        ):
             grid = GridReading(self._pair[0], age_s=now - self._answered_at)
         allowance = self.limiter.update(grid, self._pair[1])
         log.debug(
             "site limit: grid %s A, charger %s A: %s", self._pair[0], self._pair[1], allowance
         )
-        self._log_transition(allowance, grid, reading.health)
+        self._log_transition(allowance, grid, reading.health, invalid)
         self._apply(allowance)
         return allowance
 
@@ -164,17 +199,24 @@ class GridMeterPoller:
             self.on_allowance(allowance.amps)
 
     def _log_transition(
-        self, allowance: SiteAllowance, grid: GridReading | None, health: MeterHealth
+        self,
+        allowance: SiteAllowance,
+        grid: GridReading | None,
+        health: MeterHealth,
+        invalid: list[int],
     ) -> None:
+        """One line at each change: the fallback and why, the allowance back, a measured
+        phase flagged invalid (while the last reading still holds) and back."""
+        phases = ", ".join(f"L{i + 1}" for i in invalid)
         if allowance.fallback and self._in_fallback is not True:
-            if grid is None and health is MeterHealth.OK:
+            if grid is None and invalid:
+                why = f"reports no valid current on {phases}"
+            elif grid is None and health is MeterHealth.OK:
                 why = "gave no reading consistent with the charger's draw yet"
             elif grid is None:
                 why = "does not answer"
-            elif grid.age_s > self.policy.stale_after_s:
-                why = f"gave no usable reading for more than {self.policy.stale_after_s:g} s"
             else:
-                why = "reports no phase current"
+                why = f"gave no usable reading for more than {self.policy.stale_after_s:g} s"
             log.warning(
                 "site limit: the grid meter %s: offering the fallback, %g A per phase in total, "
                 "until it answers",
@@ -188,7 +230,28 @@ class GridMeterPoller:
                 self.policy.fuse_a,
                 allowance.amps,
             )
+        elif invalid and invalid != self._invalid and not allowance.fallback:
+            log.warning(
+                "site limit: the grid meter reports no valid current on %s: its readings are "
+                "not used until it does",
+                phases,
+            )
+        elif not invalid and self._invalid and not allowance.fallback:
+            log.info("site limit: the grid meter reports a valid current on every phase again")
+        paused = not allowance.fallback and allowance.amps < MIN_PILOT_CURRENT_A
+        if paused and not self._paused:
+            log.info(
+                "site limit: the house leaves %g A per phase, under %g A: charging paused until "
+                "%g A are free",
+                allowance.amps,
+                MIN_PILOT_CURRENT_A,
+                MIN_PILOT_CURRENT_A + self.policy.hysteresis_a,
+            )
+        elif self._paused and not paused and not allowance.fallback:
+            log.info("site limit: %g A per phase free again: charging resumes", allowance.amps)
+        self._paused = paused
         self._in_fallback = allowance.fallback
+        self._invalid = invalid
 
 
-__all__ = ["GridMeterPoller"]
+__all__ = ["RECOVERY_CYCLES", "GridMeterPoller"]

@@ -89,10 +89,12 @@ class ProfileStore:
 
     def install(self, profile: ChargingProfile, replaces: list[int]) -> None:
         """Store ``profile`` and delete the profiles ``replaces`` names (the same id, or the
-        same purpose, stack level and connector), in one transaction; ``sqlite3.Error`` (and
-        nothing changed) when ``replaces`` misses one of them."""
+        same purpose, stack level and connector; an unreadable row there too), in one
+        transaction; ``sqlite3.Error`` (and nothing changed) when ``replaces`` misses a
+        readable one."""
         with transaction(self._db):
             self._delete(replaces)
+            self._delete(self._unreadable_in_place_of(profile))
             self._db.execute(
                 "INSERT INTO charging_profile (charging_profile_id, connector_id, "
                 "purpose, stack_level, transaction_id, profile) VALUES (?, ?, ?, ?, ?, ?)",
@@ -105,6 +107,29 @@ class ProfileStore:
                     profile_to_json(profile),
                 ),
             )
+
+    def _unreadable_in_place_of(self, profile: ChargingProfile) -> list[int]:
+        """Rows holding ``profile``'s id or place that cannot be read back (``profiles``
+        ignores them): replaced like readable ones, or no profile could ever take the place.
+        A readable one the caller did not name still fails the INSERT."""
+        rows = self._db.execute(
+            "SELECT charging_profile_id, profile FROM charging_profile WHERE "
+            "charging_profile_id = ? OR (purpose = ? AND stack_level = ? AND connector_id = ?)",
+            (
+                profile.charging_profile_id,
+                profile.charging_profile_purpose.value,
+                profile.stack_level,
+                profile.connector_id,
+            ),
+        )
+        doomed = []
+        for pid, text in rows.fetchall():
+            try:
+                profile_from_json(text)
+            except (ValueError, KeyError, TypeError):
+                log.warning("%s: unreadable charging profile %s replaced", self.path, pid)
+                doomed.append(pid)
+        return doomed
 
     def remove(self, ids: list[int]) -> None:
         """Delete the profiles with these ids, in one transaction."""

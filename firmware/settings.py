@@ -50,6 +50,7 @@ from hal.config import (
     SafetyConfig,
     format_number,
 )
+from hal.types import MIN_PILOT_CURRENT_A
 
 HardwareKind = Literal["gpio", "simulated"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -139,7 +140,9 @@ class SiteSettings:
 
     max_current_a: Annotated[float, Range(6, 1000, what="the main fuse, A per phase")]
     # Offered in total while the grid meter is stale or dead (0: stop charging).
-    fallback_current_a: Annotated[float, Range(0, 1000)] = 6.0
+    fallback_current_a: Annotated[
+        float, Range(0, 1000, what="0: stop charging; else 6 A to max_current_a")
+    ] = 6.0
     hysteresis_a: Annotated[float, Range(0, 80)] = 1.0
     stale_after_s: Annotated[float, Range(0, 3600, above=True)] = 10.0
 
@@ -306,6 +309,21 @@ TABLES = (
 )
 
 
+def _stale_vs_cycle(
+    site: SiteSettings | None, grid: MeterConfig | None, cycle_s: float
+) -> list[str]:
+    """A grid reading is a meter cycle old when the next one is missed (a bus hiccup, an EV
+    changing its current between the reads): it must not go stale then, or every miss would
+    give the fallback and toggle the EVs."""
+    if site is None or grid is None or site.stale_after_s > 2 * cycle_s:
+        return []
+    return [
+        f"[site] stale_after_s ({format_number(site.stale_after_s)}) must be more than twice "
+        f"[chargepoint] meter_poll_interval_s ({format_number(cycle_s)}): a missed meter cycle "
+        "would give the fallback"
+    ]
+
+
 def _site(table: object) -> tuple[SiteSettings, MeterConfig | None]:
     """``[site]`` and its optional ``[site.grid_meter]``."""
     if not isinstance(table, dict):
@@ -323,6 +341,14 @@ def _site(table: object) -> tuple[SiteSettings, MeterConfig | None]:
         found.lines.append(
             f"[site] fallback_current_a must be at most max_current_a "
             f"({format_number(site.max_current_a)}), not {format_number(site.fallback_current_a)}"
+        )
+    elif site is not None and 0 < site.fallback_current_a < MIN_PILOT_CURRENT_A:
+        # Below 6 A nothing is offered: such a fallback would silently mean 0.
+        found.lines.append(
+            f"[site] fallback_current_a must be 0 (stop charging) or from "
+            f"{format_number(MIN_PILOT_CURRENT_A)} A (the least a pilot can offer, IEC 61851-1) "
+            f"to max_current_a ({format_number(site.max_current_a)}), "
+            f"not {format_number(site.fallback_current_a)}"
         )
     found.raise_any()
     return site, grid
@@ -388,6 +414,9 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
     bench = found.take(check_table, BenchSettings, data.get("bench", {}), "bench")
     logging_settings = found.take(check_table, LoggingSettings, data.get("logging", {}), "logging")
     site_and_grid = found.take(_site, data["site"]) if "site" in data else (None, None)
+    if cp is not None and site_and_grid is not None:
+        site_found, grid_found = site_and_grid
+        found.lines += _stale_vs_cycle(site_found, grid_found, cp.meter_poll_interval_s)
     found.raise_any()
     assert cp is not None and safety is not None
     site, grid_meter = site_and_grid

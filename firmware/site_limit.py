@@ -48,8 +48,9 @@ class SitePolicy:
     def __post_init__(self) -> None:
         if self.fuse_a < MIN_PILOT_CURRENT_A:
             raise ValueError(f"site fuse {self.fuse_a} A is below {MIN_PILOT_CURRENT_A:g} A")
-        if not 0 <= self.fallback_a <= self.fuse_a:
-            raise ValueError(f"fallback {self.fallback_a} A must be 0-{self.fuse_a:g} A")
+        if not 0 <= self.fallback_a <= self.fuse_a or 0 < self.fallback_a < MIN_PILOT_CURRENT_A:
+            least = f"{MIN_PILOT_CURRENT_A:g}"
+            raise ValueError(f"fallback {self.fallback_a} A must be 0 or {least}-{self.fuse_a:g} A")
         if self.hysteresis_a < 0 or self.stale_after_s <= 0:
             raise ValueError("hysteresis must be >= 0 A and stale_after > 0 s")
 

@@ -26,10 +26,11 @@ Precedence (§3.13.2, §3.13.3, errata 3.8), at an instant t, for a connector c 
 
 Connector 0 means the whole charger: only ChargePointMaxProfile applies (no sum over connectors).
 
-Units: a limit in A is per phase; in W it is the total over ``numberPhases`` (absent: 3, §7.14).
-The phases actually used are ``min(numberPhases, phases of the connector)``, and W -> A divides by
-``nominal voltage * those phases`` (``to_amps``; ``to_watts`` is the reverse). ``minChargingRate``
-is carried but does not change the limit.
+Units: a limit in A is per phase; in W it is the total power.  The charger has no phase
+switching: the EV may draw the pilot's current on every phase of the connector, whatever a
+period's ``numberPhases`` says, so W -> A divides by ``nominal voltage * the connector's phases``
+(``to_amps``; ``to_watts`` is the reverse) and a limit's phases are the connector's.
+``minChargingRate`` is carried but does not change the limit.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import pairwise
 
@@ -138,34 +139,27 @@ class CompositeSchedule:
     charging_schedule_period: tuple[CompositePeriod, ...]
 
 
-def phases_used(number_phases: int | None, phases: int) -> int:
-    """The phases a period uses on a connector wired for ``phases``."""
-    return min(number_phases or DEFAULT_PHASES, phases)
-
-
 def to_amps(
     limit: float,
     unit: ChargingRateUnit,
-    number_phases: int | None = None,
     *,
     phases: int = DEFAULT_PHASES,
     voltage: float = NOMINAL_VOLTAGE,
 ) -> float:
-    """A limit in ``unit`` -> A per phase: W / (voltage * phases used); A unchanged."""
+    """A limit in ``unit`` -> A per phase: W / (voltage * the connector's ``phases``); A
+    unchanged.  A period's numberPhases plays no part: the charger cannot make the EV use fewer
+    phases than the connector has (no phase switching), and the pilot's current holds on every
+    phase the EV uses, so a W limit must hold with all of them."""
     if unit is ChargingRateUnit.A:
         return limit
-    return limit / (voltage * phases_used(number_phases, phases))
+    return limit / (voltage * phases)
 
 
 def to_watts(
-    amps: float,
-    number_phases: int | None = None,
-    *,
-    phases: int = DEFAULT_PHASES,
-    voltage: float = NOMINAL_VOLTAGE,
+    amps: float, *, phases: int = DEFAULT_PHASES, voltage: float = NOMINAL_VOLTAGE
 ) -> float:
-    """A per phase -> W in total over the phases used (the reverse of ``to_amps``)."""
-    return amps * voltage * phases_used(number_phases, phases)
+    """A per phase -> W in total over the connector's ``phases`` (the reverse of ``to_amps``)."""
+    return amps * voltage * phases
 
 
 def _recurrence(profile: ChargingProfile) -> timedelta:
@@ -191,6 +185,29 @@ def _run_start(profile: ChargingProfile, t: datetime, anchor: datetime) -> datet
         return first + period * ((t - first) // period)
     base = _base(profile, anchor)
     return base if t >= base else None
+
+
+def anchored(profile: ChargingProfile) -> bool:
+    """A schedule that starts with the transaction (Relative; Absolute without a start)."""
+    kind = profile.charging_profile_kind
+    return kind is ChargingProfileKind.Relative or (
+        kind is ChargingProfileKind.Absolute and profile.charging_schedule.start_schedule is None
+    )
+
+
+def starting_now(profile: ChargingProfile, now: datetime) -> ChargingProfile:
+    """An ``anchored`` ChargePointMaxProfile as Absolute from ``now`` (or its later
+    ``valid_from``): the whole charger has no transaction to start it, and started again at
+    each look it would never leave its first period.  Other profiles are returned as they are."""
+    if profile.charging_profile_purpose is not ChargingProfilePurpose.ChargePointMaxProfile:
+        return profile
+    if not anchored(profile):
+        return profile
+    start = max(now, profile.valid_from or now)
+    schedule = replace(profile.charging_schedule, start_schedule=start)
+    return replace(
+        profile, charging_profile_kind=ChargingProfileKind.Absolute, charging_schedule=schedule
+    )
 
 
 def period_at(
@@ -270,8 +287,8 @@ def effective_limit(
     limits = []
     for profile, period in filter(None, winners):
         unit = profile.charging_schedule.charging_rate_unit
-        amps = to_amps(period.limit, unit, period.number_phases, phases=phases, voltage=voltage)
-        limits.append(Limit(amps, phases_used(period.number_phases, phases)))
+        amps = to_amps(period.limit, unit, phases=phases, voltage=voltage)
+        limits.append(Limit(amps, phases))
     return min(limits, key=lambda limit: (limit.amps, limit.number_phases), default=None)
 
 
@@ -400,7 +417,7 @@ def composite_schedule(
         if limit is None:
             value, number_phases = None, phases
         elif unit is ChargingRateUnit.W:
-            value = to_watts(limit.amps, limit.number_phases, phases=phases, voltage=voltage)
+            value = to_watts(limit.amps, phases=limit.number_phases, voltage=voltage)
             number_phases = limit.number_phases
         else:
             value, number_phases = limit.amps, limit.number_phases

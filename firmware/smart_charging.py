@@ -38,16 +38,17 @@ from firmware.smart import (
     DEFAULT_PHASES,
     NOMINAL_VOLTAGE,
     ChargingProfile,
-    ChargingProfileKind,
     ChargingProfilePurpose,
     ChargingRateUnit,
     CompositeSchedule,
+    anchored,
     composite_schedule,
     limit_at,
     next_change,
     rejection_reason,
+    starting_now,
 )
-from firmware.smart_composite import Steps, capped, in_unit, least, summed
+from firmware.smart_composite import Steps, capped, in_unit, least, steps_in_unit, summed
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,8 @@ class SmartCharging:
             return reason
         if profile.charging_profile_purpose is P.TxProfile and profile.transaction_id is None:
             profile = replace(profile, transaction_id=running)
+        if profile.charging_profile_purpose is P.ChargePointMaxProfile:
+            profile = starting_now(profile, clock.utcnow())
         return self._install(profile)
 
     def clear_charging_profile(
@@ -146,18 +149,26 @@ class SmartCharging:
         """ClearChargingProfile (§5.5): with ``charging_profile_id`` that profile alone (the other
         filters are then ignored, errata 3.25); otherwise every profile matching all the filters
         given (none: all).  True when one was removed."""
-        if charging_profile_id is not None:
-            doomed = [p for p in self._profiles if p.charging_profile_id == charging_profile_id]
-        else:
-            doomed = [
-                p
-                for p in self._profiles
-                if (connector_id is None or p.connector_id == connector_id)
+
+        def matches(p: ChargingProfile) -> bool:
+            if charging_profile_id is not None:
+                return p.charging_profile_id == charging_profile_id
+            return (
+                (connector_id is None or p.connector_id == connector_id)
                 and (purpose is None or p.charging_profile_purpose is purpose)
                 and (stack_level is None or p.stack_level == stack_level)
-            ]
+            )
+
+        doomed = [p for p in self._profiles if matches(p)]
+        # A RemoteStartTransaction's profile still waiting for its transaction is cleared too.
+        waiting = [c for c, p in self._pending.items() if matches(p)]
+        for c in waiting:
+            log.info("connector %d: the RemoteStartTransaction profile is cleared", c)
+            del self._pending[c]
         if not doomed:
-            return False
+            if waiting:
+                self.reevaluate()
+            return bool(waiting)
         ids = [p.charging_profile_id for p in doomed]
         try:
             self._remove(ids)
@@ -186,14 +197,12 @@ class SmartCharging:
         # The next whole second: startPeriod counts whole seconds, and a transaction that
         # began a moment ago must not seem to begin inside the composite.
         start = now.replace(microsecond=0) + timedelta(seconds=1 if now.microsecond else 0)
-        if connector_id:
-            amps = self._connector_composite(self.connectors[connector_id], start, duration_s)
-        else:
-            amps = self._charger_composite(start, duration_s)
+        unit = unit or ChargingRateUnit.A
+        if connector_id == 0:
+            return self._charger_composite(start, duration_s, unit)
+        amps = self._connector_composite(self.connectors[connector_id], start, duration_s)
         wiring = self.wiring(connector_id)
-        return in_unit(
-            amps, unit or ChargingRateUnit.A, phases=wiring.phases, voltage=wiring.voltage
-        )
+        return in_unit(amps, unit, phases=wiring.phases, voltage=wiring.voltage)
 
     # ------------------------------------------------------------ other inputs
 
@@ -274,9 +283,7 @@ class SmartCharging:
             allowed_units=[UNIT_ITEMS[item] for item in allowed if item in UNIT_ITEMS],
             remote_start=remote_start,
         )
-        if reason is None:
-            reason = self._no_room(profile)
-        return reason
+        return reason or self._no_room(profile, remote_start=remote_start)
 
     def _replaced(self, profile: ChargingProfile) -> list[int]:
         """Same id anywhere, or same purpose, stack level and connector (§5.16)."""
@@ -288,9 +295,12 @@ class SmartCharging:
             or (p.charging_profile_purpose, p.stack_level, p.connector_id) == key
         ]
 
-    def _no_room(self, profile: ChargingProfile) -> str | None:
+    def _no_room(self, profile: ChargingProfile, *, remote_start: bool = False) -> str | None:
         most = self.keys[K.MaxChargingProfilesInstalled]
-        if len(self._profiles) - len(self._replaced(profile)) + 1 > most:
+        # A RemoteStartTransaction's profile waiting for its transaction keeps its room (a
+        # new one on its connector replaces it).
+        waiting = sum(1 for c in self._pending if not remote_start or c != profile.connector_id)
+        if len(self._profiles) + waiting - len(self._replaced(profile)) + 1 > most:
             return f"{most} profiles are installed already (MaxChargingProfilesInstalled)"
         return None
 
@@ -411,12 +421,12 @@ class SmartCharging:
                 continue
             # Without a transaction, a schedule that starts with the transaction starts "now"
             # at every look: only its validity bounds can change what it gives.
-            fixed = [p for p in profiles if not _anchored(p)]
+            fixed = [p for p in profiles if not anchored(p)]
             instants.append(next_change(fixed, c.id, now, transaction_start=now))
             instants += [
                 bound
                 for p in profiles
-                if _anchored(p)
+                if anchored(p)
                 for bound in (p.valid_from, p.valid_to)
                 if bound is not None and bound > now
             ]
@@ -455,13 +465,16 @@ class SmartCharging:
         self, c: ConnectorController, start: datetime, duration: int
     ) -> CompositeSchedule:
         tx, wiring = c.transaction, self.wiring(c.id)
+        # A RemoteStartTransaction's profile waiting here applies from the transaction it
+        # starts: counted as from now, as in the connector's limit (``_own_limit``).
+        waiting = tx is None and c.id in self._pending
         schedule = composite_schedule(
-            self._profiles,
+            self._profiles_for(c),
             c.id,
             start,
             duration,
             ChargingRateUnit.A,
-            transaction_start=None if tx is None else tx.started_at,
+            transaction_start=tx.started_at if tx is not None else start if waiting else None,
             phases=wiring.phases,
             voltage=wiring.voltage,
             default_limit_a=c.max_current_a,
@@ -470,15 +483,25 @@ class SmartCharging:
         cap = least(c.max_current_a, self._site_share(c, start))
         return capped(schedule, [[(0, cap)]])
 
-    def _charger_composite(self, start: datetime, duration: int) -> CompositeSchedule:
-        parts = [self._connector_composite(c, start, duration) for c in self.connectors.values()]
+    def _charger_composite(
+        self, start: datetime, duration: int, unit: ChargingRateUnit
+    ) -> CompositeSchedule:
+        """The sum of the connectors' composites, each in ``unit`` with its own wiring (in W a
+        single-phase connector adds one phase's power), capped by ChargePointMaxProfile and
+        the site allowance (A per phase of the charger's supply, in ``unit``)."""
+        parts = []
+        for c in self.connectors.values():
+            wiring = self.wiring(c.id)
+            amps = self._connector_composite(c, start, duration)
+            parts.append(in_unit(amps, unit, phases=wiring.phases, voltage=wiring.voltage))
         cp_max = composite_schedule(
             self._profiles, 0, start, duration, phases=self.phases, voltage=self.voltage
         )
         caps: list[Steps] = [[(0, self._site_a)]]
         if cp_max is not None:
             caps.append([(p.start_period, p.limit) for p in cp_max.charging_schedule_period])
-        return capped(summed(parts, start, duration, self.phases), caps)
+        in_w = [steps_in_unit(st, unit, phases=self.phases, voltage=self.voltage) for st in caps]
+        return capped(summed(parts, start, duration, self.phases, unit), in_w)
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -488,14 +511,6 @@ def _binding(share_a: float, c: ConnectorController) -> float | None:
     """A share that the connector's rating already keeps it under limits nothing (None): its
     maximum may rise (a new PiCP.MaxInstallationCurrent) but never above the rating."""
     return share_a if share_a < c.devices.max_current_a else None
-
-
-def _anchored(profile: ChargingProfile) -> bool:
-    """A schedule that starts with the transaction (Relative; Absolute without a start)."""
-    kind = profile.charging_profile_kind
-    return kind is ChargingProfileKind.Relative or (
-        kind is ChargingProfileKind.Absolute and profile.charging_schedule.start_schedule is None
-    )
 
 
 __all__ = ["UNIT_ITEMS", "SmartCharging", "Wiring"]

@@ -34,8 +34,8 @@ def value_at(schedule: CompositeSchedule, offset: int) -> float | None:
 
 
 def capped(schedule: CompositeSchedule, caps: Sequence[Steps]) -> CompositeSchedule:
-    """``schedule`` (A) with each instant capped by every step function of ``caps`` (offsets
-    past the schedule's duration ignored), equal neighbours merged."""
+    """``schedule`` with each instant capped by every step function of ``caps`` (in the
+    schedule's unit; offsets past its duration ignored), equal neighbours merged."""
     offsets = {p.start_period for p in schedule.charging_schedule_period}
     offsets |= {o for steps in caps for o, _ in steps if o < schedule.duration}
     periods: list[CompositePeriod] = []
@@ -55,9 +55,13 @@ def capped(schedule: CompositeSchedule, caps: Sequence[Steps]) -> CompositeSched
 
 
 def summed(
-    parts: Sequence[CompositeSchedule], start: datetime, duration: int, phases: int
+    parts: Sequence[CompositeSchedule],
+    start: datetime,
+    duration: int,
+    phases: int,
+    unit: ChargingRateUnit = ChargingRateUnit.A,
 ) -> CompositeSchedule:
-    """The sum of ``parts`` (A per phase, each over the same window) at every instant, over
+    """The sum of ``parts`` (each in ``unit``, over the same window) at every instant, over
     ``phases`` phases; a part's None (no limit) counts as 0, so give every part a default."""
     offsets = sorted(
         {0} | {p.start_period for part in parts for p in part.charging_schedule_period}
@@ -67,22 +71,20 @@ def summed(
         amps = sum(value_at(part, offset) or 0.0 for part in parts)
         if not periods or periods[-1].limit != amps:
             periods.append(CompositePeriod(offset, amps, phases))
-    return CompositeSchedule(start, duration, ChargingRateUnit.A, tuple(periods))
+    return CompositeSchedule(start, duration, unit, tuple(periods))
 
 
 def in_unit(
     schedule: CompositeSchedule, unit: ChargingRateUnit, *, phases: int, voltage: float
 ) -> CompositeSchedule:
-    """A composite in A per phase, in ``unit``: W = A x voltage x the phases each period uses
+    """A composite in A per phase, in ``unit``: W = A x voltage x ``phases`` (the wiring's)
     (``smart.to_watts``)."""
     if unit is ChargingRateUnit.A:
         return schedule
     periods = tuple(
         CompositePeriod(
             p.start_period,
-            None
-            if p.limit is None
-            else to_watts(p.limit, p.number_phases, phases=phases, voltage=voltage),
+            None if p.limit is None else to_watts(p.limit, phases=phases, voltage=voltage),
             p.number_phases,
         )
         for p in schedule.charging_schedule_period
@@ -90,4 +92,13 @@ def in_unit(
     return replace(schedule, charging_rate_unit=unit, charging_schedule_period=periods)
 
 
-__all__ = ["Steps", "capped", "in_unit", "least", "summed", "value_at"]
+def steps_in_unit(steps: Steps, unit: ChargingRateUnit, *, phases: int, voltage: float) -> Steps:
+    """A step function in A per phase, in ``unit`` (W: x voltage x ``phases``)."""
+    if unit is ChargingRateUnit.A:
+        return steps
+    return [
+        (o, None if a is None else to_watts(a, phases=phases, voltage=voltage)) for o, a in steps
+    ]
+
+
+__all__ = ["Steps", "capped", "in_unit", "least", "steps_in_unit", "summed", "value_at"]

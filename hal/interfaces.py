@@ -37,8 +37,10 @@ class ControlPilot(Protocol):
     async def read(self) -> PilotReading:
         """Sample the pilot.  Raises ``PilotFailure`` when the pilot source does not answer."""
 
-    async def offer_current(self, amps: float) -> None:
-        """Start (or change) the 1 kHz PWM to offer ``amps`` (6-80 A; ``ValueError`` outside)."""
+    async def offer_current(self, amps: float) -> float | None:
+        """Start (or change) the 1 kHz PWM to offer ``amps`` (6-80 A; ``ValueError`` outside).
+        Returns the current really offered when the pilot source has a coarser step (rounded
+        down, never up), None when it offers ``amps`` as asked."""
 
     async def stop_offering(self) -> None:
         """Steady +12 V (states x1): the EV must stop drawing within 3 s."""

@@ -124,9 +124,9 @@ class EvseWbPilot:
             cable_limit_a=float(cable) if cable > 0 else None,
         )
 
-    async def offer_current(self, amps: float) -> None:
+    async def offer_current(self, amps: float) -> float:
         """PWM offering ``amps`` (6-80 A; rounded down to the board's step, never up).  Clears
-        the turn-off bit set by ``set_unavailable``."""
+        the turn-off bit set by ``set_unavailable``.  Returns the current offered (A)."""
         if not (math.isfinite(amps) and MIN_PILOT_CURRENT_A <= amps <= MAX_PILOT_CURRENT_A):
             raise ValueError(f"{amps} A cannot be offered on the pilot (6-80 A)")
         per_amp = await self._counts_per_amp()
@@ -135,6 +135,7 @@ class EvseWbPilot:
         raw = math.floor(amps * per_amp + 1e-9)
         await self._write(REG_CONFIGURED_CURRENT, raw)
         await self._clear_turn_off()
+        return raw / per_amp
 
     async def stop_offering(self) -> None:
         """Steady +12 V: configured current 0 and the turn-off bit cleared."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from firmware.grid_meter import GridMeterPoller
+from firmware.grid_meter import RECOVERY_CYCLES, GridMeterPoller
 from firmware.site_limit import SitePolicy
 from hal.config import MeterConfig, ModbusEndpoint
 from hal.modbus.bus import ModbusBus, bus_for, open_buses
@@ -193,7 +193,9 @@ async def test_a_dead_grid_meter_falls_back_once_and_recovers(
                 "phase in total, until it answers"
             ]
             grid.set_responding(True)
-            assert await site.house(4.0) == 28.0  # the first good reading after none
+            # RECOVERY_CYCLES consistent readings in a row before the allowance is used again.
+            results = [await site.house(4.0) for _ in range(RECOVERY_CYCLES)]
+            assert results == [6.0] * (RECOVERY_CYCLES - 1) + [28.0]
         answers = [r.getMessage() for r in caplog.records if "answers again" in r.getMessage()]
         assert answers == [
             "site limit: the grid meter answers again: fuse 32 A, allowance 28 A per phase"
@@ -347,6 +349,127 @@ async def test_a_cancellation_that_arrives_with_an_answer_still_stops_the_poller
             # cancels it and waits, would hang): this wait would end in TimeoutError.
             await asyncio.wait_for(task, 10)
         assert task.cancelled()
+    finally:
+        await site.close()
+
+
+async def test_a_phase_the_grid_meter_flags_invalid_is_no_reading_not_a_phase_left_out(
+    modbus_server_factory: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A three-phase grid meter that flags its L1 current invalid (NaN) no longer measures the
+    phase that carries the house's load: the fuse on L1 is unwatched.  Leaving L1 out like a
+    phase the model does not have would take the allowance up to what L2 and L3 leave; the
+    reading is not used instead, so the last one holds until it is stale, then the fallback,
+    each transition one line."""
+    grid, connector = SimulatedMeter("SDM630", 3), SimulatedMeter("SDM630", 2)
+    server = modbus_server_factory(grid, connector)
+    await server.start_tcp()
+    policy = SitePolicy(fuse_a=32.0, fallback_a=6.0, stale_after_s=0.5)
+    site = Site(server.tcp_endpoint(timeout_s=0.3, retries=0), grid, connector, policy)
+    try:
+        connector.current_a = 0.0
+        grid.current_a = (10.0, 0.0, 0.0)
+        await site.connector_meter.poll()
+        with caplog.at_level(logging.INFO, logger=LOGGER):
+            assert (await site.poller.cycle()).amps == 22.0
+            grid.current_a = (None, 0.0, 0.0)  # L1 invalid: the house may draw 30 A there
+            results = []
+            for _ in range(400):  # a meter cycle after another until 0.5 s have passed
+                results.append((await site.poller.cycle()).amps)
+                if results[-1] == 6.0:
+                    break
+                await asyncio.sleep(0.02)
+            assert results[-1] == 6.0 and set(results[:-1]) <= {22.0}
+            grid.current_a = (10.0, 0.0, 0.0)
+            results = [(await site.poller.cycle()).amps for _ in range(RECOVERY_CYCLES)]
+            assert results == [6.0] * (RECOVERY_CYCLES - 1) + [22.0]
+        lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+        assert lines == [
+            "site limit: the grid meter answers: fuse 32 A, allowance 22 A per phase",
+            "site limit: the grid meter reports no valid current on L1: its readings are not "
+            "used until it does",
+            "site limit: the grid meter gave no usable reading for more than 0.5 s: offering "
+            "the fallback, 6 A per phase in total, until it answers",
+            "site limit: the grid meter answers again: fuse 32 A, allowance 22 A per phase",
+        ]
+        assert site.given == [22.0, 6.0, 22.0]
+    finally:
+        await site.close()
+
+
+async def test_a_house_that_leaves_less_than_six_amps_is_one_line_each_way(
+    modbus_server_factory: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under 6 A the EVs stop (SuspendedEVSE): the installer must find why in the journal,
+    once when it happens and once when charging may start again, not at each cycle."""
+    grid, connector = SimulatedMeter("SDM630", 3), SimulatedMeter("SDM630", 2)
+    server = modbus_server_factory(grid, connector)
+    await server.start_tcp()
+    site = Site(server.tcp_endpoint(timeout_s=0.3, retries=0), grid, connector, SitePolicy(32))
+    try:
+        with caplog.at_level(logging.INFO, logger=LOGGER):
+            assert await site.house(10.0) == 22.0
+            assert await site.house(28.0) == 4.0
+            assert await site.house(27.0) == 4.0
+            assert await site.house(26.5) == 4.0
+            assert await site.house(20.0) == 12.0
+            assert await site.house(21.0) == 11.0
+        assert [r.getMessage() for r in caplog.records if r.name == LOGGER][1:] == [
+            "site limit: the house leaves 4 A per phase, under 6 A: charging paused until "
+            "7 A are free",
+            "site limit: 12 A per phase free again: charging resumes",
+        ]
+    finally:
+        await site.close()
+
+
+async def test_a_flaky_grid_meter_does_not_toggle_the_evs(
+    modbus_server_factory: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A meter that answers one poll in four (a noisy RS-485 line): with a fallback of 0 A,
+    taking each first answer after the fallback as it is would stop and restart the EVs every
+    four cycles.  After a fallback the meter must answer RECOVERY_CYCLES cycles in a row."""
+    grid, connector = SimulatedMeter("SDM630", 3), SimulatedMeter("SDM630", 2)
+    server = modbus_server_factory(grid, connector)
+    await server.start_tcp()
+    policy = SitePolicy(fuse_a=32.0, fallback_a=0.0, stale_after_s=60.0)
+    site = Site(server.tcp_endpoint(timeout_s=0.2, retries=0), grid, connector, policy)
+    try:
+        with caplog.at_level(logging.INFO, logger=LOGGER):
+            assert await site.house(4.0) == 28.0  # the first reading at start: as it is
+            for _ in range(3):
+                for answers in (False, False, False, True):
+                    grid.set_responding(answers)
+                    await site.house(4.0)
+            assert site.given == [28.0, 0.0], "one fall to the fallback, no toggling"
+            # The last of those answered: RECOVERY_CYCLES - 1 more answers in a row.
+            results = [await site.house(4.0) for _ in range(RECOVERY_CYCLES - 1)]
+            assert results == [0.0] * (RECOVERY_CYCLES - 2) + [28.0]
+        assert len(fallback_lines(caplog)) == 1
+        assert site.given == [28.0, 0.0, 28.0]
+    finally:
+        await site.close()
+
+
+async def test_a_first_reading_with_an_invalid_phase_gives_the_fallback(
+    modbus_server_factory: MakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """L2 and L3 answer, so the meter measures three phases: L1 flagged invalid from the first
+    reading on is not a single-phase meter's missing phase."""
+    grid, connector = SimulatedMeter("SDM630", 3), SimulatedMeter("SDM630", 2)
+    server = modbus_server_factory(grid, connector)
+    await server.start_tcp()
+    site = Site(server.tcp_endpoint(timeout_s=0.3, retries=0), grid, connector, SitePolicy(32))
+    try:
+        grid.current_a = (None, 0.0, 0.0)
+        with caplog.at_level(logging.INFO, logger=LOGGER):
+            await site.poller.first_cycle()
+            await site.poller.cycle()
+        assert site.given == [6.0]
+        assert [r.getMessage() for r in caplog.records if r.name == LOGGER] == [
+            "site limit: the grid meter reports no valid current on L1: offering the fallback, "
+            "6 A per phase in total, until it answers"
+        ]
     finally:
         await site.close()
 

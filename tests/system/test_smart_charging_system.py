@@ -56,6 +56,23 @@ async def test_the_board_register_follows_a_profile_with_three_periods(rig: Rig)
     assert len(rig.calls("StartTransaction")) == 1 and rig.calls("StopTransaction") == []
 
 
+@pytest.mark.asyncio
+async def test_the_offer_reported_is_the_one_the_board_makes(rig: Rig) -> None:
+    """The simulated EVSE-WB counts whole amperes: a 7.6 A limit is a 7 A PWM (rounded down,
+    never up).  The charger reported 7.6 A offered (bench status, Current.Offered) while the
+    EV was offered 7 A and drew 7 A."""
+    await rig.start_session()
+    smart = rig.running.smart
+    assert smart is not None
+    start = clock.utcnow() - timedelta(seconds=1)
+    assert smart.set_charging_profile(profile((0, 7.6), start=start)) is None
+    status = await rig.wait_bench(lambda s: s["1"]["outputs"]["pwm_offered_a"] == 7)
+    answer = await app.bench_command(rig.state_dir, {"cmd": "status"})
+    assert answer["connectors"]["1"]["limit_a"] == 7.6
+    assert answer["connectors"]["1"]["offered_a"] == 7.0 == status["1"]["outputs"]["pwm_offered_a"]
+    assert rig.running.charger.connectors[1].offered_current_a == 7.0
+
+
 WRITER = """
 import sys
 from pathlib import Path

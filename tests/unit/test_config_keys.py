@@ -417,3 +417,27 @@ def test_a_key_declared_through_a_handle_of_another_type_is_refused_at_once() ->
     ):
         keys.declare(KeyDefinition(bool_key("Zap.Beep"), KeyType.INTEGER, 1))
     assert "Zap.Beep" not in keys
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("ChargeProfileMaxStackLevel", -1, "below the minimum"),
+        ("ChargingScheduleMaxPeriods", 0, "below the minimum"),
+        ("ChargingScheduleMaxPeriods", 100_000, "above the maximum"),
+        ("MaxChargingProfilesInstalled", 0, "below the minimum"),
+        ("MaxChargingProfilesInstalled", 100_000, "above the maximum"),
+        ("ChargingScheduleAllowedChargingRateUnit", "", "at least one unit"),
+    ],
+)
+def test_the_smart_charging_limits_can_be_lowered_not_raised(
+    key: str, value: object, message: str
+) -> None:
+    """The Smart Charging keys are what the charger has been sized for: 64 profiles of 100
+    periods take a GetCompositeSchedule of a week 14 s on a PC, the event loop (pilot, OCPP,
+    watchdog) blocked meanwhile; an empty unit list or no room refuses every profile."""
+    keys = registry()
+    with pytest.raises(KeyValueError, match=message):
+        keys.apply_file_overrides({key: value})
+    keys.apply_file_overrides({"ChargingScheduleMaxPeriods": 12, "MaxChargingProfilesInstalled": 8})
+    assert keys[K.ChargingScheduleMaxPeriods] == 12 and keys[K.MaxChargingProfilesInstalled] == 8

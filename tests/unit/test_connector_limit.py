@@ -93,6 +93,7 @@ async def test_zero_amps_at_the_start_delays_the_charging_not_the_transaction() 
         assert s.link.transaction_calls() == [("start", "CARD1", 1000)]
         assert s.link.statuses()[-1] is ConnectorStatus.SUSPENDED_EVSE
         assert s.pilot.offers[-1] == 0.0 and not s.contactor_closed, "no energy"
+        assert max(s.pilot.offers) == 0.0, s.pilot.offers
         await s.settle(30)
         assert not s.contactor_closed
         s.connector.set_limit(6)

@@ -115,3 +115,9 @@ def test_the_allowance_never_exceeds_what_the_last_good_reading_leaves(
         ceiling = SITE.fallback_a if load is None else max(0.0, SITE.fuse_a - load)
         assert got.amps <= ceiling + 1e-9
         assert got.fallback is (load is None)
+
+
+@pytest.mark.parametrize("fallback", [3.0, 5.9, -1.0, 33.0])
+def test_a_fallback_the_pilot_cannot_offer_is_refused(fallback: float) -> None:
+    with pytest.raises(ValueError, match="must be 0 or 6-32 A"):
+        SitePolicy(32.0, fallback_a=fallback)

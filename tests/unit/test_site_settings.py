@@ -95,7 +95,13 @@ def test_a_grid_meter_on_its_own_tcp_bus() -> None:
         ),
         (
             {"max_current_a": 25, "fallback_current_a": -1},
-            "[site] fallback_current_a must be between 0 and 1000, not -1",
+            "[site] fallback_current_a must be between 0 and 1000 (0: stop charging; else 6 A to "
+            "max_current_a), not -1",
+        ),
+        (
+            {"max_current_a": 25, "fallback_current_a": 3},
+            "[site] fallback_current_a must be 0 (stop charging) or from 6 A (the least a pilot "
+            "can offer, IEC 61851-1) to max_current_a (25), not 3",
         ),
         (
             {"max_current_a": 25, "hysteresis_a": -0.5},
@@ -147,6 +153,25 @@ def test_every_mistake_is_one_line(site: object, message: str) -> None:
         parse(with_site(site))
     assert len(err.value.problems) == 1, err.value.problems
     assert err.value.problems[0].startswith(message), err.value.problems
+
+
+def test_a_grid_reading_must_outlive_a_missed_meter_cycle() -> None:
+    """Each reading is as old as the meter cycle when the next is missed (an RS-485 hiccup, an
+    EV changing its current between the reads): stale_after_s at or under twice the cycle
+    would give the fallback, and toggle the EVs, at every one."""
+    data = with_site({"max_current_a": 25, "stale_after_s": 10, "grid_meter": GRID})
+    data["chargepoint"]["meter_poll_interval_s"] = 5
+    with pytest.raises(SettingsError) as err:
+        parse(data)
+    assert err.value.problems == [
+        "[site] stale_after_s (10) must be more than twice [chargepoint] meter_poll_interval_s "
+        "(5): a missed meter cycle would give the fallback"
+    ]
+    data["site"]["stale_after_s"] = 10.5
+    assert parse(data).site is not None
+    del data["site"]["grid_meter"]  # without a grid meter nothing goes stale
+    data["site"]["stale_after_s"] = 1
+    assert parse(data).site is not None
 
 
 def test_mistakes_in_site_and_elsewhere_are_reported_together() -> None:

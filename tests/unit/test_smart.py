@@ -25,6 +25,7 @@ from firmware.smart import (
     next_change,
     period_at,
     rejection_reason,
+    starting_now,
     to_amps,
     to_watts,
 )
@@ -194,21 +195,24 @@ def test_valid_from_and_valid_to_edges() -> None:
     assert next_change([bounded], 1, at("2024-02-02T00:00")) is None
 
 
-def test_watts_to_amps_honours_phases_and_voltage() -> None:
+def test_watts_to_amps_honours_the_connectors_phases_and_voltage() -> None:
     assert to_amps(11000, W) == pytest.approx(11000 / (230 * 3))
-    assert to_amps(3680, W, 1) == pytest.approx(16)
-    assert to_amps(11000, W, 3, phases=1) == pytest.approx(11000 / 230)  # a 1-phase connector
-    assert to_amps(7200, W, 3, voltage=240) == pytest.approx(10)
-    assert to_amps(16, A, 1) == 16  # A is already per phase
+    assert to_amps(3680, W, phases=1) == pytest.approx(16)
+    assert to_amps(11000, W, phases=1) == pytest.approx(11000 / 230)  # a 1-phase connector
+    assert to_amps(7200, W, voltage=240) == pytest.approx(10)
+    assert to_amps(16, A, phases=1) == 16  # A is already per phase
     assert to_watts(16) == pytest.approx(11040)
-    assert to_watts(16, 1) == pytest.approx(3680)
-    assert to_amps(to_watts(13.5, 2, phases=3), W, 2, phases=3) == pytest.approx(13.5)
+    assert to_watts(16, phases=1) == pytest.approx(3680)
+    assert to_amps(to_watts(13.5, phases=2), W, phases=2) == pytest.approx(13.5)
+    # numberPhases 1 on a three-phase connector: the EV may still draw on three phases (the
+    # charger has no phase switching), so 3680 W in total is 5.3 A on each of them.
     one_phase = profile((0, 3680, 1), unit=W, start=at("2024-01-01T00:00"))
-    assert limit_at([one_phase], 1, at("2024-01-01T01:00")) == pytest.approx(16)
+    assert limit_at([one_phase], 1, at("2024-01-01T01:00")) == pytest.approx(3680 / 690)
+    assert limit_at([one_phase], 1, at("2024-01-01T01:00"), phases=1) == pytest.approx(16)
     schedule = composite_schedule([one_phase], 1, at("2024-01-01T01:00"), 60, W)
     assert schedule is not None
     ((period,),) = [schedule.charging_schedule_period]
-    assert (period.start_period, period.limit, period.number_phases) == (0, pytest.approx(3680), 1)
+    assert (period.start_period, period.limit, period.number_phases) == (0, pytest.approx(3680), 3)
 
 
 def test_stack_levels_and_purposes() -> None:
@@ -395,7 +399,7 @@ def test_limit_is_the_minimum_of_the_winners(
     def amps(p: ChargingProfile) -> float:
         period = active[p]
         unit = p.charging_schedule.charging_rate_unit
-        return to_amps(period.limit, unit, period.number_phases, phases=wiring)
+        return to_amps(period.limit, unit, phases=wiring)
 
     def top(purpose: ChargingProfilePurpose) -> float | None:
         levels = [p.stack_level for p in active if p.charging_profile_purpose is purpose]
@@ -544,3 +548,17 @@ def test_min_charging_rate_does_not_change_the_limit() -> None:
     slow = replace(p, charging_schedule=replace(p.charging_schedule, min_charging_rate=8))
     assert limit_at([slow], 1, at("2024-01-01T01:00")) == 16
     assert next_change([], 1, at("2024-01-01T01:00")) is None
+
+
+def test_a_charge_point_max_profile_without_a_start_starts_when_installed_or_valid() -> None:
+    now = at("2024-01-01T10:00")
+    relative = profile((0, 10), (60, 14), purpose=MAX, kind=RELATIVE)
+    started = starting_now(relative, now)
+    assert started.charging_profile_kind is ABSOLUTE
+    assert started.charging_schedule.start_schedule == now
+    later = replace(relative, valid_from=at("2024-01-02T08:00"))
+    assert starting_now(later, now).charging_schedule.start_schedule == at("2024-01-02T08:00")
+    tx_default = profile((0, 10), kind=RELATIVE)
+    assert starting_now(tx_default, now) == tx_default, "a transaction starts it"
+    absolute = profile((0, 10), purpose=MAX, start=at("2023-01-01T00:00"))
+    assert starting_now(absolute, now) == absolute

@@ -31,6 +31,7 @@ from firmware.ports import TransactionHandle
 from firmware.profile_store import ProfileStore
 from firmware.smart import (
     ChargingProfile,
+    ChargingProfileKind,
     RecurrencyKind,
     limit_at,
 )
@@ -209,6 +210,67 @@ def test_the_read_only_keys_are_enforced() -> None:
         )
 
 
+def test_a_waiting_remote_start_profile_keeps_its_room() -> None:
+    """A RemoteStartTransaction's TxProfile, accepted, is installed when its transaction
+    begins: profiles set meanwhile must leave it room, or the transaction would run without
+    the limit the central system was told is accepted."""
+    with wall_clock(T0):
+        smart = service(2, MaxChargingProfilesInstalled="2")
+        assert smart.set_charging_profile(profile((0, 16), id=1)) is None
+        assert smart.remote_start_profile(1, profile((0, 8), id=2, purpose=TX)) is None
+        # A later remote start on the same connector replaces the waiting one: no room needed.
+        assert smart.remote_start_profile(1, profile((0, 7), id=2, purpose=TX)) is None
+        assert smart.remote_start_profile(2, profile((0, 9), id=3, purpose=TX)) == (
+            "2 profiles are installed already (MaxChargingProfilesInstalled)"
+        )
+        assert smart.set_charging_profile(profile((0, 10), id=4, level=1)) == (
+            "2 profiles are installed already (MaxChargingProfilesInstalled)"
+        )
+        begin(smart, 1, 1, T0)
+        assert ids(smart) == [1, 2] and smart.connectors[1].limit_a == 7.0
+
+
+def test_clearing_reaches_a_remote_start_profile_still_waiting() -> None:
+    """Cleared before its transaction began, a RemoteStartTransaction's TxProfile must not be
+    installed afterwards (ClearChargingProfile answered Unknown, then the profile in force)."""
+    with wall_clock(T0):
+        smart = service(2)
+        assert smart.remote_start_profile(1, profile((0, 8), id=7, level=2, purpose=TX)) is None
+        assert smart.clear_charging_profile(charging_profile_id=8) is False
+        assert smart.clear_charging_profile(purpose=DEFAULT) is False
+        assert smart.clear_charging_profile(connector_id=2) is False
+        assert smart.clear_charging_profile(connector_id=1, purpose=TX, stack_level=2) is True
+        assert smart.connectors[1].limit_a is None
+        begin(smart, 1, 1, T0)
+        assert smart.profiles == [] and smart.connectors[1].limit_a is None
+        assert smart.remote_start_profile(2, profile((0, 8), id=7, purpose=TX)) is None
+        assert smart.clear_charging_profile(charging_profile_id=7) is True
+        begin(smart, 2, 2, T0)
+        assert smart.profiles == []
+
+
+def test_a_row_that_cannot_be_read_does_not_block_its_place_for_ever(tmp_path: Path) -> None:
+    """A stored row that cannot be read back (hand-edited, or from a newer version) is ignored
+    at start, but it still held its id and its purpose, stack level and connector in the file:
+    every later profile for that place was Rejected ("could not be stored").  It is replaced
+    like a readable one."""
+    store = ProfileStore.open(tmp_path)
+    store._db.execute(
+        "INSERT INTO charging_profile VALUES (5, 0, 'TxDefaultProfile', 0, NULL, '{\"x\": 1}')"
+    )
+    store._db.execute(
+        "INSERT INTO charging_profile VALUES (6, 0, 'TxDefaultProfile', 1, NULL, '{\"x\": 1}')"
+    )
+    store.close()
+    with wall_clock(T0):
+        smart = service(state_dir=tmp_path)
+        assert smart.profiles == []
+        assert smart.set_charging_profile(profile((0, 10), id=1, level=0)) is None
+        assert smart.set_charging_profile(profile((0, 9), id=6, level=3)) is None
+        assert smart.connectors[1].limit_a == 9.0
+    assert [p.charging_profile_id for p in ProfileStore.open(tmp_path).profiles()] == [1, 6]
+
+
 def test_a_rejected_profile_changes_nothing(tmp_path: Path) -> None:
     with wall_clock(T0):
         smart = service(state_dir=tmp_path)
@@ -268,6 +330,35 @@ def test_at_start_up_a_tx_profile_whose_transaction_is_over_is_removed(tmp_path:
         assert [p.charging_profile_id for p in ProfileStore.open(tmp_path).profiles()] == [8]
 
 
+@pytest.mark.parametrize("kind", [RELATIVE, ABSOLUTE])
+def test_a_charge_point_max_profile_without_a_start_starts_when_installed(
+    kind: ChargingProfileKind,
+) -> None:
+    """The whole charger has no transaction for a Relative (or startless Absolute)
+    ChargePointMaxProfile to start with: it starts when installed, so its periods follow
+    each other (before, each look started it again: 10 A for ever, while the composites
+    showed 14 A), the limit and both composites agree, and a restart keeps its start."""
+    with wall_clock(T0) as now:
+        smart = service(1)
+        begin(smart, 1, 1, T0 - timedelta(hours=1))
+        cap = profile((0, 10), (60, 14), purpose=MAX, kind=kind)
+        assert smart.set_charging_profile(cap) is None
+        assert smart.connectors[1].limit_a == 10.0
+        for connector in (0, 1):
+            composite = smart.composite_schedule(connector, 120, None)
+            assert composite is not None
+            assert [(p.start_period, p.limit) for p in composite.charging_schedule_period] == [
+                (0, 10.0),
+                (60, 14.0),
+            ]
+        assert smart.next_change(T0) == T0 + timedelta(seconds=60)
+        now[0] = T0 + timedelta(seconds=60)
+        smart.reevaluate()
+        assert smart.connectors[1].limit_a == 14.0
+        (stored,) = smart.store.profiles()
+        assert stored.charging_schedule.start_schedule == T0
+
+
 def test_a_remote_start_profile_waits_for_its_transaction() -> None:
     with wall_clock(T0):
         smart = service(2)
@@ -280,6 +371,10 @@ def test_a_remote_start_profile_waits_for_its_transaction() -> None:
         assert smart.profiles == [], "not installed before the transaction"
         assert smart.connectors[1].limit_a == 8.0, "the first offer will have it"
         assert smart.connectors[2].limit_a is None
+        # GetCompositeSchedule says what the connector will follow: the waiting profile too.
+        waiting = smart.composite_schedule(1, 60, None)
+        assert waiting is not None
+        assert [p.limit for p in waiting.charging_schedule_period] == [8.0]
         begin(smart, 1, 5, T0)
         (bound,) = smart.profiles
         assert (bound.connector_id, bound.transaction_id) == (1, 5)
@@ -300,9 +395,16 @@ def test_watts_convert_with_the_wiring() -> None:
         three = service()
         assert three.set_charging_profile(profile((0, 11040), unit=W)) is None
         assert three.connectors[1].limit_a == pytest.approx(16.0)  # 11040 / (230 * 3)
+        # numberPhases 1 on a three-phase connector: the charger cannot make the EV use one
+        # phase (no phase switching), so 3680 W in total over the three it may use is 5.3 A.
         one_phase_period = profile((0, 3680, 1), unit=W)
         assert three.set_charging_profile(one_phase_period) is None
-        assert three.connectors[1].limit_a == pytest.approx(16.0)  # 3680 / 230
+        assert three.connectors[1].limit_a == pytest.approx(3680 / 690)
+        composite = three.composite_schedule(1, 60, W)
+        assert composite is not None
+        assert [(p.limit, p.number_phases) for p in composite.charging_schedule_period] == [
+            (pytest.approx(3680), 3)
+        ]
         single = service(phases=1, voltage=240)
         assert single.set_charging_profile(profile((0, 2400), unit=W)) is None
         assert single.connectors[1].limit_a == pytest.approx(10.0)  # 2400 / 240 / 1 phase
@@ -502,6 +604,32 @@ def test_each_connector_converts_watts_with_its_own_supply() -> None:
         assert smart.limits(T0) == {1: pytest.approx(20.0), 2: pytest.approx(10.0)}
         begin(smart, 1, 1, T0)
         begin(smart, 2, 2, T0)
+        whole = smart.composite_schedule(0, 60, W)
+        assert whole is not None
+        assert [p.limit for p in whole.charging_schedule_period] == [pytest.approx(13800)]
+
+
+def test_the_whole_chargers_composite_in_watts_adds_each_connectors_watts() -> None:
+    """A single-phase and a three-phase connector of 16 A draw 16 x 230 + 16 x 690 W at most,
+    not 32 A on three phases; a cap in W (the ChargePointMaxProfile) still holds."""
+    with wall_clock(T0):
+        registry = build_registry(number_of_connectors=2, tethered=True)
+        smart = SmartCharging(
+            ProfileStore.open(None),
+            connectors(2, registry),
+            registry,
+            phases=3,
+            voltage=230,
+            wiring={1: Wiring(1, 230), 2: Wiring(3, 230)},
+        )
+        whole = smart.composite_schedule(0, 60, W)
+        assert whole is not None
+        assert [p.limit for p in whole.charging_schedule_period] == [pytest.approx(14720)]
+        one, three = (smart.composite_schedule(c, 60, W) for c in (1, 2))
+        assert one is not None and three is not None
+        assert [p.limit for p in one.charging_schedule_period] == [pytest.approx(3680)]
+        assert [p.limit for p in three.charging_schedule_period] == [pytest.approx(11040)]
+        assert smart.set_charging_profile(profile((0, 13800), purpose=MAX, unit=W)) is None
         whole = smart.composite_schedule(0, 60, W)
         assert whole is not None
         assert [p.limit for p in whole.charging_schedule_period] == [pytest.approx(13800)]

@@ -311,8 +311,9 @@ async def test_tc_066_get_composite_schedule(rig: Rig) -> None:
 
 async def test_get_composite_schedule_in_watts(rig: Rig) -> None:
     """11 kW over three phases is 15.9 A per phase (230 V, rounded down to the tenth the
-    message carries); asked in W it is 11 kW again.  3450 W on one phase is 15 A; where no
-    profile limits, the connector's 16 A on three phases is 11 040 W."""
+    message carries); asked in W it is 11 kW again.  3450 W with numberPhases 1 is 5 A: the
+    charger cannot make the EV use one phase, so the W hold on all three (and under 6 A it
+    suspends); where no profile limits, the connector's 16 A on three phases is 11 040 W."""
     start = whole_second_now()
     watts = profile(
         1, "TxDefaultProfile", [(0, 11000), (120, 3450)], start=start, duration=240, unit="W"
@@ -320,12 +321,12 @@ async def test_get_composite_schedule_in_watts(rig: Rig) -> None:
     watts["chargingSchedule"]["chargingSchedulePeriod"][1]["numberPhases"] = 1
     assert await set_profile(rig, 1, watts) == "Accepted"
     begin, in_amps, _ = await composite(rig, 1, 300)
-    assert in_amps == shifted(begin, start, [(0, 15.9), (120, 15.0), (240, RATING_A)], 300)
+    assert in_amps == shifted(begin, start, [(0, 15.9), (120, 5.0), (240, RATING_A)], 300)
     begin, in_watts, schedule = await composite(rig, 1, 300, "W")
     plan = [(0, 11000.0), (120, 3450.0), (240, RATING_A * VOLTS * PHASES)]
     assert in_watts == shifted(begin, start, plan, 300)
     phases = [p["number_phases"] for p in schedule["charging_schedule_period"]]
-    assert phases[-2:] == [1, PHASES]
+    assert phases == [PHASES] * 3
 
 
 async def test_tc_067_clear_charging_profile(rig: Rig) -> None:

@@ -76,7 +76,8 @@ async def test_offer_then_stop(evse_bench: Bench) -> None:
     reading = await pilot.read()
     assert (reading.state, reading.offered_a) == (PilotState.C, 16.0)
 
-    await pilot.offer_current(10.9)  # whole-ampere board: rounded down, never up
+    # Whole-ampere board: rounded down, never up, and the driver says what it offers.
+    assert await pilot.offer_current(10.9) == 10.0
     assert board.configured_current_a == 10
 
     await pilot.stop_offering()
