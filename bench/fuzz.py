@@ -270,7 +270,7 @@ SENSELESS_OK = (
     "RemoteStartTransaction",
     "TriggerMessage",
     "ExtendedTriggerMessage",
-    "GetCompositeSchedule",  # connector 99 / 2**63, duration -1 / 10**30: Rejected
+    "GetCompositeSchedule",  # connector 99 / 2**63, duration -1: Rejected; 10**30: a week
     "ClearChargingProfile",  # an id no profile has: Unknown
 )
 SENSELESS_INTEGERS = (-1, -(2**31), 99, 2**31, 2**63, 10**30)

@@ -129,16 +129,20 @@ class CentralSmartCharging:
     ) -> call_result.GetCompositeSchedule:
         """GetCompositeSchedule (§5.7, §6.15): Accepted with connectorId, scheduleStart (now,
         UTC) and the chargingSchedule from now for ``duration`` s, in ``charging_rate_unit`` (A
-        or W; absent: A); Rejected for a connector that does not exist or a duration outside
-        1..MAX_COMPOSITE_S."""
+        or W; absent: A); a duration over MAX_COMPOSITE_S gets the first MAX_COMPOSITE_S (the
+        answer's ``duration`` says so).  Rejected for a connector that does not exist or a
+        duration that is not positive."""
         rejected = call_result.GetCompositeSchedule(status=GetCompositeScheduleStatus.rejected)
-        if not 0 < duration <= MAX_COMPOSITE_S:
+        if duration <= 0:
+            log.info("GetCompositeSchedule Rejected: duration %s s is not positive", duration)
+            return rejected
+        if duration > MAX_COMPOSITE_S:
             log.info(
-                "GetCompositeSchedule Rejected: duration %s s outside 1..%d",
+                "GetCompositeSchedule: %s s asked, the first %d s answered (the most computed)",
                 duration,
                 MAX_COMPOSITE_S,
             )
-            return rejected
+            duration = MAX_COMPOSITE_S
         unit = None if charging_rate_unit is None else ChargingRateUnit(charging_rate_unit)
         composite = self.smart.composite_schedule(connector_id, duration, unit)
         if composite is None:
