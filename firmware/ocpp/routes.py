@@ -37,6 +37,7 @@ from firmware.ocpp.security_profiles import SecurityProfiles
 from firmware.ocpp.smart_charging import CentralSmartCharging
 from firmware.ocpp.triggers import TriggerRegistry
 from firmware.ports import ChargerControl
+from firmware.profiles import offered
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,12 @@ class Routes:
         self.certificates = certificates
         self.log_upload = log_upload
         self.smart_charging = smart_charging
+
+    def offers(self, action: str) -> bool:
+        """Whether ``action`` is served: its feature profile is one SupportedFeatureProfiles
+        announces (firmware.profiles).  ``firmware.ocpp.connection`` leaves the others out of
+        the route map, so they are answered NotSupported whatever their block would say."""
+        return offered(action, self.keys[K.SupportedFeatureProfiles])
 
     def _pending(self, action: str) -> bool:
         """OCPP 1.6 §4.2.1: RemoteStart/RemoteStopTransaction are not allowed while Pending
@@ -124,6 +131,11 @@ class Routes:
     ) -> call_result.RemoteStartTransaction:
         ok = not self._pending("RemoteStartTransaction")
         profile = None
+        if charging_profile is not None and not self.offers("SetChargingProfile"):
+            # A charger shipped without Smart Charging cannot hold a limit: the transaction
+            # starts without one, as SupportedFeatureProfiles told the central system.
+            log.info("RemoteStartTransaction chargingProfile ignored: SmartCharging not enabled")
+            charging_profile = None
         if ok and charging_profile is not None:
             profile = self.smart_charging.remote_start_profile(charging_profile, connector_id)
             ok = profile is not None

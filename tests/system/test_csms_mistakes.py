@@ -458,17 +458,21 @@ FRAMES: list[tuple[str, str | bytes, bool, list[Any] | None]] = [
             "SetChargingProfile payload: 'connectorId' is a required property",
         ),
     ),
+    # Issue 13: a request of a disabled profile is checked against its schema like any other
+    # (its answer, once well-formed, is tests/system/octt/test_12_profiles_off.py's).
     (
-        "SendLocalList",
-        '[2,"a5","SendLocalList",{"listVersion":1,"updateType":"Full"}]',
+        "SendLocalList without its updateType",
+        '[2,"a5","SendLocalList",{"listVersion":1}]',
         True,
-        refusal("a5", "NotSupported", "action-not-offered: SendLocalList"),
+        refusal(
+            "a5", "ProtocolError", "SendLocalList payload: 'updateType' is a required property"
+        ),
     ),
     (
         "ReserveNow",
         '[2,"a6","ReserveNow",{}]',
         True,
-        refusal("a6", "NotSupported", "action-not-offered: ReserveNow"),
+        refusal("a6", "ProtocolError", "ReserveNow payload: 'connectorId' is a required property"),
     ),
     (
         "UpdateFirmware",
