@@ -17,6 +17,7 @@ from firmware.ocpp.triggers import Trigger, TriggerRegistry
 from firmware.profiles import (
     ACTION_PROFILE,
     CORE,
+    DISABLED_ANSWERS,
     FEATURE_PROFILES,
     IMPLEMENTED,
     SMART_CHARGING,
@@ -40,6 +41,14 @@ def test_every_ocpp_action_has_exactly_one_profile() -> None:
     assert set(ACTION_PROFILE) == {a.value for a in Action}
     assert set(ACTION_PROFILE.values()) <= set(FEATURE_PROFILES) | {"Security"}
     assert set(IMPLEMENTED) <= set(FEATURE_PROFILES) and CORE in IMPLEMENTED
+
+
+def test_the_answers_of_a_disabled_profile_are_valid_answers_of_its_actions() -> None:
+    from ocpp.messages import MessageType, get_validator
+
+    for action, payload in DISABLED_ANSWERS.items():
+        assert ACTION_PROFILE[action] not in (CORE, "Security"), action
+        get_validator(MessageType.CallResult, action, "1.6").validate(payload)
 
 
 def test_an_action_is_offered_when_its_profile_is_enabled() -> None:
