@@ -38,9 +38,14 @@ from firmware.daemon import (
     status_line,
     stop_on_crash,
 )
+from firmware.domain import ConnectorStatus
+from firmware.grid_meter import GridMeterPoller
+from firmware.local_list import LocalAuthorizationList, LocalListStore
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.profile_store import ProfileStore
+from firmware.reservation_store import ReservationStore
+from firmware.reservations import Reservations
 from firmware.settings import Settings
 from firmware.smart_charging import SmartCharging, Wiring
 from firmware.storage import lock_state_dir, unusable
@@ -223,11 +228,13 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     keys = build_keys(settings, devices)
     # The order needs no late wiring: the OCPP edge first (it is the charger's
     # CentralSystemLink), then the Smart Charging service and the charger, then the edge serves
-    # with them as its ChargerControl and SmartChargingControl (firmware.ocpp.edge).
+    # with them as its ChargerControl and SmartChargingControl, and the Local Authorization
+    # List (the Authorizer's too) as its LocalListControl (firmware.ocpp.edge).
     ocpp = _ocpp_edge(settings, keys)
     stop = asyncio.Event()
     cache = AuthorizationCache(settings.state_dir)
-    authorizer = Authorizer(keys, cache, ocpp.authorize, lambda: ocpp.online)
+    local_list = LocalAuthorizationList(LocalListStore.open(settings.state_dir), keys)
+    authorizer = Authorizer(keys, cache, ocpp.authorize, lambda: ocpp.online, local_list)
     connectors = [
         ConnectorController(
             c, ocpp, keys, authorizer.authorize, meter_poll_s=settings.meter_poll_interval_s
@@ -264,6 +271,18 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         on_reset=on_reset,
         smart=smart,
     )
+    # The site limit ([site]): the allowance is known (one grid-meter poll, or the fuse) before
+    # any connector runs, then follows the grid meter each meter cycle (firmware.grid_meter).
+    site = None
+    if settings.site is not None:
+        site = GridMeterPoller(
+            settings.site.policy(),
+            devices.grid_meter,
+            [c.meter for c in devices.connectors],
+            smart.site_allowance,
+            poll_s=settings.meter_poll_interval_s,
+        )
+        await site.first_cycle()
     bench_control = None
     if bench is not None:
         from firmware.pilot import DEBOUNCE_READS as PILOT_DEBOUNCE_POLLS
@@ -274,15 +293,39 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
             bench,
             status=charger.status,
             pilot_reads=PILOT_DEBOUNCE_POLLS,
+            site=site.status if site is not None else None,
         )
+    # LocalListConflict (OCPP 1.6 §3.5.3) is reported on connector 0, in its current status.
+    local_list.on_conflict(
+        lambda error: ocpp.status_changed(
+            0,
+            ConnectorStatus.AVAILABLE if charger.operative else ConnectorStatus.UNAVAILABLE,
+            error,
+            "",
+        )
+    )
+    # Reservations (reservations.db): held again before the connectors' first status.
+    reservations = Reservations(
+        ReservationStore.open(settings.state_dir),
+        connectors,
+        keys,
+        charger_operative=lambda: charger.operative,
+        known_parent=lambda tag: info.parent_id_tag if (info := authorizer.cached(tag)) else None,
+    )
+    reservations.restore()
     running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)
     ocpp.finish_interrupted_transactions()
     tasks = [
-        asyncio.create_task(ocpp.serve(charger, smart), name="ocpp-session"),
+        asyncio.create_task(
+            ocpp.serve(charger, smart, local_list, reservations), name="ocpp-session"
+        ),
+        asyncio.create_task(reservations.run(), name="reservations"),
         asyncio.create_task(charger.run(), name="charger"),
         asyncio.create_task(_follow_store(keys), name="config-store"),
         asyncio.create_task(smart.run(), name="smart-charging"),
     ]
+    if site is not None:
+        tasks.append(asyncio.create_task(site.run(), name="grid-meter"))
     if bench_control is not None:
         await bench_control.start()
     running.tasks = tasks

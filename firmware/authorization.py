@@ -1,13 +1,21 @@
-"""Who may charge: Authorize online, the authorization cache, and the offline rules.
+"""Who may charge: Authorize online, the Local Authorization List, the authorization cache,
+and the offline rules.
 
-The rules (OCPP 1.6 §3.5, §4.1, §5.4 and the keys of the same names):
+The rules (OCPP 1.6 §3.5, §4.1, §5.4 and the keys of the same names).  The *local* answer for an
+idTag is its entry in the Local Authorization List (``firmware.local_list``, when
+LocalAuthListEnabled) if it has one, else its cache entry (when AuthorizationCacheEnabled): the
+list wins over the cache (§3.5.3); an Accepted entry past its expiryDate reads Expired.
 
-* online, ``LocalPreAuthorize`` true and the idTag cached as valid: accepted at once from the
-  cache, without waiting for the central system;
-* online otherwise: Authorize.req; its answer is cached;
-* no answer (offline, timeout): ``LocalAuthorizeOffline`` admits an idTag cached as valid; an
-  idTag cached as not valid is refused; ``AllowOfflineTxForUnknownId`` admits an unknown one;
-  anything else is refused.
+* online, ``LocalPreAuthorize`` true and the local answer Accepted: accepted at once, without
+  Authorize.req;
+* online otherwise: Authorize.req; its answer is cached (not for an idTag of the list, §3.5.2);
+* no answer (offline, timeout): ``LocalAuthorizeOffline`` admits an idTag whose local answer is
+  Accepted; a local answer that is not Accepted (Blocked, Expired, Invalid ...) is refused;
+  ``AllowOfflineTxForUnknownId`` admits an idTag with no local answer; anything else is
+  refused.
+
+Every path returns the IdTagInfo it decided on, parentIdTag included: two idTags with the same
+parentIdTag are one group (a card of the group may stop the group's transaction, §3.5.4).
 
 The cache (``AuthorizationCacheEnabled``) keeps the latest idTagInfo from Authorize.conf,
 StartTransaction.conf and StopTransaction.conf, persists across restarts, marks entries past
@@ -24,6 +32,7 @@ from pathlib import Path
 from firmware.clock import from_ocpp, to_ocpp, utcnow
 from firmware.config_keys import K, KeyRegistry
 from firmware.domain import AuthorizationStatus, IdTagInfo
+from firmware.local_list import LocalAuthorizationList
 from firmware.storage import open_or_memory, transaction
 
 log = logging.getLogger(__name__)
@@ -63,9 +72,7 @@ class AuthorizationCache:
         if row is None:
             return None
         info = IdTagInfo(AuthorizationStatus(row[0]), row[1], from_ocpp(row[2]))
-        if info.accepted and info.expiry_date and info.expiry_date <= (now or utcnow()):
-            return IdTagInfo(AuthorizationStatus.EXPIRED, info.parent_id_tag, info.expiry_date)
-        return info
+        return info.as_of(now or utcnow())
 
     def put(self, id_tag: str, info: IdTagInfo) -> None:
         key = id_tag.casefold()
@@ -98,6 +105,11 @@ class AuthorizationCache:
                     (excess,),
                 )
 
+    def entries(self, now: datetime | None = None) -> list[tuple[str, IdTagInfo]]:
+        """Every entry as ``get`` reads it (case-folded idTag, expired ones Expired), by idTag."""
+        keys = [r[0] for r in self._db.execute("SELECT id_tag FROM auth_cache ORDER BY id_tag")]
+        return [(k, info) for k in keys if (info := self.get(k, now)) is not None]
+
     def clear(self) -> None:
         self._db.execute("DELETE FROM auth_cache")
 
@@ -113,7 +125,8 @@ OnlineAuthorize = Callable[[str], Awaitable[IdTagInfo | None]]
 
 class Authorizer:
     """Decides on an idTag.  ``online`` performs Authorize.req and returns None when no answer
-    could be had (offline, timeout, connection lost)."""
+    could be had (offline, timeout, connection lost); ``local_list`` None: no list (as if
+    LocalAuthListEnabled were false)."""
 
     def __init__(
         self,
@@ -121,14 +134,22 @@ class Authorizer:
         cache: AuthorizationCache,
         online: OnlineAuthorize,
         is_online: Callable[[], bool],
+        local_list: LocalAuthorizationList | None = None,
     ) -> None:
         self.keys = keys
         self.cache = cache
+        self.local_list = local_list
         self._online = online
         self._is_online = is_online
 
     def remember(self, id_tag: str, info: IdTagInfo) -> None:
-        """Any idTagInfo the central system sent (Authorize, Start/StopTransaction.conf)."""
+        """Any idTagInfo the central system sent (Authorize, Start/StopTransaction.conf): into
+        the cache, unless the Local Authorization List holds the idTag (§3.5.2: the list is
+        changed by SendLocalList only, and its idTags are not cached; a disagreement is the
+        list's LocalListConflict)."""
+        if self.local_list is not None and self.local_list.holds(id_tag):
+            self.local_list.reported(id_tag, info)  # a LocalListConflict?
+            return
         if self.keys[K.AuthorizationCacheEnabled]:
             self.cache.put(id_tag, info)
 
@@ -137,26 +158,39 @@ class Authorizer:
             return None
         return self.cache.get(id_tag)
 
-    async def authorize(self, id_tag: str) -> IdTagInfo:
+    def local(self, id_tag: str) -> tuple[IdTagInfo, str] | None:
+        """The local answer for ``id_tag`` and where it comes from ('local list' or 'cache'):
+        the list's entry wins over the cache's (§3.5.3); None when neither knows it."""
+        if self.local_list is not None:
+            listed = self.local_list.lookup(id_tag)
+            if listed is not None:
+                return listed, "local list"
         cached = self.cached(id_tag)
+        return None if cached is None else (cached, "cache")
+
+    async def authorize(self, id_tag: str) -> IdTagInfo:
+        """The IdTagInfo for ``id_tag`` by the rules of the module docstring (its
+        parentIdTag included); never raises."""
+        local = self.local(id_tag)
         if self._is_online():
-            if cached is not None and cached.accepted and self.keys[K.LocalPreAuthorize]:
-                log.info("%s accepted from the cache (LocalPreAuthorize)", id_tag)
-                return cached
+            if local is not None and local[0].accepted and self.keys[K.LocalPreAuthorize]:
+                log.info("%s accepted from the %s (LocalPreAuthorize)", id_tag, local[1])
+                return local[0]
             info = await self._online(id_tag)
             if info is not None:
                 self.remember(id_tag, info)
                 return info
-        return self._offline(id_tag, cached)
+        return self._offline(id_tag, local)
 
-    def _offline(self, id_tag: str, cached: IdTagInfo | None) -> IdTagInfo:
-        if cached is not None:
-            if cached.accepted and self.keys[K.LocalAuthorizeOffline]:
-                log.info("offline: %s accepted from the cache (LocalAuthorizeOffline)", id_tag)
-                return cached
-            if not cached.accepted:
-                log.info("offline: %s refused: cached as %s", id_tag, cached.status.value)
-                return cached
+    def _offline(self, id_tag: str, local: tuple[IdTagInfo, str] | None) -> IdTagInfo:
+        if local is not None:
+            info, source = local
+            if info.accepted and self.keys[K.LocalAuthorizeOffline]:
+                log.info("offline: %s accepted from the %s (LocalAuthorizeOffline)", id_tag, source)
+                return info
+            if not info.accepted:
+                log.info("offline: %s refused: %s in the %s", id_tag, info.status.value, source)
+                return info
         elif self.keys[K.AllowOfflineTxForUnknownId]:
             log.info("offline: %s accepted (AllowOfflineTxForUnknownId)", id_tag)
             return IdTagInfo(AuthorizationStatus.ACCEPTED)

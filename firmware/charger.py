@@ -289,7 +289,11 @@ class Charger:
             tag = c.state.transaction_id_tag
             if tag is not None and tag.casefold() == folded:
                 return c
-        for wanted in (S.PREPARING, S.FINISHING, S.AVAILABLE):
+        for c in cs:  # the connector reserved for this very card
+            held = c.state.reservation
+            if c.state.status is S.RESERVED and held and held.id_tag.casefold() == folded:
+                return c
+        for wanted in (S.PREPARING, S.FINISHING, S.AVAILABLE, S.RESERVED):
             for c in cs:
                 if c.state.status is wanted and not c.state.authorized_id_tag:
                     return c
@@ -315,7 +319,7 @@ class Charger:
     def _status_changed(self, connector_id: int, status: ConnectorStatus) -> None:
         self._refresh_light()
         self._release_interlock_when_cleared()
-        idle = status in (S.AVAILABLE, S.UNAVAILABLE, S.FAULTED, S.FINISHING)
+        idle = status in (S.AVAILABLE, S.UNAVAILABLE, S.FAULTED, S.FINISHING, S.RESERVED)
         if self.smart and idle and self.connectors[connector_id].transaction is None:
             self.smart.remote_start_abandoned(connector_id)  # it began no transaction
 
@@ -365,11 +369,15 @@ class Charger:
         if connector_id is not None:
             c = self.connectors.get(connector_id)
             candidates = [c] if c is not None else []
-        else:
-            candidates = list(self.connectors.values())
+        else:  # the connector reserved for this idTag first
+            candidates = sorted(self.connectors.values(), key=lambda c: c.state.reservation is None)
         for c in candidates:
+            held = c.state.reservation
             if (
-                c.state.status in (S.AVAILABLE, S.PREPARING)
+                (
+                    c.state.status in (S.AVAILABLE, S.PREPARING)
+                    or (c.state.status is S.RESERVED and held and held.admits(id_tag, None))
+                )
                 and not c.state.in_transaction
                 and c.state.operative
                 and not c.state.authorized_id_tag
@@ -390,7 +398,7 @@ class Charger:
         assert self.authorizer is not None
         info = await self.authorizer.authorize(id_tag)
         if info.accepted:
-            c.post(m.RemoteStart(id_tag))
+            c.post(m.RemoteStart(id_tag, info.parent_id_tag))
         else:
             log.info("RemoteStartTransaction for %s not started: %s", id_tag, info.status.value)
             if self.smart is not None:
@@ -488,6 +496,7 @@ class Charger:
                 "plugged": s.plugged,
                 "transaction": c.transaction.local_id if c.transaction else None,
                 "id_tag": s.transaction_id_tag,
+                "reservation": s.reservation.reservation_id if s.reservation else None,
                 "offered_a": c.offered_current_a,
                 "limit_a": c.limit_a,
                 "energy_wh": reading.energy_import_wh if reading else None,

@@ -25,6 +25,7 @@ name for its users).  Control-pilot decoding (states A-F, debounce) is the layer
 from __future__ import annotations
 
 from firmware import charging_handlers as h
+from firmware import charging_reservation as r
 from firmware.charging_types import (
     EV_REACTION_S,
     AuthorizationResult,
@@ -36,6 +37,7 @@ from firmware.charging_types import (
     Command,
     ConnectionTimedOut,
     ConnectorState,
+    EndReservation,
     EndTransaction,
     EnergyLimitReached,
     Event,
@@ -57,6 +59,8 @@ from firmware.charging_types import (
     PowerAvailable,
     PowerWithdrawn,
     RemoteStart,
+    ReservationEnded,
+    ReservationMade,
     Result,
     SendAuthorize,
     StartConnectionTimer,
@@ -88,6 +92,7 @@ __all__ = [
     "Command",
     "ConnectionTimedOut",
     "ConnectorState",
+    "EndReservation",
     "EndTransaction",
     "EnergyLimitReached",
     "EvPaused",
@@ -109,6 +114,8 @@ __all__ = [
     "PowerAvailable",
     "PowerWithdrawn",
     "RemoteStart",
+    "ReservationEnded",
+    "ReservationMade",
     "Result",
     "SendAuthorize",
     "StartConnectionTimer",
@@ -144,6 +151,22 @@ TRANSITIONS: Table = table(
             on(AvailabilityChanged, h.availability, S.AVAILABLE, S.UNAVAILABLE),
             on(PowerWithdrawn, h.withdraw_power, S.AVAILABLE),
             on(PowerAvailable, h.restore_power, S.AVAILABLE),
+            on(ReservationMade, r.reserve, S.RESERVED),
+            on(FaultDetected, h.fault, S.FAULTED),
+        ],
+        S.RESERVED: [
+            on(ReservationMade, r.reserve, S.RESERVED),
+            on(ReservationEnded, r.reservation_ended, S.RESERVED, S.AVAILABLE, S.PREPARING),
+            on(Plugged, r.reserved_cable, S.RESERVED),
+            on(Unplugged, r.reserved_cable, S.RESERVED),
+            on(EvRequestsPower, r.reserved_cable, S.RESERVED),
+            on(EvPaused, r.reserved_cable, S.RESERVED),
+            on(IdPresented, h.idle_id, S.RESERVED),
+            on(AuthorizationResult, h.auth_result, S.RESERVED, S.PREPARING),
+            on(RemoteStart, h.remote_start, S.RESERVED, S.PREPARING),
+            on(AvailabilityChanged, h.availability, S.RESERVED, S.UNAVAILABLE),
+            on(PowerWithdrawn, h.withdraw_power, S.RESERVED),
+            on(PowerAvailable, h.restore_power, S.RESERVED),
             on(FaultDetected, h.fault, S.FAULTED),
         ],
         S.PREPARING: [
@@ -152,7 +175,14 @@ TRANSITIONS: Table = table(
             on(IdPresented, h.idle_id, S.PREPARING),
             on(AuthorizationResult, h.auth_result, S.PREPARING),
             on(RemoteStart, h.remote_start, S.PREPARING),
-            on(ConnectionTimedOut, h.connection_timeout, S.PREPARING, S.FINISHING, S.AVAILABLE),
+            on(
+                ConnectionTimedOut,
+                h.connection_timeout,
+                S.PREPARING,
+                S.FINISHING,
+                S.AVAILABLE,
+                S.RESERVED,
+            ),
             on(
                 LockConfirmed,
                 h.lock_confirmed,
@@ -164,12 +194,14 @@ TRANSITIONS: Table = table(
             on(LockFailed, h.lock_failed, S.FAULTED),
             on(EvRequestsPower, h.flag_ev(True), S.PREPARING),
             on(EvPaused, h.flag_ev(False), S.PREPARING),
-            on(StopRequested, h.cancel_authorization, S.PREPARING, S.AVAILABLE),
+            on(StopRequested, h.cancel_authorization, S.PREPARING, S.AVAILABLE, S.RESERVED),
+            on(ReservationEnded, r.reservation_ended, S.PREPARING),
             on(Unlocked, h.just_unlocked, S.PREPARING),
             on(AvailabilityChanged, h.availability, S.PREPARING, S.UNAVAILABLE),
             on(PowerWithdrawn, h.withdraw_power, S.PREPARING),
             on(PowerAvailable, h.restore_power, S.PREPARING),
             on(FaultDetected, h.fault, S.FAULTED),
+            on(ReservationMade, r.reserve_busy, S.PREPARING),
         ],
         S.CHARGING: [
             on(EvPaused, h.ev_paused, S.SUSPENDED_EV),
@@ -185,6 +217,7 @@ TRANSITIONS: Table = table(
             on(LockConfirmed, h.lock_confirmed, S.CHARGING),
             on(PowerWithdrawn, h.withdraw_power, S.SUSPENDED_EVSE),
             on(FaultDetected, h.fault, S.FAULTED),
+            on(ReservationMade, r.reserve_busy, S.CHARGING),
         ],
         S.SUSPENDED_EV: [
             on(EvRequestsPower, h.ev_ready, S.CHARGING),
@@ -215,6 +248,7 @@ TRANSITIONS: Table = table(
             on(LockConfirmed, h.lock_confirmed, S.SUSPENDED_EV),
             on(PowerWithdrawn, h.withdraw_power, S.SUSPENDED_EVSE),
             on(FaultDetected, h.fault, S.FAULTED),
+            on(ReservationMade, r.reserve_busy, S.SUSPENDED_EV),
         ],
         S.SUSPENDED_EVSE: [
             on(EvRequestsPower, h.ev_ready, S.SUSPENDED_EVSE),
@@ -248,6 +282,7 @@ TRANSITIONS: Table = table(
             on(PowerAvailable, h.restore_power, S.SUSPENDED_EVSE, S.SUSPENDED_EV, S.CHARGING),
             on(EvReactionTimedOut, h.ev_reaction_timeout, S.SUSPENDED_EVSE),
             on(FaultDetected, h.fault, S.FAULTED),
+            on(ReservationMade, r.reserve_busy, S.SUSPENDED_EVSE),
         ],
         S.FINISHING: [
             on(Unplugged, h.finishing_unplugged, S.FINISHING, S.AVAILABLE, S.UNAVAILABLE),
@@ -261,6 +296,7 @@ TRANSITIONS: Table = table(
             on(PowerWithdrawn, h.withdraw_power, S.FINISHING),
             on(PowerAvailable, h.restore_power, S.FINISHING),
             on(FaultDetected, h.fault, S.FAULTED),
+            on(ReservationMade, r.reserve_busy, S.FINISHING),
         ],
         S.UNAVAILABLE: [
             on(AvailabilityChanged, h.availability, S.UNAVAILABLE, S.AVAILABLE, S.PREPARING),
@@ -271,6 +307,7 @@ TRANSITIONS: Table = table(
             on(PowerWithdrawn, h.withdraw_power, S.UNAVAILABLE),
             on(PowerAvailable, h.restore_power, S.UNAVAILABLE),
             on(FaultDetected, h.fault, S.FAULTED),
+            on(ReservationMade, r.reserve_busy, S.UNAVAILABLE),
         ],
         S.FAULTED: [
             on(FaultCleared, h.fault_cleared, S.FAULTED, S.FINISHING, S.AVAILABLE, S.UNAVAILABLE),
@@ -282,6 +319,7 @@ TRANSITIONS: Table = table(
             on(PowerWithdrawn, h.withdraw_power, S.FAULTED),
             on(PowerAvailable, h.restore_power, S.FAULTED),
             on(FaultDetected, h.fault, S.FAULTED),
+            on(ReservationMade, r.reserve_busy, S.FAULTED),
         ],
     }
 )

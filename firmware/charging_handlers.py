@@ -20,6 +20,7 @@ from firmware.charging_types import (
     Command,
     ConnectionTimedOut,
     ConnectorState,
+    EndReservation,
     EndTransaction,
     EnergyLimitReached,
     EvPaused,
@@ -63,10 +64,22 @@ def _same_tag(a: str | None, b: str | None) -> bool:
 
 
 def _idle_status(c: ConnectorState) -> ConnectorStatus:
-    """Where a connector without transaction or fault rests."""
+    """Where a connector without transaction or fault rests (a reservation it still holds:
+    Reserved, whatever is plugged)."""
     if not c.operative:
         return S.UNAVAILABLE
+    if c.reservation is not None:
+        return S.RESERVED
     return S.PREPARING if c.plugged else S.AVAILABLE
+
+
+def drop_reservation(c: ConnectorState, why: str) -> Result:
+    """The reservation held here ends (OCPP 1.6 §5.13: with a transaction begun under it, a
+    fault, Unavailable): the reservation service is told with ``EndReservation``."""
+    if c.reservation is None:
+        return c, []
+    rid = c.reservation.reservation_id
+    return replace(c, reservation=None), [EndReservation(rid, why)]
 
 
 # --- helpers shared by several rows ---------------------------------------------------------------
@@ -138,7 +151,8 @@ def auth_result(c: ConnectorState, e: AuthorizationResult, p: Policy) -> Result:
     if not _same_tag(e.id_tag, c.pending_id_tag):
         return c, []
     c = replace(c, pending_id_tag=None)
-    if not e.accepted:
+    if not e.accepted or (c.reservation and not c.reservation.admits(e.id_tag, e.parent_id_tag)):
+        # A reserved connector takes only its idTag or that idTag's group (OCPP 1.6 §5.13).
         return c, [Feedback("rejected")]
     c = replace(c, authorized_id_tag=e.id_tag, parent_id_tag=e.parent_id_tag, status=S.PREPARING)
     if c.plugged:
@@ -148,8 +162,14 @@ def auth_result(c: ConnectorState, e: AuthorizationResult, p: Policy) -> Result:
 
 
 def remote_start(c: ConnectorState, e: RemoteStart, p: Policy) -> Result:
+    if c.reservation and not c.reservation.admits(e.id_tag, None):
+        return c, []  # held for another idTag (the charger answers such a request Rejected)
     c = replace(
-        c, authorized_id_tag=e.id_tag, parent_id_tag=None, pending_id_tag=None, status=S.PREPARING
+        c,
+        authorized_id_tag=e.id_tag,
+        parent_id_tag=e.parent_id_tag,
+        pending_id_tag=None,
+        status=S.PREPARING,
     )
     if c.plugged:
         return _maybe_start(c)
@@ -185,11 +205,14 @@ def lock_confirmed(c: ConnectorState, e: LockConfirmed, p: Policy) -> Result:
     c = replace(c, locking=False, locked=True)
     if not (tag and c.plugged):
         return c, [Unlock()]
+    rid = c.reservation.reservation_id if c.reservation else None
+    c, ended = drop_reservation(c, "used")  # the transaction ends the reservation (§5.13)
+    begin = BeginTransaction(tag, rid)
     if c.power_withdrawn:
         # A limit below 6 A delays the charging, not the transaction (StartTransaction now).
-        return replace(c, transaction_id_tag=tag, status=S.SUSPENDED_EVSE), [BeginTransaction(tag)]
+        return replace(c, transaction_id_tag=tag, status=S.SUSPENDED_EVSE), [begin, *ended]
     c = replace(c, transaction_id_tag=tag, status=S.SUSPENDED_EV)
-    cmds: list[Command] = [BeginTransaction(tag), OfferPower()]
+    cmds: list[Command] = [begin, *ended, OfferPower()]
     c, more = _energise_if_ready(c)
     return c, cmds + more
 
@@ -398,8 +421,9 @@ def fault(c: ConnectorState, e: FaultDetected, p: Policy) -> Result:
         c, cmds = _power_off(c)
     if c.locking:
         c = replace(c, locking=False)
+    c, ended = drop_reservation(c, "Faulted")
     c = replace(c, status=S.FAULTED, authorized_id_tag=None, pending_id_tag=None)
-    return c, [*cmds, Feedback("fault")]
+    return c, [*cmds, *ended, Feedback("fault")]
 
 
 def _clear_faults(c: ConnectorState, gone: frozenset[ChargePointErrorCode]) -> ConnectorState:
@@ -466,9 +490,10 @@ def availability(c: ConnectorState, e: AvailabilityChanged, p: Policy) -> Result
     if c.in_transaction:
         return replace(c, unavailable_scheduled=True), []
     c = replace(c, operative=False, authorized_id_tag=None, pending_id_tag=None)
+    c, ended = drop_reservation(c, "Unavailable")
     if c.status is not S.FAULTED:
         c = replace(c, status=S.UNAVAILABLE)
-    return c, [CancelConnectionTimer()]
+    return c, [CancelConnectionTimer(), *ended]
 
 
 def unavailable_plug(plugged: bool) -> Handler[Plugged | Unplugged]:

@@ -13,7 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from firmware.domain import ChargePointErrorCode, ConnectorError, ConnectorStatus, StopReason
+from firmware.domain import (
+    ChargePointErrorCode,
+    ConnectorError,
+    ConnectorStatus,
+    Reservation,
+    StopReason,
+)
 
 # IEC 61851-1: after the PWM stops (or the offer drops) the EV must react within 3 s (some take
 # 5 s); one still in state C after this many seconds has its contactor opened anyway.
@@ -61,9 +67,11 @@ class AuthorizationResult:
 
 @dataclass(frozen=True)
 class RemoteStart:
-    """RemoteStartTransaction, already authorized (or AuthorizeRemoteTxRequests=false)."""
+    """RemoteStartTransaction, already authorized (or AuthorizeRemoteTxRequests=false);
+    ``parent_id_tag`` from that authorization (a card of the group may stop it)."""
 
     id_tag: str
+    parent_id_tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,22 @@ class AvailabilityChanged:
     operative: bool
 
 
+@dataclass(frozen=True)
+class ReservationMade:
+    """ReserveNow accepted for this connector (OCPP 1.6 §5.13), or a reservation of connector 0
+    holding this connector back (§3.11); the same reservationId again replaces it."""
+
+    reservation: Reservation
+
+
+@dataclass(frozen=True)
+class ReservationEnded:
+    """The reservation ``reservation_id`` expired or was cancelled (CancelReservation, or a
+    connector-0 reservation no longer needing this connector)."""
+
+    reservation_id: int
+
+
 Event = (
     Plugged
     | Unplugged
@@ -176,6 +200,8 @@ Event = (
     | FaultDetected
     | FaultCleared
     | AvailabilityChanged
+    | ReservationMade
+    | ReservationEnded
 )
 
 
@@ -221,6 +247,18 @@ class OpenContactor:
 @dataclass(frozen=True)
 class BeginTransaction:
     id_tag: str
+    # The reservation this transaction ends (StartTransaction.reservationId, §5.13).
+    reservation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class EndReservation:
+    """The connector let go of reservation ``reservation_id``: ``why`` is 'used' (a transaction
+    began under it), 'Faulted' or 'Unavailable' (§5.13: the reservation ends with them), or
+    'refused' (it arrived when the connector was no longer Available)."""
+
+    reservation_id: int
+    why: str
 
 
 @dataclass(frozen=True)
@@ -271,6 +309,7 @@ Command = (
     | StartEvReactionTimer
     | CancelEvReactionTimer
     | Feedback
+    | EndReservation
 )
 
 
@@ -315,6 +354,8 @@ class ConnectorState:
     power_withdrawn: bool = False
     info: str = ""  # StatusNotification info, e.g. "EV side disconnected"
     latched_faults: frozenset[ChargePointErrorCode] = frozenset()  # never clear by themselves
+    # The reservation held here (Reserved, or Preparing for the card that may use it).
+    reservation: Reservation | None = None
 
     @property
     def in_transaction(self) -> bool:

@@ -90,6 +90,12 @@ class K:
     ChargingScheduleAllowedChargingRateUnit = csl_key("ChargingScheduleAllowedChargingRateUnit")
     ChargingScheduleMaxPeriods = int_key("ChargingScheduleMaxPeriods")
     MaxChargingProfilesInstalled = int_key("MaxChargingProfilesInstalled")
+    # OCPP 1.6 §9.2 Local Auth List Management profile
+    LocalAuthListEnabled = bool_key("LocalAuthListEnabled")
+    LocalAuthListMaxLength = int_key("LocalAuthListMaxLength")
+    SendLocalListMaxLength = int_key("SendLocalListMaxLength")
+    # OCPP 1.6 §9.3 Reservation profile
+    ReserveConnectorZeroSupported = bool_key("ReserveConnectorZeroSupported")
     # Hardware keys (declared only when the device is fitted)
     LightIntensity = int_key("LightIntensity")
     BuzzerEnabled = bool_key(f"{VENDOR_PREFIX}BuzzerEnabled")
@@ -244,14 +250,15 @@ def core_keys(
             K.LocalAuthorizeOffline,
             BOOL,
             True,
-            description="Offline, start for idTags known locally (cache).",
+            description="Offline, start for idTags known locally (local list, cache).",
             effect="next authorization while offline",
         ),
         KeyDefinition(
             K.LocalPreAuthorize,
             BOOL,
             False,
-            description="Online, start for locally known idTags without waiting.",
+            description="Online, start for idTags accepted locally (local list, cache) "
+            "without waiting.",
             effect="next authorization",
         ),
         KeyDefinition(
@@ -521,6 +528,57 @@ def smart_charging_keys() -> list[KeyDefinition]:
     ]
 
 
+# What this charger enforces on SendLocalList (OCPP 1.6 §9.2); firmware.local_list reads the keys.
+# A SendLocalList of 1000 full entries is about 150 kB, well inside the 1 MiB a message may
+# have (firmware.ocpp.session); 10 000 entries are a few MB of SQLite, looked up by index.
+LOCAL_AUTH_LIST_MAX_LENGTH = 10_000
+SEND_LOCAL_LIST_MAX_LENGTH = 1_000
+
+
+def local_list_keys() -> list[KeyDefinition]:
+    """OCPP 1.6 §9.2 Local Auth List Management keys; see docs/charging.md."""
+    return [
+        KeyDefinition(
+            K.LocalAuthListEnabled,
+            KeyType.BOOLEAN,
+            True,
+            profile="LocalAuthListManagement",
+            description="Use the Local Authorization List (false: kept but not used, "
+            "GetLocalListVersion -1, SendLocalList NotSupported).",
+            effect="next authorization and next SendLocalList",
+        ),
+        KeyDefinition(
+            K.LocalAuthListMaxLength,
+            KeyType.INTEGER,
+            LOCAL_AUTH_LIST_MAX_LENGTH,
+            Access.R,
+            profile="LocalAuthListManagement",
+            description="Most idTags the Local Authorization List holds.",
+        ),
+        KeyDefinition(
+            K.SendLocalListMaxLength,
+            KeyType.INTEGER,
+            SEND_LOCAL_LIST_MAX_LENGTH,
+            Access.R,
+            profile="LocalAuthListManagement",
+            description="Most idTags in one SendLocalList.",
+        ),
+    ]
+
+
+def reservation_key() -> KeyDefinition:
+    """OCPP 1.6 §9.3: this charger reserves connector 0 (§3.11, §5.13; docs/charging.md)."""
+    return KeyDefinition(
+        K.ReserveConnectorZeroSupported,
+        KeyType.BOOLEAN,
+        True,
+        Access.R,
+        profile="Reservation",
+        description="ReserveNow on connector 0 is accepted: the charger then holds back one "
+        "connector for the reserving idTag (false: Rejected).",
+    )
+
+
 def security_keys() -> list[KeyDefinition]:
     """OCPP 1.6 Security Whitepaper keys (profiles 0-3, certificates); see docs/security.md."""
     return [
@@ -696,6 +754,9 @@ def build_registry(
         registry.declare(d)
     for d in smart_charging_keys():
         registry.declare(d)
+    for d in local_list_keys():
+        registry.declare(d)
+    registry.declare(reservation_key())
     for d in hardware_keys(
         has_indicator=has_indicator,
         has_buzzer=has_buzzer,

@@ -23,7 +23,7 @@ from firmware.domain import (
     ConnectorStatus,
     IdTagInfo,
 )
-from firmware.ports import CentralSystemLink, TransactionHandle
+from firmware.ports import CentralSystemLink, ConnectorReservations, TransactionHandle
 from firmware.transaction_meter import TransactionMeter
 from hal.interfaces import ConnectorDevices
 from hal.types import (
@@ -65,6 +65,9 @@ class ConnectorController:
         self._feedback = feedback or (lambda _cid, _kind: None)
         self._on_status = on_status or (lambda _cid, _status: None)
         self._on_transaction: list[Callable[[int, TransactionHandle | None], None]] = []
+        self._status_listeners: list[Callable[[int, ConnectorStatus], None]] = []
+        # The reservation service (firmware.reservations), once there is one.
+        self.reservations: ConnectorReservations | None = None
         self._events: asyncio.Queue[m.Event | _ReOffer] = asyncio.Queue()
         self._stepped = asyncio.Condition()  # notified after every handled event (wait_until)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -131,6 +134,10 @@ class ConnectorController:
         """``callback(connector_id, handle or None)`` as a transaction begins or ends here, in
         that step, before it offers power (a limit set then is the first offer's)."""
         self._on_transaction.append(callback)
+
+    def on_status(self, callback: Callable[[int, ConnectorStatus], None]) -> None:
+        """``callback(connector_id, status)`` after each reported status change."""
+        self._status_listeners.append(callback)
 
     def set_permanent_lock(self, on: bool) -> None:
         """PiCP.PermanentCableLock: the socket holds its cable at all times."""
@@ -253,6 +260,8 @@ class ConnectorController:
             self._reported = current
             self.link.status_changed(self.id, s.status, s.error, s.info)
             self._on_status(self.id, s.status)
+            for listener in self._status_listeners:
+                listener(self.id, s.status)
 
     # ---------------------------------------------------------------- commands
 
@@ -283,8 +292,10 @@ class ConnectorController:
                 self._spawn(self._lock(False), "unlock")
             case m.SendAuthorize(id_tag=tag):
                 self._spawn(self._authorize(tag), "authorize")
-            case m.BeginTransaction(id_tag=tag):
-                self.transaction_meter.begin(tag)
+            case m.BeginTransaction(id_tag=tag, reservation_id=rid):
+                if rid is None and self.reservations is not None:
+                    rid = self.reservations.claim(self.id, tag, self.state.parent_id_tag)
+                self.transaction_meter.begin(tag, rid)
                 for callback in self._on_transaction:
                     callback(self.id, self.transaction)
             case m.EndTransaction(reason=reason, id_tag=tag) if self.transaction is not None:
@@ -307,6 +318,8 @@ class ConnectorController:
                 self._cancel_reaction_timer()
             case m.Feedback(kind=kind):
                 self._feedback(self.id, kind)
+            case m.EndReservation(reservation_id=rid, why=why) if self.reservations is not None:
+                self.reservations.ended(self.id, rid, why)
 
     @property
     def max_current_a(self) -> float:

@@ -104,6 +104,13 @@ class IdTagInfo:
     def accepted(self) -> bool:
         return self.status is AuthorizationStatus.ACCEPTED
 
+    def as_of(self, now: datetime) -> IdTagInfo:
+        """This idTagInfo at ``now``: an Accepted one whose expiryDate has passed reads
+        Expired (OCPP 1.6 §3.5.2-3.5.3, the cache and the local list alike)."""
+        if self.accepted and self.expiry_date is not None and self.expiry_date <= now:
+            return IdTagInfo(AuthorizationStatus.EXPIRED, self.parent_id_tag, self.expiry_date)
+        return self
+
 
 @dataclass(frozen=True)
 class SampledValue:
@@ -130,3 +137,62 @@ class ConnectorError:
     code: ChargePointErrorCode
     vendor_code: str = ""
     info: str = ""
+
+
+class UpdateType(enum.Enum):
+    """SendLocalList's updateType (OCPP 1.6 §7.49)."""
+
+    DIFFERENTIAL = "Differential"
+    FULL = "Full"
+
+
+class UpdateStatus(enum.Enum):
+    """SendLocalList.conf's status (OCPP 1.6 §7.48)."""
+
+    ACCEPTED = "Accepted"
+    FAILED = "Failed"
+    NOT_SUPPORTED = "NotSupported"
+    VERSION_MISMATCH = "VersionMismatch"
+
+
+@dataclass(frozen=True)
+class AuthorizationData:
+    """One entry of a SendLocalList (OCPP 1.6 §7.2): ``id_tag_info`` None in a Differential
+    update removes ``id_tag`` from the list."""
+
+    id_tag: str
+    id_tag_info: IdTagInfo | None = None
+
+
+@dataclass(frozen=True)
+class UpdateOutcome:
+    """What a SendLocalList came to: ``status``, and for anything but Accepted the one-line
+    reason (logged by the OCPP block)."""
+
+    status: UpdateStatus
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A ReserveNow the charger holds (OCPP 1.6 §3.11, §5.13): ``connector_id`` 0 is the charger
+    as a whole (one connector held back); ``expiry_date`` is UTC; ``parent_id_tag`` the group
+    the reservation also admits (ReserveNow.parentIdTag), None: only ``id_tag``."""
+
+    reservation_id: int
+    connector_id: int
+    id_tag: str
+    expiry_date: datetime
+    parent_id_tag: str | None = None
+
+    def admits(self, id_tag: str, parent_id_tag: str | None) -> bool:
+        """``id_tag`` (with the parentIdTag its authorization gave) may use this reservation:
+        the reserving idTag itself, or a card of the reservation's group (§5.13, TC_053).
+        IdTokens compare case-insensitively (§3.5.2)."""
+        if id_tag.casefold() == self.id_tag.casefold():
+            return True
+        return (
+            self.parent_id_tag is not None
+            and parent_id_tag is not None
+            and parent_id_tag.casefold() == self.parent_id_tag.casefold()
+        )

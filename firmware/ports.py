@@ -7,17 +7,21 @@ at the edge.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from firmware.domain import (
+    AuthorizationData,
     ConnectorError,
     ConnectorStatus,
     IdTagInfo,
     MeterSample,
+    Reservation,
     StopReason,
+    UpdateOutcome,
+    UpdateType,
 )
 from firmware.smart import (
     ChargingProfile,
@@ -54,9 +58,15 @@ class CentralSystemLink(Protocol):
         """Report a connector's (or connector 0's) status; sent now or when next connected."""
 
     def start_transaction(
-        self, connector_id: int, id_tag: str, meter_start_wh: int, timestamp: datetime
+        self,
+        connector_id: int,
+        id_tag: str,
+        meter_start_wh: int,
+        timestamp: datetime,
+        reservation_id: int | None = None,
     ) -> TransactionHandle:
-        """Queue StartTransaction.req (transaction-related: never lost, sent in order)."""
+        """Queue StartTransaction.req (transaction-related: never lost, sent in order), with
+        ``reservation_id`` when the transaction ends a reservation (OCPP 1.6 §5.13)."""
 
     def stop_transaction(
         self,
@@ -139,3 +149,49 @@ class SmartChargingControl(Protocol):
         """GetCompositeSchedule.req (§5.7) from now for ``duration_s``: connector 0 is the whole
         charger's expected draw; ``unit`` None means the charger's own (A).  None (Rejected) for
         a connector that does not exist."""
+
+
+class LocalListControl(Protocol):
+    """What the Local Authorization List Management block (``firmware.ocpp.local_list``) asks
+    of the core (OCPP 1.6 §3.5.3, §5.10, §5.15); ``firmware.local_list.LocalAuthorizationList``
+    implements it.  The block translates the wire form; the core decides and persists."""
+
+    def local_list_version(self) -> int:
+        """GetLocalListVersion.conf's listVersion: -1 when LocalAuthListEnabled is false, 0 for
+        an empty list, else the version the last accepted update installed."""
+
+    def send_local_list(
+        self, list_version: int, update_type: UpdateType, entries: Sequence[AuthorizationData]
+    ) -> UpdateOutcome:
+        """SendLocalList.req: Accepted (the new list and version persisted, in one transaction,
+        before returning), or Failed / VersionMismatch / NotSupported with the reason, nothing
+        changed."""
+
+
+class ReservationControl(Protocol):
+    """What the Reservation block (``firmware.ocpp.reservation``) asks of the core (OCPP 1.6
+    §3.11, §5.3, §5.13); ``firmware.reservations.Reservations`` implements it.  The block
+    translates the wire form; the core decides, persists and reserves."""
+
+    def reserve_now(self, reservation: Reservation) -> str:
+        """ReserveNow.req: 'Accepted' (stored before returning; the connector goes Reserved, or
+        connector 0 holds one back), 'Occupied' (in use, or reserved under another
+        reservationId), 'Faulted', 'Unavailable' or 'Rejected' (no such connector, connector 0
+        without ReserveConnectorZeroSupported, an expiryDate already past).  The same
+        reservationId replaces the reservation it names."""
+
+    def cancel_reservation(self, reservation_id: int) -> bool:
+        """CancelReservation.req: True (Accepted) when a reservation with this id was held and
+        is now gone (its connector Available again); False (Rejected) otherwise."""
+
+
+class ConnectorReservations(Protocol):
+    """What a connector (``firmware.connector``) tells the reservation service and asks it."""
+
+    def claim(self, connector_id: int, id_tag: str, parent_id_tag: str | None) -> int | None:
+        """A transaction begins here for ``id_tag`` outside a reservation of this connector: the
+        id of a connector-0 reservation it uses up (§3.11), or None."""
+
+    def ended(self, connector_id: int, reservation_id: int, why: str) -> None:
+        """The connector let go of ``reservation_id``: 'used' (a transaction began under it),
+        'Faulted', 'Unavailable', or 'refused' (it arrived when the connector was busy)."""

@@ -45,6 +45,8 @@ FEATURE_PROFILES: tuple[str, ...] = (
 #: SupportedFeatureProfiles.  A block that implements a profile adds its name here (one line).
 IMPLEMENTED: tuple[str, ...] = (
     CORE,
+    LOCAL_AUTH_LIST_MANAGEMENT,
+    RESERVATION,
     SMART_CHARGING,
     REMOTE_TRIGGER,
 )

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_type_hin
 from urllib.parse import urlsplit
 
 from firmware.profiles import IMPLEMENTED, profile_problems
+from firmware.site_limit import SitePolicy
 from firmware.tomlcheck import (
     Problems,
     SettingsError,
@@ -48,6 +49,7 @@ from hal.config import (
     PilotConfig,
     Range,
     SafetyConfig,
+    format_number,
 )
 
 HardwareKind = Literal["gpio", "simulated"]
@@ -149,6 +151,28 @@ class BenchSettings:
 
 
 @dataclass(frozen=True)
+class SiteSettings:
+    """``[site]``: the installation's own limit (dynamic load management, docs/smart-charging.md
+    "The site limit and the grid meter").  Currents in A per phase.  The optional grid meter is
+    ``[site.grid_meter]`` (``HardwareConfig.grid_meter``)."""
+
+    max_current_a: Annotated[float, Range(6, 1000, what="the main fuse, A per phase")]
+    # Offered in total while the grid meter is stale or dead (0: stop charging).
+    fallback_current_a: Annotated[float, Range(0, 1000)] = 6.0
+    hysteresis_a: Annotated[float, Range(0, 80)] = 1.0
+    stale_after_s: Annotated[float, Range(0, 3600, above=True)] = 10.0
+
+    def policy(self) -> SitePolicy:
+        """The pure module's policy (``firmware.site_limit``)."""
+        return SitePolicy(
+            fuse_a=self.max_current_a,
+            fallback_a=self.fallback_current_a,
+            hysteresis_a=self.hysteresis_a,
+            stale_after_s=self.stale_after_s,
+        )
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     """``[logging]``: the OCPP message log (off by default; see docs/operations.md)."""
 
@@ -176,6 +200,7 @@ class Settings:
     ocpp: OcppSettings = field(default_factory=OcppSettings)
     bench: BenchSettings = field(default_factory=BenchSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    site: SiteSettings | None = None  # None: no [site] table, no site limit
     source: Path | None = None
 
     def with_overrides(
@@ -298,7 +323,30 @@ TABLES = (
     "ocpp_keys",
     "bench",
     "logging",
+    "site",
 )
+
+
+def _site(table: object) -> tuple[SiteSettings, MeterConfig | None]:
+    """``[site]`` and its optional ``[site.grid_meter]``."""
+    if not isinstance(table, dict):
+        raise SettingsError(f"[site] must be a table, not {describe(table)}")
+    table = dict(table)
+    grid_table = table.pop("grid_meter", None)
+    found = Problems()
+    grid = (
+        found.take(_modbus_device, MeterConfig, grid_table, "site.grid_meter")
+        if grid_table is not None
+        else None
+    )
+    site = found.take(check_table, SiteSettings, table, "site", None, ("grid_meter",))
+    if site is not None and site.fallback_current_a > site.max_current_a:
+        found.lines.append(
+            f"[site] fallback_current_a must be at most max_current_a "
+            f"({format_number(site.max_current_a)}), not {format_number(site.fallback_current_a)}"
+        )
+    found.raise_any()
+    return site, grid
 
 
 def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
@@ -361,10 +409,15 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
     ocpp = found.take(check_table, OcppSettings, data.get("ocpp", {}), "ocpp")
     bench = found.take(check_table, BenchSettings, data.get("bench", {}), "bench")
     logging_settings = found.take(check_table, LoggingSettings, data.get("logging", {}), "logging")
+    site_and_grid = found.take(_site, data["site"]) if "site" in data else (None, None)
     found.raise_any()
     assert cp is not None and safety is not None
+    site, grid_meter = site_and_grid
     hardware = HardwareConfig(
-        connectors=tuple(c for c in connectors if c is not None), safety=safety, **devices
+        connectors=tuple(c for c in connectors if c is not None),
+        safety=safety,
+        grid_meter=grid_meter,
+        **devices,
     )
     try:
         hardware.validate()
@@ -385,6 +438,7 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
         ocpp=ocpp,
         bench=bench,
         logging=logging_settings,
+        site=site,
         source=source,
     )
 

@@ -59,9 +59,12 @@ class TransactionMeter:
             return 0
         return round(reading.energy_import_wh)
 
-    def begin(self, id_tag: str) -> None:
+    def begin(self, id_tag: str, reservation_id: int | None = None) -> None:
+        """StartTransaction now (with the reservation it ends, if any) and the sampling."""
         now = clock.utcnow()
-        self.handle = self.link.start_transaction(self.connector_id, id_tag, self.meter_wh(), now)
+        self.handle = self.link.start_transaction(
+            self.connector_id, id_tag, self.meter_wh(), now, reservation_id
+        )
         self._last_checkpoint = asyncio.get_running_loop().time()
         self._checkpointed_wh = self.meter_wh()
         self.data = []

@@ -24,6 +24,7 @@ from hal.interfaces import (
     CardReader,
     ConnectorDevices,
     Display,
+    EnergyMeter,
     SafetyInputs,
     StatusIndicator,
 )
@@ -40,6 +41,8 @@ class Devices:
     buzzer: Buzzer | None
     card_reader: CardReader | None
     display: Display | None = None
+    # The grid-connection meter (HardwareConfig.grid_meter), read by firmware.grid_meter.
+    grid_meter: EnergyMeter | None = None
 
     def safe_state(self) -> None:
         """Every output to its safe state (contactors open, lock motors off, light and sound
@@ -67,6 +70,8 @@ class Devices:
                 pass
             await c.pilot.close()
             await c.meter.close()
+        if self.grid_meter is not None:
+            await self.grid_meter.close()
         for device in (self.safety, self.indicator, self.buzzer, self.card_reader, self.display):
             if device is not None:
                 _quietly(device.close)
@@ -86,13 +91,14 @@ def build_devices(
     hw: HardwareConfig,
     *,
     pin_factory: object | None = None,
-    endpoint_for: Callable[[str, ConnectorHardware], ModbusEndpoint] | None = None,
+    endpoint_for: Callable[[str, ConnectorHardware | None], ModbusEndpoint] | None = None,
     card_reader: CardReader | None = None,
 ) -> Devices:
     """Construct all drivers; outputs start in their safe state as each is built.
 
     ``endpoint_for(role, connector)`` may replace the Modbus endpoint of a connector's "pilot"
-    or "meter" (the bench points them at its simulated devices)."""
+    or "meter", or (connector None) of the "grid_meter" (the bench points them at its simulated
+    devices).  A device on the same endpoint as another shares its bus owner (``bus_for``)."""
     from hal.gpio.buzzer import GpioBuzzer
     from hal.gpio.contactor import GpioContactor
     from hal.gpio.indicator import GpioStatusIndicator
@@ -133,7 +139,13 @@ def build_devices(
         from hal.cardreader.rdm6300 import Rdm6300Reader
 
         card_reader = Rdm6300Reader(hw.card_reader)
-    return Devices(connectors, safety, indicator, buzzer, card_reader, display)
+    grid_meter = None
+    if hw.grid_meter is not None:
+        grid_cfg = hw.grid_meter
+        if endpoint_for is not None:
+            grid_cfg = replace(grid_cfg, endpoint=endpoint_for("grid_meter", None))
+        grid_meter = ModbusEnergyMeter(grid_cfg)
+    return Devices(connectors, safety, indicator, buzzer, card_reader, display, grid_meter)
 
 
 # ------------------------------------------------------------------ bring-up probes (doctor)

@@ -272,6 +272,21 @@ class HardwareConfig:
     buzzer: BuzzerConfig | None = None
     card_reader: CardReaderConfig | None = None
     display: DisplayConfig | None = None
+    # The grid-connection meter ([site.grid_meter]): the house and the charger together, for
+    # dynamic load management (firmware.grid_meter).  None: no grid meter.
+    grid_meter: MeterConfig | None = None
+
+    def modbus_devices(self) -> list[tuple[str, ModbusEndpoint, int]]:
+        """Every Modbus device as (its table in the file, its bus, its unit id)."""
+        devices: list[tuple[str, ModbusEndpoint, int]] = []
+        for c in self.connectors:
+            n = c.connector_id
+            devices.append((f"[connectors.{n}.pilot]", c.pilot.endpoint, c.pilot.unit_id))
+            devices.append((f"[connectors.{n}.meter]", c.meter.endpoint, c.meter.unit_id))
+        if self.grid_meter is not None:
+            grid = self.grid_meter
+            devices.append(("[site.grid_meter]", grid.endpoint, grid.unit_id))
+        return devices
 
     def used_pins(self) -> list[tuple[str, int]]:
         """Every (purpose, pin) pair, for the 'no pin used twice' check."""
@@ -312,19 +327,27 @@ class HardwareConfig:
             seen[pin] = purpose
         # One bus owner per serial line / TCP endpoint: its devices must agree on its settings.
         buses: dict[str, tuple[str, ModbusEndpoint]] = {}
-        for c in self.connectors:
-            for role, endpoint in (("pilot", c.pilot.endpoint), ("meter", c.meter.endpoint)):
-                place = f"[connectors.{c.connector_id}.{role}]"
-                first = buses.setdefault(endpoint.key, (place, endpoint))
-                differ = [
-                    f.name
-                    for f in fields(endpoint)
-                    if getattr(endpoint, f.name) != getattr(first[1], f.name)
-                ]
-                if differ:
+        for place, endpoint, _ in self.modbus_devices():
+            first = buses.setdefault(endpoint.key, (place, endpoint))
+            differ = [
+                f.name
+                for f in fields(endpoint)
+                if getattr(endpoint, f.name) != getattr(first[1], f.name)
+            ]
+            if differ:
+                raise ValueError(
+                    f"{first[0]} and {place} share the bus {endpoint.key} but set "
+                    f"{', '.join(differ)} differently: one bus has one setting"
+                )
+        if self.grid_meter is not None:
+            # The grid meter is added to buses of existing devices: two devices answering one
+            # unit id would garble each other's answers.
+            grid = self.grid_meter
+            for place, endpoint, unit in self.modbus_devices()[:-1]:
+                if endpoint.key == grid.endpoint.key and unit == grid.unit_id:
                     raise ValueError(
-                        f"{first[0]} and {place} share the bus {endpoint.key} but set "
-                        f"{', '.join(differ)} differently: one bus has one setting"
+                        f"[site.grid_meter] and {place} are both unit {unit} on the bus "
+                        f"{endpoint.key}: give the grid meter another unit_id"
                     )
         ids = [c.connector_id for c in self.connectors]
         if sorted(ids) != list(range(1, len(ids) + 1)):

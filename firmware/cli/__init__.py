@@ -1,6 +1,6 @@
 """``chargepoint``: the command line.
 
-The tools behind the commands are the modules of this package (``demo``, ``config``,
+The tools behind the commands are the modules of this package (``demo``, ``config``, ``auth``,
 ``certificate``, ``doctor``, ``hwtest``, and the doc generators ``keydoc``, ``filedoc`` and
 ``charging_doc``); the daemon never loads them.  They reach hardware only through ``firmware.app``.
 
@@ -168,6 +168,8 @@ def _bench(args: argparse.Namespace) -> int:
         request["tag"] = args.tag
     if args.bench_cmd == "fault":
         request["name"], request["state"] = args.name, args.state
+    if args.bench_cmd == "house-load":
+        request["amps"] = args.amps
     socket = Path(args.state_dir) / BENCH_SOCKET
     try:
         answer = asyncio.run(bench_command(Path(args.state_dir), request))
@@ -210,6 +212,17 @@ def _config(args: argparse.Namespace) -> int:
     )
 
 
+def _auth(args: argparse.Namespace) -> int:
+    from firmware.cli import auth as auth_tool
+
+    return auth_tool.run(
+        args.auth_cmd,
+        Path(args.config),
+        Path(args.state_dir) if args.state_dir else None,
+        getattr(args, "id_tag", None),
+    )
+
+
 def _certificate(args: argparse.Namespace) -> int:
     from firmware.cli import certificate as cert_tool
 
@@ -230,6 +243,17 @@ def _positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+    return value
+
+
+def _amps(text: str) -> float:
+    """A current in A: a finite number (argparse type; the bench checks its range)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of amperes: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
     return value
 
 
@@ -351,9 +375,17 @@ def parser() -> argparse.ArgumentParser:
     swipe = bsub.add_parser("swipe", help="present an RFID card")
     swipe.add_argument("tag")
     fault = bsub.add_parser("fault", help="inject or clear a hardware fault")
-    fault.add_argument("name", choices=["rcd", "estop", "weld", "lock", "meter", "diode"])
+    fault.add_argument(
+        "name", choices=["rcd", "estop", "weld", "lock", "meter", "diode", "grid-meter"]
+    )
     fault.add_argument("state", choices=["on", "off"])
     fault.add_argument("-c", "--connector", type=int, default=1)
+    house = bsub.add_parser(
+        "house-load",
+        help="the house's current on the grid meter, A per phase (one value: every phase; "
+        "three: L1 L2 L3; 0-100)",
+    )
+    house.add_argument("amps", type=_amps, nargs="+", metavar="AMPS")
     bsub.add_parser("status", help="connector states, outputs, lock and meter as JSON")
     bench.set_defaults(func=_bench)
 
@@ -381,6 +413,22 @@ def parser() -> argparse.ArgumentParser:
     set_.add_argument("key")
     set_.add_argument("value")
     config.set_defaults(func=_config)
+
+    auth = sub.add_parser(
+        "auth",
+        help="the Local Authorization List and the authorization cache on the device (read only)",
+    )
+    auth.add_argument(
+        "--config", default=DEFAULT_CONFIG, help="configuration file (default %(default)s)"
+    )
+    auth.add_argument(
+        "--state-dir", type=_not_empty, help="state directory (default: from the file)"
+    )
+    asub = auth.add_subparsers(dest="auth_cmd", required=True)
+    asub.add_parser("list", help="the list's version and idTags, then the cache's")
+    show = asub.add_parser("show", help="what the list and the cache know of one idTag")
+    show.add_argument("id_tag", metavar="TAG", help="the idTag (case-insensitive)")
+    auth.set_defaults(func=_auth)
 
     cert = sub.add_parser(
         "certificate",

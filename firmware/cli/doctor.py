@@ -212,6 +212,15 @@ class Doctor:
                 self.add(f"meter {n}", "FAIL", f"{where}: {_reason(exc)}")
             else:
                 self.add(f"meter {n}", "OK", f"{where}: {_meter_summary(values)}")
+        grid = settings.hardware.grid_meter
+        if grid is not None:
+            where = f"{grid.model} unit {grid.unit_id} on {grid.endpoint.key}"
+            try:
+                values = await app.probe_meter(replace(grid, endpoint=self._quick(grid.endpoint)))
+            except Exception as exc:  # noqa: BLE001
+                self.add("grid meter", "FAIL", f"{where}: {_reason(exc)}")
+            else:
+                self.add("grid meter", "OK", f"{where}: {_grid_summary(values)}")
 
     def _quick(self, endpoint: Any) -> Any:
         # One short try: a bring-up check wants a quick answer, not the daemon's patience.
@@ -359,10 +368,22 @@ def _serial_ports(settings: Settings) -> dict[str, str]:
         for role, endpoint in (("pilot", c.pilot.endpoint), ("meter", c.meter.endpoint)):
             if endpoint.port:
                 ports.setdefault(endpoint.port, []).append(f"connector {c.connector_id} {role}")
+    grid = settings.hardware.grid_meter
+    if grid is not None and grid.endpoint.port:
+        ports.setdefault(grid.endpoint.port, []).append("grid meter")
     reader = settings.hardware.card_reader
     if reader is not None:
         ports.setdefault(reader.port, []).append("card reader")
     return {port: ", ".join(users) for port, users in ports.items()}
+
+
+def _grid_summary(values: dict[Any, Any]) -> str:
+    """The grid meter's currents, L1/L2/L3 (what the site limit reads)."""
+    from hal.types import Quantity
+
+    phases = values.get(Quantity.CURRENT_PER_PHASE) or (None, None, None)
+    shown = "/".join("-" if a is None else f"{a:g}" for a in phases)
+    return f"{shown} A per phase"
 
 
 def _meter_summary(values: dict[Any, Any]) -> str:

@@ -22,6 +22,7 @@ from firmware.settings import (
     FeatureProfiles,
     LoggingSettings,
     OcppSettings,
+    SiteSettings,
 )
 from hal.config import (
     METER_MODEL_NAMES,
@@ -114,6 +115,22 @@ _TABLES: list[tuple[str, str, type, tuple[str, ...], list[tuple[str, str, str]]]
         [],
     ),
     ("[logging]", "the OCPP message log (optional table)", LoggingSettings, (), []),
+    (
+        "[site]",
+        "the site's main fuse and its dynamic load management (optional table; see "
+        "[smart-charging.md](smart-charging.md#the-site-limit-and-the-grid-meter))",
+        SiteSettings,
+        (),
+        [],
+    ),
+    (
+        "[site.grid_meter]",
+        "the grid-connection meter (house and charger together) and its Modbus bus (optional "
+        "table; without it the fuse is the charger's allowance)",
+        MeterConfig,
+        ("endpoint",),
+        [],
+    ),
 ]
 
 _KINDS = {bool: "true or false", int: "whole number", float: "number", str: "string"}

@@ -7,9 +7,11 @@ wiring:
    certificates, security profiles, log upload) and registering its triggers;
 3. ``OcppEdge`` itself is the charger's ``firmware.ports.CentralSystemLink``, so the charger
    is built next (by the composition root, firmware.app);
-4. ``serve(control, smart)`` then answers the central system with the charger as
-   ``ChargerControl`` and the Smart Charging service as ``SmartChargingControl`` (the Central
-   Smart Charging block is built there: it needs the service, which needs the charger).
+4. ``serve(control, smart, local_list, reservations)`` then answers the central system with the
+   charger as ``ChargerControl``, the Smart Charging service as ``SmartChargingControl``, the
+   Local Authorization List as ``LocalListControl`` and the reservation service as
+   ``ReservationControl`` (the Central Smart Charging, Local List and Reservation blocks are
+   built there: they need the services, which need the connectors).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from firmware.domain import ConnectorError, ConnectorStatus, IdTagInfo, MeterSam
 from firmware.logupload import DiagnosticsBuffer
 from firmware.ocpp.certificate_management import CertificateManagement
 from firmware.ocpp.firmware_status import register_idle_status_triggers
+from firmware.ocpp.local_list import LocalListManagement
 from firmware.ocpp.log_upload import LogUpload
 from firmware.ocpp.outbox import TransactionMessages
+from firmware.ocpp.reservation import CentralReservation
 from firmware.ocpp.routes import Routes
 from firmware.ocpp.security_events import SecurityEvents
 from firmware.ocpp.security_profiles import FALLBACK_AFTER, SecurityProfiles
@@ -33,7 +37,13 @@ from firmware.ocpp.session import Backoff, OcppSession
 from firmware.ocpp.smart_charging import CentralSmartCharging
 from firmware.ocpp.status import StatusReporting
 from firmware.ocpp.triggers import TriggerRegistry
-from firmware.ports import ChargerControl, SmartChargingControl, TransactionHandle
+from firmware.ports import (
+    ChargerControl,
+    LocalListControl,
+    ReservationControl,
+    SmartChargingControl,
+    TransactionHandle,
+)
 from firmware.security_log import SecurityLog
 from firmware.transactions import OpenTransaction, TransactionStore
 
@@ -98,9 +108,16 @@ class OcppEdge:
         )
         register_idle_status_triggers(self.session, self.triggers)
 
-    async def serve(self, control: ChargerControl, smart: SmartChargingControl) -> None:
+    async def serve(
+        self,
+        control: ChargerControl,
+        smart: SmartChargingControl,
+        local_list: LocalListControl,
+        reservations: ReservationControl,
+    ) -> None:
         """Keep connected and answer the central system's requests with ``control`` (the
-        charger) and ``smart`` (the Smart Charging service), until cancelled."""
+        charger), ``smart`` (the Smart Charging service), ``local_list`` (the Local
+        Authorization List) and ``reservations`` (the reservation service), until cancelled."""
         self.transactions.register_meter_values_trigger(self.triggers, control.current_meter_values)
         routes = Routes(
             keys=self.keys,
@@ -113,6 +130,8 @@ class OcppEdge:
             certificates=self.certificates,
             log_upload=self.log_upload,
             smart_charging=CentralSmartCharging(smart, self.transactions.local_transaction),
+            local_list=LocalListManagement(local_list),
+            reservation=CentralReservation(reservations),
         )
         await self.session.run(routes, self.profiles)
 
@@ -134,9 +153,16 @@ class OcppEdge:
         self.status.status_changed(connector_id, status, error, info)
 
     def start_transaction(
-        self, connector_id: int, id_tag: str, meter_start_wh: int, timestamp: datetime
+        self,
+        connector_id: int,
+        id_tag: str,
+        meter_start_wh: int,
+        timestamp: datetime,
+        reservation_id: int | None = None,
     ) -> TransactionHandle:
-        return self.transactions.start_transaction(connector_id, id_tag, meter_start_wh, timestamp)
+        return self.transactions.start_transaction(
+            connector_id, id_tag, meter_start_wh, timestamp, reservation_id
+        )
 
     def stop_transaction(
         self,

@@ -73,21 +73,25 @@ class TransactionMessages:
                 callback(id_tag, info)
 
     def start_transaction(
-        self, connector_id: int, id_tag: str, meter_start_wh: int, timestamp: datetime
+        self,
+        connector_id: int,
+        id_tag: str,
+        meter_start_wh: int,
+        timestamp: datetime,
+        reservation_id: int | None = None,
     ) -> TransactionHandle:
         stamp = clock.to_ocpp(timestamp)
-        local_id = self.store.start(
-            connector_id,
-            id_tag,
-            meter_start_wh,
-            stamp,
-            {
-                "connectorId": connector_id,
-                "idTag": id_tag,
-                "meterStart": meter_start_wh,
-                "timestamp": stamp,
-            },
-        )
+        payload: dict[str, Any] = {
+            "connectorId": connector_id,
+            "idTag": id_tag,
+            "meterStart": meter_start_wh,
+            "timestamp": stamp,
+        }
+        if reservation_id is not None:
+            # Stored with the queued message: a restart still tells the central system which
+            # reservation the transaction ended (OCPP 1.6 §5.13).
+            payload["reservationId"] = reservation_id
+        local_id = self.store.start(connector_id, id_tag, meter_start_wh, stamp, payload)
         handle = TransactionHandle(local_id, connector_id, id_tag, meter_start_wh, timestamp)
         self._handles[local_id] = handle
         self._open.add(local_id)

@@ -30,8 +30,10 @@ from ocpp.v16.enums import (
 from firmware.config_keys import K, KeyRegistry, Source
 from firmware.domain import RegistrationStatus
 from firmware.ocpp.certificate_management import CertificateManagement
+from firmware.ocpp.local_list import LocalListManagement
 from firmware.ocpp.log_upload import LogUpload
 from firmware.ocpp.outbox import TransactionMessages
+from firmware.ocpp.reservation import CentralReservation
 from firmware.ocpp.security_events import SecurityEvents
 from firmware.ocpp.security_profiles import SecurityProfiles
 from firmware.ocpp.smart_charging import CentralSmartCharging
@@ -58,6 +60,8 @@ class Routes:
         certificates: CertificateManagement,
         log_upload: LogUpload,
         smart_charging: CentralSmartCharging,
+        local_list: LocalListManagement,
+        reservation: CentralReservation,
     ) -> None:
         self.keys = keys
         self.control = control
@@ -69,6 +73,8 @@ class Routes:
         self.certificates = certificates
         self.log_upload = log_upload
         self.smart_charging = smart_charging
+        self.local_list = local_list
+        self.reservation = reservation
 
     def offers(self, action: str) -> bool:
         """Whether ``action`` is served: its feature profile is one SupportedFeatureProfiles
@@ -217,6 +223,40 @@ class Routes:
         return self.smart_charging.get_composite_schedule(
             connector_id, duration, charging_rate_unit
         )
+
+    # ------------------------------------------------------------ Local Auth List Management
+
+    @on(Action.get_local_list_version)
+    def on_get_local_list_version(self) -> call_result.GetLocalListVersion:
+        return self.local_list.get_local_list_version()
+
+    @on(Action.send_local_list)
+    def on_send_local_list(
+        self,
+        list_version: int,
+        update_type: str,
+        local_authorization_list: list[dict[str, Any]] | None = None,
+    ) -> call_result.SendLocalList:
+        return self.local_list.send_local_list(list_version, update_type, local_authorization_list)
+
+    # ------------------------------------------------------------ Reservation
+
+    @on(Action.reserve_now)
+    def on_reserve_now(
+        self,
+        connector_id: int,
+        expiry_date: str,
+        id_tag: str,
+        reservation_id: int,
+        parent_id_tag: str | None = None,
+    ) -> call_result.ReserveNow:
+        return self.reservation.reserve_now(
+            connector_id, expiry_date, id_tag, reservation_id, parent_id_tag
+        )
+
+    @on(Action.cancel_reservation)
+    def on_cancel_reservation(self, reservation_id: int) -> call_result.CancelReservation:
+        return self.reservation.cancel_reservation(reservation_id)
 
     # ------------------------------------------------------------ triggers
 

@@ -328,6 +328,8 @@ class ModbusBus:
         # pymodbus enforces timeout per attempt; this outer bound only guards against a hang in
         # the library itself (it should never fire).
         hard_limit = ep.timeout_s * (ep.retries + 2) + 1.0
+        task = asyncio.current_task()
+        cancels = task.cancelling() if task is not None else 0
         try:
             async with asyncio.timeout(hard_limit):
                 response = await call(client)
@@ -347,6 +349,13 @@ class ModbusBus:
         except (ModbusException, OSError) as exc:
             self._drop_client()
             raise self._error(BusError, f"{type(exc).__name__}: {exc}", *args) from exc
+        if task is not None and task.cancelling() > cancels:
+            # Python 3.11's asyncio.wait_for, with which pymodbus awaits its answers, returns an
+            # answer that arrived together with a cancellation of this task and drops the
+            # cancellation (gh-86296).  Honour it here, for every poller at once: a daemon's
+            # stop cancels them and waits.  Only a cancellation that came during this request:
+            # a cancelled task's clean-up (a last write) still gets its answer.
+            raise asyncio.CancelledError
         if response is None:
             raise self._error(BusError, "no response object", *args)
         if response.isError():

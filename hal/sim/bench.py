@@ -11,15 +11,16 @@
   and the EV's plug state are saved in the state directory (the register before every read the
   controller makes), so they survive a restart, even a SIGKILL, like a real meter and car.
 
-Faults can be injected: rcd, estop, weld, lock, meter, diode.
+* With ``[site.grid_meter]`` in the file, a grid-connection meter measures a settable house
+  load plus what the connectors draw (``hal.sim.grid``).
+
+Faults can be injected: rcd, estop, weld, lock, meter, diode, grid-meter.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,13 @@ from hal.config import ConnectorHardware, HardwareConfig, ModbusEndpoint
 from hal.modbus.evse_wb import REG_VEHICLE_STATE
 from hal.modbus.server import RegisterServer
 from hal.sim.ev import SimulatedEv
+from hal.sim.grid import SimulatedGrid, grid_connector
 from hal.sim.modbus_devices import ObservedDevice, SimulatedEvseBoard, SimulatedMeter
+from hal.sim.state_file import ENERGY_FILE, load_bench_state, save_bench_state
 
 log = logging.getLogger(__name__)
 
 PHYSICS_STEP_S = 0.05
-ENERGY_FILE = "bench-meter.json"
 SAVE_EVERY_S = 5.0
 
 
@@ -104,6 +106,8 @@ class SimulatedBench:
         # wait_steps and wait_vehicle_reads wait on instead of polling.
         self._counted = asyncio.Event()
         self._step_error: str | None = None
+        self.grid: SimulatedGrid | None = None
+        self._grid_server: RegisterServer | None = None  # None: on a connector's server
 
     # ------------------------------------------------------------ life cycle
 
@@ -111,6 +115,9 @@ class SimulatedBench:
         from gpiozero.pins.mock import MockFactory  # only the bench needs the mock
 
         energy = self._load_energy()
+        grid_cfg = self.hardware.grid_meter
+        if grid_cfg is not None:
+            self.grid = SimulatedGrid(grid_cfg.model, grid_cfg.unit_id, self.settings.voltage_v)
         for hw in self.hardware.connectors:
             s = self.settings
             board = SimulatedEvseBoard(hw.pilot.unit_id)
@@ -123,6 +130,9 @@ class SimulatedBench:
                     self._persist_before_reads(meter),
                 ]
             )
+            if self._grid_on(hw):
+                assert self.grid is not None
+                server.add(self.grid.served(self._count_changed))
             await server.start_tcp("127.0.0.1", 0)
             ev = SimulatedEv(
                 max_current_a=s.ev_max_current_a, phases=s.phases, voltage_v=s.voltage_v
@@ -130,6 +140,9 @@ class SimulatedBench:
             ev.plugged, ev.wants_power = self._saved_ev.get(hw.connector_id, (False, False))
             self.connectors[hw.connector_id] = _SimConnector(hw, ev, board, meter, server)
         self._saved_wh = {n: c.meter.energy_import_wh or 0.0 for n, c in self.connectors.items()}
+        if self.grid is not None and not any(self._grid_on(c.hw) for c in self.connectors.values()):
+            self._grid_server = RegisterServer([self.grid.served(self._count_changed)])
+            await self._grid_server.start_tcp("127.0.0.1", 0)
 
         self.factory = MockFactory(pin_class=_wired_pin_class())
         self._wire_inputs_healthy()
@@ -143,6 +156,7 @@ class SimulatedBench:
         # plugged in when the controller starts), not after the first physics step.
         for c in self.connectors.values():
             self._step(c, 0.0)
+        self._step_grid()
         self._task = asyncio.create_task(self._physics(), name="bench-physics")
         log.warning(
             "simulated bench running: %d connector(s), EV up to %.0f A, time x%g",
@@ -160,6 +174,8 @@ class SimulatedBench:
         self._save_energy()
         for c in self.connectors.values():
             await c.server.stop()
+        if self._grid_server is not None:
+            await self._grid_server.stop()
         if self.factory is not None:
             self.factory.close()
             self.factory = None
@@ -206,8 +222,17 @@ class SimulatedBench:
         self._counted.set()
         self._counted = asyncio.Event()
 
-    def _endpoint_for(self, role: str, hw: ConnectorHardware) -> ModbusEndpoint:
-        port = self.connectors[hw.connector_id].server.tcp_port
+    def _grid_on(self, hw: ConnectorHardware) -> bool:
+        return grid_connector(self.hardware) == hw.connector_id
+
+    def _endpoint_for(self, role: str, hw: ConnectorHardware | None) -> ModbusEndpoint:
+        if hw is None:  # the grid meter
+            on = next((c for c in self.connectors.values() if self._grid_on(c.hw)), None)
+            server = on.server if on is not None else self._grid_server
+            assert server is not None
+            port = server.tcp_port
+        else:
+            port = self.connectors[hw.connector_id].server.tcp_port
         assert port is not None
         return ModbusEndpoint(
             host="127.0.0.1", tcp_port=port, timeout_s=0.3, retries=0, quiet_gap_s=0.0
@@ -262,6 +287,10 @@ class SimulatedBench:
                     self._step(c, dt)
                 except Exception as exc:  # noqa: BLE001 - the bench must keep running
                     failure = f"{type(exc).__name__}: {exc}"
+            try:
+                self._step_grid()
+            except Exception as exc:  # noqa: BLE001 - the bench must keep running
+                failure = f"grid meter: {type(exc).__name__}: {exc}"
             # Logged when it starts, changes and ends: not every step (20 lines a second).
             if failure != self._step_error:
                 if failure is not None:
@@ -295,6 +324,10 @@ class SimulatedBench:
             )
         if hw.lock is not None:
             self._step_lock(c, dt)
+
+    def _step_grid(self) -> None:
+        if self.grid is not None:
+            self.grid.step(c.meter.current_a for c in self.connectors.values())
 
     def _step_lock(self, c: _SimConnector, dt: float) -> None:
         lock = c.hw.lock
@@ -341,9 +374,32 @@ class SimulatedBench:
     def swipe(self, id_tag: str) -> None:
         self.card_reader.swipe(id_tag)
 
+    def set_house_load(self, amps: list[float]) -> None:
+        """The house's current per phase (1 value: every phase; 3: L1 L2 L3), 0-100 A;
+        ValueError without a grid meter or outside the range."""
+        if self.grid is None:
+            raise ValueError("this bench has no grid meter: add [site.grid_meter] to the file")
+        self.grid.set_house_load(amps)
+        log.warning("bench: house load %s A", "/".join(f"{a:g}" for a in self.grid.house_load_a))
+
+    async def wait_grid_polls(self, n: int) -> None:
+        """Until the controller has read the whole grid meter ``n`` more times (at once
+        without a grid meter)."""
+        if self.grid is None:
+            return
+        target = self.grid.polls + n
+        while self.grid.polls < target:
+            await self._counted.wait()
+
     async def fault(self, name: str, on: bool, connector: int = 1) -> None:
-        c = self._connector(connector)
         s = self.hardware.safety
+        if name == "grid-meter":
+            if self.grid is None:
+                raise ValueError("this bench has no grid meter: add [site.grid_meter] to the file")
+            self.grid.meter.set_responding(not on)
+            log.warning("bench: fault grid-meter %s", "ON" if on else "off")
+            return
+        c = self._connector(connector)
         if name == "rcd":
             self._drive(self._pin(s.residual_current_pin), on == s.residual_current_active_high)
         elif name == "estop":
@@ -401,6 +457,8 @@ class SimulatedBench:
                     if active
                 ],
             }
+        if self.grid is not None:
+            out["grid"] = self.grid.status()
         s = self.hardware.safety
         out["safety"] = {
             "rcd_tripped": self._output_level(s.residual_current_pin)
@@ -425,41 +483,15 @@ class SimulatedBench:
 
     # ------------------------------------------------------------ meter persistence
 
-    def _energy_path(self) -> Path:
-        return self.state_dir / ENERGY_FILE
-
     def _load_energy(self) -> dict[int, float]:
-        try:
-            data = json.loads(self._energy_path().read_text())
-            self._saved_ev = {
-                int(k): (bool(v["plugged"]), bool(v["wants_power"]))
-                for k, v in data.get("ev", {}).items()
-            }
-            return {int(k): float(v) for k, v in data.get("energy_import_wh", {}).items()}
-        except FileNotFoundError:
-            return {}
-        except (ValueError, AttributeError, TypeError, KeyError) as exc:
-            log.error(
-                "bench: %s unreadable (%s); simulated meters start at 0 Wh",
-                self._energy_path(),
-                exc,
-            )
-            return {}
+        energy, self._saved_ev = load_bench_state(self.state_dir / ENERGY_FILE)
+        return energy
 
     def _save_energy(self, force: bool = False) -> None:
         values = {n: c.meter.energy_import_wh or 0.0 for n, c in self.connectors.items()}
         if values == self._saved_wh and not force:
             return  # nothing changed: no write
-        path = self._energy_path()
-        tmp = path.with_suffix(".tmp")
         # The car stays plugged in when the charger loses power: the EV's state is kept too.
-        ev = {
-            str(n): {"plugged": c.ev.plugged, "wants_power": c.ev.wants_power}
-            for n, c in self.connectors.items()
-        }
-        with tmp.open("w") as fh:
-            json.dump({"energy_import_wh": {str(k): v for k, v in values.items()}, "ev": ev}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        ev = {n: (c.ev.plugged, c.ev.wants_power) for n, c in self.connectors.items()}
+        save_bench_state(self.state_dir / ENERGY_FILE, values, ev)
         self._saved_wh = values

@@ -8,9 +8,10 @@ mode 0600: only the controller's own user may plug cars in.
 The answer shows the state *after* the command took effect (unless the request says
 ``"settle": false``, for a caller that waits for its own evidence): the bench waits until the
 physics applied the change, until the controller read a changed pilot often enough to act on it
-(its debounce), and then until the controller's and the bench's state stayed the same for
-``SETTLE_QUIET_S`` with no lock motor running (an Authorize, a lock pulse, a StartTransaction
-happen in that time), at most ``SETTLE_MAX_S``.
+(its debounce) or, after ``house-load``, read the grid meter twice, and then until the
+controller's and the bench's state stayed the same for ``SETTLE_QUIET_S`` with no lock motor
+running (an Authorize, a lock pulse, a StartTransaction happen in that time), at most
+``SETTLE_MAX_S``.
 """
 
 from __future__ import annotations
@@ -25,14 +26,18 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-FAULTS = ("rcd", "estop", "weld", "lock", "meter", "diode")
+FAULTS = ("rcd", "estop", "weld", "lock", "meter", "diode", "grid-meter")
 # Commands that change what the pilot reads.
 PILOT_COMMANDS = ("plug", "unplug", "ev-charge", "ev-pause")
 SETTLE_QUIET_S = 0.2
 SETTLE_MAX_S = 5.0
 _SETTLE_POLL_S = 0.05
-# Fields that move by themselves (energy, power, light patterns) are no sign of unfinished work.
-_MOVING = ("meter", "indicator", "buzzer", "display", "energy_wh", "power_w")
+# Fields that move by themselves (energy, power, light patterns, the grid current that follows
+# the EVs) are no sign of unfinished work.
+_MOVING = ("meter", "indicator", "buzzer", "display", "energy_wh", "power_w", "grid")
+# Complete grid-meter polls after a house-load change before the answer: one to read the new
+# load, one more so that the controller has acted on the first (as for the pilot's debounce).
+GRID_POLLS = 2
 
 
 class Bench(Protocol):
@@ -41,15 +46,18 @@ class Bench(Protocol):
     def ev_charge(self, connector: int) -> None: ...
     def ev_pause(self, connector: int) -> None: ...
     def swipe(self, id_tag: str) -> None: ...
+    def set_house_load(self, amps: list[float]) -> None: ...
     async def fault(self, name: str, on: bool, connector: int) -> None: ...
     def status(self) -> dict[str, Any]: ...
     async def wait_steps(self, n: int = 1) -> None: ...
     async def wait_vehicle_reads(self, connector: int, n: int) -> None: ...
+    async def wait_grid_polls(self, n: int) -> None: ...
 
 
 class BenchControlServer:
     """``status``: the controller's connector states (answers carry them); ``pilot_reads``:
-    how many equal pilot readings the controller needs before it acts on a change."""
+    how many equal pilot readings the controller needs before it acts on a change; ``site``:
+    the controller's site limit (``firmware.grid_meter.GridMeterPoller.status``), if any."""
 
     def __init__(
         self,
@@ -57,11 +65,13 @@ class BenchControlServer:
         bench: Bench,
         status: Callable[[], dict[str, Any]] | None = None,
         pilot_reads: int = 2,
+        site: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.path = path
         self.bench = bench
         self.status = status
         self.pilot_reads = pilot_reads
+        self.site = site
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -126,21 +136,31 @@ class BenchControlServer:
             if state not in ("on", "off"):
                 raise ValueError("fault state must be 'on' or 'off'")
             await b.fault(name, state == "on", connector)
+        elif cmd == "house-load":
+            amps = r.get("amps")
+            if not isinstance(amps, list):
+                raise ValueError("house-load needs amps: a list of 1 or 3 numbers")
+            b.set_house_load(amps)
         elif cmd == "status":
             pass
         else:
             raise ValueError(f"unknown command {cmd!r}")
         if cmd != "status" and r.get("settle", True) is not False:
-            await self._settle(connector if cmd in PILOT_COMMANDS or cmd == "fault" else None)
+            await self._settle(
+                connector if cmd in PILOT_COMMANDS or cmd == "fault" else None,
+                grid=cmd == "house-load",
+            )
         return self._state()
 
     def _state(self) -> dict[str, Any]:
         out: dict[str, Any] = {"bench": self.bench.status()}
         if self.status is not None:
             out["connectors"] = self.status()
+        if self.site is not None:
+            out["site"] = self.site()
         return out
 
-    async def _settle(self, pilot_of: int | None) -> None:
+    async def _settle(self, pilot_of: int | None, grid: bool = False) -> None:
         """Wait until a command took effect (see the module docstring); never longer than
         SETTLE_MAX_S (a stuck controller still gets an answer)."""
         loop = asyncio.get_running_loop()
@@ -150,6 +170,8 @@ class BenchControlServer:
                 if pilot_of is not None:
                     # One read more than the debounce: the controller has acted on the last.
                     await self.bench.wait_vehicle_reads(pilot_of, self.pilot_reads + 1)
+                if grid:
+                    await self.bench.wait_grid_polls(GRID_POLLS)
                 last, since = _settled_view(self._state()), loop.time()
                 # Sampled, not awaited: the view holds the controller's own state, which
                 # announces no change, and "settled" means unchanged for a stretch of time.

@@ -204,7 +204,9 @@ async def modbus() -> AsyncIterator[tuple[RegisterServer, SimulatedMeter, Simula
     meter.energy_import_wh = 1234.5
     meter.power_w = 0.0
     board = SimulatedEvseBoard(unit_id=1)
-    server = RegisterServer([board, meter])
+    grid = SimulatedMeter("SDM630", unit_id=10)  # the bench file's grid meter, on the same bus
+    grid.current_a = (12.5, 3.0, 0.0)
+    server = RegisterServer([board, meter, grid])
     await server.start_tcp("127.0.0.1", 0)
     try:
         yield server, meter, board
@@ -216,7 +218,7 @@ def gpio_config_over_tcp(tmp_path: Path, port: int) -> Path:
     """config/bench.toml as a Pi would have it, its Modbus devices at 127.0.0.1:port."""
     text = BENCH.read_text().replace('hardware = "simulated"', 'hardware = "gpio"')
     text, n = re.subn(r'port = "/dev/ttyUSB0".*', f'host = "127.0.0.1"\ntcp_port = {port}', text)
-    assert n == 2
+    assert n == 3  # the pilot, the meter and the grid meter ([site.grid_meter])
     path = tmp_path / "pi-over-tcp.toml"
     path.write_text(text)
     return path
@@ -235,12 +237,17 @@ async def test_doctor_reads_the_meter_and_the_pilot(
         (f"SDM630 unit 2 on tcp:127.0.0.1:{server.tcp_port}: 1234.5 Wh imported, 0 W"),
     )
     assert v["pilot 1"][0] == "OK" and "state A (no EV)" in v["pilot 1"][1]
+    assert v["grid meter"] == (
+        "OK",
+        f"SDM630 unit 10 on tcp:127.0.0.1:{server.tcp_port}: 12.5/3/0 A per phase",
+    )
 
     meter.set_responding(False)
     board.vehicle_state = PilotState.B
     v = verdicts(await Doctor(modbus_timeout_s=0.3).run(config, csms.url))
     assert v["meter 1"][0] == "FAIL" and "SDM630 unit 2" in v["meter 1"][1]
     assert v["pilot 1"][0] == "OK" and "state B (EV plugged)" in v["pilot 1"][1]
+    assert v["grid meter"][0] == "OK"
 
 
 # ------------------------------------------------------------------ hw-test

@@ -458,8 +458,9 @@ FRAMES: list[tuple[str, str | bytes, bool, list[Any] | None]] = [
             "SetChargingProfile payload: 'connectorId' is a required property",
         ),
     ),
-    # Issue 13: a request of a disabled profile is checked against its schema like any other
-    # (its answer, once well-formed, is tests/system/octt/test_12_profiles_off.py's).
+    # Issue 13: offered since the Local Authorization List and Reservation; a request of a
+    # disabled profile is checked against its schema all the same (tests/system/octt/
+    # test_18_profiles_off.py).
     (
         "SendLocalList without its updateType",
         '[2,"a5","SendLocalList",{"listVersion":1}]',
@@ -469,7 +470,8 @@ FRAMES: list[tuple[str, str | bytes, bool, list[Any] | None]] = [
         ),
     ),
     (
-        "ReserveNow",
+        # Offered since Reservation (issue 13): an empty payload is now incomplete.
+        "ReserveNow without its properties",
         '[2,"a6","ReserveNow",{}]',
         True,
         refusal("a6", "ProtocolError", "ReserveNow payload: 'connectorId' is a required property"),

@@ -30,7 +30,8 @@ import pytest
 
 from firmware.authorization import AuthorizationCache
 from firmware.config_keys import KeyStore, Source
-from firmware.domain import AuthorizationStatus, IdTagInfo
+from firmware.domain import AuthorizationData, AuthorizationStatus, IdTagInfo
+from firmware.local_list import LocalListStore
 from firmware.profile_store import ProfileStore
 from firmware.security_log import SecurityLog
 from firmware.storage import StoreUnusable, open_store
@@ -153,6 +154,22 @@ def _read_profiles(state: Path) -> Any:
         store.close()
 
 
+def _fill_local_list(state: Path) -> None:
+    store = LocalListStore.open(state)
+    fleet = IdTagInfo(AuthorizationStatus.ACCEPTED, "FLEET")
+    store.apply(7, True, [AuthorizationData("A", fleet), AuthorizationData("B", fleet)], 10)
+    store.close()
+
+
+def _read_local_list(state: Path) -> Any:
+    store = LocalListStore.open(state)
+    try:
+        # A salvaged list reads version 0 (the central system sends it again): the entries only.
+        return store.entries()
+    finally:
+        store.close()
+
+
 KINDS = {
     "journal": Kind(TransactionStore.FILE, _fill_journal, _read_journal, "sqlite_sequence"),
     "keys": Kind(KeyStore.FILE, _fill_keys, _read_keys, "sqlite_autoindex_config_value_1"),
@@ -160,6 +177,9 @@ KINDS = {
     "security": Kind(SecurityLog.FILE, _fill_security, _read_security, "sqlite_sequence"),
     "profiles": Kind(
         ProfileStore.FILE, _fill_profiles, _read_profiles, "sqlite_autoindex_charging_profile_1"
+    ),
+    "local_list": Kind(
+        LocalListStore.FILE, _fill_local_list, _read_local_list, "sqlite_autoindex_local_list_1"
     ),
 }
 

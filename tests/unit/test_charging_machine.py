@@ -7,6 +7,7 @@ import functools
 import itertools
 from collections import deque
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -14,10 +15,14 @@ from hypothesis import strategies as st
 
 from firmware import charging as m
 from firmware.domain import ChargePointErrorCode as E
-from firmware.domain import ConnectorError, StopReason
+from firmware.domain import ConnectorError, Reservation, StopReason
 from firmware.domain import ConnectorStatus as S
 
 POLICY = m.Policy()
+_EXPIRY = datetime(2030, 1, 1, tzinfo=UTC)
+# A reservation for idTag A alone, and one for C and its group G (B is of group G).
+RES_A = Reservation(1, 1, "A", _EXPIRY)
+RES_C = Reservation(2, 1, "C", _EXPIRY, parent_id_tag="G")
 
 
 def run(
@@ -227,6 +232,7 @@ def test_transaction_rejected_stops_deauthorized() -> None:
 # Property: whatever happens, power only flows when it is safe.
 
 EVENTS = st.one_of(
+    st.sampled_from([m.ReservationMade(RES_A), m.ReservationMade(RES_C), m.ReservationEnded(1)]),
     st.just(m.Plugged()),
     st.just(m.Unplugged()),
     st.just(m.EvRequestsPower()),
@@ -530,6 +536,9 @@ def test_the_random_sequences_find_a_wrong_declaration(monkeypatch: pytest.Monke
 # Every kind of event, with the values that lead to different places (two idTags of one group, a
 # refused one, a latched and a plain fault).
 ALPHABET: list[m.Event] = [
+    m.ReservationMade(RES_A),
+    m.ReservationMade(RES_C),
+    m.ReservationEnded(1),
     m.Plugged(),
     m.Unplugged(),
     m.EvRequestsPower(),
@@ -584,6 +593,12 @@ def _unsafe(
     if isinstance(event, m.EvReactionTimedOut) and withdrawn and after.contactor_closed:
         return "the contactor stays closed after the EV's reaction time"
     for cmd in cmds:
+        if isinstance(cmd, m.BeginTransaction) and before.reservation is not None:
+            # A reserved connector starts only for its idTag or group, and says which (§5.13).
+            if not before.reservation.admits(cmd.id_tag, before.parent_id_tag):
+                return "a transaction for an idTag the reservation does not admit"
+            if cmd.reservation_id != before.reservation.reservation_id:
+                return "a transaction under a reservation without its reservationId"
         if isinstance(cmd, m.CloseContactor):
             if not (
                 after.in_transaction
@@ -838,3 +853,13 @@ def test_the_walk_judges_energy_below_6_a_unsafe(monkeypatch: pytest.MonkeyPatch
     assert _unsafe(c, False, True, m.EvRequestsPower(), after, cmds) == (
         "offers or energises below 6 A"
     )
+
+
+def test_a_remote_start_keeps_its_parent_id_tag_for_a_group_stop() -> None:
+    """AuthorizeRemoteTxRequests: the authorization's parentIdTag (from the local list, the
+    cache or Authorize.conf) comes with the RemoteStart, so a card of the group may stop."""
+    c, _ = run([m.Plugged(), m.RemoteStart("A", "FLEET"), m.LockConfirmed(), m.EvRequestsPower()])
+    c2, _ = m.step(c, m.IdPresented("B"), POLICY)
+    stopped, cmds = m.step(c2, m.AuthorizationResult("B", True, "FLEET"), POLICY)
+    assert not stopped.in_transaction
+    assert m.EndTransaction(StopReason.LOCAL, "B") in cmds

@@ -106,6 +106,7 @@ class RecordingLink:
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     samples: list[MeterSample] = field(default_factory=list)  # every MeterValues sample sent
     online: bool = True
+    reservation_ids: list[int | None] = field(default_factory=list)  # of each start, in order
     _next_id: int = 1
 
     async def authorize(self, id_tag: str) -> IdTagInfo | None:
@@ -118,9 +119,15 @@ class RecordingLink:
         self.calls.append(("status", status))
 
     def start_transaction(
-        self, connector_id: int, id_tag: str, meter_start_wh: int, timestamp: datetime
+        self,
+        connector_id: int,
+        id_tag: str,
+        meter_start_wh: int,
+        timestamp: datetime,
+        reservation_id: int | None = None,
     ) -> TransactionHandle:
         self.calls.append(("start", id_tag, meter_start_wh))
+        self.reservation_ids.append(reservation_id)
         handle = TransactionHandle(self._next_id, connector_id, id_tag, meter_start_wh, timestamp)
         self._next_id += 1
         return handle

@@ -56,7 +56,12 @@ class Link:
         self.stopped: list[TransactionHandle] = []
 
     def start_transaction(
-        self, connector_id: int, id_tag: str, meter_start_wh: int, timestamp: datetime
+        self,
+        connector_id: int,
+        id_tag: str,
+        meter_start_wh: int,
+        timestamp: datetime,
+        reservation_id: int | None = None,
     ) -> TransactionHandle:
         return TransactionHandle(1, connector_id, id_tag, meter_start_wh, timestamp)
 

@@ -129,7 +129,7 @@ def test_a_disabled_profile_keys_are_withheld_from_the_central_system() -> None:
     """SmartCharging off: its keys are not in GetConfiguration and ChangeConfiguration answers
     NotSupported, while the code still reads their factory value."""
     on = build_registry()
-    off = build_registry(profiles=("Core", "RemoteTrigger"))
+    off = build_registry(profiles=tuple(p for p in IMPLEMENTED if p != SMART_CHARGING))
     shown_on = {d.name for d, _ in on.readable()}
     shown_off = {d.name for d, _ in off.readable()}
     assert shown_on - shown_off == {
@@ -166,3 +166,23 @@ def test_a_trigger_whose_connector_is_not_relevant_ignores_it_and_extended_may_d
     triggers.fire("FirmwareStatusNotification", 4352)
     triggers.fire("FirmwareStatusNotification", None, extended=True)
     assert sent == ["FirmwareStatusNotification", "SignedFirmwareStatusNotification"]
+
+
+def test_a_list_stored_before_the_profile_was_left_out_authorizes_nobody(tmp_path: Any) -> None:
+    """A manufacturer ships an update without LocalAuthListManagement: the list a central
+    system installed before stays on disk but is never used (LocalAuthListEnabled is withheld,
+    its factory value true must not bring the list back)."""
+    from firmware.domain import AuthorizationData as D
+    from firmware.domain import AuthorizationStatus, IdTagInfo
+    from firmware.domain import UpdateType as U
+    from firmware.local_list import LocalAuthorizationList, LocalListStore
+
+    with_list = LocalAuthorizationList(LocalListStore.open(tmp_path), build_registry())
+    accepted = IdTagInfo(AuthorizationStatus.ACCEPTED)
+    with_list.send_local_list(1, U.FULL, [D("LISTED", accepted)])
+    assert with_list.lookup("LISTED") == accepted
+    without = build_registry(
+        profiles=tuple(p for p in IMPLEMENTED if p != "LocalAuthListManagement")
+    )
+    shipped_without = LocalAuthorizationList(LocalListStore.open(tmp_path), without)
+    assert shipped_without.lookup("LISTED") is None

@@ -1,0 +1,288 @@
+"""Reservations (OCPP 1.6 §3.11, §5.3 CancelReservation, §5.13 ReserveNow): the service that
+decides ReserveNow's answer, keeps the reservations in SQLite (``firmware.reservation_store``)
+until they are used, cancelled or expire, and tells the connectors' state machines
+(``ReservationMade`` / ``ReservationEnded``: the status Reserved and who may use it are the
+machine's rows, ``firmware.charging``).  Implements ``firmware.ports.ReservationControl`` for
+the OCPP block and ``ports.ConnectorReservations`` for the connectors.
+
+Connector 0 (``ReserveConnectorZeroSupported``): no connector is reserved at first; the charger
+makes sure that, while the reservation lasts, one connector stays free for its idTag (§3.11,
+§5.13).  Whoever may charge on any connector as long as another stays free; once the free
+connectors are as few as the connector-0 reservations not yet holding one, the last free ones
+are held back (status Reserved, for that reservation's idTag and group only) and are let go
+again as soon as another connector is free.  The reserving idTag may use any free connector:
+its StartTransaction carries the reservationId (``claim``).
+
+Expiry is one wait on the one clock (``firmware.clock.sleep_until`` to the earliest
+expiryDate, woken when the set changes), no polling; the wall clock is looked at again at least
+every ``WALL_CLOCK_CHECK_S`` as for the clock-aligned meter values, since NTP may step it (a Pi
+has no RTC).  ChangeAvailability(0, Inoperative) ends the connector-0 reservations (§5.13: the
+Charge Point set Unavailable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+from firmware import charging as m
+from firmware import clock
+from firmware.charger import WALL_CLOCK_CHECK_S
+from firmware.config_keys import K, KeyRegistry
+from firmware.connector import ConnectorController
+from firmware.domain import ConnectorStatus, Reservation
+from firmware.reservation_store import ReservationStore
+
+log = logging.getLogger(__name__)
+
+S = ConnectorStatus
+_BUSY = frozenset({S.PREPARING, S.CHARGING, S.SUSPENDED_EV, S.SUSPENDED_EVSE, S.FINISHING})
+
+
+class Reservations:
+    """``charger_operative()``: connector 0 is Operative (ChangeAvailability 0); ``known_parent``
+    the parentIdTag the charger knows for an idTag (cache, local list), for a reservation
+    whose ReserveNow gave none."""
+
+    def __init__(
+        self,
+        store: ReservationStore,
+        connectors: Iterable[ConnectorController],
+        keys: KeyRegistry,
+        *,
+        charger_operative: Callable[[], bool] = lambda: True,
+        known_parent: Callable[[str], str | None] = lambda _tag: None,
+    ) -> None:
+        self.store = store
+        self.connectors = {c.id: c for c in connectors}
+        self.keys = keys
+        self._operative = charger_operative
+        self._known_parent = known_parent
+        self._held: dict[int, Reservation] = {r.reservation_id: r for r in store.reservations()}
+        self._at: dict[int, int] = {}  # reservationId -> the connector told to hold it
+        self._changed = asyncio.Event()
+        for c in self.connectors.values():
+            c.reservations = self
+            c.on_status(lambda _cid, _status: self._rebalance())
+
+    # ------------------------------------------------------------ start
+
+    def restore(self) -> None:
+        """After a restart: the stored reservations still valid are held again (before the
+        connectors' first StatusNotification: it says Reserved); expired ones are dropped."""
+        now = clock.utcnow()
+        for r in list(self._held.values()):
+            if r.expiry_date <= now:
+                log.info("reservation %d expired while the charger was down", r.reservation_id)
+                self._forget(r.reservation_id)
+            elif r.connector_id in self.connectors:
+                self._tell(r.connector_id, r)
+            elif r.connector_id != 0:
+                log.warning(
+                    "reservation %d: connector %d is gone", r.reservation_id, r.connector_id
+                )
+                self._forget(r.reservation_id)
+        self._rebalance()
+
+    async def run(self) -> None:
+        """Expire reservations at their expiryDate (§5.13), until cancelled."""
+        while True:
+            self._changed.clear()
+            if not self._held:
+                await clock.sleep_until(None, self.keys, (), wake=self._changed)
+                continue
+            first = min(r.expiry_date for r in self._held.values())
+            wait = min((first - clock.utcnow()).total_seconds(), WALL_CLOCK_CHECK_S)
+            if not await clock.sleep_until(clock.now() + wait, self.keys, (), wake=self._changed):
+                continue
+            now = clock.utcnow()
+            for r in [r for r in self._held.values() if r.expiry_date <= now]:
+                log.info("reservation %d expired", r.reservation_id)
+                self._end(r.reservation_id)
+            self._rebalance()
+
+    # ------------------------------------------------------------ ReservationControl
+
+    def reserve_now(self, reservation: Reservation) -> str:
+        r = reservation
+        if r.parent_id_tag is None:
+            r = replace(r, parent_id_tag=self._known_parent(r.id_tag))
+        if r.connector_id != 0 and r.connector_id not in self.connectors:
+            return self._refuse(r, "Rejected", "no such connector")
+        if r.connector_id == 0 and not self.keys[K.ReserveConnectorZeroSupported]:
+            return self._refuse(r, "Rejected", "ReserveConnectorZeroSupported is false")
+        if r.expiry_date <= clock.utcnow():
+            return self._refuse(r, "Rejected", "expiryDate already past")
+        answer = self._answer_zero(r) if r.connector_id == 0 else self._answer(r)
+        if answer != "Accepted":
+            return self._refuse(r, answer, "")
+        old = self._held.get(r.reservation_id)
+        at = self._at.get(r.reservation_id)
+        # The same id replaces (§5.13): on the connector that holds it, the new terms; a
+        # connector-0 reservation keeps the connector it holds back; elsewhere it is let go.
+        same_place = old is not None and (
+            at == r.connector_id or (r.connector_id == 0 and old.connector_id == 0)
+        )
+        if at is not None and not same_place:
+            self._let_go(r.reservation_id)
+        self.store.put(r)
+        self._held[r.reservation_id] = r
+        if at is not None and same_place:
+            self._tell(at, r)
+        elif r.connector_id != 0:
+            self._tell(r.connector_id, r)
+        log.info(
+            "reservation %d Accepted: connector %d for %s until %s",
+            r.reservation_id,
+            r.connector_id,
+            r.id_tag,
+            clock.to_ocpp(r.expiry_date),
+        )
+        self._changed.set()
+        self._rebalance()
+        return "Accepted"
+
+    def cancel_reservation(self, reservation_id: int) -> bool:
+        if reservation_id not in self._held:
+            log.info("CancelReservation %d Rejected: no such reservation", reservation_id)
+            return False
+        log.info("reservation %d cancelled", reservation_id)
+        self._end(reservation_id)
+        self._changed.set()
+        self._rebalance()
+        return True
+
+    # ------------------------------------------------------------ ConnectorReservations
+
+    def claim(self, connector_id: int, id_tag: str, parent_id_tag: str | None) -> int | None:
+        for r in self._held.values():
+            if r.connector_id == 0 and r.admits(id_tag, parent_id_tag):
+                log.info("reservation %d used on connector %d", r.reservation_id, connector_id)
+                self._end(r.reservation_id)
+                self._changed.set()
+                return r.reservation_id
+        return None
+
+    def ended(self, connector_id: int, reservation_id: int, why: str) -> None:
+        if self._at.get(reservation_id) == connector_id:
+            del self._at[reservation_id]
+        r = self._held.get(reservation_id)
+        if r is None:
+            return
+        if why == "used" or r.connector_id != 0:
+            # A connector's reservation ends with its transaction, a fault or Unavailable
+            # (§5.13), or could not be held ('refused': taken between the answer and the
+            # step); a connector-0 reservation only loses the connector it held.
+            log.info("reservation %d ended on connector %d: %s", reservation_id, connector_id, why)
+            self._forget(reservation_id)
+            self._changed.set()
+        self._rebalance()
+
+    # ------------------------------------------------------------ the rules
+
+    def _answer(self, r: Reservation) -> str:
+        c = self.connectors[r.connector_id]
+        status = c.state.status
+        mine = c.state.reservation is not None and (
+            c.state.reservation.reservation_id == r.reservation_id
+        )
+        if status is S.FAULTED:
+            return "Faulted"
+        if status is S.UNAVAILABLE or not self._operative():
+            return "Unavailable"
+        if mine or (status is S.AVAILABLE and r.connector_id not in self._pending_holds()):
+            return "Accepted"
+        return "Occupied"  # in use, or reserved under another reservationId
+
+    def _answer_zero(self, r: Reservation) -> str:
+        """Accepted while the connectors free for connector-0 reservations outnumber the other
+        connector-0 reservations (each must find one free, §3.11)."""
+        if not self._operative():
+            return "Unavailable"
+        others = [x for x in self._zero() if x.reservation_id != r.reservation_id]
+        free = [c for c in self.connectors.values() if self._free_for_zero(c)]
+        if len(free) > len(others):
+            return "Accepted"
+        statuses = {c.state.status for c in self.connectors.values()}
+        if statuses <= {S.FAULTED}:
+            return "Faulted"
+        if statuses <= {S.FAULTED, S.UNAVAILABLE}:
+            return "Unavailable"
+        return "Occupied"
+
+    def _free_for_zero(self, c: ConnectorController) -> bool:
+        """Available, or held back for a connector-0 reservation."""
+        held = c.state.reservation
+        if c.state.status is S.AVAILABLE:
+            return True
+        return c.state.status is S.RESERVED and held is not None and held.connector_id == 0
+
+    def _zero(self) -> list[Reservation]:
+        return [r for r in self._held.values() if r.connector_id == 0]
+
+    def _pending_holds(self) -> set[int]:
+        return set(self._at.values())
+
+    def _rebalance(self) -> None:
+        """Hold back connectors for connector-0 reservations exactly while they would otherwise
+        not each find one free; let go of a held one once another connector is free."""
+        zero = self._zero()
+        if not zero:
+            return
+        if not self._operative():
+            for r in zero:
+                log.info("reservation %d ended: the charger is Unavailable", r.reservation_id)
+                self._end(r.reservation_id)
+            self._changed.set()
+            return
+        holding = {
+            rid for rid in self._at if rid in self._held and self._held[rid].connector_id == 0
+        }
+        unheld = [r for r in zero if r.reservation_id not in holding]
+        taken = set(self._at.values())
+        free = [
+            c
+            for c in self.connectors.values()
+            if c.state.status is S.AVAILABLE and c.id not in taken and c.state.reservation is None
+        ]
+        while unheld and free and len(free) <= len(unheld):
+            r, c = unheld.pop(0), free.pop(0)
+            log.info("connector %d held back for reservation %d", c.id, r.reservation_id)
+            self._tell(c.id, r)
+        for rid in sorted(holding):
+            if len(free) > len(unheld):
+                cid = self._at[rid]
+                log.info("connector %d no longer held back for reservation %d", cid, rid)
+                self._let_go(rid)
+                free.append(self.connectors[cid])
+
+    # ------------------------------------------------------------ helpers
+
+    def _tell(self, connector_id: int, r: Reservation) -> None:
+        self._at[r.reservation_id] = connector_id
+        self.connectors[connector_id].post(m.ReservationMade(r))
+
+    def _let_go(self, reservation_id: int) -> None:
+        cid = self._at.pop(reservation_id, None)
+        if cid is not None:
+            self.connectors[cid].post(m.ReservationEnded(reservation_id))
+
+    def _end(self, reservation_id: int) -> None:
+        self._let_go(reservation_id)
+        self._forget(reservation_id)
+
+    def _forget(self, reservation_id: int) -> None:
+        self._held.pop(reservation_id, None)
+        self.store.remove(reservation_id)
+
+    def _refuse(self, r: Reservation, answer: str, why: str) -> str:
+        log.info(
+            "ReserveNow %d on connector %d %s%s",
+            r.reservation_id,
+            r.connector_id,
+            answer,
+            f": {why}" if why else "",
+        )
+        return answer

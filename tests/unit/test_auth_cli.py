@@ -1,0 +1,53 @@
+"""``chargepoint auth`` on a state directory written through the real stores (in process)."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+from firmware.authorization import AuthorizationCache
+from firmware.cli import auth
+from firmware.config_keys import KeyStore, Source
+from firmware.domain import AuthorizationData, AuthorizationStatus, IdTagInfo
+from firmware.local_list import LocalListStore
+from tests.conftest import REPO
+
+BENCH = REPO / "config" / "bench.toml"
+PAST = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def run(state: Path, *args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    action, *rest = args
+    code = auth.run(action, BENCH, state, rest[0] if rest else None, out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_show_names_both_sources_and_the_one_that_counts(tmp_path: Path) -> None:
+    store = LocalListStore.open(tmp_path)
+    ok = IdTagInfo(AuthorizationStatus.ACCEPTED, "FLEET")
+    old = IdTagInfo(AuthorizationStatus.ACCEPTED, None, PAST)
+    store.apply(3, True, [AuthorizationData("Both", ok), AuthorizationData("Old", old)], 10)
+    store.close()
+    cache = AuthorizationCache(tmp_path)
+    cache.put("both", IdTagInfo(AuthorizationStatus.BLOCKED))
+    cache.close()
+    code, out, err = run(tmp_path, "show", "BOTH")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "BOTH: local list: Accepted, parent FLEET",
+        "BOTH: cache: Blocked (AuthorizationCacheEnabled is false: not used)",
+        "BOTH: authorization uses the local list (the list wins over the cache)",
+    ]
+    code, out, _ = run(tmp_path, "list")
+    assert code == 0
+    assert "  Old  Expired, expires 2020-01-01T00:00:00.000Z" in out.splitlines()
+    keys = KeyStore.open(tmp_path)  # what `chargepoint config set` stores
+    keys.save("LocalAuthListEnabled", "false", Source.LOCAL)
+    keys.close()
+    code, out, _ = run(tmp_path, "list")
+    assert out.splitlines()[0] == (
+        "local authorization list: version 3, 2 of at most 10000 idTags "
+        "(LocalAuthListEnabled is false: not used)"
+    )
