@@ -37,7 +37,6 @@ from pathlib import Path
 
 from firmware.clock import from_ocpp, to_ocpp, utcnow
 from firmware.config_keys import K, KeyRegistry
-from firmware.profiles import LOCAL_AUTH_LIST_MANAGEMENT
 from firmware.domain import (
     AuthorizationData,
     AuthorizationStatus,
@@ -48,6 +47,7 @@ from firmware.domain import (
     UpdateStatus,
     UpdateType,
 )
+from firmware.profiles import LOCAL_AUTH_LIST_MANAGEMENT
 from firmware.storage import OpenedStore, open_or_memory, transaction
 
 log = logging.getLogger(__name__)
