@@ -333,6 +333,24 @@ class CsmsChargePoint(ChargePoint):
         self._state.log_statuses.append(_camel(payload))
         return call_result.LogStatusNotification()
 
+    # Firmware Management notifications (a charger sends Idle when triggered): recorded like
+    # every message, answered with the empty .conf.
+    @on(Action.diagnostics_status_notification)
+    def on_diagnostics_status_notification(
+        self, **_: Any
+    ) -> call_result.DiagnosticsStatusNotification:
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status_notification(self, **_: Any) -> call_result.FirmwareStatusNotification:
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.signed_firmware_status_notification)
+    def on_signed_firmware_status_notification(
+        self, **_: Any
+    ) -> call_result.SignedFirmwareStatusNotification:
+        return call_result.SignedFirmwareStatusNotification()
+
     @on(Action.data_transfer)
     def on_data_transfer(self, vendor_id: str, **rest: Any) -> call_result.DataTransfer:
         self._state.data_transfers.append(_camel({"vendor_id": vendor_id, **rest}))

@@ -76,6 +76,7 @@ def build_keys(
         has_buzzer=hw.buzzer is not None,
         has_display=hw.display is not None,
         max_current_a=int(max(c.max_current_a for c in hw.connectors)),
+        profiles=settings.ocpp.profiles,
     )
     servable = _servable_measurands(settings, devices)
     for name in MEASURAND_KEYS:

@@ -305,7 +305,10 @@ def tx_auth_result(c: ConnectorState, e: AuthorizationResult, p: Policy) -> Resu
 def stop(c: ConnectorState, e: StopRequested, p: Policy) -> Result:
     c, cmds = _end_transaction(c, e.reason, e.id_tag)
     c = _release_tethered(c, p)
-    c = replace(c, status=S.FINISHING if c.plugged else _idle_status(c))
+    # A cable still locked in the socket (the EV side left with UnlockConnectorOnEVSideDisconnect
+    # false) is not free for the next user until the unlock is confirmed: Finishing till then
+    # (finishing_unlocked; OCTT TC_005_3_CS).
+    c = replace(c, status=S.FINISHING if c.plugged or c.locked else _idle_status(c))
     if c.locked:
         # Normal termination releases the cable (OCPP 1.6 §4.10).
         cmds.append(Unlock())

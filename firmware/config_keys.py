@@ -34,6 +34,7 @@ from firmware.key_registry import (
 )
 from firmware.key_store import KeyStore, StoreUnusable
 from firmware.metering import split_phase
+from firmware.profiles import FEATURE_PROFILES, IMPLEMENTED, in_order
 
 VENDOR_PREFIX = "PiCP."
 
@@ -146,16 +147,6 @@ MEASURAND_KEYS = (
     K.StopTxnAlignedData,
     K.StopTxnSampledData,
 )
-FEATURE_PROFILES = frozenset(
-    {
-        "Core",
-        "FirmwareManagement",
-        "LocalAuthListManagement",
-        "Reservation",
-        "SmartCharging",
-        "RemoteTrigger",
-    }
-)
 
 
 def measurands_validator(servable: frozenset[str] | None) -> Validator:
@@ -176,7 +167,9 @@ def measurands_validator(servable: frozenset[str] | None) -> Validator:
     return check
 
 
-def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
+def core_keys(
+    number_of_connectors: int, tethered: bool, profiles: tuple[str, ...] = IMPLEMENTED
+) -> list[KeyDefinition]:
     BOOL, INT, CSL = KeyType.BOOLEAN, KeyType.INTEGER, KeyType.CSL
     seconds: dict[str, Any] = dict(minimum=0, maximum=2_147_483_647, unit="s")
     measurands: dict[str, Any] = dict(
@@ -380,10 +373,11 @@ def core_keys(number_of_connectors: int, tethered: bool) -> list[KeyDefinition]:
         KeyDefinition(
             K.SupportedFeatureProfiles,
             CSL,
-            ("Core", "LocalAuthListManagement", "RemoteTrigger", "Reservation", "SmartCharging"),
+            in_order(profiles),
             Access.R,
-            allowed_items=FEATURE_PROFILES,
-            description="Feature profiles this charger implements.",
+            allowed_items=frozenset(FEATURE_PROFILES),
+            description="Feature profiles this charger implements: those the configuration "
+            "file's [ocpp] profiles enables.",
         ),
         KeyDefinition(
             K.TransactionMessageAttempts,
@@ -764,9 +758,13 @@ def build_registry(
     has_buzzer: bool = True,
     has_display: bool = False,
     max_current_a: int = 16,
+    profiles: tuple[str, ...] = IMPLEMENTED,
 ) -> KeyRegistry:
+    """Every key of this charger.  ``profiles``: the feature profiles enabled (a subset of
+    firmware.profiles.IMPLEMENTED, checked by firmware.settings): SupportedFeatureProfiles
+    announces them and the keys of the others are withheld from the central system."""
     registry = KeyRegistry()
-    for d in core_keys(number_of_connectors, tethered):
+    for d in core_keys(number_of_connectors, tethered, profiles):
         registry.declare(d)
     for d in security_keys():
         registry.declare(d)
@@ -783,6 +781,7 @@ def build_registry(
         max_current_a=max_current_a,
     ):
         registry.declare(d)
+    registry.withheld = frozenset(FEATURE_PROFILES) - set(profiles)
     return registry
 
 

@@ -228,6 +228,9 @@ class KeyRegistry:
     validators: dict[str, list[Validator]] = field(default_factory=dict)
     store: ValueStore | None = None
     _store_version: int | None = None
+    # Feature profiles the charger ships without (firmware.profiles): their keys keep their
+    # values for the code that reads them, but the central system neither sees nor changes them.
+    withheld: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------ declaring
 
@@ -312,9 +315,10 @@ class KeyRegistry:
         return self.sources[name.casefold()]
 
     def readable(self) -> Iterable[tuple[KeyDefinition, str]]:
-        """(definition, value as sent) for every key GetConfiguration may show."""
+        """(definition, value as sent) for every key GetConfiguration may show (not the
+        write-only keys, nor those of a withheld profile)."""
         for folded, d in self.definitions.items():
-            if not d.write_only:
+            if not d.write_only and d.profile not in self.withheld:
                 yield d, format_value(self.values[folded])
 
     # ------------------------------------------------------------ loading
@@ -398,6 +402,10 @@ class KeyRegistry:
         d = self.definition(name)
         if d is None:
             return ChangeResult(ChangeStatus.NOT_SUPPORTED, f"unknown key {name}")
+        if d.profile in self.withheld:
+            return ChangeResult(
+                ChangeStatus.NOT_SUPPORTED, f"{d.name}: profile {d.profile} is not enabled"
+            )
         if d.readonly:
             return ChangeResult(ChangeStatus.REJECTED, f"{d.name} is read-only")
         try:

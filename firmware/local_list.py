@@ -47,6 +47,7 @@ from firmware.domain import (
     UpdateStatus,
     UpdateType,
 )
+from firmware.profiles import LOCAL_AUTH_LIST_MANAGEMENT
 from firmware.storage import OpenedStore, open_or_memory, transaction
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,11 @@ class LocalAuthorizationList:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.keys[K.LocalAuthListEnabled])
+        """LocalAuthListEnabled, and the profile shipped (``[ocpp] profiles``): a list stored
+        before the manufacturer left the profile out is never used (firmware.profiles)."""
+        return LOCAL_AUTH_LIST_MANAGEMENT in self.keys[K.SupportedFeatureProfiles] and bool(
+            self.keys[K.LocalAuthListEnabled]
+        )
 
     def lookup(self, id_tag: str, now: datetime | None = None) -> IdTagInfo | None:
         """``id_tag``'s entry as authorization uses it: None when the list is disabled or does

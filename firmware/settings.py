@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_type_hints
 from urllib.parse import urlsplit
 
+from firmware.profiles import IMPLEMENTED, profile_problems
 from firmware.site_limit import SitePolicy
 from firmware.tomlcheck import (
     Problems,
@@ -121,6 +122,24 @@ class ChargepointTable:
 
 
 @dataclass(frozen=True)
+class FeatureProfiles:
+    """The OCPP 1.6 feature profiles to enable: names of firmware.profiles.IMPLEMENTED, Core
+    among them (firmware.profiles.profile_problems, one line per mistake)."""
+
+    def problem(self, value: tuple[str, ...]) -> list[str]:
+        return profile_problems(value)
+
+
+@dataclass(frozen=True)
+class OcppSettings:
+    """``[ocpp]``: what of OCPP 1.6 this charger ships with (optional table)."""
+
+    # The feature profiles SupportedFeatureProfiles announces; the others' requests are
+    # answered NotSupported and their keys withheld (docs/architecture.md, "Feature profiles").
+    profiles: Annotated[tuple[str, ...], FeatureProfiles()] = IMPLEMENTED
+
+
+@dataclass(frozen=True)
 class BenchSettings:
     """``[bench]``: the simulated bench (used only with ``hardware = "simulated"``)."""
 
@@ -181,6 +200,7 @@ class Settings:
     log_level: str = "INFO"
     meter_poll_interval_s: float = 1.0
     ocpp_keys: dict[str, object] = field(default_factory=dict)
+    ocpp: OcppSettings = field(default_factory=OcppSettings)
     bench: BenchSettings = field(default_factory=BenchSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     site: SiteSettings | None = None  # None: no [site] table, no site limit
@@ -302,6 +322,7 @@ TABLES = (
     "connectors",
     "safety",
     *_OPTIONAL_DEVICES,
+    "ocpp",
     "ocpp_keys",
     "bench",
     "logging",
@@ -411,6 +432,7 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
     ocpp_keys = data.get("ocpp_keys", {})
     if not isinstance(ocpp_keys, dict):
         found.lines.append(f"[ocpp_keys] must be a table, not {describe(ocpp_keys)}")
+    ocpp = found.take(check_table, OcppSettings, data.get("ocpp", {}), "ocpp")
     bench = found.take(check_table, BenchSettings, data.get("bench", {}), "bench")
     logging_settings = found.take(check_table, LoggingSettings, data.get("logging", {}), "logging")
     site_and_grid = found.take(_site, data["site"]) if "site" in data else (None, None)
@@ -442,6 +464,7 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
         log_level=cp.log_level,
         meter_poll_interval_s=cp.meter_poll_interval_s,
         ocpp_keys=ocpp_keys,
+        ocpp=ocpp,
         bench=bench,
         logging=logging_settings,
         site=site,

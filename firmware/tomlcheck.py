@@ -83,13 +83,16 @@ _KINDS: dict[object, str] = {
 
 def check_value(hint: Any, value: object, place: str) -> Any:
     """``value`` checked against the annotation ``hint`` (ints become floats where a float is
-    declared); SettingsError "<place> must be ..., not ..." otherwise."""
+    declared, an array becomes a tuple); SettingsError "<place> must be ..., not ..." otherwise."""
     origin = get_origin(hint)
     if origin is Annotated:
         base, *marks = get_args(hint)
         value = check_value(base, value, place)
         for mark in marks:
+            # One line per mistake: a mark may find several (a list of lines).
             problem = mark.problem(value)
+            if isinstance(problem, list) and problem:
+                raise SettingsError([f"{place} {p}" for p in problem])
             if problem:
                 raise SettingsError(f"{place} {problem}")
         return value
@@ -110,6 +113,19 @@ def check_value(hint: Any, value: object, place: str) -> Any:
             else "one of " + ", ".join(toml_text(c) for c in choices)
         )
         raise SettingsError(f"{place} must be {listed}, not {describe(value)}")
+    if origin is tuple:
+        # A TOML array of one kind, ``tuple[str, ...]``: every item checked, each mistake a line.
+        item, dots = get_args(hint)
+        if dots is not Ellipsis:
+            raise TypeError(f"no check for {hint}")
+        if not isinstance(value, list):
+            raise SettingsError(f"{place} must be an array, not {describe(value)}")
+        found = Problems()
+        items = tuple(
+            found.take(check_value, item, v, f"{place} item {n}") for n, v in enumerate(value, 1)
+        )
+        found.raise_any()
+        return items
     if origin is dict or hint is dict:
         if isinstance(value, dict):
             return value

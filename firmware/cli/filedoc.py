@@ -14,11 +14,14 @@ import types
 from dataclasses import MISSING, Field, fields
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
+from firmware.profiles import FEATURE_PROFILES, IMPLEMENTED
 from firmware.settings import (
     BenchSettings,
     ChargepointTable,
     CsmsUrl,
+    FeatureProfiles,
     LoggingSettings,
+    OcppSettings,
     SiteSettings,
 )
 from hal.config import (
@@ -103,6 +106,14 @@ _TABLES: list[tuple[str, str, type, tuple[str, ...], list[tuple[str, str, str]]]
         (),
         [],
     ),
+    (
+        "[ocpp]",
+        "the OCPP 1.6 feature profiles the charger ships with (optional table; a disabled "
+        "profile's requests are answered NotSupported, its keys withheld)",
+        OcppSettings,
+        (),
+        [],
+    ),
     ("[logging]", "the OCPP message log (optional table)", LoggingSettings, (), []),
     (
         "[site]",
@@ -145,12 +156,22 @@ def describe(hint: Any) -> str:
                 text += f", {mark.low} to {mark.high} characters" if mark.high else ", not empty"
             elif isinstance(mark, MeterModelName):
                 text += ": " + ", ".join(f"`{m}`" for m in METER_MODEL_NAMES)
+            elif isinstance(mark, FeatureProfiles):
+                text += (
+                    ": `Core` and any of "
+                    + ", ".join(f"`{p}`" for p in IMPLEMENTED if p != "Core")
+                    + " (OCPP 1.6 also names "
+                    + ", ".join(f"`{p}`" for p in FEATURE_PROFILES if p not in IMPLEMENTED)
+                    + ": not implemented)"
+                )
             elif isinstance(mark, CsmsUrl):
                 text += ": `ws://` or `wss://`, host, optional port, path; no query or fragment"
         return text
     if origin is Union or origin is types.UnionType:
         arms = [a for a in get_args(hint) if a is not type(None)]
         return describe(arms[0]) + " (optional)"
+    if origin is tuple:
+        return f"array of {describe(get_args(hint)[0])}s"
     if origin is Literal:
         return " or ".join(f'`"{c}"`' if isinstance(c, str) else f"`{c}`" for c in get_args(hint))
     return _KINDS[hint]
@@ -166,6 +187,8 @@ def _default(f: Field[Any]) -> str:
         return f"`{str(value).lower()}`"
     if isinstance(value, str):
         return f'`"{value}"`'
+    if isinstance(value, tuple):
+        return "`[" + ", ".join(f'"{v}"' for v in value) + "]`"
     return f"`{format_number(value)}`"
 
 

@@ -44,6 +44,7 @@ from firmware.ocpp.frames import (
     read_frame,
     schema_fault,
 )
+from firmware.profiles import DISABLED_ANSWERS
 from firmware.redaction import names_authorization_key
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,14 @@ def wire_form(request: Any) -> WireCall:
     )
 
 
+class RouteSource(Protocol):
+    """The central system's requests one connection serves (firmware.ocpp.routes.Routes): an
+    object with ``@on``/``@after`` methods, of which only the offered actions are routed."""
+
+    def offers(self, action: str) -> bool:
+        """Whether ``action`` is served (its feature profile is enabled)."""
+
+
 class ConnectionOwner(Protocol):
     """What a connection needs from the session that opened it."""
 
@@ -171,12 +180,23 @@ class Connection(ChargePoint):
     being handled: whatever its handling sends follows its CALLRESULT on the wire."""
 
     def __init__(
-        self, owner: ConnectionOwner, charge_point_id: str, ws: Any, timeout: float, routes: object
+        self,
+        owner: ConnectionOwner,
+        charge_point_id: str,
+        ws: Any,
+        timeout: float,
+        routes: RouteSource,
     ) -> None:
         # The library logs every frame it sends and receives on this logger; firmware.logs
         # routes it to the optional OCPP message log (never to the journal).
         super().__init__(charge_point_id, ws, response_timeout=timeout, logger=LibraryLog())
-        self.route_map = create_route_map(routes)
+        # Only the actions of the enabled feature profiles (Routes.offers): the others are
+        # answered "action-not-offered" below, whatever handler exists for them.
+        self.route_map = {
+            action: handlers
+            for action, handlers in create_route_map(routes).items()
+            if routes.offers(action)
+        }
         self.owner = owner
         # Set when the connection ends: calls waiting for an answer fail at once instead of
         # sitting out MessageTimeout for an answer that can no longer come.
@@ -234,6 +254,21 @@ class Connection(ChargePoint):
         assert frame.parts is not None
         outstanding[1].set_result(frame.parts)
 
+    async def _answer_disabled(self, msg: Call) -> None:
+        """A request of a feature profile this charger ships without, which OCPP 1.6 answers
+        with a status of its own (firmware.profiles.DISABLED_ANSWERS): checked against the
+        schema like any request, then answered."""
+        problem = await asyncio.get_running_loop().run_in_executor(
+            None, schema_fault, msg.action, msg.payload
+        )
+        if problem is not None:
+            code, cause = problem
+            await self._refuse(msg.unique_id, code, f"{msg.action} {cause}", msg.to_json())
+            return
+        answer = DISABLED_ANSWERS[msg.action]
+        log.info("%s answered %s: its feature profile is not enabled", msg.action, answer)
+        await self._send(msg.create_call_result(answer).to_json())
+
     async def _refuse(self, message_id: str | None, code: str | None, cause: str, raw: Any) -> None:
         if names_authorization_key(str(raw)):
             # A schema message quotes the value: not of a write-only key.
@@ -263,6 +298,9 @@ class Connection(ChargePoint):
             log.info("%s from the central system ignored: registration Rejected", msg.action)
             return None
         handlers = self.route_map.get(msg.action, {})
+        if "_on_action" not in handlers and msg.action in DISABLED_ANSWERS:
+            await self._answer_disabled(msg)
+            return None
         if "_on_action" not in handlers:
             fault = "action-not-offered" if msg.action in V16_ACTIONS else "unknown-action"
             await self._refuse(

@@ -25,6 +25,7 @@ from firmware.config_keys import KeyRegistry
 from firmware.domain import ConnectorError, ConnectorStatus, IdTagInfo, MeterSample, StopReason
 from firmware.logupload import DiagnosticsBuffer
 from firmware.ocpp.certificate_management import CertificateManagement
+from firmware.ocpp.firmware_status import register_idle_status_triggers
 from firmware.ocpp.local_list import LocalListManagement
 from firmware.ocpp.log_upload import LogUpload
 from firmware.ocpp.outbox import TransactionMessages
@@ -105,6 +106,7 @@ class OcppEdge:
             secrets=self.profiles.secrets,
             triggers=self.triggers,
         )
+        register_idle_status_triggers(self.session, self.triggers)
 
     async def serve(
         self,

@@ -39,6 +39,7 @@ from firmware.ocpp.security_profiles import SecurityProfiles
 from firmware.ocpp.smart_charging import CentralSmartCharging
 from firmware.ocpp.triggers import TriggerRegistry
 from firmware.ports import ChargerControl
+from firmware.profiles import offered
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,12 @@ class Routes:
         self.smart_charging = smart_charging
         self.local_list = local_list
         self.reservation = reservation
+
+    def offers(self, action: str) -> bool:
+        """Whether ``action`` is served: its feature profile is one SupportedFeatureProfiles
+        announces (firmware.profiles).  ``firmware.ocpp.connection`` leaves the others out of
+        the route map, so they are answered NotSupported whatever their block would say."""
+        return offered(action, self.keys[K.SupportedFeatureProfiles])
 
     def _pending(self, action: str) -> bool:
         """OCPP 1.6 §4.2.1: RemoteStart/RemoteStopTransaction are not allowed while Pending
@@ -130,6 +137,11 @@ class Routes:
     ) -> call_result.RemoteStartTransaction:
         ok = not self._pending("RemoteStartTransaction")
         profile = None
+        if charging_profile is not None and not self.offers("SetChargingProfile"):
+            # A charger shipped without Smart Charging cannot hold a limit: the transaction
+            # starts without one, as SupportedFeatureProfiles told the central system.
+            log.info("RemoteStartTransaction chargingProfile ignored: SmartCharging not enabled")
+            charging_profile = None
         if ok and charging_profile is not None:
             profile = self.smart_charging.remote_start_profile(charging_profile, connector_id)
             ok = profile is not None

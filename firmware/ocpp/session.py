@@ -33,6 +33,7 @@ from firmware.domain import RegistrationStatus
 from firmware.ocpp.connection import (
     Connection,
     ConnectionLost,
+    RouteSource,
     Troubles,
     UnusableAnswer,
     wire_form,
@@ -130,11 +131,16 @@ class OcppSession:
                 # until the next reboot or reconnect.
                 accept=lambda _cid: self.registration is RegistrationStatus.PENDING,
                 send=lambda _cid: self._boot_now.set(),
+                per_connector=False,
             ),
         )  # _register sends it now
         triggers.register(
             MessageTrigger.heartbeat.value,
-            Trigger(accept=lambda _cid: True, send=lambda _cid: send_soon(self, call.Heartbeat())),
+            Trigger(
+                accept=lambda _cid: True,
+                send=lambda _cid: send_soon(self, call.Heartbeat()),
+                per_connector=False,
+            ),
         )
 
     def _set_timeout(self, seconds: object) -> None:
@@ -189,7 +195,7 @@ class OcppSession:
 
     # ------------------------------------------------------------ running
 
-    async def run(self, routes: object, transport: TransportSecurity) -> None:
+    async def run(self, routes: RouteSource, transport: TransportSecurity) -> None:
         """Connect as ``transport`` says, register, serve ``routes`` (the central system's
         requests, firmware.ocpp.routes); reconnect with backoff whenever the connection ends.
 
@@ -217,7 +223,7 @@ class OcppSession:
             log.info("reconnecting in %.1f s", delay)
             await asyncio.sleep(delay)
 
-    async def _connect_once(self, routes: object, transport: TransportSecurity) -> None:
+    async def _connect_once(self, routes: RouteSource, transport: TransportSecurity) -> None:
         # TLS and headers of the security profile in force (raises for ws:// at profile >= 2).
         tls, headers = transport.connection_settings(self.url)
         if headers and self.url.startswith("ws://"):

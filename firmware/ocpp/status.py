@@ -36,7 +36,9 @@ class StatusReporting:
         self.dispatcher = dispatcher
         self.keys = keys
         self._statuses: dict[int, StatusReport] = {}
-        self._unsent: dict[int, None] = {}  # ordered set of connector ids
+        # The connector ids whose status is to go (in order), each with the token of its latest
+        # request: a change or a trigger while that connector's status is on the wire asks again.
+        self._unsent: dict[int, object] = {}
         self._wake = asyncio.Event()  # a status report is waiting
         dispatcher.while_ready(self._report)
         triggers.connectors(self.knows)
@@ -56,7 +58,7 @@ class StatusReporting:
         self._statuses[connector_id] = StatusReport(
             status, error, info, clock.utcnow(), clock.now()
         )
-        self._unsent[connector_id] = None
+        self._unsent[connector_id] = object()
         self._wake.set()
 
     def _trigger(self, connector_id: int | None) -> None:
@@ -67,7 +69,7 @@ class StatusReporting:
                 send_soon(self.dispatcher, self._request(i))
             return
         for i in ids:
-            self._unsent[i] = None
+            self._unsent[i] = object()
         self._wake.set()
 
     def _next(self) -> tuple[int | None, float]:
@@ -89,7 +91,7 @@ class StatusReporting:
         """Runs while registered; after a reconnect every connector's status goes again (the
         central system cannot know what changed meanwhile)."""
         for known in self._statuses:
-            self._unsent[known] = None
+            self._unsent[known] = object()
         while True:
             while self._unsent:
                 connector_id, wait = self._next()
@@ -100,10 +102,11 @@ class StatusReporting:
                         clock.now() + wait, self.keys, (K.MinimumStatusDuration,), wake=self._wake
                     )
                     continue
-                report = self._statuses[connector_id]
+                token = self._unsent[connector_id]
                 await notify(self.dispatcher, self._request(connector_id))
-                # Only now: a newer status that arrived meanwhile stays queued.
-                if self._statuses[connector_id] is report:
+                # Only now: a newer status, or a TriggerMessage answered after this one left
+                # (its StatusNotification must follow the answer, §5.17), stays queued.
+                if self._unsent.get(connector_id) is token:
                     self._unsent.pop(connector_id, None)
             self._wake.clear()
             await self._wake.wait()

@@ -18,13 +18,19 @@ from ocpp.v16.enums import TriggerMessageStatus
 class Trigger:
     """``accept(connector_id)``: whether the message can be sent now (True/False or a
     TriggerMessageStatus); ``send(connector_id)``: send it (called after the Accepted answer
-    went out).  ``per_connector``: a connector id the charger does not have is Rejected before
-    ``accept`` is asked.  ``extended_only``: only ExtendedTriggerMessage may ask for it."""
+    went out).  ``per_connector``: the message is about a connector (StatusNotification,
+    MeterValues), so a connector id the charger does not have is Rejected before ``accept`` is
+    asked; otherwise the connector id is not relevant and is ignored (§5.17: "it should be
+    ignored"), even one the charger does not have.  ``extended_only``: only
+    ExtendedTriggerMessage may ask for it.  ``send_extended``: what ExtendedTriggerMessage
+    sends instead (FirmwareStatusNotification asks for SignedFirmwareStatusNotification there,
+    Security Whitepaper F06); None: ``send``."""
 
     accept: Callable[[int | None], bool | TriggerMessageStatus]
     send: Callable[[int | None], None]
     per_connector: bool = True
     extended_only: bool = False
+    send_extended: Callable[[int | None], None] | None = None
 
 
 class TriggerRegistry:
@@ -66,7 +72,9 @@ class TriggerRegistry:
     def fire(self, requested: str, connector_id: int | None, *, extended: bool = False) -> None:
         """After the answer went out: send what an Accepted answer promised."""
         if self.status(requested, connector_id, extended=extended) is TriggerMessageStatus.accepted:
-            self._triggers[requested].send(connector_id)
+            trigger = self._triggers[requested]
+            send = trigger.send_extended if extended and trigger.send_extended else trigger.send
+            send(connector_id)
 
 
 __all__ = ["Trigger", "TriggerRegistry"]

@@ -458,8 +458,10 @@ FRAMES: list[tuple[str, str | bytes, bool, list[Any] | None]] = [
             "SetChargingProfile payload: 'connectorId' is a required property",
         ),
     ),
+    # Issue 13: offered since the Local Authorization List and Reservation; a request of a
+    # disabled profile is checked against its schema all the same (tests/system/octt/
+    # test_18_profiles_off.py).
     (
-        # Offered since the Local Authorization List (issue 13): an incomplete payload.
         "SendLocalList without its updateType",
         '[2,"a5","SendLocalList",{"listVersion":1}]',
         True,

@@ -122,8 +122,10 @@ async def test_extended_trigger_message(rig: Rig) -> None:
         "LogStatusNotification": "Accepted",
         "BootNotification": "Rejected",  # errata 3.35, as TriggerMessage
         "SignChargePointCertificate": "Rejected",  # no CpoName yet
-        "FirmwareStatusNotification": "NotImplemented",
+        # Issue 13: Idle, as SignedFirmwareStatusNotification (no firmware task ever runs).
+        "FirmwareStatusNotification": "Accepted",
     }
+    sends = {"FirmwareStatusNotification": "SignedFirmwareStatusNotification"}
     for requested, status in expected.items():
         mark = rig.cs.mark()
         connector = 1 if requested in ("StatusNotification", "MeterValues") else None
@@ -132,8 +134,8 @@ async def test_extended_trigger_message(rig: Rig) -> None:
         )
         assert answer.status == status, requested
         if status == "Accepted":
-            sent = await rig.wait_call(requested, since=mark)
-            if requested == "LogStatusNotification":
+            sent = await rig.wait_call(sends.get(requested, requested), since=mark)
+            if requested in ("LogStatusNotification", "FirmwareStatusNotification"):
                 assert sent.payload == {"status": "Idle"}
 
 

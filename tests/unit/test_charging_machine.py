@@ -120,6 +120,22 @@ def test_unplug_without_stop_on_ev_side_disconnect_suspends_transaction() -> Non
     assert c.info == "EV side disconnected" and m.OpenContactor() in cmds
 
 
+def test_a_stop_with_the_cable_still_locked_is_finishing_until_unlocked() -> None:
+    """OCTT TC_005_3_CS: the EV side left, the cable stays locked (both EV-side keys false),
+    then a remote stop: Finishing while the unlock runs, Available once it is confirmed."""
+    policy = replace(
+        POLICY,
+        stop_transaction_on_ev_side_disconnect=False,
+        unlock_connector_on_ev_side_disconnect=False,
+    )
+    c, _ = run([m.Plugged(), m.RemoteStart("A"), m.LockConfirmed(), m.EvRequestsPower()], policy)
+    c, _ = m.step(c, m.Unplugged(), policy)
+    c, cmds = m.step(c, m.StopRequested(StopReason.REMOTE), policy)
+    assert m.Unlock() in cmds and c.status is S.FINISHING
+    c, _ = m.step(c, m.Unlocked(), policy)
+    assert c.status is S.AVAILABLE
+
+
 def test_tc_068_same_card_stops_local_without_asking() -> None:
     c, _ = run(
         [

@@ -313,8 +313,9 @@ async def test_malformed_frames_are_logged_answered_and_survived(cs: CentralSyst
         await ws.send(json.dumps([2, "bad4", "FooBar", {}]))
         assert (await recv_json(ws))[:3] == [4, "bad4", "NotSupported"]
 
-        # A 1.6 action the CSMS has no handler for gets the library's NotImplemented.
-        await ws.send(json.dumps([2, "ni", "FirmwareStatusNotification", {"status": "Idle"}]))
+        # A 1.6 action the CSMS has no handler for (a central system's own request, sent to
+        # it) gets the library's NotImplemented.
+        await ws.send(json.dumps([2, "ni", "Reset", {"type": "Soft"}]))
         assert (await recv_json(ws))[:3] == [4, "ni", "NotImplemented"]
 
         # A response to nothing is logged, never answered.
