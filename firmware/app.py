@@ -233,7 +233,8 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     ocpp = _ocpp_edge(settings, keys)
     stop = asyncio.Event()
     cache = AuthorizationCache(settings.state_dir)
-    local_list = LocalAuthorizationList(LocalListStore.open(settings.state_dir), keys)
+    list_store = LocalListStore.open(settings.state_dir)
+    local_list = LocalAuthorizationList(list_store, keys)
     authorizer = Authorizer(keys, cache, ocpp.authorize, lambda: ocpp.online, local_list)
     connectors = [
         ConnectorController(
@@ -305,8 +306,9 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         )
     )
     # Reservations (reservations.db): held again before the connectors' first status.
+    reservation_store = ReservationStore.open(settings.state_dir)
     reservations = Reservations(
-        ReservationStore.open(settings.state_dir),
+        reservation_store,
         connectors,
         keys,
         charger_operative=lambda: charger.operative,
@@ -314,6 +316,15 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     )
     reservations.restore()
     running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)
+    running.stores = [
+        *([keys.store] if keys.store is not None else []),
+        cache,
+        list_store,
+        store,
+        reservation_store,
+        ocpp.transactions.store,
+        ocpp.events.log,
+    ]
     ocpp.finish_interrupted_transactions()
     tasks = [
         asyncio.create_task(

@@ -40,6 +40,12 @@ class Hardware(Protocol):
     async def close(self) -> None: ...
 
 
+class Closable(Protocol):
+    """A store the composition root opened (a SQLite file of the state directory)."""
+
+    def close(self) -> None: ...
+
+
 class Stoppable(Protocol):
     """A running helper the shutdown stops: the simulated bench, its control socket."""
 
@@ -63,6 +69,8 @@ class Running:
     crashed: bool = False  # an unhandled exception: outputs were driven safe, exit non-zero
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     lock: StateDirLock | None = None  # one controller per state directory, until shutdown
+    # Every store of the state directory the composition root opened: closed at shutdown.
+    stores: list[Closable] = field(default_factory=list)
 
     @property
     def smart(self) -> SmartCharging | None:
@@ -148,14 +156,10 @@ async def shutdown(running: Running) -> None:
     await running.devices.close()
     if running.bench is not None:
         await running.bench.stop()
-    if running.keys.store is not None:
-        running.keys.store.close()
-    if running.charger.authorizer is not None:
-        running.charger.authorizer.cache.close()
-    running.ocpp.transactions.store.close()
+    for store in running.stores:
+        store.close()
     if running.ocpp.log_upload.diagnostics is not None:
         logging.getLogger().removeHandler(running.ocpp.log_upload.diagnostics)
-    running.ocpp.events.log.close()
     if running.lock is not None:
         running.lock.release()
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from centralsystem import CentralSystem
+from firmware import app
 from firmware.authorization import AuthorizationCache
 from firmware.config_keys import KeyStore, Source
 from firmware.domain import AuthorizationData, AuthorizationStatus, IdTagInfo
@@ -36,7 +38,7 @@ from firmware.profile_store import ProfileStore
 from firmware.security_log import SecurityLog
 from firmware.storage import StoreUnusable, open_store
 from firmware.transactions import TransactionStore
-from tests.conftest import REPO
+from tests.conftest import REPO, bench_settings
 from tests.unit.test_smart_charging import MAX, profile
 
 T = "2026-11-29T10:00:00.000Z"
@@ -788,3 +790,31 @@ def test_a_store_root_creates_in_the_service_users_directory_is_the_service_user
         ),
     )
     assert (outcome.code, outcome.stderr) == (0, "")
+
+
+@pytest.mark.asyncio
+async def test_shutdown_leaves_no_file_of_the_state_directory_open(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
+    """Every store the controller opened (transactions, keys, cache, local list, profiles,
+    reservations, security log) is closed at shutdown: a process that starts controllers again
+    and again (the demo, the tests, a restart in place) must not gather open SQLite files."""
+    state = tmp_path / "state"
+
+    def open_in_state() -> list[str]:
+        found = []
+        for fd in Path("/proc/self/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue  # closed while listed
+            if target.startswith(str(state)):
+                found.append(target)
+        return sorted(found)
+
+    running = await app.start(bench_settings(csms.url, state))
+    try:
+        assert any(t.endswith("profiles.db") for t in open_in_state()), open_in_state()
+    finally:
+        await app.shutdown(running)
+    assert open_in_state() == []
