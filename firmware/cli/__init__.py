@@ -277,6 +277,17 @@ def _not_empty(text: str) -> str:
     return text
 
 
+def _state_options(parser: argparse.ArgumentParser) -> None:
+    """``--config`` and ``--state-dir``: the tools that read the device's stores (config, auth,
+    certificate) find them as the daemon does."""
+    parser.add_argument(
+        "--config", default=DEFAULT_CONFIG, help="configuration file (default %(default)s)"
+    )
+    parser.add_argument(
+        "--state-dir", type=_not_empty, help="state directory (default: from the file)"
+    )
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="chargepoint", description="OCPP 1.6J charge point controller for Raspberry Pi"
@@ -393,12 +404,7 @@ def parser() -> argparse.ArgumentParser:
         "config",
         help="list, get or set OCPP configuration keys on the device (the running daemon follows)",
     )
-    config.add_argument(
-        "--config", default=DEFAULT_CONFIG, help="configuration file (default %(default)s)"
-    )
-    config.add_argument(
-        "--state-dir", type=_not_empty, help="state directory (default: from the file)"
-    )
+    _state_options(config)
     csub = config.add_subparsers(dest="config_cmd", required=True)
     csub.add_parser("list", help="every key with access, source and value")
     example = csub.add_parser(
@@ -418,12 +424,7 @@ def parser() -> argparse.ArgumentParser:
         "auth",
         help="the Local Authorization List and the authorization cache on the device (read only)",
     )
-    auth.add_argument(
-        "--config", default=DEFAULT_CONFIG, help="configuration file (default %(default)s)"
-    )
-    auth.add_argument(
-        "--state-dir", type=_not_empty, help="state directory (default: from the file)"
-    )
+    _state_options(auth)
     asub = auth.add_subparsers(dest="auth_cmd", required=True)
     asub.add_parser("list", help="the list's version and idTags, then the cache's")
     show = asub.add_parser("show", help="what the list and the cache know of one idTag")
@@ -434,12 +435,7 @@ def parser() -> argparse.ArgumentParser:
         "certificate",
         help="root certificates and the charge point certificate on the device (security profiles)",
     )
-    cert.add_argument(
-        "--config", default=DEFAULT_CONFIG, help="configuration file (default %(default)s)"
-    )
-    cert.add_argument(
-        "--state-dir", type=_not_empty, help="state directory (default: from the file)"
-    )
+    _state_options(cert)
     certsub = cert.add_subparsers(dest="certificate_cmd", required=True)
     certsub.add_parser("list", help="installed root certificates and our certificate")
     install = certsub.add_parser("install", help="install a root certificate (PEM file)")
