@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from firmware.domain import (
@@ -195,3 +196,59 @@ class ConnectorReservations(Protocol):
     def ended(self, connector_id: int, reservation_id: int, why: str) -> None:
         """The connector let go of ``reservation_id``: 'used' (a transaction began under it),
         'Faulted', 'Unavailable', or 'refused' (it arrived when the connector was busy)."""
+
+
+class FirmwareInstallFailed(Exception):
+    """An update cannot be checked or installed; the message is one line for the log, the
+    security event and the central system's operator (never a credential)."""
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """How the last update's trial ended, found at start-up: ``installed`` True when ``version``
+    runs now and proved itself (BootNotification Accepted), False when the controller went back
+    to the previous release (``reason``: one line, e.g. "3 crashes in a row", "no BootNotification
+    Accepted within 300 s").  Reported once: FirmwareStatusNotification Installed or
+    InstallationFailed (OCPP 1.6 §4.5), Security Whitepaper events."""
+
+    version: str
+    installed: bool
+    reason: str
+
+
+class FirmwareInstaller(Protocol):
+    """The release layout (``firmware.release``) as the Firmware Management block
+    (``firmware.ocpp.firmware``) needs it: each version in its own venv under a releases
+    directory, ``current`` switched atomically, the previous release kept, a new release on
+    trial until it proves itself (issue 14).  The blocking methods are called from a worker
+    thread, never from the event loop."""
+
+    def check(self, bundle: Path) -> str:
+        """Blocking.  The version of the release bundle at ``bundle`` after checking its manifest
+        (format, Python requirement, this machine's platform, each wheel's sha256); raises
+        FirmwareInstallFailed with the reason."""
+
+    def install(self, bundle: Path) -> str:
+        """Blocking.  Install the bundle into its own release (a venv, offline, from the
+        bundle's wheels only) without switching to it; returns its version; raises
+        FirmwareInstallFailed (nothing half-installed is left behind).  A version already
+        installed is installed again from scratch."""
+
+    def activate(self, version: str) -> None:
+        """Put the installed ``version`` on trial: ``current`` now names it (one atomic rename),
+        the running release is kept as the one to go back to.  The caller then stops the
+        controller for the restart (``restart_argv``); raises FirmwareInstallFailed."""
+
+    def restart_argv(self) -> list[str]:
+        """The command line that starts the current release in place of this process when no
+        service manager supervises it (``os.execv``)."""
+
+    def confirm(self) -> None:
+        """The running release proved itself (BootNotification Accepted): its trial ends and it
+        is the release to go back to from now on.  Does nothing when no trial runs."""
+
+    def outcome(self) -> TrialOutcome | None:
+        """The end of the last trial not yet reported, or None; ``reported`` forgets it."""
+
+    def reported(self) -> None:
+        """The outcome was delivered to the central system (or queued durably)."""
