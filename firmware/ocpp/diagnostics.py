@@ -1,0 +1,179 @@
+"""GetDiagnostics (OCPP 1.6 §5.9, §6.21-6.22, Firmware Management profile): the charger answers
+at once with the name of the file it will upload, then builds the diagnostics bundle
+(``firmware.ports.DiagnosticsSource``; ``firmware.diagnostics`` says what it holds) and uploads
+it to ``<location>/<fileName>`` in the background with the one upload code
+(``firmware.logupload``: HTTP(S) PUT or multipart POST, FTP(S)), reporting each step with
+DiagnosticsStatusNotification (§4.4, §6.19): Uploading, then Uploaded or UploadFailed.
+TriggerMessage(DiagnosticsStatusNotification) is answered Accepted, then the status now:
+Uploading while an upload runs, else Idle (§4.4: Idle only when triggered).
+
+Decisions the specification leaves open:
+
+- no diagnostics source (an edge built without one: tests of the session alone), or a location
+  this charger cannot use (another scheme than http, https, ftp, ftps; no host):
+  the answer has no fileName (§6.22: "absent if no diagnostics information is available")
+  and nothing is uploaded; the reason is logged;
+- ``retries`` absent: ``DEFAULT_RETRIES`` more attempts after the first; ``retryInterval``
+  absent: ``DEFAULT_RETRY_INTERVAL_S`` (§6.21 leaves both to the charger);
+- a new GetDiagnostics while an upload runs cancels it and starts the new one, as GetLog does
+  (Security Whitepaper N01 says so there) and as MicroOcpp does: the central system asked
+  again, so it wants the new window and location; the cancelled upload reports nothing more
+  (OCPP 1.6 statuses carry no request id to tell two uploads apart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from ocpp.v16 import call, call_result
+from ocpp.v16.enums import DiagnosticsStatus, MessageTrigger
+
+from firmware import logupload
+from firmware.certificates import CertificateStore
+from firmware.clock import from_ocpp, utcnow
+from firmware.ocpp.dispatch import Dispatcher, send_soon
+from firmware.ocpp.triggers import Trigger, TriggerRegistry
+from firmware.ports import DiagnosticsSource
+from firmware.redaction import without_credentials
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETRIES = 1
+DEFAULT_RETRY_INTERVAL_S = 30
+BUNDLE_TYPE = "application/gzip"
+
+
+@dataclass(frozen=True)
+class DiagnosticsRequest:
+    """One GetDiagnostics.req as it is carried out: the file's URL and name, the log window,
+    the retries and their interval in seconds."""
+
+    url: str
+    file_name: str
+    start: datetime | None
+    stop: datetime | None
+    retries: int
+    retry_interval: int
+
+
+class DiagnosticsUpload:
+    """The GetDiagnostics block: one upload at a time (a new request replaces the running
+    one); registers the DiagnosticsStatusNotification trigger."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        source: DiagnosticsSource | None,
+        *,
+        certificates: CertificateStore | None,
+        triggers: TriggerRegistry,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.source = source
+        self.certificates = certificates
+        self._next: DiagnosticsRequest | None = None
+        self._upload: asyncio.Task[None] | None = None
+        triggers.register(
+            MessageTrigger.diagnostics_status_notification.value,
+            Trigger(
+                accept=lambda _cid: True,
+                send=lambda _cid: send_soon(
+                    dispatcher, call.DiagnosticsStatusNotification(status=self.status())
+                ),
+                per_connector=False,
+            ),
+        )
+
+    @property
+    def uploading(self) -> bool:
+        return self._upload is not None and not self._upload.done()
+
+    def status(self) -> DiagnosticsStatus:
+        """What a triggered DiagnosticsStatusNotification says: Uploading or Idle (§4.4)."""
+        return DiagnosticsStatus.uploading if self.uploading else DiagnosticsStatus.idle
+
+    def get_diagnostics(
+        self,
+        location: str,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+        start_time: str | None = None,
+        stop_time: str | None = None,
+    ) -> call_result.GetDiagnostics:
+        """GetDiagnostics.req (§6.21) -> GetDiagnostics.conf (§6.22): the file name, or none
+        when ``location`` cannot be used.  The upload starts with ``start_upload``, once the
+        answer went out."""
+        problem = (
+            logupload.check_location(location)
+            if self.source is not None
+            else "no diagnostics information on this charger"
+        )
+        if problem or self.source is None:
+            log.warning(
+                "GetDiagnostics to %s: %s; answered without a file name",
+                without_credentials(location),
+                problem,
+            )
+            return call_result.GetDiagnostics()
+        name = self.source.file_name(utcnow())
+        self._next = DiagnosticsRequest(
+            url=logupload.target(location, name),
+            file_name=name,
+            start=from_ocpp(start_time),
+            stop=from_ocpp(stop_time),
+            retries=DEFAULT_RETRIES if retries is None else max(0, retries),
+            retry_interval=(
+                DEFAULT_RETRY_INTERVAL_S if retry_interval is None else max(0, retry_interval)
+            ),
+        )
+        return call_result.GetDiagnostics(file_name=name)
+
+    def start_upload(self) -> None:
+        """After GetDiagnostics.conf went out: the notifications must follow it."""
+        request, self._next = self._next, None
+        if request is None or self.source is None:
+            return
+        if self.uploading and self._upload is not None:
+            log.info("GetDiagnostics: a new request replaces the upload under way")
+            self._upload.cancel()
+        self._upload = asyncio.get_running_loop().create_task(
+            self._run(request), name="diagnostics-upload"
+        )
+
+    async def _run(self, request: DiagnosticsRequest) -> None:
+        await self._notify(DiagnosticsStatus.uploading)
+        uploaded = False
+        assert self.source is not None  # start_upload checked
+        try:
+            pack = self.source.bundle(request.start, request.stop)
+            data = await asyncio.to_thread(pack)
+        except Exception:  # noqa: BLE001 - reported as UploadFailed, with the cause logged
+            log.exception("the diagnostics bundle could not be built")
+        else:
+            uploaded = await logupload.upload_with_retries(
+                request.url,
+                data,
+                tls=logupload.tls_for(request.url, self.certificates),
+                retries=request.retries,
+                retry_interval=request.retry_interval,
+                what=f"diagnostics {request.file_name}",
+                content_type=BUNDLE_TYPE,
+            )
+        await self._notify(
+            DiagnosticsStatus.uploaded if uploaded else DiagnosticsStatus.upload_failed
+        )
+
+    async def _notify(self, status: DiagnosticsStatus) -> None:
+        await self.dispatcher.send(call.DiagnosticsStatusNotification(status=status))
+
+
+__all__ = [
+    "BUNDLE_TYPE",
+    "DEFAULT_RETRIES",
+    "DEFAULT_RETRY_INTERVAL_S",
+    "DiagnosticsRequest",
+    "DiagnosticsUpload",
+]
