@@ -14,8 +14,8 @@ Members (under one directory named like the file):
 - ``logs/journal.log``: the service's journal lines of the window when the daemon runs under
   systemd and ``journalctl`` can read them (earlier runs too: what happened before a crash);
 - ``config/chargepoint.toml``: the configuration file;
-- ``config/keys.txt``: every configuration key with its value in force, its source and its
-  access (write-only keys: name only);
+- ``config/keys.txt``: every configuration key with its value in force, its access and its
+  source (a write-only key: its name and ``"***"``);
 - ``versions.txt``: the product, Python, the OS and kernel, every installed distribution;
 - ``state/transactions.json``: the journal and outbox summary (counts, open transactions,
   oldest pending message: ``TransactionStore.summary``);
@@ -65,7 +65,6 @@ log = logging.getLogger(__name__)
 MEMBER_MAX_BYTES = 4 * 1024 * 1024
 BUNDLE_MAX_BYTES = 24 * 1024 * 1024
 JOURNAL_TIMEOUT_S = 20.0
-WRITE_ONLY_SHOWN = "(write-only: removed)"
 # "idTag": "ABC" / \"parentIdTag\": \"ABC\" in a frame (JSON, or JSON quoted in a string).
 _ID_TAG_FIELD = re.compile(r"""(\\?["'](?:parent)?idTag\\?["']\s*:\s*)(\\?["'])[^"'\\]*(\\?["'])""")
 # The message log's line start ("%(asctime)s": local time, milliseconds after a comma).
@@ -133,7 +132,7 @@ class DiagnosticsCollector:
     def _keys_text(self) -> str:
         rows = []
         for d in sorted(self.keys.definitions.values(), key=lambda d: d.name.casefold()):
-            value = WRITE_ONLY_SHOWN if d.write_only else format_value(self.keys.get(d.name))
+            value = redaction.MASK if d.write_only else format_value(self.keys.get(d.name))
             access = "W" if d.write_only else ("R" if d.readonly else "RW")
             source = self.keys.source(d.name).value
             withheld = " withheld" if d.profile in self.keys.withheld else ""

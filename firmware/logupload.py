@@ -22,6 +22,7 @@ import asyncio
 import base64
 import collections
 import ftplib
+import http.client
 import io
 import logging
 import re
@@ -46,6 +47,14 @@ log = logging.getLogger(__name__)
 DIAGNOSTICS_LINES = 5000
 UPLOAD_TIMEOUT_S = 60.0
 TEXT = "text/plain; charset=utf-8"
+# What a failed transfer raises besides urllib's errors: the FTP errors, OSError too (a
+# connection reset while the answer is read: urllib raises those unwrapped), a broken HTTP
+# answer, a port that is no number.
+_TRANSFER_ERRORS: tuple[type[Exception], ...] = (
+    *ftplib.all_errors,
+    http.client.HTTPException,
+    ValueError,
+)
 # A PUT answered with one of these: the server takes no PUT there; a multipart POST is tried.
 _POST_INSTEAD = (405, 501)
 SCHEMES = ("http", "https", "ftp", "ftps")
@@ -126,9 +135,7 @@ def upload(
         raise UploadError(f"{shown}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         raise UploadError(f"{shown}: {_reason(exc.reason)}") from None
-    except ftplib.all_errors as exc:
-        raise UploadError(f"{shown}: {_reason(exc)}") from None
-    except ValueError as exc:  # a port that is no number, a malformed URL
+    except _TRANSFER_ERRORS as exc:
         raise UploadError(f"{shown}: {_reason(exc)}") from None
 
 

@@ -15,6 +15,8 @@ Decisions the specification leaves open:
   and nothing is uploaded; the reason is logged;
 - ``retries`` absent: ``DEFAULT_RETRIES`` more attempts after the first; ``retryInterval``
   absent: ``DEFAULT_RETRY_INTERVAL_S`` (§6.21 leaves both to the charger);
+- the outcome (Uploaded, UploadFailed) is sent again on the next connection when the connection
+  was lost before the central system answered it (the upload itself goes on while offline);
 - a new GetDiagnostics while an upload runs cancels it and starts the new one, as GetLog does
   (Security Whitepaper N01 says so there) and as MicroOcpp does: the central system asked
   again, so it wants the new window and location; the cancelled upload reports nothing more
@@ -28,13 +30,14 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from ocpp.exceptions import OCPPError
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import DiagnosticsStatus, MessageTrigger
 
 from firmware import logupload
 from firmware.certificates import CertificateStore
 from firmware.clock import from_ocpp, utcnow
-from firmware.ocpp.dispatch import Dispatcher, send_soon
+from firmware.ocpp.dispatch import NOT_DELIVERED, Dispatcher, send_soon
 from firmware.ocpp.triggers import Trigger, TriggerRegistry
 from firmware.ports import DiagnosticsSource
 from firmware.redaction import without_credentials
@@ -76,6 +79,11 @@ class DiagnosticsUpload:
         self.certificates = certificates
         self._next: DiagnosticsRequest | None = None
         self._upload: asyncio.Task[None] | None = None
+        # The outcome of the last upload while it could not be delivered (the connection was
+        # lost during the upload): sent on the next connection.
+        self._unreported: DiagnosticsStatus | None = None
+        self._uploading = False
+        dispatcher.while_ready(self._report_outcome)
         triggers.register(
             MessageTrigger.diagnostics_status_notification.value,
             Trigger(
@@ -89,7 +97,8 @@ class DiagnosticsUpload:
 
     @property
     def uploading(self) -> bool:
-        return self._upload is not None and not self._upload.done()
+        """An upload is under way (its outcome not yet known)."""
+        return self._uploading
 
     def status(self) -> DiagnosticsStatus:
         """What a triggered DiagnosticsStatusNotification says: Uploading or Idle (§4.4)."""
@@ -136,35 +145,67 @@ class DiagnosticsUpload:
         request, self._next = self._next, None
         if request is None or self.source is None:
             return
-        if self.uploading and self._upload is not None:
-            log.info("GetDiagnostics: a new request replaces the upload under way")
+        if self._upload is not None and not self._upload.done():
+            if self.uploading:
+                log.info("GetDiagnostics: a new request replaces the upload under way")
             self._upload.cancel()
+        self._unreported = None  # the new request's statuses supersede an older outcome
+        self._uploading = True
         self._upload = asyncio.get_running_loop().create_task(
             self._run(request), name="diagnostics-upload"
         )
 
     async def _run(self, request: DiagnosticsRequest) -> None:
+        try:
+            uploaded = await self._upload_bundle(request)
+        finally:
+            if self._upload is asyncio.current_task():  # not replaced by a newer request
+                self._uploading = False
+        self._unreported = (
+            DiagnosticsStatus.uploaded if uploaded else DiagnosticsStatus.upload_failed
+        )
+        await self._report_outcome()
+
+    async def _upload_bundle(self, request: DiagnosticsRequest) -> bool:
         await self._notify(DiagnosticsStatus.uploading)
-        uploaded = False
         assert self.source is not None  # start_upload checked
         try:
             pack = self.source.bundle(request.start, request.stop)
             data = await asyncio.to_thread(pack)
+            tls = logupload.tls_for(request.url, self.certificates)
         except Exception:  # noqa: BLE001 - reported as UploadFailed, with the cause logged
             log.exception("the diagnostics bundle could not be built")
-        else:
-            uploaded = await logupload.upload_with_retries(
-                request.url,
-                data,
-                tls=logupload.tls_for(request.url, self.certificates),
-                retries=request.retries,
-                retry_interval=request.retry_interval,
-                what=f"diagnostics {request.file_name}",
-                content_type=BUNDLE_TYPE,
-            )
-        await self._notify(
-            DiagnosticsStatus.uploaded if uploaded else DiagnosticsStatus.upload_failed
+            return False
+        return await logupload.upload_with_retries(
+            request.url,
+            data,
+            tls=tls,
+            retries=request.retries,
+            retry_interval=request.retry_interval,
+            what=f"diagnostics {request.file_name}",
+            content_type=BUNDLE_TYPE,
         )
+
+    async def _report_outcome(self) -> None:
+        """Send the outcome not yet delivered (Uploaded or UploadFailed): at the end of the
+        upload, and again on each new connection until the central system answered it, so a
+        connection lost during a long upload loses no outcome."""
+        status = self._unreported
+        if status is None or not self.dispatcher.connected:
+            return
+        try:
+            await self.dispatcher.call(call.DiagnosticsStatusNotification(status=status))
+        except OCPPError as exc:  # answered, with a CALLERROR: sending it again changes nothing
+            log.warning("DiagnosticsStatusNotification %s refused: %s", status.value, exc)
+        except NOT_DELIVERED as exc:
+            log.info(
+                "DiagnosticsStatusNotification %s not delivered (%s): sent on the next connection",
+                status.value,
+                exc,
+            )
+            return
+        if self._unreported is status:
+            self._unreported = None
 
     async def _notify(self, status: DiagnosticsStatus) -> None:
         await self.dispatcher.send(call.DiagnosticsStatusNotification(status=status))
