@@ -214,12 +214,13 @@ def message_log(tmp_path: Path) -> Iterator[Path]:
 
 
 async def test_the_bundle_holds_no_secret_the_charger_was_given(
-    csms: CentralSystem, tmp_path: Path, message_log: Path
+    csms: CentralSystem, tmp_path: Path, message_log: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A configuration file with an AuthorizationKey and a central system URL with a password,
     a key the central system changes, a private key and a password in log lines, an upload
     location with credentials: none of them, in any form, is in any member of the bundle,
-    while the values that are no secret are."""
+    while the values that are no secret are; the location's password is in no log line."""
+    caplog.set_level(logging.DEBUG)
     state = tmp_path / "state"
     key = ec.generate_private_key(ec.SECP256R1())
     key_pem = key.private_bytes(
@@ -258,6 +259,15 @@ async def test_the_bundle_holds_no_secret_the_charger_was_given(
         upload["headers"]["Authorization"]
         == "Basic " + base64.b64encode(f"diag:{UPLOAD_PASSWORD}".encode()).decode()
     ), "the location's credentials are used"
+    charger_side = [
+        r
+        for r in caplog.records
+        if not r.name.startswith(("centralsystem", "websockets.server", "firmware.test"))
+    ]
+    assert any("GetDiagnostics" in r.getMessage() for r in charger_side), "frames are logged"
+    for record in charger_side:
+        assert UPLOAD_PASSWORD not in record.getMessage(), record.getMessage()
+    assert UPLOAD_PASSWORD not in message_log.read_text()
     members = bundle_members(upload["data"])
     body = [line for line in key_pem.splitlines() if "-----" not in line]
     scalar = key.private_numbers().private_value.to_bytes(32, "big")

@@ -149,6 +149,19 @@ def test_the_log_filter_masks_message_and_arguments_and_withholds_the_traceback(
     assert RedactSecrets().filter(plain) and plain.getMessage() == "HeartbeatInterval 300"
 
 
+def test_the_log_filter_hides_url_credentials_in_message_and_arguments() -> None:
+    frame = '[2,"1","GetDiagnostics",{"location":"ftp://cpo:s3cret@10.0.0.1/diag"}]'
+    record = _record("receive %s", frame)
+    assert RedactSecrets().filter(record)
+    assert (
+        record.getMessage() == 'receive [2,"1","GetDiagnostics",{"location":"ftp://10.0.0.1/diag"}]'
+    )
+    inline = _record("upload to https://u:p@host/x failed")
+    assert (
+        RedactSecrets().filter(inline) and inline.getMessage() == "upload to https://host/x failed"
+    )
+
+
 # ------------------------------------------------------------------ private keys
 
 PEM = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB3k...\nAoGBAL...==\n-----END EC PRIVATE KEY-----"
