@@ -66,7 +66,9 @@ MEMBER_MAX_BYTES = 4 * 1024 * 1024
 BUNDLE_MAX_BYTES = 24 * 1024 * 1024
 JOURNAL_TIMEOUT_S = 20.0
 # "idTag": "ABC" / \"parentIdTag\": \"ABC\" in a frame (JSON, or JSON quoted in a string).
-_ID_TAG_FIELD = re.compile(r"""(\\?["'](?:parent)?idTag\\?["']\s*:\s*)(\\?["'])[^"'\\]*(\\?["'])""")
+_ID_TAG_FIELD = re.compile(
+    r"""(\\?["'](?:parentIdTag|idTag)\\?["']\s*:\s*)(\\?["'])[^"'\\]*(\\?["'])"""
+)
 # The message log's line start ("%(asctime)s": local time, milliseconds after a comma).
 _MESSAGE_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3}) ")
 
