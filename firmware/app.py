@@ -231,9 +231,8 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     # CentralSystemLink), then the Smart Charging service and the charger, then the edge serves
     # with them as its ChargerControl and SmartChargingControl, and the Local Authorization
     # List (the Authorizer's too) as its LocalListControl (firmware.ocpp.edge).
-    # The diagnostics bundle's connector status is the charger's, asked at run time (like
-    # on_reset below: the charger is built after the edge).
-    ocpp = _ocpp_edge(settings, keys, connectors=lambda: charger.status())
+    # The diagnostics bundle asks the charger (built below) for its status at run time.
+    ocpp = _ocpp_edge(settings, keys, lambda: charger.status())
     stop = asyncio.Event()
     cache = AuthorizationCache(settings.state_dir)
     list_store = LocalListStore.open(settings.state_dir)
@@ -348,15 +347,10 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     return running
 
 
-def _ocpp_edge(
-    settings: Settings,
-    keys: KeyRegistry,
-    connectors: Callable[[], dict[str, Any]] | None = None,
-) -> OcppEdge:
+def _ocpp_edge(settings: Settings, keys: KeyRegistry, status: Callable[[], Any]) -> OcppEdge:
     """The OCPP edge with its stores: the transaction journal, the certificates, the security
     log (StartupOfTheDevice recorded), the diagnostics log GetLog uploads and the diagnostics
     bundle GetDiagnostics uploads."""
-    from firmware import logs
     from firmware.certificates import CertificateStore
     from firmware.diagnostics import DiagnosticsCollector
     from firmware.logupload import DiagnosticsBuffer
@@ -367,13 +361,7 @@ def _ocpp_edge(
     security_log = SecurityLog.open(settings.state_dir)
     diagnostics = DiagnosticsBuffer()
     logging.getLogger().addHandler(diagnostics)
-    lg = settings.logging
-    message_log = None
-    if lg.ocpp_messages:
-        message_log = Path(lg.ocpp_log) if lg.ocpp_log else logs.default_message_log()
-    collector = DiagnosticsCollector(
-        settings, keys, store, diagnostics, message_log=message_log, connectors=connectors
-    )
+    collector = DiagnosticsCollector(settings, keys, store, diagnostics, connectors=status)
     ocpp = OcppEdge(
         url=settings.url,
         charge_point_id=settings.charge_point_id,

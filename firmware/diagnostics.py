@@ -56,6 +56,7 @@ from typing import Any
 from firmware import redaction
 from firmware.clock import utcnow
 from firmware.config_keys import KeyRegistry, format_value
+from firmware.logs import default_message_log
 from firmware.logupload import DiagnosticsBuffer, filename
 from firmware.settings import Settings
 from firmware.transactions import TransactionStore
@@ -87,12 +88,15 @@ class DiagnosticsCollector:
         message_log: Path | None = None,
         connectors: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
-        """``message_log``: the OCPP message log file when it is on; ``connectors``: the
-        charger's status (``Charger.status``), given once the charger exists."""
+        """``message_log``: the OCPP message log file (None: the one ``[logging]`` names when
+        ``ocpp_messages`` is on); ``connectors``: the charger's status (``Charger.status``)."""
         self.settings = settings
         self.keys = keys
         self.store = store
         self.lines = lines
+        lg = settings.logging
+        if message_log is None and lg.ocpp_messages:
+            message_log = Path(lg.ocpp_log) if lg.ocpp_log else default_message_log()
         self.message_log = message_log
         self.connectors = connectors
 
