@@ -111,7 +111,9 @@ class DiagnosticsCollector:
                 out += redaction.key_secrets(str(self.keys.get(d.name) or ""))
         return out
 
-    def bundle(self, start: datetime | None, stop: datetime | None) -> Callable[[], bytes]:
+    def bundle(
+        self, file_name: str, start: datetime | None, stop: datetime | None
+    ) -> Callable[[], bytes]:
         now = utcnow()
         secrets = self.secrets()
         texts: dict[str, str] = {
@@ -121,7 +123,7 @@ class DiagnosticsCollector:
         }
         if self.lines is not None:
             texts["logs/chargepoint.log"] = self.lines.text(start, stop)
-        name = self.file_name(now).removesuffix(".tar.gz")
+        name = file_name.removesuffix(".tar.gz")
 
         def pack() -> bytes:
             texts["logs/ocpp-messages.log"] = self._message_log(start, stop)

@@ -263,10 +263,12 @@ class DiagnosticsSource(Protocol):
         """The bundle's file name for a request received at ``now`` (GetDiagnostics.conf
         fileName, CiString255): ``<identity>-diagnostics-<UTC time>.tar.gz``."""
 
-    def bundle(self, start: datetime | None, stop: datetime | None) -> Callable[[], bytes]:
-        """Take what the bundle says of the charger now (on the event loop: the stores are not
-        shared with other threads) and return the packer, to be called in a worker thread:
-        it reads the logs (the lines logged from ``start`` to ``stop``; None: unbounded) and
+    def bundle(
+        self, file_name: str, start: datetime | None, stop: datetime | None
+    ) -> Callable[[], bytes]:
+        """Take what the bundle ``file_name`` (``file_name(now)``'s answer) says of the charger
+        now (on the event loop: the stores are not shared with other threads) and return the
+        packer, to be called in a worker thread: it reads the logs (the lines logged from ``start`` to ``stop``; None: unbounded) and
         returns the bundle, a gzip-compressed tar of at most
         ``firmware.diagnostics.BUNDLE_MAX_BYTES``, every secret removed.  Neither raises for a
         part it cannot read: the part says why it is missing."""

@@ -170,7 +170,7 @@ class DiagnosticsUpload:
         await self._notify(DiagnosticsStatus.uploading)
         assert self.source is not None  # start_upload checked
         try:
-            pack = self.source.bundle(request.start, request.stop)
+            pack = self.source.bundle(request.file_name, request.start, request.stop)
             data = await asyncio.to_thread(pack)
             tls = logupload.tls_for(request.url, self.certificates)
         except Exception:  # noqa: BLE001 - reported as UploadFailed, with the cause logged

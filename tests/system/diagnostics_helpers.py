@@ -65,14 +65,18 @@ async def diagnostics_statuses(rig: Rig, last: str, since: int = 0, count: int =
     return statuses()
 
 
-def bundle_members(data: bytes) -> dict[str, str]:
-    """The uploaded tar.gz's members: path (without the top directory) -> text."""
+def bundle_members(data: bytes, file_name: str | None = None) -> dict[str, str]:
+    """The uploaded tar.gz's members: path (without the top directory, which is named like
+    the file: checked when ``file_name`` is given) -> text."""
     out: dict[str, str] = {}
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         for member in tar.getmembers():
             handle = tar.extractfile(member)
             assert handle is not None, member.name
-            out[member.name.split("/", 1)[1]] = handle.read().decode()
+            top, path = member.name.split("/", 1)
+            if file_name is not None:
+                assert f"{top}.tar.gz" == file_name, member.name
+            out[path] = handle.read().decode()
     return out
 
 

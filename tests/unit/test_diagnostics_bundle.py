@@ -87,7 +87,7 @@ def test_the_message_log_window_uses_each_line_time(tmp_path: Path) -> None:
     )
     collector = _collector(tmp_path, message_log=log)
     start, stop = t0 + timedelta(minutes=1), t0 + timedelta(minutes=10)
-    members = _members(collector.bundle(start, stop)())
+    members = _members(collector.bundle("cp-diagnostics-x.tar.gz", start, stop)())
     text = next(v for k, v in members.items() if k.endswith("logs/ocpp-messages.log"))
     assert text.splitlines() == [
         f"{stamp(t0 + timedelta(minutes=5))} inside frame",
@@ -119,7 +119,8 @@ def test_the_collector_lists_keys_without_write_only_values_and_summarises_the_j
         collector.keys.change("AuthorizationKey", KEY, Source.CENTRAL_SYSTEM)
         assert KEY in collector.secrets() and "unit-Secret-pw!!" in collector.secrets()
         members = {
-            k.split("/", 1)[1]: v for k, v in _members(collector.bundle(None, None)()).items()
+            k.split("/", 1)[1]: v
+            for k, v in _members(collector.bundle("cp-diagnostics-x.tar.gz", None, None)()).items()
         }
     finally:
         store.close()

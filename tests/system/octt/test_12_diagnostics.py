@@ -48,7 +48,7 @@ async def test_tc_045_1_get_diagnostics_over_http(csms: CentralSystem, tmp_path:
             assert await diagnostics_statuses(rig, "Uploaded", mark) == ["Uploading", "Uploaded"]
             upload = one_upload(server.received)
             assert (upload["method"], upload["path"]) == ("PUT", f"/diag/{answer.file_name}")
-            members = bundle_members(upload["data"])
+            members = bundle_members(upload["data"], answer.file_name)
             assert {"README.txt", "logs/chargepoint.log", "config/keys.txt"} <= set(members)
 
 
