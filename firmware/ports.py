@@ -270,5 +270,5 @@ class DiagnosticsSource(Protocol):
         now (on the event loop: the stores are not shared with other threads) and return the
         packer, to be called in a worker thread: it reads the logs (the lines logged from
         ``start`` to ``stop``; None: unbounded) and returns the bundle, a gzip-compressed tar
-        of at most ``firmware.diagnostics.BUNDLE_MAX_BYTES``, every secret removed.  Neither
-        raises for a part it cannot read: the part says why it is missing."""
+        of at most ``firmware.diagnostics.BUNDLE_MAX_BYTES`` (ValueError beyond), every secret
+        removed.  A part that cannot be read raises nothing: the part says why it is empty."""
