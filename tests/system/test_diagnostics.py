@@ -22,10 +22,11 @@ from ocpp.exceptions import NotSupportedError
 from ocpp.v16 import call
 
 from centralsystem import CentralSystem
-from firmware import logs
-from firmware.settings import LoggingSettings, load
-from tests.conftest import BENCH_TOML, Rig, bench_settings
+from firmware import app, logs
+from firmware.settings import LoggingSettings, OcppSettings, load
+from tests.conftest import BENCH_TOML, Rig, bench_settings, start_fast
 from tests.system.diagnostics_helpers import (
+    WITH_FIRMWARE_MANAGEMENT,
     bundle_members,
     diagnostics_rig,
     diagnostics_statuses,
@@ -182,14 +183,26 @@ async def test_an_unusable_location_gets_no_file_name(csms: CentralSystem, tmp_p
 
 
 async def test_with_firmware_management_off_get_diagnostics_is_not_supported(
-    rig: Rig,
+    csms: CentralSystem, tmp_path: Path
 ) -> None:
-    """The bench's default profiles leave FirmwareManagement out until firmware updates are
-    built: the answer every request of a disabled profile gets (firmware.profiles)."""
-    if "FirmwareManagement" in rig.running.keys.get("SupportedFeatureProfiles"):
-        pytest.skip("FirmwareManagement is on by default")
-    with pytest.raises(NotSupportedError):
-        await rig.cs.call(rig.cp_id, call.GetDiagnostics(location="http://127.0.0.1:9/"))
+    """A charger shipped without the profile answers what every request of a disabled profile
+    gets (firmware.profiles); the trigger still says Idle: nothing runs (OCTT TC_054_CS)."""
+    without = tuple(p for p in WITH_FIRMWARE_MANAGEMENT if p != "FirmwareManagement")
+    settings = replace(bench_settings(csms.url, tmp_path), ocpp=OcppSettings(profiles=without))
+    running = await start_fast(settings)
+    rig = Rig(csms, running, tmp_path)
+    try:
+        await rig.wait_status("Available")
+        with pytest.raises(NotSupportedError):
+            await rig.cs.call(rig.cp_id, call.GetDiagnostics(location="http://127.0.0.1:9/"))
+        mark = rig.cs.mark()
+        answer = await rig.cs.call(
+            rig.cp_id, call.TriggerMessage(requested_message="DiagnosticsStatusNotification")
+        )
+        assert answer.status == "Accepted"
+        assert await diagnostics_statuses(rig, "Idle", mark) == ["Idle"]
+    finally:
+        await app.shutdown(running)
 
 
 # ------------------------------------------------------------------ secrets
