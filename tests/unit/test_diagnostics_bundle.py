@@ -165,3 +165,27 @@ def _collector(
         lines,
         message_log=message_log,
     )
+
+
+def test_under_systemd_the_journal_of_the_window_is_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """journalctl as the charger calls it (a stand-in that prints its arguments: the test
+    machine's journal is not the charger's), and a refusal, which the member explains."""
+    fake = tmp_path / "journalctl"
+    fake.write_text('#!/bin/sh\necho "$@"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("INVOCATION_ID", "abc")
+    monkeypatch.setattr(diagnostics, "_own_unit", lambda: "chargepoint.service")
+    start = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    args = diagnostics.journal_lines(start, start + timedelta(hours=1)).split()
+    assert args[:2] == ["--unit", "chargepoint.service"]
+    assert args[args.index("--since") + 1] == f"@{int(start.timestamp())}"
+    assert args[args.index("--until") + 1] == f"@{int(start.timestamp()) + 3601}"
+    fake.write_text(
+        '#!/bin/sh\necho "No journal files were opened due to insufficient permissions." >&2\nexit 1\n'
+    )
+    text = diagnostics.journal_lines(None, None)
+    assert text.startswith("# journalctl could not read the journal of chargepoint.service")
+    assert "insufficient permissions" in text
