@@ -183,9 +183,8 @@ def test_under_systemd_the_journal_of_the_window_is_asked_for(
     assert args[:2] == ["--unit", "chargepoint.service"]
     assert args[args.index("--since") + 1] == f"@{int(start.timestamp())}"
     assert args[args.index("--until") + 1] == f"@{int(start.timestamp()) + 3601}"
-    fake.write_text(
-        '#!/bin/sh\necho "No journal files were opened due to insufficient permissions." >&2\nexit 1\n'
-    )
+    refusal = "No journal files were opened due to insufficient permissions."
+    fake.write_text(f'#!/bin/sh\necho "{refusal}" >&2\nexit 1\n')
     text = diagnostics.journal_lines(None, None)
     assert text.startswith("# journalctl could not read the journal of chargepoint.service")
     assert "insufficient permissions" in text
