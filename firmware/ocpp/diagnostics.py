@@ -18,9 +18,9 @@ Decisions the specification leaves open:
 - the outcome (Uploaded, UploadFailed) is sent again on the next connection when the connection
   was lost before the central system answered it (the upload itself goes on while offline);
 - a new GetDiagnostics while an upload runs cancels it and starts the new one, as GetLog does
-  (Security Whitepaper N01 says so there), as MicroOcpp and EVerest's System module do: the central system asked
-  again, so it wants the new window and location; the cancelled upload reports nothing more
-  (OCPP 1.6 statuses carry no request id to tell two uploads apart).
+  (Security Whitepaper N01 says so there), as MicroOcpp and EVerest's System module do: the
+  central system asked again, so it wants the new window and location; the cancelled upload
+  reports nothing more (OCPP 1.6 statuses carry no request id to tell two uploads apart).
 """
 
 from __future__ import annotations
