@@ -158,9 +158,14 @@ class DiagnosticsCollector:
     def _connectors(self) -> dict[str, Any]:
         if self.connectors is None:
             return {"unavailable": "the charger is not running"}
+        try:
+            connectors = self.connectors()
+        except Exception as exc:  # noqa: BLE001 - a status that fails must not stop the bundle
+            return {"unavailable": f"{type(exc).__name__}: {exc}"}
+        # The idTag of a session names its card holder: not in a bundle (module docstring).
         return {
             cid: {k: v for k, v in state.items() if k != "id_tag"}
-            for cid, state in self.connectors().items()
+            for cid, state in connectors.items()
         }
 
     def _config_file(self) -> str:
