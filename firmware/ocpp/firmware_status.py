@@ -4,14 +4,14 @@ which is always true here.  (TriggerMessage(DiagnosticsStatusNotification) is an
 GetDiagnostics block, ``firmware.ocpp.diagnostics``, with the real status.)
 
 - TriggerMessage(FirmwareStatusNotification) ⇒ Accepted, then FirmwareStatusNotification(Idle)
-  (§4.5, the same rule); ExtendedTriggerMessage(FirmwareStatusNotification) ⇒
+  (§4.5: Idle only when triggered); ExtendedTriggerMessage(FirmwareStatusNotification) ⇒
   SignedFirmwareStatusNotification(Idle) without requestId (Security Whitepaper F06, L01: the
   requestId is absent when triggered and no update is running).
 
 §5.17 allows NotImplemented for a message "not implemented", but the answer costs nothing and is
-exact, and OCTT TC_054_CS expects Accepted and Idle for DiagnosticsStatusNotification (it allows
-NotImplemented for FirmwareStatusNotification only): both are answered alike.  A future Firmware
-Management block replaces these triggers with its own (the registry refuses a second one).
+exact (OCTT TC_054_CS allows NotImplemented for FirmwareStatusNotification, and expects Accepted
+and Idle for DiagnosticsStatusNotification).  A future Firmware Management block replaces this
+trigger with its own (the registry refuses a second one).
 """
 
 from __future__ import annotations
