@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -230,7 +231,8 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     # CentralSystemLink), then the Smart Charging service and the charger, then the edge serves
     # with them as its ChargerControl and SmartChargingControl, and the Local Authorization
     # List (the Authorizer's too) as its LocalListControl (firmware.ocpp.edge).
-    ocpp = _ocpp_edge(settings, keys)
+    # The diagnostics bundle asks the charger (built below) for its status at run time.
+    ocpp = _ocpp_edge(settings, keys, lambda: charger.status())
     stop = asyncio.Event()
     cache = AuthorizationCache(settings.state_dir)
     list_store = LocalListStore.open(settings.state_dir)
@@ -345,10 +347,12 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     return running
 
 
-def _ocpp_edge(settings: Settings, keys: KeyRegistry) -> OcppEdge:
+def _ocpp_edge(settings: Settings, keys: KeyRegistry, status: Callable[[], Any]) -> OcppEdge:
     """The OCPP edge with its stores: the transaction journal, the certificates, the security
-    log (StartupOfTheDevice recorded) and the diagnostics log GetLog uploads."""
+    log (StartupOfTheDevice recorded), the diagnostics log GetLog uploads and the diagnostics
+    bundle GetDiagnostics uploads."""
     from firmware.certificates import CertificateStore
+    from firmware.diagnostics import DiagnosticsCollector
     from firmware.logupload import DiagnosticsBuffer
     from firmware.ocpp.edge import OcppEdge
     from firmware.security_log import SecurityLog
@@ -357,6 +361,7 @@ def _ocpp_edge(settings: Settings, keys: KeyRegistry) -> OcppEdge:
     security_log = SecurityLog.open(settings.state_dir)
     diagnostics = DiagnosticsBuffer()
     logging.getLogger().addHandler(diagnostics)
+    collector = DiagnosticsCollector(settings, keys, store, diagnostics, connectors=status)
     ocpp = OcppEdge(
         url=settings.url,
         charge_point_id=settings.charge_point_id,
@@ -366,6 +371,7 @@ def _ocpp_edge(settings: Settings, keys: KeyRegistry) -> OcppEdge:
         security_log=security_log,
         certificates=CertificateStore.open(settings.state_dir, keys[K.CertificateStoreMaxLength]),
         diagnostics=diagnostics,
+        diagnostics_source=collector,
     )
     ocpp.events.startup(settings.firmware_version)
     return ocpp

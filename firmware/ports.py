@@ -252,3 +252,23 @@ class FirmwareInstaller(Protocol):
 
     def reported(self) -> None:
         """The outcome was delivered to the central system (or queued durably)."""
+
+
+class DiagnosticsSource(Protocol):
+    """What the GetDiagnostics block (``firmware.ocpp.diagnostics``) asks of the charger (OCPP
+    1.6 §5.9): the diagnostics bundle.  ``firmware.diagnostics.DiagnosticsCollector``
+    implements it; the block only names, uploads and reports it."""
+
+    def file_name(self, now: datetime) -> str:
+        """The bundle's file name for a request received at ``now`` (GetDiagnostics.conf
+        fileName, CiString255): ``<identity>-diagnostics-<UTC time>.tar.gz``."""
+
+    def bundle(
+        self, file_name: str, start: datetime | None, stop: datetime | None
+    ) -> Callable[[], bytes]:
+        """Take what the bundle ``file_name`` (``file_name(now)``'s answer) says of the charger
+        now (on the event loop: the stores are not shared with other threads) and return the
+        packer, to be called in a worker thread: it reads the logs (the lines logged from
+        ``start`` to ``stop``; None: unbounded) and returns the bundle, a gzip-compressed tar
+        of at most ``firmware.diagnostics.BUNDLE_MAX_BYTES`` (ValueError beyond), every secret
+        removed.  A part that cannot be read raises nothing: the part says why it is empty."""
