@@ -33,6 +33,7 @@ from firmware.charger import WALL_CLOCK_CHECK_S
 from firmware.config_keys import K, KeyRegistry
 from firmware.connector import ConnectorController
 from firmware.domain import ConnectorStatus, Reservation
+from firmware.profiles import RESERVATION
 from firmware.reservation_store import ReservationStore
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,17 @@ class Reservations:
         self.keys = keys
         self._operative = charger_operative
         self._known_parent = known_parent
-        self._held: dict[int, Reservation] = {r.reservation_id: r for r in store.reservations()}
+        stored = store.reservations()
+        if stored and RESERVATION not in keys[K.SupportedFeatureProfiles]:
+            # Made before the manufacturer left the profile out ([ocpp] profiles): kept in the
+            # file but never held, as a stored local list is never used (no central system
+            # could cancel them: CancelReservation is not offered).
+            log.warning(
+                "%d stored reservation(s) not held: the Reservation profile is not enabled",
+                len(stored),
+            )
+            stored = []
+        self._held: dict[int, Reservation] = {r.reservation_id: r for r in stored}
         self._at: dict[int, int] = {}  # reservationId -> the connector told to hold it
         self._changed = asyncio.Event()
         for c in self.connectors.values():
@@ -192,7 +203,11 @@ class Reservations:
             return "Faulted"
         if status is S.UNAVAILABLE or not self._operative():
             return "Unavailable"
-        if mine or (status is S.AVAILABLE and r.connector_id not in self._pending_holds()):
+        if mine and status is not S.RESERVED and not self._still_admitted(c, r):
+            # A card admitted under the old terms waits for its cable (Preparing): the new
+            # terms do not admit it, and it may not lose its session under a driver's hand.
+            return "Occupied"
+        if mine or (status is S.AVAILABLE and r.connector_id not in self._pending_holds(r)):
             return "Accepted"
         return "Occupied"  # in use, or reserved under another reservationId
 
@@ -202,7 +217,7 @@ class Reservations:
         if not self._operative():
             return "Unavailable"
         others = [x for x in self._zero() if x.reservation_id != r.reservation_id]
-        free = [c for c in self.connectors.values() if self._free_for_zero(c)]
+        free = [c for c in self.connectors.values() if self._free_for_zero(c, r)]
         if len(free) > len(others):
             return "Accepted"
         statuses = {c.state.status for c in self.connectors.values()}
@@ -212,18 +227,30 @@ class Reservations:
             return "Unavailable"
         return "Occupied"
 
-    def _free_for_zero(self, c: ConnectorController) -> bool:
-        """Available, or held back for a connector-0 reservation."""
+    def _free_for_zero(self, c: ConnectorController, r: Reservation) -> bool:
+        """Available, or Reserved for a connector-0 reservation or for ``r``'s own id (§5.13:
+        the reservation ``r`` replaces lets its connector go)."""
         held = c.state.reservation
         if c.state.status is S.AVAILABLE:
             return True
-        return c.state.status is S.RESERVED and held is not None and held.connector_id == 0
+        return (
+            c.state.status is S.RESERVED
+            and held is not None
+            and (held.connector_id == 0 or held.reservation_id == r.reservation_id)
+        )
+
+    @staticmethod
+    def _still_admitted(c: ConnectorController, r: Reservation) -> bool:
+        """No card admitted on ``c``, or the one admitted is admitted by ``r`` too."""
+        tag = c.state.authorized_id_tag
+        return tag is None or r.admits(tag, c.state.parent_id_tag)
 
     def _zero(self) -> list[Reservation]:
         return [r for r in self._held.values() if r.connector_id == 0]
 
-    def _pending_holds(self) -> set[int]:
-        return set(self._at.values())
+    def _pending_holds(self, r: Reservation) -> set[int]:
+        """Connectors told to hold a reservation other than ``r``'s id."""
+        return {cid for rid, cid in self._at.items() if rid != r.reservation_id}
 
     def _rebalance(self) -> None:
         """Hold back connectors for connector-0 reservations exactly while they would otherwise

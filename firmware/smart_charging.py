@@ -33,6 +33,7 @@ from firmware.config_keys import K, KeyRegistry
 from firmware.connector import ConnectorController
 from firmware.ports import TransactionHandle
 from firmware.profile_store import ProfileStore
+from firmware.profiles import SMART_CHARGING
 from firmware.site_limit import share
 from firmware.smart import (
     DEFAULT_PHASES,
@@ -97,7 +98,12 @@ class SmartCharging:
         self.phases = phases
         self.voltage = voltage
         self._wiring = dict(wiring or {})
-        self._profiles = store.profiles()
+        self._enabled = SMART_CHARGING in keys[K.SupportedFeatureProfiles]
+        # Profiles installed before the manufacturer left the profile out ([ocpp] profiles)
+        # stay in the file but never limit: no central system could clear them.
+        self._profiles = store.profiles() if self._enabled else []
+        if not self._enabled and store.profiles():
+            log.warning("stored charging profiles not used: SmartCharging is not enabled")
         self._pending: dict[int, ChargingProfile] = {}  # RemoteStartTransaction's, per connector
         self._site_a: float | None = None
         self._wake = asyncio.Event()
@@ -220,6 +226,9 @@ class SmartCharging:
         """RemoteStartTransaction's chargingProfile (§5.11, TC_059/TC_060) for the start about
         to begin on ``connector_id``: None when it will be installed, bound to the transaction,
         when that starts; else the reason it is Rejected.  A later call replaces it."""
+        if not self._enabled:
+            log.info("RemoteStartTransaction's chargingProfile ignored: SmartCharging is off")
+            return None
         profile = replace(profile, connector_id=connector_id)
         reason = self._rejection(profile, None, remote_start=True)
         if reason is not None:
