@@ -379,6 +379,7 @@ class Charger:
                 (
                     c.state.status in (S.AVAILABLE, S.PREPARING)
                     or (c.state.status is S.RESERVED and held and held.admits(id_tag, parent))
+                    or (c.reservations and c.reservations.make_way(c.id, id_tag, parent))
                 )
                 and not c.state.in_transaction
                 and c.state.operative

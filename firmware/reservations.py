@@ -191,6 +191,43 @@ class Reservations:
             self._changed.set()
         self._rebalance()
 
+    def make_way(self, connector_id: int, id_tag: str, parent_id_tag: str | None) -> bool:
+        """§5.13: a connector-0 reservation is the charge point's, not a connector's: the
+        holds of two are swapped (or this one handed over when the admitting reservation holds
+        none: a connector is then free for the other) rather than refuse its card here."""
+        here = next((rid for rid, cid in self._at.items() if cid == connector_id), None)
+        mine = None if here is None else self._held.get(here)
+        if (
+            here is None
+            or mine is None
+            or mine.connector_id != 0
+            or mine.admits(id_tag, parent_id_tag)
+        ):
+            return False
+        for rid, r in self._held.items():
+            if r.connector_id != 0 or rid == here or not r.admits(id_tag, parent_id_tag):
+                continue
+            other = self._at.get(rid)
+            if other is None:
+                log.info("connector %d handed from reservation %d to %d", connector_id, here, rid)
+                del self._at[here]
+                self._tell(connector_id, r)
+                self._rebalance()
+                return True
+            o = self.connectors[other].state
+            if o.status is S.RESERVED and o.authorized_id_tag is None and not o.pending_id_tag:
+                log.info(
+                    "reservations %d and %d swap connectors %d and %d",
+                    here,
+                    rid,
+                    connector_id,
+                    other,
+                )
+                self._tell(connector_id, r)
+                self._tell(other, mine)
+                return True
+        return False
+
     # ------------------------------------------------------------ the rules
 
     def _answer(self, r: Reservation) -> str:

@@ -17,6 +17,7 @@ from firmware import app
 from firmware.settings import OcppSettings
 from tests.conftest import Rig, bench_settings, start_fast
 from tests.system.octt.test_13_reservation import cancel, card_refused, reserve
+from tests.system.test_two_connectors import two_connector_settings
 
 pytestmark = pytest.mark.asyncio
 
@@ -198,5 +199,37 @@ async def test_f5_a_reservation_stored_before_the_profile_was_switched_off_is_no
             for r in rig.calls("StatusNotification")
             if r.seq >= booted and r.payload["status"] == "Reserved"
         ]
+    finally:
+        await app.shutdown(running)
+
+
+async def test_f6_a_remote_start_on_the_connector_held_for_another_connector_0_reservation(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
+    """Two connectors, two connector-0 reservations (each holds one): the reserving idTag of
+    one is Accepted on the connector held for the other, the holds swap (§5.13: a reservation
+    of the charge point), and its StartTransaction carries its reservationId."""
+    running = await start_fast(two_connector_settings(csms.url, tmp_path))
+    rig = Rig(csms, running, tmp_path)
+    try:
+        for connector in (0, 1, 2):
+            await rig.wait_status("Available", connector=connector)
+        mark = rig.cs.mark()
+        assert await reserve(rig, 0, "Z1", 1, parent_id_tag="GRP") == "Accepted"
+        assert await reserve(rig, 0, "Z2", 2) == "Accepted"
+        for connector in (1, 2):
+            await rig.wait_status("Reserved", connector=connector, since=mark)
+        status = rig.running.charger.status()
+        z1_at = next(c for c in ("1", "2") if status[c]["reservation"] == 1)
+        other = 2 if z1_at == "1" else 1
+        stranger = call.RemoteStartTransaction(id_tag="STRANGER", connector_id=other)
+        assert (await rig.cs.call(rig.cp_id, stranger)).status == "Rejected"
+        z1 = call.RemoteStartTransaction(id_tag="Z1", connector_id=other)
+        assert (await rig.cs.call(rig.cp_id, z1)).status == "Accepted"
+        await rig.wait_status("Preparing", connector=other, since=mark)
+        await rig.command("plug", connector=other)
+        start = await rig.wait_call("StartTransaction", since=mark)
+        assert start.payload["connectorId"] == other and start.payload["reservationId"] == 1
+        assert rig.running.charger.status()[z1_at]["reservation"] == 2
     finally:
         await app.shutdown(running)

@@ -16,7 +16,7 @@ import pytest
 from firmware import charging as m
 from firmware import clock
 from firmware.domain import ConnectorStatus as S
-from firmware.domain import Reservation, StopReason
+from firmware.domain import AuthorizationStatus, IdTagInfo, Reservation, StopReason
 from firmware.reservation_store import ReservationStore
 from firmware.reservations import Reservations
 from tests.unit.test_connector_runtime import Station, station
@@ -524,3 +524,38 @@ async def test_reservations_stored_before_the_profile_was_switched_off_are_not_h
             assert not svc.cancel_reservation(9)
             assert len(store.reservations()) == 2
             store.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_connector_0_reservations_swap_the_connectors_they_hold(tmp_path: Path) -> None:
+    """F6 (§5.13: a connector-0 reservation is the charge point's): a card of one presented on
+    the connector held for the other takes that connector; the other keeps the first one."""
+    with wall_clock_follows_the_loop():
+        async with AsyncExitStack() as stack:
+            one = await stack.enter_async_context(station())
+            two = await stack.enter_async_context(station())
+            two.connector.id = 2
+            svc = await stack.enter_async_context(service(tmp_path, one, two))
+            assert svc.reserve_now(Reservation(1, 0, "Z1", until(600), "GRP")) == "Accepted"
+            assert svc.reserve_now(Reservation(2, 0, "Z2", until(600))) == "Accepted"
+            await one.settle(1)
+            held = {s.connector.id: s.connector.state.reservation for s in (one, two)}
+            assert {r.reservation_id for r in held.values() if r} == {1, 2}
+            z1_at = next(cid for cid, r in held.items() if r and r.reservation_id == 1)
+            other = two if z1_at == 1 else one
+            # A stranger is refused there and swaps nothing.
+            assert not svc.make_way(other.connector.id, "STRANGER", None)
+            other.link.answers["KID"] = IdTagInfo(AuthorizationStatus.ACCEPTED, "grp")
+            other.connector.post(m.IdPresented("KID"))  # of Z1's group
+            await one.settle()
+            assert other.connector.state.status is S.PREPARING
+            mine = other.connector.state.reservation
+            assert mine is not None and mine.reservation_id == 1
+            first = svc.connectors[z1_at].state.reservation
+            assert first is not None and first.reservation_id == 2
+            other.ev.plugged = True
+            await one.settle()
+            assert other.link.transaction_calls()[-1][:2] == ("start", "KID")
+            assert other.link.reservation_ids[-1] == 1
+            assert svc.connectors[z1_at].state.status is S.RESERVED, "Z2 keeps one"
