@@ -15,8 +15,8 @@ import pytest
 
 from firmware import charging as m
 from firmware import clock
-from firmware.domain import ConnectorStatus as S
 from firmware.domain import AuthorizationStatus, IdTagInfo, Reservation, StopReason
+from firmware.domain import ConnectorStatus as S
 from firmware.reservation_store import ReservationStore
 from firmware.reservations import Reservations
 from tests.unit.test_connector_runtime import Station, station
