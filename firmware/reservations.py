@@ -39,6 +39,7 @@ from firmware.reservation_store import ReservationStore
 log = logging.getLogger(__name__)
 
 S = ConnectorStatus
+MIN_INT32, MAX_INT32 = -(2**31), 2**31 - 1
 _BUSY = frozenset({S.PREPARING, S.CHARGING, S.SUSPENDED_EV, S.SUSPENDED_EVSE, S.FINISHING})
 
 
@@ -120,6 +121,10 @@ class Reservations:
         r = reservation
         if r.parent_id_tag is None:
             r = replace(r, parent_id_tag=self._known_parent(r.id_tag))
+        if not MIN_INT32 <= r.reservation_id <= MAX_INT32:
+            # The schema's integer is unbounded; OCPP integers are 32-bit (StartTransaction
+            # must carry it back), as SendLocalList's listVersion.
+            return self._refuse(r, "Rejected", "reservationId does not fit 32 bits")
         if r.connector_id != 0 and r.connector_id not in self.connectors:
             return self._refuse(r, "Rejected", "no such connector")
         if r.connector_id == 0 and not self.keys[K.ReserveConnectorZeroSupported]:

@@ -5,8 +5,9 @@ Works while the daemon runs (SQLite in WAL mode: reading never blocks it); it on
 ``list`` prints the list's version (as GetLocalListVersion reads it while enabled) and entries,
 then the cache's entries; ``show TAG`` what each knows of one idTag (case-insensitive) and which
 one authorization uses (by the daemon's rule, ``Authorizer.local``: the list wins over the cache,
-a switched-off source or a profile left out of ``[ocpp] profiles`` is not used), always.  Exit 0, 1 when ``show``
-finds the idTag in neither, 2 for a file or directory that cannot be used (one line).
+a switched-off source or a profile left out of ``[ocpp] profiles`` is not used), always.  Exit
+0, 1 when ``show`` finds the idTag in neither, 2 for a file or directory that cannot be used
+(one line).
 """
 
 from __future__ import annotations

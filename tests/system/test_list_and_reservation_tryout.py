@@ -233,3 +233,58 @@ async def test_f6_a_remote_start_on_the_connector_held_for_another_connector_0_r
         assert rig.running.charger.status()[z1_at]["reservation"] == 2
     finally:
         await app.shutdown(running)
+
+
+# ------------------------------------------------------------------ the questionable points
+
+
+async def test_a_reservation_id_beyond_32_bits_is_rejected(rig: Rig) -> None:
+    """OCPP integers are 32-bit (StartTransaction must carry the id back); the schema's integer
+    is unbounded: Rejected, as SendLocalList's listVersion is Failed, and nothing is held."""
+    mark = rig.cs.mark()
+    assert await reserve(rig, 1, "R", 2**31 - 1) == "Accepted"
+    await rig.wait_status("Reserved", since=mark)
+    assert await reserve(rig, 1, "R", 2**31) == "Rejected"
+    assert await reserve(rig, 0, "R", -(2**31) - 1) == "Rejected"
+    assert rig.running.charger.status()["1"]["reservation"] == 2**31 - 1
+
+
+async def test_while_pending_reserve_now_is_rejected_and_send_local_list_accepted(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
+    """§4.2.1: while Pending the central system may configure the charger (the list is such
+    provisioning) but not commit it to a driver: ReserveNow is Rejected like
+    RemoteStartTransaction; CancelReservation has nothing to end."""
+    csms.queue_boot_response("Pending", 30)
+    running = await start_fast(bench_settings(csms.url, tmp_path))
+    rig = Rig(csms, running, tmp_path)
+    try:
+        await csms.wait_for(
+            lambda r: r.action == "BootNotification" and r.message_type == "CALLRESULT"
+        )
+        assert await reserve(rig, 1, "R", 1) == "Rejected"
+        assert await cancel(rig, 1) == "Rejected"
+        assert await send(rig, 1, "Full", [entry("A")]) == "Accepted"
+        assert running.charger.status()["1"]["reservation"] is None
+        assert await version(rig) == 1
+    finally:
+        await app.shutdown(running)
+
+
+async def test_a_triggered_boot_notification_is_refused_until_the_next_reconnect(
+    rig: Rig,
+) -> None:
+    """ERRATA 3.35: after BootNotification.conf(Accepted) TriggerMessage(BootNotification) is
+    refused until the next reset, reboot or reconnect.  A reconnect sends no BootNotification
+    (OCPP-J §5.4): the first one triggered on it is Accepted and sent, then refused again."""
+    trigger = call.TriggerMessage(requested_message="BootNotification")
+    assert (await rig.cs.call(rig.cp_id, trigger)).status == "Rejected"
+    boots = len(rig.calls("BootNotification"))
+    await rig.cs.disconnect(rig.cp_id, abrupt=True)
+    await rig.cs.wait_connected(rig.cp_id, timeout=10)
+    mark = rig.cs.mark()
+    assert (await rig.cs.call(rig.cp_id, trigger)).status == "Accepted"
+    await rig.wait_result("BootNotification", since=mark)
+    assert len(rig.calls("BootNotification")) == boots + 1
+    assert (await rig.cs.call(rig.cp_id, trigger)).status == "Rejected"
+    assert rig.running.ocpp.online
