@@ -226,9 +226,6 @@ class SmartCharging:
         """RemoteStartTransaction's chargingProfile (§5.11, TC_059/TC_060) for the start about
         to begin on ``connector_id``: None when it will be installed, bound to the transaction,
         when that starts; else the reason it is Rejected.  A later call replaces it."""
-        if not self._enabled:
-            log.info("RemoteStartTransaction's chargingProfile ignored: SmartCharging is off")
-            return None
         profile = replace(profile, connector_id=connector_id)
         reason = self._rejection(profile, None, remote_start=True)
         if reason is not None:

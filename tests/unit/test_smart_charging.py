@@ -461,14 +461,13 @@ async def test_profiles_stored_before_smart_charging_was_switched_off_never_limi
     tmp_path: Path,
 ) -> None:
     """Issue 13 tryout F5, the kind: a store restored while its profile is off
-    (``[ocpp] profiles`` without SmartCharging) is not used (no central system could clear it),
-    and RemoteStartTransaction's chargingProfile is ignored; the file keeps the profiles."""
+    (``[ocpp] profiles`` without SmartCharging) is not used (no central system could clear it);
+    the file keeps the profiles.  (RemoteStartTransaction's chargingProfile is ignored at the
+    edge, firmware.ocpp.routes.)"""
     store = ProfileStore.open(tmp_path)
     assert SmartCharging(store, [], build_registry()).set_charging_profile(profile((0, 8))) is None
     off = SmartCharging(store, [], build_registry(profiles=("Core",)))
     assert off.profiles == []
-    tx = profile((0, 6), id=2, purpose=ChargingProfilePurpose.TxProfile, connector=1)
-    assert off.remote_start_profile(1, tx) is None and off.profiles == []
     assert [p.charging_profile_id for p in store.profiles()] == [1]
     assert len(SmartCharging(store, [], build_registry()).profiles) == 1, "on again: used"
     store.close()
