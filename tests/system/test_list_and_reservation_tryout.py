@@ -288,3 +288,28 @@ async def test_a_triggered_boot_notification_is_refused_until_the_next_reconnect
     assert len(rig.calls("BootNotification")) == boots + 1
     assert (await rig.cs.call(rig.cp_id, trigger)).status == "Rejected"
     assert rig.running.ocpp.online
+
+
+@pytest.mark.keys(ConnectionTimeOut=1)
+async def test_a_cable_left_on_a_reservation_that_expires_is_finishing_like_a_plug_in(
+    rig: Rig,
+) -> None:
+    """The Reserved+plugged connector whose reservation expires, with no card within
+    ConnectionTimeOut: Preparing, then Finishing (§4.9 B6, ERRATA 3.20), as a plug-in first on
+    an Available connector; unplugged: Available."""
+    mark = rig.cs.mark()
+    assert await reserve(rig, 1, "R", 1, seconds=5) == "Accepted"
+    await rig.wait_status("Reserved", since=mark)
+    await rig.command("plug")
+    c = rig.running.charger.connectors[1]
+    assert await c.wait_until(lambda: c.state.plugged, timeout=10)
+    assert c.state.reservation is not None, "the cable came while the connector was Reserved"
+    expired = await rig.wait_status("Preparing", since=mark)
+    finishing = await rig.wait_status("Finishing", since=expired.seq)
+    assert not rig.calls("StartTransaction")
+    await rig.command("unplug")
+    await rig.wait_status("Available", since=finishing.seq)
+    plugged = rig.cs.mark()
+    await rig.command("plug")  # the Core path, for comparison
+    await rig.wait_status("Preparing", since=plugged)
+    await rig.wait_status("Finishing", since=plugged)

@@ -559,3 +559,16 @@ async def test_connector_0_reservations_swap_the_connectors_they_hold(tmp_path: 
             assert other.link.transaction_calls()[-1][:2] == ("start", "KID")
             assert other.link.reservation_ids[-1] == 1
             assert svc.connectors[z1_at].state.status is S.RESERVED, "Z2 keeps one"
+
+
+def test_a_remote_start_authorized_under_the_old_terms_is_refused_under_the_new() -> None:
+    """F8, the remote path: the charger accepted RemoteStartTransaction for OWNER (old terms)
+    and authorized it; meanwhile the reservation was replaced for NEWCOMER: the RemoteStart
+    that arrives is checked against the terms the connector holds now, and starts nothing."""
+    replaced = Reservation(7, 1, "NEWCOMER", EPOCH)
+    c, cmds = run([m.ReservationMade(R), m.ReservationMade(replaced), m.RemoteStart("OWNER")])
+    assert c.status is S.RESERVED and c.authorized_id_tag is None and cmds == []
+    c, _ = run([m.RemoteStart("MATE", "team")], start=c)
+    assert c.status is S.RESERVED, "the old group is no longer the reservation's"
+    c, _ = run([m.RemoteStart("newcomer")], start=c)
+    assert c.status is S.PREPARING and c.authorized_id_tag == "newcomer"
