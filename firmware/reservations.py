@@ -11,7 +11,13 @@ makes sure that, while the reservation lasts, one connector stays free for its i
 connectors are as few as the connector-0 reservations not yet holding one, the last free ones
 are held back (status Reserved, for that reservation's idTag and group only) and are let go
 again as soon as another connector is free.  The reserving idTag may use any free connector:
-its StartTransaction carries the reservationId (``claim``).
+its StartTransaction carries the reservationId (``claim``); on a connector held back for
+another connector-0 reservation, the two swap the connectors they hold (``make_way``).
+
+The same reservationId replaces (§5.13), never leaving the old terms in use: a replacement
+whose terms would not admit the card already admitted under the old ones is Occupied (the
+machine withdraws an admission a replacement overtakes, ``charging_reservation.reserve_busy``).
+A charger without the Reservation profile holds no stored reservation.
 
 Expiry is one wait on the one clock (``firmware.clock.sleep_until`` to the earliest
 expiryDate, woken when the set changes), no polling; the wall clock is looked at again at least
