@@ -314,7 +314,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         connectors,
         keys,
         charger_operative=lambda: charger.operative,
-        known_parent=lambda tag: info.parent_id_tag if (info := authorizer.cached(tag)) else None,
+        known_parent=authorizer.known_parent,
     )
     reservations.restore()
     running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)

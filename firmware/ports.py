@@ -197,6 +197,12 @@ class ConnectorReservations(Protocol):
         """The connector let go of ``reservation_id``: 'used' (a transaction began under it),
         'Faulted', 'Unavailable', or 'refused' (it arrived when the connector was busy)."""
 
+    def make_way(self, connector_id: int, id_tag: str, parent_id_tag: str | None) -> bool:
+        """``id_tag`` (of group ``parent_id_tag``) wants this connector, which is held back for
+        a connector-0 reservation that does not admit it: True when a connector-0 reservation
+        that does admit it takes this connector instead (its ``ReservationMade`` is posted
+        here before the caller's next event), the other keeping or getting another one."""
+
 
 class FirmwareInstallFailed(Exception):
     """An update cannot be checked or installed; the message is one line for the log, the

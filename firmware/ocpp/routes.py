@@ -87,7 +87,7 @@ class Routes:
 
     def _pending(self, action: str) -> bool:
         """OCPP 1.6 §4.2.1: RemoteStart/RemoteStopTransaction are not allowed while Pending
-        (answered Rejected)."""
+        (answered Rejected), nor ReserveNow, which commits the charger to a driver too."""
         if self.registration() is RegistrationStatus.PENDING:
             log.info("%s Rejected: registration is Pending", action)
             return True
@@ -253,6 +253,9 @@ class Routes:
         reservation_id: int,
         parent_id_tag: str | None = None,
     ) -> call_result.ReserveNow:
+        if self._pending("ReserveNow"):
+            # A reservation commits the charger to a driver as a remote start does (§4.2.1).
+            return call_result.ReserveNow(status="Rejected")
         return self.reservation.reserve_now(
             connector_id, expiry_date, id_tag, reservation_id, parent_id_tag
         )
