@@ -24,14 +24,14 @@ def backup_power_toml(hold_off_s: float = 0.5, deliver_s: float = 5.0, pin: int 
 class Controller:
     """`chargepoint run` on the bench as a separate process, killed like a power cut."""
 
-    def __init__(self, url: str, state: Path, log: Path) -> None:
+    def __init__(self, url: str, state: Path, log: Path, config: Path | None = None) -> None:
         self.args = [
             sys.executable,
             "-m",
             "firmware",
             "run",
             "--config",
-            str(REPO / "config" / "bench.toml"),
+            str(config or REPO / "config" / "bench.toml"),
             "--csms-url",
             url,
             "--state-dir",

@@ -63,3 +63,19 @@ def test_mistakes_are_one_line_each(table: dict[str, Any], message: str) -> None
     text = str(err.value)
     assert message in text, text
     assert all("\n" not in p for p in err.value.problems)
+
+
+def documented_tables(text: str) -> set[str]:
+    return {
+        line.split("`")[1].strip("[]") for line in text.splitlines() if line.startswith("## `[")
+    }
+
+
+def test_every_table_of_the_file_is_in_the_generated_reference() -> None:
+    """A table the file takes but the reference leaves out (as [power_fail] was at first)."""
+    from firmware.cli.filedoc import render
+    from firmware.settings import TABLES
+
+    assert set(TABLES) <= documented_tables(render())
+    broken = render().replace("## `[power_fail]`", "## power fail")
+    assert "power_fail" not in documented_tables(broken)
