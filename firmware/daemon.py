@@ -216,6 +216,7 @@ async def _park(running: Running, mains: MainsWatch) -> bool:
     for task in (back, stopped):
         task.cancel()
     await asyncio.gather(back, stopped, return_exceptions=True)
+    systemd.notify("STOPPING=1", "STATUS=stopping")
     if back in done:
         log.warning("mains is back: restarting the controller")
         return True

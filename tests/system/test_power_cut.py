@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
+import signal
+import socket
+import subprocess
+import sys
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -18,10 +23,9 @@ import pytest
 from centralsystem import CentralSystem
 from firmware import app
 from firmware.settings import Settings, parse
-from tests.conftest import BENCH_TOML, Rig, start_fast
-from tests.system.helpers import backup_power_toml
-
-pytestmark = pytest.mark.asyncio
+from tests.conftest import BENCH_TOML, REPO, Rig, start_fast
+from tests.system.helpers import Controller, _charging, backup_power_toml
+from tests.system.test_systemd import listener
 
 HOLD_OFF_S = 0.5
 
@@ -87,6 +91,7 @@ def stops(cs: CentralSystem, since: int = 0) -> list[dict[str, Any]]:
     ]
 
 
+@pytest.mark.asyncio
 async def test_a_dip_shorter_than_the_hold_off_ends_nothing(
     csms: CentralSystem, tmp_path: Path
 ) -> None:
@@ -114,6 +119,7 @@ async def test_a_dip_shorter_than_the_hold_off_ends_nothing(
         await app.shutdown(running)
 
 
+@pytest.mark.asyncio
 async def test_both_connectors_are_stopped_with_power_loss(
     csms: CentralSystem, tmp_path: Path
 ) -> None:
@@ -148,6 +154,7 @@ async def test_both_connectors_are_stopped_with_power_loss(
             parked.cancel()
 
 
+@pytest.mark.asyncio
 async def test_stops_not_delivered_before_going_down_go_out_after_the_restart(
     csms: CentralSystem, tmp_path: Path
 ) -> None:
@@ -192,7 +199,97 @@ async def test_stops_not_delivered_before_going_down_go_out_after_the_restart(
         await app.shutdown(running)
 
 
+@pytest.mark.asyncio
 async def test_without_power_fail_the_bench_has_no_mains_line(rig: Rig) -> None:
     answer = await app.bench_command(rig.state_dir, {"cmd": "power-cut", "settle": False})
     assert not answer["ok"] and "no backup power" in answer["error"]
     assert rig.running.mains is None
+
+
+# ------------------------------------------------------------------ the daemon (real processes)
+
+
+def backup_power_config(tmp_path: Path, hold_off_s: float) -> Path:
+    config = tmp_path / "backup-power.toml"
+    config.write_text(BENCH_TOML.read_text() + backup_power_toml(hold_off_s, deliver_s=2))
+    return config
+
+
+@pytest.mark.asyncio
+async def test_sigterm_while_mains_is_lost_stops_with_power_loss(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
+    """A UPS HAT's own script shuts the Pi down before the hold-off ran out: SIGTERM's clean
+    stop then says PowerLoss (not Reboot), and the daemon exits 0 (no restart)."""
+    config = backup_power_config(tmp_path, hold_off_s=60)
+    ctl = Controller(csms.url, tmp_path / "state", tmp_path / "cp.log", config)
+    ctl.start()
+    try:
+        await _charging(csms, ctl, "SIGTERM-CUT")
+        mark = csms.mark()
+        await ctl.bench("power-cut", settle=False)
+        for _ in range(200):
+            if "mains lost: every transaction stops in 60 s" in (tmp_path / "cp.log").read_text():
+                break
+            await asyncio.sleep(0.05)
+        assert ctl.proc is not None
+        ctl.proc.send_signal(signal.SIGTERM)
+        # Waited for off the loop: the central system must answer the clean stop meanwhile.
+        assert await asyncio.to_thread(ctl.proc.wait, 20) == 0
+        (stop,) = stops(csms, mark)
+        assert stop["reason"] == "PowerLoss"
+    finally:
+        ctl.stop_quietly()
+
+
+def test_a_parked_daemon_feeds_the_watchdog_until_sigterm(tmp_path: Path) -> None:
+    """Parked after a power cut, the daemon keeps systemd's watchdog fed (else systemd would
+    kill and restart it, over and over while mains is off) and says why in STATUS=; SIGTERM
+    ends the park: STOPPING=1, exit 0."""
+    sock, path = listener(tmp_path)
+    state = tmp_path / "state"
+    with sock:
+        env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"}
+        env.pop("INVOCATION_ID", None)
+        with socket.socket() as probe:  # a port nothing listens on: offline is fine here
+            probe.bind(("127.0.0.1", 0))
+            dead_url = f"ws://127.0.0.1:{probe.getsockname()[1]}/ocpp"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "firmware",
+                "run",
+                "--config",
+                str(backup_power_config(tmp_path, hold_off_s=0.2)),
+                "--csms-url",
+                dead_url,
+                "--state-dir",
+                str(state),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / "cp.log").open("w"),
+        )
+        try:
+            assert sock.recv(4096).decode().startswith("READY=1\n")
+            answer = asyncio.run(app.bench_command(state, {"cmd": "power-cut", "settle": False}))
+            assert answer["ok"], answer
+            messages: list[str] = []
+            while not any("STATUS=power cut" in m for m in messages):
+                messages.append(sock.recv(4096).decode())
+            pings = 0
+            while pings < 3:
+                message = sock.recv(4096).decode()
+                assert not message.startswith("STOPPING=1"), message
+                pings += message.split("\n")[0] == "WATCHDOG=1"
+            assert proc.poll() is None, "parked, alive"
+            proc.send_signal(signal.SIGTERM)
+            while not messages[-1].startswith("STOPPING=1"):
+                messages.append(sock.recv(4096).decode())
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
