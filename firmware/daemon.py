@@ -134,6 +134,10 @@ async def stop_on_power_cut(running: Running, deliver_s: float) -> None:
                 "power cut: %d message(s) not delivered: kept in the outbox for the next start",
                 running.ocpp.transactions.pending,
             )
+    # A card or a RemoteStartTransaction in the delivery window may have begun one more:
+    # stopped too (its StopTransaction waits in the outbox; nothing more is waited for).
+    with suppress(Exception):
+        await running.charger.stop_transactions(StopReason.POWER_LOSS, STOP_TRANSACTIONS_S)
     log.warning("power cut: transactions stopped, outputs safe: stopping the controller")
     running.stop.set()
 
