@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import os
 import signal
 import socket
@@ -293,3 +294,48 @@ def test_a_parked_daemon_feeds_the_watchdog_until_sigterm(tmp_path: Path) -> Non
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.mark.asyncio
+async def test_hw_test_reads_the_power_fail_line(tmp_path: Path) -> None:
+    """An installer's check: with mains on the line must read "present" (a wrong active_high
+    would stop every session after the hold-off)."""
+    from firmware.cli import hwtest
+
+    settings = backup_power_settings("ws://127.0.0.1:9/ocpp", tmp_path)
+    devices, sim = await app.open_devices(settings)
+    try:
+        test = hwtest.HardwareTest(devices)
+        test.read_mains()
+        sim.set_mains(False)
+        test.read_mains()
+        got = [(c.name, c.verdict) for c in test.results]
+        assert got == [("power fail line", "OK"), ("power fail line", "FAIL")]
+        assert "active_high" in test.results[-1].detail
+    finally:
+        await app.close_devices(devices, sim)
+
+
+@pytest.mark.asyncio
+async def test_the_bench_cli_cuts_and_restores_mains(csms: CentralSystem, tmp_path: Path) -> None:
+    running = await start_fast(backup_power_settings(csms.url, tmp_path, hold_off_s=60))
+    try:
+
+        def cli(*args: str) -> dict[str, Any]:
+            done = subprocess.run(
+                [sys.executable, "-m", "firmware", "bench", "--state-dir", str(tmp_path), *args],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            )
+            answer: dict[str, Any] = json.loads(done.stdout)
+            return answer
+
+        assert (await asyncio.to_thread(cli, "power-cut"))["bench"]["power"] == {"mains": False}
+        assert running.mains is not None and running.mains.lost
+        assert (await asyncio.to_thread(cli, "power-restore"))["bench"]["power"] == {"mains": True}
+        assert not running.mains.lost and not running.mains.cut
+    finally:
+        await app.shutdown(running)
