@@ -177,7 +177,8 @@ def exit_or_restart(status: int) -> int:
 
 
 async def shutdown(running: Running) -> None:
-    """Outputs safe first, then tasks, then devices."""
+    """Outputs safe first, then tasks and stores, then devices; after a power cut
+    (``running.power_cut``) the devices wait for the park (``_park``) to end."""
     running.devices.safe_state()
     with suppress(Exception):
         await running.charger.shutdown()
@@ -232,7 +233,8 @@ async def serve(running: Running) -> int:
     """Run a started controller until SIGTERM/SIGINT, a Reset or a crash, then shut down
     (outputs safe first).  Tells systemd (when it listens) READY=1, STATUS= lines, WATCHDOG=1
     from this event loop, STOPPING=1.  Returns 0 when stopped, 3 for a Reset (the service
-    manager restarts us), 1 after a crash (Restart=on-failure restarts us too)."""
+    manager restarts us), 1 after a crash (Restart=on-failure restarts us too); after a power cut
+    3 once mains is back (a fresh start, BootNotification), 0 on SIGTERM while parked."""
     from firmware import systemd
 
     loop = asyncio.get_running_loop()
