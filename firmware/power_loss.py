@@ -44,6 +44,7 @@ class MainsWatch:
         self.lost = False
         self.cut = False
         self._lost_at = 0.0
+        self._back_at = 0.0  # when mains last came back (the loop's clock)
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._back = asyncio.Event()  # set while mains is present
@@ -88,7 +89,8 @@ class MainsWatch:
             self._timer = asyncio.get_running_loop().call_later(self.hold_off_s, self._held)
             return
         self._back.set()
-        lasted = clock.now() - self._lost_at
+        self._back_at = clock.now()
+        lasted = self._back_at - self._lost_at
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -114,7 +116,11 @@ class MainsWatch:
         while True:
             await self._back.wait()
             edges = self._edges
-            await asyncio.sleep(self.hold_off_s)
+            # Counted from the return, which may precede the wait (mains came back while the
+            # StopTransactions were still being delivered).
+            remaining = self._back_at + self.hold_off_s - clock.now()
+            if remaining > 0:
+                await asyncio.sleep(remaining)
             if not self.lost and self._edges == edges:
                 log.warning("mains back for %g s", self.hold_off_s)
                 return

@@ -140,3 +140,18 @@ async def test_mains_is_back_only_after_an_unbroken_hold_off() -> None:
     assert not back.done()
     await asyncio.wait_for(back, 2 * HOLD_OFF_S)
     assert loop.time() == pytest.approx(steady_from + HOLD_OFF_S, abs=0.01)
+
+
+async def test_mains_back_before_the_wait_counts_from_its_return() -> None:
+    """Mains returned while the StopTransactions were still being delivered: the park that
+    follows ends one hold-off after the return."""
+    line = Line(lost=True)
+    w, _ = watch(line)
+    await settle(HOLD_OFF_S + 1)
+    line.set(False)
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    back_at = loop.time()
+    await settle(1)
+    await asyncio.wait_for(w.wait_restored(), 2 * HOLD_OFF_S)
+    assert loop.time() == pytest.approx(back_at + HOLD_OFF_S, abs=0.01)
