@@ -38,6 +38,7 @@ from firmware.daemon import (
     shutdown,
     status_line,
     stop_on_crash,
+    stop_on_power_cut,
 )
 from firmware.domain import ConnectorStatus
 from firmware.grid_meter import GridMeterPoller
@@ -328,6 +329,18 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         ocpp.events.log,
     ]
     ocpp.finish_interrupted_transactions()
+    power_fail = settings.hardware.power_fail
+    if power_fail is not None:  # backup power: a power cut is met before going down
+        from firmware.power_loss import MainsWatch
+
+        deliver_s = power_fail.deliver_s
+        running.mains = MainsWatch(
+            devices.power_fail,
+            power_fail.hold_off_s,
+            lambda: running.tasks.append(
+                asyncio.create_task(stop_on_power_cut(running, deliver_s), name="power-cut")
+            ),
+        )
     tasks = [
         asyncio.create_task(
             ocpp.serve(charger, smart, local_list, reservations), name="ocpp-session"
@@ -344,6 +357,8 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     running.tasks = tasks
     for task in tasks:
         task.add_done_callback(lambda t: stop_on_crash(t, stop))
+    if running.mains is not None:
+        running.mains.start()
     return running
 
 
