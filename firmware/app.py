@@ -52,7 +52,9 @@ from firmware.storage import lock_state_dir, unusable
 from firmware.transactions import TransactionStore
 
 if TYPE_CHECKING:
+    from firmware.firmware_update import FirmwareUpdates
     from firmware.ocpp.edge import OcppEdge
+    from firmware.ports import FirmwareInstaller
 
 log = logging.getLogger("chargepoint")
 
@@ -149,16 +151,17 @@ def _security_profile_rule(keys: KeyRegistry, settings: Settings) -> Any:
     return check
 
 
-async def start(settings: Settings) -> Running:
+async def start(settings: Settings, *, installer: FirmwareInstaller | None = None) -> Running:
     """Build everything and start the tasks; returns once the controller runs.  If anything
     fails after the drivers exist, the outputs are driven safe and the drivers closed before
     the error propagates.  Raises ``StateDirInUse`` (another controller runs on the state
     directory) or ``StoreUnusable`` for the directory itself before any output is touched, and
     ``StoreUnusable`` when a state file cannot be used (firmware.storage), and
-    ``HardwareUnavailable`` when the drivers cannot be built (no GPIO on this machine)."""
+    ``HardwareUnavailable`` when the drivers cannot be built (no GPIO on this machine).
+    ``installer``: the release layout firmware updates install into (tests give a double)."""
     lock = lock_state_dir(settings.state_dir)
     try:
-        running = await _start_locked(settings)
+        running = await _start_locked(settings, installer)
     except BaseException:
         lock.release()
         raise
@@ -166,7 +169,7 @@ async def start(settings: Settings) -> Running:
     return running
 
 
-async def _start_locked(settings: Settings) -> Running:
+async def _start_locked(settings: Settings, installer: FirmwareInstaller | None) -> Running:
     bench = None
     if settings.hardware_kind == "simulated":
         from hal.sim.bench import SimulatedBench
@@ -186,7 +189,7 @@ async def _start_locked(settings: Settings) -> Running:
         devices = _build_devices(settings.hardware)
     devices.safe_state()
     try:
-        return await _start_with(settings, devices, bench)
+        return await _start_with(settings, devices, bench, installer)
     except BaseException:
         devices.safe_state()
         await devices.close()
@@ -224,7 +227,9 @@ def _build_devices(hardware: Any, pin_factory: object | None = None) -> Any:
                 log.debug("while opening the hardware: %s", w.message)
 
 
-async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
+async def _start_with(
+    settings: Settings, devices: Any, bench: Any, installer: FirmwareInstaller | None
+) -> Running:
     keys = build_keys(settings, devices)
     # The order needs no late wiring: the OCPP edge first (it is the charger's
     # CentralSystemLink), then the Smart Charging service and the charger, then the edge serves
@@ -316,6 +321,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     )
     reservations.restore()
     running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)
+    updates = _firmware_updates(settings, ocpp, charger, installer, running)
     running.stores = [
         *([keys.store] if keys.store is not None else []),
         cache,
@@ -324,17 +330,20 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         reservation_store,
         ocpp.transactions.store,
         ocpp.events.log,
+        ocpp.firmware.store,
     ]
     ocpp.finish_interrupted_transactions()
     tasks = [
         asyncio.create_task(
-            ocpp.serve(charger, smart, local_list, reservations), name="ocpp-session"
+            ocpp.serve(charger, smart, local_list, reservations, updates), name="ocpp-session"
         ),
         asyncio.create_task(reservations.run(), name="reservations"),
         asyncio.create_task(charger.run(), name="charger"),
         asyncio.create_task(_follow_store(keys), name="config-store"),
         asyncio.create_task(smart.run(), name="smart-charging"),
     ]
+    if updates is not None:
+        tasks.append(asyncio.create_task(updates.run(), name="firmware-updates"))
     if site is not None:
         tasks.append(asyncio.create_task(site.run(), name="grid-meter"))
     if bench_control is not None:
@@ -345,10 +354,49 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     return running
 
 
+def _firmware_updates(
+    settings: Settings,
+    ocpp: OcppEdge,
+    charger: Charger,
+    installer: FirmwareInstaller | None,
+    running: Running,
+) -> FirmwareUpdates | None:
+    """The firmware update service (firmware.firmware_update) over the release layout; None
+    (UpdateFirmware answered NotSupported) when there is no installer."""
+    from firmware.download import Limits
+    from firmware.firmware_update import ChargerGate, FirmwareUpdates, Wiring
+
+    if installer is None:
+        return None
+
+    def restart() -> None:
+        # Exactly as a Reset stops the controller: exit_or_restart then starts the new release.
+        running.reset_requested = False
+        running.stop.set()
+
+    mb = 1024 * 1024
+    updates = FirmwareUpdates(
+        Wiring(
+            store=ocpp.firmware.store,
+            installer=installer,
+            gate=ChargerGate(charger),
+            state_dir=settings.state_dir,
+            limits=Limits(settings.update.max_download_mb * mb, settings.update.keep_free_mb * mb),
+            certificates=ocpp.log_upload.certificates,
+            security_event=ocpp.events.record,
+            wake=ocpp.firmware.wake.set,
+            restart=restart,
+        )
+    )
+    ocpp.firmware.on_registered.append(updates.registered)
+    return updates
+
+
 def _ocpp_edge(settings: Settings, keys: KeyRegistry) -> OcppEdge:
     """The OCPP edge with its stores: the transaction journal, the certificates, the security
     log (StartupOfTheDevice recorded) and the diagnostics log GetLog uploads."""
     from firmware.certificates import CertificateStore
+    from firmware.firmware_update_store import FirmwareUpdateStore
     from firmware.logupload import DiagnosticsBuffer
     from firmware.ocpp.edge import OcppEdge
     from firmware.security_log import SecurityLog
@@ -366,6 +414,7 @@ def _ocpp_edge(settings: Settings, keys: KeyRegistry) -> OcppEdge:
         security_log=security_log,
         certificates=CertificateStore.open(settings.state_dir, keys[K.CertificateStoreMaxLength]),
         diagnostics=diagnostics,
+        firmware_store=FirmwareUpdateStore.open(settings.state_dir),
     )
     ocpp.events.startup(settings.firmware_version)
     return ocpp

@@ -438,6 +438,30 @@ class CertificateStore:
         chain = self.client_chain()
         return chain[0].not_valid_after_utc if chain else None
 
+    # ------------------------------------------------------------ firmware signing
+
+    def signing_certificate_problem(self, pem: str, now: datetime | None = None) -> str | None:
+        """Security Whitepaper L01 (SignedUpdateFirmware): why ``pem`` (the signing certificate,
+        optionally followed by the intermediates up to the root) is not one to trust, or None:
+        every certificate valid now, each issued by the next, the last issued by a valid
+        installed ManufacturerRootCertificate."""
+        try:
+            chain = load_certificates(pem)
+        except CertificateError as exc:
+            return str(exc)
+        roots = self.valid_roots(RootKind.MANUFACTURER, now)
+        if not roots:
+            return "no valid ManufacturerRootCertificate installed"
+        for cert, issuer in zip(chain, chain[1:], strict=False):
+            if not issued_by(cert, issuer):
+                return f"{common_name(cert.subject)!r} is not issued by the next certificate"
+        if any(not valid_at(c, now) for c in chain):
+            return "a certificate is outside its validity period"
+        last = chain[-1]
+        if any(fingerprint(last) == fingerprint(r) or issued_by(last, r) for r in roots):
+            return None
+        return "not issued by an installed ManufacturerRootCertificate"
+
     # ------------------------------------------------------------ TLS
 
     def tls_context(
@@ -481,6 +505,53 @@ class CertificateStore:
         return expires is not None and expires - utcnow() < timedelta(days=days)
 
 
+def firmware_signature_problem(signing_certificate: str, signature: str, path: Path) -> str | None:
+    """Security Whitepaper L01: why ``signature`` (base64) is not the signing certificate's
+    signature of the file at ``path``, or None.  The signature is over the SHA-256 of the whole
+    file: RSA (PKCS#1 v1.5, or PSS with a salt of the digest's length or the maximum) or ECDSA,
+    what ``openssl dgst -sha256 -sign`` and ``chargepoint release sign`` produce."""
+    import base64
+    import binascii
+
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+    try:
+        raw = base64.b64decode(signature.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return "the signature is not base64"
+    try:
+        key = load_certificates(signing_certificate)[0].public_key()
+    except CertificateError as exc:
+        return str(exc)
+    digest = hashes.Hash(hashes.SHA256())
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 16):
+            digest.update(block)
+    value = digest.finalize()
+    prehashed = Prehashed(hashes.SHA256())
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            paddings: list[padding.AsymmetricPadding] = [
+                padding.PKCS1v15(),
+                padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH),
+                padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.MAX_LENGTH),
+            ]
+            for pad in paddings:
+                try:
+                    key.verify(raw, value, pad, prehashed)
+                    return None
+                except InvalidSignature:
+                    continue
+            return "the signature does not match the file"
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(raw, value, ec.ECDSA(prehashed))
+            return None
+    except InvalidSignature:
+        return "the signature does not match the file"
+    return f"unsupported signing key type {type(key).__name__}"
+
+
 def describe(cert: x509.Certificate) -> str:
     """One line for people: subject, validity, fingerprint (no key material)."""
     return (
@@ -500,6 +571,7 @@ __all__ = [
     "RootKind",
     "describe",
     "fingerprint",
+    "firmware_signature_problem",
     "hash_data",
     "load_certificates",
     "to_pem",

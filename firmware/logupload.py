@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import ftplib
 import logging
 import re
@@ -16,6 +17,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from datetime import datetime
 from urllib.parse import unquote, urlsplit
 
@@ -121,6 +123,15 @@ def _http_put(url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float)
 def _ftp_store(url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float) -> None:
     import io
 
+    with ftp_login(url, tls, timeout) as ftp:
+        ftp.storbinary(f"STOR {unquote(urlsplit(url).path)}", io.BytesIO(data))
+
+
+@contextlib.contextmanager
+def ftp_login(url: str, tls: ssl.SSLContext | None, timeout: float) -> Iterator[ftplib.FTP]:
+    """An FTP (ftp://) or FTPS (ftps://, explicit TLS, data channel protected) session logged
+    in with the URL's user and password (anonymous without), closed on leaving; raises
+    ``ftplib.all_errors``.  Shared with the firmware download (``firmware.download``)."""
     parts = urlsplit(url)
     secure = parts.scheme.lower() == "ftps"
     ftp: ftplib.FTP = (
@@ -131,7 +142,7 @@ def _ftp_store(url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float
         ftp.login(unquote(parts.username or "anonymous"), unquote(parts.password or ""))
         if isinstance(ftp, ftplib.FTP_TLS):
             ftp.prot_p()
-        ftp.storbinary(f"STOR {unquote(parts.path)}", io.BytesIO(data))
+        yield ftp
     finally:
         try:
             ftp.quit()
@@ -145,4 +156,12 @@ def filename(charge_point_id: str, log_type: str, now: datetime | None = None) -
     return f"{safe}-{log_type}-{now:%Y%m%dT%H%M%SZ}.log"
 
 
-__all__ = ["DiagnosticsBuffer", "UploadError", "check_location", "filename", "target", "upload"]
+__all__ = [
+    "DiagnosticsBuffer",
+    "UploadError",
+    "check_location",
+    "filename",
+    "ftp_login",
+    "target",
+    "upload",
+]

@@ -186,6 +186,16 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class UpdateSettings:
+    """``[update]``: what a firmware update may take (docs/firmware.md, "Rolling out an
+    update"); a download over either limit fails (DownloadFailed) and leaves nothing behind."""
+
+    max_download_mb: Annotated[int, Range(1, 100_000)] = 500  # the largest bundle accepted
+    # What the state directory's file system keeps free during the download (journal, logs).
+    keep_free_mb: Annotated[int, Range(0, 100_000)] = 200
+
+
+@dataclass(frozen=True)
 class Settings:
     charge_point_id: str
     csms_url: str
@@ -203,6 +213,7 @@ class Settings:
     ocpp: OcppSettings = field(default_factory=OcppSettings)
     bench: BenchSettings = field(default_factory=BenchSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    update: UpdateSettings = field(default_factory=UpdateSettings)
     site: SiteSettings | None = None  # None: no [site] table, no site limit
     source: Path | None = None
 
@@ -326,6 +337,7 @@ TABLES = (
     "ocpp_keys",
     "bench",
     "logging",
+    "update",
     "site",
 )
 
@@ -435,6 +447,7 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
     ocpp = found.take(check_table, OcppSettings, data.get("ocpp", {}), "ocpp")
     bench = found.take(check_table, BenchSettings, data.get("bench", {}), "bench")
     logging_settings = found.take(check_table, LoggingSettings, data.get("logging", {}), "logging")
+    update = found.take(check_table, UpdateSettings, data.get("update", {}), "update")
     site_and_grid = found.take(_site, data["site"]) if "site" in data else (None, None)
     if cp is not None and site_and_grid is not None:
         site_found, grid_found = site_and_grid
@@ -467,6 +480,7 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
         ocpp=ocpp,
         bench=bench,
         logging=logging_settings,
+        update=update,
         site=site,
         source=source,
     )

@@ -23,6 +23,7 @@ from firmware.settings import (
     LoggingSettings,
     OcppSettings,
     SiteSettings,
+    UpdateSettings,
 )
 from hal.config import (
     METER_MODEL_NAMES,
@@ -115,6 +116,14 @@ _TABLES: list[tuple[str, str, type, tuple[str, ...], list[tuple[str, str, str]]]
         [],
     ),
     ("[logging]", "the OCPP message log (optional table)", LoggingSettings, (), []),
+    (
+        "[update]",
+        "what a firmware update may take (optional table; see "
+        "[firmware.md](firmware.md#rolling-out-an-update))",
+        UpdateSettings,
+        (),
+        [],
+    ),
     (
         "[site]",
         "the site's main fuse and its dynamic load management (optional table; see "

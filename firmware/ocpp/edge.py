@@ -23,8 +23,10 @@ from datetime import datetime
 from firmware.certificates import CertificateStore
 from firmware.config_keys import KeyRegistry
 from firmware.domain import ConnectorError, ConnectorStatus, IdTagInfo, MeterSample, StopReason
+from firmware.firmware_update_store import FirmwareUpdateStore
 from firmware.logupload import DiagnosticsBuffer
 from firmware.ocpp.certificate_management import CertificateManagement
+from firmware.ocpp.firmware import FirmwareManagement
 from firmware.ocpp.firmware_status import register_idle_status_triggers
 from firmware.ocpp.local_list import LocalListManagement
 from firmware.ocpp.log_upload import LogUpload
@@ -39,6 +41,7 @@ from firmware.ocpp.status import StatusReporting
 from firmware.ocpp.triggers import TriggerRegistry
 from firmware.ports import (
     ChargerControl,
+    FirmwareUpdateControl,
     LocalListControl,
     ReservationControl,
     SmartChargingControl,
@@ -65,6 +68,7 @@ class OcppEdge:
         ssl_context: ssl.SSLContext | None = None,
         backoff: Backoff | None = None,
         fallback_after: int = FALLBACK_AFTER,
+        firmware_store: FirmwareUpdateStore | None = None,
     ) -> None:
         self.keys = keys
         self.triggers = TriggerRegistry()
@@ -107,6 +111,9 @@ class OcppEdge:
             triggers=self.triggers,
         )
         register_idle_status_triggers(self.session, self.triggers)
+        self.firmware = FirmwareManagement(
+            self.session, self.triggers, firmware_store or FirmwareUpdateStore.open(None)
+        )
 
     async def serve(
         self,
@@ -114,10 +121,13 @@ class OcppEdge:
         smart: SmartChargingControl,
         local_list: LocalListControl,
         reservations: ReservationControl,
+        firmware: FirmwareUpdateControl | None = None,
     ) -> None:
         """Keep connected and answer the central system's requests with ``control`` (the
         charger), ``smart`` (the Smart Charging service), ``local_list`` (the Local
-        Authorization List) and ``reservations`` (the reservation service), until cancelled."""
+        Authorization List), ``reservations`` (the reservation service) and ``firmware`` (the
+        firmware update service), until cancelled."""
+        self.firmware.control = firmware
         self.transactions.register_meter_values_trigger(self.triggers, control.current_meter_values)
         routes = Routes(
             keys=self.keys,
@@ -132,6 +142,7 @@ class OcppEdge:
             smart_charging=CentralSmartCharging(smart, self.transactions.local_transaction),
             local_list=LocalListManagement(local_list),
             reservation=CentralReservation(reservations),
+            firmware=self.firmware,
         )
         await self.session.run(routes, self.profiles)
 

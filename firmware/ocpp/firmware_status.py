@@ -6,10 +6,8 @@ which is always true here.
   DiagnosticsStatusNotification(Idle): OCPP 1.6 §4.4 "Idle: Charge Point is not performing
   diagnostics related tasks", to be used only when triggered.  GetLog's uploads (Security
   Whitepaper N01) report through LogStatusNotification, never through this message.
-- TriggerMessage(FirmwareStatusNotification) ⇒ Accepted, then FirmwareStatusNotification(Idle)
-  (§4.5, the same rule); ExtendedTriggerMessage(FirmwareStatusNotification) ⇒
-  SignedFirmwareStatusNotification(Idle) without requestId (Security Whitepaper F06, L01: the
-  requestId is absent when triggered and no update is running).
+- FirmwareStatusNotification is the Firmware Management block's (``firmware.ocpp.firmware``):
+  it reports the status of the update in progress, Idle when none runs.
 
 §5.17 allows NotImplemented for a message "not implemented", but the answer costs nothing and is
 exact, and OCTT TC_054_CS expects Accepted and Idle for DiagnosticsStatusNotification (it allows
@@ -20,16 +18,15 @@ Management block replaces these triggers with its own (the registry refuses a se
 from __future__ import annotations
 
 from ocpp.v16 import call
-from ocpp.v16.enums import DiagnosticsStatus, FirmwareStatus, MessageTrigger
+from ocpp.v16.enums import DiagnosticsStatus, MessageTrigger
 
-from firmware.ocpp.connection import WireCall
 from firmware.ocpp.dispatch import Dispatcher, send_soon
 from firmware.ocpp.triggers import Trigger, TriggerRegistry
 
 
 def register_idle_status_triggers(dispatcher: Dispatcher, triggers: TriggerRegistry) -> None:
-    """Register the Idle DiagnosticsStatusNotification and FirmwareStatusNotification triggers
-    (the connector id of such a request is not relevant: ignored)."""
+    """Register the Idle DiagnosticsStatusNotification trigger (the connector id of such a
+    request is not relevant: ignored)."""
     triggers.register(
         MessageTrigger.diagnostics_status_notification.value,
         Trigger(
@@ -38,21 +35,6 @@ def register_idle_status_triggers(dispatcher: Dispatcher, triggers: TriggerRegis
                 dispatcher, call.DiagnosticsStatusNotification(status=DiagnosticsStatus.idle)
             ),
             per_connector=False,
-        ),
-    )
-    triggers.register(
-        MessageTrigger.firmware_status_notification.value,
-        Trigger(
-            accept=lambda _cid: True,
-            send=lambda _cid: send_soon(
-                dispatcher, call.FirmwareStatusNotification(status=FirmwareStatus.idle)
-            ),
-            per_connector=False,
-            send_extended=lambda _cid: send_soon(
-                # The library's class wants a requestId; the whitepaper leaves it out here.
-                dispatcher,
-                WireCall("SignedFirmwareStatusNotification", {"status": FirmwareStatus.idle.value}),
-            ),
         ),
     )
 

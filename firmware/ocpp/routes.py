@@ -30,6 +30,7 @@ from ocpp.v16.enums import (
 from firmware.config_keys import K, KeyRegistry, Source
 from firmware.domain import RegistrationStatus
 from firmware.ocpp.certificate_management import CertificateManagement
+from firmware.ocpp.firmware import FirmwareManagement
 from firmware.ocpp.local_list import LocalListManagement
 from firmware.ocpp.log_upload import LogUpload
 from firmware.ocpp.outbox import TransactionMessages
@@ -62,6 +63,7 @@ class Routes:
         smart_charging: CentralSmartCharging,
         local_list: LocalListManagement,
         reservation: CentralReservation,
+        firmware: FirmwareManagement,
     ) -> None:
         self.keys = keys
         self.control = control
@@ -75,6 +77,7 @@ class Routes:
         self.smart_charging = smart_charging
         self.local_list = local_list
         self.reservation = reservation
+        self.firmware = firmware
 
     def offers(self, action: str) -> bool:
         """Whether ``action`` is served: its feature profile is one SupportedFeatureProfiles
@@ -257,6 +260,28 @@ class Routes:
     @on(Action.cancel_reservation)
     def on_cancel_reservation(self, reservation_id: int) -> call_result.CancelReservation:
         return self.reservation.cancel_reservation(reservation_id)
+
+    # ------------------------------------------------------------ Firmware Management
+
+    @on(Action.update_firmware)
+    def on_update_firmware(
+        self,
+        location: str,
+        retrieve_date: str,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+    ) -> call_result.UpdateFirmware:
+        return self.firmware.update_firmware(location, retrieve_date, retries, retry_interval)
+
+    @on(Action.signed_update_firmware)
+    def on_signed_update_firmware(
+        self,
+        request_id: int,
+        firmware: dict[str, Any],
+        retries: int | None = None,
+        retry_interval: int | None = None,
+    ) -> call_result.SignedUpdateFirmware:
+        return self.firmware.signed_update_firmware(request_id, firmware, retries, retry_interval)
 
     # ------------------------------------------------------------ triggers
 
