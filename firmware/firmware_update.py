@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,10 @@ class Wiring:
     wake: Callable[[], None]
     #: Stop the controller for the restart into the activated release (as a Reset does).
     restart: Callable[[], None]
+    #: The download (``firmware.download.fetch``'s signature).
+    fetch: Callable[..., int] = download.fetch
+    #: How a blocking call runs off the event loop (a worker thread).
+    blocking: Callable[..., Awaitable[Any]] = asyncio.to_thread
 
 
 class FirmwareUpdates:
@@ -168,12 +172,11 @@ class FirmwareUpdates:
         """The worker: picks up a stored request (after a restart), then runs each job; on
         cancellation (shutdown) a running download stops at its next block."""
         try:
-            req = self._request
-            if req is not None and self._status not in (
-                FwStatus.INSTALLING,
-                FwStatus.INSTALL_REBOOTING,
-            ):
-                if self._status in FINAL:
+            # A request stored before a restart (none started since this object was built).
+            if self._request is not None and self._job is None:
+                if self._status in (FwStatus.INSTALLING, FwStatus.INSTALL_REBOOTING):
+                    pass  # its outcome is reported at registration (``registered``)
+                elif self._status in FINAL and self._status is not FwStatus.IDLE:
                     self._forget()
                 else:
                     self._start_job(resume=True)
@@ -271,8 +274,8 @@ class FirmwareUpdates:
         attempts = request.retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                size = await asyncio.to_thread(
-                    download.fetch,
+                size = await self.w.blocking(
+                    self.w.fetch,
                     request.location,
                     self.bundle,
                     limits=self.w.limits,
@@ -319,13 +322,13 @@ class FirmwareUpdates:
         self._post(Ev.INSTALL, "no transaction runs")
         installer = self.w.installer
         try:
-            version = await asyncio.to_thread(installer.check, self.bundle)
+            version = await self.w.blocking(installer.check, self.bundle)
         except FirmwareInstallFailed as exc:
             self._failed(Ev.CHECK_FAILED, str(exc))
             return
         try:
-            await asyncio.to_thread(installer.install, self.bundle)
-            await asyncio.to_thread(installer.activate, version)
+            await self.w.blocking(installer.install, self.bundle)
+            await self.w.blocking(installer.activate, version)
         except FirmwareInstallFailed as exc:
             self._failed(Ev.INSTALL_FAILED, str(exc))
             return

@@ -74,7 +74,8 @@ def test_the_generator_draws_every_kind_of_frame() -> None:
     assert seen == set(WEIGHTS)
     assert generator.status("SetChargingProfile") == "offered"  # Smart Charging, issue 12
     assert generator.status("SendLocalList") == "offered"  # Local list, issue 13
-    assert generator.status("UpdateFirmware") == "not-offered"
+    assert generator.status("UpdateFirmware") == "offered"  # Firmware Management, issue 14
+    assert Generator({"Core"}).status("UpdateFirmware") == "not-offered"
     # Issue 13: a disabled profile's request with a status of its own is answered (Rejected).
     assert Generator({"Core"}).status("ReserveNow") == "offered"
     assert generator.status("BootNotification") == "charger-sends-it"
