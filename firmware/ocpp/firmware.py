@@ -124,9 +124,10 @@ class FirmwareManagement:
     ) -> call_result.SignedUpdateFirmware:
         """SignedUpdateFirmware.req (whitepaper §5, L01): Accepted, AcceptedCanceled, Rejected
         or InvalidCertificate, the core's answer."""
-        retrieve = clock.from_ocpp(firmware.get("retrieveDateTime"))
-        install = clock.from_ocpp(firmware.get("installDateTime"))
-        if retrieve is None or (firmware.get("installDateTime") is not None and install is None):
+        # The library hands nested objects over with snake_case keys.
+        retrieve = clock.from_ocpp(firmware.get("retrieve_date_time"))
+        install = clock.from_ocpp(firmware.get("install_date_time"))
+        if retrieve is None or (firmware.get("install_date_time") is not None and install is None):
             log.info("SignedUpdateFirmware %d Rejected: a date is unreadable", request_id)
             return call_result.SignedUpdateFirmware(status=UpdateFirmwareStatus.rejected)
         answer = self._control().update_firmware(
@@ -138,7 +139,7 @@ class FirmwareManagement:
                 max(0, retry_interval or 0),
                 request_id=request_id,
                 install_at=install,
-                signing_certificate=str(firmware.get("signingCertificate", "")),
+                signing_certificate=str(firmware.get("signing_certificate", "")),
                 signature=str(firmware.get("signature", "")),
             )
         )
