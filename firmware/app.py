@@ -44,9 +44,11 @@ from firmware.local_list import LocalAuthorizationList, LocalListStore
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.profile_store import ProfileStore
+from firmware.release.installer import ReleaseInstaller
+from firmware.release.launcher import DEFAULT_BOOT_TIMEOUT_S
 from firmware.reservation_store import ReservationStore
 from firmware.reservations import Reservations
-from firmware.settings import Settings
+from firmware.settings import Settings, package_version
 from firmware.smart_charging import SmartCharging, Wiring
 from firmware.storage import lock_state_dir, unusable
 from firmware.transactions import TransactionStore
@@ -368,7 +370,25 @@ def _ocpp_edge(settings: Settings, keys: KeyRegistry) -> OcppEdge:
         diagnostics=diagnostics,
     )
     ocpp.events.startup(settings.firmware_version)
+    # A release on trial has proved itself once registered (issue 14, firmware.release).
+    installer = release_installer(settings)
+    ocpp.session.while_ready(lambda: asyncio.to_thread(installer.confirm))
     return ocpp
+
+
+def release_installer(settings: Settings) -> ReleaseInstaller:
+    """The releases directory of this controller (``firmware.ports.FirmwareInstaller``)."""
+    from firmware.release import installer_for, releases_dir
+
+    releases = releases_dir(settings.state_dir)
+    return installer_for(
+        settings.state_dir,
+        package_version(),
+        boot_timeout_s=DEFAULT_BOOT_TIMEOUT_S,
+        # Bytecode at install only where the service cannot write it later (/opt under
+        # ProtectSystem=strict); on the bench Python writes it on first import.
+        compile_bytecode=not releases.is_relative_to(settings.state_dir),
+    )
 
 
 async def _follow_store(keys: KeyRegistry) -> None:
