@@ -45,7 +45,6 @@ from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.profile_store import ProfileStore
 from firmware.release.installer import ReleaseInstaller
-from firmware.release.launcher import DEFAULT_BOOT_TIMEOUT_S
 from firmware.reservation_store import ReservationStore
 from firmware.reservations import Reservations
 from firmware.settings import Settings, package_version
@@ -384,7 +383,7 @@ def release_installer(settings: Settings) -> ReleaseInstaller:
     return installer_for(
         settings.state_dir,
         package_version(),
-        boot_timeout_s=DEFAULT_BOOT_TIMEOUT_S,
+        boot_timeout_s=settings.release.trial_boot_timeout_s,
         # Bytecode at install only where the service cannot write it later (/opt under
         # ProtectSystem=strict); on the bench Python writes it on first import.
         compile_bytecode=not releases.is_relative_to(settings.state_dir),

@@ -22,6 +22,7 @@ from firmware.settings import (
     FeatureProfiles,
     LoggingSettings,
     OcppSettings,
+    ReleaseSettings,
     SiteSettings,
 )
 from hal.config import (
@@ -115,6 +116,14 @@ _TABLES: list[tuple[str, str, type, tuple[str, ...], list[tuple[str, str, str]]]
         [],
     ),
     ("[logging]", "the OCPP message log (optional table)", LoggingSettings, (), []),
+    (
+        "[release]",
+        "the trial of a new release after an update (optional table; see "
+        "[firmware.md](firmware.md#install-layout-and-rollback))",
+        ReleaseSettings,
+        (),
+        [],
+    ),
     (
         "[site]",
         "the site's main fuse and its dynamic load management (optional table; see "

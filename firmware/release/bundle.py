@@ -29,7 +29,7 @@ def read_manifest(bundle: Path) -> Manifest:
             assert f is not None  # a regular file
             data = json.loads(f.read())
     except FileNotFoundError:
-        raise FirmwareInstallFailed(f"no bundle at {bundle}") from None
+        raise FirmwareInstallFailed(f"{bundle.name}: no such file ({bundle})") from None
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise FirmwareInstallFailed(f"{bundle.name} is not a release bundle ({exc})") from None
     except (ValueError, UnicodeDecodeError) as exc:
