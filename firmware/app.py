@@ -44,9 +44,10 @@ from firmware.local_list import LocalAuthorizationList, LocalListStore
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.profile_store import ProfileStore
+from firmware.release.installer import ReleaseInstaller
 from firmware.reservation_store import ReservationStore
 from firmware.reservations import Reservations
-from firmware.settings import Settings
+from firmware.settings import Settings, package_version
 from firmware.smart_charging import SmartCharging, Wiring
 from firmware.storage import lock_state_dir, unusable
 from firmware.transactions import TransactionStore
@@ -342,8 +343,7 @@ async def _start_with(
         asyncio.create_task(_follow_store(keys), name="config-store"),
         asyncio.create_task(smart.run(), name="smart-charging"),
     ]
-    if updates is not None:
-        tasks.append(asyncio.create_task(updates.run(), name="firmware-updates"))
+    tasks.append(asyncio.create_task(updates.run(), name="firmware-updates"))
     if site is not None:
         tasks.append(asyncio.create_task(site.run(), name="grid-meter"))
     if bench_control is not None:
@@ -360,14 +360,16 @@ def _firmware_updates(
     charger: Charger,
     installer: FirmwareInstaller | None,
     running: Running,
-) -> FirmwareUpdates | None:
-    """The firmware update service (firmware.firmware_update) over the release layout; None
-    (UpdateFirmware answered NotSupported) when there is no installer."""
+) -> FirmwareUpdates:
+    """The firmware update service (firmware.firmware_update) over the release layout
+    (``installer``; None: this controller's releases directory).  At each first registration
+    it confirms the release on trial (it proved itself, issue 14) and reports the outcome of
+    the update that restarted the controller."""
     from firmware.download import Limits
     from firmware.firmware_update import ChargerGate, FirmwareUpdates, Wiring
 
     if installer is None:
-        return None
+        installer = release_installer(settings)
 
     def restart() -> None:
         # Exactly as a Reset stops the controller: exit_or_restart then starts the new release.
@@ -418,6 +420,21 @@ def _ocpp_edge(settings: Settings, keys: KeyRegistry) -> OcppEdge:
     )
     ocpp.events.startup(settings.firmware_version)
     return ocpp
+
+
+def release_installer(settings: Settings) -> ReleaseInstaller:
+    """The releases directory of this controller (``firmware.ports.FirmwareInstaller``)."""
+    from firmware.release import installer_for, releases_dir
+
+    releases = releases_dir(settings.state_dir)
+    return installer_for(
+        settings.state_dir,
+        package_version(),
+        boot_timeout_s=settings.release.trial_boot_timeout_s,
+        # Bytecode at install only where the service cannot write it later (/opt under
+        # ProtectSystem=strict); on the bench Python writes it on first import.
+        compile_bytecode=not releases.is_relative_to(settings.state_dir),
+    )
 
 
 async def _follow_store(keys: KeyRegistry) -> None:

@@ -184,7 +184,7 @@ class FirmwareUpdates:
         finally:
             self._stop_job()
 
-    def registered(self) -> None:
+    async def registered(self) -> None:
         """BootNotification Accepted (each connection): the first time, the running release
         proved itself (``installer.confirm()``), and an update that restarted the controller
         reports how its trial ended."""
@@ -192,7 +192,7 @@ class FirmwareUpdates:
             return
         self._confirmed = True
         try:
-            self.w.installer.confirm()
+            await self.w.blocking(self.w.installer.confirm)
         except Exception as exc:  # noqa: BLE001 - the installer's trouble is its log line
             log.error("firmware: confirming the running release failed: %s", exc)
         if self._request is None or self._status not in (
@@ -201,7 +201,7 @@ class FirmwareUpdates:
         ):
             return
         try:
-            outcome = self.w.installer.outcome()
+            outcome = await self.w.blocking(self.w.installer.outcome)
         except Exception as exc:  # noqa: BLE001
             log.error("firmware: the trial's outcome cannot be read: %s", exc)
             outcome = None
@@ -213,7 +213,7 @@ class FirmwareUpdates:
         self._release()
         self._forget()
         try:
-            self.w.installer.reported()
+            await self.w.blocking(self.w.installer.reported)
         except Exception as exc:  # noqa: BLE001
             log.error("firmware: the installer did not take the report: %s", exc)
 

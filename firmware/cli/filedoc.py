@@ -22,6 +22,7 @@ from firmware.settings import (
     FeatureProfiles,
     LoggingSettings,
     OcppSettings,
+    ReleaseSettings,
     SiteSettings,
     UpdateSettings,
 )
@@ -116,6 +117,14 @@ _TABLES: list[tuple[str, str, type, tuple[str, ...], list[tuple[str, str, str]]]
         [],
     ),
     ("[logging]", "the OCPP message log (optional table)", LoggingSettings, (), []),
+    (
+        "[release]",
+        "the trial of a new release after an update (optional table; see "
+        "[firmware.md](firmware.md#install-layout-and-rollback))",
+        ReleaseSettings,
+        (),
+        [],
+    ),
     (
         "[update]",
         "what a firmware update may take (optional table; see "

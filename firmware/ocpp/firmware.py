@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ocpp.exceptions import NotSupportedError
@@ -54,8 +55,8 @@ class FirmwareManagement:
             interval=lambda: NOTIFICATION_RETRY_S,
             unusable_wait=lambda: NOTIFICATION_RETRY_S,
         )
-        #: Called at each registration (BootNotification Accepted): the core's ``registered``.
-        self.on_registered: list[Any] = []
+        #: Awaited at each registration (BootNotification Accepted): the core's ``registered``.
+        self.on_registered: list[Callable[[], Awaitable[None]]] = []
         dispatcher.while_ready(self._ready)
         triggers.register(
             MessageTrigger.firmware_status_notification.value,
@@ -69,7 +70,7 @@ class FirmwareManagement:
 
     async def _ready(self) -> None:
         for callback in self.on_registered:
-            callback()
+            await callback()
         await deliver(self.dispatcher, self)
 
     def _triggered(self, flow: Flow) -> WireCall:

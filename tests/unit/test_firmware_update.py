@@ -229,7 +229,7 @@ async def test_legacy_update_waits_for_retrieve_date_then_installs_and_reports_a
         async with service(tmp_path, installer=installer) as b:
             await asyncio.sleep(1)
             assert b.statuses() == []  # nothing before BootNotification Accepted
-            b.svc.registered()
+            await b.svc.registered()
             assert b.statuses() == ["Installed"]
             assert installer.calls[-2:] == ["confirm", "reported"]
             assert b.gate.log == ["release [(0, True), (1, True), (2, False)]"]
@@ -317,7 +317,7 @@ async def test_a_rolled_back_trial_is_installation_failed(tmp_path: Path) -> Non
             b.svc.update_firmware(legacy())
             await asyncio.sleep(5)
         async with service(tmp_path, installer=installer) as b:
-            b.svc.registered()
+            await b.svc.registered()
             assert b.statuses()[-2:] == ["Installing", "InstallationFailed"]
 
 

@@ -1,0 +1,97 @@
+"""``chargepoint release``: build a release bundle from a checkout, sign it for
+SignedUpdateFirmware, and show the releases directory of a charger (docs/firmware.md,
+"Building, signing and publishing a release" and "Install layout and rollback")."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    release = sub.add_parser("release", help="build and sign release bundles; list releases")
+    rsub = release.add_subparsers(dest="release_cmd", required=True)
+    build = rsub.add_parser(
+        "build", help="build the release bundle of a checkout (one file, installs offline)"
+    )
+    build.add_argument(
+        "--target",
+        choices=["pi", "host"],
+        default="pi",
+        help="pi: Raspberry Pi OS bookworm, Python 3.11, aarch64 and armv7l (default); "
+        "host: this machine (bench, tests)",
+    )
+    build.add_argument("--source", default=".", help="the checkout (default: .)")
+    build.add_argument("--out", default="dist", help="directory for the bundle (default: dist)")
+    build.add_argument(
+        "--pip",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an argument for pip (repeatable), e.g. --pip=--extra-index-url="
+        "https://www.piwheels.org/simple or --pip=--no-index --pip=--find-links=DIR",
+    )
+    check = rsub.add_parser("check", help="check a bundle for this machine (manifest, sha256)")
+    check.add_argument("bundle")
+    sign = rsub.add_parser(
+        "sign",
+        help="sign a bundle: RSA or ECDSA over SHA-256 of the file, base64, with the signing "
+        "certificate (SignedUpdateFirmware's signature and signingCertificate)",
+    )
+    sign.add_argument("bundle")
+    sign.add_argument("--key", required=True, help="the signing private key (PEM)")
+    sign.add_argument("--cert", required=True, help="its certificate (PEM)")
+    sign.add_argument("--out", help="where to write the JSON (default: BUNDLE.sig.json)")
+    release.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.release_cmd == "build":
+        return _build(args)
+    if args.release_cmd == "check":
+        return _check(Path(args.bundle))
+    return _sign(args)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from firmware.release.build import BuildFailed, build
+
+    started = time.monotonic()
+    try:
+        path = build(Path(args.source), Path(args.out), args.target, pip_args=args.pip)
+    except BuildFailed as exc:
+        print(f"chargepoint release build: {exc}", file=sys.stderr)
+        return 1
+    print(f"{path} ({path.stat().st_size // 1024} KiB, {time.monotonic() - started:.0f} s)")
+    return 0
+
+
+def _check(bundle: Path) -> int:
+    from firmware.ports import FirmwareInstallFailed
+    from firmware.release.bundle import check
+
+    try:
+        manifest = check(bundle)
+    except FirmwareInstallFailed as exc:
+        print(f"chargepoint release check: {exc}", file=sys.stderr)
+        return 1
+    print(f"{bundle}: {manifest.product} {manifest.version}, {len(manifest.wheels)} wheels, OK")
+    return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from firmware.release.signing import SigningFailed, sign_file
+
+    bundle = Path(args.bundle)
+    try:
+        signed = sign_file(bundle, Path(args.key), Path(args.cert))
+    except SigningFailed as exc:
+        print(f"chargepoint release sign: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.out) if args.out else bundle.with_name(bundle.name + ".sig.json")
+    out.write_text(json.dumps(signed, indent=2) + "\n", encoding="utf-8")
+    print(f"{out}: signature {signed['signature'][:16]}... ({signed['algorithm']})")
+    return 0
