@@ -508,48 +508,25 @@ class CertificateStore:
 def firmware_signature_problem(signing_certificate: str, signature: str, path: Path) -> str | None:
     """Security Whitepaper L01: why ``signature`` (base64) is not the signing certificate's
     signature of the file at ``path``, or None.  The signature is over the SHA-256 of the whole
-    file: RSA (PKCS#1 v1.5, or PSS with a salt of the digest's length or the maximum) or ECDSA,
-    what ``openssl dgst -sha256 -sign`` and ``chargepoint release sign`` produce."""
+    file, RSA (PKCS#1 v1.5) or ECDSA: the one definition is ``chargepoint release sign``'s
+    (``firmware.release.signing.verify``), so what a manufacturer signs is what the charger
+    accepts."""
     import base64
     import binascii
 
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+    from firmware.release.signing import file_digest, verify
 
     try:
         raw = base64.b64decode(signature.strip(), validate=True)
     except (binascii.Error, ValueError):
         return "the signature is not base64"
     try:
-        key = load_certificates(signing_certificate)[0].public_key()
+        cert = load_certificates(signing_certificate)[0]
     except CertificateError as exc:
         return str(exc)
-    digest = hashes.Hash(hashes.SHA256())
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 16):
-            digest.update(block)
-    value = digest.finalize()
-    prehashed = Prehashed(hashes.SHA256())
-    try:
-        if isinstance(key, rsa.RSAPublicKey):
-            paddings: list[padding.AsymmetricPadding] = [
-                padding.PKCS1v15(),
-                padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.DIGEST_LENGTH),
-                padding.PSS(padding.MGF1(hashes.SHA256()), padding.PSS.MAX_LENGTH),
-            ]
-            for pad in paddings:
-                try:
-                    key.verify(raw, value, pad, prehashed)
-                    return None
-                except InvalidSignature:
-                    continue
-            return "the signature does not match the file"
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(raw, value, ec.ECDSA(prehashed))
-            return None
-    except InvalidSignature:
+    if not verify(file_digest(path), raw, cert):
         return "the signature does not match the file"
-    return f"unsupported signing key type {type(key).__name__}"
+    return None
 
 
 def describe(cert: x509.Certificate) -> str:
