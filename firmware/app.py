@@ -384,7 +384,7 @@ def _firmware_updates(
             gate=ChargerGate(charger),
             state_dir=settings.state_dir,
             limits=Limits(settings.update.max_download_mb * mb, settings.update.keep_free_mb * mb),
-            certificates=ocpp.log_upload.certificates,
+            certificates=ocpp.certificates.certificates,
             security_event=ocpp.events.record,
             wake=ocpp.firmware.wake.set,
             restart=restart,

@@ -62,7 +62,7 @@ def test_the_generator_draws_every_kind_of_frame() -> None:
     )
     @given(generator.round(SEED))
     def draw(probes: tuple[Probe, ...]) -> None:
-        assert len(probes) == sum(WEIGHTS.values())
+        assert len(probes) == sum(generator.weights.values())
         for probe in probes:
             seen.add(probe.kind)
             frame = probe.render("fz1")

@@ -448,3 +448,10 @@ async def test_a_new_request_cancels_the_old_one_which_ends_download_failed(
             assert b.svc.update_firmware(signed(3, sig.certificate, sig.sign(data))) == "Rejected"
             await asyncio.sleep(3600)
             assert len(b.fetcher.attempts) == 1  # the first request never downloads
+
+
+def test_supported_file_transfer_protocols_are_what_the_transfers_take() -> None:
+    from firmware.config_keys import FILE_TRANSFER_PROTOCOLS
+    from firmware.logupload import SCHEMES
+
+    assert sorted(FILE_TRANSFER_PROTOCOLS) == sorted(s.upper() for s in SCHEMES)

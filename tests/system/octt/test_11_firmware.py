@@ -303,3 +303,25 @@ async def test_tc_081_secure_firmware_update_invalid_signature(
     stranger = signer(Authority.root("Someone Else"))
     assert await signed_update(station, 44, stranger, stranger.sign(b"x")) == "InvalidCertificate"
     await wait_event(rig, "InvalidFirmwareSigningCertificate")
+
+
+async def test_a_future_retrieve_date_survives_a_restart(station: Station) -> None:
+    rig = station.rig
+    await rig.cs.call(
+        rig.cp_id,
+        call.UpdateFirmware(location=f"{station.base_url}/good.bundle", retrieve_date=now(15)),
+    )
+    # A restart (SIGTERM and start again) before retrieveDate: the request is on disk.
+    running = rig.running
+    await app.shutdown(running)
+    assert firmware_statuses(rig) == []
+    mark = rig.cs.mark()
+    rig = Rig(
+        rig.cs, await start_fast(running.settings, installer=station.installer), rig.state_dir
+    )
+    station.rig = rig
+    boot = await rig.wait_call("BootNotification", since=mark)
+    downloading = await wait_firmware_status(rig, "Downloading", since=mark, timeout=60)
+    assert downloading.seq > boot.seq
+    await wait_firmware_status(rig, "Installing", since=mark)
+    await station.restarted("2.0.0")
