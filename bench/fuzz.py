@@ -253,9 +253,7 @@ def _served() -> frozenset[str]:
     from firmware.ocpp.routes import Routes
 
     return frozenset(
-        str(member._on_action)
-        for member in vars(Routes).values()
-        if hasattr(member, "_on_action")
+        str(member._on_action) for member in vars(Routes).values() if hasattr(member, "_on_action")
     )
 
 
