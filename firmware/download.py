@@ -18,6 +18,7 @@ import ftplib
 import os
 import shutil
 import ssl
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -61,8 +62,8 @@ def fetch(
     timeout: float = TIMEOUT_S,
     free_bytes: Callable[[Path], int] | None = None,
 ) -> int:
-    """Blocking: download ``url`` into ``dest`` (written as ``dest``.part, renamed when
-    complete); returns its size in bytes.  Raises DownloadError (Cancelled) with the reason,
+    """Blocking: download ``url`` into ``dest`` (written as ``dest``.<random>.part, renamed
+    when complete); returns its size in bytes.  Raises DownloadError (Cancelled) with the reason,
     leaving no partial file.  ``free_bytes`` (tests): the free space of a directory."""
     shown = without_credentials(url)
     problem = check_location(url)
@@ -70,7 +71,11 @@ def fetch(
         raise DownloadError(f"{shown}: {problem}")
     free = free_bytes or (lambda p: shutil.disk_usage(p).free)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
+    # A file of its own: a cancelled download still finishing its block in another thread
+    # never writes into (nor removes) the next one's.
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
+    os.close(fd)
+    part = Path(name)
     sink = _Sink(part, limits, cancelled, lambda: free(dest.parent), shown)
     try:
         try:
@@ -90,6 +95,8 @@ def fetch(
             sink.close()
         if sink.size == 0:
             raise DownloadError(f"{shown}: the file is empty")
+        if cancelled.is_set():
+            raise Cancelled(f"{shown}: cancelled")
         os.replace(part, dest)
     except BaseException:
         part.unlink(missing_ok=True)
