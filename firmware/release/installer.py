@@ -83,8 +83,6 @@ class ReleaseInstaller:
             wheels.mkdir()
             manifest = bundle.check(bundle_path, into=wheels)
             version = manifest.version
-            if version == self._current():
-                raise FirmwareInstallFailed(f"{version} is the current release already")
             venv = staging / "venv"
             self._run(
                 [base_python(), "-m", "venv", "--without-pip", str(venv)], "creating the venv"
@@ -216,13 +214,24 @@ class ReleaseInstaller:
         os.replace(tmp, target)
 
     def adopt(self, version: str) -> None:
-        """Make the installed ``version`` current without a trial: the first install
-        (install/install.sh, a bench), where there is nothing to go back to."""
+        """Make the installed ``version`` current without a trial (install/install.sh: an
+        operator is there; a first install has nothing to go back to).  The release that was
+        current is kept as ``previous``."""
         if not (self.releases / version / RELEASE_MARK).is_file():
             raise FirmwareInstallFailed(f"release {version} is not installed")
-        self.install_launcher()
-        with launcher.locked(self.releases):
-            launcher.point(self.releases, CURRENT, version)
+        try:
+            self.install_launcher()
+            with launcher.locked(self.releases):
+                current = self._current()
+                if current is not None and current != version:
+                    launcher.point(self.releases, PREVIOUS, current)
+                launcher.point(self.releases, CURRENT, version)
+                # A trial of another version is over: the operator chose this one.
+                with contextlib.suppress(FileNotFoundError):
+                    (self.releases / TRIAL).unlink()
+            self._prune(keep={version, current or version})
+        except OSError as exc:
+            raise FirmwareInstallFailed(f"cannot make {version} current: {exc}") from None
 
     def versions(self) -> list[str]:
         """Installed releases, oldest first."""

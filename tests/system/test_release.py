@@ -229,3 +229,108 @@ async def test_a_release_that_never_reaches_accepted_is_rolled_back_in_time(
     assert site.installer.outcome() == TrialOutcome(
         version=version, installed=False, reason="no BootNotification Accepted within 6 s"
     )
+
+
+def _env() -> dict[str, str]:
+    drop = ("INVOCATION_ID", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+    return {**{k: v for k, v in os.environ.items() if k not in drop}, "PYTHONUNBUFFERED": "1"}
+
+
+def _run_args(cs: CentralSystem, site: Site) -> list[str]:
+    return [
+        "run",
+        "--config",
+        str(site.config),
+        "--csms-url",
+        cs.url,
+        "--state-dir",
+        str(site.state),
+        "--id",
+        CP_ID,
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_controller_started_from_a_source_tree_restarts_into_the_update(
+    csms: CentralSystem, site: Site, release_bundles: Bundles
+) -> None:
+    """A bench controller from this checkout (not a release) with a releases directory in its
+    state: after an update it executes the launcher in place (same PID), which starts the
+    new release."""
+    import sys
+
+    from tests.conftest import REPO
+
+    with site.log.open("a") as out:
+        site.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "firmware",
+            *_run_args(csms, site),
+            stdout=out,
+            stderr=out,
+            cwd=REPO,
+            env=_env(),
+        )
+    from firmware.settings import package_version
+
+    await wait_boot(csms, package_version())
+    version = await update_and_reset(csms, site, release_bundles.newer)
+    await wait_boot(csms, version)
+    await wait_until(lambda: not (site.releases / "trial.json").exists(), "confirm")
+    assert site.installer.outcome() == TrialOutcome(version, True, "")
+    cmdline = Path(f"/proc/{site.proc.pid}/cmdline").read_bytes().split(b"\0")
+    assert str(site.releases / "launcher.py").encode() in cmdline  # the same PID, the launcher
+
+
+@pytest.mark.asyncio
+async def test_under_a_service_manager_the_launcher_exits_for_each_restart(
+    csms: CentralSystem, site: Site, release_bundles: Bundles, tmp_path: Path
+) -> None:
+    """``--service`` (the unit's ExecStart): exit 3 for the restart into the update, exit 1
+    for each crash on trial (never 2: RestartPreventExitStatus=2 would stop the restarts),
+    and the rollback at the start after the third.  The controller under it pings the
+    watchdog although $WATCHDOG_PID names the launcher (NotifyAccess=all)."""
+    import socket
+
+    base = site.current()
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.setblocking(False)
+
+    async def launcher() -> asyncio.subprocess.Process:
+        env = {
+            **_env(),
+            "NOTIFY_SOCKET": str(tmp_path / "notify"),
+            "WATCHDOG_USEC": "2000000",
+            "WATCHDOG_PID": str(os.getpid()),  # systemd names the main process: the launcher
+        }
+        with site.log.open("a") as out:
+            argv = site.installer.launcher_argv(_run_args(csms, site))
+            argv.insert(argv.index("--"), "--service")
+            return await asyncio.create_subprocess_exec(
+                *argv,
+                stdout=out,
+                stderr=out,
+                env=env,
+            )
+
+    site.proc = await launcher()
+    await wait_boot(csms, base)
+    loop = asyncio.get_running_loop()
+    pings = 0
+    while pings < 2:
+        message = await asyncio.wait_for(loop.sock_recv(notify, 4096), 20)
+        pings += message.startswith(b"WATCHDOG=1")
+    notify.close()
+
+    version = await update_and_reset(csms, site, release_bundles.crashing)
+    assert await asyncio.wait_for(site.proc.wait(), 60) == 3
+    for crash in (1, 2, 3):
+        site.proc = await launcher()
+        assert await asyncio.wait_for(site.proc.wait(), 60) == 1, crash
+        assert site.current() == version
+    site.proc = await launcher()  # what systemd does after RestartSec
+    await wait_until(lambda: len(boots(csms)) >= 2, "the previous release boots again")
+    assert site.current() == base
+    assert site.installer.outcome() == TrialOutcome(version, False, "3 crashes in a row")
