@@ -32,6 +32,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from firmware.firmware_update_states import (
     Ev,
     Flow,
     FwStatus,
+    UndeclaredTransition,
     UpdateRequest,
     cancellable,
     step,
@@ -257,8 +259,8 @@ class FirmwareUpdates:
             raise
         except Exception as exc:  # noqa: BLE001 - one line, the update ends, the charger goes on
             log.exception("firmware update failed unexpectedly")
-            if self._status not in FINAL:
-                event = Ev.INSTALL_FAILED if self._status is FwStatus.INSTALLING else Ev.CANCELLED
+            event = Ev.INSTALL_FAILED if self._status is FwStatus.INSTALLING else Ev.CANCELLED
+            with suppress(UndeclaredTransition):  # not begun (Idle): nothing to report
                 self._post(event, f"unexpected: {exc}")
             self._release()
             self._forget()

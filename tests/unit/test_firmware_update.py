@@ -455,3 +455,22 @@ def test_supported_file_transfer_protocols_are_what_the_transfers_take() -> None
     from firmware.logupload import SCHEMES
 
     assert sorted(FILE_TRANSFER_PROTOCOLS) == sorted(s.upper() for s in SCHEMES)
+
+
+class BrokenInstaller(FakeInstaller):
+    def check(self, bundle: Path) -> str:
+        raise RuntimeError("a bug in the installer")
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_an_unexpected_error_ends_the_update_as_failed_and_the_charger_goes_on(
+    tmp_path: Path,
+) -> None:
+    with wall_clock_follows_the_loop():
+        async with service(tmp_path, installer=BrokenInstaller()) as b:
+            b.svc.update_firmware(legacy())
+            await asyncio.sleep(5)
+            assert b.statuses() == ["Downloading", "Downloaded", "Installing", "InstallationFailed"]
+            assert not b.gate.held and b.store.request() is None and not b.restarts
+            assert b.svc.update_firmware(legacy()) == "Accepted"  # the next one is taken
