@@ -19,10 +19,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     build.add_argument(
         "--target",
-        choices=["pi", "host"],
+        choices=["pi", "pi64", "pi32", "host"],
         default="pi",
-        help="pi: Raspberry Pi OS bookworm, Python 3.11, aarch64 and armv7l (default); "
-        "host: this machine (bench, tests)",
+        help="pi: Raspberry Pi OS bookworm, Python 3.11, aarch64 and armv7l (default); pi64 / "
+        "pi32: one of them; host: this machine (bench, tests)",
     )
     build.add_argument("--source", default=".", help="the checkout (default: .)")
     build.add_argument("--out", default="dist", help="directory for the bundle (default: dist)")

@@ -91,6 +91,8 @@ class Target:
 TARGETS: dict[str, list[Target]] = {
     # Raspberry Pi OS bookworm, 64 and 32 bit.
     "pi": [Target((3, 11), "aarch64"), Target((3, 11), "armv7l")],
+    "pi64": [Target((3, 11), "aarch64")],
+    "pi32": [Target((3, 11), "armv7l")],
     # The machine running the build (the bench, the tests).
     "host": [Target(sys.version_info[:2], None)],
 }
@@ -154,6 +156,8 @@ def build(
                     INSTALLER_WHEEL,
                 ],
                 pip_args,
+                f"for {t.tag}",
+                ARMV7L_HINT if t.machine == "armv7l" else "",
             )
         manifest = Manifest(
             product=PRODUCT,
@@ -185,12 +189,21 @@ def write_bundle(manifest: Manifest, wheels: Path, path: Path) -> Path:
     return path
 
 
-def _pip(args: list[str], extra: Sequence[str]) -> None:
+ARMV7L_HINT = (
+    " (PyPI has no armv7l wheel of some dependencies: add "
+    "--pip=--extra-index-url=https://www.piwheels.org/simple)"
+)
+
+
+def _pip(args: list[str], extra: Sequence[str], what: str = "", hint: str = "") -> None:
     command = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check", *extra]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        raise BuildFailed(f"pip {args[0]} failed: {lines[-1] if lines else result.returncode}")
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        # pip's first ERROR names the package; the last one is often a link to its docs.
+        errors = [line for line in lines if line.startswith("ERROR:")] or lines[-1:]
+        first = errors[0][:300] if errors else f"exit status {result.returncode}"
+        raise BuildFailed(f"pip {args[0]} {what} failed: {first}{hint}".replace("  ", " "))
 
 
 def _metadata(wheel: Path) -> email.message.Message:

@@ -1,0 +1,161 @@
+"""The releases directory's bookkeeping (issue 14, item 2) on real files, without installing:
+release directories are stand-ins (a ``release.json`` marks one complete).  Installing real
+bundles and running real processes is tests/system/test_release*.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from firmware.ports import FirmwareInstallFailed, TrialOutcome
+from firmware.release import ReleaseInstaller, launcher
+from firmware.settings import SettingsError, load
+from tests.conftest import BENCH_TOML
+
+
+def installed(releases: Path, *versions: str) -> None:
+    for v in versions:
+        (releases / v).mkdir(parents=True)
+        (releases / v / "release.json").write_text("{}")
+
+
+@pytest.fixture
+def releases(tmp_path: Path) -> Path:
+    """1.0.0 installed by install.sh (current), then 1.1.0 installed by an update."""
+    path = tmp_path / "releases"
+    installed(path, "1.0.0")
+    installer(path).adopt("1.0.0")
+    installed(path, "1.1.0")
+    return path
+
+
+def installer(releases: Path, running: str = "1.0.0") -> ReleaseInstaller:
+    return ReleaseInstaller(releases, running_version=running, boot_timeout_s=120)
+
+
+def trial(releases: Path) -> dict[str, object] | None:
+    return launcher.read_json(releases / "trial.json")
+
+
+def test_activate_puts_the_new_release_on_trial_and_keeps_the_running_one(
+    releases: Path,
+) -> None:
+    i = installer(releases)
+    assert os.readlink(releases / "current") == "1.0.0"
+    assert not (releases / "previous").exists()
+    i.activate("1.1.0")
+    assert os.readlink(releases / "current") == "1.1.0"
+    assert os.readlink(releases / "previous") == "1.0.0"
+    assert trial(releases) == {
+        "version": "1.1.0",
+        "previous": "1.0.0",
+        "crashes": 0,
+        "boot_timeout_s": 120,
+    }
+    # The launcher the trial runs under is the activating (trusted) release's.
+    assert (releases / "launcher.py").read_text() == Path(launcher.__file__).read_text()
+
+
+@pytest.mark.parametrize(
+    "version, current, words",
+    [
+        ("2.0.0", "1.0.0", "release 2.0.0 is not installed"),
+        ("1.1.0", None, "no current release in"),
+        ("1.0.0", "1.0.0", "1.0.0 is the current release already"),
+    ],
+)
+def test_activate_refuses_with_one_line(
+    releases: Path, version: str, current: str | None, words: str
+) -> None:
+    if current is None:
+        (releases / "current").unlink()
+    with pytest.raises(FirmwareInstallFailed, match=words):
+        installer(releases).activate(version)
+    assert trial(releases) is None
+    assert (os.readlink(releases / "current") if current else None) == current
+
+
+def test_only_the_release_on_trial_confirms_it_and_the_outcome_is_told_once(
+    releases: Path,
+) -> None:
+    installer(releases).activate("1.1.0")
+    installer(releases, running="1.0.0").confirm()  # not the one on trial: nothing happens
+    assert trial(releases) is not None and installer(releases).outcome() is None
+    new = installer(releases, running="1.1.0")
+    new.confirm()
+    assert trial(releases) is None
+    assert new.outcome() == TrialOutcome("1.1.0", True, "")
+    new.confirm()  # no trial any more: nothing
+    new.reported()
+    assert new.outcome() is None
+
+
+def test_rollback_names_the_previous_release_and_leaves_the_outcome(releases: Path) -> None:
+    installer(releases).activate("1.1.0")
+    t = trial(releases)
+    assert t is not None
+    with launcher.locked(releases):
+        launcher.rollback(releases, t, "3 crashes in a row")
+    assert os.readlink(releases / "current") == "1.0.0"
+    assert trial(releases) is None
+    assert installer(releases).outcome() == TrialOutcome("1.1.0", False, "3 crashes in a row")
+
+
+def test_older_releases_are_pruned_current_and_previous_kept(releases: Path) -> None:
+    installed(releases, "0.9.0")
+    i = installer(releases)
+    i.activate("1.1.0")
+    assert sorted(i.versions()) == ["1.0.0", "1.1.0"]
+    assert (releases / "current").is_symlink() and (releases / "previous").is_symlink()
+
+
+def test_restart_argv_is_the_launcher_once_an_update_waits(releases: Path) -> None:
+    i = installer(releases)
+    # A source tree with no update pending: the same command line as ever.
+    assert i.restart_argv() == [sys.executable, *sys.orig_argv[1:]]
+    i.activate("1.1.0")
+    argv = i.restart_argv()
+    assert argv[:3] == [os.path.realpath(sys.executable), "-I", str(releases / "launcher.py")]
+    assert argv[argv.index("--") + 1 :] == sys.argv[1:]
+
+
+def test_a_torn_trial_file_is_ignored_not_fatal(releases: Path) -> None:
+    (releases / "trial.json").write_text('{"version": "1.1')
+    assert trial(releases) is None
+    installer(releases, running="1.0.0").confirm()  # must not raise
+    assert installer(releases).outcome() is None
+
+
+def test_the_launcher_refuses_an_unknown_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert launcher.main(["--frobnicate", "--", "run"]) == 2
+    assert "unknown option --frobnicate" in capsys.readouterr().err
+
+
+def test_the_launcher_without_a_release_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert launcher.main(["--releases", str(tmp_path), "--", "run"]) == 2
+    assert "no release to start" in capsys.readouterr().err
+
+
+def test_trial_boot_timeout_is_a_setting_with_limits(tmp_path: Path) -> None:
+    assert load(BENCH_TOML).release.trial_boot_timeout_s == 600
+    config = tmp_path / "c.toml"
+    config.write_text(BENCH_TOML.read_text() + "\n[release]\ntrial_boot_timeout_s = 5\n")
+    with pytest.raises(SettingsError) as caught:
+        load(config)
+    assert "trial_boot_timeout_s" in str(caught.value)
+    config.write_text(BENCH_TOML.read_text() + "\n[release]\ntrial_boot_timeout_s = 900\n")
+    assert load(config).release.trial_boot_timeout_s == 900
+
+
+def test_write_json_replaces_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "x.json"
+    launcher.write_json(target, {"a": 1})
+    launcher.write_json(target, {"a": 2})
+    assert json.loads(target.read_text()) == {"a": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
