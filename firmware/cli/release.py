@@ -34,6 +34,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="an argument for pip (repeatable), e.g. --pip=--extra-index-url="
         "https://www.piwheels.org/simple or --pip=--no-index --pip=--find-links=DIR",
     )
+    build.add_argument(
+        "--with",
+        dest="with_",
+        action="append",
+        default=[],
+        metavar="REQ",
+        help="ship and install this project with the product (repeatable): a manufacturer's "
+        "plug-in, as a requirement or the path of its wheel",
+    )
     check = rsub.add_parser("check", help="check a bundle for this machine (manifest, sha256)")
     check.add_argument("bundle")
     sign = rsub.add_parser(
@@ -61,7 +70,9 @@ def _build(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     try:
-        path = build(Path(args.source), Path(args.out), args.target, pip_args=args.pip)
+        path = build(
+            Path(args.source), Path(args.out), args.target, pip_args=args.pip, with_=args.with_
+        )
     except BuildFailed as exc:
         print(f"chargepoint release build: {exc}", file=sys.stderr)
         return 1

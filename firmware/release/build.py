@@ -105,11 +105,13 @@ def build(
     *,
     pip_args: Sequence[str] = (),
     version: str | None = None,
+    with_: Sequence[str] = (),
 ) -> Path:
     """Build the bundle of the checkout ``source`` for ``target`` (a key of TARGETS) into
     ``out_dir``; returns its path (``pi-chargepoint-<version>-<target>.tar``).  ``pip_args``
     go to every pip command (``--no-index``, ``--find-links DIR``, ``--extra-index-url``).
-    Raises BuildFailed."""
+    ``with_``: more projects to ship and install with the product (a manufacturer's plug-in:
+    a requirement, or the path of its wheel).  Raises BuildFailed."""
     if target not in TARGETS:
         raise BuildFailed(f"unknown target {target!r} (one of {', '.join(TARGETS)})")
     missing = [p for p in SOURCE_PARTS[:1] if not (source / p).exists()]
@@ -136,6 +138,14 @@ def build(
         product_wheel = next(product.glob("*.whl"))
         shutil.copy(product_wheel, wheels)
         meta = _metadata(product_wheel)
+        extra = [str(Path(w).resolve()) if w.endswith(".whl") else w for w in with_]
+        try:
+            names = [
+                str(_metadata(Path(w))["Name"]) if w.endswith(".whl") else Requirement(w).name
+                for w in extra
+            ]
+        except (OSError, ValueError, KeyError, StopIteration, zipfile.BadZipFile) as exc:
+            raise BuildFailed(f"--with: cannot use {exc}") from None
         for t in TARGETS[target]:
             env = t.marker_environment()
             requirements = [
@@ -152,7 +162,11 @@ def build(
                     "--dest",
                     str(wheels),
                     *t.pip_options(),
+                    # A plug-in requires the product: this one, not one from an index.
+                    "--find-links",
+                    str(product),
                     *requirements,
+                    *extra,
                     INSTALLER_WHEEL,
                 ],
                 pip_args,
@@ -165,6 +179,7 @@ def build(
             requires_python=str(meta.get("Requires-Python") or ""),
             platforms=tuple(t.tag for t in TARGETS[target]),
             wheels={p.name: _sha256(p) for p in sorted(wheels.glob("*.whl"))},
+            requires=tuple(names),
         )
         return write_bundle(
             manifest, wheels, out_dir / f"{PRODUCT}-{manifest.version}-{target}.tar"

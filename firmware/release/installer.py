@@ -101,6 +101,7 @@ class ReleaseInstaller:
                     "--quiet",
                     *([] if self.compile_bytecode else ["--no-compile"]),
                     str(wheels / manifest.product_wheel),
+                    *manifest.requires,
                 ],
                 f"installing {manifest.product} {version}",
             )

@@ -205,7 +205,11 @@ def run_once(releases: Path, args: list[str], service: bool) -> int | None:
     if version is None:
         say(f"no release to start: {releases / CURRENT} names no complete release")
         return 2
-    child = Child(releases, version, args)
+    try:
+        child = Child(releases, version, args)
+    except OSError as exc:  # the release's interpreter is gone: a crash like any other
+        say(f"cannot start release {version}: {exc}")
+        return _crashed(releases, version, 127, service)
     for signum, stop in (
         (signal.SIGTERM, True),
         (signal.SIGINT, True),
@@ -240,11 +244,17 @@ def run_once(releases: Path, args: list[str], service: bool) -> int | None:
         return status
     if status == RESET_EXIT:
         return RESET_EXIT if service else None
+    return _crashed(releases, version, status, service)
+
+
+def _crashed(releases: Path, version: str, status: int, service: bool) -> int | None:
+    """The child ended with ``status``, neither stopped nor restarting."""
     with locked(releases):
         trial = on_trial(releases, version)
         if trial is None:
-            # Not on trial: a crash is the service manager's business, as without a launcher.
-            return status
+            # Not on trial: a crash is the service manager's business, as without a launcher
+            # (killed by a signal: the shell's 128 + signal number).
+            return status if status >= 0 else 128 - status
         trial["crashes"] = int(trial.get("crashes", 0)) + 1
         write_json(releases / TRIAL, trial)
         say(f"release {version} on trial exited with {status} (crash {trial['crashes']})")

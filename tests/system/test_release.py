@@ -334,3 +334,48 @@ async def test_under_a_service_manager_the_launcher_exits_for_each_restart(
     await wait_until(lambda: len(boots(csms)) >= 2, "the previous release boots again")
     assert site.current() == base
     assert site.installer.outcome() == TrialOutcome(version, False, "3 crashes in a row")
+
+
+def test_a_manufacturers_plugin_ships_in_the_bundle(tmp_path: Path) -> None:
+    """``release build --with WHEEL``: the plug-in's wheel is in the bundle, named in the
+    manifest's ``requires``, and installed with the product (docs/plugins.md)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from firmware.release.build import build
+    from firmware.release.bundle import read_manifest
+    from tests.conftest import REPO
+    from tests.release_bundles import WHEEL_CACHE
+
+    source = tmp_path / "acme"
+    shutil.copytree(
+        REPO / "examples/acme-keys", source, ignore=shutil.ignore_patterns("*.egg-info")
+    )
+    offline = ["--no-index", "--find-links", str(WHEEL_CACHE)]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), *offline]
+        + [str(source)],
+        check=True,
+        timeout=120,
+    )
+    plugin = next(tmp_path.glob("acme_chargepoint_keys-*.whl"))
+    bundle = build(REPO, tmp_path / "out", "host", pip_args=offline, with_=[str(plugin)])
+    assert read_manifest(bundle).requires == ("acme-chargepoint-keys",)
+    installer = ReleaseInstaller(tmp_path / "releases", running_version="", compile_bytecode=False)
+    version = installer.install(bundle)
+    assert installer.check(bundle) == version
+    python = tmp_path / "releases" / version / "bin" / "python"
+    found = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "from importlib.metadata import entry_points as e; "
+            "print([p.name for p in e(group='chargepoint.config_keys')])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert found.stdout.strip() == "['Acme']"

@@ -159,3 +159,20 @@ def test_write_json_replaces_atomically(tmp_path: Path) -> None:
     launcher.write_json(target, {"a": 2})
     assert json.loads(target.read_text()) == {"a": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_a_release_that_cannot_even_start_is_a_crash_of_its_trial(
+    releases: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """1.1.0 has no interpreter (a stand-in): under --service each start is exit 1 and one
+    crash more; at the fourth start the previous release is current again."""
+    installer(releases).activate("1.1.0")
+    args = ["--service", "--releases", str(releases), "--", "run"]
+    for crash in (1, 2, 3):
+        assert launcher.main(args) == 1
+        t = trial(releases)
+        assert t is not None and t["crashes"] == crash
+    assert launcher.main(args) == 127  # 1.0.0, a stand-in too: not on trial, its own status
+    assert os.readlink(releases / "current") == "1.0.0"
+    assert installer(releases).outcome() == TrialOutcome("1.1.0", False, "3 crashes in a row")
+    assert "cannot start release 1.1.0" in capsys.readouterr().err
