@@ -176,3 +176,18 @@ def test_a_release_that_cannot_even_start_is_a_crash_of_its_trial(
     assert os.readlink(releases / "current") == "1.0.0"
     assert installer(releases).outcome() == TrialOutcome("1.1.0", False, "3 crashes in a row")
     assert "cannot start release 1.1.0" in capsys.readouterr().err
+
+
+def test_under_the_launcher_a_restart_is_an_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """exit_or_restart leaves the restart to the launcher (it starts `current`): no exec."""
+    from firmware import daemon
+
+    def no_exec(*_args: object) -> None:
+        raise AssertionError("must not exec under the launcher")
+
+    monkeypatch.setattr(daemon.os, "execv", no_exec)
+    monkeypatch.delenv("INVOCATION_ID", raising=False)
+    monkeypatch.setenv(launcher.LAUNCHER_ENV, "/opt/chargepoint/releases")
+    assert daemon.exit_or_restart(daemon.RESET_EXIT, ["/bin/false"]) == daemon.RESET_EXIT
+    assert daemon.RESET_EXIT == launcher.RESET_EXIT  # the launcher's copy of the constant
+    # (the exec of restart_argv is tests/system/test_release.py's, a real process)
