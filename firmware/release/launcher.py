@@ -252,9 +252,8 @@ def _crashed(releases: Path, version: str, status: int, service: bool) -> int | 
     with locked(releases):
         trial = on_trial(releases, version)
         if trial is None:
-            # Not on trial: a crash is the service manager's business, as without a launcher
-            # (killed by a signal: the shell's 128 + signal number).
-            return status if status >= 0 else 128 - status
+            # Not on trial: a crash is the service manager's business, as without a launcher.
+            return status
         trial["crashes"] = int(trial.get("crashes", 0)) + 1
         write_json(releases / TRIAL, trial)
         say(f"release {version} on trial exited with {status} (crash {trial['crashes']})")
@@ -285,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         status = run_once(releases, args, service)
         if status is not None:
-            return status
+            # A child killed by a signal: the shell's 128 + its number.
+            return status if status >= 0 else 128 - status
 
 
 if __name__ == "__main__":
