@@ -13,114 +13,28 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import signal
 import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from ocpp.v16 import call
 
-from centralsystem import CentralSystem, MessageRecord
+from centralsystem import CentralSystem
 from firmware.ports import TrialOutcome
 from firmware.release import ReleaseInstaller
-from tests.conftest import BENCH_TOML
 from tests.release_bundles import Bundles
-
-CP_ID = "RELEASE-1"
-
-
-@dataclass
-class Site:
-    """A charger's directories: its configuration file, its state and its releases."""
-
-    config: Path
-    state: Path
-    installer: ReleaseInstaller
-    log: Path
-    proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def releases(self) -> Path:
-        return self.installer.releases
-
-    def current(self) -> str:
-        return os.readlink(self.releases / "current")
-
-    async def start(self, cs: CentralSystem) -> None:
-        """``<releases>/current/bin/chargepoint run`` by hand, from a directory that is not
-        the source tree."""
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("INVOCATION_ID", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
-        }
-        with self.log.open("a") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                str(self.releases / "current" / "bin" / "chargepoint"),
-                "run",
-                "--config",
-                str(self.config),
-                "--csms-url",
-                cs.url,
-                "--state-dir",
-                str(self.state),
-                "--id",
-                CP_ID,
-                stdout=out,
-                stderr=out,
-                cwd=self.config.parent,
-                env={**env, "PYTHONUNBUFFERED": "1"},
-            )
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 30)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+from tests.system.release_site import CP_ID, Site, boots, make_site, wait_boot
 
 
 @pytest_asyncio.fixture
 async def site(tmp_path: Path, release_bundles: Bundles) -> AsyncIterator[Site]:
-    """The base release installed and current, as install/install.sh leaves a Pi."""
-    (tmp_path / "etc").mkdir()
-    config = tmp_path / "etc" / "chargepoint.toml"
-    config.write_text(BENCH_TOML.read_text())
-    state = tmp_path / "state"
-    installer = ReleaseInstaller(
-        state / "releases", running_version="", boot_timeout_s=60, compile_bytecode=False
-    )
-    installer.adopt(installer.install(release_bundles.base))
-    s = Site(config, state, installer, tmp_path / "controller.log")
+    s = make_site(tmp_path, release_bundles)
     try:
         yield s
     finally:
         await s.stop()
-
-
-def boots(cs: CentralSystem) -> list[MessageRecord]:
-    return [
-        r
-        for r in cs.messages
-        if r.direction == "rx" and r.message_type == "CALL" and r.action == "BootNotification"
-    ]
-
-
-async def wait_boot(cs: CentralSystem, version: str, timeout: float = 60) -> MessageRecord:
-    return await cs.wait_for(
-        lambda r: (
-            r.direction == "rx"
-            and r.message_type == "CALL"
-            and r.action == "BootNotification"
-            and r.payload.get("firmwareVersion") == version
-        ),
-        timeout=timeout,
-    )
 
 
 async def wait_until(predicate: object, what: str, timeout: float = 60) -> None:
