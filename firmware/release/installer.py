@@ -134,18 +134,21 @@ class ReleaseInstaller:
         try:
             self.install_launcher()
             with launcher.locked(self.releases):
+                # An update during a trial goes back to the last release that proved itself.
+                trial = launcher.read_trial(self.releases)
+                back_to = str(trial["previous"]) if trial and trial.get("previous") else current
                 launcher.write_json(
                     self.releases / TRIAL,
                     {
                         "version": version,
-                        "previous": current,
+                        "previous": back_to,
                         "crashes": 0,
                         "boot_timeout_s": self.boot_timeout_s,
                     },
                 )
-                launcher.point(self.releases, PREVIOUS, current)
+                launcher.point(self.releases, PREVIOUS, back_to)
                 launcher.point(self.releases, CURRENT, version)
-            self._prune(keep={version, current})
+            self._prune(keep={version, back_to})
         except OSError as exc:
             raise FirmwareInstallFailed(f"cannot activate {version}: {exc}") from None
         log.info("release %s on trial (back to %s if it fails)", version, current)

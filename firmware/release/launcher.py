@@ -232,13 +232,13 @@ def run_once(releases: Path, args: list[str], service: bool) -> int | None:
         timeout = float(trial.get("boot_timeout_s", DEFAULT_BOOT_TIMEOUT_S))
         if time.monotonic() - child.started < timeout:
             continue
+        say(f"release {version}: no BootNotification Accepted within {timeout:g} s")
+        # Stopped before taking the lock: its confirm may be waiting for the lock.
+        child.stop()
         with locked(releases):
             trial = on_trial(releases, version)
-            if trial is None:  # confirmed at the last moment
-                continue
-            say(f"release {version}: no BootNotification Accepted within {timeout:g} s")
-            child.stop()
-            rollback(releases, trial, f"no BootNotification Accepted within {timeout:g} s")
+            if trial is not None:  # else confirmed at the last moment: start it again
+                rollback(releases, trial, f"no BootNotification Accepted within {timeout:g} s")
         return RESET_EXIT if service else None
     if child.stopping or status == 0:
         return status

@@ -105,6 +105,16 @@ def test_rollback_names_the_previous_release_and_leaves_the_outcome(releases: Pa
     assert installer(releases).outcome() == TrialOutcome("1.1.0", False, "3 crashes in a row")
 
 
+def test_an_update_during_a_trial_goes_back_to_the_last_proven_release(releases: Path) -> None:
+    installer(releases).activate("1.1.0")  # 1.1.0 on trial, not confirmed
+    installed(releases, "1.2.0")
+    installer(releases, running="1.1.0").activate("1.2.0")
+    t = trial(releases)
+    assert t is not None and (t["version"], t["previous"]) == ("1.2.0", "1.0.0")
+    assert os.readlink(releases / "previous") == "1.0.0"
+    assert sorted(installer(releases).versions()) == ["1.0.0", "1.2.0"]
+
+
 def test_older_releases_are_pruned_current_and_previous_kept(releases: Path) -> None:
     installed(releases, "0.9.0")
     i = installer(releases)
