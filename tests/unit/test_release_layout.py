@@ -201,3 +201,23 @@ def test_under_the_launcher_a_restart_is_an_exit(monkeypatch: pytest.MonkeyPatch
     assert daemon.exit_or_restart(daemon.RESET_EXIT, ["/bin/false"]) == daemon.RESET_EXIT
     assert daemon.RESET_EXIT == launcher.RESET_EXIT  # the launcher's copy of the constant
     # (the exec of restart_argv is tests/system/test_release.py's, a real process)
+
+
+def test_release_status_and_use_on_the_command_line(
+    releases: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from firmware.cli import main
+
+    installer(releases).activate("1.1.0")
+    assert main(["release", "status", "--releases", str(releases)]) == 0
+    out = capsys.readouterr().out
+    assert "current:   1.1.0" in out and "previous:  1.0.0" in out
+    assert "on trial:  1.1.0 (back to 1.0.0; 0 crash(es); 120 s" in out
+    # Going back by hand: current names 1.0.0 at once, the trial is over.
+    assert main(["release", "use", "1.0.0", "--releases", str(releases)]) == 0
+    assert os.readlink(releases / "current") == "1.0.0" and trial(releases) is None
+    capsys.readouterr()
+    assert main(["release", "use", "9.9.9", "--releases", str(releases)]) == 1
+    assert capsys.readouterr().err == "chargepoint release use: release 9.9.9 is not installed\n"
+    assert main(["release", "status"]) == 2  # a source tree: where are the releases?
+    assert "give --releases DIR" in capsys.readouterr().err
