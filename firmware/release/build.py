@@ -30,6 +30,7 @@ from pathlib import Path
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
+from firmware.release.installer import pip_error
 from firmware.release.manifest import (
     INSTALLER_WHEEL,
     MANIFEST,
@@ -214,11 +215,9 @@ def _pip(args: list[str], extra: Sequence[str], what: str = "", hint: str = "") 
     command = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check", *extra]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
-        # pip's first ERROR names the package; the last one is often a link to its docs.
-        errors = [line for line in lines if line.startswith("ERROR:")] or lines[-1:]
-        first = errors[0][:300] if errors else f"exit status {result.returncode}"
-        raise BuildFailed(f"pip {args[0]} {what} failed: {first}{hint}".replace("  ", " "))
+        raise BuildFailed(
+            f"pip {args[0]} {what} failed: {pip_error(result)}{hint}".replace("  ", " ")
+        )
 
 
 def _metadata(wheel: Path) -> email.message.Message:

@@ -283,10 +283,16 @@ class ReleaseInstaller:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise FirmwareInstallFailed(f"{what} failed: {exc}") from None
         if result.returncode != 0:
-            lines = [line for line in result.stderr.splitlines() if line.strip()]
-            last = lines[-1].strip() if lines else f"exit status {result.returncode}"
-            raise FirmwareInstallFailed(f"{what} failed: {last}")
+            raise FirmwareInstallFailed(f"{what} failed: {pip_error(result)}")
         log.debug("%s took %.1f s", what, time.monotonic() - started)
+
+
+def pip_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The line of a failed pip (or venv) run worth showing: pip's first ERROR names the
+    package, its last line is often only a link to its docs."""
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR:")] or lines[-1:]
+    return errors[0][:300] if errors else f"exit status {result.returncode}"
 
 
 def _retarget_scripts(bin_dir: Path, old: str, new: str) -> None:

@@ -221,3 +221,17 @@ def test_release_status_and_use_on_the_command_line(
     assert capsys.readouterr().err == "chargepoint release use: release 9.9.9 is not installed\n"
     assert main(["release", "status"]) == 2  # a source tree: where are the releases?
     assert "give --releases DIR" in capsys.readouterr().err
+
+
+def test_a_failed_install_leaves_nothing_behind(releases: Path, tmp_path: Path) -> None:
+    """The bundle checks (its hashes match) but its wheels are not wheels: pip fails, and no
+    release directory, staging directory or unpacked wheel remains."""
+    from tests.unit.test_release_bundle import manifest, write
+
+    bundle = write(tmp_path / "b.tar", manifest())
+    before = sorted(p.name for p in releases.iterdir())
+    with pytest.raises(FirmwareInstallFailed) as caught:
+        installer(releases).install(bundle)
+    assert str(caught.value).startswith("installing pi-chargepoint 1.2.3 failed: ")
+    assert "\n" not in str(caught.value)
+    assert sorted(p.name for p in releases.iterdir()) == before
