@@ -21,10 +21,12 @@ PYTHON=python3
 SKIP_PIP=0
 ENABLE=1
 BUNDLE=
+COMPILE=()
 
 usage() {
     cat <<USAGE
 usage: $0 [--root DIR] [--bundle FILE | --skip-pip] [--python PYTHON] [--no-enable]
+       [--no-compile]
 
   --root DIR      stage everything under DIR instead of / (also: DESTDIR=DIR).  Commands that
                   change the system (useradd, chown, systemctl) are not run but written to
@@ -36,6 +38,8 @@ usage: $0 [--root DIR] [--bundle FILE | --skip-pip] [--python PYTHON] [--no-enab
                   configuration, launcher and unit only
   --python PATH   interpreter that creates the venv (default python3, 3.11 or newer)
   --no-enable     install the unit but do not enable it at boot
+  --no-compile    do not compile the release's bytecode at install (tests: faster; the
+                  service starts slower, it cannot write bytecode under /opt)
 USAGE
 }
 
@@ -48,6 +52,7 @@ while [ $# -gt 0 ]; do
         --bundle=*) BUNDLE=$(realpath "${1#*=}"); shift ;;
         --python) PYTHON=${2:?--python needs a path}; shift 2 ;;
         --no-enable) ENABLE=0; shift ;;
+        --no-compile) COMPILE=(--no-compile); shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -134,7 +139,8 @@ else
     VERSION=$("$PYTHON" -I -c 'import sys; sys.path[:0] = sys.argv[1:3]
 from firmware.release.__main__ import main
 sys.exit(main(sys.argv[3:]))' "$WORK"/boot/wheels/pi_chargepoint-*.whl \
-        "$WORK"/boot/wheels/packaging-*.whl install --releases "$ROOT$RELEASES" "$BUNDLE")
+        "$WORK"/boot/wheels/packaging-*.whl install --releases "$ROOT$RELEASES" \
+        "${COMPILE[@]}" "$BUNDLE")
     say "release $VERSION installed: $CURRENT -> $VERSION"
     if [ -e "$ROOT$OLD_VENV" ]; then
         rm -rf "$ROOT$OLD_VENV"

@@ -1,8 +1,9 @@
 """``chargepoint``: the command line.
 
 The tools behind the commands are the modules of this package (``demo``, ``config``, ``auth``,
-``certificate``, ``doctor``, ``hwtest``, and the doc generators ``keydoc``, ``filedoc`` and
-``charging_doc``); the daemon never loads them.  They reach hardware only through ``firmware.app``.
+``certificate``, ``doctor``, ``hwtest``, ``release``, and the doc generators ``keydoc``,
+``filedoc`` and ``charging_doc``); the daemon never loads them.  They reach hardware only
+through ``firmware.app``.
 
 Heavy modules (ocpp, pymodbus, gpiozero) are imported inside the commands that need them, so
 ``chargepoint --help`` and ``chargepoint bench status`` start quickly on a Pi.

@@ -19,10 +19,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     build.add_argument(
         "--target",
-        choices=["pi", "host"],
+        choices=["pi", "pi64", "pi32", "host"],
         default="pi",
-        help="pi: Raspberry Pi OS bookworm, Python 3.11, aarch64 and armv7l (default); "
-        "host: this machine (bench, tests)",
+        help="pi: Raspberry Pi OS bookworm, Python 3.11, aarch64 and armv7l (default); pi64 / "
+        "pi32: one of them; host: this machine (bench, tests)",
     )
     build.add_argument("--source", default=".", help="the checkout (default: .)")
     build.add_argument("--out", default="dist", help="directory for the bundle (default: dist)")
@@ -33,6 +33,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="ARG",
         help="an argument for pip (repeatable), e.g. --pip=--extra-index-url="
         "https://www.piwheels.org/simple or --pip=--no-index --pip=--find-links=DIR",
+    )
+    build.add_argument(
+        "--with",
+        dest="with_",
+        action="append",
+        default=[],
+        metavar="REQ",
+        help="ship and install this project with the product (repeatable): a manufacturer's "
+        "plug-in, as a requirement or the path of its wheel",
     )
     check = rsub.add_parser("check", help="check a bundle for this machine (manifest, sha256)")
     check.add_argument("bundle")
@@ -45,6 +54,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     sign.add_argument("--key", required=True, help="the signing private key (PEM)")
     sign.add_argument("--cert", required=True, help="its certificate (PEM)")
     sign.add_argument("--out", help="where to write the JSON (default: BUNDLE.sig.json)")
+    for name, text in (
+        ("status", "the releases on this charger: current, previous, a trial, its outcome"),
+        ("use", "make an installed release current now, without a trial (going back by hand)"),
+    ):
+        cmd = rsub.add_parser(name, help=text)
+        cmd.add_argument(
+            "--releases",
+            help="the releases directory (default: the one this release is installed in)",
+        )
+        if name == "use":
+            cmd.add_argument("version")
     release.set_defaults(func=run)
 
 
@@ -53,7 +73,53 @@ def run(args: argparse.Namespace) -> int:
         return _build(args)
     if args.release_cmd == "check":
         return _check(Path(args.bundle))
+    if args.release_cmd in ("status", "use"):
+        return _status(args)
     return _sign(args)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from firmware.ports import FirmwareInstallFailed
+    from firmware.release import ReleaseInstaller, running_release
+    from firmware.release.launcher import linked, read_trial
+
+    release = running_release()
+    if args.releases:
+        releases = Path(args.releases)
+    elif release is not None:
+        releases = release.parent
+    else:
+        print(
+            f"chargepoint release {args.release_cmd}: not run from an installed release: give "
+            "--releases DIR (on the bench: <state directory>/releases)",
+            file=sys.stderr,
+        )
+        return 2
+    installer = ReleaseInstaller(releases, running_version="")
+    if args.release_cmd == "use":
+        try:
+            installer.adopt(args.version)
+        except FirmwareInstallFailed as exc:
+            print(f"chargepoint release use: {exc}", file=sys.stderr)
+            return 1
+        print(f"current: {args.version} (restart the controller: systemctl restart chargepoint)")
+        return 0
+    trial = read_trial(releases)
+    outcome = installer.outcome()
+    print(f"releases:  {releases}")
+    print(f"installed: {', '.join(installer.versions()) or '(none)'}")
+    print(f"current:   {linked(releases, 'current') or '(none)'}")
+    print(f"previous:  {linked(releases, 'previous') or '(none)'}")
+    if trial is not None:
+        print(
+            f"on trial:  {trial.get('version')} (back to {trial.get('previous')}; "
+            f"{trial.get('crashes', 0)} crash(es); {trial.get('boot_timeout_s')} s to be "
+            "accepted at each start)"
+        )
+    if outcome is not None:
+        end = "installed" if outcome.installed else f"rolled back: {outcome.reason}"
+        print(f"last trial: {outcome.version} {end} (not yet reported to the central system)")
+    return 0
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -61,7 +127,9 @@ def _build(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     try:
-        path = build(Path(args.source), Path(args.out), args.target, pip_args=args.pip)
+        path = build(
+            Path(args.source), Path(args.out), args.target, pip_args=args.pip, with_=args.with_
+        )
     except BuildFailed as exc:
         print(f"chargepoint release build: {exc}", file=sys.stderr)
         return 1

@@ -30,6 +30,7 @@ from pathlib import Path
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
+from firmware.release.installer import pip_error
 from firmware.release.manifest import (
     INSTALLER_WHEEL,
     MANIFEST,
@@ -91,6 +92,8 @@ class Target:
 TARGETS: dict[str, list[Target]] = {
     # Raspberry Pi OS bookworm, 64 and 32 bit.
     "pi": [Target((3, 11), "aarch64"), Target((3, 11), "armv7l")],
+    "pi64": [Target((3, 11), "aarch64")],
+    "pi32": [Target((3, 11), "armv7l")],
     # The machine running the build (the bench, the tests).
     "host": [Target(sys.version_info[:2], None)],
 }
@@ -103,11 +106,13 @@ def build(
     *,
     pip_args: Sequence[str] = (),
     version: str | None = None,
+    with_: Sequence[str] = (),
 ) -> Path:
     """Build the bundle of the checkout ``source`` for ``target`` (a key of TARGETS) into
     ``out_dir``; returns its path (``pi-chargepoint-<version>-<target>.tar``).  ``pip_args``
     go to every pip command (``--no-index``, ``--find-links DIR``, ``--extra-index-url``).
-    Raises BuildFailed."""
+    ``with_``: more projects to ship and install with the product (a manufacturer's plug-in:
+    a requirement, or the path of its wheel).  Raises BuildFailed."""
     if target not in TARGETS:
         raise BuildFailed(f"unknown target {target!r} (one of {', '.join(TARGETS)})")
     missing = [p for p in SOURCE_PARTS[:1] if not (source / p).exists()]
@@ -134,6 +139,14 @@ def build(
         product_wheel = next(product.glob("*.whl"))
         shutil.copy(product_wheel, wheels)
         meta = _metadata(product_wheel)
+        extra = [str(Path(w).resolve()) if w.endswith(".whl") else w for w in with_]
+        try:
+            names = [
+                str(_metadata(Path(w))["Name"]) if w.endswith(".whl") else Requirement(w).name
+                for w in extra
+            ]
+        except (OSError, ValueError, KeyError, StopIteration, zipfile.BadZipFile) as exc:
+            raise BuildFailed(f"--with: cannot use {exc}") from None
         for t in TARGETS[target]:
             env = t.marker_environment()
             requirements = [
@@ -150,10 +163,16 @@ def build(
                     "--dest",
                     str(wheels),
                     *t.pip_options(),
+                    # A plug-in requires the product: this one, not one from an index.
+                    "--find-links",
+                    str(product),
                     *requirements,
+                    *extra,
                     INSTALLER_WHEEL,
                 ],
                 pip_args,
+                f"for {t.tag}",
+                ARMV7L_HINT if t.machine == "armv7l" else "",
             )
         manifest = Manifest(
             product=PRODUCT,
@@ -161,6 +180,7 @@ def build(
             requires_python=str(meta.get("Requires-Python") or ""),
             platforms=tuple(t.tag for t in TARGETS[target]),
             wheels={p.name: _sha256(p) for p in sorted(wheels.glob("*.whl"))},
+            requires=tuple(names),
         )
         return write_bundle(
             manifest, wheels, out_dir / f"{PRODUCT}-{manifest.version}-{target}.tar"
@@ -185,12 +205,19 @@ def write_bundle(manifest: Manifest, wheels: Path, path: Path) -> Path:
     return path
 
 
-def _pip(args: list[str], extra: Sequence[str]) -> None:
+ARMV7L_HINT = (
+    " (PyPI has no armv7l wheel of some dependencies: add "
+    "--pip=--extra-index-url=https://www.piwheels.org/simple)"
+)
+
+
+def _pip(args: list[str], extra: Sequence[str], what: str = "", hint: str = "") -> None:
     command = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check", *extra]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        raise BuildFailed(f"pip {args[0]} failed: {lines[-1] if lines else result.returncode}")
+        raise BuildFailed(
+            f"pip {args[0]} {what} failed: {pip_error(result)}{hint}".replace("  ", " ")
+        )
 
 
 def _metadata(wheel: Path) -> email.message.Message:

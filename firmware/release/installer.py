@@ -101,6 +101,7 @@ class ReleaseInstaller:
                     "--quiet",
                     *([] if self.compile_bytecode else ["--no-compile"]),
                     str(wheels / manifest.product_wheel),
+                    *manifest.requires,
                 ],
                 f"installing {manifest.product} {version}",
             )
@@ -133,18 +134,21 @@ class ReleaseInstaller:
         try:
             self.install_launcher()
             with launcher.locked(self.releases):
+                # An update during a trial goes back to the last release that proved itself.
+                trial = launcher.read_trial(self.releases)
+                back_to = str(trial["previous"]) if trial and trial.get("previous") else current
                 launcher.write_json(
                     self.releases / TRIAL,
                     {
                         "version": version,
-                        "previous": current,
+                        "previous": back_to,
                         "crashes": 0,
                         "boot_timeout_s": self.boot_timeout_s,
                     },
                 )
-                launcher.point(self.releases, PREVIOUS, current)
+                launcher.point(self.releases, PREVIOUS, back_to)
                 launcher.point(self.releases, CURRENT, version)
-            self._prune(keep={version, current})
+            self._prune(keep={version, back_to})
         except OSError as exc:
             raise FirmwareInstallFailed(f"cannot activate {version}: {exc}") from None
         log.info("release %s on trial (back to %s if it fails)", version, current)
@@ -279,10 +283,16 @@ class ReleaseInstaller:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise FirmwareInstallFailed(f"{what} failed: {exc}") from None
         if result.returncode != 0:
-            lines = [line for line in result.stderr.splitlines() if line.strip()]
-            last = lines[-1].strip() if lines else f"exit status {result.returncode}"
-            raise FirmwareInstallFailed(f"{what} failed: {last}")
+            raise FirmwareInstallFailed(f"{what} failed: {pip_error(result)}")
         log.debug("%s took %.1f s", what, time.monotonic() - started)
+
+
+def pip_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The line of a failed pip (or venv) run worth showing: pip's first ERROR names the
+    package, its last line is often only a link to its docs."""
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR:")] or lines[-1:]
+    return errors[0][:300] if errors else f"exit status {result.returncode}"
 
 
 def _retarget_scripts(bin_dir: Path, old: str, new: str) -> None:

@@ -205,7 +205,11 @@ def run_once(releases: Path, args: list[str], service: bool) -> int | None:
     if version is None:
         say(f"no release to start: {releases / CURRENT} names no complete release")
         return 2
-    child = Child(releases, version, args)
+    try:
+        child = Child(releases, version, args)
+    except OSError as exc:  # the release's interpreter is gone: a crash like any other
+        say(f"cannot start release {version}: {exc}")
+        return _crashed(releases, version, 127, service)
     for signum, stop in (
         (signal.SIGTERM, True),
         (signal.SIGINT, True),
@@ -228,18 +232,23 @@ def run_once(releases: Path, args: list[str], service: bool) -> int | None:
         timeout = float(trial.get("boot_timeout_s", DEFAULT_BOOT_TIMEOUT_S))
         if time.monotonic() - child.started < timeout:
             continue
+        say(f"release {version}: no BootNotification Accepted within {timeout:g} s")
+        # Stopped before taking the lock: its confirm may be waiting for the lock.
+        child.stop()
         with locked(releases):
             trial = on_trial(releases, version)
-            if trial is None:  # confirmed at the last moment
-                continue
-            say(f"release {version}: no BootNotification Accepted within {timeout:g} s")
-            child.stop()
-            rollback(releases, trial, f"no BootNotification Accepted within {timeout:g} s")
+            if trial is not None:  # else confirmed at the last moment: start it again
+                rollback(releases, trial, f"no BootNotification Accepted within {timeout:g} s")
         return RESET_EXIT if service else None
     if child.stopping or status == 0:
         return status
     if status == RESET_EXIT:
         return RESET_EXIT if service else None
+    return _crashed(releases, version, status, service)
+
+
+def _crashed(releases: Path, version: str, status: int, service: bool) -> int | None:
+    """The child ended with ``status``, neither stopped nor restarting."""
     with locked(releases):
         trial = on_trial(releases, version)
         if trial is None:
@@ -275,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         status = run_once(releases, args, service)
         if status is not None:
-            return status
+            # A child killed by a signal: the shell's 128 + its number.
+            return status if status >= 0 else 128 - status
 
 
 if __name__ == "__main__":

@@ -9,7 +9,11 @@ A bundle is one uncompressed tar file (the wheels are compressed already)::
 
     {"format": 1, "product": "pi-chargepoint", "version": "0.2.0",
      "requires_python": ">=3.11", "platforms": ["cp311-linux_aarch64", "cp311-linux_armv7l"],
+     "requires": ["acme-chargepoint-keys"],
      "wheels": {"<file name>": "<sha256, 64 hex digits>", ...}}
+
+``requires`` (optional): projects installed with the product, e.g. a manufacturer's plug-in
+(``chargepoint release build --with``); their wheels are in the bundle too.
 
 ``platforms`` names the interpreters and machines the wheels were gathered for, as
 ``cp<major><minor>-<sysconfig platform with _>``.  Every check failure is one line
@@ -34,6 +38,7 @@ WHEELS = "wheels/"
 INSTALLER_WHEEL = "pip"  # the bundle brings the pip that installs it
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _WHEEL_NAME = re.compile(r"[A-Za-z0-9_.+!-]+\.whl")
+_PROJECT = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 
 class ManifestError(ValueError):
@@ -47,6 +52,7 @@ class Manifest:
     requires_python: str
     platforms: tuple[str, ...]
     wheels: dict[str, str]  # file name -> sha256 hex
+    requires: tuple[str, ...] = ()  # projects installed with the product (plug-ins)
 
     @property
     def product_wheel(self) -> str:
@@ -64,6 +70,7 @@ class Manifest:
             "version": self.version,
             "requires_python": self.requires_python,
             "platforms": list(self.platforms),
+            "requires": list(self.requires),
             "wheels": dict(sorted(self.wheels.items())),
         }
 
@@ -121,7 +128,12 @@ def parse(data: object) -> Manifest:
             raise ManifestError(f"manifest names a wheel {name!r} that is not a wheel file name")
         if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
             raise ManifestError(f"manifest sha256 of {name} is not 64 hex digits")
-    manifest = Manifest(product, version, requires, tuple(platforms), dict(wheels))
+    extra = data.get("requires", [])
+    if not isinstance(extra, list) or not all(
+        isinstance(r, str) and _PROJECT.fullmatch(r) for r in extra
+    ):
+        raise ManifestError("manifest requires is not a list of project names")
+    manifest = Manifest(product, version, requires, tuple(platforms), dict(wheels), tuple(extra))
     for what, prefix in (
         (f"{PRODUCT} {version}", f"{wheel_project(PRODUCT)}-{version}-"),
         ("pip (the installer)", f"{INSTALLER_WHEEL}-"),

@@ -13,114 +13,28 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import signal
 import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from ocpp.v16 import call
 
-from centralsystem import CentralSystem, MessageRecord
+from centralsystem import CentralSystem
 from firmware.ports import TrialOutcome
 from firmware.release import ReleaseInstaller
-from tests.conftest import BENCH_TOML
 from tests.release_bundles import Bundles
-
-CP_ID = "RELEASE-1"
-
-
-@dataclass
-class Site:
-    """A charger's directories: its configuration file, its state and its releases."""
-
-    config: Path
-    state: Path
-    installer: ReleaseInstaller
-    log: Path
-    proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def releases(self) -> Path:
-        return self.installer.releases
-
-    def current(self) -> str:
-        return os.readlink(self.releases / "current")
-
-    async def start(self, cs: CentralSystem) -> None:
-        """``<releases>/current/bin/chargepoint run`` by hand, from a directory that is not
-        the source tree."""
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("INVOCATION_ID", "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
-        }
-        with self.log.open("a") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                str(self.releases / "current" / "bin" / "chargepoint"),
-                "run",
-                "--config",
-                str(self.config),
-                "--csms-url",
-                cs.url,
-                "--state-dir",
-                str(self.state),
-                "--id",
-                CP_ID,
-                stdout=out,
-                stderr=out,
-                cwd=self.config.parent,
-                env={**env, "PYTHONUNBUFFERED": "1"},
-            )
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 30)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+from tests.system.release_site import CP_ID, Site, boots, make_site, wait_boot
 
 
 @pytest_asyncio.fixture
 async def site(tmp_path: Path, release_bundles: Bundles) -> AsyncIterator[Site]:
-    """The base release installed and current, as install/install.sh leaves a Pi."""
-    (tmp_path / "etc").mkdir()
-    config = tmp_path / "etc" / "chargepoint.toml"
-    config.write_text(BENCH_TOML.read_text())
-    state = tmp_path / "state"
-    installer = ReleaseInstaller(
-        state / "releases", running_version="", boot_timeout_s=60, compile_bytecode=False
-    )
-    installer.adopt(installer.install(release_bundles.base))
-    s = Site(config, state, installer, tmp_path / "controller.log")
+    s = make_site(tmp_path, release_bundles)
     try:
         yield s
     finally:
         await s.stop()
-
-
-def boots(cs: CentralSystem) -> list[MessageRecord]:
-    return [
-        r
-        for r in cs.messages
-        if r.direction == "rx" and r.message_type == "CALL" and r.action == "BootNotification"
-    ]
-
-
-async def wait_boot(cs: CentralSystem, version: str, timeout: float = 60) -> MessageRecord:
-    return await cs.wait_for(
-        lambda r: (
-            r.direction == "rx"
-            and r.message_type == "CALL"
-            and r.action == "BootNotification"
-            and r.payload.get("firmwareVersion") == version
-        ),
-        timeout=timeout,
-    )
 
 
 async def wait_until(predicate: object, what: str, timeout: float = 60) -> None:
@@ -334,3 +248,48 @@ async def test_under_a_service_manager_the_launcher_exits_for_each_restart(
     await wait_until(lambda: len(boots(csms)) >= 2, "the previous release boots again")
     assert site.current() == base
     assert site.installer.outcome() == TrialOutcome(version, False, "3 crashes in a row")
+
+
+def test_a_manufacturers_plugin_ships_in_the_bundle(tmp_path: Path) -> None:
+    """``release build --with WHEEL``: the plug-in's wheel is in the bundle, named in the
+    manifest's ``requires``, and installed with the product (docs/plugins.md)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from firmware.release.build import build
+    from firmware.release.bundle import read_manifest
+    from tests.conftest import REPO
+    from tests.release_bundles import WHEEL_CACHE
+
+    source = tmp_path / "acme"
+    shutil.copytree(
+        REPO / "examples/acme-keys", source, ignore=shutil.ignore_patterns("*.egg-info")
+    )
+    offline = ["--no-index", "--find-links", str(WHEEL_CACHE)]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), *offline]
+        + [str(source)],
+        check=True,
+        timeout=120,
+    )
+    plugin = next(tmp_path.glob("acme_chargepoint_keys-*.whl"))
+    bundle = build(REPO, tmp_path / "out", "host", pip_args=offline, with_=[str(plugin)])
+    assert read_manifest(bundle).requires == ("acme-chargepoint-keys",)
+    installer = ReleaseInstaller(tmp_path / "releases", running_version="", compile_bytecode=False)
+    version = installer.install(bundle)
+    assert installer.check(bundle) == version
+    python = tmp_path / "releases" / version / "bin" / "python"
+    found = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "from importlib.metadata import entry_points as e; "
+            "print([p.name for p in e(group='chargepoint.config_keys')])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert found.stdout.strip() == "['Acme']"

@@ -36,7 +36,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 def install(root: Path, env: dict[str, str], bundle: Path) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        ["bash", str(INSTALL), "--root", str(root), "--bundle", str(bundle)]
+        ["bash", str(INSTALL), "--root", str(root), "--bundle", str(bundle), "--no-compile"]
         + ["--python", os.path.realpath(sys.executable)],
         capture_output=True,
         text=True,

@@ -254,3 +254,55 @@ def test_sign_refuses_a_key_that_is_not_the_certificates(tmp_path: Path) -> None
     key_file.write_text("not a key")
     with pytest.raises(SigningFailed, match="cannot use the key"):
         sign_file(bundle, key_file, cert_file)
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def test_release_check_and_sign_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from firmware.cli import main
+
+    bundle = write(tmp_path / "b.tar", manifest())
+    assert main(["release", "check", str(bundle)]) == 0
+    assert "pi-chargepoint 1.2.3, 3 wheels, OK" in capsys.readouterr().out
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = Authority.root().issue(_name("Firmware Signing"), key.public_key())
+    key_file, cert_file = _files(tmp_path, key, cert)
+    assert (
+        main(["release", "sign", str(bundle), "--key", str(key_file), "--cert", str(cert_file)])
+        == 0
+    )
+    signed = json.loads((tmp_path / "b.tar.sig.json").read_text())
+    assert set(signed) == {"signature", "signingCertificate", "algorithm"}
+    capsys.readouterr()
+    damaged = write(tmp_path / "d.tar", manifest(format=7))
+    assert main(["release", "check", str(damaged)]) == 1
+    assert capsys.readouterr().err == (
+        "chargepoint release check: d.tar: manifest format 7 is not 1\n"
+    )
+    assert (
+        main(
+            [
+                "release",
+                "sign",
+                str(tmp_path / "gone.tar"),
+                "--key",
+                str(key_file),
+                "--cert",
+                str(cert_file),
+            ]
+        )
+        == 1
+    )
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_release_build_refuses_a_directory_that_is_not_a_checkout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from firmware.cli import main
+
+    assert main(["release", "build", "--source", str(tmp_path), "--out", str(tmp_path)]) == 1
+    assert "is not a checkout of pi-chargepoint (no pyproject.toml)" in capsys.readouterr().err
