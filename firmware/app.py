@@ -366,7 +366,7 @@ def _firmware_updates(
     it confirms the release on trial (it proved itself, issue 14) and reports the outcome of
     the update that restarted the controller."""
     from firmware.download import Limits
-    from firmware.firmware_update import ChargerGate, FirmwareUpdates, Wiring
+    from firmware.firmware_update import ChargerGate, FirmwareUpdates, UpdateWiring
 
     if installer is None:
         installer = release_installer(settings)
@@ -378,7 +378,7 @@ def _firmware_updates(
 
     mb = 1024 * 1024
     updates = FirmwareUpdates(
-        Wiring(
+        UpdateWiring(
             store=ocpp.firmware.store,
             installer=installer,
             gate=ChargerGate(charger),

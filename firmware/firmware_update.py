@@ -72,7 +72,7 @@ FLUSH_BEFORE_RESTART_S = 5.0
 
 
 @dataclass(frozen=True)
-class Wiring:
+class UpdateWiring:
     """What the service needs around it (the composition root gives it)."""
 
     store: FirmwareUpdateStore
@@ -96,7 +96,7 @@ class Wiring:
 class FirmwareUpdates:
     """``firmware.ports.FirmwareUpdateControl``; ``run()`` is the worker."""
 
-    def __init__(self, wiring: Wiring) -> None:
+    def __init__(self, wiring: UpdateWiring) -> None:
         self.w = wiring
         self.store = wiring.store
         self.bundle = wiring.state_dir / DIRECTORY / BUNDLE
@@ -418,4 +418,4 @@ def _notification(request: UpdateRequest, status: FwStatus) -> tuple[str, dict[s
     return "FirmwareStatusNotification", {"status": status.value}
 
 
-__all__ = ["BUNDLE", "DIRECTORY", "ChargerGate", "FirmwareUpdates", "Wiring"]
+__all__ = ["BUNDLE", "DIRECTORY", "ChargerGate", "FirmwareUpdates", "UpdateWiring"]

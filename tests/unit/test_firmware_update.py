@@ -18,7 +18,7 @@ import pytest
 from firmware import clock
 from firmware.certificates import CertificateStore, RootKind
 from firmware.download import DownloadError, Limits
-from firmware.firmware_update import FirmwareUpdates, Wiring
+from firmware.firmware_update import FirmwareUpdates, UpdateWiring
 from firmware.firmware_update_states import (
     FINAL,
     TRANSITIONS,
@@ -176,7 +176,7 @@ async def service(
     gate = gate or Gate()
     fetcher = fetcher or Fetcher()
     svc = FirmwareUpdates(
-        Wiring(
+        UpdateWiring(
             store=store,
             installer=installer,
             gate=gate,
