@@ -272,6 +272,8 @@ class FirmwareUpdates:
                 self._post(Ev.WAIT_RETRIEVE, f"retrieveDate in {wait:.0f} s")
             await asyncio.sleep(wait)
         self._post(Ev.DOWNLOAD, without_credentials(request.location))
+        for stale in self.bundle.parent.glob(f"{BUNDLE}.*.part"):
+            stale.unlink(missing_ok=True)  # left by a power cut during a download
         tls = self.w.certificates.upload_context() if self.w.certificates else None
         attempts = request.retries + 1
         for attempt in range(1, attempts + 1):

@@ -474,3 +474,24 @@ async def test_an_unexpected_error_ends_the_update_as_failed_and_the_charger_goe
             assert b.statuses() == ["Downloading", "Downloaded", "Installing", "InstallationFailed"]
             assert not b.gate.held and b.store.request() is None and not b.restarts
             assert b.svc.update_firmware(legacy()) == "Accepted"  # the next one is taken
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_download_cut_by_a_power_loss_starts_again_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    with wall_clock_follows_the_loop():
+        # What a power cut during the download leaves: the request, Downloading sent.
+        store = FirmwareUpdateStore.open(tmp_path)
+        store.replace(legacy(), S.IDLE)
+        store.set_status(S.DOWNLOADING, ("FirmwareStatusNotification", {"status": "Downloading"}))
+        (tmp_path / "firmware").mkdir()
+        (tmp_path / "firmware" / "update.bundle.x1.part").write_bytes(b"half")
+        store.close()
+        async with service(tmp_path) as b:
+            await asyncio.sleep(5)
+            assert b.statuses() == ["Downloading", "Downloading", "Downloaded", "Installing"]
+            await asyncio.sleep(10)
+            assert len(b.fetcher.attempts) == 1 and b.restarts
+            assert list((tmp_path / "firmware").iterdir()) == []  # the half file is gone
