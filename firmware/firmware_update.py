@@ -20,7 +20,7 @@ answer leaves.  Its life, each step a transition of ``firmware.firmware_update_s
    trial's ``outcome()`` is reported (Installed or InstallationFailed), the availability put back,
    ``reported()``.  FirmwareUpdated is the security events block's (the version changed).
 
-A new request cancels one that has not begun installing (whitepaper L01.FR.24: answered
+A new request cancels one that has not begun installing (whitepaper L01: answered
 AcceptedCanceled); the old one ends with DownloadFailed when it had not finished downloading,
 InstallationFailed when it had, each sent with its own requestId.  One that is installing
 cannot be cancelled: the new one is Rejected.
