@@ -1,6 +1,6 @@
 """A remote update end to end (issue 14, "Done when"): a controller started from a real release
-installed in a temporary releases directory (tests/system/test_release.py's ``site``, a real
-process through the launcher) is sent UpdateFirmware by the bundled central system; it
+installed in a temporary releases directory (tests/system/release_site.py, a real process
+through the launcher) is sent UpdateFirmware by the bundled central system; it
 downloads the higher-version bundle of this product from a real HTTP server on 127.0.0.1,
 installs it, restarts into it, and the new release's BootNotification carries the new version,
 with Downloading, Downloaded, Installing, Installed on the wire.  A release that crashes at
@@ -10,10 +10,12 @@ start is rolled back and the previous release reports InstallationFailed.  The s
 from __future__ import annotations
 
 import shutil
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from ocpp.v16 import call
 
 from centralsystem import CentralSystem, MessageRecord
@@ -21,9 +23,18 @@ from firmware import clock
 from tests.firmware_helpers import http_server, signer
 from tests.pki import Authority
 from tests.release_bundles import Bundles
-from tests.system.test_release import CP_ID, Site, boots, site, wait_boot, wait_until
+from tests.system.release_site import CP_ID, Site, boots, make_site, wait_boot
 
-__all__ = ["site"]  # the fixture, shared with test_release.py
+
+@pytest_asyncio.fixture
+async def site(tmp_path: Path, release_bundles: Bundles) -> AsyncIterator[Site]:
+    """The base release installed and current (tests/system/release_site.py)."""
+    s = make_site(tmp_path, release_bundles)
+    try:
+        yield s
+    finally:
+        await s.stop()
+
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(600)]
 
@@ -151,4 +162,4 @@ async def test_tc_080_a_signed_release_installs_and_firmware_updated_is_reported
         timeout=60,
     )
     assert version in updated.payload.get("techInfo", "")
-    await wait_until(lambda: site.current() == version, "current")
+    assert site.current() == version
