@@ -145,7 +145,7 @@ async def stop_on_power_cut(running: Running, deliver_s: float) -> None:
 RESET_EXIT = 3
 
 
-def exit_or_restart(status: int) -> int:
+def exit_or_restart(status: int, restart_argv: list[str] | None = None) -> int:
     """What ``chargepoint run`` does once ``run`` has returned ``status`` (the event loop is
     closed by then: outputs safe, stores and WebSocket closed, drivers released).
 
@@ -156,19 +156,25 @@ def exit_or_restart(status: int) -> int:
     environment and working directory), and the new image starts from scratch
     (BootNotification).  File descriptors Python opens are close-on-exec, so every lock and
     socket of the old image is released and the new one takes them again.  Returns the exit
-    status, or does not return."""
-    from firmware import systemd
+    status, or does not return.
 
-    if status != RESET_EXIT or systemd.supervised():
+    ``restart_argv`` (``FirmwareInstaller.restart_argv``): the command line to execute instead
+    of the same one, i.e. the launcher that starts the ``current`` release after an update
+    (issue 14).  Under the launcher (``firmware.release.launched``) the process exits like
+    under systemd: the launcher starts ``current`` again and watches a release on trial."""
+    from firmware import systemd
+    from firmware.release import launched
+
+    if status != RESET_EXIT or systemd.supervised() or launched():
         return status
-    argv = [sys.executable, *sys.orig_argv[1:]]
+    argv = restart_argv or [sys.executable, *sys.orig_argv[1:]]
     log.info("reset: restarting in place (no service manager supervises this process)")
     logging.shutdown()  # flush every handler before the image is replaced
     for stream in (sys.stdout, sys.stderr):
         with suppress(Exception):
             stream.flush()
     try:
-        os.execv(sys.executable, argv)
+        os.execv(argv[0], argv)
     except OSError as exc:
         print(
             f"chargepoint: cannot restart after the reset ({exc}); start it again", file=sys.stderr

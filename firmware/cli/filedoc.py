@@ -22,7 +22,9 @@ from firmware.settings import (
     FeatureProfiles,
     LoggingSettings,
     OcppSettings,
+    ReleaseSettings,
     SiteSettings,
+    UpdateSettings,
 )
 from hal.config import (
     METER_MODEL_NAMES,
@@ -127,6 +129,22 @@ _TABLES: list[tuple[str, str, type, tuple[str, ...], list[tuple[str, str, str]]]
         [],
     ),
     ("[logging]", "the OCPP message log (optional table)", LoggingSettings, (), []),
+    (
+        "[release]",
+        "the trial of a new release after an update (optional table; see "
+        "[firmware.md](firmware.md#install-layout-and-rollback))",
+        ReleaseSettings,
+        (),
+        [],
+    ),
+    (
+        "[update]",
+        "what a firmware update may take (optional table; see "
+        "[firmware.md](firmware.md#rolling-out-an-update))",
+        UpdateSettings,
+        (),
+        [],
+    ),
     (
         "[site]",
         "the site's main fuse and its dynamic load management (optional table; see "
