@@ -144,6 +144,12 @@ class FirmwareUpdates:
             self._stop_job()
             self._release()
             answer = "AcceptedCanceled"
+        elif old is not None and self._job is not None and not self._job.done():
+            # Still Idle: waiting for its retrieveDate (the legacy flow has no
+            # DownloadScheduled), nothing sent for it yet, so nothing to end it with.
+            log.info("%s replaces the one waiting for its retrieveDate", request.flow.value)
+            self._stop_job()
+            answer = "AcceptedCanceled"
         self._request, self._status = request, FwStatus.IDLE
         self.store.replace(request, FwStatus.IDLE)
         log.info(

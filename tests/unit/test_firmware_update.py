@@ -495,3 +495,23 @@ async def test_a_download_cut_by_a_power_loss_starts_again_after_the_restart(
             await asyncio.sleep(10)
             assert len(b.fetcher.attempts) == 1 and b.restarts
             assert list((tmp_path / "firmware").iterdir()) == []  # the half file is gone
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_new_update_firmware_replaces_one_waiting_for_its_retrieve_date(
+    tmp_path: Path,
+) -> None:
+    """The legacy flow has no DownloadScheduled: a request waiting for its retrieveDate is
+    Idle, and a new UpdateFirmware must replace it, not run after it (L01 / §5.19)."""
+    with wall_clock_follows_the_loop():
+        async with service(tmp_path) as b:
+            first = legacy(3600)
+            b.svc.update_firmware(first)
+            await asyncio.sleep(10)
+            second = UpdateRequest(Flow.LEGACY, "http://127.0.0.1:9/second.bundle", clock.utcnow())
+            b.svc.update_firmware(second)
+            await asyncio.sleep(7200)
+            assert len(b.fetcher.attempts) == 1, "the replaced request downloaded too"
+            assert [round(t) for t in b.fetcher.attempts] == [10]
+            assert b.statuses() == ["Downloading", "Downloaded", "Installing"]
