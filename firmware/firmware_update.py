@@ -57,9 +57,9 @@ from firmware.firmware_update_states import (
     triggered,
 )
 from firmware.firmware_update_store import FirmwareUpdateStore
-from firmware.logupload import check_location
 from firmware.ports import FirmwareInstaller, FirmwareInstallFailed, InstallGate
 from firmware.redaction import without_credentials
+from firmware.transfer import check_location, tls_for
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +280,7 @@ class FirmwareUpdates:
         self._post(Ev.DOWNLOAD, without_credentials(request.location))
         for stale in self.bundle.parent.glob(f"{BUNDLE}.*.part"):
             stale.unlink(missing_ok=True)  # left by a power cut during a download
-        tls = self.w.certificates.upload_context() if self.w.certificates else None
+        tls = tls_for(request.location, self.w.certificates)
         attempts = request.retries + 1
         for attempt in range(1, attempts + 1):
             try:

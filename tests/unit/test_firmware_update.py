@@ -452,7 +452,7 @@ async def test_a_new_request_cancels_the_old_one_which_ends_download_failed(
 
 def test_supported_file_transfer_protocols_are_what_the_transfers_take() -> None:
     from firmware.config_keys import FILE_TRANSFER_PROTOCOLS
-    from firmware.logupload import SCHEMES
+    from firmware.transfer import SCHEMES
 
     assert sorted(FILE_TRANSFER_PROTOCOLS) == sorted(s.upper() for s in SCHEMES)
 
