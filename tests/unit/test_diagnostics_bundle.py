@@ -188,3 +188,19 @@ def test_under_systemd_the_journal_of_the_window_is_asked_for(
     text = diagnostics.journal_lines(None, None)
     assert text.startswith("# journalctl could not read the journal of chargepoint.service")
     assert "insufficient permissions" in text
+
+
+@pytest.mark.parametrize("tag", ["O'BRIEN-4242", 'AB"CD-12345', "BACK\\SLASH-99", "NAÏVE-CARD-7"])
+def test_an_id_tag_with_quotes_or_escapes_is_masked_whole(tag: str) -> None:
+    """An idTag is any CiString20: quotes, backslashes and non-ASCII characters (escaped in
+    JSON) are masked with the rest, in a frame, a Python repr and a frame quoted in a line."""
+    frame = json.dumps([2, "1", "Authorize", {"idTag": tag, "x": 1}])
+    forms = [frame, repr({"parentIdTag": tag, "x": 1}), json.dumps("received " + frame)]
+    for text in forms:
+        masked = mask_id_tags(text)
+        assert tag[-4:] not in masked, masked
+    assert json.loads(mask_id_tags(frame))[3] == {"idTag": "***", "x": 1}
+    assert json.loads(json.loads(mask_id_tags(forms[2])).removeprefix("received "))[3] == {
+        "idTag": "***",
+        "x": 1,
+    }
