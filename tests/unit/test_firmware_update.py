@@ -515,3 +515,32 @@ async def test_a_new_update_firmware_replaces_one_waiting_for_its_retrieve_date(
             assert len(b.fetcher.attempts) == 1, "the replaced request downloaded too"
             assert [round(t) for t in b.fetcher.attempts] == [10]
             assert b.statuses() == ["Downloading", "Downloaded", "Installing"]
+
+
+def test_a_signing_certificate_issued_by_a_certificate_that_is_no_ca_is_refused(
+    manufacturer: tuple[Authority, CertificateStore],
+) -> None:
+    """Only a CA may issue in the chain up to the ManufacturerRootCertificate (RFC 5280
+    §4.2.1.9 basicConstraints): a leaf the manufacturer issued for another purpose (a server, a
+    device) must not be able to issue firmware signing certificates."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.pki import _name, pem
+
+    root, certs = manufacturer
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = root.issue(_name("some device", "Test Manufacturer"), leaf_key.public_key())
+    forged = Authority(leaf_key, leaf).issue(
+        _name("Firmware Signing", "Test Manufacturer"),
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+    )
+    why = certs.signing_certificate_problem(pem(forged) + pem(leaf))
+    assert why is not None and "not a CA" in why
+    # The same chain through a real intermediate CA is fine.
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = root.issue(_name("Firmware CA", "Test Manufacturer"), ca_key.public_key(), ca=True)
+    good = Authority(ca_key, ca).issue(
+        _name("Firmware Signing", "Test Manufacturer"),
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+    )
+    assert certs.signing_certificate_problem(pem(good) + pem(ca)) is None
