@@ -72,7 +72,12 @@ class ReleaseInstaller:
     # ------------------------------------------------------------ FirmwareInstaller
 
     def check(self, bundle_path: Path) -> str:
-        return bundle.check(bundle_path).version
+        version = bundle.check(bundle_path).version
+        # Installing it would replace the running release's directory in place, with no trial
+        # and nothing to go back to (``activate`` refuses it, but only afterwards).
+        if version == self._current():
+            raise FirmwareInstallFailed(f"{version} is the current release already")
+        return version
 
     def install(self, bundle_path: Path) -> str:
         self._ensure_dir()
