@@ -342,6 +342,12 @@ class FirmwareUpdates:
         except FirmwareInstallFailed as exc:
             self._failed(Ev.INSTALL_FAILED, str(exc))
             return
+        if self.w.gate.busy():
+            # A session began after the last look (an event queued before the connectors'
+            # Unavailable was handled): the restart never cuts it.
+            log.info("firmware %s activated: restarting once the running sessions end", version)
+            while self.w.gate.busy():
+                await asyncio.sleep(IDLE_POLL_S)
         self._post(Ev.REBOOT, f"version {version} activated")
         self.bundle.unlink(missing_ok=True)
         await self._flush()

@@ -544,3 +544,37 @@ def test_a_signing_certificate_issued_by_a_certificate_that_is_no_ca_is_refused(
         ec.generate_private_key(ec.SECP256R1()).public_key(),
     )
     assert certs.signing_certificate_problem(pem(good) + pem(ca)) is None
+
+
+class StartDuringInstall(FakeInstaller):
+    """A transaction that slipped in while the install ran: an authorization or a lock
+    confirmation queued before the connectors' Unavailable was handled."""
+
+    gate: Gate | None = None
+
+    def install(self, bundle: Path) -> str:
+        assert self.gate is not None
+        self.gate.running = True
+        return super().install(bundle)
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_the_restart_waits_for_a_transaction_that_began_during_the_install(
+    tmp_path: Path,
+) -> None:
+    """The restart into the new release never cuts a session: one that began after the last
+    look (the connectors' Unavailable is queued behind events already posted) is waited for."""
+    with wall_clock_follows_the_loop():
+        gate = Gate()
+        installer = StartDuringInstall()
+        installer.gate = gate
+        async with service(tmp_path, gate=gate, installer=installer) as b:
+            b.svc.update_firmware(legacy())
+            await asyncio.sleep(600)
+            assert installer.calls == ["check", "install", "activate 2.0.0"]
+            assert b.restarts == [], "the restart cut the session"
+            gate.running = False
+            await asyncio.sleep(10)
+            assert b.restarts
+            assert b.statuses() == ["Downloading", "Downloaded", "Installing"]
