@@ -306,3 +306,28 @@ def test_release_build_refuses_a_directory_that_is_not_a_checkout(
 
     assert main(["release", "build", "--source", str(tmp_path), "--out", str(tmp_path)]) == 1
     assert "is not a checkout of pi-chargepoint (no pyproject.toml)" in capsys.readouterr().err
+
+
+def test_sign_keeps_the_intermediates_of_the_certificate_file(tmp_path: Path) -> None:
+    """A manufacturer signing with a certificate of an intermediate CA gives the file with the
+    chain (signing certificate first): signingCertificate carries it whole, so a charger with
+    only the root installed accepts it (Security Whitepaper L01, signingCertificate PEM)."""
+    from firmware.certificates import CertificateStore, RootKind
+    from tests.pki import pem
+
+    root = Authority.root("Test Manufacturer Root")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = Authority(ca_key, root.issue(_name("Firmware CA"), ca_key.public_key(), ca=True))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = ca.issue(_name("Firmware Signing", "Test Manufacturer"), key.public_key())
+    key_file, cert_file = _files(tmp_path, key, cert)
+    cert_file.write_text(pem(cert) + pem(ca.cert))
+    bundle = write(tmp_path / "b.tar", manifest())
+    signed = sign_file(bundle, key_file, cert_file)
+    certs = CertificateStore.open(tmp_path / "state")
+    certs.install_root(RootKind.MANUFACTURER, root.pem)
+    assert certs.signing_certificate_problem(signed["signingCertificate"]) is None
+    # A chain whose first certificate is not the key's is refused as before.
+    cert_file.write_text(pem(ca.cert) + pem(cert))
+    with pytest.raises(SigningFailed, match="is not the key of the certificate"):
+        sign_file(bundle, key_file, cert_file)
