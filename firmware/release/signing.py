@@ -16,7 +16,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
-
 #: SignedUpdateFirmware.req firmware.signingCertificate: string[0..5500] (Security Whitepaper §5).
 MAX_SIGNING_CERTIFICATE = 5500
 
