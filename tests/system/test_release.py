@@ -143,6 +143,11 @@ async def test_a_release_that_never_reaches_accepted_is_rolled_back_in_time(
     assert site.installer.outcome() == TrialOutcome(
         version=version, installed=False, reason="no BootNotification Accepted within 6 s"
     )
+    # The release that never registered never counts as an update (Security Whitepaper §8
+    # FirmwareUpdated, critical): neither its start nor the way back is FirmwareUpdated.
+    with sqlite3.connect(site.state / "security.db") as db:
+        events = [r[0] for r in db.execute("SELECT type FROM event ORDER BY seq")]
+    assert events.count("StartupOfTheDevice") == 3 and "FirmwareUpdated" not in events, events
 
 
 def _env() -> dict[str, str]:
