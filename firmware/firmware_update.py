@@ -34,6 +34,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,8 @@ DIRECTORY = "firmware"
 BUNDLE = "update.bundle"
 #: How often a waiting install looks whether the last transaction ended.
 IDLE_POLL_S = 1.0
+#: How often a wait for retrieveDate / installDateTime reads the wall clock again.
+WALL_CLOCK_CHECK_S = 60.0
 #: How long the statuses before the restart get to leave (they are durable all the same).
 FLUSH_BEFORE_RESTART_S = 5.0
 
@@ -276,7 +279,7 @@ class FirmwareUpdates:
         if wait > 0:
             if self._status is FwStatus.IDLE:
                 self._post(Ev.WAIT_RETRIEVE, f"retrieveDate in {wait:.0f} s")
-            await asyncio.sleep(wait)
+            await _wall_clock_reaches(request.retrieve_at)
         self._post(Ev.DOWNLOAD, without_credentials(request.location))
         for stale in self.bundle.parent.glob(f"{BUNDLE}.*.part"):
             stale.unlink(missing_ok=True)  # left by a power cut during a download
@@ -323,7 +326,7 @@ class FirmwareUpdates:
             wait = (request.install_at - utcnow()).total_seconds()
             if wait > 0:
                 self._post(Ev.WAIT_INSTALL, f"installDateTime in {wait:.0f} s")
-                await asyncio.sleep(wait)
+                await _wall_clock_reaches(request.install_at)
         self._hold()
         if self.w.gate.busy():
             self._post(Ev.WAIT_INSTALL, "waiting for the running transactions to end")
@@ -421,6 +424,14 @@ class ChargerGate:
         for cid, operative in availability.items():
             if cid and not operative and cid in self.charger.connectors:
                 self.charger.change_availability(cid, False)
+
+
+async def _wall_clock_reaches(when: datetime) -> None:
+    """Sleep until the wall clock reads ``when``, looking again every ``WALL_CLOCK_CHECK_S``:
+    a Pi has no RTC, and NTP may set the clock after the wait began (a monotonic sleep of the
+    first estimate would be a day late after a day switched off)."""
+    while (left := (when - utcnow()).total_seconds()) > 0:
+        await asyncio.sleep(min(left, WALL_CLOCK_CHECK_S))
 
 
 def _notification(request: UpdateRequest, status: FwStatus) -> tuple[str, dict[str, Any]]:

@@ -578,3 +578,25 @@ async def test_the_restart_waits_for_a_transaction_that_began_during_the_install
             await asyncio.sleep(10)
             assert b.restarts
             assert b.statuses() == ["Downloading", "Downloaded", "Installing"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_the_retrieve_date_follows_the_wall_clock_when_it_is_set(tmp_path: Path) -> None:
+    """A Pi has no RTC: it starts with the time it had when it went down (fake-hwclock) and NTP
+    steps the clock later.  A retrieveDate waited for with the clock a day behind must come at
+    its time once the clock is right, not a day late."""
+    loop = asyncio.get_running_loop()
+    behind = timedelta(days=1)
+    clock.set_wall_clock(lambda: EPOCH - behind + timedelta(seconds=loop.time()))
+    try:
+        async with service(tmp_path) as b:
+            b.svc.update_firmware(
+                UpdateRequest(Flow.LEGACY, "http://127.0.0.1:9/fw", EPOCH + timedelta(hours=1))
+            )
+            await asyncio.sleep(10)
+            behind = timedelta(0)  # NTP has set the clock
+            await asyncio.sleep(3700)
+            assert [round(t, -1) for t in b.fetcher.attempts] == [3600]
+    finally:
+        clock.set_wall_clock(None)
