@@ -165,7 +165,9 @@ def _http(url: str, sink: _Sink, tls: ssl.SSLContext | None, timeout: float) -> 
             raise DownloadError(f"{sink.shown}: HTTP {response.status}")
         length = response.headers.get("Content-Length")
         sink.announced(int(length) if length and length.isdigit() else None)
-        while block := response.read(BLOCK):
+        # read1: what has arrived (up to BLOCK), so a cancel is seen at the next data even
+        # from a server that trickles (read would wait for a whole block).
+        while block := response.read1(BLOCK):
             sink.write(block)
 
 

@@ -185,3 +185,42 @@ def test_a_transfer_cut_short_is_a_failed_attempt(tmp_path: Path) -> None:
         with pytest.raises(DownloadError, match="1000 of 300"):
             get(f"http://127.0.0.1:{port}/fw.bundle", dest)
     assert nothing_left(dest)
+
+
+def test_a_cancel_during_a_slow_transfer_stops_it_at_the_next_data(tmp_path: Path) -> None:
+    """A server trickling its file (100 bytes at a time): a cancel (a new request, shutdown)
+    must stop the download when the next data arrive, not after a whole block of 64 KiB (at
+    that pace minutes, holding the worker thread that the process waits for when it exits)."""
+    cancelled = threading.Event()
+    sent = [0]
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Length", str(10 * 65536))
+            self.end_headers()
+            try:
+                while sent[0] < 10 * 65536:
+                    self.wfile.write(b"x" * 100)
+                    self.wfile.flush()
+                    sent[0] += 100
+                    if sent[0] == 1000:
+                        cancelled.set()
+                    threading.Event().wait(0.01)
+            except OSError:
+                pass  # the client went away
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    dest = tmp_path / "fw.bundle"
+    try:
+        with pytest.raises(Cancelled):
+            get(f"http://127.0.0.1:{server.server_address[1]}/fw", dest, cancelled=cancelled)
+        assert sent[0] < 65536, f"the download went on for {sent[0]} bytes after the cancel"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert nothing_left(dest)
