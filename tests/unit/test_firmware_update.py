@@ -600,3 +600,36 @@ async def test_the_retrieve_date_follows_the_wall_clock_when_it_is_set(tmp_path:
             assert [round(t, -1) for t in b.fetcher.attempts] == [3600]
     finally:
         clock.set_wall_clock(None)
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_controller_killed_during_the_install_reports_installation_failed(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL (or a power cut) while the bundle installs, before the release is activated:
+    the same release starts again and reports InstallationFailed at registration, with the
+    connectors' availability put back; a trigger then says Idle."""
+    with wall_clock_follows_the_loop():
+        installer = FakeInstaller()
+        async with service(tmp_path, installer=installer) as b:
+            never = asyncio.Event()
+
+            async def hangs_in_install(fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+                if fn == installer.install:
+                    await never.wait()  # the kill comes during pip
+                return fn(*a, **kw)
+
+            object.__setattr__(b.svc.w, "blocking", hangs_in_install)
+            b.svc.update_firmware(legacy())
+            await asyncio.sleep(10)
+            assert b.statuses() == ["Downloading", "Downloaded", "Installing"]
+            assert b.gate.held and not b.restarts
+        # The same (old) release comes up: no trial ran, no outcome.
+        async with service(tmp_path, installer=installer) as b:
+            await asyncio.sleep(1)
+            await b.svc.registered()
+            assert b.statuses() == ["InstallationFailed"]
+            assert b.gate.log == ["release [(0, True), (1, True), (2, False)]"]
+            assert b.svc.current_status() == (S.IDLE, None)
+            assert b.store.request() is None
