@@ -186,7 +186,13 @@ class DiagnosticsCollector:
         path = self.message_log
         if path is None:
             return "# the OCPP message log is off ([logging] ocpp_messages = false): no frames\n"
-        files = sorted(path.parent.glob(path.name + ".*"), reverse=True) + [path]
+        # RotatingFileHandler's backups, the highest number the oldest (.12 before .2).
+        backups = [
+            (int(f.name[len(path.name) + 1 :]), f)
+            for f in path.parent.glob(path.name + ".*")
+            if f.name[len(path.name) + 1 :].isdigit()
+        ]
+        files = [f for _, f in sorted(backups, reverse=True)] + [path]
         out: list[str] = []
         for f in files:
             try:

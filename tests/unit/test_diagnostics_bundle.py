@@ -204,3 +204,19 @@ def test_an_id_tag_with_quotes_or_escapes_is_masked_whole(tag: str) -> None:
         "idTag": "***",
         "x": 1,
     }
+
+
+def test_the_message_log_files_go_oldest_first_with_ten_backups_and_more(tmp_path: Path) -> None:
+    """[logging] ocpp_log_backups may be up to 100: RotatingFileHandler's ocpp.log.12 is older
+    than ocpp.log.2 (numbers, not text, order them); anything else beside them is no part."""
+    log = tmp_path / "ocpp.log"
+    for n in range(1, 13):
+        (tmp_path / f"ocpp.log.{n}").write_text(f"frame of backup {n}\n")
+    log.write_text("frame of now\n")
+    (tmp_path / "ocpp.log.lock").write_text("not a log\n")
+    collector = _collector(tmp_path, message_log=log)
+    members = _members(collector.bundle("cp-diagnostics-x.tar.gz", None, None)())
+    text = next(v for k, v in members.items() if k.endswith("logs/ocpp-messages.log"))
+    assert text.splitlines() == [f"frame of backup {n}" for n in range(12, 0, -1)] + [
+        "frame of now"
+    ]
