@@ -633,3 +633,24 @@ async def test_a_controller_killed_during_the_install_reports_installation_faile
             assert b.gate.log == ["release [(0, True), (1, True), (2, False)]"]
             assert b.svc.current_status() == (S.IDLE, None)
             assert b.store.request() is None
+
+
+def test_a_signature_wrapped_in_lines_is_the_same_signature(tmp_path: Path) -> None:
+    """`openssl dgst -sign ... | openssl base64` (and base64 without -w0) wrap the text every
+    64 or 76 characters: the line breaks are no part of the signature (RFC 4648 §3.3 lets the
+    reader skip them), so a valid signature so written verifies."""
+    import textwrap
+
+    from firmware.certificates import firmware_signature_problem
+
+    root = Authority.root("Test Manufacturer Root")
+    sig = signer(root, use_rsa=True)
+    bundle = tmp_path / "b.tar"
+    bundle.write_bytes(bundle_bytes("2.0.0"))
+    one_line = sig.sign(bundle.read_bytes())
+    wrapped = "\n".join(textwrap.wrap(one_line, 64)) + "\n"
+    assert firmware_signature_problem(sig.certificate, one_line, bundle) is None
+    assert firmware_signature_problem(sig.certificate, wrapped, bundle) is None
+    assert firmware_signature_problem(sig.certificate, "not*base64", bundle) == (
+        "the signature is not base64"
+    )
