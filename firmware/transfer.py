@@ -14,6 +14,7 @@ import base64
 import contextlib
 import ftplib
 import http.client
+import socket
 import ssl
 import urllib.error
 import urllib.request
@@ -132,6 +133,22 @@ def http_opener(tls: ssl.SSLContext | None) -> urllib.request.OpenerDirector:
     )
 
 
+class _FtpTls(ftplib.FTP_TLS):
+    """FTPS whose data connections resume the control connection's TLS session (RFC 4217
+    §10.2 allows a server to require it; vsftpd does by default, ``require_ssl_reuse``):
+    ftplib starts a new session on each, which such a server refuses."""
+
+    def ntransfercmd(
+        self, cmd: str, rest: int | str | None = None
+    ) -> tuple[socket.socket, int | None]:
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if getattr(self, "_prot_p", False):
+            control = self.sock
+            session = control.session if isinstance(control, ssl.SSLSocket) else None
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
+        return conn, size
+
+
 @contextlib.contextmanager
 def ftp_login(url: str, tls: ssl.SSLContext | None, timeout: float) -> Iterator[ftplib.FTP]:
     """An FTP (ftp://) or FTPS (ftps://, explicit TLS, data channel protected) session logged
@@ -140,7 +157,7 @@ def ftp_login(url: str, tls: ssl.SSLContext | None, timeout: float) -> Iterator[
     parts = urlsplit(url)
     secure = parts.scheme.lower() == "ftps"
     ftp: ftplib.FTP = (
-        ftplib.FTP_TLS(context=tls or ssl.create_default_context(), timeout=timeout)
+        _FtpTls(context=tls or ssl.create_default_context(), timeout=timeout)
         if secure
         else ftplib.FTP(timeout=timeout)
     )

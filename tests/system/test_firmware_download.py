@@ -16,7 +16,7 @@ import pytest
 
 from firmware.certificates import CertificateStore, RootKind
 from firmware.download import Cancelled, DownloadError, Limits, fetch
-from tests.firmware_helpers import bundle_bytes, ftp_server, http_server
+from tests.firmware_helpers import bundle_bytes, ftp_server, ftps_server, http_server
 from tests.pki import Authority
 
 LIMITS = Limits(max_bytes=1_000_000, keep_free_bytes=0)
@@ -224,3 +224,20 @@ def test_a_cancel_during_a_slow_transfer_stops_it_at_the_next_data(tmp_path: Pat
         server.shutdown()
         server.server_close()
     assert nothing_left(dest)
+
+
+def test_ftps_is_verified_and_resumes_the_tls_session_on_the_data_channel(
+    served: Path, tmp_path: Path, ca: Authority
+) -> None:
+    """FTPS (SupportedFileTransferProtocols): the server is verified against the installed
+    CentralSystemRootCertificates, and the data connection resumes the control connection's
+    TLS session, which vsftpd and others require by default (ftplib alone does not)."""
+    certs = CertificateStore.open(tmp_path / "state")
+    dest = tmp_path / "fw.bundle"
+    with ftps_server(served, ca.server_files(tmp_path, "ftps", host="localhost")) as base:
+        with pytest.raises(DownloadError, match="CERTIFICATE_VERIFY_FAILED|certificate verify"):
+            get(f"{base}/fw.bundle", dest, tls=certs.upload_context())
+        assert nothing_left(dest)
+        certs.install_root(RootKind.CENTRAL_SYSTEM, ca.pem)
+        assert get(f"{base}/fw.bundle", dest, tls=certs.upload_context()) == len(DATA)
+    assert dest.read_bytes() == DATA
