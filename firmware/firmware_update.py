@@ -4,7 +4,8 @@ use case L01, SignedUpdateFirmware): ``firmware.ports.FirmwareUpdateControl``.
 One request at a time, kept in ``firmware.db`` (``firmware.firmware_update_store``) before the
 answer leaves.  Its life, each step a transition of ``firmware.firmware_update_states``:
 
-1. wait for retrieveDate (a restart meanwhile finds the request again and waits on);
+1. wait for retrieveDate by the wall clock (a restart meanwhile finds the request again and
+   waits on; NTP setting the clock meanwhile is followed);
 2. download into ``<state>/firmware/`` (``firmware.download``, a worker thread), 1 + retries
    attempts retryInterval apart; all failed: DownloadFailed;
 3. signed: the signature over the file checked with the signing certificate (already checked
@@ -13,8 +14,9 @@ answer leaves.  Its life, each step a transition of ``firmware.firmware_update_s
 4. wait for installDateTime, then for no transaction: every connector is made Unavailable
    (a connector in a transaction once it ends; no session is ever cut), the previous
    availability saved with the request;
-5. Installing: the installer's ``check`` and ``install`` (a worker thread), ``activate``, then the
-   controller stops for the restart exactly as a Reset does.  A refused bundle or a failed
+5. Installing: the installer's ``check`` and ``install`` (a worker thread), ``activate``, then
+   (once a session that began meanwhile has ended) the controller stops for the restart
+   exactly as a Reset does.  A refused bundle or a failed
    install: InstallVerificationFailed / InstallationFailed, the availability put back;
 6. after the restart, once BootNotification is Accepted: ``installer.confirm()``, then the
    trial's ``outcome()`` is reported (Installed or InstallationFailed), the availability put back,
