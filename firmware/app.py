@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from firmware.daemon import (
     shutdown,
     status_line,
     stop_on_crash,
+    stop_on_power_cut,
 )
 from firmware.domain import ConnectorStatus
 from firmware.grid_meter import GridMeterPoller
@@ -231,7 +233,8 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     # CentralSystemLink), then the Smart Charging service and the charger, then the edge serves
     # with them as its ChargerControl and SmartChargingControl, and the Local Authorization
     # List (the Authorizer's too) as its LocalListControl (firmware.ocpp.edge).
-    ocpp = _ocpp_edge(settings, keys)
+    # The diagnostics bundle asks the charger (built below) for its status at run time.
+    ocpp = _ocpp_edge(settings, keys, lambda: charger.status())
     stop = asyncio.Event()
     cache = AuthorizationCache(settings.state_dir)
     list_store = LocalListStore.open(settings.state_dir)
@@ -313,7 +316,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         connectors,
         keys,
         charger_operative=lambda: charger.operative,
-        known_parent=lambda tag: info.parent_id_tag if (info := authorizer.cached(tag)) else None,
+        known_parent=authorizer.known_parent,
     )
     reservations.restore()
     running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)
@@ -327,6 +330,18 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         ocpp.events.log,
     ]
     ocpp.finish_interrupted_transactions()
+    power_fail = settings.hardware.power_fail
+    if power_fail is not None:  # backup power: a power cut is met before going down
+        from firmware.power_loss import MainsWatch
+
+        deliver_s = power_fail.deliver_s
+        running.mains = MainsWatch(
+            devices.power_fail,
+            power_fail.hold_off_s,
+            lambda: running.tasks.append(
+                asyncio.create_task(stop_on_power_cut(running, deliver_s), name="power-cut")
+            ),
+        )
     tasks = [
         asyncio.create_task(
             ocpp.serve(charger, smart, local_list, reservations), name="ocpp-session"
@@ -343,13 +358,17 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     running.tasks = tasks
     for task in tasks:
         task.add_done_callback(lambda t: stop_on_crash(t, stop))
+    if running.mains is not None:
+        running.mains.start()
     return running
 
 
-def _ocpp_edge(settings: Settings, keys: KeyRegistry) -> OcppEdge:
+def _ocpp_edge(settings: Settings, keys: KeyRegistry, status: Callable[[], Any]) -> OcppEdge:
     """The OCPP edge with its stores: the transaction journal, the certificates, the security
-    log (StartupOfTheDevice recorded) and the diagnostics log GetLog uploads."""
+    log (StartupOfTheDevice recorded), the diagnostics log GetLog uploads and the diagnostics
+    bundle GetDiagnostics uploads."""
     from firmware.certificates import CertificateStore
+    from firmware.diagnostics import DiagnosticsCollector
     from firmware.logupload import DiagnosticsBuffer
     from firmware.ocpp.edge import OcppEdge
     from firmware.security_log import SecurityLog
@@ -358,6 +377,7 @@ def _ocpp_edge(settings: Settings, keys: KeyRegistry) -> OcppEdge:
     security_log = SecurityLog.open(settings.state_dir)
     diagnostics = DiagnosticsBuffer()
     logging.getLogger().addHandler(diagnostics)
+    collector = DiagnosticsCollector(settings, keys, store, diagnostics, connectors=status)
     ocpp = OcppEdge(
         url=settings.url,
         charge_point_id=settings.charge_point_id,
@@ -367,6 +387,7 @@ def _ocpp_edge(settings: Settings, keys: KeyRegistry) -> OcppEdge:
         security_log=security_log,
         certificates=CertificateStore.open(settings.state_dir, keys[K.CertificateStoreMaxLength]),
         diagnostics=diagnostics,
+        diagnostics_source=collector,
     )
     ocpp.events.startup(settings.firmware_version)
     # A release on trial has proved itself once registered (issue 14, firmware.release).

@@ -15,7 +15,10 @@ list wins over the cache (§3.5.3); an Accepted entry past its expiryDate reads 
   refused.
 
 Every path returns the IdTagInfo it decided on, parentIdTag included: two idTags with the same
-parentIdTag are one group (a card of the group may stop the group's transaction, §3.5.4).
+parentIdTag are one group (a card of the group may stop the group's transaction, §3.5.4, or use
+the group's reservation, §5.13).  An Authorize.conf without parentIdTag gets the one the local
+list (else the cache) gives the idTag (``Authorizer.known_parent``): the central system said
+nothing of the group, the list did.
 
 The cache (``AuthorizationCacheEnabled``) keeps the latest idTagInfo from Authorize.conf,
 StartTransaction.conf and StopTransaction.conf, persists across restarts, marks entries past
@@ -26,12 +29,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from firmware.clock import from_ocpp, to_ocpp, utcnow
 from firmware.config_keys import K, KeyRegistry
-from firmware.domain import AuthorizationStatus, IdTagInfo
+from firmware.domain import AuthorizationStatus, IdTagInfo, id_token_key
 from firmware.local_list import LocalAuthorizationList
 from firmware.storage import open_or_memory, transaction
 
@@ -40,13 +44,16 @@ log = logging.getLogger(__name__)
 CACHE_MIGRATIONS = (
     """
     CREATE TABLE auth_cache (
-        id_tag TEXT PRIMARY KEY,       -- case-folded (IdToken is case-insensitive)
+        id_tag TEXT PRIMARY KEY,       -- id_token_key(idTag) (IdToken is case-insensitive)
         status TEXT NOT NULL,
         parent_id_tag TEXT,
         expiry TEXT,
         updated_at TEXT NOT NULL
     )
     """,
+    # Keys were Unicode case folds (the idTag as sent is not kept): an entry whose key is not
+    # plain ASCII may be under the wrong key now, and is asked for again (domain.id_token_key).
+    "DELETE FROM auth_cache WHERE id_tag GLOB '*[^ -~]*'",
 )
 CACHE_CAPACITY = 1000
 
@@ -67,7 +74,7 @@ class AuthorizationCache:
     def get(self, id_tag: str, now: datetime | None = None) -> IdTagInfo | None:
         row = self._db.execute(
             "SELECT status, parent_id_tag, expiry FROM auth_cache WHERE id_tag = ?",
-            (id_tag.casefold(),),
+            (id_token_key(id_tag),),
         ).fetchone()
         if row is None:
             return None
@@ -75,7 +82,7 @@ class AuthorizationCache:
         return info.as_of(now or utcnow())
 
     def put(self, id_tag: str, info: IdTagInfo) -> None:
-        key = id_tag.casefold()
+        key = id_token_key(id_tag)
         current = self._db.execute(
             "SELECT status, parent_id_tag, expiry FROM auth_cache WHERE id_tag = ?", (key,)
         ).fetchone()
@@ -106,7 +113,8 @@ class AuthorizationCache:
                 )
 
     def entries(self, now: datetime | None = None) -> list[tuple[str, IdTagInfo]]:
-        """Every entry as ``get`` reads it (case-folded idTag, expired ones Expired), by idTag."""
+        """Every entry as ``get`` reads it (idTag as ``id_token_key`` gives it, expired ones
+        Expired), by idTag."""
         keys = [r[0] for r in self._db.execute("SELECT id_tag FROM auth_cache ORDER BY id_tag")]
         return [(k, info) for k in keys if (info := self.get(k, now)) is not None]
 
@@ -168,17 +176,34 @@ class Authorizer:
         cached = self.cached(id_tag)
         return None if cached is None else (cached, "cache")
 
+    def known_parent(self, id_tag: str) -> str | None:
+        """The parentIdTag the charger knows for ``id_tag`` without asking: the local list's
+        entry (whatever its status: the group is the list's word, §3.5.3), else the cache's;
+        None when neither gives one.  For a decision that gets no idTagInfo from the central
+        system (a reservation's group, §5.13: ReserveNow without parentIdTag, a remote start
+        with AuthorizeRemoteTxRequests false) or gets one without parentIdTag."""
+        if self.local_list is not None and self.local_list.enabled:
+            listed = self.local_list.store.get(id_tag)
+            if listed is not None:
+                return listed.parent_id_tag
+        cached = self.cached(id_tag)
+        return None if cached is None else cached.parent_id_tag
+
     async def authorize(self, id_tag: str) -> IdTagInfo:
         """The IdTagInfo for ``id_tag`` by the rules of the module docstring (its
-        parentIdTag included); never raises."""
+        parentIdTag included: an online answer without one gets the one the charger knows,
+        ``known_parent``); never raises."""
         local = self.local(id_tag)
         if self._is_online():
             if local is not None and local[0].accepted and self.keys[K.LocalPreAuthorize]:
                 log.info("%s accepted from the %s (LocalPreAuthorize)", id_tag, local[1])
                 return local[0]
+            known = self.known_parent(id_tag)  # before the answer replaces the cache's
             info = await self._online(id_tag)
             if info is not None:
                 self.remember(id_tag, info)
+                if info.parent_id_tag is None and known is not None:
+                    return replace(info, parent_id_tag=known)
                 return info
         return self._offline(id_tag, local)
 

@@ -20,6 +20,7 @@ from firmware.domain import (
     IdTagInfo,
     MeterSample,
     StopReason,
+    same_id_token,
 )
 from firmware.metering import next_aligned, sampled_values
 from firmware.ports import CentralSystemLink, TransactionHandle
@@ -283,15 +284,14 @@ class Charger:
         target.post(m.IdPresented(id_tag))
 
     def _connector_for_card(self, id_tag: str) -> ConnectorController | None:
-        folded = id_tag.casefold()
         cs = list(self.connectors.values())
         for c in cs:
-            tag = c.state.transaction_id_tag
-            if tag is not None and tag.casefold() == folded:
+            if same_id_token(c.state.transaction_id_tag, id_tag):
                 return c
-        for c in cs:  # the connector reserved for this very card
+        parent = self.authorizer.known_parent(id_tag) if self.authorizer is not None else None
+        for c in cs:  # the connector reserved for this very card (or its group)
             held = c.state.reservation
-            if c.state.status is S.RESERVED and held and held.id_tag.casefold() == folded:
+            if c.state.status is S.RESERVED and held and held.admits(id_tag, parent):
                 return c
         for wanted in (S.PREPARING, S.FINISHING, S.AVAILABLE, S.RESERVED):
             for c in cs:
@@ -371,12 +371,15 @@ class Charger:
             candidates = [c] if c is not None else []
         else:  # the connector reserved for this idTag first
             candidates = sorted(self.connectors.values(), key=lambda c: c.state.reservation is None)
+        # The group a reservation may admit it by (§5.13): the list's or the cache's word.
+        parent = self.authorizer.known_parent(id_tag) if self.authorizer is not None else None
         for c in candidates:
             held = c.state.reservation
             if (
                 (
                     c.state.status in (S.AVAILABLE, S.PREPARING)
-                    or (c.state.status is S.RESERVED and held and held.admits(id_tag, None))
+                    or (c.state.status is S.RESERVED and held and held.admits(id_tag, parent))
+                    or (c.reservations and c.reservations.make_way(c.id, id_tag, parent))
                 )
                 and not c.state.in_transaction
                 and c.state.operative
@@ -390,7 +393,7 @@ class Charger:
                 if self.authorizer is not None and self.keys[K.AuthorizeRemoteTxRequests]:
                     asyncio.get_running_loop().create_task(self._authorized_remote_start(c, id_tag))
                 else:
-                    c.post(m.RemoteStart(id_tag))
+                    c.post(m.RemoteStart(id_tag, parent))
                 return True
         return False
 

@@ -201,7 +201,7 @@ TRANSITIONS: Table = table(
             on(PowerWithdrawn, h.withdraw_power, S.PREPARING),
             on(PowerAvailable, h.restore_power, S.PREPARING),
             on(FaultDetected, h.fault, S.FAULTED),
-            on(ReservationMade, r.reserve_busy, S.PREPARING),
+            on(ReservationMade, r.reserve_busy, S.PREPARING, S.RESERVED),
         ],
         S.CHARGING: [
             on(EvPaused, h.ev_paused, S.SUSPENDED_EV),

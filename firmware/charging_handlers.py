@@ -53,14 +53,15 @@ from firmware.charging_types import (
     UnlockRequested,
     Unplugged,
 )
-from firmware.domain import ChargePointErrorCode, ConnectorError, ConnectorStatus, StopReason
+from firmware.domain import (
+    ChargePointErrorCode,
+    ConnectorError,
+    ConnectorStatus,
+    StopReason,
+    same_id_token,
+)
 
 S = ConnectorStatus
-
-
-def _same_tag(a: str | None, b: str | None) -> bool:
-    # IdToken is CiString20: case-insensitive (OCPP 1.6 §3.5.2).
-    return a is not None and b is not None and a.casefold() == b.casefold()
 
 
 def _idle_status(c: ConnectorState) -> ConnectorStatus:
@@ -148,7 +149,7 @@ def idle_id(c: ConnectorState, e: IdPresented, p: Policy) -> Result:
 
 
 def auth_result(c: ConnectorState, e: AuthorizationResult, p: Policy) -> Result:
-    if not _same_tag(e.id_tag, c.pending_id_tag):
+    if not same_id_token(e.id_tag, c.pending_id_tag):
         return c, []
     c = replace(c, pending_id_tag=None)
     if not e.accepted or (c.reservation and not c.reservation.admits(e.id_tag, e.parent_id_tag)):
@@ -162,7 +163,7 @@ def auth_result(c: ConnectorState, e: AuthorizationResult, p: Policy) -> Result:
 
 
 def remote_start(c: ConnectorState, e: RemoteStart, p: Policy) -> Result:
-    if c.reservation and not c.reservation.admits(e.id_tag, None):
+    if c.reservation and not c.reservation.admits(e.id_tag, e.parent_id_tag):
         return c, []  # held for another idTag (the charger answers such a request Rejected)
     c = replace(
         c,
@@ -282,7 +283,7 @@ def tx_replugged(c: ConnectorState, e: Plugged, p: Policy) -> Result:
 
 
 def tx_id(c: ConnectorState, e: IdPresented, p: Policy) -> Result:
-    if _same_tag(e.id_tag, c.transaction_id_tag):
+    if same_id_token(e.id_tag, c.transaction_id_tag):
         # The same card stops without asking the central system (OCPP 1.6 §3.4).
         c, cmds = stop(c, StopRequested(StopReason.LOCAL, e.id_tag), p)
         return c, [Feedback("accepted"), *cmds]
@@ -293,10 +294,10 @@ def tx_id(c: ConnectorState, e: IdPresented, p: Policy) -> Result:
 
 
 def tx_auth_result(c: ConnectorState, e: AuthorizationResult, p: Policy) -> Result:
-    if not _same_tag(e.id_tag, c.pending_id_tag):
+    if not same_id_token(e.id_tag, c.pending_id_tag):
         return c, []
     c = replace(c, pending_id_tag=None)
-    if e.accepted and e.parent_id_tag and _same_tag(e.parent_id_tag, c.parent_id_tag):
+    if e.accepted and e.parent_id_tag and same_id_token(e.parent_id_tag, c.parent_id_tag):
         c, cmds = stop(c, StopRequested(StopReason.LOCAL, e.id_tag), p)
         return c, [Feedback("accepted"), *cmds]
     return c, [Feedback("rejected")]

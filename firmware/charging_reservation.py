@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from firmware.charging_handlers import _release_tethered
 from firmware.charging_types import (
+    CancelConnectionTimer,
     Command,
     ConnectorState,
     EndReservation,
@@ -69,8 +70,22 @@ def reserved_cable(
 def reserve_busy(c: ConnectorState, e: ReservationMade, p: Policy) -> Result:
     """A reservation reaching a connector that is no longer Available (it was taken between the
     answer and this step): not held, and the service is told (``EndReservation 'refused'``).
-    The admitted card's Preparing keeps its own reservation, replaced by the same id."""
-    held = c.reservation
-    if held is not None and held.reservation_id == e.reservation.reservation_id:
-        return replace(c, reservation=e.reservation), []
-    return c, [EndReservation(e.reservation.reservation_id, "refused")]
+    The admitted card's Preparing keeps its own reservation, replaced by the same id (§5.13)
+    when the new terms admit that card too; a card they do not admit (it was admitted while
+    the replacement was on its way) loses its admission: Reserved again, the cable noted, so
+    that nobody uses the reservation under its old terms (or, its lock already under way,
+    its transaction begins without the reservation, which ends)."""
+    held, new = c.reservation, e.reservation
+    if held is None or held.reservation_id != new.reservation_id:
+        return c, [EndReservation(new.reservation_id, "refused")]
+    tag = c.authorized_id_tag
+    if tag is None or new.admits(tag, c.parent_id_tag):
+        return replace(c, reservation=new), []
+    if c.locking:
+        # The old card's transaction is beginning here: it begins without the reservation,
+        # which this connector can no longer hold for the new terms.
+        return replace(c, reservation=None), [EndReservation(new.reservation_id, "refused")]
+    c = replace(c, reservation=new)
+    return replace(c, authorized_id_tag=None, parent_id_tag=None, status=S.RESERVED), [
+        CancelConnectionTimer()
+    ]

@@ -405,6 +405,9 @@ class ConnectorController:
 
     async def _authorize(self, id_tag: str) -> None:
         info = await self._authorize_tag(id_tag)
+        if info.accepted and self.reservations is not None:
+            # Held for another connector-0 reservation than this card's: swap (§5.13).
+            self.reservations.make_way(self.id, id_tag, info.parent_id_tag)
         self.post(m.AuthorizationResult(id_tag, info.accepted, info.parent_id_tag))
 
     # ---------------------------------------------------------------- inputs

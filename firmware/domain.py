@@ -173,6 +173,22 @@ class UpdateOutcome:
     reason: str = ""
 
 
+def id_token_key(id_tag: str) -> str:
+    """The form an IdToken is compared and stored under: ASCII letters lower-cased, every other
+    character as it is.  IdToken is a CiString20 (OCPP 1.6 §3.5.2, §7.28): case-insensitive in
+    the ASCII sense the identifiers are written in; a Unicode fold would make distinct cards one
+    ("Straße" and "STRASSE")."""
+    return id_tag.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def same_id_token(a: str | None, b: str | None) -> bool:
+    """Both given and the same IdToken (``id_token_key``)."""
+    return a is not None and b is not None and id_token_key(a) == id_token_key(b)
+
+
 @dataclass(frozen=True)
 class Reservation:
     """A ReserveNow the charger holds (OCPP 1.6 §3.11, §5.13): ``connector_id`` 0 is the charger
@@ -189,10 +205,6 @@ class Reservation:
         """``id_tag`` (with the parentIdTag its authorization gave) may use this reservation:
         the reserving idTag itself, or a card of the reservation's group (§5.13, TC_053).
         IdTokens compare case-insensitively (§3.5.2)."""
-        if id_tag.casefold() == self.id_tag.casefold():
+        if same_id_token(id_tag, self.id_tag):
             return True
-        return (
-            self.parent_id_tag is not None
-            and parent_id_tag is not None
-            and parent_id_tag.casefold() == self.parent_id_tag.casefold()
-        )
+        return same_id_token(parent_id_tag, self.parent_id_tag)

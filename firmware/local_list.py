@@ -8,23 +8,28 @@ list with its version, or the new list with its version, never half of one.  The
 * ``LocalAuthListEnabled`` false: the list is kept but not used; an update is NotSupported and
   the version reads -1 (§5.10: "not supported"; what libocpp and the OCTT TC_042_1 case expect);
 * the version reads 0 while the installed list is empty (§5.10, TC_042_2), whatever version the
-  last update gave it;
+  update that emptied it carried, and a Differential update is compared with that same 0: the
+  version the charger reports is the one it compares with (``LocalListStore.version``);
 * listVersion must be above 0 (errata 3.52: 0 and -1 have their own meaning) and fit 32 bits:
   Failed;
 * a Differential update whose listVersion is not above the installed one is VersionMismatch
   (§7.48: "version number in the request for a differential update is less or equal then
   version number of current list");
-* more entries than ``SendLocalListMaxLength``, an idTag twice (§6.41: unique), a Full entry
-  without idTagInfo (§7.2: required for Full), or a list that would hold more than
-  ``LocalAuthListMaxLength``: Failed, and nothing changes;
+* more entries than ``SendLocalListMaxLength``, an empty idTag (IdToken is an identifier), an
+  idTag twice (§6.41: unique), a Full entry without idTagInfo (§7.2: required for Full), or a
+  list that would hold more than ``LocalAuthListMaxLength``: Failed, and nothing changes;
 * a Differential entry without idTagInfo removes that idTag; a Full update with no entries
-  empties the list; a Differential one with none only sets the version.
+  empties the list; a Differential one with none has no effect (§5.15), its version included
+  (Accepted, so that a central system probing with it is not refused).
 
 The central system's idTagInfo for a listed idTag (Authorize, Start/StopTransaction.conf) never
-changes the list; a status other than the entry's is a LocalListConflict, reported on connector
-0 until the next accepted SendLocalList (§3.5.3).
+changes the list; a status other than the entry's stored one is a LocalListConflict, reported on
+connector 0 until the next accepted SendLocalList or until the list is switched off (§3.5.3).
+An entry past its expiryDate that the central system still accepts is no conflict: the stored
+status is what the list says, its expiry only what the charger decides offline.
 
-IdToken is case-insensitive (§3.5.2): an idTag is looked up case-folded.  Which source wins
+IdToken is case-insensitive (§3.5.2): an idTag is looked up by ``domain.id_token_key`` (ASCII
+letters folded; "Straße" and "STRASSE" are two idTags).  Which source wins
 over which (the list over the cache) is ``firmware.authorization``'s.
 """
 
@@ -46,6 +51,7 @@ from firmware.domain import (
     UpdateOutcome,
     UpdateStatus,
     UpdateType,
+    id_token_key,
 )
 from firmware.profiles import LOCAL_AUTH_LIST_MANAGEMENT
 from firmware.storage import OpenedStore, open_or_memory, transaction
@@ -61,13 +67,15 @@ MIGRATIONS = (
         version INTEGER NOT NULL
     );
     CREATE TABLE local_list (
-        id_tag_key TEXT PRIMARY KEY,   -- case-folded (IdToken is case-insensitive)
+        id_tag_key TEXT PRIMARY KEY,   -- id_token_key(id_tag) (IdToken is case-insensitive)
         id_tag TEXT NOT NULL,          -- as the central system spelled it
         status TEXT NOT NULL,
         parent_id_tag TEXT,
         expiry TEXT
     )
     """,
+    # Keys were Unicode case folds; ASCII folding (domain.id_token_key) is SQLite's own lower().
+    "UPDATE local_list SET id_tag_key = lower(id_tag)",
 )
 
 
@@ -103,9 +111,11 @@ class LocalListStore:
 
     @property
     def version(self) -> int:
-        """The listVersion the last accepted update gave (0: never updated)."""
+        """The installed list's version: the listVersion of the last accepted update, 0 when
+        never updated or when the list is empty (§5.10: 0 is the empty list).  The one number
+        both GetLocalListVersion reports and a Differential update is compared with."""
         row = self._db.execute("SELECT version FROM local_list_version").fetchone()
-        return 0 if row is None else int(row[0])
+        return 0 if row is None or not len(self) else int(row[0])
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM local_list").fetchone()[0])
@@ -114,7 +124,7 @@ class LocalListStore:
         """The stored idTagInfo of ``id_tag`` (any case), as sent; None when not listed."""
         row = self._db.execute(
             "SELECT status, parent_id_tag, expiry FROM local_list WHERE id_tag_key = ?",
-            (id_tag.casefold(),),
+            (id_token_key(id_tag),),
         ).fetchone()
         return None if row is None else _info(row)
 
@@ -137,7 +147,7 @@ class LocalListStore:
             if full:
                 self._db.execute("DELETE FROM local_list")
             for e in entries:
-                key = e.id_tag.casefold()
+                key = id_token_key(e.id_tag)
                 if e.id_tag_info is None:
                     self._db.execute("DELETE FROM local_list WHERE id_tag_key = ?", (key,))
                     continue
@@ -187,6 +197,7 @@ class LocalAuthorizationList:
         self.keys = keys
         self._conflict: ConnectorError | None = None
         self._conflict_listeners: list[Callable[[ConnectorError | None], None]] = []
+        keys.on_value(K.LocalAuthListEnabled, lambda _v: self._switched())
 
     def on_conflict(self, callback: Callable[[ConnectorError | None], None]) -> None:
         """``callback`` gets the LocalListConflict error when the central system's idTagInfo
@@ -197,8 +208,8 @@ class LocalAuthorizationList:
     def reported(self, id_tag: str, info: IdTagInfo) -> None:
         """An idTagInfo the central system sent (Authorize, Start/StopTransaction.conf) for
         ``id_tag``: the list is not changed (only SendLocalList does), but a status other than
-        the entry's is a conflict (§3.5.3)."""
-        listed = self.lookup(id_tag)
+        the entry's stored one is a conflict (§3.5.3; an expired Accepted entry is not)."""
+        listed = self.store.get(id_tag) if self.enabled else None
         if listed is None or listed.status is info.status:
             return
         log.warning(
@@ -216,6 +227,13 @@ class LocalAuthorizationList:
         self._conflict = error
         for callback in self._conflict_listeners:
             callback(error)
+
+    def _switched(self) -> None:
+        # LocalAuthListEnabled changed: a list switched off has no conflict with the central
+        # system (§3.5.3), so a LocalListConflict shown is cleared.
+        if not self.enabled and self._conflict is not None:
+            log.info("local authorization list switched off: LocalListConflict cleared")
+            self._set_conflict(None)
 
     @property
     def enabled(self) -> bool:
@@ -242,10 +260,10 @@ class LocalAuthorizationList:
 
     def local_list_version(self) -> int:
         """GetLocalListVersion (§5.10): -1 when LocalAuthListEnabled is false, 0 for an empty
-        list, else the version of the last accepted update."""
+        list, else the version of the last accepted update (``LocalListStore.version``)."""
         if not self.enabled:
             return -1
-        return self.store.version if len(self.store) else 0
+        return self.store.version
 
     def send_local_list(
         self, list_version: int, update_type: UpdateType, entries: Sequence[AuthorizationData]
@@ -256,6 +274,13 @@ class LocalAuthorizationList:
         if outcome is not None:
             return outcome
         full = update_type is UpdateType.FULL
+        if not full and not entries:
+            # §5.15: a Differential update with no entries has no effect on the list (not even
+            # its version); it still answers a LocalListConflict, as every accepted update.
+            log.info("local authorization list: empty Differential update: no effect")
+            if self._conflict is not None:
+                self._set_conflict(None)
+            return UpdateOutcome(UpdateStatus.ACCEPTED)
         limit = self.keys[K.LocalAuthListMaxLength]
         try:
             self.store.apply(list_version, full, entries, limit)
@@ -296,9 +321,12 @@ class LocalAuthorizationList:
             )
         seen: set[str] = set()
         for e in entries:
-            if e.id_tag.casefold() in seen:
+            key = id_token_key(e.id_tag)
+            if not key.strip():
+                return UpdateOutcome(UpdateStatus.FAILED, f"idTag {e.id_tag!r} is empty")
+            if key in seen:
                 return UpdateOutcome(UpdateStatus.FAILED, f"idTag {e.id_tag} is in the list twice")
-            seen.add(e.id_tag.casefold())
+            seen.add(key)
             if update_type is UpdateType.FULL and e.id_tag_info is None:
                 return UpdateOutcome(
                     UpdateStatus.FAILED, f"idTag {e.id_tag} has no idTagInfo in a Full update"

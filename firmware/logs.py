@@ -25,7 +25,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from firmware.redaction import header_value, names_authorization_key, redact_authorization_key
+from firmware.redaction import (
+    header_value,
+    names_authorization_key,
+    redact_authorization_key,
+    redact_url_credentials,
+)
 
 # The session logs every frame here: logger.info("%s %s", direction, frame).
 MESSAGE_LOGGER = "chargepoint.ocpp.messages"
@@ -293,17 +298,23 @@ class RedactSecrets(logging.Filter):
     """Write-only keys (AuthorizationKey) never reach a log, not even the message log: in the
     message and every argument that names AuthorizationKey the value is replaced
     (``redaction.redact_authorization_key``), and a traceback about such a record is left out
-    (a schema error quotes the value)."""
+    (a schema error quotes the value).  The ``user:password@`` of a URL in the message or a
+    text argument goes too (``redaction.redact_url_credentials``: a GetDiagnostics or GetLog
+    location with FTP or HTTP credentials)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         mentioned = False
         if isinstance(record.msg, str) and names_authorization_key(record.msg):
             record.msg, mentioned = redact_authorization_key(record.msg), True
+        if isinstance(record.msg, str) and "@" in record.msg:
+            record.msg = redact_url_credentials(record.msg)
         if isinstance(record.args, tuple):
             args = []
             for arg in record.args:
                 if not isinstance(arg, (int, float)) and names_authorization_key(str(arg)):
                     arg, mentioned = redact_authorization_key(str(arg)), True
+                if isinstance(arg, str) and "@" in arg:
+                    arg = redact_url_credentials(arg)
                 args.append(arg)
             record.args = tuple(args)
         if mentioned and record.exc_info:

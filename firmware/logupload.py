@@ -1,28 +1,62 @@
-"""GetLog's side that is not OCPP: the diagnostics log kept in RAM and the upload itself (HTTP or
-HTTPS PUT, FTP or FTPS STOR).  What an upload holds is scrubbed first with
-``firmware.redaction.scrub``.
+"""The one upload code of the charger, for GetLog (Security Whitepaper N01,
+``firmware.ocpp.log_upload``) and GetDiagnostics (OCPP 1.6 §5.9, ``firmware.ocpp.diagnostics``),
+and the diagnostics log kept in RAM that both send.
 
-Standard library only; the uploads block and run in a worker thread.
+- ``upload``: one blocking transfer.  HTTP(S): PUT of the file to ``<location>/<name>``; a
+  server that answers 405 Method Not Allowed or 501 Not Implemented to the PUT gets a
+  ``multipart/form-data`` POST to the same URL instead (one part, field ``file``, with the file
+  name), the form most diagnostics endpoints of central systems take.  FTP(S): STOR (FTPS:
+  explicit TLS, protected data channel).  Credentials in the URL (``ftp://user:pw@host/``,
+  ``https://user:pw@host/`` as HTTP Basic) are used and never shown: every error and log line
+  carries the URL without them (``firmware.redaction.without_credentials``).
+- ``upload_with_retries``: the attempts of one request (``retries`` more after the first,
+  ``retryInterval`` seconds apart), in a worker thread.
+
+What an upload holds is scrubbed first by its caller with ``firmware.redaction.scrub``.
+Standard library only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import collections
 import ftplib
+import http.client
+import io
 import logging
 import re
 import ssl
 import time
 import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from firmware.clock import utcnow
 from firmware.redaction import without_credentials
 
+if TYPE_CHECKING:
+    from firmware.certificates import CertificateStore
+
+log = logging.getLogger(__name__)
+
 DIAGNOSTICS_LINES = 5000
+UPLOAD_TIMEOUT_S = 60.0
+TEXT = "text/plain; charset=utf-8"
+# What a failed transfer raises besides urllib's errors: the FTP errors, OSError too (a
+# connection reset while the answer is read: urllib raises those unwrapped), a broken HTTP
+# answer, a port that is no number.
+_TRANSFER_ERRORS: tuple[type[Exception], ...] = (
+    *ftplib.all_errors,
+    http.client.HTTPException,
+    ValueError,
+)
+# A PUT answered with one of these: the server takes no PUT there; a multipart POST is tried.
+_POST_INSTEAD = (405, 501)
 SCHEMES = ("http", "https", "ftp", "ftps")
 _FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 _FORMAT.converter = time.gmtime  # UTC, like every OCPP time
@@ -78,13 +112,21 @@ def check_location(remote_location: str) -> str | None:
     return None
 
 
-def upload(url: str, data: bytes, *, tls: ssl.SSLContext | None, timeout: float) -> None:
-    """Blocking upload of ``data`` to ``url``; UploadError (without credentials) if it fails."""
+def upload(
+    url: str,
+    data: bytes,
+    *,
+    tls: ssl.SSLContext | None,
+    timeout: float,
+    content_type: str = TEXT,
+) -> None:
+    """Blocking upload of ``data`` to ``url`` (the file's URL: ``target``); UploadError
+    (without credentials) if it fails.  ``content_type``: the file's type, for HTTP."""
     parts = urlsplit(url)
     shown = without_credentials(url)
     try:
         if parts.scheme.lower() in ("http", "https"):
-            _http_put(url, data, tls, timeout)
+            _http_send(url, data, tls, timeout, content_type)
         else:
             _ftp_store(url, data, tls, timeout)
     except UploadError:
@@ -93,34 +135,123 @@ def upload(url: str, data: bytes, *, tls: ssl.SSLContext | None, timeout: float)
         raise UploadError(f"{shown}: HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         raise UploadError(f"{shown}: {_reason(exc.reason)}") from None
-    except ftplib.all_errors as exc:
+    except _TRANSFER_ERRORS as exc:
         raise UploadError(f"{shown}: {_reason(exc)}") from None
+
+
+async def upload_with_retries(
+    url: str,
+    data: bytes,
+    *,
+    tls: ssl.SSLContext | None,
+    retries: int,
+    retry_interval: float,
+    what: str,
+    content_type: str = TEXT,
+    timeout: float = UPLOAD_TIMEOUT_S,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> bool:
+    """Upload ``data`` to ``url`` in a worker thread: one attempt and ``retries`` more (OCPP
+    1.6 §6.21 GetDiagnostics.req / Security Whitepaper GetLog.req ``retries``), ``retry_interval``
+    seconds apart (``retryInterval``).  True once uploaded, False when every attempt failed;
+    each failure is logged as a warning naming ``what`` and the URL without credentials.
+    Cancellation (a newer request) stops it between or during attempts."""
+    shown = without_credentials(url)
+    attempts = max(0, retries) + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            await asyncio.to_thread(
+                upload, url, data, tls=tls, timeout=timeout, content_type=content_type
+            )
+        except UploadError as exc:
+            log.warning(
+                "%s upload to %s failed (attempt %d of %d): %s",
+                what,
+                shown,
+                attempt,
+                attempts,
+                exc,
+            )
+            if attempt < attempts:
+                await sleep(max(0.0, retry_interval))
+            continue
+        log.info("%s uploaded to %s (%d bytes)", what, shown, len(data))
+        return True
+    return False
+
+
+def needs_tls(url: str) -> bool:
+    """Whether ``url`` is HTTPS or FTPS."""
+    return urlsplit(url).scheme.lower() in ("https", "ftps")
+
+
+def tls_for(url: str, certificates: CertificateStore | None) -> ssl.SSLContext | None:
+    """The TLS context ``upload`` needs for ``url``: None for HTTP and FTP; for HTTPS and FTPS
+    one that verifies the server against the system's roots and the installed
+    CentralSystemRootCertificates (``CertificateStore.upload_context``; the system's roots
+    alone without a certificate store)."""
+    if not needs_tls(url):
+        return None
+    if certificates is not None:
+        return certificates.upload_context()
+    return ssl.create_default_context()
 
 
 def _reason(reason: object) -> str:
     return str(reason) or type(reason).__name__
 
 
-def _http_put(url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float) -> None:
+def _http_send(
+    url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float, content_type: str
+) -> None:
     parts = urlsplit(url)
-    headers = {"Content-Type": "text/plain; charset=utf-8"}
+    headers = {"Content-Type": content_type}
     if parts.username is not None:
         secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         headers["Authorization"] = "Basic " + base64.b64encode(secret.encode()).decode()
         url = without_credentials(url)
-    request = urllib.request.Request(url, data=data, method="PUT", headers=headers)
     # No proxy from the environment: the location the central system named is where it goes.
     opener = urllib.request.build_opener(
         urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls)
     )
+    request = urllib.request.Request(url, data=data, method="PUT", headers=headers)
+    try:
+        _expect_success(opener, request, url, timeout)
+        return
+    except urllib.error.HTTPError as exc:
+        if exc.code not in _POST_INSTEAD:
+            raise
+        log.info("%s takes no PUT (HTTP %d): sending a multipart POST", url, exc.code)
+    name = unquote(parts.path.rsplit("/", 1)[-1]) or "upload"
+    body, form_type = multipart(name, data, content_type)
+    headers["Content-Type"] = form_type
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    _expect_success(opener, request, url, timeout)
+
+
+def _expect_success(
+    opener: urllib.request.OpenerDirector, request: urllib.request.Request, url: str, timeout: float
+) -> None:
     with opener.open(request, timeout=timeout) as response:
         if not 200 <= response.status < 300:
-            raise UploadError(f"{without_credentials(url)}: HTTP {response.status}")
+            raise UploadError(f"{url}: HTTP {response.status}")
+
+
+def multipart(filename: str, data: bytes, content_type: str) -> tuple[bytes, str]:
+    """(body, Content-Type) of a ``multipart/form-data`` form (RFC 7578) with one file field
+    ``file`` holding ``data`` as ``filename``."""
+    boundary = "chargepoint-" + uuid.uuid4().hex
+    safe = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
+    head = (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="file"; filename="{safe}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    return head + data + tail, f"multipart/form-data; boundary={boundary}"
 
 
 def _ftp_store(url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float) -> None:
-    import io
-
     parts = urlsplit(url)
     secure = parts.scheme.lower() == "ftps"
     ftp: ftplib.FTP = (
@@ -139,10 +270,29 @@ def _ftp_store(url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float
             ftp.close()
 
 
-def filename(charge_point_id: str, log_type: str, now: datetime | None = None) -> str:
+def filename(
+    charge_point_id: str, log_type: str, now: datetime | None = None, suffix: str = ".log"
+) -> str:
+    """``<identity>-<log_type>-<UTC time>.log`` (``suffix``), the identity's characters that
+    do not belong in a file name as ``_``."""
     now = now or utcnow()
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", charge_point_id)
-    return f"{safe}-{log_type}-{now:%Y%m%dT%H%M%SZ}.log"
+    return f"{safe}-{log_type}-{now:%Y%m%dT%H%M%SZ}{suffix}"
 
 
-__all__ = ["DiagnosticsBuffer", "UploadError", "check_location", "filename", "target", "upload"]
+__all__ = [
+    "DIAGNOSTICS_LINES",
+    "SCHEMES",
+    "TEXT",
+    "UPLOAD_TIMEOUT_S",
+    "DiagnosticsBuffer",
+    "UploadError",
+    "check_location",
+    "filename",
+    "multipart",
+    "needs_tls",
+    "target",
+    "tls_for",
+    "upload",
+    "upload_with_retries",
+]

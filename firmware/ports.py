@@ -197,6 +197,12 @@ class ConnectorReservations(Protocol):
         """The connector let go of ``reservation_id``: 'used' (a transaction began under it),
         'Faulted', 'Unavailable', or 'refused' (it arrived when the connector was busy)."""
 
+    def make_way(self, connector_id: int, id_tag: str, parent_id_tag: str | None) -> bool:
+        """``id_tag`` (of group ``parent_id_tag``) wants this connector, which is held back for
+        a connector-0 reservation that does not admit it: True when a connector-0 reservation
+        that does admit it takes this connector instead (its ``ReservationMade`` is posted
+        here before the caller's next event), the other keeping or getting another one."""
+
 
 class FirmwareInstallFailed(Exception):
     """An update cannot be checked or installed; the message is one line for the log, the
@@ -252,3 +258,23 @@ class FirmwareInstaller(Protocol):
 
     def reported(self) -> None:
         """The outcome was delivered to the central system (or queued durably)."""
+
+
+class DiagnosticsSource(Protocol):
+    """What the GetDiagnostics block (``firmware.ocpp.diagnostics``) asks of the charger (OCPP
+    1.6 §5.9): the diagnostics bundle.  ``firmware.diagnostics.DiagnosticsCollector``
+    implements it; the block only names, uploads and reports it."""
+
+    def file_name(self, now: datetime) -> str:
+        """The bundle's file name for a request received at ``now`` (GetDiagnostics.conf
+        fileName, CiString255): ``<identity>-diagnostics-<UTC time>.tar.gz``."""
+
+    def bundle(
+        self, file_name: str, start: datetime | None, stop: datetime | None
+    ) -> Callable[[], bytes]:
+        """Take what the bundle ``file_name`` (``file_name(now)``'s answer) says of the charger
+        now (on the event loop: the stores are not shared with other threads) and return the
+        packer, to be called in a worker thread: it reads the logs (the lines logged from
+        ``start`` to ``stop``; None: unbounded) and returns the bundle, a gzip-compressed tar
+        of at most ``firmware.diagnostics.BUNDLE_MAX_BYTES`` (ValueError beyond), every secret
+        removed.  A part that cannot be read raises nothing: the part says why it is empty."""

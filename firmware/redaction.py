@@ -17,8 +17,15 @@ Kinds of secret, and what each becomes:
   the order of its fields: ``"***"`` with the quoting kept (``redact_authorization_key``);
 * a PEM private key (``-----BEGIN ... PRIVATE KEY-----`` ... ``END``): ``[private key removed]``
   (``remove_private_keys``);
+* credentials in a URL inside free text (``ftp://user:password@host/...`` in a log line or a
+  configuration file): the ``user:password@`` part goes (``redact_url_credentials``);
+* the value of a configuration-file line that names a secret (``password = "..."``,
+  ``AuthorizationKey = "..."``, ``api_token: ...``, ``private_key = ...``; a TOML, INI or YAML
+  line): ``"***"`` (``redact_secret_assignments``), so a value the file still holds after the
+  central system changed it goes too;
 * given secret strings (the AuthorizationKey and the password it stands for, 4 characters and
-  longer, any case): ``***`` (``scrub``, which applies every rule above).
+  longer, any case; ``key_secrets`` gives both forms of a key): ``***`` (``scrub``, which
+  applies every rule above).
 """
 
 from __future__ import annotations
@@ -54,6 +61,18 @@ _HEADER_LINE = re.compile(
     r"""((?:proxy-)?authorization["']?\s*[:=]\s*["']?)"""
     r"""((?:Basic|Bearer|Digest|Negotiate|NTLM) +)[^\s"',}]+""",
     re.IGNORECASE,
+)
+
+
+# scheme://user:password@ (or user@) inside text: the authority's userinfo (RFC 3986 §3.2.1).
+_URL_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s\"'<>]+@")
+# A line ``name = value`` / ``name: value`` whose name says it holds a secret (any case; the name
+# may be quoted or dotted, as TOML allows).
+_SECRET_NAME = (
+    r"[\w.\"'-]*(?:password|passwd|secret|token|authorizationkey|private_?key|api_?key)[\w.\"'-]*"
+)
+_SECRET_ASSIGNMENT = re.compile(
+    r"^(\s*" + _SECRET_NAME + r"\s*[=:]\s*)(?=\S)(.*)$", re.IGNORECASE | re.MULTILINE
 )
 
 
@@ -96,6 +115,36 @@ def redact_authorization_key(text: str) -> str:
     return _KEY_OBJECT.sub(lambda m: _KEY_VALUE.sub(value, m.group(0)), text)
 
 
+def redact_url_credentials(text: str) -> str:
+    """Every ``scheme://user:password@`` in ``text`` as ``scheme://`` (the host and path
+    stay): ``without_credentials`` for URLs quoted in free text."""
+    return _URL_USERINFO.sub(lambda m: m.group(1), text)
+
+
+def redact_secret_assignments(text: str) -> str:
+    """In every line ``name = value`` or ``name: value`` of ``text`` whose name contains
+    password, passwd, secret, token, AuthorizationKey, private_key or api_key (any case), the
+    value replaced by ``"***"``: a configuration file (TOML, INI, YAML) as it may leave the
+    charger."""
+    return _SECRET_ASSIGNMENT.sub(lambda m: f'{m.group(1)}"{MASK}"', text)
+
+
+def key_secrets(value: str) -> list[str]:
+    """The forms a secret key value takes in text: the value itself and, when it is
+    hexadecimal of UTF-8 text (an AuthorizationKey, whose bytes are the Basic password, Security
+    Whitepaper §2.3), that text; empty for an empty value."""
+    if not value:
+        return []
+    out = [value]
+    try:
+        text = bytes.fromhex(value).decode()
+    except ValueError:  # not hex, or not UTF-8 (UnicodeDecodeError is a ValueError)
+        text = ""
+    if text:
+        out.append(text)
+    return out
+
+
 def remove_private_keys(text: str) -> str:
     """Every PEM private key block of ``text`` replaced by ``[private key removed]``."""
     return PRIVATE_KEY_PEM.sub(PRIVATE_KEY_REMOVED, text)
@@ -108,6 +157,8 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     text = remove_private_keys(text)
     text = redact_authorization_key(text)
     text = redact_authorization_headers(text)
+    text = redact_url_credentials(text)
+    text = redact_secret_assignments(text)
     wanted = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
     for secret in sorted(wanted, key=len, reverse=True):
         text = re.sub(re.escape(secret), MASK, text, flags=re.IGNORECASE)
@@ -122,9 +173,12 @@ __all__ = [
     "SECRET_HEADERS",
     "WRITE_ONLY_KEY",
     "header_value",
+    "key_secrets",
     "names_authorization_key",
     "redact_authorization_headers",
     "redact_authorization_key",
+    "redact_secret_assignments",
+    "redact_url_credentials",
     "remove_private_keys",
     "scrub",
     "without_credentials",

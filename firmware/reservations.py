@@ -11,7 +11,13 @@ makes sure that, while the reservation lasts, one connector stays free for its i
 connectors are as few as the connector-0 reservations not yet holding one, the last free ones
 are held back (status Reserved, for that reservation's idTag and group only) and are let go
 again as soon as another connector is free.  The reserving idTag may use any free connector:
-its StartTransaction carries the reservationId (``claim``).
+its StartTransaction carries the reservationId (``claim``); on a connector held back for
+another connector-0 reservation, the two swap the connectors they hold (``make_way``).
+
+The same reservationId replaces (§5.13), never leaving the old terms in use: a replacement
+whose terms would not admit the card already admitted under the old ones is Occupied (the
+machine withdraws an admission a replacement overtakes, ``charging_reservation.reserve_busy``).
+A charger without the Reservation profile holds no stored reservation.
 
 Expiry is one wait on the one clock (``firmware.clock.sleep_until`` to the earliest
 expiryDate, woken when the set changes), no polling; the wall clock is looked at again at least
@@ -33,11 +39,13 @@ from firmware.charger import WALL_CLOCK_CHECK_S
 from firmware.config_keys import K, KeyRegistry
 from firmware.connector import ConnectorController
 from firmware.domain import ConnectorStatus, Reservation
+from firmware.profiles import RESERVATION
 from firmware.reservation_store import ReservationStore
 
 log = logging.getLogger(__name__)
 
 S = ConnectorStatus
+MIN_INT32, MAX_INT32 = -(2**31), 2**31 - 1
 _BUSY = frozenset({S.PREPARING, S.CHARGING, S.SUSPENDED_EV, S.SUSPENDED_EVSE, S.FINISHING})
 
 
@@ -60,7 +68,17 @@ class Reservations:
         self.keys = keys
         self._operative = charger_operative
         self._known_parent = known_parent
-        self._held: dict[int, Reservation] = {r.reservation_id: r for r in store.reservations()}
+        stored = store.reservations()
+        if stored and RESERVATION not in keys[K.SupportedFeatureProfiles]:
+            # Made before the manufacturer left the profile out ([ocpp] profiles): kept in the
+            # file but never held, as a stored local list is never used (no central system
+            # could cancel them: CancelReservation is not offered).
+            log.warning(
+                "%d stored reservation(s) not held: the Reservation profile is not enabled",
+                len(stored),
+            )
+            stored = []
+        self._held: dict[int, Reservation] = {r.reservation_id: r for r in stored}
         self._at: dict[int, int] = {}  # reservationId -> the connector told to hold it
         self._changed = asyncio.Event()
         for c in self.connectors.values():
@@ -109,6 +127,10 @@ class Reservations:
         r = reservation
         if r.parent_id_tag is None:
             r = replace(r, parent_id_tag=self._known_parent(r.id_tag))
+        if not MIN_INT32 <= r.reservation_id <= MAX_INT32:
+            # The schema's integer is unbounded; OCPP integers are 32-bit (StartTransaction
+            # must carry it back), as SendLocalList's listVersion.
+            return self._refuse(r, "Rejected", "reservationId does not fit 32 bits")
         if r.connector_id != 0 and r.connector_id not in self.connectors:
             return self._refuse(r, "Rejected", "no such connector")
         if r.connector_id == 0 and not self.keys[K.ReserveConnectorZeroSupported]:
@@ -180,6 +202,43 @@ class Reservations:
             self._changed.set()
         self._rebalance()
 
+    def make_way(self, connector_id: int, id_tag: str, parent_id_tag: str | None) -> bool:
+        """§5.13: a connector-0 reservation is the charge point's, not a connector's: the
+        holds of two are swapped (or this one handed over when the admitting reservation holds
+        none: a connector is then free for the other) rather than refuse its card here."""
+        here = next((rid for rid, cid in self._at.items() if cid == connector_id), None)
+        mine = None if here is None else self._held.get(here)
+        if (
+            here is None
+            or mine is None
+            or mine.connector_id != 0
+            or mine.admits(id_tag, parent_id_tag)
+        ):
+            return False
+        for rid, r in self._held.items():
+            if r.connector_id != 0 or rid == here or not r.admits(id_tag, parent_id_tag):
+                continue
+            other = self._at.get(rid)
+            if other is None:
+                log.info("connector %d handed from reservation %d to %d", connector_id, here, rid)
+                del self._at[here]
+                self._tell(connector_id, r)
+                self._rebalance()
+                return True
+            o = self.connectors[other].state
+            if o.status is S.RESERVED and o.authorized_id_tag is None and not o.pending_id_tag:
+                log.info(
+                    "reservations %d and %d swap connectors %d and %d",
+                    here,
+                    rid,
+                    connector_id,
+                    other,
+                )
+                self._tell(connector_id, r)
+                self._tell(other, mine)
+                return True
+        return False
+
     # ------------------------------------------------------------ the rules
 
     def _answer(self, r: Reservation) -> str:
@@ -192,7 +251,11 @@ class Reservations:
             return "Faulted"
         if status is S.UNAVAILABLE or not self._operative():
             return "Unavailable"
-        if mine or (status is S.AVAILABLE and r.connector_id not in self._pending_holds()):
+        if mine and status is not S.RESERVED and not self._still_admitted(c, r):
+            # A card admitted under the old terms waits for its cable (Preparing): the new
+            # terms do not admit it, and it may not lose its session under a driver's hand.
+            return "Occupied"
+        if mine or (status is S.AVAILABLE and r.connector_id not in self._pending_holds(r)):
             return "Accepted"
         return "Occupied"  # in use, or reserved under another reservationId
 
@@ -202,7 +265,7 @@ class Reservations:
         if not self._operative():
             return "Unavailable"
         others = [x for x in self._zero() if x.reservation_id != r.reservation_id]
-        free = [c for c in self.connectors.values() if self._free_for_zero(c)]
+        free = [c for c in self.connectors.values() if self._free_for_zero(c, r)]
         if len(free) > len(others):
             return "Accepted"
         statuses = {c.state.status for c in self.connectors.values()}
@@ -212,18 +275,30 @@ class Reservations:
             return "Unavailable"
         return "Occupied"
 
-    def _free_for_zero(self, c: ConnectorController) -> bool:
-        """Available, or held back for a connector-0 reservation."""
+    def _free_for_zero(self, c: ConnectorController, r: Reservation) -> bool:
+        """Available, or Reserved for a connector-0 reservation or for ``r``'s own id (§5.13:
+        the reservation ``r`` replaces lets its connector go)."""
         held = c.state.reservation
         if c.state.status is S.AVAILABLE:
             return True
-        return c.state.status is S.RESERVED and held is not None and held.connector_id == 0
+        return (
+            c.state.status is S.RESERVED
+            and held is not None
+            and (held.connector_id == 0 or held.reservation_id == r.reservation_id)
+        )
+
+    @staticmethod
+    def _still_admitted(c: ConnectorController, r: Reservation) -> bool:
+        """No card admitted on ``c``, or the one admitted is admitted by ``r`` too."""
+        tag = c.state.authorized_id_tag
+        return tag is None or r.admits(tag, c.state.parent_id_tag)
 
     def _zero(self) -> list[Reservation]:
         return [r for r in self._held.values() if r.connector_id == 0]
 
-    def _pending_holds(self) -> set[int]:
-        return set(self._at.values())
+    def _pending_holds(self, r: Reservation) -> set[int]:
+        """Connectors told to hold a reservation other than ``r``'s id."""
+        return {cid for rid, cid in self._at.items() if rid != r.reservation_id}
 
     def _rebalance(self) -> None:
         """Hold back connectors for connector-0 reservations exactly while they would otherwise

@@ -47,6 +47,7 @@ from hal.config import (
     MeterModelName,
     ModbusEndpoint,
     PilotConfig,
+    PowerFailConfig,
     Range,
     SafetyConfig,
     format_number,
@@ -328,6 +329,7 @@ _OPTIONAL_DEVICES: dict[str, type[Any]] = {
     "buzzer": BuzzerConfig,
     "card_reader": CardReaderConfig,
     "display": DisplayConfig,
+    "power_fail": PowerFailConfig,
 }
 TABLES = (
     "chargepoint",

@@ -33,6 +33,7 @@ from firmware.config_keys import K, KeyRegistry
 from firmware.connector import ConnectorController
 from firmware.ports import TransactionHandle
 from firmware.profile_store import ProfileStore
+from firmware.profiles import SMART_CHARGING
 from firmware.site_limit import share
 from firmware.smart import (
     DEFAULT_PHASES,
@@ -97,7 +98,12 @@ class SmartCharging:
         self.phases = phases
         self.voltage = voltage
         self._wiring = dict(wiring or {})
-        self._profiles = store.profiles()
+        self._enabled = SMART_CHARGING in keys[K.SupportedFeatureProfiles]
+        # Profiles installed before the manufacturer left the profile out ([ocpp] profiles)
+        # stay in the file but never limit: no central system could clear them.
+        self._profiles = store.profiles() if self._enabled else []
+        if not self._enabled and store.profiles():
+            log.warning("stored charging profiles not used: SmartCharging is not enabled")
         self._pending: dict[int, ChargingProfile] = {}  # RemoteStartTransaction's, per connector
         self._site_a: float | None = None
         self._wake = asyncio.Event()

@@ -318,6 +318,46 @@ class TransactionStore:
         ).fetchall()
         return [OpenTransaction(*row) for row in rows]
 
+    def summary(self) -> dict[str, Any]:
+        """What a diagnostics bundle says of the journal and the outbox (firmware.diagnostics):
+        counts, the open transactions (connector, start, last persisted meter time) and the
+        oldest pending message.  No idTag: personal data stays on the charger."""
+        total, unacked, no_id = self._db.execute(
+            "SELECT count(*), coalesce(sum(stop_queued = 1 AND stop_acked = 0), 0), "
+            "coalesce(sum(remote_id = -1), 0) FROM tx"
+        ).fetchone()
+        opened = [
+            {"local_id": r[0], "connector_id": r[1], "started_at": r[2], "last_meter_at": r[3]}
+            for r in self._db.execute(
+                "SELECT local_id, connector_id, started_at, last_meter_at FROM tx "
+                "WHERE stop_queued = 0 ORDER BY local_id"
+            )
+        ]
+        pending = {
+            action: {"count": n, "most_attempts": most}
+            for action, n, most in self._db.execute(
+                "SELECT action, count(*), max(attempts) FROM outbox GROUP BY action"
+            )
+        }
+        head = self._db.execute(
+            "SELECT o.action, o.attempts, o.local_tx, t.started_at FROM outbox o "
+            "LEFT JOIN tx t ON t.local_id = o.local_tx ORDER BY o.seq LIMIT 1"
+        ).fetchone()
+        oldest = None
+        if head is not None:
+            oldest = dict(
+                zip(("action", "attempts", "local_tx", "tx_started_at"), head, strict=True)
+            )
+        return {
+            "transactions": total,
+            "open_transactions": opened,
+            "stops_not_acknowledged": unacked,
+            "without_central_system_id": no_id,
+            "outbox_pending": sum(p["count"] for p in pending.values()),
+            "outbox_by_action": pending,
+            "outbox_oldest": oldest,
+        }
+
     # ------------------------------------------------------------ availability
 
     def availability(self) -> dict[int, bool]:

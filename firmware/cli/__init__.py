@@ -407,6 +407,8 @@ def parser() -> argparse.ArgumentParser:
         "three: L1 L2 L3; 0-100)",
     )
     house.add_argument("amps", type=_amps, nargs="+", metavar="AMPS")
+    bsub.add_parser("power-cut", help="mains lost: the UPS HAT's power-fail line ([power_fail])")
+    bsub.add_parser("power-restore", help="mains back on the power-fail line")
     bsub.add_parser("status", help="connector states, outputs, lock and meter as JSON")
     bench.set_defaults(func=_bench)
 

@@ -2,9 +2,12 @@
 the device (OCPP 1.6 §3.5), read from the stores of the state directory.
 
 Works while the daemon runs (SQLite in WAL mode: reading never blocks it); it only reads.
-``list`` prints the list's version and entries, then the cache's entries; ``show TAG`` what each
-knows of one idTag (case-insensitive) and which one authorization uses.  Exit 0, 1 when ``show``
-finds the idTag in neither, 2 for a file or directory that cannot be used (one line).
+``list`` prints the list's version (as GetLocalListVersion reads it while enabled) and entries,
+then the cache's entries; ``show TAG`` what each knows of one idTag (case-insensitive) and which
+one authorization uses (by the daemon's rule, ``Authorizer.local``: the list wins over the cache,
+a switched-off source or a profile left out of ``[ocpp] profiles`` is not used), always.  Exit
+0, 1 when ``show`` finds the idTag in neither, 2 for a file or directory that cannot be used
+(one line).
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from firmware.authorization import AuthorizationCache
+from firmware.authorization import AuthorizationCache, Authorizer
 from firmware.clock import to_ocpp, utcnow
 from firmware.config_keys import K, KeyRegistry, KeyValueError
 from firmware.domain import IdTagInfo
-from firmware.local_list import LocalListStore
+from firmware.local_list import LocalAuthorizationList, LocalListStore
 from firmware.settings import SettingsError, load
 from firmware.storage import StoreUnusable
 
@@ -88,7 +91,7 @@ def _list(
     entries, now = local_list.entries(), utcnow()
     note = _switch(keys, keys[K.LocalAuthListEnabled], "LocalAuthListEnabled")
     print(
-        f"local authorization list: version {local_list.version if entries else 0}, "
+        f"local authorization list: version {local_list.version}, "
         f"{len(entries)} of at most {keys[K.LocalAuthListMaxLength]} idTags{note}",
         file=out,
     )
@@ -104,12 +107,12 @@ def _list(
 
 def _show(
     keys: KeyRegistry,
-    local_list: LocalListStore,
+    store: LocalListStore,
     cache: AuthorizationCache,
     id_tag: str,
     out: TextIO,
 ) -> int:
-    stored = local_list.get(id_tag)
+    stored = store.get(id_tag)
     listed = None if stored is None else stored.as_of(utcnow())
     cached = cache.get(id_tag)
     list_on, cache_on = keys[K.LocalAuthListEnabled], keys[K.AuthorizationCacheEnabled]
@@ -128,10 +131,22 @@ def _show(
             f"{_switch(keys, cache_on, 'AuthorizationCacheEnabled')}",
             file=out,
         )
-    used = "local list" if listed is not None and list_on else "cache" if cache_on else None
-    if listed is not None and cached is not None and used is not None:
-        print(f"{id_tag}: authorization uses the {used} (the list wins over the cache)", file=out)
+    # The daemon's own rule (firmware.authorization.Authorizer.local), profiles included.
+    authorizer = Authorizer(keys, cache, _never, lambda: False, LocalAuthorizationList(store, keys))
+    used = authorizer.local(id_tag)
+    if used is None:
+        print(f"{id_tag}: authorization uses neither (switched off): Authorize decides", file=out)
+    elif used[1] == "local list" and cached is not None:
+        print(
+            f"{id_tag}: authorization uses the {used[1]} (the list wins over the cache)", file=out
+        )
+    else:
+        print(f"{id_tag}: authorization uses the {used[1]}", file=out)
     return 0
+
+
+async def _never(_id_tag: str) -> IdTagInfo | None:
+    return None  # the tool only reads: it never asks the central system
 
 
 __all__ = ["describe", "run"]

@@ -39,6 +39,7 @@ from hal.config import (
     MeterModelName,
     ModbusEndpoint,
     PilotConfig,
+    PowerFailConfig,
     Range,
     SafetyConfig,
     format_number,
@@ -100,6 +101,17 @@ _TABLES: list[tuple[str, str, type, tuple[str, ...], list[tuple[str, str, str]]]
     ("[buzzer]", "passive piezo (optional table)", BuzzerConfig, (), []),
     ("[display]", "display backlight (optional table)", DisplayConfig, (), []),
     ("[card_reader]", "RFID reader (optional table)", CardReaderConfig, (), []),
+    (
+        "[power_fail]",
+        "a UPS HAT's or supercapacitor module's mains-lost line (optional table; absent: no "
+        "backup power). `hold_off_s`: mains lost this long without a break is a power cut "
+        "(a shorter dip, e.g. a grid auto-recloser's 0.3-3 s, ends no session); `deliver_s`: "
+        "how long the StopTransactions (reason PowerLoss) get before the controller stops "
+        '(what is left goes out after the next start). See docs/hardware.md, "Backup power"',
+        PowerFailConfig,
+        (),
+        [],
+    ),
     (
         "[bench]",
         'the simulated bench (`hardware = "simulated"` only; optional table)',

@@ -25,6 +25,7 @@ from firmware.config_keys import KeyRegistry
 from firmware.domain import ConnectorError, ConnectorStatus, IdTagInfo, MeterSample, StopReason
 from firmware.logupload import DiagnosticsBuffer
 from firmware.ocpp.certificate_management import CertificateManagement
+from firmware.ocpp.diagnostics import DiagnosticsUpload
 from firmware.ocpp.firmware_status import register_idle_status_triggers
 from firmware.ocpp.local_list import LocalListManagement
 from firmware.ocpp.log_upload import LogUpload
@@ -39,6 +40,7 @@ from firmware.ocpp.status import StatusReporting
 from firmware.ocpp.triggers import TriggerRegistry
 from firmware.ports import (
     ChargerControl,
+    DiagnosticsSource,
     LocalListControl,
     ReservationControl,
     SmartChargingControl,
@@ -62,6 +64,7 @@ class OcppEdge:
         security_log: SecurityLog,
         certificates: CertificateStore | None = None,
         diagnostics: DiagnosticsBuffer | None = None,
+        diagnostics_source: DiagnosticsSource | None = None,
         ssl_context: ssl.SSLContext | None = None,
         backoff: Backoff | None = None,
         fallback_after: int = FALLBACK_AFTER,
@@ -106,6 +109,9 @@ class OcppEdge:
             secrets=self.profiles.secrets,
             triggers=self.triggers,
         )
+        self.diagnostics = DiagnosticsUpload(
+            self.session, diagnostics_source, certificates=certificates, triggers=self.triggers
+        )
         register_idle_status_triggers(self.session, self.triggers)
 
     async def serve(
@@ -132,6 +138,7 @@ class OcppEdge:
             smart_charging=CentralSmartCharging(smart, self.transactions.local_transaction),
             local_list=LocalListManagement(local_list),
             reservation=CentralReservation(reservations),
+            diagnostics=self.diagnostics,
         )
         await self.session.run(routes, self.profiles)
 

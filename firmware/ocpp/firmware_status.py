@@ -1,26 +1,23 @@
 """What a TriggerMessage may ask of the Firmware Management profile while this charger does not
-implement it (no UpdateFirmware, GetDiagnostics or SignedUpdateFirmware): the status "Idle",
-which is always true here.
+implement firmware updates (no UpdateFirmware or SignedUpdateFirmware): the status "Idle",
+which is always true here.  (TriggerMessage(DiagnosticsStatusNotification) is answered by the
+GetDiagnostics block, ``firmware.ocpp.diagnostics``, with the real status.)
 
-- TriggerMessage(DiagnosticsStatusNotification) ⇒ Accepted, then
-  DiagnosticsStatusNotification(Idle): OCPP 1.6 §4.4 "Idle: Charge Point is not performing
-  diagnostics related tasks", to be used only when triggered.  GetLog's uploads (Security
-  Whitepaper N01) report through LogStatusNotification, never through this message.
 - TriggerMessage(FirmwareStatusNotification) ⇒ Accepted, then FirmwareStatusNotification(Idle)
-  (§4.5, the same rule); ExtendedTriggerMessage(FirmwareStatusNotification) ⇒
+  (§4.5: Idle only when triggered); ExtendedTriggerMessage(FirmwareStatusNotification) ⇒
   SignedFirmwareStatusNotification(Idle) without requestId (Security Whitepaper F06, L01: the
   requestId is absent when triggered and no update is running).
 
 §5.17 allows NotImplemented for a message "not implemented", but the answer costs nothing and is
-exact, and OCTT TC_054_CS expects Accepted and Idle for DiagnosticsStatusNotification (it allows
-NotImplemented for FirmwareStatusNotification only): both are answered alike.  A future Firmware
-Management block replaces these triggers with its own (the registry refuses a second one).
+exact (OCTT TC_054_CS allows NotImplemented for FirmwareStatusNotification, and expects Accepted
+and Idle for DiagnosticsStatusNotification).  A future Firmware Management block replaces this
+trigger with its own (the registry refuses a second one).
 """
 
 from __future__ import annotations
 
 from ocpp.v16 import call
-from ocpp.v16.enums import DiagnosticsStatus, FirmwareStatus, MessageTrigger
+from ocpp.v16.enums import FirmwareStatus, MessageTrigger
 
 from firmware.ocpp.connection import WireCall
 from firmware.ocpp.dispatch import Dispatcher, send_soon
@@ -28,18 +25,9 @@ from firmware.ocpp.triggers import Trigger, TriggerRegistry
 
 
 def register_idle_status_triggers(dispatcher: Dispatcher, triggers: TriggerRegistry) -> None:
-    """Register the Idle DiagnosticsStatusNotification and FirmwareStatusNotification triggers
-    (the connector id of such a request is not relevant: ignored)."""
-    triggers.register(
-        MessageTrigger.diagnostics_status_notification.value,
-        Trigger(
-            accept=lambda _cid: True,
-            send=lambda _cid: send_soon(
-                dispatcher, call.DiagnosticsStatusNotification(status=DiagnosticsStatus.idle)
-            ),
-            per_connector=False,
-        ),
-    )
+    """Register the Idle FirmwareStatusNotification trigger (the connector id of such a request
+    is not relevant: ignored).  DiagnosticsStatusNotification's is the GetDiagnostics block's
+    (``firmware.ocpp.diagnostics``), which reports the real status."""
     triggers.register(
         MessageTrigger.firmware_status_notification.value,
         Trigger(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -22,8 +21,6 @@ from firmware.ocpp.triggers import Trigger, TriggerRegistry
 from firmware.security_log import SecurityLog
 
 log = logging.getLogger(__name__)
-
-UPLOAD_TIMEOUT_S = 60.0
 
 
 class LogUpload:
@@ -134,39 +131,20 @@ class LogUpload:
     async def _upload_file(self, job: dict[str, Any]) -> UploadLogStatus:
         request_id = job["request_id"]
         url = logupload.target(job["location"], job["filename"])
-        shown = redaction.without_credentials(url)
         await self._log_status(UploadLogStatus.uploading, request_id)
         data = self.log_text(job["log_type"], job["oldest"], job["latest"]).encode()
-        tls = None
-        if url.lower().startswith(("https:", "ftps:")):
-            tls = (
-                self.certificates.upload_context()
-                if self.certificates is not None
-                else ssl.create_default_context()
-            )
-        for attempt in range(job["retries"] + 1):
-            try:
-                await asyncio.to_thread(
-                    logupload.upload, url, data, tls=tls, timeout=UPLOAD_TIMEOUT_S
-                )
-            except logupload.UploadError as exc:
-                log.warning(
-                    "log upload %d to %s failed (attempt %d of %d): %s",
-                    request_id,
-                    shown,
-                    attempt + 1,
-                    job["retries"] + 1,
-                    exc,
-                )
-                if attempt < job["retries"]:
-                    await asyncio.sleep(job["retry_interval"])
-                continue
-            log.info("%s uploaded to %s (%d bytes)", job["log_type"], shown, len(data))
-            return UploadLogStatus.uploaded
-        return UploadLogStatus.upload_failure
+        uploaded = await logupload.upload_with_retries(
+            url,
+            data,
+            tls=logupload.tls_for(url, self.certificates),
+            retries=job["retries"],
+            retry_interval=job["retry_interval"],
+            what=f"{job['log_type']} (GetLog {request_id})",
+        )
+        return UploadLogStatus.uploaded if uploaded else UploadLogStatus.upload_failure
 
     async def _log_status(self, status: UploadLogStatus, request_id: int | None) -> None:
         await self.dispatcher.send(call.LogStatusNotification(status=status, request_id=request_id))
 
 
-__all__ = ["UPLOAD_TIMEOUT_S", "LogUpload"]
+__all__ = ["LogUpload"]

@@ -30,6 +30,7 @@ from ocpp.v16.enums import (
 from firmware.config_keys import K, KeyRegistry, Source
 from firmware.domain import RegistrationStatus
 from firmware.ocpp.certificate_management import CertificateManagement
+from firmware.ocpp.diagnostics import DiagnosticsUpload
 from firmware.ocpp.local_list import LocalListManagement
 from firmware.ocpp.log_upload import LogUpload
 from firmware.ocpp.outbox import TransactionMessages
@@ -62,6 +63,7 @@ class Routes:
         smart_charging: CentralSmartCharging,
         local_list: LocalListManagement,
         reservation: CentralReservation,
+        diagnostics: DiagnosticsUpload,
     ) -> None:
         self.keys = keys
         self.control = control
@@ -75,6 +77,7 @@ class Routes:
         self.smart_charging = smart_charging
         self.local_list = local_list
         self.reservation = reservation
+        self.diagnostics = diagnostics
 
     def offers(self, action: str) -> bool:
         """Whether ``action`` is served: its feature profile is one SupportedFeatureProfiles
@@ -84,7 +87,7 @@ class Routes:
 
     def _pending(self, action: str) -> bool:
         """OCPP 1.6 §4.2.1: RemoteStart/RemoteStopTransaction are not allowed while Pending
-        (answered Rejected)."""
+        (answered Rejected), nor ReserveNow, which commits the charger to a driver too."""
         if self.registration() is RegistrationStatus.PENDING:
             log.info("%s Rejected: registration is Pending", action)
             return True
@@ -250,6 +253,9 @@ class Routes:
         reservation_id: int,
         parent_id_tag: str | None = None,
     ) -> call_result.ReserveNow:
+        if self._pending("ReserveNow"):
+            # A reservation commits the charger to a driver as a remote start does (§4.2.1).
+            return call_result.ReserveNow(status="Rejected")
         return self.reservation.reserve_now(
             connector_id, expiry_date, id_tag, reservation_id, parent_id_tag
         )
@@ -257,6 +263,25 @@ class Routes:
     @on(Action.cancel_reservation)
     def on_cancel_reservation(self, reservation_id: int) -> call_result.CancelReservation:
         return self.reservation.cancel_reservation(reservation_id)
+
+    # ------------------------------------------------------------ Firmware Management
+
+    @on(Action.get_diagnostics)
+    def on_get_diagnostics(
+        self,
+        location: str,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+        start_time: str | None = None,
+        stop_time: str | None = None,
+    ) -> call_result.GetDiagnostics:
+        return self.diagnostics.get_diagnostics(
+            location, retries, retry_interval, start_time, stop_time
+        )
+
+    @after(Action.get_diagnostics)
+    def after_get_diagnostics(self, **_: Any) -> None:
+        self.diagnostics.start_upload()  # DiagnosticsStatusNotification follows the .conf
 
     # ------------------------------------------------------------ triggers
 

@@ -19,6 +19,7 @@ import ssl
 
 import websockets
 
+from firmware import redaction
 from firmware.certificates import CertificateError, CertificateStore, NoValidRoot
 from firmware.config_keys import K, KeyDefinition, KeyRegistry, Source, Value
 from firmware.ocpp.dispatch import SecurityEventSink
@@ -180,15 +181,7 @@ class SecurityProfiles:
     def secrets(self) -> list[str]:
         """What must never appear in a log or an upload: the key and the password it stands
         for (when that is text)."""
-        key = self.keys.value_or(K.AuthorizationKey, "")
-        out = [key] if key else []
-        try:
-            text = authorization_password(key).decode()
-        except UnicodeDecodeError:
-            text = ""
-        if text:
-            out.append(text)
-        return out
+        return redaction.key_secrets(self.keys.value_or(K.AuthorizationKey, ""))
 
     def connected(self) -> None:
         """The TLS and HTTP handshakes succeeded with the profile in force."""

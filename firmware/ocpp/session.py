@@ -113,6 +113,7 @@ class OcppSession:
         self._ready = asyncio.Event()  # connected and registered (Accepted)
         self._workers: list[Callable[[], Awaitable[None]]] = []
         self._booted = False
+        self._boot_on_link = False  # a BootNotification went out on this connection
         self._boot_now = asyncio.Event()  # a triggered BootNotification while Pending
         self._connected_at: float | None = None
         self._last_activity = 0.0
@@ -128,12 +129,16 @@ class OcppSession:
             Trigger(
                 # OCPP 1.6 §4.2.1: while Pending the central system may finish the registration
                 # with a triggered BootNotification.  ERRATA 3.35: after Accepted, it is refused
-                # until the next reboot or reconnect.
-                accept=lambda _cid: self.registration is RegistrationStatus.PENDING,
-                send=lambda _cid: self._boot_now.set(),
+                # until the next reboot or reconnect (a reconnect sends none, OCPP-J §5.4: the
+                # first trigger on it is Accepted and sent, _boot_again).
+                accept=lambda _cid: (
+                    self.registration is RegistrationStatus.PENDING
+                    or (self.registration is RegistrationStatus.ACCEPTED and not self._boot_on_link)
+                ),
+                send=lambda _cid: self._send_boot(),
                 per_connector=False,
             ),
-        )  # _register sends it now
+        )
         triggers.register(
             MessageTrigger.heartbeat.value,
             Trigger(
@@ -257,6 +262,7 @@ class OcppSession:
                 self, self.charge_point_id, ws, float(self.keys[K.MessageTimeout]), routes
             )
             self._conn = conn
+            self._boot_on_link = False
             stopping = False
             reader = asyncio.create_task(conn.start(), name="ocpp-reader")
             worker = asyncio.create_task(self._serve(conn), name="ocpp-worker")
@@ -309,7 +315,36 @@ class OcppSession:
         except (ValueError, LookupError, TypeError):
             pass  # unusable: _register sees the error
 
+    def _send_boot(self) -> None:
+        if self.registration is RegistrationStatus.PENDING:
+            self._boot_now.set()  # _register sends it now
+        else:
+            self._boot_on_link = True  # one per link: a second trigger is Rejected at once
+            asyncio.get_running_loop().create_task(self._boot_again())
+
+    async def _boot_again(self) -> None:
+        """A BootNotification triggered on a reconnected link (the central system re-reads the
+        boot fields): Accepted keeps the registration (its interval applies); Pending or
+        Rejected starts the registration over, on a new connection."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            result = await conn.request(call.BootNotification(**self.boot_fields))
+        except (OCPPError, UnusableAnswer, TimeoutError, ConnectionLost) as exc:
+            self.troubles.note("BootNotification", refusal_kind(exc), str(exc))
+            return
+        interval = int(result.interval)
+        log.info("triggered BootNotification: %s (interval %d s)", result.status, interval)
+        if result.status == RegistrationStatus.ACCEPTED.value:
+            if interval > 0:
+                self.keys.change(K.HeartbeatInterval, str(interval))
+            return
+        self._booted = False
+        self.reconnect(f"the triggered BootNotification was answered {result.status}")
+
     async def _register(self, conn: Connection) -> None:
+        self._boot_on_link = True
         while True:
             self._boot_message_id = str(uuid.uuid4())
             self._boot_now.clear()

@@ -6,9 +6,7 @@ server."""
 from __future__ import annotations
 
 import asyncio
-import http.server
 import ssl
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -20,6 +18,7 @@ from firmware.certificates import CertificateStore, RootKind
 from firmware.settings import load
 from tests.conftest import BENCH_TOML, Rig, bench_settings, start_fast
 from tests.pki import Authority
+from tests.system import upload_servers
 
 CP_ID = load(BENCH_TOML).charge_point_id
 
@@ -126,27 +125,7 @@ async def wait_connections(cs: CentralSystem, count: int, timeout: float = 10) -
 
 @contextmanager
 def upload_server(tls: ssl.SSLContext | None = None) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """An HTTP(S) server on 127.0.0.1 that keeps every PUT."""
-    received: list[dict[str, Any]] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            received.append({"path": self.path, "body": body.decode()})
-            self.send_response(201)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], received
-    finally:
-        server.shutdown()
-        server.server_close()
+    """An HTTP(S) server on 127.0.0.1 that keeps every upload: (port, the files received)
+    (``tests.system.upload_servers.upload_server``)."""
+    with upload_servers.upload_server(tls) as uploads:
+        yield uploads.port, uploads.received

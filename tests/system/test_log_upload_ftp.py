@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from ocpp.v16 import call
-from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler
-from pyftpdlib.servers import FTPServer
 
 from firmware.logupload import UploadError, upload
 from tests.conftest import Rig
+from tests.system.upload_servers import ftp_server
 
 
 @pytest.fixture
 def ftp_root(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     root = tmp_path / "ftp"
     (root / "logs").mkdir(parents=True)
-    authorizer = DummyAuthorizer()
-    authorizer.add_user("cpo", "s3cret", str(root), perm="elradfmw")
-    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer})
-    server = FTPServer(("127.0.0.1", 0), handler)
-    port = server.socket.getsockname()[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1}, daemon=True)
-    thread.start()
-    try:
+    with ftp_server(root) as port:
         yield port, root
-    finally:
-        server.close_all()
-        thread.join(timeout=5)
 
 
 def test_upload_stores_the_file_and_reports_failures_without_credentials(

@@ -13,13 +13,13 @@ from ocpp.v16 import call
 
 from centralsystem import CentralSystem
 from firmware import app
-from firmware.settings import parse
+from firmware.settings import Settings, parse
 from tests.conftest import BENCH_TOML, Rig, start_fast
 
 pytestmark = pytest.mark.asyncio
 
 
-def two_connector_settings(url: str, state: Path) -> object:
+def two_connector_settings(url: str, state: Path) -> Settings:
     data = tomllib.loads(BENCH_TOML.read_text())
     second = copy.deepcopy(data["connectors"][0])
     second["contactor"] = {"pin": 24, "mirror_pin": 25}
@@ -34,7 +34,7 @@ def two_connector_settings(url: str, state: Path) -> object:
 
 
 async def test_two_independent_sessions(csms: CentralSystem, tmp_path: Path) -> None:
-    running = await start_fast(two_connector_settings(csms.url, tmp_path))  # type: ignore[arg-type]
+    running = await start_fast(two_connector_settings(csms.url, tmp_path))
     rig = Rig(csms, running, tmp_path)
     try:
         for connector in (0, 1, 2):

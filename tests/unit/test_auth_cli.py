@@ -51,3 +51,40 @@ def test_show_names_both_sources_and_the_one_that_counts(tmp_path: Path) -> None
         "local authorization list: version 3, 2 of at most 10000 idTags "
         "(LocalAuthListEnabled is false: not used)"
     )
+
+
+def test_show_always_says_which_source_authorization_uses(tmp_path: Path) -> None:
+    """docs/charging.md: ``show`` says which source authorization uses, by the daemon's own
+    rule (Authorizer.local), whether one source knows the idTag or both, and when neither is
+    used."""
+    store = LocalListStore.open(tmp_path)
+    ok = IdTagInfo(AuthorizationStatus.ACCEPTED)
+    store.apply(1, True, [AuthorizationData("Listed", ok), AuthorizationData("Both", ok)], 10)
+    store.close()
+    cache = AuthorizationCache(tmp_path)
+    cache.put("cached", ok)
+    cache.put("both", IdTagInfo(AuthorizationStatus.BLOCKED))
+    cache.close()
+    keys = KeyStore.open(tmp_path)
+    keys.save("AuthorizationCacheEnabled", "true", Source.LOCAL)
+    keys.close()
+    expected = {
+        "LISTED": "LISTED: authorization uses the local list",
+        "cached": "cached: authorization uses the cache",
+        "both": "both: authorization uses the local list (the list wins over the cache)",
+    }
+    for tag, line in expected.items():
+        code, out, _ = run(tmp_path, "show", tag)
+        assert code == 0 and out.splitlines()[-1] == line, out
+    keys = KeyStore.open(tmp_path)
+    keys.save("LocalAuthListEnabled", "false", Source.LOCAL)
+    keys.close()
+    code, out, _ = run(tmp_path, "show", "both")
+    assert out.splitlines()[-1] == "both: authorization uses the cache"
+    keys = KeyStore.open(tmp_path)
+    keys.save("AuthorizationCacheEnabled", "false", Source.LOCAL)
+    keys.close()
+    code, out, _ = run(tmp_path, "show", "both")
+    assert code == 0 and out.splitlines()[-1] == (
+        "both: authorization uses neither (switched off): Authorize decides"
+    )

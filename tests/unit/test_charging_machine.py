@@ -23,6 +23,8 @@ _EXPIRY = datetime(2030, 1, 1, tzinfo=UTC)
 # A reservation for idTag A alone, and one for C and its group G (B is of group G).
 RES_A = Reservation(1, 1, "A", _EXPIRY)
 RES_C = Reservation(2, 1, "C", _EXPIRY, parent_id_tag="G")
+# RES_A replaced (the same reservationId) by one for C: a card admitted under RES_A is not admitted.
+RES_A_FOR_C = Reservation(1, 1, "C", _EXPIRY)
 
 
 def run(
@@ -538,6 +540,7 @@ def test_the_random_sequences_find_a_wrong_declaration(monkeypatch: pytest.Monke
 ALPHABET: list[m.Event] = [
     m.ReservationMade(RES_A),
     m.ReservationMade(RES_C),
+    m.ReservationMade(RES_A_FOR_C),
     m.ReservationEnded(1),
     m.Plugged(),
     m.Unplugged(),

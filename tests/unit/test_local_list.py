@@ -66,7 +66,8 @@ def test_full_replaces_differential_adds_replaces_and_removes(tmp_path: Path) ->
     assert ll.send_local_list(2, DIFF, update).status is UpdateStatus.ACCEPTED
     assert tags(ll) == ["b", "C"] and ll.lookup("B") == blocked
     assert ll.send_local_list(3, DIFF, []).status is UpdateStatus.ACCEPTED
-    assert tags(ll) == ["b", "C"] and ll.local_list_version() == 3, "empty Differential: version"
+    assert tags(ll) == ["b", "C"] and ll.local_list_version() == 2, "empty Differential: no effect"
+    assert ll.send_local_list(3, DIFF, [D("E", OK)]).status is UpdateStatus.ACCEPTED
     assert ll.send_local_list(4, FULL, [D("Z", OK)]).status is UpdateStatus.ACCEPTED
     assert tags(ll) == ["Z"]
     assert ll.send_local_list(5, FULL, []).status is UpdateStatus.ACCEPTED
@@ -320,3 +321,154 @@ async def test_a_central_system_answer_that_disagrees_with_the_list_is_a_conflic
     assert auth.local_list.lookup("LISTED") == OK, "the list is not changed"
     assert auth.local_list.send_local_list(2, DIFF, []).status is UpdateStatus.ACCEPTED
     assert seen == [error, None]
+
+
+# ---------------------------------------------------------------- the tryout of issue 13
+
+
+@pytest.mark.parametrize(
+    "emptying",
+    [
+        [(7, FULL, [])],  # a Full update without entries
+        [(7, FULL, [D("A", OK)]), (8, DIFF, [D("A")])],  # a Differential removing the last
+    ],
+)
+def test_the_version_compared_with_is_the_version_reported(
+    tmp_path: Path, emptying: list[tuple[int, U, list[D]]]
+) -> None:
+    """F1: an emptied list reads 0 (§5.10), so a Differential above 0 is accepted (§7.48
+    compares with that same version), and after a restart too."""
+    ll = local_list(tmp_path)
+    for version, kind, entries in emptying:
+        assert ll.send_local_list(version, kind, entries).status is UpdateStatus.ACCEPTED
+    assert ll.local_list_version() == 0
+    assert ll.send_local_list(1, DIFF, [D("A", OK)]).status is UpdateStatus.ACCEPTED
+    assert ll.local_list_version() == 1 and tags(ll) == ["A"]
+    outcome = ll.send_local_list(1, DIFF, [D("B", OK)])
+    assert outcome.status is UpdateStatus.VERSION_MISMATCH and "installed 1" in outcome.reason
+    ll.send_local_list(2, DIFF, [D("A")])
+    ll.store.close()
+    again = LocalAuthorizationList(LocalListStore.open(tmp_path), ll.keys)
+    assert again.local_list_version() == 0 and again.store.version == 0
+    assert again.send_local_list(1, DIFF, [D("C", OK)]).status is UpdateStatus.ACCEPTED
+
+
+def test_an_empty_differential_has_no_effect_not_even_on_the_version(tmp_path: Path) -> None:
+    """§5.15 (reference §2.4): 'Differential with empty list has no effect'.  Accepted, so that
+    a central system probing with it is not told Failed."""
+    ll = local_list(tmp_path)
+    ll.send_local_list(4, FULL, [D("A", OK)])
+    writes = ll.store.writes
+    assert ll.send_local_list(9, DIFF, []).status is UpdateStatus.ACCEPTED
+    assert ll.local_list_version() == 4 and ll.store.writes == writes
+    assert ll.send_local_list(5, DIFF, [D("B", OK)]).status is UpdateStatus.ACCEPTED
+    empty = local_list(None)
+    assert empty.send_local_list(9, DIFF, []).status is UpdateStatus.ACCEPTED
+    assert empty.local_list_version() == 0
+
+
+@pytest.mark.parametrize("id_tag", ["", " ", "   "])
+def test_an_empty_id_tag_fails_the_update(tmp_path: Path, id_tag: str) -> None:
+    ll = local_list(tmp_path)
+    ll.send_local_list(1, FULL, [D("KEEP", OK)])
+    for kind in (FULL, DIFF):
+        outcome = ll.send_local_list(2, kind, [D("A", OK), D(id_tag, OK)])
+        assert outcome.status is UpdateStatus.FAILED and "is empty" in outcome.reason
+    assert tags(ll) == ["KEEP"] and ll.local_list_version() == 1
+
+
+def test_id_tags_fold_ascii_letters_only(tmp_path: Path) -> None:
+    """CiString (§3.5.2, §7.28) is case-insensitive for ASCII letters: "abc"/"ABC" are one
+    idTag, "straße"/"STRASSE" (one only under a Unicode fold) and "é"/"É" are two."""
+    ll = local_list(tmp_path)
+    twice = ll.send_local_list(1, FULL, [D("abc", OK), D("ABC", OK)])
+    assert twice.status is UpdateStatus.FAILED and "twice" in twice.reason
+    update = [D("straße", OK), D("STRASSE", IdTagInfo(A.BLOCKED)), D("é", OK), D("É", OK)]
+    assert ll.send_local_list(2, FULL, update).status is UpdateStatus.ACCEPTED
+    assert status(ll, "Straße") is A.ACCEPTED and status(ll, "strasse") is A.BLOCKED
+    assert status(ll, "STRASSE") is A.BLOCKED and status(ll, "é") is A.ACCEPTED
+    cache = AuthorizationCache(tmp_path)
+    cache.put("straße", OK)
+    assert cache.get("STRASSE") is None and cache.get("STRAße") == OK
+
+
+def test_a_list_stored_with_unicode_folded_keys_is_migrated(tmp_path: Path) -> None:
+    """Files written before ASCII folding keep their entries: the keys are rebuilt from the
+    idTags as sent; the cache (which kept only the folded key) drops its non-ASCII ones."""
+    from firmware.authorization import CACHE_MIGRATIONS
+    from firmware.local_list import MIGRATIONS
+    from firmware.storage import open_store
+
+    old = open_store(tmp_path / LocalListStore.FILE, MIGRATIONS[:1]).connection
+    old.execute(
+        "INSERT INTO local_list VALUES ('strasse', 'STRAßE', 'Accepted', NULL, NULL), "
+        "('abc', 'ABC', 'Blocked', NULL, NULL)"
+    )
+    old.execute("INSERT INTO local_list_version VALUES (1, 3)")
+    old.commit()
+    old.close()
+    cached = open_store(tmp_path / AuthorizationCache.FILE, CACHE_MIGRATIONS[:1]).connection
+    cached.execute(
+        "INSERT INTO auth_cache VALUES ('émile', 'Accepted', NULL, NULL, 'x'), "
+        "('abc', 'Accepted', NULL, NULL, 'x')"
+    )
+    cached.commit()
+    cached.close()
+    ll = local_list(tmp_path)
+    assert status(ll, "straße") is A.ACCEPTED and status(ll, "strasse") is None
+    assert status(ll, "abc") is A.BLOCKED and ll.local_list_version() == 3
+    cache = AuthorizationCache(tmp_path)
+    # 'émile' may have been 'Émile' (now a key of its own): asked for again.
+    assert cache.get("ABC") == OK and cache.get("émile") is None and len(cache) == 1
+
+
+@pytest.mark.asyncio
+async def test_an_expired_entry_the_central_system_accepts_is_no_conflict(tmp_path: Path) -> None:
+    """F4: §3.5.3's conflict is the central system's idTagInfo against the entry as stored;
+    an Accepted entry past its expiryDate that the central system still accepts is none."""
+    past = clock.utcnow() - timedelta(hours=1)
+    auth, _ = authorizer(tmp_path, [D("EXP", IdTagInfo(A.ACCEPTED, None, past))])
+    assert auth.local_list is not None
+    seen: list[object] = []
+    auth.local_list.on_conflict(seen.append)
+    assert status(auth.local_list, "EXP") is A.EXPIRED
+    assert (await auth.authorize("EXP")).accepted
+    assert seen == []
+    auth.remember("EXP", IdTagInfo(A.EXPIRED))  # the central system disagrees with Accepted
+    assert len(seen) == 1
+
+
+@pytest.mark.asyncio
+async def test_switching_the_list_off_clears_a_local_list_conflict(tmp_path: Path) -> None:
+    """F7: a list that is not used has no conflict with the central system (§3.5.3)."""
+    auth, _ = authorizer(tmp_path, [D("OK1", OK)], answer=IdTagInfo(A.BLOCKED))
+    assert auth.local_list is not None
+    seen: list[object] = []
+    auth.local_list.on_conflict(seen.append)
+    await auth.authorize("OK1")
+    assert len(seen) == 1 and isinstance(seen[0], ConnectorError)
+    auth.keys.change("LocalAuthListEnabled", "true")  # no change of use: still shown
+    assert len(seen) == 1
+    auth.keys.change("LocalAuthListEnabled", "false")
+    assert seen[-1] is None
+    auth.keys.change("LocalAuthListEnabled", "true")
+    assert seen[-1] is None and len(seen) == 2, "switched on again: no conflict until one is seen"
+
+
+@pytest.mark.asyncio
+async def test_an_authorize_answer_without_parent_gets_the_group_the_charger_knows(
+    tmp_path: Path,
+) -> None:
+    """F3: the group of a listed idTag is the list's word (§3.5.3); of a cached one the
+    cache's; an answer that names a group wins; the cache keeps what was answered."""
+    auth, online = authorizer(tmp_path, [D("KID", IdTagInfo(A.ACCEPTED, "GRP"))])
+    assert (await auth.authorize("KID")).parent_id_tag == "GRP"
+    assert auth.known_parent("kid") == "GRP"
+    auth.cache.put("CACHED", IdTagInfo(A.ACCEPTED, "TEAM"))
+    assert (await auth.authorize("CACHED")).parent_id_tag == "TEAM"
+    assert auth.cache.get("CACHED") == OK, "the cache keeps the central system's answer"
+    online.answer = IdTagInfo(A.ACCEPTED, "OTHER")
+    assert (await auth.authorize("KID")).parent_id_tag == "OTHER"
+    assert auth.known_parent("NOBODY") is None
+    auth.keys.change("LocalAuthListEnabled", "false")
+    assert auth.known_parent("KID") is None, "a list switched off is not used for groups either"

@@ -149,6 +149,19 @@ def test_the_log_filter_masks_message_and_arguments_and_withholds_the_traceback(
     assert RedactSecrets().filter(plain) and plain.getMessage() == "HeartbeatInterval 300"
 
 
+def test_the_log_filter_hides_url_credentials_in_message_and_arguments() -> None:
+    frame = '[2,"1","GetDiagnostics",{"location":"ftp://cpo:s3cret@10.0.0.1/diag"}]'
+    record = _record("receive %s", frame)
+    assert RedactSecrets().filter(record)
+    assert (
+        record.getMessage() == 'receive [2,"1","GetDiagnostics",{"location":"ftp://10.0.0.1/diag"}]'
+    )
+    inline = _record("upload to https://u:p@host/x failed")
+    assert (
+        RedactSecrets().filter(inline) and inline.getMessage() == "upload to https://host/x failed"
+    )
+
+
 # ------------------------------------------------------------------ private keys
 
 PEM = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB3k...\nAoGBAL...==\n-----END EC PRIVATE KEY-----"
@@ -206,3 +219,56 @@ def test_every_logger_of_the_ocpp_edge_hides_the_authorization_key(
             logging.getLogger(name).warning("refused: %s", frame)
     assert len(caplog.records) == len(names)
     assert "0123456789abcdef0123" not in caplog.text
+
+
+# ------------------------------------------------------------------ URLs and files in text
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("to ftp://cpo:s3cret@10.0.0.1:21/diag/ now", "to ftp://10.0.0.1:21/diag/ now"),
+        ('"location": "https://u:p%40ss@host/x"', '"location": "https://host/x"'),
+        ("csms_url = 'wss://id:pw@cs.example/ocpp'", "csms_url = 'wss://cs.example/ocpp'"),
+        ("mail me at a@b.c, see https://host/x@y", "mail me at a@b.c, see https://host/x@y"),
+    ],
+)
+def test_url_credentials_in_text_go_and_the_rest_stays(text: str, shown: str) -> None:
+    assert redaction.redact_url_credentials(text) == shown
+
+
+def test_a_configuration_line_naming_a_secret_loses_its_value_only() -> None:
+    text = (
+        "[ocpp_keys]\n"
+        'AuthorizationKey = "0a1b2c3d4e5f6a7b"\n'
+        "MeterValueSampleInterval = 60\n"
+        "  mqtt.password='hunter22'\n"
+        "api_token: abc123def\n"
+        '"private_key" = "/etc/x.pem"\n'
+        "2026-11-29 12:00:00 INFO x: password = y is a log line, not a setting\n"
+    )
+    out = redaction.redact_secret_assignments(text)
+    assert out.splitlines() == [
+        "[ocpp_keys]",
+        'AuthorizationKey = "***"',
+        "MeterValueSampleInterval = 60",
+        '  mqtt.password="***"',
+        'api_token: "***"',
+        '"private_key" = "***"',
+        "2026-11-29 12:00:00 INFO x: password = y is a log line, not a setting",
+    ]
+
+
+def test_key_secrets_are_the_key_and_the_password_it_stands_for() -> None:
+    assert redaction.key_secrets(b"first-Secret-pw!".hex()) == [
+        b"first-Secret-pw!".hex(),
+        "first-Secret-pw!",
+    ]
+    assert redaction.key_secrets("not hex at all") == ["not hex at all"]
+    assert redaction.key_secrets("ff00") == ["ff00"]  # not UTF-8 text
+    assert redaction.key_secrets("") == []
+
+
+def test_scrub_removes_url_credentials_and_secret_settings() -> None:
+    out = redaction.scrub("GetDiagnostics to ftp://cpo:pw@h/d\npassword = 'x'\n")
+    assert out == 'GetDiagnostics to ftp://h/d\npassword = "***"\n'

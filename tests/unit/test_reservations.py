@@ -15,8 +15,8 @@ import pytest
 
 from firmware import charging as m
 from firmware import clock
+from firmware.domain import AuthorizationStatus, IdTagInfo, Reservation, StopReason
 from firmware.domain import ConnectorStatus as S
-from firmware.domain import Reservation, StopReason
 from firmware.reservation_store import ReservationStore
 from firmware.reservations import Reservations
 from tests.unit.test_connector_runtime import Station, station
@@ -388,3 +388,187 @@ async def test_the_charger_set_unavailable_ends_a_connector_0_reservation(tmp_pa
             assert s.connector.state.status is S.UNAVAILABLE
             assert not svc.cancel_reservation(6) and store.reservations() == []
             store.close()
+
+
+# ------------------------------------------------------------------ the tryout of issue 13
+
+
+def test_a_replacement_reaching_an_admitted_card_it_does_not_admit_withdraws_it() -> None:
+    """F8, the machine's side: the card was admitted under the old terms while the replacement
+    (same reservationId, another idTag) was on its way: it is no longer admitted, the connector
+    is Reserved again (the cable noted) and the new idTag starts with the reservationId."""
+    replaced = Reservation(7, 1, "NEWCOMER", EPOCH)
+    c, _ = run([m.ReservationMade(R), m.Plugged(), m.IdPresented("OWNER")])
+    c, _ = run([m.AuthorizationResult("OWNER", True)], start=c)
+    assert c.status is S.PREPARING and c.locking  # plugged: the lock is under way
+    # The lock already under way: OWNER's transaction begins without the reservation.
+    locking, cmds = run([m.ReservationMade(replaced)], start=c)
+    assert locking.reservation is None and cmds == [m.EndReservation(7, "refused")]
+    locking, cmds = run([m.LockConfirmed()], start=locking)
+    assert m.BeginTransaction("OWNER", None) in cmds
+    # Not plugged yet: the admission is withdrawn.
+    c, _ = run([m.ReservationMade(R), m.IdPresented("OWNER")])
+    c, _ = run([m.AuthorizationResult("OWNER", True)], start=c)
+    assert c.status is S.PREPARING and c.authorized_id_tag == "OWNER"
+    c, cmds = run([m.ReservationMade(replaced)], start=c)
+    assert c.status is S.RESERVED and c.authorized_id_tag is None and c.reservation == replaced
+    assert cmds == [m.CancelConnectionTimer()]
+    c, cmds = run([m.Plugged()], start=c)
+    assert c.status is S.RESERVED and m.Lock() not in cmds, "the old card starts nothing"
+    c, _ = run([m.IdPresented("NEWCOMER"), m.AuthorizationResult("NEWCOMER", True)], start=c)
+    c, cmds = run([m.LockConfirmed()], start=c)
+    assert m.BeginTransaction("NEWCOMER", 7) in cmds
+
+
+def test_a_replacement_that_still_admits_the_card_keeps_its_session() -> None:
+    """The same card with a later expiry, or a group the admitted card belongs to: the session
+    goes on under the new terms."""
+    later = Reservation(7, 1, "OWNER", EPOCH + timedelta(hours=1))
+    crew = Reservation(7, 1, "X", EPOCH, parent_id_tag="crew")
+    for card, parent, replaced in (("OWNER", None, later), ("MATE", "CREW", crew)):
+        c, _ = run([m.ReservationMade(Reservation(7, 1, card, EPOCH)), m.IdPresented(card)])
+        c, _ = run([m.AuthorizationResult(card, True, parent)], start=c)
+        c, cmds = run([m.ReservationMade(replaced)], start=c)
+        assert c.status is S.PREPARING and c.authorized_id_tag == card and cmds == []
+        assert c.reservation == replaced
+
+
+@pytest.mark.parametrize("ends", ["expiry", "plug first"])
+def test_a_cable_without_a_card_in_connection_time_out_is_finishing_on_both_paths(
+    ends: str,
+) -> None:
+    """The Reserved+plugged connector whose reservation expires and a plain plug-in agree:
+    Preparing with the ConnectionTimeOut, then Finishing (§4.9 B6, ERRATA 3.20: 'usage was
+    initiated but idTag not presented', so a card at a shared reader does not start on that
+    cable), Available once unplugged (F1)."""
+    events: list[m.Event] = (
+        [m.ReservationMade(R), m.Plugged(), m.ReservationEnded(7)]
+        if ends == "expiry"
+        else [m.Plugged()]
+    )
+    c, cmds = run(events)
+    assert c.status is S.PREPARING and m.StartConnectionTimer() in cmds
+    c, _ = run([m.ConnectionTimedOut()], start=c)
+    assert c.status is S.FINISHING and c.reservation is None and not c.in_transaction
+    c, _ = run([m.Unplugged()], start=c)
+    assert c.status is S.AVAILABLE
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_the_same_id_moves_from_a_connector_to_connector_0(tmp_path: Path) -> None:
+    """F2 (§5.13: the same id replaces): the connector held by the very reservation being
+    replaced is free for it, with one connector as with two, and back again."""
+    with wall_clock_follows_the_loop():
+        async with station() as s, service(tmp_path, s) as svc:
+            assert svc.reserve_now(Reservation(7, 1, "R", until(600))) == "Accepted"
+            await s.settle(1)
+            assert svc.reserve_now(Reservation(7, 0, "R", until(600))) == "Accepted"
+            await s.settle(1)
+            held = s.connector.state.reservation
+            assert s.connector.state.status is S.RESERVED and held and held.connector_id == 0
+            assert svc.reserve_now(Reservation(8, 0, "OTHER", until(600))) == "Occupied"
+            assert svc.reserve_now(Reservation(7, 1, "R", until(900))) == "Accepted"
+            await s.settle(1)
+            held = s.connector.state.reservation
+            assert held and held.connector_id == 1 and held.reservation_id == 7
+            assert [r.connector_id for r in svc.store.reservations()] == [1]
+            assert svc.cancel_reservation(7)
+            await s.settle(1)
+            assert s.connector.state.status is S.AVAILABLE
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_replacement_while_the_old_card_is_admitted_is_occupied(tmp_path: Path) -> None:
+    """F8: the old card waits for its cable (Preparing, in use): a replacement whose terms do not
+    admit it is Occupied and the old reservation goes on; one that admits it is Accepted."""
+    with wall_clock_follows_the_loop():
+        async with station() as s, service(tmp_path, s) as svc:
+            s.link.answers["OLD"] = s.link.answers["CARD1"]
+            assert svc.reserve_now(Reservation(8, 1, "OLD", until(600))) == "Accepted"
+            await s.settle(1)
+            s.connector.post(m.IdPresented("OLD"))
+            await s.settle()
+            assert s.connector.state.status is S.PREPARING
+            assert svc.reserve_now(Reservation(8, 1, "NEW", until(600))) == "Occupied"
+            assert svc.reserve_now(Reservation(8, 1, "old", until(900))) == "Accepted"
+            await s.settle()
+            held = s.connector.state.reservation
+            assert held and held.id_tag == "old" and s.connector.state.authorized_id_tag == "OLD"
+            s.ev.plugged = True
+            await s.settle()
+            assert s.link.transaction_calls()[0][:2] == ("start", "OLD")
+            assert s.link.reservation_ids == [8]
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_reservations_stored_before_the_profile_was_switched_off_are_not_held(
+    tmp_path: Path,
+) -> None:
+    """F5: with Reservation not in SupportedFeatureProfiles no stored reservation is held (no
+    central system could cancel it), none is used by a start, and the file keeps them."""
+    from firmware.config_keys import build_registry
+
+    with wall_clock_follows_the_loop():
+        ReservationStore.open(tmp_path).put(Reservation(9, 1, "RR", until(3600)))
+        ReservationStore.open(tmp_path).put(Reservation(10, 0, "ZZ", until(3600)))
+        async with station() as s:
+            store = ReservationStore.open(tmp_path)
+            svc = Reservations(store, [s.connector], build_registry(profiles=("Core",)))
+            svc.restore()
+            await s.settle(1)
+            assert s.connector.state.status is S.AVAILABLE and s.link.statuses() == [S.AVAILABLE]
+            assert svc.claim(1, "ZZ", None) is None
+            assert not svc.cancel_reservation(9)
+            assert len(store.reservations()) == 2
+            store.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_connector_0_reservations_swap_the_connectors_they_hold(tmp_path: Path) -> None:
+    """F6 (§5.13: a connector-0 reservation is the charge point's): a card of one presented on
+    the connector held for the other takes that connector; the other keeps the first one."""
+    with wall_clock_follows_the_loop():
+        async with AsyncExitStack() as stack:
+            one = await stack.enter_async_context(station())
+            two = await stack.enter_async_context(station())
+            two.connector.id = 2
+            svc = await stack.enter_async_context(service(tmp_path, one, two))
+            assert svc.reserve_now(Reservation(1, 0, "Z1", until(600), "GRP")) == "Accepted"
+            assert svc.reserve_now(Reservation(2, 0, "Z2", until(600))) == "Accepted"
+            await one.settle(1)
+            held = {s.connector.id: s.connector.state.reservation for s in (one, two)}
+            assert {r.reservation_id for r in held.values() if r} == {1, 2}
+            z1_at = next(cid for cid, r in held.items() if r and r.reservation_id == 1)
+            other = two if z1_at == 1 else one
+            # A stranger is refused there and swaps nothing.
+            assert not svc.make_way(other.connector.id, "STRANGER", None)
+            other.link.answers["KID"] = IdTagInfo(AuthorizationStatus.ACCEPTED, "grp")
+            other.connector.post(m.IdPresented("KID"))  # of Z1's group
+            await one.settle()
+            assert other.connector.state.status is S.PREPARING
+            mine = other.connector.state.reservation
+            assert mine is not None and mine.reservation_id == 1
+            first = svc.connectors[z1_at].state.reservation
+            assert first is not None and first.reservation_id == 2
+            other.ev.plugged = True
+            await one.settle()
+            assert other.link.transaction_calls()[-1][:2] == ("start", "KID")
+            assert other.link.reservation_ids[-1] == 1
+            assert svc.connectors[z1_at].state.status is S.RESERVED, "Z2 keeps one"
+
+
+def test_a_remote_start_authorized_under_the_old_terms_is_refused_under_the_new() -> None:
+    """F8, the remote path: the charger accepted RemoteStartTransaction for OWNER (old terms)
+    and authorized it; meanwhile the reservation was replaced for NEWCOMER: the RemoteStart
+    that arrives is checked against the terms the connector holds now, and starts nothing."""
+    replaced = Reservation(7, 1, "NEWCOMER", EPOCH)
+    c, cmds = run([m.ReservationMade(R), m.ReservationMade(replaced), m.RemoteStart("OWNER")])
+    assert c.status is S.RESERVED and c.authorized_id_tag is None and cmds == []
+    c, _ = run([m.RemoteStart("MATE", "team")], start=c)
+    assert c.status is S.RESERVED, "the old group is no longer the reservation's"
+    c, _ = run([m.RemoteStart("newcomer")], start=c)
+    assert c.status is S.PREPARING and c.authorized_id_tag == "newcomer"

@@ -455,3 +455,19 @@ async def test_a_wall_clock_stepped_past_a_boundary_is_seen_within_a_minute() ->
         clock.set_wall_clock(lambda: EPOCH + timedelta(hours=3, seconds=loop.time()))
         await r.settle(61)
         assert side.offered == 8.0, "the 2 h boundary, passed by the step, is applied"
+
+
+async def test_profiles_stored_before_smart_charging_was_switched_off_never_limit(
+    tmp_path: Path,
+) -> None:
+    """Issue 13 tryout F5, the kind: a store restored while its profile is off
+    (``[ocpp] profiles`` without SmartCharging) is not used (no central system could clear it);
+    the file keeps the profiles.  (RemoteStartTransaction's chargingProfile is ignored at the
+    edge, firmware.ocpp.routes.)"""
+    store = ProfileStore.open(tmp_path)
+    assert SmartCharging(store, [], build_registry()).set_charging_profile(profile((0, 8))) is None
+    off = SmartCharging(store, [], build_registry(profiles=("Core",)))
+    assert off.profiles == []
+    assert [p.charging_profile_id for p in store.profiles()] == [1]
+    assert len(SmartCharging(store, [], build_registry()).profiles) == 1, "on again: used"
+    store.close()

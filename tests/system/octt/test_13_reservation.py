@@ -77,7 +77,7 @@ async def card_refused(rig: Rig, connector: int = 1) -> None:
 @pytest_asyncio.fixture
 async def rig2(csms: CentralSystem, tmp_path: Path) -> AsyncIterator[Rig]:
     """The bench with two connectors (connector-0 cases)."""
-    running = await start_fast(two_connector_settings(csms.url, tmp_path))  # type: ignore[arg-type]
+    running = await start_fast(two_connector_settings(csms.url, tmp_path))
     rig = Rig(csms, running, tmp_path)
     try:
         for connector in (0, 1, 2):

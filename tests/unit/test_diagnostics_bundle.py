@@ -1,0 +1,190 @@
+"""The diagnostics bundle (firmware.diagnostics) without a daemon: what each member holds, what
+is removed (secrets, idTags), the window of the OCPP message log, the size bound, and the
+journal and outbox summary (TransactionStore.summary) on a real SQLite file."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import tarfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from firmware import diagnostics
+from firmware.config_keys import K, Source, default_registry
+from firmware.diagnostics import DiagnosticsCollector, mask_id_tags, pack_bundle
+from firmware.logupload import DiagnosticsBuffer
+from firmware.settings import load
+from firmware.transactions import TransactionStore
+from tests.conftest import BENCH_TOML
+
+KEY = b"unit-Secret-pw!!".hex()
+TAG = "04A1B2C3D4E5F6"
+
+
+def _members(data: bytes) -> dict[str, str]:
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            handle = tar.extractfile(member)
+            assert handle is not None, member.name
+            out[member.name] = handle.read().decode()
+    return out
+
+
+def test_every_member_is_scrubbed_and_has_no_id_tag() -> None:
+    texts = {
+        "logs/a.log": (
+            f"sent ChangeConfiguration {KEY.upper()}\n"
+            f'receive [2,"1","Authorize",{{"idTag":"{TAG}"}}]\n'
+            f"quoted {json.dumps(json.dumps({'parentIdTag': TAG}))}\n"
+        ),
+        "config/x.toml": 'password = "hunter22"\nurl = "ftp://u:pw@h/"\n',
+    }
+    members = _members(pack_bundle("cp-diag", texts, [KEY]))
+    assert set(members) == {"cp-diag/logs/a.log", "cp-diag/config/x.toml"}
+    text = "".join(members.values())
+    assert KEY.upper() not in text and TAG not in text and "hunter22" not in text
+    assert '"idTag":"***"' in members["cp-diag/logs/a.log"]
+    assert 'url = "ftp://h/"' in members["cp-diag/config/x.toml"]
+
+
+def test_mask_id_tags_keeps_the_frame_json() -> None:
+    frame = json.dumps([2, "1", "StartTransaction", {"idTag": TAG, "meterStart": 5}])
+    masked = mask_id_tags(frame)
+    assert json.loads(masked)[3] == {"idTag": "***", "meterStart": 5}
+    assert mask_id_tags("idTag is a word") == "idTag is a word"
+
+
+def test_a_log_over_the_member_bound_keeps_its_newest_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(diagnostics, "MEMBER_MAX_BYTES", 1000)
+    lines = "".join(f"line {n:04d}\n" for n in range(500))
+    member = _members(pack_bundle("d", {"logs/big.log": lines}, []))["d/logs/big.log"]
+    assert member.startswith("# ") and "bytes of older lines cut" in member.splitlines()[0]
+    assert member.endswith("line 0499\n") and "line 0000" not in member
+    assert len(member.encode()) <= 1000 + 60
+
+
+def test_the_message_log_window_uses_each_line_time(tmp_path: Path) -> None:
+    def stamp(at: datetime) -> str:
+        local = time.localtime(at.timestamp())
+        return time.strftime("%Y-%m-%d %H:%M:%S", local) + f",{at.microsecond // 1000:03d}"
+
+    t0 = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
+    log = tmp_path / "ocpp.log"
+    (tmp_path / "ocpp.log.1").write_text(f"{stamp(t0)} old frame\n")
+    log.write_text(
+        f"{stamp(t0 + timedelta(minutes=5))} inside frame\n"
+        "  a continuation of it\n"
+        f"{stamp(t0 + timedelta(minutes=20))} late frame\n"
+    )
+    collector = _collector(tmp_path, message_log=log)
+    start, stop = t0 + timedelta(minutes=1), t0 + timedelta(minutes=10)
+    members = _members(collector.bundle("cp-diagnostics-x.tar.gz", start, stop)())
+    text = next(v for k, v in members.items() if k.endswith("logs/ocpp-messages.log"))
+    assert text.splitlines() == [
+        f"{stamp(t0 + timedelta(minutes=5))} inside frame",
+        "  a continuation of it",
+    ]
+
+
+def test_without_systemd_the_journal_member_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INVOCATION_ID", raising=False)
+    assert diagnostics.journal_lines(None, None).startswith("# not running as a systemd service")
+
+
+def test_the_collector_lists_keys_without_write_only_values_and_summarises_the_journal(
+    tmp_path: Path,
+) -> None:
+    store = TransactionStore.open(tmp_path)
+    try:
+        local = store.start(1, TAG, 1000, "2026-05-01T12:00:00Z", {"idTag": TAG, "connectorId": 1})
+        store.meter_values(
+            local, {"connectorId": 1, "meterValue": []}, 1500, "2026-05-01T12:05:00Z"
+        )
+        lines = DiagnosticsBuffer()
+        logging.getLogger("firmware.unit").addHandler(lines)
+        try:
+            logging.getLogger("firmware.unit").warning("authorized %s with %s", TAG, KEY)
+        finally:
+            logging.getLogger("firmware.unit").removeHandler(lines)
+        collector = _collector(tmp_path, store=store, lines=lines)
+        collector.keys.change("AuthorizationKey", KEY, Source.CENTRAL_SYSTEM)
+        assert KEY in collector.secrets() and "unit-Secret-pw!!" in collector.secrets()
+        members = {
+            k.split("/", 1)[1]: v
+            for k, v in _members(collector.bundle("cp-diagnostics-x.tar.gz", None, None)()).items()
+        }
+    finally:
+        store.close()
+    assert set(members) == {
+        "README.txt",
+        "config/chargepoint.toml",
+        "config/keys.txt",
+        "logs/chargepoint.log",
+        "logs/journal.log",
+        "logs/ocpp-messages.log",
+        "state/connectors.json",
+        "state/transactions.json",
+        "versions.txt",
+    }
+    everything = "".join(members.values())
+    assert KEY not in everything and "unit-Secret-pw!!" not in everything
+    assert 'AuthorizationKey = "***"' in members["config/keys.txt"]
+    assert (
+        f"HeartbeatInterval = {collector.keys[K.HeartbeatInterval]}" in members["config/keys.txt"]
+    )
+    summary = json.loads(members["state/transactions.json"])
+    assert summary["transactions"] == 1 and summary["outbox_pending"] == 2
+    assert summary["outbox_oldest"]["action"] == "StartTransaction"
+    assert summary["open_transactions"][0]["last_meter_at"] == "2026-05-01T12:05:00Z"
+    assert TAG not in members["state/transactions.json"]
+    assert "authorized" in members["logs/chargepoint.log"], "log lines are kept as they are"
+    assert members["state/connectors.json"].startswith('{\n  "unavailable"')
+
+
+def _collector(
+    tmp_path: Path,
+    *,
+    store: TransactionStore | None = None,
+    lines: DiagnosticsBuffer | None = None,
+    message_log: Path | None = None,
+) -> DiagnosticsCollector:
+    settings = replace(load(BENCH_TOML), state_dir=tmp_path)
+    return DiagnosticsCollector(
+        settings,
+        default_registry(),
+        store or TransactionStore(None),
+        lines,
+        message_log=message_log,
+    )
+
+
+def test_under_systemd_the_journal_of_the_window_is_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """journalctl as the charger calls it (a stand-in that prints its arguments: the test
+    machine's journal is not the charger's), and a refusal, which the member explains."""
+    fake = tmp_path / "journalctl"
+    fake.write_text('#!/bin/sh\necho "$@"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("INVOCATION_ID", "abc")
+    monkeypatch.setattr(diagnostics, "_own_unit", lambda: "chargepoint.service")
+    start = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    args = diagnostics.journal_lines(start, start + timedelta(hours=1)).split()
+    assert args[:2] == ["--unit", "chargepoint.service"]
+    assert args[args.index("--since") + 1] == f"@{int(start.timestamp())}"
+    assert args[args.index("--until") + 1] == f"@{int(start.timestamp()) + 3601}"
+    refusal = "No journal files were opened due to insufficient permissions."
+    fake.write_text(f'#!/bin/sh\necho "{refusal}" >&2\nexit 1\n')
+    text = diagnostics.journal_lines(None, None)
+    assert text.startswith("# journalctl could not read the journal of chargepoint.service")
+    assert "insufficient permissions" in text
