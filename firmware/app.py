@@ -55,7 +55,9 @@ from firmware.storage import lock_state_dir, unusable
 from firmware.transactions import TransactionStore
 
 if TYPE_CHECKING:
+    from firmware.firmware_update import FirmwareUpdates
     from firmware.ocpp.edge import OcppEdge
+    from firmware.ports import FirmwareInstaller
 
 log = logging.getLogger("chargepoint")
 
@@ -152,16 +154,17 @@ def _security_profile_rule(keys: KeyRegistry, settings: Settings) -> Any:
     return check
 
 
-async def start(settings: Settings) -> Running:
+async def start(settings: Settings, *, installer: FirmwareInstaller | None = None) -> Running:
     """Build everything and start the tasks; returns once the controller runs.  If anything
     fails after the drivers exist, the outputs are driven safe and the drivers closed before
     the error propagates.  Raises ``StateDirInUse`` (another controller runs on the state
     directory) or ``StoreUnusable`` for the directory itself before any output is touched, and
     ``StoreUnusable`` when a state file cannot be used (firmware.storage), and
-    ``HardwareUnavailable`` when the drivers cannot be built (no GPIO on this machine)."""
+    ``HardwareUnavailable`` when the drivers cannot be built (no GPIO on this machine).
+    ``installer``: the release layout firmware updates install into (tests give a double)."""
     lock = lock_state_dir(settings.state_dir)
     try:
-        running = await _start_locked(settings)
+        running = await _start_locked(settings, installer)
     except BaseException:
         lock.release()
         raise
@@ -169,7 +172,7 @@ async def start(settings: Settings) -> Running:
     return running
 
 
-async def _start_locked(settings: Settings) -> Running:
+async def _start_locked(settings: Settings, installer: FirmwareInstaller | None) -> Running:
     bench = None
     if settings.hardware_kind == "simulated":
         from hal.sim.bench import SimulatedBench
@@ -189,7 +192,7 @@ async def _start_locked(settings: Settings) -> Running:
         devices = _build_devices(settings.hardware)
     devices.safe_state()
     try:
-        return await _start_with(settings, devices, bench)
+        return await _start_with(settings, devices, bench, installer)
     except BaseException:
         devices.safe_state()
         await devices.close()
@@ -227,7 +230,9 @@ def _build_devices(hardware: Any, pin_factory: object | None = None) -> Any:
                 log.debug("while opening the hardware: %s", w.message)
 
 
-async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
+async def _start_with(
+    settings: Settings, devices: Any, bench: Any, installer: FirmwareInstaller | None
+) -> Running:
     keys = build_keys(settings, devices)
     # The order needs no late wiring: the OCPP edge first (it is the charger's
     # CentralSystemLink), then the Smart Charging service and the charger, then the edge serves
@@ -320,6 +325,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     )
     reservations.restore()
     running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)
+    updates = _firmware_updates(settings, ocpp, charger, installer, running)
     running.stores = [
         *([keys.store] if keys.store is not None else []),
         cache,
@@ -328,6 +334,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         reservation_store,
         ocpp.transactions.store,
         ocpp.events.log,
+        ocpp.firmware.store,
     ]
     ocpp.finish_interrupted_transactions()
     power_fail = settings.hardware.power_fail
@@ -344,13 +351,14 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         )
     tasks = [
         asyncio.create_task(
-            ocpp.serve(charger, smart, local_list, reservations), name="ocpp-session"
+            ocpp.serve(charger, smart, local_list, reservations, updates), name="ocpp-session"
         ),
         asyncio.create_task(reservations.run(), name="reservations"),
         asyncio.create_task(charger.run(), name="charger"),
         asyncio.create_task(_follow_store(keys), name="config-store"),
         asyncio.create_task(smart.run(), name="smart-charging"),
     ]
+    tasks.append(asyncio.create_task(updates.run(), name="firmware-updates"))
     if site is not None:
         tasks.append(asyncio.create_task(site.run(), name="grid-meter"))
     if bench_control is not None:
@@ -363,12 +371,53 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     return running
 
 
+def _firmware_updates(
+    settings: Settings,
+    ocpp: OcppEdge,
+    charger: Charger,
+    installer: FirmwareInstaller | None,
+    running: Running,
+) -> FirmwareUpdates:
+    """The firmware update service (firmware.firmware_update) over the release layout
+    (``installer``; None: this controller's releases directory).  At each first registration
+    it confirms the release on trial (it proved itself, issue 14) and reports the outcome of
+    the update that restarted the controller."""
+    from firmware.download import Limits
+    from firmware.firmware_update import ChargerGate, FirmwareUpdates, UpdateWiring
+
+    if installer is None:
+        installer = release_installer(settings)
+
+    def restart() -> None:
+        # Exactly as a Reset stops the controller: exit_or_restart then starts the new release.
+        running.reset_requested = False
+        running.stop.set()
+
+    mb = 1024 * 1024
+    updates = FirmwareUpdates(
+        UpdateWiring(
+            store=ocpp.firmware.store,
+            installer=installer,
+            gate=ChargerGate(charger),
+            state_dir=settings.state_dir,
+            limits=Limits(settings.update.max_download_mb * mb, settings.update.keep_free_mb * mb),
+            certificates=ocpp.certificates.certificates,
+            security_event=ocpp.events.record,
+            wake=ocpp.firmware.wake.set,
+            restart=restart,
+        )
+    )
+    ocpp.firmware.on_registered.append(updates.registered)
+    return updates
+
+
 def _ocpp_edge(settings: Settings, keys: KeyRegistry, status: Callable[[], Any]) -> OcppEdge:
     """The OCPP edge with its stores: the transaction journal, the certificates, the security
     log (StartupOfTheDevice recorded), the diagnostics log GetLog uploads and the diagnostics
     bundle GetDiagnostics uploads."""
     from firmware.certificates import CertificateStore
     from firmware.diagnostics import DiagnosticsCollector
+    from firmware.firmware_update_store import FirmwareUpdateStore
     from firmware.logupload import DiagnosticsBuffer
     from firmware.ocpp.edge import OcppEdge
     from firmware.security_log import SecurityLog
@@ -388,11 +437,9 @@ def _ocpp_edge(settings: Settings, keys: KeyRegistry, status: Callable[[], Any])
         certificates=CertificateStore.open(settings.state_dir, keys[K.CertificateStoreMaxLength]),
         diagnostics=diagnostics,
         diagnostics_source=collector,
+        firmware_store=FirmwareUpdateStore.open(settings.state_dir),
     )
     ocpp.events.startup(settings.firmware_version)
-    # A release on trial has proved itself once registered (issue 14, firmware.release).
-    installer = release_installer(settings)
-    ocpp.session.while_ready(lambda: asyncio.to_thread(installer.confirm))
     return ocpp
 
 

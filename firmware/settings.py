@@ -198,6 +198,16 @@ class ReleaseSettings:
 
 
 @dataclass(frozen=True)
+class UpdateSettings:
+    """``[update]``: what a firmware update may take (docs/firmware.md, "Rolling out an
+    update"); a download over either limit fails (DownloadFailed) and leaves nothing behind."""
+
+    max_download_mb: Annotated[int, Range(1, 100_000)] = 500  # the largest bundle accepted
+    # What the state directory's file system keeps free during the download (journal, logs).
+    keep_free_mb: Annotated[int, Range(0, 100_000)] = 200
+
+
+@dataclass(frozen=True)
 class Settings:
     charge_point_id: str
     csms_url: str
@@ -216,6 +226,7 @@ class Settings:
     bench: BenchSettings = field(default_factory=BenchSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     release: ReleaseSettings = field(default_factory=ReleaseSettings)
+    update: UpdateSettings = field(default_factory=UpdateSettings)
     site: SiteSettings | None = None  # None: no [site] table, no site limit
     source: Path | None = None
 
@@ -341,6 +352,7 @@ TABLES = (
     "bench",
     "logging",
     "release",
+    "update",
     "site",
 )
 
@@ -451,6 +463,7 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
     bench = found.take(check_table, BenchSettings, data.get("bench", {}), "bench")
     logging_settings = found.take(check_table, LoggingSettings, data.get("logging", {}), "logging")
     release = found.take(check_table, ReleaseSettings, data.get("release", {}), "release")
+    update = found.take(check_table, UpdateSettings, data.get("update", {}), "update")
     site_and_grid = found.take(_site, data["site"]) if "site" in data else (None, None)
     if cp is not None and site_and_grid is not None:
         site_found, grid_found = site_and_grid
@@ -484,6 +497,7 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
         bench=bench,
         logging=logging_settings,
         release=release,
+        update=update,
         site=site,
         source=source,
     )

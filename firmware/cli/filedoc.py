@@ -24,6 +24,7 @@ from firmware.settings import (
     OcppSettings,
     ReleaseSettings,
     SiteSettings,
+    UpdateSettings,
 )
 from hal.config import (
     METER_MODEL_NAMES,
@@ -133,6 +134,14 @@ _TABLES: list[tuple[str, str, type, tuple[str, ...], list[tuple[str, str, str]]]
         "the trial of a new release after an update (optional table; see "
         "[firmware.md](firmware.md#install-layout-and-rollback))",
         ReleaseSettings,
+        (),
+        [],
+    ),
+    (
+        "[update]",
+        "what a firmware update may take (optional table; see "
+        "[firmware.md](firmware.md#rolling-out-an-update))",
+        UpdateSettings,
         (),
         [],
     ),
