@@ -15,6 +15,7 @@ the same release in every other byte:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -85,18 +86,22 @@ def bundles() -> Bundles:
             f"{WHEEL_CACHE} is not prepared: run scripts/setup-venv test (online) once"
         )
     where = CACHE / fingerprint()
-    if not (where / ".complete").exists():
-        shutil.rmtree(CACHE, ignore_errors=True)
-        where.mkdir(parents=True)
-        base = build(
-            REPO,
-            where,
-            "host",
-            pip_args=["--no-index", "--find-links", str(WHEEL_CACHE)],
-        )
-        for name, (step, patch) in VARIANTS.items():
-            make_variant(base, where / name, bump(_version(base), step), patch)
-        (where / ".complete").touch()
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers each ask: one builds, the others wait for it.
+    with open(CACHE.parent / "release.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (where / ".complete").exists():
+            shutil.rmtree(CACHE, ignore_errors=True)
+            where.mkdir(parents=True)
+            base = build(
+                REPO,
+                where,
+                "host",
+                pip_args=["--no-index", "--find-links", str(WHEEL_CACHE)],
+            )
+            for name, (step, patch) in VARIANTS.items():
+                make_variant(base, where / name, bump(_version(base), step), patch)
+            (where / ".complete").touch()
     base = next(where.glob("*.tar"))
     found = {name: next((where / name).glob("*.tar")) for name in VARIANTS}
     return Bundles(base=base, **found)

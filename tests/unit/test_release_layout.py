@@ -150,6 +150,8 @@ def test_the_launcher_without_a_release_says_so(
 ) -> None:
     assert launcher.main(["--releases", str(tmp_path), "--", "run"]) == 2
     assert "no release to start" in capsys.readouterr().err
+    assert launcher.main(["--releases", str(tmp_path / "gone"), "--", "run"]) == 2
+    assert "no releases directory" in capsys.readouterr().err
 
 
 def test_trial_boot_timeout_is_a_setting_with_limits(tmp_path: Path) -> None:
