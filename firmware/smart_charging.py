@@ -42,14 +42,18 @@ from firmware.smart import (
     ChargingProfilePurpose,
     ChargingRateUnit,
     CompositeSchedule,
-    anchored,
-    composite_schedule,
-    limit_at,
-    next_change,
     rejection_reason,
-    starting_now,
 )
-from firmware.smart_composite import Steps, capped, in_unit, least, steps_in_unit, summed
+from firmware.smart_composite import (
+    Steps,
+    capped,
+    composite_schedule,
+    in_unit,
+    least,
+    steps_in_unit,
+    summed,
+)
+from firmware.smart_limit import anchored, limit_at, next_change, starting_now
 
 log = logging.getLogger(__name__)
 
