@@ -56,6 +56,7 @@ CORE = (
     "firmware.profile_store",
     "firmware.local_list",
     "firmware.smart_charging",
+    "firmware.smart_installed",
     "firmware.smart_composite",
 )
 # Pure: no I/O at all, not even the standard library's (what loading them loads is checked).
