@@ -17,8 +17,11 @@ Set again at each instant ``smart_limit.next_change`` names, on every profile ch
 transaction start or end (``ConnectorController.on_transaction``) and every site-allowance
 change.  The OCPP block reaches it through ``ports.SmartChargingControl``, the grid-meter poller
 through ``site_allowance``, the charger through ``remote_start_profile`` /
-``remote_start_abandoned``.  What the profiles are (kept, replaced, cleared) is apart, in
-``firmware.smart_installed``; this module is what they mean in time.
+``remote_start_abandoned``.
+
+This module is the service's entry points and its clock (when to look again); the rest is
+apart: what the profiles are (kept, restored, replaced, cleared) in ``firmware.smart_installed``,
+the arithmetic of one look (the limits above, the composites) in ``firmware.smart_allocation``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from firmware import clock
@@ -35,7 +38,6 @@ from firmware.config_keys import KeyRegistry
 from firmware.connector import ConnectorController
 from firmware.ports import TransactionHandle
 from firmware.profile_store import ProfileStore
-from firmware.site_limit import share
 from firmware.smart import (
     DEFAULT_PHASES,
     NOMINAL_VOLTAGE,
@@ -44,30 +46,13 @@ from firmware.smart import (
     ChargingRateUnit,
     CompositeSchedule,
 )
-from firmware.smart_composite import (
-    Steps,
-    capped,
-    composite_schedule,
-    in_unit,
-    least,
-    steps_in_unit,
-    summed,
-)
+from firmware.smart_allocation import Allocation, Wiring
 from firmware.smart_installed import InstalledProfiles
-from firmware.smart_limit import anchored, limit_at, next_change, starting_now
+from firmware.smart_limit import anchored, next_change, starting_now
 
 log = logging.getLogger(__name__)
 
 P = ChargingProfilePurpose
-
-
-@dataclass(frozen=True)
-class Wiring:
-    """A connector's supply, for limits in W: ``phases`` (1-3) and the nominal ``voltage``
-    (V, phase to neutral)."""
-
-    phases: int = DEFAULT_PHASES
-    voltage: float = NOMINAL_VOLTAGE
 
 
 # The wall clock is looked at again at least this often while a change is due: NTP may step it
@@ -98,10 +83,6 @@ class SmartCharging:
         self.store = store
         self.connectors = {c.id: c for c in connectors}
         self.keys = keys
-        self.phases = phases
-        self.voltage = voltage
-        self._wiring = dict(wiring or {})
-        self._site_a: float | None = None
         self._wake = asyncio.Event()
         for c in self.connectors.values():
             c.on_transaction(self._transaction_changed)
@@ -109,6 +90,9 @@ class SmartCharging:
             (c.id, c.transaction.local_id) for c in self.connectors.values() if c.transaction
         }
         self.installed = InstalledProfiles(store, keys, len(self.connectors), running)
+        self.allocation = Allocation(
+            self.connectors, self.installed, phases=phases, voltage=voltage, wiring=wiring
+        )
 
     @property
     def profiles(self) -> list[ChargingProfile]:
@@ -180,11 +164,7 @@ class SmartCharging:
         # began a moment ago must not seem to begin inside the composite.
         start = now.replace(microsecond=0) + timedelta(seconds=1 if now.microsecond else 0)
         unit = unit or ChargingRateUnit.A
-        if connector_id == 0:
-            return self._charger_composite(start, duration_s, unit)
-        amps = self._connector_composite(self.connectors[connector_id], start, duration_s)
-        wiring = self.wiring(connector_id)
-        return in_unit(amps, unit, phases=wiring.phases, voltage=wiring.voltage)
+        return self.allocation.composite(connector_id, start, duration_s, unit)
 
     # ------------------------------------------------------------ other inputs
 
@@ -194,8 +174,8 @@ class SmartCharging:
         between the connectors that charge.  ``ValueError`` for a negative or non-finite value."""
         if amps is not None and not (math.isfinite(amps) and amps >= 0):
             raise ValueError(f"a site allowance must be a finite number >= 0 A, not {amps!r}")
-        if amps != self._site_a:
-            self._site_a = amps
+        if amps != self.allocation.site_a:
+            self.allocation.site_a = amps
             self.reevaluate()
 
     def remote_start_profile(self, connector_id: int, profile: ChargingProfile) -> str | None:
@@ -239,61 +219,8 @@ class SmartCharging:
                 c.set_limit(amps)
 
     def limits(self, now: datetime) -> dict[int, float | None]:
-        """Each connector's limit at ``now`` (A per phase, None: none), see the module."""
-        own = {cid: self._own_limit(c, now) for cid, c in self.connectors.items()}
-        charger = least(self._charge_point_max(now), self._site_a)
-        if charger is None:
-            return own
-        shares = self._shares(charger, own)
-        return {
-            cid: least(own[cid], _binding(shares[cid], c)) for cid, c in self.connectors.items()
-        }
-
-    def _profiles_for(self, c: ConnectorController) -> list[ChargingProfile]:
-        return self.installed.for_connector(c.id, c.transaction is not None)
-
-    def _start(self, c: ConnectorController, now: datetime) -> datetime:
-        """The connector's transaction start; without one, ``now`` (as if it started now)."""
-        return c.transaction.started_at if c.transaction is not None else now
-
-    def wiring(self, connector_id: int) -> Wiring:
-        """The supply of ``connector_id`` (0: the whole charger's), for W <-> A."""
-        return self._wiring.get(connector_id) or Wiring(self.phases, self.voltage)
-
-    def _own_limit(self, c: ConnectorController, now: datetime) -> float | None:
-        profiles = [
-            p
-            for p in self._profiles_for(c)
-            if p.charging_profile_purpose is not P.ChargePointMaxProfile
-        ]
-        wiring = self.wiring(c.id)
-        return limit_at(
-            profiles,
-            c.id,
-            now,
-            transaction_start=self._start(c, now),
-            phases=wiring.phases,
-            voltage=wiring.voltage,
-        )
-
-    def _charge_point_max(self, now: datetime) -> float | None:
-        """ChargePointMaxProfile at ``now`` (A per phase of the charger's supply)."""
-        return limit_at(self.installed.profiles, 0, now, phases=self.phases, voltage=self.voltage)
-
-    def _shares(self, charger_a: float, own: dict[int, float | None]) -> dict[int, float]:
-        """``charger_a`` shared between the connectors in a transaction (the earliest start
-        first); one without a transaction gets what it would get joining last."""
-        charging = sorted(
-            (c for c in self.connectors.values() if c.transaction is not None),
-            key=lambda c: (c.transaction.started_at if c.transaction else clock.utcnow(), c.id),
-        )
-        caps = [least(own[c.id], c.max_current_a) or 0.0 for c in charging]
-        out = dict(zip((c.id for c in charging), share(charger_a, caps), strict=True))
-        for c in self.connectors.values():
-            if c.id not in out:
-                cap = least(own[c.id], c.max_current_a) or 0.0
-                out[c.id] = share(charger_a, [*caps, cap])[-1]
-        return out
+        """Each connector's limit at ``now`` (A per phase, None: none; ``Allocation.limits``)."""
+        return self.allocation.limits(now)
 
     # ------------------------------------------------------------ the schedule's clock
 
@@ -301,7 +228,7 @@ class SmartCharging:
         """The first instant after ``now`` at which a connector's limit may change."""
         instants = []
         for c in self.connectors.values():
-            profiles = self._profiles_for(c)
+            profiles = self.allocation.profiles_for(c)
             if c.transaction is not None:
                 start = c.transaction.started_at
                 instants.append(next_change(profiles, c.id, now, transaction_start=start))
@@ -337,67 +264,5 @@ class SmartCharging:
             deadline = None if wait is None else clock.now() + min(wait, WALL_CLOCK_CHECK_S)
             reached = await clock.sleep_until(deadline, self.keys, (), wake=self._wake)
 
-    # ------------------------------------------------------------ composites
 
-    def _site_share(self, c: ConnectorController, now: datetime) -> float | None:
-        """What the site allowance leaves ``c`` now, whatever its own profiles (they are in its
-        composite already, period by period): the others keep their current limits."""
-        if self._site_a is None:
-            return None
-        own = {cid: self._own_limit(x, now) for cid, x in self.connectors.items()}
-        own[c.id] = None
-        return self._shares(self._site_a, own)[c.id]
-
-    def _connector_composite(
-        self, c: ConnectorController, start: datetime, duration: int
-    ) -> CompositeSchedule:
-        tx, wiring = c.transaction, self.wiring(c.id)
-        # A RemoteStartTransaction's profile waiting here applies from the transaction it
-        # starts: counted as from now, as in the connector's limit (``_own_limit``).
-        waiting = tx is None and c.id in self.installed.pending
-        schedule = composite_schedule(
-            self._profiles_for(c),
-            c.id,
-            start,
-            duration,
-            ChargingRateUnit.A,
-            transaction_start=tx.started_at if tx is not None else start if waiting else None,
-            phases=wiring.phases,
-            voltage=wiring.voltage,
-            default_limit_a=c.max_current_a,
-        )
-        assert schedule is not None  # a default is given
-        cap = least(c.max_current_a, self._site_share(c, start))
-        return capped(schedule, [[(0, cap)]])
-
-    def _charger_composite(
-        self, start: datetime, duration: int, unit: ChargingRateUnit
-    ) -> CompositeSchedule:
-        """The sum of the connectors' composites, each in ``unit`` with its own wiring (in W a
-        single-phase connector adds one phase's power), capped by ChargePointMaxProfile and
-        the site allowance (A per phase of the charger's supply, in ``unit``)."""
-        parts = []
-        for c in self.connectors.values():
-            wiring = self.wiring(c.id)
-            amps = self._connector_composite(c, start, duration)
-            parts.append(in_unit(amps, unit, phases=wiring.phases, voltage=wiring.voltage))
-        cp_max = composite_schedule(
-            self.installed.profiles, 0, start, duration, phases=self.phases, voltage=self.voltage
-        )
-        caps: list[Steps] = [[(0, self._site_a)]]
-        if cp_max is not None:
-            caps.append([(p.start_period, p.limit) for p in cp_max.charging_schedule_period])
-        in_w = [steps_in_unit(st, unit, phases=self.phases, voltage=self.voltage) for st in caps]
-        return capped(summed(parts, start, duration, self.phases, unit), in_w)
-
-
-# ---------------------------------------------------------------- pure helpers
-
-
-def _binding(share_a: float, c: ConnectorController) -> float | None:
-    """A share that the connector's rating already keeps it under limits nothing (None): its
-    maximum may rise (a new PiCP.MaxInstallationCurrent) but never above the rating."""
-    return share_a if share_a < c.devices.max_current_a else None
-
-
-__all__ = ["SmartCharging", "Wiring"]
+__all__ = ["SmartCharging"]

@@ -57,6 +57,7 @@ CORE = (
     "firmware.local_list",
     "firmware.smart_charging",
     "firmware.smart_installed",
+    "firmware.smart_allocation",
     "firmware.smart_composite",
 )
 # Pure: no I/O at all, not even the standard library's (what loading them loads is checked).

@@ -34,7 +34,8 @@ from firmware.smart import (
     ChargingProfileKind,
     RecurrencyKind,
 )
-from firmware.smart_charging import SmartCharging, Wiring
+from firmware.smart_allocation import Wiring
+from firmware.smart_charging import SmartCharging
 from firmware.smart_limit import limit_at
 from hal.config import ContactorConfig
 from hal.gpio import GpioContactor
