@@ -50,7 +50,8 @@ from firmware.release.installer import ReleaseInstaller
 from firmware.reservation_store import ReservationStore
 from firmware.reservations import Reservations
 from firmware.settings import Settings, package_version
-from firmware.smart_charging import SmartCharging, Wiring
+from firmware.smart_allocation import Wiring
+from firmware.smart_charging import SmartCharging
 from firmware.storage import lock_state_dir, unusable
 from firmware.transactions import TransactionStore
 

@@ -40,6 +40,7 @@ CORE = (
     "firmware.charging_reservation",
     "firmware.pilot",
     "firmware.smart",
+    "firmware.smart_limit",
     "firmware.config_keys",
     "firmware.metering",
     "firmware.domain",
@@ -55,6 +56,8 @@ CORE = (
     "firmware.profile_store",
     "firmware.local_list",
     "firmware.smart_charging",
+    "firmware.smart_installed",
+    "firmware.smart_allocation",
     "firmware.smart_composite",
 )
 # Pure: no I/O at all, not even the standard library's (what loading them loads is checked).
@@ -64,6 +67,7 @@ PURE = (
     "firmware.charging_handlers",
     "firmware.pilot",
     "firmware.smart",
+    "firmware.smart_limit",
     "firmware.smart_composite",
     "firmware.domain",
     "firmware.metering",
