@@ -66,14 +66,26 @@ def to_ocpp(dt: datetime | None = None) -> str:
 def from_ocpp(text: object) -> datetime | None:
     """The datetime an OCPP dateTime string names, timezone-aware (a string without an offset
     is read as UTC, as OCPP 1.6 §2.1 asks for UTC everywhere); None for anything that is not
-    a date-time string (None, '', a number, ``2026-13-01``)."""
+    a date-time string (None, '', a number, ``2026-13-01``).
+
+    A valid RFC 3339 time whose UTC instant lies outside Python's years 1-9999
+    (``9999-12-31T23:59:59-01:00``: "never expires" in a central system west of Greenwich) is
+    the last (first) representable instant in UTC: as far in the future (past) as can be, and
+    ``to_ocpp``, a SQLite column and every comparison can take it (it once crashed ReserveNow,
+    SendLocalList and the Authorize.conf of a driver's card with OverflowError)."""
     if not isinstance(text, str) or not text:
         return None
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    try:
+        dt.astimezone(UTC)
+    except OverflowError:
+        return (datetime.max if dt.year == datetime.max.year else datetime.min).replace(tzinfo=UTC)
+    return dt
 
 
 async def sleep_until(
