@@ -289,10 +289,34 @@ class Charger:
             if same_id_token(c.state.transaction_id_tag, id_tag):
                 return c
         parent = self.authorizer.known_parent(id_tag) if self.authorizer is not None else None
-        for c in cs:  # the connector reserved for this very card (or its group)
-            held = c.state.reservation
-            if c.state.status is S.RESERVED and held and held.admits(id_tag, parent):
+        reserved = [  # the connectors reserved for this very card (or its group)
+            c
+            for c in cs
+            if c.state.status is S.RESERVED
+            and c.state.reservation
+            and c.state.reservation.admits(id_tag, parent)
+        ]
+        # Where its cable waits first (§5.13: a connector-0 reservation may use any free
+        # connector): a driver who plugged in on a free connector, which made the charger hold
+        # back the other one for the reservation, is standing at the cable, not at the held
+        # connector; on a connector held back for another connector-0 reservation the two swap.
+        for c in reserved:
+            if c.state.plugged:
                 return c
+        for c in cs:
+            if c.state.status is S.PREPARING and c.state.plugged and not c.state.authorized_id_tag:
+                return c
+        for c in cs:
+            if (
+                c.state.status is S.RESERVED
+                and c.state.plugged
+                and not c.state.authorized_id_tag
+                and c.reservations is not None
+                and c.reservations.make_way(c.id, id_tag, parent)
+            ):
+                return c
+        if reserved:
+            return reserved[0]
         for wanted in (S.PREPARING, S.FINISHING, S.AVAILABLE, S.RESERVED):
             for c in cs:
                 if c.state.status is wanted and not c.state.authorized_id_tag:
