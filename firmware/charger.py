@@ -98,6 +98,14 @@ UNLOCK_WAIT_S = 20.0
 WALL_CLOCK_CHECK_S = 60.0
 
 
+def _cable_waits(c: ConnectorController) -> bool:
+    """A cable is plugged into ``c`` and waits for a card (Preparing, or Reserved with the
+    cable noted): where a driver who plugged in first stands (the reader and a remote start
+    without connectorId go there first)."""
+    st = c.state
+    return st.plugged and st.status in (S.PREPARING, S.RESERVED) and not st.authorized_id_tag
+
+
 class Charger:
     def __init__(
         self,
@@ -301,16 +309,15 @@ class Charger:
         # back the other one for the reservation, is standing at the cable, not at the held
         # connector; on a connector held back for another connector-0 reservation the two swap.
         for c in reserved:
-            if c.state.plugged:
+            if _cable_waits(c):
                 return c
         for c in cs:
-            if c.state.status is S.PREPARING and c.state.plugged and not c.state.authorized_id_tag:
+            if c.state.status is S.PREPARING and _cable_waits(c):
                 return c
         for c in cs:
             if (
                 c.state.status is S.RESERVED
-                and c.state.plugged
-                and not c.state.authorized_id_tag
+                and _cable_waits(c)
                 and c.reservations is not None
                 and c.reservations.make_way(c.id, id_tag, parent)
             ):
@@ -393,8 +400,11 @@ class Charger:
         if connector_id is not None:
             c = self.connectors.get(connector_id)
             candidates = [c] if c is not None else []
-        else:  # the connector reserved for this idTag first
-            candidates = sorted(self.connectors.values(), key=lambda c: c.state.reservation is None)
+        else:  # where a cable waits for a card first (the driver is there), then a reserved one
+            candidates = sorted(
+                self.connectors.values(),
+                key=lambda c: (not _cable_waits(c), c.state.reservation is None),
+            )
         # The group a reservation may admit it by (§5.13): the list's or the cache's word.
         parent = self.authorizer.known_parent(id_tag) if self.authorizer is not None else None
         for c in candidates:

@@ -318,6 +318,27 @@ async def test_the_reserving_card_goes_to_the_connector_its_cable_is_plugged_int
     assert start.payload["reservationId"] == 62
 
 
+@pytest.mark.parametrize("reserved", [False, True], ids=["no reservation", "connector 0"])
+async def test_a_remote_start_without_connector_id_goes_where_the_cable_waits(
+    rig2: Rig, reserved: bool
+) -> None:
+    """The app start: the driver plugs in on connector 2, then starts from the app (no
+    connectorId).  The start went to connector 1 (the first, or the one held back for the
+    driver's connector-0 reservation), where no cable is: nothing started (second issue-13
+    try-out, G4; the same kind as G3 at the reader)."""
+    rig = rig2
+    mark = rig.cs.mark()
+    if reserved:
+        assert await reserve(rig, 0, "RES-APP", 71) == "Accepted"
+    await rig.command("plug", connector=2)
+    await rig.wait_status("Preparing", connector=2, since=mark)
+    result = await rig.cs.call(rig.cp_id, call.RemoteStartTransaction(id_tag="RES-APP"))
+    assert result.status == "Accepted"
+    start = await rig.wait_call("StartTransaction", since=mark)
+    assert start.payload["connectorId"] == 2
+    assert start.payload.get("reservationId") == (71 if reserved else None)
+
+
 async def test_a_remote_start_without_connector_id_goes_to_the_reserved_connector(
     rig2: Rig,
 ) -> None:
