@@ -343,3 +343,26 @@ async def test_g2_an_expiry_date_beyond_9999_in_utc_is_taken_not_an_internal_err
     await rig.command("plug")
     start = await rig.wait_call("StartTransaction", since=mark)
     assert start.payload["idTag"] == "FAR-CARD"
+
+
+async def test_g5_a_listed_card_the_central_system_answers_concurrent_tx_is_no_conflict(
+    rig: Rig,
+) -> None:
+    """ConcurrentTx speaks of the card's other transaction, not of its validity: the list's
+    Accepted does not disagree with it (§3.5.3 as F4's expired entry).  The driver's second
+    session raised LocalListConflict on connector 0 (second issue-13 try-out, G5)."""
+    assert await send(rig, 2, "Full", [entry("BUSY")]) == "Accepted"
+    rig.cs.id_tags["BUSY"] = "ConcurrentTx"
+    mark = rig.cs.mark()
+    await rig.command("swipe", tag="BUSY")
+    await rig.wait_result("Authorize", since=mark)
+    c = rig.running.charger.connectors[1]
+    assert await c.wait_until(lambda: c.state.pending_id_tag is None, timeout=10)
+    assert c.state.status.value == "Available"  # refused
+    shown = rig.cs.mark()
+    answer = await rig.cs.call(
+        rig.cp_id, call.TriggerMessage(requested_message="StatusNotification", connector_id=0)
+    )
+    assert answer.status == "Accepted"
+    status = await rig.wait_status("Available", connector=0, since=shown)
+    assert status.payload["errorCode"] == "NoError"
