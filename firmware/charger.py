@@ -103,7 +103,8 @@ def _cable_waits(c: ConnectorController) -> bool:
     cable noted): where a driver who plugged in first stands (the reader and a remote start
     without connectorId go there first)."""
     st = c.state
-    return st.plugged and st.status in (S.PREPARING, S.RESERVED) and not st.authorized_id_tag
+    waiting = not st.authorized_id_tag and not st.pending_id_tag  # no card on its way there
+    return st.plugged and st.status in (S.PREPARING, S.RESERVED) and waiting
 
 
 class Charger:
