@@ -107,6 +107,12 @@ def _cable_waits(c: ConnectorController) -> bool:
     return st.plugged and st.status in (S.PREPARING, S.RESERVED) and waiting
 
 
+def _own(c: ConnectorController, id_tag: str) -> bool:
+    """``c`` holds a reservation of ``id_tag`` itself (not only of its group)."""
+    held = c.state.reservation
+    return held is not None and same_id_token(held.id_tag, id_tag)
+
+
 class Charger:
     def __init__(
         self,
@@ -305,6 +311,7 @@ class Charger:
             and c.state.reservation
             and c.state.reservation.admits(id_tag, parent)
         ]
+        reserved.sort(key=lambda c: not _own(c, id_tag))  # its own before its group's
         # Where its cable waits first (§5.13: a connector-0 reservation may use any free
         # connector): a driver who plugged in on a free connector, which made the charger hold
         # back the other one for the reservation, is standing at the cable, not at the held
@@ -404,7 +411,11 @@ class Charger:
         else:  # where a cable waits for a card first (the driver is there), then a reserved one
             candidates = sorted(
                 self.connectors.values(),
-                key=lambda c: (not _cable_waits(c), c.state.reservation is None),
+                key=lambda c: (
+                    not _cable_waits(c),
+                    not _own(c, id_tag),
+                    c.state.reservation is None,
+                ),
             )
         # The group a reservation may admit it by (§5.13): the list's or the cache's word.
         parent = self.authorizer.known_parent(id_tag) if self.authorizer is not None else None
