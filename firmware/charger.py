@@ -8,8 +8,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from firmware import card_routing, clock
 from firmware import charging as m
-from firmware import clock
 from firmware.authorization import Authorizer
 from firmware.config_keys import K, KeyRegistry
 from firmware.connector import ConnectorController
@@ -20,7 +20,6 @@ from firmware.domain import (
     IdTagInfo,
     MeterSample,
     StopReason,
-    same_id_token,
 )
 from firmware.metering import next_aligned, sampled_values
 from firmware.ports import CentralSystemLink, TransactionHandle
@@ -96,21 +95,6 @@ SAFETY_ERRORS = {
 UNLOCK_WAIT_S = 20.0
 # How often the clock-aligned schedule looks at the wall clock again (NTP may step it).
 WALL_CLOCK_CHECK_S = 60.0
-
-
-def _cable_waits(c: ConnectorController) -> bool:
-    """A cable is plugged into ``c`` and waits for a card (Preparing, or Reserved with the
-    cable noted): where a driver who plugged in first stands (the reader and a remote start
-    without connectorId go there first)."""
-    st = c.state
-    waiting = not st.authorized_id_tag and not st.pending_id_tag  # no card on its way there
-    return st.plugged and st.status in (S.PREPARING, S.RESERVED) and waiting
-
-
-def _own(c: ConnectorController, id_tag: str) -> bool:
-    """``c`` holds a reservation of ``id_tag`` itself (not only of its group)."""
-    held = c.state.reservation
-    return held is not None and same_id_token(held.id_tag, id_tag)
 
 
 class Charger:
@@ -299,48 +283,8 @@ class Charger:
         target.post(m.IdPresented(id_tag))
 
     def _connector_for_card(self, id_tag: str) -> ConnectorController | None:
-        cs = list(self.connectors.values())
-        for c in cs:
-            if same_id_token(c.state.transaction_id_tag, id_tag):
-                return c
         parent = self.authorizer.known_parent(id_tag) if self.authorizer is not None else None
-        reserved = [  # the connectors reserved for this very card (or its group)
-            c
-            for c in cs
-            if c.state.status is S.RESERVED
-            and c.state.reservation
-            and c.state.reservation.admits(id_tag, parent)
-        ]
-        reserved.sort(key=lambda c: not _own(c, id_tag))  # its own before its group's
-        # Where its cable waits first (§5.13: a connector-0 reservation may use any free
-        # connector): a driver who plugged in on a free connector, which made the charger hold
-        # back the other one for the reservation, is standing at the cable, not at the held
-        # connector; on a connector held back for another connector-0 reservation the two swap.
-        for c in reserved:
-            if _cable_waits(c):
-                return c
-        for c in cs:
-            if c.state.status is S.PREPARING and _cable_waits(c):
-                return c
-        for c in cs:
-            if (
-                c.state.status is S.RESERVED
-                and _cable_waits(c)
-                and c.reservations is not None
-                and c.reservations.make_way(c.id, id_tag, parent)
-            ):
-                return c
-        if reserved:
-            return reserved[0]
-        for wanted in (S.PREPARING, S.FINISHING, S.AVAILABLE, S.RESERVED):
-            for c in cs:
-                if c.state.status is wanted and not c.state.authorized_id_tag:
-                    return c
-        for c in cs:
-            # Another card of the same group may stop a transaction (parentIdTag).
-            if c.state.in_transaction:
-                return c
-        return None
+        return card_routing.connector_for_card(list(self.connectors.values()), id_tag, parent)
 
     # ------------------------------------------------------------ outputs
 
@@ -409,14 +353,7 @@ class Charger:
             c = self.connectors.get(connector_id)
             candidates = [c] if c is not None else []
         else:  # where a cable waits for a card first (the driver is there), then a reserved one
-            candidates = sorted(
-                self.connectors.values(),
-                key=lambda c: (
-                    not _cable_waits(c),
-                    not _own(c, id_tag),
-                    c.state.reservation is None,
-                ),
-            )
+            candidates = card_routing.remote_start_order(self.connectors.values(), id_tag)
         # The group a reservation may admit it by (§5.13): the list's or the cache's word.
         parent = self.authorizer.known_parent(id_tag) if self.authorizer is not None else None
         for c in candidates:
