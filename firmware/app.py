@@ -38,6 +38,7 @@ from firmware.daemon import (
     shutdown,
     status_line,
     stop_on_crash,
+    stop_on_power_cut,
 )
 from firmware.domain import ConnectorStatus
 from firmware.grid_meter import GridMeterPoller
@@ -45,15 +46,18 @@ from firmware.local_list import LocalAuthorizationList, LocalListStore
 from firmware.metering import servable_measurands
 from firmware.plugins import VendorDevices, load_plugins
 from firmware.profile_store import ProfileStore
+from firmware.release.installer import ReleaseInstaller
 from firmware.reservation_store import ReservationStore
 from firmware.reservations import Reservations
-from firmware.settings import Settings
+from firmware.settings import Settings, package_version
 from firmware.smart_charging import SmartCharging, Wiring
 from firmware.storage import lock_state_dir, unusable
 from firmware.transactions import TransactionStore
 
 if TYPE_CHECKING:
+    from firmware.firmware_update import FirmwareUpdates
     from firmware.ocpp.edge import OcppEdge
+    from firmware.ports import FirmwareInstaller
 
 log = logging.getLogger("chargepoint")
 
@@ -150,16 +154,17 @@ def _security_profile_rule(keys: KeyRegistry, settings: Settings) -> Any:
     return check
 
 
-async def start(settings: Settings) -> Running:
+async def start(settings: Settings, *, installer: FirmwareInstaller | None = None) -> Running:
     """Build everything and start the tasks; returns once the controller runs.  If anything
     fails after the drivers exist, the outputs are driven safe and the drivers closed before
     the error propagates.  Raises ``StateDirInUse`` (another controller runs on the state
     directory) or ``StoreUnusable`` for the directory itself before any output is touched, and
     ``StoreUnusable`` when a state file cannot be used (firmware.storage), and
-    ``HardwareUnavailable`` when the drivers cannot be built (no GPIO on this machine)."""
+    ``HardwareUnavailable`` when the drivers cannot be built (no GPIO on this machine).
+    ``installer``: the release layout firmware updates install into (tests give a double)."""
     lock = lock_state_dir(settings.state_dir)
     try:
-        running = await _start_locked(settings)
+        running = await _start_locked(settings, installer)
     except BaseException:
         lock.release()
         raise
@@ -167,7 +172,7 @@ async def start(settings: Settings) -> Running:
     return running
 
 
-async def _start_locked(settings: Settings) -> Running:
+async def _start_locked(settings: Settings, installer: FirmwareInstaller | None) -> Running:
     bench = None
     if settings.hardware_kind == "simulated":
         from hal.sim.bench import SimulatedBench
@@ -187,7 +192,7 @@ async def _start_locked(settings: Settings) -> Running:
         devices = _build_devices(settings.hardware)
     devices.safe_state()
     try:
-        return await _start_with(settings, devices, bench)
+        return await _start_with(settings, devices, bench, installer)
     except BaseException:
         devices.safe_state()
         await devices.close()
@@ -225,7 +230,9 @@ def _build_devices(hardware: Any, pin_factory: object | None = None) -> Any:
                 log.debug("while opening the hardware: %s", w.message)
 
 
-async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
+async def _start_with(
+    settings: Settings, devices: Any, bench: Any, installer: FirmwareInstaller | None
+) -> Running:
     keys = build_keys(settings, devices)
     # The order needs no late wiring: the OCPP edge first (it is the charger's
     # CentralSystemLink), then the Smart Charging service and the charger, then the edge serves
@@ -318,6 +325,7 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     )
     reservations.restore()
     running = Running(settings, keys, charger, ocpp, devices, bench, stop, bench_control)
+    updates = _firmware_updates(settings, ocpp, charger, installer, running)
     running.stores = [
         *([keys.store] if keys.store is not None else []),
         cache,
@@ -326,17 +334,31 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
         reservation_store,
         ocpp.transactions.store,
         ocpp.events.log,
+        ocpp.firmware.store,
     ]
     ocpp.finish_interrupted_transactions()
+    power_fail = settings.hardware.power_fail
+    if power_fail is not None:  # backup power: a power cut is met before going down
+        from firmware.power_loss import MainsWatch
+
+        deliver_s = power_fail.deliver_s
+        running.mains = MainsWatch(
+            devices.power_fail,
+            power_fail.hold_off_s,
+            lambda: running.tasks.append(
+                asyncio.create_task(stop_on_power_cut(running, deliver_s), name="power-cut")
+            ),
+        )
     tasks = [
         asyncio.create_task(
-            ocpp.serve(charger, smart, local_list, reservations), name="ocpp-session"
+            ocpp.serve(charger, smart, local_list, reservations, updates), name="ocpp-session"
         ),
         asyncio.create_task(reservations.run(), name="reservations"),
         asyncio.create_task(charger.run(), name="charger"),
         asyncio.create_task(_follow_store(keys), name="config-store"),
         asyncio.create_task(smart.run(), name="smart-charging"),
     ]
+    tasks.append(asyncio.create_task(updates.run(), name="firmware-updates"))
     if site is not None:
         tasks.append(asyncio.create_task(site.run(), name="grid-meter"))
     if bench_control is not None:
@@ -344,7 +366,49 @@ async def _start_with(settings: Settings, devices: Any, bench: Any) -> Running:
     running.tasks = tasks
     for task in tasks:
         task.add_done_callback(lambda t: stop_on_crash(t, stop))
+    if running.mains is not None:
+        running.mains.start()
     return running
+
+
+def _firmware_updates(
+    settings: Settings,
+    ocpp: OcppEdge,
+    charger: Charger,
+    installer: FirmwareInstaller | None,
+    running: Running,
+) -> FirmwareUpdates:
+    """The firmware update service (firmware.firmware_update) over the release layout
+    (``installer``; None: this controller's releases directory).  At each first registration
+    it confirms the release on trial (it proved itself, issue 14) and reports the outcome of
+    the update that restarted the controller."""
+    from firmware.download import Limits
+    from firmware.firmware_update import ChargerGate, FirmwareUpdates, UpdateWiring
+
+    if installer is None:
+        installer = release_installer(settings)
+
+    def restart() -> None:
+        # Exactly as a Reset stops the controller: exit_or_restart then starts the new release.
+        running.reset_requested = False
+        running.stop.set()
+
+    mb = 1024 * 1024
+    updates = FirmwareUpdates(
+        UpdateWiring(
+            store=ocpp.firmware.store,
+            installer=installer,
+            gate=ChargerGate(charger),
+            state_dir=settings.state_dir,
+            limits=Limits(settings.update.max_download_mb * mb, settings.update.keep_free_mb * mb),
+            certificates=ocpp.certificates.certificates,
+            security_event=ocpp.events.record,
+            wake=ocpp.firmware.wake.set,
+            restart=restart,
+        )
+    )
+    ocpp.firmware.on_registered.append(updates.registered)
+    return updates
 
 
 def _ocpp_edge(settings: Settings, keys: KeyRegistry, status: Callable[[], Any]) -> OcppEdge:
@@ -353,6 +417,7 @@ def _ocpp_edge(settings: Settings, keys: KeyRegistry, status: Callable[[], Any])
     bundle GetDiagnostics uploads."""
     from firmware.certificates import CertificateStore
     from firmware.diagnostics import DiagnosticsCollector
+    from firmware.firmware_update_store import FirmwareUpdateStore
     from firmware.logupload import DiagnosticsBuffer
     from firmware.ocpp.edge import OcppEdge
     from firmware.security_log import SecurityLog
@@ -372,9 +437,25 @@ def _ocpp_edge(settings: Settings, keys: KeyRegistry, status: Callable[[], Any])
         certificates=CertificateStore.open(settings.state_dir, keys[K.CertificateStoreMaxLength]),
         diagnostics=diagnostics,
         diagnostics_source=collector,
+        firmware_store=FirmwareUpdateStore.open(settings.state_dir),
     )
     ocpp.events.startup(settings.firmware_version)
     return ocpp
+
+
+def release_installer(settings: Settings) -> ReleaseInstaller:
+    """The releases directory of this controller (``firmware.ports.FirmwareInstaller``)."""
+    from firmware.release import installer_for, releases_dir
+
+    releases = releases_dir(settings.state_dir)
+    return installer_for(
+        settings.state_dir,
+        package_version(),
+        boot_timeout_s=settings.release.trial_boot_timeout_s,
+        # Bytecode at install only where the service cannot write it later (/opt under
+        # ProtectSystem=strict); on the bench Python writes it on first import.
+        compile_bytecode=not releases.is_relative_to(settings.state_dir),
+    )
 
 
 async def _follow_store(keys: KeyRegistry) -> None:

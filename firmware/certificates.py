@@ -438,6 +438,30 @@ class CertificateStore:
         chain = self.client_chain()
         return chain[0].not_valid_after_utc if chain else None
 
+    # ------------------------------------------------------------ firmware signing
+
+    def signing_certificate_problem(self, pem: str, now: datetime | None = None) -> str | None:
+        """Security Whitepaper L01 (SignedUpdateFirmware): why ``pem`` (the signing certificate,
+        optionally followed by the intermediates up to the root) is not one to trust, or None:
+        every certificate valid now, each issued by the next, the last issued by a valid
+        installed ManufacturerRootCertificate."""
+        try:
+            chain = load_certificates(pem)
+        except CertificateError as exc:
+            return str(exc)
+        roots = self.valid_roots(RootKind.MANUFACTURER, now)
+        if not roots:
+            return "no valid ManufacturerRootCertificate installed"
+        for cert, issuer in zip(chain, chain[1:], strict=False):
+            if not issued_by(cert, issuer):
+                return f"{common_name(cert.subject)!r} is not issued by the next certificate"
+        if any(not valid_at(c, now) for c in chain):
+            return "a certificate is outside its validity period"
+        last = chain[-1]
+        if any(fingerprint(last) == fingerprint(r) or issued_by(last, r) for r in roots):
+            return None
+        return "not issued by an installed ManufacturerRootCertificate"
+
     # ------------------------------------------------------------ TLS
 
     def tls_context(
@@ -481,6 +505,30 @@ class CertificateStore:
         return expires is not None and expires - utcnow() < timedelta(days=days)
 
 
+def firmware_signature_problem(signing_certificate: str, signature: str, path: Path) -> str | None:
+    """Security Whitepaper L01: why ``signature`` (base64) is not the signing certificate's
+    signature of the file at ``path``, or None.  The signature is over the SHA-256 of the whole
+    file, RSA (PKCS#1 v1.5) or ECDSA: the one definition is ``chargepoint release sign``'s
+    (``firmware.release.signing.verify``), so what a manufacturer signs is what the charger
+    accepts."""
+    import base64
+    import binascii
+
+    from firmware.release.signing import file_digest, verify
+
+    try:
+        raw = base64.b64decode(signature.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return "the signature is not base64"
+    try:
+        cert = load_certificates(signing_certificate)[0]
+    except CertificateError as exc:
+        return str(exc)
+    if not verify(file_digest(path), raw, cert):
+        return "the signature does not match the file"
+    return None
+
+
 def describe(cert: x509.Certificate) -> str:
     """One line for people: subject, validity, fingerprint (no key material)."""
     return (
@@ -500,6 +548,7 @@ __all__ = [
     "RootKind",
     "describe",
     "fingerprint",
+    "firmware_signature_problem",
     "hash_data",
     "load_certificates",
     "to_pem",

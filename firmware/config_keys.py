@@ -71,6 +71,8 @@ class K:
     StopTxnSampledData = csl_key("StopTxnSampledData")
     StopTxnSampledDataMaxLength = int_key("StopTxnSampledDataMaxLength")
     SupportedFeatureProfiles = csl_key("SupportedFeatureProfiles")
+    # OCPP 1.6 errata 3.88, Firmware Management profile
+    SupportedFileTransferProtocols = csl_key("SupportedFileTransferProtocols")
     TransactionMessageAttempts = int_key("TransactionMessageAttempts")
     TransactionMessageRetryInterval = int_key("TransactionMessageRetryInterval")
     UnlockConnectorOnEVSideDisconnect = bool_key("UnlockConnectorOnEVSideDisconnect")
@@ -595,6 +597,25 @@ def reservation_key() -> KeyDefinition:
     )
 
 
+#: What firmware downloads, diagnostics and log uploads can use (``firmware.logupload.SCHEMES``).
+FILE_TRANSFER_PROTOCOLS = ("FTP", "FTPS", "HTTP", "HTTPS")
+
+
+def firmware_management_key() -> KeyDefinition:
+    """OCPP 1.6 errata 3.88: SupportedFileTransferProtocols (docs/firmware.md)."""
+    return KeyDefinition(
+        K.SupportedFileTransferProtocols,
+        KeyType.CSL,
+        FILE_TRANSFER_PROTOCOLS,
+        Access.R,
+        profile="FirmwareManagement",
+        allowed_items=frozenset(FILE_TRANSFER_PROTOCOLS),
+        description="How the charger fetches a firmware update and uploads diagnostics "
+        "and logs: the URL schemes it accepts (HTTPS and FTPS checked against the "
+        "installed central system roots and the system's trust store).",
+    )
+
+
 def security_keys() -> list[KeyDefinition]:
     """OCPP 1.6 Security Whitepaper keys (profiles 0-3, certificates); see docs/security.md."""
     return [
@@ -773,6 +794,7 @@ def build_registry(
     for d in local_list_keys():
         registry.declare(d)
     registry.declare(reservation_key())
+    registry.declare(firmware_management_key())
     for d in hardware_keys(
         has_indicator=has_indicator,
         has_buzzer=has_buzzer,

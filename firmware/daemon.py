@@ -26,6 +26,7 @@ from firmware.storage import StateDirLock
 if TYPE_CHECKING:
     from firmware.ocpp.edge import OcppEdge
     from firmware.ocpp.session import OcppSession
+    from firmware.power_loss import MainsWatch
     from firmware.smart_charging import SmartCharging
 
 log = logging.getLogger("chargepoint")
@@ -71,6 +72,10 @@ class Running:
     lock: StateDirLock | None = None  # one controller per state directory, until shutdown
     # Every store of the state directory the composition root opened: closed at shutdown.
     stores: list[Closable] = field(default_factory=list)
+    # The backup supply's mains watch ([power_fail]); None: no backup power.
+    mains: MainsWatch | None = None
+    power_cut: bool = False  # stopped for a power cut: parked until mains is back
+    mains_back: bool = False  # the park ended because mains came back: restart
 
     @property
     def smart(self) -> SmartCharging | None:
@@ -109,10 +114,38 @@ async def reset_after_outbox(running: Running, hard: bool) -> None:
     running.stop.set()
 
 
+async def stop_on_power_cut(running: Running, deliver_s: float) -> None:
+    """A power cut on backup power (``firmware.power_loss``; OCTT TC_032_1): every running
+    transaction is stopped with reason PowerLoss (contactors open, StatusNotification
+    Finishing while the EV stays plugged), the outputs go safe, and the StopTransactions get
+    ``deliver_s`` seconds to reach the central system; what is not delivered stays in the
+    durable outbox for the next start.  Then the controller stops and parks (``serve``)."""
+    running.power_cut = True
+    try:
+        await running.charger.stop_transactions(StopReason.POWER_LOSS, STOP_TRANSACTIONS_S)
+    except Exception:  # noqa: BLE001 - the journal still holds them: the next start stops them
+        log.exception("power cut: stopping the running transactions failed")
+    running.devices.safe_state()
+    pending = running.ocpp.transactions.pending
+    if pending:
+        log.warning("power cut: %d message(s) to deliver, for up to %g s", pending, deliver_s)
+        if not await running.ocpp.transactions.wait_empty(deliver_s):
+            log.warning(
+                "power cut: %d message(s) not delivered: kept in the outbox for the next start",
+                running.ocpp.transactions.pending,
+            )
+    # A card or a RemoteStartTransaction in the delivery window may have begun one more:
+    # stopped too (its StopTransaction waits in the outbox; nothing more is waited for).
+    with suppress(Exception):
+        await running.charger.stop_transactions(StopReason.POWER_LOSS, STOP_TRANSACTIONS_S)
+    log.warning("power cut: transactions stopped, outputs safe: stopping the controller")
+    running.stop.set()
+
+
 RESET_EXIT = 3
 
 
-def exit_or_restart(status: int) -> int:
+def exit_or_restart(status: int, restart_argv: list[str] | None = None) -> int:
     """What ``chargepoint run`` does once ``run`` has returned ``status`` (the event loop is
     closed by then: outputs safe, stores and WebSocket closed, drivers released).
 
@@ -123,19 +156,25 @@ def exit_or_restart(status: int) -> int:
     environment and working directory), and the new image starts from scratch
     (BootNotification).  File descriptors Python opens are close-on-exec, so every lock and
     socket of the old image is released and the new one takes them again.  Returns the exit
-    status, or does not return."""
-    from firmware import systemd
+    status, or does not return.
 
-    if status != RESET_EXIT or systemd.supervised():
+    ``restart_argv`` (``FirmwareInstaller.restart_argv``): the command line to execute instead
+    of the same one, i.e. the launcher that starts the ``current`` release after an update
+    (issue 14).  Under the launcher (``firmware.release.launched``) the process exits like
+    under systemd: the launcher starts ``current`` again and watches a release on trial."""
+    from firmware import systemd
+    from firmware.release import launched
+
+    if status != RESET_EXIT or systemd.supervised() or launched():
         return status
-    argv = [sys.executable, *sys.orig_argv[1:]]
+    argv = restart_argv or [sys.executable, *sys.orig_argv[1:]]
     log.info("reset: restarting in place (no service manager supervises this process)")
     logging.shutdown()  # flush every handler before the image is replaced
     for stream in (sys.stdout, sys.stderr):
         with suppress(Exception):
             stream.flush()
     try:
-        os.execv(sys.executable, argv)
+        os.execv(argv[0], argv)
     except OSError as exc:
         print(
             f"chargepoint: cannot restart after the reset ({exc}); start it again", file=sys.stderr
@@ -144,31 +183,64 @@ def exit_or_restart(status: int) -> int:
 
 
 async def shutdown(running: Running) -> None:
-    """Outputs safe first, then tasks, then devices."""
+    """Outputs safe first, then tasks and stores, then devices; after a power cut
+    (``running.power_cut``) the devices wait for the park (``_park``) to end."""
     running.devices.safe_state()
     with suppress(Exception):
         await running.charger.shutdown()
+    if running.mains is not None:
+        running.mains.stop()
     for task in running.tasks:
         task.cancel()
     await asyncio.gather(*running.tasks, return_exceptions=True)
+    for store in running.stores:
+        store.close()
+    running.stores = []
+    if running.power_cut and running.mains is not None and not running.crashed:
+        running.mains_back = await _park(running, running.mains)
     if running.bench_control is not None:
         await running.bench_control.stop()
     await running.devices.close()
     if running.bench is not None:
         await running.bench.stop()
-    for store in running.stores:
-        store.close()
     if running.ocpp.log_upload.diagnostics is not None:
         logging.getLogger().removeHandler(running.ocpp.log_upload.diagnostics)
     if running.lock is not None:
         running.lock.release()
 
 
+async def _park(running: Running, mains: MainsWatch) -> bool:
+    """After a power cut: everything stopped and closed but the mains line (and the bench's
+    control socket), outputs safe, the process alive on the backup's reserve.  Ends when mains
+    has been back for the hold-off (True: the caller restarts, a new BootNotification) or on
+    SIGTERM (False).  Not an exit: a controller started again while mains is still off would
+    boot, find mains lost, and stop again, over and over; if the backup runs flat first, the
+    Pi simply loses power with nothing open, and the next boot starts afresh."""
+    from firmware import systemd
+
+    systemd.notify("STATUS=power cut: transactions stopped, waiting for mains")
+    log.warning("power cut: controller stopped; waiting for mains (SIGTERM ends the wait)")
+    running.stop.clear()  # SIGTERM sets it again
+    back = asyncio.create_task(mains.wait_restored(), name="wait-for-mains")
+    stopped = asyncio.create_task(running.stop.wait(), name="wait-for-sigterm")
+    done, _ = await asyncio.wait({back, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (back, stopped):
+        task.cancel()
+    await asyncio.gather(back, stopped, return_exceptions=True)
+    systemd.notify("STOPPING=1", "STATUS=stopping")
+    if back in done:
+        log.warning("mains is back: restarting the controller")
+        return True
+    log.info("stopped while waiting for mains")
+    return False
+
+
 async def serve(running: Running) -> int:
     """Run a started controller until SIGTERM/SIGINT, a Reset or a crash, then shut down
     (outputs safe first).  Tells systemd (when it listens) READY=1, STATUS= lines, WATCHDOG=1
     from this event loop, STOPPING=1.  Returns 0 when stopped, 3 for a Reset (the service
-    manager restarts us), 1 after a crash (Restart=on-failure restarts us too)."""
+    manager restarts us), 1 after a crash (Restart=on-failure restarts us too); after a power cut
+    3 once mains is back (a fresh start, BootNotification), 0 on SIGTERM while parked."""
     from firmware import systemd
 
     loop = asyncio.get_running_loop()
@@ -187,21 +259,25 @@ async def serve(running: Running) -> int:
     try:
         await running.stop.wait()
     finally:
-        systemd.notify("STOPPING=1", "STATUS=stopping")
-        keepalive.cancel()
+        if not running.power_cut:  # a power cut parks: systemd's watchdog keeps being fed
+            systemd.notify("STOPPING=1", "STATUS=stopping")
+            keepalive.cancel()
         if any(t.done() and not t.cancelled() and t.exception() is not None for t in running.tasks):
             running.crashed = True
-        if not running.crashed and running.reset_requested is None:
+        if not running.crashed and running.reset_requested is None and not running.power_cut:
             await _clean_stop(running)
         try:
             await shutdown(running)
         finally:
+            keepalive.cancel()
             loop.set_exception_handler(previous_handler)
             for sig in signals:
                 loop.remove_signal_handler(sig)
     if running.crashed:
         log.critical("exiting after a crash (outputs were driven safe)")
         return 1
+    if running.mains_back:
+        return RESET_EXIT  # mains is back: start afresh, as after a Reset
     if running.reset_requested is not None:
         log.info(
             "%s reset: controller stopped for the restart",
@@ -218,10 +294,13 @@ DELIVER_ON_STOP_S = 5.0
 
 async def _clean_stop(running: Running) -> None:
     """SIGTERM / systemctl stop: the contactor opens, so each running transaction is stopped
-    with reason Reboot (a locally initiated restart) and we wait a little for the outbox;
-    whatever is not delivered stays in the journal and goes out after the next start."""
+    with reason Reboot (a locally initiated restart; PowerLoss when mains is lost: a UPS HAT's
+    own script shutting the Pi down) and we wait a little for the outbox; whatever is not
+    delivered stays in the journal and goes out after the next start."""
+    mains_lost = running.mains is not None and running.mains.lost
+    reason = StopReason.POWER_LOSS if mains_lost else StopReason.REBOOT
     with suppress(Exception):
-        await running.charger.stop_transactions(StopReason.REBOOT, STOP_TRANSACTIONS_S)
+        await running.charger.stop_transactions(reason, STOP_TRANSACTIONS_S)
         if running.ocpp.transactions.pending:
             await running.ocpp.transactions.wait_empty(DELIVER_ON_STOP_S)
 
@@ -248,6 +327,8 @@ def _unhandled(running: Running, loop: asyncio.AbstractEventLoop, context: dict[
 
 def status_line(running: Running) -> str:
     """One line for ``systemctl status``: the connection and each connector's status."""
+    if running.power_cut:
+        return "power cut: transactions stopped, waiting for mains"
     session = running.session
     where = without_credentials(session.url)
     line = f"connected to {where}" if session.ready else f"offline, connecting to {where}"
@@ -274,4 +355,5 @@ __all__ = [
     "shutdown",
     "status_line",
     "stop_on_crash",
+    "stop_on_power_cut",
 ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import contextlib
 import ftplib
 import http.client
 import io
@@ -31,7 +32,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
@@ -252,6 +253,15 @@ def multipart(filename: str, data: bytes, content_type: str) -> tuple[bytes, str
 
 
 def _ftp_store(url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float) -> None:
+    with ftp_login(url, tls, timeout) as ftp:
+        ftp.storbinary(f"STOR {unquote(urlsplit(url).path)}", io.BytesIO(data))
+
+
+@contextlib.contextmanager
+def ftp_login(url: str, tls: ssl.SSLContext | None, timeout: float) -> Iterator[ftplib.FTP]:
+    """An FTP (ftp://) or FTPS (ftps://, explicit TLS, data channel protected) session logged
+    in with the URL's user and password (anonymous without), closed on leaving; raises
+    ``ftplib.all_errors``.  Shared with the firmware download (``firmware.download``)."""
     parts = urlsplit(url)
     secure = parts.scheme.lower() == "ftps"
     ftp: ftplib.FTP = (
@@ -262,7 +272,7 @@ def _ftp_store(url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float
         ftp.login(unquote(parts.username or "anonymous"), unquote(parts.password or ""))
         if isinstance(ftp, ftplib.FTP_TLS):
             ftp.prot_p()
-        ftp.storbinary(f"STOR {unquote(parts.path)}", io.BytesIO(data))
+        yield ftp
     finally:
         try:
             ftp.quit()
@@ -289,6 +299,7 @@ __all__ = [
     "UploadError",
     "check_location",
     "filename",
+    "ftp_login",
     "multipart",
     "needs_tls",
     "target",

@@ -24,6 +24,7 @@ from firmware.domain import (
     UpdateOutcome,
     UpdateType,
 )
+from firmware.firmware_update_states import FwStatus, UpdateRequest
 from firmware.smart import (
     ChargingProfile,
     ChargingProfilePurpose,
@@ -202,6 +203,44 @@ class ConnectorReservations(Protocol):
         a connector-0 reservation that does not admit it: True when a connector-0 reservation
         that does admit it takes this connector instead (its ``ReservationMade`` is posted
         here before the caller's next event), the other keeping or getting another one."""
+
+
+class FirmwareUpdateControl(Protocol):
+    """What the Firmware Management block (``firmware.ocpp.firmware``) asks of the core
+    (OCPP 1.6 §4.5, §5.19; Security Whitepaper L01); ``firmware.firmware_update.FirmwareUpdates``
+    implements it.  The block translates the wire form; the core schedules, downloads,
+    verifies, installs and persists (docs/firmware.md, "Rolling out an update")."""
+
+    def update_firmware(self, request: UpdateRequest) -> str:
+        """UpdateFirmware.req or SignedUpdateFirmware.req, stored before returning: 'Accepted',
+        'AcceptedCanceled' (an update in progress was cancelled for it), 'Rejected' (one is
+        installing, or the location is unusable) or, signed only, 'InvalidCertificate' (the
+        signingCertificate is not issued by an installed ManufacturerRootCertificate)."""
+
+    def current_status(self) -> tuple[FwStatus, int | None]:
+        """For a triggered (Signed)FirmwareStatusNotification: the status of the update in
+        progress and its requestId, or (Idle, None) when none is (L01.FR.28/29)."""
+
+    def legacy_allowed(self) -> bool:
+        """Whether an unsigned UpdateFirmware.req is served (L01.FR.20: not once a
+        ManufacturerRootCertificate is installed; it is then answered NotSupported)."""
+
+
+class InstallGate(Protocol):
+    """What the firmware update asks of the charger before it installs (OCPP 1.6 §5.19: wait
+    until no transaction runs, idle connectors Unavailable meanwhile)."""
+
+    def busy(self) -> bool:
+        """A transaction runs on some connector."""
+
+    def availability(self) -> dict[int, bool]:
+        """Connector id (0: the whole charger) -> operative, as ChangeAvailability left it."""
+
+    def hold(self) -> None:
+        """Make every connector Unavailable (a connector in a transaction once it ends)."""
+
+    def release(self, availability: dict[int, bool]) -> None:
+        """Put back the availability ``availability`` saved before ``hold``."""
 
 
 class FirmwareInstallFailed(Exception):

@@ -45,6 +45,7 @@ FEATURE_PROFILES: tuple[str, ...] = (
 #: SupportedFeatureProfiles.  A block that implements a profile adds its name here (one line).
 IMPLEMENTED: tuple[str, ...] = (
     CORE,
+    FIRMWARE_MANAGEMENT,
     LOCAL_AUTH_LIST_MANAGEMENT,
     RESERVATION,
     SMART_CHARGING,

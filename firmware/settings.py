@@ -47,6 +47,7 @@ from hal.config import (
     MeterModelName,
     ModbusEndpoint,
     PilotConfig,
+    PowerFailConfig,
     Range,
     SafetyConfig,
     format_number,
@@ -186,6 +187,27 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class ReleaseSettings:
+    """``[release]``: the trial of a new release after an update (docs/firmware.md, "Install
+    layout and rollback")."""
+
+    # From each start of a new release, how long it has to reach BootNotification Accepted
+    # before the previous release is started again.  Longer than the central system may be
+    # unreachable on a good day: an unreachable central system rolls a good release back too.
+    trial_boot_timeout_s: Annotated[int, Range(30, 86_400)] = 600
+
+
+@dataclass(frozen=True)
+class UpdateSettings:
+    """``[update]``: what a firmware update may take (docs/firmware.md, "Rolling out an
+    update"); a download over either limit fails (DownloadFailed) and leaves nothing behind."""
+
+    max_download_mb: Annotated[int, Range(1, 100_000)] = 500  # the largest bundle accepted
+    # What the state directory's file system keeps free during the download (journal, logs).
+    keep_free_mb: Annotated[int, Range(0, 100_000)] = 200
+
+
+@dataclass(frozen=True)
 class Settings:
     charge_point_id: str
     csms_url: str
@@ -203,6 +225,8 @@ class Settings:
     ocpp: OcppSettings = field(default_factory=OcppSettings)
     bench: BenchSettings = field(default_factory=BenchSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    release: ReleaseSettings = field(default_factory=ReleaseSettings)
+    update: UpdateSettings = field(default_factory=UpdateSettings)
     site: SiteSettings | None = None  # None: no [site] table, no site limit
     source: Path | None = None
 
@@ -316,6 +340,7 @@ _OPTIONAL_DEVICES: dict[str, type[Any]] = {
     "buzzer": BuzzerConfig,
     "card_reader": CardReaderConfig,
     "display": DisplayConfig,
+    "power_fail": PowerFailConfig,
 }
 TABLES = (
     "chargepoint",
@@ -326,6 +351,8 @@ TABLES = (
     "ocpp_keys",
     "bench",
     "logging",
+    "release",
+    "update",
     "site",
 )
 
@@ -435,6 +462,8 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
     ocpp = found.take(check_table, OcppSettings, data.get("ocpp", {}), "ocpp")
     bench = found.take(check_table, BenchSettings, data.get("bench", {}), "bench")
     logging_settings = found.take(check_table, LoggingSettings, data.get("logging", {}), "logging")
+    release = found.take(check_table, ReleaseSettings, data.get("release", {}), "release")
+    update = found.take(check_table, UpdateSettings, data.get("update", {}), "update")
     site_and_grid = found.take(_site, data["site"]) if "site" in data else (None, None)
     if cp is not None and site_and_grid is not None:
         site_found, grid_found = site_and_grid
@@ -467,6 +496,8 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
         ocpp=ocpp,
         bench=bench,
         logging=logging_settings,
+        release=release,
+        update=update,
         site=site,
         source=source,
     )

@@ -25,6 +25,7 @@ from hal.interfaces import (
     ConnectorDevices,
     Display,
     EnergyMeter,
+    PowerFailInput,
     SafetyInputs,
     StatusIndicator,
 )
@@ -43,6 +44,9 @@ class Devices:
     display: Display | None = None
     # The grid-connection meter (HardwareConfig.grid_meter), read by firmware.grid_meter.
     grid_meter: EnergyMeter | None = None
+    # The backup supply's mains-lost line (HardwareConfig.power_fail), read by
+    # firmware.power_loss.  None: no backup power.
+    power_fail: PowerFailInput | None = None
 
     def safe_state(self) -> None:
         """Every output to its safe state (contactors open, lock motors off, light and sound
@@ -72,7 +76,14 @@ class Devices:
             await c.meter.close()
         if self.grid_meter is not None:
             await self.grid_meter.close()
-        for device in (self.safety, self.indicator, self.buzzer, self.card_reader, self.display):
+        for device in (
+            self.safety,
+            self.indicator,
+            self.buzzer,
+            self.card_reader,
+            self.display,
+            self.power_fail,
+        ):
             if device is not None:
                 _quietly(device.close)
         from hal.modbus.bus import close_all_buses
@@ -145,7 +156,14 @@ def build_devices(
         if endpoint_for is not None:
             grid_cfg = replace(grid_cfg, endpoint=endpoint_for("grid_meter", None))
         grid_meter = ModbusEnergyMeter(grid_cfg)
-    return Devices(connectors, safety, indicator, buzzer, card_reader, display, grid_meter)
+    power_fail = None
+    if hw.power_fail is not None:
+        from hal.gpio.power_fail import GpioPowerFailInput
+
+        power_fail = GpioPowerFailInput(hw.power_fail, pin_factory=pin_factory)
+    return Devices(
+        connectors, safety, indicator, buzzer, card_reader, display, grid_meter, power_fail
+    )
 
 
 # ------------------------------------------------------------------ bring-up probes (doctor)

@@ -258,6 +258,29 @@ class SafetyConfig:
 
 
 @dataclass(frozen=True)
+class PowerFailConfig:
+    """``[power_fail]``: the mains-lost line of a backup supply (UPS HAT, supercapacitor
+    module); absent: the charger has no backup power and a power cut is found out at the next
+    start (reason PowerLoss then, OCTT TC_032_2).
+
+    ``active_high``: the level the line has while mains is lost (a Geekworm X728's PLD line on
+    GPIO6 is high on loss; an open-drain PFO output pulls low: false, read with a pull-up).
+    ``bounce_s``: contact / noise filter of the input itself (gpiozero's bounce time).
+    ``hold_off_s``: how long mains must stay lost before sessions end: a grid auto-recloser
+    restores a fault in 0.3-3 s and a flicker must not end sessions, while the backup only
+    lasts so long (a supercap: tens of seconds).  ``deliver_s``: how long the StopTransactions
+    get to reach the central system before the controller shuts down (undelivered ones stay
+    in the durable outbox and go out after the next start); keep hold_off_s + deliver_s well
+    inside what the backup holds."""
+
+    pin: Pin
+    active_high: bool = True
+    bounce_s: Annotated[float, Range(0, 1)] = 0.01
+    hold_off_s: Annotated[float, Range(0, 600)] = 3.0
+    deliver_s: Annotated[float, Range(0, 600)] = 10.0
+
+
+@dataclass(frozen=True)
 class CardReaderConfig:
     kind: Literal["rdm6300"]
     port: DevicePath
@@ -275,6 +298,8 @@ class HardwareConfig:
     # The grid-connection meter ([site.grid_meter]): the house and the charger together, for
     # dynamic load management (firmware.grid_meter).  None: no grid meter.
     grid_meter: MeterConfig | None = None
+    # The backup supply's mains-lost line ([power_fail]); None: no backup power.
+    power_fail: PowerFailConfig | None = None
 
     def modbus_devices(self) -> list[tuple[str, ModbusEndpoint, int]]:
         """Every Modbus device as (its table in the file, its bus, its unit id)."""
@@ -315,6 +340,8 @@ class HardwareConfig:
             pins.append(("buzzer", self.buzzer.pin))
         if self.display:
             pins.append(("display backlight", self.display.backlight_pin))
+        if self.power_fail:
+            pins.append(("power fail", self.power_fail.pin))
         return pins
 
     def validate(self) -> None:

@@ -180,6 +180,23 @@ class SafetyInputs(Protocol):
 
 
 @runtime_checkable
+class PowerFailInput(Protocol):
+    """The mains-lost (power-fail) signal of a backup supply: a UPS HAT's power-loss line
+    (Geekworm X728/X708 "PLD"), a supercapacitor module's power-fail output (PFO).  Only a
+    charger with backup power has one (``[power_fail]``); it reports, it acts on nothing: the
+    firmware decides what a loss means after its hold-off (``firmware.power_loss``)."""
+
+    def set_listener(self, listener: Callable[[bool], None]) -> None:
+        """``listener(lost)`` on every change of the (contact-debounced) line, from any thread:
+        True when mains was lost, False when it is back."""
+
+    def mains_lost(self) -> bool:
+        """The line right now: True while the supply runs on its backup (used at start-up)."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
 class CardReader(Protocol):
     """An RFID reader; ``listener`` receives the idTag (upper-case hex UID) from any thread."""
 

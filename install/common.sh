@@ -5,7 +5,11 @@ SERVICE=chargepoint
 SERVICE_USER=chargepoint
 SERVICE_GROUPS=(gpio dialout)
 PREFIX=/opt/chargepoint
-VENV=$PREFIX/venv
+# One venv per version under releases/, `current` names the one the service starts
+# (docs/firmware.md, "Install layout and rollback").  venv/ is the layout before releases.
+RELEASES=$PREFIX/releases
+CURRENT=$RELEASES/current
+OLD_VENV=$PREFIX/venv
 CONF_DIR=/etc/chargepoint
 CONF=$CONF_DIR/chargepoint.toml
 STATE_DIR=/var/lib/chargepoint

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Install or upgrade the charge point controller on Raspberry Pi OS (bookworm): a system user,
-# a venv in /opt/chargepoint, the config in /etc/chargepoint, state in /var/lib/chargepoint and
-# the systemd service.  Re-running it upgrades and keeps config and state.  See docs/install.md.
+# the release in /opt/chargepoint/releases/<version> (`current` names it), the config in
+# /etc/chargepoint, state in /var/lib/chargepoint and the systemd service.  Re-running it
+# upgrades (an install of the old layout, /opt/chargepoint/venv, too) and keeps config and
+# state.  See docs/install.md.
 #
-#   sudo install/install.sh                      install or upgrade this machine
-#   install/install.sh --root DIR [--skip-pip]   stage into DIR (tests, packaging): no
+#   sudo install/install.sh                      build a release of this checkout (online)
+#                                                and install it, or upgrade to it
+#   sudo install/install.sh --bundle FILE        install a release bundle (offline)
+#   install/install.sh --root DIR [...]          stage into DIR (tests, packaging): no
 #                                                useradd/chown/systemctl, written to
 #                                                DIR/commands-not-run.log instead
 set -euo pipefail
@@ -16,19 +20,26 @@ ROOT=${DESTDIR:-}
 PYTHON=python3
 SKIP_PIP=0
 ENABLE=1
+BUNDLE=
+COMPILE=()
 
 usage() {
     cat <<USAGE
-usage: $0 [--root DIR] [--skip-pip] [--python PYTHON] [--no-enable]
+usage: $0 [--root DIR] [--bundle FILE | --skip-pip] [--python PYTHON] [--no-enable]
+       [--no-compile]
 
   --root DIR      stage everything under DIR instead of / (also: DESTDIR=DIR).  Commands that
                   change the system (useradd, chown, systemctl) are not run but written to
                   DIR/commands-not-run.log.  No root rights needed.
-  --skip-pip      create the venv without pip and do not install the package into it
-                  (tests: no network).  Without it pip installs this checkout and its
-                  dependencies (network, or a local index through pip's own settings).
+  --bundle FILE   install this release bundle (chargepoint release build; no network).
+                  Without it a bundle of this checkout is built first (network for pip, or
+                  a local index through pip's own settings).
+  --skip-pip      install no release (tests: no network, no bundle): directories,
+                  configuration, launcher and unit only
   --python PATH   interpreter that creates the venv (default python3, 3.11 or newer)
   --no-enable     install the unit but do not enable it at boot
+  --no-compile    do not compile the release's bytecode at install (tests: faster; the
+                  service starts slower, it cannot write bytecode under /opt)
 USAGE
 }
 
@@ -37,8 +48,11 @@ while [ $# -gt 0 ]; do
         --root) ROOT=${2:?--root needs a directory}; shift 2 ;;
         --root=*) ROOT=${1#*=}; shift ;;
         --skip-pip) SKIP_PIP=1; shift ;;
+        --bundle) BUNDLE=$(realpath "${2:?--bundle needs a file}"); shift 2 ;;
+        --bundle=*) BUNDLE=$(realpath "${1#*=}"); shift ;;
         --python) PYTHON=${2:?--python needs a path}; shift 2 ;;
         --no-enable) ENABLE=0; shift ;;
+        --no-compile) COMPILE=(--no-compile); shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -51,7 +65,11 @@ prepare_root install.sh
     exit 1
 }
 
-if [ "$SKIP_PIP" = 0 ] && ! "$PYTHON" -c 'import ensurepip' 2>/dev/null; then
+if [ -n "$BUNDLE" ] && [ ! -f "$BUNDLE" ]; then
+    echo "install.sh: no bundle at $BUNDLE" >&2
+    exit 2
+fi
+if [ "$SKIP_PIP" = 0 ] && [ -z "$BUNDLE" ] && ! "$PYTHON" -c 'import ensurepip' 2>/dev/null; then
     echo "install.sh: $PYTHON cannot create a venv with pip: sudo apt install python3-venv" >&2
     exit 1
 fi
@@ -59,10 +77,11 @@ fi
 UPGRADE=0
 [ -e "$ROOT$UNIT_DIR/$UNIT" ] && UPGRADE=1
 VERSION=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$SRC/pyproject.toml" | head -n 1)
+FROM=${BUNDLE:-$SRC}
 if [ "$UPGRADE" = 1 ]; then
-    say "upgrading to $VERSION from $SRC (config and state are kept)"
+    say "upgrading from $FROM (config and state are kept)"
 else
-    say "installing $VERSION from $SRC into ${ROOT:-/}"
+    say "installing from $FROM into ${ROOT:-/}"
 fi
 
 # --- the service user: no login, no home of its own, GPIO and serial access through groups
@@ -93,24 +112,43 @@ system chown "root:$SERVICE_USER" "$CONF_DIR"
 # an upgrade; the daemon refuses files it cannot open rather than set them aside.
 system chown -R "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR"
 
-# --- the venv (recreated when its interpreter is gone, e.g. after a Python upgrade)
-if [ -e "$ROOT$VENV" ] && ! "$ROOT$VENV/bin/python" -c '' 2>/dev/null; then
-    say "the venv's interpreter is gone: recreating $VENV"
-    rm -rf "$ROOT$VENV"
-fi
-if [ ! -e "$ROOT$VENV/bin/python" ]; then
-    if [ "$SKIP_PIP" = 1 ]; then
-        "$PYTHON" -m venv --without-pip "$ROOT$VENV"
-    else
-        "$PYTHON" -m venv "$ROOT$VENV"
+# --- the release: a bundle (given, or built from this checkout), installed by the product's
+# own installer into releases/<version> and made current; the one before is kept as previous.
+install -d -m 0755 "$ROOT$RELEASES"
+install -m 0644 "$SRC/firmware/release/launcher.py" "$ROOT$RELEASES/launcher.py"
+if [ "$SKIP_PIP" = 1 ]; then
+    say "--skip-pip: no release is installed into $RELEASES"
+else
+    WORK=$(mktemp -d)
+    trap 'rm -rf "$WORK"' EXIT
+    if [ -z "$BUNDLE" ]; then
+        say "building the release bundle of $SRC (pip: network or your local index)"
+        "$PYTHON" -m venv "$WORK/build"
+        "$WORK/build/bin/python" -m pip install --quiet packaging
+        PYTHONPATH="$SRC" "$WORK/build/bin/python" -m firmware release build --target host \
+            --source "$SRC" --out "$WORK" >/dev/null
+        BUNDLE=$(ls "$WORK"/*.tar)
+    fi
+    # The installer runs from the bundle's own wheels (pure Python, importable as zip files).
+    mkdir "$WORK/boot"
+    if ! tar -xf "$BUNDLE" -C "$WORK/boot" --wildcards 'wheels/pi_chargepoint-*.whl' \
+            'wheels/packaging-*.whl' 2>"$WORK/tar.log"; then
+        echo "install.sh: $BUNDLE is not a whole release bundle ($(head -n 1 "$WORK/tar.log"))" >&2
+        exit 1
+    fi
+    VERSION=$("$PYTHON" -I -c 'import sys; sys.path[:0] = sys.argv[1:3]
+from firmware.release.__main__ import main
+sys.exit(main(sys.argv[3:]))' "$WORK"/boot/wheels/pi_chargepoint-*.whl \
+        "$WORK"/boot/wheels/packaging-*.whl install --releases "$ROOT$RELEASES" \
+        "${COMPILE[@]}" "$BUNDLE")
+    say "release $VERSION installed: $CURRENT -> $VERSION"
+    if [ -e "$ROOT$OLD_VENV" ]; then
+        rm -rf "$ROOT$OLD_VENV"
+        say "removed $OLD_VENV (the layout before releases)"
     fi
 fi
-if [ "$SKIP_PIP" = 1 ]; then
-    say "--skip-pip: the package is not installed into $VENV"
-else
-    "$ROOT$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$ROOT$VENV/bin/python" -m pip install --quiet --upgrade "$SRC"
-fi
+# The service installs updates into releases/ and switches current: it owns them.
+system chown -R "$SERVICE_USER:$SERVICE_USER" "$RELEASES"
 echo "$VERSION" >"$ROOT$PREFIX/VERSION"
 chmod 0644 "$ROOT$PREFIX/VERSION"
 
@@ -141,6 +179,6 @@ if [ "$UPGRADE" = 1 ]; then
 else
     say "installed.  Next:"
     say "  1. edit $CONF"
-    say "  2. $VENV/bin/chargepoint doctor --config $CONF"
+    say "  2. $CURRENT/bin/chargepoint doctor --config $CONF"
     say "  3. systemctl start $UNIT; journalctl -u $SERVICE -f"
 fi

@@ -146,9 +146,10 @@ class Rig:
         await self.wait_status("Charging", since=mark)
 
 
-async def start_fast(settings: Settings) -> app.Running:
-    """app.start with reconnect backoff shortened so reconnect tests take fractions of a second."""
-    running = await app.start(settings)
+async def start_fast(settings: Settings, **start: Any) -> app.Running:
+    """app.start (``start``: its keyword arguments) with reconnect backoff shortened so
+    reconnect tests take fractions of a second."""
+    running = await app.start(settings, **start)
     running.session.backoff.base_s = 0.05
     running.session.backoff.cap_s = 0.3
     return running

@@ -1,8 +1,9 @@
 """``chargepoint``: the command line.
 
 The tools behind the commands are the modules of this package (``demo``, ``config``, ``auth``,
-``certificate``, ``doctor``, ``hwtest``, and the doc generators ``keydoc``, ``filedoc`` and
-``charging_doc``); the daemon never loads them.  They reach hardware only through ``firmware.app``.
+``certificate``, ``doctor``, ``hwtest``, ``release``, and the doc generators ``keydoc``,
+``filedoc`` and ``charging_doc``); the daemon never loads them.  They reach hardware only
+through ``firmware.app``.
 
 Heavy modules (ocpp, pymodbus, gpiozero) are imported inside the commands that need them, so
 ``chargepoint --help`` and ``chargepoint bench status`` start quickly on a Pi.
@@ -54,13 +55,22 @@ def _run(args: argparse.Namespace) -> int:
     if problem:
         print(f"chargepoint: configuration error: {problem}", file=sys.stderr)
         return 2
+    from firmware.release import launcher_command
+
+    launcher = launcher_command(sys.argv[1:])
+    if launcher is not None:
+        # Run from an installed release by hand: through the launcher, as the service is
+        # (it starts `current` and watches a release on trial; docs/firmware.md).
+        os.execv(launcher[0], launcher)
     app.setup_logging(args.log_level or settings.log_level)
     from firmware.config_keys import KeyValueError
     from firmware.storage import StoreUnusable
 
     try:
-        # A Reset restarts the controller (exit for systemd, else os.execv in place).
-        return app.exit_or_restart(asyncio.run(app.run(settings)))
+        # A Reset or an update restarts the controller (exit for systemd or the launcher,
+        # else os.execv in place: the launcher when a release is to start).
+        status = asyncio.run(app.run(settings))
+        return app.exit_or_restart(status, app.release_installer(settings).restart_argv())
     except KeyboardInterrupt:
         return 130
     except KeyValueError as exc:
@@ -397,6 +407,8 @@ def parser() -> argparse.ArgumentParser:
         "three: L1 L2 L3; 0-100)",
     )
     house.add_argument("amps", type=_amps, nargs="+", metavar="AMPS")
+    bsub.add_parser("power-cut", help="mains lost: the UPS HAT's power-fail line ([power_fail])")
+    bsub.add_parser("power-restore", help="mains back on the power-fail line")
     bsub.add_parser("status", help="connector states, outputs, lock and meter as JSON")
     bench.set_defaults(func=_bench)
 
@@ -442,6 +454,10 @@ def parser() -> argparse.ArgumentParser:
     install.add_argument("kind", choices=["central-system", "manufacturer"])
     install.add_argument("file")
     cert.set_defaults(func=_certificate)
+
+    from firmware.cli import release
+
+    release.add_parser(sub)
     return p
 
 

@@ -22,7 +22,9 @@ from firmware.settings import (
     FeatureProfiles,
     LoggingSettings,
     OcppSettings,
+    ReleaseSettings,
     SiteSettings,
+    UpdateSettings,
 )
 from hal.config import (
     METER_MODEL_NAMES,
@@ -38,6 +40,7 @@ from hal.config import (
     MeterModelName,
     ModbusEndpoint,
     PilotConfig,
+    PowerFailConfig,
     Range,
     SafetyConfig,
     format_number,
@@ -100,6 +103,17 @@ _TABLES: list[tuple[str, str, type, tuple[str, ...], list[tuple[str, str, str]]]
     ("[display]", "display backlight (optional table)", DisplayConfig, (), []),
     ("[card_reader]", "RFID reader (optional table)", CardReaderConfig, (), []),
     (
+        "[power_fail]",
+        "a UPS HAT's or supercapacitor module's mains-lost line (optional table; absent: no "
+        "backup power). `hold_off_s`: mains lost this long without a break is a power cut "
+        "(a shorter dip, e.g. a grid auto-recloser's 0.3-3 s, ends no session); `deliver_s`: "
+        "how long the StopTransactions (reason PowerLoss) get before the controller stops "
+        '(what is left goes out after the next start). See docs/hardware.md, "Backup power"',
+        PowerFailConfig,
+        (),
+        [],
+    ),
+    (
         "[bench]",
         'the simulated bench (`hardware = "simulated"` only; optional table)',
         BenchSettings,
@@ -115,6 +129,22 @@ _TABLES: list[tuple[str, str, type, tuple[str, ...], list[tuple[str, str, str]]]
         [],
     ),
     ("[logging]", "the OCPP message log (optional table)", LoggingSettings, (), []),
+    (
+        "[release]",
+        "the trial of a new release after an update (optional table; see "
+        "[firmware.md](firmware.md#install-layout-and-rollback))",
+        ReleaseSettings,
+        (),
+        [],
+    ),
+    (
+        "[update]",
+        "what a firmware update may take (optional table; see "
+        "[firmware.md](firmware.md#rolling-out-an-update))",
+        UpdateSettings,
+        (),
+        [],
+    ),
     (
         "[site]",
         "the site's main fuse and its dynamic load management (optional table; see "

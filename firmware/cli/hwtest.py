@@ -77,6 +77,7 @@ class HardwareTest:
         d = self.devices
         d.safe_state()
         self.read_safety()
+        self.read_mains()
         for c in d.connectors:
             if c.lock is None:
                 self.add(f"lock {c.connector_id}", "SKIP", "tethered cable: no lock")
@@ -145,6 +146,28 @@ class HardwareTest:
             )
         else:
             self.add("safety inputs", "OK", "no input tripped")
+
+    def read_mains(self) -> None:
+        """The backup supply's mains-lost line ([power_fail]), if any: with mains on, it must
+        read "present", or a running charger would stop every session after the hold-off
+        (a wrong ``active_high``, a missing jumper on the HAT)."""
+        line = getattr(self.devices, "power_fail", None)
+        if line is None:
+            return
+        try:
+            lost = line.mains_lost()
+        except Exception as exc:  # noqa: BLE001
+            self.add("power fail line", "FAIL", f"unreadable: {type(exc).__name__}: {exc}")
+            return
+        if lost:
+            self.add(
+                "power fail line",
+                "FAIL",
+                "reads mains LOST: with mains on, check [power_fail] active_high and the "
+                "HAT's power-loss jumper (a running charger would stop every session)",
+            )
+        else:
+            self.add("power fail line", "OK", "reads mains present")
 
     async def lock(self, c: Any) -> str:
         await c.lock.lock()

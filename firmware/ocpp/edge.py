@@ -23,10 +23,11 @@ from datetime import datetime
 from firmware.certificates import CertificateStore
 from firmware.config_keys import KeyRegistry
 from firmware.domain import ConnectorError, ConnectorStatus, IdTagInfo, MeterSample, StopReason
+from firmware.firmware_update_store import FirmwareUpdateStore
 from firmware.logupload import DiagnosticsBuffer
 from firmware.ocpp.certificate_management import CertificateManagement
 from firmware.ocpp.diagnostics import DiagnosticsUpload
-from firmware.ocpp.firmware_status import register_idle_status_triggers
+from firmware.ocpp.firmware import FirmwareManagement
 from firmware.ocpp.local_list import LocalListManagement
 from firmware.ocpp.log_upload import LogUpload
 from firmware.ocpp.outbox import TransactionMessages
@@ -41,6 +42,7 @@ from firmware.ocpp.triggers import TriggerRegistry
 from firmware.ports import (
     ChargerControl,
     DiagnosticsSource,
+    FirmwareUpdateControl,
     LocalListControl,
     ReservationControl,
     SmartChargingControl,
@@ -68,6 +70,7 @@ class OcppEdge:
         ssl_context: ssl.SSLContext | None = None,
         backoff: Backoff | None = None,
         fallback_after: int = FALLBACK_AFTER,
+        firmware_store: FirmwareUpdateStore | None = None,
     ) -> None:
         self.keys = keys
         self.triggers = TriggerRegistry()
@@ -112,7 +115,9 @@ class OcppEdge:
         self.diagnostics = DiagnosticsUpload(
             self.session, diagnostics_source, certificates=certificates, triggers=self.triggers
         )
-        register_idle_status_triggers(self.session, self.triggers)
+        self.firmware = FirmwareManagement(
+            self.session, self.triggers, firmware_store or FirmwareUpdateStore.open(None)
+        )
 
     async def serve(
         self,
@@ -120,10 +125,13 @@ class OcppEdge:
         smart: SmartChargingControl,
         local_list: LocalListControl,
         reservations: ReservationControl,
+        firmware: FirmwareUpdateControl | None = None,
     ) -> None:
         """Keep connected and answer the central system's requests with ``control`` (the
         charger), ``smart`` (the Smart Charging service), ``local_list`` (the Local
-        Authorization List) and ``reservations`` (the reservation service), until cancelled."""
+        Authorization List), ``reservations`` (the reservation service) and ``firmware`` (the
+        firmware update service), until cancelled."""
+        self.firmware.control = firmware
         self.transactions.register_meter_values_trigger(self.triggers, control.current_meter_values)
         routes = Routes(
             keys=self.keys,
@@ -139,6 +147,7 @@ class OcppEdge:
             local_list=LocalListManagement(local_list),
             reservation=CentralReservation(reservations),
             diagnostics=self.diagnostics,
+            firmware=self.firmware,
         )
         await self.session.run(routes, self.profiles)
 

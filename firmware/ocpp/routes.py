@@ -31,6 +31,7 @@ from firmware.config_keys import K, KeyRegistry, Source
 from firmware.domain import RegistrationStatus
 from firmware.ocpp.certificate_management import CertificateManagement
 from firmware.ocpp.diagnostics import DiagnosticsUpload
+from firmware.ocpp.firmware import FirmwareManagement
 from firmware.ocpp.local_list import LocalListManagement
 from firmware.ocpp.log_upload import LogUpload
 from firmware.ocpp.outbox import TransactionMessages
@@ -64,6 +65,7 @@ class Routes:
         local_list: LocalListManagement,
         reservation: CentralReservation,
         diagnostics: DiagnosticsUpload,
+        firmware: FirmwareManagement,
     ) -> None:
         self.keys = keys
         self.control = control
@@ -78,6 +80,7 @@ class Routes:
         self.local_list = local_list
         self.reservation = reservation
         self.diagnostics = diagnostics
+        self.firmware = firmware
 
     def offers(self, action: str) -> bool:
         """Whether ``action`` is served: its feature profile is one SupportedFeatureProfiles
@@ -282,6 +285,26 @@ class Routes:
     @after(Action.get_diagnostics)
     def after_get_diagnostics(self, **_: Any) -> None:
         self.diagnostics.start_upload()  # DiagnosticsStatusNotification follows the .conf
+
+    @on(Action.update_firmware)
+    def on_update_firmware(
+        self,
+        location: str,
+        retrieve_date: str,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+    ) -> call_result.UpdateFirmware:
+        return self.firmware.update_firmware(location, retrieve_date, retries, retry_interval)
+
+    @on(Action.signed_update_firmware)
+    def on_signed_update_firmware(
+        self,
+        request_id: int,
+        firmware: dict[str, Any],
+        retries: int | None = None,
+        retry_interval: int | None = None,
+    ) -> call_result.SignedUpdateFirmware:
+        return self.firmware.signed_update_firmware(request_id, firmware, retries, retry_interval)
 
     # ------------------------------------------------------------ triggers
 

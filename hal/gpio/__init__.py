@@ -9,12 +9,14 @@ from hal.gpio.buzzer import GpioBuzzer
 from hal.gpio.contactor import GpioContactor, InterlockedContactor
 from hal.gpio.indicator import GpioStatusIndicator
 from hal.gpio.lock import GpioConnectorLock
+from hal.gpio.power_fail import GpioPowerFailInput
 from hal.gpio.safety import GpioSafetyInputs
 
 __all__ = [
     "GpioBuzzer",
     "GpioConnectorLock",
     "GpioContactor",
+    "GpioPowerFailInput",
     "GpioSafetyInputs",
     "GpioStatusIndicator",
     "InterlockedContactor",

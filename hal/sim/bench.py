@@ -14,7 +14,10 @@
 * With ``[site.grid_meter]`` in the file, a grid-connection meter measures a settable house
   load plus what the connectors draw (``hal.sim.grid``).
 
-Faults can be injected: rcd, estop, weld, lock, meter, diode, grid-meter.
+Faults can be injected: rcd, estop, weld, lock, meter, diode, grid-meter.  With
+``[power_fail]`` in the file the bench plays a UPS HAT too: ``set_mains(False)`` drives its
+mains-lost line (and the EVs draw nothing), ``set_mains(True)`` brings mains back.  A new start
+is a bench with mains on (the power came back while the controller was down).
 """
 
 from __future__ import annotations
@@ -108,6 +111,7 @@ class SimulatedBench:
         self._step_error: str | None = None
         self.grid: SimulatedGrid | None = None
         self._grid_server: RegisterServer | None = None  # None: on a connector's server
+        self.mains = True  # False between set_mains(False) and set_mains(True)
 
     # ------------------------------------------------------------ life cycle
 
@@ -263,6 +267,13 @@ class SimulatedBench:
                 self._drive(self._pin(c.mirror_pin), not c.mirror_active_high)
             if hw.lock is not None:
                 self._drive(self._pin(hw.lock.feedback_pin), not hw.lock.feedback_active_high)
+        self._drive_mains()
+
+    def _drive_mains(self) -> None:
+        """The UPS HAT's mains-lost line at the level of ``self.mains``."""
+        power_fail = self.hardware.power_fail
+        if power_fail is not None:
+            self._drive(self._pin(power_fail.pin), self.mains != power_fail.active_high)
 
     def _output_on(self, pin: int, active_high: bool = True) -> bool:
         state = self._pin(pin).state
@@ -310,7 +321,8 @@ class SimulatedBench:
         closed = self._output_on(hw.contactor.pin, hw.contactor.active_high)
         pwm = c.board.pwm_running
         c.board.vehicle_state = c.ev.pilot_state(pwm)
-        amps = c.ev.current_a(c.board.offered_a, closed, pwm)
+        # Without mains a closed contactor passes nothing (only the controller is backed up).
+        amps = c.ev.current_a(c.board.offered_a, closed and self.mains, pwm)
         phases = (amps,) * c.ev.phases + (0.0,) * (3 - c.ev.phases)
         c.meter.current_a = phases
         power = c.ev.power_w(amps)
@@ -391,6 +403,19 @@ class SimulatedBench:
         while self.grid.polls < target:
             await self._counted.wait()
 
+    def set_mains(self, on: bool) -> None:
+        """Cut (False) or restore (True) mains: the UPS HAT's line follows at once; what the
+        controller does about it waits for its hold-off.  ValueError without ``[power_fail]``
+        (a charger without backup power does not outlive a cut: stop the controller)."""
+        if self.hardware.power_fail is None:
+            raise ValueError(
+                "this bench has no backup power: add [power_fail] to the file "
+                "(without it a power cut is: stop the controller, start it again)"
+            )
+        self.mains = on
+        self._drive_mains()
+        log.warning("bench: mains %s", "restored" if on else "CUT")
+
     async def fault(self, name: str, on: bool, connector: int = 1) -> None:
         s = self.hardware.safety
         if name == "grid-meter":
@@ -459,6 +484,8 @@ class SimulatedBench:
             }
         if self.grid is not None:
             out["grid"] = self.grid.status()
+        if self.hardware.power_fail is not None:
+            out["power"] = {"mains": self.mains}
         s = self.hardware.safety
         out["safety"] = {
             "rcd_tripped": self._output_level(s.residual_current_pin)

@@ -15,17 +15,23 @@ from firmware import app
 from tests.conftest import REPO
 
 
+def backup_power_toml(hold_off_s: float = 0.5, deliver_s: float = 5.0, pin: int = 26) -> str:
+    """A ``[power_fail]`` table (a UPS HAT's mains-lost line on ``pin``) to append to a
+    configuration file's text or to parse into its data."""
+    return f"\n[power_fail]\npin = {pin}\nhold_off_s = {hold_off_s}\ndeliver_s = {deliver_s}\n"
+
+
 class Controller:
     """`chargepoint run` on the bench as a separate process, killed like a power cut."""
 
-    def __init__(self, url: str, state: Path, log: Path) -> None:
+    def __init__(self, url: str, state: Path, log: Path, config: Path | None = None) -> None:
         self.args = [
             sys.executable,
             "-m",
             "firmware",
             "run",
             "--config",
-            str(REPO / "config" / "bench.toml"),
+            str(config or REPO / "config" / "bench.toml"),
             "--csms-url",
             url,
             "--state-dir",

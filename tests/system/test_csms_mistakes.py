@@ -477,10 +477,11 @@ FRAMES: list[tuple[str, str | bytes, bool, list[Any] | None]] = [
         refusal("a6", "ProtocolError", "ReserveNow payload: 'connectorId' is a required property"),
     ),
     (
-        "UpdateFirmware",
+        # Offered since Firmware Management (issue 14): an empty payload is now incomplete.
+        "UpdateFirmware without its properties",
         '[2,"a7","UpdateFirmware",{}]',
         True,
-        refusal("a7", "NotSupported", "action-not-offered: UpdateFirmware"),
+        refusal("a7", "ProtocolError", "UpdateFirmware payload: 'location' is a required property"),
     ),
     (
         "enum outside the list",

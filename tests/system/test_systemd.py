@@ -30,7 +30,8 @@ from firmware import systemd
 from tests.conftest import REPO
 
 UNIT = REPO / "systemd" / "chargepoint.service"
-EXEC_START = "/opt/chargepoint/venv/bin/chargepoint"
+# The launcher runs on the system's Python (tests/system/test_release_install.py runs it).
+EXEC_START = "/usr/bin/python3"
 
 
 def unit_settings() -> dict[str, list[str]]:
@@ -74,9 +75,18 @@ def test_verify_does_catch_a_bad_value(tmp_path: Path) -> None:
 def test_unit_runs_the_installed_daemon_with_watchdog_and_hardening() -> None:
     s = unit_settings()
     one = {k: v[-1] for k, v in s.items()}
-    assert one["ExecStart"] == (f"{EXEC_START} run --config /etc/chargepoint/chargepoint.toml")
-    assert one["Type"] == "notify" and one["NotifyAccess"] == "main"
+    assert one["ExecStart"] == (
+        f"{EXEC_START} -I /opt/chargepoint/releases/launcher.py --service -- "
+        "run --config /etc/chargepoint/chargepoint.toml"
+    )
+    # The controller, a child of the launcher, notifies.
+    assert one["Type"] == "notify" and one["NotifyAccess"] == "all"
+    # Exit 3 (a Reset, an update, a rollback) and the launcher's 1 for a crash on trial
+    # restart; only 2 (a configuration error) does not.
     assert one["WatchdogSec"] == "30s" and one["Restart"] == "on-failure"
+    assert one["RestartPreventExitStatus"] == "2"
+    # Updates are installed there; everything else of /opt stays read-only.
+    assert one["ReadWritePaths"] == "/opt/chargepoint/releases"
     assert one["User"] == "chargepoint"
     assert one["SupplementaryGroups"] == "gpio dialout"
     for key in ("StateDirectory", "ConfigurationDirectory", "RuntimeDirectory"):

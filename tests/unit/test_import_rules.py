@@ -27,7 +27,7 @@ OWNERS = {
     # The daemon's OCPP edge, and the bundled central system (not part of the daemon).
     "ocpp": ("firmware.ocpp", "centralsystem"),
     "websockets": ("firmware.ocpp", "centralsystem"),
-    "cryptography": ("firmware.certificates",),
+    "cryptography": ("firmware.certificates", "firmware.release.signing"),
 }
 # firmware modules allowed to name a HAL backend (lazily, inside functions).
 COMPOSITION_ROOTS = ("firmware.app",)

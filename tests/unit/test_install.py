@@ -84,7 +84,11 @@ def test_install_puts_every_file_in_place_with_its_mode(root: Path, env: dict[st
     unit = root / "etc/systemd/system/chargepoint.service"
     assert unit.read_text() == (REPO / "systemd/chargepoint.service").read_text()
     assert mode(unit) == 0o644
-    assert (root / "opt/chargepoint/venv/bin/python").exists()
+    # --skip-pip: the releases directory and its launcher, no release yet
+    launcher = root / "opt/chargepoint/releases/launcher.py"
+    assert launcher.read_text() == (REPO / "firmware/release/launcher.py").read_text()
+    assert not (root / "opt/chargepoint/releases/current").exists()
+    assert not (root / "opt/chargepoint/venv").exists()
     assert (root / "opt/chargepoint/share/chargepoint.toml.example").is_file()
     assert (root / "opt/chargepoint/docs/install.md").is_file()
     assert "wrote /etc/chargepoint/chargepoint.toml" in result.stdout
@@ -95,6 +99,8 @@ def test_install_puts_every_file_in_place_with_its_mode(root: Path, env: dict[st
     ) in commands
     assert "chown root:chargepoint /etc/chargepoint/chargepoint.toml" in commands
     assert "chown -R chargepoint:chargepoint /var/lib/chargepoint" in commands
+    # The service installs updates there.
+    assert "chown -R chargepoint:chargepoint /opt/chargepoint/releases" in commands
     assert commands[-2:] == ["systemctl daemon-reload", "systemctl enable chargepoint.service"]
 
 

@@ -7,6 +7,9 @@ failure, offline, configuration keys, fault.
   start transaction - connector id shall not be 0; a remote start of a blocked idTag.
 - TC_028_CS Remote Stop Transaction - Rejected.
 - TC_030_CS Unlock Connector - Unlock Failure; TC_031_CS Unlock Connector - Unknown Connector.
+- TC_032_1_CS Power failure boot charging point - configured to stop transaction(s) before
+  going down (backup power: a UPS HAT's mains-lost line, [power_fail]); more of it in
+  tests/system/test_power_cut.py.
 - TC_032_2_CS Power failure boot charging point - configured to stop transaction(s).
 - TC_034_CS Power Failure with Unavailable Status: ChangeAvailability (also scheduled during a
   transaction) and Unavailable across a restart.
@@ -31,8 +34,8 @@ from ocpp.v16 import call
 
 from centralsystem import CentralSystem
 from firmware import app
-from tests.conftest import Rig, bench_settings, start_fast
-from tests.system.helpers import Controller, _charging
+from tests.conftest import BENCH_TOML, Rig, bench_settings, start_fast
+from tests.system.helpers import Controller, _charging, backup_power_toml
 from tests.system.octt.helpers import _stop_by_card
 
 pytestmark = pytest.mark.asyncio
@@ -149,6 +152,75 @@ async def test_tc_032_2_power_loss_stops_with_the_last_persisted_meter_value(
                 and r.payload.get("status") in ("Preparing", "Finishing")
             )
         )
+    finally:
+        ctl.stop_quietly()
+
+
+@pytest.mark.asyncio
+async def test_tc_032_1_power_cut_on_backup_power_stops_with_power_loss_before_going_down(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
+    """OCTT TC_032_1 on a real daemon: mains is cut during a transaction; the charger, still
+    running on its backup, sends StopTransaction reason PowerLoss and StatusNotification
+    Finishing, then goes down; when mains is back it boots: BootNotification and a
+    StatusNotification per connector and for connector 0 (the former transaction's connector
+    Finishing or Preparing)."""
+    config = tmp_path / "backup-power.toml"
+    config.write_text(BENCH_TOML.read_text() + backup_power_toml(hold_off_s=0.5, deliver_s=5))
+    ctl = Controller(csms.url, tmp_path / "state", tmp_path / "cp.log", config)
+    ctl.start()
+    try:
+        await _charging(csms, ctl, "TC032-1")
+        mark = csms.mark()
+        await ctl.bench("power-cut")
+        stop = await csms.wait_for(
+            lambda r: r.action == "StopTransaction" and r.message_type == "CALL",
+            since=mark,
+            timeout=20,
+        )
+        assert stop.payload["reason"] == "PowerLoss" and stop.payload["idTag"] == "TC032-1"
+        await csms.wait_for(
+            lambda r: (
+                r.action == "StatusNotification"
+                and r.message_type == "CALL"
+                and r.payload.get("connectorId") == 1
+                and r.payload.get("status") == "Finishing"
+            ),
+            since=mark,
+        )
+        await csms.wait_for(
+            lambda r: r.action == "StopTransaction" and r.message_type == "CALLRESULT",
+            since=mark,
+        )
+        log = tmp_path / "cp.log"
+        for _ in range(200):  # gone down: transactions stopped, waiting for mains
+            if "waiting for mains" in log.read_text():
+                break
+            await asyncio.sleep(0.05)
+        assert "waiting for mains" in log.read_text()
+        assert ctl.proc is not None and ctl.proc.poll() is None, "parked, not exited"
+        restored = csms.mark()
+        await ctl.bench("power-restore", settle=False)
+        boot = await csms.wait_for(
+            lambda r: r.action == "BootNotification" and r.message_type == "CALL",
+            since=restored,
+            timeout=30,
+        )
+
+        def status_of(connector: int, statuses: tuple[str, ...]) -> Any:
+            return lambda r: (
+                r.action == "StatusNotification"
+                and r.message_type == "CALL"
+                and r.seq > boot.seq
+                and r.payload.get("connectorId") == connector
+                and r.payload.get("status") in statuses
+            )
+
+        await csms.wait_for(status_of(0, ("Available",)), since=restored, timeout=20)
+        await csms.wait_for(status_of(1, ("Finishing", "Preparing")), since=restored, timeout=20)
+        (tx,) = csms.state("DURABLE-1").transactions.values()
+        assert tx.reason == "PowerLoss" and tx.stops == 1, "stopped once, before going down"
+        assert await asyncio.to_thread(ctl.terminate) == 0  # the loop serves the CS meanwhile
     finally:
         ctl.stop_quietly()
 

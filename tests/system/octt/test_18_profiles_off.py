@@ -6,8 +6,8 @@
 - TC_043_1_CS Send Local Authorization List - NotSupported: SendLocalList ⇒ NotSupported.
 - TC_048_4_CS Reservation of a Connector - Rejected: ReserveNow ⇒ Rejected (OCPP 1.6 §7.39:
   "Charge Point is not configured to accept reservations"); the connector stays Available.
-- Smart Charging and Remote Trigger off: their requests ⇒ CALLERROR NotSupported, their keys
-  withheld.
+- Smart Charging, Remote Trigger and Firmware Management off: their requests ⇒ CALLERROR
+  NotSupported, their keys withheld.
 
 The answers come from the connection (firmware.profiles.DISABLED_ANSWERS), never from the
 profile's block: they hold whether or not the block exists and whatever it would answer.
@@ -147,3 +147,24 @@ async def test_smart_charging_and_remote_trigger_off_are_not_supported(core_only
     )
     assert start.status == "Accepted"
     await rig.wait_call("StartTransaction", since=mark)
+
+
+async def test_firmware_management_off_is_not_supported(core_only: Rig) -> None:
+    rig = core_only
+    now = clock.to_ocpp(clock.utcnow())
+    for request in (
+        call.UpdateFirmware(location="http://127.0.0.1:9/fw.bundle", retrieve_date=now),
+        call.SignedUpdateFirmware(
+            request_id=1,
+            firmware={
+                "location": "http://127.0.0.1:9/fw.bundle",
+                "retrieveDateTime": now,
+                "signingCertificate": "-----BEGIN CERTIFICATE-----",
+                "signature": "AAAA",
+            },
+        ),
+    ):
+        with pytest.raises(NotSupportedError):
+            await rig.cs.call(rig.cp_id, request)
+    keys = await _configuration(rig)
+    assert "SupportedFileTransferProtocols" not in keys

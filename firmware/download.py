@@ -1,0 +1,196 @@
+"""The firmware download (OCPP 1.6 §5.19 UpdateFirmware location, Security Whitepaper L01
+SignedUpdateFirmware firmware.location): HTTP, HTTPS, FTP and FTPS into a file of the state
+directory, with a size limit and a free-space check before and during the transfer.
+
+What is shared with GetLog's upload is imported from it (``firmware.logupload``: the check of a
+location, the FTP(S) login); the TLS context is the certificate store's ``upload_context`` (the
+system's trust store plus the installed CentralSystemRootCertificates).  A URL's credentials are
+never logged nor put in an error (``firmware.redaction.without_credentials``).
+
+Blocking: run ``fetch`` in a worker thread; ``cancelled`` (a ``threading.Event``) stops it
+between two blocks of data (shutdown, a new request), the partial file removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import ftplib
+import os
+import shutil
+import ssl
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
+
+from firmware.logupload import check_location, ftp_login
+from firmware.redaction import without_credentials
+
+BLOCK = 64 * 1024
+TIMEOUT_S = 60.0
+
+
+class DownloadError(Exception):
+    """The download failed; the message is one line without credentials."""
+
+
+class Cancelled(DownloadError):
+    """``cancelled`` was set: the partial file is gone."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """``max_bytes``: the largest file accepted; ``keep_free_bytes``: what the file system
+    must keep free after the file (the journal, the logs and the install need room too)."""
+
+    max_bytes: int
+    keep_free_bytes: int
+
+
+def fetch(
+    url: str,
+    dest: Path,
+    *,
+    limits: Limits,
+    tls: ssl.SSLContext | None,
+    cancelled: threading.Event,
+    timeout: float = TIMEOUT_S,
+    free_bytes: Callable[[Path], int] | None = None,
+) -> int:
+    """Blocking: download ``url`` into ``dest`` (written as ``dest``.<random>.part, renamed
+    when complete); returns its size in bytes.  Raises DownloadError (Cancelled) with the reason,
+    leaving no partial file.  ``free_bytes`` (tests): the free space of a directory."""
+    shown = without_credentials(url)
+    problem = check_location(url)
+    if problem:
+        raise DownloadError(f"{shown}: {problem}")
+    free = free_bytes or (lambda p: shutil.disk_usage(p).free)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # A file of its own: a cancelled download still finishing its block in another thread
+    # never writes into (nor removes) the next one's.
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
+    os.close(fd)
+    part = Path(name)
+    sink = _Sink(part, limits, cancelled, lambda: free(dest.parent), shown)
+    try:
+        try:
+            if urlsplit(url).scheme.lower() in ("http", "https"):
+                _http(url, sink, tls, timeout)
+            else:
+                _ftp(url, sink, tls, timeout)
+        except DownloadError:
+            raise
+        except urllib.error.HTTPError as exc:
+            raise DownloadError(f"{shown}: HTTP {exc.code} {exc.reason}") from None
+        except urllib.error.URLError as exc:
+            raise DownloadError(f"{shown}: {_reason(exc.reason)}") from None
+        except (ftplib.Error, OSError, EOFError, ValueError) as exc:
+            raise DownloadError(f"{shown}: {_reason(exc)}") from None
+        finally:
+            sink.close()
+        if sink.size == 0:
+            raise DownloadError(f"{shown}: the file is empty")
+        if cancelled.is_set():
+            raise Cancelled(f"{shown}: cancelled")
+        os.replace(part, dest)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return sink.size
+
+
+def _reason(reason: object) -> str:
+    return str(reason) or type(reason).__name__
+
+
+class _Sink:
+    """The file being written, with the checks every block passes."""
+
+    def __init__(
+        self,
+        path: Path,
+        limits: Limits,
+        cancelled: threading.Event,
+        free: Callable[[], int],
+        shown: str,
+    ) -> None:
+        self.limits = limits
+        self.cancelled = cancelled
+        self.free = free
+        self.shown = shown
+        self.size = 0
+        self._file: BinaryIO = path.open("wb")
+
+    def announced(self, size: int | None) -> None:
+        """The size the server announced: refused before a byte is written when too big."""
+        if size is None:
+            size = 0
+        if size > self.limits.max_bytes:
+            raise DownloadError(
+                f"{self.shown}: {size} bytes, over the limit of {self.limits.max_bytes}"
+            )
+        self._room(size)
+
+    def _room(self, more: int) -> None:
+        free = self.free()
+        if free - more < self.limits.keep_free_bytes:
+            raise DownloadError(
+                f"{self.shown}: not enough free space ({free} bytes free, "
+                f"{self.limits.keep_free_bytes} must stay free)"
+            )
+
+    def write(self, block: bytes) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled(f"{self.shown}: cancelled")
+        self.size += len(block)
+        if self.size > self.limits.max_bytes:
+            raise DownloadError(f"{self.shown}: over the limit of {self.limits.max_bytes} bytes")
+        self._room(len(block))
+        self._file.write(block)
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+
+def _http(url: str, sink: _Sink, tls: ssl.SSLContext | None, timeout: float) -> None:
+    parts = urlsplit(url)
+    headers = {}
+    if parts.username is not None:
+        secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(secret.encode()).decode()
+        url = without_credentials(url)
+    request = urllib.request.Request(url, headers=headers)
+    # No proxy from the environment: the location the central system named is where it goes.
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls)
+    )
+    with opener.open(request, timeout=timeout) as response:
+        if not 200 <= response.status < 300:
+            raise DownloadError(f"{sink.shown}: HTTP {response.status}")
+        length = response.headers.get("Content-Length")
+        sink.announced(int(length) if length and length.isdigit() else None)
+        while block := response.read(BLOCK):
+            sink.write(block)
+
+
+def _ftp(url: str, sink: _Sink, tls: ssl.SSLContext | None, timeout: float) -> None:
+    path = unquote(urlsplit(url).path)
+    with ftp_login(url, tls, timeout) as ftp:
+        ftp.voidcmd("TYPE I")
+        try:
+            size = ftp.size(path)
+        except ftplib.error_perm:
+            size = None  # SIZE is optional (RFC 3659); the blocks are checked all the same
+        sink.announced(size)
+        ftp.retrbinary(f"RETR {path}", sink.write, blocksize=BLOCK)
+
+
+__all__ = ["Cancelled", "DownloadError", "Limits", "fetch"]

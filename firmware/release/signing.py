@@ -1,0 +1,87 @@
+"""``chargepoint release sign``: the manufacturer's signature of a release bundle, as the
+Security Whitepaper's SignedUpdateFirmware carries it (ed. 2 §4.4, use case N08):
+``signature`` is RSA (PKCS #1 v1.5) or ECDSA over the SHA-256 of the whole file, base64;
+``signingCertificate`` is the PEM of the certificate whose key made it, which the charger
+checks against its installed ManufacturerRootCertificate(s) before it checks the signature."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+
+
+class SigningFailed(Exception):
+    """The bundle cannot be signed with that key and certificate; one line."""
+
+
+def file_digest(path: Path) -> bytes:
+    """SHA-256 of the file at ``path`` (32 bytes)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 16):
+            digest.update(chunk)
+    return digest.digest()
+
+
+def sign_file(bundle: Path, key_pem: Path, cert_pem: Path) -> dict[str, str]:
+    """``{"signature": base64, "signingCertificate": PEM, "algorithm": "RSA-SHA256" |
+    "ECDSA-SHA256"}`` for ``bundle``, with the private key and the certificate in PEM files.
+    The key must be the certificate's (checked by verifying the new signature with the
+    certificate's public key).  Raises SigningFailed."""
+    try:
+        key = serialization.load_pem_private_key(key_pem.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise SigningFailed(f"cannot use the key {key_pem}: {_first_line(exc)}") from None
+    try:
+        cert_text = cert_pem.read_bytes()
+        cert = x509.load_pem_x509_certificate(cert_text)
+    except (OSError, ValueError) as exc:
+        raise SigningFailed(f"cannot use the certificate {cert_pem}: {_first_line(exc)}") from None
+    try:
+        digest = file_digest(bundle)
+    except OSError as exc:
+        raise SigningFailed(f"cannot read {bundle}: {exc.strerror or exc}") from None
+    prehashed = utils.Prehashed(hashes.SHA256())
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(digest, padding.PKCS1v15(), prehashed)
+        algorithm = "RSA-SHA256"
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        signature = key.sign(digest, ec.ECDSA(prehashed))
+        algorithm = "ECDSA-SHA256"
+    else:
+        raise SigningFailed(f"{key_pem} is neither an RSA nor an EC key")
+    if not verify(digest, signature, cert):
+        raise SigningFailed(f"the key {key_pem} is not the key of the certificate {cert_pem}")
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    return {
+        "signature": base64.b64encode(signature).decode("ascii"),
+        "signingCertificate": pem,
+        "algorithm": algorithm,
+    }
+
+
+def verify(digest: bytes, signature: bytes, cert: x509.Certificate) -> bool:
+    """Whether ``signature`` is the certificate's key's signature of the SHA-256 ``digest``."""
+    public = cert.public_key()
+    prehashed = utils.Prehashed(hashes.SHA256())
+    try:
+        if isinstance(public, rsa.RSAPublicKey):
+            public.verify(signature, digest, padding.PKCS1v15(), prehashed)
+        elif isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(signature, digest, ec.ECDSA(prehashed))
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

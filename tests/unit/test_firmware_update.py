@@ -1,0 +1,497 @@
+"""The firmware update service (firmware.firmware_update), fast: its statuses as data, and the
+service on a real SQLite file with simulated time (looptime; the wall clock follows the loop),
+a test double of the installer (tests/firmware_helpers.py) and of the charger's install gate,
+and a download double that writes the bundle (the real downloads: test_download.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firmware import clock
+from firmware.certificates import CertificateStore, RootKind
+from firmware.download import DownloadError, Limits
+from firmware.firmware_update import FirmwareUpdates, UpdateWiring
+from firmware.firmware_update_states import (
+    FINAL,
+    TRANSITIONS,
+    Ev,
+    Flow,
+    FwStatus,
+    UndeclaredTransition,
+    UpdateRequest,
+    step,
+    triggered,
+)
+from firmware.firmware_update_store import FirmwareUpdateStore
+from tests.firmware_helpers import FakeInstaller, bundle_bytes, signer
+from tests.pki import NOW, Authority
+
+EPOCH = NOW  # the test PKI is valid now
+S = FwStatus
+
+# ------------------------------------------------------------------ the statuses (pure)
+
+#: OCPP 1.6 §7.25 FirmwareStatus: what the legacy flow may send.
+LEGACY_WIRE = {"Downloaded", "DownloadFailed", "Downloading", "Idle", "InstallationFailed"} | {
+    "Installing",
+    "Installed",
+}
+
+
+def test_every_status_of_each_flow_is_reachable_and_leads_to_an_end() -> None:
+    for flow, table in TRANSITIONS.items():
+        reached = {S.IDLE}
+        frontier = [S.IDLE]
+        while frontier:
+            status = frontier.pop()
+            for target in table.get(status, {}).values():
+                if target is not None and target not in reached:
+                    reached.add(target)
+                    frontier.append(target)
+        # Every status listed is reachable, and every status reached either ends or goes on.
+        assert set(table) <= reached, flow
+        for status in reached:
+            assert status in FINAL or table.get(status), (flow, status)
+        if flow is Flow.LEGACY:
+            assert {s.value for s in reached} <= LEGACY_WIRE
+        else:
+            assert reached == set(FwStatus)  # every whitepaper status (DownloadPaused aside)
+
+
+def test_step_refuses_an_undeclared_event_and_keeps_a_silent_one() -> None:
+    with pytest.raises(UndeclaredTransition):
+        step(Flow.LEGACY, S.IDLE, Ev.INSTALLED)
+    with pytest.raises(UndeclaredTransition):
+        step(Flow.SIGNED, S.INSTALLING, Ev.CANCELLED)  # an install cannot be cancelled
+    assert step(Flow.LEGACY, S.IDLE, Ev.WAIT_RETRIEVE) == (S.IDLE, False)
+    assert step(Flow.SIGNED, S.IDLE, Ev.WAIT_RETRIEVE) == (S.DOWNLOAD_SCHEDULED, True)
+    assert triggered(S.INSTALLED) is S.IDLE and triggered(S.DOWNLOADING) is S.DOWNLOADING
+
+
+# ------------------------------------------------------------------ the service
+
+
+@dataclass
+class Gate:
+    """The charger's InstallGate as a double: ``running`` transactions, availability."""
+
+    running: bool = False
+    held: bool = False
+    saved: dict[int, bool] = field(default_factory=lambda: {0: True, 1: True, 2: False})
+    log: list[str] = field(default_factory=list)
+
+    def busy(self) -> bool:
+        return self.running
+
+    def availability(self) -> dict[int, bool]:
+        return dict(self.saved)
+
+    def hold(self) -> None:
+        self.held = True
+        self.log.append("hold")
+
+    def release(self, availability: dict[int, bool]) -> None:
+        self.held = False
+        self.log.append(f"release {sorted(availability.items())}")
+
+
+@dataclass
+class Fetcher:
+    """The download as a double: writes ``data`` to the destination, or fails ``failures``
+    times first; records when (loop time) each attempt was made."""
+
+    data: bytes = field(default_factory=lambda: bundle_bytes("2.0.0"))
+    failures: int = 0
+    attempts: list[float] = field(default_factory=list)
+
+    def __call__(self, url: str, dest: Path, **_: Any) -> int:
+        self.attempts.append(asyncio.get_running_loop().time())
+        if len(self.attempts) <= self.failures:
+            raise DownloadError(f"{url}: connection refused")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(self.data)
+        return len(self.data)
+
+
+async def inline(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)  # looptime's clock stays deterministic without threads
+
+
+@dataclass
+class Bench:
+    svc: FirmwareUpdates
+    store: FirmwareUpdateStore
+    installer: FakeInstaller
+    gate: Gate
+    fetcher: Fetcher
+    events: list[tuple[str, str | None]]
+    restarts: list[float]
+
+    def sent(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every queued notification, oldest first, as (action, payload)."""
+        out = []
+        while (head := self.store.head()) is not None:
+            out.append((head.action, head.payload))
+            self.store.delivered(head)
+        self.taken.extend(out)
+        return list(self.taken)
+
+    taken: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def statuses(self) -> list[str]:
+        return [p["status"] for _, p in self.sent()]
+
+
+@contextmanager
+def wall_clock_follows_the_loop() -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    clock.set_wall_clock(lambda: EPOCH + timedelta(seconds=loop.time()))
+    try:
+        yield
+    finally:
+        clock.set_wall_clock(None)
+
+
+@asynccontextmanager
+async def service(
+    tmp_path: Path,
+    *,
+    installer: FakeInstaller | None = None,
+    gate: Gate | None = None,
+    fetcher: Fetcher | None = None,
+    certificates: CertificateStore | None = None,
+) -> AsyncIterator[Bench]:
+    store = FirmwareUpdateStore.open(tmp_path)
+    events: list[tuple[str, str | None]] = []
+    restarts: list[float] = []
+    installer = installer or FakeInstaller()
+    gate = gate or Gate()
+    fetcher = fetcher or Fetcher()
+    svc = FirmwareUpdates(
+        UpdateWiring(
+            store=store,
+            installer=installer,
+            gate=gate,
+            state_dir=tmp_path,
+            limits=Limits(10**6, 0),
+            certificates=certificates,
+            security_event=lambda kind, info: events.append((kind, info)),
+            wake=lambda: None,
+            restart=lambda: restarts.append(asyncio.get_running_loop().time()),
+            fetch=fetcher,
+            blocking=inline,
+        )
+    )
+    task = asyncio.create_task(svc.run())
+    try:
+        yield Bench(svc, store, installer, gate, fetcher, events, restarts)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        store.close()
+
+
+def legacy(retrieve_in: float = 0, **kw: Any) -> UpdateRequest:
+    return UpdateRequest(
+        Flow.LEGACY,
+        "http://user:pw@127.0.0.1:9/fw.bundle",
+        clock.utcnow() + timedelta(seconds=retrieve_in),
+        **kw,
+    )
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_legacy_update_waits_for_retrieve_date_then_installs_and_reports_after_restart(
+    tmp_path: Path,
+) -> None:
+    with wall_clock_follows_the_loop():
+        async with service(tmp_path) as b:
+            assert b.svc.update_firmware(legacy(600)) == "Accepted"
+            await asyncio.sleep(590)
+            assert b.fetcher.attempts == [] and b.statuses() == []
+            await asyncio.sleep(20)
+            assert b.fetcher.attempts == [600.0]
+            assert b.statuses() == ["Downloading", "Downloaded", "Installing"]
+            assert b.installer.calls == ["check", "install", "activate 2.0.0"]
+            assert b.restarts and b.gate.held
+            assert not (tmp_path / "firmware" / "update.bundle").exists()
+            installer = b.installer
+        # The restart: the same state directory, the new release confirms at registration.
+        async with service(tmp_path, installer=installer) as b:
+            await asyncio.sleep(1)
+            assert b.statuses() == []  # nothing before BootNotification Accepted
+            await b.svc.registered()
+            assert b.statuses() == ["Installed"]
+            assert installer.calls[-2:] == ["confirm", "reported"]
+            assert b.gate.log == ["release [(0, True), (1, True), (2, False)]"]
+            assert b.store.request() is None
+            assert b.svc.current_status() == (S.IDLE, None)
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_future_retrieve_date_survives_a_restart(tmp_path: Path) -> None:
+    with wall_clock_follows_the_loop():
+        async with service(tmp_path) as b:
+            b.svc.update_firmware(legacy(3600))
+            await asyncio.sleep(100)
+        async with service(tmp_path) as b:
+            await asyncio.sleep(3400)
+            assert b.fetcher.attempts == []
+            await asyncio.sleep(200)
+            assert [round(t) for t in b.fetcher.attempts] == [3600]  # stored to the ms
+            assert b.statuses() == ["Downloading", "Downloaded", "Installing"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_retries_retry_interval_apart_then_download_failed(tmp_path: Path) -> None:
+    with wall_clock_follows_the_loop():
+        async with service(tmp_path, fetcher=Fetcher(failures=2)) as b:
+            b.svc.update_firmware(legacy(retries=2, retry_interval_s=30))
+            await asyncio.sleep(100)
+            assert b.fetcher.attempts == [0.0, 30.0, 60.0]
+            assert b.statuses() == ["Downloading", "Downloaded", "Installing"]
+        async with service(tmp_path / "b", fetcher=Fetcher(failures=5)) as b:
+            b.svc.update_firmware(legacy(retries=1, retry_interval_s=30))
+            await asyncio.sleep(100)
+            assert len(b.fetcher.attempts) == 2
+            assert b.statuses() == ["Downloading", "DownloadFailed"]
+            assert b.store.request() is None and b.installer.calls == []
+            assert b.svc.current_status() == (S.IDLE, None)
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_install_waits_for_the_transaction_to_end_with_connectors_held(
+    tmp_path: Path,
+) -> None:
+    with wall_clock_follows_the_loop():
+        gate = Gate(running=True)
+        async with service(tmp_path, gate=gate) as b:
+            b.svc.update_firmware(legacy())
+            await asyncio.sleep(3600)
+            assert b.statuses() == ["Downloading", "Downloaded"]
+            assert gate.held and b.installer.calls == [] and b.restarts == []
+            assert b.store.request() is not None
+            stored = b.store.request()
+            assert stored is not None and stored[2] == {0: True, 1: True, 2: False}
+            gate.running = False
+            await asyncio.sleep(10)
+            assert b.statuses()[-1] == "Installing" and b.restarts
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_refused_bundle_and_a_failed_install_put_availability_back(
+    tmp_path: Path,
+) -> None:
+    with wall_clock_follows_the_loop():
+        async with service(tmp_path, fetcher=Fetcher(data=b"not a bundle")) as b:
+            b.svc.update_firmware(legacy())
+            await asyncio.sleep(5)
+            assert b.statuses() == ["Downloading", "Downloaded", "Installing", "InstallationFailed"]
+            assert b.gate.log == ["hold", "release [(0, True), (1, True), (2, False)]"]
+            assert not b.restarts and b.store.request() is None
+        async with service(tmp_path / "b", installer=FakeInstaller(fail_install=True)) as b:
+            b.svc.update_firmware(legacy())
+            await asyncio.sleep(5)
+            assert b.statuses()[-1] == "InstallationFailed" and not b.gate.held
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_rolled_back_trial_is_installation_failed(tmp_path: Path) -> None:
+    with wall_clock_follows_the_loop():
+        installer = FakeInstaller(roll_back=True)
+        async with service(tmp_path, installer=installer) as b:
+            b.svc.update_firmware(legacy())
+            await asyncio.sleep(5)
+        async with service(tmp_path, installer=installer) as b:
+            await b.svc.registered()
+            assert b.statuses()[-2:] == ["Installing", "InstallationFailed"]
+
+
+# ------------------------------------------------------------------ signed
+
+
+@pytest.fixture
+def manufacturer(tmp_path: Path) -> tuple[Authority, CertificateStore]:
+    root = Authority.root("Test Manufacturer Root")
+    certs = CertificateStore.open(tmp_path)
+    status, reason = certs.install_root(RootKind.MANUFACTURER, root.pem)
+    assert status.value == "Accepted", reason
+    return root, certs
+
+
+def signed(request_id: int, cert: str, signature: str, **kw: Any) -> UpdateRequest:
+    return UpdateRequest(
+        Flow.SIGNED,
+        "https://127.0.0.1:9/fw.bundle",
+        kw.pop("retrieve_at", clock.utcnow()),
+        request_id=request_id,
+        signing_certificate=cert,
+        signature=signature,
+        **kw,
+    )
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+@pytest.mark.parametrize("use_rsa", [False, True], ids=["ecdsa", "rsa"])
+async def test_signed_update_verifies_the_signature_and_respects_install_date_time(
+    tmp_path: Path, manufacturer: tuple[Authority, CertificateStore], use_rsa: bool
+) -> None:
+    root, certs = manufacturer
+    data = bundle_bytes("2.0.0")
+    sig = signer(root, use_rsa=use_rsa)
+    with wall_clock_follows_the_loop():
+        async with service(tmp_path, certificates=certs, fetcher=Fetcher(data=data)) as b:
+            req = signed(
+                7,
+                sig.certificate,
+                sig.sign(data),
+                retrieve_at=clock.utcnow() + timedelta(seconds=60),
+                install_at=clock.utcnow() + timedelta(seconds=600),
+            )
+            assert b.svc.update_firmware(req) == "Accepted"
+            await asyncio.sleep(1)
+            assert b.svc.current_status() == (S.DOWNLOAD_SCHEDULED, 7)
+            await asyncio.sleep(100)
+            assert b.installer.calls == []
+            await asyncio.sleep(600)
+            assert b.statuses() == [
+                "DownloadScheduled",
+                "Downloading",
+                "Downloaded",
+                "SignatureVerified",
+                "InstallScheduled",
+                "Installing",
+                "InstallRebooting",
+            ]
+            assert {p.get("requestId") for _, p in b.sent()} == {7}
+            assert b.events == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_an_invalid_signature_is_reported_with_its_security_event(
+    tmp_path: Path, manufacturer: tuple[Authority, CertificateStore]
+) -> None:
+    root, certs = manufacturer
+    sig = signer(root)
+    with wall_clock_follows_the_loop():
+        async with service(tmp_path, certificates=certs) as b:
+            assert b.svc.update_firmware(signed(8, sig.certificate, sig.sign(b"other"))) == (
+                "Accepted"
+            )
+            await asyncio.sleep(5)
+            assert b.statuses() == ["Downloading", "Downloaded", "InvalidSignature"]
+            assert [k for k, _ in b.events] == ["InvalidFirmwareSignature"]
+            assert b.installer.calls == [] and b.store.request() is None
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_signing_certificate_of_another_root_is_invalid_certificate(
+    tmp_path: Path, manufacturer: tuple[Authority, CertificateStore]
+) -> None:
+    _, certs = manufacturer
+    stranger = signer(Authority.root("Someone Else"))
+    with wall_clock_follows_the_loop():
+        async with service(tmp_path, certificates=certs) as b:
+            answer = b.svc.update_firmware(signed(9, stranger.certificate, stranger.sign(b"x")))
+            assert answer == "InvalidCertificate"
+            assert [k for k, _ in b.events] == ["InvalidFirmwareSigningCertificate"]
+            assert b.store.request() is None and b.statuses() == []
+            # A manufacturer root installed: unsigned updates are no longer taken (L01.FR.20).
+            assert not b.svc.legacy_allowed()
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_new_request_cancels_the_old_one_which_ends_download_failed(
+    tmp_path: Path, manufacturer: tuple[Authority, CertificateStore]
+) -> None:
+    root, certs = manufacturer
+    data = bundle_bytes("3.0.0")
+    sig = signer(root)
+    later = clock.utcnow() + timedelta(hours=1)
+    with wall_clock_follows_the_loop():
+        async with service(tmp_path, certificates=certs, fetcher=Fetcher(data=data)) as b:
+            first = signed(1, sig.certificate, sig.sign(data), retrieve_at=later)
+            assert b.svc.update_firmware(first) == "Accepted"
+            await asyncio.sleep(1)
+            assert b.svc.update_firmware(signed(2, sig.certificate, sig.sign(data))) == (
+                "AcceptedCanceled"
+            )
+            await asyncio.sleep(5)
+            sent = [(p.get("requestId"), p["status"]) for _, p in b.sent()]
+            assert sent[:2] == [(1, "DownloadScheduled"), (1, "DownloadFailed")]
+            assert sent[2:] == [
+                (2, "Downloading"),
+                (2, "Downloaded"),
+                (2, "SignatureVerified"),
+                (2, "Installing"),
+                (2, "InstallRebooting"),
+            ]
+            # Installing now (the double restarts nothing): a third request is Rejected.
+            assert b.svc.update_firmware(signed(3, sig.certificate, sig.sign(data))) == "Rejected"
+            await asyncio.sleep(3600)
+            assert len(b.fetcher.attempts) == 1  # the first request never downloads
+
+
+def test_supported_file_transfer_protocols_are_what_the_transfers_take() -> None:
+    from firmware.config_keys import FILE_TRANSFER_PROTOCOLS
+    from firmware.logupload import SCHEMES
+
+    assert sorted(FILE_TRANSFER_PROTOCOLS) == sorted(s.upper() for s in SCHEMES)
+
+
+class BrokenInstaller(FakeInstaller):
+    def check(self, bundle: Path) -> str:
+        raise RuntimeError("a bug in the installer")
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_an_unexpected_error_ends_the_update_as_failed_and_the_charger_goes_on(
+    tmp_path: Path,
+) -> None:
+    with wall_clock_follows_the_loop():
+        async with service(tmp_path, installer=BrokenInstaller()) as b:
+            b.svc.update_firmware(legacy())
+            await asyncio.sleep(5)
+            assert b.statuses() == ["Downloading", "Downloaded", "Installing", "InstallationFailed"]
+            assert not b.gate.held and b.store.request() is None and not b.restarts
+            assert b.svc.update_firmware(legacy()) == "Accepted"  # the next one is taken
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_download_cut_by_a_power_loss_starts_again_after_the_restart(
+    tmp_path: Path,
+) -> None:
+    with wall_clock_follows_the_loop():
+        # What a power cut during the download leaves: the request, Downloading sent.
+        store = FirmwareUpdateStore.open(tmp_path)
+        store.replace(legacy(), S.IDLE)
+        store.set_status(S.DOWNLOADING, ("FirmwareStatusNotification", {"status": "Downloading"}))
+        (tmp_path / "firmware").mkdir()
+        (tmp_path / "firmware" / "update.bundle.x1.part").write_bytes(b"half")
+        store.close()
+        async with service(tmp_path) as b:
+            await asyncio.sleep(5)
+            assert b.statuses() == ["Downloading", "Downloading", "Downloaded", "Installing"]
+            await asyncio.sleep(10)
+            assert len(b.fetcher.attempts) == 1 and b.restarts
+            assert list((tmp_path / "firmware").iterdir()) == []  # the half file is gone
