@@ -48,7 +48,7 @@ def run(
 ) -> int:
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
-    from firmware import app
+    from firmware import app_keys
 
     try:
         settings = load(config).with_overrides(state_dir=state_dir)
@@ -60,7 +60,7 @@ def run(
         print(f"{PROG}: no state directory {state} (has the controller run here?)", file=err)
         return 2
     try:
-        keys = app.build_keys(settings)
+        keys = app_keys.build_keys(settings)
         local_list = LocalListStore.open(state)
         cache = AuthorizationCache(state)
     except KeyValueError as exc:

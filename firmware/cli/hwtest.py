@@ -242,18 +242,18 @@ async def run(
     report: Callable[[Check], None] | None = None,
     pin_factory: object | None = None,
 ) -> list[Check]:
-    from firmware import app
+    from firmware import app_devices
 
-    devices, bench = await app.open_devices(settings, pin_factory=pin_factory)
+    devices, bench = await app_devices.open_devices(settings, pin_factory=pin_factory)
     try:
         return await HardwareTest(devices, confirm, report).run()
     finally:
         devices.safe_state()
-        await app.close_devices(devices, bench)
+        await app_devices.close_devices(devices, bench)
 
 
 def main(config: Path, *, yes: bool = False, out: TextIO | None = None) -> int:
-    from firmware.app import HardwareUnavailable
+    from firmware.app_devices import HardwareUnavailable
 
     stream = sys.stdout if out is None else out
     try:
