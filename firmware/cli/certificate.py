@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from firmware.certificates import CertificateStore, InstallStatus, RootKind, describe
+from firmware.certificate_checks import describe
+from firmware.certificates import CertificateStore, InstallStatus, RootKind
 from firmware.settings import SettingsError, load
 from firmware.storage import StoreUnusable
 

@@ -27,7 +27,11 @@ OWNERS = {
     # The daemon's OCPP edge, and the bundled central system (not part of the daemon).
     "ocpp": ("firmware.ocpp", "centralsystem"),
     "websockets": ("firmware.ocpp", "centralsystem"),
-    "cryptography": ("firmware.certificates", "firmware.release.signing"),
+    "cryptography": (
+        "firmware.certificates",
+        "firmware.certificate_checks",
+        "firmware.release.signing",
+    ),
 }
 # firmware modules allowed to name a HAL backend (lazily, inside functions).
 COMPOSITION_ROOTS = ("firmware.app", "firmware.app_keys", "firmware.app_devices")
