@@ -19,7 +19,8 @@ import pytest_asyncio
 
 from centralsystem import CentralSystem, MessageRecord
 from firmware import app, app_devices
-from firmware.settings import Settings, load
+from firmware.settings import Settings
+from firmware.settings_load import load
 from hal.modbus.bus import close_all_buses
 from hal.modbus.server import RegisterDevice
 from hal.sim.modbus_devices import SimulatedModbusServer

@@ -28,7 +28,9 @@ DEFAULT_CONFIG = "/etc/chargepoint/chargepoint.toml"
 
 def _run(args: argparse.Namespace) -> int:
     from firmware import app, app_blocks, app_devices
-    from firmware.settings import SettingsError, example_path, load
+    from firmware.settings import example_path
+    from firmware.settings_load import load
+    from firmware.tomlcheck import SettingsError
 
     # Without --config: the shipped bench example for the simulated bench, else the installed
     # file (where install/install.sh puts it).

@@ -22,8 +22,9 @@ from firmware.config_keys import K, KeyRegistry, KeyValueError
 from firmware.domain import IdTagInfo
 from firmware.local_list import LocalAuthorizationList, LocalListStore
 from firmware.profiles import LOCAL_AUTH_LIST_MANAGEMENT
-from firmware.settings import SettingsError, load
+from firmware.settings_load import load
 from firmware.storage import StoreUnusable
+from firmware.tomlcheck import SettingsError
 
 PROG = "chargepoint auth"
 

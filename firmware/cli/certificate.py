@@ -13,8 +13,9 @@ from typing import TextIO
 
 from firmware.certificate_checks import describe
 from firmware.certificates import CertificateStore, InstallStatus, RootKind
-from firmware.settings import SettingsError, load
+from firmware.settings_load import load
 from firmware.storage import StoreUnusable
+from firmware.tomlcheck import SettingsError
 
 KINDS = {"central-system": RootKind.CENTRAL_SYSTEM, "manufacturer": RootKind.MANUFACTURER}
 

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import TextIO
 
 from firmware.config_keys import ChangeStatus, KeyRegistry, KeyValueError, Source, format_value
-from firmware.settings import Settings, SettingsError, load
+from firmware.settings import Settings
+from firmware.settings_load import load
 from firmware.storage import StoreUnusable
+from firmware.tomlcheck import SettingsError
 
 HIDDEN = "(write-only: not shown)"
 

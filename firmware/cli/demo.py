@@ -19,7 +19,8 @@ from pathlib import Path
 
 from centralsystem import CentralSystem, MessageRecord, format_record, match
 from firmware import app, app_devices
-from firmware.settings import Settings, example_path, load
+from firmware.settings import Settings, example_path
+from firmware.settings_load import load
 
 CARD = "DEMO-CARD-01"
 TIME_SCALE = 30.0  # simulated seconds per real second

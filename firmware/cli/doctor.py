@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from firmware.settings import Settings, SettingsError, load
+from firmware.settings import Settings
+from firmware.settings_load import load
+from firmware.tomlcheck import SettingsError
 
 Verdict = Literal["OK", "FAIL", "SKIP"]
 MODBUS_TIMEOUT_S = 1.0

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from firmware.cli.doctor import Check, Verdict
-from firmware.settings import Settings, SettingsError, load
+from firmware.settings import Settings
+from firmware.settings_load import load
+from firmware.tomlcheck import SettingsError
 from hal.types import BLUE, GREEN, OFF, RED, WHITE, BeepPattern, LightPattern
 
 COLOUR_S = 0.8

@@ -26,7 +26,8 @@ from centralsystem import CentralSystem
 from firmware import app_devices
 from firmware.cli import doctor, hwtest
 from firmware.cli.doctor import Check, Doctor
-from firmware.settings import Settings, load
+from firmware.settings import Settings
+from firmware.settings_load import load
 from hal.modbus.server import RegisterServer
 from hal.sim.modbus_devices import SimulatedEvseBoard, SimulatedMeter
 from hal.types import PilotState

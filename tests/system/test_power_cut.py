@@ -23,7 +23,8 @@ import pytest
 
 from centralsystem import CentralSystem
 from firmware import app, app_devices
-from firmware.settings import Settings, parse
+from firmware.settings import Settings
+from firmware.settings_load import parse
 from tests.conftest import BENCH_TOML, REPO, Rig, start_fast
 from tests.system.helpers import Controller, _charging, backup_power_toml
 from tests.system.test_systemd import listener

@@ -19,7 +19,7 @@ from firmware import app, app_keys
 from firmware.certificates import CertificateStore, RootKind
 from firmware.ocpp.security_profiles import authorization_password, classify
 from firmware.security_log import PENDING_LIMIT, SecurityLog
-from firmware.settings import load
+from firmware.settings_load import load
 from tests.conftest import BENCH_TOML, Rig, bench_settings, start_fast
 from tests.pki import Authority
 from tests.system.security_helpers import (

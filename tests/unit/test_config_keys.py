@@ -27,7 +27,7 @@ from firmware.config_keys import (
     measurands_validator,
 )
 from firmware.plugins import ENTRY_POINT_GROUP, VendorDevices, load_plugins
-from firmware.settings import load
+from firmware.settings_load import load
 from firmware.storage import open_store
 from tests.conftest import REPO
 
