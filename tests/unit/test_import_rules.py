@@ -94,6 +94,8 @@ IO_MODULES = (
     "firmware.storage",
     "firmware.ocpp",
     "firmware.connector",
+    "firmware.connector_senses",
+    "firmware.connector_timers",
     "firmware.app",
     "firmware.app_blocks",
     "firmware.app_devices",
