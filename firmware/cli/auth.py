@@ -22,8 +22,9 @@ from firmware.config_keys import K, KeyRegistry, KeyValueError
 from firmware.domain import IdTagInfo
 from firmware.local_list import LocalAuthorizationList, LocalListStore
 from firmware.profiles import LOCAL_AUTH_LIST_MANAGEMENT
-from firmware.settings import SettingsError, load
+from firmware.settings_load import load
 from firmware.storage import StoreUnusable
+from firmware.tomlcheck import SettingsError
 
 PROG = "chargepoint auth"
 
@@ -48,7 +49,7 @@ def run(
 ) -> int:
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
-    from firmware import app
+    from firmware import app_keys
 
     try:
         settings = load(config).with_overrides(state_dir=state_dir)
@@ -60,7 +61,7 @@ def run(
         print(f"{PROG}: no state directory {state} (has the controller run here?)", file=err)
         return 2
     try:
-        keys = app.build_keys(settings)
+        keys = app_keys.build_keys(settings)
         local_list = LocalListStore.open(state)
         cache = AuthorizationCache(state)
     except KeyValueError as exc:

@@ -13,7 +13,8 @@ import pytest
 
 from firmware.ports import FirmwareInstallFailed, TrialOutcome
 from firmware.release import ReleaseInstaller, launcher
-from firmware.settings import SettingsError, load
+from firmware.settings_load import load
+from firmware.tomlcheck import SettingsError
 from tests.conftest import BENCH_TOML
 
 
