@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from centralsystem import CentralSystem
-from firmware import app
+from firmware import app_devices
 
 REPO = Path(__file__).resolve().parent.parent
 CP_ID = "CHAOS-1"
@@ -110,7 +110,7 @@ class _Controller:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        (self.state / app.BENCH_SOCKET).unlink(missing_ok=True)
+        (self.state / app_devices.BENCH_SOCKET).unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             self.args, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, cwd=REPO
         )
@@ -129,7 +129,7 @@ class _Controller:
     async def bench(self, cmd: str, **extra: object) -> dict[str, Any] | None:
         """A bench command, or None while the controller is (re)starting."""
         try:
-            return await app.bench_command(self.state, {"cmd": cmd, **extra})
+            return await app_devices.bench_command(self.state, {"cmd": cmd, **extra})
         except (TimeoutError, ConnectionError, OSError, ValueError):
             return None
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from centralsystem import CentralSystem
-from firmware import app
+from firmware import app_devices
 
 REPO = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -93,7 +93,7 @@ async def measure(seconds: float) -> list[tuple[str, str]]:
                     )
                 )
                 for cmd, extra in (("plug", {}), ("swipe", {"tag": "FOOT"}), ("ev-charge", {})):
-                    await app.bench_command(state, {"cmd": cmd, **extra})
+                    await app_devices.bench_command(state, {"cmd": cmd, **extra})
                 await cs.wait_for(lambda r: r.payload.get("status") == "Charging", timeout=20)
                 cpu0, io0 = _cpu_seconds(proc.pid), _writes(proc.pid)
                 sent0 = len(cs.messages)

@@ -102,7 +102,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from firmware import app
+from firmware import app_devices
 from firmware.profiles import ACTION_PROFILE, DISABLED_ANSWERS, SECURITY
 
 REPO = Path(__file__).resolve().parent.parent
@@ -1153,7 +1153,7 @@ class HostileCentralSystem:
         self._start_controller()
 
     def _start_controller(self) -> None:
-        (self.state / app.BENCH_SOCKET).unlink(missing_ok=True)
+        (self.state / app_devices.BENCH_SOCKET).unlink(missing_ok=True)
         args = [
             sys.executable,
             "-m",
@@ -1197,7 +1197,7 @@ class HostileCentralSystem:
             await self.server.wait_closed()
 
     async def bench(self, cmd: str, **extra: object) -> dict[str, Any]:
-        return await app.bench_command(self.state, {"cmd": cmd, **extra})
+        return await app_devices.bench_command(self.state, {"cmd": cmd, **extra})
 
     def next_id(self) -> str:
         self.counter += 1
@@ -1393,7 +1393,7 @@ class HostileCentralSystem:
         return {p for p in profiles if p}
 
     def _bench_ready(self) -> bool:
-        return (self.state / app.BENCH_SOCKET).exists()
+        return (self.state / app_devices.BENCH_SOCKET).exists()
 
     def _db(self) -> sqlite3.Connection:
         return sqlite3.connect(

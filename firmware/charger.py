@@ -8,8 +8,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from firmware import card_routing, clock
 from firmware import charging as m
-from firmware import clock
 from firmware.authorization import Authorizer
 from firmware.config_keys import K, KeyRegistry
 from firmware.connector import ConnectorController
@@ -20,7 +20,6 @@ from firmware.domain import (
     IdTagInfo,
     MeterSample,
     StopReason,
-    same_id_token,
 )
 from firmware.metering import next_aligned, sampled_values
 from firmware.ports import CentralSystemLink, TransactionHandle
@@ -284,24 +283,8 @@ class Charger:
         target.post(m.IdPresented(id_tag))
 
     def _connector_for_card(self, id_tag: str) -> ConnectorController | None:
-        cs = list(self.connectors.values())
-        for c in cs:
-            if same_id_token(c.state.transaction_id_tag, id_tag):
-                return c
         parent = self.authorizer.known_parent(id_tag) if self.authorizer is not None else None
-        for c in cs:  # the connector reserved for this very card (or its group)
-            held = c.state.reservation
-            if c.state.status is S.RESERVED and held and held.admits(id_tag, parent):
-                return c
-        for wanted in (S.PREPARING, S.FINISHING, S.AVAILABLE, S.RESERVED):
-            for c in cs:
-                if c.state.status is wanted and not c.state.authorized_id_tag:
-                    return c
-        for c in cs:
-            # Another card of the same group may stop a transaction (parentIdTag).
-            if c.state.in_transaction:
-                return c
-        return None
+        return card_routing.connector_for_card(list(self.connectors.values()), id_tag, parent)
 
     # ------------------------------------------------------------ outputs
 
@@ -369,8 +352,8 @@ class Charger:
         if connector_id is not None:
             c = self.connectors.get(connector_id)
             candidates = [c] if c is not None else []
-        else:  # the connector reserved for this idTag first
-            candidates = sorted(self.connectors.values(), key=lambda c: c.state.reservation is None)
+        else:  # where a cable waits for a card first (the driver is there), then a reserved one
+            candidates = card_routing.remote_start_order(self.connectors.values(), id_tag)
         # The group a reservation may admit it by (§5.13): the list's or the cache's word.
         parent = self.authorizer.known_parent(id_tag) if self.authorizer is not None else None
         for c in candidates:

@@ -16,14 +16,17 @@ used up and the charger may offer 6 A or more; unplug, EV pause, any fault and a
 the same step.  A fall below 6 A (``PowerWithdrawn``) stops the PWM and leaves the contactor to the
 EV's reaction: it opens at C -> B or, at the latest, at ``EvReactionTimedOut`` (IEC 61851-1).
 
-The handlers are in ``firmware.charging_handlers``; the events, commands, state, policy and row
-type in ``firmware.charging_types`` (all re-exported here: ``charging`` is the machine's one
-name for its users).  Control-pilot decoding (states A-F, debounce) is the layer below,
-``firmware.pilot``.
+The handlers are in ``firmware.charging_handlers`` (the session's rows),
+``firmware.charging_faults`` (faults and availability, the same in every status) and
+``firmware.charging_reservation``, what they share in ``firmware.charging_shared``; the
+events, commands, state, policy and row type in ``firmware.charging_types`` (all re-exported
+here: ``charging`` is the machine's one name for its users).  Control-pilot decoding (states
+A-F, debounce) is the layer below, ``firmware.pilot``.
 """
 
 from __future__ import annotations
 
+from firmware import charging_faults as f
 from firmware import charging_handlers as h
 from firmware import charging_reservation as r
 from firmware.charging_types import (
@@ -148,11 +151,11 @@ TRANSITIONS: Table = table(
             on(IdPresented, h.idle_id, S.AVAILABLE),
             on(AuthorizationResult, h.auth_result, S.AVAILABLE, S.PREPARING),
             on(RemoteStart, h.remote_start, S.PREPARING),
-            on(AvailabilityChanged, h.availability, S.AVAILABLE, S.UNAVAILABLE),
+            on(AvailabilityChanged, f.availability, S.AVAILABLE, S.UNAVAILABLE),
             on(PowerWithdrawn, h.withdraw_power, S.AVAILABLE),
             on(PowerAvailable, h.restore_power, S.AVAILABLE),
             on(ReservationMade, r.reserve, S.RESERVED),
-            on(FaultDetected, h.fault, S.FAULTED),
+            on(FaultDetected, f.fault, S.FAULTED),
         ],
         S.RESERVED: [
             on(ReservationMade, r.reserve, S.RESERVED),
@@ -164,10 +167,10 @@ TRANSITIONS: Table = table(
             on(IdPresented, h.idle_id, S.RESERVED),
             on(AuthorizationResult, h.auth_result, S.RESERVED, S.PREPARING),
             on(RemoteStart, h.remote_start, S.RESERVED, S.PREPARING),
-            on(AvailabilityChanged, h.availability, S.RESERVED, S.UNAVAILABLE),
+            on(AvailabilityChanged, f.availability, S.RESERVED, S.UNAVAILABLE),
             on(PowerWithdrawn, h.withdraw_power, S.RESERVED),
             on(PowerAvailable, h.restore_power, S.RESERVED),
-            on(FaultDetected, h.fault, S.FAULTED),
+            on(FaultDetected, f.fault, S.FAULTED),
         ],
         S.PREPARING: [
             on(Plugged, h.idle_plugged, S.PREPARING),
@@ -197,10 +200,10 @@ TRANSITIONS: Table = table(
             on(StopRequested, h.cancel_authorization, S.PREPARING, S.AVAILABLE, S.RESERVED),
             on(ReservationEnded, r.reservation_ended, S.PREPARING),
             on(Unlocked, h.just_unlocked, S.PREPARING),
-            on(AvailabilityChanged, h.availability, S.PREPARING, S.UNAVAILABLE),
+            on(AvailabilityChanged, f.availability, S.PREPARING, S.UNAVAILABLE),
             on(PowerWithdrawn, h.withdraw_power, S.PREPARING),
             on(PowerAvailable, h.restore_power, S.PREPARING),
-            on(FaultDetected, h.fault, S.FAULTED),
+            on(FaultDetected, f.fault, S.FAULTED),
             on(ReservationMade, r.reserve_busy, S.PREPARING, S.RESERVED),
         ],
         S.CHARGING: [
@@ -213,10 +216,10 @@ TRANSITIONS: Table = table(
             on(TransactionRejected, h.tx_rejected, S.CHARGING, S.SUSPENDED_EVSE, S.FINISHING),
             on(EnergyLimitReached, h.suspend_evse, S.SUSPENDED_EVSE),
             on(EvRequestsPower, h.ev_ready, S.CHARGING),
-            on(AvailabilityChanged, h.availability, S.CHARGING),
+            on(AvailabilityChanged, f.availability, S.CHARGING),
             on(LockConfirmed, h.lock_confirmed, S.CHARGING),
             on(PowerWithdrawn, h.withdraw_power, S.SUSPENDED_EVSE),
-            on(FaultDetected, h.fault, S.FAULTED),
+            on(FaultDetected, f.fault, S.FAULTED),
             on(ReservationMade, r.reserve_busy, S.CHARGING),
         ],
         S.SUSPENDED_EV: [
@@ -244,10 +247,10 @@ TRANSITIONS: Table = table(
                 S.UNAVAILABLE,
             ),
             on(EnergyLimitReached, h.suspend_evse, S.SUSPENDED_EVSE),
-            on(AvailabilityChanged, h.availability, S.SUSPENDED_EV),
+            on(AvailabilityChanged, f.availability, S.SUSPENDED_EV),
             on(LockConfirmed, h.lock_confirmed, S.SUSPENDED_EV),
             on(PowerWithdrawn, h.withdraw_power, S.SUSPENDED_EVSE),
-            on(FaultDetected, h.fault, S.FAULTED),
+            on(FaultDetected, f.fault, S.FAULTED),
             on(ReservationMade, r.reserve_busy, S.SUSPENDED_EV),
         ],
         S.SUSPENDED_EVSE: [
@@ -276,12 +279,12 @@ TRANSITIONS: Table = table(
                 S.UNAVAILABLE,
             ),
             on(EnergyLimitReached, h.suspend_evse, S.SUSPENDED_EVSE),
-            on(AvailabilityChanged, h.availability, S.SUSPENDED_EVSE),
+            on(AvailabilityChanged, f.availability, S.SUSPENDED_EVSE),
             on(LockConfirmed, h.lock_confirmed, S.SUSPENDED_EVSE),
             on(PowerWithdrawn, h.withdraw_power, S.SUSPENDED_EVSE),
             on(PowerAvailable, h.restore_power, S.SUSPENDED_EVSE, S.SUSPENDED_EV, S.CHARGING),
             on(EvReactionTimedOut, h.ev_reaction_timeout, S.SUSPENDED_EVSE),
-            on(FaultDetected, h.fault, S.FAULTED),
+            on(FaultDetected, f.fault, S.FAULTED),
             on(ReservationMade, r.reserve_busy, S.SUSPENDED_EVSE),
         ],
         S.FINISHING: [
@@ -289,36 +292,36 @@ TRANSITIONS: Table = table(
             on(Unlocked, h.finishing_unlocked, S.FINISHING, S.AVAILABLE, S.UNAVAILABLE),
             on(UnlockRequested, h.release_lock, S.FINISHING),
             on(IdPresented, h.release_lock, S.FINISHING),
-            on(Plugged, h.faulted_plugged, S.FINISHING),
+            on(Plugged, f.faulted_plugged, S.FINISHING),
             on(EvRequestsPower, h.flag_ev(True), S.FINISHING),
             on(EvPaused, h.flag_ev(False), S.FINISHING),
-            on(AvailabilityChanged, h.availability, S.FINISHING, S.UNAVAILABLE),
+            on(AvailabilityChanged, f.availability, S.FINISHING, S.UNAVAILABLE),
             on(PowerWithdrawn, h.withdraw_power, S.FINISHING),
             on(PowerAvailable, h.restore_power, S.FINISHING),
-            on(FaultDetected, h.fault, S.FAULTED),
+            on(FaultDetected, f.fault, S.FAULTED),
             on(ReservationMade, r.reserve_busy, S.FINISHING),
         ],
         S.UNAVAILABLE: [
-            on(AvailabilityChanged, h.availability, S.UNAVAILABLE, S.AVAILABLE, S.PREPARING),
-            on(Plugged, h.unavailable_plug(True), S.UNAVAILABLE),
-            on(Unplugged, h.unavailable_plug(False), S.UNAVAILABLE),
+            on(AvailabilityChanged, f.availability, S.UNAVAILABLE, S.AVAILABLE, S.PREPARING),
+            on(Plugged, f.unavailable_plug(True), S.UNAVAILABLE),
+            on(Unplugged, f.unavailable_plug(False), S.UNAVAILABLE),
             on(Unlocked, h.just_unlocked, S.UNAVAILABLE),
             on(UnlockRequested, h.release_lock, S.UNAVAILABLE),
             on(PowerWithdrawn, h.withdraw_power, S.UNAVAILABLE),
             on(PowerAvailable, h.restore_power, S.UNAVAILABLE),
-            on(FaultDetected, h.fault, S.FAULTED),
+            on(FaultDetected, f.fault, S.FAULTED),
             on(ReservationMade, r.reserve_busy, S.UNAVAILABLE),
         ],
         S.FAULTED: [
-            on(FaultCleared, h.fault_cleared, S.FAULTED, S.FINISHING, S.AVAILABLE, S.UNAVAILABLE),
-            on(Unplugged, h.faulted_unplugged, S.FAULTED, S.FINISHING, S.AVAILABLE, S.UNAVAILABLE),
-            on(Plugged, h.faulted_plugged, S.FAULTED),
+            on(FaultCleared, f.fault_cleared, S.FAULTED, S.FINISHING, S.AVAILABLE, S.UNAVAILABLE),
+            on(Unplugged, f.faulted_unplugged, S.FAULTED, S.FINISHING, S.AVAILABLE, S.UNAVAILABLE),
+            on(Plugged, f.faulted_plugged, S.FAULTED),
             on(Unlocked, h.just_unlocked, S.FAULTED),
             on(UnlockRequested, h.release_lock, S.FAULTED),
-            on(AvailabilityChanged, h.availability, S.FAULTED),
+            on(AvailabilityChanged, f.availability, S.FAULTED),
             on(PowerWithdrawn, h.withdraw_power, S.FAULTED),
             on(PowerAvailable, h.restore_power, S.FAULTED),
-            on(FaultDetected, h.fault, S.FAULTED),
+            on(FaultDetected, f.fault, S.FAULTED),
             on(ReservationMade, r.reserve_busy, S.FAULTED),
         ],
     }

@@ -1,4 +1,7 @@
-"""The handlers of the connector state machine's rows (``firmware.charging.TRANSITIONS``).
+"""The handlers of the connector state machine's rows of a session (``firmware.charging.
+TRANSITIONS``): plugged, authorized, locked, charging, suspended, stopped, unlocked.  The rows
+for faults and availability are ``firmware.charging_faults``, those of reservations
+``firmware.charging_reservation``; what several rows do alike is ``firmware.charging_shared``.
 
 Each takes ``(state, event, policy)`` and returns ``(state', commands)``; each is typed with the
 event class(es) its rows feed it, so mypy checks every row's pairing.  Pure: no I/O.  A handler
@@ -10,28 +13,32 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from firmware.charging_faults import fault
+from firmware.charging_shared import (
+    drop_reservation,
+    end_transaction,
+    energise_if_ready,
+    idle_status,
+    maybe_start,
+    power_off,
+    release_tethered,
+)
 from firmware.charging_types import (
     AuthorizationResult,
-    AvailabilityChanged,
     BeginTransaction,
     CancelConnectionTimer,
     CancelEvReactionTimer,
-    CloseContactor,
     Command,
     ConnectionTimedOut,
     ConnectorState,
-    EndReservation,
-    EndTransaction,
     EnergyLimitReached,
     EvPaused,
     EvReactionTimedOut,
     EvRequestsPower,
-    FaultCleared,
     FaultDetected,
     Feedback,
     Handler,
     IdPresented,
-    Lock,
     LockConfirmed,
     LockFailed,
     OfferPower,
@@ -64,81 +71,13 @@ from firmware.domain import (
 S = ConnectorStatus
 
 
-def _idle_status(c: ConnectorState) -> ConnectorStatus:
-    """Where a connector without transaction or fault rests (a reservation it still holds:
-    Reserved, whatever is plugged)."""
-    if not c.operative:
-        return S.UNAVAILABLE
-    if c.reservation is not None:
-        return S.RESERVED
-    return S.PREPARING if c.plugged else S.AVAILABLE
-
-
-def drop_reservation(c: ConnectorState, why: str) -> Result:
-    """The reservation held here ends (OCPP 1.6 §5.13: with a transaction begun under it, a
-    fault, Unavailable): the reservation service is told with ``EndReservation``."""
-    if c.reservation is None:
-        return c, []
-    rid = c.reservation.reservation_id
-    return replace(c, reservation=None), [EndReservation(rid, why)]
-
-
-# --- helpers shared by several rows ---------------------------------------------------------------
-
-
-def _power_off(c: ConnectorState) -> tuple[ConnectorState, list[Command]]:
-    cmds: list[Command] = []
-    if c.contactor_closed:
-        cmds.append(OpenContactor())
-    cmds.append(StopPower())
-    return replace(c, contactor_closed=False), cmds
-
-
-def _end_transaction(c: ConnectorState, reason: StopReason, id_tag: str | None) -> Result:
-    c, cmds = _power_off(c)
-    cmds.append(EndTransaction(reason, id_tag or c.transaction_id_tag))
-    c = replace(
-        c,
-        transaction_id_tag=None,
-        authorized_id_tag=None,
-        parent_id_tag=None,
-        pending_id_tag=None,
-        invalid_id=False,
-        allowance_used_up=False,
-    )
-    if c.unavailable_scheduled:
-        c = replace(c, operative=False, unavailable_scheduled=False)
-    return c, cmds
-
-
-def _maybe_start(c: ConnectorState) -> Result:
-    """Authorized and plugged: lock first; the transaction begins once the lock is confirmed."""
-    if c.authorized_id_tag and c.plugged and not c.locking and not c.in_transaction:
-        return replace(c, locking=True, status=S.PREPARING), [CancelConnectionTimer(), Lock()]
-    return c, []
-
-
-def _energise_if_ready(c: ConnectorState) -> Result:
-    if (
-        c.in_transaction
-        and c.locked
-        and c.ev_wants_power
-        and not c.faults
-        and not c.contactor_closed
-        and not c.allowance_used_up
-        and not c.power_withdrawn
-    ):
-        return replace(c, contactor_closed=True, status=S.CHARGING, info=""), [CloseContactor()]
-    return c, []
-
-
 # --- handlers: each typed with the event class its rows feed it ---------------------------------
 
 
 def idle_plugged(c: ConnectorState, e: Plugged | EvRequestsPower | EvPaused, p: Policy) -> Result:
     c = replace(c, plugged=True, status=S.PREPARING)
     if c.authorized_id_tag:
-        return _maybe_start(c)
+        return maybe_start(c)
     return c, [StartConnectionTimer()]
 
 
@@ -157,7 +96,7 @@ def auth_result(c: ConnectorState, e: AuthorizationResult, p: Policy) -> Result:
         return c, [Feedback("rejected")]
     c = replace(c, authorized_id_tag=e.id_tag, parent_id_tag=e.parent_id_tag, status=S.PREPARING)
     if c.plugged:
-        c, cmds = _maybe_start(c)
+        c, cmds = maybe_start(c)
         return c, [Feedback("accepted"), *cmds]
     return c, [Feedback("accepted"), StartConnectionTimer()]
 
@@ -173,15 +112,15 @@ def remote_start(c: ConnectorState, e: RemoteStart, p: Policy) -> Result:
         status=S.PREPARING,
     )
     if c.plugged:
-        return _maybe_start(c)
+        return maybe_start(c)
     return c, [StartConnectionTimer()]
 
 
 def preparing_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
-    c = _release_tethered(replace(c, plugged=False, ev_wants_power=False, locking=False), p)
+    c = release_tethered(replace(c, plugged=False, ev_wants_power=False, locking=False), p)
     if c.authorized_id_tag:
         return replace(c, status=S.PREPARING), [StartConnectionTimer()]
-    return replace(c, status=_idle_status(c)), [CancelConnectionTimer()]
+    return replace(c, status=idle_status(c)), [CancelConnectionTimer()]
 
 
 def connection_timeout(c: ConnectorState, e: ConnectionTimedOut, p: Policy) -> Result:
@@ -192,13 +131,13 @@ def connection_timeout(c: ConnectorState, e: ConnectionTimedOut, p: Policy) -> R
         # shared reader does not start on this cable; unplugging resets.
         return replace(c, status=S.FINISHING, pending_id_tag=None), []
     c = replace(c, authorized_id_tag=None, pending_id_tag=None)
-    return replace(c, status=_idle_status(c)), []
+    return replace(c, status=idle_status(c)), []
 
 
 def lock_confirmed(c: ConnectorState, e: LockConfirmed, p: Policy) -> Result:
     if p.tethered_cable and not c.plugged and not c.in_transaction:
         # A confirmation that arrives after the EV left holds no tethered cable (see
-        # _release_tethered); the next plug locks again if the driver is still authorized.
+        # release_tethered); the next plug locks again if the driver is still authorized.
         return replace(c, locking=False), []
     if not c.locking:
         return replace(c, locked=True), []
@@ -214,7 +153,7 @@ def lock_confirmed(c: ConnectorState, e: LockConfirmed, p: Policy) -> Result:
         return replace(c, transaction_id_tag=tag, status=S.SUSPENDED_EVSE), [begin, *ended]
     c = replace(c, transaction_id_tag=tag, status=S.SUSPENDED_EV)
     cmds: list[Command] = [begin, *ended, OfferPower()]
-    c, more = _energise_if_ready(c)
+    c, more = energise_if_ready(c)
     return c, cmds + more
 
 
@@ -226,7 +165,7 @@ def lock_failed(c: ConnectorState, e: LockFailed, p: Policy) -> Result:
 
 def ev_ready(c: ConnectorState, e: EvRequestsPower, p: Policy) -> Result:
     c = replace(c, ev_wants_power=True, plugged=True)
-    return _energise_if_ready(c)
+    return energise_if_ready(c)
 
 
 def ev_paused(c: ConnectorState, e: EvPaused, p: Policy) -> Result:
@@ -247,30 +186,20 @@ def flag_ev(wants: bool) -> Handler[EvRequestsPower | EvPaused]:
     return handler
 
 
-def _release_tethered(c: ConnectorState, p: Policy) -> ConnectorState:
-    """A tethered cable's "lock" is only the machine's bookkeeping (LockConfirmed comes at once,
-    nothing moves): once the EV is gone and no transaction holds the connector, nothing holds
-    the cable, so it counts as released and the connector does not wait in Finishing for an
-    Unlocked no motor will ever report (UnlockConnectorOnEVSideDisconnect is a socket's)."""
-    if p.tethered_cable and not c.plugged and not c.in_transaction:
-        return replace(c, locked=False)
-    return c
-
-
 def tx_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
     c = replace(c, plugged=False, ev_wants_power=False)
     if not p.stop_transaction_on_ev_side_disconnect:
         # The transaction goes on; the cable stays locked (this key has priority over
         # UnlockConnectorOnEVSideDisconnect) and energy may flow again when the EV comes back,
         # unless the allowance is used up: then the charger, not the EV, withholds it.
-        c, cmds = _power_off(c)
+        c, cmds = power_off(c)
         withheld = c.allowance_used_up or c.power_withdrawn
         status = S.SUSPENDED_EVSE if withheld else S.SUSPENDED_EV
         return replace(c, status=status, info="EV side disconnected"), cmds
-    c, cmds = _end_transaction(c, StopReason.EV_DISCONNECTED, None)
-    c = _release_tethered(c, p)
+    c, cmds = end_transaction(c, StopReason.EV_DISCONNECTED, None)
+    c = release_tethered(c, p)
     if not c.locked:
-        return replace(c, status=_idle_status(c), info=""), cmds
+        return replace(c, status=idle_status(c), info=""), cmds
     c = replace(c, status=S.FINISHING, info="EV side disconnected")
     if p.unlock_connector_on_ev_side_disconnect:
         cmds.append(Unlock())
@@ -304,12 +233,12 @@ def tx_auth_result(c: ConnectorState, e: AuthorizationResult, p: Policy) -> Resu
 
 
 def stop(c: ConnectorState, e: StopRequested, p: Policy) -> Result:
-    c, cmds = _end_transaction(c, e.reason, e.id_tag)
-    c = _release_tethered(c, p)
+    c, cmds = end_transaction(c, e.reason, e.id_tag)
+    c = release_tethered(c, p)
     # A cable still locked in the socket (the EV side left with UnlockConnectorOnEVSideDisconnect
     # false) is not free for the next user until the unlock is confirmed: Finishing till then
     # (finishing_unlocked; OCTT TC_005_3_CS).
-    c = replace(c, status=S.FINISHING if c.plugged or c.locked else _idle_status(c))
+    c = replace(c, status=S.FINISHING if c.plugged or c.locked else idle_status(c))
     if c.locked:
         # Normal termination releases the cable (OCPP 1.6 §4.10).
         cmds.append(Unlock())
@@ -329,7 +258,7 @@ def suspend_evse(
     c: ConnectorState, e: EnergyLimitReached | TransactionRejected, p: Policy
 ) -> Result:
     """The transaction stays open but no energy flows until it ends (C5: SuspendedEVSE)."""
-    c, cmds = _power_off(c)
+    c, cmds = power_off(c)
     return replace(c, status=S.SUSPENDED_EVSE, allowance_used_up=True), cmds
 
 
@@ -362,7 +291,7 @@ def restore_power(c: ConnectorState, e: PowerAvailable, p: Policy) -> Result:
     cmds.append(OfferPower())
     if c.contactor_closed:  # the limit came back before the EV reacted: it never stopped
         return replace(c, status=S.CHARGING), cmds
-    c, more = _energise_if_ready(replace(c, status=S.SUSPENDED_EV))
+    c, more = energise_if_ready(replace(c, status=S.SUSPENDED_EV))
     return c, cmds + more
 
 
@@ -377,22 +306,22 @@ def cancel_authorization(c: ConnectorState, e: StopRequested, p: Policy) -> Resu
     if c.locking:
         return c, []
     c = replace(c, authorized_id_tag=None, pending_id_tag=None)
-    return replace(c, status=_idle_status(c)), [CancelConnectionTimer()]
+    return replace(c, status=idle_status(c)), [CancelConnectionTimer()]
 
 
 def finishing_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
-    c = _release_tethered(replace(c, plugged=False, ev_wants_power=False), p)
+    c = release_tethered(replace(c, plugged=False, ev_wants_power=False), p)
     if c.locked:
         # The cable is kept locked in the socket (UnlockConnectorOnEVSideDisconnect=false):
         # stay Finishing until a person releases it.
         return c, []
-    return replace(c, status=_idle_status(c), info=""), []
+    return replace(c, status=idle_status(c), info=""), []
 
 
 def finishing_unlocked(c: ConnectorState, e: Unlocked, p: Policy) -> Result:
     c = replace(c, locked=False)
     if not c.plugged:
-        return replace(c, status=_idle_status(c), info=""), []
+        return replace(c, status=idle_status(c), info=""), []
     return c, []
 
 
@@ -402,106 +331,3 @@ def release_lock(c: ConnectorState, e: UnlockRequested | IdPresented, p: Policy)
 
 def just_unlocked(c: ConnectorState, e: Unlocked, p: Policy) -> Result:
     return replace(c, locked=False), []
-
-
-def fault(c: ConnectorState, e: FaultDetected, p: Policy) -> Result:
-    codes = {f.code for f in c.faults}
-    faults = c.faults if e.error.code in codes else (*c.faults, e.error)
-    latched = c.latched_faults | {e.error.code} if e.latched else c.latched_faults
-    c = replace(
-        c,
-        faults=faults,
-        latched_faults=latched,
-        latched_faults_gone=c.latched_faults_gone - {e.error.code},
-    )
-    cmds: list[Command] = []
-    if c.in_transaction:
-        c, cmds = _end_transaction(c, e.stop_reason, None)
-        c = _release_tethered(c, p)
-    else:
-        c, cmds = _power_off(c)
-    if c.locking:
-        c = replace(c, locking=False)
-    c, ended = drop_reservation(c, "Faulted")
-    c = replace(c, status=S.FAULTED, authorized_id_tag=None, pending_id_tag=None)
-    return c, [*cmds, *ended, Feedback("fault")]
-
-
-def _clear_faults(c: ConnectorState, gone: frozenset[ChargePointErrorCode]) -> ConnectorState:
-    """``gone``: latched faults whose condition has ended.  They are removed only once no EV is
-    plugged (IEC 61851 / RCD rules: no automatic re-close on a connected car)."""
-    if c.plugged:
-        c = replace(c, latched_faults_gone=gone)
-    else:
-        c = replace(
-            c,
-            faults=tuple(f for f in c.faults if f.code not in gone),
-            latched_faults=c.latched_faults - gone,
-            latched_faults_gone=frozenset(),
-        )
-    if not c.faults and c.status is S.FAULTED:
-        if c.plugged:
-            # The EV must be unplugged and plugged again to start a new session.
-            c = replace(c, status=S.FINISHING)
-        else:
-            c = replace(c, status=S.FINISHING if c.locked else _idle_status(c))
-    return c
-
-
-def fault_cleared(c: ConnectorState, e: FaultCleared, p: Policy) -> Result:
-    if e.code not in {f.code for f in c.faults}:
-        return c, []
-    if e.code in c.latched_faults:
-        gone = c.latched_faults_gone | {e.code}
-    else:
-        gone = c.latched_faults_gone
-        c = replace(c, faults=tuple(f for f in c.faults if f.code != e.code))
-    return _clear_faults(c, gone), []
-
-
-# Faults about the cable in the socket: removing the cable ends them (the next plug retries).
-CLEARED_BY_UNPLUG = frozenset({ChargePointErrorCode.CONNECTOR_LOCK_FAILURE})
-
-
-def faulted_unplugged(c: ConnectorState, e: Unplugged, p: Policy) -> Result:
-    c = _release_tethered(
-        replace(
-            c,
-            plugged=False,
-            ev_wants_power=False,
-            faults=tuple(f for f in c.faults if f.code not in CLEARED_BY_UNPLUG),
-        ),
-        p,
-    )
-    c = _clear_faults(c, c.latched_faults_gone)
-    cmds: list[Command] = [Unlock()] if c.locked else []
-    return c, cmds
-
-
-def faulted_plugged(c: ConnectorState, e: Plugged, p: Policy) -> Result:
-    return replace(c, plugged=True), []
-
-
-def availability(c: ConnectorState, e: AvailabilityChanged, p: Policy) -> Result:
-    if e.operative:
-        c = replace(c, operative=True, unavailable_scheduled=False)
-        if c.status is S.UNAVAILABLE:
-            c = replace(c, status=_idle_status(c))
-        return c, []
-    if c.in_transaction:
-        return replace(c, unavailable_scheduled=True), []
-    c = replace(c, operative=False, authorized_id_tag=None, pending_id_tag=None)
-    c, ended = drop_reservation(c, "Unavailable")
-    if c.status is not S.FAULTED:
-        c = replace(c, status=S.UNAVAILABLE)
-    return c, [CancelConnectionTimer(), *ended]
-
-
-def unavailable_plug(plugged: bool) -> Handler[Plugged | Unplugged]:
-    def handler(c: ConnectorState, e: Plugged | Unplugged, p: Policy) -> Result:
-        return _release_tethered(
-            replace(c, plugged=plugged, ev_wants_power=False if not plugged else c.ev_wants_power),
-            p,
-        ), []
-
-    return handler

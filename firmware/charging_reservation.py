@@ -1,6 +1,7 @@
 """The handlers of the connector state machine's reservation rows (OCPP 1.6 §3.11, §5.13):
 a connector Reserved for an idTag (or its group) until the reservation is used, expires or is
-cancelled.  Pure, like ``firmware.charging_handlers``; the rows are in ``firmware.charging``.
+cancelled.  Pure, like ``firmware.charging_handlers`` (what the rows share is
+``firmware.charging_shared``); the rows are in ``firmware.charging``.
 
 Which card may use a reservation is decided where authorization results arrive
 (``charging_handlers.auth_result`` / ``remote_start`` ask ``Reservation.admits``); a plug-in on
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from firmware.charging_handlers import _release_tethered
+from firmware.charging_shared import release_tethered
 from firmware.charging_types import (
     CancelConnectionTimer,
     Command,
@@ -60,7 +61,7 @@ def reserved_cable(
     starts at once) and the connector stays Reserved."""
     cmds: list[Command] = []
     if isinstance(e, Unplugged):
-        return _release_tethered(replace(c, plugged=False, ev_wants_power=False), p), cmds
+        return release_tethered(replace(c, plugged=False, ev_wants_power=False), p), cmds
     wants = c.ev_wants_power
     if isinstance(e, EvRequestsPower | EvPaused):
         wants = isinstance(e, EvRequestsPower)

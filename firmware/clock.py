@@ -56,11 +56,21 @@ def set_wall_clock(source: Callable[[], datetime] | None) -> None:
 def to_ocpp(dt: datetime | None = None) -> str:
     """An OCPP dateTime: RFC 3339 in UTC with a Z and millisecond precision
     (``2026-11-29T11:30:00.000Z``), the form every central system parses (OCPP-J 1.6 §4.1.4
-    leaves the precision open).  ``dt`` defaults to ``utcnow()``; a naive ``dt`` is read as UTC."""
+    leaves the precision open).  ``dt`` defaults to ``utcnow()``; a naive ``dt`` is read as UTC.
+
+    A time whose UTC instant lies outside Python's years 1-9999 (a valid RFC 3339
+    ``9999-12-31T23:59:59-01:00``: "never expires" from a central system west of Greenwich) is
+    written as the last (first) instant those years have: as far in the future (past) as can
+    be.  It once raised OverflowError in every store it reached (ReserveNow and SendLocalList
+    answered InternalError, the Authorize.conf of a driver's accepted card was dropped)."""
     dt = dt or utcnow()
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        dt = dt.astimezone(UTC)
+    except OverflowError:
+        dt = (datetime.max if dt.year == datetime.max.year else datetime.min).replace(tzinfo=UTC)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def from_ocpp(text: object) -> datetime | None:

@@ -3,7 +3,9 @@ machine (``firmware.charging``) and carries out the commands it returns.
 
 Everything for one connector goes through one queue consumed by one task, so events are handled
 strictly in order.  Slow actions (lock motor, Authorize) run as tasks that post their result
-back as an event; safety actions (open the contactor, stop PWM) run inside the step.
+back as an event; safety actions (open the contactor, stop PWM) run inside the step.  What the
+connector reads (pilot, contactor feedback, meter) is ``firmware.connector_senses``; its two
+timers are ``firmware.connector_timers``; both post into the same queue.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from firmware import charging as m
-from firmware import clock, pilot
 from firmware.config_keys import K, KeyRegistry
+from firmware.connector_senses import ConnectorSenses, fault_of
+from firmware.connector_timers import ConnectorTimers
 from firmware.domain import (
     ChargePointErrorCode,
     ConnectorError,
@@ -26,18 +29,9 @@ from firmware.domain import (
 from firmware.ports import CentralSystemLink, ConnectorReservations, TransactionHandle
 from firmware.transaction_meter import TransactionMeter
 from hal.interfaces import ConnectorDevices
-from hal.types import (
-    MIN_PILOT_CURRENT_A,
-    HardwareError,
-    MeterHealth,
-    MeterReading,
-    PilotReading,
-    PilotState,
-)
+from hal.types import MIN_PILOT_CURRENT_A, HardwareError, MeterReading
 
 log = logging.getLogger(__name__)
-
-PILOT_POLL_S = 0.2
 
 
 class ConnectorController:
@@ -58,7 +52,6 @@ class ConnectorController:
         self.link = link
         self.keys = keys
         self.state = m.ConnectorState()
-        self.meter_poll_s = meter_poll_s
         self._authorize_tag = authorize
         self.installation_limit_a = installation_limit_a
         self.limit_a: float | None = None  # set_limit: a charging limit (profiles, site share)
@@ -71,19 +64,17 @@ class ConnectorController:
         self._events: asyncio.Queue[m.Event | _ReOffer] = asyncio.Queue()
         self._stepped = asyncio.Condition()  # notified after every handled event (wait_until)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._timer: asyncio.Task[None] | None = None  # ConnectionTimeOut
-        self._reaction_timer: asyncio.Task[None] | None = None  # EV_REACTION_S after PWM stop
+        self.timers = ConnectorTimers(self.id, keys, self.post)
         self.transaction_meter = TransactionMeter(
             devices.connector_id, link, keys, lambda: self.last_reading, lambda: self._pwm_a
         )
-        self._pilot: PilotReading | None = None
-        self._debounce = pilot.Debounce()
+        self.senses = ConnectorSenses(
+            devices, keys, self.post, lambda: self.state, self.transaction_meter, meter_poll_s
+        )
         self._offered_a = 0.0  # the current asked of the pilot
         self._pwm_a = 0.0  # what it offers (a board with whole amperes rounds down)
         self._reported: tuple[ConnectorStatus, ConnectorError | None, str] | None = None
-        self.last_reading: MeterReading | None = None
         self.permanent_lock = False
-        self._invalid_since_wh: int | None = None
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Wait until ``predicate()`` holds (checked now and after every event this connector
@@ -162,6 +153,11 @@ class ConnectorController:
         return self.transaction_meter.handle
 
     @property
+    def last_reading(self) -> MeterReading | None:
+        """The meter's latest good reading (``ConnectorSenses``), None before the first."""
+        return self.senses.last_reading
+
+    @property
     def offered_current_a(self) -> float:
         """What the pilot offers the EV now (A; 0 without PWM)."""
         return self._pwm_a
@@ -185,7 +181,9 @@ class ConnectorController:
         # The pilot and meter loops are the connector's senses: if one dies the connector
         # would be blind (to an unplug, say), so their failure ends run() and, through the
         # app, the daemon (outputs safe, systemd restarts it).
-        await asyncio.gather(self._pilot_loop(), self._meter_loop(), self._serve_events())
+        await asyncio.gather(
+            self.senses.pilot_loop(), self.senses.meter_loop(), self._serve_events()
+        )
 
     async def _settle(self) -> None:
         """Before the first StatusNotification: the events queued before start (availability
@@ -194,14 +192,7 @@ class ConnectorController:
         pending: list[m.Event | _ReOffer] = []
         while not self._events.empty():
             pending.append(self._events.get_nowait())
-        try:
-            reading = await self.devices.pilot.read()
-        except HardwareError:
-            reading = None  # the pilot loop reports the fault
-        if reading is not None:
-            self._pilot = reading
-            self._debounce = pilot.Debounce(reading.state)
-            pending.extend(pilot.events(PilotState.A, reading.state))
+        pending.extend(await self.senses.first_events())
         for event in pending:
             await self.handle(event, report=False)
 
@@ -247,8 +238,8 @@ class ConnectorController:
         """Safe outputs; the caller decides what happens to an open transaction."""
         for task in list(self._tasks):
             task.cancel()
-        self._cancel_timer()
-        self._cancel_reaction_timer()
+        self.timers.cancel_connection()
+        self.timers.cancel_ev_reaction()
         self.transaction_meter.cancel()
         self.devices.contactor.open()
         await self._safe_pilot(self.devices.pilot.stop_offering())
@@ -277,7 +268,7 @@ class ConnectorController:
                     d.contactor.request_closed()
                 except HardwareError as exc:
                     log.error("connector %d: contactor refused: %s", self.id, exc)
-                    self.post(_fault_of(exc, latched=True))
+                    self.post(fault_of(exc, latched=True))
             case m.StopPower():
                 self._offered_a = self._pwm_a = 0.0
                 await self._safe_pilot(d.pilot.stop_offering())
@@ -307,19 +298,13 @@ class ConnectorController:
                 for callback in self._on_transaction:
                     callback(self.id, None)
             case m.StartConnectionTimer():
-                self._cancel_timer()
-                self._timer = asyncio.get_running_loop().create_task(
-                    self._connection_timer(clock.now()), name=f"connector{self.id}-timeout"
-                )
+                self.timers.start_connection()
             case m.CancelConnectionTimer():
-                self._cancel_timer()
+                self.timers.cancel_connection()
             case m.StartEvReactionTimer():
-                self._cancel_reaction_timer()
-                self._reaction_timer = asyncio.get_running_loop().create_task(
-                    self._ev_reaction_timer(), name=f"connector{self.id}-ev-reaction"
-                )
+                self.timers.start_ev_reaction()
             case m.CancelEvReactionTimer():
-                self._cancel_reaction_timer()
+                self.timers.cancel_ev_reaction()
             case m.Feedback(kind=kind):
                 self._feedback(self.id, kind)
             case m.EndReservation(reservation_id=rid, why=why) if self.reservations is not None:
@@ -332,46 +317,21 @@ class ConnectorController:
         limits = [self.devices.max_current_a]
         if self.installation_limit_a is not None:
             limits.append(self.installation_limit_a)
-        if self._pilot and self._pilot.cable_limit_a:
-            limits.append(self._pilot.cable_limit_a)
+        cable = self.senses.pilot
+        if cable and cable.cable_limit_a:
+            limits.append(cable.cable_limit_a)
         return min(limits)
 
     def _allowed_current(self) -> float:
         """What the pilot may offer (A): never rounded up to 6 A (see handle)."""
         return min(self.max_current_a, self.limit_a if self.limit_a is not None else math.inf)
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _cancel_reaction_timer(self) -> None:
-        if self._reaction_timer is not None:
-            self._reaction_timer.cancel()
-            self._reaction_timer = None
-
-    async def _ev_reaction_timer(self) -> None:
-        await asyncio.sleep(m.EV_REACTION_S)
-        self._reaction_timer = None
-        self.post(m.EvReactionTimedOut())
-
-    async def _connection_timer(self, started: float) -> None:
-        """ConnectionTimeOut seconds from ``started`` (Preparing began); a changed value
-        re-arms the running timer from that same start (a new value already past fires at
-        once)."""
-        while not await clock.sleep_until(
-            started + self.keys[K.ConnectionTimeOut], self.keys, (K.ConnectionTimeOut,)
-        ):
-            pass
-        self._timer = None
-        self.post(m.ConnectionTimedOut())
-
     async def _safe_pilot(self, operation: Awaitable[float | None]) -> float | None:
         try:
             return await operation
         except HardwareError as exc:
             log.error("connector %d: pilot: %s", self.id, exc)
-            self.post(_fault_of(exc))
+            self.post(fault_of(exc))
             return None
 
     async def _drive_lock(self, locked: bool) -> None:
@@ -399,7 +359,7 @@ class ConnectorController:
             if locked:
                 self.post(m.LockFailed(exc.vendor_code, exc.detail))
             else:
-                self.post(_fault_of(exc, code=ChargePointErrorCode.CONNECTOR_LOCK_FAILURE))
+                self.post(fault_of(exc, code=ChargePointErrorCode.CONNECTOR_LOCK_FAILURE))
             return
         self.post(m.LockConfirmed() if locked else m.Unlocked())
 
@@ -410,7 +370,7 @@ class ConnectorController:
             self.reservations.make_way(self.id, id_tag, info.parent_id_tag)
         self.post(m.AuthorizationResult(id_tag, info.accepted, info.parent_id_tag))
 
-    # ---------------------------------------------------------------- inputs
+    # ---------------------------------------------------------------- tasks
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"connector{self.id}-{name}")
@@ -423,115 +383,6 @@ class ConnectorController:
             log.error(
                 "connector %d: task %s failed", self.id, task.get_name(), exc_info=task.exception()
             )
-
-    async def _pilot_loop(self) -> None:
-        pilot_failed = False
-        while True:
-            try:
-                reading = await self.devices.pilot.read()
-            except HardwareError as exc:
-                if not pilot_failed:
-                    log.error("connector %d: pilot unreadable: %s", self.id, exc)
-                    pilot_failed = True
-                    self.post(_fault_of(exc))
-                await asyncio.sleep(PILOT_POLL_S * 5)
-                continue
-            if pilot_failed:
-                pilot_failed = False
-                log.info("connector %d: pilot readable again", self.id)
-                self.post(m.FaultCleared(ChargePointErrorCode.EV_COMMUNICATION_ERROR))
-            self._on_pilot(reading)
-            self._check_contactor()
-            await asyncio.sleep(PILOT_POLL_S)
-
-    def _on_pilot(self, reading: PilotReading) -> None:
-        self._debounce, events = pilot.read(self._debounce, reading.state)
-        if self._debounce.settled is reading.state:
-            self._pilot = reading  # the settled state's latest reading (cable limit)
-        for event in events:
-            self.post(event)
-
-    def _check_contactor(self) -> None:
-        status = self.devices.contactor.status()
-        if status.welded or status.failed_to_close:
-            code = ChargePointErrorCode.POWER_SWITCH_FAILURE
-            if code not in {f.code for f in self.state.faults}:
-                what = "welded" if status.welded else "did not close"
-                log.error("connector %d: contactor %s", self.id, what)
-                self.post(
-                    m.FaultDetected(
-                        ConnectorError(
-                            code, "WELD" if status.welded else "NOCLOSE", f"contactor {what}"
-                        ),
-                        latched=True,
-                    )
-                )
-
-    def _watch_invalid_id_energy(self) -> None:
-        """MaxEnergyOnInvalidId: the energy since the idTag was invalidated, over the rest of
-        the transaction (an EV pause or an unplug does not start a fresh allowance); once it is
-        used up the machine keeps that as state (``ConnectorState.allowance_used_up``)."""
-        if not self.state.invalid_id or self.state.allowance_used_up:
-            self._invalid_since_wh = None
-            return
-        if self._invalid_since_wh is None:
-            self._invalid_since_wh = self.transaction_meter.meter_wh()
-        used_wh = self.transaction_meter.meter_wh() - self._invalid_since_wh
-        if used_wh >= self.keys[K.MaxEnergyOnInvalidId]:
-            self.post(m.EnergyLimitReached())
-
-    async def _meter_loop(self) -> None:
-        health = MeterHealth.OK
-        while True:
-            self.transaction_meter.checkpoint(clock.now())
-            self._watch_invalid_id_energy()
-            reading = await self.devices.meter.poll()
-            if reading.health is MeterHealth.OK:
-                # A register never goes backwards (a meter swap or a glitch must not undo energy).
-                prev = self.last_reading
-                if (
-                    prev
-                    and prev.energy_import_wh is not None
-                    and reading.energy_import_wh is not None
-                    and reading.energy_import_wh < prev.energy_import_wh
-                ):
-                    log.warning(
-                        "connector %d: meter energy went backwards (%s -> %s Wh); "
-                        "ignoring the reading",
-                        self.id,
-                        prev.energy_import_wh,
-                        reading.energy_import_wh,
-                    )
-                else:
-                    self.last_reading = reading
-            if reading.health is not health:
-                if reading.health is MeterHealth.UNAVAILABLE:
-                    self.post(
-                        m.FaultDetected(
-                            ConnectorError(
-                                ChargePointErrorCode.POWER_METER_FAILURE,
-                                "METER",
-                                "energy meter not answering",
-                            )
-                        )
-                    )
-                elif health is MeterHealth.UNAVAILABLE:
-                    self.post(m.FaultCleared(ChargePointErrorCode.POWER_METER_FAILURE))
-                health = reading.health
-            await asyncio.sleep(self.meter_poll_s)
-
-
-def _fault_of(
-    exc: HardwareError, *, latched: bool = False, code: ChargePointErrorCode | None = None
-) -> m.FaultDetected:
-    """The machine's event for a hardware error: its OCPP errorCode (``code``, else the one
-    its fault maps to), vendorErrorCode, and info cut to OCPP's 50 characters."""
-    return m.FaultDetected(
-        ConnectorError(
-            code or ChargePointErrorCode.of(exc.fault), exc.vendor_code, exc.detail[:50]
-        ),
-        latched=latched,
-    )
 
 
 class _ReOffer:

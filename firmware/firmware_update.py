@@ -41,11 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from firmware import download
-from firmware.certificates import (
-    CertificateStore,
-    RootKind,
-    firmware_signature_problem,
-)
+from firmware.certificate_checks import firmware_signature_problem
+from firmware.certificates import CertificateStore, RootKind
 from firmware.charger import Charger
 from firmware.clock import utcnow
 from firmware.firmware_update_states import (

@@ -26,7 +26,8 @@ The central system's idTagInfo for a listed idTag (Authorize, Start/StopTransact
 changes the list; a status other than the entry's stored one is a LocalListConflict, reported on
 connector 0 until the next accepted SendLocalList or until the list is switched off (§3.5.3).
 An entry past its expiryDate that the central system still accepts is no conflict: the stored
-status is what the list says, its expiry only what the charger decides offline.
+status is what the list says, its expiry only what the charger decides offline; nor is a
+ConcurrentTx answer (it speaks of the card's other transaction, not of its validity).
 
 IdToken is case-insensitive (§3.5.2): an idTag is looked up by ``domain.id_token_key`` (ASCII
 letters folded; "Straße" and "STRASSE" are two idTags).  Which source wins
@@ -211,6 +212,10 @@ class LocalAuthorizationList:
         the entry's stored one is a conflict (§3.5.3; an expired Accepted entry is not)."""
         listed = self.store.get(id_tag) if self.enabled else None
         if listed is None or listed.status is info.status:
+            return
+        if info.status is AuthorizationStatus.CONCURRENT_TX:
+            # Of the card's other transaction, not of its validity: nothing the list could say
+            # (a driver's second session is no fault on connector 0).
             return
         log.warning(
             "local list conflict: the central system says %s is %s, the list says %s",

@@ -1,7 +1,7 @@
 """Control-pilot decoding and debounce (IEC 61851-1 annex A): pure, no I/O, no asyncio.
 
-The layer below the connector state machine (``firmware.charging``): ``firmware.connector``
-feeds every pilot reading to ``read`` and posts the events it returns.
+The layer below the connector state machine (``firmware.charging``): ``firmware.connector_senses``
+feeds every pilot reading to ``read`` and posts the events it returns to the connector.
 
 States (``hal.types.PilotState``, decoded from the CP high level by the pilot source):
 

@@ -38,7 +38,7 @@ from firmware import clock
 from firmware.charger import WALL_CLOCK_CHECK_S
 from firmware.config_keys import K, KeyRegistry
 from firmware.connector import ConnectorController
-from firmware.domain import ConnectorStatus, Reservation
+from firmware.domain import ConnectorStatus, Reservation, same_id_token
 from firmware.profiles import RESERVATION
 from firmware.reservation_store import ReservationStore
 
@@ -179,7 +179,7 @@ class Reservations:
     # ------------------------------------------------------------ ConnectorReservations
 
     def claim(self, connector_id: int, id_tag: str, parent_id_tag: str | None) -> int | None:
-        for r in self._held.values():
+        for r in self._own_first(id_tag):
             if r.connector_id == 0 and r.admits(id_tag, parent_id_tag):
                 log.info("reservation %d used on connector %d", r.reservation_id, connector_id)
                 self._end(r.reservation_id)
@@ -208,16 +208,18 @@ class Reservations:
         none: a connector is then free for the other) rather than refuse its card here."""
         here = next((rid for rid, cid in self._at.items() if cid == connector_id), None)
         mine = None if here is None else self._held.get(here)
-        if (
-            here is None
-            or mine is None
-            or mine.connector_id != 0
-            or mine.admits(id_tag, parent_id_tag)
-        ):
+        if here is None or mine is None or mine.connector_id != 0:
             return False
-        for rid, r in self._held.items():
+        if mine.admits(id_tag, parent_id_tag) and (
+            same_id_token(mine.id_tag, id_tag) or not self._own_zero(id_tag, here)
+        ):
+            return False  # admitted here, and no reservation of its very own elsewhere
+        for r in self._own_first(id_tag):
+            rid = r.reservation_id
             if r.connector_id != 0 or rid == here or not r.admits(id_tag, parent_id_tag):
                 continue
+            if mine.admits(id_tag, parent_id_tag) and not same_id_token(r.id_tag, id_tag):
+                continue  # only its own reservation is better than the group's it stands on
             other = self._at.get(rid)
             if other is None:
                 log.info("connector %d handed from reservation %d to %d", connector_id, here, rid)
@@ -292,6 +294,17 @@ class Reservations:
         """No card admitted on ``c``, or the one admitted is admitted by ``r`` too."""
         tag = c.state.authorized_id_tag
         return tag is None or r.admits(tag, c.state.parent_id_tag)
+
+    def _own_first(self, id_tag: str) -> list[Reservation]:
+        """The reservations held, those of ``id_tag`` itself before those that admit it by
+        its group: a card uses its own reservation, leaving its group's to the others."""
+        return sorted(self._held.values(), key=lambda r: not same_id_token(r.id_tag, id_tag))
+
+    def _own_zero(self, id_tag: str, other_than: int) -> bool:
+        return any(
+            r.connector_id == 0 and rid != other_than and same_id_token(r.id_tag, id_tag)
+            for rid, r in self._held.items()
+        )
 
     def _zero(self) -> list[Reservation]:
         return [r for r in self._held.values() if r.connector_id == 0]

@@ -1,21 +1,27 @@
 """The Smart Charging service (OCPP 1.6 §3.13, §5.5, §5.7, §5.16): installs, replaces and clears
-charging profiles (kept in ``firmware.profile_store``), answers GetCompositeSchedule, and turns the
-profiles and the site's allowance into each connector's limit (``ConnectorController.set_limit``),
-which the pilot offers.  docs/smart-charging.md, "How the limit reaches the pilot", gives the
-rules; in short, for connector c at instant t, in A per phase:
+charging profiles (the installed ones, persisted and restored, are ``firmware.smart_installed``'s),
+answers GetCompositeSchedule, and turns the profiles and the site's allowance into each
+connector's limit (``ConnectorController.set_limit``), which the pilot offers.
+docs/smart-charging.md, "How the limit reaches the pilot", gives the rules; in short, for
+connector c at instant t, in A per phase:
 
-- its own limit: TxProfile / TxDefaultProfile (``smart.limit_at`` without ChargePointMaxProfile;
-  without a transaction, as if one started at t, so its first offer already has it);
+- its own limit: TxProfile / TxDefaultProfile (``smart_limit.limit_at`` without
+  ChargePointMaxProfile; without a transaction, as if one started at t, so its first offer
+  already has it);
 - the charger's limit, min(ChargePointMaxProfile, site allowance), shared between the
   connectors in a transaction with ``site_limit.share`` (the earliest transaction first; one
   without a transaction gets what it would joining last);
 - the least of the two; None when nothing limits (a share at or above the rating does not).
 
-Set again at each instant ``smart.next_change`` names, on every profile change, every
+Set again at each instant ``smart_limit.next_change`` names, on every profile change, every
 transaction start or end (``ConnectorController.on_transaction``) and every site-allowance
 change.  The OCPP block reaches it through ``ports.SmartChargingControl``, the grid-meter poller
 through ``site_allowance``, the charger through ``remote_start_profile`` /
 ``remote_start_abandoned``.
+
+This module is the service's entry points and its clock (when to look again); the rest is
+apart: what the profiles are (kept, restored, replaced, cleared) in ``firmware.smart_installed``,
+the arithmetic of one look (the limits above, the composites) in ``firmware.smart_allocation``.
 """
 
 from __future__ import annotations
@@ -23,18 +29,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from firmware import clock
-from firmware.config_keys import K, KeyRegistry
+from firmware.config_keys import KeyRegistry
 from firmware.connector import ConnectorController
 from firmware.ports import TransactionHandle
 from firmware.profile_store import ProfileStore
-from firmware.profiles import SMART_CHARGING
-from firmware.site_limit import share
 from firmware.smart import (
     DEFAULT_PHASES,
     NOMINAL_VOLTAGE,
@@ -42,31 +45,16 @@ from firmware.smart import (
     ChargingProfilePurpose,
     ChargingRateUnit,
     CompositeSchedule,
-    anchored,
-    composite_schedule,
-    limit_at,
-    next_change,
-    rejection_reason,
-    starting_now,
 )
-from firmware.smart_composite import Steps, capped, in_unit, least, steps_in_unit, summed
+from firmware.smart_allocation import Allocation, Wiring
+from firmware.smart_installed import InstalledProfiles
+from firmware.smart_limit import anchored, next_change, starting_now
 
 log = logging.getLogger(__name__)
 
 P = ChargingProfilePurpose
 
 
-@dataclass(frozen=True)
-class Wiring:
-    """A connector's supply, for limits in W: ``phases`` (1-3) and the nominal ``voltage``
-    (V, phase to neutral)."""
-
-    phases: int = DEFAULT_PHASES
-    voltage: float = NOMINAL_VOLTAGE
-
-
-# ChargingScheduleAllowedChargingRateUnit's items (errata 3.86).
-UNIT_ITEMS = {"Current": ChargingRateUnit.A, "Power": ChargingRateUnit.W}
 # The wall clock is looked at again at least this often while a change is due: NTP may step it
 # (a Pi has no RTC), and the schedule is on the wall clock.
 WALL_CLOCK_CHECK_S = 60.0
@@ -95,37 +83,21 @@ class SmartCharging:
         self.store = store
         self.connectors = {c.id: c for c in connectors}
         self.keys = keys
-        self.phases = phases
-        self.voltage = voltage
-        self._wiring = dict(wiring or {})
-        self._enabled = SMART_CHARGING in keys[K.SupportedFeatureProfiles]
-        # Profiles installed before the manufacturer left the profile out ([ocpp] profiles)
-        # stay in the file but never limit: no central system could clear them.
-        self._profiles = store.profiles() if self._enabled else []
-        if not self._enabled and store.profiles():
-            log.warning("stored charging profiles not used: SmartCharging is not enabled")
-        self._pending: dict[int, ChargingProfile] = {}  # RemoteStartTransaction's, per connector
-        self._site_a: float | None = None
         self._wake = asyncio.Event()
         for c in self.connectors.values():
             c.on_transaction(self._transaction_changed)
         running = {
             (c.id, c.transaction.local_id) for c in self.connectors.values() if c.transaction
         }
-        orphans = [
-            p.charging_profile_id
-            for p in self._profiles
-            if p.charging_profile_purpose is P.TxProfile
-            and (p.connector_id, p.transaction_id) not in running
-        ]
-        if orphans:
-            log.info("TxProfiles %s removed: their transaction is not running", orphans)
-            self._remove(orphans)
+        self.installed = InstalledProfiles(store, keys, len(self.connectors), running)
+        self.allocation = Allocation(
+            self.connectors, self.installed, phases=phases, voltage=voltage, wiring=wiring
+        )
 
     @property
     def profiles(self) -> list[ChargingProfile]:
         """The installed profiles (a copy)."""
-        return list(self._profiles)
+        return list(self.installed.profiles)
 
     # ------------------------------------------------------------ SmartChargingControl
 
@@ -135,14 +107,17 @@ class SmartCharging:
         ``transaction_id`` is bound to the transaction running on its connector."""
         c = self.connectors.get(profile.connector_id)
         running = c.transaction.local_id if c is not None and c.transaction else None
-        reason = self._rejection(profile, running, remote_start=False)
+        reason = self.installed.rejection(profile, running, remote_start=False)
         if reason is not None:
             return reason
         if profile.charging_profile_purpose is P.TxProfile and profile.transaction_id is None:
             profile = replace(profile, transaction_id=running)
         if profile.charging_profile_purpose is P.ChargePointMaxProfile:
             profile = starting_now(profile, clock.utcnow())
-        return self._install(profile)
+        reason = self.installed.install(profile)
+        if reason is None:
+            self.reevaluate()
+        return reason
 
     def clear_charging_profile(
         self,
@@ -165,25 +140,10 @@ class SmartCharging:
                 and (stack_level is None or p.stack_level == stack_level)
             )
 
-        doomed = [p for p in self._profiles if matches(p)]
-        # A RemoteStartTransaction's profile still waiting for its transaction is cleared too.
-        waiting = [c for c, p in self._pending.items() if matches(p)]
-        for c in waiting:
-            log.info("connector %d: the RemoteStartTransaction profile is cleared", c)
-            del self._pending[c]
-        if not doomed:
-            if waiting:
-                self.reevaluate()
-            return bool(waiting)
-        ids = [p.charging_profile_id for p in doomed]
-        try:
-            self._remove(ids)
-        except sqlite3.Error as exc:
-            log.error("charging profiles %s could not be cleared: %s", ids, exc)
-            return False
-        log.info("charging profiles cleared: %s", ids)
-        self.reevaluate()
-        return True
+        cleared = self.installed.clear(matches)
+        if cleared:
+            self.reevaluate()
+        return cleared
 
     def composite_schedule(
         self, connector_id: int, duration_s: int, unit: ChargingRateUnit | None
@@ -204,11 +164,7 @@ class SmartCharging:
         # began a moment ago must not seem to begin inside the composite.
         start = now.replace(microsecond=0) + timedelta(seconds=1 if now.microsecond else 0)
         unit = unit or ChargingRateUnit.A
-        if connector_id == 0:
-            return self._charger_composite(start, duration_s, unit)
-        amps = self._connector_composite(self.connectors[connector_id], start, duration_s)
-        wiring = self.wiring(connector_id)
-        return in_unit(amps, unit, phases=wiring.phases, voltage=wiring.voltage)
+        return self.allocation.composite(connector_id, start, duration_s, unit)
 
     # ------------------------------------------------------------ other inputs
 
@@ -218,8 +174,8 @@ class SmartCharging:
         between the connectors that charge.  ``ValueError`` for a negative or non-finite value."""
         if amps is not None and not (math.isfinite(amps) and amps >= 0):
             raise ValueError(f"a site allowance must be a finite number >= 0 A, not {amps!r}")
-        if amps != self._site_a:
-            self._site_a = amps
+        if amps != self.allocation.site_a:
+            self.allocation.site_a = amps
             self.reevaluate()
 
     def remote_start_profile(self, connector_id: int, profile: ChargingProfile) -> str | None:
@@ -227,118 +183,26 @@ class SmartCharging:
         to begin on ``connector_id``: None when it will be installed, bound to the transaction,
         when that starts; else the reason it is Rejected.  A later call replaces it."""
         profile = replace(profile, connector_id=connector_id)
-        reason = self._rejection(profile, None, remote_start=True)
+        reason = self.installed.rejection(profile, None, remote_start=True)
         if reason is not None:
             return reason
-        self._pending[connector_id] = profile
+        self.installed.pending[connector_id] = profile
         self.reevaluate()
         return None
 
     def remote_start_abandoned(self, connector_id: int) -> None:
         """The remote start on ``connector_id`` began no transaction (ConnectionTimeOut, the
         idTag refused, a fault): its profile is dropped."""
-        if self._pending.pop(connector_id, None) is not None:
+        if self.installed.pending.pop(connector_id, None) is not None:
             log.info("connector %d: the RemoteStartTransaction profile is dropped", connector_id)
             self.reevaluate()
 
     def _transaction_changed(self, connector_id: int, handle: TransactionHandle | None) -> None:
         if handle is not None:
-            pending = self._pending.pop(connector_id, None)
-            if pending is not None:
-                bound = replace(pending, transaction_id=handle.local_id)
-                reason = self._install(bound, apply=False)
-                if reason is not None:
-                    log.error(
-                        "connector %d: the RemoteStartTransaction profile could not be "
-                        "installed: %s",
-                        connector_id,
-                        reason,
-                    )
+            self.installed.transaction_started(connector_id, handle.local_id)
         else:
-            ended = [
-                p.charging_profile_id
-                for p in self._profiles
-                if p.charging_profile_purpose is P.TxProfile and p.connector_id == connector_id
-            ]
-            if ended:
-                try:
-                    self._remove(ended)
-                except sqlite3.Error as exc:
-                    # Out of memory now; the next start removes them from the file.
-                    log.error("TxProfiles %s could not be removed from the file: %s", ended, exc)
-                    self._profiles = [
-                        p for p in self._profiles if p.charging_profile_id not in ended
-                    ]
-                log.info(
-                    "connector %d: transaction over, TxProfiles %s removed", connector_id, ended
-                )
+            self.installed.transaction_ended(connector_id)
         self.reevaluate()
-
-    # ------------------------------------------------------------ installing
-
-    def _rejection(
-        self, profile: ChargingProfile, running: int | None, *, remote_start: bool
-    ) -> str | None:
-        allowed = self.keys[K.ChargingScheduleAllowedChargingRateUnit]
-        reason = rejection_reason(
-            profile,
-            number_of_connectors=len(self.connectors),
-            active_transaction_id=running,
-            max_stack_level=self.keys[K.ChargeProfileMaxStackLevel],
-            max_periods=self.keys[K.ChargingScheduleMaxPeriods],
-            allowed_units=[UNIT_ITEMS[item] for item in allowed if item in UNIT_ITEMS],
-            remote_start=remote_start,
-        )
-        return reason or self._no_room(profile, remote_start=remote_start)
-
-    def _replaced(self, profile: ChargingProfile) -> list[int]:
-        """Same id anywhere, or same purpose, stack level and connector (§5.16)."""
-        key = (profile.charging_profile_purpose, profile.stack_level, profile.connector_id)
-        return [
-            p.charging_profile_id
-            for p in self._profiles
-            if p.charging_profile_id == profile.charging_profile_id
-            or (p.charging_profile_purpose, p.stack_level, p.connector_id) == key
-        ]
-
-    def _no_room(self, profile: ChargingProfile, *, remote_start: bool = False) -> str | None:
-        most = self.keys[K.MaxChargingProfilesInstalled]
-        # A RemoteStartTransaction's profile waiting for its transaction keeps its room (a
-        # new one on its connector replaces it).
-        waiting = sum(1 for c in self._pending if not remote_start or c != profile.connector_id)
-        if len(self._profiles) + waiting - len(self._replaced(profile)) + 1 > most:
-            return f"{most} profiles are installed already (MaxChargingProfilesInstalled)"
-        return None
-
-    def _install(self, profile: ChargingProfile, *, apply: bool = True) -> str | None:
-        reason = self._no_room(profile)
-        if reason is not None:
-            return reason
-        replaced = self._replaced(profile)
-        try:
-            self.store.install(profile, replaced)
-        except sqlite3.Error as exc:
-            log.error(
-                "charging profile %d could not be stored: %s", profile.charging_profile_id, exc
-            )
-            return f"the profile could not be stored ({exc})"
-        self._profiles = [p for p in self._profiles if p.charging_profile_id not in replaced]
-        self._profiles.append(profile)
-        log.info(
-            "charging profile %d installed on connector %d (%s, stack level %d)%s",
-            profile.charging_profile_id,
-            profile.connector_id,
-            profile.charging_profile_purpose.value,
-            profile.stack_level,
-            f", replacing {replaced}" if replaced else "",
-        )
-        if apply:
-            self.reevaluate()
-        return None
-
-    def _remove(self, ids: list[int]) -> None:
-        self.store.remove(ids)
-        self._profiles = [p for p in self._profiles if p.charging_profile_id not in ids]
 
     # ------------------------------------------------------------ the limits
 
@@ -355,64 +219,8 @@ class SmartCharging:
                 c.set_limit(amps)
 
     def limits(self, now: datetime) -> dict[int, float | None]:
-        """Each connector's limit at ``now`` (A per phase, None: none), see the module."""
-        own = {cid: self._own_limit(c, now) for cid, c in self.connectors.items()}
-        charger = least(self._charge_point_max(now), self._site_a)
-        if charger is None:
-            return own
-        shares = self._shares(charger, own)
-        return {
-            cid: least(own[cid], _binding(shares[cid], c)) for cid, c in self.connectors.items()
-        }
-
-    def _profiles_for(self, c: ConnectorController) -> list[ChargingProfile]:
-        pending = self._pending.get(c.id)
-        if c.transaction is None and pending is not None:
-            return [*self._profiles, pending]
-        return self._profiles
-
-    def _start(self, c: ConnectorController, now: datetime) -> datetime:
-        """The connector's transaction start; without one, ``now`` (as if it started now)."""
-        return c.transaction.started_at if c.transaction is not None else now
-
-    def wiring(self, connector_id: int) -> Wiring:
-        """The supply of ``connector_id`` (0: the whole charger's), for W <-> A."""
-        return self._wiring.get(connector_id) or Wiring(self.phases, self.voltage)
-
-    def _own_limit(self, c: ConnectorController, now: datetime) -> float | None:
-        profiles = [
-            p
-            for p in self._profiles_for(c)
-            if p.charging_profile_purpose is not P.ChargePointMaxProfile
-        ]
-        wiring = self.wiring(c.id)
-        return limit_at(
-            profiles,
-            c.id,
-            now,
-            transaction_start=self._start(c, now),
-            phases=wiring.phases,
-            voltage=wiring.voltage,
-        )
-
-    def _charge_point_max(self, now: datetime) -> float | None:
-        """ChargePointMaxProfile at ``now`` (A per phase of the charger's supply)."""
-        return limit_at(self._profiles, 0, now, phases=self.phases, voltage=self.voltage)
-
-    def _shares(self, charger_a: float, own: dict[int, float | None]) -> dict[int, float]:
-        """``charger_a`` shared between the connectors in a transaction (the earliest start
-        first); one without a transaction gets what it would get joining last."""
-        charging = sorted(
-            (c for c in self.connectors.values() if c.transaction is not None),
-            key=lambda c: (c.transaction.started_at if c.transaction else clock.utcnow(), c.id),
-        )
-        caps = [least(own[c.id], c.max_current_a) or 0.0 for c in charging]
-        out = dict(zip((c.id for c in charging), share(charger_a, caps), strict=True))
-        for c in self.connectors.values():
-            if c.id not in out:
-                cap = least(own[c.id], c.max_current_a) or 0.0
-                out[c.id] = share(charger_a, [*caps, cap])[-1]
-        return out
+        """Each connector's limit at ``now`` (A per phase, None: none; ``Allocation.limits``)."""
+        return self.allocation.limits(now)
 
     # ------------------------------------------------------------ the schedule's clock
 
@@ -420,7 +228,7 @@ class SmartCharging:
         """The first instant after ``now`` at which a connector's limit may change."""
         instants = []
         for c in self.connectors.values():
-            profiles = self._profiles_for(c)
+            profiles = self.allocation.profiles_for(c)
             if c.transaction is not None:
                 start = c.transaction.started_at
                 instants.append(next_change(profiles, c.id, now, transaction_start=start))
@@ -456,67 +264,5 @@ class SmartCharging:
             deadline = None if wait is None else clock.now() + min(wait, WALL_CLOCK_CHECK_S)
             reached = await clock.sleep_until(deadline, self.keys, (), wake=self._wake)
 
-    # ------------------------------------------------------------ composites
 
-    def _site_share(self, c: ConnectorController, now: datetime) -> float | None:
-        """What the site allowance leaves ``c`` now, whatever its own profiles (they are in its
-        composite already, period by period): the others keep their current limits."""
-        if self._site_a is None:
-            return None
-        own = {cid: self._own_limit(x, now) for cid, x in self.connectors.items()}
-        own[c.id] = None
-        return self._shares(self._site_a, own)[c.id]
-
-    def _connector_composite(
-        self, c: ConnectorController, start: datetime, duration: int
-    ) -> CompositeSchedule:
-        tx, wiring = c.transaction, self.wiring(c.id)
-        # A RemoteStartTransaction's profile waiting here applies from the transaction it
-        # starts: counted as from now, as in the connector's limit (``_own_limit``).
-        waiting = tx is None and c.id in self._pending
-        schedule = composite_schedule(
-            self._profiles_for(c),
-            c.id,
-            start,
-            duration,
-            ChargingRateUnit.A,
-            transaction_start=tx.started_at if tx is not None else start if waiting else None,
-            phases=wiring.phases,
-            voltage=wiring.voltage,
-            default_limit_a=c.max_current_a,
-        )
-        assert schedule is not None  # a default is given
-        cap = least(c.max_current_a, self._site_share(c, start))
-        return capped(schedule, [[(0, cap)]])
-
-    def _charger_composite(
-        self, start: datetime, duration: int, unit: ChargingRateUnit
-    ) -> CompositeSchedule:
-        """The sum of the connectors' composites, each in ``unit`` with its own wiring (in W a
-        single-phase connector adds one phase's power), capped by ChargePointMaxProfile and
-        the site allowance (A per phase of the charger's supply, in ``unit``)."""
-        parts = []
-        for c in self.connectors.values():
-            wiring = self.wiring(c.id)
-            amps = self._connector_composite(c, start, duration)
-            parts.append(in_unit(amps, unit, phases=wiring.phases, voltage=wiring.voltage))
-        cp_max = composite_schedule(
-            self._profiles, 0, start, duration, phases=self.phases, voltage=self.voltage
-        )
-        caps: list[Steps] = [[(0, self._site_a)]]
-        if cp_max is not None:
-            caps.append([(p.start_period, p.limit) for p in cp_max.charging_schedule_period])
-        in_w = [steps_in_unit(st, unit, phases=self.phases, voltage=self.voltage) for st in caps]
-        return capped(summed(parts, start, duration, self.phases, unit), in_w)
-
-
-# ---------------------------------------------------------------- pure helpers
-
-
-def _binding(share_a: float, c: ConnectorController) -> float | None:
-    """A share that the connector's rating already keeps it under limits nothing (None): its
-    maximum may rise (a new PiCP.MaxInstallationCurrent) but never above the rating."""
-    return share_a if share_a < c.devices.max_current_a else None
-
-
-__all__ = ["UNIT_ITEMS", "SmartCharging", "Wiring"]
+__all__ = ["SmartCharging"]

@@ -1,10 +1,12 @@
-"""Composite schedules combined (OCPP 1.6 §5.7, §7.13): pure, no I/O, no asyncio.
+"""Composite schedules (OCPP 1.6 §5.7, §6.14, §7.13): pure, no I/O, no asyncio.
 
-``firmware.smart.composite_schedule`` gives one connector's composite from its profiles; the
-Smart Charging service (``firmware.smart_charging``) caps it by local limits (the connector's
-maximum current, its share of the site allowance) and adds the connectors' composites up for
-connector 0, the whole charger's expected draw.  A composite here is in A per phase; ``in_unit``
-converts it for the answer.
+``composite_schedule`` gives one connector's composite from its profiles, instant by instant
+from ``firmware.smart_limit`` (the limit at t); the Smart Charging service
+(``firmware.smart_charging``) caps it by local limits (the connector's maximum current, its
+share of the site allowance) and adds the connectors' composites up for connector 0, the whole
+charger's expected draw.  Apart from the limit at an instant because it is the answer over a
+window (GetCompositeSchedule), merged into periods on whole seconds.  A composite here is in A
+per phase unless its unit says W; ``in_unit`` converts it for the answer.
 
 A *step function* is a list of (offset in s, limit or None), ascending: from each offset the
 limit holds until the next one; None means no limit.
@@ -12,13 +14,82 @@ limit holds until the next one; None means no limit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from firmware.smart import ChargingRateUnit, CompositePeriod, CompositeSchedule, to_watts
+from firmware.smart import (
+    DEFAULT_PHASES,
+    NOMINAL_VOLTAGE,
+    ChargingProfile,
+    ChargingRateUnit,
+    CompositePeriod,
+    CompositeSchedule,
+    to_watts,
+)
+from firmware.smart_limit import Limit, boundaries, effective_limit, relevant
 
 Steps = Sequence[tuple[int, float | None]]
+
+
+def composite_schedule(
+    profiles: Iterable[ChargingProfile],
+    connector_id: int,
+    start: datetime,
+    duration: int,
+    unit: ChargingRateUnit = ChargingRateUnit.A,
+    *,
+    transaction_start: datetime | None = None,
+    phases: int = DEFAULT_PHASES,
+    voltage: float = NOMINAL_VOLTAGE,
+    default_limit_a: float | None = None,
+) -> CompositeSchedule | None:
+    """The GetCompositeSchedule answer (§5.7, §6.14) for ``connector_id`` (0: the whole charger,
+    ChargePointMaxProfile only) from ``start`` for ``duration`` s, in ``unit``: at each instant
+    the ``limit_at`` value (Relative schedules without a transaction start at ``start``), adjacent
+    equal periods merged; periods start on whole seconds (a bound between two seconds shows from
+    the next one). Where no profile applies the limit is ``default_limit_a`` (the
+    connector's own maximum, if given) or None; None as a whole when no profile applies anywhere
+    in the window and no default is given."""
+    profiles = list(profiles)
+    end = start + timedelta(seconds=duration)
+    anchor = transaction_start or start
+    # A boundary between whole seconds starts its period at the next second, where the new
+    # limit is already in force: periods start on whole seconds (startPeriod is an integer).
+    offsets = {0}
+    for profile in relevant(profiles, connector_id, transaction_start is not None):
+        for instant in boundaries(profile, anchor, start, end):
+            offset = math.ceil((instant - start).total_seconds())
+            if 0 < offset < duration:
+                offsets.add(offset)
+    periods: list[CompositePeriod] = []
+    limited = False
+    for offset in sorted(offsets):
+        limit = effective_limit(
+            profiles,
+            connector_id,
+            start + timedelta(seconds=offset),
+            transaction_start=transaction_start,
+            now=start,
+            phases=phases,
+            voltage=voltage,
+        )
+        limited = limited or limit is not None
+        if limit is None and default_limit_a is not None:
+            limit = Limit(default_limit_a, phases)
+        if limit is None:
+            value, number_phases = None, phases
+        elif unit is ChargingRateUnit.W:
+            value = to_watts(limit.amps, phases=limit.number_phases, voltage=voltage)
+            number_phases = limit.number_phases
+        else:
+            value, number_phases = limit.amps, limit.number_phases
+        if not periods or (periods[-1].limit, periods[-1].number_phases) != (value, number_phases):
+            periods.append(CompositePeriod(offset, value, number_phases))
+    if not limited and default_limit_a is None:
+        return None
+    return CompositeSchedule(start, duration, unit, tuple(periods))
 
 
 def least(*values: float | None) -> float | None:
@@ -101,4 +172,13 @@ def steps_in_unit(steps: Steps, unit: ChargingRateUnit, *, phases: int, voltage:
     ]
 
 
-__all__ = ["Steps", "capped", "in_unit", "least", "steps_in_unit", "summed", "value_at"]
+__all__ = [
+    "Steps",
+    "capped",
+    "composite_schedule",
+    "in_unit",
+    "least",
+    "steps_in_unit",
+    "summed",
+    "value_at",
+]

@@ -5,7 +5,8 @@ its ``[table] key``.
 A small checker rather than a validation library: the messages must name the TOML table and key
 in the file's own terms, a bool must not pass as a number (``isinstance(True, int)`` holds), and
 the limits live in the annotations (``hal.config.Range``, ``Length``, meter model names: any
-object with ``problem(value) -> str | None``).  Used by ``firmware.settings``.
+object with ``problem(value) -> str | None``).  Used by ``firmware.settings_load``
+(and ``Settings.with_overrides``).
 """
 
 from __future__ import annotations

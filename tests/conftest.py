@@ -18,8 +18,9 @@ import pytest
 import pytest_asyncio
 
 from centralsystem import CentralSystem, MessageRecord
-from firmware import app
-from firmware.settings import Settings, load
+from firmware import app, app_devices
+from firmware.settings import Settings
+from firmware.settings_load import load
 from hal.modbus.bus import close_all_buses
 from hal.modbus.server import RegisterDevice
 from hal.sim.modbus_devices import SimulatedModbusServer
@@ -61,7 +62,9 @@ class Rig:
     async def command(self, cmd: str, **extra: object) -> dict[str, Any]:
         """Drive the bench through its control socket, as `chargepoint bench` does, but
         answered at once (``settle`` false): the tests wait for what they expect themselves."""
-        answer = await app.bench_command(self.state_dir, {"cmd": cmd, "settle": False, **extra})
+        answer = await app_devices.bench_command(
+            self.state_dir, {"cmd": cmd, "settle": False, **extra}
+        )
         assert answer["ok"], answer
         return answer
 

@@ -148,22 +148,10 @@ def http_server(directory: Path, tls: tuple[str, str] | None = None) -> Iterator
 def ftp_server(directory: Path, user: str = "fw", password: str = "s3cret-pw") -> Iterator[str]:
     """A real FTP server (pyftpdlib) on 127.0.0.1 serving ``directory`` read-only to
     ``user``; yields ``ftp://user:password@127.0.0.1:port``."""
-    from pyftpdlib.authorizers import DummyAuthorizer
-    from pyftpdlib.handlers import FTPHandler
-    from pyftpdlib.servers import FTPServer
+    from tests.system.upload_servers import ftp_server as serve
 
-    authorizer = DummyAuthorizer()
-    authorizer.add_user(user, password, str(directory), perm="elr")
-    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer})
-    server = FTPServer(("127.0.0.1", 0), handler)
-    port = server.socket.getsockname()[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1}, daemon=True)
-    thread.start()
-    try:
+    with serve(directory, user, password, perm="elr") as port:
         yield f"ftp://{user}:{password}@127.0.0.1:{port}"
-    finally:
-        server.close_all()
-        thread.join(timeout=5)
 
 
 @contextmanager

@@ -87,9 +87,8 @@ def bundles() -> Bundles:
         )
     where = CACHE / fingerprint()
     CACHE.parent.mkdir(parents=True, exist_ok=True)
-    # pytest-xdist workers ask at once after a change of the sources: one builds, the others
-    # wait for it (else one removes the other's half-built cache).
-    with open(CACHE.parent / "release.lock", "a+b") as lock:
+    # pytest-xdist workers each ask: one builds, the others wait for it.
+    with open(CACHE.parent / "release.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (where / ".complete").exists():
             shutil.rmtree(CACHE, ignore_errors=True)

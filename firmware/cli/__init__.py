@@ -3,7 +3,8 @@
 The tools behind the commands are the modules of this package (``demo``, ``config``, ``auth``,
 ``certificate``, ``doctor``, ``hwtest``, ``release``, and the doc generators ``keydoc``,
 ``filedoc`` and ``charging_doc``); the daemon never loads them.  They reach hardware only
-through ``firmware.app``.
+through the composition root's ``firmware.app_devices`` (and the key registry through
+``firmware.app_keys``).
 
 Heavy modules (ocpp, pymodbus, gpiozero) are imported inside the commands that need them, so
 ``chargepoint --help`` and ``chargepoint bench status`` start quickly on a Pi.
@@ -26,8 +27,10 @@ DEFAULT_CONFIG = "/etc/chargepoint/chargepoint.toml"
 
 
 def _run(args: argparse.Namespace) -> int:
-    from firmware import app
-    from firmware.settings import SettingsError, example_path, load
+    from firmware import app, app_blocks, app_devices
+    from firmware.settings import example_path
+    from firmware.settings_load import load
+    from firmware.tomlcheck import SettingsError
 
     # Without --config: the shipped bench example for the simulated bench, else the installed
     # file (where install/install.sh puts it).
@@ -70,13 +73,13 @@ def _run(args: argparse.Namespace) -> int:
         # A Reset or an update restarts the controller (exit for systemd or the launcher,
         # else os.execv in place: the launcher when a release is to start).
         status = asyncio.run(app.run(settings))
-        return app.exit_or_restart(status, app.release_installer(settings).restart_argv())
+        return app.exit_or_restart(status, app_blocks.release_installer(settings).restart_argv())
     except KeyboardInterrupt:
         return 130
     except KeyValueError as exc:
         print(f"chargepoint: configuration error: {exc}", file=sys.stderr)
         return 2
-    except app.HardwareUnavailable as exc:
+    except app_devices.HardwareUnavailable as exc:
         print(f"chargepoint: {exc}", file=sys.stderr)
         return 2
     except StoreUnusable as exc:
@@ -169,7 +172,7 @@ def _hw_test(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from firmware.app import BENCH_SOCKET, bench_command
+    from firmware.app_devices import BENCH_SOCKET, bench_command
 
     request: dict[str, Any] = {"cmd": args.bench_cmd}
     if getattr(args, "connector", None) is not None:

@@ -21,8 +21,10 @@ from firmware.clock import to_ocpp, utcnow
 from firmware.config_keys import K, KeyRegistry, KeyValueError
 from firmware.domain import IdTagInfo
 from firmware.local_list import LocalAuthorizationList, LocalListStore
-from firmware.settings import SettingsError, load
+from firmware.profiles import LOCAL_AUTH_LIST_MANAGEMENT
+from firmware.settings_load import load
 from firmware.storage import StoreUnusable
+from firmware.tomlcheck import SettingsError
 
 PROG = "chargepoint auth"
 
@@ -47,7 +49,7 @@ def run(
 ) -> int:
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
-    from firmware import app
+    from firmware import app_keys
 
     try:
         settings = load(config).with_overrides(state_dir=state_dir)
@@ -59,7 +61,7 @@ def run(
         print(f"{PROG}: no state directory {state} (has the controller run here?)", file=err)
         return 2
     try:
-        keys = app.build_keys(settings)
+        keys = app_keys.build_keys(settings)
         local_list = LocalListStore.open(state)
         cache = AuthorizationCache(state)
     except KeyValueError as exc:
@@ -85,11 +87,19 @@ def _switch(keys: KeyRegistry, enabled: bool, name: str) -> str:
     return "" if enabled else f" ({name} is false: not used)"
 
 
+def _list_note(keys: KeyRegistry) -> str:
+    """Why the daemon does not use the list ('' when it does): the profile left out of
+    ``[ocpp] profiles`` (its key then still reads true), or LocalAuthListEnabled false."""
+    if LOCAL_AUTH_LIST_MANAGEMENT not in keys[K.SupportedFeatureProfiles]:
+        return f" ({LOCAL_AUTH_LIST_MANAGEMENT} is not in [ocpp] profiles: not used)"
+    return _switch(keys, keys[K.LocalAuthListEnabled], "LocalAuthListEnabled")
+
+
 def _list(
     keys: KeyRegistry, local_list: LocalListStore, cache: AuthorizationCache, out: TextIO
 ) -> None:
     entries, now = local_list.entries(), utcnow()
-    note = _switch(keys, keys[K.LocalAuthListEnabled], "LocalAuthListEnabled")
+    note = _list_note(keys)
     print(
         f"local authorization list: version {local_list.version}, "
         f"{len(entries)} of at most {keys[K.LocalAuthListMaxLength]} idTags{note}",
@@ -115,14 +125,13 @@ def _show(
     stored = store.get(id_tag)
     listed = None if stored is None else stored.as_of(utcnow())
     cached = cache.get(id_tag)
-    list_on, cache_on = keys[K.LocalAuthListEnabled], keys[K.AuthorizationCacheEnabled]
+    cache_on = keys[K.AuthorizationCacheEnabled]
     if listed is None and cached is None:
         print(f"{id_tag}: in neither the local authorization list nor the cache", file=out)
         return 1
     if listed is not None:
         print(
-            f"{id_tag}: local list: {describe(listed)}"
-            f"{_switch(keys, list_on, 'LocalAuthListEnabled')}",
+            f"{id_tag}: local list: {describe(listed)}{_list_note(keys)}",
             file=out,
         )
     if cached is not None:

@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from firmware.certificates import CertificateStore, InstallStatus, RootKind, describe
-from firmware.settings import SettingsError, load
+from firmware.certificate_checks import describe
+from firmware.certificates import CertificateStore, InstallStatus, RootKind
+from firmware.settings_load import load
 from firmware.storage import StoreUnusable
+from firmware.tomlcheck import SettingsError
 
 KINDS = {"central-system": RootKind.CENTRAL_SYSTEM, "manufacturer": RootKind.MANUFACTURER}
 

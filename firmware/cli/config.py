@@ -11,18 +11,20 @@ from pathlib import Path
 from typing import TextIO
 
 from firmware.config_keys import ChangeStatus, KeyRegistry, KeyValueError, Source, format_value
-from firmware.settings import Settings, SettingsError, load
+from firmware.settings import Settings
+from firmware.settings_load import load
 from firmware.storage import StoreUnusable
+from firmware.tomlcheck import SettingsError
 
 HIDDEN = "(write-only: not shown)"
 
 
 def _registry(config: Path, state_dir: Path | None, err: TextIO) -> KeyRegistry | None:
-    from firmware import app
+    from firmware import app_keys
 
     try:
         settings = load(config).with_overrides(state_dir=state_dir)
-        return app.build_keys(settings)
+        return app_keys.build_keys(settings)
     except SettingsError as exc:
         print(exc.lines("chargepoint config: "), file=err)
         return None
@@ -60,10 +62,10 @@ def ocpp_keys_problem(settings: Settings) -> str | None:
     """What the daemon would refuse in the file's ``[ocpp_keys]`` (an unknown key, a bad value),
     as one line naming the table, or None.  Reads no state (the declarations, the installed
     plug-ins and the file only), so ``run`` and ``doctor`` check it before any hardware."""
-    from firmware import app
+    from firmware import app_keys
 
     try:
-        app.build_keys(settings, persistent=False)
+        app_keys.build_keys(settings, persistent=False)
     except KeyValueError as exc:
         text = str(exc)
         return text if text.startswith("[ocpp_keys]") else f"[ocpp_keys] {text}"

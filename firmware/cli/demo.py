@@ -18,8 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from centralsystem import CentralSystem, MessageRecord, format_record, match
-from firmware import app
-from firmware.settings import Settings, example_path, load
+from firmware import app, app_devices
+from firmware.settings import Settings, example_path
+from firmware.settings_load import load
 
 CARD = "DEMO-CARD-01"
 TIME_SCALE = 30.0  # simulated seconds per real second
@@ -77,7 +78,7 @@ async def _play(cs: CentralSystem, running: app.Running, cp: str, minutes: float
     state_dir = running.settings.state_dir
 
     async def bench(cmd: str, **extra: object) -> None:
-        answer = await app.bench_command(state_dir, {"cmd": cmd, **extra})
+        answer = await app_devices.bench_command(state_dir, {"cmd": cmd, **extra})
         if not answer.get("ok"):
             raise ConnectionError(f"bench {cmd}: {answer.get('error')}")
 

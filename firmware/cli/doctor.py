@@ -12,7 +12,8 @@ is ``firmware.ocpp.probe`` (the OCPP adapter's WebSocket library, as the session
 names the step that failed (HTTP 404 for an unknown charge point, 401 for a wrong password, no
 subprotocol).
 
-Hardware is reached only through ``firmware.app`` (the one module that names backends).  Run it
+Hardware is reached only through ``firmware.app_devices`` (part of the composition root, the
+one that names backends).  Run it
 with the service stopped: a serial line has room for one owner.
 """
 
@@ -34,7 +35,9 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from firmware.settings import Settings, SettingsError, load
+from firmware.settings import Settings
+from firmware.settings_load import load
+from firmware.tomlcheck import SettingsError
 
 Verdict = Literal["OK", "FAIL", "SKIP"]
 MODBUS_TIMEOUT_S = 1.0
@@ -182,7 +185,7 @@ class Doctor:
                 self.add(name, "OK", f"present{alias} ({users})")
 
     async def check_modbus(self, settings: Settings) -> None:
-        from firmware import app
+        from firmware import app_devices
 
         if settings.hardware_kind == "simulated":
             self.add("pilot", "SKIP", "simulated bench: the bench serves the EVSE board")
@@ -193,7 +196,7 @@ class Doctor:
             pilot_cfg = replace(c.pilot, endpoint=self._quick(c.pilot.endpoint))
             where = f"{c.pilot.kind} unit {c.pilot.unit_id} on {c.pilot.endpoint.key}"
             try:
-                reading = await app.probe_pilot(pilot_cfg)
+                reading = await app_devices.probe_pilot(pilot_cfg)
             except Exception as exc:  # noqa: BLE001 - any failure is this check's verdict
                 self.add(f"pilot {n}", "FAIL", f"{where}: {_reason(exc)}")
             else:
@@ -207,7 +210,7 @@ class Doctor:
             meter_cfg = replace(c.meter, endpoint=self._quick(c.meter.endpoint))
             where = f"{c.meter.model} unit {c.meter.unit_id} on {c.meter.endpoint.key}"
             try:
-                values = await app.probe_meter(meter_cfg)
+                values = await app_devices.probe_meter(meter_cfg)
             except Exception as exc:  # noqa: BLE001
                 self.add(f"meter {n}", "FAIL", f"{where}: {_reason(exc)}")
             else:
@@ -216,7 +219,9 @@ class Doctor:
         if grid is not None:
             where = f"{grid.model} unit {grid.unit_id} on {grid.endpoint.key}"
             try:
-                values = await app.probe_meter(replace(grid, endpoint=self._quick(grid.endpoint)))
+                values = await app_devices.probe_meter(
+                    replace(grid, endpoint=self._quick(grid.endpoint))
+                )
             except Exception as exc:  # noqa: BLE001
                 self.add("grid meter", "FAIL", f"{where}: {_reason(exc)}")
             else:

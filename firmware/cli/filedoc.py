@@ -1,6 +1,6 @@
 """``docs/configuration-file.md``, generated from the settings' dataclasses (never edited by
 hand): every table and key of the configuration file with its type, limits and default, as
-``firmware.settings`` checks them.
+``firmware.settings_load`` checks them.
 
     python -m firmware.cli.filedoc > docs/configuration-file.md
 

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from firmware.cli.doctor import Check, Verdict
-from firmware.settings import Settings, SettingsError, load
+from firmware.settings import Settings
+from firmware.settings_load import load
+from firmware.tomlcheck import SettingsError
 from hal.types import BLUE, GREEN, OFF, RED, WHITE, BeepPattern, LightPattern
 
 COLOUR_S = 0.8
@@ -242,18 +244,18 @@ async def run(
     report: Callable[[Check], None] | None = None,
     pin_factory: object | None = None,
 ) -> list[Check]:
-    from firmware import app
+    from firmware import app_devices
 
-    devices, bench = await app.open_devices(settings, pin_factory=pin_factory)
+    devices, bench = await app_devices.open_devices(settings, pin_factory=pin_factory)
     try:
         return await HardwareTest(devices, confirm, report).run()
     finally:
         devices.safe_state()
-        await app.close_devices(devices, bench)
+        await app_devices.close_devices(devices, bench)
 
 
 def main(config: Path, *, yes: bool = False, out: TextIO | None = None) -> int:
-    from firmware.app import HardwareUnavailable
+    from firmware.app_devices import HardwareUnavailable
 
     stream = sys.stdout if out is None else out
     try:

@@ -19,14 +19,12 @@ from ocpp.v16.enums import (
     MessageTrigger,
 )
 
+from firmware.certificate_checks import CertificateError, describe, load_certificates
 from firmware.certificates import (
-    CertificateError,
     CertificateStore,
     DeleteStatus,
     InstallStatus,
     RootKind,
-    describe,
-    load_certificates,
 )
 from firmware.config_keys import K, KeyRegistry
 from firmware.ocpp.dispatch import NOT_DELIVERED, Dispatcher, SecurityEventSink

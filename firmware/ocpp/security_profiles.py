@@ -20,7 +20,8 @@ import ssl
 import websockets
 
 from firmware import redaction
-from firmware.certificates import CertificateError, CertificateStore, NoValidRoot
+from firmware.certificate_checks import CertificateError
+from firmware.certificates import CertificateStore, NoValidRoot
 from firmware.config_keys import K, KeyDefinition, KeyRegistry, Source, Value
 from firmware.ocpp.dispatch import SecurityEventSink
 from firmware.security_log import SecurityLog

@@ -219,15 +219,14 @@ def run_once(releases: Path, args: list[str], service: bool) -> int | None:
         (signal.SIGABRT, False),
     ):
         signal.signal(signum, _forwarder(child, stop))
-    timeout = None
     while True:
         try:
             status = child.proc.wait(POLL_S)
             break
         except subprocess.TimeoutExpired:
             pass
-        trial = on_trial(releases, version)
-        if trial is None:
+        trial = None if child.stopping else on_trial(releases, version)
+        if trial is None:  # not on trial, or being stopped (a stop is not a failed trial)
             continue
         timeout = float(trial.get("boot_timeout_s", DEFAULT_BOOT_TIMEOUT_S))
         if time.monotonic() - child.started < timeout:
@@ -281,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args and args[0] == "--":
         args.pop(0)
+    if not releases.is_dir():
+        say(f"no releases directory {releases}")
+        return 2
     while True:
         status = run_once(releases, args, service)
         if status is not None:

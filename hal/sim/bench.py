@@ -18,13 +18,17 @@ Faults can be injected: rcd, estop, weld, lock, meter, diode, grid-meter.  With
 ``[power_fail]`` in the file the bench plays a UPS HAT too: ``set_mains(False)`` drives its
 mains-lost line (and the EVs draw nothing), ``set_mains(True)`` brings mains back.  A new start
 is a bench with mains on (the power came back while the controller was down).
+
+This module holds the bench's life cycle (the register servers, the mock pin factory, the
+devices built on them, the physics task and what bench control waits on) and the bench control
+commands; the wiring and the physics of a step are ``hal.sim.wiring``'s, the state report
+``hal.sim.bench_status``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,32 +36,17 @@ from hal.assembly import Devices, build_devices
 from hal.config import ConnectorHardware, HardwareConfig, ModbusEndpoint
 from hal.modbus.evse_wb import REG_VEHICLE_STATE
 from hal.modbus.server import RegisterServer
+from hal.sim.bench_status import bench_status
 from hal.sim.ev import SimulatedEv
 from hal.sim.grid import SimulatedGrid, grid_connector
 from hal.sim.modbus_devices import ObservedDevice, SimulatedEvseBoard, SimulatedMeter
 from hal.sim.state_file import ENERGY_FILE, load_bench_state, save_bench_state
+from hal.sim.wiring import BenchWiring, SimConnector, wired_pin_class
 
 log = logging.getLogger(__name__)
 
 PHYSICS_STEP_S = 0.05
 SAVE_EVERY_S = 5.0
-
-
-def _wired_pin_class() -> type:
-    """gpiozero's mock pin plus a wire: a switch or module output that holds an input at a level
-    whatever pull resistor the driver configures (the plain mock lets the pull win, which would
-    make a closed NC emergency stop read as pressed)."""
-    from gpiozero.pins.mock import MockPWMPin
-
-    class WiredPin(MockPWMPin):
-        wire: bool | None = None
-
-        def _set_pull(self, value: str) -> None:
-            super()._set_pull(value)
-            if self.wire is not None:
-                self.drive_high() if self.wire else self.drive_low()
-
-    return WiredPin
 
 
 class SimulatedCardReader:
@@ -77,28 +66,16 @@ class SimulatedCardReader:
         self._listener = None
 
 
-@dataclass
-class _SimConnector:
-    hw: ConnectorHardware
-    ev: SimulatedEv
-    board: SimulatedEvseBoard
-    meter: SimulatedMeter
-    server: RegisterServer
-    weld: bool = False
-    lock_stuck: bool = False
-    locked: bool = False
-    lock_drive_s: float = 0.0  # how long the lock motor has been driven in one direction
-
-
 class SimulatedBench:
     def __init__(self, hardware: HardwareConfig, settings: Any, state_dir: Path) -> None:
         self.hardware = hardware
         self.settings = settings
         self.state_dir = state_dir
         self.card_reader = SimulatedCardReader()
-        self.connectors: dict[int, _SimConnector] = {}
+        self.connectors: dict[int, SimConnector] = {}
         self.devices: Devices | None = None
         self.factory: Any = None
+        self.wiring: BenchWiring | None = None  # from start on
         self._task: asyncio.Task[None] | None = None
         self._saved_wh: dict[int, float] = {}
         self._saved_ev: dict[int, tuple[bool, bool]] = {}
@@ -142,14 +119,15 @@ class SimulatedBench:
                 max_current_a=s.ev_max_current_a, phases=s.phases, voltage_v=s.voltage_v
             )
             ev.plugged, ev.wants_power = self._saved_ev.get(hw.connector_id, (False, False))
-            self.connectors[hw.connector_id] = _SimConnector(hw, ev, board, meter, server)
+            self.connectors[hw.connector_id] = SimConnector(hw, ev, board, meter, server)
         self._saved_wh = {n: c.meter.energy_import_wh or 0.0 for n, c in self.connectors.items()}
         if self.grid is not None and not any(self._grid_on(c.hw) for c in self.connectors.values()):
             self._grid_server = RegisterServer([self.grid.served(self._count_changed)])
             await self._grid_server.start_tcp("127.0.0.1", 0)
 
-        self.factory = MockFactory(pin_class=_wired_pin_class())
-        self._wire_inputs_healthy()
+        self.factory = MockFactory(pin_class=wired_pin_class())
+        self.wiring = BenchWiring(self.hardware, self.factory)
+        self.wiring.inputs_healthy(self.mains)
         self.devices = build_devices(
             self.hardware,
             pin_factory=self.factory,
@@ -244,44 +222,15 @@ class SimulatedBench:
 
     # ------------------------------------------------------------ wiring
 
-    def _pin(self, number: int) -> Any:
-        return self.factory.pin(number)
-
-    @staticmethod
-    def _drive(pin: Any, level: bool) -> None:
-        pin.wire = level
-        if level:
-            pin.drive_high()
-        else:
-            pin.drive_low()
-
-    def _wire_inputs_healthy(self) -> None:
-        s = self.hardware.safety
-        self._drive(self._pin(s.residual_current_pin), not s.residual_current_active_high)
-        if s.emergency_stop_pin is not None:
-            # A normally-closed switch: healthy is the contact closed.
-            self._drive(self._pin(s.emergency_stop_pin), s.emergency_stop_healthy_high)
-        for hw in self.hardware.connectors:
-            c = hw.contactor
-            if c.mirror_pin is not None:
-                self._drive(self._pin(c.mirror_pin), not c.mirror_active_high)
-            if hw.lock is not None:
-                self._drive(self._pin(hw.lock.feedback_pin), not hw.lock.feedback_active_high)
-        self._drive_mains()
-
-    def _drive_mains(self) -> None:
-        """The UPS HAT's mains-lost line at the level of ``self.mains``."""
-        power_fail = self.hardware.power_fail
-        if power_fail is not None:
-            self._drive(self._pin(power_fail.pin), self.mains != power_fail.active_high)
-
-    def _output_on(self, pin: int, active_high: bool = True) -> bool:
-        state = self._pin(pin).state
-        return bool(state) == active_high
+    @property
+    def _wires(self) -> BenchWiring:
+        if self.wiring is None:
+            raise RuntimeError("the bench is not started")
+        return self.wiring
 
     def contactor_closed(self, connector: int) -> bool:
         cfg = self.connectors[connector].hw.contactor
-        return self._output_on(cfg.pin, cfg.active_high)
+        return self._wires.output_on(cfg.pin, cfg.active_high)
 
     # ------------------------------------------------------------ physics
 
@@ -316,48 +265,16 @@ class SimulatedBench:
                 self._since_save = 0.0
                 self._save_energy()
 
-    def _step(self, c: _SimConnector, dt: float) -> None:
-        hw = c.hw
-        closed = self._output_on(hw.contactor.pin, hw.contactor.active_high)
-        pwm = c.board.pwm_running
-        c.board.vehicle_state = c.ev.pilot_state(pwm)
-        # Without mains a closed contactor passes nothing (only the controller is backed up).
-        amps = c.ev.current_a(c.board.offered_a, closed and self.mains, pwm)
-        phases = (amps,) * c.ev.phases + (0.0,) * (3 - c.ev.phases)
-        c.meter.current_a = phases
-        power = c.ev.power_w(amps)
-        c.meter.power_w = power
-        c.meter.add_energy_wh(power * dt / 3600.0 * self.settings.time_scale)
-        # Mirror contact follows the coil, unless the contacts are welded shut.
-        if hw.contactor.mirror_pin is not None:
-            mirror_closed = closed or c.weld
-            self._drive(
-                self._pin(hw.contactor.mirror_pin), mirror_closed == hw.contactor.mirror_active_high
-            )
-        if hw.lock is not None:
-            self._step_lock(c, dt)
+    def _step(self, c: SimConnector, dt: float) -> None:
+        self._wires.step(c, dt, mains=self.mains, time_scale=self.settings.time_scale)
 
     def _step_grid(self) -> None:
         if self.grid is not None:
             self.grid.step(c.meter.current_a for c in self.connectors.values())
 
-    def _step_lock(self, c: _SimConnector, dt: float) -> None:
-        lock = c.hw.lock
-        assert lock is not None
-        locking = self._output_on(lock.lock_pin)
-        unlocking = self._output_on(lock.unlock_pin)
-        if locking != unlocking and not c.lock_stuck:
-            c.lock_drive_s += dt
-            # The motor needs a part of the pulse to travel.
-            if c.lock_drive_s >= min(0.1, lock.pulse_s / 2):
-                c.locked = locking
-        else:
-            c.lock_drive_s = 0.0
-        self._drive(self._pin(lock.feedback_pin), c.locked == lock.feedback_active_high)
-
     # ------------------------------------------------------------ commands (bench control)
 
-    def _connector(self, n: int) -> _SimConnector:
+    def _connector(self, n: int) -> SimConnector:
         if n not in self.connectors:
             raise ValueError(f"no connector {n} (have {sorted(self.connectors)})")
         return self.connectors[n]
@@ -413,7 +330,7 @@ class SimulatedBench:
                 "(without it a power cut is: stop the controller, start it again)"
             )
         self.mains = on
-        self._drive_mains()
+        self._wires.drive_mains(on)
         log.warning("bench: mains %s", "restored" if on else "CUT")
 
     async def fault(self, name: str, on: bool, connector: int = 1) -> None:
@@ -425,13 +342,14 @@ class SimulatedBench:
             log.warning("bench: fault grid-meter %s", "ON" if on else "off")
             return
         c = self._connector(connector)
+        w = self._wires
         if name == "rcd":
-            self._drive(self._pin(s.residual_current_pin), on == s.residual_current_active_high)
+            w.drive(w.pin(s.residual_current_pin), on == s.residual_current_active_high)
         elif name == "estop":
             if s.emergency_stop_pin is None:
                 raise ValueError("this bench has no emergency stop input configured")
             healthy_level = s.emergency_stop_healthy_high
-            self._drive(self._pin(s.emergency_stop_pin), not healthy_level if on else healthy_level)
+            w.drive(w.pin(s.emergency_stop_pin), not healthy_level if on else healthy_level)
         elif name == "weld":
             c.weld = on
         elif name == "lock":
@@ -445,68 +363,15 @@ class SimulatedBench:
         log.warning("bench: fault %s %s on connector %d", name, "ON" if on else "off", connector)
 
     def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for n, c in self.connectors.items():
-            hw = c.hw
-            out[str(n)] = {
-                "ev": {
-                    "plugged": c.ev.plugged,
-                    "wants_power": c.ev.wants_power,
-                    "pilot": c.board.vehicle_state.value,
-                },
-                "outputs": {
-                    "contactor": self._output_on(hw.contactor.pin, hw.contactor.active_high),
-                    "pwm_offered_a": c.board.offered_a,
-                    "lock_motor": (
-                        "locking"
-                        if hw.lock and self._output_on(hw.lock.lock_pin)
-                        else "unlocking"
-                        if hw.lock and self._output_on(hw.lock.unlock_pin)
-                        else "off"
-                    ),
-                },
-                "lock": None if hw.lock is None else ("locked" if c.locked else "unlocked"),
-                "meter": {
-                    "energy_wh": round(c.meter.energy_import_wh or 0.0, 1),
-                    "power_w": round(c.meter.power_w or 0.0, 1),
-                    "responding": c.meter.responding,
-                },
-                "faults": [
-                    name
-                    for name, active in (
-                        ("weld", c.weld),
-                        ("lock", c.lock_stuck),
-                        ("meter", not c.meter.responding),
-                        ("diode", c.ev.diode_fault),
-                    )
-                    if active
-                ],
-            }
-        if self.grid is not None:
-            out["grid"] = self.grid.status()
-        if self.hardware.power_fail is not None:
-            out["power"] = {"mains": self.mains}
-        s = self.hardware.safety
-        out["safety"] = {
-            "rcd_tripped": self._output_level(s.residual_current_pin)
-            == s.residual_current_active_high
-        }
-        d = self.devices
-        if d is not None and d.indicator is not None:
-            colour = getattr(d.indicator, "colour", None)
-            out["indicator"] = {
-                "brightness": d.indicator.brightness,
-                "colour": None if colour is None else [colour.red, colour.green, colour.blue],
-                "pattern": getattr(getattr(d.indicator, "pattern", None), "value", None),
-            }
-        if d is not None and d.buzzer is not None:
-            out["buzzer"] = {"enabled": d.buzzer.enabled, "volume": d.buzzer.volume}
-        if d is not None and d.display is not None:
-            out["display"] = {"brightness": d.display.brightness}
-        return out
-
-    def _output_level(self, pin: int) -> bool:
-        return bool(self._pin(pin).state)
+        """The bench's state, as bench control shows it (``hal.sim.bench_status``)."""
+        return bench_status(
+            self.connectors,
+            self._wires,
+            hardware=self.hardware,
+            grid=self.grid,
+            mains=self.mains,
+            devices=self.devices,
+        )
 
     # ------------------------------------------------------------ meter persistence
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from centralsystem import CentralSystem
-from firmware import app
+from firmware import app_devices
 from tests.conftest import REPO
 
 
@@ -49,10 +49,10 @@ class Controller:
 
     async def bench(self, cmd: str, **extra: object) -> None:
         for _ in range(100):
-            if (self.state / app.BENCH_SOCKET).exists():
+            if (self.state / app_devices.BENCH_SOCKET).exists():
                 break
             await asyncio.sleep(0.05)
-        answer = await app.bench_command(self.state, {"cmd": cmd, **extra})
+        answer = await app_devices.bench_command(self.state, {"cmd": cmd, **extra})
         assert answer["ok"], answer
 
     def kill(self) -> None:

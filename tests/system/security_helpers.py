@@ -15,7 +15,7 @@ from typing import Any
 from centralsystem import CentralSystem, MessageRecord, tls_server_context
 from firmware import app
 from firmware.certificates import CertificateStore, RootKind
-from firmware.settings import load
+from firmware.settings_load import load
 from tests.conftest import BENCH_TOML, Rig, bench_settings, start_fast
 from tests.pki import Authority
 from tests.system import upload_servers

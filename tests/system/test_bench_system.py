@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from centralsystem import CentralSystem
-from firmware import app
+from firmware import app, app_devices
 from tests.conftest import Rig, bench_settings
 
 pytestmark = pytest.mark.asyncio
@@ -105,11 +105,13 @@ async def test_bench_status_reports_outputs_lock_and_meter(rig: Rig) -> None:
 
 
 async def test_bench_rejects_bad_commands(rig: Rig) -> None:
-    bad = await app.bench_command(rig.state_dir, {"cmd": "fault", "name": "fire", "state": "on"})
+    bad = await app_devices.bench_command(
+        rig.state_dir, {"cmd": "fault", "name": "fire", "state": "on"}
+    )
     assert not bad["ok"] and "unknown fault" in bad["error"]
-    bad = await app.bench_command(rig.state_dir, {"cmd": "ev-charge", "connector": 1})
+    bad = await app_devices.bench_command(rig.state_dir, {"cmd": "ev-charge", "connector": 1})
     assert not bad["ok"] and "plug" in bad["error"]
-    bad = await app.bench_command(rig.state_dir, {"cmd": "plug", "connector": 7})
+    bad = await app_devices.bench_command(rig.state_dir, {"cmd": "plug", "connector": 7})
     assert not bad["ok"] and "no connector 7" in bad["error"]
 
 

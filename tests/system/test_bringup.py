@@ -23,10 +23,11 @@ import pytest_asyncio
 import websockets
 
 from centralsystem import CentralSystem
-from firmware import app
+from firmware import app_devices
 from firmware.cli import doctor, hwtest
 from firmware.cli.doctor import Check, Doctor
-from firmware.settings import Settings, load
+from firmware.settings import Settings
+from firmware.settings_load import load
 from hal.modbus.server import RegisterServer
 from hal.sim.modbus_devices import SimulatedEvseBoard, SimulatedMeter
 from hal.types import PilotState
@@ -276,7 +277,7 @@ def went_on_and_off(states: list[float]) -> bool:
 async def test_hw_test_exercises_every_output(tmp_path: Path, fast_steps: None) -> None:
     settings = bench(tmp_path)
     hw = settings.hardware
-    devices, sim = await app.open_devices(settings)
+    devices, sim = await app_devices.open_devices(settings)
     try:
         results = await hwtest.HardwareTest(devices).run()
         v = verdicts(results)
@@ -291,7 +292,7 @@ async def test_hw_test_exercises_every_output(tmp_path: Path, fast_steps: None) 
         assert went_on_and_off(history(sim, hw.buzzer.pin))
         assert history(sim, c.contactor.pin)[-2:] == [1, 0]
     finally:
-        await app.close_devices(devices, sim)
+        await app_devices.close_devices(devices, sim)
 
 
 @pytest.mark.asyncio
@@ -299,7 +300,7 @@ async def test_hw_test_refuses_the_contactor_with_an_ev_plugged(
     tmp_path: Path, fast_steps: None
 ) -> None:
     settings = bench(tmp_path)
-    devices, sim = await app.open_devices(settings)
+    devices, sim = await app_devices.open_devices(settings)
     assert sim is not None
     try:
         sim.plug()
@@ -320,12 +321,12 @@ async def test_hw_test_refuses_the_contactor_with_an_ev_plugged(
         pin = settings.hardware.connectors[0].contactor.pin
         assert set(history(sim, pin)) == {0}  # never closed
     finally:
-        await app.close_devices(devices, sim)
+        await app_devices.close_devices(devices, sim)
 
 
 @pytest.mark.asyncio
 async def test_hw_test_stops_when_the_user_quits(tmp_path: Path, fast_steps: None) -> None:
-    devices, sim = await app.open_devices(bench(tmp_path))
+    devices, sim = await app_devices.open_devices(bench(tmp_path))
     try:
 
         async def quit_at_once(_prompt: str) -> bool | None:
@@ -334,7 +335,7 @@ async def test_hw_test_stops_when_the_user_quits(tmp_path: Path, fast_steps: Non
         results = await hwtest.HardwareTest(devices, quit_at_once).run()
         assert [c.verdict for c in results] == ["OK"] + ["SKIP"] * 4
     finally:
-        await app.close_devices(devices, sim)
+        await app_devices.close_devices(devices, sim)
 
 
 def test_hw_test_command_with_yes(

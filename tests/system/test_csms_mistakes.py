@@ -23,7 +23,7 @@ import pytest_asyncio
 import websockets
 from websockets.typing import Subprotocol
 
-from firmware import app
+from firmware import app, app_devices
 from firmware.ocpp.frames import ERROR_CODES, UnusableAnswer, read_answer
 from tests.conftest import bench_settings, start_fast
 
@@ -152,7 +152,7 @@ class Charger:
     state_dir: Path
 
     async def bench(self, cmd: str, **extra: object) -> None:
-        answer = await app.bench_command(self.state_dir, {"cmd": cmd, **extra})
+        answer = await app_devices.bench_command(self.state_dir, {"cmd": cmd, **extra})
         assert answer["ok"], answer
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from firmware import app
+from firmware import app_devices
 from tests.conftest import Rig
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
@@ -31,7 +31,7 @@ async def test_the_board_register_follows_the_limit_and_stops_below_6_a(rig: Rig
         if status == "SuspendedEVSE":
             # The EV saw the PWM stop and went back to B: the contactor opened.
             await rig.wait_bench(lambda s: s["1"]["outputs"]["contactor"] is False)
-        answer = await app.bench_command(rig.state_dir, {"cmd": "status"})
+        answer = await app_devices.bench_command(rig.state_dir, {"cmd": "status"})
         assert answer["connectors"]["1"]["status"] == ("Charging" if offered else "SuspendedEVSE")
         assert answer["connectors"]["1"]["limit_a"] == amps
         assert answer["connectors"]["1"]["offered_a"] == offered

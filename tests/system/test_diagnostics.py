@@ -23,7 +23,8 @@ from ocpp.v16 import call
 
 from centralsystem import CentralSystem
 from firmware import app, logs
-from firmware.settings import LoggingSettings, OcppSettings, load
+from firmware.settings import LoggingSettings, OcppSettings
+from firmware.settings_load import load
 from tests.conftest import BENCH_TOML, Rig, bench_settings, start_fast
 from tests.system.diagnostics_helpers import (
     WITH_FIRMWARE_MANAGEMENT,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from ocpp.v16 import call
 
-from firmware import app
+from firmware import app_devices
 from tests.conftest import Rig
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
 async def _settled(rig: Rig, cmd: str) -> dict[str, Any]:
     """A bench command answered once the controller has acted on it."""
-    answer = await app.bench_command(rig.state_dir, {"cmd": cmd})
+    answer = await app_devices.bench_command(rig.state_dir, {"cmd": cmd})
     assert answer["ok"], answer
     return answer
 

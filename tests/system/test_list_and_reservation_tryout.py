@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from ocpp.v16 import call
+from ocpp.v16.datatypes import IdTagInfo
 
 from centralsystem import CentralSystem
 from firmware import app
@@ -313,3 +314,55 @@ async def test_a_cable_left_on_a_reservation_that_expires_is_finishing_like_a_pl
     await rig.command("plug")  # the Core path, for comparison
     await rig.wait_status("Preparing", since=plugged)
     await rig.wait_status("Finishing", since=plugged)
+
+
+# A valid RFC 3339 "never expires" whose UTC instant is in the year 10000 (second try-out, G2).
+BEYOND_9999 = "9999-12-31T23:59:59-01:00"
+
+
+@pytest.mark.keys(AuthorizationCacheEnabled=True)
+async def test_g2_an_expiry_date_beyond_9999_in_utc_is_taken_not_an_internal_error(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ReserveNow and SendLocalList answered CALLERROR InternalError, and an Authorize.conf
+    carrying it left the driver's accepted card without effect (OverflowError in the cache)."""
+    reserved = await rig.cs.call(
+        rig.cp_id,
+        call.ReserveNow(connector_id=1, expiry_date=BEYOND_9999, id_tag="FAR", reservation_id=3),
+    )
+    assert reserved.status == "Accepted"
+    assert await send(rig, 4, "Full", [entry("LISTED", expiryDate=BEYOND_9999)]) == "Accepted"
+    assert await cancel(rig, 3) == "Accepted"
+    await rig.wait_status("Available")
+    far = IdTagInfo(status="Accepted", expiry_date=BEYOND_9999)
+    monkeypatch.setattr(rig.cs, "id_tag_info", lambda _tag: far)
+    mark = rig.cs.mark()
+    await rig.command("swipe", tag="FAR-CARD")
+    await rig.wait_result("Authorize", since=mark)
+    await rig.wait_status("Preparing", since=mark)
+    await rig.command("plug")
+    start = await rig.wait_call("StartTransaction", since=mark)
+    assert start.payload["idTag"] == "FAR-CARD"
+
+
+async def test_g5_a_listed_card_the_central_system_answers_concurrent_tx_is_no_conflict(
+    rig: Rig,
+) -> None:
+    """ConcurrentTx speaks of the card's other transaction, not of its validity: the list's
+    Accepted does not disagree with it (§3.5.3 as F4's expired entry).  The driver's second
+    session raised LocalListConflict on connector 0 (second issue-13 try-out, G5)."""
+    assert await send(rig, 2, "Full", [entry("BUSY")]) == "Accepted"
+    rig.cs.id_tags["BUSY"] = "ConcurrentTx"
+    mark = rig.cs.mark()
+    await rig.command("swipe", tag="BUSY")
+    await rig.wait_result("Authorize", since=mark)
+    c = rig.running.charger.connectors[1]
+    assert await c.wait_until(lambda: c.state.pending_id_tag is None, timeout=10)
+    assert c.state.status.value == "Available"  # refused
+    shown = rig.cs.mark()
+    answer = await rig.cs.call(
+        rig.cp_id, call.TriggerMessage(requested_message="StatusNotification", connector_id=0)
+    )
+    assert answer.status == "Accepted"
+    status = await rig.wait_status("Available", connector=0, since=shown)
+    assert status.payload["errorCode"] == "NoError"

@@ -120,7 +120,10 @@ def test_config_example_prints_the_shipped_file(installed: Path, tmp_path: Path,
         [
             installed / "python",
             "-c",
-            ("from pathlib import Path; from firmware.settings import load; load(Path('c.toml'))"),
+            (
+                "from pathlib import Path; from firmware.settings_load import load; "
+                "load(Path('c.toml'))"
+            ),
         ],
         cwd=tmp_path,
     )

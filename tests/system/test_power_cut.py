@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 from centralsystem import CentralSystem
-from firmware import app
-from firmware.settings import Settings, parse
+from firmware import app, app_devices
+from firmware.settings import Settings
+from firmware.settings_load import parse
 from tests.conftest import BENCH_TOML, REPO, Rig, start_fast
 from tests.system.helpers import Controller, _charging, backup_power_toml
 from tests.system.test_systemd import listener
@@ -202,7 +203,7 @@ async def test_stops_not_delivered_before_going_down_go_out_after_the_restart(
 
 @pytest.mark.asyncio
 async def test_without_power_fail_the_bench_has_no_mains_line(rig: Rig) -> None:
-    answer = await app.bench_command(rig.state_dir, {"cmd": "power-cut", "settle": False})
+    answer = await app_devices.bench_command(rig.state_dir, {"cmd": "power-cut", "settle": False})
     assert not answer["ok"] and "no backup power" in answer["error"]
     assert rig.running.mains is None
 
@@ -275,7 +276,9 @@ def test_a_parked_daemon_feeds_the_watchdog_until_sigterm(tmp_path: Path) -> Non
         )
         try:
             assert sock.recv(4096).decode().startswith("READY=1\n")
-            answer = asyncio.run(app.bench_command(state, {"cmd": "power-cut", "settle": False}))
+            answer = asyncio.run(
+                app_devices.bench_command(state, {"cmd": "power-cut", "settle": False})
+            )
             assert answer["ok"], answer
             messages: list[str] = []
             while not any("STATUS=power cut" in m for m in messages):
@@ -303,7 +306,7 @@ async def test_hw_test_reads_the_power_fail_line(tmp_path: Path) -> None:
     from firmware.cli import hwtest
 
     settings = backup_power_settings("ws://127.0.0.1:9/ocpp", tmp_path)
-    devices, sim = await app.open_devices(settings)
+    devices, sim = await app_devices.open_devices(settings)
     try:
         test = hwtest.HardwareTest(devices)
         test.read_mains()
@@ -313,7 +316,7 @@ async def test_hw_test_reads_the_power_fail_line(tmp_path: Path) -> None:
         assert got == [("power fail line", "OK"), ("power fail line", "FAIL")]
         assert "active_high" in test.results[-1].detail
     finally:
-        await app.close_devices(devices, sim)
+        await app_devices.close_devices(devices, sim)
 
 
 @pytest.mark.asyncio

@@ -176,3 +176,29 @@ def test_a_damaged_bundle_installs_nothing(
         "launcher.py",
     ]
     assert not [p for p in releases.iterdir() if p.name.startswith((".staging", ".trash"))]
+
+
+def test_install_from_the_checkout_builds_a_bundle_first(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """No --bundle: install.sh builds the bundle of this checkout (here offline, pip pointed
+    at .cache/wheels through its environment) and installs it the same way."""
+    from tests.release_bundles import WHEEL_CACHE
+
+    root = tmp_path / "root"
+    offline = {**env, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(WHEEL_CACHE)}
+    result = subprocess.run(
+        ["bash", str(INSTALL), "--root", str(root), "--no-compile"]
+        + ["--python", os.path.realpath(sys.executable)],
+        capture_output=True,
+        text=True,
+        env=offline,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "building the release bundle of" in result.stdout
+    from importlib.metadata import version
+
+    assert version_of(root) == version("pi-chargepoint")
+    assert not (tmp_path / "REAL-CALLS").exists()

@@ -16,7 +16,7 @@ import pytest
 from ocpp.v16 import call
 
 from centralsystem import CentralSystem, MessageRecord
-from firmware import app, systemd
+from firmware import app, app_devices, systemd
 from tests.conftest import BENCH_TOML, REPO
 
 CP_ID = "RESET-1"
@@ -84,7 +84,7 @@ async def _wait_boots(cs: CentralSystem, n: int, timeout: float = 30) -> tuple[M
 
 
 async def _bench(state: Path, cmd: str, **extra: object) -> None:
-    answer = await app.bench_command(state, {"cmd": cmd, **extra})
+    answer = await app_devices.bench_command(state, {"cmd": cmd, **extra})
     assert answer["ok"], answer
 
 

@@ -15,11 +15,11 @@ import websockets
 from ocpp.v16 import call
 
 from centralsystem import CentralSystem
-from firmware import app
+from firmware import app, app_keys
 from firmware.certificates import CertificateStore, RootKind
 from firmware.ocpp.security_profiles import authorization_password, classify
 from firmware.security_log import PENDING_LIMIT, SecurityLog
-from firmware.settings import load
+from firmware.settings_load import load
 from tests.conftest import BENCH_TOML, Rig, bench_settings, start_fast
 from tests.pki import Authority
 from tests.system.security_helpers import (
@@ -94,7 +94,7 @@ async def test_raising_the_profile_needs_its_prerequisites(tmp_path: Path, ca: A
     settings = load(BENCH_TOML).with_overrides(
         csms_url="wss://csms.example.test/ocpp", state_dir=tmp_path
     )
-    keys = app.build_keys(settings)
+    keys = app_keys.build_keys(settings)
     try:
         assert keys.change("SecurityProfile", "2").status.value == "Rejected"  # no key
         assert keys.change("AuthorizationKey", KEY).status.value == "Accepted"

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from centralsystem import CentralSystem
-from firmware import app
+from firmware import app, app_devices
 from firmware.settings import Settings
 from tests.conftest import REPO, Rig, start_fast
 from tests.system.helpers import Controller, _charging
@@ -33,7 +33,9 @@ GRID_LOG = "firmware.grid_meter"
 
 async def house_load(rig: Rig, *amps: float) -> dict[str, Any]:
     """``chargepoint bench house-load``: answered after the controller acted on it."""
-    answer = await app.bench_command(rig.state_dir, {"cmd": "house-load", "amps": list(amps)})
+    answer = await app_devices.bench_command(
+        rig.state_dir, {"cmd": "house-load", "amps": list(amps)}
+    )
     assert answer["ok"], answer
     return answer
 
@@ -132,7 +134,7 @@ async def test_a_dead_grid_meter_falls_back_to_6_a_logged_once(
         await rig.command("fault", name="grid-meter", state="on")
         # Unavailable after 3 failed polls: the fallback, 6 A for the whole charger.
         await rig.wait_bench(lambda s: s["1"]["outputs"]["pwm_offered_a"] == 6, timeout=10)
-        status = await app.bench_command(rig.state_dir, {"cmd": "status"})
+        status = await app_devices.bench_command(rig.state_dir, {"cmd": "status"})
         assert status["site"]["fallback"] is True and status["site"]["allowance_a"] == 6
         assert status["connectors"]["1"]["status"] == "Charging"
         mark = len(rig.bench.connectors[1].board.writes)

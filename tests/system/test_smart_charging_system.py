@@ -19,7 +19,7 @@ import pytest
 from ocpp.v16 import call
 
 from centralsystem import CentralSystem
-from firmware import app, clock
+from firmware import app_devices, clock
 from firmware.profile_store import ProfileStore
 from tests.conftest import REPO, Rig
 from tests.system.helpers import Controller, _charging
@@ -50,7 +50,7 @@ async def test_the_board_register_follows_a_profile_with_three_periods(rig: Rig)
     per_amp = board.counts_per_amp
     currents = [v[0] / per_amp for a, v in board.writes[mark:] if a == CURRENT_REGISTER]
     assert currents == [10, 0, 12]
-    answer = await app.bench_command(rig.state_dir, {"cmd": "status"})
+    answer = await app_devices.bench_command(rig.state_dir, {"cmd": "status"})
     assert answer["connectors"]["1"]["limit_a"] == 12
     assert answer["connectors"]["1"]["offered_a"] == 12
     assert len(rig.calls("StartTransaction")) == 1 and rig.calls("StopTransaction") == []
@@ -67,7 +67,7 @@ async def test_the_offer_reported_is_the_one_the_board_makes(rig: Rig) -> None:
     start = clock.utcnow() - timedelta(seconds=1)
     assert smart.set_charging_profile(profile((0, 7.6), start=start)) is None
     status = await rig.wait_bench(lambda s: s["1"]["outputs"]["pwm_offered_a"] == 7)
-    answer = await app.bench_command(rig.state_dir, {"cmd": "status"})
+    answer = await app_devices.bench_command(rig.state_dir, {"cmd": "status"})
     assert answer["connectors"]["1"]["limit_a"] == 7.6
     assert answer["connectors"]["1"]["offered_a"] == 7.0 == status["1"]["outputs"]["pwm_offered_a"]
     assert rig.running.charger.connectors[1].offered_current_a == 7.0
@@ -130,7 +130,7 @@ def _wire(pid: int, purpose: str, limit: float, tx: int | None = None) -> dict[s
 async def _offered(state: Path, amps: float) -> dict[str, Any]:
     """The bench status once connector 1 offers ``amps`` (or the last one after ~10 s)."""
     for _ in range(200):
-        status = await app.bench_command(state, {"cmd": "status"})
+        status = await app_devices.bench_command(state, {"cmd": "status"})
         if status["connectors"]["1"]["offered_a"] == amps:
             break
         await asyncio.sleep(0.05)

@@ -13,7 +13,8 @@ from ocpp.v16 import call
 
 from centralsystem import CentralSystem
 from firmware import app
-from firmware.settings import Settings, parse
+from firmware.settings import Settings
+from firmware.settings_load import parse
 from tests.conftest import BENCH_TOML, Rig, start_fast
 
 pytestmark = pytest.mark.asyncio

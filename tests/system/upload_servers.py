@@ -112,19 +112,30 @@ def _form_file(content_type: str, body: bytes) -> tuple[bytes, str | None]:
 
 
 @contextmanager
-def ftp_server(root: Path, user: str = "cpo", password: str = "s3cret") -> Iterator[int]:
-    """A pyftpdlib server on 127.0.0.1 serving ``root`` (created) to ``user``; yields its
-    port."""
+def ftp_server(
+    root: Path, user: str = "cpo", password: str = "s3cret", perm: str = "elradfmw"
+) -> Iterator[int]:
+    """A pyftpdlib server on 127.0.0.1 serving ``root`` (created) to ``user`` with pyftpdlib's
+    ``perm`` letters (read-only: "elr"); yields its port."""
     root.mkdir(parents=True, exist_ok=True)
     authorizer = DummyAuthorizer()
-    authorizer.add_user(user, password, str(root), perm="elradfmw")
+    authorizer.add_user(user, password, str(root), perm=perm)
     handler = type("Handler", (FTPHandler,), {"authorizer": authorizer})
     server = FTPServer(("127.0.0.1", 0), handler)
     port = server.socket.getsockname()[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1}, daemon=True)
+    stop = threading.Event()
+
+    def serve() -> None:
+        # The sockets are closed by the thread that polls them: close_all() from another
+        # thread while poll() waits made poll fail with EBADF (an unhandled thread exception).
+        while not stop.is_set():
+            server.ioloop.loop(timeout=0.05, blocking=False)  # one poll; no start-up log line
+        server.close_all()
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         yield port
     finally:
-        server.close_all()
+        stop.set()
         thread.join(timeout=5)

@@ -88,3 +88,26 @@ def test_show_always_says_which_source_authorization_uses(tmp_path: Path) -> Non
     assert code == 0 and out.splitlines()[-1] == (
         "both: authorization uses neither (switched off): Authorize decides"
     )
+
+
+def test_a_list_of_a_profile_left_out_says_it_is_not_used(tmp_path: Path) -> None:
+    """``[ocpp] profiles`` without LocalAuthListManagement: the daemon never uses the stored
+    list (GetLocalListVersion is NotSupported), yet ``list`` and ``show`` printed it as in use
+    (its key still reads true; second issue-13 try-out, G1)."""
+    store = LocalListStore.open(tmp_path)
+    store.apply(3, True, [AuthorizationData("Kept", IdTagInfo(AuthorizationStatus.ACCEPTED))], 10)
+    store.close()
+    core_only = tmp_path / "core.toml"
+    core_only.write_text(BENCH.read_text() + '\n[ocpp]\nprofiles = ["Core"]\n')
+    out = io.StringIO()
+    assert auth.run("list", core_only, tmp_path, out=out) == 0
+    assert out.getvalue().splitlines()[0] == (
+        "local authorization list: version 3, 1 of at most 10000 idTags "
+        "(LocalAuthListManagement is not in [ocpp] profiles: not used)"
+    )
+    out = io.StringIO()
+    assert auth.run("show", core_only, tmp_path, "kept", out=out) == 0
+    assert out.getvalue().splitlines() == [
+        "kept: local list: Accepted (LocalAuthListManagement is not in [ocpp] profiles: not used)",
+        "kept: authorization uses neither (switched off): Authorize decides",
+    ]

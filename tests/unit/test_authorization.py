@@ -114,3 +114,22 @@ def test_unchanged_entry_is_not_rewritten(tmp_path: Path) -> None:
     before = db.total_changes
     cache.put("C", IdTagInfo(A.ACCEPTED))
     assert db.total_changes == before
+
+
+@pytest.mark.asyncio
+async def test_an_expiry_beyond_9999_in_utc_is_cached_as_the_last_instant(tmp_path: Path) -> None:
+    """A valid RFC 3339 time in a central system west of Greenwich ("never": 9999-12-31 at
+    -01:00 is in the year 10000 in UTC) once raised OverflowError in the cache, and the
+    driver's accepted card had no effect (second issue-13 try-out, G2)."""
+    from firmware.clock import from_ocpp, to_ocpp
+    from firmware.ocpp.mapping import id_tag_info
+
+    far = id_tag_info({"status": "Accepted", "expiry_date": "9999-12-31T23:59:59-01:00"})
+    auth, _online = authorizer(tmp_path, far)
+    assert (await auth.authorize("Far")).accepted
+    cached = auth.cache.get("Far", NOW)
+    assert cached is not None and cached.accepted  # to the millisecond the cache keeps
+    assert cached.expiry_date is not None and cached.expiry_date.year == 9999
+    assert to_ocpp(far.expiry_date) == "9999-12-31T23:59:59.999Z"
+    assert to_ocpp(from_ocpp("0001-01-01T00:30:00+01:00")) == "0001-01-01T00:00:00.000Z"
+    assert to_ocpp(from_ocpp("2030-01-01T02:00:00+02:00")) == "2030-01-01T00:00:00.000Z"

@@ -38,9 +38,9 @@ from firmware.smart import (
     CompositePeriod,
     CompositeSchedule,
     RecurrencyKind,
-    composite_schedule,
     rejection_reason,
 )
+from firmware.smart_composite import composite_schedule
 
 NOW = datetime(2026, 11, 29, 12, 0, 0, 250000, tzinfo=UTC)
 CONNECTORS = 2
@@ -51,7 +51,7 @@ REMOTE_IDS = {4711: 7, 99: 3}  # ... which the central system calls 4711; 3 has 
 class Service:
     """A test double of the core's SmartChargingControl: it installs what
     ``firmware.smart.rejection_reason`` accepts and answers composites with
-    ``firmware.smart.composite_schedule`` (the connector's 32 A where nothing limits)."""
+    ``firmware.smart_composite.composite_schedule`` (the connector's 32 A where nothing limits)."""
 
     def __init__(self) -> None:
         self.profiles: list[ChargingProfile] = []

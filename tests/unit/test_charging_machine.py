@@ -678,12 +678,19 @@ def _walk() -> tuple[dict[tuple[S, type], set[S]], tuple[str, ...]]:
     return reached, tuple(unsafe)
 
 
+# The exhaustive walk is CPU-bound (about 3 million steps: some 20 s on an idle 2-core machine,
+# twice that beside a busy xdist worker); pytest's 60 s default is a hang guard, not a budget.
+WALK_TIMEOUT_S = 300
+
+
+@pytest.mark.timeout(WALK_TIMEOUT_S)
 def test_no_reachable_state_and_event_is_unsafe() -> None:
     """The property tests' rules, checked exhaustively: every reachable state, every event."""
     _, unsafe = _walk()
     assert not unsafe, "\n".join(unsafe[:3])
 
 
+@pytest.mark.timeout(WALK_TIMEOUT_S)
 def test_every_declared_target_is_reached_and_nothing_else() -> None:
     """The declarations are exact: the diagram page draws no edge that cannot happen, and a
     complete walk of the reachable states never leaves a row's targets."""

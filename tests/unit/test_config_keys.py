@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware import app
+from firmware import app_keys
 from firmware.cli import keydoc
 from firmware.config_keys import (
     ChangeStatus,
@@ -27,7 +27,7 @@ from firmware.config_keys import (
     measurands_validator,
 )
 from firmware.plugins import ENTRY_POINT_GROUP, VendorDevices, load_plugins
-from firmware.settings import load
+from firmware.settings_load import load
 from firmware.storage import open_store
 from tests.conftest import REPO
 
@@ -145,7 +145,7 @@ def test_write_only_key_is_never_shown() -> None:
 
 def test_security_profile_can_only_be_raised_with_prerequisites(tmp_path: Path) -> None:
     settings = load(REPO / "config" / "bench.toml").with_overrides(state_dir=tmp_path)
-    keys = app.build_keys(settings)
+    keys = app_keys.build_keys(settings)
     assert keys.change("SecurityProfile", "1").status is ChangeStatus.REJECTED  # no key yet
     assert (
         keys.change("AuthorizationKey", "00112233445566778899aabb").status is ChangeStatus.ACCEPTED
@@ -212,7 +212,7 @@ def test_a_store_from_a_newer_version_is_left_alone_and_stops_the_start(tmp_path
     settings = load(REPO / "config" / "bench.toml").with_overrides(state_dir=tmp_path)
     # Factory values could mean a lower SecurityProfile: no registry without its store.
     with pytest.raises(StoreUnusable, match="newer version"):
-        app.build_keys(settings)
+        app_keys.build_keys(settings)
     assert (tmp_path / KeyStore.FILE).read_bytes() == before
     assert not list(tmp_path.glob("config.db.damaged-*"))
 

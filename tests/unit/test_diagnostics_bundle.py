@@ -19,7 +19,7 @@ from firmware import diagnostics
 from firmware.config_keys import K, Source, default_registry
 from firmware.diagnostics import DiagnosticsCollector, mask_id_tags, pack_bundle
 from firmware.logupload import DiagnosticsBuffer
-from firmware.settings import load
+from firmware.settings_load import load
 from firmware.transactions import TransactionStore
 from tests.conftest import BENCH_TOML
 

@@ -641,7 +641,7 @@ def test_a_signature_wrapped_in_lines_is_the_same_signature(tmp_path: Path) -> N
     reader skip them), so a valid signature so written verifies."""
     import textwrap
 
-    from firmware.certificates import firmware_signature_problem
+    from firmware.certificate_checks import firmware_signature_problem
 
     root = Authority.root("Test Manufacturer Root")
     sig = signer(root, use_rsa=True)

@@ -472,3 +472,18 @@ async def test_an_authorize_answer_without_parent_gets_the_group_the_charger_kno
     assert auth.known_parent("NOBODY") is None
     auth.keys.change("LocalAuthListEnabled", "false")
     assert auth.known_parent("KID") is None, "a list switched off is not used for groups either"
+
+
+def test_a_concurrent_tx_answer_is_no_local_list_conflict(tmp_path: Path) -> None:
+    """ConcurrentTx speaks of the card's other transaction (second issue-13 try-out, G5); a
+    Blocked answer still is a conflict."""
+    keys = build_registry()
+    listed = LocalAuthorizationList(LocalListStore.open(tmp_path), keys)
+    ok = IdTagInfo(A.ACCEPTED)
+    assert listed.send_local_list(1, U.FULL, [D("Busy", ok)]).status is UpdateStatus.ACCEPTED
+    seen: list[object] = []
+    listed.on_conflict(seen.append)
+    listed.reported("Busy", IdTagInfo(A.CONCURRENT_TX))
+    assert seen == []
+    listed.reported("Busy", IdTagInfo(A.BLOCKED))
+    assert len(seen) == 1

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from firmware import logs
-from firmware.settings import SettingsError, parse
+from firmware.settings_load import parse
+from firmware.tomlcheck import SettingsError
 from tests.conftest import REPO
 
 

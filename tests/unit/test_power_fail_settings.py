@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from firmware.settings import SettingsError, parse
+from firmware.settings_load import parse
+from firmware.tomlcheck import SettingsError
 from hal.config import PowerFailConfig
 from tests.unit.test_settings import base
 
@@ -74,7 +75,7 @@ def documented_tables(text: str) -> set[str]:
 def test_every_table_of_the_file_is_in_the_generated_reference() -> None:
     """A table the file takes but the reference leaves out (as [power_fail] was at first)."""
     from firmware.cli.filedoc import render
-    from firmware.settings import TABLES
+    from firmware.settings_load import TABLES
 
     assert set(TABLES) <= documented_tables(render())
     broken = render().replace("## `[power_fail]`", "## power fail")

@@ -25,7 +25,8 @@ from firmware.profiles import (
     offered,
     profile_problems,
 )
-from firmware.settings import SettingsError, parse
+from firmware.settings_load import parse
+from firmware.tomlcheck import SettingsError
 from tests.conftest import REPO
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from firmware.ports import FirmwareInstallFailed, TrialOutcome
 from firmware.release import ReleaseInstaller, launcher
-from firmware.settings import SettingsError, load
+from firmware.settings_load import load
+from firmware.tomlcheck import SettingsError
 from tests.conftest import BENCH_TOML
 
 
@@ -150,6 +151,8 @@ def test_the_launcher_without_a_release_says_so(
 ) -> None:
     assert launcher.main(["--releases", str(tmp_path), "--", "run"]) == 2
     assert "no release to start" in capsys.readouterr().err
+    assert launcher.main(["--releases", str(tmp_path / "gone"), "--", "run"]) == 2
+    assert "no releases directory" in capsys.readouterr().err
 
 
 def test_trial_boot_timeout_is_a_setting_with_limits(tmp_path: Path) -> None:

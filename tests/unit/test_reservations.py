@@ -572,3 +572,36 @@ def test_a_remote_start_authorized_under_the_old_terms_is_refused_under_the_new(
     assert c.status is S.RESERVED, "the old group is no longer the reservation's"
     c, _ = run([m.RemoteStart("newcomer")], start=c)
     assert c.status is S.PREPARING and c.authorized_id_tag == "newcomer"
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_card_uses_its_own_connector_0_reservation_before_its_group_s(
+    tmp_path: Path,
+) -> None:
+    """MOM reserved for her group GRP, KID (of GRP) for himself alone.  KID's card took MOM's
+    reservation (the first that admitted him), his own stayed, and MOM was then refused
+    everywhere (second issue-13 try-out, G6)."""
+    with wall_clock_follows_the_loop():
+        async with AsyncExitStack() as stack:
+            one = await stack.enter_async_context(station())
+            two = await stack.enter_async_context(station())
+            two.connector.id = 2
+            svc = await stack.enter_async_context(service(tmp_path, one, two))
+            assert svc.reserve_now(Reservation(1, 0, "MOM", until(600), "GRP")) == "Accepted"
+            assert svc.reserve_now(Reservation(2, 0, "KID", until(600))) == "Accepted"
+            await one.settle(1)
+            at = {}
+            for s in (one, two):
+                r = s.connector.state.reservation
+                assert r is not None
+                at[r.reservation_id] = s
+            moms = at[1]
+            moms.link.answers["KID"] = IdTagInfo(AuthorizationStatus.ACCEPTED, "GRP")
+            moms.connector.post(m.IdPresented("KID"))  # on the connector held for MOM
+            await one.settle()
+            held = moms.connector.state.reservation
+            assert held is not None and held.reservation_id == 2, "they swap: KID's own here"
+            kids_old = at[2].connector.state.reservation
+            assert kids_old is not None and kids_old.reservation_id == 1, "MOM's there"
+            assert svc.claim(9, "KID", "GRP") == 2  # a free connector: his own is used

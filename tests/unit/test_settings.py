@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from firmware.settings import SettingsError, load, parse
+from firmware.settings_load import load, parse
+from firmware.tomlcheck import SettingsError
 from tests.conftest import REPO
 
 

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from firmware.settings import SettingsError, example_path, load, parse
+from firmware.settings import example_path
+from firmware.settings_load import load, parse
 from firmware.site_limit import SitePolicy
+from firmware.tomlcheck import SettingsError
 from tests.conftest import REPO
 
 

@@ -20,15 +20,12 @@ from firmware.smart import (
     ChargingSchedulePeriod,
     CompositePeriod,
     RecurrencyKind,
-    composite_schedule,
-    limit_at,
-    next_change,
-    period_at,
     rejection_reason,
-    starting_now,
     to_amps,
     to_watts,
 )
+from firmware.smart_composite import composite_schedule
+from firmware.smart_limit import limit_at, next_change, period_at, starting_now
 
 A, W = ChargingRateUnit.A, ChargingRateUnit.W
 MAX = ChargingProfilePurpose.ChargePointMaxProfile

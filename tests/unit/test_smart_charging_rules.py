@@ -33,9 +33,10 @@ from firmware.smart import (
     ChargingProfile,
     ChargingProfileKind,
     RecurrencyKind,
-    limit_at,
 )
-from firmware.smart_charging import SmartCharging, Wiring
+from firmware.smart_allocation import Wiring
+from firmware.smart_charging import SmartCharging
+from firmware.smart_limit import limit_at
 from hal.config import ContactorConfig
 from hal.gpio import GpioContactor
 from hal.interfaces import ConnectorDevices

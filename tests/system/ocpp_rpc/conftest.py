@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from firmware import app
+from firmware import app, app_devices
 from tests.conftest import bench_settings, start_fast
 from tests.system.ocpp_rpc.harness import Event, NodeCsms, NodeCsmsError, ensure_node_modules
 
@@ -81,7 +81,7 @@ class NodeRig:
 
     async def command(self, cmd: str, **extra: object) -> dict[str, Any]:
         """Drive the bench through its control socket, as `chargepoint bench` does."""
-        answer = await app.bench_command(self.state_dir, {"cmd": cmd, **extra})
+        answer = await app_devices.bench_command(self.state_dir, {"cmd": cmd, **extra})
         assert answer["ok"], answer
         return answer
 

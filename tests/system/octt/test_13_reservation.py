@@ -18,6 +18,7 @@ simulated bench against the bundled central system.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -277,6 +278,65 @@ async def test_connector_0_holds_back_the_last_free_connector(rig2: Rig) -> None
     await rig.command("swipe", tag="RES-CP2")
     start = await rig.wait_call("StartTransaction", since=first.seq + 1)
     assert start.payload["connectorId"] == 2 and start.payload["reservationId"] == 32
+
+
+async def test_the_reserving_card_goes_to_the_connector_its_cable_is_plugged_into(
+    rig2: Rig,
+) -> None:
+    """§5.13: a connector-0 reservation may use any free connector.  Its driver plugs in on
+    connector 2 (free), so the charger holds back connector 1 for the reservation; the card
+    at the reader then went to connector 1 (no cable) and the driver could not charge (second
+    issue-13 try-out, G3).  Two connector-0 reservations: its cable on the connector held for
+    the other, the two swap."""
+    rig = rig2
+    mark = rig.cs.mark()
+    assert await reserve(rig, 0, "RES-Z1", 61) == "Accepted"
+    await rig.command("plug", connector=2)
+    await rig.wait_status("Reserved", connector=1, since=mark)  # the last free one held back
+    await rig.command("swipe", tag="RES-Z1")
+    start = await rig.wait_call("StartTransaction", since=mark)
+    assert start.payload["connectorId"] == 2 and start.payload["reservationId"] == 61
+    await rig.wait_status("Available", connector=1, since=mark)  # let go: the reservation used
+    await rig.command("swipe", tag="RES-Z1")  # stops it
+    await rig.wait_call("StopTransaction", since=start.seq)
+    await rig.command("unplug", connector=2)
+    await rig.wait_status("Available", connector=2, since=start.seq)
+    mark = rig.cs.mark()
+    assert await reserve(rig, 0, "RES-Z2", 62) == "Accepted"
+    assert await reserve(rig, 0, "RES-Z3", 63) == "Accepted"
+    await rig.wait_status("Reserved", connector=1, since=mark)
+    await rig.wait_status("Reserved", connector=2, since=mark)
+    held_for_z3 = next(c for c, s in rig.running.charger.status().items() if s["reservation"] == 63)
+    await rig.command("plug", connector=int(held_for_z3))
+    for _ in range(200):  # until the controller noted the cable (Reserved does not change)
+        if rig.running.charger.status()[held_for_z3]["plugged"]:
+            break
+        await asyncio.sleep(0.05)
+    await rig.command("swipe", tag="RES-Z2")
+    start = await rig.wait_call("StartTransaction", since=mark)
+    assert start.payload["connectorId"] == int(held_for_z3)
+    assert start.payload["reservationId"] == 62
+
+
+@pytest.mark.parametrize("reserved", [False, True], ids=["no reservation", "connector 0"])
+async def test_a_remote_start_without_connector_id_goes_where_the_cable_waits(
+    rig2: Rig, reserved: bool
+) -> None:
+    """The app start: the driver plugs in on connector 2, then starts from the app (no
+    connectorId).  The start went to connector 1 (the first, or the one held back for the
+    driver's connector-0 reservation), where no cable is: nothing started (second issue-13
+    try-out, G4; the same kind as G3 at the reader)."""
+    rig = rig2
+    mark = rig.cs.mark()
+    if reserved:
+        assert await reserve(rig, 0, "RES-APP", 71) == "Accepted"
+    await rig.command("plug", connector=2)
+    await rig.wait_status("Preparing", connector=2, since=mark)
+    result = await rig.cs.call(rig.cp_id, call.RemoteStartTransaction(id_tag="RES-APP"))
+    assert result.status == "Accepted"
+    start = await rig.wait_call("StartTransaction", since=mark)
+    assert start.payload["connectorId"] == 2
+    assert start.payload.get("reservationId") == (71 if reserved else None)
 
 
 async def test_a_remote_start_without_connector_id_goes_to_the_reserved_connector(

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 from ocpp.v16 import call
 
-from firmware import app, clock
+from firmware import app_devices, clock
 from tests.conftest import Rig
 
 pytestmark = pytest.mark.asyncio
@@ -139,7 +139,7 @@ async def bench_offer(rig: Rig, offered: float, limit: float | None, timeout: fl
     ``limit``."""
     answer: dict[str, Any] = {}
     for _ in range(int(timeout / 0.05)):
-        answer = await app.bench_command(rig.state_dir, {"cmd": "status"})
+        answer = await app_devices.bench_command(rig.state_dir, {"cmd": "status"})
         c = answer["connectors"]["1"]
         if c["offered_a"] == offered and c["limit_a"] == limit:
             return

@@ -8,7 +8,7 @@ from gpiozero.pins.mock import MockFactory
 from hal.config import PowerFailConfig
 from hal.gpio import GpioPowerFailInput
 from hal.interfaces import PowerFailInput
-from hal.sim.bench import _wired_pin_class
+from hal.sim.wiring import wired_pin_class
 
 PIN = 26
 
@@ -51,7 +51,7 @@ def test_active_low_open_drain_line_is_read_with_a_pull_up(factory: MockFactory)
 
 def test_a_line_lost_at_start_reads_lost() -> None:
     # A HAT's output holds the line whatever pull the driver sets (the bench's wired pin).
-    factory = MockFactory(pin_class=_wired_pin_class())
+    factory = MockFactory(pin_class=wired_pin_class())
     pin = factory.pin(PIN)
     pin.wire = True
     pin.drive_high()

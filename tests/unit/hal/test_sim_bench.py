@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from firmware.settings import BenchSettings, example_path, load
+from firmware.settings import BenchSettings, example_path
+from firmware.settings_load import load
 from hal.sim.bench import SimulatedBench
 
 pytestmark = pytest.mark.asyncio

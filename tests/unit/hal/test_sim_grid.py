@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from firmware.settings import BenchSettings, example_path, load
+from firmware.settings import BenchSettings, example_path
+from firmware.settings_load import load
 from hal.modbus.bus import open_buses
 from hal.sim.bench import SimulatedBench
 from hal.sim.control import BenchControlServer
