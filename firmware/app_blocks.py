@@ -62,7 +62,8 @@ def firmware_updates(
             restart=restart,
         )
     )
-    ocpp.firmware.on_registered.append(updates.registered)
+    # First: Installed / InstallationFailed before the security events' FirmwareUpdated.
+    ocpp.firmware.on_registered.insert(0, updates.registered)
     return updates
 
 

@@ -121,7 +121,8 @@ def firmware_signature_problem(signing_certificate: str, signature: str, path: P
     from firmware.release.signing import file_digest, verify
 
     try:
-        raw = base64.b64decode(signature.strip(), validate=True)
+        # Line breaks are no part of it (RFC 4648 §3.3): `openssl base64` wraps at 64.
+        raw = base64.b64decode("".join(signature.split()), validate=True)
     except (binascii.Error, ValueError):
         return "the signature is not base64"
     try:

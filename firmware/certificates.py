@@ -370,8 +370,8 @@ class CertificateStore:
     def signing_certificate_problem(self, pem: str, now: datetime | None = None) -> str | None:
         """Security Whitepaper L01 (SignedUpdateFirmware): why ``pem`` (the signing certificate,
         optionally followed by the intermediates up to the root) is not one to trust, or None:
-        every certificate valid now, each issued by the next, the last issued by a valid
-        installed ManufacturerRootCertificate."""
+        every certificate valid now, each issued by the next, which is a CA, the last issued by
+        a valid installed ManufacturerRootCertificate."""
         try:
             chain = load_certificates(pem)
         except CertificateError as exc:
@@ -382,6 +382,9 @@ class CertificateStore:
         for cert, issuer in zip(chain, chain[1:], strict=False):
             if not issued_by(cert, issuer):
                 return f"{common_name(cert.subject)!r} is not issued by the next certificate"
+            # RFC 5280 §4.2.1.9: only a CA issues; a leaf of the manufacturer's must not.
+            if is_ca(issuer) is not True:
+                return f"{common_name(issuer.subject)!r} is not a CA and cannot issue"
         if any(not valid_at(c, now) for c in chain):
             return "a certificate is outside its validity period"
         last = chain[-1]

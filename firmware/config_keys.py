@@ -597,7 +597,7 @@ def reservation_key() -> KeyDefinition:
     )
 
 
-#: What firmware downloads, diagnostics and log uploads can use (``firmware.logupload.SCHEMES``).
+#: What firmware downloads, diagnostics and log uploads can use (``firmware.transfer.SCHEMES``).
 FILE_TRANSFER_PROTOCOLS = ("FTP", "FTPS", "HTTP", "HTTPS")
 
 

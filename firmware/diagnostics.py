@@ -66,9 +66,14 @@ log = logging.getLogger(__name__)
 MEMBER_MAX_BYTES = 4 * 1024 * 1024
 BUNDLE_MAX_BYTES = 24 * 1024 * 1024
 JOURNAL_TIMEOUT_S = 20.0
-# "idTag": "ABC" / \"parentIdTag\": \"ABC\" in a frame (JSON, or JSON quoted in a string).
+# "idTag": "ABC" in a frame as JSON, as a Python repr ('idTag': 'ABC'), or as JSON quoted in a
+# string (\"idTag\": \"ABC\"): the value whole, whatever it holds (an idTag is any CiString20:
+# quotes and backslashes escaped, non-ASCII as \uXXXX).
 _ID_TAG_FIELD = re.compile(
-    r"""(\\?["'](?:parentIdTag|idTag)\\?["']\s*:\s*)(\\?["'])[^"'\\]*(\\?["'])"""
+    r"""(?P<head>["'](?:parentIdTag|idTag)["']\s*:\s*)"""
+    r"""(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
+    r"""|(?P<quoted>\\"(?:parentIdTag|idTag)\\"\s*:\s*)"""
+    r'\\"(?:[^"\\]|\\\\\\.|\\\\[^\\"])*\\"'
 )
 # The message log's line start ("%(asctime)s": local time, milliseconds after a comma).
 _MESSAGE_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3}) ")
@@ -181,7 +186,13 @@ class DiagnosticsCollector:
         path = self.message_log
         if path is None:
             return "# the OCPP message log is off ([logging] ocpp_messages = false): no frames\n"
-        files = sorted(path.parent.glob(path.name + ".*"), reverse=True) + [path]
+        # RotatingFileHandler's backups, the highest number the oldest (.12 before .2).
+        backups = [
+            (int(f.name[len(path.name) + 1 :]), f)
+            for f in path.parent.glob(path.name + ".*")
+            if f.name[len(path.name) + 1 :].isdigit()
+        ]
+        files = [f for _, f in sorted(backups, reverse=True)] + [path]
         out: list[str] = []
         for f in files:
             try:
@@ -282,7 +293,13 @@ def _os_release() -> str:
 def mask_id_tags(text: str) -> str:
     """Every ``idTag`` / ``parentIdTag`` field of an OCPP frame in ``text`` with ``***`` as
     its value (personal data: a card's number names its holder to whoever has the list)."""
-    return _ID_TAG_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}***{m.group(3)}", text)
+
+    def masked(m: re.Match[str]) -> str:
+        if m.group("head") is not None:
+            return f'{m.group("head")}"***"'
+        return f'{m.group("quoted")}\\"***\\"'
+
+    return _ID_TAG_FIELD.sub(masked, text)
 
 
 def pack_bundle(name: str, texts: dict[str, str], secrets: list[str]) -> bytes:

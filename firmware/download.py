@@ -2,10 +2,10 @@
 SignedUpdateFirmware firmware.location): HTTP, HTTPS, FTP and FTPS into a file of the state
 directory, with a size limit and a free-space check before and during the transfer.
 
-What is shared with GetLog's upload is imported from it (``firmware.logupload``: the check of a
-location, the FTP(S) login); the TLS context is the certificate store's ``upload_context`` (the
-system's trust store plus the installed CentralSystemRootCertificates).  A URL's credentials are
-never logged nor put in an error (``firmware.redaction.without_credentials``).
+What is shared with the uploads (the check of a location, the TLS context, HTTP Basic from the
+URL, the HTTP opener, the FTP(S) login, the one-line reason) is ``firmware.transfer``.  A URL's
+credentials are never logged nor put in an error (``firmware.redaction.without_credentials``).
+A transfer that ends before the size the server announced is a failed attempt.
 
 Blocking: run ``fetch`` in a worker thread; ``cancelled`` (a ``threading.Event``) stops it
 between two blocks of data (shutdown, a new request), the partial file removed.
@@ -13,23 +13,20 @@ between two blocks of data (shutdown, a new request), the partial file removed.
 
 from __future__ import annotations
 
-import base64
 import ftplib
 import os
 import shutil
 import ssl
 import tempfile
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from firmware.logupload import check_location, ftp_login
 from firmware.redaction import without_credentials
+from firmware.transfer import check_location, failure, ftp_login, http_opener, http_request
 
 BLOCK = 64 * 1024
 TIMEOUT_S = 60.0
@@ -85,16 +82,19 @@ def fetch(
                 _ftp(url, sink, tls, timeout)
         except DownloadError:
             raise
-        except urllib.error.HTTPError as exc:
-            raise DownloadError(f"{shown}: HTTP {exc.code} {exc.reason}") from None
-        except urllib.error.URLError as exc:
-            raise DownloadError(f"{shown}: {_reason(exc.reason)}") from None
-        except (ftplib.Error, OSError, EOFError, ValueError) as exc:
-            raise DownloadError(f"{shown}: {_reason(exc)}") from None
+        except Exception as exc:
+            line = failure(exc, shown)
+            if line is None:
+                raise
+            raise DownloadError(line) from None
         finally:
             sink.close()
         if sink.size == 0:
             raise DownloadError(f"{shown}: the file is empty")
+        if sink.expected is not None and sink.size != sink.expected:
+            raise DownloadError(
+                f"{shown}: the transfer ended after {sink.size} of {sink.expected} bytes"
+            )
         if cancelled.is_set():
             raise Cancelled(f"{shown}: cancelled")
         os.replace(part, dest)
@@ -102,10 +102,6 @@ def fetch(
         part.unlink(missing_ok=True)
         raise
     return sink.size
-
-
-def _reason(reason: object) -> str:
-    return str(reason) or type(reason).__name__
 
 
 class _Sink:
@@ -124,10 +120,13 @@ class _Sink:
         self.free = free
         self.shown = shown
         self.size = 0
+        #: The size the server announced (Content-Length, FTP SIZE), if it did.
+        self.expected: int | None = None
         self._file: BinaryIO = path.open("wb")
 
     def announced(self, size: int | None) -> None:
         """The size the server announced: refused before a byte is written when too big."""
+        self.expected = size
         if size is None:
             size = 0
         if size > self.limits.max_bytes:
@@ -161,23 +160,14 @@ class _Sink:
 
 
 def _http(url: str, sink: _Sink, tls: ssl.SSLContext | None, timeout: float) -> None:
-    parts = urlsplit(url)
-    headers = {}
-    if parts.username is not None:
-        secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        headers["Authorization"] = "Basic " + base64.b64encode(secret.encode()).decode()
-        url = without_credentials(url)
-    request = urllib.request.Request(url, headers=headers)
-    # No proxy from the environment: the location the central system named is where it goes.
-    opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls)
-    )
-    with opener.open(request, timeout=timeout) as response:
+    with http_opener(tls).open(http_request(url), timeout=timeout) as response:
         if not 200 <= response.status < 300:
             raise DownloadError(f"{sink.shown}: HTTP {response.status}")
         length = response.headers.get("Content-Length")
         sink.announced(int(length) if length and length.isdigit() else None)
-        while block := response.read(BLOCK):
+        # read1: what has arrived (up to BLOCK), so a cancel is seen at the next data even
+        # from a server that trickles (read would wait for a whole block).
+        while block := response.read1(BLOCK):
             sink.write(block)
 
 

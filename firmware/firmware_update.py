@@ -4,7 +4,8 @@ use case L01, SignedUpdateFirmware): ``firmware.ports.FirmwareUpdateControl``.
 One request at a time, kept in ``firmware.db`` (``firmware.firmware_update_store``) before the
 answer leaves.  Its life, each step a transition of ``firmware.firmware_update_states``:
 
-1. wait for retrieveDate (a restart meanwhile finds the request again and waits on);
+1. wait for retrieveDate by the wall clock (a restart meanwhile finds the request again and
+   waits on; NTP setting the clock meanwhile is followed);
 2. download into ``<state>/firmware/`` (``firmware.download``, a worker thread), 1 + retries
    attempts retryInterval apart; all failed: DownloadFailed;
 3. signed: the signature over the file checked with the signing certificate (already checked
@@ -13,8 +14,9 @@ answer leaves.  Its life, each step a transition of ``firmware.firmware_update_s
 4. wait for installDateTime, then for no transaction: every connector is made Unavailable
    (a connector in a transaction once it ends; no session is ever cut), the previous
    availability saved with the request;
-5. Installing: the installer's ``check`` and ``install`` (a worker thread), ``activate``, then the
-   controller stops for the restart exactly as a Reset does.  A refused bundle or a failed
+5. Installing: the installer's ``check`` and ``install`` (a worker thread), ``activate``, then
+   (once a session that began meanwhile has ended) the controller stops for the restart
+   exactly as a Reset does.  A refused bundle or a failed
    install: InstallVerificationFailed / InstallationFailed, the availability put back;
 6. after the restart, once BootNotification is Accepted: ``installer.confirm()``, then the
    trial's ``outcome()`` is reported (Installed or InstallationFailed), the availability put back,
@@ -34,6 +36,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +57,9 @@ from firmware.firmware_update_states import (
     triggered,
 )
 from firmware.firmware_update_store import FirmwareUpdateStore
-from firmware.logupload import check_location
 from firmware.ports import FirmwareInstaller, FirmwareInstallFailed, InstallGate
 from firmware.redaction import without_credentials
+from firmware.transfer import check_location, tls_for
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,8 @@ DIRECTORY = "firmware"
 BUNDLE = "update.bundle"
 #: How often a waiting install looks whether the last transaction ended.
 IDLE_POLL_S = 1.0
+#: How often a wait for retrieveDate / installDateTime reads the wall clock again.
+WALL_CLOCK_CHECK_S = 60.0
 #: How long the statuses before the restart get to leave (they are durable all the same).
 FLUSH_BEFORE_RESTART_S = 5.0
 
@@ -140,6 +145,12 @@ class FirmwareUpdates:
             self._post(Ev.CANCELLED, f"replaced by a new {request.flow.value}")
             self._stop_job()
             self._release()
+            answer = "AcceptedCanceled"
+        elif old is not None and self._job is not None and not self._job.done():
+            # Still Idle: waiting for its retrieveDate (the legacy flow has no
+            # DownloadScheduled), nothing sent for it yet, so nothing to end it with.
+            log.info("%s replaces the one waiting for its retrieveDate", request.flow.value)
+            self._stop_job()
             answer = "AcceptedCanceled"
         self._request, self._status = request, FwStatus.IDLE
         self.store.replace(request, FwStatus.IDLE)
@@ -267,11 +278,11 @@ class FirmwareUpdates:
         if wait > 0:
             if self._status is FwStatus.IDLE:
                 self._post(Ev.WAIT_RETRIEVE, f"retrieveDate in {wait:.0f} s")
-            await asyncio.sleep(wait)
+            await _wall_clock_reaches(request.retrieve_at)
         self._post(Ev.DOWNLOAD, without_credentials(request.location))
         for stale in self.bundle.parent.glob(f"{BUNDLE}.*.part"):
             stale.unlink(missing_ok=True)  # left by a power cut during a download
-        tls = self.w.certificates.upload_context() if self.w.certificates else None
+        tls = tls_for(request.location, self.w.certificates)
         attempts = request.retries + 1
         for attempt in range(1, attempts + 1):
             try:
@@ -314,7 +325,7 @@ class FirmwareUpdates:
             wait = (request.install_at - utcnow()).total_seconds()
             if wait > 0:
                 self._post(Ev.WAIT_INSTALL, f"installDateTime in {wait:.0f} s")
-                await asyncio.sleep(wait)
+                await _wall_clock_reaches(request.install_at)
         self._hold()
         if self.w.gate.busy():
             self._post(Ev.WAIT_INSTALL, "waiting for the running transactions to end")
@@ -333,6 +344,12 @@ class FirmwareUpdates:
         except FirmwareInstallFailed as exc:
             self._failed(Ev.INSTALL_FAILED, str(exc))
             return
+        if self.w.gate.busy():
+            # A session began after the last look (an event queued before the connectors'
+            # Unavailable was handled): the restart never cuts it.
+            log.info("firmware %s activated: restarting once the running sessions end", version)
+            while self.w.gate.busy():
+                await asyncio.sleep(IDLE_POLL_S)
         self._post(Ev.REBOOT, f"version {version} activated")
         self.bundle.unlink(missing_ok=True)
         await self._flush()
@@ -406,6 +423,14 @@ class ChargerGate:
         for cid, operative in availability.items():
             if cid and not operative and cid in self.charger.connectors:
                 self.charger.change_availability(cid, False)
+
+
+async def _wall_clock_reaches(when: datetime) -> None:
+    """Sleep until the wall clock reads ``when``, looking again every ``WALL_CLOCK_CHECK_S``:
+    a Pi has no RTC, and NTP may set the clock after the wait began (a monotonic sleep of the
+    first estimate would be a day late after a day switched off)."""
+    while (left := (when - utcnow()).total_seconds()) > 0:
+        await asyncio.sleep(min(left, WALL_CLOCK_CHECK_S))
 
 
 def _notification(request: UpdateRequest, status: FwStatus) -> tuple[str, dict[str, Any]]:

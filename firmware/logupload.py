@@ -12,18 +12,15 @@ and the diagnostics log kept in RAM that both send.
 - ``upload_with_retries``: the attempts of one request (``retries`` more after the first,
   ``retryInterval`` seconds apart), in a worker thread.
 
-What an upload holds is scrubbed first by its caller with ``firmware.redaction.scrub``.
-Standard library only.
+What an upload holds is scrubbed first by its caller with ``firmware.redaction.scrub``.  The
+location check, the TLS context, HTTP Basic, the opener and the FTP(S) login are the firmware
+download's too: ``firmware.transfer``.  Standard library only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
-import contextlib
-import ftplib
-import http.client
 import io
 import logging
 import re
@@ -32,33 +29,21 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from firmware.clock import utcnow
 from firmware.redaction import without_credentials
-
-if TYPE_CHECKING:
-    from firmware.certificates import CertificateStore
+from firmware.transfer import failure, ftp_login, http_opener, http_request
 
 log = logging.getLogger(__name__)
 
 DIAGNOSTICS_LINES = 5000
 UPLOAD_TIMEOUT_S = 60.0
 TEXT = "text/plain; charset=utf-8"
-# What a failed transfer raises besides urllib's errors: the FTP errors, OSError too (a
-# connection reset while the answer is read: urllib raises those unwrapped), a broken HTTP
-# answer, a port that is no number.
-_TRANSFER_ERRORS: tuple[type[Exception], ...] = (
-    *ftplib.all_errors,
-    http.client.HTTPException,
-    ValueError,
-)
 # A PUT answered with one of these: the server takes no PUT there; a multipart POST is tried.
 _POST_INSTEAD = (405, 501)
-SCHEMES = ("http", "https", "ftp", "ftps")
 _FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 _FORMAT.converter = time.gmtime  # UTC, like every OCPP time
 # The charger's own lines only: not the OCPP message log (frames may be many), not the bench
@@ -103,16 +88,6 @@ def target(remote_location: str, filename: str) -> str:
     return remote_location.rstrip("/") + "/" + filename
 
 
-def check_location(remote_location: str) -> str | None:
-    """Why ``remote_location`` cannot be used, or None."""
-    parts = urlsplit(remote_location)
-    if parts.scheme.lower() not in SCHEMES:
-        return f"unsupported scheme {parts.scheme or '(none)'}: {', '.join(SCHEMES)} only"
-    if not parts.hostname:
-        return "no host in the location"
-    return None
-
-
 def upload(
     url: str,
     data: bytes,
@@ -132,12 +107,11 @@ def upload(
             _ftp_store(url, data, tls, timeout)
     except UploadError:
         raise
-    except urllib.error.HTTPError as exc:
-        raise UploadError(f"{shown}: HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise UploadError(f"{shown}: {_reason(exc.reason)}") from None
-    except _TRANSFER_ERRORS as exc:
-        raise UploadError(f"{shown}: {_reason(exc)}") from None
+    except Exception as exc:
+        line = failure(exc, shown)
+        if line is None:
+            raise
+        raise UploadError(line) from None
 
 
 async def upload_with_retries(
@@ -181,53 +155,23 @@ async def upload_with_retries(
     return False
 
 
-def needs_tls(url: str) -> bool:
-    """Whether ``url`` is HTTPS or FTPS."""
-    return urlsplit(url).scheme.lower() in ("https", "ftps")
-
-
-def tls_for(url: str, certificates: CertificateStore | None) -> ssl.SSLContext | None:
-    """The TLS context ``upload`` needs for ``url``: None for HTTP and FTP; for HTTPS and FTPS
-    one that verifies the server against the system's roots and the installed
-    CentralSystemRootCertificates (``CertificateStore.upload_context``; the system's roots
-    alone without a certificate store)."""
-    if not needs_tls(url):
-        return None
-    if certificates is not None:
-        return certificates.upload_context()
-    return ssl.create_default_context()
-
-
-def _reason(reason: object) -> str:
-    return str(reason) or type(reason).__name__
-
-
 def _http_send(
     url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float, content_type: str
 ) -> None:
-    parts = urlsplit(url)
-    headers = {"Content-Type": content_type}
-    if parts.username is not None:
-        secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        headers["Authorization"] = "Basic " + base64.b64encode(secret.encode()).decode()
-        url = without_credentials(url)
-    # No proxy from the environment: the location the central system named is where it goes.
-    opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=tls)
-    )
-    request = urllib.request.Request(url, data=data, method="PUT", headers=headers)
+    opener = http_opener(tls)
+    shown = without_credentials(url)
+    request = http_request(url, method="PUT", data=data, headers={"Content-Type": content_type})
     try:
-        _expect_success(opener, request, url, timeout)
+        _expect_success(opener, request, shown, timeout)
         return
     except urllib.error.HTTPError as exc:
         if exc.code not in _POST_INSTEAD:
             raise
-        log.info("%s takes no PUT (HTTP %d): sending a multipart POST", url, exc.code)
-    name = unquote(parts.path.rsplit("/", 1)[-1]) or "upload"
+        log.info("%s takes no PUT (HTTP %d): sending a multipart POST", shown, exc.code)
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1]) or "upload"
     body, form_type = multipart(name, data, content_type)
-    headers["Content-Type"] = form_type
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
-    _expect_success(opener, request, url, timeout)
+    request = http_request(url, method="POST", data=body, headers={"Content-Type": form_type})
+    _expect_success(opener, request, shown, timeout)
 
 
 def _expect_success(
@@ -257,29 +201,6 @@ def _ftp_store(url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float
         ftp.storbinary(f"STOR {unquote(urlsplit(url).path)}", io.BytesIO(data))
 
 
-@contextlib.contextmanager
-def ftp_login(url: str, tls: ssl.SSLContext | None, timeout: float) -> Iterator[ftplib.FTP]:
-    """An FTP (ftp://) or FTPS (ftps://, explicit TLS, data channel protected) session logged
-    in with the URL's user and password (anonymous without), closed on leaving; raises
-    ``ftplib.all_errors``.  Shared with the firmware download (``firmware.download``)."""
-    parts = urlsplit(url)
-    secure = parts.scheme.lower() == "ftps"
-    ftp: ftplib.FTP = (
-        ftplib.FTP_TLS(context=tls, timeout=timeout) if secure else ftplib.FTP(timeout=timeout)
-    )
-    try:
-        ftp.connect(parts.hostname or "", parts.port or 21)
-        ftp.login(unquote(parts.username or "anonymous"), unquote(parts.password or ""))
-        if isinstance(ftp, ftplib.FTP_TLS):
-            ftp.prot_p()
-        yield ftp
-    finally:
-        try:
-            ftp.quit()
-        except Exception:  # noqa: BLE001 - never connected, or the server went away
-            ftp.close()
-
-
 def filename(
     charge_point_id: str, log_type: str, now: datetime | None = None, suffix: str = ".log"
 ) -> str:
@@ -292,18 +213,13 @@ def filename(
 
 __all__ = [
     "DIAGNOSTICS_LINES",
-    "SCHEMES",
     "TEXT",
     "UPLOAD_TIMEOUT_S",
     "DiagnosticsBuffer",
     "UploadError",
-    "check_location",
     "filename",
-    "ftp_login",
     "multipart",
-    "needs_tls",
     "target",
-    "tls_for",
     "upload",
     "upload_with_retries",
 ]

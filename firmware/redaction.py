@@ -65,7 +65,8 @@ _HEADER_LINE = re.compile(
 
 
 # scheme://user:password@ (or user@) inside text: the authority's userinfo (RFC 3986 §3.2.1).
-_URL_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s\"'<>]+@")
+# Up to the authority's last @ (as urlsplit reads it): a password may hold an unencoded @.
+_URL_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s\"'<>]+@")
 # A line ``name = value`` / ``name: value`` whose name says it holds a secret (any case; the name
 # may be quoted or dotted, as TOML allows).
 _SECRET_NAME = (

@@ -142,10 +142,6 @@ sys.exit(main(sys.argv[3:]))' "$WORK"/boot/wheels/pi_chargepoint-*.whl \
         "$WORK"/boot/wheels/packaging-*.whl install --releases "$ROOT$RELEASES" \
         "${COMPILE[@]}" "$BUNDLE")
     say "release $VERSION installed: $CURRENT -> $VERSION"
-    if [ -e "$ROOT$OLD_VENV" ]; then
-        rm -rf "$ROOT$OLD_VENV"
-        say "removed $OLD_VENV (the layout before releases)"
-    fi
 fi
 # The service installs updates into releases/ and switches current: it owns them.
 system chown -R "$SERVICE_USER:$SERVICE_USER" "$RELEASES"
@@ -176,7 +172,14 @@ if [ "$UPGRADE" = 1 ]; then
     # Restarts only a running service: outputs go safe on SIGTERM, the new version starts.
     system systemctl try-restart "$UNIT"
     say "upgraded"
-else
+fi
+# The layout before releases goes last: a running old daemon imports from its venv until the
+# try-restart above has stopped it.
+if [ "$SKIP_PIP" = 0 ] && [ -e "$ROOT$OLD_VENV" ]; then
+    rm -rf "$ROOT$OLD_VENV"
+    say "removed $OLD_VENV (the layout before releases)"
+fi
+if [ "$UPGRADE" = 0 ]; then
     say "installed.  Next:"
     say "  1. edit $CONF"
     say "  2. $CURRENT/bin/chargepoint doctor --config $CONF"

@@ -6,7 +6,9 @@ under a test root (tests/pki.py), and real HTTP(S) / FTP servers on 127.0.0.1 se
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.server
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -150,3 +152,86 @@ def ftp_server(directory: Path, user: str = "fw", password: str = "s3cret-pw") -
 
     with serve(directory, user, password, perm="elr") as port:
         yield f"ftp://{user}:{password}@127.0.0.1:{port}"
+
+
+@contextmanager
+def ftps_server(directory: Path, tls: tuple[str, str]) -> Iterator[str]:
+    """A real explicit FTPS server (RFC 4217) on 127.0.0.1 serving and storing files of
+    ``directory``, with TLS certificate and key ``tls``, which, as vsftpd does by default
+    (``require_ssl_reuse``), refuses a data connection that does not resume the control
+    connection's TLS session.  pyftpdlib's TLS handler needs pyOpenSSL, hence this small one
+    (AUTH TLS, PBSZ, PROT, USER, PASS, TYPE, SIZE, PASV, RETR, STOR, QUIT).  Yields
+    ``ftps://fw:pw@localhost:port``."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*tls)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def session(control: socket.socket) -> None:
+        try:
+            talk(control)
+        except OSError:  # a client that refused our certificate, or went away
+            control.close()
+
+    def talk(control: socket.socket) -> None:
+        passive: socket.socket | None = None
+        reader = control.makefile("rb")
+
+        def reply(line: str) -> None:
+            control.sendall(line.encode() + b"\r\n")
+
+        reply("220 ready")
+        while line := reader.readline().decode().strip():
+            cmd, _, arg = line.partition(" ")
+            path = directory / arg.lstrip("/")
+            cmd = cmd.upper()
+            if cmd == "AUTH":
+                reply("234 AUTH TLS ok")
+                control = ctx.wrap_socket(control, server_side=True)
+                reader = control.makefile("rb")
+            elif cmd in ("PBSZ", "PROT", "TYPE", "USER", "PASS"):
+                reply("331 password" if cmd == "USER" else "230 in" if cmd == "PASS" else "200 ok")
+            elif cmd == "SIZE":
+                reply(f"213 {path.stat().st_size}" if path.is_file() else "550 no such file")
+            elif cmd == "PASV":
+                passive = socket.create_server(("127.0.0.1", 0))
+                port = passive.getsockname()[1]
+                reply(f"227 Entering Passive Mode (127,0,0,1,{port >> 8},{port & 255})")
+            elif cmd in ("RETR", "STOR") and passive is not None:
+                reply("150 data")
+                raw, _ = passive.accept()
+                data = ctx.wrap_socket(raw, server_side=True)
+                if not data.session_reused:
+                    data.close()
+                    reply("522 SSL connection failed: session reuse required")
+                    continue
+                if cmd == "RETR":
+                    data.sendall(path.read_bytes())
+                else:
+                    received = b""
+                    while chunk := data.recv(65536):
+                        received += chunk
+                    path.write_bytes(received)
+                with contextlib.suppress(OSError):
+                    data.unwrap()
+                data.close()
+                reply("226 done")
+            elif cmd == "QUIT":
+                reply("221 bye")
+                break
+            else:
+                reply("502 not implemented")
+        control.close()
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=session, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"ftps://fw:pw@localhost:{listener.getsockname()[1]}"
+    finally:
+        listener.close()

@@ -34,7 +34,7 @@ from ocpp.exceptions import OCPPError
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import DiagnosticsStatus, MessageTrigger
 
-from firmware import logupload
+from firmware import logupload, transfer
 from firmware.certificates import CertificateStore
 from firmware.clock import from_ocpp, utcnow
 from firmware.ocpp.dispatch import NOT_DELIVERED, Dispatcher, send_soon
@@ -116,7 +116,7 @@ class DiagnosticsUpload:
         when ``location`` cannot be used.  The upload starts with ``start_upload``, once the
         answer went out."""
         problem = (
-            logupload.check_location(location)
+            transfer.check_location(location)
             if self.source is not None
             else "no diagnostics information on this charger"
         )
@@ -172,7 +172,7 @@ class DiagnosticsUpload:
         try:
             pack = self.source.bundle(request.file_name, request.start, request.stop)
             data = await asyncio.to_thread(pack)
-            tls = logupload.tls_for(request.url, self.certificates)
+            tls = transfer.tls_for(request.url, self.certificates)
         except Exception:  # noqa: BLE001 - reported as UploadFailed, with the cause logged
             log.exception("the diagnostics bundle could not be built")
             return False

@@ -118,6 +118,9 @@ class OcppEdge:
         self.firmware = FirmwareManagement(
             self.session, self.triggers, firmware_store or FirmwareUpdateStore.open(None)
         )
+        # The version that registers is the one that proved itself (FirmwareUpdated); the
+        # update service reports its outcome before it (app.py inserts it first).
+        self.firmware.on_registered.append(self.events.registered)
 
     async def serve(
         self,

@@ -13,7 +13,7 @@ from typing import Any
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import LogStatus, MessageTrigger, UploadLogStatus
 
-from firmware import logupload, redaction
+from firmware import logupload, redaction, transfer
 from firmware.certificates import CertificateStore
 from firmware.clock import from_ocpp
 from firmware.ocpp.dispatch import Dispatcher
@@ -75,7 +75,7 @@ class LogUpload:
         retry_interval: int | None = None,
     ) -> call_result.GetLog:
         location = str(log_parameters.get("remote_location", ""))
-        problem = logupload.check_location(location)
+        problem = transfer.check_location(location)
         if problem:
             log.warning("GetLog refused: %s", problem)
             return call_result.GetLog(status=LogStatus.rejected)
@@ -136,7 +136,7 @@ class LogUpload:
         uploaded = await logupload.upload_with_retries(
             url,
             data,
-            tls=logupload.tls_for(url, self.certificates),
+            tls=transfer.tls_for(url, self.certificates),
             retries=job["retries"],
             retry_interval=job["retry_interval"],
             what=f"{job['log_type']} (GetLog {request_id})",

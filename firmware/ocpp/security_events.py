@@ -26,6 +26,7 @@ class SecurityEvents:
     def __init__(self, dispatcher: Dispatcher, security_log: SecurityLog) -> None:
         self.log = security_log
         self.wake = asyncio.Event()
+        self._version: str | None = None  # set by ``startup``
         self.policy = RetryPolicy(
             attempts=lambda: EVENT_ATTEMPTS,
             interval=lambda: EVENT_RETRY_S,
@@ -38,12 +39,23 @@ class SecurityEvents:
         self.wake.set()
 
     def startup(self, firmware_version: str) -> None:
-        """At every start: StartupOfTheDevice, and FirmwareUpdated when the version changed."""
+        """At every start: StartupOfTheDevice (FirmwareUpdated waits for ``registered``)."""
         self.record("StartupOfTheDevice", f"firmware {firmware_version}")
+        self._version = firmware_version
+
+    async def registered(self) -> None:
+        """BootNotification Accepted: the running version proved itself.  FirmwareUpdated when
+        it is not the last version that did: a release rolled back before it registered (a
+        trial that failed, issue 14) never counts as an update, neither its start nor the way
+        back.  Called after the firmware update's own report (Installed comes first)."""
+        version = self._version
+        if version is None:
+            return
         last = self.log.get("firmware_version")
-        if last is not None and last != firmware_version:
-            self.record("FirmwareUpdated", f"{last} -> {firmware_version}")
-        self.log.put("firmware_version", firmware_version)
+        if last != version:
+            if last is not None:
+                self.record("FirmwareUpdated", f"{last} -> {version}")
+            self.log.put("firmware_version", version)
 
     def reset_requested(self, hard: bool) -> None:
         self.record(

@@ -72,7 +72,12 @@ class ReleaseInstaller:
     # ------------------------------------------------------------ FirmwareInstaller
 
     def check(self, bundle_path: Path) -> str:
-        return bundle.check(bundle_path).version
+        version = bundle.check(bundle_path).version
+        # Installing it would replace the running release's directory in place, with no trial
+        # and nothing to go back to (``activate`` refuses it, but only afterwards).
+        if version == self._current():
+            raise FirmwareInstallFailed(f"{version} is the current release already")
+        return version
 
     def install(self, bundle_path: Path) -> str:
         self._ensure_dir()
@@ -105,6 +110,14 @@ class ReleaseInstaller:
                 ],
                 f"installing {manifest.product} {version}",
             )
+            # The release's directory name, the trial and the BootNotification must agree: a
+            # manifest that names another version than the product's own would be on trial
+            # as a version that never runs (and rolled back for "no BootNotification").
+            own = _installed_version(venv, manifest.product)
+            if own != version:
+                raise FirmwareInstallFailed(
+                    f"the bundle says version {version}, its {manifest.product} wheel is {own}"
+                )
             final = self.releases / version
             _retarget_scripts(venv / "bin", str(venv), str(final))
             launcher.write_json(venv / RELEASE_MARK, manifest.as_json())
@@ -293,6 +306,25 @@ def pip_error(result: subprocess.CompletedProcess[str]) -> str:
     lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR:")] or lines[-1:]
     return errors[0][:300] if errors else f"exit status {result.returncode}"
+
+
+def _installed_version(venv: Path, product: str) -> str | None:
+    """The version (normalised) of ``product`` as installed in ``venv`` (its METADATA)."""
+    from email.parser import HeaderParser
+
+    from packaging.version import InvalidVersion, Version
+
+    from firmware.release.manifest import wheel_project
+
+    for metadata in venv.glob(
+        f"lib/python*/site-packages/{wheel_project(product)}-*.dist-info/METADATA"
+    ):
+        raw = HeaderParser().parsestr(metadata.read_text(encoding="utf-8")).get("Version", "")
+        try:
+            return str(Version(raw))
+        except InvalidVersion:
+            return raw or None
+    return None
 
 
 def _retarget_scripts(bin_dir: Path, old: str, new: str) -> None:

@@ -1,8 +1,9 @@
 """``chargepoint release sign``: the manufacturer's signature of a release bundle, as the
 Security Whitepaper's SignedUpdateFirmware carries it (ed. 2 §4.4, use case N08):
 ``signature`` is RSA (PKCS #1 v1.5) or ECDSA over the SHA-256 of the whole file, base64;
-``signingCertificate`` is the PEM of the certificate whose key made it, which the charger
-checks against its installed ManufacturerRootCertificate(s) before it checks the signature."""
+``signingCertificate`` is the PEM of the certificate whose key made it, followed by the
+intermediates the certificate file holds, which the charger checks against its installed
+ManufacturerRootCertificate(s) before it checks the signature."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+
+#: SignedUpdateFirmware.req firmware.signingCertificate: string[0..5500] (Security Whitepaper §5).
+MAX_SIGNING_CERTIFICATE = 5500
 
 
 class SigningFailed(Exception):
@@ -31,7 +35,9 @@ def file_digest(path: Path) -> bytes:
 
 def sign_file(bundle: Path, key_pem: Path, cert_pem: Path) -> dict[str, str]:
     """``{"signature": base64, "signingCertificate": PEM, "algorithm": "RSA-SHA256" |
-    "ECDSA-SHA256"}`` for ``bundle``, with the private key and the certificate in PEM files.
+    "ECDSA-SHA256"}`` for ``bundle``, with the private key and the certificate in PEM files
+    (the certificate file: the signing certificate first, then any intermediates, all kept in
+    ``signingCertificate``, at most ``MAX_SIGNING_CERTIFICATE`` characters).
     The key must be the certificate's (checked by verifying the new signature with the
     certificate's public key).  Raises SigningFailed."""
     try:
@@ -39,10 +45,12 @@ def sign_file(bundle: Path, key_pem: Path, cert_pem: Path) -> dict[str, str]:
     except (OSError, ValueError, TypeError) as exc:
         raise SigningFailed(f"cannot use the key {key_pem}: {_first_line(exc)}") from None
     try:
-        cert_text = cert_pem.read_bytes()
-        cert = x509.load_pem_x509_certificate(cert_text)
+        # The signing certificate first, then its intermediates up to the root (not needed):
+        # the charger checks the chain against its ManufacturerRootCertificate(s).
+        chain = x509.load_pem_x509_certificates(cert_pem.read_bytes())
     except (OSError, ValueError) as exc:
         raise SigningFailed(f"cannot use the certificate {cert_pem}: {_first_line(exc)}") from None
+    cert = chain[0]
     try:
         digest = file_digest(bundle)
     except OSError as exc:
@@ -58,7 +66,12 @@ def sign_file(bundle: Path, key_pem: Path, cert_pem: Path) -> dict[str, str]:
         raise SigningFailed(f"{key_pem} is neither an RSA nor an EC key")
     if not verify(digest, signature, cert):
         raise SigningFailed(f"the key {key_pem} is not the key of the certificate {cert_pem}")
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in chain)
+    if len(pem) > MAX_SIGNING_CERTIFICATE:
+        raise SigningFailed(
+            f"the certificate chain of {cert_pem} is {len(pem)} characters: SignedUpdateFirmware "
+            f"takes at most {MAX_SIGNING_CERTIFICATE} (give fewer intermediates)"
+        )
     return {
         "signature": base64.b64encode(signature).decode("ascii"),
         "signingCertificate": pem,

@@ -5,16 +5,18 @@ partial file, and no credential in any error."""
 
 from __future__ import annotations
 
+import http.server
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from firmware.certificates import CertificateStore, RootKind
 from firmware.download import Cancelled, DownloadError, Limits, fetch
-from tests.firmware_helpers import bundle_bytes, ftp_server, http_server
+from tests.firmware_helpers import bundle_bytes, ftp_server, ftps_server, http_server
 from tests.pki import Authority
 
 LIMITS = Limits(max_bytes=1_000_000, keep_free_bytes=0)
@@ -123,3 +125,119 @@ def test_an_unusable_location_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(DownloadError) as err:
         get("http://user:hunter22@127.0.0.1:9/x", tmp_path / "x")  # nothing listens on 9
     assert "hunter22" not in str(err.value)
+
+
+@contextmanager
+def recording_server(
+    redirect_to: str | None = None, body: bytes = DATA, announce: int | None = None
+) -> Iterator[tuple[int, list[dict[str, str]]]]:
+    """An HTTP server on 127.0.0.1 that records each request's headers and answers GET with
+    ``body`` (announced as ``announce`` bytes: a connection cut short), or with a 302 to
+    ``redirect_to``; yields (port, the headers seen)."""
+    seen: list[dict[str, str]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            seen.append(dict(self.headers.items()))
+            if redirect_to is not None:
+                self.send_response(302)
+                self.send_header("Location", redirect_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(announce or len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _handle
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1], seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_redirect_to_another_host_does_not_carry_the_credentials(tmp_path: Path) -> None:
+    """The location's user:password is the location's server's: a server that redirects
+    elsewhere must not receive them there (RFC 9110 §15.4: the client decides; urllib
+    forwards every header by default)."""
+    dest = tmp_path / "fw.bundle"
+    with recording_server() as (other_port, other_seen):
+        elsewhere = f"http://localhost:{other_port}/fw.bundle"
+        with recording_server(redirect_to=elsewhere) as (port, seen):
+            assert get(f"http://fw:hunter22@127.0.0.1:{port}/fw.bundle", dest) == len(DATA)
+    assert seen[0]["Authorization"].startswith("Basic ")
+    assert "Authorization" not in other_seen[0], "the credentials went to the redirect target"
+
+
+def test_a_transfer_cut_short_is_a_failed_attempt(tmp_path: Path) -> None:
+    """A server (or a network) that closes the connection before the announced
+    Content-Length arrived: the attempt fails (to be retried), nothing is kept."""
+    dest = tmp_path / "fw.bundle"
+    with recording_server(body=DATA[:1000], announce=len(DATA)) as (port, _):
+        with pytest.raises(DownloadError, match="1000 of 300"):
+            get(f"http://127.0.0.1:{port}/fw.bundle", dest)
+    assert nothing_left(dest)
+
+
+def test_a_cancel_during_a_slow_transfer_stops_it_at_the_next_data(tmp_path: Path) -> None:
+    """A server trickling its file (100 bytes at a time): a cancel (a new request, shutdown)
+    must stop the download when the next data arrive, not after a whole block of 64 KiB (at
+    that pace minutes, holding the worker thread that the process waits for when it exits)."""
+    cancelled = threading.Event()
+    sent = [0]
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Length", str(10 * 65536))
+            self.end_headers()
+            try:
+                while sent[0] < 10 * 65536:
+                    self.wfile.write(b"x" * 100)
+                    self.wfile.flush()
+                    sent[0] += 100
+                    if sent[0] == 1000:
+                        cancelled.set()
+                    threading.Event().wait(0.01)
+            except OSError:
+                pass  # the client went away
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    dest = tmp_path / "fw.bundle"
+    try:
+        with pytest.raises(Cancelled):
+            get(f"http://127.0.0.1:{server.server_address[1]}/fw", dest, cancelled=cancelled)
+        assert sent[0] < 65536, f"the download went on for {sent[0]} bytes after the cancel"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert nothing_left(dest)
+
+
+def test_ftps_is_verified_and_resumes_the_tls_session_on_the_data_channel(
+    served: Path, tmp_path: Path, ca: Authority
+) -> None:
+    """FTPS (SupportedFileTransferProtocols): the server is verified against the installed
+    CentralSystemRootCertificates, and the data connection resumes the control connection's
+    TLS session, which vsftpd and others require by default (ftplib alone does not)."""
+    certs = CertificateStore.open(tmp_path / "state")
+    dest = tmp_path / "fw.bundle"
+    with ftps_server(served, ca.server_files(tmp_path, "ftps", host="localhost")) as base:
+        with pytest.raises(DownloadError, match="CERTIFICATE_VERIFY_FAILED|certificate verify"):
+            get(f"{base}/fw.bundle", dest, tls=certs.upload_context())
+        assert nothing_left(dest)
+        certs.install_root(RootKind.CENTRAL_SYSTEM, ca.pem)
+        assert get(f"{base}/fw.bundle", dest, tls=certs.upload_context()) == len(DATA)
+    assert dest.read_bytes() == DATA

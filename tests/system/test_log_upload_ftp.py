@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from ocpp.v16 import call
 
 from firmware.logupload import UploadError, upload
 from tests.conftest import Rig
+from tests.firmware_helpers import ftps_server
+from tests.pki import Authority
 from tests.system.upload_servers import ftp_server
 
 
@@ -57,3 +60,20 @@ async def test_get_log_over_ftp(rig: Rig, ftp_root: tuple[int, Path]) -> None:
     assert stored.exists() and stored.stat().st_size > 0
     frames = " ".join(r.raw for r in rig.cs.messages if r.direction == "rx")
     assert "s3cret" not in frames
+
+
+def test_upload_over_ftps_resumes_the_tls_session_on_the_data_channel(
+    tmp_path: Path, ca: Authority
+) -> None:
+    """FTPS uploads (GetLog, GetDiagnostics) go to servers that require the data connection to
+    resume the control connection's TLS session (vsftpd's default) too; the server is verified
+    against the roots given."""
+    root = tmp_path / "ftps"
+    root.mkdir()
+    tls = ssl.create_default_context(cadata=ca.pem)
+    with ftps_server(root, ca.server_files(tmp_path, "ftps", host="localhost")) as base:
+        upload(f"{base}/diag.tar.gz", b"bundle bytes", tls=tls, timeout=5)
+        with pytest.raises(UploadError, match="CERTIFICATE_VERIFY_FAILED|certificate verify"):
+            upload(f"{base}/other.tar.gz", b"x", tls=ssl.create_default_context(), timeout=5)
+    assert (root / "diag.tar.gz").read_bytes() == b"bundle bytes"
+    assert not (root / "other.tar.gz").exists()

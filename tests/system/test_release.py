@@ -143,6 +143,11 @@ async def test_a_release_that_never_reaches_accepted_is_rolled_back_in_time(
     assert site.installer.outcome() == TrialOutcome(
         version=version, installed=False, reason="no BootNotification Accepted within 6 s"
     )
+    # The release that never registered never counts as an update (Security Whitepaper §8
+    # FirmwareUpdated, critical): neither its start nor the way back is FirmwareUpdated.
+    with sqlite3.connect(site.state / "security.db") as db:
+        events = [r[0] for r in db.execute("SELECT type FROM event ORDER BY seq")]
+    assert events.count("StartupOfTheDevice") == 3 and "FirmwareUpdated" not in events, events
 
 
 def _env() -> dict[str, str]:
@@ -293,3 +298,45 @@ def test_a_manufacturers_plugin_ships_in_the_bundle(tmp_path: Path) -> None:
         timeout=60,
     )
     assert found.stdout.strip() == "['Acme']"
+
+
+def test_a_bundle_whose_manifest_lies_about_the_version_installs_nothing(
+    tmp_path: Path, release_bundles: Bundles
+) -> None:
+    """The manifest (and the wheel's file name) say 9.9.9, the product's wheel is the base
+    version: installed, it would be put on trial as 9.9.9 while running as the base version,
+    never confirmed, and rolled back after trial_boot_timeout_s with a wrong reason.  The
+    install refuses it with one line and leaves nothing."""
+    import io
+    import json
+    import tarfile
+
+    from firmware.ports import FirmwareInstallFailed
+
+    base = release_bundles.version(release_bundles.base)
+    members: dict[str, bytes] = {}
+    with tarfile.open(release_bundles.base) as tar:
+        for member in tar:
+            f = tar.extractfile(member)
+            assert f is not None
+            members[member.name] = f.read()
+    manifest = json.loads(members.pop("manifest.json"))
+    product = next(n for n in members if n.startswith("wheels/pi_chargepoint-"))
+    members[product.replace(f"-{base}-", "-9.9.9-")] = members.pop(product)
+    manifest["version"] = "9.9.9"
+    manifest["wheels"] = {
+        n.removeprefix("wheels/"): hashlib.sha256(d).hexdigest() for n, d in members.items()
+    }
+    lying = tmp_path / "pi-chargepoint-9.9.9-host.tar"
+    with tarfile.open(lying, "w") as tar:
+        for name, data in [("manifest.json", json.dumps(manifest).encode()), *members.items()]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    releases = tmp_path / "releases"
+    installer = ReleaseInstaller(releases, running_version="", compile_bytecode=False)
+    assert installer.check(lying) == "9.9.9"  # every hash matches
+    with pytest.raises(FirmwareInstallFailed) as caught:
+        installer.install(lying)
+    assert str(caught.value) == f"the bundle says version 9.9.9, its pi-chargepoint wheel is {base}"
+    assert [p.name for p in releases.iterdir()] == []

@@ -128,6 +128,10 @@ def test_an_install_of_the_layout_before_releases_is_upgraded(
     assert config.read_text() == '[chargepoint]\nid = "OLD-1"\n'
     assert state.read_bytes() == b"keys"
     assert not_run(root)[-1] == "systemctl try-restart chargepoint.service"
+    # The old daemon runs from the old venv (and imports from it) until the try-restart
+    # stops it: the venv goes after that, not while it runs.
+    out = result.stdout
+    assert out.index("try-restart chargepoint.service") < out.index("removed /opt/chargepoint/venv")
 
 
 @pytest.mark.parametrize(

@@ -188,3 +188,35 @@ def test_under_systemd_the_journal_of_the_window_is_asked_for(
     text = diagnostics.journal_lines(None, None)
     assert text.startswith("# journalctl could not read the journal of chargepoint.service")
     assert "insufficient permissions" in text
+
+
+@pytest.mark.parametrize("tag", ["O'BRIEN-4242", 'AB"CD-12345', "BACK\\SLASH-99", "NAÏVE-CARD-7"])
+def test_an_id_tag_with_quotes_or_escapes_is_masked_whole(tag: str) -> None:
+    """An idTag is any CiString20: quotes, backslashes and non-ASCII characters (escaped in
+    JSON) are masked with the rest, in a frame, a Python repr and a frame quoted in a line."""
+    frame = json.dumps([2, "1", "Authorize", {"idTag": tag, "x": 1}])
+    forms = [frame, repr({"parentIdTag": tag, "x": 1}), json.dumps("received " + frame)]
+    for text in forms:
+        masked = mask_id_tags(text)
+        assert tag[-4:] not in masked, masked
+    assert json.loads(mask_id_tags(frame))[3] == {"idTag": "***", "x": 1}
+    assert json.loads(json.loads(mask_id_tags(forms[2])).removeprefix("received "))[3] == {
+        "idTag": "***",
+        "x": 1,
+    }
+
+
+def test_the_message_log_files_go_oldest_first_with_ten_backups_and_more(tmp_path: Path) -> None:
+    """[logging] ocpp_log_backups may be up to 100: RotatingFileHandler's ocpp.log.12 is older
+    than ocpp.log.2 (numbers, not text, order them); anything else beside them is no part."""
+    log = tmp_path / "ocpp.log"
+    for n in range(1, 13):
+        (tmp_path / f"ocpp.log.{n}").write_text(f"frame of backup {n}\n")
+    log.write_text("frame of now\n")
+    (tmp_path / "ocpp.log.lock").write_text("not a log\n")
+    collector = _collector(tmp_path, message_log=log)
+    members = _members(collector.bundle("cp-diagnostics-x.tar.gz", None, None)())
+    text = next(v for k, v in members.items() if k.endswith("logs/ocpp-messages.log"))
+    assert text.splitlines() == [f"frame of backup {n}" for n in range(12, 0, -1)] + [
+        "frame of now"
+    ]

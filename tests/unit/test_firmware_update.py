@@ -452,7 +452,7 @@ async def test_a_new_request_cancels_the_old_one_which_ends_download_failed(
 
 def test_supported_file_transfer_protocols_are_what_the_transfers_take() -> None:
     from firmware.config_keys import FILE_TRANSFER_PROTOCOLS
-    from firmware.logupload import SCHEMES
+    from firmware.transfer import SCHEMES
 
     assert sorted(FILE_TRANSFER_PROTOCOLS) == sorted(s.upper() for s in SCHEMES)
 
@@ -495,3 +495,162 @@ async def test_a_download_cut_by_a_power_loss_starts_again_after_the_restart(
             await asyncio.sleep(10)
             assert len(b.fetcher.attempts) == 1 and b.restarts
             assert list((tmp_path / "firmware").iterdir()) == []  # the half file is gone
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_new_update_firmware_replaces_one_waiting_for_its_retrieve_date(
+    tmp_path: Path,
+) -> None:
+    """The legacy flow has no DownloadScheduled: a request waiting for its retrieveDate is
+    Idle, and a new UpdateFirmware must replace it, not run after it (L01 / §5.19)."""
+    with wall_clock_follows_the_loop():
+        async with service(tmp_path) as b:
+            first = legacy(3600)
+            b.svc.update_firmware(first)
+            await asyncio.sleep(10)
+            second = UpdateRequest(Flow.LEGACY, "http://127.0.0.1:9/second.bundle", clock.utcnow())
+            b.svc.update_firmware(second)
+            await asyncio.sleep(7200)
+            assert len(b.fetcher.attempts) == 1, "the replaced request downloaded too"
+            assert [round(t) for t in b.fetcher.attempts] == [10]
+            assert b.statuses() == ["Downloading", "Downloaded", "Installing"]
+
+
+def test_a_signing_certificate_issued_by_a_certificate_that_is_no_ca_is_refused(
+    manufacturer: tuple[Authority, CertificateStore],
+) -> None:
+    """Only a CA may issue in the chain up to the ManufacturerRootCertificate (RFC 5280
+    §4.2.1.9 basicConstraints): a leaf the manufacturer issued for another purpose (a server, a
+    device) must not be able to issue firmware signing certificates."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.pki import _name, pem
+
+    root, certs = manufacturer
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = root.issue(_name("some device", "Test Manufacturer"), leaf_key.public_key())
+    forged = Authority(leaf_key, leaf).issue(
+        _name("Firmware Signing", "Test Manufacturer"),
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+    )
+    why = certs.signing_certificate_problem(pem(forged) + pem(leaf))
+    assert why is not None and "not a CA" in why
+    # The same chain through a real intermediate CA is fine.
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = root.issue(_name("Firmware CA", "Test Manufacturer"), ca_key.public_key(), ca=True)
+    good = Authority(ca_key, ca).issue(
+        _name("Firmware Signing", "Test Manufacturer"),
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+    )
+    assert certs.signing_certificate_problem(pem(good) + pem(ca)) is None
+
+
+class StartDuringInstall(FakeInstaller):
+    """A transaction that slipped in while the install ran: an authorization or a lock
+    confirmation queued before the connectors' Unavailable was handled."""
+
+    gate: Gate | None = None
+
+    def install(self, bundle: Path) -> str:
+        assert self.gate is not None
+        self.gate.running = True
+        return super().install(bundle)
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_the_restart_waits_for_a_transaction_that_began_during_the_install(
+    tmp_path: Path,
+) -> None:
+    """The restart into the new release never cuts a session: one that began after the last
+    look (the connectors' Unavailable is queued behind events already posted) is waited for."""
+    with wall_clock_follows_the_loop():
+        gate = Gate()
+        installer = StartDuringInstall()
+        installer.gate = gate
+        async with service(tmp_path, gate=gate, installer=installer) as b:
+            b.svc.update_firmware(legacy())
+            await asyncio.sleep(600)
+            assert installer.calls == ["check", "install", "activate 2.0.0"]
+            assert b.restarts == [], "the restart cut the session"
+            gate.running = False
+            await asyncio.sleep(10)
+            assert b.restarts
+            assert b.statuses() == ["Downloading", "Downloaded", "Installing"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_the_retrieve_date_follows_the_wall_clock_when_it_is_set(tmp_path: Path) -> None:
+    """A Pi has no RTC: it starts with the time it had when it went down (fake-hwclock) and NTP
+    steps the clock later.  A retrieveDate waited for with the clock a day behind must come at
+    its time once the clock is right, not a day late."""
+    loop = asyncio.get_running_loop()
+    behind = timedelta(days=1)
+    clock.set_wall_clock(lambda: EPOCH - behind + timedelta(seconds=loop.time()))
+    try:
+        async with service(tmp_path) as b:
+            b.svc.update_firmware(
+                UpdateRequest(Flow.LEGACY, "http://127.0.0.1:9/fw", EPOCH + timedelta(hours=1))
+            )
+            await asyncio.sleep(10)
+            behind = timedelta(0)  # NTP has set the clock
+            await asyncio.sleep(3700)
+            assert [round(t, -1) for t in b.fetcher.attempts] == [3600]
+    finally:
+        clock.set_wall_clock(None)
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_controller_killed_during_the_install_reports_installation_failed(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL (or a power cut) while the bundle installs, before the release is activated:
+    the same release starts again and reports InstallationFailed at registration, with the
+    connectors' availability put back; a trigger then says Idle."""
+    with wall_clock_follows_the_loop():
+        installer = FakeInstaller()
+        async with service(tmp_path, installer=installer) as b:
+            never = asyncio.Event()
+
+            async def hangs_in_install(fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
+                if fn == installer.install:
+                    await never.wait()  # the kill comes during pip
+                return fn(*a, **kw)
+
+            object.__setattr__(b.svc.w, "blocking", hangs_in_install)
+            b.svc.update_firmware(legacy())
+            await asyncio.sleep(10)
+            assert b.statuses() == ["Downloading", "Downloaded", "Installing"]
+            assert b.gate.held and not b.restarts
+        # The same (old) release comes up: no trial ran, no outcome.
+        async with service(tmp_path, installer=installer) as b:
+            await asyncio.sleep(1)
+            await b.svc.registered()
+            assert b.statuses() == ["InstallationFailed"]
+            assert b.gate.log == ["release [(0, True), (1, True), (2, False)]"]
+            assert b.svc.current_status() == (S.IDLE, None)
+            assert b.store.request() is None
+
+
+def test_a_signature_wrapped_in_lines_is_the_same_signature(tmp_path: Path) -> None:
+    """`openssl dgst -sign ... | openssl base64` (and base64 without -w0) wrap the text every
+    64 or 76 characters: the line breaks are no part of the signature (RFC 4648 §3.3 lets the
+    reader skip them), so a valid signature so written verifies."""
+    import textwrap
+
+    from firmware.certificate_checks import firmware_signature_problem
+
+    root = Authority.root("Test Manufacturer Root")
+    sig = signer(root, use_rsa=True)
+    bundle = tmp_path / "b.tar"
+    bundle.write_bytes(bundle_bytes("2.0.0"))
+    one_line = sig.sign(bundle.read_bytes())
+    wrapped = "\n".join(textwrap.wrap(one_line, 64)) + "\n"
+    assert firmware_signature_problem(sig.certificate, one_line, bundle) is None
+    assert firmware_signature_problem(sig.certificate, wrapped, bundle) is None
+    assert firmware_signature_problem(sig.certificate, "not*base64", bundle) == (
+        "the signature is not base64"
+    )

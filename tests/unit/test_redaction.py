@@ -231,6 +231,10 @@ def test_every_logger_of_the_ocpp_edge_hides_the_authorization_key(
         ('"location": "https://u:p%40ss@host/x"', '"location": "https://host/x"'),
         ("csms_url = 'wss://id:pw@cs.example/ocpp'", "csms_url = 'wss://cs.example/ocpp'"),
         ("mail me at a@b.c, see https://host/x@y", "mail me at a@b.c, see https://host/x@y"),
+        # An @ left unencoded in the password: the authority ends at the last @ (as urlsplit
+        # reads it, and as the transfer sends it).
+        ("get ftp://fw:p@ss-w0rd@10.0.0.1/fw.tar", "get ftp://10.0.0.1/fw.tar"),
+        ("http://host?next=a@b", "http://host?next=a@b"),
     ],
 )
 def test_url_credentials_in_text_go_and_the_rest_stays(text: str, shown: str) -> None:

@@ -306,3 +306,77 @@ def test_release_build_refuses_a_directory_that_is_not_a_checkout(
 
     assert main(["release", "build", "--source", str(tmp_path), "--out", str(tmp_path)]) == 1
     assert "is not a checkout of pi-chargepoint (no pyproject.toml)" in capsys.readouterr().err
+
+
+def test_sign_keeps_the_intermediates_of_the_certificate_file(tmp_path: Path) -> None:
+    """A manufacturer signing with a certificate of an intermediate CA gives the file with the
+    chain (signing certificate first): signingCertificate carries it whole, so a charger with
+    only the root installed accepts it (Security Whitepaper L01, signingCertificate PEM)."""
+    from firmware.certificates import CertificateStore, RootKind
+    from tests.pki import pem
+
+    root = Authority.root("Test Manufacturer Root")
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = Authority(ca_key, root.issue(_name("Firmware CA"), ca_key.public_key(), ca=True))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = ca.issue(_name("Firmware Signing", "Test Manufacturer"), key.public_key())
+    key_file, cert_file = _files(tmp_path, key, cert)
+    cert_file.write_text(pem(cert) + pem(ca.cert))
+    bundle = write(tmp_path / "b.tar", manifest())
+    signed = sign_file(bundle, key_file, cert_file)
+    certs = CertificateStore.open(tmp_path / "state")
+    certs.install_root(RootKind.MANUFACTURER, root.pem)
+    assert certs.signing_certificate_problem(signed["signingCertificate"]) is None
+    # A chain whose first certificate is not the key's is refused as before.
+    cert_file.write_text(pem(ca.cert) + pem(cert))
+    with pytest.raises(SigningFailed, match="is not the key of the certificate"):
+        sign_file(bundle, key_file, cert_file)
+
+
+def test_test_bundles_are_built_once_when_workers_ask_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """scripts/test runs one pytest-xdist worker per core: after a change of the sources, two
+    workers needing the test bundles at once must not build them into the same directory (one
+    removed the other's cache, or FileExistsError): one builds, the other waits and reuses."""
+    import threading
+    import time
+
+    from tests import release_bundles as rb
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / ".complete").touch()
+    monkeypatch.setattr(rb, "WHEEL_CACHE", wheels)
+    monkeypatch.setattr(rb, "CACHE", tmp_path / "release")
+    building = [0]
+    most = [0]
+
+    def fake_build(_repo: Path, where: Path, *_a: object, **_kw: object) -> Path:
+        building[0] += 1
+        most[0] = max(most[0], building[0])
+        time.sleep(0.3)  # a real build takes seconds: the other worker asks meanwhile
+        building[0] -= 1
+        return write(where / "pi-chargepoint-1.2.3-host.tar", manifest())
+
+    def fake_variant(_base: Path, out_dir: Path, version: str, _patch: object) -> Path:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return write(out_dir / f"pi-chargepoint-{version}-host.tar", manifest())
+
+    monkeypatch.setattr(rb, "build", fake_build)
+    monkeypatch.setattr(rb, "make_variant", fake_variant)
+    results: list[object] = []
+
+    def worker() -> None:
+        try:
+            results.append(rb.bundles())
+        except Exception as exc:  # noqa: BLE001 - the race shows as an exception
+            results.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert most[0] == 1 and results[0] == results[1]

@@ -238,3 +238,22 @@ def test_a_failed_install_leaves_nothing_behind(releases: Path, tmp_path: Path) 
     assert str(caught.value).startswith("installing pi-chargepoint 1.2.3 failed: ")
     assert "\n" not in str(caught.value)
     assert sorted(p.name for p in releases.iterdir()) == before
+
+
+def test_an_update_to_the_current_version_is_refused_before_it_touches_it(
+    tmp_path: Path,
+) -> None:
+    """A bundle of the version that runs (rebuilt, or sent twice): installing it would replace
+    the running release's directory in place, with no trial and nothing to go back to, and
+    activate would then refuse it anyway.  The check refuses it first (InstallationFailed
+    with nothing changed)."""
+    from tests.unit.test_release_bundle import manifest, write
+
+    releases = tmp_path / "releases"
+    installed(releases, "1.2.3")
+    installer(releases, running="1.2.3").adopt("1.2.3")
+    (releases / "1.2.3" / "running-file").write_text("in use")
+    bundle = write(tmp_path / "b.tar", manifest())
+    with pytest.raises(FirmwareInstallFailed, match="1.2.3 is the current release already"):
+        installer(releases, running="1.2.3").check(bundle)
+    assert (releases / "1.2.3" / "running-file").read_text() == "in use"
