@@ -28,6 +28,23 @@ if TYPE_CHECKING:
     from firmware.certificates import CertificateStore
 
 SCHEMES = ("http", "https", "ftp", "ftps")
+# When a request leaves them out (GetDiagnostics §6.21, UpdateFirmware §6.49, GetLog and
+# SignedUpdateFirmware: "left to the Charge Point"): one more attempt, half a minute later, so a
+# server that blinked is tried again without hammering one that is down.  One rule for every
+# transfer.
+DEFAULT_RETRIES = 1
+DEFAULT_RETRY_INTERVAL_S = 30
+
+
+def attempts(retries: int | None, retry_interval: int | None) -> tuple[int, int]:
+    """(retries, retryInterval in s) of a transfer request: the request's own values (negative
+    ones as 0), ``DEFAULT_RETRIES`` / ``DEFAULT_RETRY_INTERVAL_S`` for those it leaves out."""
+    return (
+        DEFAULT_RETRIES if retries is None else max(0, retries),
+        DEFAULT_RETRY_INTERVAL_S if retry_interval is None else max(0, retry_interval),
+    )
+
+
 # What a failed transfer raises besides urllib's errors: the FTP errors (OSError and EOFError
 # among them: a connection reset while an answer is read, urllib raises those unwrapped), a
 # broken HTTP answer, a port that is no number.
@@ -175,6 +192,9 @@ def ftp_login(url: str, tls: ssl.SSLContext | None, timeout: float) -> Iterator[
 
 
 __all__ = [
+    "DEFAULT_RETRIES",
+    "DEFAULT_RETRY_INTERVAL_S",
+    "attempts",
     "SCHEMES",
     "TRANSFER_ERRORS",
     "check_location",

@@ -13,8 +13,8 @@ Decisions the specification leaves open:
   this charger cannot use (another scheme than http, https, ftp, ftps; no host):
   the answer has no fileName (§6.22: "absent if no diagnostics information is available")
   and nothing is uploaded; the reason is logged;
-- ``retries`` absent: ``DEFAULT_RETRIES`` more attempts after the first; ``retryInterval``
-  absent: ``DEFAULT_RETRY_INTERVAL_S`` (§6.21 leaves both to the charger);
+- ``retries`` / ``retryInterval`` absent: ``firmware.transfer.attempts`` (§6.21 leaves both to
+  the charger; one rule for every transfer);
 - the outcome (Uploaded, UploadFailed) is sent again on the next connection when the connection
   was lost before the central system answered it (the upload itself goes on while offline);
 - a new GetDiagnostics while an upload runs cancels it and starts the new one, as GetLog does
@@ -44,8 +44,6 @@ from firmware.redaction import without_credentials
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RETRIES = 1
-DEFAULT_RETRY_INTERVAL_S = 30
 BUNDLE_TYPE = "application/gzip"
 
 
@@ -128,15 +126,14 @@ class DiagnosticsUpload:
             )
             return call_result.GetDiagnostics()
         name = self.source.file_name(utcnow())
+        tries, interval = transfer.attempts(retries, retry_interval)
         self._next = DiagnosticsRequest(
             url=logupload.target(location, name),
             file_name=name,
             start=from_ocpp(start_time),
             stop=from_ocpp(stop_time),
-            retries=DEFAULT_RETRIES if retries is None else max(0, retries),
-            retry_interval=(
-                DEFAULT_RETRY_INTERVAL_S if retry_interval is None else max(0, retry_interval)
-            ),
+            retries=tries,
+            retry_interval=interval,
         )
         return call_result.GetDiagnostics(file_name=name)
 
@@ -213,8 +210,6 @@ class DiagnosticsUpload:
 
 __all__ = [
     "BUNDLE_TYPE",
-    "DEFAULT_RETRIES",
-    "DEFAULT_RETRY_INTERVAL_S",
     "DiagnosticsRequest",
     "DiagnosticsUpload",
 ]

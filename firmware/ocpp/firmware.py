@@ -32,6 +32,7 @@ from firmware.ocpp.connection import WireCall
 from firmware.ocpp.dispatch import Dispatcher, RetryPolicy, deliver, send_soon
 from firmware.ocpp.triggers import Trigger, TriggerRegistry
 from firmware.ports import FirmwareUpdateControl
+from firmware.transfer import attempts
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,7 @@ class FirmwareManagement:
             log.info("UpdateFirmware ignored: retrieveDate %r unreadable", retrieve_date)
             return call_result.UpdateFirmware()
         control.update_firmware(
-            UpdateRequest(
-                Flow.LEGACY, location, retrieve, max(0, retries or 0), max(0, retry_interval or 0)
-            )
+            UpdateRequest(Flow.LEGACY, location, retrieve, *attempts(retries, retry_interval))
         )
         return call_result.UpdateFirmware()
 
@@ -136,8 +135,7 @@ class FirmwareManagement:
                 Flow.SIGNED,
                 str(firmware.get("location", "")),
                 retrieve,
-                max(0, retries or 0),
-                max(0, retry_interval or 0),
+                *attempts(retries, retry_interval),
                 request_id=request_id,
                 install_at=install,
                 signing_certificate=str(firmware.get("signing_certificate", "")),

@@ -84,6 +84,7 @@ class LogUpload:
             self._upload.cancel()  # a new request replaces the running one (N01)
             status = LogStatus.accepted_canceled
         name = logupload.filename(self.charge_point_id, log_type)
+        tries, interval = transfer.attempts(retries, retry_interval)
         self._next_upload = {
             "log_type": log_type,
             "request_id": request_id,
@@ -91,8 +92,8 @@ class LogUpload:
             "filename": name,
             "oldest": log_parameters.get("oldest_timestamp"),
             "latest": log_parameters.get("latest_timestamp"),
-            "retries": max(0, retries or 0),
-            "retry_interval": max(0, retry_interval or 0),
+            "retries": tries,
+            "retry_interval": interval,
         }
         return call_result.GetLog(status=status, filename=name)
 

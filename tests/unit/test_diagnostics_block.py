@@ -13,12 +13,9 @@ from typing import Any
 import pytest
 from ocpp.exceptions import InternalError
 
-from firmware.ocpp.diagnostics import (
-    DEFAULT_RETRIES,
-    DEFAULT_RETRY_INTERVAL_S,
-    DiagnosticsUpload,
-)
+from firmware.ocpp.diagnostics import DiagnosticsUpload
 from firmware.ocpp.triggers import TriggerRegistry
+from firmware.transfer import DEFAULT_RETRIES, DEFAULT_RETRY_INTERVAL_S
 
 pytestmark = pytest.mark.asyncio
 
