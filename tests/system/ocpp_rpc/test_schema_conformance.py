@@ -389,6 +389,8 @@ async def test_security_whitepaper_frames(node_rig: NodeRig) -> None:
                 "logType": "SecurityLog",
                 "requestId": 3,
                 "log": {"remoteLocation": "http://127.0.0.1:9/"},
+                # No retry (absent: one more attempt 30 s later): the failure's frame at once.
+                "retries": 0,
             },
         )
     )
