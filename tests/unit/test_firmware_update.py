@@ -6,8 +6,8 @@ and a download double that writes the bundle (the real downloads: test_download.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +32,7 @@ from firmware.firmware_update_states import (
 )
 from firmware.firmware_update_store import FirmwareUpdateStore
 from tests.firmware_helpers import FakeInstaller, bundle_bytes, signer
+from tests.loop_clock import wall_clock_follows_the_loop
 from tests.pki import NOW, Authority
 
 EPOCH = NOW  # the test PKI is valid now
@@ -150,16 +151,6 @@ class Bench:
         return [p["status"] for _, p in self.sent()]
 
 
-@contextmanager
-def wall_clock_follows_the_loop() -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-    clock.set_wall_clock(lambda: EPOCH + timedelta(seconds=loop.time()))
-    try:
-        yield
-    finally:
-        clock.set_wall_clock(None)
-
-
 @asynccontextmanager
 async def service(
     tmp_path: Path,
@@ -213,7 +204,7 @@ def legacy(retrieve_in: float = 0, **kw: Any) -> UpdateRequest:
 async def test_legacy_update_waits_for_retrieve_date_then_installs_and_reports_after_restart(
     tmp_path: Path,
 ) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with service(tmp_path) as b:
             assert b.svc.update_firmware(legacy(600)) == "Accepted"
             await asyncio.sleep(590)
@@ -240,7 +231,7 @@ async def test_legacy_update_waits_for_retrieve_date_then_installs_and_reports_a
 @pytest.mark.asyncio
 @pytest.mark.looptime
 async def test_a_future_retrieve_date_survives_a_restart(tmp_path: Path) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with service(tmp_path) as b:
             b.svc.update_firmware(legacy(3600))
             await asyncio.sleep(100)
@@ -255,7 +246,7 @@ async def test_a_future_retrieve_date_survives_a_restart(tmp_path: Path) -> None
 @pytest.mark.asyncio
 @pytest.mark.looptime
 async def test_retries_retry_interval_apart_then_download_failed(tmp_path: Path) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with service(tmp_path, fetcher=Fetcher(failures=2)) as b:
             b.svc.update_firmware(legacy(retries=2, retry_interval_s=30))
             await asyncio.sleep(100)
@@ -275,7 +266,7 @@ async def test_retries_retry_interval_apart_then_download_failed(tmp_path: Path)
 async def test_install_waits_for_the_transaction_to_end_with_connectors_held(
     tmp_path: Path,
 ) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         gate = Gate(running=True)
         async with service(tmp_path, gate=gate) as b:
             b.svc.update_firmware(legacy())
@@ -295,7 +286,7 @@ async def test_install_waits_for_the_transaction_to_end_with_connectors_held(
 async def test_a_refused_bundle_and_a_failed_install_put_availability_back(
     tmp_path: Path,
 ) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with service(tmp_path, fetcher=Fetcher(data=b"not a bundle")) as b:
             b.svc.update_firmware(legacy())
             await asyncio.sleep(5)
@@ -311,7 +302,7 @@ async def test_a_refused_bundle_and_a_failed_install_put_availability_back(
 @pytest.mark.asyncio
 @pytest.mark.looptime
 async def test_a_rolled_back_trial_is_installation_failed(tmp_path: Path) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         installer = FakeInstaller(roll_back=True)
         async with service(tmp_path, installer=installer) as b:
             b.svc.update_firmware(legacy())
@@ -354,7 +345,7 @@ async def test_signed_update_verifies_the_signature_and_respects_install_date_ti
     root, certs = manufacturer
     data = bundle_bytes("2.0.0")
     sig = signer(root, use_rsa=use_rsa)
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with service(tmp_path, certificates=certs, fetcher=Fetcher(data=data)) as b:
             req = signed(
                 7,
@@ -389,7 +380,7 @@ async def test_an_invalid_signature_is_reported_with_its_security_event(
 ) -> None:
     root, certs = manufacturer
     sig = signer(root)
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with service(tmp_path, certificates=certs) as b:
             assert b.svc.update_firmware(signed(8, sig.certificate, sig.sign(b"other"))) == (
                 "Accepted"
@@ -407,7 +398,7 @@ async def test_a_signing_certificate_of_another_root_is_invalid_certificate(
 ) -> None:
     _, certs = manufacturer
     stranger = signer(Authority.root("Someone Else"))
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with service(tmp_path, certificates=certs) as b:
             answer = b.svc.update_firmware(signed(9, stranger.certificate, stranger.sign(b"x")))
             assert answer == "InvalidCertificate"
@@ -426,7 +417,7 @@ async def test_a_new_request_cancels_the_old_one_which_ends_download_failed(
     data = bundle_bytes("3.0.0")
     sig = signer(root)
     later = clock.utcnow() + timedelta(hours=1)
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with service(tmp_path, certificates=certs, fetcher=Fetcher(data=data)) as b:
             first = signed(1, sig.certificate, sig.sign(data), retrieve_at=later)
             assert b.svc.update_firmware(first) == "Accepted"
@@ -467,7 +458,7 @@ class BrokenInstaller(FakeInstaller):
 async def test_an_unexpected_error_ends_the_update_as_failed_and_the_charger_goes_on(
     tmp_path: Path,
 ) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with service(tmp_path, installer=BrokenInstaller()) as b:
             b.svc.update_firmware(legacy())
             await asyncio.sleep(5)
@@ -481,7 +472,7 @@ async def test_an_unexpected_error_ends_the_update_as_failed_and_the_charger_goe
 async def test_a_download_cut_by_a_power_loss_starts_again_after_the_restart(
     tmp_path: Path,
 ) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         # What a power cut during the download leaves: the request, Downloading sent.
         store = FirmwareUpdateStore.open(tmp_path)
         store.replace(legacy(), S.IDLE)
@@ -504,7 +495,7 @@ async def test_a_new_update_firmware_replaces_one_waiting_for_its_retrieve_date(
 ) -> None:
     """The legacy flow has no DownloadScheduled: a request waiting for its retrieveDate is
     Idle, and a new UpdateFirmware must replace it, not run after it (L01 / §5.19)."""
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with service(tmp_path) as b:
             first = legacy(3600)
             b.svc.update_firmware(first)
@@ -565,7 +556,7 @@ async def test_the_restart_waits_for_a_transaction_that_began_during_the_install
 ) -> None:
     """The restart into the new release never cuts a session: one that began after the last
     look (the connectors' Unavailable is queued behind events already posted) is waited for."""
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         gate = Gate()
         installer = StartDuringInstall()
         installer.gate = gate
@@ -610,7 +601,7 @@ async def test_a_controller_killed_during_the_install_reports_installation_faile
     """SIGKILL (or a power cut) while the bundle installs, before the release is activated:
     the same release starts again and reports InstallationFailed at registration, with the
     connectors' availability put back; a trigger then says Idle."""
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         installer = FakeInstaller()
         async with service(tmp_path, installer=installer) as b:
             never = asyncio.Event()

@@ -6,8 +6,8 @@ reservation service (firmware.reservations) on real connector controllers over m
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from firmware.domain import AuthorizationStatus, IdTagInfo, Reservation, StopRea
 from firmware.domain import ConnectorStatus as S
 from firmware.reservation_store import ReservationStore
 from firmware.reservations import Reservations
+from tests.loop_clock import wall_clock_follows_the_loop
 from tests.unit.test_connector_runtime import Station, station
 
 EPOCH = datetime(2030, 1, 1, tzinfo=UTC)
@@ -111,16 +112,6 @@ def test_reserved_has_a_light_of_its_own() -> None:
 # ------------------------------------------------------------------ the service
 
 
-@contextmanager
-def wall_clock_follows_the_loop() -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-    clock.set_wall_clock(lambda: EPOCH + timedelta(seconds=loop.time()))
-    try:
-        yield
-    finally:
-        clock.set_wall_clock(None)
-
-
 @asynccontextmanager
 async def service(
     tmp_path: Path, *stations: Station, zero_supported: bool = True
@@ -145,7 +136,7 @@ def until(seconds: float) -> datetime:
 @pytest.mark.asyncio
 @pytest.mark.looptime
 async def test_a_reservation_expires_at_its_expiry_date(tmp_path: Path) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with station() as s, service(tmp_path, s) as svc:
             assert svc.reserve_now(Reservation(1, 1, "A", until(600))) == "Accepted"
             await s.settle(1)
@@ -161,7 +152,7 @@ async def test_a_reservation_expires_at_its_expiry_date(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 @pytest.mark.looptime
 async def test_the_answers(tmp_path: Path) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with station() as s, service(tmp_path, s, zero_supported=False) as svc:
             assert svc.reserve_now(Reservation(1, 2, "A", until(60))) == "Rejected"  # no such
             assert svc.reserve_now(Reservation(1, 0, "A", until(60))) == "Rejected"  # key false
@@ -187,7 +178,7 @@ async def test_the_answers(tmp_path: Path) -> None:
 async def test_a_reservation_persists_in_sqlite_and_is_held_again_after_a_restart(
     tmp_path: Path,
 ) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with station() as s, service(tmp_path, s) as svc:
             assert svc.reserve_now(Reservation(5, 1, "A", until(600), "G")) == "Accepted"
         stored = ReservationStore.open(tmp_path).reservations()
@@ -206,7 +197,7 @@ async def test_a_reservation_persists_in_sqlite_and_is_held_again_after_a_restar
 @pytest.mark.asyncio
 @pytest.mark.looptime
 async def test_an_expired_reservation_is_dropped_at_the_start(tmp_path: Path) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         ReservationStore.open(tmp_path).put(Reservation(5, 1, "A", clock.utcnow()))
         async with station() as s, service(tmp_path, s):
             await s.settle(1)
@@ -219,7 +210,7 @@ async def test_an_expired_reservation_is_dropped_at_the_start(tmp_path: Path) ->
 async def test_connector_0_on_a_single_connector_holds_it_and_the_start_carries_the_id(
     tmp_path: Path,
 ) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with station() as s, service(tmp_path, s) as svc:
             assert svc.reserve_now(Reservation(9, 0, "CARD1", until(600))) == "Accepted"
             await s.settle(1)
@@ -240,7 +231,7 @@ async def test_connector_0_on_a_single_connector_holds_it_and_the_start_carries_
 async def test_connector_0_lets_others_charge_while_another_connector_stays_free(
     tmp_path: Path,
 ) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with AsyncExitStack() as stack:
             one = await stack.enter_async_context(station())
             two = await stack.enter_async_context(station())
@@ -271,7 +262,7 @@ async def test_connector_0_lets_others_charge_while_another_connector_stays_free
 async def test_a_connector_taken_between_the_answer_and_the_step_drops_the_reservation(
     tmp_path: Path,
 ) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with station() as s, service(tmp_path, s) as svc:
             s.connector.post(m.Plugged())  # queued before the reservation, not yet handled
             assert svc.reserve_now(Reservation(4, 1, "A", until(600))) == "Accepted"
@@ -342,7 +333,7 @@ def test_the_queued_start_transaction_keeps_its_reservation_id_across_a_restart(
 async def test_the_same_id_moves_a_reservation_and_a_connector_0_one_keeps_its_connector(
     tmp_path: Path,
 ) -> None:
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with AsyncExitStack() as stack:
             one = await stack.enter_async_context(station())
             two = await stack.enter_async_context(station())
@@ -374,7 +365,7 @@ async def test_the_same_id_moves_a_reservation_and_a_connector_0_one_keeps_its_c
 @pytest.mark.looptime
 async def test_the_charger_set_unavailable_ends_a_connector_0_reservation(tmp_path: Path) -> None:
     operative = [True]
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with station() as s:
             keys = s.connector.keys
             store = ReservationStore.open(tmp_path)
@@ -459,7 +450,7 @@ def test_a_cable_without_a_card_in_connection_time_out_is_finishing_on_both_path
 async def test_the_same_id_moves_from_a_connector_to_connector_0(tmp_path: Path) -> None:
     """F2 (§5.13: the same id replaces): the connector held by the very reservation being
     replaced is free for it, with one connector as with two, and back again."""
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with station() as s, service(tmp_path, s) as svc:
             assert svc.reserve_now(Reservation(7, 1, "R", until(600))) == "Accepted"
             await s.settle(1)
@@ -483,7 +474,7 @@ async def test_the_same_id_moves_from_a_connector_to_connector_0(tmp_path: Path)
 async def test_a_replacement_while_the_old_card_is_admitted_is_occupied(tmp_path: Path) -> None:
     """F8: the old card waits for its cable (Preparing, in use): a replacement whose terms do not
     admit it is Occupied and the old reservation goes on; one that admits it is Accepted."""
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with station() as s, service(tmp_path, s) as svc:
             s.link.answers["OLD"] = s.link.answers["CARD1"]
             assert svc.reserve_now(Reservation(8, 1, "OLD", until(600))) == "Accepted"
@@ -511,7 +502,7 @@ async def test_reservations_stored_before_the_profile_was_switched_off_are_not_h
     central system could cancel it), none is used by a start, and the file keeps them."""
     from firmware.config_keys import build_registry
 
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         ReservationStore.open(tmp_path).put(Reservation(9, 1, "RR", until(3600)))
         ReservationStore.open(tmp_path).put(Reservation(10, 0, "ZZ", until(3600)))
         async with station() as s:
@@ -531,7 +522,7 @@ async def test_reservations_stored_before_the_profile_was_switched_off_are_not_h
 async def test_connector_0_reservations_swap_the_connectors_they_hold(tmp_path: Path) -> None:
     """F6 (§5.13: a connector-0 reservation is the charge point's): a card of one presented on
     the connector held for the other takes that connector; the other keeps the first one."""
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with AsyncExitStack() as stack:
             one = await stack.enter_async_context(station())
             two = await stack.enter_async_context(station())
@@ -582,7 +573,7 @@ async def test_a_card_uses_its_own_connector_0_reservation_before_its_group_s(
     """MOM reserved for her group GRP, KID (of GRP) for himself alone.  KID's card took MOM's
     reservation (the first that admitted him), his own stayed, and MOM was then refused
     everywhere (second issue-13 try-out, G6)."""
-    with wall_clock_follows_the_loop():
+    with wall_clock_follows_the_loop(EPOCH):
         async with AsyncExitStack() as stack:
             one = await stack.enter_async_context(station())
             two = await stack.enter_async_context(station())

@@ -12,8 +12,8 @@ shared between connectors (sum never above, each 0 or >= 6 A)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,7 @@ from hal.config import ContactorConfig
 from hal.gpio import GpioContactor
 from hal.interfaces import ConnectorDevices
 from hal.sim.ev import SimulatedEv
+from tests.loop_clock import wall_clock_follows_the_loop
 from tests.unit.test_connector_runtime import (
     ACCEPTED,
     CountingMeter,
@@ -97,16 +98,6 @@ def profile(
 def at(seconds: float) -> datetime:
     """The wall-clock instant at loop time ``seconds``."""
     return EPOCH + timedelta(seconds=seconds)
-
-
-@contextmanager
-def simulated_wall_clock() -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-    clock.set_wall_clock(lambda: EPOCH + timedelta(seconds=loop.time()))
-    try:
-        yield
-    finally:
-        clock.set_wall_clock(None)
 
 
 @dataclass
@@ -182,7 +173,7 @@ async def rig(
         )
         sides.append(Side(controller, pilot, ev, factory.pin(pin)))
         contactors.append(contactor)
-    with simulated_wall_clock():
+    with wall_clock_follows_the_loop(EPOCH):
         store = ProfileStore.open(state_dir)
         smart = SmartCharging(store, [s.connector for s in sides], registry)
         charger = Charger([s.connector for s in sides], link, registry, smart=smart)
