@@ -2,7 +2,8 @@
 ``firmware.ocpp.log_upload``) and GetDiagnostics (OCPP 1.6 §5.9, ``firmware.ocpp.diagnostics``),
 and the diagnostics log kept in RAM that both send.
 
-- ``upload``: one blocking transfer.  HTTP(S): PUT of the file to ``<location>/<name>``; a
+- ``upload``: one blocking transfer.  HTTP(S): PUT of the file to ``<location>/<name>`` (to
+  the location itself when it has a query: a pre-signed URL, ``target``); a
   server that answers 405 Method Not Allowed or 501 Not Implemented to the PUT gets a
   ``multipart/form-data`` POST to the same URL instead (one part, field ``file``, with the file
   name), the form most diagnostics endpoints of central systems take.  FTP(S): STOR (FTPS:
@@ -84,7 +85,10 @@ class DiagnosticsBuffer(logging.Handler):
 
 def target(remote_location: str, filename: str) -> str:
     """The file's URL: remoteLocation is a directory (OCPP 2.0.1 and libocpp use it so); the
-    file name is appended."""
+    file name is appended.  A location with a query is a pre-signed URL (S3, an Azure SAS):
+    the signature covers that exact URL, so it is the file's URL as given."""
+    if urlsplit(remote_location).query:
+        return remote_location
     return remote_location.rstrip("/") + "/" + filename
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from firmware.redaction import without_credentials
+from firmware.redaction import without_userinfo
 
 if TYPE_CHECKING:
     from firmware.certificates import CertificateStore
@@ -113,7 +113,7 @@ def http_request(
     if parts.username is not None:
         secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         headers["Authorization"] = "Basic " + base64.b64encode(secret.encode()).decode()
-        url = without_credentials(url)
+        url = without_userinfo(url)
     return urllib.request.Request(url, data=data, method=method, headers=headers)
 
 

@@ -320,3 +320,70 @@ async def test_the_bundle_holds_no_secret_the_charger_was_given(
 
 
 CSMS_USER = "cpuser"
+
+
+# ------------------------------------------------------------------ pre-signed locations
+
+TOKEN = "9b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
+
+
+def _signed(path: str) -> str:
+    """A path with the query an object store signs (S3 style): the signature is the token."""
+    return (
+        f"{path}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20261129"
+        f"&X-Amz-Signature={TOKEN}"
+    )
+
+
+async def test_a_pre_signed_location_is_the_file_url_and_its_token_is_never_shown(
+    csms: CentralSystem, tmp_path: Path, message_log: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GetDiagnostics and GetLog to pre-signed URLs (an object store that takes the exact
+    signed URL only, 403 for any other): the file goes to the URL as given (no file name
+    appended), and the token is in no log line, no logged frame and no bundle member."""
+    caplog.set_level(logging.DEBUG)
+    diagnostics, log_file = _signed("/bucket/cp/diag.tar.gz"), _signed("/bucket/cp/log.txt")
+    state = tmp_path / "state"
+    settings = replace(
+        bench_settings(csms.url, state),
+        logging=LoggingSettings(ocpp_messages=True, ocpp_log=str(message_log)),
+    )
+    async with diagnostics_rig(csms, state, settings) as rig:
+        with upload_server(only=(diagnostics, log_file)) as server:
+            base = f"http://127.0.0.1:{server.port}"
+            for n in (1, 2):  # the second bundle holds the first one's log lines and frames
+                mark = rig.cs.mark()
+                await _get_diagnostics(rig, base + diagnostics)
+                await diagnostics_statuses(rig, "Uploaded", mark)
+                if n == 1:
+                    mark = rig.cs.mark()
+                    answer = await rig.cs.call(
+                        rig.cp_id,
+                        call.GetLog(
+                            log_type="DiagnosticsLog",
+                            request_id=41,
+                            log={"remoteLocation": base + log_file},
+                        ),
+                    )
+                    assert answer.status == "Accepted"
+                    await rig.cs.wait_for(
+                        lambda r: (
+                            r.action == "LogStatusNotification"
+                            and r.payload.get("status") == "Uploaded"
+                        ),
+                        since=mark,
+                    )
+    assert [r["path"] for r in server.received] == [diagnostics, log_file, diagnostics]
+    charger_side = [
+        r for r in caplog.records if not r.name.startswith(("centralsystem", "websockets.server"))
+    ]
+    assert any("GetDiagnostics" in r.getMessage() for r in charger_side), "frames are logged"
+    for record in charger_side:
+        assert TOKEN not in record.getMessage() + (record.exc_text or ""), record.getMessage()
+    frames = message_log.read_text()
+    assert "diag.tar.gz?***" in frames and TOKEN not in frames
+    assert TOKEN not in server.received[1]["body"], "the uploaded log"
+    members = bundle_members(server.received[2]["data"])
+    assert "diag.tar.gz?***" in members["logs/ocpp-messages.log"]
+    for path, text in members.items():
+        assert TOKEN not in text, path

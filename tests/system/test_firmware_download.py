@@ -129,16 +129,25 @@ def test_an_unusable_location_is_one_line(tmp_path: Path) -> None:
 
 @contextmanager
 def recording_server(
-    redirect_to: str | None = None, body: bytes = DATA, announce: int | None = None
+    redirect_to: str | None = None,
+    body: bytes = DATA,
+    announce: int | None = None,
+    only: str | None = None,
 ) -> Iterator[tuple[int, list[dict[str, str]]]]:
     """An HTTP server on 127.0.0.1 that records each request's headers and answers GET with
     ``body`` (announced as ``announce`` bytes: a connection cut short), or with a 302 to
-    ``redirect_to``; yields (port, the headers seen)."""
+    ``redirect_to``; ``only``: the one path (query included) it serves, as an object store
+    serves a pre-signed URL, 403 for any other; yields (port, the headers seen)."""
     seen: list[dict[str, str]] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def _handle(self) -> None:
             seen.append(dict(self.headers.items()))
+            if only is not None and self.path != only:
+                self.send_response(403)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if redirect_to is not None:
                 self.send_response(302)
                 self.send_header("Location", redirect_to)
@@ -175,6 +184,28 @@ def test_a_redirect_to_another_host_does_not_carry_the_credentials(tmp_path: Pat
             assert get(f"http://fw:hunter22@127.0.0.1:{port}/fw.bundle", dest) == len(DATA)
     assert seen[0]["Authorization"].startswith("Basic ")
     assert "Authorization" not in other_seen[0], "the credentials went to the redirect target"
+
+
+SIGNATURE = "0f9e8d7c6b5a49382716a5b4c3d2e1f0"
+SIGNED = (
+    "/bucket/fw.bundle?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=3600"
+    f"&X-Amz-Signature={SIGNATURE}"
+)
+
+
+def test_a_pre_signed_url_is_fetched_as_given_and_its_signature_never_shown(
+    tmp_path: Path,
+) -> None:
+    """An UpdateFirmware location pre-signed by an object store (S3, an Azure SAS): the server
+    serves that exact URL only; a refusal's one line shows the URL without its query (the
+    signature is the credential)."""
+    dest = tmp_path / "fw.bundle"
+    with recording_server(only=SIGNED) as (port, _):
+        assert get(f"http://127.0.0.1:{port}{SIGNED}", dest) == len(DATA)
+        with pytest.raises(DownloadError) as err:
+            get(f"http://127.0.0.1:{port}{SIGNED.replace('3600', '60')}", dest)
+    assert "HTTP 403" in str(err.value) and "fw.bundle?***" in str(err.value)
+    assert SIGNATURE not in str(err.value)
 
 
 def test_a_transfer_cut_short_is_a_failed_attempt(tmp_path: Path) -> None:

@@ -40,10 +40,12 @@ def upload_server(
     methods: tuple[str, ...] = ("PUT", "POST"),
     failures: int = 0,
     held: bool = False,
+    only: tuple[str, ...] = (),
 ) -> Iterator[HttpUploads]:
     """An HTTP(S) server on 127.0.0.1 that stores every PUT and every multipart POST (field
     ``file``).  A method not in ``methods``: 405.  The first ``failures`` requests: 500.
-    ``held``: requests wait until ``uploads.hold`` is set."""
+    ``held``: requests wait until ``uploads.hold`` is set.  ``only``: the paths (with their
+    query, exactly) it takes, as an object store takes a pre-signed URL; any other: 403."""
     state = HttpUploads(port=0)
     if not held:
         state.hold.set()
@@ -55,6 +57,8 @@ def upload_server(
             state.attempts.append(attempt)
             state.arrived.set()
             state.hold.wait(30)
+            if only and self.path not in only:
+                return self._answer(403)
             if self.command not in methods:
                 return self._answer(405)
             if len(state.attempts) <= failures:
