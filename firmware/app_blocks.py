@@ -37,16 +37,22 @@ def firmware_updates(
     (``installer``; None: this controller's releases directory).  At each first registration
     it confirms the release on trial (it proved itself, issue 14) and reports the outcome of
     the update that restarted the controller."""
+    import asyncio
+
+    from firmware.daemon import stop_after_outbox
     from firmware.download import Limits
     from firmware.firmware_update import ChargerGate, FirmwareUpdates, UpdateWiring
 
     if installer is None:
         installer = release_installer(settings)
 
+    restarting: set[asyncio.Task[None]] = set()  # a reference, so the task is not collected
+
     def restart() -> None:
-        # Exactly as a Reset stops the controller: exit_or_restart then starts the new release.
+        # Exactly as a Reset stops the controller (the outbox delivered first, bounded):
+        # exit_or_restart then starts the new release.
         running.reset_requested = False
-        running.stop.set()
+        restarting.add(asyncio.get_running_loop().create_task(stop_after_outbox(running)))
 
     mb = 1024 * 1024
     updates = FirmwareUpdates(

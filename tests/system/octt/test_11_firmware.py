@@ -224,6 +224,40 @@ async def test_an_update_during_a_transaction_installs_only_after_it_ends(
     await station.restarted("2.0.0")
 
 
+async def test_the_restart_after_the_install_waits_for_the_outbox_as_a_reset_does(
+    csms: CentralSystem, tmp_path: Path, served: Path, web: str
+) -> None:
+    """The session ends, its StopTransaction is refused once (still in the outbox, retried 3 s
+    later) and the install starts at once: the restart into the new release waits, bounded,
+    for the outbox as a Reset does, so the StopTransaction is delivered before it (not sent
+    again by the new release)."""
+    installer = FakeInstaller()
+    state = tmp_path / "state"
+    settings = bench_settings(
+        csms.url, state, TransactionMessageRetryInterval=3, TransactionMessageAttempts=3
+    )
+    station = Station(
+        Rig(csms, await start_fast(settings, installer=installer), state), installer, served, web
+    )
+    try:
+        rig = station.rig
+        await rig.wait_status("Available")
+        await rig.start_session()
+        await update(rig, f"{web}/good.bundle")
+        await wait_firmware_status(rig, "Downloaded")
+        rig.cs.refusals["StopTransaction"] = 1
+        mark = rig.cs.mark()
+        await rig.command("swipe", tag="TAG-1")
+        await wait_firmware_status(rig, "Installing", since=mark)
+        await asyncio.wait_for(rig.running.stop.wait(), 30)
+        assert rig.running.ocpp.transactions.pending == 0, "restarted with a message in flight"
+        assert len(rig.calls("StopTransaction")) == 2  # refused once, then answered
+        await rig.wait_result("StopTransaction", since=mark, timeout=1)
+        await station.restarted("2.0.0")
+    finally:
+        await app.shutdown(station.rig.running)
+
+
 @pytest_asyncio.fixture
 async def manufacturer(station: Station) -> Authority:
     root = Authority.root("Test Manufacturer Root")
