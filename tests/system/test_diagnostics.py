@@ -187,7 +187,9 @@ async def test_with_firmware_management_off_get_diagnostics_is_not_supported(
     csms: CentralSystem, tmp_path: Path
 ) -> None:
     """A charger shipped without the profile answers what every request of a disabled profile
-    gets (firmware.profiles); the trigger still says Idle: nothing runs (OCTT TC_054_CS)."""
+    gets (firmware.profiles), and a TriggerMessage for one of its notifications is
+    NotImplemented with nothing sent (OCPP 1.6 §5.17: a message the charger does not
+    implement)."""
     without = tuple(p for p in WITH_FIRMWARE_MANAGEMENT if p != "FirmwareManagement")
     settings = replace(bench_settings(csms.url, tmp_path), ocpp=OcppSettings(profiles=without))
     running = await start_fast(settings)
@@ -197,11 +199,23 @@ async def test_with_firmware_management_off_get_diagnostics_is_not_supported(
         with pytest.raises(NotSupportedError):
             await rig.cs.call(rig.cp_id, call.GetDiagnostics(location="http://127.0.0.1:9/"))
         mark = rig.cs.mark()
+        for message in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
+            answer = await rig.cs.call(rig.cp_id, call.TriggerMessage(requested_message=message))
+            assert answer.status == "NotImplemented", message
         answer = await rig.cs.call(
-            rig.cp_id, call.TriggerMessage(requested_message="DiagnosticsStatusNotification")
+            rig.cp_id, call.ExtendedTriggerMessage(requested_message="FirmwareStatusNotification")
         )
+        assert answer.status == "NotImplemented"
+        # A message the profile has is still triggered, and follows every answer above.
+        answer = await rig.cs.call(rig.cp_id, call.TriggerMessage(requested_message="Heartbeat"))
         assert answer.status == "Accepted"
-        assert await diagnostics_statuses(rig, "Idle", mark) == ["Idle"]
+        await rig.wait_call("Heartbeat", since=mark)
+        sent = {r.action for r in rig.cs.messages if r.seq >= mark and r.direction == "rx"}
+        assert not sent & {
+            "DiagnosticsStatusNotification",
+            "FirmwareStatusNotification",
+            "SignedFirmwareStatusNotification",
+        }, sent
     finally:
         await app.shutdown(running)
 
