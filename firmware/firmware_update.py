@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -59,7 +58,7 @@ from firmware.firmware_update_states import (
 from firmware.firmware_update_store import FirmwareUpdateStore
 from firmware.ports import FirmwareInstaller, FirmwareInstallFailed, InstallGate
 from firmware.redaction import without_credentials
-from firmware.transfer import check_location, tls_for
+from firmware.transfer import Abort, check_location, tls_for
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ class FirmwareUpdates:
         self._status = FwStatus.IDLE
         self._availability: dict[int, bool] | None = None
         self._job: asyncio.Task[None] | None = None
-        self._cancel = threading.Event()
+        self._cancel = Abort()
         self._confirmed = False
         stored = self.store.request()
         if stored is not None:
@@ -230,7 +229,7 @@ class FirmwareUpdates:
     # ------------------------------------------------------------ the job
 
     def _start_job(self, resume: bool = False) -> None:
-        self._cancel = threading.Event()
+        self._cancel = Abort()
         request = self._request
         assert request is not None
         previous = self._job
