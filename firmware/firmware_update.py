@@ -181,6 +181,8 @@ class FirmwareUpdates:
         """The worker: picks up a stored request (after a restart), then runs each job; on
         cancellation (shutdown) a running download stops at its next block."""
         try:
+            if self._availability is not None:  # held before the restart: still held
+                self.w.gate.hold(self._operator_wish)
             # A request stored before a restart (none started since this object was built).
             if self._request is not None and self._job is None:
                 if self._status in (FwStatus.INSTALLING, FwStatus.INSTALL_REBOOTING):
@@ -384,7 +386,22 @@ class FirmwareUpdates:
         if self._availability is None:
             self._availability = self.w.gate.availability()
             self.store.save_availability(self._availability)
-        self.w.gate.hold()
+        self.w.gate.hold(self._operator_wish)
+
+    def _operator_wish(self, connector_id: int, operative: bool) -> None:
+        """A ChangeAvailability while the update holds the connectors (OCPP 1.6 §5.2): what
+        the update gives back is the operator's wish from now on (connector 0: every one)."""
+        saved = self._availability
+        if saved is None:
+            return
+        for cid in list(saved) if connector_id == 0 else [connector_id]:
+            saved[cid] = operative
+        self.store.save_availability(saved)
+        log.info(
+            "ChangeAvailability %d %s during the firmware update: applied when it ends",
+            connector_id,
+            "Operative" if operative else "Inoperative",
+        )
 
     def _release(self) -> None:
         if self._availability is not None:
@@ -414,10 +431,21 @@ class ChargerGate:
         out.update({cid: saved.get(cid, True) for cid in self.charger.connectors})
         return out
 
-    def hold(self) -> None:
-        self.charger.change_availability(0, False)
+    def hold(self, wish: Callable[[int, bool], None]) -> None:
+        self.charger.availability_hold = None
+        if any(self.availability().values()):  # not again after the install restart
+            self.charger.change_availability(0, False)
+
+        def answer(connector_id: int, operative: bool) -> str:
+            wish(connector_id, operative)
+            # Operative takes effect when the update ends; Inoperative is the state already,
+            # or once the running transaction ends (§5.2).
+            return "Scheduled" if operative or self.busy() else "Accepted"
+
+        self.charger.availability_hold = answer
 
     def release(self, availability: dict[int, bool]) -> None:
+        self.charger.availability_hold = None
         self.charger.change_availability(0, availability.get(0, True))
         for cid, operative in availability.items():
             if cid and not operative and cid in self.charger.connectors:

@@ -95,8 +95,11 @@ class Gate:
     def availability(self) -> dict[int, bool]:
         return dict(self.saved)
 
-    def hold(self) -> None:
+    wish: Callable[[int, bool], None] | None = None
+
+    def hold(self, wish: Callable[[int, bool], None]) -> None:
         self.held = True
+        self.wish = wish
         self.log.append("hold")
 
     def release(self, availability: dict[int, bool]) -> None:
@@ -223,7 +226,8 @@ async def test_legacy_update_waits_for_retrieve_date_then_installs_and_reports_a
             await b.svc.registered()
             assert b.statuses() == ["Installed"]
             assert installer.calls[-2:] == ["confirm", "reported"]
-            assert b.gate.log == ["release [(0, True), (1, True), (2, False)]"]
+            # held again at the start (a ChangeAvailability is still recorded), then released
+            assert b.gate.log == ["hold", "release [(0, True), (1, True), (2, False)]"]
             assert b.store.request() is None
             assert b.svc.current_status() == (S.IDLE, None)
 
@@ -297,6 +301,27 @@ async def test_a_refused_bundle_and_a_failed_install_put_availability_back(
             b.svc.update_firmware(legacy())
             await asyncio.sleep(5)
             assert b.statuses()[-1] == "InstallationFailed" and not b.gate.held
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_a_change_availability_while_held_is_what_the_update_gives_back(
+    tmp_path: Path,
+) -> None:
+    with wall_clock_follows_the_loop(EPOCH):
+        async with service(tmp_path, fetcher=Fetcher(data=b"not a bundle")) as b:
+            b.gate.running = True  # a session: the install waits, the connectors held
+            b.svc.update_firmware(legacy())
+            await asyncio.sleep(5)
+            assert b.gate.held and b.gate.wish is not None
+            b.gate.wish(2, True)
+            b.gate.wish(1, False)
+            stored = b.store.request()
+            assert stored is not None and stored[2] == {0: True, 1: False, 2: True}
+            b.gate.running = False
+            await asyncio.sleep(5)
+            assert b.statuses()[-1] == "InstallationFailed"
+            assert b.gate.log == ["hold", "release [(0, True), (1, False), (2, True)]"]
 
 
 @pytest.mark.asyncio
@@ -621,7 +646,8 @@ async def test_a_controller_killed_during_the_install_reports_installation_faile
             await asyncio.sleep(1)
             await b.svc.registered()
             assert b.statuses() == ["InstallationFailed"]
-            assert b.gate.log == ["release [(0, True), (1, True), (2, False)]"]
+            # held again at the start (a ChangeAvailability is still recorded), then released
+            assert b.gate.log == ["hold", "release [(0, True), (1, True), (2, False)]"]
             assert b.svc.current_status() == (S.IDLE, None)
             assert b.store.request() is None
 

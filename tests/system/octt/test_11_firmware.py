@@ -224,6 +224,35 @@ async def test_an_update_during_a_transaction_installs_only_after_it_ends(
     await station.restarted("2.0.0")
 
 
+async def test_a_change_availability_during_the_update_is_what_the_update_gives_back(
+    station: Station,
+) -> None:
+    """The update holds the connectors (waiting for the session to end); the operator makes
+    connector 1 Inoperative meanwhile; the install fails and the update gives the connectors
+    back: connector 1 stays Unavailable (the operator's wish), the charger is Available."""
+    rig = station.rig
+    await rig.start_session()
+    mark = rig.cs.mark()
+    await update(rig, f"{station.base_url}/broken.bundle")
+    await wait_firmware_status(rig, "Downloaded", since=mark)
+    held = await rig.wait_status("Unavailable", connector=0, since=mark)
+    answer = await rig.cs.call(
+        rig.cp_id, call.ChangeAvailability(connector_id=1, type="Inoperative")
+    )
+    assert answer.status == "Scheduled"  # the session runs: Unavailable once it ends (§5.2)
+    await rig.command("swipe", tag="TAG-1")
+    await wait_firmware_status(rig, "InstallationFailed", since=mark)
+    back = await rig.wait_status("Available", connector=0, since=held.seq)
+    await rig.wait_status("Unavailable", connector=1, since=back.seq)
+    assert rig.running.charger.status()["1"]["status"] == "Unavailable"
+    assert rig.running.charger.store is not None
+    assert rig.running.charger.store.availability()[1] is False
+    # Afterwards ChangeAvailability is applied as usual.
+    answer = await rig.cs.call(rig.cp_id, call.ChangeAvailability(connector_id=1, type="Operative"))
+    assert answer.status == "Accepted"
+    await rig.wait_status("Preparing", connector=1, since=back.seq)  # the EV is still plugged
+
+
 async def test_the_restart_after_the_install_waits_for_the_outbox_as_a_reset_does(
     csms: CentralSystem, tmp_path: Path, served: Path, web: str
 ) -> None:
