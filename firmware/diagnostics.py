@@ -31,11 +31,14 @@ the logs are masked (``***``): a bundle goes to support people, who need what ha
 whose card it was.
 
 Size: each log member keeps its newest ``MEMBER_MAX_BYTES`` (older lines are cut, and the cut
-is said); the whole bundle stays under ``BUNDLE_MAX_BYTES`` in memory.
+is said); the whole bundle stays under ``BUNDLE_MAX_BYTES`` in memory.  The message log's files
+are read line by line, those last written before the window not at all.
 """
 
 from __future__ import annotations
 
+import collections
+import functools
 import io
 import json
 import logging
@@ -47,7 +50,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -183,6 +186,9 @@ class DiagnosticsCollector:
             return f"# {source} cannot be read: {exc}\n"
 
     def _message_log(self, start: datetime | None, stop: datetime | None) -> str:
+        """The message log's lines of the window, read line by line (current and rotated
+        files, up to 100 backups of any size): a backup last written before ``start`` is not
+        opened, and only the newest ``MEMBER_MAX_BYTES`` of the window are kept in memory."""
         path = self.message_log
         if path is None:
             return "# the OCPP message log is off ([logging] ocpp_messages = false): no frames\n"
@@ -193,34 +199,65 @@ class DiagnosticsCollector:
             if f.name[len(path.name) + 1 :].isdigit()
         ]
         files = [f for _, f in sorted(backups, reverse=True)] + [path]
-        out: list[str] = []
+        tail = _Tail(MEMBER_MAX_BYTES)
+        problems: list[str] = []
         for f in files:
             try:
-                text = f.read_text(encoding="utf-8", errors="replace")
+                if start is not None and f.stat().st_mtime < start.timestamp():
+                    continue  # its newest line is older than the window
+                with f.open(encoding="utf-8", errors="replace") as lines:
+                    for line in _in_window(lines, start, stop):
+                        tail.add(line)
             except OSError as exc:
-                out.append(f"# {f} cannot be read: {exc}\n")
-                continue
-            out.append(_in_window(text.splitlines(keepends=True), start, stop))
-        return "".join(out)
+                problems.append(f"# {f} cannot be read: {exc}\n")
+        return "".join(problems) + tail.text()
 
 
-def _in_window(lines: Iterable[str], start: datetime | None, stop: datetime | None) -> str:
+class _Tail:
+    """The newest lines given to ``add``, at most ``limit`` bytes (UTF-8), and how many bytes
+    of older lines were dropped."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.lines: collections.deque[tuple[str, int]] = collections.deque()
+        self.size = 0
+        self.cut = 0
+
+    def add(self, line: str) -> None:
+        n = len(line.encode("utf-8", errors="replace"))
+        self.lines.append((line, n))
+        self.size += n
+        while self.size > self.limit and self.lines:
+            _, dropped = self.lines.popleft()
+            self.size -= dropped
+            self.cut += dropped
+
+    def text(self) -> str:
+        head = f"# {self.cut} bytes of older lines cut\n" if self.cut else ""
+        return head + "".join(line for line, _ in self.lines)
+
+
+def _in_window(
+    lines: Iterable[str], start: datetime | None, stop: datetime | None
+) -> Iterator[str]:
     """The lines of a message log logged from ``start`` to ``stop`` (a line without a time
-    goes with the line before it)."""
+    goes with the line before it), one at a time."""
     lo = start.timestamp() if start else None
     hi = stop.timestamp() if stop else None
     keep = True
-    out = []
     for line in lines:
         m = _MESSAGE_TIME.match(line)
         if m:
-            at = (
-                time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1000
-            )
+            at = _local_seconds(m.group(1)) + int(m.group(2)) / 1000
             keep = (lo is None or at >= lo) and (hi is None or at <= hi)
         if keep:
-            out.append(line)
-    return "".join(out)
+            yield line
+
+
+@functools.lru_cache(maxsize=256)
+def _local_seconds(stamp: str) -> float:
+    # Many lines share a second: strptime once per second of log, not once per line.
+    return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S"))
 
 
 def journal_lines(start: datetime | None, stop: datetime | None) -> str:
