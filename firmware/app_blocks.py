@@ -10,7 +10,7 @@ tasks: each block's own construction reads here on its own.  Names no HAL backen
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from firmware.charger import Charger
@@ -73,7 +73,12 @@ def firmware_updates(
     return updates
 
 
-def ocpp_edge(settings: Settings, keys: KeyRegistry, status: Callable[[], Any]) -> OcppEdge:
+def ocpp_edge(
+    settings: Settings,
+    keys: KeyRegistry,
+    status: Callable[[], Any],
+    id_tags: Callable[[], Iterable[str]] | None = None,
+) -> OcppEdge:
     """The OCPP edge with its stores: the transaction journal, the certificates, the security
     log (StartupOfTheDevice recorded), the diagnostics log GetLog uploads and the diagnostics
     bundle GetDiagnostics uploads."""
@@ -88,7 +93,9 @@ def ocpp_edge(settings: Settings, keys: KeyRegistry, status: Callable[[], Any]) 
     security_log = SecurityLog.open(settings.state_dir)
     diagnostics = DiagnosticsBuffer()
     logging.getLogger().addHandler(diagnostics)
-    collector = DiagnosticsCollector(settings, keys, store, diagnostics, connectors=status)
+    collector = DiagnosticsCollector(
+        settings, keys, store, diagnostics, connectors=status, id_tags=id_tags
+    )
     ocpp = OcppEdge(
         url=settings.url,
         charge_point_id=settings.charge_point_id,

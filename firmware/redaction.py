@@ -26,6 +26,9 @@ Kinds of secret, and what each becomes:
   ``AuthorizationKey = "..."``, ``api_token: ...``, ``private_key = ...``; a TOML, INI or YAML
   line): ``"***"`` (``redact_secret_assignments``), so a value the file still holds after the
   central system changed it goes too;
+* idTags (personal data, not secrets: a card's number names its holder to whoever has the
+  list): a known idTag in free text keeps its last 4 characters, the others ``*``
+  (``mask_id_tag``, ``hide_id_tags``), enough to tell cards apart, not to copy one;
 * given secret strings (the AuthorizationKey and the password it stands for, 4 characters and
   longer, any case; ``key_secrets`` gives both forms of a key): ``***`` (``scrub``, which
   applies every rule above).
@@ -171,6 +174,27 @@ def remove_private_keys(text: str) -> str:
     return PRIVATE_KEY_PEM.sub(PRIVATE_KEY_REMOVED, text)
 
 
+def mask_id_tag(tag: str) -> str:
+    """``tag`` with every character but the last 4 replaced by ``*`` (a tag of 4 characters or
+    fewer entirely): the form an idTag takes wherever it is shown."""
+    return "*" * len(tag) if len(tag) <= 4 else "*" * (len(tag) - 4) + tag[-4:]
+
+
+def hide_id_tags(text: str, id_tags: Iterable[str]) -> str:
+    """Every occurrence in ``text`` of one of ``id_tags`` (any case, as idTags compare, OCPP
+    1.6 §7.28; not inside a longer word or number; the longest first) as ``mask_id_tag``
+    gives it.  Tags shorter than ``MIN_SECRET_LENGTH`` are left: they would mask ordinary
+    words."""
+    wanted = sorted({t for t in id_tags if len(t) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+    if not wanted:
+        return text
+    pattern = re.compile(
+        r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, wanted)) + r")(?![A-Za-z0-9])",
+        re.IGNORECASE,
+    )
+    return pattern.sub(lambda m: mask_id_tag(m.group(0)), text)
+
+
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every kind of secret above hidden, and every one of ``secrets`` (at least
     ``MIN_SECRET_LENGTH`` characters; any case; the longest first, so a secret containing
@@ -194,7 +218,9 @@ __all__ = [
     "SECRET_HEADERS",
     "WRITE_ONLY_KEY",
     "header_value",
+    "hide_id_tags",
     "key_secrets",
+    "mask_id_tag",
     "names_authorization_key",
     "redact_authorization_headers",
     "redact_authorization_key",

@@ -274,8 +274,10 @@ async def test_the_bundle_holds_no_secret_the_charger_was_given(
             rig.cp_id, call.ChangeConfiguration(key="AuthorizationKey", value=NEW_KEY)
         )
         assert changed.status == "Accepted"
+        await rig.start_session(CARD)  # the charger's own lines name the card
         careless = logging.getLogger("firmware.test")
         careless.warning("a careless line with %s", key_pem)
+        careless.warning("card %s presented", CARD.lower())  # idTags compare in any case
         careless.warning("another with ftp://diag:%s@10.0.0.9/x and %s", UPLOAD_PASSWORD, NEW_KEY)
         with upload_server() as server:
             mark = rig.cs.mark()
@@ -310,6 +312,7 @@ async def test_the_bundle_holds_no_secret_the_charger_was_given(
         "private key line": body[0],
         "private key scalar": scalar.hex(),
         "private key scalar b64": base64.b64encode(scalar).decode(),
+        "idTag": CARD,
     }
     for path, text in members.items():
         leaked = [what for what, secret in secrets.items() if secret in text]
@@ -322,18 +325,20 @@ async def test_the_bundle_holds_no_secret_the_charger_was_given(
     assert f"{CSMS_USER}" not in members["config/chargepoint.toml"]
     assert "[chargepoint]" in members["config/chargepoint.toml"]
     assert "[private key removed]" in members["logs/chargepoint.log"]
+    assert "*" * (len(CARD) - 4) + CARD[-4:].lower() in members["logs/chargepoint.log"]
     assert "ftp://10.0.0.9/x" in members["logs/chargepoint.log"]
     assert '"ChangeConfiguration"' in members["logs/ocpp-messages.log"]
     assert "GetDiagnostics" in members["logs/ocpp-messages.log"]
     versions = members["versions.txt"]
     assert versions.startswith("pi-chargepoint ") and "\nocpp==" in versions
     summary = json.loads(members["state/transactions.json"])
-    assert summary["outbox_pending"] == 0 and summary["open_transactions"] == []
+    assert [t["connector_id"] for t in summary["open_transactions"]] == [1]
     connectors = json.loads(members["state/connectors.json"])
-    assert connectors["1"]["status"] == "Available" and "id_tag" not in connectors["1"]
+    assert connectors["1"]["status"] == "Charging" and "id_tag" not in connectors["1"]
 
 
 CSMS_USER = "cpuser"
+CARD = "04A1B2C3D4E5F6"
 
 
 # ------------------------------------------------------------------ pre-signed locations

@@ -253,3 +253,39 @@ def test_the_message_log_is_read_by_the_window_and_never_whole(
     assert text.splitlines()[0].endswith("bytes of older lines cut")
     assert text.endswith("the newest frame\n")
     assert peak < 3_000_000, f"{peak} bytes at the peak: a file was read whole"
+
+
+def test_known_id_tags_in_free_text_keep_their_last_four_characters(tmp_path: Path) -> None:
+    """idTags the charger knows (its journal, the running sessions, the Local Authorization
+    List and the cache, the frames' idTag fields) are masked in free-text log lines too, but
+    their last 4 characters; the frames' fields stay ***."""
+    store = TransactionStore(None)
+    store.start(1, "JOURNAL-CARD-1111", 0, "2026-05-01T00:00:00Z", {"connectorId": 1})
+    lines = DiagnosticsBuffer()
+    records = logging.getLogger("firmware.test.idtags")
+    records.addHandler(lines)
+    try:
+        for text in (
+            "card JOURNAL-CARD-1111 presented",
+            "offline: LOCAL-LIST-2222 accepted",
+            "cache says CACHED-CARD-3333 is Blocked",
+            'frame [2,"7","Authorize",{"idTag":"FRAME-ONLY-4444"}] sent',
+            "FRAME-ONLY-4444 answered Accepted",
+        ):
+            records.warning(text)
+    finally:
+        records.removeHandler(lines)
+    settings = replace(load(BENCH_TOML), state_dir=tmp_path)
+    collector = DiagnosticsCollector(
+        settings,
+        default_registry(),
+        store,
+        lines,
+        id_tags=lambda: ["LOCAL-LIST-2222", "CACHED-CARD-3333"],
+    )
+    members = _members(collector.bundle("cp-diagnostics-x.tar.gz", None, None)())
+    text = next(v for k, v in members.items() if k.endswith("logs/chargepoint.log"))
+    for tag in ("JOURNAL-CARD-1111", "LOCAL-LIST-2222", "CACHED-CARD-3333", "FRAME-ONLY-4444"):
+        assert tag not in text
+        assert "*" * (len(tag) - 4) + tag[-4:] in text, tag
+    assert '{"idTag":"***"}' in text

@@ -293,3 +293,23 @@ def test_key_secrets_are_the_key_and_the_password_it_stands_for() -> None:
 def test_scrub_removes_url_credentials_and_secret_settings() -> None:
     out = redaction.scrub("GetDiagnostics to ftp://cpo:pw@h/d\npassword = 'x'\n")
     assert out == 'GetDiagnostics to ftp://h/d\npassword = "***"\n'
+
+
+# ------------------------------------------------------------------ idTags
+
+
+def test_an_id_tag_keeps_its_last_four_characters() -> None:
+    assert redaction.mask_id_tag("04A2B3C4D5E6F7") == "**********E6F7"
+    assert redaction.mask_id_tag("1234") == "****"
+
+
+def test_known_id_tags_in_free_text_are_masked_whole_words_only() -> None:
+    text = (
+        "card 04a2b3c4d5e6f7 presented on 1; offline: TAG-4242 accepted; "
+        "TAG-42420 is another card; 0x04A2B3C4D5E6F7FF is no card; ABC stays"
+    )
+    assert redaction.hide_id_tags(text, ["04A2B3C4D5E6F7", "TAG-4242", "ABC"]) == (
+        "card **********e6f7 presented on 1; offline: ****4242 accepted; "
+        "TAG-42420 is another card; 0x04A2B3C4D5E6F7FF is no card; ABC stays"
+    )
+    assert redaction.hide_id_tags(text, []) == text
