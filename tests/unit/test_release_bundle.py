@@ -10,6 +10,7 @@ import base64
 import hashlib
 import io
 import json
+import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from firmware.ports import FirmwareInstallFailed
 from firmware.release.bundle import check
+from firmware.release.installer import pip_error
 from firmware.release.manifest import platform_tag
 from firmware.release.signing import SigningFailed, sign_file
 from tests.pki import Authority, _name
@@ -380,3 +382,43 @@ def test_test_bundles_are_built_once_when_workers_ask_together(
         t.join()
     assert not [r for r in results if isinstance(r, Exception)], results
     assert most[0] == 1 and results[0] == results[1]
+
+
+# What pip download prints for an armv7l target on PyPI (checked 2026-11: cffi publishes no
+# armv7l wheel; the conflict text lists every cryptography version first).
+_CONFLICT_STDOUT = """\
+The conflict is caused by:
+    cryptography 50.0.2 depends on cffi>=2.0.0; platform_python_implementation != "PyPy"
+    cryptography 44.0.1 depends on cffi>=1.12; platform_python_implementation != "PyPy"
+
+Additionally, some packages in these conflicts have no matching distributions available \
+for your environment:
+    cffi
+
+To fix this you could try to:
+"""
+
+
+@pytest.mark.parametrize(
+    ("stdout", "stderr", "line"),
+    [
+        (
+            _CONFLICT_STDOUT,
+            "ERROR: Cannot install cryptography==44.0.1, cryptography==50.0.2 because these "
+            "package versions have conflicting dependencies.\nERROR: ResolutionImpossible\n",
+            "no matching distribution (wheel) of cffi",
+        ),
+        (
+            "",
+            "ERROR: Could not find a version that satisfies the requirement lgpio (from "
+            "versions: none)\nERROR: No matching distribution found for lgpio\n",
+            "no matching distribution (wheel) of lgpio",
+        ),
+        ("", "ERROR: invalid wheel\nsee https://pip.pypa.io\n", "ERROR: invalid wheel"),
+    ],
+)
+def test_a_failed_pip_is_one_line_naming_the_project_without_a_wheel(
+    stdout: str, stderr: str, line: str
+) -> None:
+    result = subprocess.CompletedProcess(["pip"], 1, stdout=stdout, stderr=stderr)
+    assert pip_error(result) == line
