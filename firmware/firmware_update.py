@@ -186,7 +186,10 @@ class FirmwareUpdates:
             # A request stored before a restart (none started since this object was built).
             if self._request is not None and self._job is None:
                 if self._status in (FwStatus.INSTALLING, FwStatus.INSTALL_REBOOTING):
-                    pass  # its outcome is reported at registration (``registered``)
+                    # Its outcome is reported at registration (``registered``).  A trial that
+                    # ended in a rollback holds nothing back any more: this release is the one
+                    # that runs, so the connectors are given back now (offline charging too).
+                    await self._release_after_rollback()
                 elif self._status in FINAL and self._status is not FwStatus.IDLE:
                     self._forget()
                 else:
@@ -194,6 +197,20 @@ class FirmwareUpdates:
             await asyncio.Event().wait()
         finally:
             self._stop_job()
+
+    async def _release_after_rollback(self) -> None:
+        try:
+            outcome = await self.w.blocking(self.w.installer.outcome)
+        except Exception as exc:  # noqa: BLE001 - then at registration, as before
+            log.error("firmware: the trial's outcome cannot be read: %s", exc)
+            return
+        if outcome is not None and not outcome.installed:
+            log.info(
+                "firmware %s was rolled back (%s): connectors given back",
+                outcome.version,
+                outcome.reason,
+            )
+            self._release()
 
     async def registered(self) -> None:
         """BootNotification Accepted (each connection): the first time, the running release

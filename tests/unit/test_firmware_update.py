@@ -337,6 +337,31 @@ async def test_a_rolled_back_trial_is_installation_failed(tmp_path: Path) -> Non
             assert b.statuses()[-2:] == ["Installing", "InstallationFailed"]
 
 
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_after_a_rollback_the_previous_release_gives_the_connectors_back_at_start(
+    tmp_path: Path,
+) -> None:
+    """The launcher rolled the new release back (its central system was unreachable longer
+    than the trial timeout): the previous release need not wait for its own registration to
+    give the connectors back (offline charging works again); InstallationFailed still waits
+    for BootNotification Accepted."""
+    with wall_clock_follows_the_loop(EPOCH):
+        installer = FakeInstaller()
+        async with service(tmp_path, installer=installer) as b:
+            b.svc.update_firmware(legacy())
+            await asyncio.sleep(30)
+            assert b.restarts
+        installer.launcher_rolled_back("no BootNotification Accepted within 600 s")
+        async with service(tmp_path, installer=installer) as b:
+            await asyncio.sleep(1)
+            assert b.gate.log == ["hold", "release [(0, True), (1, True), (2, False)]"]
+            assert "InstallationFailed" not in b.statuses()
+            await b.svc.registered()
+            assert b.statuses()[-1] == "InstallationFailed"
+            assert len(b.gate.log) == 2  # given back once
+
+
 # ------------------------------------------------------------------ signed
 
 
