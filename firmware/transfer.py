@@ -95,6 +95,7 @@ def connect(
     ``timeout`` per operation, watched by ``abort``.  ``handshake``: a TLS handshake follows
     (the caller wraps, watches the TLS socket and sets ``timeout``): the socket keeps the
     connect timeout for it."""
+    timeout = _seconds(timeout)  # never the socket module's "no timeout"
     sock = socket.create_connection(address, min(timeout, CONNECT_TIMEOUT_S), source_address)
     if not handshake:
         sock.settimeout(timeout)
