@@ -152,11 +152,9 @@ function drawPlot() {
 
 async function loadKeys() {
   const data = await api("/api/keys");
-  const filter = $("#keys-filter").value.toLowerCase();
   const body = $("#keys tbody");
   body.replaceChildren();
   for (const k of data.keys || []) {
-    if (filter && !k.key.toLowerCase().includes(filter)) continue;
     const editable = !k.readonly && state.loggedIn;
     const value = editable
       ? el("input", { value: k.value, id: `key-${k.key}`, title: k.description })
@@ -164,13 +162,21 @@ async function loadKeys() {
     const pending = k.pending !== null ? ` (after reboot: ${k.pending})` : "";
     const save = editable ? el("button", { type: "button", "data-key": k.key }, "Save") : "";
     if (save) save.addEventListener("click", () => changeKey(k.key));
-    body.append(el("tr", {},
+    body.append(el("tr", { "data-name": k.key.toLowerCase() },
       el("td", {}, k.key), el("td", {}, value, pending), el("td", {}, k.readonly ? "R" : "RW"),
       el("td", {}, k.source), el("td", { id: `key-answer-${k.key}` }, save)));
   }
+  filterKeys();
   $("#keys-note").textContent = state.loggedIn
     ? "Changes are checked and stored as a ChangeConfiguration from the central system is."
     : state.passwordSet ? "Log in to change keys." : "Read-only: no password is set in [web].";
+}
+
+function filterKeys() {
+  const filter = $("#keys-filter").value.toLowerCase();
+  document.querySelectorAll("#keys tbody tr").forEach((row) => {
+    row.hidden = Boolean(filter) && !row.dataset.name.includes(filter);
+  });
 }
 
 async function changeKey(key) {
@@ -179,7 +185,10 @@ async function changeKey(key) {
   cell.replaceChildren(el("span", { class: answer.ok ? "answer-ok" : "answer-bad",
                                     id: `key-status-${key}` },
                           answer.status || "Error", answer.reason ? `: ${answer.reason}` : ""));
-  setTimeout(loadKeys, 1500);
+  if (answer.ok) {  // the row shows the value now in force and its source
+    const row = (await api("/api/keys")).keys.find((k) => k.key === key);
+    if (row) $(`#key-${CSS.escape(key)}`).closest("tr").children[3].textContent = row.source;
+  }
 }
 
 // ------------------------------------------------------------------ log
@@ -256,7 +265,7 @@ async function logout() {
 window.addEventListener("DOMContentLoaded", () => {
   $("#login-form").addEventListener("submit", login);
   $("#logout-button").addEventListener("click", logout);
-  $("#keys-filter").addEventListener("input", loadKeys);
+  $("#keys-filter").addEventListener("input", filterKeys);
   $("#log-kind").addEventListener("change", loadLog);
   $("#log-filter").addEventListener("input", loadLog);
   $("#log-refresh").addEventListener("click", loadLog);
