@@ -6,12 +6,20 @@ rate limit, the bench only on the bench)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient
@@ -23,7 +31,7 @@ from firmware.settings import WebSettings
 from firmware.web.auth import LOGIN_FAILURES, hash_password
 from firmware.web.server import make_app
 from firmware.web.view import ControllerView
-from tests.conftest import Rig
+from tests.conftest import REPO, Rig
 
 PASSWORD = "bench-password-1"
 HASH = hash_password(PASSWORD)
@@ -174,6 +182,17 @@ async def test_bench_commands_run_the_bench_code_only_on_the_bench(
     body = await answer.json()
     assert body["ok"] is True and body["connectors"]["1"]["plugged"] is True
     await rig.wait_status("Preparing", since=mark)
+    rcd = {"cmd": "fault", "name": "rcd", "connector": 1}
+    tripped = await (
+        await page.post("/api/bench", json={**rcd, "state": "on"}, headers=headers)
+    ).json()
+    assert tripped["ok"] and tripped["connectors"]["1"]["error"] == "GroundFailure"
+    cleared = await (
+        await page.post("/api/bench", json={**rcd, "state": "off"}, headers=headers)
+    ).json()
+    assert cleared["ok"] and cleared["bench"]["1"]["faults"] == []
+    house = await page.post("/api/bench", json={"cmd": "house-load", "amps": [20]}, headers=headers)
+    assert min((await house.json())["site"]["grid_current_a"]) >= 20  # the house load read
     bad = await page.post("/api/bench", json={"cmd": "fault", "name": "x"}, headers=headers)
     assert bad.status == 400 and "unknown fault" in (await bad.json())["error"]
     # The same controller without its bench (a real charger): no bench commands.
@@ -205,3 +224,53 @@ async def test_log_and_frames_are_redacted_and_filterable(
     logs = (await (await page.get("/api/log?kind=log")).json())["lines"]
     assert any("configuration: AuthorizationKey = (write-only)" in line for line in logs)
     assert (await page.get("/api/log?kind=nope")).status == 400
+
+
+@pytest.mark.asyncio
+async def test_demo_web_shows_the_session_as_it_happens(tmp_path: Path) -> None:
+    """`chargepoint demo --web`: the page streams the demo's session, the printed password
+    logs in, Ctrl-C ends the demo that kept the page up."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "demo.log"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "firmware", "demo", "--web", "--web-port", str(port)]
+        + ["--minutes", "3", "--state-dir", str(tmp_path / "state")],
+        stdout=out.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with asyncio.timeout(60):
+                while True:
+                    assert demo.poll() is None, out.read_text()
+                    try:
+                        async with http.get(url + "/api/events") as events:
+                            seen = []
+                            async for line in events.content:
+                                if line.startswith(b"data: "):
+                                    c = json.loads(line[6:])["connectors"]["1"]
+                                    seen.append(c["status"])
+                                    if c["status"] == "Charging" and c["transaction"]:
+                                        break
+                        break
+                    except aiohttp.ClientConnectionError:
+                        await asyncio.sleep(0.2)
+            assert seen[0] == "Available" and seen[-1] == "Charging"
+            printed = re.search(r"web page: (\S+) +\(log in with password (\S+) ", out.read_text())
+            assert printed is not None and printed[1] == url + "/"
+            async with http.post(url + "/api/login", json={"password": printed[2]}) as login:
+                assert login.status == 200
+            async with asyncio.timeout(60):
+                while "Ctrl-C ends the demo" not in out.read_text():
+                    assert demo.poll() is None, out.read_text()
+                    await asyncio.sleep(0.2)
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=30) == 128 + signal.SIGINT
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
