@@ -62,8 +62,12 @@ def hash_problem(text: str) -> str | None:
             return "has a hash shorter than 16 bytes"
     except ValueError:
         return "has a cost or base64 part that cannot be read"
-    if n < 2**10 or n & (n - 1) or not 1 <= r <= 64 or not 1 <= p <= 16 or n * r > 2**20:
-        return "has scrypt costs out of range (N a power of 2 from 1024, r 1-64, p 1-16)"
+    # scrypt takes 128 * N * r bytes: at most 32 MiB for a login on a Pi.
+    if n < 2**10 or n & (n - 1) or not 1 <= r <= 64 or not 1 <= p <= 16 or n * r > 2**18:
+        return (
+            "has scrypt costs out of range (N a power of 2 from 1024, r 1-64, p 1-16, "
+            "N * r at most 262144)"
+        )
     return None
 
 

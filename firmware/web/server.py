@@ -24,18 +24,19 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from firmware.config_keys import Source
+from firmware.settings import WebSettings
 from firmware.web.auth import LoginLimiter, Sessions, verify_password
 from firmware.web.view import SAMPLE_S, ControllerView
 
 if TYPE_CHECKING:
     from firmware.daemon import Running
-    from firmware.settings import WebSettings
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "chargepoint_session"
 EVENT_S = 1.0  # how often the status goes out on the event stream
+MAX_STREAMS = 8  # open event streams at once (pages left open everywhere must not load a Pi)
 MAX_BODY = 16 * 1024
 # The page loads nothing from elsewhere (a charger may have no internet) and runs no inline
 # script: a script injected through a key value or a log line would not run.
@@ -49,10 +50,11 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 VIEW = web.AppKey("view", ControllerView)
-WEB = web.AppKey("web_settings", object)
+WEB = web.AppKey("web_settings", WebSettings)
 SESSIONS = web.AppKey("sessions", Sessions)
 LIMITER = web.AppKey("limiter", LoginLimiter)
 CLOSING = web.AppKey("closing", asyncio.Event)
+STREAMS = web.AppKey("streams", set[web.StreamResponse])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -120,7 +122,11 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: one ``status`` event every ``EVENT_S`` while the page is open."""
+    """Server-sent events: one ``status`` event every ``EVENT_S`` while the page is open; 503
+    beyond ``MAX_STREAMS`` open at once (the browser's EventSource retries by itself)."""
+    streams = request.app[STREAMS]
+    if len(streams) >= MAX_STREAMS:
+        return _error(503, f"{MAX_STREAMS} pages are open already: close one")
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -131,6 +137,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     view = request.app[VIEW]
     closing = request.app[CLOSING]
+    streams.add(response)
     try:
         while not closing.is_set():
             data = json.dumps(view.status(), separators=(",", ":"))
@@ -139,6 +146,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                 await asyncio.wait_for(closing.wait(), EVENT_S)
     except ConnectionResetError:
         pass  # the page was closed
+    finally:
+        streams.discard(response)
     return response
 
 
@@ -188,7 +197,7 @@ async def log_lines(request: web.Request) -> web.Response:
 async def session(request: web.Request) -> web.Response:
     """Whether this browser is logged in (and its CSRF token), whether a password is set,
     whether the bench buttons apply."""
-    settings: Any = request.app[WEB]
+    settings = request.app[WEB]
     csrf = request.app[SESSIONS].csrf(request.cookies.get(COOKIE))
     return web.json_response(
         {
@@ -201,7 +210,7 @@ async def session(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    settings: Any = request.app[WEB]
+    settings = request.app[WEB]
     limiter = request.app[LIMITER]
     client = request.remote or "?"
     wait = limiter.wait_s(client)
@@ -258,6 +267,7 @@ def make_app(view: ControllerView, settings: WebSettings) -> web.Application:
     app[SESSIONS] = Sessions()
     app[LIMITER] = LoginLimiter()
     app[CLOSING] = asyncio.Event()
+    app[STREAMS] = set()
 
     async def closing(app: web.Application) -> None:
         app[CLOSING].set()

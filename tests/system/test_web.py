@@ -29,7 +29,7 @@ from firmware.config_keys import Source
 from firmware.key_store import KeyStore
 from firmware.settings import WebSettings
 from firmware.web.auth import LOGIN_FAILURES, hash_password
-from firmware.web.server import make_app
+from firmware.web.server import MAX_STREAMS, make_app
 from firmware.web.view import ControllerView
 from tests.conftest import REPO, Rig
 
@@ -82,6 +82,23 @@ async def test_status_shows_the_session_with_the_id_tag_masked(
     assert event == "event: status"
     assert json.loads(data.removeprefix("data: "))["connectors"]["1"]["status"] == "Charging"
     events.close()
+
+
+@pytest.mark.asyncio
+async def test_open_event_streams_are_limited(page: TestClient[Any, Any]) -> None:
+    streams = [await page.get("/api/events") for _ in range(MAX_STREAMS)]
+    for stream in streams:
+        assert b"event: status" in await stream.content.readuntil(b"\n\n")
+    refused = await page.get("/api/events")
+    assert refused.status == 503
+    streams.pop().close()
+    async with asyncio.timeout(10):  # the server notices the closed page at its next event
+        while (again := await page.get("/api/events")).status == 503:
+            await asyncio.sleep(0.2)
+    assert again.status == 200
+    again.close()
+    for stream in streams:
+        stream.close()
 
 
 @pytest.mark.asyncio
