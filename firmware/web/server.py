@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -73,23 +74,35 @@ def _same_origin(request: web.Request) -> bool:
     return parts.scheme in ("http", "https") and parts.netloc == request.host
 
 
+def _refusal(request: web.Request) -> web.Response | None:
+    """Why a POST is refused before its handler runs, or None."""
+    if request.method != "POST":
+        return None
+    if not _same_origin(request):
+        return _error(403, "cross-site request refused")
+    if request.path == "/api/login":
+        return None
+    csrf = request.app[SESSIONS].csrf(request.cookies.get(COOKIE))
+    if csrf is None:
+        return _error(401, "log in to change anything")
+    if not hmac.compare_digest(request.headers.get("X-CSRF-Token", "").encode(), csrf.encode()):
+        return _error(403, "missing or wrong CSRF token: reload the page")
+    return None
+
+
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Headers on every answer; on every POST the origin check, and outside the login a live
     session and its CSRF token."""
-    if request.method == "POST":
-        if not _same_origin(request):
-            return _error(403, "cross-site request refused")
-        if request.path != "/api/login":
-            csrf = request.app[SESSIONS].csrf(request.cookies.get(COOKIE))
-            if csrf is None:
-                return _error(401, "log in to change anything")
-            if request.headers.get("X-CSRF-Token") != csrf:
-                return _error(403, "missing or wrong CSRF token: reload the page")
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        response = exc
+    response: web.StreamResponse
+    refusal = _refusal(request)
+    if refusal is not None:
+        response = refusal
+    else:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = exc
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     if request.path.startswith("/api/"):

@@ -157,6 +157,7 @@ async def test_changes_need_a_login_its_csrf_token_and_this_origin(
     change = {"key": "HeartbeatInterval", "value": "200"}
     refused = await page.post("/api/keys", json=change)
     assert refused.status == 401
+    assert refused.headers["X-Frame-Options"] == "DENY"  # refusals carry the headers too
     login = await page.post("/api/login", json={"password": PASSWORD})
     cookie = login.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
