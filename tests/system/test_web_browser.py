@@ -160,6 +160,31 @@ def _variance(png: bytes) -> float:
     return sum((g - mean) ** 2 for g in greys) / len(greys)
 
 
+def _png(width: int, height: int, pixel: Any) -> bytes:
+    """An RGB PNG whose pixel (x, y) is ``pixel(x, y)`` (filter 0 rows)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    rows = b"".join(
+        b"\0" + b"".join(bytes(pixel(x, y)) for x in range(width)) for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_the_blank_check_tells_a_blank_screenshot_from_a_page() -> None:
+    assert _variance(_png(64, 64, lambda x, y: (255, 255, 255))) == 0
+    assert _variance(_png(64, 64, lambda x, y: (0, 0, 0) if (x // 8) % 2 else (250,) * 3)) > 100
+
+
 @pytest.mark.asyncio
 async def test_a_session_clicked_in_the_browser(
     csms: CentralSystem, tmp_path: Path, browser: Any
@@ -262,5 +287,12 @@ async def test_a_session_clicked_in_the_browser(
         keep = os.environ.get("WEB_SCREENSHOT")
         if keep:
             shutil.copyfile(tmp_path / "web.png", REPO / keep)
+
+        # A fault from its button: the RCD trips, the connector is Faulted.
+        click("[data-fault=rcd][data-state=on]")
+        await in_browser(lambda d: text("#status-1") == "Faulted")
+        assert text("#error-1") == "GroundFailure"
+        click("[data-fault=rcd][data-state=off]")
+        await in_browser(lambda d: text("#bench-answer").startswith("fault: done"))
     finally:
         ctl.stop_quietly()

@@ -5,7 +5,7 @@
 
 const FAULTS = ["rcd", "estop", "weld", "lock", "meter", "diode", "grid-meter"];
 const state = { csrf: null, loggedIn: false, passwordSet: false, bench: false,
-                status: null, live: {}, plot: "session", history: null, faults: {} };
+                status: null, live: {}, plot: "session", history: null };
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -208,7 +208,9 @@ async function bench(cmd, extra) {
   const answer = await api("/api/bench", { cmd, connector, ...extra });
   const out = $("#bench-answer");
   out.className = answer.ok ? "answer-ok" : "answer-bad";
-  out.textContent = answer.ok ? `${cmd}: done` : `${cmd}: ${answer.error}`;
+  const c = answer.connectors && answer.connectors[String(connector)];
+  out.textContent = !answer.ok ? `${cmd}: ${answer.error}`
+    : c ? `${cmd}: done; connector ${connector} ${c.status} (${c.error})` : `${cmd}: done`;
   return answer;
 }
 
@@ -222,16 +224,18 @@ function setupBench() {
       } else bench(cmd, {});
     });
   });
+  // Two buttons per fault, as `chargepoint bench fault NAME on|off`: no state kept here that
+  // could disagree with the bench's.
   const faults = $("#bench-faults");
   faults.append("Faults: ");
   for (const name of FAULTS) {
-    const b = el("button", { type: "button", "data-fault": name }, name);
-    b.addEventListener("click", async () => {
-      const on = !state.faults[name];
-      const answer = await bench("fault", { name, state: on ? "on" : "off" });
-      if (answer.ok) { state.faults[name] = on; b.classList.toggle("on", on); }
-    });
-    faults.append(b);
+    const group = el("span", { class: "fault" }, `${name} `);
+    for (const value of ["on", "off"]) {
+      const b = el("button", { type: "button", "data-fault": name, "data-state": value }, value);
+      b.addEventListener("click", () => bench("fault", { name, state: value }));
+      group.append(b);
+    }
+    faults.append(group);
   }
 }
 
