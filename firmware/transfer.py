@@ -3,7 +3,8 @@
 SupportedFileTransferProtocols, OCPP 1.6 errata 3.88), the TLS context of an HTTPS / FTPS
 server, the HTTP request with the URL's credentials as HTTP Basic, the HTTP opener, the FTP(S)
 login, and the one-line reason of a failed transfer.  A URL's credentials are never shown
-(``firmware.redaction.without_credentials``) and never follow a redirect to another server.
+(``firmware.redaction.without_credentials``) and never follow a redirect to another server; a
+redirect from HTTPS to plain HTTP is refused.
 
 Standard library only; blocking (the callers run transfers in a worker thread).  A transfer is
 stopped from another thread with its ``Abort`` (a new request, the controller's stop): every
@@ -199,7 +200,8 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 class _Redirects(urllib.request.HTTPRedirectHandler):
     """urllib's redirects, but the credentials stay with the server they were given for: a
     redirect to another scheme, host or port drops the Authorization header (urllib copies
-    every header to the new location)."""
+    every header to the new location); and a redirect from HTTPS to plain HTTP is refused (the
+    file would then come unverified, and an unsigned update rests on HTTPS alone)."""
 
     def redirect_request(
         self,
@@ -211,6 +213,10 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
         newurl: str,
     ) -> urllib.request.Request | None:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(req.full_url)[0] == "https" != _origin(new.full_url)[0]:
+            raise urllib.error.HTTPError(
+                req.full_url, code, "a redirect from https to http, refused", headers, fp
+            )
         if new is not None and _origin(new.full_url) != _origin(req.full_url):
             new.remove_header("Authorization")
         return new

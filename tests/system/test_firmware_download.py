@@ -136,11 +136,13 @@ def recording_server(
     body: bytes = DATA,
     announce: int | None = None,
     only: str | None = None,
+    tls: tuple[str, str] | None = None,
 ) -> Iterator[tuple[int, list[dict[str, str]]]]:
     """An HTTP server on 127.0.0.1 that records each request's headers and answers GET with
     ``body`` (announced as ``announce`` bytes: a connection cut short), or with a 302 to
     ``redirect_to``; ``only``: the one path (query included) it serves, as an object store
-    serves a pre-signed URL, 403 for any other; yields (port, the headers seen)."""
+    serves a pre-signed URL, 403 for any other; ``tls``: HTTPS with (certfile, keyfile);
+    yields (port, the headers seen)."""
     seen: list[dict[str, str]] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -168,6 +170,10 @@ def recording_server(
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield server.server_address[1], seen
@@ -187,6 +193,26 @@ def test_a_redirect_to_another_host_does_not_carry_the_credentials(tmp_path: Pat
             assert get(f"http://fw:hunter22@127.0.0.1:{port}/fw.bundle", dest) == len(DATA)
     assert seen[0]["Authorization"].startswith("Basic ")
     assert "Authorization" not in other_seen[0], "the credentials went to the redirect target"
+
+
+def test_a_redirect_from_https_to_http_is_refused(tmp_path: Path, ca: Authority) -> None:
+    """An HTTPS location whose server redirects to plain HTTP: the file would come
+    unverified (an unsigned update rests on HTTPS alone), so the attempt fails, one line,
+    and the plain server is never asked."""
+    certs = CertificateStore.open(tmp_path / "state")
+    certs.install_root(RootKind.CENTRAL_SYSTEM, ca.pem)
+    dest = tmp_path / "fw.bundle"
+    with recording_server() as (plain_port, plain_seen):
+        plain = f"http://localhost:{plain_port}/fw.bundle"
+        tls = ca.server_files(tmp_path, "redirect", host="localhost")
+        with recording_server(redirect_to=plain, tls=tls) as (port, seen):
+            with pytest.raises(DownloadError) as err:
+                get(f"https://localhost:{port}/fw.bundle", dest, tls=certs.upload_context())
+    assert str(err.value) == (
+        f"https://localhost:{port}/fw.bundle: HTTP 302 a redirect from https to http, refused"
+    )
+    assert len(seen) == 1 and plain_seen == []
+    assert nothing_left(dest)
 
 
 SIGNATURE = "0f9e8d7c6b5a49382716a5b4c3d2e1f0"
