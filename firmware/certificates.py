@@ -371,7 +371,8 @@ class CertificateStore:
         """Security Whitepaper L01 (SignedUpdateFirmware): why ``pem`` (the signing certificate,
         optionally followed by the intermediates up to the root) is not one to trust, or None:
         every certificate valid now, each issued by the next, which is a CA, the last issued by
-        a valid installed ManufacturerRootCertificate."""
+        a valid installed ManufacturerRootCertificate, the signing certificate's key usage
+        allowing digitalSignature (``firmware.release.signing.signing_usage_problem``)."""
         try:
             chain = load_certificates(pem)
         except CertificateError as exc:
@@ -387,6 +388,13 @@ class CertificateStore:
                 return f"{common_name(issuer.subject)!r} is not a CA and cannot issue"
         if any(not valid_at(c, now) for c in chain):
             return "a certificate is outside its validity period"
+        # The one rule, shared with `chargepoint release sign` (imported when a signed update
+        # comes: the release package is no part of a start-up).
+        from firmware.release.signing import signing_usage_problem
+
+        usage = signing_usage_problem(chain[0])
+        if usage:
+            return usage
         last = chain[-1]
         if any(fingerprint(last) == fingerprint(r) or issued_by(last, r) for r in roots):
             return None
