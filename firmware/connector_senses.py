@@ -9,9 +9,10 @@ Polled at the rate their data changes (issue 15: a Pi 3 feels every wake-up): wi
 as a read differs, every ``PILOT_POLL_S`` again, so the debounce and every reaction while a
 vehicle is connected keep their timing (C -> B opens the contactor within one fast read).  The
 meter's energy register cannot move while the contactor is open and no transaction runs: then
-it is read every ``METER_IDLE_POLL_S`` (a dead meter is still a PowerMeterFailure, three idle
-reads later), and at once when the connector's status changes (``status_changed``), so a
-transaction begins and ends on a fresh reading.
+it is read every ``METER_IDLE_POLL_S`` (a read that fails goes back to the meter cycle, so a
+dead meter is a PowerMeterFailure at most that much later than before), and at once when the
+connector's status changes (``status_changed``), so a transaction begins and ends on a fresh
+reading.
 
 Each turns what it sees into the state machine's events and posts them to the connector's queue;
 ``fault_of`` is the event for a hardware error.
@@ -204,7 +205,9 @@ class ConnectorSenses:
                     self._post(m.FaultCleared(ChargePointErrorCode.POWER_METER_FAILURE))
                 health = reading.health
             interval = self.meter_poll_s
-            if not self._energy_may_flow():
+            # A failing meter is read at the meter cycle until it answers (its fault is reported,
+            # and cleared, a few cycles after it shows, not a few idle reads later).
+            if health is MeterHealth.OK and not self._energy_may_flow():
                 interval = max(interval, METER_IDLE_POLL_S)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
