@@ -26,11 +26,7 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
 
 from firmware.certificate_checks import (
     CertificateError,
@@ -47,6 +43,12 @@ from firmware.certificate_checks import (
 from firmware.clock import utcnow
 from firmware.redaction import PRIVATE_KEY_PEM
 from firmware.storage import check_tree
+
+# cryptography is imported where a key or certificate is handled, not at start (as in
+# firmware.certificate_checks): opening the store and a security profile 0/1 session load none.
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +240,11 @@ class CertificateStore:
     def new_csr(self, charge_point_id: str, cpo_name: str) -> str:
         """A new key pair (EC P-256; the private key stays in the pending key file, 0600) and a
         PKCS#10 CSR in PEM with CN = charge point id and O = CpoName, signed with SHA-256."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
         key = ec.generate_private_key(ec.SECP256R1())
         attributes = [x509.NameAttribute(NameOID.COMMON_NAME, charge_point_id)]
         if cpo_name:
@@ -259,6 +266,8 @@ class CertificateStore:
         return csr.public_bytes(serialization.Encoding.PEM).decode()
 
     def _load_key(self, name: str) -> ec.EllipticCurvePrivateKey | None:
+        from cryptography.hazmat.primitives import serialization
+
         path = self._path(name)
         if not path.exists():
             return None
@@ -271,6 +280,8 @@ class CertificateStore:
 
     @staticmethod
     def _public(key: object) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return key.public_key().public_bytes(  # type: ignore[attr-defined]
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -282,6 +293,9 @@ class CertificateStore:
         key in use), name this charge point, be valid now (or from a future "not before": then
         it is kept and taken into use once that has passed), and lead, certificate by
         certificate, to an installed CentralSystemRootCertificate."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.x509.oid import NameOID
+
         now = now or utcnow()
         try:
             chain = load_certificates(pem_chain)

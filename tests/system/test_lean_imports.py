@@ -1,0 +1,104 @@
+"""The idle daemon loads nothing that only a rare path needs (issue 15: memory and start-up on a
+Pi 3).  A real ``chargepoint run`` process on the bench, started with ``python -X importtime``
+(every module it imports is one line on stderr), is booted, serves its connector and answers
+the bench; then it is killed and the modules it loaded are checked against ``RARE``.
+
+A behaviour test, not a timing one: it fails naming the module and the first module that
+imported it, whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from centralsystem import CentralSystem
+from tests.system.helpers import Controller
+
+# Module (or package) -> the rare path that alone may load it.
+RARE = {
+    "cryptography": "a certificate operation, a signed update, a TLS security profile 2/3 session",
+    "firmware.release.bundle": "a firmware update's bundle check and install",
+    "firmware.release.manifest": "a firmware update's bundle check and install",
+    "packaging": "a firmware update's bundle check and install",
+    "firmware.cli.demo": "chargepoint demo",
+    "firmware.cli.doctor": "chargepoint doctor",
+    "firmware.cli.hwtest": "chargepoint hw-test",
+    "centralsystem": "the bench's central system (never the daemon)",
+}
+
+_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|( *)(\S+)$")
+
+
+def imported(stderr: str) -> dict[str, str]:
+    """Every module ``python -X importtime`` reported -> the module whose import loaded it
+    ("" for a top-level import).  importtime prints a module after the modules it imported,
+    one indentation level deeper."""
+    parents: dict[str, str] = {}
+    waiting: list[tuple[int, str]] = []  # (depth, module) not yet claimed by a parent
+    for line in stderr.splitlines():
+        found = _LINE.match(line)
+        if found is None:
+            continue
+        depth, name = len(found.group(1)), found.group(2)
+        while waiting and waiting[-1][0] > depth:
+            parents[waiting.pop()[1]] = name
+        waiting.append((depth, name))
+    for _, name in waiting:
+        parents[name] = ""
+    return parents
+
+
+def rare_path(module: str) -> str | None:
+    """The rare path that alone may load ``module``, or None."""
+    for name, path in RARE.items():
+        if module == name or module.startswith(name + "."):
+            return path
+    return None
+
+
+def test_imported_finds_the_importer() -> None:
+    stderr = (
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:        10 |         10 |     cryptography.x509\n"
+        "import time:        20 |         30 |   cryptography\n"
+        "import time:        30 |         60 | firmware.certificates\n"
+        "2026-11-29 WARNING something else on stderr\n"
+        "import time:         5 |          5 | json\n"
+    )
+    parents = imported(stderr)
+    assert parents == {
+        "cryptography.x509": "cryptography",
+        "cryptography": "firmware.certificates",
+        "firmware.certificates": "",
+        "json": "",
+    }
+    assert [m for m in parents if rare_path(m)] == ["cryptography.x509", "cryptography"]
+
+
+@pytest.mark.asyncio
+async def test_idle_daemon_loads_no_rare_path(csms: CentralSystem, tmp_path: Path) -> None:
+    log = tmp_path / "controller.log"
+    ctl = Controller(csms.url, tmp_path / "state", log)
+    ctl.args[1:1] = ["-X", "importtime"]
+    ctl.start()
+    try:
+        await csms.wait_for(
+            lambda r: r.action == "StatusNotification" and r.payload.get("connectorId") == 1,
+            timeout=60,
+        )
+        await ctl.bench("status")  # the idle loop serves the bench's control socket
+    finally:
+        ctl.stop_quietly()
+    parents = imported(log.read_text(errors="replace"))
+    assert "firmware.ocpp.session" in parents and "hal.gpio.contactor" in parents, (
+        "the importtime lines were not read"
+    )
+    rare = sorted(
+        f"{m} (imported by {parents[m] or 'a function'}; only for {rare_path(m)})"
+        for m in parents
+        if rare_path(m) and not rare_path(parents[m])  # where each rare tree was entered
+    )
+    assert not rare, "the idle daemon loaded modules of a rare path: " + "; ".join(rare)
