@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DIRECTORY = "certs"
+_PEM_END = "-----END CERTIFICATE-----"
 # TLS 1.2 suites the whitepaper names (A00.FR.318-320): ECDHE with AES-GCM, ECDSA or RSA, and
 # the plain RSA AES-GCM ones; TLS 1.3 suites are all AEAD and stay as OpenSSL has them.
 TLS12_CIPHERS = ":".join(
@@ -157,6 +158,38 @@ class CertificateStore:
 
     def valid_roots(self, kind: RootKind, now: datetime | None = None) -> list[x509.Certificate]:
         return [c for c in self.roots(kind) if valid_at(c, now)]
+
+    def _valid_root_pems(self, kind: RootKind) -> list[str]:
+        """The PEM text of each root ``valid_roots`` gives now (each file's first certificate,
+        inside its validity period), read with the ssl module alone: a security profile 2
+        charger connects and reconnects without loading cryptography (issue 15; about 8 MB
+        resident).  OpenSSL lists a file's certificate only if it is a CA (``get_ca_certs``),
+        as ``install_root`` accepts only those; a file it cannot read is skipped, logged."""
+        folder = self._root_dir(kind)
+        if not folder.is_dir():
+            return []
+        now = utcnow().timestamp()
+        pems = []
+        for path in sorted(folder.glob("*.pem")):
+            try:
+                text = path.read_text()
+                end = text.find(_PEM_END)
+                if end < 0:
+                    raise ValueError("no PEM certificate found")
+                pem = text[: end + len(_PEM_END)] + "\n"
+                scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                scratch.load_verify_locations(cadata=pem)
+                found = scratch.get_ca_certs()
+                if len(found) != 1:
+                    raise ValueError("not a CA certificate")
+                begins = ssl.cert_time_to_seconds(str(found[0]["notBefore"]))
+                ends = ssl.cert_time_to_seconds(str(found[0]["notAfter"]))
+            except (OSError, ValueError, ssl.SSLError) as exc:
+                log.warning("certificate file %s unusable: %s", path.name, exc)
+                continue
+            if begins <= now <= ends:
+                pems.append(pem)
+        return pems
 
     def install_root(
         self, kind: RootKind, pem: str, now: datetime | None = None
@@ -419,9 +452,9 @@ class CertificateStore:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.set_ciphers(TLS12_CIPHERS)
         ctx.options |= ssl.OP_NO_COMPRESSION
-        roots = self.valid_roots(RootKind.CENTRAL_SYSTEM)
+        roots = self._valid_root_pems(RootKind.CENTRAL_SYSTEM)
         if roots:
-            ctx.load_verify_locations(cadata="".join(to_pem(r) for r in roots))
+            ctx.load_verify_locations(cadata="".join(roots))
             # An installed root may be an intermediate CA: trust exactly what is installed.
             ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
         elif require_installed_root:
@@ -439,9 +472,9 @@ class CertificateStore:
         roots (a CPO's log server often has a certificate of the CPO's own CA)."""
         ctx = ssl.create_default_context()
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        roots = self.valid_roots(RootKind.CENTRAL_SYSTEM)
+        roots = self._valid_root_pems(RootKind.CENTRAL_SYSTEM)
         if roots:
-            ctx.load_verify_locations(cadata="".join(to_pem(r) for r in roots))
+            ctx.load_verify_locations(cadata="".join(roots))
         return ctx
 
     def expiring_within(self, days: int) -> bool:

@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from centralsystem import CentralSystem
+from centralsystem import CentralSystem, tls_server_context
+from tests.conftest import BENCH_TOML
+from tests.pki import Authority
 from tests.system.helpers import Controller
+from tests.system.security_helpers import KEY, install_root
 
 # Module (or package) -> the rare path that alone may load it.
 RARE = {
-    "cryptography": "a certificate operation, a signed update, a TLS security profile 2/3 session",
+    "cryptography": "a certificate operation, a signed update, a security profile 3 session",
     "firmware.release.bundle": "a firmware update's bundle check and install",
     "firmware.release.manifest": "a firmware update's bundle check and install",
     "packaging": "a firmware update's bundle check and install",
@@ -78,27 +81,61 @@ def test_imported_finds_the_importer() -> None:
     assert [m for m in parents if rare_path(m)] == ["cryptography.x509", "cryptography"]
 
 
-@pytest.mark.asyncio
-async def test_idle_daemon_loads_no_rare_path(csms: CentralSystem, tmp_path: Path) -> None:
-    log = tmp_path / "controller.log"
-    ctl = Controller(csms.url, tmp_path / "state", log)
+async def _idle_modules(ctl: Controller, cs: CentralSystem) -> dict[str, str]:
+    """``ctl`` run under ``python -X importtime`` until it is booted, has reported its
+    connector and answered the bench: the modules it loaded -> their importers."""
     ctl.args[1:1] = ["-X", "importtime"]
     ctl.start()
     try:
-        await csms.wait_for(
+        await cs.wait_for(
             lambda r: r.action == "StatusNotification" and r.payload.get("connectorId") == 1,
             timeout=60,
         )
         await ctl.bench("status")  # the idle loop serves the bench's control socket
     finally:
         ctl.stop_quietly()
-    parents = imported(log.read_text(errors="replace"))
+    parents = imported(ctl.log.read_text(errors="replace"))
     assert "firmware.ocpp.session" in parents and "hal.gpio.contactor" in parents, (
         "the importtime lines were not read"
     )
-    rare = sorted(
+    return parents
+
+
+def _rare(parents: dict[str, str]) -> list[str]:
+    return sorted(
         f"{m} (imported by {parents[m] or 'a function'}; only for {rare_path(m)})"
         for m in parents
         if rare_path(m) and not rare_path(parents[m])  # where each rare tree was entered
     )
+
+
+@pytest.mark.asyncio
+async def test_idle_daemon_loads_no_rare_path(csms: CentralSystem, tmp_path: Path) -> None:
+    ctl = Controller(csms.url, tmp_path / "state", tmp_path / "controller.log")
+    rare = _rare(await _idle_modules(ctl, csms))
     assert not rare, "the idle daemon loaded modules of a rare path: " + "; ".join(rare)
+
+
+@pytest.mark.asyncio
+async def test_security_profile_2_connects_without_cryptography(
+    ca: Authority, tmp_path: Path
+) -> None:
+    """TLS with the installed CentralSystemRootCertificate and HTTP Basic: the roots are read
+    with the ssl module alone (``CertificateStore.tls_context``), at every (re)connection."""
+    state = tmp_path / "state"
+    install_root(state, ca)  # as `chargepoint certificate install` does, before the start
+    config = tmp_path / "profile2.toml"
+    config.write_text(
+        BENCH_TOML.read_text().replace(
+            "[ocpp_keys]\n", f'[ocpp_keys]\nSecurityProfile = 2\nAuthorizationKey = "{KEY}"\n', 1
+        )
+    )
+    certfile, keyfile = ca.server_files(tmp_path, "server")
+    async with CentralSystem(
+        ssl_context=tls_server_context(certfile, keyfile),
+        basic_auth={"DURABLE-1": bytes.fromhex(KEY)},
+    ) as cs:
+        assert cs.url.startswith("wss://")
+        ctl = Controller(cs.url, state, tmp_path / "controller.log", config)
+        rare = _rare(await _idle_modules(ctl, cs))
+    assert not rare, "a profile 2 charger loaded modules of a rare path: " + "; ".join(rare)
