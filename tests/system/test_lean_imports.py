@@ -26,6 +26,7 @@ RARE = {
     "firmware.release.bundle": "a firmware update's bundle check and install",
     "firmware.release.manifest": "a firmware update's bundle check and install",
     "packaging": "a firmware update's bundle check and install",
+    "logging.handlers": "the OCPP message log ([logging] ocpp_messages)",
     "firmware.cli.demo": "chargepoint demo",
     "firmware.cli.doctor": "chargepoint doctor",
     "firmware.cli.hwtest": "chargepoint hw-test",
