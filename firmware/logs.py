@@ -14,7 +14,6 @@ repeats collapsed, and an optional OCPP message log in RAM.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import sys
 import tempfile
@@ -272,6 +271,9 @@ def attach_message_log(
     _message_logger_off()
     if not enabled:
         return None
+    # The rotating file handler (and pickle, queue) only when the message log is on (issue 15).
+    import logging.handlers
+
     target = Path(path) if path else default_message_log()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

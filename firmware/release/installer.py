@@ -24,7 +24,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from firmware.ports import FirmwareInstallFailed, TrialOutcome
-from firmware.release import bundle, launcher
+from firmware.release import launcher
 from firmware.release.launcher import CURRENT, OUTCOME, PREVIOUS, RELEASE_MARK, TRIAL
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,10 @@ class ReleaseInstaller:
     # ------------------------------------------------------------ FirmwareInstaller
 
     def check(self, bundle_path: Path) -> str:
+        # The bundle reader (tarfile, packaging) only when an update comes, not at every start
+        # (the trial's confirmation needs none of it; issue 15).
+        from firmware.release import bundle
+
         version = bundle.check(bundle_path).version
         # Installing it would replace the running release's directory in place, with no trial
         # and nothing to go back to (``activate`` refuses it, but only afterwards).
@@ -80,6 +84,8 @@ class ReleaseInstaller:
         return version
 
     def install(self, bundle_path: Path) -> str:
+        from firmware.release import bundle
+
         self._ensure_dir()
         self._clean_leftovers()
         staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=self.releases))
