@@ -114,7 +114,7 @@ class TransactionMessages:
             max(meter_stop_wh, handle.meter_start_wh), clock.to_ocpp(timestamp), reason, id_tag
         )
         if transaction_data:
-            payload["transactionData"] = [mapping.meter_value(s) for s in transaction_data]
+            payload["transactionData"] = self._meter_values(transaction_data)
         self._open.discard(handle.local_id)
         self.store.stop(handle.local_id, reason.value, payload)
         self._queued()
@@ -124,7 +124,7 @@ class TransactionMessages:
     ) -> None:
         payload = {
             "connectorId": connector_id,
-            "meterValue": [mapping.meter_value(s) for s in samples],
+            "meterValue": self._meter_values(samples),
         }
         if handle is None:
             # Not transaction-related (clock-aligned without a transaction): best effort, now.
@@ -136,6 +136,12 @@ class TransactionMessages:
             handle.local_id, payload, energy, clock.to_ocpp(samples[-1].timestamp)
         )
         self._queued()
+
+    def _meter_values(self, samples: list[MeterSample]) -> list[dict[str, Any]]:
+        """Built as the message is queued: a change of PiCP.CompactMessages applies to the
+        messages queued after it (those already queued mean the same either way)."""
+        compact = self.keys[K.CompactMessages]
+        return [mapping.meter_value(s, compact) for s in samples]
 
     def _queued(self) -> None:
         self.queue.emptied.clear()
@@ -157,7 +163,7 @@ class TransactionMessages:
                 if samples:
                     payload: dict[str, Any] = {
                         "connectorId": cid,
-                        "meterValue": [mapping.meter_value(s) for s in samples],
+                        "meterValue": self._meter_values(samples),
                     }
                     tx = self._remote_tx_of(cid)
                     if tx is not None:
