@@ -80,6 +80,7 @@ class K:
     # OCPP 1.6 errata / de-facto keys this charger declares
     MessageTimeout = int_key("MessageTimeout")
     StopTransactionMaxMeterValues = int_key("StopTransactionMaxMeterValues")
+    CompactMessages = bool_key(f"{VENDOR_PREFIX}CompactMessages")
     # Security Whitepaper ed. 2 §4
     SecurityProfile = int_key("SecurityProfile")
     AuthorizationKey = str_key("AuthorizationKey")
@@ -449,6 +450,19 @@ def core_keys(
             100,
             Access.R,
             description="Most meter values in one StopTransaction.",
+        ),
+        KeyDefinition(
+            K.CompactMessages,
+            BOOL,
+            True,
+            profile="Vendor",
+            description="Leave out of MeterValues (and StopTransaction's transactionData) "
+            "every SampledValue field whose value is the OCPP 1.6 default (§7.45: context "
+            "Sample.Periodic, format Raw, measurand Energy.Active.Import.Register, location "
+            "Outlet, unit Wh of an energy measurand); a periodic energy reading is then "
+            'just {"value": ...}, a third of the bytes on a metered link.  Set false for a '
+            "central system that needs the fields written out.",
+            effect="messages queued after the change",
         ),
     ]
 

@@ -20,9 +20,13 @@ from firmware.metering import sampled_values, thin
 from firmware.ports import CentralSystemLink, TransactionHandle
 from hal.types import MeterReading
 
-# A running transaction's meter value is journaled at most this often (SD-card wear) besides
-# every sampled MeterValues; a power cut loses at most this much of the energy record.
-CHECKPOINT_S = 60.0
+ENERGY = "Energy.Active.Import.Register"
+
+# A running transaction's meter value is journaled with every MeterValues that carries the
+# energy register (before it can leave: a stop after a power cut never reports less than the
+# central system has), and otherwise at most this often (SD-card wear, issue 15): without
+# periodic MeterValues a power cut loses at most this much of the energy record.
+CHECKPOINT_S = 300.0
 
 
 class TransactionMeter:
@@ -139,6 +143,11 @@ class TransactionMeter:
                 self.link.meter_values(
                     self.connector_id, handle, [MeterSample(clock.utcnow(), values)]
                 )
+                if any(v.measurand == ENERGY and v.phase is None for v in values):
+                    # The link journaled the register with it: the next checkpoint is due
+                    # CHECKPOINT_S from now.
+                    self._last_checkpoint = asyncio.get_running_loop().time()
+                    self._checkpointed_wh = self.meter_wh()
             stop_txn = self.keys[K.StopTxnSampledData]
             if stop_txn:
                 more = sampled_values(

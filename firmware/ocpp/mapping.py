@@ -29,27 +29,52 @@ COMPOSITE_LIMIT_MAX = 1e9  # A or W: a GetCompositeSchedule limit is below this
 E = TypeVar("E", ChargingProfilePurpose, ChargingProfileKind, RecurrencyKind, ChargingRateUnit)
 
 
-def meter_value(sample: MeterSample) -> dict[str, Any]:
+#: The SampledValue fields OCPP 1.6 §7.45 gives a default, with that default: a receiver reads
+#: an absent field as this value, so a compact MeterValue leaves them out.  ``unit`` defaults to
+#: Wh only for an energy measurand (``UNIT_DEFAULT``).
+SAMPLED_VALUE_DEFAULTS: dict[str, str] = {
+    "context": "Sample.Periodic",
+    "format": "Raw",
+    "measurand": "Energy.Active.Import.Register",
+    "location": "Outlet",
+}
+UNIT_DEFAULT = "Wh"
+
+
+def sampled_value_fields(sampled: dict[str, Any]) -> dict[str, Any]:
+    """A wire SampledValue with every defaulted field written out: what the value means, in
+    either form (unit Wh only where the measurand is an energy one)."""
+    full = {**SAMPLED_VALUE_DEFAULTS, **sampled}
+    if "unit" not in full and full["measurand"].startswith("Energy."):
+        full["unit"] = UNIT_DEFAULT
+    return full
+
+
+def meter_value(sample: MeterSample, compact: bool = True) -> dict[str, Any]:
     """A MeterValue in its wire form (OCPP 1.6 JSON field names), as sent and as the outbox
-    stores it."""
-    return {
-        "timestamp": to_ocpp(sample.timestamp),
-        "sampledValue": [
-            {
+    stores it.  ``compact`` (the key PiCP.CompactMessages) leaves out every SampledValue field
+    whose value is the spec's default (``SAMPLED_VALUE_DEFAULTS``; unit Wh of an energy
+    measurand): a periodic energy reading is then ``{"value": "1697"}``."""
+    values = []
+    for sv in sample.values:
+        fields = {
+            "value": sv.value,
+            "context": sv.context,
+            "measurand": sv.measurand,
+            "phase": sv.phase,
+            "location": sv.location,
+            "unit": sv.unit,
+        }
+        if compact:
+            energy = sv.measurand.startswith("Energy.")
+            fields = {
                 k: v
-                for k, v in {
-                    "value": sv.value,
-                    "context": sv.context,
-                    "measurand": sv.measurand,
-                    "phase": sv.phase,
-                    "location": sv.location,
-                    "unit": sv.unit,
-                }.items()
-                if v is not None
+                for k, v in fields.items()
+                if SAMPLED_VALUE_DEFAULTS.get(k) != v
+                and not (k == "unit" and energy and v == UNIT_DEFAULT)
             }
-            for sv in sample.values
-        ],
-    }
+        values.append({k: v for k, v in fields.items() if v is not None})
+    return {"timestamp": to_ocpp(sample.timestamp), "sampledValue": values}
 
 
 def id_tag_info(raw: dict[str, Any] | None) -> IdTagInfo:

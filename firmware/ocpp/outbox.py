@@ -7,13 +7,24 @@ Outbox payloads are stored in their wire form: the JSON as sent, camelCase OCPP 
 (``transactionId`` is filled in when the message leaves: the StartTransaction's answer is known
 by then).  Delivery is ``firmware.ocpp.dispatch.deliver`` with TransactionMessageAttempts /
 TransactionMessageRetryInterval.
+
+A periodic MeterValues queued while the charger is registered and the outbox is empty is kept
+in memory only (SD-card wear, issue 15): its energy register is journaled (durably) before it
+can leave, so a stop after a power cut never reports less than a value the central system
+already has, and the message itself is written to the outbox the moment it cannot go at once:
+before any other message is queued behind it (so the order holds), and when the connection
+ends.  A crash or power cut loses at most the periodic values still in memory, never a
+StartTransaction or StopTransaction (docs/architecture.md, "Storage writes").
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -45,7 +56,15 @@ class TransactionMessages:
         self._open: set[int] = set()
         self._tx_info_callbacks: list[Callable[[TransactionHandle, IdTagInfo], None]] = []
         self._id_tag_callbacks: list[Callable[[str, IdTagInfo], None]] = []
-        dispatcher.while_ready(lambda: deliver(dispatcher, self.queue))
+        dispatcher.while_ready(self._deliver)
+
+    async def _deliver(self) -> None:
+        try:
+            await deliver(self.dispatcher, self.queue)
+        finally:
+            # The connection ended (the worker is cancelled): what was kept in memory waits on
+            # the storage for the next one, across a restart.
+            self.queue.save()
 
     # ------------------------------------------------------------ CentralSystemLink
 
@@ -91,6 +110,7 @@ class TransactionMessages:
             # Stored with the queued message: a restart still tells the central system which
             # reservation the transaction ended (OCPP 1.6 §5.13).
             payload["reservationId"] = reservation_id
+        self.queue.save()
         local_id = self.store.start(connector_id, id_tag, meter_start_wh, stamp, payload)
         handle = TransactionHandle(local_id, connector_id, id_tag, meter_start_wh, timestamp)
         self._handles[local_id] = handle
@@ -114,8 +134,9 @@ class TransactionMessages:
             max(meter_stop_wh, handle.meter_start_wh), clock.to_ocpp(timestamp), reason, id_tag
         )
         if transaction_data:
-            payload["transactionData"] = [mapping.meter_value(s) for s in transaction_data]
+            payload["transactionData"] = self._meter_values(transaction_data)
         self._open.discard(handle.local_id)
+        self.queue.save()
         self.store.stop(handle.local_id, reason.value, payload)
         self._queued()
 
@@ -124,7 +145,7 @@ class TransactionMessages:
     ) -> None:
         payload = {
             "connectorId": connector_id,
-            "meterValue": [mapping.meter_value(s) for s in samples],
+            "meterValue": self._meter_values(samples),
         }
         if handle is None:
             # Not transaction-related (clock-aligned without a transaction): best effort, now.
@@ -132,10 +153,22 @@ class TransactionMessages:
                 send_soon(self.dispatcher, WireCall("MeterValues", payload))
             return
         energy = _energy_register(samples)
-        self.store.meter_values(
-            handle.local_id, payload, energy, clock.to_ocpp(samples[-1].timestamp)
-        )
+        at = clock.to_ocpp(samples[-1].timestamp)
+        if self.dispatcher.ready and not len(self.store):
+            # It can go at once: kept in memory, its energy journaled before it leaves.
+            if energy is not None:
+                self.store.checkpoint(handle.local_id, energy, at)
+            self.queue.keep(handle.local_id, payload)
+        else:
+            self.queue.save()
+            self.store.meter_values(handle.local_id, payload, energy, at)
         self._queued()
+
+    def _meter_values(self, samples: list[MeterSample]) -> list[dict[str, Any]]:
+        """Built as the message is queued: a change of PiCP.CompactMessages applies to the
+        messages queued after it (those already queued mean the same either way)."""
+        compact = self.keys[K.CompactMessages]
+        return [mapping.meter_value(s, compact) for s in samples]
 
     def _queued(self) -> None:
         self.queue.emptied.clear()
@@ -157,7 +190,7 @@ class TransactionMessages:
                 if samples:
                     payload: dict[str, Any] = {
                         "connectorId": cid,
-                        "meterValue": [mapping.meter_value(s) for s in samples],
+                        "meterValue": self._meter_values(samples),
                     }
                     tx = self._remote_tx_of(cid)
                     if tx is not None:
@@ -182,8 +215,8 @@ class TransactionMessages:
 
     @property
     def pending(self) -> int:
-        """Messages waiting for delivery."""
-        return len(self.store)
+        """Messages waiting for delivery (on the storage and in memory)."""
+        return len(self.queue)
 
     async def wait_empty(self, timeout: float) -> bool:
         """Until every queued message was delivered (or given up), at most ``timeout``
@@ -192,7 +225,7 @@ class TransactionMessages:
             await asyncio.wait_for(self.queue.emptied.wait(), timeout)
         except TimeoutError:
             pass
-        return not len(self.store)
+        return not len(self.queue)
 
     # ------------------------------------------------------------ delivery
 
@@ -215,6 +248,7 @@ class TransactionMessages:
         """At start-up: a transaction the journal shows as running was cut off by a power loss
         or a crash.  It is stopped with reason PowerLoss from the last persisted meter value and
         time (OCTT TC_032_2), queued like any stop: sent once registered."""
+        self.queue.save()
         interrupted = self.store.open_transactions()
         for tx in interrupted:
             meter_stop = max(tx.last_meter or tx.meter_start, tx.meter_start)
@@ -237,8 +271,18 @@ class TransactionMessages:
         return interrupted
 
 
+@dataclass(frozen=True)
+class _Kept:
+    """A periodic MeterValues in memory (``entry.seq`` 0: not on the storage)."""
+
+    entry: OutboxEntry
+    at: str  # its last sample's time, for the journal when it is saved
+
+
 class _OutboxQueue:
-    """The outbox as a ``firmware.ocpp.dispatch.DurableQueue``."""
+    """The outbox as a ``firmware.ocpp.dispatch.DurableQueue``: the stored messages, or ahead
+    of them the periodic MeterValues kept in memory (``kept``; there are never both: queuing
+    anything on the storage saves the kept ones first)."""
 
     def __init__(
         self,
@@ -250,6 +294,10 @@ class _OutboxQueue:
         self.answered = answered
         self.wake = asyncio.Event()
         self.emptied = asyncio.Event()  # set whenever the last queued message has left
+        self.kept: deque[_Kept] = deque()
+        # message id -> seq of a kept message saved while it was on the wire: its answer
+        # removes the stored copy.
+        self._saved_as: dict[str, int] = {}
         if not len(store):
             self.emptied.set()
         self.policy = RetryPolicy(
@@ -260,7 +308,39 @@ class _OutboxQueue:
             watch=(K.TransactionMessageRetryInterval,),
         )
 
+    def __len__(self) -> int:
+        return len(self.kept) + len(self.store)
+
+    def keep(self, local_tx: int, payload: dict[str, Any]) -> None:
+        entry = OutboxEntry(0, "MeterValues", local_tx, str(uuid.uuid4()), payload, 0)
+        last = payload["meterValue"][-1]["timestamp"]
+        self.kept.append(_Kept(entry, last))
+
+    def save(self) -> None:
+        """Write the kept messages to the outbox, in order, with their message ids."""
+        while self.kept:
+            kept = self.kept.popleft()
+            e = kept.entry
+            assert e.local_tx is not None
+            # Its energy was journaled when it was kept: None here.
+            seq = self.store.meter_values(
+                e.local_tx, e.payload, None, kept.at, message_id=e.message_id, attempts=e.attempts
+            )
+            self._saved_as[e.message_id] = seq
+
+    def _is_kept(self, entry: OutboxEntry) -> bool:
+        return bool(self.kept) and self.kept[0].entry.message_id == entry.message_id
+
+    def _stored(self, entry: OutboxEntry) -> OutboxEntry:
+        """``entry`` as the storage has it (a kept one saved while it was on the wire)."""
+        if entry.seq == 0:
+            return replace(entry, seq=self._saved_as.pop(entry.message_id, 0))
+        return entry
+
     def head(self) -> OutboxEntry | None:
+        if self.kept:
+            return self.kept[0].entry
+        self._saved_as.clear()
         return self.store.head()
 
     def request(self, entry: OutboxEntry) -> tuple[WireCall, str]:
@@ -276,10 +356,17 @@ class _OutboxQueue:
         return entry.action
 
     def refused(self, entry: OutboxEntry) -> int:
-        return self.store.failed_attempt(entry)
+        if self._is_kept(entry):
+            kept = self.kept[0]
+            self.kept[0] = replace(kept, entry=replace(kept.entry, attempts=entry.attempts + 1))
+            return entry.attempts + 1
+        return self.store.failed_attempt(self._stored(entry))
 
     def give_up(self, entry: OutboxEntry) -> None:
-        self.store.give_up(entry)
+        if self._is_kept(entry):
+            self.kept.popleft()
+        else:
+            self.store.give_up(self._stored(entry))
         log.error("%s dropped after %d refusals", entry.action, entry.attempts + 1)
         self._left()
 
@@ -287,12 +374,15 @@ class _OutboxQueue:
         remote_id = None
         if entry.action == "StartTransaction":
             remote_id = int(result.transaction_id)
-        self.store.delivered(entry, remote_id)
+        if self._is_kept(entry):
+            self.kept.popleft()
+        else:
+            self.store.delivered(self._stored(entry), remote_id)
         self._left()
         self.answered(entry, result)
 
     def _left(self) -> None:
-        if not len(self.store):
+        if not len(self):
             self.emptied.set()
 
 

@@ -50,18 +50,21 @@ from firmware.storage.schema import (
 log = logging.getLogger(__name__)
 
 
-def open_or_memory(path: Path | None, migrations: Migrations) -> OpenedStore:
+def open_or_memory(
+    path: Path | None, migrations: Migrations, page_size: int | None = None
+) -> OpenedStore:
     """``open_store``, or an in-memory database with the same schema when ``path`` is None
     (components used without a state directory, e.g. in tests of the session alone)."""
     if path is not None:
-        return open_store(path, migrations)
+        return open_store(path, migrations, page_size)
     conn = sqlite3.connect(":memory:", isolation_level=None)
     migrate(conn, Path(":memory:"), migrations)
     return OpenedStore(conn, Path(":memory:"))
 
 
-def open_store(path: Path, migrations: Migrations) -> OpenedStore:
-    """Open (creating the file and its directory if needed) and migrate.
+def open_store(path: Path, migrations: Migrations, page_size: int | None = None) -> OpenedStore:
+    """Open (creating the file and its directory if needed, with ``page_size`` if given) and
+    migrate.
 
     Raises ``StoreUnusable`` (the file untouched) when it cannot be opened: the directory is
     missing and cannot be created or is not writable, the file or its -wal/-shm is not readable
@@ -80,7 +83,7 @@ def open_store(path: Path, migrations: Migrations) -> OpenedStore:
             path,
         )
     try:
-        conn = connect(path, migrations)
+        conn = connect(path, migrations, page_size)
         try:
             problem = conn.execute("PRAGMA quick_check").fetchone()[0]
             if problem != "ok":

@@ -26,6 +26,7 @@ from ocpp.v16 import call
 
 from centralsystem import MessageRecord
 from firmware.config_keys import K
+from firmware.ocpp.mapping import sampled_value_fields
 from tests.conftest import BENCH_TOML, Rig
 
 pytestmark = pytest.mark.asyncio
@@ -76,7 +77,7 @@ def meter_values(rig: Rig, context: str, since: int) -> list[MessageRecord]:
         for r in rig.calls("MeterValues")
         if r.seq >= since
         and any(
-            v.get("context") == context
+            sampled_value_fields(v)["context"] == context
             for mv in r.payload["meterValue"]
             for v in mv["sampledValue"]
         )

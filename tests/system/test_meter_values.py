@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from firmware.ocpp.mapping import sampled_value_fields
 from tests.conftest import Rig
 
 pytestmark = pytest.mark.asyncio
@@ -25,7 +26,7 @@ async def test_stop_transaction_carries_begin_end_and_samples(rig: Rig) -> None:
     await rig.command("unplug")
     stop = await rig.wait_call("StopTransaction", since=mark)
     data = stop.payload["transactionData"]
-    contexts = [v["context"] for mv in data for v in mv["sampledValue"]]
+    contexts = [sampled_value_fields(v)["context"] for mv in data for v in mv["sampledValue"]]
     assert contexts[0] == "Transaction.Begin" and contexts[-1] == "Transaction.End"
     assert "Sample.Periodic" in contexts and "Sample.Clock" in contexts
     energies = [float(v["value"]) for mv in data for v in mv["sampledValue"]]

@@ -17,10 +17,12 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
+from firmware.ocpp.mapping import sampled_value_fields
 from tests.system.ocpp_rpc.conftest import NodeRig
 from tests.system.ocpp_rpc.harness import NodeCsms, framing_problems
 
 pytestmark = pytest.mark.asyncio
+ENERGY = "Energy.Active.Import.Register"
 
 
 def assert_every_frame_valid(node: NodeCsms) -> None:
@@ -43,7 +45,16 @@ def result_of(answer: dict[str, Any]) -> dict[str, Any]:
     return dict(answer["result"])
 
 
-async def test_card_session_with_meter_values_then_unplug(node_rig: NodeRig) -> None:
+@pytest.mark.parametrize(
+    "compact",
+    [
+        pytest.param(True, id="compact"),
+        pytest.param(False, id="full", marks=pytest.mark.keys(**{"PiCP.CompactMessages": False})),
+    ],
+)
+async def test_card_session_with_meter_values_then_unplug(node_rig: NodeRig, compact: bool) -> None:
+    """Both forms of PiCP.CompactMessages: the defaulted SampledValue fields left out, or
+    written out."""
     node = node_rig.node
     boot = node.received_calls("BootNotification")
     assert len(boot) == 1 and boot[0]["chargePointVendor"] == "PiChargepoint"
@@ -53,9 +64,11 @@ async def test_card_session_with_meter_values_then_unplug(node_rig: NodeRig) -> 
     meter = await node_rig.wait_call("MeterValues", since=mark, timeout=5)
     await node_rig.wait_call("MeterValues", since=node.mark(), timeout=5)
     assert meter["payload"]["transactionId"] == tx_id
-    measurands = {
-        sv.get("measurand") for mv in meter["payload"]["meterValue"] for sv in mv["sampledValue"]
-    }
+    sampled = [sv for mv in meter["payload"]["meterValue"] for sv in mv["sampledValue"]]
+    # The periodic energy reading: its value alone, or every field written out.
+    energy = [sv for sv in sampled if sv.get("measurand") in (None, ENERGY)]
+    assert energy and all(("context" in sv) is not compact for sv in energy), energy
+    measurands = {sampled_value_fields(sv)["measurand"] for sv in sampled}
     assert {
         "Energy.Active.Import.Register",
         "Power.Active.Import",
@@ -70,7 +83,11 @@ async def test_card_session_with_meter_values_then_unplug(node_rig: NodeRig) -> 
     await node_rig.wait_status("Available", since=mark)
     assert stop["transactionId"] == tx_id
     assert stop["reason"] == "EVDisconnected" and stop["idTag"] == "CONF-TAG-1"
-    contexts = {sv.get("context") for mv in stop["transactionData"] for sv in mv["sampledValue"]}
+    contexts = {
+        sampled_value_fields(sv)["context"]
+        for mv in stop["transactionData"]
+        for sv in mv["sampledValue"]
+    }
     assert {"Transaction.Begin", "Transaction.End"} <= contexts
     start = node.received_calls("StartTransaction")[-1]
     assert stop["meterStop"] > start["meterStart"]

@@ -35,6 +35,7 @@ from ocpp.v16 import call
 from centralsystem import CentralSystem
 from firmware import app
 from firmware.connector_senses import METER_IDLE_POLL_S
+from firmware.ocpp.mapping import sampled_value_fields
 from tests.conftest import BENCH_TOML, Rig, bench_settings, start_fast
 from tests.system.helpers import Controller, _charging, backup_power_toml
 from tests.system.octt.helpers import _stop_by_card
@@ -461,7 +462,11 @@ async def test_tc_036_connection_loss_during_a_transaction(rig: Rig) -> None:
     await _queued_delivered(rig)
     after = rig.cs.mark()
     later = await rig.wait_call("MeterValues", since=after)
-    contexts = {sv.get("context") for m in later.payload["meterValue"] for sv in m["sampledValue"]}
+    contexts = {
+        sampled_value_fields(sv)["context"]
+        for m in later.payload["meterValue"]
+        for sv in m["sampledValue"]
+    }
     assert contexts == {"Sample.Periodic"}
     stamps = [
         m["timestamp"]

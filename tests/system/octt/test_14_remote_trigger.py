@@ -16,6 +16,7 @@ import pytest
 from ocpp.v16 import call
 
 from centralsystem.records import MessageRecord
+from firmware.ocpp.mapping import sampled_value_fields
 from tests.conftest import Rig
 
 pytestmark = pytest.mark.asyncio
@@ -61,7 +62,11 @@ async def test_tc_054_trigger_message(rig: Rig) -> None:
     assert await _trigger(rig, "MeterValues", 1) == "Accepted"
     values = await _follows_answer(rig, "TriggerMessage", "MeterValues", mark)
     assert values.payload["connectorId"] == 1 and "transactionId" not in values.payload
-    contexts = {sv["context"] for m in values.payload["meterValue"] for sv in m["sampledValue"]}
+    contexts = {
+        sampled_value_fields(sv)["context"]
+        for m in values.payload["meterValue"]
+        for sv in m["sampledValue"]
+    }
     assert contexts == {"Trigger"}
     # Steps 4-5: Heartbeat.
     mark = rig.cs.mark()

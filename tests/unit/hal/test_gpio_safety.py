@@ -246,3 +246,76 @@ def test_close_releases_pins_keeps_interlock(factory: MockFactory) -> None:
     assert c.interlocks == {"emergency-stop"}
     # Pins are free for a new instance.
     GpioSafetyInputs(cfg, [c], pin_factory=factory).close()
+
+
+def test_trip_opens_the_contactor_while_the_event_loop_is_blocked(factory: MockFactory) -> None:
+    """The trip path never goes through the event loop: with the loop's thread stuck inside a
+    callback, an edge from another thread (lgpio's notification thread on a Pi) opens and
+    interlocks the contactor and tells the listener, all before the loop runs again."""
+    import asyncio
+
+    c = GpioContactor(ContactorConfig(pin=RELAY1), pin_factory=factory)
+    safety = GpioSafetyInputs(SafetyConfig(residual_current_pin=RCD), [c], pin_factory=factory)
+    rec = Recorder(factory, RELAY1)
+    safety.set_listener(rec)
+    c.request_closed()
+    loop = asyncio.new_event_loop()
+    blocked, release = threading.Event(), threading.Event()
+    loop_ran_after: list[bool] = []
+
+    def block_the_loop() -> None:
+        blocked.set()
+        release.wait(timeout=30)
+
+    def loop_thread() -> None:
+        loop.call_soon(block_the_loop)
+        loop.call_soon(lambda: loop_ran_after.append(True))
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+
+    runner = threading.Thread(target=loop_thread, name="event-loop")
+    runner.start()
+    try:
+        assert blocked.wait(timeout=10)
+        edge = threading.Thread(target=factory.pin(RCD).drive_high, name="edge")
+        edge.start()
+        edge.join(timeout=10)
+        # The loop is still stuck in block_the_loop, and the trip is complete.
+        assert not edge.is_alive() and loop_ran_after == []
+        assert history(factory.pin(RELAY1)) == [0, 1, 0]
+        assert c.interlocks == {"residual-current"}
+        assert rec.calls == [(RCD_TRIP, (0.0,), "edge")]
+    finally:
+        release.set()
+        runner.join(timeout=10)
+        loop.close()
+    assert loop_ran_after == [True]
+    safety.close()
+
+
+def test_switch_interval_is_short_while_inputs_are_watched(factory: MockFactory) -> None:
+    """A trip's thread takes the GIL from a busy event loop within the switch interval: it is
+    at most SWITCH_INTERVAL_S while safety inputs are open, and the previous value again after
+    the last holder closes."""
+    import sys
+
+    from hal.gpio.safety import SWITCH_INTERVAL_S, _SwitchInterval
+
+    c = GpioContactor(ContactorConfig(pin=RELAY1), pin_factory=factory)
+    safety = GpioSafetyInputs(SafetyConfig(residual_current_pin=RCD), [c], pin_factory=factory)
+    assert sys.getswitchinterval() <= SWITCH_INTERVAL_S
+    safety.close()
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        hold = _SwitchInterval()
+        hold.hold()
+        hold.hold()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+        hold.release()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+        hold.release()
+        assert sys.getswitchinterval() == pytest.approx(0.005)
+    finally:
+        sys.setswitchinterval(before)
