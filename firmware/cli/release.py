@@ -47,6 +47,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="ship and install this project with the product (repeatable): a manufacturer's "
         "plug-in, as a requirement or the path of its wheel",
     )
+    build.add_argument(
+        "--wheels",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="wheels built for the target, taken where PyPI has none (repeatable), e.g. "
+        ".cache/armv7l-wheels from scripts/build-armv7l-wheels (cffi for armv7l)",
+    )
     check = rsub.add_parser("check", help="check a bundle for this machine (manifest, sha256)")
     check.add_argument("bundle")
     sign = rsub.add_parser(
@@ -134,16 +143,27 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from firmware.release.build import BuildFailed, build
+    from firmware.release.build import BuildFailed, build, local_wheels
+    from firmware.release.bundle import read_manifest
 
     started = time.monotonic()
     try:
         path = build(
-            Path(args.source), Path(args.out), args.target, pip_args=args.pip, with_=args.with_
+            Path(args.source),
+            Path(args.out),
+            args.target,
+            pip_args=args.pip,
+            with_=args.with_,
+            wheels=args.wheels,
         )
+        local = local_wheels(args.wheels)
     except BuildFailed as exc:
         print(f"chargepoint release build: {exc}", file=sys.stderr)
         return 1
+    # Which gaps the local wheels filled (a manufacturer publishes what it compiled itself).
+    shipped = read_manifest(path).wheels
+    for name in sorted(set(local) & set(shipped)):
+        print(f"from --wheels: {name} (sha256 {shipped[name]})")
     print(f"{path} ({path.stat().st_size // 1024} KiB, {time.monotonic() - started:.0f} s)")
     return 0
 

@@ -5,8 +5,10 @@ The product's wheel is built from a copy of the checkout (the tree is not writte
 dependencies are fetched as wheels with ``pip download --only-binary=:all:`` for each target
 machine, so no compiler runs on the charger: for the Raspberry Pi targets (bookworm, CPython
 3.11, aarch64 and armv7l) pip is told the target's platform tags.  A dependency without a wheel
-for a target fails the build with pip's line; for armv7l, piwheels.org
-(``--extra-index-url https://www.piwheels.org/simple``) has wheels PyPI lacks.  pip evaluates
+for a target fails the build with pip's line naming it and the way out: ``--wheels DIR``,
+wheels built on (or for) the target that fill the gaps PyPI leaves (for armv7l, cffi:
+scripts/build-armv7l-wheels builds it in an emulated armhf root), or piwheels.org
+(``--extra-index-url https://www.piwheels.org/simple``).  pip evaluates
 environment markers for the machine it runs on, so the product's own requirements are chosen
 here for each target (``rpi-lgpio`` is only for the Pi).
 """
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from firmware.release.installer import pip_error
 from firmware.release.manifest import (
@@ -107,14 +110,18 @@ def build(
     pip_args: Sequence[str] = (),
     version: str | None = None,
     with_: Sequence[str] = (),
+    wheels: Sequence[Path] = (),
 ) -> Path:
     """Build the bundle of the checkout ``source`` for ``target`` (a key of TARGETS) into
     ``out_dir``; returns its path (``pi-chargepoint-<version>-<target>.tar``).  ``pip_args``
     go to every pip command (``--no-index``, ``--find-links DIR``, ``--extra-index-url``).
     ``with_``: more projects to ship and install with the product (a manufacturer's plug-in:
-    a requirement, or the path of its wheel).  Raises BuildFailed."""
+    a requirement, or the path of its wheel).  ``wheels``: directories of wheels built for
+    a target (``--wheels``, checked by ``local_wheels``), taken where no index has one; each
+    is in the manifest with its sha256 like every other wheel.  Raises BuildFailed."""
     if target not in TARGETS:
         raise BuildFailed(f"unknown target {target!r} (one of {', '.join(TARGETS)})")
+    local_wheels(wheels)
     missing = [p for p in SOURCE_PARTS[:1] if not (source / p).exists()]
     if missing:
         raise BuildFailed(f"{source} is not a checkout of {PRODUCT} (no {missing[0]})")
@@ -134,10 +141,10 @@ def build(
             _set_version(copy / "pyproject.toml", version)
         product = tmp / "product"
         _pip(["wheel", "--no-deps", "--wheel-dir", str(product), str(copy)], pip_args)
-        wheels = tmp / "wheels"
-        wheels.mkdir()
+        gathered = tmp / "wheels"
+        gathered.mkdir()
         product_wheel = next(product.glob("*.whl"))
-        shutil.copy(product_wheel, wheels)
+        shutil.copy(product_wheel, gathered)
         meta = _metadata(product_wheel)
         extra = [str(Path(w).resolve()) if w.endswith(".whl") else w for w in with_]
         try:
@@ -156,35 +163,107 @@ def build(
             ]
             # Requirement.str keeps markers: drop them, they were evaluated for the target.
             requirements = [r.split(";")[0].strip() for r in requirements]
-            _pip(
-                [
-                    "download",
-                    "--only-binary=:all:",
-                    "--dest",
-                    str(wheels),
-                    *t.pip_options(),
-                    # A plug-in requires the product: this one, not one from an index.
-                    "--find-links",
-                    str(product),
-                    *requirements,
-                    *extra,
-                    INSTALLER_WHEEL,
-                ],
-                pip_args,
-                f"for {t.tag}",
-                ARMV7L_HINT if t.machine == "armv7l" else "",
+            gather(
+                t,
+                [*requirements, *extra, INSTALLER_WHEEL],
+                gathered,
+                # A plug-in requires the product: this one, not one from an index.
+                pip_args=["--find-links", str(product), *pip_args],
+                wheels=wheels,
             )
         manifest = Manifest(
             product=PRODUCT,
             version=str(meta["Version"]),
             requires_python=str(meta.get("Requires-Python") or ""),
             platforms=tuple(t.tag for t in TARGETS[target]),
-            wheels={p.name: _sha256(p) for p in sorted(wheels.glob("*.whl"))},
+            wheels=wheel_hashes(gathered),
             requires=tuple(names),
         )
         return write_bundle(
-            manifest, wheels, out_dir / f"{PRODUCT}-{manifest.version}-{target}.tar"
+            manifest, gathered, out_dir / f"{PRODUCT}-{manifest.version}-{target}.tar"
         )
+
+
+def gather(
+    target: Target,
+    requirements: Sequence[str],
+    dest: Path,
+    *,
+    pip_args: Sequence[str] = (),
+    wheels: Sequence[Path] = (),
+) -> None:
+    """Download the wheels of ``requirements`` (and of everything they require) for
+    ``target`` into ``dest``: wheels only, from the index (or ``pip_args``'s sources) and
+    from the ``wheels`` directories, which pip weighs like an index (the newest version that
+    has a wheel for the target wins).  Raises BuildFailed naming the project without a wheel
+    and ``--wheels``."""
+    find_links = [arg for d in wheels for arg in ("--find-links", str(d))]
+    _pip(
+        [
+            "download",
+            "--only-binary=:all:",
+            "--dest",
+            str(dest),
+            *target.pip_options(),
+            *find_links,
+            *requirements,
+        ],
+        pip_args,
+        f"for {target.tag}",
+        missing_wheel_hint(target),
+    )
+
+
+def wheel_hashes(directory: Path) -> dict[str, str]:
+    """The manifest's ``wheels``: each ``*.whl`` file name in ``directory`` -> its sha256."""
+    return {p.name: _sha256(p) for p in sorted(directory.glob("*.whl"))}
+
+
+def local_wheels(directories: Sequence[Path]) -> dict[str, Path]:
+    """The wheels of the ``--wheels`` directories, file name -> path, after checking each
+    one: a directory holding at least one ``*.whl`` (subdirectories are not read, as pip's
+    ``--find-links``), each a zip whose ``.dist-info/METADATA`` has the name and version of
+    its file name (PEP 427).  Raises BuildFailed, one line naming the directory or file."""
+    found: dict[str, Path] = {}
+    for directory in directories:
+        if not directory.is_dir():
+            raise BuildFailed(f"--wheels {directory}: not a directory")
+        files = sorted(directory.glob("*.whl"))
+        if not files:
+            raise BuildFailed(f"--wheels {directory}: no wheel (*.whl) in it")
+        for path in files:
+            _check_wheel(path)
+            found.setdefault(path.name, path)
+    return found
+
+
+def _check_wheel(path: Path) -> None:
+    try:
+        name, version, _, _ = parse_wheel_filename(path.name)
+        meta = _metadata(path)
+    except InvalidWheelFilename:
+        raise BuildFailed(
+            f"--wheels {path}: not a wheel's file name (NAME-VERSION-PYTHON-ABI-PLATFORM.whl)"
+        ) from None
+    except (OSError, zipfile.BadZipFile, StopIteration, UnicodeDecodeError) as exc:
+        why = str(exc) or "no .dist-info/METADATA"
+        raise BuildFailed(f"--wheels {path}: not a wheel ({why})") from None
+    said = (canonicalize_name(str(meta["Name"] or "")), str(meta["Version"] or ""))
+    if said != (name, str(version)):
+        raise BuildFailed(
+            f"--wheels {path}: its METADATA says {said[0]} {said[1]}, its name {name} {version}"
+        )
+
+
+def missing_wheel_hint(target: Target) -> str:
+    """What a failed download for ``target`` adds: where a missing wheel can come from."""
+    if target.machine == "armv7l":
+        return (
+            " (PyPI has no armv7l wheel of it: build it with scripts/build-armv7l-wheels and "
+            "add --wheels .cache/armv7l-wheels, or add "
+            "--pip=--extra-index-url=https://www.piwheels.org/simple)"
+        )
+    return " (build its wheel for the target and add --wheels DIR)"
 
 
 def write_bundle(manifest: Manifest, wheels: Path, path: Path) -> Path:
@@ -205,19 +284,14 @@ def write_bundle(manifest: Manifest, wheels: Path, path: Path) -> Path:
     return path
 
 
-ARMV7L_HINT = (
-    " (PyPI has no armv7l wheel of some dependencies: add "
-    "--pip=--extra-index-url=https://www.piwheels.org/simple)"
-)
-
-
 def _pip(args: list[str], extra: Sequence[str], what: str = "", hint: str = "") -> None:
     command = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check", *extra]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise BuildFailed(
-            f"pip {args[0]} {what} failed: {pip_error(result)}{hint}".replace("  ", " ")
-        )
+        error = pip_error(result)
+        # The hint is for a missing wheel only, not for a network or resolution failure.
+        hint = hint if error.startswith("no matching distribution") else ""
+        raise BuildFailed(f"pip {args[0]} {what} failed: {error}{hint}".replace("  ", " "))
 
 
 def _metadata(wheel: Path) -> email.message.Message:
@@ -243,4 +317,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["TARGETS", "BuildFailed", "Target", "build", "wheel_project", "write_bundle"]
+__all__ = [
+    "TARGETS",
+    "BuildFailed",
+    "Target",
+    "build",
+    "gather",
+    "local_wheels",
+    "missing_wheel_hint",
+    "wheel_hashes",
+    "wheel_project",
+    "write_bundle",
+]
