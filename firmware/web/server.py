@@ -38,6 +38,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "chargepoint_session"
 EVENT_S = 1.0  # how often the status goes out on the event stream
 MAX_STREAMS = 8  # open event streams at once (pages left open everywhere must not load a Pi)
+MAX_STREAMS_PER_CLIENT = 3  # from one address
 MAX_BODY = 16 * 1024
 # The page loads nothing from elsewhere (a charger may have no internet) and runs no inline
 # script: a script injected through a key value or a log line would not run.
@@ -55,7 +56,8 @@ WEB = web.AppKey("web_settings", WebSettings)
 SESSIONS = web.AppKey("sessions", Sessions)
 LIMITER = web.AppKey("limiter", LoginLimiter)
 CLOSING = web.AppKey("closing", asyncio.Event)
-STREAMS = web.AppKey("streams", set[web.StreamResponse])
+LOGIN_LOCK = web.AppKey("login_lock", asyncio.Lock)
+STREAMS = web.AppKey("streams", dict[web.StreamResponse, str])  # -> client address
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -136,10 +138,15 @@ async def status(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one ``status`` event every ``EVENT_S`` while the page is open; 503
-    beyond ``MAX_STREAMS`` open at once (the browser's EventSource retries by itself)."""
+    beyond ``MAX_STREAMS`` open at once, or ``MAX_STREAMS_PER_CLIENT`` from one address (one
+    machine on the LAN must not take every place).  The browser's EventSource gives up on a
+    503: the page's script opens a new one after a pause."""
     streams = request.app[STREAMS]
+    client = request.remote or "?"
     if len(streams) >= MAX_STREAMS:
         return _error(503, f"{MAX_STREAMS} pages are open already: close one")
+    if sum(1 for other in streams.values() if other == client) >= MAX_STREAMS_PER_CLIENT:
+        return _error(503, f"{MAX_STREAMS_PER_CLIENT} pages are open from {client}: close one")
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -150,7 +157,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     view = request.app[VIEW]
     closing = request.app[CLOSING]
-    streams.add(response)
+    streams[response] = client
     try:
         while not closing.is_set():
             data = json.dumps(view.status(), separators=(",", ":"))
@@ -160,7 +167,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     except ConnectionResetError:
         pass  # the page was closed
     finally:
-        streams.discard(response)
+        streams.pop(response, None)
     return response
 
 
@@ -223,28 +230,33 @@ async def session(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
+    """``{"password"}`` -> the session cookie and its CSRF token; 401 for a wrong password,
+    429 (``Retry-After``) beyond ``LOGIN_FAILURES`` in the window.  The guesses are verified
+    one at a time: guesses sent at once would otherwise all pass the limit before the first
+    one failed (and each would cost a Pi 16 MiB and a core in its own thread)."""
     settings = request.app[WEB]
     limiter = request.app[LIMITER]
     client = request.remote or "?"
-    wait = limiter.wait_s(client)
-    if wait > 0:
-        return web.json_response(
-            {"ok": False, "error": f"too many wrong passwords: try again in {wait:.0f} s"},
-            status=429,
-            headers={"Retry-After": str(int(wait) + 1)},
-        )
     if settings.password_hash is None:
         return _error(403, "no password is set in [web] password_hash: the page is read-only")
     body = await _json_body(request)
     password = body.get("password")
-    ok = isinstance(password, str) and await asyncio.to_thread(
-        verify_password, password, settings.password_hash
-    )
-    if not ok:
-        limiter.failed(client)
-        log.warning("web: wrong password from %s", client)
-        return _error(401, "wrong password")
-    limiter.succeeded(client)
+    async with request.app[LOGIN_LOCK]:
+        wait = limiter.wait_s(client)
+        if wait > 0:
+            return web.json_response(
+                {"ok": False, "error": f"too many wrong passwords: try again in {wait:.0f} s"},
+                status=429,
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
+        ok = isinstance(password, str) and await asyncio.to_thread(
+            verify_password, password, settings.password_hash
+        )
+        if not ok:
+            limiter.failed(client)
+            log.warning("web: wrong password from %s", client)
+            return _error(401, "wrong password")
+        limiter.succeeded(client)
     token, csrf = request.app[SESSIONS].create()
     response = web.json_response({"ok": True, "csrf": csrf})
     response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
@@ -280,7 +292,8 @@ def make_app(view: ControllerView, settings: WebSettings) -> web.Application:
     app[SESSIONS] = Sessions()
     app[LIMITER] = LoginLimiter()
     app[CLOSING] = asyncio.Event()
-    app[STREAMS] = set()
+    app[LOGIN_LOCK] = asyncio.Lock()
+    app[STREAMS] = {}
 
     async def closing(app: web.Application) -> None:
         app[CLOSING].set()

@@ -7,6 +7,7 @@ rate limit, the bench only on the bench)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -29,7 +30,7 @@ from firmware.config_keys import Source
 from firmware.key_store import KeyStore
 from firmware.settings import WebSettings
 from firmware.web.auth import LOGIN_FAILURES, hash_password
-from firmware.web.server import MAX_STREAMS, make_app
+from firmware.web.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT, make_app
 from firmware.web.view import ControllerView
 from tests.conftest import REPO, Rig
 
@@ -86,19 +87,32 @@ async def test_status_shows_the_session_with_the_id_tag_masked(
 
 @pytest.mark.asyncio
 async def test_open_event_streams_are_limited(page: TestClient[Any, Any]) -> None:
-    streams = [await page.get("/api/events") for _ in range(MAX_STREAMS)]
+    """At most MAX_STREAMS_PER_CLIENT from one address (one machine on the LAN cannot take
+    every place: the others come from 127.0.0.2, ...), at most MAX_STREAMS in all."""
+    streams = [await page.get("/api/events") for _ in range(MAX_STREAMS_PER_CLIENT)]
     for stream in streams:
         assert b"event: status" in await stream.content.readuntil(b"\n\n")
     refused = await page.get("/api/events")
-    assert refused.status == 503
-    streams.pop().close()
-    async with asyncio.timeout(10):  # the server notices the closed page at its next event
-        while (again := await page.get("/api/events")).status == 503:
-            await asyncio.sleep(0.2)
-    assert again.status == 200
-    again.close()
-    for stream in streams:
-        stream.close()
+    assert refused.status == 503 and "from 127.0.0.1" in (await refused.json())["error"]
+    async with contextlib.AsyncExitStack() as stack:
+        others = []
+        for n in range(2, 2 + MAX_STREAMS):
+            connector = aiohttp.TCPConnector(local_addr=(f"127.0.0.{n}", 0))
+            client = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+            others.append(client)
+            if len(streams) < MAX_STREAMS:
+                streams.append(await client.get(page.make_url("/api/events")))
+                assert streams[-1].status == 200
+        refused = await others[-1].get(page.make_url("/api/events"))
+        assert refused.status == 503 and "pages are open already" in (await refused.json())["error"]
+        streams.pop().close()
+        async with asyncio.timeout(10):  # the server notices the closed page at its next event
+            while (again := await others[-1].get(page.make_url("/api/events"))).status == 503:
+                await asyncio.sleep(0.2)
+        assert again.status == 200
+        again.close()
+        for stream in streams:
+            stream.close()
 
 
 @pytest.mark.asyncio
@@ -187,6 +201,19 @@ async def test_login_is_rate_limited(page: TestClient[Any, Any]) -> None:
     assert limited.status == 429
     assert int(limited.headers["Retry-After"]) > 0
     assert "try again" in (await limited.json())["error"]
+
+
+@pytest.mark.asyncio
+async def test_guesses_sent_at_once_are_limited_too(page: TestClient[Any, Any]) -> None:
+    """All guesses in flight together: no more than the limit are verified, the rest wait."""
+    guesses = await asyncio.gather(
+        *(
+            page.post("/api/login", json={"password": f"guess-{i:04d}"})
+            for i in range(4 * LOGIN_FAILURES)
+        )
+    )
+    statuses = sorted(answer.status for answer in guesses)
+    assert statuses == [401] * LOGIN_FAILURES + [429] * (3 * LOGIN_FAILURES)
 
 
 @pytest.mark.asyncio

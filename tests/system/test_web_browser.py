@@ -296,3 +296,75 @@ async def test_a_session_clicked_in_the_browser(
         await in_browser(lambda d: text("#bench-answer").startswith("fault: done"))
     finally:
         ctl.stop_quietly()
+
+
+@pytest.mark.asyncio
+async def test_the_page_finds_the_charger_again(
+    csms: CentralSystem, tmp_path: Path, browser: Any
+) -> None:
+    """The daemon restarts under an open page: the status comes back live and the page shows
+    the login again (the restart ended its session) instead of buttons that all fail.  A page
+    refused for too many pages open (503, which a browser's EventSource never retries) comes
+    back when a place is free."""
+    import aiohttp
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from firmware.web.server import MAX_STREAMS_PER_CLIENT
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    config = _config(tmp_path, port)
+    ctl = Controller(csms.url, tmp_path / "state", tmp_path / "controller.log", config)
+    ctl.start()
+    try:
+        await _page_up(url, ctl)
+
+        def text(css: str) -> str:
+            return str(
+                browser.execute_script(
+                    "const e = document.querySelector(arguments[0]);return e ? e.textContent : '';",
+                    css,
+                )
+            )
+
+        async def in_browser(predicate: Any, timeout: float = 30) -> Any:
+            wait = WebDriverWait(browser, timeout)
+            return await asyncio.to_thread(wait.until, lambda d: predicate(d))
+
+        def live() -> bool:  # a status event arrived since the mark was cleared
+            return bool(
+                browser.execute_script(
+                    "return document.getElementById('outbox').textContent !== '–'"
+                )
+            )
+
+        # Every place this address may hold is taken: the page is refused (503).
+        async with aiohttp.ClientSession() as client:
+            held = [await client.get(url + "api/events") for _ in range(MAX_STREAMS_PER_CLIENT)]
+            assert [h.status for h in held] == [200] * MAX_STREAMS_PER_CLIENT
+            await asyncio.to_thread(browser.get, url)
+            await in_browser(lambda d: "lost the charger" in text("#connection"))
+            assert not live()
+            for h in held:
+                h.close()
+            await in_browser(lambda d: live() and "lost" not in text("#connection"))
+
+        await in_browser(lambda d: text("#status-1") == "Available")
+        browser.find_element(By.ID, "login-password").send_keys(PASSWORD)
+        browser.find_element(By.ID, "login-button").click()
+        await in_browser(lambda d: d.find_element(By.ID, "logout-button").is_displayed())
+
+        assert ctl.terminate() == 0
+        await in_browser(lambda d: "lost the charger" in text("#connection"))
+        browser.execute_script("document.getElementById('outbox').textContent = '–'")
+        ctl = Controller(csms.url, tmp_path / "state", tmp_path / "controller2.log", config)
+        ctl.start()
+        await _page_up(url, ctl)
+        await in_browser(lambda d: live() and "lost" not in text("#connection"))
+        await in_browser(lambda d: d.find_element(By.ID, "login-form").is_displayed())
+        assert not browser.find_element(By.ID, "logout-button").is_displayed()
+        assert not browser.find_element(By.CSS_SELECTOR, "[data-cmd=plug]").is_enabled()
+
+    finally:
+        ctl.stop_quietly()

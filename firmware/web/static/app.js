@@ -5,7 +5,7 @@
 
 const FAULTS = ["rcd", "estop", "weld", "lock", "meter", "diode", "grid-meter"];
 const state = { csrf: null, loggedIn: false, passwordSet: false, bench: false,
-                status: null, live: {}, plot: "session", history: null };
+                status: null, live: {}, plot: "session", history: null, lost: false };
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -29,6 +29,7 @@ async function api(path, body) {
   let data = {};
   try { data = await response.json(); } catch (e) { data = { error: response.statusText }; }
   if (!response.ok && data.ok === undefined) data.ok = false;
+  if (response.status === 401 && state.loggedIn) loadSession();  // our session ended
   return data;
 }
 
@@ -92,10 +93,22 @@ function fillSelect(select, ids) {
   select.replaceChildren(...ids.map((id) => el("option", { value: id }, id)));
 }
 
+// The browser's EventSource retries a dropped stream by itself, but gives up for good on an
+// answer other than 200 (503: too many pages open): then a new one, after a pause.  Once the
+// charger is back its sessions may be gone (a restart logs out): ask for ours anew.
+const RETRY_MS = 5000;
+
 function listen() {
   const source = new EventSource("/api/events");
-  source.addEventListener("status", (e) => renderStatus(JSON.parse(e.data)));
-  source.onerror = () => { $("#connection").textContent = "page lost the charger: reconnecting…"; };
+  source.addEventListener("status", (e) => {
+    if (state.lost) { state.lost = false; loadSession(); }
+    renderStatus(JSON.parse(e.data));
+  });
+  source.onerror = () => {
+    state.lost = true;
+    $("#connection").textContent = "page lost the charger: reconnecting…";
+    if (source.readyState === EventSource.CLOSED) { source.close(); setTimeout(listen, RETRY_MS); }
+  };
 }
 
 // ------------------------------------------------------------------ power plot
