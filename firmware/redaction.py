@@ -67,6 +67,14 @@ _HEADER_LINE = re.compile(
 # scheme://user:password@ (or user@) inside text: the authority's userinfo (RFC 3986 §3.2.1).
 # Up to the authority's last @ (as urlsplit reads it): a password may hold an unencoded @.
 _URL_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s\"'<>]+@")
+# The signing parameters of a pre-signed URL's query (S3 X-Amz-Signature / -Credential /
+# -Security-Token, GCS X-Goog-*, Azure SAS sig, token=, access_token=, api_key=): whoever
+# holds them may fetch or write the object until it expires.
+_URL_QUERY_SECRET = re.compile(
+    r"([?&](?:[\w.-]*?(?:signature|sig|token|credential|secret|password|passwd|api_?key|"
+    r"access_?key))=)[^&#\s\"'<>\\]+",
+    re.IGNORECASE,
+)
 # A line ``name = value`` / ``name: value`` whose name says it holds a secret (any case; the name
 # may be quoted or dotted, as TOML allows).
 _SECRET_NAME = (
@@ -122,6 +130,13 @@ def redact_url_credentials(text: str) -> str:
     return _URL_USERINFO.sub(lambda m: m.group(1), text)
 
 
+def redact_url_query_secrets(text: str) -> str:
+    """Every signing parameter of a pre-signed URL in ``text`` (``?X-Amz-Signature=...``,
+    ``&sig=...``, ``&token=...``) with its value ``***``; the host, path and other
+    parameters stay."""
+    return _URL_QUERY_SECRET.sub(lambda m: f"{m.group(1)}{MASK}", text)
+
+
 def redact_secret_assignments(text: str) -> str:
     """In every line ``name = value`` or ``name: value`` of ``text`` whose name contains
     password, passwd, secret, token, AuthorizationKey, private_key or api_key (any case), the
@@ -159,6 +174,7 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     text = redact_authorization_key(text)
     text = redact_authorization_headers(text)
     text = redact_url_credentials(text)
+    text = redact_url_query_secrets(text)
     text = redact_secret_assignments(text)
     wanted = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
     for secret in sorted(wanted, key=len, reverse=True):
@@ -180,6 +196,7 @@ __all__ = [
     "redact_authorization_key",
     "redact_secret_assignments",
     "redact_url_credentials",
+    "redact_url_query_secrets",
     "remove_private_keys",
     "scrub",
     "without_credentials",

@@ -195,12 +195,15 @@ async def change_key(request: web.Request) -> web.Response:
     if d is not None and d.write_only:
         return _error(403, f"{d.name} is write-only: it is set by the central system only")
     result = registry.change(name, value, Source.LOCAL)
-    log.info(
-        "web: configuration key %s changed from the web page: %s%s",
-        d.name if d else name,
-        result.status.value,
-        f" ({result.reason})" if result.reason else "",
-    )
+    if d is None:  # the client's text: quoted, so a newline in it cannot forge a log line
+        log.info("web: unknown configuration key %r: %s", name[:64], result.status.value)
+    else:
+        log.info(
+            "web: configuration key %s changed from the web page: %s%s",
+            d.name,
+            result.status.value,
+            f" ({result.reason})" if result.reason else "",
+        )
     return web.json_response(
         {"ok": result.applied, "status": result.status.value, "reason": result.reason}
     )

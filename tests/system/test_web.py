@@ -165,6 +165,21 @@ async def test_keys_change_exactly_as_change_configuration_does(
 
 
 @pytest.mark.asyncio
+async def test_a_key_name_cannot_forge_a_log_line(
+    page: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="firmware.web.server")
+    csrf = await _login(page)
+    forged = "Nope\n2026-11-29 20:00:00,000 WARNING firmware.charger: contactor welded"
+    answer = await page.post(
+        "/api/keys", json={"key": forged, "value": "1"}, headers={"X-CSRF-Token": csrf}
+    )
+    assert (await answer.json())["status"] == "NotSupported"
+    logged = [r.getMessage() for r in caplog.records if "configuration key" in r.getMessage()]
+    assert logged and all("\n" not in message for message in logged), logged
+
+
+@pytest.mark.asyncio
 async def test_changes_need_a_login_its_csrf_token_and_this_origin(
     page: TestClient[Any, Any],
 ) -> None:
@@ -268,6 +283,22 @@ async def test_log_and_frames_are_redacted_and_filterable(
     assert secret not in everything and secret.encode().hex() not in everything
     logs = (await (await page.get("/api/log?kind=log")).json())["lines"]
     assert any("configuration: AuthorizationKey = (write-only)" in line for line in logs)
+    # A pre-signed URL's signing parameters: its frame and the log line about it.
+    presigned = (
+        "https://fw.example.com/fw.bin?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=AKIAWEBTEST%2F20261129&X-Amz-Security-Token=web-session-token"
+        "&X-Amz-Signature=0f1e2d3c4b5a69788796a5b4c3d2e1f0&sig=azure-sas-sig"
+    )
+    await rig.cs.call(
+        rig.cp_id, call.UpdateFirmware(location=presigned, retrieve_date="2099-01-01T00:00:00Z")
+    )
+    lines = (await (await page.get("/api/log?q=fw.example.com")).json())["lines"]
+    assert any("receive message" in line for line in lines), lines  # the frame
+    assert any("firmware_update" in line for line in lines), lines
+    shown = "\n".join(lines)
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in shown and "X-Amz-Signature=***" in shown
+    for token in ("AKIAWEBTEST", "web-session-token", "0f1e2d3c4b5a", "azure-sas-sig"):
+        assert token not in shown
     assert (await page.get("/api/log?kind=nope")).status == 400
 
 
