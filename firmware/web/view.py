@@ -26,11 +26,16 @@ from firmware.logs import MESSAGE_LOGGER
 
 if TYPE_CHECKING:
     from firmware.daemon import Running
+    from hal.types import MeterReading
 
 # The power history: one sample per connector every SAMPLE_S seconds, for HISTORY_S.
 SAMPLE_S = 10.0
 HISTORY_S = 24 * 3600.0
 LOG_LINES = 300
+# A meter reading older than this many polls (and at least STALE_MIN_S) is not shown as live:
+# the connector keeps its last good reading while the meter does not answer.
+STALE_POLLS = 3
+STALE_MIN_S = 3.0
 SOURCES = {
     Source.DEFAULT: "default",
     Source.CONFIG_FILE: "config file",
@@ -124,11 +129,19 @@ class ControllerView:
     def bench(self) -> bool:
         return self.running.bench_control is not None
 
+    def stale(self, reading: MeterReading) -> bool:
+        """Whether ``reading`` is too old to be shown as live (the meter stopped answering)."""
+        limit = max(STALE_POLLS * self.running.settings.meter_poll_interval_s, STALE_MIN_S)
+        return (clock.utcnow() - reading.timestamp).total_seconds() > limit
+
     def sample(self) -> None:
-        """One sample of every connector's power into its history."""
+        """One sample of every connector's power into its history; none while its meter is
+        silent (its last power is no measurement of now)."""
         now = clock.utcnow()
         for cid, c in self.running.charger.connectors.items():
             reading = c.last_reading
+            if reading is not None and self.stale(reading):
+                continue
             power = reading.power_w if reading and reading.power_w is not None else 0.0
             self.history[cid].add(now, power / 1000.0)
 
@@ -155,6 +168,7 @@ class ControllerView:
                 if reading is None
                 else {
                     "health": reading.health.value,
+                    "stale": self.stale(reading),
                     "power_w": reading.power_w,
                     "energy_wh": reading.energy_import_wh,
                     "current_a": list(reading.current_a),

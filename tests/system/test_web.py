@@ -30,7 +30,7 @@ from firmware.config_keys import Source
 from firmware.key_store import KeyStore
 from firmware.settings import WebSettings
 from firmware.web.auth import LOGIN_FAILURES, hash_password
-from firmware.web.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT, make_app
+from firmware.web.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT, VIEW, make_app
 from firmware.web.view import ControllerView
 from tests.conftest import REPO, Rig
 
@@ -83,6 +83,33 @@ async def test_status_shows_the_session_with_the_id_tag_masked(
     assert event == "event: status"
     assert json.loads(data.removeprefix("data: "))["connectors"]["1"]["status"] == "Charging"
     events.close()
+
+
+@pytest.mark.asyncio
+async def test_a_silent_meter_is_not_shown_as_live(rig: Rig, page: TestClient[Any, Any]) -> None:
+    """The meter stops answering mid-session: the connector keeps its last good reading (11 kW
+    here) for the core, but the page must not show it as the power now, nor plot it."""
+    await rig.start_session()
+
+    async def meter() -> dict[str, Any]:
+        status = await (await page.get("/api/status")).json()
+        shown: dict[str, Any] = status["connectors"]["1"]["meter"]
+        return shown
+
+    async with asyncio.timeout(10):
+        while not (await meter())["power_w"]:
+            await asyncio.sleep(0.2)
+    assert (await meter())["stale"] is False
+    mark = rig.cs.mark()
+    await rig.command("fault", name="meter", state="on")
+    await rig.wait_status("Faulted", since=mark, error_code="PowerMeterFailure")
+    async with asyncio.timeout(30):
+        while not (await meter()).get("stale"):
+            await asyncio.sleep(0.2)
+    view = page.app[VIEW]
+    before = view.history[1].points()
+    view.sample()
+    assert view.history[1].points() == before  # no sample of a power nobody measured
 
 
 @pytest.mark.asyncio

@@ -71,16 +71,19 @@ function renderStatus(s) {
           : "none"))));
     const m = k.meter || {};
     const phases = (xs, unit) => (xs || []).map((x) => fmt(x, 1)).join(" / ") + ` ${unit}`;
-    meters.append(el("dl", { class: "connector" },
+    // A silent meter's last values are no measurement of now: said so, not drawn.
+    const power = m.stale ? `meter not answering since ${when(m.at)}`
+      : fmt(m.power_w === undefined ? null : m.power_w / 1000, 2, "kW");
+    meters.append(el("dl", { class: m.stale ? "connector stale" : "connector" },
       el("dt", {}, `Connector ${id} power`),
-      el("dd", { id: `power-${id}` }, fmt(m.power_w === undefined ? null : m.power_w / 1000, 2, "kW")),
+      el("dd", { id: `power-${id}` }, power),
       el("dt", {}, "Current L1/L2/L3"), el("dd", {}, phases(m.current_a, "A")),
       el("dt", {}, "Voltage L1/L2/L3"), el("dd", {}, phases(m.voltage_v, "V")),
       el("dt", {}, "Energy"),
       el("dd", {}, fmt(m.energy_wh === null || m.energy_wh === undefined ? null
                                                                  : m.energy_wh / 1000, 3, "kWh"))));
     const live = (state.live[id] = state.live[id] || []);
-    live.push([Date.parse(s.at) / 1000, (m.power_w || 0) / 1000]);
+    if (!m.stale) live.push([Date.parse(s.at) / 1000, (m.power_w || 0) / 1000]);
     if (live.length > 3600) live.shift();
   }
   fillSelect($("#plot-connector"), Object.keys(s.connectors));
