@@ -92,23 +92,29 @@ def _refusal(request: web.Request) -> web.Response | None:
     return None
 
 
+def _with_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    # The status is never kept; the page and its script are checked again at each load (an
+    # ETag answer is cheap), so a firmware update's new page is the one a browser runs.
+    cache = "no-store" if request.path.startswith("/api/") else "no-cache"
+    response.headers.setdefault("Cache-Control", cache)
+
+
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Headers on every answer; on every POST the origin check, and outside the login a live
     session and its CSRF token."""
-    response: web.StreamResponse
     refusal = _refusal(request)
     if refusal is not None:
-        response = refusal
-    else:
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            response = exc
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    if request.path.startswith("/api/"):
-        response.headers.setdefault("Cache-Control", "no-store")
+        _with_headers(request, refusal)
+        return refusal
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # 404, 405, 413 ...: raised on, as aiohttp wants them
+        _with_headers(request, exc)
+        raise
+    _with_headers(request, response)
     return response
 
 

@@ -149,6 +149,27 @@ async def test_the_page_and_its_script_come_from_the_charger(page: TestClient[An
     script = await page.get("/static/app.js")
     assert script.status == 200 and "EventSource" in await script.text()
     assert "default-src 'self'" in script.headers["Content-Security-Policy"]
+    # Checked again at each load: after a firmware update the browser runs the new script.
+    assert script.headers["Cache-Control"] == "no-cache"
+    assert (await page.get("/")).headers["Cache-Control"] == "no-cache"
+
+
+@pytest.mark.asyncio
+async def test_aiohttp_refusals_carry_the_headers_too(
+    page: TestClient[Any, Any], recwarn: pytest.WarningsRecorder
+) -> None:
+    """404, 405 and 413 come from aiohttp itself: the same headers, raised as aiohttp wants
+    (returning them is deprecated and goes in aiohttp 4)."""
+    for answer, status in (
+        (await page.get("/static/../server.py"), 404),
+        (await page.request("PUT", "/api/keys"), 405),
+        (await page.post("/api/login", data=b"{" + b" " * (64 * 1024) + b"}"), 413),
+    ):
+        assert answer.status == status
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert "default-src 'self'" in answer.headers["Content-Security-Policy"]
+    deprecated = [w for w in recwarn if "HTTPException" in str(w.message)]
+    assert not deprecated, deprecated[0].message
 
 
 @pytest.mark.asyncio
