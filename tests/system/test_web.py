@@ -26,7 +26,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient
 from ocpp.v16 import call
 
-from firmware.config_keys import Source
+from firmware.config_keys import Access, KeyDefinition, KeyType, Owner, Source
 from firmware.key_store import KeyStore
 from firmware.settings import WebSettings
 from firmware.web.auth import LOGIN_FAILURES, hash_password
@@ -348,6 +348,33 @@ async def test_log_and_frames_are_redacted_and_filterable(
     for token in ("AKIAWEBTEST", "web-session-token", "0f1e2d3c4b5a", "azure-sas-sig"):
         assert token not in shown
     assert (await page.get("/api/log?kind=nope")).status == 400
+
+
+@pytest.mark.asyncio
+async def test_a_plug_in_s_write_only_key_is_hidden_like_authorization_key(
+    rig: Rig, page: TestClient[Any, Any]
+) -> None:
+    """A manufacturer's secret key (declared write-only, as a plug-in may): never listed, and
+    its value set by the central system scrubbed from the frames on the page."""
+    rig.running.keys.declare(
+        KeyDefinition(
+            "Acme.CloudToken",
+            KeyType.STRING,
+            "",
+            access=Access.W,
+            profile="Acme",
+            owner=Owner.VENDOR,
+        )
+    )
+    token = "acme-cloud-token-4242"
+    answer = await rig.cs.call(
+        rig.cp_id, call.ChangeConfiguration(key="Acme.CloudToken", value=token)
+    )
+    assert answer.status == "Accepted"
+    frames = (await (await page.get("/api/log?kind=frames&q=Acme.CloudToken")).json())["lines"]
+    assert frames and all(token not in line for line in frames), frames
+    keys = await (await page.get("/api/keys")).text()
+    assert "Acme.CloudToken" not in keys and token not in keys
 
 
 @pytest.mark.asyncio
