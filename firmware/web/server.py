@@ -39,6 +39,7 @@ COOKIE = "chargepoint_session"
 EVENT_S = 1.0  # how often the status goes out on the event stream
 MAX_STREAMS = 8  # open event streams at once (pages left open everywhere must not load a Pi)
 MAX_STREAMS_PER_CLIENT = 3  # from one address
+STALL_S = 30.0  # an event that cannot be sent for this long ends its stream
 MAX_BODY = 16 * 1024
 # The page loads nothing from elsewhere (a charger may have no internet) and runs no inline
 # script: a script injected through a key value or a log line would not run.
@@ -167,11 +168,19 @@ async def events(request: web.Request) -> web.StreamResponse:
     try:
         while not closing.is_set():
             data = json.dumps(view.status(), separators=(",", ":"))
-            await response.write(f"event: status\ndata: {data}\n\n".encode())
+            await asyncio.wait_for(
+                response.write(f"event: status\ndata: {data}\n\n".encode()), STALL_S
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(closing.wait(), EVENT_S)
     except ConnectionResetError:
         pass  # the page was closed
+    except TimeoutError:
+        # A page that reads nothing (a laptop asleep, a stalled client) would hold its place
+        # until TCP gave up, minutes later: its connection goes now.
+        log.info("web: event stream to %s stalled for %.0f s: closed", client, STALL_S)
+        if request.transport is not None:
+            request.transport.abort()
     finally:
         streams.pop(response, None)
     return response

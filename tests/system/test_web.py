@@ -29,6 +29,7 @@ from ocpp.v16 import call
 from firmware.config_keys import Access, KeyDefinition, KeyType, Owner, Source
 from firmware.key_store import KeyStore
 from firmware.settings import WebSettings
+from firmware.web import server as web_server
 from firmware.web.auth import LOGIN_FAILURES, hash_password
 from firmware.web.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT, VIEW, make_app
 from firmware.web.view import ControllerView
@@ -140,6 +141,30 @@ async def test_open_event_streams_are_limited(page: TestClient[Any, Any]) -> Non
         again.close()
         for stream in streams:
             stream.close()
+
+
+@pytest.mark.asyncio
+async def test_a_stream_nobody_reads_gives_its_place_back(
+    page: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that stops reading (a laptop asleep with the page open) fills the socket
+    buffers; its stream is closed once an event cannot go out for STALL_S, not held until TCP
+    gives up.  Events as fast as they go, so the buffers fill at once."""
+    monkeypatch.setattr(web_server, "EVENT_S", 0.0)
+    monkeypatch.setattr(web_server, "STALL_S", 0.5, raising=False)
+    streams = page.app[web_server.STREAMS]
+    sleeper = socket.socket()
+    sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sleeper.connect((page.server.host, page.server.port))
+    try:
+        sleeper.sendall(b"GET /api/events HTTP/1.1\r\nHost: charger\r\n\r\n")
+        async with asyncio.timeout(30):
+            while not streams:
+                await asyncio.sleep(0.05)
+            while streams:  # never read: the stream must end by itself
+                await asyncio.sleep(0.1)
+    finally:
+        sleeper.close()
 
 
 @pytest.mark.asyncio
