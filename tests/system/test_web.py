@@ -26,6 +26,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient
 from ocpp.v16 import call
 
+from centralsystem import CentralSystem
 from firmware.config_keys import Access, KeyDefinition, KeyType, Owner, Source
 from firmware.key_store import KeyStore
 from firmware.settings import WebSettings
@@ -34,6 +35,7 @@ from firmware.web.auth import LOGIN_FAILURES, hash_password
 from firmware.web.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT, VIEW, make_app
 from firmware.web.view import ControllerView
 from tests.conftest import REPO, Rig
+from tests.system.helpers import Controller
 
 PASSWORD = "bench-password-1"
 HASH = hash_password(PASSWORD)
@@ -400,6 +402,46 @@ async def test_a_plug_in_s_write_only_key_is_hidden_like_authorization_key(
     assert frames and all(token not in line for line in frames), frames
     keys = await (await page.get("/api/keys")).text()
     assert "Acme.CloudToken" not in keys and token not in keys
+
+
+@pytest.mark.asyncio
+async def test_a_port_in_use_is_one_warning_and_the_charger_charges_on(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
+    """Another program has the page's port: one line says so, and `chargepoint run` on the
+    bench boots, registers and charges a session without its page."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "bench.toml"
+        config.write_text(
+            (REPO / "config" / "bench.toml").read_text().replace("port = 8080", f"port = {port}")
+        )
+        log = tmp_path / "controller.log"
+        ctl = Controller(csms.url, tmp_path / "state", log, config)
+        ctl.start()
+        try:
+            await csms.wait_for(
+                lambda r: (
+                    r.action == "StatusNotification" and r.payload.get("status") == "Available"
+                ),
+                timeout=60,
+            )
+            for cmd, extra in (("plug", {}), ("swipe", {"tag": "PORT-TAKEN-1"}), ("ev-charge", {})):
+                await ctl.bench(cmd, **extra)
+            await csms.wait_for(
+                lambda r: (
+                    r.action == "StatusNotification" and r.payload.get("status") == "Charging"
+                ),
+                timeout=60,
+            )
+        finally:
+            ctl.stop_quietly()
+    lines = [line for line in log.read_text().splitlines() if "firmware.web" in line]
+    assert len(lines) == 1, lines
+    assert f"web page not served: cannot listen on 127.0.0.1 port {port}" in lines[0]
+    assert "address already in use" in lines[0] and "Traceback" not in log.read_text()
 
 
 @pytest.mark.asyncio
