@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from array import array
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 SAMPLE_S = 10.0
 HISTORY_S = 24 * 3600.0
 LOG_LINES = 300
+FRAME_CHARS = 4000  # of one frame kept for the page
 # A meter reading older than this many polls (and at least STALE_MIN_S) is not shown as live:
 # the connector keeps its last good reading while the meter does not answer.
 STALE_POLLS = 3
@@ -86,10 +88,13 @@ class PowerHistory:
 
 class FrameBuffer(logging.Handler):
     """The last ``capacity`` OCPP frames (the message logger's records, already through its
-    ``RedactSecrets`` filter), and when the last one crossed the wire."""
+    ``RedactSecrets`` filter), each cut to ``FRAME_CHARS``, and when the last one crossed the
+    wire.  A frame may be up to 1 MiB (a DataTransfer, a big local list): 300 whole ones
+    would take a Pi's memory for a page."""
 
-    def __init__(self, capacity: int = LOG_LINES) -> None:
+    def __init__(self, capacity: int = LOG_LINES, secrets: Callable[[], list[str]] = list) -> None:
         super().__init__(logging.INFO)
+        self.secrets = secrets
         self.lines: deque[tuple[float, str]] = deque(maxlen=capacity)
         self.last: datetime | None = None
 
@@ -100,6 +105,12 @@ class FrameBuffer(logging.Handler):
             return
         stamp = datetime.fromtimestamp(record.created, clock.utcnow().tzinfo)
         self.last = stamp
+        if len(text) > FRAME_CHARS:
+            # Masked before the cut: a cut through an idTag or a secret would leave the part
+            # before it where the masks no longer find it.
+            text = mask_id_tags(redaction.scrub(text, self.secrets()))
+            if len(text) > FRAME_CHARS:
+                text = f"{text[:FRAME_CHARS]}... ({len(text) - FRAME_CHARS} characters more)"
         self.lines.append((record.created, f"{_iso(stamp)} {text}"))
 
     def attach(self) -> None:
@@ -122,7 +133,7 @@ class ControllerView:
 
     def __init__(self, running: Running) -> None:
         self.running = running
-        self.frames = FrameBuffer()
+        self.frames = FrameBuffer(secrets=running.ocpp.profiles.secrets)
         self.history = {cid: PowerHistory() for cid in running.charger.connectors}
 
     @property

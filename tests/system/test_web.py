@@ -33,7 +33,7 @@ from firmware.settings import WebSettings
 from firmware.web import server as web_server
 from firmware.web.auth import LOGIN_FAILURES, hash_password
 from firmware.web.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT, VIEW, make_app
-from firmware.web.view import ControllerView
+from firmware.web.view import FRAME_CHARS, ControllerView
 from tests.conftest import REPO, Rig
 from tests.system.helpers import Controller
 
@@ -375,6 +375,23 @@ async def test_log_and_frames_are_redacted_and_filterable(
     for token in ("AKIAWEBTEST", "web-session-token", "0f1e2d3c4b5a", "azure-sas-sig"):
         assert token not in shown
     assert (await page.get("/api/log?kind=nope")).status == 400
+
+
+@pytest.mark.asyncio
+async def test_a_huge_frame_is_kept_cut(rig: Rig, page: TestClient[Any, Any]) -> None:
+    """Frames up to 1 MiB reach the charger (a DataTransfer, a big local list): the page keeps
+    the start of each, masked first, not 300 whole ones in a Pi's memory."""
+    data = "A" * 300_000
+    await rig.cs.call(
+        rig.cp_id,
+        call.DataTransfer(vendor_id="org.example", data=data + '"idTag":"HUGE-CARD-7777"'),
+    )
+    view = page.app[VIEW]
+    kept = [line for _, line in view.frames.lines if "org.example" in line]
+    assert kept and all(len(line) <= FRAME_CHARS + 100 for line in kept), [len(x) for x in kept]
+    assert "characters more)" in kept[0]
+    shown = (await (await page.get("/api/log?kind=frames&q=org.example")).json())["lines"]
+    assert shown and all(len(line) <= FRAME_CHARS + 100 for line in shown)
 
 
 @pytest.mark.asyncio
