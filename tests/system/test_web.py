@@ -275,6 +275,23 @@ async def test_changes_need_a_login_its_csrf_token_and_this_origin(
         headers={"X-CSRF-Token": csrf, "Origin": "http://evil.example"},
     )
     assert foreign.status == 403 and "cross-site" in (await foreign.json())["error"]
+    # Behind a reverse proxy that does not pass the browser's Host (docs/web.md): refused too.
+    proxied = await page.post(
+        "/api/keys",
+        json=change,
+        headers={"X-CSRF-Token": csrf, "Origin": "https://charger.example"},
+    )
+    assert proxied.status == 403
+    passed_on = await page.post(
+        "/api/keys",
+        json=change,
+        headers={
+            "X-CSRF-Token": csrf,
+            "Origin": "https://charger.example",
+            "Host": "charger.example",
+        },
+    )
+    assert passed_on.status == 200, await passed_on.text()
     ok = await page.post("/api/keys", json=change, headers={"X-CSRF-Token": csrf})
     assert (await ok.json())["status"] == "Accepted"
     assert (await (await page.get("/api/session")).json())["logged_in"] is True
