@@ -320,7 +320,8 @@ def make_app(view: ControllerView, settings: WebSettings) -> web.Application:
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     app.router.add_get("/api/status", status)
-    app.router.add_get("/api/events", events)
+    # No HEAD: aiohttp would stream the events as the body of a HEAD answer.
+    app.router.add_get("/api/events", events, allow_head=False)
     app.router.add_get("/api/history", history)
     app.router.add_get("/api/keys", keys)
     app.router.add_post("/api/keys", change_key)
