@@ -114,11 +114,14 @@ class FrameBuffer(logging.Handler):
         self.lines.append((record.created, f"{_iso(stamp)} {text}"))
 
     def attach(self) -> None:
-        """Receive every frame; the message logger is switched on (INFO) if it was off."""
+        """Receive every frame; the message logger is switched on (INFO) if it was off, and
+        then kept from passing its frames on to the root logger's handlers (a terminal, the
+        journal), which did not get them before the page was on."""
         logger = logging.getLogger(MESSAGE_LOGGER)
-        self._level = logger.level
+        self._level, self._propagate = logger.level, logger.propagate
         if not logger.isEnabledFor(logging.INFO):
             logger.setLevel(logging.INFO)
+            logger.propagate = False
         logger.addHandler(self)
 
     def detach(self) -> None:
@@ -126,6 +129,7 @@ class FrameBuffer(logging.Handler):
         logger.removeHandler(self)
         if not logger.handlers:
             logger.setLevel(self._level)
+            logger.propagate = self._propagate
 
 
 class ControllerView:
