@@ -27,7 +27,7 @@ from aiohttp import web
 from firmware.config_keys import Source
 from firmware.settings import WebSettings
 from firmware.web.auth import LoginLimiter, Sessions, verify_password
-from firmware.web.view import SAMPLE_S, ControllerView
+from firmware.web.view import SAMPLE_S, ControllerView, mask_id_tag
 
 if TYPE_CHECKING:
     from firmware.daemon import Running
@@ -297,6 +297,11 @@ async def bench(request: web.Request) -> web.Response:
         return _error(404, "no simulated bench: this charger drives real hardware")
     body = await _json_body(request)
     answer: dict[str, Any] = await control.execute(json.dumps(body).encode())
+    # The bench's answer names the connectors' idTags whole (`chargepoint bench` runs on the
+    # charger itself); the page shows their last 4 characters, as everywhere on it.
+    for shown in (answer.get("connectors") or {}).values():
+        if isinstance(shown, dict) and isinstance(shown.get("id_tag"), str):
+            shown["id_tag"] = mask_id_tag(shown["id_tag"])
     if answer.get("ok"):
         log.info("web: bench %s", body.get("cmd"))
     return web.json_response(answer, status=200 if answer.get("ok") else 400)

@@ -360,6 +360,16 @@ async def test_bench_commands_run_the_bench_code_only_on_the_bench(
 
 
 @pytest.mark.asyncio
+async def test_the_bench_answer_masks_the_id_tag(rig: Rig, page: TestClient[Any, Any]) -> None:
+    await rig.start_session(tag="BENCHCARD-123456")
+    csrf = await _login(page)
+    answer = await page.post("/api/bench", json={"cmd": "status"}, headers={"X-CSRF-Token": csrf})
+    body = await answer.json()
+    assert body["connectors"]["1"]["id_tag"] == "************3456"
+    assert "BENCHCARD" not in json.dumps(body)
+
+
+@pytest.mark.asyncio
 async def test_log_and_frames_are_redacted_and_filterable(
     rig: Rig, page: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
