@@ -146,6 +146,20 @@ async def test_open_event_streams_are_limited(page: TestClient[Any, Any]) -> Non
 
 
 @pytest.mark.asyncio
+async def test_streams_asked_at_once_are_limited_too(page: TestClient[Any, Any]) -> None:
+    asked = await asyncio.gather(
+        *(page.get("/api/events") for _ in range(4 * MAX_STREAMS_PER_CLIENT))
+    )
+    try:
+        assert sorted(a.status for a in asked) == [200] * MAX_STREAMS_PER_CLIENT + [503] * (
+            3 * MAX_STREAMS_PER_CLIENT
+        )
+    finally:
+        for answer in asked:
+            answer.close()
+
+
+@pytest.mark.asyncio
 async def test_a_stream_nobody_reads_gives_its_place_back(
     page: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
