@@ -376,12 +376,19 @@ class WebServer:
         addresses = runner.addresses
         self.port = int(addresses[0][1]) if addresses else self.settings.port
         log.info(
-            "web page on http://%s:%d/ (%s)",
-            self.settings.bind,
-            self.port,
+            "web page on %s (%s)",
+            self.url,
             "changes need the password" if self.settings.password_hash else "read-only",
         )
         return True
+
+    @property
+    def url(self) -> str:
+        """The page's address as a browser takes it (an IPv6 address in brackets, RFC 3986
+        §3.2.2: ``http://[::]:8080/``)."""
+        bind = self.settings.bind
+        host = f"[{bind}]" if ":" in bind else bind
+        return f"http://{host}:{self.port if self.port is not None else self.settings.port}/"
 
     async def stop(self) -> None:
         if self._sampler is not None:

@@ -32,7 +32,7 @@ from firmware.key_store import KeyStore
 from firmware.settings import WebSettings
 from firmware.web import server as web_server
 from firmware.web.auth import LOGIN_FAILURES, hash_password
-from firmware.web.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT, VIEW, make_app
+from firmware.web.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT, VIEW, WebServer, make_app
 from firmware.web.view import FRAME_CHARS, ControllerView
 from tests.conftest import REPO, Rig
 from tests.system.helpers import Controller
@@ -461,6 +461,23 @@ async def test_a_plug_in_s_write_only_key_is_hidden_like_authorization_key(
     assert frames and all(token not in line for line in frames), frames
     keys = await (await page.get("/api/keys")).text()
     assert "Acme.CloudToken" not in keys and token not in keys
+
+
+@pytest.mark.asyncio
+async def test_an_ipv6_address_is_served_and_logged_as_a_browser_takes_it(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="firmware.web.server")
+    server = WebServer(rig.running, WebSettings(enabled=True, bind="::1", port=0))
+    assert await server.start()
+    try:
+        assert server.url == f"http://[::1]:{server.port}/"
+        assert f"web page on http://[::1]:{server.port}/ (read-only)" in caplog.text
+        async with aiohttp.ClientSession() as client:
+            answer = await client.get(server.url + "api/status")
+            assert answer.status == 200
+    finally:
+        await server.stop()
 
 
 @pytest.mark.asyncio
