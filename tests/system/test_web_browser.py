@@ -275,6 +275,21 @@ async def test_a_session_clicked_in_the_browser(
             store.close()
         answer = await csms.call(CP, call.GetConfiguration(key=["HeartbeatInterval"]))
         assert answer.configuration_key[0]["value"] == "321"
+        # A key that takes effect after a reboot (the example plug-in's): the row says so.
+        keys_filter.clear()
+        keys_filter.send_keys("Acme.SiteLabel")
+        await in_browser(lambda d: d.find_element(By.ID, "key-Acme.SiteLabel").is_displayed())
+        field = browser.find_element(By.ID, "key-Acme.SiteLabel")
+        field.clear()
+        field.send_keys("Bench 7")
+        click("[data-key='Acme.SiteLabel']")
+        await in_browser(
+            lambda d: text("[id='key-status-Acme.SiteLabel']").startswith("RebootRequired")
+        )
+        assert text("[id='key-pending-Acme.SiteLabel']") == " (after reboot: Bench 7)"
+        assert browser.find_element(By.ID, "key-Acme.SiteLabel").get_attribute("value") == (
+            "Acme charger"  # the value in force until the reboot
+        )
 
         # The log shows the session's frames.
         click("#log-refresh")

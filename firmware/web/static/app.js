@@ -175,7 +175,9 @@ async function loadKeys() {
     const value = editable
       ? el("input", { value: k.value, id: `key-${k.key}`, title: k.description })
       : el("span", { id: `key-${k.key}`, title: k.description }, k.value);
-    const pending = k.pending !== null ? ` (after reboot: ${k.pending})` : "";
+    const pending = k.pending !== null
+      ? el("span", { class: "muted", id: `key-pending-${k.key}` }, ` (after reboot: ${k.pending})`)
+      : "";
     const save = editable ? el("button", { type: "button", "data-key": k.key }, "Save") : "";
     if (save) save.addEventListener("click", () => changeKey(k.key));
     body.append(el("tr", { "data-name": k.key.toLowerCase() },
@@ -197,14 +199,12 @@ function filterKeys() {
 
 async function changeKey(key) {
   const answer = await api("/api/keys", { key, value: $(`#key-${CSS.escape(key)}`).value });
+  // The table anew: the value now in force, the one waiting for a reboot, the source.
+  if (answer.ok) await loadKeys();
   const cell = $(`#key-answer-${CSS.escape(key)}`);
   cell.replaceChildren(el("span", { class: answer.ok ? "answer-ok" : "answer-bad",
                                     id: `key-status-${key}` },
                           answer.status || "Error", answer.reason ? `: ${answer.reason}` : ""));
-  if (answer.ok) {  // the row shows the value now in force and its source
-    const row = (await api("/api/keys")).keys.find((k) => k.key === key);
-    if (row) $(`#key-${CSS.escape(key)}`).closest("tr").children[3].textContent = row.source;
-  }
 }
 
 // ------------------------------------------------------------------ log
