@@ -309,6 +309,9 @@ async def test_a_session_clicked_in_the_browser(
         assert text("#error-1") == "GroundFailure"
         click("[data-fault=rcd][data-state=off]")
         await in_browser(lambda d: text("#bench-answer").startswith("fault: done"))
+        # Nothing failed in the page: no script error, no CSP refusal, no request in vain.
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
     finally:
         ctl.stop_quietly()
 
