@@ -17,6 +17,7 @@ import contextlib
 import hmac
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from aiohttp import web
 from firmware.config_keys import Source
 from firmware.settings import WebSettings
 from firmware.web.auth import LoginLimiter, Sessions, verify_password
+from firmware.web.listener import Listener
 from firmware.web.view import SAMPLE_S, ControllerView, mask_id_tag
 
 if TYPE_CHECKING:
@@ -346,6 +348,7 @@ class WebServer:
         self.settings = settings
         self.view = ControllerView(running)
         self._runner: web.AppRunner | None = None
+        self._listener: Listener | None = None
         self._sampler: asyncio.Task[None] | None = None
         self.port: int | None = None
 
@@ -359,22 +362,24 @@ class WebServer:
             make_app(self.view, self.settings), access_log=None, shutdown_timeout=1.0
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.bind, self.settings.port)
+        server = runner.server
+        if server is None:  # AppRunner.setup made it
+            raise RuntimeError("aiohttp's runner has no server after setup")
+        listener = Listener(server, self.settings.bind, self.settings.port)
         try:
-            await site.start()
+            listener.open()
         except OSError as exc:
             log.warning(
                 "web page not served: cannot listen on %s port %d (%s)",
                 self.settings.bind,
                 self.settings.port,
-                exc.strerror or exc,
+                os.strerror(exc.errno) if exc.errno else exc,
             )
             await runner.cleanup()
             await self.stop()
             return False
-        self._runner = runner
-        addresses = runner.addresses
-        self.port = int(addresses[0][1]) if addresses else self.settings.port
+        self._runner, self._listener = runner, listener
+        self.port = listener.port
         log.info(
             "web page on %s (%s)",
             self.url,
@@ -395,6 +400,9 @@ class WebServer:
             self._sampler.cancel()
             await asyncio.gather(self._sampler, return_exceptions=True)
             self._sampler = None
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

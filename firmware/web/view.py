@@ -95,6 +95,7 @@ class FrameBuffer(logging.Handler):
     def __init__(self, capacity: int = LOG_LINES, secrets: Callable[[], list[str]] = list) -> None:
         super().__init__(logging.INFO)
         self.secrets = secrets
+        self._switched: tuple[int, bool] | None = None  # the logger's level and propagate
         self.lines: deque[tuple[float, str]] = deque(maxlen=capacity)
         self.last: datetime | None = None
 
@@ -118,18 +119,20 @@ class FrameBuffer(logging.Handler):
         then kept from passing its frames on to the root logger's handlers (a terminal, the
         journal), which did not get them before the page was on."""
         logger = logging.getLogger(MESSAGE_LOGGER)
-        self._level, self._propagate = logger.level, logger.propagate
         if not logger.isEnabledFor(logging.INFO):
+            self._switched = (logger.level, logger.propagate)
             logger.setLevel(logging.INFO)
             logger.propagate = False
         logger.addHandler(self)
 
     def detach(self) -> None:
+        """Stop receiving; the message logger as ``attach`` found it."""
         logger = logging.getLogger(MESSAGE_LOGGER)
         logger.removeHandler(self)
-        if not logger.handlers:
-            logger.setLevel(self._level)
-            logger.propagate = self._propagate
+        if self._switched is not None:
+            logger.setLevel(self._switched[0])
+            logger.propagate = self._switched[1]
+            self._switched = None
 
 
 class ControllerView:

@@ -32,6 +32,7 @@ from firmware.key_store import KeyStore
 from firmware.settings import WebSettings
 from firmware.web import server as web_server
 from firmware.web.auth import LOGIN_FAILURES, hash_password
+from firmware.web.listener import MAX_CONNECTIONS
 from firmware.web.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT, VIEW, WebServer, make_app
 from firmware.web.view import FRAME_CHARS, ControllerView
 from tests.conftest import REPO, Rig
@@ -481,6 +482,40 @@ async def test_an_ipv6_address_is_served_and_logged_as_a_browser_takes_it(
 
 
 @pytest.mark.asyncio
+async def test_a_connection_flood_costs_the_page_not_the_charger(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Connections that never send a request (anyone on the LAN, no password): beyond
+    MAX_CONNECTIONS each is closed at once, so they cannot take the daemon's file descriptors
+    (the central system's connection, the bench socket, the stores); once they end, the page
+    serves again."""
+    caplog.set_level(logging.WARNING, logger="firmware.web.listener")
+    server = WebServer(rig.running, WebSettings(enabled=True, port=0))
+    assert await server.start()
+    flood = []
+    try:
+        for _ in range(MAX_CONNECTIONS + 10):
+            flood.append(await asyncio.open_connection("127.0.0.1", server.port))
+        async with asyncio.timeout(10):
+            for reader, _ in flood[MAX_CONNECTIONS:]:
+                assert await reader.read() == b""  # closed by the charger
+        warnings = [r for r in caplog.records if "connections open" in r.getMessage()]
+        assert len(warnings) == 1  # once per flood
+        for _, writer in flood:
+            writer.close()
+        async with aiohttp.ClientSession() as client, asyncio.timeout(10):
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    if (await client.get(server.url + "api/status")).status == 200:
+                        break
+                await asyncio.sleep(0.1)
+    finally:
+        for _, writer in flood:
+            writer.close()
+        await server.stop()
+
+
+@pytest.mark.asyncio
 async def test_a_port_in_use_is_one_warning_and_the_charger_charges_on(
     csms: CentralSystem, tmp_path: Path
 ) -> None:
@@ -517,7 +552,8 @@ async def test_a_port_in_use_is_one_warning_and_the_charger_charges_on(
     lines = [line for line in log.read_text().splitlines() if "firmware.web" in line]
     assert len(lines) == 1, lines
     assert f"web page not served: cannot listen on 127.0.0.1 port {port}" in lines[0]
-    assert "address already in use" in lines[0] and "Traceback" not in log.read_text()
+    assert lines[0].endswith("(Address already in use)"), lines[0]
+    assert "Traceback" not in log.read_text()
 
 
 @pytest.mark.asyncio

@@ -178,16 +178,25 @@ def test_the_power_history_is_a_ring_of_the_last_samples() -> None:
     assert ring.points(since) == [((start + timedelta(seconds=40)).timestamp(), 4.0)]
 
 
-def test_the_page_takes_the_frames_without_sending_them_elsewhere(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_the_page_takes_the_frames_without_sending_them_elsewhere() -> None:
     """The message logger off and propagating (as `chargepoint demo` leaves it): the page's
-    buffer gets the frames, the root logger's handlers (the demo's terminal) still none."""
-    messages = logging.getLogger(MESSAGE_LOGGER)
-    level, propagate = messages.level, messages.propagate
+    buffer gets the frames, a handler on the root logger (the demo's terminal) still none."""
+
+    class Terminal(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.NOTSET)
+            self.got: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.got.append(record.name)
+
+    root, messages = logging.getLogger(), logging.getLogger(MESSAGE_LOGGER)
+    saved = (root.level, messages.level, messages.propagate)
+    terminal = Terminal()
+    root.addHandler(terminal)
+    root.setLevel(logging.INFO)
     messages.setLevel(logging.ERROR)
     messages.propagate = True
-    caplog.set_level(logging.INFO)
     frames = FrameBuffer()
     frames.attach()
     try:
@@ -195,8 +204,10 @@ def test_the_page_takes_the_frames_without_sending_them_elsewhere(
     finally:
         frames.detach()
         restored = (messages.level, messages.propagate)
-        messages.setLevel(level)
-        messages.propagate = propagate
+        root.removeHandler(terminal)
+        root.setLevel(saved[0])
+        messages.setLevel(saved[1])
+        messages.propagate = saved[2]
     assert [line for _, line in frames.lines][0].endswith('CP-1: send [2,"1","Heartbeat",{}]')
-    assert not [r for r in caplog.records if r.name == MESSAGE_LOGGER]
+    assert MESSAGE_LOGGER not in terminal.got
     assert restored == (logging.ERROR, True)
