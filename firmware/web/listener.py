@@ -18,13 +18,14 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 64  # HTTP connections to the page open at once
+MAX_PER_ADDRESS = 16  # of them from one address (a browser opens about 6)
 ACCEPT_RETRY_S = 1.0  # after a failed accept (no file descriptor left): try again
 
 
 class Listener:
     """Accept connections on ``bind:port`` for ``factory`` (aiohttp's ``runner.server``),
-    at most ``limit`` open at once.  ``open`` raises OSError when the address cannot be
-    bound (in use, not this machine's, no permission)."""
+    at most ``limit`` open at once and ``per_address`` from one address.  ``open`` raises
+    OSError when the address cannot be bound (in use, not this machine's, no permission)."""
 
     def __init__(
         self,
@@ -32,13 +33,15 @@ class Listener:
         bind: str,
         port: int,
         limit: int = MAX_CONNECTIONS,
+        per_address: int = MAX_PER_ADDRESS,
     ) -> None:
         self.factory = factory
-        self.bind, self.requested_port, self.limit = bind, port, limit
+        self.bind, self.requested_port = bind, port
+        self.limit, self.per_address = limit, per_address
         self.port: int | None = None
         self._socket: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
-        self._open: list[asyncio.BaseTransport] = []
+        self._open: list[tuple[asyncio.BaseTransport, str]] = []  # and its peer address
 
     def open(self) -> None:
         family = socket.AF_INET6 if ":" in self.bind else socket.AF_INET
@@ -51,7 +54,7 @@ class Listener:
     @property
     def connections(self) -> int:
         """Connections open now."""
-        self._open = [t for t in self._open if not t.is_closing()]
+        self._open = [(t, peer) for t, peer in self._open if not t.is_closing()]
         return len(self._open)
 
     async def close(self) -> None:
@@ -73,18 +76,21 @@ class Listener:
                 log.warning("web page: cannot accept a connection: %s", exc.strerror or exc)
                 await asyncio.sleep(ACCEPT_RETRY_S)
                 continue
-            if self.connections >= self.limit:
+            address = str(peer[0])
+            mine = sum(1 for _, other in self._open if other == address)
+            if self.connections >= self.limit or mine >= self.per_address:
                 conn.close()
                 if not full:  # once per flood, not once per connection
                     log.warning(
-                        "web page: %d connections open (the last from %s): new ones closed "
-                        "until some end",
-                        self.limit,
-                        peer[0],
+                        "web page: too many connections (%d open, %d from %s): new ones "
+                        "closed until some end",
+                        len(self._open),
+                        mine,
+                        address,
                     )
                 full = True
                 continue
             full = False
             with contextlib.suppress(OSError):  # the client left already
                 transport, _ = await loop.connect_accepted_socket(self.factory, conn)
-                self._open.append(transport)
+                self._open.append((transport, address))

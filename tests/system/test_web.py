@@ -32,7 +32,7 @@ from firmware.key_store import KeyStore
 from firmware.settings import WebSettings
 from firmware.web import server as web_server
 from firmware.web.auth import LOGIN_FAILURES, hash_password
-from firmware.web.listener import MAX_CONNECTIONS
+from firmware.web.listener import MAX_CONNECTIONS, MAX_PER_ADDRESS
 from firmware.web.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT, VIEW, WebServer, make_app
 from firmware.web.view import FRAME_CHARS, ControllerView
 from tests.conftest import REPO, Rig
@@ -486,28 +486,50 @@ async def test_a_connection_flood_costs_the_page_not_the_charger(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Connections that never send a request (anyone on the LAN, no password): beyond
-    MAX_CONNECTIONS each is closed at once, so they cannot take the daemon's file descriptors
-    (the central system's connection, the bench socket, the stores); once they end, the page
-    serves again."""
+    MAX_PER_ADDRESS from one address, and MAX_CONNECTIONS in all (the others from 127.0.0.2,
+    ...), each is closed at once, so they cannot take the daemon's file descriptors (the
+    central system's connection, the bench socket, the stores); another address still gets
+    the page while one floods, and once the flood ends the page serves again."""
     caplog.set_level(logging.WARNING, logger="firmware.web.listener")
     server = WebServer(rig.running, WebSettings(enabled=True, port=0))
     assert await server.start()
-    flood = []
+    flood: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def connect(n: int, host: str) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+        opened = [
+            await asyncio.open_connection("127.0.0.1", server.port, local_addr=(host, 0))
+            for _ in range(n)
+        ]
+        flood.extend(opened)
+        return opened
+
+    async def page_answers(host: str) -> bool:
+        connector = aiohttp.TCPConnector(local_addr=(host, 0))
+        async with aiohttp.ClientSession(connector=connector) as client:
+            with contextlib.suppress(aiohttp.ClientError):
+                return (await client.get(server.url + "api/status")).status == 200
+        return False
+
     try:
-        for _ in range(MAX_CONNECTIONS + 10):
-            flood.append(await asyncio.open_connection("127.0.0.1", server.port))
+        mine = await connect(MAX_PER_ADDRESS + 5, "127.0.0.1")
         async with asyncio.timeout(10):
-            for reader, _ in flood[MAX_CONNECTIONS:]:
+            for reader, _ in mine[MAX_PER_ADDRESS:]:
                 assert await reader.read() == b""  # closed by the charger
-        warnings = [r for r in caplog.records if "connections open" in r.getMessage()]
-        assert len(warnings) == 1  # once per flood
+        assert await page_answers("127.0.0.2")  # one address cannot take the page
+        n = 3
+        while len(flood) - 5 < MAX_CONNECTIONS:  # every place taken, from other addresses
+            await connect(MAX_PER_ADDRESS, f"127.0.0.{n}")
+            n += 1
+        beyond = await connect(5, f"127.0.0.{n}")
+        async with asyncio.timeout(10):
+            for reader, _ in beyond:
+                assert await reader.read() == b""
+        warnings = [r for r in caplog.records if "too many connections" in r.getMessage()]
+        assert 1 <= len(warnings) <= 2  # once per flood, not once per connection
         for _, writer in flood:
             writer.close()
-        async with aiohttp.ClientSession() as client, asyncio.timeout(10):
-            while True:
-                with contextlib.suppress(aiohttp.ClientError):
-                    if (await client.get(server.url + "api/status")).status == 200:
-                        break
+        async with asyncio.timeout(10):
+            while not await page_answers("127.0.0.1"):
                 await asyncio.sleep(0.1)
     finally:
         for _, writer in flood:
