@@ -180,9 +180,13 @@ class SecurityProfiles:
         return {"Authorization": "Basic " + base64.b64encode(secret).decode()}
 
     def secrets(self) -> list[str]:
-        """What must never appear in a log or an upload: the key and the password it stands
-        for (when that is text)."""
-        return redaction.key_secrets(self.keys.value_or(K.AuthorizationKey, ""))
+        """What must never appear in a log or an upload: every write-only key's value in
+        force (AuthorizationKey, a plug-in's) and the text it stands for (hex of a password)."""
+        out: list[str] = []
+        for d in self.keys.definitions.values():
+            if d.write_only:
+                out += redaction.key_secrets(str(self.keys.get(d.name) or ""))
+        return out
 
     def connected(self) -> None:
         """The TLS and HTTP handshakes succeeded with the profile in force."""

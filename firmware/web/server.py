@@ -17,6 +17,7 @@ import contextlib
 import hmac
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,8 @@ from aiohttp import web
 from firmware.config_keys import Source
 from firmware.settings import WebSettings
 from firmware.web.auth import LoginLimiter, Sessions, verify_password
-from firmware.web.view import SAMPLE_S, ControllerView
+from firmware.web.listener import Listener
+from firmware.web.view import SAMPLE_S, ControllerView, mask_id_tag
 
 if TYPE_CHECKING:
     from firmware.daemon import Running
@@ -38,6 +40,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "chargepoint_session"
 EVENT_S = 1.0  # how often the status goes out on the event stream
 MAX_STREAMS = 8  # open event streams at once (pages left open everywhere must not load a Pi)
+MAX_STREAMS_PER_CLIENT = 3  # from one address
+STALL_S = 30.0  # an event that cannot be sent for this long ends its stream
 MAX_BODY = 16 * 1024
 # The page loads nothing from elsewhere (a charger may have no internet) and runs no inline
 # script: a script injected through a key value or a log line would not run.
@@ -55,7 +59,8 @@ WEB = web.AppKey("web_settings", WebSettings)
 SESSIONS = web.AppKey("sessions", Sessions)
 LIMITER = web.AppKey("limiter", LoginLimiter)
 CLOSING = web.AppKey("closing", asyncio.Event)
-STREAMS = web.AppKey("streams", set[web.StreamResponse])
+LOGIN_LOCK = web.AppKey("login_lock", asyncio.Lock)
+STREAMS = web.AppKey("streams", dict[web.StreamResponse, str])  # -> client address
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -90,23 +95,29 @@ def _refusal(request: web.Request) -> web.Response | None:
     return None
 
 
+def _with_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    # The status is never kept; the page and its script are checked again at each load (an
+    # ETag answer is cheap), so a firmware update's new page is the one a browser runs.
+    cache = "no-store" if request.path.startswith("/api/") else "no-cache"
+    response.headers.setdefault("Cache-Control", cache)
+
+
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Headers on every answer; on every POST the origin check, and outside the login a live
     session and its CSRF token."""
-    response: web.StreamResponse
     refusal = _refusal(request)
     if refusal is not None:
-        response = refusal
-    else:
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            response = exc
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    if request.path.startswith("/api/"):
-        response.headers.setdefault("Cache-Control", "no-store")
+        _with_headers(request, refusal)
+        return refusal
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # 404, 405, 413 ...: raised on, as aiohttp wants them
+        _with_headers(request, exc)
+        raise
+    _with_headers(request, response)
     return response
 
 
@@ -136,10 +147,15 @@ async def status(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one ``status`` event every ``EVENT_S`` while the page is open; 503
-    beyond ``MAX_STREAMS`` open at once (the browser's EventSource retries by itself)."""
+    beyond ``MAX_STREAMS`` open at once, or ``MAX_STREAMS_PER_CLIENT`` from one address (one
+    machine on the LAN must not take every place).  The browser's EventSource gives up on a
+    503: the page's script opens a new one after a pause."""
     streams = request.app[STREAMS]
+    client = request.remote or "?"
     if len(streams) >= MAX_STREAMS:
         return _error(503, f"{MAX_STREAMS} pages are open already: close one")
+    if sum(1 for other in streams.values() if other == client) >= MAX_STREAMS_PER_CLIENT:
+        return _error(503, f"{MAX_STREAMS_PER_CLIENT} pages are open from {client}: close one")
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -150,17 +166,25 @@ async def events(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     view = request.app[VIEW]
     closing = request.app[CLOSING]
-    streams.add(response)
+    streams[response] = client
     try:
         while not closing.is_set():
             data = json.dumps(view.status(), separators=(",", ":"))
-            await response.write(f"event: status\ndata: {data}\n\n".encode())
+            await asyncio.wait_for(
+                response.write(f"event: status\ndata: {data}\n\n".encode()), STALL_S
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(closing.wait(), EVENT_S)
     except ConnectionResetError:
         pass  # the page was closed
+    except TimeoutError:
+        # A page that reads nothing (a laptop asleep, a stalled client) would hold its place
+        # until TCP gave up, minutes later: its connection goes now.
+        log.info("web: event stream to %s stalled for %.0f s: closed", client, STALL_S)
+        if request.transport is not None:
+            request.transport.abort()
     finally:
-        streams.discard(response)
+        streams.pop(response, None)
     return response
 
 
@@ -188,12 +212,15 @@ async def change_key(request: web.Request) -> web.Response:
     if d is not None and d.write_only:
         return _error(403, f"{d.name} is write-only: it is set by the central system only")
     result = registry.change(name, value, Source.LOCAL)
-    log.info(
-        "web: configuration key %s changed from the web page: %s%s",
-        d.name if d else name,
-        result.status.value,
-        f" ({result.reason})" if result.reason else "",
-    )
+    if d is None:  # the client's text: quoted, so a newline in it cannot forge a log line
+        log.info("web: unknown configuration key %r: %s", name[:64], result.status.value)
+    else:
+        log.info(
+            "web: configuration key %s changed from the web page: %s%s",
+            d.name,
+            result.status.value,
+            f" ({result.reason})" if result.reason else "",
+        )
     return web.json_response(
         {"ok": result.applied, "status": result.status.value, "reason": result.reason}
     )
@@ -223,28 +250,33 @@ async def session(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
+    """``{"password"}`` -> the session cookie and its CSRF token; 401 for a wrong password,
+    429 (``Retry-After``) beyond ``LOGIN_FAILURES`` in the window.  The guesses are verified
+    one at a time: guesses sent at once would otherwise all pass the limit before the first
+    one failed (and each would cost a Pi 16 MiB and a core in its own thread)."""
     settings = request.app[WEB]
     limiter = request.app[LIMITER]
     client = request.remote or "?"
-    wait = limiter.wait_s(client)
-    if wait > 0:
-        return web.json_response(
-            {"ok": False, "error": f"too many wrong passwords: try again in {wait:.0f} s"},
-            status=429,
-            headers={"Retry-After": str(int(wait) + 1)},
-        )
     if settings.password_hash is None:
         return _error(403, "no password is set in [web] password_hash: the page is read-only")
     body = await _json_body(request)
     password = body.get("password")
-    ok = isinstance(password, str) and await asyncio.to_thread(
-        verify_password, password, settings.password_hash
-    )
-    if not ok:
-        limiter.failed(client)
-        log.warning("web: wrong password from %s", client)
-        return _error(401, "wrong password")
-    limiter.succeeded(client)
+    async with request.app[LOGIN_LOCK]:
+        wait = limiter.wait_s(client)
+        if wait > 0:
+            return web.json_response(
+                {"ok": False, "error": f"too many wrong passwords: try again in {wait:.0f} s"},
+                status=429,
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
+        ok = isinstance(password, str) and await asyncio.to_thread(
+            verify_password, password, settings.password_hash
+        )
+        if not ok:
+            limiter.failed(client)
+            log.warning("web: wrong password from %s", client)
+            return _error(401, "wrong password")
+        limiter.succeeded(client)
     token, csrf = request.app[SESSIONS].create()
     response = web.json_response({"ok": True, "csrf": csrf})
     response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
@@ -267,6 +299,11 @@ async def bench(request: web.Request) -> web.Response:
         return _error(404, "no simulated bench: this charger drives real hardware")
     body = await _json_body(request)
     answer: dict[str, Any] = await control.execute(json.dumps(body).encode())
+    # The bench's answer names the connectors' idTags whole (`chargepoint bench` runs on the
+    # charger itself); the page shows their last 4 characters, as everywhere on it.
+    for shown in (answer.get("connectors") or {}).values():
+        if isinstance(shown, dict) and isinstance(shown.get("id_tag"), str):
+            shown["id_tag"] = mask_id_tag(shown["id_tag"])
     if answer.get("ok"):
         log.info("web: bench %s", body.get("cmd"))
     return web.json_response(answer, status=200 if answer.get("ok") else 400)
@@ -280,7 +317,8 @@ def make_app(view: ControllerView, settings: WebSettings) -> web.Application:
     app[SESSIONS] = Sessions()
     app[LIMITER] = LoginLimiter()
     app[CLOSING] = asyncio.Event()
-    app[STREAMS] = set()
+    app[LOGIN_LOCK] = asyncio.Lock()
+    app[STREAMS] = {}
 
     async def closing(app: web.Application) -> None:
         app[CLOSING].set()
@@ -289,7 +327,8 @@ def make_app(view: ControllerView, settings: WebSettings) -> web.Application:
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     app.router.add_get("/api/status", status)
-    app.router.add_get("/api/events", events)
+    # No HEAD: aiohttp would stream the events as the body of a HEAD answer.
+    app.router.add_get("/api/events", events, allow_head=False)
     app.router.add_get("/api/history", history)
     app.router.add_get("/api/keys", keys)
     app.router.add_post("/api/keys", change_key)
@@ -309,6 +348,7 @@ class WebServer:
         self.settings = settings
         self.view = ControllerView(running)
         self._runner: web.AppRunner | None = None
+        self._listener: Listener | None = None
         self._sampler: asyncio.Task[None] | None = None
         self.port: int | None = None
 
@@ -322,35 +362,47 @@ class WebServer:
             make_app(self.view, self.settings), access_log=None, shutdown_timeout=1.0
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.bind, self.settings.port)
+        server = runner.server
+        if server is None:  # AppRunner.setup made it
+            raise RuntimeError("aiohttp's runner has no server after setup")
+        listener = Listener(server, self.settings.bind, self.settings.port)
         try:
-            await site.start()
+            listener.open()
         except OSError as exc:
             log.warning(
                 "web page not served: cannot listen on %s port %d (%s)",
                 self.settings.bind,
                 self.settings.port,
-                exc.strerror or exc,
+                os.strerror(exc.errno) if exc.errno else exc,
             )
             await runner.cleanup()
             await self.stop()
             return False
-        self._runner = runner
-        addresses = runner.addresses
-        self.port = int(addresses[0][1]) if addresses else self.settings.port
+        self._runner, self._listener = runner, listener
+        self.port = listener.port
         log.info(
-            "web page on http://%s:%d/ (%s)",
-            self.settings.bind,
-            self.port,
+            "web page on %s (%s)",
+            self.url,
             "changes need the password" if self.settings.password_hash else "read-only",
         )
         return True
+
+    @property
+    def url(self) -> str:
+        """The page's address as a browser takes it (an IPv6 address in brackets, RFC 3986
+        §3.2.2: ``http://[::]:8080/``)."""
+        bind = self.settings.bind
+        host = f"[{bind}]" if ":" in bind else bind
+        return f"http://{host}:{self.port if self.port is not None else self.settings.port}/"
 
     async def stop(self) -> None:
         if self._sampler is not None:
             self._sampler.cancel()
             await asyncio.gather(self._sampler, return_exceptions=True)
             self._sampler = None
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from array import array
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -26,11 +27,17 @@ from firmware.logs import MESSAGE_LOGGER
 
 if TYPE_CHECKING:
     from firmware.daemon import Running
+    from hal.types import MeterReading
 
 # The power history: one sample per connector every SAMPLE_S seconds, for HISTORY_S.
 SAMPLE_S = 10.0
 HISTORY_S = 24 * 3600.0
 LOG_LINES = 300
+FRAME_CHARS = 4000  # of one frame kept for the page
+# A meter reading older than this many polls (and at least STALE_MIN_S) is not shown as live:
+# the connector keeps its last good reading while the meter does not answer.
+STALE_POLLS = 3
+STALE_MIN_S = 3.0
 SOURCES = {
     Source.DEFAULT: "default",
     Source.CONFIG_FILE: "config file",
@@ -79,10 +86,14 @@ class PowerHistory:
 
 class FrameBuffer(logging.Handler):
     """The last ``capacity`` OCPP frames (the message logger's records, already through its
-    ``RedactSecrets`` filter), and when the last one crossed the wire."""
+    ``RedactSecrets`` filter), each cut to ``FRAME_CHARS``, and when the last one crossed the
+    wire.  A frame may be up to 1 MiB (a DataTransfer, a big local list): 300 whole ones
+    would take a Pi's memory for a page."""
 
-    def __init__(self, capacity: int = LOG_LINES) -> None:
+    def __init__(self, capacity: int = LOG_LINES, secrets: Callable[[], list[str]] = list) -> None:
         super().__init__(logging.INFO)
+        self.secrets = secrets
+        self._switched: tuple[int, bool] | None = None  # the logger's level and propagate
         self.lines: deque[tuple[float, str]] = deque(maxlen=capacity)
         self.last: datetime | None = None
 
@@ -93,21 +104,33 @@ class FrameBuffer(logging.Handler):
             return
         stamp = datetime.fromtimestamp(record.created, clock.utcnow().tzinfo)
         self.last = stamp
+        if len(text) > FRAME_CHARS:
+            # Masked before the cut: a cut through an idTag or a secret would leave the part
+            # before it where the masks no longer find it.
+            text = mask_id_tags(redaction.scrub(text, self.secrets()))
+            if len(text) > FRAME_CHARS:
+                text = f"{text[:FRAME_CHARS]}... ({len(text) - FRAME_CHARS} characters more)"
         self.lines.append((record.created, f"{_iso(stamp)} {text}"))
 
     def attach(self) -> None:
-        """Receive every frame; the message logger is switched on (INFO) if it was off."""
+        """Receive every frame; the message logger is switched on (INFO) if it was off, and
+        then kept from passing its frames on to the root logger's handlers (a terminal, the
+        journal), which did not get them before the page was on."""
         logger = logging.getLogger(MESSAGE_LOGGER)
-        self._level = logger.level
         if not logger.isEnabledFor(logging.INFO):
+            self._switched = (logger.level, logger.propagate)
             logger.setLevel(logging.INFO)
+            logger.propagate = False
         logger.addHandler(self)
 
     def detach(self) -> None:
+        """Stop receiving; the message logger as ``attach`` found it."""
         logger = logging.getLogger(MESSAGE_LOGGER)
         logger.removeHandler(self)
-        if not logger.handlers:
-            logger.setLevel(self._level)
+        if self._switched is not None:
+            logger.setLevel(self._switched[0])
+            logger.propagate = self._switched[1]
+            self._switched = None
 
 
 class ControllerView:
@@ -115,18 +138,26 @@ class ControllerView:
 
     def __init__(self, running: Running) -> None:
         self.running = running
-        self.frames = FrameBuffer()
+        self.frames = FrameBuffer(secrets=running.ocpp.profiles.secrets)
         self.history = {cid: PowerHistory() for cid in running.charger.connectors}
 
     @property
     def bench(self) -> bool:
         return self.running.bench_control is not None
 
+    def stale(self, reading: MeterReading) -> bool:
+        """Whether ``reading`` is too old to be shown as live (the meter stopped answering)."""
+        limit = max(STALE_POLLS * self.running.settings.meter_poll_interval_s, STALE_MIN_S)
+        return (clock.utcnow() - reading.timestamp).total_seconds() > limit
+
     def sample(self) -> None:
-        """One sample of every connector's power into its history."""
+        """One sample of every connector's power into its history; none while its meter is
+        silent (its last power is no measurement of now)."""
         now = clock.utcnow()
         for cid, c in self.running.charger.connectors.items():
             reading = c.last_reading
+            if reading is not None and self.stale(reading):
+                continue
             power = reading.power_w if reading and reading.power_w is not None else 0.0
             self.history[cid].add(now, power / 1000.0)
 
@@ -153,6 +184,7 @@ class ControllerView:
                 if reading is None
                 else {
                     "health": reading.health.value,
+                    "stale": self.stale(reading),
                     "power_w": reading.power_w,
                     "energy_wh": reading.energy_import_wh,
                     "current_a": list(reading.current_a),

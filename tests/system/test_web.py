@@ -7,6 +7,7 @@ rate limit, the bench only on the bench)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -25,13 +26,17 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient
 from ocpp.v16 import call
 
-from firmware.config_keys import Source
+from centralsystem import CentralSystem
+from firmware.config_keys import Access, KeyDefinition, KeyType, Owner, Source
 from firmware.key_store import KeyStore
 from firmware.settings import WebSettings
+from firmware.web import server as web_server
 from firmware.web.auth import LOGIN_FAILURES, hash_password
-from firmware.web.server import MAX_STREAMS, make_app
-from firmware.web.view import ControllerView
+from firmware.web.listener import MAX_CONNECTIONS, MAX_PER_ADDRESS
+from firmware.web.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT, VIEW, WebServer, make_app
+from firmware.web.view import FRAME_CHARS, ControllerView
 from tests.conftest import REPO, Rig
+from tests.system.helpers import Controller
 
 PASSWORD = "bench-password-1"
 HASH = hash_password(PASSWORD)
@@ -85,20 +90,98 @@ async def test_status_shows_the_session_with_the_id_tag_masked(
 
 
 @pytest.mark.asyncio
+async def test_a_silent_meter_is_not_shown_as_live(rig: Rig, page: TestClient[Any, Any]) -> None:
+    """The meter stops answering mid-session: the connector keeps its last good reading (11 kW
+    here) for the core, but the page must not show it as the power now, nor plot it."""
+    await rig.start_session()
+
+    async def meter() -> dict[str, Any]:
+        status = await (await page.get("/api/status")).json()
+        shown: dict[str, Any] = status["connectors"]["1"]["meter"]
+        return shown
+
+    async with asyncio.timeout(10):
+        while not (await meter())["power_w"]:
+            await asyncio.sleep(0.2)
+    assert (await meter())["stale"] is False
+    mark = rig.cs.mark()
+    await rig.command("fault", name="meter", state="on")
+    await rig.wait_status("Faulted", since=mark, error_code="PowerMeterFailure")
+    async with asyncio.timeout(30):
+        while not (await meter()).get("stale"):
+            await asyncio.sleep(0.2)
+    view = page.app[VIEW]
+    before = view.history[1].points()
+    view.sample()
+    assert view.history[1].points() == before  # no sample of a power nobody measured
+
+
+@pytest.mark.asyncio
 async def test_open_event_streams_are_limited(page: TestClient[Any, Any]) -> None:
-    streams = [await page.get("/api/events") for _ in range(MAX_STREAMS)]
+    """At most MAX_STREAMS_PER_CLIENT from one address (one machine on the LAN cannot take
+    every place: the others come from 127.0.0.2, ...), at most MAX_STREAMS in all."""
+    streams = [await page.get("/api/events") for _ in range(MAX_STREAMS_PER_CLIENT)]
     for stream in streams:
         assert b"event: status" in await stream.content.readuntil(b"\n\n")
     refused = await page.get("/api/events")
-    assert refused.status == 503
-    streams.pop().close()
-    async with asyncio.timeout(10):  # the server notices the closed page at its next event
-        while (again := await page.get("/api/events")).status == 503:
-            await asyncio.sleep(0.2)
-    assert again.status == 200
-    again.close()
-    for stream in streams:
-        stream.close()
+    assert refused.status == 503 and "from 127.0.0.1" in (await refused.json())["error"]
+    async with contextlib.AsyncExitStack() as stack:
+        others = []
+        for n in range(2, 2 + MAX_STREAMS):
+            connector = aiohttp.TCPConnector(local_addr=(f"127.0.0.{n}", 0))
+            client = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+            others.append(client)
+            if len(streams) < MAX_STREAMS:
+                streams.append(await client.get(page.make_url("/api/events")))
+                assert streams[-1].status == 200
+        refused = await others[-1].get(page.make_url("/api/events"))
+        assert refused.status == 503 and "pages are open already" in (await refused.json())["error"]
+        streams.pop().close()
+        async with asyncio.timeout(10):  # the server notices the closed page at its next event
+            while (again := await others[-1].get(page.make_url("/api/events"))).status == 503:
+                await asyncio.sleep(0.2)
+        assert again.status == 200
+        again.close()
+        for stream in streams:
+            stream.close()
+
+
+@pytest.mark.asyncio
+async def test_streams_asked_at_once_are_limited_too(page: TestClient[Any, Any]) -> None:
+    asked = await asyncio.gather(
+        *(page.get("/api/events") for _ in range(4 * MAX_STREAMS_PER_CLIENT))
+    )
+    try:
+        assert sorted(a.status for a in asked) == [200] * MAX_STREAMS_PER_CLIENT + [503] * (
+            3 * MAX_STREAMS_PER_CLIENT
+        )
+    finally:
+        for answer in asked:
+            answer.close()
+
+
+@pytest.mark.asyncio
+async def test_a_stream_nobody_reads_gives_its_place_back(
+    page: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that stops reading (a laptop asleep with the page open) fills the socket
+    buffers; its stream is closed once an event cannot go out for STALL_S, not held until TCP
+    gives up.  Events as fast as they go, so the buffers fill at once."""
+    monkeypatch.setattr(web_server, "EVENT_S", 0.0)
+    monkeypatch.setattr(web_server, "STALL_S", 0.5, raising=False)
+    streams = page.app[web_server.STREAMS]
+    sleeper = socket.socket()
+    sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sleeper.connect((page.server.host, page.server.port))
+    try:
+        sleeper.sendall(b"GET /api/events HTTP/1.1\r\nHost: charger\r\n\r\n")
+        async with asyncio.timeout(30):
+            while not streams:
+                await asyncio.sleep(0.05)
+            while streams:  # never read: the stream must end by itself
+                await asyncio.sleep(0.1)
+    finally:
+        sleeper.close()
 
 
 @pytest.mark.asyncio
@@ -108,6 +191,28 @@ async def test_the_page_and_its_script_come_from_the_charger(page: TestClient[An
     script = await page.get("/static/app.js")
     assert script.status == 200 and "EventSource" in await script.text()
     assert "default-src 'self'" in script.headers["Content-Security-Policy"]
+    # Checked again at each load: after a firmware update the browser runs the new script.
+    assert script.headers["Cache-Control"] == "no-cache"
+    assert (await page.get("/")).headers["Cache-Control"] == "no-cache"
+
+
+@pytest.mark.asyncio
+async def test_aiohttp_refusals_carry_the_headers_too(
+    page: TestClient[Any, Any], recwarn: pytest.WarningsRecorder
+) -> None:
+    """404, 405 and 413 come from aiohttp itself: the same headers, raised as aiohttp wants
+    (returning them is deprecated and goes in aiohttp 4)."""
+    for answer, status in (
+        (await page.get("/static/../server.py"), 404),
+        (await page.request("PUT", "/api/keys"), 405),
+        (await page.request("HEAD", "/api/events"), 405),  # not an endless body to a HEAD
+        (await page.post("/api/login", data=b"{" + b" " * (64 * 1024) + b"}"), 413),
+    ):
+        assert answer.status == status
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert "default-src 'self'" in answer.headers["Content-Security-Policy"]
+    deprecated = [w for w in recwarn if "HTTPException" in str(w.message)]
+    assert not deprecated, deprecated[0].message
 
 
 @pytest.mark.asyncio
@@ -151,6 +256,21 @@ async def test_keys_change_exactly_as_change_configuration_does(
 
 
 @pytest.mark.asyncio
+async def test_a_key_name_cannot_forge_a_log_line(
+    page: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="firmware.web.server")
+    csrf = await _login(page)
+    forged = "Nope\n2026-11-29 20:00:00,000 WARNING firmware.charger: contactor welded"
+    answer = await page.post(
+        "/api/keys", json={"key": forged, "value": "1"}, headers={"X-CSRF-Token": csrf}
+    )
+    assert (await answer.json())["status"] == "NotSupported"
+    logged = [r.getMessage() for r in caplog.records if "configuration key" in r.getMessage()]
+    assert logged and all("\n" not in message for message in logged), logged
+
+
+@pytest.mark.asyncio
 async def test_changes_need_a_login_its_csrf_token_and_this_origin(
     page: TestClient[Any, Any],
 ) -> None:
@@ -171,6 +291,23 @@ async def test_changes_need_a_login_its_csrf_token_and_this_origin(
         headers={"X-CSRF-Token": csrf, "Origin": "http://evil.example"},
     )
     assert foreign.status == 403 and "cross-site" in (await foreign.json())["error"]
+    # Behind a reverse proxy that does not pass the browser's Host (docs/web.md): refused too.
+    proxied = await page.post(
+        "/api/keys",
+        json=change,
+        headers={"X-CSRF-Token": csrf, "Origin": "https://charger.example"},
+    )
+    assert proxied.status == 403
+    passed_on = await page.post(
+        "/api/keys",
+        json=change,
+        headers={
+            "X-CSRF-Token": csrf,
+            "Origin": "https://charger.example",
+            "Host": "charger.example",
+        },
+    )
+    assert passed_on.status == 200, await passed_on.text()
     ok = await page.post("/api/keys", json=change, headers={"X-CSRF-Token": csrf})
     assert (await ok.json())["status"] == "Accepted"
     assert (await (await page.get("/api/session")).json())["logged_in"] is True
@@ -187,6 +324,19 @@ async def test_login_is_rate_limited(page: TestClient[Any, Any]) -> None:
     assert limited.status == 429
     assert int(limited.headers["Retry-After"]) > 0
     assert "try again" in (await limited.json())["error"]
+
+
+@pytest.mark.asyncio
+async def test_guesses_sent_at_once_are_limited_too(page: TestClient[Any, Any]) -> None:
+    """All guesses in flight together: no more than the limit are verified, the rest wait."""
+    guesses = await asyncio.gather(
+        *(
+            page.post("/api/login", json={"password": f"guess-{i:04d}"})
+            for i in range(4 * LOGIN_FAILURES)
+        )
+    )
+    statuses = sorted(answer.status for answer in guesses)
+    assert statuses == [401] * LOGIN_FAILURES + [429] * (3 * LOGIN_FAILURES)
 
 
 @pytest.mark.asyncio
@@ -225,6 +375,16 @@ async def test_bench_commands_run_the_bench_code_only_on_the_bench(
 
 
 @pytest.mark.asyncio
+async def test_the_bench_answer_masks_the_id_tag(rig: Rig, page: TestClient[Any, Any]) -> None:
+    await rig.start_session(tag="BENCHCARD-123456")
+    csrf = await _login(page)
+    answer = await page.post("/api/bench", json={"cmd": "status"}, headers={"X-CSRF-Token": csrf})
+    body = await answer.json()
+    assert body["connectors"]["1"]["id_tag"] == "************3456"
+    assert "BENCHCARD" not in json.dumps(body)
+
+
+@pytest.mark.asyncio
 async def test_log_and_frames_are_redacted_and_filterable(
     rig: Rig, page: TestClient[Any, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -241,7 +401,181 @@ async def test_log_and_frames_are_redacted_and_filterable(
     assert secret not in everything and secret.encode().hex() not in everything
     logs = (await (await page.get("/api/log?kind=log")).json())["lines"]
     assert any("configuration: AuthorizationKey = (write-only)" in line for line in logs)
+    # A pre-signed URL's signing parameters: its frame and the log line about it.
+    presigned = (
+        "https://fw.example.com/fw.bin?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=AKIAWEBTEST%2F20261129&X-Amz-Security-Token=web-session-token"
+        "&X-Amz-Signature=0f1e2d3c4b5a69788796a5b4c3d2e1f0&sig=azure-sas-sig"
+    )
+    await rig.cs.call(
+        rig.cp_id, call.UpdateFirmware(location=presigned, retrieve_date="2099-01-01T00:00:00Z")
+    )
+    lines = (await (await page.get("/api/log?q=fw.example.com")).json())["lines"]
+    assert any("receive message" in line for line in lines), lines  # the frame
+    assert any("firmware_update" in line for line in lines), lines
+    shown = "\n".join(lines)
+    assert "https://fw.example.com/fw.bin?***" in shown  # the whole query: redaction's one rule
+    for token in ("AKIAWEBTEST", "web-session-token", "0f1e2d3c4b5a", "azure-sas-sig"):
+        assert token not in shown
     assert (await page.get("/api/log?kind=nope")).status == 400
+
+
+@pytest.mark.asyncio
+async def test_a_huge_frame_is_kept_cut(rig: Rig, page: TestClient[Any, Any]) -> None:
+    """Frames up to 1 MiB reach the charger (a DataTransfer, a big local list): the page keeps
+    the start of each, masked first, not 300 whole ones in a Pi's memory."""
+    data = "A" * 300_000
+    await rig.cs.call(
+        rig.cp_id,
+        call.DataTransfer(vendor_id="org.example", data=data + '"idTag":"HUGE-CARD-7777"'),
+    )
+    view = page.app[VIEW]
+    kept = [line for _, line in view.frames.lines if "org.example" in line]
+    assert kept and all(len(line) <= FRAME_CHARS + 100 for line in kept), [len(x) for x in kept]
+    assert "characters more)" in kept[0]
+    shown = (await (await page.get("/api/log?kind=frames&q=org.example")).json())["lines"]
+    assert shown and all(len(line) <= FRAME_CHARS + 100 for line in shown)
+
+
+@pytest.mark.asyncio
+async def test_a_plug_in_s_write_only_key_is_hidden_like_authorization_key(
+    rig: Rig, page: TestClient[Any, Any]
+) -> None:
+    """A manufacturer's secret key (declared write-only, as a plug-in may): never listed, and
+    its value set by the central system scrubbed from the frames on the page."""
+    rig.running.keys.declare(
+        KeyDefinition(
+            "Acme.CloudToken",
+            KeyType.STRING,
+            "",
+            access=Access.W,
+            profile="Acme",
+            owner=Owner.VENDOR,
+        )
+    )
+    token = "acme-cloud-token-4242"
+    answer = await rig.cs.call(
+        rig.cp_id, call.ChangeConfiguration(key="Acme.CloudToken", value=token)
+    )
+    assert answer.status == "Accepted"
+    frames = (await (await page.get("/api/log?kind=frames&q=Acme.CloudToken")).json())["lines"]
+    assert frames and all(token not in line for line in frames), frames
+    keys = await (await page.get("/api/keys")).text()
+    assert "Acme.CloudToken" not in keys and token not in keys
+
+
+@pytest.mark.asyncio
+async def test_an_ipv6_address_is_served_and_logged_as_a_browser_takes_it(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="firmware.web.server")
+    server = WebServer(rig.running, WebSettings(enabled=True, bind="::1", port=0))
+    assert await server.start()
+    try:
+        assert server.url == f"http://[::1]:{server.port}/"
+        assert f"web page on http://[::1]:{server.port}/ (read-only)" in caplog.text
+        async with aiohttp.ClientSession() as client:
+            answer = await client.get(server.url + "api/status")
+            assert answer.status == 200
+    finally:
+        await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_connection_flood_costs_the_page_not_the_charger(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Connections that never send a request (anyone on the LAN, no password): beyond
+    MAX_PER_ADDRESS from one address, and MAX_CONNECTIONS in all (the others from 127.0.0.2,
+    ...), each is closed at once, so they cannot take the daemon's file descriptors (the
+    central system's connection, the bench socket, the stores); another address still gets
+    the page while one floods, and once the flood ends the page serves again."""
+    caplog.set_level(logging.WARNING, logger="firmware.web.listener")
+    server = WebServer(rig.running, WebSettings(enabled=True, port=0))
+    assert await server.start()
+    flood: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def connect(n: int, host: str) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+        opened = [
+            await asyncio.open_connection("127.0.0.1", server.port, local_addr=(host, 0))
+            for _ in range(n)
+        ]
+        flood.extend(opened)
+        return opened
+
+    async def page_answers(host: str) -> bool:
+        connector = aiohttp.TCPConnector(local_addr=(host, 0))
+        async with aiohttp.ClientSession(connector=connector) as client:
+            with contextlib.suppress(aiohttp.ClientError):
+                return (await client.get(server.url + "api/status")).status == 200
+        return False
+
+    try:
+        mine = await connect(MAX_PER_ADDRESS + 5, "127.0.0.1")
+        async with asyncio.timeout(10):
+            for reader, _ in mine[MAX_PER_ADDRESS:]:
+                assert await reader.read() == b""  # closed by the charger
+        assert await page_answers("127.0.0.2")  # one address cannot take the page
+        n = 3
+        while len(flood) - 5 < MAX_CONNECTIONS:  # every place taken, from other addresses
+            await connect(MAX_PER_ADDRESS, f"127.0.0.{n}")
+            n += 1
+        beyond = await connect(5, f"127.0.0.{n}")
+        async with asyncio.timeout(10):
+            for reader, _ in beyond:
+                assert await reader.read() == b""
+        warnings = [r for r in caplog.records if "too many connections" in r.getMessage()]
+        assert 1 <= len(warnings) <= 2  # once per flood, not once per connection
+        for _, writer in flood:
+            writer.close()
+        async with asyncio.timeout(10):
+            while not await page_answers("127.0.0.1"):
+                await asyncio.sleep(0.1)
+    finally:
+        for _, writer in flood:
+            writer.close()
+        await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_port_in_use_is_one_warning_and_the_charger_charges_on(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
+    """Another program has the page's port: one line says so, and `chargepoint run` on the
+    bench boots, registers and charges a session without its page."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "bench.toml"
+        config.write_text(
+            (REPO / "config" / "bench.toml").read_text().replace("port = 8080", f"port = {port}")
+        )
+        log = tmp_path / "controller.log"
+        ctl = Controller(csms.url, tmp_path / "state", log, config)
+        ctl.start()
+        try:
+            await csms.wait_for(
+                lambda r: (
+                    r.action == "StatusNotification" and r.payload.get("status") == "Available"
+                ),
+                timeout=60,
+            )
+            for cmd, extra in (("plug", {}), ("swipe", {"tag": "PORT-TAKEN-1"}), ("ev-charge", {})):
+                await ctl.bench(cmd, **extra)
+            await csms.wait_for(
+                lambda r: (
+                    r.action == "StatusNotification" and r.payload.get("status") == "Charging"
+                ),
+                timeout=60,
+            )
+        finally:
+            ctl.stop_quietly()
+    lines = [line for line in log.read_text().splitlines() if "firmware.web" in line]
+    assert len(lines) == 1, lines
+    assert f"web page not served: cannot listen on 127.0.0.1 port {port}" in lines[0]
+    assert lines[0].endswith("(Address already in use)"), lines[0]
+    assert "Traceback" not in log.read_text()
 
 
 @pytest.mark.asyncio

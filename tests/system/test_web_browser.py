@@ -275,6 +275,21 @@ async def test_a_session_clicked_in_the_browser(
             store.close()
         answer = await csms.call(CP, call.GetConfiguration(key=["HeartbeatInterval"]))
         assert answer.configuration_key[0]["value"] == "321"
+        # A key that takes effect after a reboot (the example plug-in's): the row says so.
+        keys_filter.clear()
+        keys_filter.send_keys("Acme.SiteLabel")
+        await in_browser(lambda d: d.find_element(By.ID, "key-Acme.SiteLabel").is_displayed())
+        field = browser.find_element(By.ID, "key-Acme.SiteLabel")
+        field.clear()
+        field.send_keys("Bench 7")
+        click("[data-key='Acme.SiteLabel']")
+        await in_browser(
+            lambda d: text("[id='key-status-Acme.SiteLabel']").startswith("RebootRequired")
+        )
+        assert text("[id='key-pending-Acme.SiteLabel']") == " (after reboot: Bench 7)"
+        assert browser.find_element(By.ID, "key-Acme.SiteLabel").get_attribute("value") == (
+            "Acme charger"  # the value in force until the reboot
+        )
 
         # The log shows the session's frames.
         click("#log-refresh")
@@ -294,5 +309,80 @@ async def test_a_session_clicked_in_the_browser(
         assert text("#error-1") == "GroundFailure"
         click("[data-fault=rcd][data-state=off]")
         await in_browser(lambda d: text("#bench-answer").startswith("fault: done"))
+        # Nothing failed in the page: no script error, no CSP refusal, no request in vain.
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        ctl.stop_quietly()
+
+
+@pytest.mark.asyncio
+async def test_the_page_finds_the_charger_again(
+    csms: CentralSystem, tmp_path: Path, browser: Any
+) -> None:
+    """The daemon restarts under an open page: the status comes back live and the page shows
+    the login again (the restart ended its session) instead of buttons that all fail.  A page
+    refused for too many pages open (503, which a browser's EventSource never retries) comes
+    back when a place is free."""
+    import aiohttp
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from firmware.web.server import MAX_STREAMS_PER_CLIENT
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    config = _config(tmp_path, port)
+    ctl = Controller(csms.url, tmp_path / "state", tmp_path / "controller.log", config)
+    ctl.start()
+    try:
+        await _page_up(url, ctl)
+
+        def text(css: str) -> str:
+            return str(
+                browser.execute_script(
+                    "const e = document.querySelector(arguments[0]);return e ? e.textContent : '';",
+                    css,
+                )
+            )
+
+        async def in_browser(predicate: Any, timeout: float = 30) -> Any:
+            wait = WebDriverWait(browser, timeout)
+            return await asyncio.to_thread(wait.until, lambda d: predicate(d))
+
+        def live() -> bool:  # a status event arrived since the mark was cleared
+            return bool(
+                browser.execute_script(
+                    "return document.getElementById('outbox').textContent !== '–'"
+                )
+            )
+
+        # Every place this address may hold is taken: the page is refused (503).
+        async with aiohttp.ClientSession() as client:
+            held = [await client.get(url + "api/events") for _ in range(MAX_STREAMS_PER_CLIENT)]
+            assert [h.status for h in held] == [200] * MAX_STREAMS_PER_CLIENT
+            await asyncio.to_thread(browser.get, url)
+            await in_browser(lambda d: "lost the charger" in text("#connection"))
+            assert not live()
+            for h in held:
+                h.close()
+            await in_browser(lambda d: live() and "lost" not in text("#connection"))
+
+        await in_browser(lambda d: text("#status-1") == "Available")
+        browser.find_element(By.ID, "login-password").send_keys(PASSWORD)
+        browser.find_element(By.ID, "login-button").click()
+        await in_browser(lambda d: d.find_element(By.ID, "logout-button").is_displayed())
+
+        assert ctl.terminate() == 0
+        await in_browser(lambda d: "lost the charger" in text("#connection"))
+        browser.execute_script("document.getElementById('outbox').textContent = '–'")
+        ctl = Controller(csms.url, tmp_path / "state", tmp_path / "controller2.log", config)
+        ctl.start()
+        await _page_up(url, ctl)
+        await in_browser(lambda d: live() and "lost" not in text("#connection"))
+        await in_browser(lambda d: d.find_element(By.ID, "login-form").is_displayed())
+        assert not browser.find_element(By.ID, "logout-button").is_displayed()
+        assert not browser.find_element(By.CSS_SELECTOR, "[data-cmd=plug]").is_enabled()
+
     finally:
         ctl.stop_quietly()

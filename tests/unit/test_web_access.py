@@ -6,6 +6,7 @@ shows of an idTag and keeps of the power (``firmware.web.view``)."""
 from __future__ import annotations
 
 import copy
+import logging
 import subprocess
 import sys
 import tomllib
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from firmware.logs import MESSAGE_LOGGER
 from firmware.settings import WebSettings, example_path
 from firmware.settings_load import load, parse
 from firmware.tomlcheck import SettingsError
@@ -25,7 +27,7 @@ from firmware.web.auth import (
     hash_problem,
     verify_password,
 )
-from firmware.web.view import PowerHistory, mask_id_tag
+from firmware.web.view import FrameBuffer, PowerHistory, mask_id_tag
 from tests.conftest import REPO
 
 
@@ -174,3 +176,38 @@ def test_the_power_history_is_a_ring_of_the_last_samples() -> None:
     assert [kw for _, kw in points] == [2.0, 3.0, 4.0]
     since = (start + timedelta(seconds=35)).timestamp()
     assert ring.points(since) == [((start + timedelta(seconds=40)).timestamp(), 4.0)]
+
+
+def test_the_page_takes_the_frames_without_sending_them_elsewhere() -> None:
+    """The message logger off and propagating (as `chargepoint demo` leaves it): the page's
+    buffer gets the frames, a handler on the root logger (the demo's terminal) still none."""
+
+    class Terminal(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.NOTSET)
+            self.got: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.got.append(record.name)
+
+    root, messages = logging.getLogger(), logging.getLogger(MESSAGE_LOGGER)
+    saved = (root.level, messages.level, messages.propagate)
+    terminal = Terminal()
+    root.addHandler(terminal)
+    root.setLevel(logging.INFO)
+    messages.setLevel(logging.ERROR)
+    messages.propagate = True
+    frames = FrameBuffer()
+    frames.attach()
+    try:
+        messages.info("%s: send %s", "CP-1", '[2,"1","Heartbeat",{}]')
+    finally:
+        frames.detach()
+        restored = (messages.level, messages.propagate)
+        root.removeHandler(terminal)
+        root.setLevel(saved[0])
+        messages.setLevel(saved[1])
+        messages.propagate = saved[2]
+    assert [line for _, line in frames.lines][0].endswith('CP-1: send [2,"1","Heartbeat",{}]')
+    assert MESSAGE_LOGGER not in terminal.got
+    assert restored == (logging.ERROR, True)

@@ -5,7 +5,7 @@
 
 const FAULTS = ["rcd", "estop", "weld", "lock", "meter", "diode", "grid-meter"];
 const state = { csrf: null, loggedIn: false, passwordSet: false, bench: false,
-                status: null, live: {}, plot: "session", history: null };
+                status: null, live: {}, plot: "session", history: null, lost: false };
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -29,6 +29,7 @@ async function api(path, body) {
   let data = {};
   try { data = await response.json(); } catch (e) { data = { error: response.statusText }; }
   if (!response.ok && data.ok === undefined) data.ok = false;
+  if (response.status === 401 && state.loggedIn) loadSession();  // our session ended
   return data;
 }
 
@@ -70,16 +71,19 @@ function renderStatus(s) {
           : "none"))));
     const m = k.meter || {};
     const phases = (xs, unit) => (xs || []).map((x) => fmt(x, 1)).join(" / ") + ` ${unit}`;
-    meters.append(el("dl", { class: "connector" },
+    // A silent meter's last values are no measurement of now: said so, not drawn.
+    const power = m.stale ? `meter not answering since ${when(m.at)}`
+      : fmt(m.power_w === undefined ? null : m.power_w / 1000, 2, "kW");
+    meters.append(el("dl", { class: m.stale ? "connector stale" : "connector" },
       el("dt", {}, `Connector ${id} power`),
-      el("dd", { id: `power-${id}` }, fmt(m.power_w === undefined ? null : m.power_w / 1000, 2, "kW")),
+      el("dd", { id: `power-${id}` }, power),
       el("dt", {}, "Current L1/L2/L3"), el("dd", {}, phases(m.current_a, "A")),
       el("dt", {}, "Voltage L1/L2/L3"), el("dd", {}, phases(m.voltage_v, "V")),
       el("dt", {}, "Energy"),
       el("dd", {}, fmt(m.energy_wh === null || m.energy_wh === undefined ? null
                                                                  : m.energy_wh / 1000, 3, "kWh"))));
     const live = (state.live[id] = state.live[id] || []);
-    live.push([Date.parse(s.at) / 1000, (m.power_w || 0) / 1000]);
+    if (!m.stale) live.push([Date.parse(s.at) / 1000, (m.power_w || 0) / 1000]);
     if (live.length > 3600) live.shift();
   }
   fillSelect($("#plot-connector"), Object.keys(s.connectors));
@@ -92,10 +96,22 @@ function fillSelect(select, ids) {
   select.replaceChildren(...ids.map((id) => el("option", { value: id }, id)));
 }
 
+// The browser's EventSource retries a dropped stream by itself, but gives up for good on an
+// answer other than 200 (503: too many pages open): then a new one, after a pause.  Once the
+// charger is back its sessions may be gone (a restart logs out): ask for ours anew.
+const RETRY_MS = 5000;
+
 function listen() {
   const source = new EventSource("/api/events");
-  source.addEventListener("status", (e) => renderStatus(JSON.parse(e.data)));
-  source.onerror = () => { $("#connection").textContent = "page lost the charger: reconnecting…"; };
+  source.addEventListener("status", (e) => {
+    if (state.lost) { state.lost = false; loadSession(); }
+    renderStatus(JSON.parse(e.data));
+  });
+  source.onerror = () => {
+    state.lost = true;
+    $("#connection").textContent = "page lost the charger: reconnecting…";
+    if (source.readyState === EventSource.CLOSED) { source.close(); setTimeout(listen, RETRY_MS); }
+  };
 }
 
 // ------------------------------------------------------------------ power plot
@@ -159,7 +175,9 @@ async function loadKeys() {
     const value = editable
       ? el("input", { value: k.value, id: `key-${k.key}`, title: k.description })
       : el("span", { id: `key-${k.key}`, title: k.description }, k.value);
-    const pending = k.pending !== null ? ` (after reboot: ${k.pending})` : "";
+    const pending = k.pending !== null
+      ? el("span", { class: "muted", id: `key-pending-${k.key}` }, ` (after reboot: ${k.pending})`)
+      : "";
     const save = editable ? el("button", { type: "button", "data-key": k.key }, "Save") : "";
     if (save) save.addEventListener("click", () => changeKey(k.key));
     body.append(el("tr", { "data-name": k.key.toLowerCase() },
@@ -181,14 +199,12 @@ function filterKeys() {
 
 async function changeKey(key) {
   const answer = await api("/api/keys", { key, value: $(`#key-${CSS.escape(key)}`).value });
+  // The table anew: the value now in force, the one waiting for a reboot, the source.
+  if (answer.ok) await loadKeys();
   const cell = $(`#key-answer-${CSS.escape(key)}`);
   cell.replaceChildren(el("span", { class: answer.ok ? "answer-ok" : "answer-bad",
                                     id: `key-status-${key}` },
                           answer.status || "Error", answer.reason ? `: ${answer.reason}` : ""));
-  if (answer.ok) {  // the row shows the value now in force and its source
-    const row = (await api("/api/keys")).keys.find((k) => k.key === key);
-    if (row) $(`#key-${CSS.escape(key)}`).closest("tr").children[3].textContent = row.source;
-  }
 }
 
 // ------------------------------------------------------------------ log
