@@ -118,11 +118,7 @@ class DiagnosticsCollector:
 
     def secrets(self) -> list[str]:
         """Every write-only key's value in force, in the forms it takes in text."""
-        out: list[str] = []
-        for d in self.keys.definitions.values():
-            if d.write_only:
-                out += redaction.key_secrets(str(self.keys.get(d.name) or ""))
-        return out
+        return self.keys.secrets()
 
     def bundle(
         self, file_name: str, start: datetime | None, stop: datetime | None

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
+from firmware import redaction
 from firmware.key_handles import (
     Key,
     KeyType,
@@ -294,6 +295,16 @@ class KeyRegistry:
 
     def get(self, name: str) -> Value:
         return self.values[name.casefold()]
+
+    def secrets(self) -> list[str]:
+        """What must never appear in a log, a page or an upload: every write-only key's value
+        in force (AuthorizationKey, a plug-in's) in each form it takes in text
+        (``redaction.key_secrets``: the value and, for a hex password, the text it stands for)."""
+        out: list[str] = []
+        for d in self.definitions.values():
+            if d.write_only:
+                out += redaction.key_secrets(str(self.get(d.name) or ""))
+        return out
 
     def __getitem__(self, key: Key[V]) -> V:
         """The value in force of a declared key, typed by its handle; KeyError when the key is

@@ -19,7 +19,6 @@ import ssl
 
 import websockets
 
-from firmware import redaction
 from firmware.certificate_checks import CertificateError
 from firmware.certificates import CertificateStore, NoValidRoot
 from firmware.config_keys import K, KeyDefinition, KeyRegistry, Source, Value
@@ -182,11 +181,7 @@ class SecurityProfiles:
     def secrets(self) -> list[str]:
         """What must never appear in a log or an upload: every write-only key's value in
         force (AuthorizationKey, a plug-in's) and the text it stands for (hex of a password)."""
-        out: list[str] = []
-        for d in self.keys.definitions.values():
-            if d.write_only:
-                out += redaction.key_secrets(str(self.keys.get(d.name) or ""))
-        return out
+        return self.keys.secrets()
 
     def connected(self) -> None:
         """The TLS and HTTP handshakes succeeded with the profile in force."""
