@@ -294,10 +294,12 @@ async def charger(
     devices: DevicesProcess | None = None,
     wrap: list[str] | None = None,
     boot_interval: int = 300,
+    csms_url: str | None = None,
 ) -> AsyncIterator[Charger]:
     """A controller process on the rig in ``work`` (a fresh state directory each time); its
     devices process and central system are started unless given.  ``wrap`` prefixes the
-    command (e.g. strace).  Stops what it started."""
+    command (e.g. strace); ``csms_url`` replaces the central system's (a proxy in
+    front of it).  Stops what it started."""
     async with contextlib.AsyncExitStack() as stack:
         if cs is None:
             cs = await stack.enter_async_context(
@@ -326,7 +328,7 @@ async def charger(
             "--config",
             str(config),
             "--csms-url",
-            cs.url,
+            csms_url or cs.url,
             "--state-dir",
             str(state),
             "--id",
