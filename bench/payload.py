@@ -250,9 +250,9 @@ async def _run(samples: int, idle_s: float) -> tuple[Table, list[str]]:
                         ]
                     else:
                         notes.append(f"{COMPACT_KEY}: not offered by this controller.")
-                    for name, value in variants:
-                        if value is not None:
-                            await _configure(cs, ch.cp_id, COMPACT_KEY, value)
+                    for name, switch in variants:
+                        if switch is not None:
+                            await _configure(cs, ch.cp_id, COMPACT_KEY, switch)
                         frames = await _session(ch, cs, samples)
                         pings = SESSION_S // ping_s if ping_s else 0
                         p, f, w, d = figures(frames, pings)
