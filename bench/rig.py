@@ -345,12 +345,24 @@ async def charger(
         try:
             yield ch
         finally:
+            if wrap:  # the controller is the wrapper's child: stop it, then the wrapper ends
+                _terminate_children(proc.pid)
             proc.terminate()
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _terminate_children(pid: int) -> None:
+    import signal
+
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(child), signal.SIGTERM)
+    time.sleep(1.0)
 
 
 __all__ = [
