@@ -1,14 +1,15 @@
 """Footprint: memory (RSS) and CPU (% of one core) of the controller process, idle and
 charging, one and two connectors, beside the minimal charger's.
 
-    python -m bench footprint [--seconds 20]
+    python -m bench footprint [--seconds 15]
 
 The controller runs on the rig (``bench.rig``): a Pi-like configuration with the real drivers'
 polling rates (control pilot every 0.2 s, meter every 1.0 s, one Modbus bus with a 0.1 s quiet
 gap), its Modbus devices (EVSE board, meter) in a separate process, so the figures are the
 controller's own; GPIO is gpiozero's mock pin factory inside the controller (event-driven, as
 lgpio's callbacks are on a Pi).  Each case is a fresh controller: booted, settled 3 s, then CPU
-over ``--seconds`` from /proc/PID/stat (utime + stime) and RSS from /proc/PID/statm at the end.
+over ``--seconds`` from /proc/PID/task/*/schedstat (on-CPU nanoseconds) and RSS from
+/proc/PID/statm at the end.
 "Charging" is a session on every connector (RemoteStartTransaction, the EV in C).
 Goals (issue 15): idle CPU ≤ 0.2 % of a core; idle RSS, one connector, ≤ 1.25 × the minimal
 charger's.
@@ -78,7 +79,7 @@ async def _controller(
         return rss_mib(ch.pid), window.percent()
 
 
-async def measure(seconds: float = 20.0) -> Table:
+async def measure(seconds: float = 15.0) -> Table:
     table = Table(
         "Footprint: the controller's own RSS and CPU, devices in another process",
         [
@@ -107,7 +108,7 @@ async def measure(seconds: float = 20.0) -> Table:
                     ratio(cpu, floor_cpu) if floor_cpu > 0 else "— (minimal: 0)",
                 )
     table.notes += [
-        f"CPU over {seconds:g} s per case (% of one core, /proc utime+stime), RSS at its end; "
+        f"CPU over {seconds:g} s per case (% of one core, /proc schedstat), RSS at its end; "
         "the minimal charger is idle in every row (it cannot charge).",
         "Pi-like config: pilot read every 0.2 s, meter every 1.0 s, Modbus TCP to the devices "
         "process with pi.toml's quiet gap 0.1 s; GPIO on gpiozero's mock pins in the "
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args(argv)
     print(asyncio.run(measure(args.seconds)).render())
     return 0

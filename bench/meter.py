@@ -3,7 +3,7 @@ model's read plan; an SDM630, an ABB B23 and a
 Carlo Gavazzi EM24) over Modbus RTU through a paced pseudo-terminal, beside the wire time of its
 frames.
 
-    python -m bench meter [--cycles 20]
+    python -m bench meter [--cycles 10]
 
 Two pseudo-terminal pairs and a relay thread between their masters: the driver
 (``hal.modbus.meter.ModbusEnergyMeter``) opens one slave, a pymodbus RTU server
@@ -116,7 +116,7 @@ async def _cycles(model: str, cycles: int) -> tuple[list[float], float, int]:
     return times, wire_bytes * BITS_PER_BYTE / BAUD, len(plan)
 
 
-def measure(cycles: int = 20) -> Table:
+def measure(cycles: int = 10) -> Table:
     table = Table(
         f"Meter read cycle at {BAUD} baud: Modbus RTU through a paced pseudo-terminal",
         [
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cycles", type=int, default=20)
+    parser.add_argument("--cycles", type=int, default=10)
     args = parser.parse_args(argv)
     print(measure(args.cycles).render())
     return 0

@@ -332,7 +332,7 @@ def _row(table: Table, name: str, values: list[float], floor: list[float] | None
     )
 
 
-def measure(trips: int = 1000, weld_trips: int = 40, cp_cycles: int = 20) -> Table:
+def measure(trips: int = 1000, weld_trips: int = 40, cp_cycles: int = 10) -> Table:
     # The HAL logs each trip (after the contactor opened): not onto this table's terminal.
     logging.disable(logging.CRITICAL)
     try:
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trips", type=int, default=1000)
     parser.add_argument("--weld-trips", type=int, default=40)
-    parser.add_argument("--cp-cycles", type=int, default=20)
+    parser.add_argument("--cp-cycles", type=int, default=10)
     args = parser.parse_args(argv)
     print(measure(args.trips, args.weld_trips, args.cp_cycles).render())
     return 0

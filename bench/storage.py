@@ -1,6 +1,6 @@
 """Storage: bytes written and fsyncs per charging hour in the state directory (SD-card wear).
 
-    python -m bench storage [--base-seconds 60 --sample-seconds 30]
+    python -m bench storage [--base-seconds 45 --sample-seconds 20]
 
 The controller runs on the rig (``bench.rig``) under ``strace -f -y -e
 trace=write,pwrite64,writev,pwritev,fsync,fdatasync``; the calls on files under its state
@@ -110,7 +110,7 @@ async def _run(base_s: float, sample_s: float) -> tuple[Counts, float, Counts, f
     return base, base_elapsed, sampled, sample_elapsed, samples
 
 
-def measure(base_s: float = 60.0, sample_s: float = 30.0) -> Table:
+def measure(base_s: float = 45.0, sample_s: float = 20.0) -> Table:
     base, base_elapsed, sampled, sample_elapsed, samples = asyncio.run(_run(base_s, sample_s))
     per_hour_samples = 3600 // SAMPLE_S
     table = Table(
@@ -152,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base-seconds", type=float, default=60.0)
-    parser.add_argument("--sample-seconds", type=float, default=30.0)
+    parser.add_argument("--base-seconds", type=float, default=45.0)
+    parser.add_argument("--sample-seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
     print(measure(args.base_seconds, args.sample_seconds).render())
     return 0
