@@ -27,7 +27,7 @@ BENCHMARKS: dict[str, tuple[Callable[[], Table], Callable[[], Table]]] = {
     ),
     "footprint": (
         lambda: asyncio.run(footprint_bench.measure(15.0)),
-        lambda: asyncio.run(footprint_bench.measure(1.0)),
+        lambda: asyncio.run(footprint_bench.measure(1.0, settle=0.5)),
     ),
     "safety": (lambda: safety.measure(1000, 40, 10), lambda: safety.measure(20, 2, 1)),
     "payload": (lambda: payload.measure(4, 7.0), lambda: payload.measure(1, 3.0)),

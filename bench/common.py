@@ -8,6 +8,7 @@ one run to the next, ratios of one run much less).
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import statistics
@@ -80,7 +81,7 @@ def percentile(values: Sequence[float], p: float) -> float:
     if not values:
         raise ValueError("no values")
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(p / 100 * len(ordered))))
     return ordered[rank - 1]
 
 

@@ -30,7 +30,7 @@ from centralsystem import CentralSystem
 SETTLE_S = 3.0
 
 
-async def _minimal(connectors: int, seconds: float) -> tuple[float, float]:
+async def _minimal(connectors: int, seconds: float, settle: float) -> tuple[float, float]:
     """(RSS MiB, CPU %) of the minimal charger, idle."""
     async with CentralSystem(host="127.0.0.1", port=0) as cs:
         proc = subprocess.Popen(
@@ -53,7 +53,7 @@ async def _minimal(connectors: int, seconds: float) -> tuple[float, float]:
                 ),
                 timeout=60,
             )
-            await asyncio.sleep(SETTLE_S)
+            await asyncio.sleep(settle)
             window = CpuWindow(proc.pid)
             window.start()
             await asyncio.sleep(seconds)
@@ -64,7 +64,7 @@ async def _minimal(connectors: int, seconds: float) -> tuple[float, float]:
 
 
 async def _controller(
-    work: Path, connectors: int, charging: bool, seconds: float
+    work: Path, connectors: int, charging: bool, seconds: float, settle: float
 ) -> tuple[float, float]:
     """(RSS MiB, CPU %) of a fresh controller, idle or with a session on every connector."""
     async with charger(work, connectors) as ch:
@@ -72,14 +72,14 @@ async def _controller(
         if charging:
             for n in range(1, connectors + 1):
                 await ch.start_session(n)
-        await asyncio.sleep(SETTLE_S)
+        await asyncio.sleep(settle)
         window = CpuWindow(ch.pid)
         window.start()
         await asyncio.sleep(seconds)
         return rss_mib(ch.pid), window.percent()
 
 
-async def measure(seconds: float = 15.0) -> Table:
+async def measure(seconds: float = 15.0, settle: float = SETTLE_S) -> Table:
     table = Table(
         "Footprint: the controller's own RSS and CPU, devices in another process",
         [
@@ -94,9 +94,9 @@ async def measure(seconds: float = 15.0) -> Table:
     )
     with tempfile.TemporaryDirectory(prefix="bench-footprint-") as tmp:
         for connectors in (1, 2):
-            floor_rss, floor_cpu = await _minimal(connectors, seconds)
+            floor_rss, floor_cpu = await _minimal(connectors, seconds, settle)
             for charging in (False, True):
-                rss, cpu = await _controller(Path(tmp), connectors, charging, seconds)
+                rss, cpu = await _controller(Path(tmp), connectors, charging, seconds, settle)
                 table.add(
                     f"{connectors} connector{'s' if connectors > 1 else ''}, "
                     f"{'charging' if charging else 'idle'}",

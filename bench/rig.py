@@ -154,12 +154,16 @@ def wiring(connectors: int, edges: Path | None) -> dict[str, Any]:
     return spec
 
 
-def status_of(connector: int, status: str | None = None) -> Callable[[MessageRecord], bool]:
-    """A predicate: a StatusNotification of ``connector`` (with ``status``, if given)."""
+def status_of(
+    connector: int, status: str | None = None, cp_id: str | None = None
+) -> Callable[[MessageRecord], bool]:
+    """A predicate: a StatusNotification of ``connector`` (with ``status``, of ``cp_id``, if
+    given)."""
 
     def matches(r: MessageRecord) -> bool:
         return (
             r.action == "StatusNotification"
+            and (cp_id is None or r.cp_id == cp_id)
             and r.message_type == "CALL"
             and r.payload.get("connectorId") == connector
             and (status is None or r.payload.get("status") == status)
@@ -252,12 +256,16 @@ class Charger:
         """Seconds from process start to the BootNotification, once every connector has sent
         its first StatusNotification."""
         await self.cs.wait_for(
-            lambda r: r.action == "BootNotification" and r.message_type == "CALL",
+            lambda r: (
+                r.action == "BootNotification"
+                and r.message_type == "CALL"
+                and r.cp_id == self.cp_id
+            ),
             timeout=timeout,
         )
         booted = time.monotonic() - self.began
         for n in range(1, connectors + 1):
-            await self.cs.wait_for(status_of(n), timeout)
+            await self.cs.wait_for(status_of(n, cp_id=self.cp_id), timeout)
         return booted
 
     async def start_session(self, connector: int, id_tag: str = "BENCH") -> None:
@@ -270,7 +278,7 @@ class Charger:
             self.cp_id, call.RemoteStartTransaction(id_tag=id_tag, connector_id=connector)
         )
         await self.devices.command(f"charge {connector}")
-        await self.cs.wait_for(status_of(connector, "Charging"), timeout=30, since=mark)
+        await self.cs.wait_for(status_of(connector, "Charging", self.cp_id), timeout=30, since=mark)
 
     def contactor_edges(self, coil: int) -> list[tuple[bool, float]]:
         """(closed, monotonic time) of every change of the coil on ``coil``."""
