@@ -68,10 +68,16 @@ def test_safety_latencies_are_ordered_and_cover_every_path() -> None:
         for what in ("bare gpiozero callback (floor)", "RCD", "emergency stop", "weld"):
             assert any(p.startswith(what) and p.endswith(mode) for p in paths), (what, mode)
     assert paths[-1].startswith("CP C -> B")
+    floor_p99 = 0.0
     for row in table.rows:
-        trips, p50, p99, worst = int(row[1]), number(row[2]), number(row[3]), number(row[4])
+        trips, p50, p99, worst = int(row[2]), number(row[3]), number(row[4]), number(row[5])
         assert trips > 0
         assert 0 < p50 <= p99 <= worst
+        if row[0].startswith("bare"):
+            floor_p99 = p99
+            assert number(row[1]) > 0  # the switch interval in force, ms
+        if row[0].startswith(("RCD", "emergency stop")):
+            consistent(row[6], p99, floor_p99)
 
 
 def test_payload_floor_is_below_the_payload_and_the_deflate_emulation_matches_the_wire() -> None:
