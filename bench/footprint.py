@@ -28,6 +28,7 @@ from bench.rig import charger
 from centralsystem import CentralSystem
 
 SETTLE_S = 3.0
+GOAL_CPU_PERCENT = 0.2
 
 
 async def _minimal(connectors: int, seconds: float, settle: float) -> tuple[float, float]:
@@ -89,7 +90,7 @@ async def measure(seconds: float = 15.0, settle: float = SETTLE_S) -> Table:
             "minimal charger RSS",
             "minimal charger CPU",
             "RSS ÷ minimal",
-            "CPU ÷ minimal",
+            "CPU ÷ goal (0.2 %)",
         ],
     )
     with tempfile.TemporaryDirectory(prefix="bench-footprint-") as tmp:
@@ -101,15 +102,16 @@ async def measure(seconds: float = 15.0, settle: float = SETTLE_S) -> Table:
                     f"{connectors} connector{'s' if connectors > 1 else ''}, "
                     f"{'charging' if charging else 'idle'}",
                     f"{rss:.1f} MiB",
-                    f"{cpu:.2f} %",
+                    f"{cpu:.3f} %",
                     f"{floor_rss:.1f} MiB",
-                    f"{floor_cpu:.2f} %",
+                    f"{floor_cpu:.3f} %",
                     ratio(rss, floor_rss),
-                    ratio(cpu, floor_cpu) if floor_cpu > 0 else "— (minimal: 0)",
+                    ratio(cpu, GOAL_CPU_PERCENT),
                 )
     table.notes += [
         f"CPU over {seconds:g} s per case (% of one core, /proc schedstat), RSS at its end; "
-        "the minimal charger is idle in every row (it cannot charge).",
+        "the minimal charger is idle in every row (it cannot charge) and next to nothing "
+        "(a Heartbeat every 300 s), so CPU is compared with the goal instead.",
         "Pi-like config: pilot read every 0.2 s, meter every 1.0 s, Modbus TCP to the devices "
         "process with pi.toml's quiet gap 0.1 s; GPIO on gpiozero's mock pins in the "
         "controller (no polling). Goals: idle CPU ≤ 0.20 %, idle RSS (1 connector) ≤ 1.25 × "

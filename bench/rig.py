@@ -2,13 +2,15 @@
 Modbus devices in another process (``bench.devices``), the bundled central system on 127.0.0.1
 in the benchmark's process.
 
-The configuration (``pi_like_config``) is config/pi.toml's with the real drivers' polling
-rates: the control pilot read every 0.2 s (``firmware.connector_senses.PILOT_POLL_S``), the meter
-every ``meter_poll_interval_s`` = 1.0 s, pilot and meter on one bus with pi.toml's quiet gap
-(0.1 s), timeout (0.5 s) and retries (1), over Modbus TCP to ``bench.devices`` instead of RS-485.
-GPIO: the real drivers on gpiozero's mock pin factory inside the controller (``bench.controller``:
-event-driven wires, no thread; the mock costs about what lgpio's callbacks cost).  No card
-reader (its serial port does not exist here): sessions start with RemoteStartTransaction.
+The configuration (``pi_like``) is config/pi.toml as it is in this checkout, so the real
+drivers' polling rates and bus settings are the shipped ones (today: the control pilot read
+every 0.2 s, ``firmware.connector_senses.PILOT_POLL_S``; the meter every
+``meter_poll_interval_s`` = 1.0 s; pilot and meter on one bus with a 0.1 s quiet gap, 0.5 s
+timeout, 1 retry), with three changes: the bus is Modbus TCP to ``bench.devices`` instead of
+RS-485, there is no card reader (its serial port does not exist here: sessions start with
+RemoteStartTransaction), and a second connector, when asked for, is a copy of the first on
+other pins.  GPIO: the real drivers on gpiozero's mock pin factory inside the controller
+(``bench.controller``: event-driven wires, no thread).
 """
 
 from __future__ import annotations
@@ -29,12 +31,12 @@ from bench.common import REPO
 from centralsystem import CentralSystem
 from centralsystem.records import MessageRecord
 
-# Pins of config/pi.toml; a second connector gets its own.
-CONNECTOR_PINS = {
-    1: {"coil": 17, "mirror": 27, "lock": 5, "unlock": 6, "feedback": 13},
-    2: {"coil": 19, "mirror": 26, "lock": 7, "unlock": 8, "feedback": 25},
+PI_TOML = REPO / "config" / "pi.toml"
+# A second connector's pins (config/pi.toml has one connector).
+SECOND_CONNECTOR_PINS = {
+    "contactor": {"pin": 19, "mirror_pin": 26},
+    "lock": {"lock_pin": 7, "unlock_pin": 8, "feedback_pin": 25},
 }
-RCD_PIN, ESTOP_PIN = 22, 23
 
 # The seed's defaults (Monta, /work/shared/seed): what a central system sets on a charger.
 MONTA_KEYS: dict[str, str | int | bool] = {
@@ -56,12 +58,69 @@ MONTA_KEYS: dict[str, str | int | bool] = {
 }
 
 
-def _toml_value(value: str | int | bool) -> str:
+def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(value)
+
+
+def _toml(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``data`` as TOML (scalars, lists of scalars, tables, arrays of tables)."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not _is_table(v)]
+    for k, v in data.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            lines += ["", f"[{name}]", *_toml(v, f"{name}.")]
+        elif _is_table(v):
+            for item in v:
+                lines += ["", f"[[{name}]]", *_toml(item, f"{name}.")]
+    return lines
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, dict) or (
+        isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+    )
+
+
+def pi_like(
+    modbus_port: int,
+    connectors: int = 1,
+    keys: Mapping[str, str | int | bool] | None = None,
+) -> dict[str, Any]:
+    """config/pi.toml as read now, for ``connectors`` connectors (the second one a copy of the
+    first on ``SECOND_CONNECTOR_PINS``) whose pilot and meter answer on Modbus TCP
+    ``127.0.0.1:modbus_port`` (``bench.devices`` unit ids) with the file's bus settings, no
+    card reader (its serial port does not exist here), ``keys`` in ``[ocpp_keys]``."""
+    import copy
+    import tomllib
+
+    from bench.devices import board_unit, meter_unit
+
+    config: dict[str, Any] = tomllib.loads(PI_TOML.read_text())
+    config["chargepoint"].update(
+        id="BENCH-PI", csms_url="ws://127.0.0.1:9/ocpp", log_level="WARNING"
+    )
+    config.pop("card_reader", None)
+    config["ocpp_keys"] = {**config.get("ocpp_keys", {}), **(keys or {})}
+    first = config["connectors"][0]
+    config["connectors"] = [first]
+    if connectors > 1:
+        second = copy.deepcopy(first)
+        for table, pins in SECOND_CONNECTOR_PINS.items():
+            if table in second:
+                second[table].update(pins)
+        config["connectors"].append(second)
+    for n, connector in enumerate(config["connectors"], start=1):
+        for role, unit in (("pilot", board_unit(n)), ("meter", meter_unit(n))):
+            bus = connector[role]
+            bus.pop("port", None)
+            bus.update(host="127.0.0.1", tcp_port=modbus_port, unit_id=unit)
+    return config
 
 
 def pi_like_config(
@@ -70,86 +129,36 @@ def pi_like_config(
     connectors: int = 1,
     *,
     keys: Mapping[str, str | int | bool] | None = None,
-    extra: str = "",
-) -> Path:
-    """Write the Pi-like configuration for ``connectors`` connectors whose devices answer on
-    Modbus TCP ``127.0.0.1:modbus_port`` (``bench.devices`` unit ids); ``keys`` go to
-    ``[ocpp_keys]``, ``extra`` (TOML) is appended."""
-    from bench.devices import board_unit, meter_unit
-
-    lines = [
-        "[chargepoint]",
-        'id = "BENCH-PI"',
-        'csms_url = "ws://127.0.0.1:9/ocpp"',
-        'hardware = "gpio"',
-        'vendor = "PiChargepoint"',
-        'model = "PiCharger"',
-        'log_level = "WARNING"',
-        "meter_poll_interval_s = 1.0",
-        "",
-        "[ocpp_keys]",
-        *(f"{k} = {_toml_value(v)}" for k, v in (keys or {}).items()),
-        "",
-        "[safety]",
-        f"residual_current_pin = {RCD_PIN}",
-        "residual_current_active_high = true",
-        f"emergency_stop_pin = {ESTOP_PIN}",
-        "emergency_stop_healthy_high = false",
-        "",
-        "[indicator]",
-        "red_pin = 16",
-        "green_pin = 20",
-        "blue_pin = 21",
-        "",
-        "[buzzer]",
-        "pin = 12",
-    ]
-    bus = [
-        'host = "127.0.0.1"',
-        f"tcp_port = {modbus_port}",
-        "quiet_gap_s = 0.1",
-        "timeout_s = 0.5",
-        "retries = 1",
-    ]
-    for n in range(1, connectors + 1):
-        p = CONNECTOR_PINS[n]
-        lines += [
-            "",
-            "[[connectors]]",
-            'cable = "socket"',
-            "max_current_a = 16.0",
-            "[connectors.contactor]",
-            f"pin = {p['coil']}",
-            f"mirror_pin = {p['mirror']}",
-            "[connectors.lock]",
-            f"lock_pin = {p['lock']}",
-            f"unlock_pin = {p['unlock']}",
-            f"feedback_pin = {p['feedback']}",
-            "pulse_s = 0.5",
-            "settle_s = 0.1",
-            "[connectors.pilot]",
-            'kind = "evse-wb"',
-            f"unit_id = {board_unit(n)}",
-            *bus,
-            "[connectors.meter]",
-            'model = "SDM630"',
-            f"unit_id = {meter_unit(n)}",
-            *bus,
-        ]
-    path.write_text("\n".join(lines) + "\n" + extra)
-    return path
+) -> dict[str, Any]:
+    """Write ``pi_like(...)`` to ``path``; returns it."""
+    config = pi_like(modbus_port, connectors, keys)
+    path.write_text("\n".join(_toml(config)) + "\n")
+    return config
 
 
-def wiring(connectors: int, edges: Path | None) -> dict[str, Any]:
-    """``bench.controller``'s BENCH_WIRING for ``pi_like_config``."""
-    levels = {RCD_PIN: False, ESTOP_PIN: False}
+def wiring(config: Mapping[str, Any], edges: Path | None) -> dict[str, Any]:
+    """``bench.controller``'s BENCH_WIRING for ``config`` (a ``pi_like`` dict): inputs at
+    their healthy levels, mirrors following coils, lock feedback following the motor."""
+    safety = config["safety"]
+    levels = {
+        int(safety["residual_current_pin"]): not safety.get("residual_current_active_high", True)
+    }
+    if "emergency_stop_pin" in safety:
+        levels[int(safety["emergency_stop_pin"])] = bool(
+            safety.get("emergency_stop_healthy_high", False)
+        )
     spec: dict[str, Any] = {"contactors": [], "locks": [], "edges": str(edges) if edges else None}
-    for n in range(1, connectors + 1):
-        p = CONNECTOR_PINS[n]
-        levels[p["mirror"]] = False
-        levels[p["feedback"]] = False
-        spec["contactors"].append([p["coil"], p["mirror"], True, True])
-        spec["locks"].append([p["lock"], p["unlock"], p["feedback"], True])
+    for connector in config["connectors"]:
+        c = connector["contactor"]
+        mirror, mirror_high = c.get("mirror_pin"), c.get("mirror_active_high", True)
+        if mirror is not None:
+            levels[int(mirror)] = not mirror_high  # open
+        spec["contactors"].append([c["pin"], mirror, c.get("active_high", True), mirror_high])
+        lock = connector.get("lock")
+        if lock is not None:
+            high = lock.get("feedback_active_high", True)
+            levels[int(lock["feedback_pin"])] = not high  # unlocked
+            spec["locks"].append([lock["lock_pin"], lock["unlock_pin"], lock["feedback_pin"], high])
     spec["levels"] = levels
     return spec
 
@@ -246,7 +255,12 @@ class Charger:
     edges: Path
     cp_id: str
     began: float  # time.monotonic() just before the process was started
+    config: dict[str, Any]  # its configuration file, as read (``pi_like``)
     log: Path = field(default_factory=Path)
+
+    def coil(self, connector: int = 1) -> int:
+        """The BCM pin of ``connector``'s contactor coil."""
+        return int(self.config["connectors"][connector - 1]["contactor"]["pin"])
 
     @property
     def pid(self) -> int:
@@ -297,7 +311,6 @@ async def charger(
     connectors: int = 1,
     *,
     keys: Mapping[str, str | int | bool] | None = None,
-    extra: str = "",
     cs: CentralSystem | None = None,
     devices: DevicesProcess | None = None,
     wrap: list[str] | None = None,
@@ -321,11 +334,10 @@ async def charger(
         n = len(list(work.glob("state-*")))
         state = work / f"state-{n}"
         edges = work / f"edges-{n}.txt"
-        config = pi_like_config(work / f"pi-like-{n}.toml", devices.port, connectors, keys=keys)
-        if extra:
-            config.write_text(config.read_text() + extra)
+        config_path = work / f"pi-like-{n}.toml"
+        config = pi_like_config(config_path, devices.port, connectors, keys=keys)
         cp_id = f"BENCH-{n}"
-        env = {**os.environ, "BENCH_WIRING": json.dumps(wiring(connectors, edges))}
+        env = {**os.environ, "BENCH_WIRING": json.dumps(wiring(config, edges))}
         log = work / f"controller-{n}.log"
         command = [
             *(wrap or []),
@@ -334,7 +346,7 @@ async def charger(
             "bench.controller",
             "run",
             "--config",
-            str(config),
+            str(config_path),
             "--csms-url",
             csms_url or cs.url,
             "--state-dir",
@@ -349,7 +361,7 @@ async def charger(
             proc = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env
             )
-        ch = Charger(cs, devices, proc, state, edges, cp_id, began, log)
+        ch = Charger(cs, devices, proc, state, edges, cp_id, began, config, log)
         try:
             yield ch
         finally:
@@ -374,11 +386,12 @@ def _terminate_children(pid: int) -> None:
 
 
 __all__ = [
-    "CONNECTOR_PINS",
+    "SECOND_CONNECTOR_PINS",
     "MONTA_KEYS",
     "Charger",
     "DevicesProcess",
     "charger",
+    "pi_like",
     "pi_like_config",
     "wiring",
 ]

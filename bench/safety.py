@@ -291,14 +291,14 @@ def _weld_case(blocked: bool, trips: int) -> list[float]:
 
 async def _cp_c_to_b(cycles: int) -> list[float]:
     """Latencies (s) of ``cycles`` C -> B -> contactor open on the rig."""
-    from bench.rig import CONNECTOR_PINS, charger
+    from bench.rig import charger
 
-    coil = CONNECTOR_PINS[1]["coil"]
     out: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-cp-") as tmp:
         async with charger(Path(tmp), 1) as ch:
             await ch.wait_booted(1)
             await ch.start_session(1)
+            coil = ch.coil(1)
             for _ in range(cycles):
                 await _wait_coil(ch.contactor_edges, coil, True)
                 await asyncio.sleep(random.uniform(0.3, 0.6))

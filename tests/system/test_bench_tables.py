@@ -59,6 +59,7 @@ def test_footprint_has_both_processes_idle_and_charging() -> None:
         assert cpu > 0  # the controller polls its pilot: never exactly idle
         assert floor_cpu >= 0
         consistent(row[5], rss, floor_rss)
+        consistent(row[6], cpu, 0.2)
 
 
 def test_safety_latencies_are_ordered_and_cover_every_path() -> None:
