@@ -257,6 +257,7 @@ class Charger:
     began: float  # time.monotonic() just before the process was started
     config: dict[str, Any]  # its configuration file, as read (``pi_like``)
     log: Path = field(default_factory=Path)
+    since: int = 0  # the central system's mark when the process was started
 
     def coil(self, connector: int = 1) -> int:
         """The BCM pin of ``connector``'s contactor coil."""
@@ -276,10 +277,11 @@ class Charger:
                 and r.cp_id == self.cp_id
             ),
             timeout=timeout,
+            since=self.since,
         )
         booted = time.monotonic() - self.began
         for n in range(1, connectors + 1):
-            await self.cs.wait_for(status_of(n, cp_id=self.cp_id), timeout)
+            await self.cs.wait_for(status_of(n, cp_id=self.cp_id), timeout, since=self.since)
         return booted
 
     async def start_session(self, connector: int, id_tag: str = "BENCH") -> None:
@@ -316,11 +318,13 @@ async def charger(
     wrap: list[str] | None = None,
     boot_interval: int = 300,
     csms_url: str | None = None,
+    state_dir: Path | None = None,
 ) -> AsyncIterator[Charger]:
     """A controller process on the rig in ``work`` (a fresh state directory each time); its
     devices process and central system are started unless given.  ``wrap`` prefixes the
     command (e.g. strace); ``csms_url`` replaces the central system's (a proxy in
-    front of it).  Stops what it started."""
+    front of it); ``state_dir``: an earlier controller's (a restart), else a fresh one.
+    Stops what it started."""
     async with contextlib.AsyncExitStack() as stack:
         if cs is None:
             cs = await stack.enter_async_context(
@@ -331,8 +335,8 @@ async def charger(
             await devices.start()
             stack.push_async_callback(devices.stop)
         work.mkdir(parents=True, exist_ok=True)
-        n = len(list(work.glob("state-*")))
-        state = work / f"state-{n}"
+        n = len(list(work.glob("pi-like-*.toml")))
+        state = state_dir or work / f"state-{n}"
         edges = work / f"edges-{n}.txt"
         config_path = work / f"pi-like-{n}.toml"
         config = pi_like_config(config_path, devices.port, connectors, keys=keys)
@@ -356,12 +360,13 @@ async def charger(
             "--log-level",
             "WARNING",
         ]
+        since = cs.mark()
         with log.open("wb") as out:
             began = time.monotonic()
             proc = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env
             )
-        ch = Charger(cs, devices, proc, state, edges, cp_id, began, config, log)
+        ch = Charger(cs, devices, proc, state, edges, cp_id, began, config, log, since)
         try:
             yield ch
         finally:
