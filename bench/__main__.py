@@ -31,7 +31,7 @@ BENCHMARKS: dict[str, tuple[Callable[[], Table], Callable[[], Table]]] = {
     ),
     "safety": (lambda: safety.measure(1000, 40, 10), lambda: safety.measure(20, 2, 1)),
     "payload": (lambda: payload.measure(4, 7.0), lambda: payload.measure(1, 3.0)),
-    "storage": (lambda: storage.measure(120.0, 20.0), lambda: storage.measure(3.0, 6.0)),
+    "storage": (lambda: storage.measure(120.0, 20.0), lambda: storage.measure(3.0, 12.0)),
     "meter": (lambda: meter.measure(10), lambda: meter.measure(2)),
     "fuzz": (lambda: fuzz_rate.measure(1000), lambda: fuzz_rate.measure(50)),
 }

@@ -112,6 +112,8 @@ async def _run(base_s: float, sample_s: float) -> tuple[Counts, float, Counts, f
 
 def measure(base_s: float = 120.0, sample_s: float = 20.0) -> Table:
     base, base_elapsed, sampled, sample_elapsed, samples = asyncio.run(_run(base_s, sample_s))
+    if samples == 0:
+        raise RuntimeError(f"no MeterValues in {sample_elapsed:.0f} s at {SHORT_SAMPLE_S} s")
     per_hour_samples = 3600 // SAMPLE_S
     table = Table(
         "Storage: writes and fsyncs per charging hour in the state directory",
@@ -119,7 +121,7 @@ def measure(base_s: float = 120.0, sample_s: float = 20.0) -> Table:
     )
 
     def row(name: str, base_value: float, fmt: str, unit: str, goal: float | None) -> None:
-        rest = max(0.0, (sampled_value(name) - base_value * sample_elapsed)) / max(samples, 1)
+        rest = max(0.0, (sampled_value(name) - base_value * sample_elapsed)) / samples
         hour = base_value * 3600 + rest * per_hour_samples
         table.add(
             name,
