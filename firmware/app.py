@@ -237,6 +237,10 @@ async def _start_with(
         tasks.append(asyncio.create_task(site.run(), name="grid-meter"))
     if bench_control is not None:
         await bench_control.start()
+    if settings.web.enabled:  # aiohttp is loaded only here (firmware.web)
+        from firmware.web import serve_web
+
+        running.web = await serve_web(running)
     running.tasks = tasks
     for task in tasks:
         task.add_done_callback(lambda t: stop_on_crash(t, stop))

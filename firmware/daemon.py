@@ -66,6 +66,7 @@ class Running:
     bench: Any | None
     stop: asyncio.Event
     bench_control: Stoppable | None = None  # the bench's control socket (chargepoint bench)
+    web: Stoppable | None = None  # the local web page ([web], firmware.web)
     reset_requested: bool | None = None  # None, or True for hard / False for soft
     crashed: bool = False  # an unhandled exception: outputs were driven safe, exit non-zero
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -188,6 +189,8 @@ async def shutdown(running: Running) -> None:
     running.devices.safe_state()
     with suppress(Exception):
         await running.charger.shutdown()
+    if running.web is not None:  # before the stores close: the page reads them
+        await running.web.stop()
     if running.mains is not None:
         running.mains.stop()
     for task in running.tasks:

@@ -191,6 +191,41 @@ class UpdateSettings:
 
 
 @dataclass(frozen=True)
+class PasswordHash:
+    """``[web] password_hash``: what ``chargepoint web password`` prints (firmware.web.auth)."""
+
+    def problem(self, value: str) -> str | None:
+        from firmware.web.auth import hash_problem
+
+        return hash_problem(value)
+
+
+@dataclass(frozen=True)
+class BindAddress:
+    """``[web] bind``: an IPv4 or IPv6 address of this machine (not a host name)."""
+
+    def problem(self, value: str) -> str | None:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            return f"must be an IP address such as 127.0.0.1, 0.0.0.0 or ::, not {value!r}"
+        return None
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """``[web]``: the local web page (docs/web.md).  Off unless enabled; bound to this machine
+    only (127.0.0.1) unless ``bind`` says otherwise; read-only without ``password_hash``."""
+
+    enabled: bool = False
+    bind: Annotated[str, BindAddress()] = "127.0.0.1"
+    port: Annotated[int, Range(0, 65535, what="0: any free port")] = 8080
+    password_hash: Annotated[str, PasswordHash()] | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     charge_point_id: str
     csms_url: str
@@ -211,6 +246,7 @@ class Settings:
     release: ReleaseSettings = field(default_factory=ReleaseSettings)
     update: UpdateSettings = field(default_factory=UpdateSettings)
     site: SiteSettings | None = None  # None: no [site] table, no site limit
+    web: WebSettings = field(default_factory=WebSettings)
     source: Path | None = None
 
     def with_overrides(

@@ -28,6 +28,7 @@ from firmware.settings import (
     Settings,
     SiteSettings,
     UpdateSettings,
+    WebSettings,
 )
 from firmware.tomlcheck import (
     Problems,
@@ -149,6 +150,7 @@ TABLES = (
     "release",
     "update",
     "site",
+    "web",
 )
 
 
@@ -259,6 +261,7 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
     logging_settings = found.take(check_table, LoggingSettings, data.get("logging", {}), "logging")
     release = found.take(check_table, ReleaseSettings, data.get("release", {}), "release")
     update = found.take(check_table, UpdateSettings, data.get("update", {}), "update")
+    web = found.take(check_table, WebSettings, data.get("web", {}), "web")
     site_and_grid = found.take(_site, data["site"]) if "site" in data else (None, None)
     if cp is not None and site_and_grid is not None:
         site_found, grid_found = site_and_grid
@@ -294,6 +297,7 @@ def parse(data: dict[str, Any], source: Path | None = None) -> Settings:
         release=release,
         update=update,
         site=site,
+        web=web,
         source=source,
     )
 

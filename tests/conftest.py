@@ -40,6 +40,9 @@ def bench_settings(csms_url: str, state_dir: Path, **keys: object) -> Settings:
         ocpp_keys=ocpp_keys,
         meter_poll_interval_s=0.2,
         bench=replace(s.bench, time_scale=60.0),
+        # The page is the web tests' business (tests/system/test_web*.py): the others neither
+        # load aiohttp nor contend for its port.
+        web=replace(s.web, enabled=False),
     )
 
 

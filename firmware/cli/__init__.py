@@ -1,7 +1,7 @@
 """``chargepoint``: the command line.
 
 The tools behind the commands are the modules of this package (``demo``, ``config``, ``auth``,
-``certificate``, ``doctor``, ``hwtest``, ``release``, and the doc generators ``keydoc``,
+``certificate``, ``doctor``, ``hwtest``, ``release``, ``web``, and the doc generators ``keydoc``,
 ``filedoc`` and ``charging_doc``); the daemon never loads them.  They reach hardware only
 through the composition root's ``firmware.app_devices`` (and the key registry through
 ``firmware.app_keys``).
@@ -152,6 +152,8 @@ def _demo(args: argparse.Namespace) -> int:
                 minutes=args.minutes,
                 verbose=args.verbose,
                 state_dir=Path(args.state_dir) if args.state_dir else None,
+                web=args.web,
+                web_port=args.web_port,
             )
         )
     except StoreUnusable as exc:  # the same line as `chargepoint run`'s
@@ -234,6 +236,12 @@ def _auth(args: argparse.Namespace) -> int:
         Path(args.state_dir) if args.state_dir else None,
         getattr(args, "id_tag", None),
     )
+
+
+def _web(args: argparse.Namespace) -> int:
+    from firmware.cli import web
+
+    return web.password(args.stdin)
 
 
 def _certificate(args: argparse.Namespace) -> int:
@@ -352,6 +360,14 @@ def parser() -> argparse.ArgumentParser:
         "--state-dir", type=_not_empty, help="keep state here instead of a temporary directory"
     )
     demo.add_argument("--verbose", action="store_true", help="also show the controller's log")
+    demo.add_argument(
+        "--web",
+        action="store_true",
+        help="serve the web page (docs/web.md) and keep running after the session until Ctrl-C",
+    )
+    demo.add_argument(
+        "--web-port", type=_tcp_port, default=8080, help="the web page's port (default 8080)"
+    )
     demo.set_defaults(func=_demo)
 
     doctor = sub.add_parser(
@@ -457,6 +473,16 @@ def parser() -> argparse.ArgumentParser:
     install.add_argument("kind", choices=["central-system", "manufacturer"])
     install.add_argument("file")
     cert.set_defaults(func=_certificate)
+
+    web = sub.add_parser("web", help="the local web page ([web], docs/web.md)")
+    wsub = web.add_subparsers(dest="web_cmd", required=True)
+    password = wsub.add_parser(
+        "password", help="print the [web] password_hash line for a password (scrypt)"
+    )
+    password.add_argument(
+        "--stdin", action="store_true", help="read the password from standard input, once"
+    )
+    web.set_defaults(func=_web)
 
     from firmware.cli import release
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from centralsystem import CentralSystem, MessageRecord, format_record, match
 from firmware import app, app_devices
@@ -24,27 +26,43 @@ from firmware.settings_load import load
 
 CARD = "DEMO-CARD-01"
 TIME_SCALE = 30.0  # simulated seconds per real second
+WEB_WAIT_S = 10.0  # --web: time to open the page before the driver plugs in
 
 
 def _say(text: str) -> None:
     print(f"\n>>> {text}", flush=True)
 
 
-def demo_settings(csms_url: str, state_dir: Path) -> Settings:
+def demo_settings(
+    csms_url: str, state_dir: Path, web_password: str | None = None, web_port: int = 8080
+) -> Settings:
+    """The bench example for the demo; the web page only with ``web_password`` (``--web``)."""
     settings = load(example_path("bench"))  # shipped with the package
     keys = dict(settings.ocpp_keys)
     keys["MeterValueSampleInterval"] = 2  # real seconds: a meter value per simulated minute
+    web = replace(settings.web, enabled=False)
+    if web_password is not None:
+        from firmware.web.auth import hash_password
+
+        web = replace(web, enabled=True, port=web_port, password_hash=hash_password(web_password))
     return replace(
         settings.with_overrides(csms_url=csms_url, state_dir=state_dir),
         ocpp_keys=keys,
         bench=replace(settings.bench, time_scale=TIME_SCALE),
         meter_poll_interval_s=0.5,
+        web=web,
     )
 
 
 async def run_demo(
-    minutes: float = 5.0, verbose: bool = False, state_dir: Path | None = None
+    minutes: float = 5.0,
+    verbose: bool = False,
+    state_dir: Path | None = None,
+    web: bool = False,
+    web_port: int = 8080,
 ) -> int:
+    """``web``: serve the page (a fresh password printed), give the browser a few seconds
+    before the session, and keep the controller running after it until Ctrl-C."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.ERROR,
         format="    [controller] %(levelname)s %(name)s: %(message)s",
@@ -58,7 +76,8 @@ async def run_demo(
     with tempfile.TemporaryDirectory(prefix="chargepoint-demo-") as tmp:
         state = state_dir or Path(tmp)
         async with CentralSystem(host="127.0.0.1", port=0, on_message=show) as cs:
-            settings = demo_settings(cs.url, state)
+            password = secrets.token_urlsafe(9) if web else None
+            settings = demo_settings(cs.url, state, password, web_port)
             cp = settings.charge_point_id
             _say(
                 f"central system on {cs.url}; controller {cp} on the simulated bench "
@@ -66,12 +85,30 @@ async def run_demo(
             )
             running = await app.start(settings)
             try:
-                return await _play(cs, running, cp, minutes)
+                if web:
+                    await _open_page(running, password)
+                result = await _play(cs, running, cp, minutes)
+                if web and running.web is not None:
+                    _say("the page stays up (the bench buttons work too): Ctrl-C ends the demo")
+                    await running.stop.wait()
+                return result
             except (TimeoutError, ConnectionError) as exc:
                 print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
                 return 1
             finally:
                 await app.shutdown(running)
+
+
+async def _open_page(running: app.Running, password: str | None) -> None:
+    server: Any = running.web
+    if server is None:
+        _say("the web page could not be served (see the warning above): going on without it")
+        return
+    _say(
+        f"web page: http://{running.settings.web.bind}:{server.port}/  (log in with "
+        f"password {password} to use the buttons); the session starts in {WEB_WAIT_S:g} s"
+    )
+    await asyncio.sleep(WEB_WAIT_S)
 
 
 async def _play(cs: CentralSystem, running: app.Running, cp: str, minutes: float) -> int:

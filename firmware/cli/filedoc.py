@@ -17,14 +17,17 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_typ
 from firmware.profiles import FEATURE_PROFILES, IMPLEMENTED
 from firmware.settings import (
     BenchSettings,
+    BindAddress,
     ChargepointTable,
     CsmsUrl,
     FeatureProfiles,
     LoggingSettings,
     OcppSettings,
+    PasswordHash,
     ReleaseSettings,
     SiteSettings,
     UpdateSettings,
+    WebSettings,
 )
 from hal.config import (
     METER_MODEL_NAMES,
@@ -146,6 +149,14 @@ _TABLES: list[tuple[str, str, type, tuple[str, ...], list[tuple[str, str, str]]]
         [],
     ),
     (
+        "[web]",
+        "the local web page: status, meter, keys, log, bench buttons (optional table; off "
+        "unless enabled; read-only without `password_hash`; see [web.md](web.md))",
+        WebSettings,
+        (),
+        [],
+    ),
+    (
         "[site]",
         "the site's main fuse and its dynamic load management (optional table; see "
         "[smart-charging.md](smart-charging.md#the-site-limit-and-the-grid-meter))",
@@ -194,6 +205,10 @@ def describe(hint: Any) -> str:
                     + ", ".join(f"`{p}`" for p in FEATURE_PROFILES if p not in IMPLEMENTED)
                     + ": not implemented)"
                 )
+            elif isinstance(mark, PasswordHash):
+                text += ": what `chargepoint web password` prints (scrypt), never the password"
+            elif isinstance(mark, BindAddress):
+                text += ": an IP address of this machine (`0.0.0.0`: every interface)"
             elif isinstance(mark, CsmsUrl):
                 text += ": `ws://` or `wss://`, host, optional port, path; no query or fragment"
         return text

@@ -19,6 +19,7 @@ import ssl
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import websockets
@@ -161,6 +162,13 @@ class OcppSession:
     @property
     def connected(self) -> bool:
         return self._conn is not None
+
+    @property
+    def connected_since(self) -> datetime | None:
+        """When the WebSocket in use was opened (UTC), None while not connected."""
+        if self._conn is None or self._connected_at is None:
+            return None
+        return clock.utcnow() - timedelta(seconds=clock.now() - self._connected_at)
 
     async def call(self, request: Any, message_id: str | None = None) -> Any:
         conn = self._conn

@@ -27,6 +27,9 @@ OWNERS = {
     # The daemon's OCPP edge, and the bundled central system (not part of the daemon).
     "ocpp": ("firmware.ocpp", "centralsystem"),
     "websockets": ("firmware.ocpp", "centralsystem"),
+    # The local web page, loaded only when [web] enabled = true (firmware.app imports
+    # firmware.web inside a function): test_the_web_page_is_not_loaded_unless_enabled.
+    "aiohttp": ("firmware.web",),
     "cryptography": (
         "firmware.certificates",
         "firmware.certificate_checks",
@@ -418,6 +421,24 @@ def test_the_pure_modules_load_no_io_at_all() -> None:
     code = (
         f"import sys; import {', '.join(PURE)}; "
         f"print(' '.join(m for m in {IO_MODULES!r} if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout.split()
+    assert loaded == []
+
+
+def test_the_web_page_is_not_loaded_unless_enabled() -> None:
+    """A charger without ``[web] enabled`` pays nothing for the page: loading the daemon (and
+    reading a configuration file) loads neither aiohttp nor the web server."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import firmware.app, firmware.settings_load; "
+        "from firmware.settings import example_path; "
+        "firmware.settings_load.load(example_path('bench')); "
+        "print(' '.join(m for m in ('aiohttp', 'firmware.web.server') if m in sys.modules))"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO

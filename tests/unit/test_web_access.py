@@ -1,0 +1,176 @@
+"""The web page's access rules and settings without a server: the password hash
+(``firmware.web.auth``), sessions and their CSRF tokens, the login limit, ``[web]`` in the
+configuration file (one line per mistake), ``chargepoint web password``, and what the page
+shows of an idTag and keeps of the power (``firmware.web.view``)."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+import tomllib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from firmware.settings import WebSettings, example_path
+from firmware.settings_load import load, parse
+from firmware.tomlcheck import SettingsError
+from firmware.web.auth import (
+    SESSION_S,
+    LoginLimiter,
+    Sessions,
+    hash_password,
+    hash_problem,
+    verify_password,
+)
+from firmware.web.view import PowerHistory, mask_id_tag
+from tests.conftest import REPO
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_password_is_kept_as_a_salted_scrypt_hash() -> None:
+    stored = hash_password("correct horse")
+    assert stored.startswith("scrypt$16384$8$1$") and "correct" not in stored
+    assert hash_problem(stored) is None
+    assert verify_password("correct horse", stored)
+    assert not verify_password("correct hors", stored)
+    assert hash_password("correct horse") != stored  # a new salt each time
+    with pytest.raises(ValueError, match="at least 8 characters"):
+        hash_password("short")
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("correct horse", "not the password itself"),
+        ("scrypt$16384$8$1$!!$AAAA", "cannot be read"),
+        ("scrypt$1000$8$1$AAAA$" + "A" * 44, "out of range"),
+        ("scrypt$16384$8$1$AAAA$AAAA", "shorter than 16 bytes"),
+    ],
+)
+def test_a_bad_hash_is_named_and_never_matches(text: str, why: str) -> None:
+    problem = hash_problem(text)
+    assert problem is not None and why in problem
+    assert not verify_password("correct horse", text)
+
+
+def test_sessions_expire_after_their_last_use_and_end_at_logout() -> None:
+    clock = Clock()
+    sessions = Sessions(clock)
+    token, csrf = sessions.create()
+    assert sessions.csrf(token) == csrf and sessions.csrf("forged") is None
+    clock.t += SESSION_S - 1
+    assert sessions.csrf(token) == csrf  # used: extended
+    clock.t += SESSION_S - 1
+    assert sessions.csrf(token) == csrf
+    clock.t += SESSION_S
+    assert sessions.csrf(token) is None
+    token, _ = sessions.create()
+    sessions.end(token)
+    assert sessions.csrf(token) is None
+
+
+def test_the_login_limit_counts_wrong_passwords_per_address_in_a_window() -> None:
+    clock = Clock()
+    limiter = LoginLimiter(failures=3, window_s=60, clock=clock)
+    for _ in range(3):
+        assert limiter.wait_s("10.0.0.9") == 0
+        limiter.failed("10.0.0.9")
+        clock.t += 10
+    assert limiter.wait_s("10.0.0.9") == pytest.approx(30)  # the oldest leaves in 30 s
+    assert limiter.wait_s("10.0.0.8") == 0  # another address is not punished
+    clock.t += 30
+    assert limiter.wait_s("10.0.0.9") == 0
+    limiter.failed("10.0.0.9")
+    limiter.succeeded("10.0.0.9")
+    assert limiter.wait_s("10.0.0.9") == 0
+
+
+def _with_web(web: object) -> dict[str, Any]:
+    data = copy.deepcopy(tomllib.loads((REPO / "config" / "bench.toml").read_text()))
+    data["web"] = web
+    return data
+
+
+def test_the_page_is_on_for_the_bench_and_off_on_a_pi() -> None:
+    assert load(example_path("bench")).web == WebSettings(enabled=True)
+    pi = load(example_path("pi")).web
+    assert pi.enabled is False and pi.bind == "127.0.0.1"
+    hashed = hash_password("correct horse")
+    web = parse(_with_web({"enabled": True, "bind": "::", "port": 0, "password_hash": hashed})).web
+    assert web == WebSettings(enabled=True, bind="::", port=0, password_hash=hashed)
+
+
+def test_every_mistake_in_web_is_one_line() -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse(
+            _with_web(
+                {
+                    "enabled": "yes",
+                    "bind": "charger.local",
+                    "port": 70000,
+                    "password_hash": "hunter22",
+                    "passwd": "x",
+                }
+            )
+        )
+    assert sorted(caught.value.problems) == [
+        "[web] bind must be an IP address such as 127.0.0.1, 0.0.0.0 or ::, not 'charger.local'",
+        '[web] enabled must be true or false, not the string "yes"',
+        "[web] password_hash must be scrypt$N$r$p$salt$hash as `chargepoint web password` "
+        "prints it, not the password itself",
+        "[web] port must be between 0 and 65535 (0: any free port), not 70000",
+        "[web] unknown key passwd; did you mean password_hash?",
+    ]
+
+
+def test_chargepoint_web_password_prints_the_line_for_the_file() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "firmware", "web", "password", "--stdin"],
+        input="correct horse\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.strip()
+    assert line.startswith('password_hash = "scrypt$') and "correct" not in done.stdout
+    stored = tomllib.loads(line)["password_hash"]
+    assert verify_password("correct horse", stored)
+    short = subprocess.run(
+        [sys.executable, "-m", "firmware", "web", "password", "--stdin"],
+        input="short\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert short.returncode == 1 and short.stdout == ""
+    assert short.stderr.strip().splitlines()[-1] == (
+        "chargepoint web password: the password must be at least 8 characters"
+    )
+
+
+def test_an_id_tag_shows_its_last_4_characters_only() -> None:
+    assert mask_id_tag("04A2B3C4D5E6F7") == "**********E6F7"
+    assert mask_id_tag("ABCD") == "****"
+    assert mask_id_tag(None) is None
+
+
+def test_the_power_history_is_a_ring_of_the_last_samples() -> None:
+    ring = PowerHistory(capacity=3)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for n in range(5):
+        ring.add(start + timedelta(seconds=10 * n), float(n))
+    points = ring.points()
+    assert [kw for _, kw in points] == [2.0, 3.0, 4.0]
+    since = (start + timedelta(seconds=35)).timestamp()
+    assert ring.points(since) == [((start + timedelta(seconds=40)).timestamp(), 4.0)]
