@@ -112,8 +112,18 @@ async def _start_with(
     # CentralSystemLink), then the Smart Charging service and the charger, then the edge serves
     # with them as its ChargerControl and SmartChargingControl, and the Local Authorization
     # List (the Authorizer's too) as its LocalListControl (firmware.ocpp.edge).
-    # The diagnostics bundle asks the charger (built below) for its status at run time.
-    ocpp = ocpp_edge(settings, keys, lambda: charger.status())
+    # The diagnostics bundle asks the charger (built below) for its status at run time, and the
+    # Local Authorization List and the cache for the idTags it masks in the logs.
+    ocpp = ocpp_edge(
+        settings,
+        keys,
+        lambda: charger.status(),
+        lambda: [
+            *(e.id_tag for e in list_store.entries()),
+            *(e.id_tag_info.parent_id_tag or "" for e in list_store.entries() if e.id_tag_info),
+            *(tag for tag, _ in cache.entries()),
+        ],
+    )
     stop = asyncio.Event()
     cache = AuthorizationCache(settings.state_dir)
     list_store = LocalListStore.open(settings.state_dir)

@@ -10,7 +10,7 @@ tasks: each block's own construction reads here on its own.  Names no HAL backen
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from firmware.charger import Charger
@@ -37,16 +37,22 @@ def firmware_updates(
     (``installer``; None: this controller's releases directory).  At each first registration
     it confirms the release on trial (it proved itself, issue 14) and reports the outcome of
     the update that restarted the controller."""
+    import asyncio
+
+    from firmware.daemon import stop_after_outbox
     from firmware.download import Limits
     from firmware.firmware_update import ChargerGate, FirmwareUpdates, UpdateWiring
 
     if installer is None:
         installer = release_installer(settings)
 
+    restarting: set[asyncio.Task[None]] = set()  # a reference, so the task is not collected
+
     def restart() -> None:
-        # Exactly as a Reset stops the controller: exit_or_restart then starts the new release.
+        # Exactly as a Reset stops the controller (the outbox delivered first, bounded):
+        # exit_or_restart then starts the new release.
         running.reset_requested = False
-        running.stop.set()
+        restarting.add(asyncio.get_running_loop().create_task(stop_after_outbox(running)))
 
     mb = 1024 * 1024
     updates = FirmwareUpdates(
@@ -67,7 +73,12 @@ def firmware_updates(
     return updates
 
 
-def ocpp_edge(settings: Settings, keys: KeyRegistry, status: Callable[[], Any]) -> OcppEdge:
+def ocpp_edge(
+    settings: Settings,
+    keys: KeyRegistry,
+    status: Callable[[], Any],
+    id_tags: Callable[[], Iterable[str]] | None = None,
+) -> OcppEdge:
     """The OCPP edge with its stores: the transaction journal, the certificates, the security
     log (StartupOfTheDevice recorded), the diagnostics log GetLog uploads and the diagnostics
     bundle GetDiagnostics uploads."""
@@ -82,7 +93,9 @@ def ocpp_edge(settings: Settings, keys: KeyRegistry, status: Callable[[], Any]) 
     security_log = SecurityLog.open(settings.state_dir)
     diagnostics = DiagnosticsBuffer()
     logging.getLogger().addHandler(diagnostics)
-    collector = DiagnosticsCollector(settings, keys, store, diagnostics, connectors=status)
+    collector = DiagnosticsCollector(
+        settings, keys, store, diagnostics, connectors=status, id_tags=id_tags
+    )
     ocpp = OcppEdge(
         url=settings.url,
         charge_point_id=settings.charge_point_id,

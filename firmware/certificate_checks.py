@@ -14,14 +14,15 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.ocsp import OCSPRequestBuilder
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
 
 from firmware.clock import utcnow
+
+# cryptography (with OpenSSL's bindings, ~8 MB resident and ~30 ms to import) is imported where
+# a certificate is read, not at start: a charger on security profile 0 or 1 never loads it
+# (issue 15; tests/unit/test_lean_imports.py).
+if TYPE_CHECKING:
+    from cryptography import x509
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
@@ -31,12 +32,16 @@ class CertificateError(Exception):
 
 
 def fingerprint(cert: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives import hashes
+
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
 def load_certificates(pem: str | bytes) -> list[x509.Certificate]:
     """Every certificate of a PEM text, in order; CertificateError if there is none or one is
     not readable."""
+    from cryptography import x509
+
     data = pem.encode() if isinstance(pem, str) else pem
     blocks = _PEM_CERT.findall(data)
     if not blocks:
@@ -48,6 +53,8 @@ def load_certificates(pem: str | bytes) -> list[x509.Certificate]:
 
 
 def to_pem(cert: x509.Certificate) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -58,6 +65,8 @@ def valid_at(cert: x509.Certificate, now: datetime | None = None) -> bool:
 
 def is_ca(cert: x509.Certificate) -> bool | None:
     """BasicConstraints cA, or None when the certificate has no such extension."""
+    from cryptography import x509
+
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
@@ -65,6 +74,8 @@ def is_ca(cert: x509.Certificate) -> bool | None:
 
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
     try:
         cert.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature):
@@ -73,6 +84,8 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def common_name(name: x509.Name) -> str | None:
+    from cryptography.x509.oid import NameOID
+
     values = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(values[0].value) if values else None
 
@@ -83,6 +96,9 @@ def hash_data(
     """CertificateHashDataType, computed like an OCSP CertID: the hash of the issuer's DER name,
     of the issuer's public key, and the serial number in hexadecimal without leading zeros.  A
     self-signed root is its own issuer."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.ocsp import OCSPRequestBuilder
+
     digests = {"SHA256": hashes.SHA256(), "SHA384": hashes.SHA384(), "SHA512": hashes.SHA512()}
     request = (
         OCSPRequestBuilder()

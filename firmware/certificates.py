@@ -26,11 +26,7 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING
 
 from firmware.certificate_checks import (
     CertificateError,
@@ -48,9 +44,16 @@ from firmware.clock import utcnow
 from firmware.redaction import PRIVATE_KEY_PEM
 from firmware.storage import check_tree
 
+# cryptography is imported where a key or certificate is handled, not at start (as in
+# firmware.certificate_checks): opening the store and a security profile 0/1 session load none.
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
 log = logging.getLogger(__name__)
 
 DIRECTORY = "certs"
+_PEM_END = "-----END CERTIFICATE-----"
 # TLS 1.2 suites the whitepaper names (A00.FR.318-320): ECDHE with AES-GCM, ECDSA or RSA, and
 # the plain RSA AES-GCM ones; TLS 1.3 suites are all AEAD and stay as OpenSSL has them.
 TLS12_CIPHERS = ":".join(
@@ -156,6 +159,38 @@ class CertificateStore:
     def valid_roots(self, kind: RootKind, now: datetime | None = None) -> list[x509.Certificate]:
         return [c for c in self.roots(kind) if valid_at(c, now)]
 
+    def _valid_root_pems(self, kind: RootKind) -> list[str]:
+        """The PEM text of each root ``valid_roots`` gives now (each file's first certificate,
+        inside its validity period), read with the ssl module alone: a security profile 2
+        charger connects and reconnects without loading cryptography (issue 15; about 8 MB
+        resident).  OpenSSL lists a file's certificate only if it is a CA (``get_ca_certs``),
+        as ``install_root`` accepts only those; a file it cannot read is skipped, logged."""
+        folder = self._root_dir(kind)
+        if not folder.is_dir():
+            return []
+        now = utcnow().timestamp()
+        pems = []
+        for path in sorted(folder.glob("*.pem")):
+            try:
+                text = path.read_text()
+                end = text.find(_PEM_END)
+                if end < 0:
+                    raise ValueError("no PEM certificate found")
+                pem = text[: end + len(_PEM_END)] + "\n"
+                scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                scratch.load_verify_locations(cadata=pem)
+                found = scratch.get_ca_certs()
+                if len(found) != 1:
+                    raise ValueError("not a CA certificate")
+                begins = ssl.cert_time_to_seconds(str(found[0]["notBefore"]))
+                ends = ssl.cert_time_to_seconds(str(found[0]["notAfter"]))
+            except (OSError, ValueError, ssl.SSLError) as exc:
+                log.warning("certificate file %s unusable: %s", path.name, exc)
+                continue
+            if begins <= now <= ends:
+                pems.append(pem)
+        return pems
+
     def install_root(
         self, kind: RootKind, pem: str, now: datetime | None = None
     ) -> tuple[InstallStatus, str]:
@@ -238,6 +273,11 @@ class CertificateStore:
     def new_csr(self, charge_point_id: str, cpo_name: str) -> str:
         """A new key pair (EC P-256; the private key stays in the pending key file, 0600) and a
         PKCS#10 CSR in PEM with CN = charge point id and O = CpoName, signed with SHA-256."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
         key = ec.generate_private_key(ec.SECP256R1())
         attributes = [x509.NameAttribute(NameOID.COMMON_NAME, charge_point_id)]
         if cpo_name:
@@ -259,6 +299,8 @@ class CertificateStore:
         return csr.public_bytes(serialization.Encoding.PEM).decode()
 
     def _load_key(self, name: str) -> ec.EllipticCurvePrivateKey | None:
+        from cryptography.hazmat.primitives import serialization
+
         path = self._path(name)
         if not path.exists():
             return None
@@ -271,6 +313,8 @@ class CertificateStore:
 
     @staticmethod
     def _public(key: object) -> bytes:
+        from cryptography.hazmat.primitives import serialization
+
         return key.public_key().public_bytes(  # type: ignore[attr-defined]
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -282,6 +326,9 @@ class CertificateStore:
         key in use), name this charge point, be valid now (or from a future "not before": then
         it is kept and taken into use once that has passed), and lead, certificate by
         certificate, to an installed CentralSystemRootCertificate."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.x509.oid import NameOID
+
         now = now or utcnow()
         try:
             chain = load_certificates(pem_chain)
@@ -371,7 +418,8 @@ class CertificateStore:
         """Security Whitepaper L01 (SignedUpdateFirmware): why ``pem`` (the signing certificate,
         optionally followed by the intermediates up to the root) is not one to trust, or None:
         every certificate valid now, each issued by the next, which is a CA, the last issued by
-        a valid installed ManufacturerRootCertificate."""
+        a valid installed ManufacturerRootCertificate, the signing certificate's key usage
+        allowing digitalSignature (``firmware.release.signing.signing_usage_problem``)."""
         try:
             chain = load_certificates(pem)
         except CertificateError as exc:
@@ -387,6 +435,13 @@ class CertificateStore:
                 return f"{common_name(issuer.subject)!r} is not a CA and cannot issue"
         if any(not valid_at(c, now) for c in chain):
             return "a certificate is outside its validity period"
+        # The one rule, shared with `chargepoint release sign` (imported when a signed update
+        # comes: the release package is no part of a start-up).
+        from firmware.release.signing import signing_usage_problem
+
+        usage = signing_usage_problem(chain[0])
+        if usage:
+            return usage
         last = chain[-1]
         if any(fingerprint(last) == fingerprint(r) or issued_by(last, r) for r in roots):
             return None
@@ -405,9 +460,9 @@ class CertificateStore:
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.set_ciphers(TLS12_CIPHERS)
         ctx.options |= ssl.OP_NO_COMPRESSION
-        roots = self.valid_roots(RootKind.CENTRAL_SYSTEM)
+        roots = self._valid_root_pems(RootKind.CENTRAL_SYSTEM)
         if roots:
-            ctx.load_verify_locations(cadata="".join(to_pem(r) for r in roots))
+            ctx.load_verify_locations(cadata="".join(roots))
             # An installed root may be an intermediate CA: trust exactly what is installed.
             ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
         elif require_installed_root:
@@ -425,9 +480,9 @@ class CertificateStore:
         roots (a CPO's log server often has a certificate of the CPO's own CA)."""
         ctx = ssl.create_default_context()
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        roots = self.valid_roots(RootKind.CENTRAL_SYSTEM)
+        roots = self._valid_root_pems(RootKind.CENTRAL_SYSTEM)
         if roots:
-            ctx.load_verify_locations(cadata="".join(to_pem(r) for r in roots))
+            ctx.load_verify_locations(cadata="".join(roots))
         return ctx
 
     def expiring_within(self, days: int) -> bool:

@@ -129,6 +129,9 @@ class Charger:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._interlocked = False  # a safety trip engaged the contactor interlock
         self.operative = True
+        # While a firmware install holds the connectors: the central system's ChangeAvailability
+        # goes there (recorded for when the update gives them back; its answer is the answer).
+        self.availability_hold: Callable[[int, bool], str] | None = None
         for c in connectors:
             c._feedback = self._feedback
             c._on_status = self._status_changed
@@ -432,6 +435,8 @@ class Charger:
         )
         if not targets:
             return "Rejected"
+        if self.availability_hold is not None:
+            return self.availability_hold(connector_id, operative)
         scheduled = False
         for c in targets:
             c.post(m.AvailabilityChanged(operative))

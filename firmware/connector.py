@@ -251,6 +251,7 @@ class ConnectorController:
         current = (s.status, s.error, s.info)
         if current != self._reported:
             self._reported = current
+            self.senses.status_changed()
             self.link.status_changed(self.id, s.status, s.error, s.info)
             self._on_status(self.id, s.status)
             for listener in self._status_listeners:

@@ -2,8 +2,20 @@
 debounced (``firmware.pilot``), the contactor's feedback checked with it, the meter polled every
 meter cycle (a register never goes backwards; a meter that stops answering is a
 PowerMeterFailure until it answers again), and the energy allowance after an invalidated idTag
-(MaxEnergyOnInvalidId).  Each turns what it sees into the state machine's events and posts them
-to the connector's queue; ``fault_of`` is the event for a hardware error.
+(MaxEnergyOnInvalidId).
+
+Polled at the rate their data changes (issue 15: a Pi 3 feels every wake-up): with no vehicle
+(pilot settled in A, contactor open) the pilot is read every ``PILOT_IDLE_POLL_S`` and, as soon
+as a read differs, every ``PILOT_POLL_S`` again, so the debounce and every reaction while a
+vehicle is connected keep their timing (C -> B opens the contactor within one fast read).  The
+meter's energy register cannot move while the contactor is open and no transaction runs: then
+it is read every ``METER_IDLE_POLL_S`` (a read that fails goes back to the meter cycle, so a
+dead meter is a PowerMeterFailure at most that much later than before), and at once when the
+connector's status changes (``status_changed``), so a transaction begins and ends on a fresh
+reading.
+
+Each turns what it sees into the state machine's events and posts them to the connector's queue;
+``fault_of`` is the event for a hardware error.
 
 Apart from ``firmware.connector`` (which carries out the machine's commands): these only read
 devices and post events, they never drive an output.  Their log lines keep the connector's
@@ -13,6 +25,7 @@ logger name.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -33,6 +46,12 @@ from hal.types import (
 log = logging.getLogger("firmware.connector")
 
 PILOT_POLL_S = 0.2
+# Pilot reads while no vehicle is connected: a plug-in is seen within this (plus one fast read
+# of debounce); IEC 61851-1 sets no time for A -> B, only for the changes that take power away,
+# which only happen with a vehicle connected.
+PILOT_IDLE_POLL_S = 1.0
+# Meter reads while the energy cannot change (contactor open, no transaction).
+METER_IDLE_POLL_S = 10.0
 
 
 class ConnectorSenses:
@@ -60,6 +79,7 @@ class ConnectorSenses:
         self._debounce = pilot.Debounce()
         self.last_reading: MeterReading | None = None
         self._invalid_since_wh: int | None = None
+        self._meter_wake = asyncio.Event()
 
     async def first_events(self) -> list[m.Event]:
         """The pilot as read now, before the first StatusNotification: the events that take
@@ -91,7 +111,23 @@ class ConnectorSenses:
                 self._post(m.FaultCleared(ChargePointErrorCode.EV_COMMUNICATION_ERROR))
             self._on_pilot(reading)
             self._check_contactor()
-            await asyncio.sleep(PILOT_POLL_S)
+            await asyncio.sleep(PILOT_POLL_S if self._vehicle_side() else PILOT_IDLE_POLL_S)
+
+    def _vehicle_side(self) -> bool:
+        """A vehicle is (or may be) connected, or power may flow: read the pilot fast."""
+        return (
+            self._debounce.settled is not PilotState.A
+            or self._debounce.candidate is not None
+            or self.devices.contactor.status().commanded_closed
+        )
+
+    def _energy_may_flow(self) -> bool:
+        return self._state().in_transaction or self.devices.contactor.status().commanded_closed
+
+    def status_changed(self) -> None:
+        """The connector's status changed: read the meter now (a transaction may begin or end),
+        then at the rate its new state needs."""
+        self._meter_wake.set()
 
     def _on_pilot(self, reading: PilotReading) -> None:
         self._debounce, events = pilot.read(self._debounce, reading.state)
@@ -168,7 +204,15 @@ class ConnectorSenses:
                 elif health is MeterHealth.UNAVAILABLE:
                     self._post(m.FaultCleared(ChargePointErrorCode.POWER_METER_FAILURE))
                 health = reading.health
-            await asyncio.sleep(self.meter_poll_s)
+            interval = self.meter_poll_s
+            # A failing meter is read at the meter cycle until it answers (its fault is reported,
+            # and cleared, a few cycles after it shows, not a few idle reads later).
+            if health is MeterHealth.OK and not self._energy_may_flow():
+                interval = max(interval, METER_IDLE_POLL_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._meter_wake.wait()
+            self._meter_wake.clear()
 
 
 def fault_of(
@@ -184,4 +228,10 @@ def fault_of(
     )
 
 
-__all__ = ["PILOT_POLL_S", "ConnectorSenses", "fault_of"]
+__all__ = [
+    "METER_IDLE_POLL_S",
+    "PILOT_IDLE_POLL_S",
+    "PILOT_POLL_S",
+    "ConnectorSenses",
+    "fault_of",
+]

@@ -99,6 +99,10 @@ def stop_on_crash(task: asyncio.Task[Any], stop: asyncio.Event) -> None:
         stop.set()
 
 
+# How long a restart waits for the transaction outbox to empty (the central system's answers).
+OUTBOX_WAIT_S = 10.0
+
+
 async def reset_after_outbox(running: Running, hard: bool) -> None:
     """Reset (OCPP 1.6 §5.14): the Reset.conf leaves first, every transaction is stopped
     (reason HardReset / SoftReset) and its StopTransaction delivered if the central system
@@ -111,7 +115,15 @@ async def reset_after_outbox(running: Running, hard: bool) -> None:
     except Exception:  # noqa: BLE001 - the restart must happen all the same
         # Not silent: the journal still holds them, and the next start stops them (PowerLoss).
         log.exception("reset: stopping the running transactions failed")
-    await running.ocpp.transactions.wait_empty(timeout=10)
+    await stop_after_outbox(running)
+
+
+async def stop_after_outbox(running: Running, wait_s: float = OUTBOX_WAIT_S) -> None:
+    """Stop the controller for a restart (a Reset, the restart into a new release after
+    Installed): the transaction outbox (StopTransaction, MeterValues) first gets up to
+    ``wait_s`` seconds to reach the central system, so a message in flight is delivered once
+    rather than sent again after the restart; what is left stays queued for it."""
+    await running.ocpp.transactions.wait_empty(timeout=wait_s)
     running.stop.set()
 
 
@@ -354,6 +366,7 @@ __all__ = [
     "Running",
     "exit_or_restart",
     "reset_after_outbox",
+    "stop_after_outbox",
     "serve",
     "shutdown",
     "status_line",

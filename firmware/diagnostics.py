@@ -31,11 +31,15 @@ the logs are masked (``***``): a bundle goes to support people, who need what ha
 whose card it was.
 
 Size: each log member keeps its newest ``MEMBER_MAX_BYTES`` (older lines are cut, and the cut
-is said); the whole bundle stays under ``BUNDLE_MAX_BYTES`` in memory.
+is said); the whole bundle stays under ``BUNDLE_MAX_BYTES`` in memory.  The message log's files
+are read line by line, those last written before the window not at all.
 """
 
 from __future__ import annotations
 
+import ast
+import collections
+import functools
 import io
 import json
 import logging
@@ -47,7 +51,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -71,9 +75,9 @@ JOURNAL_TIMEOUT_S = 20.0
 # quotes and backslashes escaped, non-ASCII as \uXXXX).
 _ID_TAG_FIELD = re.compile(
     r"""(?P<head>["'](?:parentIdTag|idTag)["']\s*:\s*)"""
-    r"""(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
+    r"""(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
     r"""|(?P<quoted>\\"(?:parentIdTag|idTag)\\"\s*:\s*)"""
-    r'\\"(?:[^"\\]|\\\\\\.|\\\\[^\\"])*\\"'
+    r'(?P<qvalue>\\"(?:[^"\\]|\\\\\\.|\\\\[^\\"])*\\")'
 )
 # The message log's line start ("%(asctime)s": local time, milliseconds after a comma).
 _MESSAGE_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3}) ")
@@ -92,9 +96,12 @@ class DiagnosticsCollector:
         *,
         message_log: Path | None = None,
         connectors: Callable[[], dict[str, Any]] | None = None,
+        id_tags: Callable[[], Iterable[str]] | None = None,
     ) -> None:
         """``message_log``: the OCPP message log file (None: the one ``[logging]`` names when
-        ``ocpp_messages`` is on); ``connectors``: the charger's status (``Charger.status``)."""
+        ``ocpp_messages`` is on); ``connectors``: the charger's status (``Charger.status``);
+        ``id_tags``: the idTags the charger knows besides its journal (the Local
+        Authorization List's and the cache's), masked wherever the logs name them."""
         self.settings = settings
         self.keys = keys
         self.store = store
@@ -104,6 +111,7 @@ class DiagnosticsCollector:
             message_log = Path(lg.ocpp_log) if lg.ocpp_log else default_message_log()
         self.message_log = message_log
         self.connectors = connectors
+        self.id_tags = id_tags
 
     def file_name(self, now: datetime) -> str:
         return filename(self.settings.charge_point_id, "diagnostics", now, suffix=".tar.gz")
@@ -129,6 +137,7 @@ class DiagnosticsCollector:
         if self.lines is not None:
             texts["logs/chargepoint.log"] = self.lines.text(start, stop)
         name = file_name.removesuffix(".tar.gz")
+        known = self._known_id_tags()
 
         def pack() -> bytes:
             texts["logs/ocpp-messages.log"] = self._message_log(start, stop)
@@ -136,7 +145,7 @@ class DiagnosticsCollector:
             texts["config/chargepoint.toml"] = self._config_file()
             texts["versions.txt"] = versions_text(self.settings.firmware_version)
             texts["README.txt"] = _readme(self.settings.charge_point_id, now, start, stop)
-            return pack_bundle(name, texts, secrets)
+            return pack_bundle(name, texts, secrets, known)
 
         return pack
 
@@ -173,6 +182,23 @@ class DiagnosticsCollector:
             for cid, state in connectors.items()
         }
 
+    def _known_id_tags(self) -> set[str]:
+        """The journal's idTags, the running sessions' and ``id_tags``' (a source that fails
+        is left out: the frames' own idTags are still found in the texts)."""
+        known: set[str] = set()
+        sources: list[Callable[[], Iterable[str]]] = [self.store.id_tags]
+        if self.connectors is not None:
+            status = self.connectors
+            sources.append(lambda: (str(c.get("id_tag") or "") for c in status().values()))
+        if self.id_tags is not None:
+            sources.append(self.id_tags)
+        for source in sources:
+            try:
+                known.update(t for t in source() if t)
+            except Exception as exc:  # noqa: BLE001 - the bundle is built all the same
+                log.warning("diagnostics: idTags not read from %s: %s", source, exc)
+        return known
+
     def _config_file(self) -> str:
         source = self.settings.source
         if source is None:
@@ -183,6 +209,9 @@ class DiagnosticsCollector:
             return f"# {source} cannot be read: {exc}\n"
 
     def _message_log(self, start: datetime | None, stop: datetime | None) -> str:
+        """The message log's lines of the window, read line by line (current and rotated
+        files, up to 100 backups of any size): a backup last written before ``start`` is not
+        opened, and only the newest ``MEMBER_MAX_BYTES`` of the window are kept in memory."""
         path = self.message_log
         if path is None:
             return "# the OCPP message log is off ([logging] ocpp_messages = false): no frames\n"
@@ -193,34 +222,65 @@ class DiagnosticsCollector:
             if f.name[len(path.name) + 1 :].isdigit()
         ]
         files = [f for _, f in sorted(backups, reverse=True)] + [path]
-        out: list[str] = []
+        tail = _Tail(MEMBER_MAX_BYTES)
+        problems: list[str] = []
         for f in files:
             try:
-                text = f.read_text(encoding="utf-8", errors="replace")
+                if start is not None and f.stat().st_mtime < start.timestamp():
+                    continue  # its newest line is older than the window
+                with f.open(encoding="utf-8", errors="replace") as lines:
+                    for line in _in_window(lines, start, stop):
+                        tail.add(line)
             except OSError as exc:
-                out.append(f"# {f} cannot be read: {exc}\n")
-                continue
-            out.append(_in_window(text.splitlines(keepends=True), start, stop))
-        return "".join(out)
+                problems.append(f"# {f} cannot be read: {exc}\n")
+        return "".join(problems) + tail.text()
 
 
-def _in_window(lines: Iterable[str], start: datetime | None, stop: datetime | None) -> str:
+class _Tail:
+    """The newest lines given to ``add``, at most ``limit`` bytes (UTF-8), and how many bytes
+    of older lines were dropped."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.lines: collections.deque[tuple[str, int]] = collections.deque()
+        self.size = 0
+        self.cut = 0
+
+    def add(self, line: str) -> None:
+        n = len(line.encode("utf-8", errors="replace"))
+        self.lines.append((line, n))
+        self.size += n
+        while self.size > self.limit and self.lines:
+            _, dropped = self.lines.popleft()
+            self.size -= dropped
+            self.cut += dropped
+
+    def text(self) -> str:
+        head = f"# {self.cut} bytes of older lines cut\n" if self.cut else ""
+        return head + "".join(line for line, _ in self.lines)
+
+
+def _in_window(
+    lines: Iterable[str], start: datetime | None, stop: datetime | None
+) -> Iterator[str]:
     """The lines of a message log logged from ``start`` to ``stop`` (a line without a time
-    goes with the line before it)."""
+    goes with the line before it), one at a time."""
     lo = start.timestamp() if start else None
     hi = stop.timestamp() if stop else None
     keep = True
-    out = []
     for line in lines:
         m = _MESSAGE_TIME.match(line)
         if m:
-            at = (
-                time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1000
-            )
+            at = _local_seconds(m.group(1)) + int(m.group(2)) / 1000
             keep = (lo is None or at >= lo) and (hi is None or at <= hi)
         if keep:
-            out.append(line)
-    return "".join(out)
+            yield line
+
+
+@functools.lru_cache(maxsize=256)
+def _local_seconds(stamp: str) -> float:
+    # Many lines share a second: strptime once per second of log, not once per line.
+    return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S"))
 
 
 def journal_lines(start: datetime | None, stop: datetime | None) -> str:
@@ -302,15 +362,44 @@ def mask_id_tags(text: str) -> str:
     return _ID_TAG_FIELD.sub(masked, text)
 
 
-def pack_bundle(name: str, texts: dict[str, str], secrets: list[str]) -> bytes:
+def frame_id_tags(text: str) -> set[str]:
+    """The values of every ``idTag`` / ``parentIdTag`` field of the OCPP frames in ``text``
+    (JSON, a Python repr, JSON quoted in a string), decoded: the idTags the logs may also
+    name in free text."""
+    out: set[str] = set()
+    for m in _ID_TAG_FIELD.finditer(text):
+        raw = m.group("value") or m.group("qvalue") or ""
+        try:
+            if raw.startswith("\\"):  # \"...\": JSON inside a JSON string
+                value = json.loads(json.loads('"' + raw[2:-2] + '"').join('""'))
+            elif raw.startswith("'"):
+                value = ast.literal_eval(raw)
+            else:
+                value = json.loads(raw)
+        except (ValueError, SyntaxError):
+            value = raw.strip("\\\"'")
+        if isinstance(value, str) and value:
+            out.add(value)
+    return out
+
+
+def pack_bundle(
+    name: str, texts: dict[str, str], secrets: list[str], id_tags: Iterable[str] = ()
+) -> bytes:
     """The gzip-compressed tar of ``texts`` (member path -> text) under the directory ``name``,
-    each text scrubbed of ``secrets`` and every kind of secret (``redaction.scrub``) and of
-    idTags, a log's oldest lines cut beyond ``MEMBER_MAX_BYTES``."""
+    each text scrubbed of ``secrets`` and every kind of secret (``redaction.scrub``), the
+    frames' idTag fields ``***`` and every known idTag elsewhere (``id_tags`` and the frames'
+    own, ``frame_id_tags``) masked but its last 4 characters (``redaction.hide_id_tags``), a
+    log's oldest lines cut beyond ``MEMBER_MAX_BYTES``."""
+    known = set(id_tags)
+    for text in texts.values():
+        known |= frame_id_tags(text)
     buffer = io.BytesIO()
     mtime = time.time()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for path in sorted(texts):
-            data = mask_id_tags(redaction.scrub(texts[path], secrets)).encode()
+            text = redaction.hide_id_tags(redaction.scrub(texts[path], secrets), known)
+            data = mask_id_tags(text).encode()
             if len(data) > MEMBER_MAX_BYTES:
                 cut = data[-MEMBER_MAX_BYTES:]
                 cut = cut[cut.find(b"\n") + 1 :]
@@ -342,6 +431,7 @@ __all__ = [
     "BUNDLE_MAX_BYTES",
     "MEMBER_MAX_BYTES",
     "DiagnosticsCollector",
+    "frame_id_tags",
     "journal_lines",
     "mask_id_tags",
     "pack_bundle",

@@ -7,8 +7,11 @@ URL, the HTTP opener, the FTP(S) login, the one-line reason) is ``firmware.trans
 credentials are never logged nor put in an error (``firmware.redaction.without_credentials``).
 A transfer that ends before the size the server announced is a failed attempt.
 
-Blocking: run ``fetch`` in a worker thread; ``cancelled`` (a ``threading.Event``) stops it
-between two blocks of data (shutdown, a new request), the partial file removed.
+Blocking: run ``fetch`` in a worker thread; ``cancelled`` (a ``firmware.transfer.Abort``) stops
+it at once, also while it waits for a silent server (its sockets are shut down: shutdown, a new
+request), the partial file removed.  A server that trickles cannot hold a download forever:
+each ``Limits.rate_window_s`` must bring ``Limits.min_bytes_per_s`` on average, else the attempt
+fails.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import os
 import shutil
 import ssl
 import tempfile
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +29,21 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from firmware.redaction import without_credentials
-from firmware.transfer import check_location, failure, ftp_login, http_opener, http_request
+from firmware.transfer import (
+    Abort,
+    check_location,
+    failure,
+    ftp_login,
+    http_opener,
+    http_request,
+)
 
 BLOCK = 64 * 1024
 TIMEOUT_S = 60.0
+# The slowest download taken: 1 KiB/s on average over each 2 minutes (a 500 MB bundle at that
+# rate is days; a GPRS link does 5 KiB/s and more).
+MIN_BYTES_PER_S = 1024
+RATE_WINDOW_S = 120.0
 
 
 class DownloadError(Exception):
@@ -43,10 +57,14 @@ class Cancelled(DownloadError):
 @dataclass(frozen=True)
 class Limits:
     """``max_bytes``: the largest file accepted; ``keep_free_bytes``: what the file system
-    must keep free after the file (the journal, the logs and the install need room too)."""
+    must keep free after the file (the journal, the logs and the install need room too);
+    ``min_bytes_per_s`` over each ``rate_window_s`` seconds: the slowest transfer taken (a
+    server trickling less fails the attempt)."""
 
     max_bytes: int
     keep_free_bytes: int
+    min_bytes_per_s: int = MIN_BYTES_PER_S
+    rate_window_s: float = RATE_WINDOW_S
 
 
 def fetch(
@@ -55,7 +73,7 @@ def fetch(
     *,
     limits: Limits,
     tls: ssl.SSLContext | None,
-    cancelled: threading.Event,
+    cancelled: Abort,
     timeout: float = TIMEOUT_S,
     free_bytes: Callable[[Path], int] | None = None,
 ) -> int:
@@ -77,26 +95,29 @@ def fetch(
     try:
         try:
             if urlsplit(url).scheme.lower() in ("http", "https"):
-                _http(url, sink, tls, timeout)
+                _http(url, sink, tls, timeout, cancelled)
             else:
-                _ftp(url, sink, tls, timeout)
+                _ftp(url, sink, tls, timeout, cancelled)
         except DownloadError:
             raise
         except Exception as exc:
-            line = failure(exc, shown)
+            if cancelled.is_set():  # its sockets were shut down under it
+                raise Cancelled(f"{shown}: cancelled") from None
+            line = failure(exc, shown, timeout)
             if line is None:
                 raise
             raise DownloadError(line) from None
         finally:
+            cancelled.release()
             sink.close()
+        if cancelled.is_set():  # a shut-down socket may also read as the end of the file
+            raise Cancelled(f"{shown}: cancelled")
         if sink.size == 0:
             raise DownloadError(f"{shown}: the file is empty")
         if sink.expected is not None and sink.size != sink.expected:
             raise DownloadError(
                 f"{shown}: the transfer ended after {sink.size} of {sink.expected} bytes"
             )
-        if cancelled.is_set():
-            raise Cancelled(f"{shown}: cancelled")
         os.replace(part, dest)
     except BaseException:
         part.unlink(missing_ok=True)
@@ -111,7 +132,7 @@ class _Sink:
         self,
         path: Path,
         limits: Limits,
-        cancelled: threading.Event,
+        cancelled: Abort,
         free: Callable[[], int],
         shown: str,
     ) -> None:
@@ -123,6 +144,8 @@ class _Sink:
         #: The size the server announced (Content-Length, FTP SIZE), if it did.
         self.expected: int | None = None
         self._file: BinaryIO = path.open("wb")
+        self._window_start = time.monotonic()
+        self._window_bytes = 0
 
     def announced(self, size: int | None) -> None:
         """The size the server announced: refused before a byte is written when too big."""
@@ -151,6 +174,20 @@ class _Sink:
             raise DownloadError(f"{self.shown}: over the limit of {self.limits.max_bytes} bytes")
         self._room(len(block))
         self._file.write(block)
+        self._pace(len(block))
+
+    def _pace(self, more: int) -> None:
+        self._window_bytes += more
+        elapsed = time.monotonic() - self._window_start
+        if elapsed < self.limits.rate_window_s:
+            return
+        wanted = self.limits.min_bytes_per_s * elapsed
+        if self._window_bytes < wanted:
+            raise DownloadError(
+                f"{self.shown}: too slow, {self._window_bytes} bytes in the last {elapsed:.0f} s "
+                f"(at least {self.limits.min_bytes_per_s} bytes/s needed)"
+            )
+        self._window_start, self._window_bytes = time.monotonic(), 0
 
     def close(self) -> None:
         if not self._file.closed:
@@ -159,8 +196,8 @@ class _Sink:
             self._file.close()
 
 
-def _http(url: str, sink: _Sink, tls: ssl.SSLContext | None, timeout: float) -> None:
-    with http_opener(tls).open(http_request(url), timeout=timeout) as response:
+def _http(url: str, sink: _Sink, tls: ssl.SSLContext | None, timeout: float, abort: Abort) -> None:
+    with http_opener(tls, abort).open(http_request(url), timeout=timeout) as response:
         if not 200 <= response.status < 300:
             raise DownloadError(f"{sink.shown}: HTTP {response.status}")
         length = response.headers.get("Content-Length")
@@ -171,9 +208,9 @@ def _http(url: str, sink: _Sink, tls: ssl.SSLContext | None, timeout: float) -> 
             sink.write(block)
 
 
-def _ftp(url: str, sink: _Sink, tls: ssl.SSLContext | None, timeout: float) -> None:
+def _ftp(url: str, sink: _Sink, tls: ssl.SSLContext | None, timeout: float, abort: Abort) -> None:
     path = unquote(urlsplit(url).path)
-    with ftp_login(url, tls, timeout) as ftp:
+    with ftp_login(url, tls, timeout, abort) as ftp:
         ftp.voidcmd("TYPE I")
         try:
             size = ftp.size(path)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -59,7 +58,7 @@ from firmware.firmware_update_states import (
 from firmware.firmware_update_store import FirmwareUpdateStore
 from firmware.ports import FirmwareInstaller, FirmwareInstallFailed, InstallGate
 from firmware.redaction import without_credentials
-from firmware.transfer import check_location, tls_for
+from firmware.transfer import Abort, check_location, tls_for
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ class FirmwareUpdates:
         self._status = FwStatus.IDLE
         self._availability: dict[int, bool] | None = None
         self._job: asyncio.Task[None] | None = None
-        self._cancel = threading.Event()
+        self._cancel = Abort()
         self._confirmed = False
         stored = self.store.request()
         if stored is not None:
@@ -182,10 +181,15 @@ class FirmwareUpdates:
         """The worker: picks up a stored request (after a restart), then runs each job; on
         cancellation (shutdown) a running download stops at its next block."""
         try:
+            if self._availability is not None:  # held before the restart: still held
+                self.w.gate.hold(self._operator_wish)
             # A request stored before a restart (none started since this object was built).
             if self._request is not None and self._job is None:
                 if self._status in (FwStatus.INSTALLING, FwStatus.INSTALL_REBOOTING):
-                    pass  # its outcome is reported at registration (``registered``)
+                    # Its outcome is reported at registration (``registered``).  A trial that
+                    # ended in a rollback holds nothing back any more: this release is the one
+                    # that runs, so the connectors are given back now (offline charging too).
+                    await self._release_after_rollback()
                 elif self._status in FINAL and self._status is not FwStatus.IDLE:
                     self._forget()
                 else:
@@ -193,6 +197,20 @@ class FirmwareUpdates:
             await asyncio.Event().wait()
         finally:
             self._stop_job()
+
+    async def _release_after_rollback(self) -> None:
+        try:
+            outcome = await self.w.blocking(self.w.installer.outcome)
+        except Exception as exc:  # noqa: BLE001 - then at registration, as before
+            log.error("firmware: the trial's outcome cannot be read: %s", exc)
+            return
+        if outcome is not None and not outcome.installed:
+            log.info(
+                "firmware %s was rolled back (%s): connectors given back",
+                outcome.version,
+                outcome.reason,
+            )
+            self._release()
 
     async def registered(self) -> None:
         """BootNotification Accepted (each connection): the first time, the running release
@@ -230,7 +248,7 @@ class FirmwareUpdates:
     # ------------------------------------------------------------ the job
 
     def _start_job(self, resume: bool = False) -> None:
-        self._cancel = threading.Event()
+        self._cancel = Abort()
         request = self._request
         assert request is not None
         previous = self._job
@@ -385,7 +403,22 @@ class FirmwareUpdates:
         if self._availability is None:
             self._availability = self.w.gate.availability()
             self.store.save_availability(self._availability)
-        self.w.gate.hold()
+        self.w.gate.hold(self._operator_wish)
+
+    def _operator_wish(self, connector_id: int, operative: bool) -> None:
+        """A ChangeAvailability while the update holds the connectors (OCPP 1.6 §5.2): what
+        the update gives back is the operator's wish from now on (connector 0: every one)."""
+        saved = self._availability
+        if saved is None:
+            return
+        for cid in list(saved) if connector_id == 0 else [connector_id]:
+            saved[cid] = operative
+        self.store.save_availability(saved)
+        log.info(
+            "ChangeAvailability %d %s during the firmware update: applied when it ends",
+            connector_id,
+            "Operative" if operative else "Inoperative",
+        )
 
     def _release(self) -> None:
         if self._availability is not None:
@@ -415,10 +448,21 @@ class ChargerGate:
         out.update({cid: saved.get(cid, True) for cid in self.charger.connectors})
         return out
 
-    def hold(self) -> None:
-        self.charger.change_availability(0, False)
+    def hold(self, wish: Callable[[int, bool], None]) -> None:
+        self.charger.availability_hold = None
+        if any(self.availability().values()):  # not again after the install restart
+            self.charger.change_availability(0, False)
+
+        def answer(connector_id: int, operative: bool) -> str:
+            wish(connector_id, operative)
+            # Operative takes effect when the update ends; Inoperative is the state already,
+            # or once the running transaction ends (§5.2).
+            return "Scheduled" if operative or self.busy() else "Accepted"
+
+        self.charger.availability_hold = answer
 
     def release(self, availability: dict[int, bool]) -> None:
+        self.charger.availability_hold = None
         self.charger.change_availability(0, availability.get(0, True))
         for cid, operative in availability.items():
             if cid and not operative and cid in self.charger.connectors:

@@ -14,7 +14,6 @@ repeats collapsed, and an optional OCPP message log in RAM.
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import sys
 import tempfile
@@ -206,6 +205,9 @@ def configure(
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JournalFormatter() if journal else logging.Formatter(PLAIN_FORMAT))
     handler.addFilter(RepeatFilter())
+    # Every record that reaches the daemon's log, from any module: the loggers of the OCPP edge
+    # filter their own (firmware.ocpp.connection), this catches the others' URLs.
+    handler.addFilter(RedactSecrets())
     _INSTALLED.add(handler)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
@@ -269,6 +271,9 @@ def attach_message_log(
     _message_logger_off()
     if not enabled:
         return None
+    # The rotating file handler (and pickle, queue) only when the message log is on (issue 15).
+    import logging.handlers
+
     target = Path(path) if path else default_message_log()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -299,22 +304,24 @@ class RedactSecrets(logging.Filter):
     message and every argument that names AuthorizationKey the value is replaced
     (``redaction.redact_authorization_key``), and a traceback about such a record is left out
     (a schema error quotes the value).  The ``user:password@`` of a URL in the message or a
-    text argument goes too (``redaction.redact_url_credentials``: a GetDiagnostics or GetLog
-    location with FTP or HTTP credentials)."""
+    text argument goes too, and its query (``redaction.redact_url_credentials``: a
+    GetDiagnostics or GetLog location with FTP or HTTP credentials, a pre-signed URL's
+    signature)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         mentioned = False
         if isinstance(record.msg, str) and names_authorization_key(record.msg):
             record.msg, mentioned = redact_authorization_key(record.msg), True
-        if isinstance(record.msg, str) and "@" in record.msg:
+        if isinstance(record.msg, str) and "://" in record.msg:
             record.msg = redact_url_credentials(record.msg)
         if isinstance(record.args, tuple):
             args = []
             for arg in record.args:
                 if not isinstance(arg, (int, float)) and names_authorization_key(str(arg)):
                     arg, mentioned = redact_authorization_key(str(arg)), True
-                if isinstance(arg, str) and "@" in arg:
-                    arg = redact_url_credentials(arg)
+                if not isinstance(arg, (int, float)) and "://" in str(arg):
+                    # An exception or a request object quoting a URL too, as its text.
+                    arg = redact_url_credentials(str(arg))
                 args.append(arg)
             record.args = tuple(args)
         if mentioned and record.exc_info:

@@ -2,7 +2,8 @@
 ``firmware.ocpp.log_upload``) and GetDiagnostics (OCPP 1.6 §5.9, ``firmware.ocpp.diagnostics``),
 and the diagnostics log kept in RAM that both send.
 
-- ``upload``: one blocking transfer.  HTTP(S): PUT of the file to ``<location>/<name>``; a
+- ``upload``: one blocking transfer.  HTTP(S): PUT of the file to ``<location>/<name>`` (to
+  the location itself when it has a query: a pre-signed URL, ``target``); a
   server that answers 405 Method Not Allowed or 501 Not Implemented to the PUT gets a
   ``multipart/form-data`` POST to the same URL instead (one part, field ``file``, with the file
   name), the form most diagnostics endpoints of central systems take.  FTP(S): STOR (FTPS:
@@ -35,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 from firmware.clock import utcnow
 from firmware.redaction import without_credentials
-from firmware.transfer import failure, ftp_login, http_opener, http_request
+from firmware.transfer import Abort, failure, ftp_login, http_opener, http_request
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,10 @@ class DiagnosticsBuffer(logging.Handler):
 
 def target(remote_location: str, filename: str) -> str:
     """The file's URL: remoteLocation is a directory (OCPP 2.0.1 and libocpp use it so); the
-    file name is appended."""
+    file name is appended.  A location with a query is a pre-signed URL (S3, an Azure SAS):
+    the signature covers that exact URL, so it is the file's URL as given."""
+    if urlsplit(remote_location).query:
+        return remote_location
     return remote_location.rstrip("/") + "/" + filename
 
 
@@ -95,23 +99,30 @@ def upload(
     tls: ssl.SSLContext | None,
     timeout: float,
     content_type: str = TEXT,
+    abort: Abort | None = None,
 ) -> None:
     """Blocking upload of ``data`` to ``url`` (the file's URL: ``target``); UploadError
-    (without credentials) if it fails.  ``content_type``: the file's type, for HTTP."""
+    (without credentials) if it fails.  ``content_type``: the file's type, for HTTP.
+    ``abort`` set from another thread stops it at once (UploadError "cancelled")."""
     parts = urlsplit(url)
     shown = without_credentials(url)
     try:
         if parts.scheme.lower() in ("http", "https"):
-            _http_send(url, data, tls, timeout, content_type)
+            _http_send(url, data, tls, timeout, content_type, abort)
         else:
-            _ftp_store(url, data, tls, timeout)
+            _ftp_store(url, data, tls, timeout, abort)
     except UploadError:
         raise
     except Exception as exc:
-        line = failure(exc, shown)
+        if abort is not None and abort.is_set():  # its sockets were shut down under it
+            raise UploadError(f"{shown}: cancelled") from None
+        line = failure(exc, shown, timeout)
         if line is None:
             raise
         raise UploadError(line) from None
+    finally:
+        if abort is not None:
+            abort.release()
 
 
 async def upload_with_retries(
@@ -130,14 +141,26 @@ async def upload_with_retries(
     1.6 §6.21 GetDiagnostics.req / Security Whitepaper GetLog.req ``retries``), ``retry_interval``
     seconds apart (``retryInterval``).  True once uploaded, False when every attempt failed;
     each failure is logged as a warning naming ``what`` and the URL without credentials.
-    Cancellation (a newer request) stops it between or during attempts."""
+    Cancellation (a newer request, the controller's stop) stops it between or during
+    attempts: the worker thread's sockets are shut down, so it ends at once even while a silent
+    server holds it."""
     shown = without_credentials(url)
     attempts = max(0, retries) + 1
     for attempt in range(1, attempts + 1):
+        abort = Abort()
         try:
             await asyncio.to_thread(
-                upload, url, data, tls=tls, timeout=timeout, content_type=content_type
+                upload,
+                url,
+                data,
+                tls=tls,
+                timeout=timeout,
+                content_type=content_type,
+                abort=abort,
             )
+        except asyncio.CancelledError:
+            abort.set()
+            raise
         except UploadError as exc:
             log.warning(
                 "%s upload to %s failed (attempt %d of %d): %s",
@@ -156,9 +179,14 @@ async def upload_with_retries(
 
 
 def _http_send(
-    url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float, content_type: str
+    url: str,
+    data: bytes,
+    tls: ssl.SSLContext | None,
+    timeout: float,
+    content_type: str,
+    abort: Abort | None,
 ) -> None:
-    opener = http_opener(tls)
+    opener = http_opener(tls, abort)
     shown = without_credentials(url)
     request = http_request(url, method="PUT", data=data, headers={"Content-Type": content_type})
     try:
@@ -196,8 +224,10 @@ def multipart(filename: str, data: bytes, content_type: str) -> tuple[bytes, str
     return head + data + tail, f"multipart/form-data; boundary={boundary}"
 
 
-def _ftp_store(url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float) -> None:
-    with ftp_login(url, tls, timeout) as ftp:
+def _ftp_store(
+    url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float, abort: Abort | None
+) -> None:
+    with ftp_login(url, tls, timeout, abort) as ftp:
         ftp.storbinary(f"STOR {unquote(urlsplit(url).path)}", io.BytesIO(data))
 
 

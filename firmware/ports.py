@@ -236,11 +236,13 @@ class InstallGate(Protocol):
     def availability(self) -> dict[int, bool]:
         """Connector id (0: the whole charger) -> operative, as ChangeAvailability left it."""
 
-    def hold(self) -> None:
-        """Make every connector Unavailable (a connector in a transaction once it ends)."""
+    def hold(self, wish: Callable[[int, bool], None]) -> None:
+        """Make every connector Unavailable (a connector in a transaction once it ends), again
+        after a restart.  Until ``release``, a ChangeAvailability of the central system is not
+        applied but given to ``wish`` (connector id, operative): the update gives it back."""
 
     def release(self, availability: dict[int, bool]) -> None:
-        """Put back the availability ``availability`` saved before ``hold``."""
+        """Put back ``availability`` (saved before ``hold``, with the wishes made since)."""
 
 
 class FirmwareInstallFailed(Exception):

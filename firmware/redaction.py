@@ -7,8 +7,10 @@ these, so a new kind of secret is taught once.
 
 Kinds of secret, and what each becomes:
 
-* credentials in a URL (``wss://id:password@host/...``): the ``user:password@`` part goes
-  (``without_credentials``);
+* credentials in a URL (``wss://id:password@host/...``): the ``user:password@`` part goes,
+  and the query of a pre-signed URL (``https://bucket/f?X-Amz-Signature=...``, an Azure SAS
+  ``?sv=...&sig=...``: the signature or token is the credential) becomes ``?***``
+  (``without_credentials``; ``without_userinfo`` is the URL a transfer sends, query kept);
 * an HTTP ``Authorization`` / ``Proxy-Authorization`` header value (the Basic credentials of
   security profiles 1 and 2, OCPP 1.6 Security Whitepaper §2.3): ``***``
   (``header_value``, ``redact_authorization_headers``);
@@ -17,12 +19,16 @@ Kinds of secret, and what each becomes:
   the order of its fields: ``"***"`` with the quoting kept (``redact_authorization_key``);
 * a PEM private key (``-----BEGIN ... PRIVATE KEY-----`` ... ``END``): ``[private key removed]``
   (``remove_private_keys``);
-* credentials in a URL inside free text (``ftp://user:password@host/...`` in a log line or a
-  configuration file): the ``user:password@`` part goes (``redact_url_credentials``);
+* credentials in a URL inside free text (``ftp://user:password@host/...`` in a log line, an
+  OCPP frame, a configuration file): the ``user:password@`` part goes and the query is
+  ``?***`` (``redact_url_credentials``);
 * the value of a configuration-file line that names a secret (``password = "..."``,
   ``AuthorizationKey = "..."``, ``api_token: ...``, ``private_key = ...``; a TOML, INI or YAML
   line): ``"***"`` (``redact_secret_assignments``), so a value the file still holds after the
   central system changed it goes too;
+* idTags (personal data, not secrets: a card's number names its holder to whoever has the
+  list): a known idTag in free text keeps its last 4 characters, the others ``*``
+  (``mask_id_tag``, ``hide_id_tags``), enough to tell cards apart, not to copy one;
 * given secret strings (the AuthorizationKey and the password it stands for, 4 characters and
   longer, any case; ``key_secrets`` gives both forms of a key): ``***`` (``scrub``, which
   applies every rule above).
@@ -67,6 +73,9 @@ _HEADER_LINE = re.compile(
 # scheme://user:password@ (or user@) inside text: the authority's userinfo (RFC 3986 §3.2.1).
 # Up to the authority's last @ (as urlsplit reads it): a password may hold an unencoded @.
 _URL_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s\"'<>]+@")
+# scheme://authority/path?query inside text: the query (RFC 3986 §3.4), up to a fragment, white
+# space, a quote or a backslash (a frame quoted inside a string escapes its quotes).
+_URL_QUERY = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^?#\s\"'<>\\]*\?)[^#\s\"'<>\\]+")
 # A line ``name = value`` / ``name: value`` whose name says it holds a secret (any case; the name
 # may be quoted or dotted, as TOML allows).
 _SECRET_NAME = (
@@ -77,13 +86,26 @@ _SECRET_ASSIGNMENT = re.compile(
 )
 
 
-def without_credentials(url: str) -> str:
-    """``scheme://user:password@host/...`` -> ``scheme://host/...``: what a URL may look like
-    in a log line, a status or an error.  A URL without ``@`` comes back unchanged."""
+def without_userinfo(url: str) -> str:
+    """``scheme://user:password@host/...?query`` -> ``scheme://host/...?query``: the URL a
+    transfer sends once the credentials went into a header (HTTP Basic).  A URL without ``@``
+    comes back unchanged."""
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def without_credentials(url: str) -> str:
+    """``scheme://user:password@host/path?query`` -> ``scheme://host/path?***``: what a URL
+    may look like in a log line, a status or an error.  The query goes because a pre-signed
+    URL (S3 ``X-Amz-Signature``, an Azure SAS ``sig``) carries its token there.  A URL
+    without ``@`` nor ``?`` comes back unchanged."""
+    url = without_userinfo(url)
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    return urlunsplit(parts._replace(query=MASK))
 
 
 def header_value(name: str, value: str) -> str:
@@ -117,9 +139,10 @@ def redact_authorization_key(text: str) -> str:
 
 
 def redact_url_credentials(text: str) -> str:
-    """Every ``scheme://user:password@`` in ``text`` as ``scheme://`` (the host and path
-    stay): ``without_credentials`` for URLs quoted in free text."""
-    return _URL_USERINFO.sub(lambda m: m.group(1), text)
+    """Every ``scheme://user:password@`` in ``text`` as ``scheme://`` and every URL's query as
+    ``?***`` (the host and path stay): ``without_credentials`` for URLs quoted in free text."""
+    text = _URL_USERINFO.sub(lambda m: m.group(1), text)
+    return _URL_QUERY.sub(lambda m: m.group(1) + MASK, text)
 
 
 def redact_secret_assignments(text: str) -> str:
@@ -151,6 +174,27 @@ def remove_private_keys(text: str) -> str:
     return PRIVATE_KEY_PEM.sub(PRIVATE_KEY_REMOVED, text)
 
 
+def mask_id_tag(tag: str) -> str:
+    """``tag`` with every character but the last 4 replaced by ``*`` (a tag of 4 characters or
+    fewer entirely): the form an idTag takes wherever it is shown."""
+    return "*" * len(tag) if len(tag) <= 4 else "*" * (len(tag) - 4) + tag[-4:]
+
+
+def hide_id_tags(text: str, id_tags: Iterable[str]) -> str:
+    """Every occurrence in ``text`` of one of ``id_tags`` (any case, as idTags compare, OCPP
+    1.6 §7.28; not inside a longer word or number; the longest first) as ``mask_id_tag``
+    gives it.  Tags shorter than ``MIN_SECRET_LENGTH`` are left: they would mask ordinary
+    words."""
+    wanted = sorted({t for t in id_tags if len(t) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+    if not wanted:
+        return text
+    pattern = re.compile(
+        r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, wanted)) + r")(?![A-Za-z0-9])",
+        re.IGNORECASE,
+    )
+    return pattern.sub(lambda m: mask_id_tag(m.group(0)), text)
+
+
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every kind of secret above hidden, and every one of ``secrets`` (at least
     ``MIN_SECRET_LENGTH`` characters; any case; the longest first, so a secret containing
@@ -174,7 +218,9 @@ __all__ = [
     "SECRET_HEADERS",
     "WRITE_ONLY_KEY",
     "header_value",
+    "hide_id_tags",
     "key_secrets",
+    "mask_id_tag",
     "names_authorization_key",
     "redact_authorization_headers",
     "redact_authorization_key",
@@ -183,4 +229,5 @@ __all__ = [
     "remove_private_keys",
     "scrub",
     "without_credentials",
+    "without_userinfo",
 ]

@@ -318,6 +318,11 @@ class TransactionStore:
         ).fetchall()
         return [OpenTransaction(*row) for row in rows]
 
+    def id_tags(self) -> list[str]:
+        """Every idTag the journal holds (its transactions'), for the diagnostics bundle to
+        mask wherever the logs name one."""
+        return [r[0] for r in self._db.execute("SELECT DISTINCT id_tag FROM tx")]
+
     def summary(self) -> dict[str, Any]:
         """What a diagnostics bundle says of the journal and the outbox (firmware.diagnostics):
         counts, the open transactions (connector, start, last persisted meter time) and the

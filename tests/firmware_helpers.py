@@ -77,6 +77,12 @@ class FakeInstaller:
     def outcome(self) -> TrialOutcome | None:
         return self._outcome
 
+    def launcher_rolled_back(self, reason: str) -> None:
+        """What the launcher does to a trial that failed, before the previous release starts."""
+        assert self.trial is not None
+        self._outcome = TrialOutcome(self.trial, False, reason)
+        self.trial = None
+
     def reported(self) -> None:
         self.calls.append("reported")
         self._outcome = None

@@ -85,6 +85,7 @@ class Authority:
         not_after: datetime | None = None,
         ca: bool = False,
         client: bool = False,
+        key_usage: x509.KeyUsage | None = None,
     ) -> x509.Certificate:
         builder = (
             x509.CertificateBuilder()
@@ -103,6 +104,8 @@ class Authority:
         usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
         if not ca:
             builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        if key_usage is not None:
+            builder = builder.add_extension(key_usage, critical=True)
         return builder.sign(self.key, hashes.SHA256())
 
     def server_files(

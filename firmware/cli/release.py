@@ -10,6 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+# Where `release sign` reads an encrypted key's passphrase (never an argument: it would show in
+# the shell history and the process list).
+PASSPHRASE_ENV = "CHARGEPOINT_SIGNING_PASSPHRASE"
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     release = sub.add_parser("release", help="build and sign release bundles; list releases")
@@ -54,6 +58,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     sign.add_argument("--key", required=True, help="the signing private key (PEM)")
     sign.add_argument("--cert", required=True, help="its certificate (PEM)")
     sign.add_argument("--out", help="where to write the JSON (default: BUNDLE.sig.json)")
+    sign.add_argument(
+        "--passphrase-env",
+        default=PASSPHRASE_ENV,
+        metavar="NAME",
+        help="the environment variable holding the key's passphrase, when it is encrypted "
+        f"(default: {PASSPHRASE_ENV}; unset: asked for on a terminal)",
+    )
     for name, text in (
         ("status", "the releases on this charger: current, previous, a trial, its outcome"),
         ("use", "make an installed release current now, without a trial (going back by hand)"),
@@ -150,12 +161,30 @@ def _check(bundle: Path) -> int:
     return 0
 
 
+def _passphrase(key: Path, env: str) -> bytes | None:
+    """The passphrase of an encrypted PEM key: ``$env``, else asked for on a terminal, else
+    None (sign_file then says the key is encrypted)."""
+    import getpass
+    import os
+
+    if env in os.environ:
+        return os.environ[env].encode()
+    try:
+        encrypted = b"ENCRYPTED" in key.read_bytes()  # PKCS #8 or traditional PEM
+    except OSError:
+        return None  # sign_file names the problem
+    if encrypted and sys.stdin.isatty():
+        return getpass.getpass(f"passphrase of {key}: ").encode()
+    return None
+
+
 def _sign(args: argparse.Namespace) -> int:
     from firmware.release.signing import SigningFailed, sign_file
 
     bundle = Path(args.bundle)
+    key = Path(args.key)
     try:
-        signed = sign_file(bundle, Path(args.key), Path(args.cert))
+        signed = sign_file(bundle, key, Path(args.cert), _passphrase(key, args.passphrase_env))
     except SigningFailed as exc:
         print(f"chargepoint release sign: {exc}", file=sys.stderr)
         return 1

@@ -81,6 +81,8 @@ class Routes:
         self.reservation = reservation
         self.diagnostics = diagnostics
         self.firmware = firmware
+        # A message of a disabled profile is not triggered either (NotImplemented).
+        triggers.offers(self.offers)
 
     def offers(self, action: str) -> bool:
         """Whether ``action`` is served: its feature profile is one SupportedFeatureProfiles

@@ -1,6 +1,9 @@
 """What TriggerMessage (OCPP 1.6 §5.17) and ExtendedTriggerMessage (Security Whitepaper, use
 case F06) may ask: a registry each functional block fills with the messages it can send on
-request.  The routes only look it up: a message no block registered is NotImplemented.
+request.  The routes only look it up: a message no block registered is NotImplemented, and so
+is one of a feature profile the charger was shipped without (SupportedFeatureProfiles:
+FirmwareStatusNotification and DiagnosticsStatusNotification without FirmwareManagement; §5.17
+"NotImplemented: the requested message is not implemented"), through the routes' ``offers``.
 
 Each entry answers whether it accepts (per connector) and, once the Accepted answer went out,
 sends the message (the triggered message must follow the answer on the wire, §5.17).
@@ -40,6 +43,7 @@ class TriggerRegistry:
     def __init__(self) -> None:
         self._triggers: dict[str, Trigger] = {}
         self._connectors: Callable[[int], bool] = lambda _cid: True
+        self._offered: Callable[[str], bool] = lambda _message: True
 
     def register(self, requested: str, trigger: Trigger) -> None:
         """One block per message: registering one twice is a wiring mistake (ValueError)."""
@@ -51,12 +55,21 @@ class TriggerRegistry:
         """Which connector ids exist (the status block knows them)."""
         self._connectors = known
 
+    def offers(self, offered: Callable[[str], bool]) -> None:
+        """Which messages the enabled feature profiles offer (``Routes.offers``: the one check
+        of SupportedFeatureProfiles); the others are NotImplemented."""
+        self._offered = offered
+
     def status(
         self, requested: str, connector_id: int | None, *, extended: bool = False
     ) -> TriggerMessageStatus:
         """The answer to a (Extended)TriggerMessage for ``requested``."""
         trigger = self._triggers.get(requested)
-        if trigger is None or (trigger.extended_only and not extended):
+        if (
+            trigger is None
+            or (trigger.extended_only and not extended)
+            or not self._offered(requested)
+        ):
             return TriggerMessageStatus.not_implemented
         if (
             trigger.per_connector

@@ -24,7 +24,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from firmware.ports import FirmwareInstallFailed, TrialOutcome
-from firmware.release import bundle, launcher
+from firmware.release import launcher
 from firmware.release.launcher import CURRENT, OUTCOME, PREVIOUS, RELEASE_MARK, TRIAL
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,10 @@ class ReleaseInstaller:
     # ------------------------------------------------------------ FirmwareInstaller
 
     def check(self, bundle_path: Path) -> str:
+        # The bundle reader (tarfile, packaging) only when an update comes, not at every start
+        # (the trial's confirmation needs none of it; issue 15).
+        from firmware.release import bundle
+
         version = bundle.check(bundle_path).version
         # Installing it would replace the running release's directory in place, with no trial
         # and nothing to go back to (``activate`` refuses it, but only afterwards).
@@ -80,6 +84,8 @@ class ReleaseInstaller:
         return version
 
     def install(self, bundle_path: Path) -> str:
+        from firmware.release import bundle
+
         self._ensure_dir()
         self._clean_leftovers()
         staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=self.releases))
@@ -301,11 +307,33 @@ class ReleaseInstaller:
 
 
 def pip_error(result: subprocess.CompletedProcess[str]) -> str:
-    """The line of a failed pip (or venv) run worth showing: pip's first ERROR names the
-    package, its last line is often only a link to its docs."""
+    """The line of a failed pip (or venv) run worth showing: the projects that have no
+    distribution for the target when pip says so (a resolution conflict buries them under
+    every version it tried), else pip's first ERROR, which names the package (its last line
+    is often only a link to its docs)."""
     lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    missing = _without_distribution(f"{result.stdout or ''}\n{result.stderr}")
+    if missing:
+        return f"no matching distribution (wheel) of {', '.join(missing)}"
     errors = [line for line in lines if line.startswith("ERROR:")] or lines[-1:]
     return errors[0][:300] if errors else f"exit status {result.returncode}"
+
+
+def _without_distribution(stderr: str) -> list[str]:
+    """The projects pip names as having no matching distribution for the environment."""
+    names: list[str] = []
+    listing = False
+    for raw in stderr.splitlines():
+        line = raw.strip()
+        if "No matching distribution found for " in line:
+            names.append(line.rsplit("No matching distribution found for ", 1)[1].split()[0])
+        elif "have no matching distributions available for your environment" in line:
+            listing = True
+        elif listing and raw.startswith((" ", "\t")) and line:
+            names.append(line)
+        else:
+            listing = False
+    return list(dict.fromkeys(names))
 
 
 def _installed_version(venv: Path, product: str) -> str | None:

@@ -40,11 +40,9 @@ SOURCES = {
 
 
 def mask_id_tag(tag: str | None) -> str | None:
-    """``tag`` with every character but the last 4 replaced by ``*`` (a tag of 4 characters
-    or fewer entirely): enough to tell cards apart, not to copy one."""
-    if tag is None:
-        return None
-    return "*" * len(tag) if len(tag) <= 4 else "*" * (len(tag) - 4) + tag[-4:]
+    """``tag`` as ``redaction.mask_id_tag`` shows it (the last 4 characters; the diagnostics
+    bundle's free-text lines use the same rule); None stays None."""
+    return None if tag is None else redaction.mask_id_tag(tag)
 
 
 def _iso(moment: datetime | None) -> str | None:

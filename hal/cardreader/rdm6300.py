@@ -16,6 +16,7 @@ systems store it).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -158,7 +159,8 @@ class Rdm6300Reader:
     thread.  If the port fails at run time (USB adapter unplugged), the thread logs once, then
     tries to reopen it every ``reopen_interval_s`` seconds; ``connected`` is False meanwhile.
     ``serial_factory(port, baudrate=..., timeout=...)`` replaces ``serial.Serial``;
-    ``read_timeout_s`` bounds how long ``close`` waits for the thread.  Cards seen before
+    ``read_timeout_s`` is how often the idle thread wakes (a card's bytes end the wait at once;
+    ``close`` cancels it on a pyserial port, else waits up to it).  Cards seen before
     ``set_listener`` are dropped (a queued swipe would start a session nobody asked for).
     """
 
@@ -169,7 +171,7 @@ class Rdm6300Reader:
         *,
         repeat_window_s: float = 2.0,
         reopen_interval_s: float = 2.0,
-        read_timeout_s: float = 0.1,
+        read_timeout_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if cfg.kind != "rdm6300":
@@ -203,6 +205,10 @@ class Rdm6300Reader:
     def close(self) -> None:
         """Stop the thread and close the port."""
         self._stop.set()
+        cancel = getattr(self._port, "cancel_read", None)
+        if cancel is not None:
+            with contextlib.suppress(Exception):
+                cancel()  # the thread's read returns now, not at its timeout
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(self._read_timeout_s + 2.0)
         port, self._port = self._port, None

@@ -187,7 +187,9 @@ async def test_with_firmware_management_off_get_diagnostics_is_not_supported(
     csms: CentralSystem, tmp_path: Path
 ) -> None:
     """A charger shipped without the profile answers what every request of a disabled profile
-    gets (firmware.profiles); the trigger still says Idle: nothing runs (OCTT TC_054_CS)."""
+    gets (firmware.profiles), and a TriggerMessage for one of its notifications is
+    NotImplemented with nothing sent (OCPP 1.6 §5.17: a message the charger does not
+    implement)."""
     without = tuple(p for p in WITH_FIRMWARE_MANAGEMENT if p != "FirmwareManagement")
     settings = replace(bench_settings(csms.url, tmp_path), ocpp=OcppSettings(profiles=without))
     running = await start_fast(settings)
@@ -197,11 +199,23 @@ async def test_with_firmware_management_off_get_diagnostics_is_not_supported(
         with pytest.raises(NotSupportedError):
             await rig.cs.call(rig.cp_id, call.GetDiagnostics(location="http://127.0.0.1:9/"))
         mark = rig.cs.mark()
+        for message in ("DiagnosticsStatusNotification", "FirmwareStatusNotification"):
+            answer = await rig.cs.call(rig.cp_id, call.TriggerMessage(requested_message=message))
+            assert answer.status == "NotImplemented", message
         answer = await rig.cs.call(
-            rig.cp_id, call.TriggerMessage(requested_message="DiagnosticsStatusNotification")
+            rig.cp_id, call.ExtendedTriggerMessage(requested_message="FirmwareStatusNotification")
         )
+        assert answer.status == "NotImplemented"
+        # A message the profile has is still triggered, and follows every answer above.
+        answer = await rig.cs.call(rig.cp_id, call.TriggerMessage(requested_message="Heartbeat"))
         assert answer.status == "Accepted"
-        assert await diagnostics_statuses(rig, "Idle", mark) == ["Idle"]
+        await rig.wait_call("Heartbeat", since=mark)
+        sent = {r.action for r in rig.cs.messages if r.seq >= mark and r.direction == "rx"}
+        assert not sent & {
+            "DiagnosticsStatusNotification",
+            "FirmwareStatusNotification",
+            "SignedFirmwareStatusNotification",
+        }, sent
     finally:
         await app.shutdown(running)
 
@@ -260,8 +274,10 @@ async def test_the_bundle_holds_no_secret_the_charger_was_given(
             rig.cp_id, call.ChangeConfiguration(key="AuthorizationKey", value=NEW_KEY)
         )
         assert changed.status == "Accepted"
+        await rig.start_session(CARD)  # the charger's own lines name the card
         careless = logging.getLogger("firmware.test")
         careless.warning("a careless line with %s", key_pem)
+        careless.warning("card %s presented", CARD.lower())  # idTags compare in any case
         careless.warning("another with ftp://diag:%s@10.0.0.9/x and %s", UPLOAD_PASSWORD, NEW_KEY)
         with upload_server() as server:
             mark = rig.cs.mark()
@@ -296,6 +312,7 @@ async def test_the_bundle_holds_no_secret_the_charger_was_given(
         "private key line": body[0],
         "private key scalar": scalar.hex(),
         "private key scalar b64": base64.b64encode(scalar).decode(),
+        "idTag": CARD,
     }
     for path, text in members.items():
         leaked = [what for what, secret in secrets.items() if secret in text]
@@ -308,15 +325,84 @@ async def test_the_bundle_holds_no_secret_the_charger_was_given(
     assert f"{CSMS_USER}" not in members["config/chargepoint.toml"]
     assert "[chargepoint]" in members["config/chargepoint.toml"]
     assert "[private key removed]" in members["logs/chargepoint.log"]
+    assert "*" * (len(CARD) - 4) + CARD[-4:].lower() in members["logs/chargepoint.log"]
     assert "ftp://10.0.0.9/x" in members["logs/chargepoint.log"]
     assert '"ChangeConfiguration"' in members["logs/ocpp-messages.log"]
     assert "GetDiagnostics" in members["logs/ocpp-messages.log"]
     versions = members["versions.txt"]
     assert versions.startswith("pi-chargepoint ") and "\nocpp==" in versions
     summary = json.loads(members["state/transactions.json"])
-    assert summary["outbox_pending"] == 0 and summary["open_transactions"] == []
+    assert [t["connector_id"] for t in summary["open_transactions"]] == [1]
     connectors = json.loads(members["state/connectors.json"])
-    assert connectors["1"]["status"] == "Available" and "id_tag" not in connectors["1"]
+    assert connectors["1"]["status"] == "Charging" and "id_tag" not in connectors["1"]
 
 
 CSMS_USER = "cpuser"
+CARD = "04A1B2C3D4E5F6"
+
+
+# ------------------------------------------------------------------ pre-signed locations
+
+TOKEN = "9b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
+
+
+def _signed(path: str) -> str:
+    """A path with the query an object store signs (S3 style): the signature is the token."""
+    return (
+        f"{path}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20261129"
+        f"&X-Amz-Signature={TOKEN}"
+    )
+
+
+async def test_a_pre_signed_location_is_the_file_url_and_its_token_is_never_shown(
+    csms: CentralSystem, tmp_path: Path, message_log: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GetDiagnostics and GetLog to pre-signed URLs (an object store that takes the exact
+    signed URL only, 403 for any other): the file goes to the URL as given (no file name
+    appended), and the token is in no log line, no logged frame and no bundle member."""
+    caplog.set_level(logging.DEBUG)
+    diagnostics, log_file = _signed("/bucket/cp/diag.tar.gz"), _signed("/bucket/cp/log.txt")
+    state = tmp_path / "state"
+    settings = replace(
+        bench_settings(csms.url, state),
+        logging=LoggingSettings(ocpp_messages=True, ocpp_log=str(message_log)),
+    )
+    async with diagnostics_rig(csms, state, settings) as rig:
+        with upload_server(only=(diagnostics, log_file)) as server:
+            base = f"http://127.0.0.1:{server.port}"
+            for n in (1, 2):  # the second bundle holds the first one's log lines and frames
+                mark = rig.cs.mark()
+                await _get_diagnostics(rig, base + diagnostics)
+                await diagnostics_statuses(rig, "Uploaded", mark)
+                if n == 1:
+                    mark = rig.cs.mark()
+                    answer = await rig.cs.call(
+                        rig.cp_id,
+                        call.GetLog(
+                            log_type="DiagnosticsLog",
+                            request_id=41,
+                            log={"remoteLocation": base + log_file},
+                        ),
+                    )
+                    assert answer.status == "Accepted"
+                    await rig.cs.wait_for(
+                        lambda r: (
+                            r.action == "LogStatusNotification"
+                            and r.payload.get("status") == "Uploaded"
+                        ),
+                        since=mark,
+                    )
+    assert [r["path"] for r in server.received] == [diagnostics, log_file, diagnostics]
+    charger_side = [
+        r for r in caplog.records if not r.name.startswith(("centralsystem", "websockets.server"))
+    ]
+    assert any("GetDiagnostics" in r.getMessage() for r in charger_side), "frames are logged"
+    for record in charger_side:
+        assert TOKEN not in record.getMessage() + (record.exc_text or ""), record.getMessage()
+    frames = message_log.read_text()
+    assert "diag.tar.gz?***" in frames and TOKEN not in frames
+    assert TOKEN not in server.received[1]["body"], "the uploaded log"
+    members = bundle_members(server.received[2]["data"])
+    assert "diag.tar.gz?***" in members["logs/ocpp-messages.log"]
+    for path, text in members.items():
+        assert TOKEN not in text, path

@@ -5,6 +5,7 @@ partial file, and no credential in any error."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import ssl
 import threading
@@ -16,8 +17,10 @@ import pytest
 
 from firmware.certificates import CertificateStore, RootKind
 from firmware.download import Cancelled, DownloadError, Limits, fetch
+from firmware.transfer import Abort
 from tests.firmware_helpers import bundle_bytes, ftp_server, ftps_server, http_server
 from tests.pki import Authority
+from tests.system.upload_servers import silent_server
 
 LIMITS = Limits(max_bytes=1_000_000, keep_free_bytes=0)
 DATA = bundle_bytes("2.0.0", 300_000)
@@ -37,7 +40,7 @@ def get(
     *,
     limits: Limits = LIMITS,
     tls: ssl.SSLContext | None = None,
-    cancelled: threading.Event | None = None,
+    cancelled: Abort | None = None,
     free_bytes: Callable[[Path], int] | None = None,
 ) -> int:
     return fetch(
@@ -45,7 +48,7 @@ def get(
         dest,
         limits=limits,
         tls=tls,
-        cancelled=cancelled or threading.Event(),
+        cancelled=cancelled or Abort(),
         timeout=10,
         free_bytes=free_bytes,
     )
@@ -112,7 +115,7 @@ def test_size_limit_and_free_space_refuse_before_and_during(served: Path, tmp_pa
         with pytest.raises(DownloadError, match="not enough free space"):
             get(url, dest, limits=Limits(10**7, 10), free_bytes=lambda _p: next(shrinking))
         assert nothing_left(dest)
-        cancelled = threading.Event()
+        cancelled = Abort()
         cancelled.set()
         with pytest.raises(Cancelled):
             get(url, dest, cancelled=cancelled)
@@ -129,16 +132,27 @@ def test_an_unusable_location_is_one_line(tmp_path: Path) -> None:
 
 @contextmanager
 def recording_server(
-    redirect_to: str | None = None, body: bytes = DATA, announce: int | None = None
+    redirect_to: str | None = None,
+    body: bytes = DATA,
+    announce: int | None = None,
+    only: str | None = None,
+    tls: tuple[str, str] | None = None,
 ) -> Iterator[tuple[int, list[dict[str, str]]]]:
     """An HTTP server on 127.0.0.1 that records each request's headers and answers GET with
     ``body`` (announced as ``announce`` bytes: a connection cut short), or with a 302 to
-    ``redirect_to``; yields (port, the headers seen)."""
+    ``redirect_to``; ``only``: the one path (query included) it serves, as an object store
+    serves a pre-signed URL, 403 for any other; ``tls``: HTTPS with (certfile, keyfile);
+    yields (port, the headers seen)."""
     seen: list[dict[str, str]] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def _handle(self) -> None:
             seen.append(dict(self.headers.items()))
+            if only is not None and self.path != only:
+                self.send_response(403)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if redirect_to is not None:
                 self.send_response(302)
                 self.send_header("Location", redirect_to)
@@ -156,6 +170,10 @@ def recording_server(
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield server.server_address[1], seen
@@ -177,6 +195,48 @@ def test_a_redirect_to_another_host_does_not_carry_the_credentials(tmp_path: Pat
     assert "Authorization" not in other_seen[0], "the credentials went to the redirect target"
 
 
+def test_a_redirect_from_https_to_http_is_refused(tmp_path: Path, ca: Authority) -> None:
+    """An HTTPS location whose server redirects to plain HTTP: the file would come
+    unverified (an unsigned update rests on HTTPS alone), so the attempt fails, one line,
+    and the plain server is never asked."""
+    certs = CertificateStore.open(tmp_path / "state")
+    certs.install_root(RootKind.CENTRAL_SYSTEM, ca.pem)
+    dest = tmp_path / "fw.bundle"
+    with recording_server() as (plain_port, plain_seen):
+        plain = f"http://localhost:{plain_port}/fw.bundle"
+        tls = ca.server_files(tmp_path, "redirect", host="localhost")
+        with recording_server(redirect_to=plain, tls=tls) as (port, seen):
+            with pytest.raises(DownloadError) as err:
+                get(f"https://localhost:{port}/fw.bundle", dest, tls=certs.upload_context())
+    assert str(err.value) == (
+        f"https://localhost:{port}/fw.bundle: HTTP 302 a redirect from https to http, refused"
+    )
+    assert len(seen) == 1 and plain_seen == []
+    assert nothing_left(dest)
+
+
+SIGNATURE = "0f9e8d7c6b5a49382716a5b4c3d2e1f0"
+SIGNED = (
+    "/bucket/fw.bundle?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=3600"
+    f"&X-Amz-Signature={SIGNATURE}"
+)
+
+
+def test_a_pre_signed_url_is_fetched_as_given_and_its_signature_never_shown(
+    tmp_path: Path,
+) -> None:
+    """An UpdateFirmware location pre-signed by an object store (S3, an Azure SAS): the server
+    serves that exact URL only; a refusal's one line shows the URL without its query (the
+    signature is the credential)."""
+    dest = tmp_path / "fw.bundle"
+    with recording_server(only=SIGNED) as (port, _):
+        assert get(f"http://127.0.0.1:{port}{SIGNED}", dest) == len(DATA)
+        with pytest.raises(DownloadError) as err:
+            get(f"http://127.0.0.1:{port}{SIGNED.replace('3600', '60')}", dest)
+    assert "HTTP 403" in str(err.value) and "fw.bundle?***" in str(err.value)
+    assert SIGNATURE not in str(err.value)
+
+
 def test_a_transfer_cut_short_is_a_failed_attempt(tmp_path: Path) -> None:
     """A server (or a network) that closes the connection before the announced
     Content-Length arrived: the attempt fails (to be retried), nothing is kept."""
@@ -191,7 +251,7 @@ def test_a_cancel_during_a_slow_transfer_stops_it_at_the_next_data(tmp_path: Pat
     """A server trickling its file (100 bytes at a time): a cancel (a new request, shutdown)
     must stop the download when the next data arrive, not after a whole block of 64 KiB (at
     that pace minutes, holding the worker thread that the process waits for when it exits)."""
-    cancelled = threading.Event()
+    cancelled = Abort()
     sent = [0]
 
     class Trickle(http.server.BaseHTTPRequestHandler):
@@ -241,3 +301,91 @@ def test_ftps_is_verified_and_resumes_the_tls_session_on_the_data_channel(
         certs.install_root(RootKind.CENTRAL_SYSTEM, ca.pem)
         assert get(f"{base}/fw.bundle", dest, tls=certs.upload_context()) == len(DATA)
     assert dest.read_bytes() == DATA
+
+
+# ------------------------------------------------------------------ silent and slow servers
+
+
+@pytest.mark.parametrize("scheme", ["http", "ftp"])
+def test_a_cancel_while_the_server_is_silent_ends_the_transfer_at_once(
+    scheme: str, tmp_path: Path
+) -> None:
+    """The controller's stop (or a new request) while the server has said nothing: the worker
+    thread must end well within the unit's TimeoutStopSec (20 s), not after the transfer's
+    60 s timeout (the process waits for it at exit)."""
+    dest = tmp_path / "fw.bundle"
+    cancelled = Abort()
+    outcome: list[BaseException] = []
+
+    def download() -> None:
+        try:
+            fetch(
+                f"{scheme}://127.0.0.1:{port}/fw",
+                dest,
+                limits=LIMITS,
+                tls=None,
+                cancelled=cancelled,
+                timeout=60,
+            )
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    with silent_server() as (port, arrived, closed):
+        worker = threading.Thread(target=download, daemon=True)
+        worker.start()
+        assert arrived.wait(10)
+        cancelled.set()
+        worker.join(20)
+        assert not worker.is_alive(), "the download still waits for the silent server"
+        assert closed.wait(10), "the connection was not closed"
+    assert [type(e) for e in outcome] == [Cancelled]
+    assert nothing_left(dest)
+
+
+def test_a_silent_server_is_one_line_naming_the_timeout(tmp_path: Path) -> None:
+    with silent_server() as (port, _, _):
+        with pytest.raises(DownloadError) as err:
+            fetch(
+                f"http://127.0.0.1:{port}/fw?sig=SECRET",
+                tmp_path / "fw",
+                limits=LIMITS,
+                tls=None,
+                cancelled=Abort(),
+                timeout=1,
+            )
+    assert str(err.value) == (
+        f"http://127.0.0.1:{port}/fw?***: the server sent nothing for 1 s (timed out)"
+    )
+
+
+def test_a_server_that_trickles_below_the_minimum_rate_fails_the_attempt(tmp_path: Path) -> None:
+    """A server that sends a little now and then never times out: a download must still end
+    (each window must bring the minimum rate), with a one-line reason and nothing kept."""
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(DATA)))
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the client gives up
+                for _ in range(len(DATA) // 100):
+                    self.wfile.write(b"x" * 100)
+                    self.wfile.flush()
+                    threading.Event().wait(0.02)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    dest = tmp_path / "fw.bundle"
+    slow = Limits(
+        max_bytes=1_000_000, keep_free_bytes=0, min_bytes_per_s=1_000_000, rate_window_s=0.2
+    )
+    try:
+        with pytest.raises(DownloadError, match=r"too slow, \d+ bytes in the last \d+ s"):
+            get(f"http://127.0.0.1:{server.server_address[1]}/fw", dest, limits=slow)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert nothing_left(dest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,11 +10,11 @@ from pathlib import Path
 import pytest
 from ocpp.v16 import call
 
-from firmware.logupload import UploadError, upload
+from firmware.logupload import UploadError, upload, upload_with_retries
 from tests.conftest import Rig
 from tests.firmware_helpers import ftps_server
 from tests.pki import Authority
-from tests.system.upload_servers import ftp_server
+from tests.system.upload_servers import ftp_server, silent_server
 
 
 @pytest.fixture
@@ -77,3 +78,30 @@ def test_upload_over_ftps_resumes_the_tls_session_on_the_data_channel(
             upload(f"{base}/other.tar.gz", b"x", tls=ssl.create_default_context(), timeout=5)
     assert (root / "diag.tar.gz").read_bytes() == b"bundle bytes"
     assert not (root / "other.tar.gz").exists()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("scheme", ["http", "ftp"])
+async def test_a_cancelled_upload_to_a_silent_server_lets_its_thread_go_at_once(
+    scheme: str,
+) -> None:
+    """A GetDiagnostics/GetLog upload replaced or stopped while the server says nothing: the
+    worker thread's connection is closed at once (the controller's stop waits for that thread;
+    the unit's TimeoutStopSec is 20 s, the transfer's timeout 60 s)."""
+    with silent_server() as (port, arrived, closed):
+        task = asyncio.create_task(
+            upload_with_retries(
+                f"{scheme}://127.0.0.1:{port}/in/diag.tar.gz",
+                b"bundle",
+                tls=None,
+                retries=0,
+                retry_interval=0,
+                what="diagnostics",
+                timeout=60,
+            )
+        )
+        assert await asyncio.to_thread(arrived.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.to_thread(closed.wait, 20), "the upload still holds the connection"

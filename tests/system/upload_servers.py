@@ -3,9 +3,11 @@ and multipart POST) and FTP (pyftpdlib).  Every request is recorded as the serve
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import email.policy
 import http.server
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -40,10 +42,12 @@ def upload_server(
     methods: tuple[str, ...] = ("PUT", "POST"),
     failures: int = 0,
     held: bool = False,
+    only: tuple[str, ...] = (),
 ) -> Iterator[HttpUploads]:
     """An HTTP(S) server on 127.0.0.1 that stores every PUT and every multipart POST (field
     ``file``).  A method not in ``methods``: 405.  The first ``failures`` requests: 500.
-    ``held``: requests wait until ``uploads.hold`` is set."""
+    ``held``: requests wait until ``uploads.hold`` is set.  ``only``: the paths (with their
+    query, exactly) it takes, as an object store takes a pre-signed URL; any other: 403."""
     state = HttpUploads(port=0)
     if not held:
         state.hold.set()
@@ -55,6 +59,8 @@ def upload_server(
             state.attempts.append(attempt)
             state.arrived.set()
             state.hold.wait(30)
+            if only and self.path not in only:
+                return self._answer(403)
             if self.command not in methods:
                 return self._answer(405)
             if len(state.attempts) <= failures:
@@ -139,3 +145,28 @@ def ftp_server(
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+@contextmanager
+def silent_server() -> Iterator[tuple[int, threading.Event, threading.Event]]:
+    """A TCP server on 127.0.0.1 that takes each connection and never sends a byte (a web or
+    FTP server that hangs); yields (port, a connection arrived, the client closed its end)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    arrived, closed = threading.Event(), threading.Event()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):  # the listener closed at the end
+            while True:
+                conn, _ = listener.accept()
+                arrived.set()
+                conn.settimeout(120)
+                with conn, contextlib.suppress(OSError):
+                    while conn.recv(4096):  # the request, then the client's close (b"")
+                        pass
+                    closed.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1], arrived, closed
+    finally:
+        listener.close()

@@ -26,6 +26,7 @@ from firmware import clock
 from firmware.charger import Charger
 from firmware.config_keys import build_registry
 from firmware.connector import ConnectorController
+from firmware.connector_senses import METER_IDLE_POLL_S, PILOT_IDLE_POLL_S, PILOT_POLL_S
 from firmware.domain import (
     AuthorizationStatus,
     ConnectorError,
@@ -57,8 +58,10 @@ class EvPilot:
         self.offered_a = 0.0
         self.offers: list[float] = []
         self.ignores_pwm_stop = False  # an EV that stays in C when the PWM stops (IEC 61851-1)
+        self.reads = 0
 
     async def read(self) -> PilotReading:
+        self.reads += 1
         pwm = self.offered_a > 0 or self.ignores_pwm_stop
         return PilotReading(self.ev.pilot_state(pwm), self.offered_a)
 
@@ -82,11 +85,13 @@ class CountingMeter:
 
     def __init__(self) -> None:
         self.energy_wh = 1000.0
+        self.polls = 0
 
     def quantities(self) -> frozenset[Quantity]:
         return frozenset({Quantity.ENERGY_IMPORT})
 
     async def poll(self) -> MeterReading:
+        self.polls += 1
         return self.latest()
 
     def latest(self) -> MeterReading:
@@ -325,6 +330,32 @@ async def test_meter_values_follow_the_sample_interval_in_simulated_time() -> No
         before = s.link.meter_value_calls()
         await s.settle(600)  # ten simulated minutes, in milliseconds of real time
         assert 9 <= s.link.meter_value_calls() - before <= 11
+
+
+async def test_an_idle_connector_polls_at_the_rate_its_data_changes() -> None:
+    """Issue 15: with no vehicle and no transaction the pilot is read every PILOT_IDLE_POLL_S
+    and the meter every METER_IDLE_POLL_S; with a vehicle the pilot is read every PILOT_POLL_S,
+    in a transaction the meter every meter cycle (1 s here), and a status change reads the
+    meter at once."""
+    async with station() as s:
+        reads, polls = s.pilot.reads, s.meter.polls
+        await s.settle(60)
+        assert abs(s.pilot.reads - reads - 60 / PILOT_IDLE_POLL_S) <= 1
+        assert abs(s.meter.polls - polls - 60 / METER_IDLE_POLL_S) <= 1
+        s.ev.plugged = True
+        polls = s.meter.polls
+        await s.settle(PILOT_IDLE_POLL_S + 2 * PILOT_POLL_S)
+        assert s.link.statuses()[-1] is ConnectorStatus.PREPARING
+        assert s.meter.polls > polls  # Preparing: read now, not at the next idle read
+        reads = s.pilot.reads
+        await s.settle(10)
+        assert abs(s.pilot.reads - reads - 10 / PILOT_POLL_S) <= 1
+        s.connector.post(m.IdPresented("CARD1"))
+        await s.settle()
+        assert s.link.transaction_calls() == [("start", "CARD1", 1000)]
+        polls = s.meter.polls
+        await s.settle(10)
+        assert abs(s.meter.polls - polls - 10) <= 1
 
 
 async def test_a_socket_is_locked_before_power_and_released_after() -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import tarfile
 import time
+import tracemalloc
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -220,3 +222,70 @@ def test_the_message_log_files_go_oldest_first_with_ten_backups_and_more(tmp_pat
     assert text.splitlines() == [f"frame of backup {n}" for n in range(12, 0, -1)] + [
         "frame of now"
     ]
+
+
+def test_the_message_log_is_read_by_the_window_and_never_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Up to 100 backups of any size are allowed: a backup last written before the window is
+    not opened at all (its lines here claim to be inside the window, so reading it would
+    show), and a backup far over the member bound is streamed, never held whole."""
+    monkeypatch.setattr(diagnostics, "MEMBER_MAX_BYTES", 200_000)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    inside = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start.timestamp() + 60)) + ",000"
+    log = tmp_path / "ocpp.log"
+    old = tmp_path / "ocpp.log.2"
+    old.write_text(f"{inside} from the backup older than the window\n")
+    os.utime(old, (start.timestamp() - 10, start.timestamp() - 10))
+    with (tmp_path / "ocpp.log.1").open("w") as big:  # 6 MB of frames inside the window
+        line = f'{inside} [2,"1","Heartbeat",{{}}] {"x" * 60}\n'
+        big.writelines(line for _ in range(6_000_000 // len(line)))
+    log.write_text(f"{inside} the newest frame\n")
+    collector = _collector(tmp_path, message_log=log)
+    tracemalloc.start()
+    try:
+        members = _members(collector.bundle("cp-diagnostics-x.tar.gz", start, None)())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    text = next(v for k, v in members.items() if k.endswith("logs/ocpp-messages.log"))
+    assert "older than the window" not in text
+    assert text.splitlines()[0].endswith("bytes of older lines cut")
+    assert text.endswith("the newest frame\n")
+    assert peak < 3_000_000, f"{peak} bytes at the peak: a file was read whole"
+
+
+def test_known_id_tags_in_free_text_keep_their_last_four_characters(tmp_path: Path) -> None:
+    """idTags the charger knows (its journal, the running sessions, the Local Authorization
+    List and the cache, the frames' idTag fields) are masked in free-text log lines too, but
+    their last 4 characters; the frames' fields stay ***."""
+    store = TransactionStore(None)
+    store.start(1, "JOURNAL-CARD-1111", 0, "2026-05-01T00:00:00Z", {"connectorId": 1})
+    lines = DiagnosticsBuffer()
+    records = logging.getLogger("firmware.test.idtags")
+    records.addHandler(lines)
+    try:
+        for text in (
+            "card JOURNAL-CARD-1111 presented",
+            "offline: LOCAL-LIST-2222 accepted",
+            "cache says CACHED-CARD-3333 is Blocked",
+            'frame [2,"7","Authorize",{"idTag":"FRAME-ONLY-4444"}] sent',
+            "FRAME-ONLY-4444 answered Accepted",
+        ):
+            records.warning(text)
+    finally:
+        records.removeHandler(lines)
+    settings = replace(load(BENCH_TOML), state_dir=tmp_path)
+    collector = DiagnosticsCollector(
+        settings,
+        default_registry(),
+        store,
+        lines,
+        id_tags=lambda: ["LOCAL-LIST-2222", "CACHED-CARD-3333"],
+    )
+    members = _members(collector.bundle("cp-diagnostics-x.tar.gz", None, None)())
+    text = next(v for k, v in members.items() if k.endswith("logs/chargepoint.log"))
+    for tag in ("JOURNAL-CARD-1111", "LOCAL-LIST-2222", "CACHED-CARD-3333", "FRAME-ONLY-4444"):
+        assert tag not in text
+        assert "*" * (len(tag) - 4) + tag[-4:] in text, tag
+    assert '{"idTag":"***"}' in text

@@ -95,8 +95,11 @@ class Gate:
     def availability(self) -> dict[int, bool]:
         return dict(self.saved)
 
-    def hold(self) -> None:
+    wish: Callable[[int, bool], None] | None = None
+
+    def hold(self, wish: Callable[[int, bool], None]) -> None:
         self.held = True
+        self.wish = wish
         self.log.append("hold")
 
     def release(self, availability: dict[int, bool]) -> None:
@@ -223,7 +226,8 @@ async def test_legacy_update_waits_for_retrieve_date_then_installs_and_reports_a
             await b.svc.registered()
             assert b.statuses() == ["Installed"]
             assert installer.calls[-2:] == ["confirm", "reported"]
-            assert b.gate.log == ["release [(0, True), (1, True), (2, False)]"]
+            # held again at the start (a ChangeAvailability is still recorded), then released
+            assert b.gate.log == ["hold", "release [(0, True), (1, True), (2, False)]"]
             assert b.store.request() is None
             assert b.svc.current_status() == (S.IDLE, None)
 
@@ -301,6 +305,27 @@ async def test_a_refused_bundle_and_a_failed_install_put_availability_back(
 
 @pytest.mark.asyncio
 @pytest.mark.looptime
+async def test_a_change_availability_while_held_is_what_the_update_gives_back(
+    tmp_path: Path,
+) -> None:
+    with wall_clock_follows_the_loop(EPOCH):
+        async with service(tmp_path, fetcher=Fetcher(data=b"not a bundle")) as b:
+            b.gate.running = True  # a session: the install waits, the connectors held
+            b.svc.update_firmware(legacy())
+            await asyncio.sleep(5)
+            assert b.gate.held and b.gate.wish is not None
+            b.gate.wish(2, True)
+            b.gate.wish(1, False)
+            stored = b.store.request()
+            assert stored is not None and stored[2] == {0: True, 1: False, 2: True}
+            b.gate.running = False
+            await asyncio.sleep(5)
+            assert b.statuses()[-1] == "InstallationFailed"
+            assert b.gate.log == ["hold", "release [(0, True), (1, False), (2, True)]"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
 async def test_a_rolled_back_trial_is_installation_failed(tmp_path: Path) -> None:
     with wall_clock_follows_the_loop(EPOCH):
         installer = FakeInstaller(roll_back=True)
@@ -310,6 +335,31 @@ async def test_a_rolled_back_trial_is_installation_failed(tmp_path: Path) -> Non
         async with service(tmp_path, installer=installer) as b:
             await b.svc.registered()
             assert b.statuses()[-2:] == ["Installing", "InstallationFailed"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_after_a_rollback_the_previous_release_gives_the_connectors_back_at_start(
+    tmp_path: Path,
+) -> None:
+    """The launcher rolled the new release back (its central system was unreachable longer
+    than the trial timeout): the previous release need not wait for its own registration to
+    give the connectors back (offline charging works again); InstallationFailed still waits
+    for BootNotification Accepted."""
+    with wall_clock_follows_the_loop(EPOCH):
+        installer = FakeInstaller()
+        async with service(tmp_path, installer=installer) as b:
+            b.svc.update_firmware(legacy())
+            await asyncio.sleep(30)
+            assert b.restarts
+        installer.launcher_rolled_back("no BootNotification Accepted within 600 s")
+        async with service(tmp_path, installer=installer) as b:
+            await asyncio.sleep(1)
+            assert b.gate.log == ["hold", "release [(0, True), (1, True), (2, False)]"]
+            assert "InstallationFailed" not in b.statuses()
+            await b.svc.registered()
+            assert b.statuses()[-1] == "InstallationFailed"
+            assert len(b.gate.log) == 2  # given back once
 
 
 # ------------------------------------------------------------------ signed
@@ -621,7 +671,8 @@ async def test_a_controller_killed_during_the_install_reports_installation_faile
             await asyncio.sleep(1)
             await b.svc.registered()
             assert b.statuses() == ["InstallationFailed"]
-            assert b.gate.log == ["release [(0, True), (1, True), (2, False)]"]
+            # held again at the start (a ChangeAvailability is still recorded), then released
+            assert b.gate.log == ["hold", "release [(0, True), (1, True), (2, False)]"]
             assert b.svc.current_status() == (S.IDLE, None)
             assert b.store.request() is None
 

@@ -27,10 +27,17 @@ KEY = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
         ("ws://id:a@b@host/ocpp", "ws://host/ocpp"),
         ("ws://host/ocpp/CP001", "ws://host/ocpp/CP001"),
         ("ws://host/path@not-credentials", "ws://host/path@not-credentials"),
+        # A pre-signed URL: its query is the credential.
+        ("https://u:p@b.example/f?X-Amz-Signature=ab12#x", "https://b.example/f?***#x"),
     ],
 )
-def test_a_url_loses_its_user_and_password_and_nothing_else(url: str, shown: str) -> None:
+def test_a_url_loses_its_user_and_password_and_its_query(url: str, shown: str) -> None:
     assert redaction.without_credentials(url) == shown
+
+
+def test_the_url_a_transfer_sends_keeps_its_query() -> None:
+    url = "https://u:p@b.example/f?X-Amz-Signature=ab12"
+    assert redaction.without_userinfo(url) == "https://b.example/f?X-Amz-Signature=ab12"
 
 
 # ------------------------------------------------------------------ Basic auth headers
@@ -234,7 +241,17 @@ def test_every_logger_of_the_ocpp_edge_hides_the_authorization_key(
         # An @ left unencoded in the password: the authority ends at the last @ (as urlsplit
         # reads it, and as the transfer sends it).
         ("get ftp://fw:p@ss-w0rd@10.0.0.1/fw.tar", "get ftp://10.0.0.1/fw.tar"),
-        ("http://host?next=a@b", "http://host?next=a@b"),
+        # The query goes whole: a pre-signed URL's signature or token (S3, an Azure SAS).
+        ("http://host?next=a@b", "http://host?***"),
+        (
+            'PUT "https://b.s3.example/d.tgz?X-Amz-Signature=ab12&X-Amz-Date=1#top" ok',
+            'PUT "https://b.s3.example/d.tgz?***#top" ok',
+        ),
+        (
+            '{\\"remoteLocation\\": \\"https://a.blob.example/c/f?sv=1&sig=Zz%3D\\"}',
+            '{\\"remoteLocation\\": \\"https://a.blob.example/c/f?***\\"}',
+        ),
+        ("a plain question? yes", "a plain question? yes"),
     ],
 )
 def test_url_credentials_in_text_go_and_the_rest_stays(text: str, shown: str) -> None:
@@ -276,3 +293,23 @@ def test_key_secrets_are_the_key_and_the_password_it_stands_for() -> None:
 def test_scrub_removes_url_credentials_and_secret_settings() -> None:
     out = redaction.scrub("GetDiagnostics to ftp://cpo:pw@h/d\npassword = 'x'\n")
     assert out == 'GetDiagnostics to ftp://h/d\npassword = "***"\n'
+
+
+# ------------------------------------------------------------------ idTags
+
+
+def test_an_id_tag_keeps_its_last_four_characters() -> None:
+    assert redaction.mask_id_tag("04A2B3C4D5E6F7") == "**********E6F7"
+    assert redaction.mask_id_tag("1234") == "****"
+
+
+def test_known_id_tags_in_free_text_are_masked_whole_words_only() -> None:
+    text = (
+        "card 04a2b3c4d5e6f7 presented on 1; offline: TAG-4242 accepted; "
+        "TAG-42420 is another card; 0x04A2B3C4D5E6F7FF is no card; ABC stays"
+    )
+    assert redaction.hide_id_tags(text, ["04A2B3C4D5E6F7", "TAG-4242", "ABC"]) == (
+        "card **********e6f7 presented on 1; offline: ****4242 accepted; "
+        "TAG-42420 is another card; 0x04A2B3C4D5E6F7FF is no card; ABC stays"
+    )
+    assert redaction.hide_id_tags(text, []) == text

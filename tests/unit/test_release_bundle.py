@@ -10,6 +10,7 @@ import base64
 import hashlib
 import io
 import json
+import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from firmware.ports import FirmwareInstallFailed
 from firmware.release.bundle import check
+from firmware.release.installer import pip_error
 from firmware.release.manifest import platform_tag
 from firmware.release.signing import SigningFailed, sign_file
 from tests.pki import Authority, _name
@@ -380,3 +382,124 @@ def test_test_bundles_are_built_once_when_workers_ask_together(
         t.join()
     assert not [r for r in results if isinstance(r, Exception)], results
     assert most[0] == 1 and results[0] == results[1]
+
+
+# What pip download prints for an armv7l target on PyPI (checked 2026-11: cffi publishes no
+# armv7l wheel; the conflict text lists every cryptography version first).
+_CONFLICT_STDOUT = """\
+The conflict is caused by:
+    cryptography 50.0.2 depends on cffi>=2.0.0; platform_python_implementation != "PyPy"
+    cryptography 44.0.1 depends on cffi>=1.12; platform_python_implementation != "PyPy"
+
+Additionally, some packages in these conflicts have no matching distributions available \
+for your environment:
+    cffi
+
+To fix this you could try to:
+"""
+
+
+@pytest.mark.parametrize(
+    ("stdout", "stderr", "line"),
+    [
+        (
+            _CONFLICT_STDOUT,
+            "ERROR: Cannot install cryptography==44.0.1, cryptography==50.0.2 because these "
+            "package versions have conflicting dependencies.\nERROR: ResolutionImpossible\n",
+            "no matching distribution (wheel) of cffi",
+        ),
+        (
+            "",
+            "ERROR: Could not find a version that satisfies the requirement lgpio (from "
+            "versions: none)\nERROR: No matching distribution found for lgpio\n",
+            "no matching distribution (wheel) of lgpio",
+        ),
+        ("", "ERROR: invalid wheel\nsee https://pip.pypa.io\n", "ERROR: invalid wheel"),
+    ],
+)
+def test_a_failed_pip_is_one_line_naming_the_project_without_a_wheel(
+    stdout: str, stderr: str, line: str
+) -> None:
+    result = subprocess.CompletedProcess(["pip"], 1, stdout=stdout, stderr=stderr)
+    assert pip_error(result) == line
+
+
+def _usage(*, digital_signature: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=not digital_signature,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def test_a_certificate_whose_key_usage_leaves_out_digital_signature_signs_nothing(
+    tmp_path: Path,
+) -> None:
+    """A certificate the manufacturer root issued for key encipherment only (a TLS server's
+    RSA certificate) may not sign firmware (RFC 5280 §4.2.1.3): `release sign` refuses it, and
+    so does the charger's check of SignedUpdateFirmware's signingCertificate."""
+    from firmware.certificates import CertificateStore, RootKind
+    from tests.pki import pem
+
+    root = Authority.root("Test Manufacturer Root")
+    key = rsa.generate_private_key(65537, 2048)
+    tls_only = root.issue(
+        _name("fw.example"), key.public_key(), key_usage=_usage(digital_signature=False)
+    )
+    key_file, cert_file = _files(tmp_path, key, tls_only)
+    bundle = write(tmp_path / "b.tar", manifest())
+    with pytest.raises(SigningFailed, match="does not include digitalSignature"):
+        sign_file(bundle, key_file, cert_file)
+    certs = CertificateStore.open(tmp_path / "state")
+    certs.install_root(RootKind.MANUFACTURER, root.pem)
+    problem = certs.signing_certificate_problem(pem(tls_only))
+    assert problem is not None and "does not include digitalSignature" in problem
+    signing = root.issue(
+        _name("Firmware Signing"), key.public_key(), key_usage=_usage(digital_signature=True)
+    )
+    cert_file.write_text(pem(signing))
+    assert sign_file(bundle, key_file, cert_file)["algorithm"] == "RSA-SHA256"
+    assert certs.signing_certificate_problem(pem(signing)) is None
+
+
+def test_sign_with_an_encrypted_key_takes_its_passphrase(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usual way a signing key is kept: encrypted.  The passphrase comes from
+    $CHARGEPOINT_SIGNING_PASSPHRASE (or --passphrase-env NAME, or the prompt on a terminal);
+    without it, or a wrong one, one line and exit 1."""
+    from firmware.cli import main
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = Authority.root().issue(_name("Firmware Signing"), key.public_key())
+    key_file, cert_file = _files(tmp_path, key, cert)
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"correct horse"),
+        )
+    )
+    bundle = write(tmp_path / "b.tar", manifest())
+    argv = ["release", "sign", str(bundle), "--key", str(key_file), "--cert", str(cert_file)]
+    monkeypatch.delenv("CHARGEPOINT_SIGNING_PASSPHRASE", raising=False)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # no terminal: no prompt
+    assert main(argv) == 1
+    assert "it is encrypted: give its passphrase" in capsys.readouterr().err
+    monkeypatch.setenv("CHARGEPOINT_SIGNING_PASSPHRASE", "wrong")
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("chargepoint release sign: cannot use the key") and err.count("\n") == 1
+    monkeypatch.setenv("CHARGEPOINT_SIGNING_PASSPHRASE", "correct horse")
+    assert main(argv) == 0
+    signed = json.loads((tmp_path / "b.tar.sig.json").read_text())
+    assert signed["algorithm"] == "ECDSA-SHA256"
+    monkeypatch.setenv("MY_PASS", "correct horse")
+    monkeypatch.delenv("CHARGEPOINT_SIGNING_PASSPHRASE")
+    assert main([*argv, "--passphrase-env", "MY_PASS"]) == 0

@@ -34,6 +34,7 @@ from ocpp.v16 import call
 
 from centralsystem import CentralSystem
 from firmware import app
+from firmware.connector_senses import METER_IDLE_POLL_S
 from tests.conftest import BENCH_TOML, Rig, bench_settings, start_fast
 from tests.system.helpers import Controller, _charging, backup_power_toml
 from tests.system.octt.helpers import _stop_by_card
@@ -423,7 +424,10 @@ async def test_tc_023_an_invalid_id_tag_starts_nothing(rig: Rig) -> None:
 async def test_tc_041_a_fault_is_reported_refuses_a_start_and_clears(rig: Rig) -> None:
     mark = rig.cs.mark()
     await rig.command("fault", name="meter", state="on")
-    faulted = await rig.wait_status("Faulted", since=mark, error_code="PowerMeterFailure")
+    # Idle, the meter is read every METER_IDLE_POLL_S (issue 15).
+    faulted = await rig.wait_status(
+        "Faulted", since=mark, error_code="PowerMeterFailure", timeout=10 + METER_IDLE_POLL_S
+    )
     assert faulted.payload["errorCode"] != "NoError"
     refused = await rig.cs.call(
         rig.cp_id, call.RemoteStartTransaction(id_tag="FAULT-41", connector_id=1)

@@ -224,6 +224,69 @@ async def test_an_update_during_a_transaction_installs_only_after_it_ends(
     await station.restarted("2.0.0")
 
 
+async def test_a_change_availability_during_the_update_is_what_the_update_gives_back(
+    station: Station,
+) -> None:
+    """The update holds the connectors (waiting for the session to end); the operator makes
+    connector 1 Inoperative meanwhile; the install fails and the update gives the connectors
+    back: connector 1 stays Unavailable (the operator's wish), the charger is Available."""
+    rig = station.rig
+    await rig.start_session()
+    mark = rig.cs.mark()
+    await update(rig, f"{station.base_url}/broken.bundle")
+    await wait_firmware_status(rig, "Downloaded", since=mark)
+    held = await rig.wait_status("Unavailable", connector=0, since=mark)
+    answer = await rig.cs.call(
+        rig.cp_id, call.ChangeAvailability(connector_id=1, type="Inoperative")
+    )
+    assert answer.status == "Scheduled"  # the session runs: Unavailable once it ends (§5.2)
+    await rig.command("swipe", tag="TAG-1")
+    await wait_firmware_status(rig, "InstallationFailed", since=mark)
+    back = await rig.wait_status("Available", connector=0, since=held.seq)
+    await rig.wait_status("Unavailable", connector=1, since=back.seq)
+    assert rig.running.charger.status()["1"]["status"] == "Unavailable"
+    assert rig.running.charger.store is not None
+    assert rig.running.charger.store.availability()[1] is False
+    # Afterwards ChangeAvailability is applied as usual.
+    answer = await rig.cs.call(rig.cp_id, call.ChangeAvailability(connector_id=1, type="Operative"))
+    assert answer.status == "Accepted"
+    await rig.wait_status("Preparing", connector=1, since=back.seq)  # the EV is still plugged
+
+
+async def test_the_restart_after_the_install_waits_for_the_outbox_as_a_reset_does(
+    csms: CentralSystem, tmp_path: Path, served: Path, web: str
+) -> None:
+    """The session ends, its StopTransaction is refused once (still in the outbox, retried 3 s
+    later) and the install starts at once: the restart into the new release waits, bounded,
+    for the outbox as a Reset does, so the StopTransaction is delivered before it (not sent
+    again by the new release)."""
+    installer = FakeInstaller()
+    state = tmp_path / "state"
+    settings = bench_settings(
+        csms.url, state, TransactionMessageRetryInterval=3, TransactionMessageAttempts=3
+    )
+    station = Station(
+        Rig(csms, await start_fast(settings, installer=installer), state), installer, served, web
+    )
+    try:
+        rig = station.rig
+        await rig.wait_status("Available")
+        await rig.start_session()
+        await update(rig, f"{web}/good.bundle")
+        await wait_firmware_status(rig, "Downloaded")
+        rig.cs.refusals["StopTransaction"] = 1
+        mark = rig.cs.mark()
+        await rig.command("swipe", tag="TAG-1")
+        await wait_firmware_status(rig, "Installing", since=mark)
+        await asyncio.wait_for(rig.running.stop.wait(), 30)
+        assert rig.running.ocpp.transactions.pending == 0, "restarted with a message in flight"
+        assert len(rig.calls("StopTransaction")) == 2  # refused once, then answered
+        await rig.wait_result("StopTransaction", since=mark, timeout=1)
+        await station.restarted("2.0.0")
+    finally:
+        await app.shutdown(station.rig.running)
+
+
 @pytest_asyncio.fixture
 async def manufacturer(station: Station) -> Authority:
     root = Authority.root("Test Manufacturer Root")

@@ -271,4 +271,4 @@ def test_serial_factory_is_used(pty: Pty) -> None:
 
     reader = Rdm6300Reader(CardReaderConfig(kind="rdm6300", port=pty.path), serial_factory=opener)
     reader.close()
-    assert opened == [(pty.path, 9600, 0.1)]
+    assert opened == [(pty.path, 9600, 1.0)]
