@@ -3,17 +3,14 @@ charging, one and two connectors, beside the minimal charger's.
 
     python -m bench footprint [--seconds 15]
 
-The controller runs on the rig (``bench.rig``): a Pi-like configuration with the real drivers'
-polling rates (control pilot every 0.2 s, meter every 1.0 s, one Modbus bus with a 0.1 s quiet
-gap), its Modbus devices (EVSE board, meter) in a separate process, so the figures are the
-controller's own; GPIO is gpiozero's mock pin factory inside the controller (event-driven, as
-lgpio's callbacks are on a Pi).  Each case is a fresh controller: booted, settled 3 s, then CPU
-over ``--seconds`` from /proc/PID/task/*/schedstat (on-CPU nanoseconds) and RSS from
-/proc/PID/statm at the end.
-"Charging" is a session on every connector (RemoteStartTransaction, the EV in C).
-Goals (issue 15): idle CPU ≤ 0.2 % of a core; idle RSS, one connector, ≤ 1.25 × the minimal
-charger's.
-"""
+The controller runs on the rig (``bench.rig``): config/pi.toml with the real drivers' polling
+rates (the note names them), its Modbus devices (EVSE board, meter) in a separate process, so
+the figures are the controller's own; GPIO is gpiozero's mock pin factory inside the controller
+(event-driven, as lgpio's callbacks are on a Pi). Each case is a fresh controller: booted,
+settled 3 s, then CPU over ``--seconds`` from /proc/PID/task/*/schedstat (on-CPU nanoseconds)
+and RSS from /proc/PID/statm at the end. "Charging" is a session on every connector
+(RemoteStartTransaction, the EV in C). Goals (issue 15): idle CPU ≤ 0.2 % of a core; idle RSS,
+one connector, ≤ 1.25 × the minimal charger's."""
 
 from __future__ import annotations
 
@@ -24,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import REPO, CpuWindow, Table, ratio, rss_mib
-from bench.rig import charger
+from bench.rig import charger, poll_rates
 from centralsystem import CentralSystem
 
 SETTLE_S = 3.0
@@ -112,10 +109,9 @@ async def measure(seconds: float = 15.0, settle: float = SETTLE_S) -> Table:
         f"CPU over {seconds:g} s per case (% of one core, /proc schedstat), RSS at its end; "
         "the minimal charger is idle in every row (it cannot charge) and next to nothing "
         "(a Heartbeat every 300 s), so CPU is compared with the goal instead.",
-        "Pi-like config: pilot read every 0.2 s, meter every 1.0 s, Modbus TCP to the devices "
-        "process with pi.toml's quiet gap 0.1 s; GPIO on gpiozero's mock pins in the "
-        "controller (no polling). Goals: idle CPU ≤ 0.20 %, idle RSS (1 connector) ≤ 1.25 × "
-        "minimal.",
+        f"config/pi.toml; polling: {poll_rates()}; Modbus TCP to the devices process with "
+        "pi.toml's bus settings; GPIO on gpiozero's mock pins in the controller (no polling). "
+        "Goals: idle CPU ≤ 0.20 %, idle RSS (1 connector) ≤ 1.25 × minimal.",
     ]
     return table
 

@@ -3,15 +3,13 @@ Modbus devices in another process (``bench.devices``), the bundled central syste
 in the benchmark's process.
 
 The configuration (``pi_like``) is config/pi.toml as it is in this checkout, so the real
-drivers' polling rates and bus settings are the shipped ones (today: the control pilot read
-every 0.2 s, ``firmware.connector_senses.PILOT_POLL_S``; the meter every
-``meter_poll_interval_s`` = 1.0 s; pilot and meter on one bus with a 0.1 s quiet gap, 0.5 s
-timeout, 1 retry), with three changes: the bus is Modbus TCP to ``bench.devices`` instead of
-RS-485, there is no card reader (its serial port does not exist here: sessions start with
-RemoteStartTransaction), and a second connector, when asked for, is a copy of the first on
-other pins.  GPIO: the real drivers on gpiozero's mock pin factory inside the controller
-(``bench.controller``: event-driven wires, no thread).
-"""
+drivers' polling rates and bus settings are the shipped ones (``poll_rates`` names them: the
+firmware's pilot and meter periods and the file's ``meter_poll_interval_s``; pilot and meter
+share one bus with pi.toml's quiet gap, timeout and retries), with three changes: the bus is
+Modbus TCP to ``bench.devices`` instead of RS-485, there is no card reader (its serial port does
+not exist here: sessions start with RemoteStartTransaction), and a second connector, when asked
+for, is a copy of the first on other pins. GPIO: the real drivers on gpiozero's mock pin factory
+inside the controller (``bench.controller``: event-driven wires, no thread)."""
 
 from __future__ import annotations
 
@@ -85,6 +83,27 @@ def _is_table(value: Any) -> bool:
     return isinstance(value, dict) or (
         isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
     )
+
+
+POLL_NAMES = ("PILOT_POLL_S", "PILOT_IDLE_POLL_S", "METER_IDLE_POLL_S")
+
+
+def poll_rates() -> str:
+    """The polling periods in force, read by name (``firmware.connector_senses`` constants
+    that exist in this checkout, and pi.toml's ``meter_poll_interval_s``), for a table note."""
+    import tomllib
+
+    from firmware import connector_senses
+
+    found = [
+        f"{name} {getattr(connector_senses, name):g} s"
+        for name in POLL_NAMES
+        if hasattr(connector_senses, name)
+    ]
+    meter = tomllib.loads(PI_TOML.read_text())["chargepoint"].get("meter_poll_interval_s")
+    if meter is not None:
+        found.append(f"meter_poll_interval_s {meter:g} s")
+    return ", ".join(found)
 
 
 def pi_like(
@@ -396,6 +415,7 @@ __all__ = [
     "Charger",
     "DevicesProcess",
     "charger",
+    "poll_rates",
     "pi_like",
     "pi_like_config",
     "wiring",

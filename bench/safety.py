@@ -351,6 +351,9 @@ def measure(trips: int = 1000, weld_trips: int = 40, cp_cycles: int = 10) -> Tab
 
 
 def _measure(trips: int, weld_trips: int, cp_cycles: int) -> Table:
+    from bench.rig import poll_rates
+    from firmware.connector_senses import PILOT_POLL_S as pilot_poll
+
     table = Table(
         "Safety latency: input edge -> contactor pin low (ms)",
         ["path", "GIL switch interval", "trips", "p50", "p99", "max", "p99 ÷ floor p99"],
@@ -372,7 +375,8 @@ def _measure(trips: int, weld_trips: int, cp_cycles: int) -> Table:
         "The edge is the instant the callback thread was told to wake, so its wake-up and its "
         "wait for the GIL count; the switch interval is the one in force while the HAL (or "
         "the bare callback) watched the input.",
-        "Weld: settle_s 0.25 s + the pilot poll (controller: every 0.2 s) bound it; C -> B: "
+        f"Weld: settle_s 0.25 s + the pilot poll bound it (here every {pilot_poll:g} s, the "
+        f"controller's PILOT_POLL_S; polling: {poll_rates()}); C -> B: "
         "pilot poll + debounce + the state machine + the HAL. Goal: RCD/e-stop p99 ≤ 1 ms "
         "with the loop blocked.",
     ]
