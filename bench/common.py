@@ -8,6 +8,7 @@ one run to the next, ratios of one run much less).
 
 from __future__ import annotations
 
+import compileall
 import math
 import os
 import platform
@@ -19,6 +20,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def byte_compile() -> None:
+    """Write the bytecode of this checkout's packages, as an installed release has it
+    (install.sh compiles it): with PYTHONDONTWRITEBYTECODE set (some shells and CI images set
+    it) the controller would otherwise compile its sources at every start while the libraries
+    it is compared with start from their installed bytecode. compileall writes regardless."""
+    for package in ("firmware", "hal", "centralsystem", "bench"):
+        compileall.compile_dir(REPO / package, quiet=1)
 
 
 def machine() -> str:

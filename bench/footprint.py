@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import REPO, CpuWindow, Table, ratio, rss_mib
+from bench.common import REPO, CpuWindow, Table, byte_compile, ratio, rss_mib
 from bench.rig import charger, poll_rates
 from centralsystem import CentralSystem
 
@@ -78,6 +78,7 @@ async def _controller(
 
 
 async def measure(seconds: float = 15.0, settle: float = SETTLE_S) -> Table:
+    byte_compile()
     table = Table(
         "Footprint: the controller's own RSS and CPU, devices in another process",
         [

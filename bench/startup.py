@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import REPO, Table, median, ratio
+from bench.common import REPO, Table, byte_compile, median, ratio
 from bench.rig import DevicesProcess, charger
 from centralsystem import CentralSystem
 
@@ -49,6 +49,7 @@ async def _minimal(cs: CentralSystem, cp_id: str) -> float:
 
 
 async def measure(repeats: int = 7) -> Table:
+    byte_compile()
     times: dict[str, list[float]] = {"import": [], "minimal": [], "first": [], "restart": []}
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         async with CentralSystem(host="127.0.0.1", port=0) as cs:
