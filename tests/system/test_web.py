@@ -363,6 +363,12 @@ async def test_bench_commands_run_the_bench_code_only_on_the_bench(
     assert min((await house.json())["site"]["grid_current_a"]) >= 20  # the house load read
     bad = await page.post("/api/bench", json={"cmd": "fault", "name": "x"}, headers=headers)
     assert bad.status == 400 and "unknown fault" in (await bad.json())["error"]
+    # Refusals are sentences for the person at the page, not Python's error text.
+    odd = await page.post("/api/bench", json={"cmd": "plug", "connector": "x"}, headers=headers)
+    assert (odd.status, (await odd.json())["error"]) == (
+        400,
+        'connector must be a connector number (1, 2 ...), not "x"',
+    )
     # The same controller without its bench (a real charger): no bench commands.
     real = replace(rig.running, bench_control=None)
     other = await aiohttp_client(
