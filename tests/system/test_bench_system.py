@@ -125,7 +125,8 @@ async def test_bench_rejects_bad_commands(rig: Rig) -> None:
 
 # What Python's own error text looks like (int(), json, a repr of an exception or a type).
 PYTHON_TEXT = re.compile(
-    r"invalid literal|int\(\)|NoneType|Expecting |char \d|object (?:is|has)|subscriptable|<class|Error\b"
+    r"invalid literal|int\(\)|NoneType|Expecting |char \d|object (?:is|has)|subscriptable"
+    r"|<class|Error\b"
 )
 BAD_REQUESTS: list[dict[str, Any]] = [
     {"cmd": "plug", "connector": "x"},
