@@ -116,15 +116,32 @@ def urls(bind: str, port: int, hostname: str | None = None) -> list[str]:
     """The page's addresses as a browser takes them: for a wildcard ``bind`` (``0.0.0.0``,
     ``::``) each address of this machine, then ``http://<hostname>:port/``; else ``bind``
     itself (an IPv6 address in brackets, RFC 3986 §3.2.2)."""
-    if bind not in ("0.0.0.0", "::"):
+    if not is_wildcard(bind):
         return [f"http://{_bracketed(bind)}:{port}/"]
     name = hostname if hostname is not None else socket.gethostname()
-    found = [f"http://{_bracketed(a)}:{port}/" for a in machine_addresses(ipv6=bind == "::")]
-    return [*found, *([f"http://{name}:{port}/"] if name else [])]
+    found = [f"http://{_bracketed(a)}:{port}/" for a in machine_addresses(ipv6=":" in bind)]
+    found += [f"http://{name}:{port}/"] if name else []
+    return found or [f"http://{_bracketed(bind)}:{port}/"]
+
+
+def is_wildcard(bind: str) -> bool:
+    """Whether ``bind`` is every address of the machine (``0.0.0.0``, ``::``)."""
+    try:
+        return ipaddress.ip_address(bind).is_unspecified
+    except ValueError:
+        return False
 
 
 def _bracketed(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
 
-__all__ = ["ANY", "HostCheck", "machine_addresses", "machine_names", "split_host", "urls"]
+__all__ = [
+    "ANY",
+    "HostCheck",
+    "is_wildcard",
+    "machine_addresses",
+    "machine_names",
+    "split_host",
+    "urls",
+]

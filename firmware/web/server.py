@@ -28,7 +28,7 @@ from aiohttp import web
 from firmware.config_keys import Source
 from firmware.settings import WebSettings
 from firmware.web.auth import LoginLimiter, Sessions, verify_password
-from firmware.web.hosts import HostCheck, urls
+from firmware.web.hosts import HostCheck, is_wildcard, urls
 from firmware.web.listener import Listener
 from firmware.web.view import SAMPLE_S, ControllerView, mask_id_tag
 
@@ -89,13 +89,14 @@ def _refusal(request: web.Request) -> web.Response | None:
     None."""
     host = request.headers.get("Host")
     if not request.app[HOSTS].allows(host):
-        refused = request.app[REFUSED_HOSTS]
-        if host not in refused and len(refused) < REFUSED_HOSTS_LOGGED:
-            refused.add(str(host))
+        refused, shown = request.app[REFUSED_HOSTS], str(host)[:100]
+        if shown not in refused and len(refused) < REFUSED_HOSTS_LOGGED:
+            refused.add(shown)
+            # Quoted (repr): a Host header must not write a line of its own into the log.
             log.warning(
                 "web: a request for the host %r refused: not this charger's address or name "
                 "(a reverse proxy's name goes in [web] allowed_hosts)",
-                str(host)[:100],
+                shown,
             )
         return _error(
             403,
@@ -405,9 +406,8 @@ class WebServer:
         self.port = listener.port
         log.info(
             "web page on %s (%s)",
-            ", ".join(self.urls)
-            if self.settings.bind not in ("0.0.0.0", "::")
-            else "every address of this machine: " + ", ".join(self.urls),
+            ("every address of this machine: " if is_wildcard(self.settings.bind) else "")
+            + ", ".join(self.urls),
             "changes need the password" if self.settings.password_hash else "read-only",
         )
         return True

@@ -27,7 +27,7 @@ from firmware.web.auth import (
     hash_problem,
     verify_password,
 )
-from firmware.web.hosts import HostCheck, machine_names
+from firmware.web.hosts import HostCheck, machine_names, urls
 from firmware.web.view import FrameBuffer, PowerHistory, mask_id_tag
 from tests.conftest import REPO
 
@@ -185,6 +185,16 @@ def test_the_host_check_lets_addresses_and_this_machine_s_names_through() -> Non
     assert proxied.allows("charger.example:443") and not proxied.allows("other.example")
     assert HostCheck(["*"], hostname="charger7").allows("anything.example")
     assert machine_names("pi.example.org") == {"localhost", "pi.example.org"}
+
+
+def test_the_start_line_names_addresses_a_browser_takes() -> None:
+    assert urls("127.0.0.1", 8080) == ["http://127.0.0.1:8080/"]
+    assert urls("::1", 8080) == ["http://[::1]:8080/"]
+    for wildcard in ("0.0.0.0", "::", "0:0::0"):
+        named = urls(wildcard, 8080, hostname="charger7")
+        assert named[-1] == "http://charger7:8080/", named
+        assert all("0.0.0.0" not in u and "[::]" not in u for u in named), named
+        assert all(not u.startswith(("http://127.", "http://[::1]")) for u in named), named
 
 
 def test_chargepoint_web_password_prints_the_line_for_the_file() -> None:
