@@ -12,6 +12,13 @@ through the one store base (``firmware.storage``).
   controller right after Installing / InstallRebooting, and Installed follows the restart: kept
   here, they survive it and leave after the next BootNotification Accepted
   (``firmware.ocpp.firmware`` delivers them through ``firmware.ocpp.dispatch.deliver``).
+
+The location may carry credentials (``user:password@``, a pre-signed URL's signature in its
+query): it is kept as given while the request needs it (a restart must still find where to
+download from), never logged as is (``firmware.redaction.without_credentials``), and wiped
+once the request is replaced or ends: the row is deleted with ``secure_delete`` (its bytes
+zeroed, not left in a free page) and the write-ahead log checkpointed and truncated (its frames
+held the row too), so no file of the state directory keeps it.
 """
 
 from __future__ import annotations
@@ -70,6 +77,8 @@ class FirmwareUpdateStore:
     def __init__(self, opened: OpenedStore) -> None:
         self._db = opened.connection
         self.path = opened.path
+        # A deleted request's location (credentials, a signature) is zeroed, not left behind.
+        self._db.execute("PRAGMA secure_delete = ON")
 
     @classmethod
     def open(cls, state_dir: Path | None) -> FirmwareUpdateStore:
@@ -135,6 +144,7 @@ class FirmwareUpdateStore:
                     status.value,
                 ),
             )
+        self._wipe_log()
 
     def set_status(self, status: FwStatus, notification: tuple[str, dict[str, Any]] | None) -> None:
         """The request's new status and, when it is to be sent, its notification: together, so
@@ -152,6 +162,12 @@ class FirmwareUpdateStore:
 
     def forget(self) -> None:
         self._db.execute("DELETE FROM update_request")
+        self._wipe_log()
+
+    def _wipe_log(self) -> None:
+        """The write-ahead log copied into the file and emptied: its frames hold the request
+        just deleted (its location) until they are overwritten, which may take months."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # ------------------------------------------------------------ the notifications
 

@@ -23,7 +23,9 @@ the entry point's *name* is the vendor prefix, its *object* a function taking a
                                   maximum=100, description="Ring LED brightness in percent."),
                     apply=brightness)
 
-Rules: every key name starts with ``<prefix>.``; standard keys cannot be redeclared; ``apply`` is
+Rules: every key name starts with ``<prefix>.``; standard keys cannot be redeclared; a key
+whose name says it holds a secret (password, passwd, secret, token, api_key, private_key:
+``firmware.redaction.names_a_secret``) must be write-only (``access=Access.W``); ``apply`` is
 called with the value in force once at start-up and again after every accepted change (never for
 the ``chargepoint config`` tool, where ``ctx.devices`` is None).  A plug-in that fails to import,
 raises, or breaks a rule is skipped with an error in the log: the charger runs without it.
@@ -39,7 +41,8 @@ from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any, Protocol, TypeVar, cast
 
-from firmware.config_keys import Key, KeyDefinition, KeyRegistry, Owner, Value
+from firmware.config_keys import Access, Key, KeyDefinition, KeyRegistry, Owner, Value
+from firmware.redaction import names_a_secret
 from hal.interfaces import (
     Buzzer,
     ConnectorLock,
@@ -118,6 +121,14 @@ class VendorContext:
             raise PluginError(f"key {definition.name} must start with {self.prefix}.")
         if definition.name in self.registry:
             raise PluginError(f"key {definition.name} is already declared")
+        if names_a_secret(definition.name) and definition.access is not Access.W:
+            # Readable, its value would go to anyone on the LAN (the web page) and to the
+            # central system (GetConfiguration): the manufacturer fixes the declaration.
+            raise PluginError(
+                f"key {definition.name} is named like a secret but declared readable "
+                f"(access {definition.access.value}): declare it access=Access.W (write-only: "
+                "never returned, shown nor logged) or rename it"
+            )
         self.registry.declare(replace(definition, owner=Owner.VENDOR, profile=self.prefix))
         if apply is not None:
             self.applies.append((definition.name, apply))

@@ -76,11 +76,12 @@ _URL_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s\"'<>]+@")
 # scheme://authority/path?query inside text: the query (RFC 3986 §3.4), up to a fragment, white
 # space, a quote or a backslash (a frame quoted inside a string escapes its quotes).
 _URL_QUERY = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^?#\s\"'<>\\]*\?)[^#\s\"'<>\\]+")
+# The words that make a name (of a file setting, a configuration key) say it holds a secret.
+_SECRET_WORDS = r"password|passwd|secret|token|authorizationkey|private_?key|api_?key"
+_SECRET_WORD = re.compile(_SECRET_WORDS, re.IGNORECASE)
 # A line ``name = value`` / ``name: value`` whose name says it holds a secret (any case; the name
 # may be quoted or dotted, as TOML allows).
-_SECRET_NAME = (
-    r"[\w.\"'-]*(?:password|passwd|secret|token|authorizationkey|private_?key|api_?key)[\w.\"'-]*"
-)
+_SECRET_NAME = r"[\w.\"'-]*(?:" + _SECRET_WORDS + r")[\w.\"'-]*"
 _SECRET_ASSIGNMENT = re.compile(
     r"^(\s*" + _SECRET_NAME + r"\s*[=:]\s*)(?=\S)(.*)$", re.IGNORECASE | re.MULTILINE
 )
@@ -143,6 +144,13 @@ def redact_url_credentials(text: str) -> str:
     ``?***`` (the host and path stay): ``without_credentials`` for URLs quoted in free text."""
     text = _URL_USERINFO.sub(lambda m: m.group(1), text)
     return _URL_QUERY.sub(lambda m: m.group(1) + MASK, text)
+
+
+def names_a_secret(name: str) -> bool:
+    """Whether ``name`` (a configuration key, a file setting) says it holds a secret: it
+    contains password, passwd, secret, token, AuthorizationKey, private_key or api_key (any
+    case), the rule ``redact_secret_assignments`` hides values by."""
+    return _SECRET_WORD.search(name) is not None
 
 
 def redact_secret_assignments(text: str) -> str:
@@ -221,6 +229,7 @@ __all__ = [
     "hide_id_tags",
     "key_secrets",
     "mask_id_tag",
+    "names_a_secret",
     "names_authorization_key",
     "redact_authorization_headers",
     "redact_authorization_key",

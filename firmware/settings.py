@@ -29,6 +29,7 @@ from firmware.profiles import IMPLEMENTED, profile_problems
 from firmware.site_limit import SitePolicy
 from firmware.tomlcheck import (
     check_value,
+    toml_text,
 )
 from hal.config import (
     HardwareConfig,
@@ -215,6 +216,30 @@ class BindAddress:
 
 
 @dataclass(frozen=True)
+class AllowedHost:
+    """``[web] allowed_hosts`` item: a host name (letters, digits, ``-``, dots), an IP address
+    or ``"*"``; no scheme, port or path."""
+
+    def problem(self, value: str) -> str | None:
+        import ipaddress
+
+        if value == "*":
+            return None
+        try:
+            ipaddress.ip_address(value.removeprefix("[").removesuffix("]"))
+            return None
+        except ValueError:
+            pass
+        label = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+        if len(value) <= 253 and re.fullmatch(rf"{label}(?:\.{label})*\.?", value):
+            return None
+        return (
+            "must be a host name such as charger.example (no scheme, port or path), an IP "
+            f'address or "*", not {toml_text(value)}'
+        )
+
+
+@dataclass(frozen=True)
 class WebSettings:
     """``[web]``: the local web page (docs/web.md).  Off unless enabled; bound to this machine
     only (127.0.0.1) unless ``bind`` says otherwise; read-only without ``password_hash``."""
@@ -223,6 +248,9 @@ class WebSettings:
     bind: Annotated[str, BindAddress()] = "127.0.0.1"
     port: Annotated[int, Range(0, 65535, what="0: any free port")] = 8080
     password_hash: Annotated[str, PasswordHash()] | None = None
+    # Names (or addresses) a request's Host may name besides this machine's own: a reverse
+    # proxy's public name; "*": any (firmware.web.hosts, against DNS rebinding).
+    allowed_hosts: tuple[Annotated[str, AllowedHost()], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,9 @@ class MeterModelName:
 
 Parity = Literal["N", "E", "O"]
 Pin = Annotated[int, Range(0, 27, what="a BCM GPIO of the Pi header")]
+# The pins a Raspberry Pi pulls up to 3.3 V on the board (1.8 kOhm, for I2C): no internal pull
+# can be set there, so an input needing a pull-down cannot use them (gpiozero: PinFixedPull).
+FIXED_PULL_UP = {2: "I2C SDA", 3: "I2C SCL"}
 UnitId = Annotated[int, Range(1, 247, what="a Modbus unit address")]
 BaudRate = Annotated[int, Range(300, 921_600)]
 DevicePath = Annotated[str, Length(1)]  # a serial device, e.g. /dev/serial0
@@ -344,6 +347,34 @@ class HardwareConfig:
             pins.append(("power fail", self.power_fail.pin))
         return pins
 
+    def pulled_down_inputs(self) -> list[tuple[str, int, str]]:
+        """Every (purpose, pin, setting) of an input read with the internal pull-down: the
+        ones whose ``setting`` (active high) is true; the drivers pull an input towards its
+        idle level."""
+        inputs: list[tuple[str, int, str]] = []
+        for c in self.connectors:
+            n, contactor = c.connector_id, c.contactor
+            if contactor.mirror_pin is not None and contactor.mirror_active_high:
+                inputs.append(
+                    (f"connector {n} contactor mirror", contactor.mirror_pin, "mirror_active_high")
+                )
+            if c.lock is not None and c.lock.feedback_active_high:
+                inputs.append(
+                    (f"connector {n} lock feedback", c.lock.feedback_pin, "feedback_active_high")
+                )
+        safety = self.safety
+        if safety.residual_current_active_high:
+            inputs.append(
+                ("residual current", safety.residual_current_pin, "residual_current_active_high")
+            )
+        if safety.emergency_stop_pin is not None and safety.emergency_stop_healthy_high:
+            inputs.append(
+                ("emergency stop", safety.emergency_stop_pin, "emergency_stop_healthy_high")
+            )
+        if self.power_fail is not None and self.power_fail.active_high:
+            inputs.append(("power fail", self.power_fail.pin, "active_high"))
+        return inputs
+
     def validate(self) -> None:
         seen: dict[int, str] = {}
         for purpose, pin in self.used_pins():
@@ -352,6 +383,12 @@ class HardwareConfig:
             if pin in seen:
                 raise ValueError(f"GPIO{pin} is used twice: {seen[pin]} and {purpose}")
             seen[pin] = purpose
+        for purpose, pin, setting in self.pulled_down_inputs():
+            if pin in FIXED_PULL_UP:
+                raise ValueError(
+                    f"{purpose}: GPIO{pin} ({FIXED_PULL_UP[pin]}) has a fixed pull-up on the Pi "
+                    f"and this input needs a pull-down ({setting} = true): use another GPIO"
+                )
         # One bus owner per serial line / TCP endpoint: its devices must agree on its settings.
         buses: dict[str, tuple[str, ModbusEndpoint]] = {}
         for place, endpoint, _ in self.modbus_devices():

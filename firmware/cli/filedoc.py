@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_typ
 
 from firmware.profiles import FEATURE_PROFILES, IMPLEMENTED
 from firmware.settings import (
+    AllowedHost,
     BenchSettings,
     BindAddress,
     ChargepointTable,
@@ -209,6 +210,8 @@ def describe(hint: Any) -> str:
                 text += ": what `chargepoint web password` prints (scrypt), never the password"
             elif isinstance(mark, BindAddress):
                 text += ": an IP address of this machine (`0.0.0.0`: every interface)"
+            elif isinstance(mark, AllowedHost):
+                text += ': a host name or IP address, no port (`"*"`: any)'
             elif isinstance(mark, CsmsUrl):
                 text += ": `ws://` or `wss://`, host, optional port, path; no query or fragment"
         return text
@@ -216,7 +219,11 @@ def describe(hint: Any) -> str:
         arms = [a for a in get_args(hint) if a is not type(None)]
         return describe(arms[0]) + " (optional)"
     if origin is tuple:
-        return f"array of {describe(get_args(hint)[0])}s"
+        item = describe(get_args(hint)[0])
+        for kind in ("whole number", "number", "string"):
+            if item.startswith(kind):  # "string: a host name" -> "strings: a host name"
+                return f"array of {kind}s{item[len(kind) :]}"
+        return f"array of {item}s"
     if origin is Literal:
         return " or ".join(f'`"{c}"`' if isinstance(c, str) else f"`{c}`" for c in get_args(hint))
     return _KINDS[hint]

@@ -28,6 +28,7 @@ from aiohttp import web
 from firmware.config_keys import Source
 from firmware.settings import WebSettings
 from firmware.web.auth import LoginLimiter, Sessions, verify_password
+from firmware.web.hosts import HostCheck, is_wildcard, urls
 from firmware.web.listener import Listener
 from firmware.web.view import SAMPLE_S, ControllerView, mask_id_tag
 
@@ -61,6 +62,9 @@ LIMITER = web.AppKey("limiter", LoginLimiter)
 CLOSING = web.AppKey("closing", asyncio.Event)
 LOGIN_LOCK = web.AppKey("login_lock", asyncio.Lock)
 STREAMS = web.AppKey("streams", dict[web.StreamResponse, str])  # -> client address
+HOSTS = web.AppKey("hosts", HostCheck)
+REFUSED_HOSTS = web.AppKey("refused_hosts", set[str])  # logged once each
+REFUSED_HOSTS_LOGGED = 16
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -80,7 +84,25 @@ def _same_origin(request: web.Request) -> bool:
 
 
 def _refusal(request: web.Request) -> web.Response | None:
-    """Why a POST is refused before its handler runs, or None."""
+    """Why a request is refused before its handler runs (a Host that is not this charger: DNS
+    rebinding, ``firmware.web.hosts``; a POST without its origin, session or CSRF token), or
+    None."""
+    host = request.headers.get("Host")
+    if not request.app[HOSTS].allows(host):
+        refused, shown = request.app[REFUSED_HOSTS], str(host)[:100]
+        if shown not in refused and len(refused) < REFUSED_HOSTS_LOGGED:
+            refused.add(shown)
+            # Quoted (repr): a Host header must not write a line of its own into the log.
+            log.warning(
+                "web: a request for the host %r refused: not this charger's address or name "
+                "(a reverse proxy's name goes in [web] allowed_hosts)",
+                shown,
+            )
+        return _error(
+            403,
+            "this page answers to the charger's own addresses and names only "
+            "([web] allowed_hosts adds others)",
+        )
     if request.method != "POST":
         return None
     if not _same_origin(request):
@@ -318,6 +340,8 @@ def make_app(view: ControllerView, settings: WebSettings) -> web.Application:
     app[LIMITER] = LoginLimiter()
     app[CLOSING] = asyncio.Event()
     app[LOGIN_LOCK] = asyncio.Lock()
+    app[HOSTS] = HostCheck(settings.allowed_hosts)
+    app[REFUSED_HOSTS] = set()
     app[STREAMS] = {}
 
     async def closing(app: web.Application) -> None:
@@ -382,18 +406,23 @@ class WebServer:
         self.port = listener.port
         log.info(
             "web page on %s (%s)",
-            self.url,
+            ("every address of this machine: " if is_wildcard(self.settings.bind) else "")
+            + ", ".join(self.urls),
             "changes need the password" if self.settings.password_hash else "read-only",
         )
         return True
 
     @property
+    def urls(self) -> list[str]:
+        """The page's addresses as a browser takes them (``firmware.web.hosts.urls``: for a
+        wildcard bind, this machine's addresses and its host name)."""
+        return urls(self.settings.bind, self.port if self.port is not None else self.settings.port)
+
+    @property
     def url(self) -> str:
-        """The page's address as a browser takes it (an IPv6 address in brackets, RFC 3986
-        §3.2.2: ``http://[::]:8080/``)."""
-        bind = self.settings.bind
-        host = f"[{bind}]" if ":" in bind else bind
-        return f"http://{host}:{self.port if self.port is not None else self.settings.port}/"
+        """The page's first address (an IPv6 address in brackets, RFC 3986 §3.2.2:
+        ``http://[::1]:8080/``)."""
+        return self.urls[0]
 
     async def stop(self) -> None:
         if self._sampler is not None:

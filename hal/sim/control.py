@@ -27,6 +27,18 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 FAULTS = ("rcd", "estop", "weld", "lock", "meter", "diode", "grid-meter")
+COMMANDS = (
+    "plug",
+    "unplug",
+    "ev-charge",
+    "ev-pause",
+    "swipe",
+    "fault",
+    "house-load",
+    "power-cut",
+    "power-restore",
+    "status",
+)
 # Commands that change what the pilot reads.
 PILOT_COMMANDS = ("plug", "unplug", "ev-charge", "ev-pause")
 SETTLE_QUIET_S = 0.2
@@ -105,17 +117,35 @@ class BenchControlServer:
             writer.close()
 
     async def execute(self, line: bytes) -> dict[str, Any]:
+        """The answer to one request line.  A refusal's ``error`` is one sentence for the
+        person at the bench: the bench's own ValueErrors are written so; anything else (a
+        fault of this code) is logged with its traceback and answered in general words."""
         try:
             request = json.loads(line)
-            if not isinstance(request, dict):
-                raise ValueError("request must be a JSON object")
+        except ValueError:  # not JSON, not UTF-8
+            request = None
+        if not isinstance(request, dict):
+            return _refused('a request is one JSON object on a line, e.g. {"cmd": "status"}')
+        try:
             return {"ok": True, **(await self._dispatch(request))}
-        except (ValueError, KeyError, TypeError) as exc:
-            return {"ok": False, "error": str(exc)}
+        except ValueError as exc:
+            return _refused(str(exc))
+        except Exception:  # noqa: BLE001 - the bench answers on; the log has the details
+            log.exception("bench: %s failed", _quoted(request.get("cmd")))
+            return _refused(
+                f"the bench could not carry out {_quoted(request.get('cmd'))}: an internal "
+                "error (the controller's log has the details)"
+            )
 
     async def _dispatch(self, r: dict[str, Any]) -> dict[str, Any]:
         cmd = r.get("cmd")
-        connector = int(r.get("connector", 1))
+        if cmd not in COMMANDS:
+            raise ValueError(
+                f"unknown command {_quoted(cmd)}; known: {', '.join(COMMANDS)}"
+                if "cmd" in r
+                else f'a request names its command ("cmd"): one of {", ".join(COMMANDS)}'
+            )
+        connector = _connector(r.get("connector", 1))
         b = self.bench
         if cmd == "plug":
             b.plug(connector)
@@ -133,7 +163,7 @@ class BenchControlServer:
         elif cmd == "fault":
             name, state = r.get("name"), r.get("state")
             if name not in FAULTS:
-                raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+                raise ValueError(f"unknown fault {_quoted(name)}; known: {', '.join(FAULTS)}")
             if state not in ("on", "off"):
                 raise ValueError("fault state must be 'on' or 'off'")
             await b.fault(name, state == "on", connector)
@@ -147,7 +177,7 @@ class BenchControlServer:
         elif cmd == "status":
             pass
         else:
-            raise ValueError(f"unknown command {cmd!r}")
+            raise ValueError(f"unknown command {_quoted(cmd)}; known: {', '.join(COMMANDS)}")
         if cmd != "status" and r.get("settle", True) is not False:
             await self._settle(
                 connector if cmd in PILOT_COMMANDS or cmd == "fault" else None,
@@ -189,6 +219,26 @@ class BenchControlServer:
             log.warning(
                 "bench: the state did not settle within %g s; answering anyway", SETTLE_MAX_S
             )
+
+
+def _refused(sentence: str) -> dict[str, Any]:
+    return {"ok": False, "error": sentence}
+
+
+def _quoted(value: object) -> str:
+    """``value`` as the request gave it (JSON), cut short: for a sentence."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _connector(value: object) -> int:
+    """A request's connector number (a whole number, or its digits as text); ValueError with
+    a sentence otherwise (the bench says which connectors it has)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"connector must be a connector number (1, 2 ...), not {_quoted(value)}")
+    return value
 
 
 def _settled_view(state: Any) -> Any:

@@ -8,7 +8,10 @@ driver calls.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,6 +121,63 @@ async def test_bench_rejects_bad_commands(rig: Rig) -> None:
     assert not bad["ok"] and "plug" in bad["error"]
     bad = await app_devices.bench_command(rig.state_dir, {"cmd": "plug", "connector": 7})
     assert not bad["ok"] and "no connector 7" in bad["error"]
+
+
+# What Python's own error text looks like (int(), json, a repr of an exception or a type).
+PYTHON_TEXT = re.compile(
+    r"invalid literal|int\(\)|NoneType|Expecting |char \d|object (?:is|has)|subscriptable"
+    r"|<class|Error\b"
+)
+BAD_REQUESTS: list[dict[str, Any]] = [
+    {"cmd": "plug", "connector": "x"},
+    {"cmd": "plug", "connector": None},
+    {"cmd": "plug", "connector": [1]},
+    {"cmd": "plug", "connector": 1.5},
+    {"cmd": "plug", "connector": True},
+    {"cmd": "plug", "connector": {"id": 1}},
+    {"cmd": "plug", "connector": 0},
+    {"cmd": "unplug", "connector": "-1"},
+    {"cmd": 5},
+    {"cmd": None},
+    {"connector": 1},
+    {"cmd": "fly"},
+    {"cmd": "swipe", "tag": 12345},
+    {"cmd": "swipe"},
+    {"cmd": "fault", "name": None, "state": "on"},
+    {"cmd": "fault", "name": ["rcd"], "state": "on"},
+    {"cmd": "fault", "name": "rcd", "state": True},
+    {"cmd": "house-load", "amps": "5"},
+    {"cmd": "house-load", "amps": ["a"]},
+    {"cmd": "house-load", "amps": [1, 2]},
+    {"cmd": "house-load", "amps": [{"a": 1}]},
+    {"cmd": "ev-charge", "connector": 1},
+]
+
+
+async def test_every_refusal_is_one_sentence_without_python_s_words(rig: Rig) -> None:
+    """Whatever a request holds, the answer is a refusal in one sentence: never the text of
+    a Python exception (``invalid literal for int() with base 10: 'x'``), never a dropped
+    connection; the bench answers on afterwards."""
+    answers = [await app_devices.bench_command(rig.state_dir, bad) for bad in BAD_REQUESTS]
+    reader, writer = await asyncio.open_unix_connection(
+        str(rig.state_dir / app_devices.BENCH_SOCKET)
+    )
+    try:
+        for raw in (b"plug\n", b"\xff\xfe\n", b"[1, 2]\n", b'"status"\n', b"{\n"):
+            writer.write(raw)
+            await writer.drain()
+            answers.append(json.loads(await reader.readline()))
+    finally:
+        writer.close()
+    for request, answer in zip([*BAD_REQUESTS, *["raw"] * 5], answers, strict=True):
+        error = answer.get("error")
+        assert answer["ok"] is False and isinstance(error, str), (request, answer)
+        assert "\n" not in error and not PYTHON_TEXT.search(error), (request, error)
+    assert answers[0]["error"] == 'connector must be a connector number (1, 2 ...), not "x"'
+    assert answers[6]["error"] == "no connector 0 (have [1])"
+    assert answers[11]["error"].startswith('unknown command "fly"; known: plug, unplug')
+    assert (await app_devices.bench_command(rig.state_dir, {"cmd": "status"}))["ok"]
+    assert (await app_devices.bench_command(rig.state_dir, {"cmd": "plug", "connector": "1"}))["ok"]
 
 
 async def test_simulated_meter_energy_survives_a_controller_restart(

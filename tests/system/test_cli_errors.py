@@ -48,6 +48,25 @@ def config(tmp_path: Path, old: str, new: str) -> Path:
     return path
 
 
+# A second connector whose lock feedback (active high: read with a pull-down) is on GPIO3.
+SECOND_CONNECTOR = """
+[[connectors]]
+[connectors.contactor]
+pin = 24
+[connectors.lock]
+lock_pin = 7
+unlock_pin = 8
+feedback_pin = 3
+[connectors.pilot]
+kind = "evse-wb"
+port = "/dev/ttyUSB0"
+unit_id = 3
+[connectors.meter]
+model = "SDM630"
+port = "/dev/ttyUSB0"
+unit_id = 4
+"""
+
 # (replace, by, the line) - the issue's examples first.
 MISTAKES = [
     (
@@ -101,6 +120,20 @@ MISTAKES = [
         'id = "BENCH-001"',
         'id = "A\\u0001B"',
         "[chargepoint] id must not contain control characters: 'A\\x01B'",
+    ),
+    # The Pi's I2C pins have fixed pull-ups: an input read with a pull-down was a traceback
+    # (gpiozero's PinFixedPull) when the hardware opened.
+    (
+        "mirror_pin = 27",
+        "mirror_pin = 2",
+        "connector 1 contactor mirror: GPIO2 (I2C SDA) has a fixed pull-up on the Pi and this "
+        "input needs a pull-down (mirror_active_high = true): use another GPIO",
+    ),
+    (
+        "\n[site]\n",
+        SECOND_CONNECTOR + "\n[site]\n",
+        "connector 2 lock feedback: GPIO3 (I2C SCL) has a fixed pull-up on the Pi and this "
+        "input needs a pull-down (feedback_active_high = true): use another GPIO",
     ),
 ]
 

@@ -174,7 +174,7 @@ async def test_a_stream_nobody_reads_gives_its_place_back(
     sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sleeper.connect((page.server.host, page.server.port))
     try:
-        sleeper.sendall(b"GET /api/events HTTP/1.1\r\nHost: charger\r\n\r\n")
+        sleeper.sendall(b"GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
         async with asyncio.timeout(30):
             while not streams:
                 await asyncio.sleep(0.05)
@@ -298,16 +298,18 @@ async def test_changes_need_a_login_its_csrf_token_and_this_origin(
         headers={"X-CSRF-Token": csrf, "Origin": "https://charger.example"},
     )
     assert proxied.status == 403
-    passed_on = await page.post(
-        "/api/keys",
-        json=change,
-        headers={
-            "X-CSRF-Token": csrf,
-            "Origin": "https://charger.example",
-            "Host": "charger.example",
-        },
-    )
-    assert passed_on.status == 200, await passed_on.text()
+    # With the browser's Host passed on: the name must be in [web] allowed_hosts (DNS
+    # rebinding), then the change is accepted.
+    passed_on = {
+        "X-CSRF-Token": csrf,
+        "Origin": "https://charger.example",
+        "Host": "charger.example",
+    }
+    unknown_name = await page.post("/api/keys", json=change, headers=passed_on)
+    assert unknown_name.status == 403, await unknown_name.text()
+    page.app[web_server.HOSTS].names |= {"charger.example"}  # allowed_hosts = [that name]
+    accepted = await page.post("/api/keys", json=change, headers=passed_on)
+    assert accepted.status == 200, await accepted.text()
     ok = await page.post("/api/keys", json=change, headers={"X-CSRF-Token": csrf})
     assert (await ok.json())["status"] == "Accepted"
     assert (await (await page.get("/api/session")).json())["logged_in"] is True
@@ -363,6 +365,12 @@ async def test_bench_commands_run_the_bench_code_only_on_the_bench(
     assert min((await house.json())["site"]["grid_current_a"]) >= 20  # the house load read
     bad = await page.post("/api/bench", json={"cmd": "fault", "name": "x"}, headers=headers)
     assert bad.status == 400 and "unknown fault" in (await bad.json())["error"]
+    # Refusals are sentences for the person at the page, not Python's error text.
+    odd = await page.post("/api/bench", json={"cmd": "plug", "connector": "x"}, headers=headers)
+    assert (odd.status, (await odd.json())["error"]) == (
+        400,
+        'connector must be a connector number (1, 2 ...), not "x"',
+    )
     # The same controller without its bench (a real charger): no bench commands.
     real = replace(rig.running, bench_control=None)
     other = await aiohttp_client(
@@ -479,6 +487,68 @@ async def test_an_ipv6_address_is_served_and_logged_as_a_browser_takes_it(
             assert answer.status == 200
     finally:
         await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_wildcard_bind_logs_addresses_an_installer_can_type(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``bind = "0.0.0.0"``: the start line names this machine's addresses and its host name,
+    never the wildcard a browser cannot open; each address named serves the page."""
+    caplog.set_level(logging.INFO, logger="firmware.web.server")
+    server = WebServer(rig.running, WebSettings(enabled=True, bind="0.0.0.0", port=0))
+    assert await server.start()
+    try:
+        line = next(r.getMessage() for r in caplog.records if "web page on" in r.getMessage())
+        assert line.startswith("web page on every address of this machine: http://"), line
+        assert "0.0.0.0" not in line and line.endswith(" (read-only)"), line
+        named = re.findall(r"http://[^ ,]+/", line)
+        assert named[-1] == f"http://{socket.gethostname()}:{server.port}/", line
+        assert server.url == named[0]
+        async with aiohttp.ClientSession() as client:
+            for url in named[:-1]:  # the host name may not resolve on a test machine
+                answer = await client.get(url + "api/status")
+                assert answer.status == 200, url
+    finally:
+        await server.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_page_asked_for_by_another_name_is_refused(
+    rig: Rig,
+    page: TestClient[Any, Any],
+    aiohttp_client: ClientFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """DNS rebinding: a web site whose name now resolves to the charger asks for the page with
+    its own name in Host.  Every request naming another host is refused (the page, the status,
+    the events, the login); the charger's addresses and names pass; [web] allowed_hosts adds a
+    reverse proxy's name, "*" any."""
+    caplog.set_level(logging.WARNING, logger="firmware.web.server")
+    rebound = {"Host": "rebind.attacker.example:8080"}
+    for method, path in (("GET", "/"), ("GET", "/api/status"), ("GET", "/api/events")):
+        answer = await page.request(method, path, headers=rebound)
+        assert answer.status == 403, path
+        assert "own addresses and names only" in (await answer.json())["error"]
+    login = await page.post("/api/login", json={"password": PASSWORD}, headers=rebound)
+    assert login.status == 403 and "Set-Cookie" not in login.headers
+    warned = [r for r in caplog.records if "rebind.attacker.example" in r.getMessage()]
+    assert len(warned) == 1, "one warning per host, not one per request"
+    hostname = socket.gethostname()
+    for host in ("localhost:8080", f"{hostname}:8080", f"{hostname}.local", "192.168.1.20:8080"):
+        assert (await page.get("/api/status", headers={"Host": host})).status == 200, host
+    proxied = await aiohttp_client(
+        make_app(
+            ControllerView(rig.running),
+            WebSettings(enabled=True, allowed_hosts=("charger.example",)),
+        )
+    )
+    assert (await proxied.get("/", headers={"Host": "Charger.Example"})).status == 200
+    assert (await proxied.get("/", headers=rebound)).status == 403
+    anyone = await aiohttp_client(
+        make_app(ControllerView(rig.running), WebSettings(enabled=True, allowed_hosts=("*",)))
+    )
+    assert (await anyone.get("/", headers=rebound)).status == 200
 
 
 @pytest.mark.asyncio

@@ -3,7 +3,9 @@ plug-ins, and the generated reference."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -342,6 +344,58 @@ def test_the_example_plugin_is_installed_and_loaded() -> None:
     assert keys.get("Acme.RingBrightness") == 70
     assert keys.change("Acme.SiteLabel", "Depot 4").status is ChangeStatus.REBOOT_REQUIRED
     assert keys.change("Acme.RingBrightness", "2").status is ChangeStatus.REJECTED
+
+
+PLUGIN_MODULE = """
+    from firmware.config_keys import Access, KeyDefinition, KeyType, str_key
+
+    def readable(ctx):
+        ctx.key(str_key("Wifi.Ssid"), "depot")
+        ctx.key(str_key("Wifi.WifiPassword"), "", access=Access.RW)
+
+    def read_only(ctx):
+        ctx.declare(KeyDefinition("Cloud.ApiToken", KeyType.STRING, "", access=Access.R))
+
+    def write_only(ctx):
+        ctx.key(str_key("Vault.ApiKey"), "", access=Access.W)
+"""
+
+
+def test_a_key_named_like_a_secret_must_be_write_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real plug-in module loaded through real entry points: a readable key called like a
+    secret (redaction's rule) is refused, with one line naming the plug-in and the key; its
+    plug-in is skipped whole; the same key write-only is accepted."""
+    from importlib.metadata import EntryPoint
+
+    (tmp_path / "vendor_secret_keys.py").write_text(textwrap.dedent(PLUGIN_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    points = [
+        EntryPoint(prefix, f"vendor_secret_keys:{function}", ENTRY_POINT_GROUP)
+        for prefix, function in (
+            ("Wifi", "readable"),
+            ("Cloud", "read_only"),
+            ("Vault", "write_only"),
+        )
+    ]
+    caplog.set_level(logging.INFO, logger="firmware.plugins")
+    keys = registry()
+    loaded = load_plugins(keys, None, points)
+    assert [p.prefix for p in loaded] == ["Vault"]
+    assert "Wifi.Ssid" not in keys and "Wifi.WifiPassword" not in keys
+    assert "Cloud.ApiToken" not in keys
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 2, errors
+    assert all("\n" not in line for line in errors)
+    assert errors[0].startswith("plug-in Cloud (vendor_secret_keys:read_only) failed")
+    assert (
+        "key Cloud.ApiToken is named like a secret but declared readable (access R)" in (errors[0])
+    )
+    assert errors[1].startswith("plug-in Wifi (vendor_secret_keys:readable) failed")
+    assert "Wifi.WifiPassword" in errors[1] and "access=Access.W" in errors[1]
+    assert keys.change("Vault.ApiKey", "vault-key-1234").status is ChangeStatus.ACCEPTED
+    assert "Vault.ApiKey" not in {str(d.name) for d, _ in keys.readable()}
 
 
 # ------------------------------------------------------------------------------- the reference

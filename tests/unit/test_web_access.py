@@ -27,6 +27,7 @@ from firmware.web.auth import (
     hash_problem,
     verify_password,
 )
+from firmware.web.hosts import HostCheck, machine_names, urls
 from firmware.web.view import FrameBuffer, PowerHistory, mask_id_tag
 from tests.conftest import REPO
 
@@ -133,6 +134,67 @@ def test_every_mistake_in_web_is_one_line() -> None:
         "[web] port must be between 0 and 65535 (0: any free port), not 70000",
         "[web] unknown key passwd; did you mean password_hash?",
     ]
+
+
+def test_allowed_hosts_are_names_or_addresses_each_mistake_one_line() -> None:
+    web = parse(
+        _with_web({"enabled": True, "allowed_hosts": ["charger.example", "10.0.0.7", "[::1]"]})
+    ).web
+    assert web.allowed_hosts == ("charger.example", "10.0.0.7", "[::1]")
+    assert parse(_with_web({"allowed_hosts": ["*"]})).web.allowed_hosts == ("*",)
+    with pytest.raises(SettingsError) as caught:
+        parse(
+            _with_web(
+                {"allowed_hosts": ["https://charger.example/", "charger.example:8443", "", 7]}
+            )
+        )
+    hint = "must be a host name such as charger.example (no scheme, port or path), an IP address "
+    assert caught.value.problems == [
+        f'[web] allowed_hosts item 1 {hint}or "*", not "https://charger.example/"',
+        f'[web] allowed_hosts item 2 {hint}or "*", not "charger.example:8443"',
+        f'[web] allowed_hosts item 3 {hint}or "*", not ""',
+        "[web] allowed_hosts item 4 must be a string, not the number 7",
+    ]
+    with pytest.raises(SettingsError) as one:
+        parse(_with_web({"allowed_hosts": "charger.example"}))
+    assert one.value.problems == [
+        '[web] allowed_hosts must be an array, not the string "charger.example"'
+    ]
+
+
+def test_the_host_check_lets_addresses_and_this_machine_s_names_through() -> None:
+    """DNS rebinding carries the attacker's name in Host: names are checked, addresses
+    written as digits (IPv4, bracketed IPv6) pass, and [web] allowed_hosts adds names."""
+    check = HostCheck(hostname="Charger7")
+    for host in (
+        None,
+        "127.0.0.1:8080",
+        "192.168.1.20",
+        "[::1]:8080",
+        "[fd00::2]",
+        "localhost:8080",
+        "LOCALHOST",
+        "charger7:8080",
+        "charger7.local:8080",
+        "charger7.local.",
+    ):
+        assert check.allows(host), host
+    for host in ("rebind.attacker.example:8080", "127.0.0.1.nip.io", "charger7.evil", "", ":"):
+        assert not check.allows(host), host
+    proxied = HostCheck(["Charger.Example"], hostname="charger7")
+    assert proxied.allows("charger.example:443") and not proxied.allows("other.example")
+    assert HostCheck(["*"], hostname="charger7").allows("anything.example")
+    assert machine_names("pi.example.org") == {"localhost", "pi.example.org"}
+
+
+def test_the_start_line_names_addresses_a_browser_takes() -> None:
+    assert urls("127.0.0.1", 8080) == ["http://127.0.0.1:8080/"]
+    assert urls("::1", 8080) == ["http://[::1]:8080/"]
+    for wildcard in ("0.0.0.0", "::", "0:0::0"):
+        named = urls(wildcard, 8080, hostname="charger7")
+        assert named[-1] == "http://charger7:8080/", named
+        assert all("0.0.0.0" not in u and "[::]" not in u for u in named), named
+        assert all(not u.startswith(("http://127.", "http://[::1]")) for u in named), named
 
 
 def test_chargepoint_web_password_prints_the_line_for_the_file() -> None:
