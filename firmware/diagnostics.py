@@ -44,12 +44,10 @@ import io
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
@@ -320,6 +318,8 @@ def _own_unit() -> str | None:
 
 def versions_text(product: str) -> str:
     """The product, Python, the OS, the kernel and every installed distribution, one a line."""
+    import platform  # only when a bundle is made
+
     lines = [
         f"pi-chargepoint {product}",
         f"python {sys.version.split()[0]} ({platform.python_implementation()}, {sys.executable})",
@@ -387,6 +387,8 @@ def pack_bundle(
     frames' idTag fields ``***`` and every known idTag elsewhere (``id_tags`` and the frames'
     own, ``frame_id_tags``) masked but its last 4 characters (``redaction.hide_id_tags``), a
     log's oldest lines cut beyond ``MEMBER_MAX_BYTES``."""
+    import tarfile  # only when a bundle is made
+
     known = set(id_tags)
     for text in texts.values():
         known |= frame_id_tags(text)

@@ -16,7 +16,6 @@ fails.
 
 from __future__ import annotations
 
-import ftplib
 import os
 import shutil
 import ssl
@@ -29,14 +28,7 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from firmware.redaction import without_credentials
-from firmware.transfer import (
-    Abort,
-    check_location,
-    failure,
-    ftp_login,
-    http_opener,
-    http_request,
-)
+from firmware.transfer import Abort, check_location
 
 BLOCK = 64 * 1024
 TIMEOUT_S = 60.0
@@ -80,6 +72,9 @@ def fetch(
     """Blocking: download ``url`` into ``dest`` (written as ``dest``.<random>.part, renamed
     when complete); returns its size in bytes.  Raises DownloadError (Cancelled) with the reason,
     leaving no partial file.  ``free_bytes`` (tests): the free space of a directory."""
+    # The clients (urllib.request, http.client, ftplib) only when an update downloads.
+    from firmware.transfer_clients import failure
+
     shown = without_credentials(url)
     problem = check_location(url)
     if problem:
@@ -197,6 +192,8 @@ class _Sink:
 
 
 def _http(url: str, sink: _Sink, tls: ssl.SSLContext | None, timeout: float, abort: Abort) -> None:
+    from firmware.transfer_clients import http_opener, http_request
+
     with http_opener(tls, abort).open(http_request(url), timeout=timeout) as response:
         if not 200 <= response.status < 300:
             raise DownloadError(f"{sink.shown}: HTTP {response.status}")
@@ -209,6 +206,10 @@ def _http(url: str, sink: _Sink, tls: ssl.SSLContext | None, timeout: float, abo
 
 
 def _ftp(url: str, sink: _Sink, tls: ssl.SSLContext | None, timeout: float, abort: Abort) -> None:
+    import ftplib
+
+    from firmware.transfer_clients import ftp_login
+
     path = unquote(urlsplit(url).path)
     with ftp_login(url, tls, timeout, abort) as ftp:
         ftp.voidcmd("TYPE I")

@@ -27,16 +27,18 @@ import logging
 import re
 import ssl
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from firmware.clock import utcnow
 from firmware.redaction import without_credentials
-from firmware.transfer import Abort, failure, ftp_login, http_opener, http_request
+from firmware.transfer import Abort
+
+if TYPE_CHECKING:
+    import urllib.request
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,9 @@ def upload(
     """Blocking upload of ``data`` to ``url`` (the file's URL: ``target``); UploadError
     (without credentials) if it fails.  ``content_type``: the file's type, for HTTP.
     ``abort`` set from another thread stops it at once (UploadError "cancelled")."""
+    # The clients (urllib.request, http.client, ftplib) only when a file goes out.
+    from firmware.transfer_clients import failure
+
     parts = urlsplit(url)
     shown = without_credentials(url)
     try:
@@ -186,6 +191,10 @@ def _http_send(
     content_type: str,
     abort: Abort | None,
 ) -> None:
+    import urllib.error
+
+    from firmware.transfer_clients import http_opener, http_request
+
     opener = http_opener(tls, abort)
     shown = without_credentials(url)
     request = http_request(url, method="PUT", data=data, headers={"Content-Type": content_type})
@@ -227,6 +236,8 @@ def multipart(filename: str, data: bytes, content_type: str) -> tuple[bytes, str
 def _ftp_store(
     url: str, data: bytes, tls: ssl.SSLContext | None, timeout: float, abort: Abort | None
 ) -> None:
+    from firmware.transfer_clients import ftp_login
+
     with ftp_login(url, tls, timeout, abort) as ftp:
         ftp.storbinary(f"STOR {unquote(urlsplit(url).path)}", io.BytesIO(data))
 
