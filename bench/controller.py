@@ -34,18 +34,15 @@ from typing import IO, Any
 def install_wiring(spec: dict[str, Any]) -> Any:
     """Make gpiozero's default pin factory a mock one wired as ``spec`` says; returns it."""
     from gpiozero import Device
-    from gpiozero.pins.mock import MockFactory, MockPWMPin, PinState
+    from gpiozero.pins.mock import MockFactory, PinState
+
+    from hal.sim.pins import wired_pin_class
 
     on_change: dict[int, Callable[[float], None]] = {}
 
-    class WiredPin(MockPWMPin):
-        wire: bool | None = None
+    wired: Any = wired_pin_class()  # made at run time: gpiozero is imported lazily
 
-        def _set_pull(self, value: str) -> None:
-            super()._set_pull(value)
-            if self.wire is not None:
-                self.drive_high() if self.wire else self.drive_low()
-
+    class WiredPin(wired):
         def _change_state(self, value: float) -> bool:
             changed = bool(super()._change_state(value))
             if changed:

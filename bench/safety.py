@@ -54,18 +54,15 @@ class _Pins:
 
 
 def _factory(watched: set[int]) -> _Pins:
-    from gpiozero.pins.mock import MockFactory, MockPWMPin, PinState
+    from gpiozero.pins.mock import MockFactory, PinState
+
+    from hal.sim.pins import wired_pin_class
 
     pins = _Pins(None)
 
-    class TimedPin(MockPWMPin):
-        wire: bool | None = None
+    wired: Any = wired_pin_class()  # made at run time: gpiozero is imported lazily
 
-        def _set_pull(self, value: str) -> None:
-            super()._set_pull(value)
-            if self.wire is not None:
-                self.drive_high() if self.wire else self.drive_low()
-
+    class TimedPin(wired):
         def _change_state(self, value: float) -> bool:
             changed = bool(super()._change_state(value))
             if changed:

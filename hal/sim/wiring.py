@@ -21,23 +21,7 @@ from hal.config import ConnectorHardware, HardwareConfig
 from hal.modbus.server import RegisterServer
 from hal.sim.ev import SimulatedEv
 from hal.sim.modbus_devices import SimulatedEvseBoard, SimulatedMeter
-
-
-def wired_pin_class() -> type:
-    """gpiozero's mock pin plus a wire: a switch or module output that holds an input at a level
-    whatever pull resistor the driver configures (the plain mock lets the pull win, which would
-    make a closed NC emergency stop read as pressed)."""
-    from gpiozero.pins.mock import MockPWMPin
-
-    class WiredPin(MockPWMPin):
-        wire: bool | None = None
-
-        def _set_pull(self, value: str) -> None:
-            super()._set_pull(value)
-            if self.wire is not None:
-                self.drive_high() if self.wire else self.drive_low()
-
-    return WiredPin
+from hal.sim.pins import wired_pin_class
 
 
 @dataclass
