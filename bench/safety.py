@@ -133,6 +133,31 @@ def _trips(
     return out
 
 
+def _trips_beside_loop(
+    blocked: bool,
+    trips: int,
+    arm: Callable[[], None],
+    fire: Callable[[], None],
+    fired_at: Callable[[], float | None],
+    on_loop: Callable[[asyncio.AbstractEventLoop], None] | None = None,
+) -> list[float]:
+    """``_trips`` from a worker thread beside an event loop, idle or blocked 200 ms at a time
+    (``_Loop``); ``on_loop`` is given the running loop first (a listener's hop onto it)."""
+    loop_state = _Loop(blocked)
+
+    async def main() -> list[float]:
+        if on_loop is not None:
+            on_loop(asyncio.get_running_loop())
+        blocker = asyncio.create_task(loop_state.run())
+        try:
+            return await asyncio.to_thread(_trips, loop_state, trips, arm, fire, fired_at)
+        finally:
+            loop_state.stop = True
+            await blocker
+
+    return asyncio.run(main())
+
+
 def _safety_case(source: str, blocked: bool, trips: int) -> tuple[list[float], float]:
     """Latencies (s), and the GIL switch interval in force while the HAL watched."""
     from hal.config import ContactorConfig, SafetyConfig
@@ -149,40 +174,27 @@ def _safety_case(source: str, blocked: bool, trips: int) -> tuple[list[float], f
     )
     switch = sys.getswitchinterval()  # as the HAL left it
     pin = RCD if source == "rcd" else ESTOP
-    loop_state = _Loop(blocked)
-    result: list[float] = []
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-
+    def listen(loop: asyncio.AbstractEventLoop) -> None:
         def listener(event: object) -> None:  # the firmware's: a hop onto the loop
             loop.call_soon_threadsafe(lambda: None)
 
         safety.set_listener(listener)
-        blocker = asyncio.create_task(loop_state.run())
 
-        def arm() -> None:
-            _hold(pins, pin, healthy[pin])
-            if not safety.reset():
-                raise RuntimeError("safety reset refused")
-            contactor.request_closed()
-            pins.low_at.pop(COIL, None)
+    def arm() -> None:
+        _hold(pins, pin, healthy[pin])
+        if not safety.reset():
+            raise RuntimeError("safety reset refused")
+        contactor.request_closed()
+        pins.low_at.pop(COIL, None)
 
-        def fire() -> None:
-            _hold(pins, pin, not healthy[pin])
-
-        try:
-            result.extend(
-                await asyncio.to_thread(
-                    _trips, loop_state, trips, arm, fire, lambda: pins.low_at.get(COIL)
-                )
-            )
-        finally:
-            loop_state.stop = True
-            await blocker
+    def fire() -> None:
+        _hold(pins, pin, not healthy[pin])
 
     try:
-        asyncio.run(main())
+        result = _trips_beside_loop(
+            blocked, trips, arm, fire, lambda: pins.low_at.get(COIL), on_loop=listen
+        )
     finally:
         safety.close()
         contactor.close()
@@ -197,34 +209,20 @@ def _bare_case(blocked: bool, trips: int) -> tuple[list[float], float]:
     out = OutputDevice(BARE_OUT, pin_factory=pins.factory)
     inp = DigitalInputDevice(BARE_IN, pull_up=False, pin_factory=pins.factory)
     inp.when_activated = out.off
-    loop_state = _Loop(blocked)
-    result: list[float] = []
 
-    async def main() -> None:
-        blocker = asyncio.create_task(loop_state.run())
-
-        def arm() -> None:
-            pins.factory.pin(BARE_IN).drive_low()
-            out.on()
-            pins.low_at.pop(BARE_OUT, None)
-
-        try:
-            result.extend(
-                await asyncio.to_thread(
-                    _trips,
-                    loop_state,
-                    trips,
-                    arm,
-                    pins.factory.pin(BARE_IN).drive_high,
-                    lambda: pins.low_at.get(BARE_OUT),
-                )
-            )
-        finally:
-            loop_state.stop = True
-            await blocker
+    def arm() -> None:
+        pins.factory.pin(BARE_IN).drive_low()
+        out.on()
+        pins.low_at.pop(BARE_OUT, None)
 
     try:
-        asyncio.run(main())
+        result = _trips_beside_loop(
+            blocked,
+            trips,
+            arm,
+            pins.factory.pin(BARE_IN).drive_high,
+            lambda: pins.low_at.get(BARE_OUT),
+        )
     finally:
         inp.close()
         out.close()
