@@ -37,7 +37,6 @@ are read line by line, those last written before the window not at all.
 
 from __future__ import annotations
 
-import ast
 import collections
 import functools
 import io
@@ -68,15 +67,6 @@ log = logging.getLogger(__name__)
 MEMBER_MAX_BYTES = 4 * 1024 * 1024
 BUNDLE_MAX_BYTES = 24 * 1024 * 1024
 JOURNAL_TIMEOUT_S = 20.0
-# "idTag": "ABC" in a frame as JSON, as a Python repr ('idTag': 'ABC'), or as JSON quoted in a
-# string (\"idTag\": \"ABC\"): the value whole, whatever it holds (an idTag is any CiString20:
-# quotes and backslashes escaped, non-ASCII as \uXXXX).
-_ID_TAG_FIELD = re.compile(
-    r"""(?P<head>["'](?:parentIdTag|idTag)["']\s*:\s*)"""
-    r"""(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
-    r"""|(?P<quoted>\\"(?:parentIdTag|idTag)\\"\s*:\s*)"""
-    r'(?P<qvalue>\\"(?:[^"\\]|\\\\\\.|\\\\[^\\"])*\\")'
-)
 # The message log's line start ("%(asctime)s": local time, milliseconds after a comma).
 _MESSAGE_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}),(\d{3}) ")
 
@@ -346,58 +336,25 @@ def _os_release() -> str:
     return m.group(1) if m else "unknown"
 
 
-def mask_id_tags(text: str) -> str:
-    """Every ``idTag`` / ``parentIdTag`` field of an OCPP frame in ``text`` with ``***`` as
-    its value (personal data: a card's number names its holder to whoever has the list)."""
-
-    def masked(m: re.Match[str]) -> str:
-        if m.group("head") is not None:
-            return f'{m.group("head")}"***"'
-        return f'{m.group("quoted")}\\"***\\"'
-
-    return _ID_TAG_FIELD.sub(masked, text)
-
-
-def frame_id_tags(text: str) -> set[str]:
-    """The values of every ``idTag`` / ``parentIdTag`` field of the OCPP frames in ``text``
-    (JSON, a Python repr, JSON quoted in a string), decoded: the idTags the logs may also
-    name in free text."""
-    out: set[str] = set()
-    for m in _ID_TAG_FIELD.finditer(text):
-        raw = m.group("value") or m.group("qvalue") or ""
-        try:
-            if raw.startswith("\\"):  # \"...\": JSON inside a JSON string
-                value = json.loads(json.loads('"' + raw[2:-2] + '"').join('""'))
-            elif raw.startswith("'"):
-                value = ast.literal_eval(raw)
-            else:
-                value = json.loads(raw)
-        except (ValueError, SyntaxError):
-            value = raw.strip("\\\"'")
-        if isinstance(value, str) and value:
-            out.add(value)
-    return out
-
-
 def pack_bundle(
     name: str, texts: dict[str, str], secrets: list[str], id_tags: Iterable[str] = ()
 ) -> bytes:
     """The gzip-compressed tar of ``texts`` (member path -> text) under the directory ``name``,
     each text scrubbed of ``secrets`` and every kind of secret (``redaction.scrub``), the
     frames' idTag fields ``***`` and every known idTag elsewhere (``id_tags`` and the frames'
-    own, ``frame_id_tags``) masked but its last 4 characters (``redaction.hide_id_tags``), a
-    log's oldest lines cut beyond ``MEMBER_MAX_BYTES``."""
+    own, ``redaction.frame_id_tags``) masked but its last 4 characters
+    (``redaction.hide_id_tags``), a log's oldest lines cut beyond ``MEMBER_MAX_BYTES``."""
     import tarfile  # only when a bundle is made
 
     known = set(id_tags)
     for text in texts.values():
-        known |= frame_id_tags(text)
+        known |= redaction.frame_id_tags(text)
     buffer = io.BytesIO()
     mtime = time.time()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for path in sorted(texts):
             text = redaction.hide_id_tags(redaction.scrub(texts[path], secrets), known)
-            data = mask_id_tags(text).encode()
+            data = redaction.mask_id_tags(text).encode()
             if len(data) > MEMBER_MAX_BYTES:
                 cut = data[-MEMBER_MAX_BYTES:]
                 cut = cut[cut.find(b"\n") + 1 :]
@@ -429,9 +386,7 @@ __all__ = [
     "BUNDLE_MAX_BYTES",
     "MEMBER_MAX_BYTES",
     "DiagnosticsCollector",
-    "frame_id_tags",
     "journal_lines",
-    "mask_id_tags",
     "pack_bundle",
     "versions_text",
 ]

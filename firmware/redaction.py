@@ -36,6 +36,8 @@ Kinds of secret, and what each becomes:
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
@@ -79,6 +81,15 @@ _URL_QUERY = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^?#\s\"'<>\\]*\?)[^#\s\"
 # The words that make a name (of a file setting, a configuration key) say it holds a secret.
 _SECRET_WORDS = r"password|passwd|secret|token|authorizationkey|private_?key|api_?key"
 _SECRET_WORD = re.compile(_SECRET_WORDS, re.IGNORECASE)
+# "idTag": "ABC" in a frame as JSON, as a Python repr ('idTag': 'ABC'), or as JSON quoted in a
+# string (\"idTag\": \"ABC\"): the value whole, whatever it holds (an idTag is any CiString20:
+# quotes and backslashes escaped, non-ASCII as \uXXXX).
+_ID_TAG_FIELD = re.compile(
+    r"""(?P<head>["'](?:parentIdTag|idTag)["']\s*:\s*)"""
+    r"""(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
+    r"""|(?P<quoted>\\"(?:parentIdTag|idTag)\\"\s*:\s*)"""
+    r'(?P<qvalue>\\"(?:[^"\\]|\\\\\\.|\\\\[^\\"])*\\")'
+)
 # A line ``name = value`` / ``name: value`` whose name says it holds a secret (any case; the name
 # may be quoted or dotted, as TOML allows).
 _SECRET_NAME = r"[\w.\"'-]*(?:" + _SECRET_WORDS + r")[\w.\"'-]*"
@@ -203,6 +214,39 @@ def hide_id_tags(text: str, id_tags: Iterable[str]) -> str:
     return pattern.sub(lambda m: mask_id_tag(m.group(0)), text)
 
 
+def mask_id_tags(text: str) -> str:
+    """Every ``idTag`` / ``parentIdTag`` field of an OCPP frame in ``text`` with ``***`` as
+    its value (personal data: a card's number names its holder to whoever has the list)."""
+
+    def masked(m: re.Match[str]) -> str:
+        if m.group("head") is not None:
+            return f'{m.group("head")}"***"'
+        return f'{m.group("quoted")}\\"***\\"'
+
+    return _ID_TAG_FIELD.sub(masked, text)
+
+
+def frame_id_tags(text: str) -> set[str]:
+    """The values of every ``idTag`` / ``parentIdTag`` field of the OCPP frames in ``text``
+    (JSON, a Python repr, JSON quoted in a string), decoded: the idTags the logs may also
+    name in free text."""
+    out: set[str] = set()
+    for m in _ID_TAG_FIELD.finditer(text):
+        raw = m.group("value") or m.group("qvalue") or ""
+        try:
+            if raw.startswith("\\"):  # \"...\": JSON inside a JSON string
+                value = json.loads(json.loads('"' + raw[2:-2] + '"').join('""'))
+            elif raw.startswith("'"):
+                value = ast.literal_eval(raw)
+            else:
+                value = json.loads(raw)
+        except (ValueError, SyntaxError):
+            value = raw.strip("\\\"'")
+        if isinstance(value, str) and value:
+            out.add(value)
+    return out
+
+
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every kind of secret above hidden, and every one of ``secrets`` (at least
     ``MIN_SECRET_LENGTH`` characters; any case; the longest first, so a secret containing
@@ -226,9 +270,11 @@ __all__ = [
     "SECRET_HEADERS",
     "WRITE_ONLY_KEY",
     "header_value",
+    "frame_id_tags",
     "hide_id_tags",
     "key_secrets",
     "mask_id_tag",
+    "mask_id_tags",
     "names_a_secret",
     "names_authorization_key",
     "redact_authorization_headers",

@@ -7,7 +7,7 @@ must not wear for a page).
 Secrets: idTags are masked except their last 4 characters (``mask_id_tag``); the URL is shown
 without credentials and the log and frames go through the one redaction
 (``firmware.redaction.scrub`` with the write-only keys' values, as GetLog uploads them, and
-``firmware.diagnostics.mask_id_tags``); AuthorizationKey is never listed
+``redaction.mask_id_tags``); AuthorizationKey is never listed
 (``KeyRegistry.readable``).
 """
 
@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from firmware import clock, redaction
 from firmware.config_keys import K, Source
-from firmware.diagnostics import mask_id_tags
 from firmware.logs import MESSAGE_LOGGER
 
 if TYPE_CHECKING:
@@ -107,7 +106,7 @@ class FrameBuffer(logging.Handler):
         if len(text) > FRAME_CHARS:
             # Masked before the cut: a cut through an idTag or a secret would leave the part
             # before it where the masks no longer find it.
-            text = mask_id_tags(redaction.scrub(text, self.secrets()))
+            text = redaction.mask_id_tags(redaction.scrub(text, self.secrets()))
             if len(text) > FRAME_CHARS:
                 text = f"{text[:FRAME_CHARS]}... ({len(text) - FRAME_CHARS} characters more)"
         self.lines.append((record.created, f"{_iso(stamp)} {text}"))
@@ -274,7 +273,7 @@ class ControllerView:
         wanted = query.casefold()
         out = []
         for _, line in entries:
-            shown = mask_id_tags(redaction.scrub(line, secrets))
+            shown = redaction.mask_id_tags(redaction.scrub(line, secrets))
             if wanted in shown.casefold():
                 out.append(shown)
         return out[-max(1, min(lines, LOG_LINES)) :]

@@ -19,8 +19,9 @@ import pytest
 
 from firmware import diagnostics
 from firmware.config_keys import K, Source, default_registry
-from firmware.diagnostics import DiagnosticsCollector, mask_id_tags, pack_bundle
+from firmware.diagnostics import DiagnosticsCollector, pack_bundle
 from firmware.logupload import DiagnosticsBuffer
+from firmware.redaction import mask_id_tags
 from firmware.settings_load import load
 from firmware.transactions import TransactionStore
 from tests.conftest import BENCH_TOML
